@@ -1,0 +1,43 @@
+# One command per CI step; `make ci` (or .ci/run, which also starts the databases) runs them all.
+# The first target run on a bare clone creates .venv and installs the package with its dev extra;
+# it reinstalls whenever pyproject.toml changes.
+
+PYTHON = python3
+VENV = .venv
+PY = $(VENV)/bin/python
+STAMP = $(VENV)/.make-stamp
+LINT_PATHS = lucid_orm tests examples bench
+# Git keeps no empty directories, so lint only the paths this checkout has.
+EXISTING_LINT_PATHS = `for p in $(LINT_PATHS); do [ -e $$p ] && echo $$p; done`
+
+.PHONY: install demo test lint typecheck fmt ci clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+# The whole suite, against SQLite, PostgreSQL and MariaDB (see .ci/run for the servers).
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check $(EXISTING_LINT_PATHS)
+	$(PY) -m ruff format --check $(EXISTING_LINT_PATHS)
+
+typecheck: $(STAMP)
+	$(PY) -m mypy lucid_orm
+
+fmt: $(STAMP)
+	$(PY) -m ruff check --fix $(EXISTING_LINT_PATHS)
+	$(PY) -m ruff format $(EXISTING_LINT_PATHS)
+
+ci: lint typecheck test
+
+clean:
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,29 @@
+"""lucid_orm: an async Active Record ORM for Python, after AdonisJS Lucid."""
+
+from .database import Database, QueryEvent, db
+from .errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, RelationNotLoadedError
+from .orm.base_model import BaseModel
+from .orm.columns import column, computed
+from .orm.hooks import after, before, scope
+from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
+from .query.paginator import SimplePaginator
+
+__all__ = [
+    "BaseModel",
+    "CamelCaseNamingStrategy",
+    "Database",
+    "IntegrityError",
+    "LucidError",
+    "ModelNotFoundError",
+    "QueryError",
+    "QueryEvent",
+    "RelationNotLoadedError",
+    "SimplePaginator",
+    "SnakeCaseNamingStrategy",
+    "after",
+    "before",
+    "column",
+    "computed",
+    "db",
+    "scope",
+]

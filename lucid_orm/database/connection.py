@@ -1,0 +1,224 @@
+"""One named connection: its URL, its engines (write, read replicas) and their event wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from ..errors import LucidError
+from .events import QueryEmitter, QueryEvent
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mysql+asyncmy",
+}
+
+_MEMORY = "sqlite://:memory:"
+
+
+def parse_url(url: str | URL) -> tuple[URL, bool]:
+    """Turn a plain URL into an async SQLAlchemy URL; returns ``(url, is_memory_sqlite)``."""
+    if isinstance(url, str) and url.strip() in (_MEMORY, "sqlite:///:memory:", "sqlite://"):
+        return make_url("sqlite+aiosqlite://"), True
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise LucidError(f"Invalid database URL {url!r}: {exc}", code="E_INVALID_URL") from exc
+    name = parsed.drivername
+    if "+" not in name:
+        if name not in _DRIVERS:
+            raise LucidError(
+                f'Unsupported database "{name}": use sqlite, postgresql or mysql',
+                code="E_INVALID_URL",
+            )
+        parsed = parsed.set(drivername=_DRIVERS[name])
+    memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+    return parsed, memory
+
+
+def mask(url: URL) -> str:
+    """The URL as text with its password hidden, for messages."""
+    return url.render_as_string(hide_password=True)
+
+
+class Connection:
+    """A named connection. Engines are created lazily, on first use, inside the running loop."""
+
+    def __init__(self, name: str, config: Mapping[str, Any], emitter: QueryEmitter) -> None:
+        self.name = name
+        self.config = dict(config)
+        self.debug = bool(config.get("debug", False))
+        self._emitter = emitter
+        replicas = config.get("replicas")
+        if replicas:
+            write = replicas.get("write")
+            reads = replicas.get("read") or []
+            if not write or not reads:
+                raise LucidError(
+                    f'Connection "{name}": replicas need a "write" config and a "read" list',
+                    code="E_INVALID_CONFIG",
+                )
+            self._write_cfg: dict[str, Any] = {**config, **write}
+            self._read_cfgs: list[dict[str, Any]] = [{**config, **r} for r in reads]
+        else:
+            if not config.get("url"):
+                raise LucidError(f'Connection "{name}" has no "url"', code="E_INVALID_CONFIG")
+            self._write_cfg = dict(config)
+            self._read_cfgs = []
+        self.url, self.is_memory = parse_url(self._write_cfg["url"])
+        self.dialect_name = self.url.get_backend_name()
+        self._write: _Engines | None = None
+        self._reads: list[_Engines] = []
+        self._read_cycle: Iterator[_Engines] | None = None
+        # sqlite://:memory: is one shared connection: transactions of two tasks must not mix.
+        self.lock: asyncio.Lock | None = asyncio.Lock() if self.is_memory else None
+        self.closed = False
+
+    # -- engines -------------------------------------------------------------------------------
+    def _ensure(self) -> _Engines:
+        if self.closed:
+            raise LucidError(
+                f'Connection "{self.name}" is closed: call db.configure() to open it again',
+                code="E_CONNECTION_CLOSED",
+            )
+        if self._write is None:
+            self._write = _Engines(self, self._write_cfg)
+            self._reads = [_Engines(self, cfg) for cfg in self._read_cfgs]
+            if self._reads:
+                self._read_cycle = itertools.cycle(self._reads)
+        return self._write
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._ensure().engine.dialect
+
+    def write_engines(self) -> _Engines:
+        return self._ensure()
+
+    def read_engines(self) -> _Engines:
+        write = self._ensure()
+        return next(self._read_cycle) if self._read_cycle is not None else write
+
+    @property
+    def has_replicas(self) -> bool:
+        return bool(self._read_cfgs)
+
+    async def close(self) -> None:
+        engines = ([self._write] if self._write else []) + self._reads
+        self._write, self._reads, self._read_cycle = None, [], None
+        self.closed = True
+        for eng in engines:
+            await eng.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def guard(self) -> AsyncIterator[None]:
+        """Serialises use of the single in-memory SQLite connection; a no-op elsewhere."""
+        if self.lock is None:
+            yield
+            return
+        async with self.lock:
+            yield
+
+
+class _Engines:
+    """A transactional engine and its autocommit twin (same pool) for one database URL."""
+
+    def __init__(self, conn: Connection, cfg: Mapping[str, Any]) -> None:
+        url, memory = parse_url(cfg["url"])
+        backend = url.get_backend_name()
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        pool = dict(cfg.get("pool") or {})
+        connect_args: dict[str, Any] = dict(cfg.get("connect_args") or {})
+        if memory:
+            kwargs["poolclass"] = StaticPool
+            connect_args.setdefault("check_same_thread", False)
+        elif backend != "sqlite" or pool:
+            if "max" in pool:
+                kwargs["pool_size"] = int(pool["max"])
+                kwargs["max_overflow"] = 0
+            if "timeout" in pool:
+                kwargs["pool_timeout"] = float(pool["timeout"])
+        if backend == "postgresql":
+            # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
+            settings = dict(connect_args.get("server_settings") or {})
+            settings.setdefault("timezone", "UTC")
+            connect_args["server_settings"] = settings
+        elif backend == "mysql":
+            connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+        kwargs["connect_args"] = connect_args
+        kwargs.update(cfg.get("engine_options") or {})
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.backend = backend
+        autocommit: dict[str, Any] = {"lucid_autocommit": True}
+        if backend == "postgresql":
+            # asyncpg switches AUTOCOMMIT locally: plain queries skip BEGIN/COMMIT round trips.
+            autocommit["isolation_level"] = "AUTOCOMMIT"
+        self.autocommit_engine: AsyncEngine = self.engine.execution_options(**autocommit)
+        sync = self.engine.sync_engine
+        if backend == "sqlite":
+            foreign_keys = cfg.get("foreign_keys", True)
+
+            @event.listens_for(sync, "connect")
+            def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+                # Let SQLAlchemy, not pysqlite, emit BEGIN so SAVEPOINTs work (SQLAlchemy docs).
+                dbapi_conn.isolation_level = None
+                if foreign_keys:
+                    cursor = dbapi_conn.cursor()
+                    cursor.execute("PRAGMA foreign_keys = ON")
+                    cursor.close()
+
+            @event.listens_for(sync, "begin")
+            def _sqlite_begin(sa_conn: Any) -> None:
+                if not sa_conn.get_execution_options().get("lucid_autocommit"):
+                    sa_conn.exec_driver_sql("BEGIN")
+
+        emitter = conn._emitter
+        name = conn.name
+        debug = conn.debug
+
+        @event.listens_for(sync, "before_cursor_execute")
+        def _before(_c: Any, _cur: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
+            if context is not None:
+                context._lucid_t0 = time.perf_counter()
+
+        @event.listens_for(sync, "after_cursor_execute")
+        def _after(
+            sa_conn: Any, _cur: Any, sql: str, params: Any, context: Any, many: bool
+        ) -> None:
+            if not (emitter.listeners or debug) or emitter.is_control(sql):
+                return
+            t0 = getattr(context, "_lucid_t0", None)
+            duration = (time.perf_counter() - t0) * 1000.0 if t0 is not None else 0.0
+            options = context.execution_options if context is not None else {}
+            if many:
+                bindings = [list(p) if isinstance(p, list | tuple) else p for p in params]
+            elif isinstance(params, Mapping):
+                bindings = list(params.values())
+            else:
+                bindings = list(params or ())
+            emitter.emit(
+                QueryEvent(
+                    sql=sql,
+                    bindings=bindings,
+                    connection=name,
+                    duration_ms=duration,
+                    model=options.get("lucid_model"),
+                    in_transaction=not sa_conn.get_execution_options().get("lucid_autocommit"),
+                ),
+                debug=debug,
+            )

@@ -1,0 +1,183 @@
+"""The process-wide ``Database`` manager (``lucid_orm.db``): named connections, query
+clients, transactions and query events."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..errors import LucidError
+from .connection import Connection
+from .events import QueryEmitter, QueryListener
+from .query_client import QueryClient
+from .transaction import TransactionClient, TransactionStarter
+
+if TYPE_CHECKING:
+    from ..query.database import DatabaseQueryBuilder
+    from ..query.insert import InsertQueryBuilder
+    from ..query.raw import Raw, RawQueryBuilder
+
+T = TypeVar("T")
+
+
+class Database:
+    """Manages named connections. Configure once at start-up::
+
+        db.configure(url="sqlite:///app.db")
+        db.configure(connection="pg", connections={"pg": {"url": "postgresql://..."}})
+
+    then ``db.from_("users")``, ``db.transaction()``, ``db.connection("pg")``… and
+    ``await db.close()`` (or ``async with db:``) at shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._connections: dict[str, Connection] = {}
+        self._default: str | None = None
+        self._emitter = QueryEmitter()
+        self._clients: dict[str, QueryClient] = {}
+
+    # -- configuration -------------------------------------------------------------------------
+    def configure(
+        self,
+        url: str | None = None,
+        *,
+        connection: str | None = None,
+        connections: Mapping[str, Mapping[str, Any]] | None = None,
+        debug: bool = False,
+        pool: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set up the connections. ``url=`` alone defines one connection named ``"default"``;
+        ``connections={name: {"url": ..., "pool": {"max": n}, "debug": bool,
+        "replicas": {"write": {...}, "read": [{...}, ...]}}}`` defines several, and
+        ``connection=`` names the default one (else the first)."""
+        if url is None and not connections:
+            raise LucidError("db.configure() needs url= or connections=", code="E_INVALID_CONFIG")
+        configs: dict[str, Mapping[str, Any]] = dict(connections or {})
+        if url is not None:
+            name = connection or "default"
+            configs[name] = {"url": url, "debug": debug, **({"pool": pool} if pool else {})}
+        default = connection or next(iter(configs))
+        if default not in configs:
+            raise LucidError(
+                f'Default connection "{default}" is not among the configured connections',
+                code="E_UNMANAGED_DB_CONNECTION",
+            )
+        built = {name: Connection(name, cfg, self._emitter) for name, cfg in configs.items()}
+        self._connections = built
+        self._clients = {}
+        self._default = default
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self._connections)
+
+    @property
+    def primary_connection_name(self) -> str:
+        """The default connection's name."""
+        if self._default is None:
+            raise LucidError(
+                "The database is not configured: call db.configure(url=...) first",
+                code="E_UNMANAGED_DB_CONNECTION",
+            )
+        return self._default
+
+    def get_connection(self, name: str | None = None) -> Connection:
+        """The ``Connection`` named ``name`` (default: the primary one)."""
+        key = name or self.primary_connection_name
+        found = self._connections.get(key)
+        if found is None:
+            raise LucidError(
+                f'Cannot find "{key}" connection: it is not configured (configured: '
+                f'{", ".join(sorted(self._connections)) or "none"})',
+                code="E_UNMANAGED_DB_CONNECTION",
+            )
+        return found
+
+    def connection(self, name: str | None = None) -> QueryClient:
+        """The query client of connection ``name`` (default: the primary one)."""
+        conn = self.get_connection(name)
+        client = self._clients.get(conn.name)
+        if client is None:
+            client = self._clients[conn.name] = QueryClient(conn)
+        return client
+
+    def engine(self, name: str | None = None) -> AsyncEngine:
+        """The SQLAlchemy ``AsyncEngine`` of the write side of ``name`` (for DDL and tooling)."""
+        return self.get_connection(name).write_engines().engine
+
+    def dialect_name(self, name: str | None = None) -> str:
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        return self.get_connection(name).dialect_name
+
+    # -- builders ------------------------------------------------------------------------------
+    def query(self, connection: str | None = None) -> DatabaseQueryBuilder:
+        """A select query builder: ``db.query().from_("users")``."""
+        return self.connection(connection).query()
+
+    def from_(self, table: Any, connection: str | None = None) -> DatabaseQueryBuilder:
+        """A select query builder for ``table``: ``await db.from_("users").where("id", 1)``."""
+        return self.connection(connection).from_(table)
+
+    def insert_query(self, connection: str | None = None) -> InsertQueryBuilder:
+        """An insert query builder."""
+        return self.connection(connection).insert_query()
+
+    def table(self, table: str, connection: str | None = None) -> InsertQueryBuilder:
+        """Lucid's ``db.table(name)``: an insert query builder for ``name``."""
+        return self.connection(connection).table(table)
+
+    def raw(self, sql: str, bindings: Any = None) -> Raw:
+        """A raw SQL fragment to use inside queries: ``db.raw("count(*) > ?", [2])``."""
+        from ..query.raw import Raw
+
+        return Raw(sql, bindings)
+
+    def raw_query(
+        self, sql: str, bindings: Any = None, connection: str | None = None
+    ) -> RawQueryBuilder:
+        """An executable raw query: ``await db.raw_query("select * from users where id = ?",
+        [1])`` returns dicts (or the affected row count for writes)."""
+        return self.connection(connection).raw_query(sql, bindings)
+
+    # -- transactions --------------------------------------------------------------------------
+    def transaction(
+        self,
+        callback: Callable[[TransactionClient], T | Awaitable[T]] | None = None,
+        *,
+        isolation_level: str | None = None,
+        connection: str | None = None,
+    ) -> TransactionStarter[T]:
+        """Start a transaction: ``trx = await db.transaction()`` (unmanaged),
+        ``async with db.transaction() as trx:`` (managed) or
+        ``await db.transaction(callback)`` (managed; returns the callback's result)."""
+        return TransactionStarter(self.get_connection(connection), callback, isolation_level)
+
+    # -- events --------------------------------------------------------------------------------
+    def on_query(self, listener: QueryListener) -> Callable[[], None]:
+        """Call ``listener(QueryEvent)`` for every statement; returns an unsubscribe function."""
+        return self._emitter.subscribe(listener)
+
+    # -- shutdown ------------------------------------------------------------------------------
+    async def close(self, name: str | None = None) -> None:
+        """Close the pools of every connection (or of ``name``)."""
+        targets = [self.get_connection(name)] if name else list(self._connections.values())
+        for conn in targets:
+            await conn.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+db = Database()
+"""The process-wide database manager."""

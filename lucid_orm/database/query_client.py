@@ -1,0 +1,188 @@
+"""Query clients: run compiled statements on a connection, outside or inside a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+
+from ..errors import IntegrityError, LucidError, QueryError
+from .connection import Connection, mask
+
+if TYPE_CHECKING:
+    from ..query.database import DatabaseQueryBuilder
+    from ..query.insert import InsertQueryBuilder
+    from ..query.raw import RawQueryBuilder
+    from .transaction import TransactionClient, TransactionStarter
+
+
+@dataclass(slots=True)
+class ExecResult:
+    """What a statement returned: rows (tuples) with their column keys, and counters."""
+
+    rows: Sequence[Sequence[Any]]
+    keys: list[str]
+    rowcount: int
+    lastrowid: Any = None
+
+    def dicts(self) -> list[dict[str, Any]]:
+        keys = self.keys
+        return [dict(zip(keys, row, strict=False)) for row in self.rows]
+
+
+class Client(Protocol):
+    """What builders need from a client: run statements and know the dialect."""
+
+    connection_name: str
+    is_transaction: bool
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def dialect_name(self) -> str: ...
+
+    async def execute(
+        self, stmt: Executable, *, write: bool, model: str | None = None
+    ) -> ExecResult: ...
+
+
+def _driver_error(exc: sa_exc.DBAPIError) -> BaseException:
+    orig: BaseException = exc.orig if exc.orig is not None else exc
+    # SQLAlchemy's asyncpg adapter wraps asyncpg's error; the driver's own one is the cause.
+    cause = orig.__cause__
+    if type(orig).__module__.startswith("sqlalchemy") and cause is not None:
+        return cause
+    return orig
+
+
+def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
+    """A driver error as ``QueryError`` (``IntegrityError`` for constraint violations)."""
+    original = _driver_error(exc)
+    params = exc.params
+    if isinstance(params, dict):
+        bindings = list(params.values())
+    elif isinstance(params, list | tuple):
+        bindings = list(params)
+    else:
+        bindings = []
+    cls = IntegrityError if isinstance(exc, sa_exc.IntegrityError) else QueryError
+    message = str(original).strip() or type(original).__name__
+    return cls(message, sql=exc.statement, bindings=bindings, original=original)
+
+
+async def run_statement(
+    conn: AsyncConnection, stmt: Executable, model: str | None
+) -> ExecResult:
+    """Execute one statement and read its whole result."""
+    try:
+        if model is None:
+            result = await conn.execute(stmt)
+        else:
+            result = await conn.execute(stmt, execution_options={"lucid_model": model})
+        if result.returns_rows:
+            keys = list(result.keys())
+            rows = result.all()
+            return ExecResult(rows, keys, result.rowcount)
+        return ExecResult((), [], result.rowcount, getattr(result, "lastrowid", None))
+    except sa_exc.DBAPIError as exc:
+        raise wrap_error(exc) from exc
+
+
+def connect_error(connection: Connection, exc: BaseException) -> LucidError:
+    return LucidError(
+        f'Cannot connect to "{connection.name}" ({mask(connection.url)}): {exc}',
+        code="E_CONNECTION_FAILED",
+    )
+
+
+class _ClientMixin:
+    """Builder factories shared by the plain client and the transaction client."""
+
+    connection_name: str
+
+    def query(self) -> DatabaseQueryBuilder:
+        """A select query builder on this client: ``client.query().from_("users")``."""
+        from ..query.database import DatabaseQueryBuilder
+
+        return DatabaseQueryBuilder(self)  # type: ignore[arg-type]
+
+    def from_(self, table: Any) -> DatabaseQueryBuilder:
+        """A select query builder for ``table``."""
+        return self.query().from_(table)
+
+    def insert_query(self) -> InsertQueryBuilder:
+        """An insert query builder: ``client.insert_query().table("users").insert({...})``."""
+        from ..query.insert import InsertQueryBuilder
+
+        return InsertQueryBuilder(self)  # type: ignore[arg-type]
+
+    def table(self, table: str) -> InsertQueryBuilder:
+        """Lucid's ``table()``: an insert query builder for ``table``."""
+        return self.insert_query().table(table)
+
+    def raw_query(self, sql: str, bindings: Any = None) -> RawQueryBuilder:
+        """An executable raw query with ``?`` + list or ``:name`` + dict bindings."""
+        from ..query.raw import RawQueryBuilder
+
+        return RawQueryBuilder(self, sql, bindings)  # type: ignore[arg-type]
+
+
+class QueryClient(_ClientMixin):
+    """A client outside any transaction: each statement checks a connection out of the pool.
+
+    Selects go to a read replica when the connection has replicas; everything else to the
+    write connection. Obtain one with ``db.connection(name)``.
+    """
+
+    is_transaction = False
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.connection_name = connection.name
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._connection.dialect
+
+    @property
+    def dialect_name(self) -> str:
+        return self._connection.dialect_name
+
+    async def execute(
+        self, stmt: Executable, *, write: bool, model: str | None = None
+    ) -> ExecResult:
+        """Run ``stmt`` in autocommit mode and return its result."""
+        engines = (
+            self._connection.write_engines() if write else self._connection.read_engines()
+        )
+        async with self._connection.guard():
+            try:
+                conn = await engines.autocommit_engine.connect()
+            except sa_exc.DBAPIError as exc:
+                raise connect_error(self._connection, _driver_error(exc)) from exc
+            except OSError as exc:
+                raise connect_error(self._connection, exc) from exc
+            try:
+                result = await run_statement(conn, stmt, model)
+                if write and engines.backend != "postgresql":
+                    await conn.commit()
+                return result
+            finally:
+                await conn.close()
+
+    def transaction(self, callback: Any = None, *, isolation_level: str | None = None) -> TransactionStarter[Any]:
+        """Start a transaction on this connection (see ``db.transaction``)."""
+        from .transaction import TransactionStarter
+
+        return TransactionStarter(self._connection, callback, isolation_level)
+
+    async def begin(self, isolation_level: str | None = None) -> TransactionClient:
+        from .transaction import TransactionClient
+
+        return await TransactionClient.begin(self._connection, isolation_level)

@@ -1,0 +1,92 @@
+"""Every error lucid_orm raises: ``LucidError`` with a ``code`` and a ``status``, and its kin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LucidError(Exception):
+    """Base error. ``str(exc)`` is the bare message; ``code`` and ``status`` carry the rest."""
+
+    code: str = "E_RUNTIME_EXCEPTION"
+    status: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class ModelNotFoundError(LucidError):
+    """Raised by ``find_or_fail``/``first_or_fail`` when no row matches."""
+
+    code = "E_ROW_NOT_FOUND"
+    status = 404
+
+    def __init__(self, message: str = "Row not found", *, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+
+
+class RelationNotLoadedError(LucidError, AttributeError):
+    """Reading a relation attribute that was never preloaded or loaded. Never queries."""
+
+    code = "E_RELATION_NOT_LOADED"
+
+    def __init__(self, model: str, relation: str) -> None:
+        instance = model[:1].lower() + model[1:]
+        super().__init__(
+            f'Relation "{relation}" of "{model}" is not loaded: use preload("{relation}") '
+            f'or await {instance}.load("{relation}")'
+        )
+        self.model = model
+        self.relation = relation
+
+
+class QueryError(LucidError):
+    """A database error from the driver, with the SQL and bindings that caused it."""
+
+    code = "E_QUERY_FAILED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sql: str | None = None,
+        bindings: list[Any] | None = None,
+        original: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.sql = sql
+        self.bindings = bindings if bindings is not None else []
+        self.original = original
+
+
+class IntegrityError(QueryError):
+    """A unique, foreign-key, not-null or check constraint violation."""
+
+    code = "E_INTEGRITY"
+
+
+def runtime_error(message: str) -> LucidError:
+    """A ``LucidError`` with code ``E_RUNTIME_EXCEPTION`` (relationship misuse and the like)."""
+    return LucidError(message, code="E_RUNTIME_EXCEPTION")
+
+
+def missing_attribute(message: str) -> LucidError:
+    """A ``LucidError`` with code ``E_MISSING_MODEL_ATTRIBUTE``."""
+    return LucidError(message, code="E_MISSING_MODEL_ATTRIBUTE")
+
+
+__all__ = [
+    "IntegrityError",
+    "LucidError",
+    "ModelNotFoundError",
+    "QueryError",
+    "RelationNotLoadedError",
+    "missing_attribute",
+    "runtime_error",
+]

@@ -1,0 +1,1175 @@
+"""``BaseModel``: the Active Record base class — columns, state, CRUD, the static finders, and
+serialization. Relations hook in through ``relations`` and the ``preloaded`` values."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import enum
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Self,
+    TypeVar,
+    dataclass_transform,
+)
+
+from sqlalchemy import insert
+from sqlalchemy import update as sa_update
+from sqlalchemy.sql import delete as sa_delete
+
+from ..database.manager import db
+from ..errors import LucidError, ModelNotFoundError
+from .columns import _UNSET, ColumnDef, computed
+from .hooks import Scope, collect_hooks, run_hooks
+from .model_info import ModelInfo, snapshot
+from .naming import NamingStrategy, SnakeCaseNamingStrategy
+
+if TYPE_CHECKING:
+    from ..database.query_client import Client
+    from ..database.transaction import TransactionClient
+    from .query_builder import ModelQueryBuilder
+
+R = TypeVar("R")
+
+_STATE_KEYS = frozenset(
+    {
+        "_lucid_original",
+        "_lucid_persisted",
+        "_lucid_deleted",
+        "_lucid_local",
+        "_lucid_extras",
+        "_lucid_preloaded",
+        "_lucid_trx",
+        "_lucid_sideloaded",
+    }
+)
+
+CLASS_OPTIONS = frozenset({"table", "connection", "naming_strategy", "serialize_extras", "primary_key"})
+
+
+def _model_error(message: str) -> LucidError:
+    return LucidError(message, code="E_INVALID_MODEL")
+
+
+def _unknown_attribute(model: str, key: str) -> LucidError:
+    return LucidError(
+        f'Cannot set "{key}" on "{model}" model: it is not a column',
+        code="E_UNKNOWN_ATTRIBUTE",
+    )
+
+
+def _deleted_error() -> LucidError:
+    return LucidError("Cannot mutate a deleted model instance", code="E_MODEL_DELETED")
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _pick(name: str, fields: Any) -> bool:
+    """Whether ``name`` survives a cherry-pick ``fields`` spec (a list = pick)."""
+    if not fields:
+        return True
+    if isinstance(fields, list | tuple | set | frozenset):
+        return name in fields
+    pick = fields.get("pick")
+    omit = fields.get("omit")
+    if pick is not None and name not in pick:
+        return False
+    return not (omit is not None and name in omit)
+
+
+def _as_mapping_list(values: Any, method: str) -> list[Mapping[str, Any]]:
+    if isinstance(values, Mapping) or not isinstance(values, Iterable):
+        raise LucidError(f"{method}() expects a list of mappings", code="E_INVALID_ARGUMENT")
+    out = list(values)
+    for item in out:
+        if isinstance(item, BaseModel):
+            raise LucidError(
+                f"{method}() expects plain mappings (dicts) of attribute values, not model "
+                f'instances ("{type(item).__name__}")',
+                code="E_INVALID_ARGUMENT",
+            )
+        if not isinstance(item, Mapping):
+            raise LucidError(
+                f"{method}() expects a list of mappings, got {item!r}", code="E_INVALID_ARGUMENT"
+            )
+    return out
+
+
+def _keys_list(keys: str | Sequence[str], method: str) -> list[str]:
+    out = [keys] if isinstance(keys, str) else list(keys)
+    if not out or not all(isinstance(k, str) for k in out):
+        raise LucidError(f"{method}() needs one or more attribute names as keys")
+    return out
+
+
+@dataclass_transform(kw_only_default=True, eq_default=False, field_specifiers=())
+class BaseModel:
+    """Base class of every model.
+
+    Declare columns as annotated class attributes assigned ``column()``; the table name comes
+    from the naming strategy (``User`` → ``users``) unless ``table = "..."`` is set::
+
+        class User(BaseModel):
+            id: int = column(is_primary=True)
+            email: str = column()
+    """
+
+    # -- class options (not columns) -----------------------------------------------------------
+    table: ClassVar[str]
+    connection: ClassVar[str | None] = None
+    primary_key: ClassVar[str] = "id"
+    naming_strategy: ClassVar[NamingStrategy] = SnakeCaseNamingStrategy()
+    serialize_extras: ClassVar[bool] = False
+    columns: ClassVar[dict[str, ColumnDef]] = {}
+    relations: ClassVar[dict[str, Any]] = {}
+    _lucid: ClassVar[ModelInfo]
+
+    # -- class creation ------------------------------------------------------------------------
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        annotations: dict[str, Any] = {}
+        columns: dict[str, ColumnDef] = {}
+        hooks: dict[str, list[Callable[..., Any]]] = {}
+        scopes: dict[str, Scope] = {}
+        computeds: dict[str, computed[Any]] = {}
+        relations: dict[str, Any] = {}
+        for base in reversed(cls.__mro__[1:]):
+            info: ModelInfo | None = base.__dict__.get("_lucid")
+            if info is None:
+                continue
+            annotations.update(info.annotations)
+            for name, col in info.columns.items():
+                columns[name] = ColumnDef(**{f: getattr(col, f) for f in col.__slots__})
+            for event, fns in info.hooks.items():
+                hooks.setdefault(event, []).extend(fns)
+            scopes.update(info.scopes)
+            computeds.update(info.computed)
+            relations.update({k: v.clone_for(cls) for k, v in info.relations.items()})
+        annotations.update(own.get("__annotations__", {}))
+        reserved = _reserved_names()
+        for name, value in list(own.items()):
+            if isinstance(value, ColumnDef):
+                if name in reserved:
+                    raise _model_error(
+                        f'"{cls.__name__}.{name}" cannot be a column: "{name}" is a reserved '
+                        "model name (choose another attribute and set column_name)"
+                    )
+                value.attribute_name = name
+                columns[name] = value
+                setattr(cls, name, None)  # unset columns read as None
+            elif isinstance(value, Scope):
+                scopes[name] = value
+            elif isinstance(value, computed):
+                computeds[name] = value
+            elif hasattr(value, "_lucid_relation"):
+                if name in reserved:
+                    raise _model_error(
+                        f'"{cls.__name__}.{name}" cannot be a relation: "{name}" is a reserved '
+                        "model name"
+                    )
+                relations[name] = value
+        for event, fns in collect_hooks(dict(own)).items():
+            hooks.setdefault(event, []).extend(fns)
+
+        strategy = cls.naming_strategy
+        for name, col in columns.items():
+            if col.column_name is None or col.attribute_name != name:
+                col.attribute_name = name
+                if col.column_name is None:
+                    col.column_name = strategy.column_name(cls, name)  # type: ignore[arg-type]
+            if col.serialize_as is _UNSET:
+                col.serialize_as = strategy.serialized_name(cls, name)  # type: ignore[arg-type]
+
+        primaries = [n for n, c in columns.items() if c.is_primary]
+        if len(primaries) > 1:
+            raise _model_error(
+                f'"{cls.__name__}" declares more than one primary key: {", ".join(primaries)}'
+            )
+        primary: str | None = primaries[0] if primaries else None
+        if primary is None and "id" in columns:
+            primary = "id"
+            columns["id"].is_primary = True
+        if primary is None and not abstract:
+            raise _model_error(
+                f'"{cls.__name__}" has no primary key: declare one with column(is_primary=True) '
+                'or a column named "id"'
+            )
+        if "table" in own:
+            table_name = own["table"]
+        else:
+            table_name = strategy.table_name(cls)  # type: ignore[arg-type]
+            if not abstract:
+                cls.table = table_name
+        if primary is not None:
+            cls.primary_key = primary
+        info = ModelInfo(
+            model=cls,
+            table_name=table_name,
+            columns=columns,
+            primary_key=primary,
+            abstract=abstract,
+            hooks=hooks,
+            scopes=scopes,
+            computed=computeds,
+            annotations=annotations,
+            relations=relations,
+        )
+        cls._lucid = info
+        cls.columns = columns
+        cls.relations = relations
+        for name, rel in relations.items():
+            rel.attach(cls, name)
+        info.resolve_types()
+        info.build_table()
+
+    @classmethod
+    def _info(cls) -> ModelInfo:
+        info = cls._lucid
+        if not info.types_resolved:
+            info.resolve_types()
+            info.build_table()
+        if info.abstract:
+            raise _model_error(f'"{cls.__name__}" is abstract: it maps no table')
+        return info
+
+    # -- construction --------------------------------------------------------------------------
+    def __init__(self, **values: Any) -> None:
+        d = self.__dict__
+        d["_lucid_persisted"] = False
+        d["_lucid_local"] = True
+        d["_lucid_original"] = {}
+        if values:
+            self.merge(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_lucid_deleted"):
+            raise _deleted_error()
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        pk = self.__dict__.get(type(self).primary_key, None)
+        state = "persisted" if self.is_persisted else "new"
+        return f"<{type(self).__name__} {type(self).primary_key}={pk!r} ({state})>"
+
+    @classmethod
+    def _hydrate(
+        cls, keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None = None
+    ) -> list[Self]:
+        """Rows → persisted instances: one plan per result shape, one dict copy per row."""
+        info = cls._lucid
+        plan = info.plan(keys)
+        attrs = plan.attributes
+        new = object.__new__
+        out: list[Self] = []
+        append = out.append
+        trx = client if client is not None and client.is_transaction else None
+        deep = plan.deep_copy
+        consume = plan.consume
+        if plan.all_columns and not deep and not consume and trx is None:
+            for row in rows:
+                obj = new(cls)
+                values = dict(zip(attrs, row, strict=False))
+                state = values.copy()
+                state["_lucid_original"] = values
+                state["_lucid_persisted"] = True
+                obj.__dict__ = state
+                append(obj)
+            return out
+        for row in rows:
+            obj = new(cls)
+            values = dict(zip(attrs, row, strict=False))
+            extras = {k: row[i] for i, k in plan.extras_index} if plan.extras_index else None
+            if extras:
+                for _i, k in plan.extras_index:
+                    values.pop(f"\x00{k}", None)
+            for attr, fn in consume:
+                if attr in values:
+                    values[attr] = fn(values[attr], attr, obj)
+            state = values.copy()
+            state["_lucid_original"] = snapshot(values, deep) if deep else values
+            state["_lucid_persisted"] = True
+            if extras:
+                state["_lucid_extras"] = extras
+            if trx is not None:
+                state["_lucid_trx"] = trx
+            obj.__dict__ = state
+            append(obj)
+        if trx is not None and out:
+            _clear_trx_after(trx, out)
+        return out
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Column values that are set, by attribute name (absent ≠ ``None``)."""
+        d = self.__dict__
+        return {k: d[k] for k in type(self).columns if k in d}
+
+    @property
+    def original(self) -> dict[str, Any]:
+        """Attribute values as last read from or written to the database."""
+        return dict(self.__dict__.get("_lucid_original") or {})
+
+    @property
+    def dirty(self) -> dict[str, Any]:
+        """Attributes changed since they were read or saved (all set ones for a new model)."""
+        d = self.__dict__
+        orig: dict[str, Any] = d.get("_lucid_original") or {}
+        persisted = d.get("_lucid_persisted", False)
+        out: dict[str, Any] = {}
+        for k in type(self).columns:
+            if k not in d:
+                continue
+            v = d[k]
+            if not persisted or k not in orig or orig[k] != v or type(orig[k]) is not type(v):
+                out[k] = v
+        return out
+
+    @property
+    def is_dirty(self) -> bool:
+        """Whether ``save()`` would write anything."""
+        return bool(self.dirty)
+
+    @property
+    def is_persisted(self) -> bool:
+        """Whether the row exists in the database (fetched or saved)."""
+        return bool(self.__dict__.get("_lucid_persisted", False))
+
+    @property
+    def is_new(self) -> bool:
+        """The opposite of ``is_persisted``."""
+        return not self.is_persisted
+
+    @property
+    def is_deleted(self) -> bool:
+        """Whether ``delete()`` removed this row."""
+        return bool(self.__dict__.get("_lucid_deleted", False))
+
+    @property
+    def is_local(self) -> bool:
+        """True when the instance was made in code (``User(...)``, ``create``), False when it
+        was fetched from the database."""
+        return bool(self.__dict__.get("_lucid_local", False))
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Values the query selected that are not columns (aggregates, pivot columns…)."""
+        d = self.__dict__
+        found = d.get("_lucid_extras")
+        if found is None:
+            found = d["_lucid_extras"] = {}
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def preloaded(self) -> dict[str, Any]:
+        """Relations loaded on this instance, by relation name."""
+        d = self.__dict__
+        found = d.get("_lucid_preloaded")
+        if found is None:
+            found = d["_lucid_preloaded"] = {}
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def sideloaded(self) -> dict[str, Any]:
+        """Values handed down with ``query.sideload({...})``."""
+        d = self.__dict__
+        found = d.get("_lucid_sideloaded")
+        if found is None:
+            found = d["_lucid_sideloaded"] = {}
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def trx(self) -> TransactionClient | None:
+        """The transaction this instance was fetched or saved through (cleared when it ends)."""
+        return self.__dict__.get("_lucid_trx")
+
+    def use_transaction(self, trx: TransactionClient) -> Self:
+        """Run this instance's next queries (save, delete, relations) in ``trx``."""
+        self.__dict__["_lucid_trx"] = trx
+        _clear_trx_after(trx, [self])
+        return self
+
+    def _ensure_not_deleted(self) -> None:
+        if self.__dict__.get("_lucid_deleted"):
+            raise _deleted_error()
+
+    # -- filling -------------------------------------------------------------------------------
+    def merge(self, values: Mapping[str, Any], allow_extra_properties: bool = False) -> Self:
+        """Set the given attributes, keeping the others. Unknown keys raise
+        ``E_UNKNOWN_ATTRIBUTE`` unless ``allow_extra_properties=True`` (then they go to
+        ``extras``)."""
+        self._ensure_not_deleted()
+        if not isinstance(values, Mapping):
+            raise LucidError(f"Expected a mapping of attributes, got {values!r}")
+        cols = type(self).columns
+        for key in values:
+            if key not in cols and not allow_extra_properties:
+                raise _unknown_attribute(type(self).__name__, key)
+        d = self.__dict__
+        for key, value in values.items():
+            if key in cols:
+                d[key] = value
+            else:
+                self.extras[key] = value
+        return self
+
+    def fill(self, values: Mapping[str, Any], allow_extra_properties: bool = False) -> Self:
+        """Replace all attributes with ``values`` (Lucid's ``fill``); the primary key of a
+        persisted instance is kept."""
+        self._ensure_not_deleted()
+        cols = type(self).columns
+        for key in values:
+            if key not in cols and not allow_extra_properties:
+                raise _unknown_attribute(type(self).__name__, key)
+        d = self.__dict__
+        pk = type(self).primary_key
+        for key in cols:
+            if key in d and not (key == pk and self.is_persisted):
+                del d[key]
+        return self.merge(values, allow_extra_properties)
+
+    # -- clients -------------------------------------------------------------------------------
+    @classmethod
+    def _client(cls, client: Client | None = None, connection: str | None = None) -> Client:
+        if client is not None:
+            return client
+        return db.connection(connection or cls.connection)
+
+    def _instance_client(self) -> Client:
+        d = self.__dict__
+        client = d.get("_lucid_trx") or d.get("_lucid_client")
+        if client is not None:
+            return client  # type: ignore[no-any-return]
+        return db.connection(type(self).connection)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _prepared(self, attrs: Mapping[str, Any]) -> dict[Any, Any]:
+        info = type(self)._info()
+        table = info.table
+        assert table is not None
+        out: dict[Any, Any] = {}
+        for key, value in attrs.items():
+            col = info.columns[key]
+            if col.prepare is not None:
+                value = col.prepare(value, key, self)
+            out[table.c[col.column_name]] = value
+        return out
+
+    def _touch(self, creating: bool) -> None:
+        d = self.__dict__
+        now = _dt.datetime.now(_dt.UTC)
+        for name, col in type(self).columns.items():
+            if col.kind not in ("datetime", "date"):
+                continue
+            value = now if col.kind == "datetime" else now.date()
+            if creating and (col.auto_create or col.auto_update) and d.get(name) is None:
+                d[name] = value
+            elif not creating and col.auto_update:
+                d[name] = value
+
+    async def save(self) -> Self:
+        """Insert (new instance) or update the dirty attributes (persisted instance). An
+        unchanged persisted instance issues no query. Runs the save/create/update hooks."""
+        self._ensure_not_deleted()
+        cls = type(self)
+        hooks = cls._lucid.hooks
+        creating = not self.is_persisted
+        event = "create" if creating else "update"
+        await run_hooks(hooks.get(f"before:{event}"), self)
+        await run_hooks(hooks.get("before:save"), self)
+        after = hooks.get(f"after:{event}") or hooks.get("after:save")
+        if not creating and not self.is_dirty:
+            await run_hooks(hooks.get(f"after:{event}"), self)
+            await run_hooks(hooks.get("after:save"), self)
+            return self
+        if after:
+            # An after hook that raises must leave nothing written: run write + hooks together.
+            client = self._instance_client()
+            async with client.transaction() as trx:
+                previous = self.__dict__.get("_lucid_trx")
+                self.__dict__["_lucid_trx"] = trx
+                try:
+                    await self._write(trx, creating)
+                    await run_hooks(hooks.get(f"after:{event}"), self)
+                    await run_hooks(hooks.get("after:save"), self)
+                finally:
+                    if previous is None:
+                        self.__dict__.pop("_lucid_trx", None)
+                    else:
+                        self.__dict__["_lucid_trx"] = previous
+            return self
+        await self._write(self._instance_client(), creating)
+        return self
+
+    async def _write(self, client: Client, creating: bool) -> None:
+        cls = type(self)
+        info = cls._info()
+        table = info.table
+        assert table is not None and info.primary_key is not None
+        pk_col = info.columns[info.primary_key]
+        d = self.__dict__
+        if creating:
+            self._touch(True)
+            values = self._prepared(self.attributes)
+            stmt = insert(table).values(values).returning(table.c[pk_col.column_name])
+            result = await client.execute(stmt, write=True, model=cls.__name__)
+            if result.rows and result.rows[0][0] is not None:
+                d[info.primary_key] = result.rows[0][0]
+            d["_lucid_persisted"] = True
+        else:
+            self._touch(False)
+            dirty = self.dirty
+            if dirty:
+                pk_value = self._pk_value("update")
+                stmt_u = (
+                    sa_update(table)
+                    .values(self._prepared(dirty))
+                    .where(table.c[pk_col.column_name] == pk_value)
+                )
+                await client.execute(stmt_u, write=True, model=cls.__name__)
+        attrs = self.attributes
+        deep = [n for n, c in cls.columns.items() if c.is_json]
+        d["_lucid_original"] = snapshot(attrs, deep) if deep else attrs
+        if client.is_transaction and d.get("_lucid_trx") is not client:
+            d["_lucid_trx"] = client
+            _clear_trx_after(client, [self])  # type: ignore[arg-type]
+
+    def _pk_value(self, action: str) -> Any:
+        cls = type(self)
+        pk = cls.primary_key
+        value = self.__dict__.get(pk)
+        if value is None:
+            raise LucidError(
+                f'Cannot {action} "{cls.__name__}" instance: its primary key "{pk}" is not set',
+                code="E_MISSING_MODEL_ATTRIBUTE",
+            )
+        return value
+
+    async def delete(self) -> None:
+        """Delete the row; the instance becomes read-only (``is_deleted``)."""
+        self._ensure_not_deleted()
+        cls = type(self)
+        info = cls._info()
+        table = info.table
+        assert table is not None and info.primary_key is not None
+        hooks = info.hooks
+        await run_hooks(hooks.get("before:delete"), self)
+        pk_col = table.c[info.columns[info.primary_key].column_name]
+        stmt = sa_delete(table).where(pk_col == self._pk_value("delete"))
+        await self._instance_client().execute(stmt, write=True, model=cls.__name__)
+        self.__dict__["_lucid_deleted"] = True
+        await run_hooks(hooks.get("after:delete"), self)
+
+    async def refresh(self) -> Self:
+        """Re-read every attribute from the database."""
+        self._ensure_not_deleted()
+        cls = type(self)
+        if not self.is_persisted:
+            raise LucidError("Cannot refresh an unpersisted model instance")
+        pk_value = self._pk_value("refresh")
+        fresh = await cls.query(client=self._instance_client()).where(
+            cls._info().columns[cls.primary_key].column_name or cls.primary_key, pk_value
+        ).first()
+        if fresh is None:
+            raise ModelNotFoundError(
+                f'"{cls.__name__}.refresh" failed: no row in "{cls._lucid.table_name}" where '
+                f'"{cls.primary_key}" = {pk_value!r}',
+                model=cls.__name__,
+            )
+        d = self.__dict__
+        for key in cls.columns:
+            d.pop(key, None)
+        fd = fresh.__dict__
+        for key in cls.columns:
+            if key in fd:
+                d[key] = fd[key]
+        d["_lucid_original"] = fd["_lucid_original"]
+        return self
+
+    async def lock_for_update(self, callback: Callable[[Self], Any]) -> Any:
+        """Re-fetch this row ``FOR UPDATE`` in a transaction and call ``callback(fresh)``
+        (awaited when async); returns its result."""
+        import inspect
+
+        cls = type(self)
+        pk_value = self._pk_value("lock")
+        async with self._instance_client().transaction() as trx:
+            fresh = (
+                await cls.query(client=trx)
+                .for_update()
+                .where(cls._info().columns[cls.primary_key].column_name or "id", pk_value)
+                .first()
+            )
+            if fresh is None:
+                raise LucidError("Cannot mutate a deleted model instance", code="E_MODEL_DELETED")
+            result = callback(fresh)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+    # -- static API ----------------------------------------------------------------------------
+    @classmethod
+    def query(
+        cls, *, client: Client | None = None, connection: str | None = None
+    ) -> ModelQueryBuilder[Self]:
+        """A query builder returning instances of this model: ``await User.query().where(...)``.
+        ``client=trx`` runs it in a transaction; ``connection=`` picks a named connection."""
+        from .query_builder import ModelQueryBuilder
+
+        return ModelQueryBuilder(cls, cls._client(client, connection))
+
+    @classmethod
+    def _pk_column(cls) -> str:
+        info = cls._info()
+        assert info.primary_key is not None
+        name = info.columns[info.primary_key].column_name
+        assert name is not None
+        return name
+
+    @classmethod
+    def _column_name(cls, attribute: str) -> str:
+        col = cls.columns.get(attribute)
+        if col is None:
+            raise LucidError(
+                f'"{attribute}" is not a column of "{cls.__name__}" model',
+                code="E_UNKNOWN_ATTRIBUTE",
+            )
+        assert col.column_name is not None
+        return col.column_name
+
+    @classmethod
+    def _check_pk_value(cls, value: Any) -> None:
+        if value is None or isinstance(value, bool | list | dict | tuple | set | BaseModel):
+            raise LucidError(
+                f'Invalid value {value!r} for primary key "{cls.__name__}.{cls.primary_key}"',
+                code="E_INVALID_ARGUMENT",
+            )
+
+    @classmethod
+    async def find(
+        cls, value: Any, *, client: Client | None = None, connection: str | None = None
+    ) -> Self | None:
+        """The row with this primary key, or ``None``."""
+        cls._check_pk_value(value)
+        return await cls.query(client=client, connection=connection).where(
+            cls._pk_column(), value
+        ).first()
+
+    @classmethod
+    async def find_or_fail(
+        cls, value: Any, *, client: Client | None = None, connection: str | None = None
+    ) -> Self:
+        """Like ``find``; raises ``ModelNotFoundError`` (``E_ROW_NOT_FOUND``, 404) when absent."""
+        found = await cls.find(value, client=client, connection=connection)
+        if found is None:
+            raise ModelNotFoundError(model=cls.__name__)
+        return found
+
+    @classmethod
+    def _search_query(
+        cls, search: Any, value: Any, client: Client | None, connection: str | None
+    ) -> ModelQueryBuilder[Self]:
+        if isinstance(search, str):
+            search = {search: value}
+        if not isinstance(search, Mapping) or not search:
+            raise LucidError("Expected an attribute name and a value, or a dict of them")
+        query = cls.query(client=client, connection=connection)
+        for key, val in search.items():
+            query.where(cls._column_name(key), val)
+        return query
+
+    @classmethod
+    async def find_by(
+        cls,
+        key: str | Mapping[str, Any],
+        value: Any = None,
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> Self | None:
+        """The first row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
+        return await cls._search_query(key, value, client, connection).first()
+
+    @classmethod
+    async def find_by_or_fail(
+        cls,
+        key: str | Mapping[str, Any],
+        value: Any = None,
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> Self:
+        """Like ``find_by``; raises ``ModelNotFoundError`` when absent."""
+        found = await cls.find_by(key, value, client=client, connection=connection)
+        if found is None:
+            raise ModelNotFoundError(model=cls.__name__)
+        return found
+
+    @classmethod
+    async def find_many(
+        cls, values: Sequence[Any], *, client: Client | None = None, connection: str | None = None
+    ) -> list[Self]:
+        """Rows whose primary key is in ``values`` (ordered by primary key, descending)."""
+        for v in values:
+            cls._check_pk_value(v)
+        pk = cls._pk_column()
+        return await cls.query(client=client, connection=connection).where_in(
+            pk, list(dict.fromkeys(values))
+        ).order_by(pk, "desc")
+
+    @classmethod
+    async def find_many_by(
+        cls,
+        key: str | Mapping[str, Any],
+        value: Any = None,
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> list[Self]:
+        """Every row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
+        return await cls._search_query(key, value, client, connection)
+
+    @classmethod
+    async def first(
+        cls, *, client: Client | None = None, connection: str | None = None
+    ) -> Self | None:
+        """The first row by primary key."""
+        return await cls.query(client=client, connection=connection).order_by(
+            cls._pk_column()
+        ).first()
+
+    @classmethod
+    async def first_or_fail(
+        cls, *, client: Client | None = None, connection: str | None = None
+    ) -> Self:
+        found = await cls.first(client=client, connection=connection)
+        if found is None:
+            raise ModelNotFoundError(model=cls.__name__)
+        return found
+
+    @classmethod
+    async def all(
+        cls, *, client: Client | None = None, connection: str | None = None
+    ) -> list[Self]:
+        """Every row, ordered by primary key descending (as Lucid)."""
+        return await cls.query(client=client, connection=connection).order_by(
+            cls._pk_column(), "desc"
+        )
+
+    @classmethod
+    async def create(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+        allow_extra_properties: bool = False,
+    ) -> Self:
+        """Make an instance from ``values`` and save it."""
+        instance = cls()
+        instance.merge(values, allow_extra_properties)
+        if client is not None and client.is_transaction:
+            instance.use_transaction(client)  # type: ignore[arg-type]
+        elif connection is not None or client is not None:
+            return await instance._save_with(cls._client(client, connection))
+        return await instance.save()
+
+    async def _save_with(self, client: Client) -> Self:
+        if client.is_transaction:
+            self.use_transaction(client)  # type: ignore[arg-type]
+            return await self.save()
+        self.__dict__["_lucid_client"] = client
+        try:
+            return await self.save()
+        finally:
+            self.__dict__.pop("_lucid_client", None)
+
+    @classmethod
+    async def create_many(
+        cls,
+        values: Sequence[Mapping[str, Any]],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+        allow_extra_properties: bool = False,
+    ) -> list[Self]:
+        """Create several rows in one transaction (all or none); hooks run per instance.
+        Rows go in one multi-row ``INSERT … RETURNING`` when they share their columns."""
+        rows = _as_mapping_list(values, "create_many")
+        instances = [cls().merge(v, allow_extra_properties) for v in rows]
+        if not instances:
+            return []
+        base = cls._client(client, connection)
+        async with base.transaction() as trx:
+            await cls._insert_many(instances, trx)
+        return instances
+
+    @classmethod
+    async def _insert_many(cls, instances: list[Self], trx: TransactionClient) -> None:
+        info = cls._info()
+        hooks = info.hooks
+        table = info.table
+        assert table is not None and info.primary_key is not None
+        for inst in instances:
+            inst.use_transaction(trx)
+            await run_hooks(hooks.get("before:create"), inst)
+            await run_hooks(hooks.get("before:save"), inst)
+            inst._touch(True)
+        pk_attr = info.primary_key
+        pk_col = table.c[info.columns[pk_attr].column_name]
+        # Consecutive instances with the same set of columns share one statement.
+        start = 0
+        while start < len(instances):
+            keys = tuple(instances[start].attributes)
+            end = start + 1
+            while end < len(instances) and tuple(instances[end].attributes) == keys:
+                end += 1
+            batch = instances[start:end]
+            values = [inst._prepared(inst.attributes) for inst in batch]
+            stmt = insert(table).values(values if len(values) > 1 else values[0])
+            result = await trx.execute(
+                stmt.returning(pk_col), write=True, model=cls.__name__
+            )
+            for inst, row in zip(batch, result.rows, strict=False):
+                if row[0] is not None:
+                    inst.__dict__[pk_attr] = row[0]
+            start = end
+        deep = [n for n, c in cls.columns.items() if c.is_json]
+        for inst in instances:
+            d = inst.__dict__
+            d["_lucid_persisted"] = True
+            attrs = inst.attributes
+            d["_lucid_original"] = snapshot(attrs, deep) if deep else attrs
+            await run_hooks(hooks.get("after:create"), inst)
+            await run_hooks(hooks.get("after:save"), inst)
+
+    @classmethod
+    async def first_or_new(
+        cls,
+        search: Mapping[str, Any],
+        save_payload: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> Self:
+        """The first row matching ``search``, else a new unsaved instance of
+        ``search + save_payload``."""
+        found = await cls.find_by(dict(search), client=client, connection=connection)
+        if found is not None:
+            return found
+        instance = cls().merge({**search, **(save_payload or {})})
+        if client is not None and client.is_transaction:
+            instance.use_transaction(client)  # type: ignore[arg-type]
+        return instance
+
+    @classmethod
+    async def first_or_create(
+        cls,
+        search: Mapping[str, Any],
+        save_payload: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> Self:
+        """The first row matching ``search``, else create ``search + save_payload``."""
+        instance = await cls.first_or_new(
+            search, save_payload, client=client, connection=connection
+        )
+        if not instance.is_persisted:
+            await instance._save_with(cls._client(client, connection))
+        return instance
+
+    @classmethod
+    async def update_or_create(
+        cls,
+        search: Mapping[str, Any],
+        update_payload: Mapping[str, Any],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> Self:
+        """Update the row matching ``search`` with ``update_payload`` (locked ``FOR UPDATE``
+        in a transaction), or create ``search + update_payload``."""
+        base = cls._client(client, connection)
+        async with base.transaction() as trx:
+            query = cls._search_query(dict(search), None, trx, None).for_update()
+            found = await query.first()
+            if found is not None:
+                found.merge(update_payload)
+                await found.save()
+                return found
+            instance = cls().merge({**search, **update_payload})
+            instance.use_transaction(trx)
+            await instance.save()
+            return instance
+
+    @classmethod
+    async def _fetch_existing(
+        cls, keys: list[str], payload: list[Mapping[str, Any]], client: Client
+    ) -> dict[tuple[Any, ...], Self]:
+        for row in payload:
+            missing = [k for k in keys if k not in row]
+            if missing:
+                raise LucidError(
+                    f'Every payload entry needs the key(s) {", ".join(keys)}; missing '
+                    f'"{missing[0]}" in {dict(row)!r}',
+                    code="E_INVALID_ARGUMENT",
+                )
+        query = cls.query(client=client)
+        columns = [cls._column_name(k) for k in keys]
+        values = list(dict.fromkeys(tuple(row[k] for k in keys) for row in payload))
+        if len(columns) == 1:
+            query.where_in(columns[0], [v[0] for v in values])
+        else:
+            query.where_in(columns, [list(v) for v in values])
+        found = await query
+        return {tuple(getattr(m, k) for k in keys): m for m in found}
+
+    @classmethod
+    async def fetch_or_new_up_many(
+        cls,
+        keys: str | Sequence[str],
+        payload: Sequence[Mapping[str, Any]],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> list[Self]:
+        """For each payload entry, the existing row matching it on ``keys``, else a new unsaved
+        instance. Results follow the payload's order."""
+        key_list = _keys_list(keys, "fetch_or_new_up_many")
+        rows = _as_mapping_list(payload, "fetch_or_new_up_many")
+        existing = await cls._fetch_existing(key_list, rows, cls._client(client, connection))
+        out: list[Self] = []
+        for row in rows:
+            found = existing.get(tuple(row[k] for k in key_list))
+            out.append(found if found is not None else cls().merge(row))
+        return out
+
+    @classmethod
+    async def fetch_or_create_many(
+        cls,
+        keys: str | Sequence[str],
+        payload: Sequence[Mapping[str, Any]],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> list[Self]:
+        """For each payload entry, the existing row matching it on ``keys``, else create it.
+        One transaction; results follow the payload's order."""
+        key_list = _keys_list(keys, "fetch_or_create_many")
+        rows = _as_mapping_list(payload, "fetch_or_create_many")
+        async with cls._client(client, connection).transaction() as trx:
+            existing = await cls._fetch_existing(key_list, rows, trx)
+            out: list[Self] = []
+            fresh: list[Self] = []
+            seen: dict[tuple[Any, ...], Self] = {}
+            for row in rows:
+                key = tuple(row[k] for k in key_list)
+                found = existing.get(key) or seen.get(key)
+                if found is None:
+                    found = seen[key] = cls().merge(row)
+                    fresh.append(found)
+                out.append(found)
+            if fresh:
+                await cls._insert_many(fresh, trx)
+        return out
+
+    @classmethod
+    async def update_or_create_many(
+        cls,
+        keys: str | Sequence[str],
+        payload: Sequence[Mapping[str, Any]],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> list[Self]:
+        """For each payload entry, update the row matching it on ``keys`` or create it. One
+        transaction; results follow the payload's order."""
+        key_list = _keys_list(keys, "update_or_create_many")
+        rows = _as_mapping_list(payload, "update_or_create_many")
+        async with cls._client(client, connection).transaction() as trx:
+            existing = await cls._fetch_existing(key_list, rows, trx)
+            out: list[Self] = []
+            fresh: list[Self] = []
+            seen: dict[tuple[Any, ...], Self] = {}
+            for row in rows:
+                key = tuple(row[k] for k in key_list)
+                found = existing.get(key) or seen.get(key)
+                if found is None:
+                    found = seen[key] = cls().merge(row)
+                    fresh.append(found)
+                else:
+                    found.merge(row)
+                    if found.is_persisted:
+                        found.use_transaction(trx)
+                        await found.save()
+                out.append(found)
+            if fresh:
+                await cls._insert_many(fresh, trx)
+        return out
+
+    @classmethod
+    async def truncate(
+        cls, cascade: bool = False, *, client: Client | None = None, connection: str | None = None
+    ) -> None:
+        """Remove every row of the table (``TRUNCATE``; ``DELETE`` on SQLite)."""
+        target = cls._client(client, connection)
+        table = cls._info().table_name
+        if target.dialect_name == "sqlite":
+            await target.raw_query("DELETE FROM ??", [table])
+        elif target.dialect_name == "postgresql":
+            await target.raw_query(
+                "TRUNCATE ?? RESTART IDENTITY" + (" CASCADE" if cascade else ""), [table]
+            )
+        else:
+            await target.raw_query("TRUNCATE ??", [table])
+
+    # -- metadata ------------------------------------------------------------------------------
+    @classmethod
+    def get_column(cls, name: str) -> ColumnDef | None:
+        """The definition of attribute ``name``, or ``None``."""
+        return cls.columns.get(name)
+
+    @classmethod
+    def has_column(cls, name: str) -> bool:
+        return name in cls.columns
+
+    @classmethod
+    def has_relation(cls, name: str) -> bool:
+        """Whether ``name`` is a relation of this model."""
+        return name in cls.relations
+
+    @classmethod
+    def get_relation(cls, name: str) -> Any:
+        """The relation object ``name``; raises ``E_UNDEFINED_RELATIONSHIP`` when unknown."""
+        found = cls.relations.get(name)
+        if found is None:
+            raise LucidError(
+                f'"{name}" is not defined as a relationship on "{cls.__name__}" model',
+                code="E_UNDEFINED_RELATIONSHIP",
+            )
+        return found
+
+    # -- serialization -------------------------------------------------------------------------
+    def serialize_attributes(self, fields: Any = None, raw: bool = False) -> dict[str, Any]:
+        """Set columns under their serialized names (``serialize_as``; ``None`` hides)."""
+        d = self.__dict__
+        out: dict[str, Any] = {}
+        for name, col in type(self).columns.items():
+            if name not in d:
+                continue
+            key = col.serialize_as
+            if key is None or not _pick(key, fields):
+                continue
+            value = d[name]
+            if col.serialize is not None and not raw:
+                value = col.serialize(value, name, self)
+            out[key] = value if raw else _json_ready(value)
+        return out
+
+    def serialize_computed(self, fields: Any = None) -> dict[str, Any]:
+        """``@computed`` values under their serialized names."""
+        out: dict[str, Any] = {}
+        strategy = type(self).naming_strategy
+        for name, comp in type(self)._lucid.computed.items():
+            key = comp.serialize_as
+            if key is _UNSET:
+                key = strategy.serialized_name(type(self), name)  # type: ignore[arg-type]
+            if key is None or not _pick(key, fields):
+                continue
+            out[key] = _json_ready(getattr(self, name))
+        return out
+
+    def serialize_relations(self, cherry_pick: Any = None, raw: bool = False) -> dict[str, Any]:
+        """Loaded relations under their ``serialize_as`` names, serialized recursively."""
+        preloaded = self.__dict__.get("_lucid_preloaded")
+        if not preloaded:
+            return {}
+        out: dict[str, Any] = {}
+        rels = type(self).relations
+        for name, value in preloaded.items():
+            rel = rels.get(name)
+            key = rel.serialize_as if rel is not None else name
+            if key is None:
+                continue
+            if cherry_pick is not None and key not in cherry_pick:
+                continue
+            sub = cherry_pick.get(key) if cherry_pick else None
+            if raw:
+                out[key] = value
+            elif isinstance(value, list):
+                out[key] = [v.serialize(sub) for v in value]
+            elif value is None:
+                out[key] = None
+            else:
+                out[key] = value.serialize(sub)
+        return out
+
+    def serialize(self, cherry_pick: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A JSON-ready dict: attributes, computed values, loaded relations, and
+        ``{"meta": extras}`` when ``serialize_extras = True``. Cherry pick with
+        ``{"fields": {"pick": [...]} | {"omit": [...]} | [...], "relations": {name: {...}}}``."""
+        fields = cherry_pick.get("fields") if cherry_pick else None
+        relations = cherry_pick.get("relations") if cherry_pick else None
+        out = self.serialize_attributes(fields)
+        out.update(self.serialize_relations(relations))
+        out.update(self.serialize_computed(fields))
+        if type(self).serialize_extras:
+            out["meta"] = {k: _json_ready(v) for k, v in self.extras.items()}
+        return out
+
+    to_json = serialize
+
+    def to_dict(self) -> dict[str, Any]:
+        """Lucid's ``toObject()``: attribute values as Python objects, loaded relations
+        (recursively) and ``extras``."""
+        out: dict[str, Any] = dict(self.attributes)
+        preloaded = self.__dict__.get("_lucid_preloaded") or {}
+        for name, value in preloaded.items():
+            if isinstance(value, list):
+                out[name] = [v.to_dict() for v in value]
+            else:
+                out[name] = value.to_dict() if value is not None else None
+        out["extras"] = dict(self.extras)
+        return out
+
+
+def _clear_trx_after(trx: Any, models: list[Any]) -> None:
+    """``model.trx`` is cleared once its transaction commits or rolls back."""
+
+    def clear() -> None:
+        for m in models:
+            if m.__dict__.get("_lucid_trx") is trx:
+                del m.__dict__["_lucid_trx"]
+
+    trx.after("commit", clear)
+    trx.after("rollback", clear)
+
+
+def _reserved_names() -> frozenset[str]:
+    global _RESERVED
+    if _RESERVED is None:
+        names = {n for n in dir(BaseModel) if not n.startswith("_")}
+        _RESERVED = frozenset(names | CLASS_OPTIONS)
+    return _RESERVED
+
+
+_RESERVED: frozenset[str] | None = None

@@ -1,0 +1,287 @@
+"""Column definitions: ``column()``, ``column.date()``, ``column.date_time()``, ``@computed``,
+and the mapping from Python annotations to SQLAlchemy types (UTC datetimes, UUIDs, JSON)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Time,
+    TypeDecorator,
+)
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.types import NullType, TypeEngine
+
+UTC = _dt.UTC
+_UNSET: Any = object()
+
+
+class UTCDateTime(TypeDecorator[_dt.datetime]):
+    """Writes datetimes as UTC (naive UTC on the wire) and reads them back timezone-aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, _dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str):
+            value = _dt.datetime.fromisoformat(value)
+        if isinstance(value, _dt.datetime):
+            if value.tzinfo is None:
+                return value.replace(tzinfo=UTC)
+            return value.astimezone(UTC)
+        return value
+
+
+class UUIDType(TypeDecorator[uuid.UUID]):
+    """``uuid.UUID`` stored as its 36-character text (native ``uuid`` on PostgreSQL works too)."""
+
+    impl = String(36)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return str(value) if value is not None else None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or isinstance(value, uuid.UUID):
+            return value
+        return uuid.UUID(str(value))
+
+
+class EnumValue(TypeDecorator[Any]):
+    """A Python ``Enum`` stored as its value."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[enum.Enum]) -> None:
+        super().__init__()
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return value.value if isinstance(value, enum.Enum) else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return self.enum_cls(value) if value is not None else None
+
+
+class BoolType(TypeDecorator[bool]):
+    """``bool`` on every dialect (MariaDB and SQLite hand back integers)."""
+
+    impl = Boolean(create_constraint=False)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return bool(value) if value is not None else None
+
+
+def _strip_optional(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    if origin is typing.Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
+def sql_type_for(annotation: Any) -> TypeEngine[Any]:
+    """The SQLAlchemy type for a column annotation (``int``, ``str``, ``datetime``…)."""
+    ann = _strip_optional(annotation)
+    base = typing.get_origin(ann) or ann
+    if base is bool:
+        return BoolType()
+    if isinstance(base, type):
+        if issubclass(base, enum.Enum):
+            return EnumValue(base)
+        if issubclass(base, int):
+            return Integer()
+        if issubclass(base, float):
+            return Float()
+        if issubclass(base, Decimal):
+            return Numeric(asdecimal=True)
+        if issubclass(base, str):
+            return String()
+        if issubclass(base, _dt.datetime):
+            return UTCDateTime()
+        if issubclass(base, _dt.date):
+            return Date()
+        if issubclass(base, _dt.time):
+            return Time()
+        if issubclass(base, dict | list):
+            return JSON()
+        if issubclass(base, bytes):
+            return LargeBinary()
+        if issubclass(base, uuid.UUID):
+            return UUIDType()
+    if base is typing.Any:
+        return JSON()
+    return NullType()
+
+
+@dataclass(slots=True)
+class ColumnDef:
+    """A column's options as declared (``column(...)``); completed when the model class is made.
+
+    ``attribute_name`` is the Python attribute, ``column_name`` the database column.
+    """
+
+    is_primary: bool = False
+    column_name: str | None = None
+    serialize_as: Any = _UNSET
+    serialize: Callable[[Any, str, Any], Any] | None = None
+    prepare: Callable[[Any, str, Any], Any] | None = None
+    consume: Callable[[Any, str, Any], Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    type_: TypeEngine[Any] | None = None
+    kind: str = "column"  # "column" | "date" | "datetime"
+    auto_create: bool = False
+    auto_update: bool = False
+    attribute_name: str = ""
+    has_explicit_type: bool = False
+
+    @property
+    def is_json(self) -> bool:
+        return isinstance(self.type_, JSON)
+
+
+class _ColumnFactory:
+    """``column(...)`` declares a column; ``column.date(...)`` / ``column.date_time(...)``
+    declare date and datetime columns (with ``auto_create`` / ``auto_update`` timestamps)."""
+
+    def __call__(
+        self,
+        *,
+        is_primary: bool = False,
+        column_name: str | None = None,
+        serialize_as: str | None = _UNSET,
+        serialize: Callable[[Any, str, Any], Any] | None = None,
+        prepare: Callable[[Any, str, Any], Any] | None = None,
+        consume: Callable[[Any, str, Any], Any] | None = None,
+        meta: dict[str, Any] | None = None,
+        type_: TypeEngine[Any] | None = None,
+    ) -> Any:
+        return ColumnDef(
+            is_primary=is_primary,
+            column_name=column_name,
+            serialize_as=serialize_as,
+            serialize=serialize,
+            prepare=prepare,
+            consume=consume,
+            meta=dict(meta or {}),
+            type_=type_,
+            has_explicit_type=type_ is not None,
+        )
+
+    def date(
+        self,
+        *,
+        auto_create: bool = False,
+        auto_update: bool = False,
+        column_name: str | None = None,
+        serialize_as: str | None = _UNSET,
+        serialize: Callable[[Any, str, Any], Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
+        """A ``datetime.date`` column; ``auto_create``/``auto_update`` set today's date."""
+        return ColumnDef(
+            column_name=column_name,
+            serialize_as=serialize_as,
+            serialize=serialize,
+            meta=dict(meta or {}),
+            type_=Date(),
+            kind="date",
+            auto_create=auto_create,
+            auto_update=auto_update,
+            has_explicit_type=True,
+        )
+
+    def date_time(
+        self,
+        *,
+        auto_create: bool = False,
+        auto_update: bool = False,
+        column_name: str | None = None,
+        serialize_as: str | None = _UNSET,
+        serialize: Callable[[Any, str, Any], Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
+        """A timezone-aware UTC ``datetime`` column; ``auto_create`` sets it on insert,
+        ``auto_update`` on every update."""
+        return ColumnDef(
+            column_name=column_name,
+            serialize_as=serialize_as,
+            serialize=serialize,
+            meta=dict(meta or {}),
+            type_=UTCDateTime(),
+            kind="datetime",
+            auto_create=auto_create,
+            auto_update=auto_update,
+            has_explicit_type=True,
+        )
+
+
+column = _ColumnFactory()
+"""Declare a model column: ``email: str = column()``; see :class:`_ColumnFactory`."""
+
+T = TypeVar("T")
+
+
+class computed(Generic[T]):  # noqa: N801 - used as a decorator, spelled like Lucid's @computed
+    """A read-only computed property included in ``serialize()``::
+
+        @computed
+        def full_name(self) -> str:
+            return f"{self.first_name} {self.last_name}"
+
+    ``@computed(serialize_as="fullName")`` renames it in ``serialize()``.
+    """
+
+    def __init__(
+        self, fn: Callable[[Any], T] | None = None, *, serialize_as: str | None = _UNSET
+    ) -> None:
+        self.fn = fn
+        self.serialize_as = serialize_as
+        self.name = fn.__name__ if fn is not None else ""
+
+    def __call__(self, fn: Callable[[Any], T]) -> computed[T]:
+        self.fn = fn
+        self.name = fn.__name__
+        return self
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @typing.overload
+    def __get__(self, obj: None, owner: type) -> computed[T]: ...
+
+    @typing.overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        assert self.fn is not None
+        return self.fn(obj)

@@ -1,0 +1,256 @@
+"""Naming strategies: the default table, column, serialized and relation key names of a model.
+
+Lucid's ``NamingStrategyContract`` with its snake_case and camelCase implementations. This module
+reads only ``model.__name__`` and ``model.primary_key`` so that it depends on nothing else here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal, Protocol, TypedDict, runtime_checkable
+
+import inflection
+
+__all__ = [
+    "CamelCaseNamingStrategy",
+    "ModelLike",
+    "NamingStrategy",
+    "PaginationMetaKeys",
+    "RelationType",
+    "SnakeCaseNamingStrategy",
+]
+
+RelationType = Literal["belongsTo", "hasOne", "hasMany", "manyToMany", "hasManyThrough"]
+"""The relation kinds, spelt as Lucid spells them (``relation.type``)."""
+
+
+class ModelLike(Protocol):
+    """A model as a naming strategy sees it; strategies take the class, ``type[ModelLike]``.
+
+    Only the class's ``__name__`` and ``primary_key`` (the primary key attribute name, declared
+    ``ClassVar[str]`` on the model base) are read.
+    """
+
+    primary_key: ClassVar[str]
+
+
+class PaginationMetaKeys(TypedDict):
+    """The spelling of each paginator meta key, by canonical (snake_case) name."""
+
+    total: str
+    per_page: str
+    current_page: str
+    last_page: str
+    first_page: str
+    first_page_url: str
+    last_page_url: str
+    next_page_url: str
+    previous_page_url: str
+
+
+_ACRONYM_BOUNDARY = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_WORD_BOUNDARY = re.compile(r"([a-z\d])([A-Z])")
+_SEPARATORS = re.compile(r"[^A-Za-z\d]+")
+
+
+def _snake_case(name: str) -> str:
+    """Return ``name`` in snake_case.
+
+    ``"HTTPRequest"`` → ``"http_request"``, ``"userId"`` → ``"user_id"``,
+    ``"BlogPost"`` → ``"blog_post"``; spaces, dashes and dots become one underscore.
+    """
+    name = _ACRONYM_BOUNDARY.sub(r"\1_\2", name)
+    name = _WORD_BOUNDARY.sub(r"\1_\2", name)
+    return _SEPARATORS.sub("_", name).strip("_").lower()
+
+
+def _camel_case(name: str) -> str:
+    """Return ``name`` in camelCase: ``"created_at"`` → ``"createdAt"``, ``"Id"`` → ``"id"``."""
+    head, *tail = _snake_case(name).split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in tail)
+
+
+@runtime_checkable
+class NamingStrategy(Protocol):
+    """The names a model derives when its definition does not spell them out.
+
+    Set ``naming_strategy`` on a model (or a shared abstract base) to change them::
+
+        class AppModel(BaseModel, abstract=True):
+            naming_strategy = CamelCaseNamingStrategy()
+
+    ``model`` and ``related_model`` are model classes; ``relation_type`` is one of
+    :data:`RelationType`.
+    """
+
+    def table_name(self, model: type[ModelLike]) -> str:
+        """The table of ``model`` when it sets no ``table``."""
+        ...
+
+    def column_name(self, model: type[ModelLike], attribute_name: str) -> str:
+        """The database column of an attribute when ``column()`` sets no ``column_name``."""
+        ...
+
+    def serialized_name(self, model: type[ModelLike], attribute_name: str) -> str:
+        """The key of an attribute in ``serialize()`` when ``column()`` sets no ``serialize_as``."""
+        ...
+
+    def relation_local_key(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """The local key attribute of a relation defined on ``model``."""
+        ...
+
+    def relation_foreign_key(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """The foreign key attribute of a relation defined on ``model``."""
+        ...
+
+    def relation_pivot_table(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """The pivot table of a many-to-many relation."""
+        ...
+
+    def relation_pivot_foreign_key(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """The pivot column that points at ``model`` (swap the models for the related side)."""
+        ...
+
+    def pagination_meta_keys(self) -> PaginationMetaKeys:
+        """The keys of a paginator's ``meta`` in ``serialize()``."""
+        ...
+
+
+class SnakeCaseNamingStrategy:
+    """The default strategy: snake_case tables, columns and serialized keys.
+
+    >>> s = SnakeCaseNamingStrategy()
+    >>> class Person:
+    ...     primary_key = "id"
+    >>> s.table_name(Person)
+    'people'
+    >>> s.serialized_name(Person, "createdAt")
+    'created_at'
+    """
+
+    def table_name(self, model: type[ModelLike]) -> str:
+        """The snake_case plural of the class name: ``BlogPost`` → ``blog_posts``."""
+        return str(inflection.pluralize(_snake_case(model.__name__)))
+
+    def column_name(self, model: type[ModelLike], attribute_name: str) -> str:
+        """The snake_case attribute name."""
+        return _snake_case(attribute_name)
+
+    def serialized_name(self, model: type[ModelLike], attribute_name: str) -> str:
+        """The snake_case attribute name."""
+        return _snake_case(attribute_name)
+
+    def relation_local_key(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """The related model's primary key for ``belongsTo``, else the model's own."""
+        if relation_type == "belongsTo":
+            return related_model.primary_key
+        return model.primary_key
+
+    def relation_foreign_key(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """``<related model>_<its primary key>`` for ``belongsTo``, else ``<model>_<its key>``.
+
+        ``Post.author = belongs_to(User)`` and ``User.posts = has_many(Post)`` both give
+        ``user_id``.
+        """
+        owner = related_model if relation_type == "belongsTo" else model
+        return f"{_snake_case(owner.__name__)}_{owner.primary_key}"
+
+    def relation_pivot_table(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """Both singular snake_case model names, sorted, joined by ``_``: ``skill_user``."""
+        names = sorted((_snake_case(model.__name__), _snake_case(related_model.__name__)))
+        return "_".join(names)
+
+    def relation_pivot_foreign_key(
+        self,
+        relation_type: RelationType,
+        model: type[ModelLike],
+        related_model: type[ModelLike],
+        relation_name: str,
+    ) -> str:
+        """``<model>_<its primary key>``: ``user_id`` for ``User``."""
+        return f"{_snake_case(model.__name__)}_{model.primary_key}"
+
+    def pagination_meta_keys(self) -> PaginationMetaKeys:
+        """snake_case keys: ``per_page``, ``current_page``, ``first_page_url``, …"""
+        return PaginationMetaKeys(
+            total="total",
+            per_page="per_page",
+            current_page="current_page",
+            last_page="last_page",
+            first_page="first_page",
+            first_page_url="first_page_url",
+            last_page_url="last_page_url",
+            next_page_url="next_page_url",
+            previous_page_url="previous_page_url",
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class CamelCaseNamingStrategy(SnakeCaseNamingStrategy):
+    """snake_case tables and columns, camelCase serialized keys and paginator meta keys.
+
+    >>> CamelCaseNamingStrategy().serialized_name(object, "created_at")
+    'createdAt'
+    """
+
+    def serialized_name(self, model: type[ModelLike], attribute_name: str) -> str:
+        """The camelCase attribute name: ``created_at`` → ``createdAt``."""
+        return _camel_case(attribute_name)
+
+    def pagination_meta_keys(self) -> PaginationMetaKeys:
+        """camelCase keys: ``perPage``, ``currentPage``, ``firstPageUrl``, …"""
+        return PaginationMetaKeys(
+            total="total",
+            per_page="perPage",
+            current_page="currentPage",
+            last_page="lastPage",
+            first_page="firstPage",
+            first_page_url="firstPageUrl",
+            last_page_url="lastPageUrl",
+            next_page_url="nextPageUrl",
+            previous_page_url="previousPageUrl",
+        )

@@ -1,0 +1,1018 @@
+"""The Knex vocabulary (``where``, ``join``, ``order_by``…) as a chainable builder.
+
+Each call records SQLAlchemy Core constructs at once (so callbacks run when passed and
+``to_sql()`` sees them); ``to_core()`` assembles a fresh ``select()`` from them. Identifiers are
+always Core columns/tables quoted by the dialect; values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+import re
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import (
+    Select,
+    and_,
+    delete,
+    distinct,
+    exists,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.sql import ColumnElement, FromClause, TableClause
+from sqlalchemy.sql.elements import ClauseElement, ColumnClause, Label
+from sqlalchemy.sql.selectable import Alias
+
+from ..errors import LucidError
+from .compile import to_query, to_sql
+from .raw import Raw
+
+if TYPE_CHECKING:
+    from ..database.query_client import Client
+
+_IDENT_PART = r"[^\W\d][\w$]*"
+_IDENT = re.compile(rf"^{_IDENT_PART}(?:\.{_IDENT_PART}){{0,2}}(?:\.\*)?$|^\*$")
+_ALIASED = re.compile(r"^\s*(.+?)\s+as\s+(" + _IDENT_PART + r")\s*$", re.I)
+
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<>": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "like": lambda c, v: c.like(v),
+    "not like": lambda c, v: c.not_like(v),
+    "ilike": lambda c, v: c.ilike(v),
+    "not ilike": lambda c, v: c.not_ilike(v),
+    "in": lambda c, v: c.in_(v),
+    "not in": lambda c, v: c.not_in(v),
+    "is": lambda c, v: c.is_(v),
+    "is not": lambda c, v: c.is_not(v),
+    "&": lambda c, v: c.op("&")(v),
+    "|": lambda c, v: c.op("|")(v),
+    "^": lambda c, v: c.op("^")(v),
+    "<<": lambda c, v: c.op("<<")(v),
+    ">>": lambda c, v: c.op(">>")(v),
+}
+
+_SHARED_TABLES: dict[tuple[str | None, str], TableClause] = {}
+
+
+def shared_table(name: str) -> TableClause:
+    """The one ``TableClause`` for a table name, so subqueries correlate by identity."""
+    schema, _, table = name.rpartition(".")
+    key = (schema or None, table)
+    found = _SHARED_TABLES.get(key)
+    if found is None:
+        found = TableClause(table, schema=schema or None)
+        _SHARED_TABLES[key] = found
+    return found
+
+
+def check_identifier(name: str, what: str = "column") -> str:
+    """Reject anything that is not a (dotted) identifier before it reaches the database."""
+    if not isinstance(name, str) or _IDENT.match(name) is None:
+        raise LucidError(
+            f"Invalid {what} name {name!r}: expected an identifier like \"email\" or "
+            f'"users.email" (use db.raw() for expressions)',
+            code="E_INVALID_IDENTIFIER",
+        )
+    return name
+
+
+def table_column(source: FromClause, name: str) -> ColumnElement[Any]:
+    """The column ``name`` of ``source``; unknown columns are added to a TableClause on demand
+    (so DML on it works) and referenced by name on aliases and subqueries."""
+    if name == "*":
+        return ColumnClause("*", is_literal=True, _selectable=source)
+    if isinstance(source, TableClause):
+        found = source.c.get(name)
+        if found is None:
+            found = ColumnClause(name)
+            source.append_column(found)
+        return found
+    return ColumnClause(name, _selectable=source)
+
+
+def _reject_async(callback: Any, method: str) -> None:
+    if inspect.iscoroutinefunction(callback):
+        raise LucidError(
+            f'"{method}" callbacks must be plain functions that configure the query; '
+            "an async def callback is not allowed",
+            code="E_RUNTIME_EXCEPTION",
+        )
+
+
+def _fold(clauses: list[tuple[bool, ColumnElement[Any]]]) -> ColumnElement[Any] | None:
+    """Combine ``(is_or, clause)`` pairs with SQL precedence: AND binds tighter than OR."""
+    if not clauses:
+        return None
+    groups: list[list[ColumnElement[Any]]] = [[]]
+    for is_or, clause in clauses:
+        if is_or and groups[-1]:
+            groups.append([])
+        groups[-1].append(clause)
+    terms = [g[0] if len(g) == 1 else and_(*g) for g in groups]
+    return terms[0] if len(terms) == 1 else or_(*terms)
+
+
+class JoinClause:
+    """The ``on`` builder handed to ``join(table, lambda j: j.on(...).or_on(...))``."""
+
+    def __init__(self, builder: Chainable) -> None:
+        self._builder = builder
+        self.clauses: list[tuple[bool, ColumnElement[Any]]] = []
+
+    def _on(self, is_or: bool, first: Any, op: Any, second: Any) -> JoinClause:
+        b = self._builder
+        if callable(first) and not isinstance(first, str):
+            sub = JoinClause(b)
+            first(sub)
+            folded = _fold(sub.clauses)
+            if folded is not None:
+                self.clauses.append((is_or, folded.self_group()))
+            return self
+        if second is None:
+            op, second = "=", op
+        self.clauses.append(
+            (is_or, b._compare(b._col(first), op, b._col(second) if isinstance(second, str) else second))
+        )
+        return self
+
+    def on(self, first: Any, op: Any = None, second: Any = None) -> JoinClause:
+        """``on("users.id", "posts.user_id")`` or ``on("a", ">", "b")``; columns both sides."""
+        return self._on(False, first, op, second)
+
+    and_on = on
+
+    def or_on(self, first: Any, op: Any = None, second: Any = None) -> JoinClause:
+        return self._on(True, first, op, second)
+
+    def on_val(self, column: str, op: Any, value: Any = None) -> JoinClause:
+        """Compare a column with a bound value: ``on_val("posts.published", True)``."""
+        b = self._builder
+        if value is None and op not in _OPERATORS:
+            op, value = "=", op
+        self.clauses.append((False, b._compare(b._col(column), op, value)))
+        return self
+
+    and_on_val = on_val
+
+    def or_on_val(self, column: str, op: Any, value: Any = None) -> JoinClause:
+        b = self._builder
+        if value is None and op not in _OPERATORS:
+            op, value = "=", op
+        self.clauses.append((True, b._compare(b._col(column), op, value)))
+        return self
+
+    def on_null(self, column: str) -> JoinClause:
+        self.clauses.append((False, self._builder._col(column).is_(None)))
+        return self
+
+    def on_not_null(self, column: str) -> JoinClause:
+        self.clauses.append((False, self._builder._col(column).is_not(None)))
+        return self
+
+    def on_in(self, column: str, values: Iterable[Any]) -> JoinClause:
+        self.clauses.append((False, self._builder._col(column).in_(list(values))))
+        return self
+
+
+class Chainable:
+    """Shared query-building vocabulary of the database and model query builders."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._from: FromClause | None = None
+        self._aliases: dict[str, FromClause] = {}
+        self._parent: Chainable | None = None
+        self._columns: list[ColumnElement[Any]] = []
+        self._wheres: list[tuple[bool, ColumnElement[Any]]] = []
+        self._joins: list[tuple[FromClause | Raw, ColumnElement[Any] | None, str]] = []
+        self._group_by: list[ColumnElement[Any]] = []
+        self._havings: list[tuple[bool, ColumnElement[Any]]] = []
+        self._order_by: list[ColumnElement[Any]] = []
+        self._limit: int | None = None
+        self._offset: int | None = None
+        self._distinct = False
+        self._alias: str | None = None
+        self._pending_aggregate: int | None = None
+        self._has_aggregates = False
+
+    # -- identifiers ---------------------------------------------------------------------------
+    def _source(self, name: str) -> FromClause:
+        builder: Chainable | None = self
+        while builder is not None:
+            found = builder._aliases.get(name)
+            if found is not None:
+                return found
+            builder = builder._parent
+        return shared_table(name)
+
+    def _unqualified(self, name: str) -> ColumnElement[Any]:
+        """An unqualified column (hook: the model builder returns its typed columns)."""
+        return ColumnClause(name)
+
+    def _col(self, name: Any) -> ColumnElement[Any]:
+        if not isinstance(name, str):
+            return self._value(name)
+        check_identifier(name)
+        if name == "*":
+            return literal_column("*")
+        qualifier, _, column = name.rpartition(".")
+        if not qualifier:
+            return self._unqualified(name)
+        return table_column(self._source(qualifier), column)
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, Chainable):
+            return value._scalar()
+        if hasattr(value, "to_core") and not isinstance(value, ClauseElement):
+            return value.to_core()
+        return value
+
+    def _from_item(self, table: Any) -> FromClause:
+        if isinstance(table, Chainable):
+            name = table._alias or "subquery"
+            sub = table.to_core().subquery(name)
+            self._aliases[name] = sub
+            return sub
+        if isinstance(table, FromClause):
+            return table
+        if not isinstance(table, str):
+            raise LucidError(f"Expected a table name, got {table!r}", code="E_INVALID_IDENTIFIER")
+        match = _ALIASED.match(table)
+        if match:
+            base_name, alias = match.group(1), match.group(2)
+            check_identifier(base_name, "table")
+            item: FromClause = shared_table(base_name).alias(alias)
+            self._aliases[alias] = item
+            return item
+        check_identifier(table, "table")
+        item = shared_table(table)
+        self._aliases[table.rpartition(".")[2]] = item
+        return item
+
+    def _select_item(self, item: Any) -> ColumnElement[Any]:
+        if isinstance(item, str):
+            match = _ALIASED.match(item)
+            if match:
+                return self._col(match.group(1)).label(match.group(2))
+            return self._col(item)
+        if isinstance(item, Chainable):
+            return item._scalar().label(item._alias or "subquery")
+        return self._value(item)  # type: ignore[no-any-return]
+
+    # -- callbacks -----------------------------------------------------------------------------
+    def _group(self) -> Self:
+        """A copy sharing this builder's tables, with empty where/having lists."""
+        group = self.__class__.__new__(self.__class__)
+        group.__dict__.update(self.__dict__)
+        group._wheres = []
+        group._havings = []
+        return group
+
+    def _subquery_builder(self) -> Chainable:
+        from .database import DatabaseQueryBuilder
+
+        sub = DatabaseQueryBuilder(self.client)
+        sub._parent = self
+        return sub
+
+    def _run_callback(self, callback: Callable[[Any], Any], method: str, target: Any) -> None:
+        _reject_async(callback, method)
+        callback(target)
+
+    # -- where ---------------------------------------------------------------------------------
+    def _compare(self, column: Any, op: Any, value: Any) -> ColumnElement[Any]:
+        if not isinstance(op, str):
+            raise LucidError(f"Invalid operator {op!r}", code="E_INVALID_OPERATOR")
+        fn = _OPERATORS.get(op.lower().strip())
+        if fn is None:
+            raise LucidError(
+                f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
+                code="E_INVALID_OPERATOR",
+            )
+        value = self._value(value)
+        if isinstance(value, Select):
+            value = value.scalar_subquery()
+        return fn(column, value)  # type: ignore[no-any-return]
+
+    def _condition(self, args: tuple[Any, ...], method: str) -> ColumnElement[Any]:
+        first = args[0]
+        if len(args) == 1:
+            if isinstance(first, Raw | ColumnElement):
+                return first  # type: ignore[return-value]
+            if isinstance(first, Mapping):
+                parts = [self._compare(self._col(k), "=", v) for k, v in first.items()]
+                return and_(*parts) if parts else true()
+            if callable(first):
+                group = self._group()
+                self._run_callback(first, method, group)
+                folded = _fold(group._wheres)
+                return folded.self_group() if folded is not None else true()
+            raise LucidError(f"{method}() needs a column and a value", code="E_INVALID_ARGUMENT")
+        if len(args) == 2:
+            return self._compare(self._col(first), "=", args[1])
+        if len(args) == 3:
+            return self._compare(self._col(first), args[1], args[2])
+        raise LucidError(f"{method}() takes at most 3 arguments", code="E_INVALID_ARGUMENT")
+
+    def _add_where(self, is_or: bool, clause: ColumnElement[Any]) -> Self:
+        self._wheres.append((is_or, clause))
+        return self
+
+    def where(self, *args: Any) -> Self:
+        """Add a condition: ``where("id", 1)``, ``where("age", ">", 18)``,
+        ``where({"a": 1, "b": 2})``, ``where(lambda q: q.where(...).or_where(...))`` (a group),
+        or ``where(db.raw("..."))``. A ``None`` value compares with ``IS NULL``."""
+        return self._add_where(False, self._condition(args, "where"))
+
+    and_where = where
+
+    def or_where(self, *args: Any) -> Self:
+        """Like ``where``, joined with ``OR``."""
+        return self._add_where(True, self._condition(args, "or_where"))
+
+    def where_not(self, *args: Any) -> Self:
+        """``NOT (condition)``; same arguments as ``where``."""
+        return self._add_where(False, not_(self._condition(args, "where_not")))
+
+    and_where_not = where_not
+
+    def or_where_not(self, *args: Any) -> Self:
+        return self._add_where(True, not_(self._condition(args, "or_where_not")))
+
+    def _in_values(self, values: Any, method: str) -> Any:
+        if isinstance(values, Chainable):
+            return values._in_subquery()
+        if isinstance(values, Select):
+            return values
+        if callable(values) and not isinstance(values, Raw):
+            sub = self._subquery_builder()
+            self._run_callback(values, method, sub)
+            return sub._in_subquery()
+        if isinstance(values, Raw):
+            return values
+        if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+            raise LucidError(
+                f"{method}() expects a list of values or a subquery, got {values!r}",
+                code="E_INVALID_ARGUMENT",
+            )
+        return list(values)
+
+    def _in_clause(self, columns: Any, values: Any, method: str, negate: bool) -> Any:
+        values = self._in_values(values, method)
+        if isinstance(columns, list | tuple):
+            target: Any = tuple_(*[self._col(c) for c in columns])
+            if isinstance(values, list):
+                values = [tuple(v) for v in values]
+        else:
+            target = self._col(columns)
+        if isinstance(values, Raw):
+            return target.op("NOT IN" if negate else "IN")(values.self_group())
+        return target.not_in(values) if negate else target.in_(values)
+
+    def where_in(self, column: Any, values: Any) -> Self:
+        """``column IN (...)``: a list, a subquery builder or a callback building one.
+        ``where_in(["a", "b"], [[1, 2], [3, 4]])`` compares tuples."""
+        return self._add_where(False, self._in_clause(column, values, "where_in", False))
+
+    and_where_in = where_in
+
+    def or_where_in(self, column: Any, values: Any) -> Self:
+        return self._add_where(True, self._in_clause(column, values, "or_where_in", False))
+
+    def where_not_in(self, column: Any, values: Any) -> Self:
+        return self._add_where(False, self._in_clause(column, values, "where_not_in", True))
+
+    and_where_not_in = where_not_in
+
+    def or_where_not_in(self, column: Any, values: Any) -> Self:
+        return self._add_where(True, self._in_clause(column, values, "or_where_not_in", True))
+
+    def where_null(self, column: str) -> Self:
+        """``column IS NULL``."""
+        return self._add_where(False, self._col(column).is_(None))
+
+    and_where_null = where_null
+
+    def or_where_null(self, column: str) -> Self:
+        return self._add_where(True, self._col(column).is_(None))
+
+    def where_not_null(self, column: str) -> Self:
+        """``column IS NOT NULL``."""
+        return self._add_where(False, self._col(column).is_not(None))
+
+    and_where_not_null = where_not_null
+
+    def or_where_not_null(self, column: str) -> Self:
+        return self._add_where(True, self._col(column).is_not(None))
+
+    def _between(self, column: str, values: Sequence[Any], negate: bool) -> ColumnElement[Any]:
+        if isinstance(values, str | bytes) or len(values) != 2:
+            raise LucidError(
+                f"where_between() expects two values [low, high], got {values!r}",
+                code="E_INVALID_ARGUMENT",
+            )
+        clause = self._col(column).between(self._value(values[0]), self._value(values[1]))
+        return not_(clause) if negate else clause
+
+    def where_between(self, column: str, values: Sequence[Any]) -> Self:
+        """``column BETWEEN low AND high``: ``where_between("age", [18, 65])``."""
+        return self._add_where(False, self._between(column, values, False))
+
+    and_where_between = where_between
+
+    def or_where_between(self, column: str, values: Sequence[Any]) -> Self:
+        return self._add_where(True, self._between(column, values, False))
+
+    def where_not_between(self, column: str, values: Sequence[Any]) -> Self:
+        return self._add_where(False, self._between(column, values, True))
+
+    and_where_not_between = where_not_between
+
+    def or_where_not_between(self, column: str, values: Sequence[Any]) -> Self:
+        return self._add_where(True, self._between(column, values, True))
+
+    def where_like(self, column: str, pattern: Any) -> Self:
+        """``column LIKE pattern``."""
+        return self._add_where(False, self._col(column).like(self._value(pattern)))
+
+    and_where_like = where_like
+
+    def or_where_like(self, column: str, pattern: Any) -> Self:
+        return self._add_where(True, self._col(column).like(self._value(pattern)))
+
+    def where_ilike(self, column: str, pattern: Any) -> Self:
+        """Case-insensitive LIKE (``ILIKE`` on PostgreSQL, ``lower() LIKE lower()`` elsewhere)."""
+        return self._add_where(False, self._col(column).ilike(self._value(pattern)))
+
+    and_where_ilike = where_ilike
+
+    def or_where_ilike(self, column: str, pattern: Any) -> Self:
+        return self._add_where(True, self._col(column).ilike(self._value(pattern)))
+
+    def _exists(self, query: Any, method: str) -> Any:
+        if isinstance(query, Chainable):
+            return exists(query._correlated())
+        if isinstance(query, Raw):
+            return literal_column("EXISTS").op("")(query.self_group())
+        if callable(query):
+            sub = self._subquery_builder()
+            self._run_callback(query, method, sub)
+            return exists(sub._correlated())
+        raise LucidError(f"{method}() expects a query builder or a callback")
+
+    def where_exists(self, query: Any) -> Self:
+        """``EXISTS (subquery)``; the callback receives a fresh builder that can refer to this
+        query's tables: ``where_exists(lambda q: q.from_("posts").where_column("posts.user_id",
+        "users.id"))``."""
+        return self._add_where(False, self._exists(query, "where_exists"))
+
+    and_where_exists = where_exists
+
+    def or_where_exists(self, query: Any) -> Self:
+        return self._add_where(True, self._exists(query, "or_where_exists"))
+
+    def where_not_exists(self, query: Any) -> Self:
+        return self._add_where(False, not_(self._exists(query, "where_not_exists")))
+
+    and_where_not_exists = where_not_exists
+
+    def or_where_not_exists(self, query: Any) -> Self:
+        return self._add_where(True, not_(self._exists(query, "or_where_not_exists")))
+
+    def _column_compare(self, first: str, op: str, second: str | None) -> ColumnElement[Any]:
+        if second is None:
+            op, second = "=", op
+        return self._compare(self._col(first), op, self._col(second))
+
+    def where_column(self, first: str, op: str, second: str | None = None) -> Self:
+        """Compare two columns: ``where_column("updated_at", ">", "created_at")``."""
+        return self._add_where(False, self._column_compare(first, op, second))
+
+    and_where_column = where_column
+
+    def or_where_column(self, first: str, op: str, second: str | None = None) -> Self:
+        return self._add_where(True, self._column_compare(first, op, second))
+
+    def where_not_column(self, first: str, op: str, second: str | None = None) -> Self:
+        return self._add_where(False, not_(self._column_compare(first, op, second)))
+
+    def where_raw(self, sql: str, bindings: Any = None) -> Self:
+        """A raw condition: ``where_raw("age > ?", [18])``."""
+        return self._add_where(False, Raw(sql, bindings).self_group())
+
+    and_where_raw = where_raw
+
+    def or_where_raw(self, sql: str, bindings: Any = None) -> Self:
+        return self._add_where(True, Raw(sql, bindings).self_group())
+
+    # -- select, from, joins -------------------------------------------------------------------
+    def select(self, *columns: Any) -> Self:
+        """Columns to select: names, ``"col as alias"``, ``db.raw()``, a subquery builder with
+        ``as_()``, a dict ``{alias: column}`` or a list of these."""
+        for item in columns:
+            if isinstance(item, list | tuple):
+                self.select(*item)
+            elif isinstance(item, Mapping):
+                for alias, col in item.items():
+                    self._columns.append(self._select_item(col).label(alias))
+            else:
+                self._columns.append(self._select_item(item))
+        return self
+
+    column = select
+    columns = select
+
+    def from_(self, table: Any) -> Self:
+        """The table to select from: ``"users"``, ``"users as u"``, or a subquery builder
+        (name it with ``as_()``)."""
+        if callable(table) and not isinstance(table, str | Chainable):
+            sub = self._subquery_builder()
+            self._run_callback(table, "from_", sub)
+            table = sub
+        self._from = self._from_item(table)
+        return self
+
+    table = from_
+
+    def _join(self, kind: str, table: Any, first: Any, op: Any, second: Any) -> Self:
+        target = self._from_item(table)
+        if first is None:
+            self._joins.append((target, None, kind))
+            return self
+        join = JoinClause(self)
+        if callable(first) and not isinstance(first, str):
+            self._run_callback(first, "join", join)
+        else:
+            join.on(first, op, second)
+        on = _fold(join.clauses)
+        self._joins.append((target, on if on is not None else true(), kind))
+        return self
+
+    def join(self, table: Any, first: Any = None, op: Any = None, second: Any = None) -> Self:
+        """Inner join: ``join("posts", "users.id", "posts.user_id")``,
+        ``join("posts as p", "users.id", "=", "p.user_id")`` or
+        ``join("posts", lambda j: j.on(...).on_val("p.published", True))``."""
+        return self._join("inner", table, first, op, second)
+
+    inner_join = join
+
+    def left_join(self, table: Any, first: Any = None, op: Any = None, second: Any = None) -> Self:
+        """Left outer join; arguments as ``join``."""
+        return self._join("left", table, first, op, second)
+
+    left_outer_join = left_join
+
+    def full_outer_join(
+        self, table: Any, first: Any = None, op: Any = None, second: Any = None
+    ) -> Self:
+        """Full outer join (PostgreSQL)."""
+        return self._join("full", table, first, op, second)
+
+    def cross_join(self, table: Any) -> Self:
+        """Cross join."""
+        return self._join("cross", table, None, None, None)
+
+    def join_raw(self, sql: str, bindings: Any = None) -> Self:
+        """A raw join clause appended after FROM: ``join_raw("natural join posts")``."""
+        self._joins.append((Raw(sql, bindings), None, "raw"))
+        return self
+
+    # -- grouping, ordering, paging ------------------------------------------------------------
+    def group_by(self, *columns: Any) -> Self:
+        """``GROUP BY`` columns."""
+        for c in columns:
+            if isinstance(c, list | tuple):
+                self.group_by(*c)
+            else:
+                self._group_by.append(self._col(c))
+        return self
+
+    def group_by_raw(self, sql: str, bindings: Any = None) -> Self:
+        self._group_by.append(Raw(sql, bindings))
+        return self
+
+    def _having(self, is_or: bool, args: tuple[Any, ...], method: str) -> Self:
+        if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Raw):
+            group = self._group()
+            self._run_callback(args[0], method, group)
+            folded = _fold(group._havings)
+            if folded is not None:
+                self._havings.append((is_or, folded.self_group()))
+            return self
+        if len(args) == 2:
+            args = (args[0], "=", args[1])
+        if len(args) != 3:
+            raise LucidError(f"{method}() takes a column, an operator and a value")
+        column, op, value = args
+        target = self._col(column) if isinstance(column, str) else self._value(column)
+        self._havings.append((is_or, self._compare(target, op, value)))
+        return self
+
+    def having(self, *args: Any) -> Self:
+        """``HAVING``: ``having("total", ">", 2)`` or ``having(db.raw("count(*)"), ">", 2)``."""
+        return self._having(False, args, "having")
+
+    and_having = having
+
+    def or_having(self, *args: Any) -> Self:
+        return self._having(True, args, "or_having")
+
+    def having_raw(self, sql: str, bindings: Any = None) -> Self:
+        """A raw ``HAVING`` condition: ``having_raw("count(*) > ?", [2])``."""
+        self._havings.append((False, Raw(sql, bindings).self_group()))
+        return self
+
+    and_having_raw = having_raw
+
+    def or_having_raw(self, sql: str, bindings: Any = None) -> Self:
+        self._havings.append((True, Raw(sql, bindings).self_group()))
+        return self
+
+    def order_by(self, column: Any, direction: str = "asc") -> Self:
+        """``order_by("created_at", "desc")``; also a list of names or of
+        ``{"column": ..., "order": ...}`` dicts, a raw fragment or a subquery builder."""
+        if isinstance(column, list | tuple):
+            for item in column:
+                if isinstance(item, Mapping):
+                    self.order_by(item["column"], item.get("order", "asc"))
+                else:
+                    self.order_by(item)
+            return self
+        d = str(direction).lower()
+        if d not in ("asc", "desc"):
+            raise LucidError(
+                f'Invalid order direction "{direction}": use "asc" or "desc"',
+                code="E_INVALID_ARGUMENT",
+            )
+        target: Any
+        if isinstance(column, str):
+            target = self._col(column)
+        elif isinstance(column, Chainable):
+            target = column._scalar()
+        else:
+            target = self._value(column)
+        self._order_by.append(target.desc() if d == "desc" else target.asc())
+        return self
+
+    def order_by_raw(self, sql: str, bindings: Any = None) -> Self:
+        """A raw ``ORDER BY`` fragment: ``order_by_raw("lower(email) desc")``."""
+        self._order_by.append(Raw(sql, bindings))
+        return self
+
+    def clear_order(self) -> Self:
+        self._order_by = []
+        return self
+
+    def clear_select(self) -> Self:
+        self._columns = []
+        self._pending_aggregate = None
+        self._has_aggregates = False
+        return self
+
+    def clear_where(self) -> Self:
+        self._wheres = []
+        return self
+
+    def clear_limit(self) -> Self:
+        self._limit = None
+        return self
+
+    def clear_offset(self) -> Self:
+        self._offset = None
+        return self
+
+    def limit(self, value: int) -> Self:
+        """``LIMIT``."""
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise LucidError(f"limit() expects a non-negative int, got {value!r}")
+        self._limit = value
+        return self
+
+    def offset(self, value: int) -> Self:
+        """``OFFSET``."""
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise LucidError(f"offset() expects a non-negative int, got {value!r}")
+        self._offset = value
+        return self
+
+    def for_page(self, page: int, per_page: int = 20) -> Self:
+        """``LIMIT per_page OFFSET (page - 1) * per_page`` (pages start at 1)."""
+        page = max(int(page), 1)
+        return self.limit(int(per_page)).offset((page - 1) * int(per_page))
+
+    def distinct(self, *columns: Any) -> Self:
+        """``SELECT DISTINCT``, optionally selecting ``columns``."""
+        self._distinct = True
+        if columns:
+            self.select(*columns)
+        return self
+
+    # -- aggregates ----------------------------------------------------------------------------
+    def _aggregate(self, fn: str, args: tuple[Any, ...], is_distinct: bool = False) -> Self:
+        if not args:
+            args = ("*",)
+        self._has_aggregates = True
+        for arg in args:
+            if isinstance(arg, Mapping):
+                for alias, col in arg.items():
+                    self._columns.append(self._agg_expr(fn, col, is_distinct).label(alias))
+                continue
+            alias: str | None = None
+            if isinstance(arg, str):
+                match = _ALIASED.match(arg)
+                if match:
+                    arg, alias = match.group(1), match.group(2)
+            expr = self._agg_expr(fn, arg, is_distinct)
+            if alias is None:
+                self._pending_aggregate = len(self._columns)
+                self._columns.append(expr.label(fn))
+            else:
+                self._columns.append(expr.label(alias))
+        return self
+
+    def _agg_expr(self, fn: str, arg: Any, is_distinct: bool) -> ColumnElement[Any]:
+        if arg == "*":
+            target: Any = literal_column("*")
+        elif isinstance(arg, str):
+            target = self._col(arg)
+        else:
+            target = self._value(arg)
+        if is_distinct:
+            target = distinct(target)
+        if fn == "count" and arg == "*" and not is_distinct:
+            return func.count()
+        return getattr(func, fn)(target)  # type: ignore[no-any-return]
+
+    def count(self, *columns: Any) -> Self:
+        """``count(*)`` (key ``count``); ``count("id as total")`` or ``.count("id").as_("t")``."""
+        return self._aggregate("count", columns)
+
+    def count_distinct(self, *columns: Any) -> Self:
+        """``count(DISTINCT col)``."""
+        return self._aggregate("count", columns, True)
+
+    def min(self, *columns: Any) -> Self:
+        return self._aggregate("min", columns)
+
+    def max(self, *columns: Any) -> Self:
+        return self._aggregate("max", columns)
+
+    def sum(self, *columns: Any) -> Self:
+        return self._aggregate("sum", columns)
+
+    def sum_distinct(self, *columns: Any) -> Self:
+        return self._aggregate("sum", columns, True)
+
+    def avg(self, *columns: Any) -> Self:
+        return self._aggregate("avg", columns)
+
+    def avg_distinct(self, *columns: Any) -> Self:
+        return self._aggregate("avg", columns, True)
+
+    def as_(self, alias: str) -> Self:
+        """Name this query when used as a subquery (or in ``with_count``); also names its single
+        unaliased aggregate: ``count("*").as_("total")``."""
+        check_identifier(alias, "alias")
+        self._alias = alias
+        if self._pending_aggregate is not None:
+            idx = self._pending_aggregate
+            col = self._columns[idx]
+            inner = col.element if isinstance(col, Label) else col
+            self._columns[idx] = inner.label(alias)
+            self._pending_aggregate = None
+        return self
+
+    # -- conditionals and copies ---------------------------------------------------------------
+    def if_(
+        self,
+        condition: Any,
+        matched: Callable[[Self], Any],
+        no_match: Callable[[Self], Any] | None = None,
+    ) -> Self:
+        """Run ``matched(query)`` when ``condition`` (a value or a callable) is truthy, else
+        ``no_match``: ``q.if_(search, lambda q: q.where_like("title", f"%{search}%"))``."""
+        value = condition() if callable(condition) else condition
+        if value:
+            self._run_callback(matched, "if_", self)
+        elif no_match is not None:
+            self._run_callback(no_match, "if_", self)
+        return self
+
+    def unless(
+        self,
+        condition: Any,
+        matched: Callable[[Self], Any],
+        no_match: Callable[[Self], Any] | None = None,
+    ) -> Self:
+        """The reverse of ``if_``."""
+        value = condition() if callable(condition) else condition
+        return self.if_(not value, matched, no_match)
+
+    def clone(self) -> Self:
+        """An independent copy of this builder."""
+        copy = self.__class__.__new__(self.__class__)
+        copy.__dict__.update(self.__dict__)
+        for key, val in self.__dict__.items():
+            if isinstance(val, list):
+                copy.__dict__[key] = list(val)
+            elif isinstance(val, dict):
+                copy.__dict__[key] = dict(val)
+        return copy
+
+    # -- compilation ---------------------------------------------------------------------------
+    def _default_columns(self) -> list[ColumnElement[Any]]:
+        return [literal_column("*")]
+
+    def _from_clause(self) -> Any:
+        frm: Any = self._from
+        for target, on, kind in self._joins:
+            if frm is None:
+                raise LucidError("Cannot join before from_(): name the table first")
+            if kind == "raw":
+                from .joins import RawJoin
+
+                frm = RawJoin(frm, target)  # type: ignore[arg-type]
+            elif kind == "cross":
+                frm = frm.join(target, true())
+            else:
+                frm = frm.join(target, on, isouter=kind == "left", full=kind == "full")
+        return frm
+
+    def _own_froms(self) -> list[Any]:
+        froms: list[Any] = [self._from] if self._from is not None else []
+        froms.extend(t for t, _on, kind in self._joins if kind != "raw")
+        return froms
+
+    def to_core(self) -> Select[Any]:
+        """The SQLAlchemy Core ``select()`` this builder describes (built fresh each call)."""
+        stmt = select(*(self._columns or self._default_columns()))
+        frm = self._from_clause()
+        if frm is not None:
+            stmt = stmt.select_from(frm)
+        where = _fold(self._wheres)
+        if where is not None:
+            stmt = stmt.where(where)
+        if self._group_by:
+            stmt = stmt.group_by(*self._group_by)
+        having = _fold(self._havings)
+        if having is not None:
+            stmt = stmt.having(having)
+        if self._order_by:
+            stmt = stmt.order_by(*self._order_by)
+        if self._limit is not None:
+            stmt = stmt.limit(self._limit)
+        if self._offset is not None:
+            stmt = stmt.offset(self._offset)
+        if self._distinct:
+            stmt = stmt.distinct()
+        return stmt
+
+    def _correlated(self) -> Select[Any]:
+        """As a subquery: its own tables stay local, other names refer to the outer query."""
+        stmt = self.to_core()
+        own = self._own_froms()
+        return stmt.correlate_except(*own) if own else stmt
+
+    def _scalar(self) -> Any:
+        return self._correlated().scalar_subquery()
+
+    def _in_subquery(self) -> Select[Any]:
+        return self._correlated()
+
+    def to_sql(self) -> tuple[str, list[Any]]:
+        """``(sql, bindings)``: the dialect-compiled SQL and its bound values in order."""
+        return to_sql(self.to_core(), self.client.dialect)
+
+    def to_query(self) -> str:
+        """The SQL with values inlined, for reading and debugging."""
+        return to_query(self.to_core(), self.client.dialect)
+
+    def __str__(self) -> str:
+        return self.to_query()
+
+    # -- writes --------------------------------------------------------------------------------
+    def _dml_table(self, method: str) -> TableClause:
+        frm = self._from
+        if isinstance(frm, Alias):
+            frm = frm.element  # type: ignore[assignment]
+        if not isinstance(frm, TableClause):
+            raise LucidError(f"{method}() needs a table: call from_() first")
+        return frm
+
+    def _dml_where(self) -> ColumnElement[Any] | None:
+        if self._joins:
+            raise LucidError("update/delete with joins is not supported: use where_in(subquery)")
+        return _fold(self._wheres)
+
+    def _update_values(self, values: Any, value: Any, method: str) -> dict[Any, Any]:
+        table = self._dml_table(method)
+        if isinstance(values, str):
+            values = {values: value}
+        if not isinstance(values, Mapping) or not values:
+            raise LucidError(f"{method}() expects a dict of column -> value")
+        out: dict[Any, Any] = {}
+        for key, val in values.items():
+            check_identifier(key)
+            out[table_column(table, key.rpartition(".")[2])] = self._value(val)
+        return out
+
+    async def _run_dml(self, stmt: Any) -> int:
+        result = await self.client.execute(stmt, write=True, model=self._model_name())
+        return result.rowcount
+
+    def _model_name(self) -> str | None:
+        return None
+
+    async def update(self, values: Any, value: Any = None) -> int:
+        """Update matching rows; returns the number of affected rows.
+        ``update({"name": "x"})`` or ``update("name", "x")``."""
+        vals = self._update_values(values, value, "update")
+        stmt = update(self._dml_table("update")).values(vals)
+        where = self._dml_where()
+        if where is not None:
+            stmt = stmt.where(where)
+        return await self._run_dml(stmt)
+
+    def _counter_values(self, column: Any, amount: Any, sign: int) -> dict[Any, Any]:
+        table = self._dml_table("increment")
+        pairs = column.items() if isinstance(column, Mapping) else [(column, amount)]
+        out: dict[Any, Any] = {}
+        for key, by in pairs:
+            check_identifier(key)
+            if isinstance(by, bool) or not isinstance(by, int | float):
+                raise LucidError(f"increment/decrement amount must be a number, got {by!r}")
+            col = table_column(table, key.rpartition(".")[2])
+            out[col] = col + by * sign
+        return out
+
+    async def increment(self, column: Any, amount: int | float = 1) -> int:
+        """``column = column + amount``; ``increment({"a": 1, "b": 2})`` for several."""
+        stmt = update(self._dml_table("increment")).values(self._counter_values(column, amount, 1))
+        where = self._dml_where()
+        if where is not None:
+            stmt = stmt.where(where)
+        return await self._run_dml(stmt)
+
+    async def decrement(self, column: Any, amount: int | float = 1) -> int:
+        """``column = column - amount``."""
+        stmt = update(self._dml_table("decrement")).values(
+            self._counter_values(column, amount, -1)
+        )
+        where = self._dml_where()
+        if where is not None:
+            stmt = stmt.where(where)
+        return await self._run_dml(stmt)
+
+    async def delete(self) -> int:
+        """Delete matching rows; returns the number of deleted rows."""
+        stmt = delete(self._dml_table("delete"))
+        where = self._dml_where()
+        if where is not None:
+            stmt = stmt.where(where)
+        return await self._run_dml(stmt)
+
+    del_ = delete
+
+    # -- reading -------------------------------------------------------------------------------
+    async def _fetch_scalar(self, stmt: Any) -> Any:
+        result = await self.client.execute(stmt, write=False, model=self._model_name())
+        return result.rows[0][0] if result.rows else None
+
+    async def count_rows(self) -> int:
+        """The number of rows this query matches (respects distinct and group_by)."""
+        return int(await self._fetch_scalar(self._count_statement()) or 0)
+
+    async def exists(self) -> bool:
+        """Whether this query matches at least one row."""
+        stmt = select(exists(self.clone().clear_order().to_core()))
+        return bool(await self._fetch_scalar(stmt))
+
+    def _count_statement(self) -> Select[Any]:
+        base = self.clone()
+        base._order_by = []
+        base._limit = None
+        base._offset = None
+        if base._distinct or base._group_by or base._havings or base._has_aggregates:
+            sub = base.to_core().subquery("lucid_count")
+            return select(func.count().label("total")).select_from(sub)
+        base._columns = [func.count().label("total")]
+        return base.to_core()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.exec().__await__()  # type: ignore[attr-defined, no-any-return]

@@ -1,0 +1,34 @@
+"""``DatabaseQueryBuilder``: the Knex vocabulary over plain tables, returning dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .chainable import Chainable
+from .paginator import SimplePaginator
+
+
+class DatabaseQueryBuilder(Chainable):
+    """A select query on a table: ``await db.from_("users").where("id", 1)`` → list of dicts.
+
+    Awaiting the builder runs it (same as ``await q.exec()``).
+    """
+
+    async def exec(self) -> list[dict[str, Any]]:
+        """Run the query; rows come back as plain dicts."""
+        result = await self.client.execute(self.to_core(), write=False)
+        return result.dicts()
+
+    async def first(self) -> dict[str, Any] | None:
+        """The first row (``LIMIT 1``) or ``None``."""
+        self._limit = 1
+        rows = await self.exec()
+        return rows[0] if rows else None
+
+    async def paginate(self, page: int, per_page: int = 20) -> SimplePaginator[dict[str, Any]]:
+        """One page of rows plus the total: two queries (count, then the page)."""
+        page = max(int(page), 1)
+        per_page = int(per_page)
+        total = await self.count_rows()
+        rows = await self.clone().for_page(page, per_page).exec()
+        return SimplePaginator(total, per_page, page, rows)
