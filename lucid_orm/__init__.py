@@ -1,11 +1,18 @@
 """lucid_orm: an async Active Record ORM for Python, after AdonisJS Lucid."""
 
 from .database import Database, QueryEvent, db
-from .errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, RelationNotLoadedError
+from .errors import (
+    IntegrityError,
+    LucidError,
+    ModelNotFoundError,
+    QueryError,
+    RelationNotLoadedError,
+)
 from .orm.base_model import BaseModel
 from .orm.columns import column, computed
 from .orm.hooks import after, before, scope
 from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
+from .orm.relations import belongs_to, has_many, has_one
 from .query.paginator import SimplePaginator
 
 __all__ = [
@@ -22,8 +29,11 @@ __all__ = [
     "SnakeCaseNamingStrategy",
     "after",
     "before",
+    "belongs_to",
     "column",
     "computed",
     "db",
+    "has_many",
+    "has_one",
     "scope",
 ]

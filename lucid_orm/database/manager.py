@@ -91,7 +91,7 @@ class Database:
         if found is None:
             raise LucidError(
                 f'Cannot find "{key}" connection: it is not configured (configured: '
-                f'{", ".join(sorted(self._connections)) or "none"})',
+                f"{', '.join(sorted(self._connections)) or 'none'})",
                 code="E_UNMANAGED_DB_CONNECTION",
             )
         return found

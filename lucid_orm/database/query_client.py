@@ -51,6 +51,16 @@ class Client(Protocol):
         self, stmt: Executable, *, write: bool, model: str | None = None
     ) -> ExecResult: ...
 
+    def transaction(self, callback: Any = None) -> TransactionStarter[Any]: ...
+
+    def query(self) -> DatabaseQueryBuilder: ...
+
+    def from_(self, table: Any) -> DatabaseQueryBuilder: ...
+
+    def insert_query(self) -> InsertQueryBuilder: ...
+
+    def raw_query(self, sql: str, bindings: Any = None) -> RawQueryBuilder: ...
+
 
 def _driver_error(exc: sa_exc.DBAPIError) -> BaseException:
     orig: BaseException = exc.orig if exc.orig is not None else exc
@@ -76,9 +86,7 @@ def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
     return cls(message, sql=exc.statement, bindings=bindings, original=original)
 
 
-async def run_statement(
-    conn: AsyncConnection, stmt: Executable, model: str | None
-) -> ExecResult:
+async def run_statement(conn: AsyncConnection, stmt: Executable, model: str | None) -> ExecResult:
     """Execute one statement and read its whole result."""
     try:
         if model is None:
@@ -158,9 +166,7 @@ class QueryClient(_ClientMixin):
         self, stmt: Executable, *, write: bool, model: str | None = None
     ) -> ExecResult:
         """Run ``stmt`` in autocommit mode and return its result."""
-        engines = (
-            self._connection.write_engines() if write else self._connection.read_engines()
-        )
+        engines = self._connection.write_engines() if write else self._connection.read_engines()
         async with self._connection.guard():
             try:
                 conn = await engines.autocommit_engine.connect()
@@ -176,7 +182,9 @@ class QueryClient(_ClientMixin):
             finally:
                 await conn.close()
 
-    def transaction(self, callback: Any = None, *, isolation_level: str | None = None) -> TransactionStarter[Any]:
+    def transaction(
+        self, callback: Any = None, *, isolation_level: str | None = None
+    ) -> TransactionStarter[Any]:
         """Start a transaction on this connection (see ``db.transaction``)."""
         from .transaction import TransactionStarter
 

@@ -7,7 +7,7 @@ import base64
 import datetime as _dt
 import enum
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import (
     TYPE_CHECKING,
@@ -28,6 +28,8 @@ from .columns import _UNSET, ColumnDef, computed
 from .hooks import Scope, collect_hooks, run_hooks
 from .model_info import ModelInfo, snapshot
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
+from .payload import as_mapping_list, keys_list
+from .relations import belongs_to, has_many, has_one
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -49,7 +51,9 @@ _STATE_KEYS = frozenset(
     }
 )
 
-CLASS_OPTIONS = frozenset({"table", "connection", "naming_strategy", "serialize_extras", "primary_key"})
+CLASS_OPTIONS = frozenset(
+    {"table", "connection", "naming_strategy", "serialize_extras", "primary_key"}
+)
 
 
 def _model_error(message: str) -> LucidError:
@@ -94,32 +98,11 @@ def _pick(name: str, fields: Any) -> bool:
     return not (omit is not None and name in omit)
 
 
-def _as_mapping_list(values: Any, method: str) -> list[Mapping[str, Any]]:
-    if isinstance(values, Mapping) or not isinstance(values, Iterable):
-        raise LucidError(f"{method}() expects a list of mappings", code="E_INVALID_ARGUMENT")
-    out = list(values)
-    for item in out:
-        if isinstance(item, BaseModel):
-            raise LucidError(
-                f"{method}() expects plain mappings (dicts) of attribute values, not model "
-                f'instances ("{type(item).__name__}")',
-                code="E_INVALID_ARGUMENT",
-            )
-        if not isinstance(item, Mapping):
-            raise LucidError(
-                f"{method}() expects a list of mappings, got {item!r}", code="E_INVALID_ARGUMENT"
-            )
-    return out
-
-
-def _keys_list(keys: str | Sequence[str], method: str) -> list[str]:
-    out = [keys] if isinstance(keys, str) else list(keys)
-    if not out or not all(isinstance(k, str) for k in out):
-        raise LucidError(f"{method}() needs one or more attribute names as keys")
-    return out
-
-
-@dataclass_transform(kw_only_default=True, eq_default=False, field_specifiers=())
+@dataclass_transform(
+    kw_only_default=True,
+    eq_default=False,
+    field_specifiers=(belongs_to, has_one, has_many),
+)
 class BaseModel:
     """Base class of every model.
 
@@ -191,12 +174,12 @@ class BaseModel:
 
         strategy = cls.naming_strategy
         for name, col in columns.items():
-            if col.column_name is None or col.attribute_name != name:
+            if not col.column_name or col.attribute_name != name:
                 col.attribute_name = name
-                if col.column_name is None:
-                    col.column_name = strategy.column_name(cls, name)  # type: ignore[arg-type]
+                if not col.column_name:
+                    col.column_name = strategy.column_name(cls, name)
             if col.serialize_as is _UNSET:
-                col.serialize_as = strategy.serialized_name(cls, name)  # type: ignore[arg-type]
+                col.serialize_as = strategy.serialized_name(cls, name)
 
         primaries = [n for n, c in columns.items() if c.is_primary]
         if len(primaries) > 1:
@@ -215,7 +198,7 @@ class BaseModel:
         if "table" in own:
             table_name = own["table"]
         else:
-            table_name = strategy.table_name(cls)  # type: ignore[arg-type]
+            table_name = strategy.table_name(cls)
             if not abstract:
                 cls.table = table_name
         if primary is not None:
@@ -376,7 +359,7 @@ class BaseModel:
         found = d.get("_lucid_extras")
         if found is None:
             found = d["_lucid_extras"] = {}
-        return found  # type: ignore[no-any-return]
+        return found
 
     @property
     def preloaded(self) -> dict[str, Any]:
@@ -385,7 +368,7 @@ class BaseModel:
         found = d.get("_lucid_preloaded")
         if found is None:
             found = d["_lucid_preloaded"] = {}
-        return found  # type: ignore[no-any-return]
+        return found
 
     @property
     def sideloaded(self) -> dict[str, Any]:
@@ -394,7 +377,7 @@ class BaseModel:
         found = d.get("_lucid_sideloaded")
         if found is None:
             found = d["_lucid_sideloaded"] = {}
-        return found  # type: ignore[no-any-return]
+        return found
 
     @property
     def trx(self) -> TransactionClient | None:
@@ -480,9 +463,9 @@ class BaseModel:
             if col.kind not in ("datetime", "date"):
                 continue
             value = now if col.kind == "datetime" else now.date()
-            if creating and (col.auto_create or col.auto_update) and d.get(name) is None:
-                d[name] = value
-            elif not creating and col.auto_update:
+            if (creating and (col.auto_create or col.auto_update) and d.get(name) is None) or (
+                not creating and col.auto_update
+            ):
                 d[name] = value
 
     async def save(self) -> Self:
@@ -550,7 +533,7 @@ class BaseModel:
         d["_lucid_original"] = snapshot(attrs, deep) if deep else attrs
         if client.is_transaction and d.get("_lucid_trx") is not client:
             d["_lucid_trx"] = client
-            _clear_trx_after(client, [self])  # type: ignore[arg-type]
+            _clear_trx_after(client, [self])
 
     def _pk_value(self, action: str) -> Any:
         cls = type(self)
@@ -585,9 +568,11 @@ class BaseModel:
         if not self.is_persisted:
             raise LucidError("Cannot refresh an unpersisted model instance")
         pk_value = self._pk_value("refresh")
-        fresh = await cls.query(client=self._instance_client()).where(
-            cls._info().columns[cls.primary_key].column_name or cls.primary_key, pk_value
-        ).first()
+        fresh = (
+            await cls.query(client=self._instance_client())
+            .where(cls._pk_column(), pk_value)
+            .first()
+        )
         if fresh is None:
             raise ModelNotFoundError(
                 f'"{cls.__name__}.refresh" failed: no row in "{cls._lucid.table_name}" where '
@@ -613,10 +598,7 @@ class BaseModel:
         pk_value = self._pk_value("lock")
         async with self._instance_client().transaction() as trx:
             fresh = (
-                await cls.query(client=trx)
-                .for_update()
-                .where(cls._info().columns[cls.primary_key].column_name or "id", pk_value)
-                .first()
+                await cls.query(client=trx).for_update().where(cls._pk_column(), pk_value).first()
             )
             if fresh is None:
                 raise LucidError("Cannot mutate a deleted model instance", code="E_MODEL_DELETED")
@@ -640,9 +622,7 @@ class BaseModel:
     def _pk_column(cls) -> str:
         info = cls._info()
         assert info.primary_key is not None
-        name = info.columns[info.primary_key].column_name
-        assert name is not None
-        return name
+        return info.columns[info.primary_key].column_name
 
     @classmethod
     def _column_name(cls, attribute: str) -> str:
@@ -652,7 +632,6 @@ class BaseModel:
                 f'"{attribute}" is not a column of "{cls.__name__}" model',
                 code="E_UNKNOWN_ATTRIBUTE",
             )
-        assert col.column_name is not None
         return col.column_name
 
     @classmethod
@@ -669,9 +648,11 @@ class BaseModel:
     ) -> Self | None:
         """The row with this primary key, or ``None``."""
         cls._check_pk_value(value)
-        return await cls.query(client=client, connection=connection).where(
-            cls._pk_column(), value
-        ).first()
+        return (
+            await cls.query(client=client, connection=connection)
+            .where(cls._pk_column(), value)
+            .first()
+        )
 
     @classmethod
     async def find_or_fail(
@@ -731,9 +712,11 @@ class BaseModel:
         for v in values:
             cls._check_pk_value(v)
         pk = cls._pk_column()
-        return await cls.query(client=client, connection=connection).where_in(
-            pk, list(dict.fromkeys(values))
-        ).order_by(pk, "desc")
+        return (
+            await cls.query(client=client, connection=connection)
+            .where_in(pk, list(dict.fromkeys(values)))
+            .order_by(pk, "desc")
+        )
 
     @classmethod
     async def find_many_by(
@@ -752,9 +735,9 @@ class BaseModel:
         cls, *, client: Client | None = None, connection: str | None = None
     ) -> Self | None:
         """The first row by primary key."""
-        return await cls.query(client=client, connection=connection).order_by(
-            cls._pk_column()
-        ).first()
+        return (
+            await cls.query(client=client, connection=connection).order_by(cls._pk_column()).first()
+        )
 
     @classmethod
     async def first_or_fail(
@@ -813,7 +796,7 @@ class BaseModel:
     ) -> list[Self]:
         """Create several rows in one transaction (all or none); hooks run per instance.
         Rows go in one multi-row ``INSERT … RETURNING`` when they share their columns."""
-        rows = _as_mapping_list(values, "create_many")
+        rows = as_mapping_list(values, "create_many")
         instances = [cls().merge(v, allow_extra_properties) for v in rows]
         if not instances:
             return []
@@ -845,9 +828,7 @@ class BaseModel:
             batch = instances[start:end]
             values = [inst._prepared(inst.attributes) for inst in batch]
             stmt = insert(table).values(values if len(values) > 1 else values[0])
-            result = await trx.execute(
-                stmt.returning(pk_col), write=True, model=cls.__name__
-            )
+            result = await trx.execute(stmt.returning(pk_col), write=True, model=cls.__name__)
             for inst, row in zip(batch, result.rows, strict=False):
                 if row[0] is not None:
                     inst.__dict__[pk_attr] = row[0]
@@ -929,7 +910,7 @@ class BaseModel:
             missing = [k for k in keys if k not in row]
             if missing:
                 raise LucidError(
-                    f'Every payload entry needs the key(s) {", ".join(keys)}; missing '
+                    f"Every payload entry needs the key(s) {', '.join(keys)}; missing "
                     f'"{missing[0]}" in {dict(row)!r}',
                     code="E_INVALID_ARGUMENT",
                 )
@@ -954,8 +935,8 @@ class BaseModel:
     ) -> list[Self]:
         """For each payload entry, the existing row matching it on ``keys``, else a new unsaved
         instance. Results follow the payload's order."""
-        key_list = _keys_list(keys, "fetch_or_new_up_many")
-        rows = _as_mapping_list(payload, "fetch_or_new_up_many")
+        key_list = keys_list(keys, "fetch_or_new_up_many")
+        rows = as_mapping_list(payload, "fetch_or_new_up_many")
         existing = await cls._fetch_existing(key_list, rows, cls._client(client, connection))
         out: list[Self] = []
         for row in rows:
@@ -974,8 +955,8 @@ class BaseModel:
     ) -> list[Self]:
         """For each payload entry, the existing row matching it on ``keys``, else create it.
         One transaction; results follow the payload's order."""
-        key_list = _keys_list(keys, "fetch_or_create_many")
-        rows = _as_mapping_list(payload, "fetch_or_create_many")
+        key_list = keys_list(keys, "fetch_or_create_many")
+        rows = as_mapping_list(payload, "fetch_or_create_many")
         async with cls._client(client, connection).transaction() as trx:
             existing = await cls._fetch_existing(key_list, rows, trx)
             out: list[Self] = []
@@ -1003,8 +984,8 @@ class BaseModel:
     ) -> list[Self]:
         """For each payload entry, update the row matching it on ``keys`` or create it. One
         transaction; results follow the payload's order."""
-        key_list = _keys_list(keys, "update_or_create_many")
-        rows = _as_mapping_list(payload, "update_or_create_many")
+        key_list = keys_list(keys, "update_or_create_many")
+        rows = as_mapping_list(payload, "update_or_create_many")
         async with cls._client(client, connection).transaction() as trx:
             existing = await cls._fetch_existing(key_list, rows, trx)
             out: list[Self] = []
@@ -1041,6 +1022,69 @@ class BaseModel:
             )
         else:
             await target.raw_query("TRUNCATE ??", [table])
+
+    # -- relationships -------------------------------------------------------------------------
+    def related(self, name: str) -> Any:
+        """The query client of relation ``name`` for this instance: ``.query()`` and the
+        relation's writes (``associate``, ``create``, ``save_many``…)."""
+        relation = type(self).get_relation(name)
+        relation.boot()
+        return relation.client(self, self._instance_client())
+
+    def _lazy_load_guard(self) -> None:
+        self._ensure_not_deleted()
+        if not self.is_persisted:
+            raise LucidError(
+                "Cannot lazy load relationship for an unpersisted model instance",
+                code="E_RUNTIME_EXCEPTION",
+            )
+
+    async def load(
+        self, relation: str | Callable[[Any], Any], callback: Callable[[Any], Any] | None = None
+    ) -> Self:
+        """Load a relation onto this instance (one query): ``await post.load("author")``,
+        ``await user.load("posts", lambda q: q.where(...))``, or several at once with
+        ``await post.load(lambda loader: loader.load("author").load("comments"))``."""
+        from .preloader import Preloader
+
+        self._lazy_load_guard()
+        loader = Preloader(type(self))
+        if callable(relation) and not isinstance(relation, str):
+            relation(loader)
+        else:
+            loader.add(relation, callback)
+        await loader.process([self], self._instance_client())
+        return self
+
+    async def load_once(self, relation: str) -> Self:
+        """``load`` unless the relation is already loaded (a one-relation that resolved to
+        ``None`` counts as loaded)."""
+        if relation in (self.__dict__.get("_lucid_preloaded") or {}):
+            return self
+        return await self.load(relation)
+
+    async def _load_aggregate(self, relation: str, configure: Callable[[Any], Any]) -> Self:
+        self._lazy_load_guard()
+        cls = type(self)
+        pk = cls._pk_column()
+        query = (
+            cls.query(client=self._instance_client()).select(pk).where(pk, self._pk_value("select"))
+        )
+        configure(query)
+        rows: list[dict[str, Any]] = await query.pojo()  # type: ignore[assignment]
+        if rows:
+            for key, value in rows[0].items():
+                if key != pk:
+                    self.extras[key] = value
+        return self
+
+    async def load_count(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
+        """Count related rows into ``extras["<relation>_count"]`` (one query)."""
+        return await self._load_aggregate(relation, lambda q: q.with_count(relation, callback))
+
+    async def load_aggregate(self, relation: str, callback: Callable[[Any], Any]) -> Self:
+        """Any aggregate of related rows into ``extras`` (the callback names it with ``as_``)."""
+        return await self._load_aggregate(relation, lambda q: q.with_aggregate(relation, callback))
 
     # -- metadata ------------------------------------------------------------------------------
     @classmethod
@@ -1092,7 +1136,7 @@ class BaseModel:
         for name, comp in type(self)._lucid.computed.items():
             key = comp.serialize_as
             if key is _UNSET:
-                key = strategy.serialized_name(type(self), name)  # type: ignore[arg-type]
+                key = strategy.serialized_name(type(self), name)
             if key is None or not _pick(key, fields):
                 continue
             out[key] = _json_ready(getattr(self, name))

@@ -149,7 +149,7 @@ class ColumnDef:
     """
 
     is_primary: bool = False
-    column_name: str | None = None
+    column_name: str = ""  # "" until the model class fills it from the naming strategy
     serialize_as: Any = _UNSET
     serialize: Callable[[Any, str, Any], Any] | None = None
     prepare: Callable[[Any, str, Any], Any] | None = None
@@ -185,7 +185,7 @@ class _ColumnFactory:
     ) -> Any:
         return ColumnDef(
             is_primary=is_primary,
-            column_name=column_name,
+            column_name=column_name or "",
             serialize_as=serialize_as,
             serialize=serialize,
             prepare=prepare,
@@ -207,7 +207,7 @@ class _ColumnFactory:
     ) -> Any:
         """A ``datetime.date`` column; ``auto_create``/``auto_update`` set today's date."""
         return ColumnDef(
-            column_name=column_name,
+            column_name=column_name or "",
             serialize_as=serialize_as,
             serialize=serialize,
             meta=dict(meta or {}),
@@ -231,7 +231,7 @@ class _ColumnFactory:
         """A timezone-aware UTC ``datetime`` column; ``auto_create`` sets it on insert,
         ``auto_update`` on every update."""
         return ColumnDef(
-            column_name=column_name,
+            column_name=column_name or "",
             serialize_as=serialize_as,
             serialize=serialize,
             meta=dict(meta or {}),
@@ -249,7 +249,7 @@ column = _ColumnFactory()
 T = TypeVar("T")
 
 
-class computed(Generic[T]):  # noqa: N801 - used as a decorator, spelled like Lucid's @computed
+class computed(Generic[T]):
     """A read-only computed property included in ``serialize()``::
 
         @computed

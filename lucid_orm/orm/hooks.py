@@ -71,11 +71,11 @@ async def run_hooks(hooks: list[Callable[..., Any]] | None, arg: Any) -> None:
 class Scope:
     """A query scope declared with ``@scope``; applied through ``with_scopes``::
 
-        @scope
-        def published(query, since=None):
-            query.where_not_null("published_at")
+    @scope
+    def published(query, since=None):
+        query.where_not_null("published_at")
 
-        await Post.query().with_scopes(lambda s: s.published())
+    await Post.query().with_scopes(lambda s: s.published())
     """
 
     def __init__(self, fn: Callable[..., Any]) -> None:

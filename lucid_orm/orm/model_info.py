@@ -62,7 +62,7 @@ class ModelInfo:
             if isinstance(ann, str):
                 try:
                     module = __import__(self.model.__module__, fromlist=["_"])
-                    ann = eval(ann, {**vars(typing), **vars(module), **(namespace or {})})  # noqa: S307
+                    ann = eval(ann, {**vars(typing), **vars(module), **(namespace or {})})
                 except Exception:
                     pending = True
                     continue
@@ -72,12 +72,13 @@ class ModelInfo:
     def build_table(self) -> None:
         cols: list[ColumnClause[Any]] = []
         for col in self.columns.values():
-            assert col.column_name is not None
             cols.append(ColumnClause(col.column_name, col.type_ or NullType()))
         table = TableClause(self.table_name, *cols)
         self.table = table
         self.by_column = {c.column_name: c for c in self.columns.values() if c.column_name}
-        self.select_columns = [table.c[c.column_name] for c in self.columns.values() if c.column_name]
+        self.select_columns = [
+            table.c[c.column_name] for c in self.columns.values() if c.column_name
+        ]
         self.plans = {}
 
     def column_for_db(self, name: str) -> ColumnElement[Any] | None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, exists, not_
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ColumnClause
 
-from ..errors import LucidError, ModelNotFoundError
+from ..errors import LucidError, ModelNotFoundError, runtime_error
 from ..query.chainable import Chainable
 from ..query.paginator import SimplePaginator
 from .hooks import ScopesProxy, run_hooks
+from .preloader import Preloader
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -40,6 +41,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         self._sideloaded: dict[str, Any] | None = None
         self._lock: str | None = None
         self._lock_options: dict[str, bool] = {}
+        self._preloader: Preloader | None = None
 
     # -- columns -------------------------------------------------------------------------------
     def _unqualified(self, name: str) -> ColumnElement[Any]:
@@ -78,7 +80,12 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def to_core(self) -> Select[Any]:
         stmt = super().to_core()
         if self._lock is not None:
-            stmt = stmt.with_for_update(read=self._lock == "share", **self._lock_options)
+            opts = self._lock_options
+            stmt = stmt.with_for_update(
+                read=self._lock == "share",
+                skip_locked=opts.get("skip_locked", False),
+                nowait=opts.get("nowait", False),
+            )
         return stmt
 
     # -- scopes, pojo, sideload ----------------------------------------------------------------
@@ -113,7 +120,145 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         return models
 
     async def _after_hydrate(self, models: list[M]) -> None:
-        """Hook for the relationships layer (preloads)."""
+        if self._preloader is not None and models:
+            await self._preloader.process(models, self.client)
+
+    def clone(self) -> Self:
+        copy = super().clone()
+        if self._preloader is not None:
+            copy._preloader = self._preloader.copy()
+        return copy
+
+    # -- relationships -------------------------------------------------------------------------
+    def preload(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
+        """Eager-load a relation (one query per relation and level, whatever the number of
+        rows): ``preload("author")``, ``preload("posts", lambda q: q.where(...))``,
+        ``preload("posts.comments")``. The callback runs when the relation's query is built."""
+        if self._preloader is None:
+            self._preloader = Preloader(self.model)
+        self._preloader.add(relation, callback)
+        return self
+
+    def _sub_query(self, name: str, callback: Callable[[Any], Any] | None, method: str) -> Any:
+        relation = self.model.get_relation(name)
+        relation.boot()
+        sub = relation.sub_query(self.client, self._from)
+        sub._parent = self
+        if callback is not None:
+            self._run_callback(callback, method, sub)
+        return sub
+
+    def _has(
+        self,
+        name: str,
+        callback: Callable[[Any], Any] | None,
+        operator: str | None,
+        value: Any,
+        is_or: bool,
+        negate: bool,
+        method: str,
+    ) -> Self:
+        sub = self._sub_query(name, callback, method)
+        clause: Any
+        if operator is None:
+            clause = exists(sub._correlated())
+        else:
+            if value is None:
+                raise LucidError(f"{method}() with an operator needs a value to compare with")
+            clause = self._compare(sub.aggregate_select().scalar_subquery(), operator, value)
+        return self._add_where(is_or, not_(clause) if negate else clause)
+
+    def has(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+        """Rows that have related rows (``EXISTS``), or whose related count compares:
+        ``has("comments", ">", 2)``."""
+        return self._has(relation, None, operator, value, False, False, "has")
+
+    and_has = has
+
+    def or_has(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+        return self._has(relation, None, operator, value, True, False, "or_has")
+
+    def doesnt_have(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+        """Rows without related rows (``NOT EXISTS``), or ``NOT (count op value)``."""
+        return self._has(relation, None, operator, value, False, True, "doesnt_have")
+
+    and_doesnt_have = doesnt_have
+
+    def or_doesnt_have(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+        return self._has(relation, None, operator, value, True, True, "or_doesnt_have")
+
+    def where_has(
+        self,
+        relation: str,
+        callback: Callable[[Any], Any] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self:
+        """Like ``has``, with a callback constraining the related rows:
+        ``where_has("posts", lambda q: q.where("is_published", True), ">=", 2)``. An aggregate
+        set in the callback replaces the count."""
+        return self._has(relation, callback, operator, value, False, False, "where_has")
+
+    and_where_has = where_has
+
+    def or_where_has(
+        self,
+        relation: str,
+        callback: Callable[[Any], Any] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self:
+        return self._has(relation, callback, operator, value, True, False, "or_where_has")
+
+    def where_doesnt_have(
+        self,
+        relation: str,
+        callback: Callable[[Any], Any] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self:
+        return self._has(relation, callback, operator, value, False, True, "where_doesnt_have")
+
+    and_where_doesnt_have = where_doesnt_have
+
+    def or_where_doesnt_have(
+        self,
+        relation: str,
+        callback: Callable[[Any], Any] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self:
+        return self._has(relation, callback, operator, value, True, True, "or_where_doesnt_have")
+
+    def with_aggregate(self, relation: str, callback: Callable[[Any], Any]) -> Self:
+        """Select an aggregate of the related rows into ``extras``:
+        ``with_aggregate("posts", lambda q: q.max("score").as_("best_score"))``."""
+        if callback is None:
+            raise LucidError('"with_aggregate" needs a callback that defines the aggregate')
+        sub = self._sub_query(relation, callback, "with_aggregate")
+        return self._select_aggregate(sub)
+
+    def _select_aggregate(self, sub: Any) -> Self:
+        if not sub._has_aggregates:
+            raise runtime_error('"with_aggregate" callback must use an aggregate function')
+        if not sub._alias:
+            raise runtime_error(
+                '"with_aggregate" callback must define the alias for the aggregate query'
+            )
+        if not self._columns:
+            self._columns.extend(self._default_columns())
+        self._columns.append(sub._correlated().scalar_subquery().label(sub._alias))
+        return self
+
+    def with_count(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
+        """Select the number of related rows into ``extras["<relation>_count"]`` (rename with
+        ``as_`` in the callback): ``with_count("posts", lambda q: q.where(...).as_("n"))``."""
+        sub = self._sub_query(relation, callback, "with_count")
+        if not sub._has_aggregates:
+            sub.count("*")
+        if not sub._alias:
+            sub._alias = f"{relation}_count"
+        return self._select_aggregate(sub)
 
     async def exec(self) -> list[M]:
         """Run the query and return model instances (dicts after ``pojo()``)."""
@@ -132,7 +277,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         row = rows[0] if rows else None
         if row is not None:
             await run_hooks(hooks.get("after:find"), row)
-        return row  # type: ignore[no-any-return]
+        return row
 
     async def first_or_fail(self) -> M:
         """Like ``first``; raises ``ModelNotFoundError`` when there is no row."""

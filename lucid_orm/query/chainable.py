@@ -11,7 +11,9 @@ import inspect
 import operator
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from datetime import date, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from sqlalchemy import (
     Select,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     distinct,
     exists,
     func,
+    literal,
     literal_column,
     not_,
     or_,
@@ -85,7 +88,7 @@ def check_identifier(name: str, what: str = "column") -> str:
     """Reject anything that is not a (dotted) identifier before it reaches the database."""
     if not isinstance(name, str) or _IDENT.match(name) is None:
         raise LucidError(
-            f"Invalid {what} name {name!r}: expected an identifier like \"email\" or "
+            f'Invalid {what} name {name!r}: expected an identifier like "email" or '
             f'"users.email" (use db.raw() for expressions)',
             code="E_INVALID_IDENTIFIER",
         )
@@ -102,8 +105,18 @@ def table_column(source: FromClause, name: str) -> ColumnElement[Any]:
         if found is None:
             found = ColumnClause(name)
             source.append_column(found)
-        return found
+        return cast(ColumnElement[Any], found)
     return ColumnClause(name, _selectable=source)
+
+
+def dml_value(value: Any) -> Any:
+    """A value for INSERT/UPDATE of a by-name (untyped) column. Decimals, dates and times bind
+    with the type SQLAlchemy infers from them: untyped, aiosqlite would refuse a ``Decimal`` and
+    store dates through Python's deprecated sqlite3 adapters, in another format than the one
+    ``where()`` compares with."""
+    if isinstance(value, Decimal | date | time):
+        return literal(value)
+    return value
 
 
 def _reject_async(callback: Any, method: str) -> None:
@@ -147,7 +160,12 @@ class JoinClause:
         if second is None:
             op, second = "=", op
         self.clauses.append(
-            (is_or, b._compare(b._col(first), op, b._col(second) if isinstance(second, str) else second))
+            (
+                is_or,
+                b._compare(
+                    b._col(first), op, b._col(second) if isinstance(second, str) else second
+                ),
+            )
         )
         return self
 
@@ -227,7 +245,7 @@ class Chainable:
 
     def _col(self, name: Any) -> ColumnElement[Any]:
         if not isinstance(name, str):
-            return self._value(name)
+            return cast(ColumnElement[Any], self._value(name))
         check_identifier(name)
         if name == "*":
             return literal_column("*")
@@ -272,8 +290,9 @@ class Chainable:
                 return self._col(match.group(1)).label(match.group(2))
             return self._col(item)
         if isinstance(item, Chainable):
-            return item._scalar().label(item._alias or "subquery")
-        return self._value(item)  # type: ignore[no-any-return]
+            label: ColumnElement[Any] = item._scalar().label(item._alias or "subquery")
+            return label
+        return cast(ColumnElement[Any], self._value(item))
 
     # -- callbacks -----------------------------------------------------------------------------
     def _group(self) -> Self:
@@ -314,7 +333,7 @@ class Chainable:
         first = args[0]
         if len(args) == 1:
             if isinstance(first, Raw | ColumnElement):
-                return first  # type: ignore[return-value]
+                return first
             if isinstance(first, Mapping):
                 parts = [self._compare(self._col(k), "=", v) for k, v in first.items()]
                 return and_(*parts) if parts else true()
@@ -730,8 +749,8 @@ class Chainable:
         self._has_aggregates = True
         for arg in args:
             if isinstance(arg, Mapping):
-                for alias, col in arg.items():
-                    self._columns.append(self._agg_expr(fn, col, is_distinct).label(alias))
+                for name, col in arg.items():
+                    self._columns.append(self._agg_expr(fn, col, is_distinct).label(name))
                 continue
             alias: str | None = None
             if isinstance(arg, str):
@@ -859,13 +878,17 @@ class Chainable:
         froms.extend(t for t, _on, kind in self._joins if kind != "raw")
         return froms
 
+    def _where_clause(self) -> ColumnElement[Any] | None:
+        """The WHERE condition (hook: relation builders wrap it with their constraint)."""
+        return _fold(self._wheres)
+
     def to_core(self) -> Select[Any]:
         """The SQLAlchemy Core ``select()`` this builder describes (built fresh each call)."""
         stmt = select(*(self._columns or self._default_columns()))
         frm = self._from_clause()
         if frm is not None:
             stmt = stmt.select_from(frm)
-        where = _fold(self._wheres)
+        where = self._where_clause()
         if where is not None:
             stmt = stmt.where(where)
         if self._group_by:
@@ -910,7 +933,7 @@ class Chainable:
     def _dml_table(self, method: str) -> TableClause:
         frm = self._from
         if isinstance(frm, Alias):
-            frm = frm.element  # type: ignore[assignment]
+            frm = frm.element
         if not isinstance(frm, TableClause):
             raise LucidError(f"{method}() needs a table: call from_() first")
         return frm
@@ -918,7 +941,7 @@ class Chainable:
     def _dml_where(self) -> ColumnElement[Any] | None:
         if self._joins:
             raise LucidError("update/delete with joins is not supported: use where_in(subquery)")
-        return _fold(self._wheres)
+        return self._where_clause()
 
     def _update_values(self, values: Any, value: Any, method: str) -> dict[Any, Any]:
         table = self._dml_table(method)
@@ -929,7 +952,7 @@ class Chainable:
         out: dict[Any, Any] = {}
         for key, val in values.items():
             check_identifier(key)
-            out[table_column(table, key.rpartition(".")[2])] = self._value(val)
+            out[table_column(table, key.rpartition(".")[2])] = dml_value(self._value(val))
         return out
 
     async def _run_dml(self, stmt: Any) -> int:
@@ -971,9 +994,7 @@ class Chainable:
 
     async def decrement(self, column: Any, amount: int | float = 1) -> int:
         """``column = column - amount``."""
-        stmt = update(self._dml_table("decrement")).values(
-            self._counter_values(column, amount, -1)
-        )
+        stmt = update(self._dml_table("decrement")).values(self._counter_values(column, amount, -1))
         where = self._dml_where()
         if where is not None:
             stmt = stmt.where(where)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import insert
-from sqlalchemy.sql import TableClause
+from sqlalchemy import insert, literal
+from sqlalchemy.sql import ClauseElement, TableClause
 
 from ..errors import LucidError
-from .chainable import check_identifier, shared_table, table_column
+from .chainable import check_identifier, dml_value, shared_table, table_column
 from .compile import to_query, to_sql
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class InsertQueryBuilder:
         self._rows = rows
         return self
 
-    def _statements(self) -> list[Any]:
+    def _statements(self, inline: bool = False) -> list[Any]:
         table = self._table
         if table is None:
             raise LucidError("insert needs a table: call table(name) first")
@@ -78,7 +78,9 @@ class InsertQueryBuilder:
         statements = []
         for keys, rows in groups:
             cols = [table_column(table, k) for k in keys]
-            values = [{c: _value(r[k]) for c, k in zip(cols, keys, strict=True)} for r in rows]
+            values = [
+                {c: _value(r[k], inline) for c, k in zip(cols, keys, strict=True)} for r in rows
+            ]
             stmt = insert(table).values(values if len(values) > 1 else values[0])
             if self._returning:
                 stmt = stmt.returning(*[table_column(table, c) for c in self._returning])
@@ -89,7 +91,7 @@ class InsertQueryBuilder:
         return to_sql(self._statements()[0], self.client.dialect)
 
     def to_query(self) -> str:
-        return to_query(self._statements()[0], self.client.dialect)
+        return to_query(self._statements(inline=True)[0], self.client.dialect)
 
     async def exec(self) -> Any:
         statements = self._statements()
@@ -107,8 +109,11 @@ class InsertQueryBuilder:
         return self.exec().__await__()
 
 
-def _value(value: Any) -> Any:
+def _value(value: Any, inline: bool = False) -> Any:
     if hasattr(value, "to_core") and callable(value.to_core):
         core = value.to_core()
         return core.scalar_subquery() if hasattr(core, "scalar_subquery") else core
-    return value
+    if inline and value is not None and not isinstance(value, ClauseElement):
+        # The columns are untyped: type the value itself so that to_query() can render it.
+        return literal(value)
+    return dml_value(value)

@@ -24,11 +24,11 @@ class RawJoin(FromClause):
         self.raw = raw
 
     @property
-    def _hide_froms(self) -> list[FromClause]:  # type: ignore[override]
+    def _hide_froms(self) -> list[FromClause]:
         return [*self.left._from_objects, *self.left._hide_froms]
 
     @property
-    def _from_objects(self) -> list[FromClause]:  # type: ignore[override]
+    def _from_objects(self) -> list[FromClause]:
         return [self]
 
     def get_children(self, **kw: Any) -> list[Any]:

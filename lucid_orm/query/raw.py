@@ -9,9 +9,9 @@ from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, bindparam
+from sqlalchemy.sql import ColumnElement, bindparam, operators
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, Grouping
 
 from ..errors import LucidError
 
@@ -101,6 +101,21 @@ class Raw(ColumnElement[Any]):
         """Label this fragment (``select(db.raw("count(*)").as_("total"))``)."""
         return self.label(alias)
 
+    @property
+    def _non_anon_label(self) -> str:
+        # A name of its own keeps SQLAlchemy from appending "AS anon_1" in a select list, so
+        # ``select(db.raw("upper(name) as u"))`` renders as written (Knex passes it through).
+        return self.sql
+
+    def self_group(self, against: Any = None) -> ColumnElement[Any]:
+        # The fragment's own precedence is unknown: parenthesise it wherever SQLAlchemy or a
+        # builder asks for a group, so ``where_raw("a or b")`` cannot leak out of an AND and
+        # ``where_in(col, db.raw("select ..."))`` renders ``IN (select ...)``. Function arguments
+        # are already delimited (``count(distinct x)`` must stay as written).
+        if against is operators.comma_op:
+            return self
+        return Grouping(self)
+
     def get_children(self, **kw: Any) -> list[Any]:
         return [p for p in self.parts if not isinstance(p, str | tuple)]
 
@@ -113,7 +128,7 @@ def _compile_raw(element: Raw, compiler: SQLCompiler, **kw: Any) -> str:
     out: list[str] = []
     for part in element.parts:
         if isinstance(part, str):
-            out.append(compiler.post_process_text(part))
+            out.append(compiler.post_process_text(part))  # type: ignore[no-untyped-call]
         elif isinstance(part, tuple):
             out.append(".".join(compiler.preparer.quote(p) for p in part[0].split(".")))
         else:

@@ -1,0 +1,81 @@
+"""The preloader: one query per relation and level, run one after another on the parent
+query's client, matched to the parents in one pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LucidError
+
+if TYPE_CHECKING:
+    from ..database.query_client import Client
+    from .base_model import BaseModel
+
+
+def _reject_async(callback: Any) -> None:
+    import inspect
+
+    if inspect.iscoroutinefunction(callback):
+        raise LucidError(
+            '"preload" callbacks must be plain functions that configure the query; an async '
+            "def callback is not allowed",
+            code="E_RUNTIME_EXCEPTION",
+        )
+
+
+class Preloader:
+    """Relations to load for a set of parent instances, with their query callbacks.
+
+    ``add("posts.comments")`` is ``add("posts", lambda q: q.preload("comments"))``; adding a
+    relation twice merges the callbacks into one query."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+        self.specs: dict[str, list[Callable[[Any], Any]]] = {}
+
+    def add(self, path: str, callback: Callable[[Any], Any] | None = None) -> Preloader:
+        if not isinstance(path, str) or not path:
+            raise LucidError(f"preload() expects a relation name, got {path!r}")
+        if callback is not None:
+            _reject_async(callback)
+        name, _, rest = path.partition(".")
+        relation = self.model.get_relation(name)
+        relation.boot()
+        callbacks = self.specs.setdefault(name, [])
+        if rest:
+            _check_path(relation.related_model(), rest)
+            callbacks.append(lambda query: query.preload(rest))
+        if callback is not None:
+            callbacks.append(callback)
+        return self
+
+    # ``model.load(lambda loader: loader.load("author").load("comments"))``
+    def load(self, path: str, callback: Callable[[Any], Any] | None = None) -> Preloader:
+        return self.add(path, callback)
+
+    preload = load
+
+    def copy(self) -> Preloader:
+        other = Preloader(self.model)
+        other.specs = {k: list(v) for k, v in self.specs.items()}
+        return other
+
+    async def process(self, parents: Sequence[BaseModel], client: Client) -> None:
+        """Load every relation onto ``parents`` (no query when there are none)."""
+        if not parents:
+            return
+        for name, callbacks in self.specs.items():
+            relation = self.model.get_relation(name)
+            query = relation.eager_query(parents, client)
+            for callback in callbacks:
+                callback(query)
+            related = await query.exec()
+            relation.set_related_for_many(parents, related)
+
+
+def _check_path(model: type[BaseModel], path: str) -> None:
+    for name in path.split("."):
+        relation = model.get_relation(name)
+        relation.boot()
+        model = relation.related_model()

@@ -1,0 +1,495 @@
+"""What every relation kind shares: the typed descriptor and relation object (keys, boot,
+matching), the related-query builder that wraps user wheres in the relation constraint, the
+sub-query builder behind ``has``/``with_count``, and the managed-transaction helper for writes."""
+
+from __future__ import annotations
+
+import builtins
+import copy
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
+
+from sqlalchemy import Select, and_
+from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql.elements import ColumnClause
+
+from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
+from ..columns import _UNSET
+from ..naming import RelationType
+from ..query_builder import ModelQueryBuilder
+
+if TYPE_CHECKING:
+    from ...database.query_client import Client
+    from ...database.transaction import TransactionClient
+    from ..base_model import BaseModel
+
+R = TypeVar("R", bound="BaseModel")
+
+# Keeps IN (...) lists below every dialect's bound-parameter limit (SQLite 32766, asyncpg
+# 32767, MySQL 65535) with room for the statement's other bindings.
+PRELOAD_CHUNK = 30_000
+
+
+def _chunks(values: list[Any], size: int = PRELOAD_CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+class Relation(Generic[R]):
+    """A relation declared on a model: the descriptor and the relation object in one.
+
+    Class access (``Post.author``) returns the relation; instance access returns the loaded
+    value or raises ``RelationNotLoadedError`` — it never queries.
+    """
+
+    type: ClassVar[RelationType]
+    _lucid_relation: ClassVar[bool] = True
+    _is_many: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        related: Callable[[], builtins.type[R]],
+        *,
+        foreign_key: str | None = None,
+        local_key: str | None = None,
+        serialize_as: str | None = _UNSET,
+        on_query: Callable[[Any], Any] | None = None,
+        meta: Any = None,
+    ) -> None:
+        if not callable(related):
+            raise LucidError("A relation needs a callable returning the related model")
+        self._related = related
+        self._foreign_key_option = foreign_key
+        self._local_key_option = local_key
+        self._serialize_as_option = serialize_as
+        self.on_query = on_query
+        self.meta = meta
+        self.model: builtins.type[BaseModel] = None  # type: ignore[assignment]
+        self.relation_name = ""
+        self.booted = False
+        self.foreign_key = ""
+        self.local_key = ""
+        self.foreign_key_column_name = ""
+        self.local_key_column_name = ""
+
+    # -- declaration ---------------------------------------------------------------------------
+    def __set_name__(self, owner: builtins.type, name: str) -> None:
+        self.relation_name = name
+
+    def attach(self, model: builtins.type[BaseModel], name: str) -> None:
+        self.model = model
+        self.relation_name = name
+        self.booted = False
+
+    def clone_for(self, model: builtins.type[BaseModel]) -> Self:
+        """A copy of this relation, with its options, for a subclass."""
+        clone = copy.copy(self)
+        clone.booted = False
+        setattr(model, self.relation_name, clone)
+        return clone
+
+    @property
+    def serialize_as(self) -> str | None:
+        opt = self._serialize_as_option
+        return self.relation_name if opt is _UNSET else opt
+
+    def related_model(self) -> builtins.type[R]:
+        """The related model class (the lazy reference resolved)."""
+        return self._related()
+
+    # -- boot ----------------------------------------------------------------------------------
+    def boot(self) -> None:
+        """Resolve keys (defaults from the naming strategy) and check they exist."""
+        if self.booted:
+            return
+        self._boot_keys()
+        self.booted = True
+
+    def _boot_keys(self) -> None:
+        raise NotImplementedError
+
+    def _require(self, owner: builtins.type[BaseModel], key: str) -> str:
+        col = owner.columns.get(key)
+        if col is None:
+            raise missing_attribute(
+                f'"{self.model.__name__}.{self.relation_name}" expects "{key}" to exist on '
+                f'"{owner.__name__}" model, but is missing'
+            )
+        return col.column_name
+
+    # -- descriptor ----------------------------------------------------------------------------
+    def __get__(self, obj: BaseModel | None, owner: builtins.type) -> Any:
+        if obj is None:
+            return self
+        preloaded = obj.__dict__.get("_lucid_preloaded")
+        if preloaded is None or self.relation_name not in preloaded:
+            raise RelationNotLoadedError(type(obj).__name__, self.relation_name)
+        return preloaded[self.relation_name]
+
+    def __set__(self, obj: BaseModel, value: Any) -> None:
+        self.set_related(obj, value)
+
+    # -- values --------------------------------------------------------------------------------
+    def _value(self, model: BaseModel, key: str, action: str) -> Any:
+        d = model.__dict__
+        if key not in d:
+            raise missing_attribute(
+                f'Cannot {action} "{self.relation_name}", value of '
+                f'"{type(model).__name__}.{key}" is undefined'
+            )
+        return d[key]
+
+    def _check_instance(self, value: Any) -> None:
+        related = self.related_model()
+        if not isinstance(value, related):
+            raise LucidError(
+                f'"{self.model.__name__}.{self.relation_name}" expects an instance of '
+                f'"{related.__name__}" model, got {value!r}',
+                code="E_INVALID_ARGUMENT",
+            )
+
+    # -- matching (the preloader's API) --------------------------------------------------------
+    def set_related(self, parent: BaseModel, related: Any) -> None:
+        """Set the loaded value on ``parent`` (``None``/instance or a list for many-relations)."""
+        self.boot()
+        if self._is_many:
+            if not isinstance(related, list):
+                raise runtime_error(
+                    f'"{self.model.__name__}.{self.relation_name}" must be a list when setting '
+                    f'"{self.type}" relationship'
+                )
+            for r in related:
+                self._check_instance(r)
+        else:
+            if isinstance(related, list | tuple):
+                raise runtime_error(
+                    f'"{self.model.__name__}.{self.relation_name}" cannot reference more than '
+                    f'one instance of "{self.related_model().__name__}" model'
+                )
+            if related is not None:
+                self._check_instance(related)
+        parent.preloaded[self.relation_name] = related
+
+    def push_related(self, parent: BaseModel, related: Any) -> None:
+        """Add to the loaded value (appends on many-relations, replaces on one-relations)."""
+        self.boot()
+        if self._is_many:
+            items = related if isinstance(related, list) else [related]
+            for r in items:
+                self._check_instance(r)
+            current = parent.preloaded.get(self.relation_name)
+            parent.preloaded[self.relation_name] = [*(current or []), *items]
+            return
+        self.set_related(parent, related)
+
+    def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
+        """Match ``related`` rows to ``parents`` in one pass (dicts, never nested loops)."""
+        raise NotImplementedError
+
+    # -- queries -------------------------------------------------------------------------------
+    def eager_query(self, parents: Sequence[BaseModel], client: Client) -> RelationQueryBuilder[R]:
+        """The preload query for ``parents``."""
+        raise NotImplementedError
+
+    def sub_query(self, client: Client, outer: FromClause | None = None) -> SubQueryBuilder[R]:
+        """The correlated subquery behind ``has``/``where_has``/``with_count``."""
+        raise NotImplementedError
+
+    def client(self, parent: BaseModel, query_client: Client) -> Any:
+        """The query client for ``parent.related(name)``."""
+        raise NotImplementedError
+
+    def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
+        """Set the relation's keys on ``values`` (a model or a dict) before it is written."""
+        raise NotImplementedError
+
+    def _apply_on_query(self, query: Any) -> None:
+        if self.on_query is not None:
+            self.on_query(query)
+
+    def _parent_key_values(self, parents: Sequence[BaseModel], key: str) -> list[Any]:
+        seen: dict[Any, None] = {}
+        for parent in parents:
+            value = self._value(parent, key, "preload")
+            if value is not None:
+                seen[value] = None
+        return list(seen)
+
+    def __repr__(self) -> str:
+        owner = self.model.__name__ if self.model is not None else "?"
+        return f"<{type(self).__name__} {owner}.{self.relation_name}>"
+
+
+class RelationQueryBuilder(ModelQueryBuilder[R]):
+    """A query on a relation's related model; the relation constraint is added at compile time
+    around the user's own wheres (grouped), so an ``or_where`` can never escape it."""
+
+    is_related_query = True
+    is_related_sub_query = False
+    is_pivot_only_query = False
+
+    def __init__(
+        self,
+        relation: Relation[R],
+        client: Client,
+        *,
+        match_column: str,
+        values: list[Any] | None = None,
+        parent: BaseModel | None = None,
+        parent_key: str = "",
+    ) -> None:
+        super().__init__(relation.related_model(), client)
+        self.relation = relation
+        self.is_related_preload_query = values is not None
+        self._match_column = match_column
+        self._values = values
+        self._chunk: list[Any] | None = values
+        self._parent_model = parent
+        self._parent_key = parent_key
+        self._action = "select"
+        self._no_rows = values is not None and not values
+        relation._apply_on_query(self)
+
+    def _parent_value(self) -> Any:
+        assert self._parent_model is not None
+        value = self.relation._value(self._parent_model, self._parent_key, self._action)
+        if value is None:
+            self._no_rows = True
+        return value
+
+    def _constraint(self) -> ColumnElement[Any] | None:
+        column = self._unqualified(self._match_column)
+        if self._values is not None:
+            return column.in_(self._chunk or [])
+        clause: ColumnElement[Any] = column == self._parent_value()
+        return clause
+
+    def to_core(self) -> Select[Any]:
+        if self.is_related_preload_query and self._columns:
+            # Cherry-picked columns still need the key the preloader matches on.
+            key = self._match_column
+            names = {getattr(c, "key", None) for c in self._columns}
+            if key not in names and "*" not in names:
+                self._columns.append(self._unqualified(key))
+        return super().to_core()
+
+    async def _chunked(self, run: Callable[[], Any]) -> list[Any]:
+        values = self._values or []
+        if len(values) <= PRELOAD_CHUNK:
+            return await run()  # type: ignore[no-any-return]
+        out: list[Any] = []
+        for chunk in _chunks(values):
+            self._chunk = chunk
+            out.extend(await run())
+        self._chunk = values
+        return out
+
+    def _where_clause(self) -> ColumnElement[Any] | None:
+        user = super()._where_clause()
+        constraint = self._constraint()
+        if constraint is None:
+            return user
+        if user is None:
+            return constraint
+        return and_(constraint, user.self_group())
+
+    def _one_relation_guard(self, method: str) -> None:
+        if not self.relation._is_many:
+            raise runtime_error(
+                f"Cannot {method} a {self.relation.type} relationship "
+                f'"({self.relation.relation_name})"'
+            )
+
+    def paginate(self, page: int, per_page: int = 20) -> Any:
+        """Paginate a many-relation's related query (raises at once on a preload query or a
+        one-relation)."""
+        if self.is_related_preload_query:
+            raise runtime_error(
+                f'Cannot paginate relationship "{self.relation.relation_name}" during preload'
+            )
+        self._one_relation_guard("paginate")
+        return self._paginate(page, per_page)
+
+    async def _paginate(self, page: int, per_page: int) -> Any:
+        if self._parent_model is not None:
+            self._parent_value()
+        if self._no_rows:
+            from ...query.paginator import SimplePaginator
+
+            return SimplePaginator(0, per_page, max(int(page), 1), [])
+        return await ModelQueryBuilder.paginate(self, page, per_page)
+
+    async def _rows(self) -> Any:
+        if self._parent_model is not None:
+            self._action = "select"
+            self._parent_value()
+        if self._no_rows:
+            return []
+        parent_rows = super()._rows
+        return await self._chunked(parent_rows)
+
+    async def update(self, values: Any, value: Any = None) -> int:
+        self._action = "update"
+        return await super().update(values, value)
+
+    async def increment(self, column: Any, amount: int | float = 1) -> int:
+        self._action = "update"
+        return await super().increment(column, amount)
+
+    async def decrement(self, column: Any, amount: int | float = 1) -> int:
+        self._action = "update"
+        return await super().decrement(column, amount)
+
+    async def delete(self) -> int:
+        self._action = "delete"
+        return await super().delete()
+
+    async def _run_dml(self, stmt: Any) -> int:
+        if self._no_rows:
+            return 0
+        return await super()._run_dml(stmt)
+
+    async def count_rows(self) -> int:
+        if self._parent_model is not None:
+            self._parent_value()
+        if self._no_rows:
+            return 0
+        return await super().count_rows()
+
+    def group_limit(self, limit: int) -> Self:
+        """Limit rows per parent during preload (many-relations only)."""
+        self._group_guard()
+        return self
+
+    def group_order_by(self, column: str, direction: str = "asc") -> Self:
+        """Order rows per parent for ``group_limit`` (many-relations only)."""
+        self._group_guard()
+        return self
+
+    def _group_guard(self) -> None:
+        raise runtime_error(
+            f"Cannot apply group_limit or group_order_by on a {self.relation.type} "
+            f'relationship "({self.relation.relation_name})"'
+        )
+
+
+class SubQueryBuilder(ModelQueryBuilder[R]):
+    """The related query used as a correlated subquery (``has``, ``with_count``). Self
+    relations alias the related table. Executing it raises."""
+
+    is_related_query = True
+    is_related_sub_query = True
+    is_related_preload_query = False
+    is_pivot_only_query = False
+
+    def __init__(
+        self,
+        relation: Relation[R],
+        client: Client,
+        outer: FromClause,
+        alias: str | None,
+        *,
+        own_column: str,
+        outer_column: str,
+    ) -> None:
+        super().__init__(relation.related_model(), client)
+        self.relation = relation
+        self.outer = outer
+        self._own_column = own_column
+        self._outer_column = outer_column
+        if alias is not None:
+            table = self._info.table
+            assert table is not None
+            aliased = table.alias(alias)
+            self._from = aliased
+            self._aliases = {alias: aliased}
+        self._target: FromClause = self._from  # type: ignore[assignment]
+        relation._apply_on_query(self)
+
+    def _unqualified(self, name: str) -> ColumnElement[Any]:
+        if self._target is self._info.table:
+            return super()._unqualified(name)
+        if name in self._info.by_column:
+            return cast(ColumnElement[Any], self._target.c[name])
+        return ColumnClause(name)
+
+    def _default_columns(self) -> list[ColumnElement[Any]]:
+        return [self._target.c[str(c.key)] for c in self._info.select_columns]
+
+    def own_column(self, name: str) -> ColumnElement[Any]:
+        return cast(ColumnElement[Any], self._target.c[name])
+
+    def outer_column(self, name: str) -> ColumnElement[Any]:
+        col = self.outer.c.get(name)
+        return col if col is not None else ColumnClause(name, _selectable=self.outer)
+
+    def _constraint(self) -> ColumnElement[Any] | None:
+        return self.own_column(self._own_column) == self.outer_column(self._outer_column)
+
+    def _where_clause(self) -> ColumnElement[Any] | None:
+        user = super()._where_clause()
+        constraint = self._constraint()
+        if constraint is None:
+            return user
+        if user is None:
+            return constraint
+        return and_(constraint, user.self_group())
+
+    def preload(self, *args: Any, **kwargs: Any) -> Self:
+        raise runtime_error("Cannot preload relationships inside a relationship subquery")
+
+    async def exec(self) -> list[R]:
+        raise runtime_error("Cannot execute relationship subqueries")
+
+    async def first(self) -> R | None:
+        raise runtime_error("Cannot execute relationship subqueries")
+
+    async def paginate(self, page: int, per_page: int = 20) -> Any:
+        raise runtime_error("Cannot execute relationship subqueries")
+
+    async def update(self, values: Any, value: Any = None) -> int:
+        raise runtime_error("Cannot execute relationship subqueries")
+
+    async def delete(self) -> int:
+        raise runtime_error("Cannot execute relationship subqueries")
+
+    def aggregate_select(self) -> Select[Any]:
+        """This subquery as a correlated ``select`` of its aggregate (``count(*)`` if none)."""
+        if not self._has_aggregates:
+            self.count("*")
+        return self._correlated()
+
+
+def self_alias(relation: Relation[Any], outer: FromClause | None) -> str | None:
+    """An alias for the related table when it is the parent's own table (self relations)."""
+    related = relation.related_model()._lucid.table_name
+    parent = relation.model._lucid.table_name
+    if related != parent:
+        return None
+    return f"lucid_subquery_{relation.relation_name}"
+
+
+@asynccontextmanager
+async def managed(
+    parent: BaseModel, client: Client | None, models: Iterable[BaseModel] = ()
+) -> AsyncIterator[TransactionClient]:
+    """A transaction for a relation write: a savepoint inside ``client`` or the parent's
+    ``trx`` when given, else a transaction of its own. The parent and ``models`` use it while it
+    lasts and get their previous transaction back afterwards."""
+    base = client or parent.trx or parent._instance_client()
+    async with base.transaction() as trx:
+        targets = [parent, *models]
+        previous = [m.__dict__.get("_lucid_trx") for m in targets]
+        for m in targets:
+            m.__dict__["_lucid_trx"] = trx
+        try:
+            yield trx
+        finally:
+            for m, prev in zip(targets, previous, strict=True):
+                if prev is not None:
+                    m.__dict__["_lucid_trx"] = prev
+                elif base.is_transaction:
+                    m.use_transaction(base)  # type: ignore[arg-type]
+                else:
+                    m.__dict__.pop("_lucid_trx", None)

@@ -1,0 +1,178 @@
+"""belongs_to: the parent holds the foreign key (``Post.user_id`` → ``User.id``).
+``BelongsTo``, ``BelongsToQueryClient``, ``BelongsToQueryBuilder``, ``BelongsToSubQueryBuilder``."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+
+from sqlalchemy.sql import FromClause
+
+from ..columns import _UNSET
+from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed, self_alias
+
+if TYPE_CHECKING:
+    from ...database.query_client import Client
+    from ..base_model import BaseModel
+
+R = TypeVar("R", bound="BaseModel")
+
+
+class BelongsTo(Relation[R]):
+    """``author: BelongsTo[User] = belongs_to(lambda: User)``; ``post.author`` is ``User | None``.
+
+    ``foreign_key`` (default ``<related>_<related pk>``, e.g. ``user_id``) is an attribute of
+    this model; ``local_key`` (default the related primary key) one of the related model."""
+
+    type = "belongsTo"
+    _is_many = False
+
+    @overload
+    def __get__(self, obj: None, owner: builtins.type) -> BelongsTo[R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
+
+    def __get__(self, obj: Any, owner: builtins.type) -> Any:
+        return super().__get__(obj, owner)
+
+    def __set__(self, obj: Any, value: R | None) -> None:
+        self.set_related(obj, value)
+
+    def _boot_keys(self) -> None:
+        related = self.related_model()
+        strategy = self.model.naming_strategy
+        self.local_key = self._local_key_option or strategy.relation_local_key(
+            "belongsTo",
+            self.model,
+            related,
+            self.relation_name,
+        )
+        self.foreign_key = self._foreign_key_option or strategy.relation_foreign_key(
+            "belongsTo",
+            self.model,
+            related,
+            self.relation_name,
+        )
+        self.local_key_column_name = self._require(related, self.local_key)
+        self.foreign_key_column_name = self._require(self.model, self.foreign_key)
+
+    def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
+        self.boot()
+        key, fk, name = self.local_key, self.foreign_key, self.relation_name
+        index = {r.__dict__.get(key): r for r in related}
+        for parent in parents:
+            value = parent.__dict__.get(fk)
+            parent.preloaded[name] = index.get(value) if value is not None else None
+
+    def eager_query(self, parents: Sequence[BaseModel], client: Client) -> BelongsToQueryBuilder[R]:
+        self.boot()
+        values = self._parent_key_values(parents, self.foreign_key)
+        return BelongsToQueryBuilder(
+            self, client, match_column=self.local_key_column_name, values=values
+        )
+
+    def sub_query(
+        self, client: Client, outer: FromClause | None = None
+    ) -> BelongsToSubQueryBuilder[R]:
+        self.boot()
+        outer_from = outer if outer is not None else self.model._info().table
+        assert outer_from is not None
+        return BelongsToSubQueryBuilder(
+            self,
+            client,
+            outer_from,
+            self_alias(self, outer_from),
+            own_column=self.local_key_column_name,
+            outer_column=self.foreign_key_column_name,
+        )
+
+    def client(self, parent: BaseModel, query_client: Client) -> BelongsToQueryClient[R]:
+        self.boot()
+        return BelongsToQueryClient(self, parent, query_client)
+
+    def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
+        """Set ``parent``'s foreign key from the related instance ``values``."""
+        self.boot()
+        value = self._value(values, self.local_key, "persist")
+        parent.__dict__[self.foreign_key] = value
+
+
+class BelongsToQueryBuilder(RelationQueryBuilder[R]):
+    """The related query of a belongs_to (``post.related("author").query()``) and its preload
+    query. ``paginate`` and ``group_limit`` raise: it is a one-relation."""
+
+
+class BelongsToSubQueryBuilder(SubQueryBuilder[R]):
+    """``has("author")`` / ``with_count("author")`` subquery."""
+
+
+class BelongsToQueryClient(Generic[R]):
+    """``post.related("author")``: the related query plus ``associate``/``dissociate``.
+    (No ``create``/``save``: create the related model, then ``associate`` it.)"""
+
+    def __init__(self, relation: BelongsTo[R], parent: BaseModel, client: Client) -> None:
+        self.relation = relation
+        self.parent = parent
+        self.client = client
+
+    def query(self) -> BelongsToQueryBuilder[R]:
+        """The related row as a query (no query runs when the foreign key is NULL)."""
+        rel = self.relation
+        return BelongsToQueryBuilder(
+            rel,
+            self.client,
+            match_column=rel.local_key_column_name,
+            parent=self.parent,
+            parent_key=rel.foreign_key,
+        )
+
+    async def associate(self, related: R, *, client: Client | None = None) -> None:
+        """Save ``related`` if needed, point the parent's foreign key at it and save the parent,
+        in one transaction (a savepoint inside ``client`` or the parent's ``trx``); then
+        ``parent.<relation>`` is ``related``."""
+        rel = self.relation
+        rel._check_instance(related)
+        async with managed(self.parent, client, [related]):
+            await related.save()
+            rel.hydrate_for_persistence(self.parent, related)
+            await self.parent.save()
+        rel.set_related(self.parent, related)
+
+    async def dissociate(self, *, client: Client | None = None) -> None:
+        """Set the foreign key to NULL and save the parent (never deletes the related row)."""
+        rel = self.relation
+        async with managed(self.parent, client):
+            self.parent.__dict__[rel.foreign_key] = None
+            await self.parent.save()
+        rel.set_related(self.parent, None)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("create", "save", "create_many", "save_many", "first_or_create"):
+            raise AttributeError(
+                f'"{name}" is not available on a belongsTo relationship '
+                f'"({self.relation.relation_name})": create the related model, then associate it'
+            )
+        raise AttributeError(name)
+
+
+def belongs_to(
+    related: Callable[[], builtins.type[R]],
+    *,
+    foreign_key: str | None = None,
+    local_key: str | None = None,
+    serialize_as: str | None = _UNSET,
+    on_query: Callable[[Any], Any] | None = None,
+    meta: Any = None,
+    init: Literal[False] = False,
+) -> BelongsTo[R]:
+    """Declare a belongs_to relation: ``author: BelongsTo[User] = belongs_to(lambda: User)``."""
+    return BelongsTo(
+        related,
+        foreign_key=foreign_key,
+        local_key=local_key,
+        serialize_as=serialize_as,
+        on_query=on_query,
+        meta=meta,
+    )

@@ -1,0 +1,224 @@
+"""has_many: like has_one, with lists, per-parent limits and the many-writes.
+``HasMany``, ``HasManyQueryClient``, ``HasManyQueryBuilder``, ``HasManySubQueryBuilder``."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
+
+from sqlalchemy import Select, func, select
+
+from ...errors import LucidError
+from ..columns import _UNSET
+from ..payload import as_mapping_list
+from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed
+from .has_one import HasOneQueryClient, _HasRelation
+
+if TYPE_CHECKING:
+    from ...database.query_client import Client
+    from ..base_model import BaseModel
+
+R = TypeVar("R", bound="BaseModel")
+
+_ROW_NUMBER = "lucid_row_number"
+
+
+class HasMany(_HasRelation[R]):
+    """``posts: HasMany[Post] = has_many(lambda: Post)``; ``user.posts`` is ``list[Post]``."""
+
+    type = "hasMany"
+    _is_many = True
+
+    @overload
+    def __get__(self, obj: None, owner: builtins.type) -> HasMany[R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
+
+    def __get__(self, obj: Any, owner: builtins.type) -> Any:
+        return Relation.__get__(self, obj, owner)
+
+    def __set__(self, obj: Any, value: list[R]) -> None:
+        self.set_related(obj, value)
+
+    def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
+        return HasManyQueryBuilder
+
+    def _sub_query_builder(self) -> builtins.type[SubQueryBuilder[R]]:
+        return HasManySubQueryBuilder
+
+    def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
+        self.boot()
+        fk, key, name = self.foreign_key, self.local_key, self.relation_name
+        groups: dict[Any, list[Any]] = {}
+        for r in related:
+            value = r.__dict__.get(fk)
+            bucket = groups.get(value)
+            if bucket is None:
+                groups[value] = [r]
+            else:
+                bucket.append(r)
+        for parent in parents:
+            value = parent.__dict__.get(key)
+            parent.preloaded[name] = list(groups.get(value, ())) if value is not None else []
+
+    def client(self, parent: BaseModel, query_client: Client) -> HasManyQueryClient[R]:
+        self.boot()
+        return HasManyQueryClient(self, parent, query_client)
+
+
+class HasManyQueryBuilder(RelationQueryBuilder[R]):
+    """The related query of a has_many and its preload query, with per-parent limits:
+    ``preload("posts", lambda q: q.group_limit(3).group_order_by("created_at", "desc"))``."""
+
+    _group_limit: int | None = None
+    _group_order: tuple[str, str] | None = None
+
+    def group_limit(self, limit: int) -> Self:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise LucidError(f"group_limit() expects a positive int, got {limit!r}")
+        self._group_limit = limit
+        return self
+
+    def group_order_by(self, column: str, direction: str = "asc") -> Self:
+        if direction.lower() not in ("asc", "desc"):
+            raise LucidError(f'Invalid order direction "{direction}": use "asc" or "desc"')
+        self._group_order = (column, direction.lower())
+        return self
+
+    def to_core(self) -> Select[Any]:
+        if self._group_limit is None:
+            return super().to_core()
+        # row_number() per parent in a subquery, filtered outside: one query for all parents.
+        if self._group_order is not None:
+            column, direction = self._group_order
+        else:
+            column, direction = self.model._pk_column(), "desc"
+        order_col = self._col(column)
+        order = order_col.desc() if direction == "desc" else order_col.asc()
+        partition = self._unqualified(self._match_column)
+        saved_columns, saved_limit, saved_offset = self._columns, self._limit, self._offset
+        columns = list(saved_columns or self._default_columns())
+        self._columns = [
+            *columns,
+            func.row_number().over(partition_by=partition, order_by=order).label(_ROW_NUMBER),
+        ]
+        self._limit = self._offset = None
+        try:
+            inner = super().to_core().subquery("lucid_group_limit")
+        finally:
+            self._columns, self._limit, self._offset = saved_columns, saved_limit, saved_offset
+        outer_cols = [c for c in inner.c if c.key != _ROW_NUMBER]
+        return (
+            select(*outer_cols)
+            .where(inner.c[_ROW_NUMBER] <= self._group_limit)
+            .order_by(inner.c[self._match_column], inner.c[_ROW_NUMBER])
+        )
+
+
+class HasManySubQueryBuilder(SubQueryBuilder[R]):
+    """``has("posts", ">", 2)`` / ``with_count("posts")`` subquery."""
+
+
+class HasManyQueryClient(HasOneQueryClient[R]):
+    """``user.related("posts")``: the related query and the writes of a has_many. The
+    many-forms run in one transaction: all rows or none."""
+
+    async def save_many(self, related: Sequence[R], *, client: Client | None = None) -> list[R]:
+        """Save several related instances for the parent in one transaction."""
+        rel = self.relation
+        items = list(related)
+        for item in items:
+            rel._check_instance(item)
+        async with managed(self.parent, client, items):
+            await self.parent.save()
+            for item in items:
+                rel.hydrate_for_persistence(self.parent, item)
+                await item.save()
+        return items
+
+    async def create_many(
+        self, values: Sequence[Mapping[str, Any]], *, client: Client | None = None
+    ) -> list[R]:
+        """Create several related rows for the parent in one transaction (one multi-row
+        ``INSERT … RETURNING`` when they share their columns)."""
+        rows = as_mapping_list(values, "create_many")
+        instances = [self._new(v) for v in rows]
+        if not instances:
+            return []
+        rel = self.relation
+        model = rel.related_model()
+        async with managed(self.parent, client, instances) as trx:
+            await self.parent.save()
+            for item in instances:
+                rel.hydrate_for_persistence(self.parent, item)
+            await model._insert_many(instances, trx)
+        return instances
+
+    def _predicate(self, predicate: str | Sequence[str] | None, method: str) -> list[str]:
+        if predicate is None:
+            raise LucidError(
+                f"{method}() needs a predicate: the attribute name(s) that identify a row",
+                code="E_INVALID_ARGUMENT",
+            )
+        keys = [predicate] if isinstance(predicate, str) else list(predicate)
+        fk = self.relation.foreign_key
+        return keys if fk in keys else [*keys, fk]
+
+    async def fetch_or_create_many(
+        self,
+        payload: Sequence[Mapping[str, Any]],
+        predicate: str | Sequence[str] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]:
+        """For each payload row, the parent's related row matching it on ``predicate`` (plus
+        the foreign key), else create it. One transaction; results in payload order."""
+        rows = [dict(r) for r in as_mapping_list(payload, "fetch_or_create_many")]
+        keys = self._predicate(predicate, "fetch_or_create_many")
+        rel = self.relation
+        async with managed(self.parent, client) as trx:
+            await self.parent.save()
+            for row in rows:
+                rel.hydrate_for_persistence(self.parent, row)
+            return await rel.related_model().fetch_or_create_many(keys, rows, client=trx)
+
+    async def update_or_create_many(
+        self,
+        payload: Sequence[Mapping[str, Any]],
+        predicate: str | Sequence[str] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]:
+        """For each payload row, update the parent's related row matching it on ``predicate``
+        (plus the foreign key), else create it. One transaction; results in payload order."""
+        rows = [dict(r) for r in as_mapping_list(payload, "update_or_create_many")]
+        keys = self._predicate(predicate, "update_or_create_many")
+        rel = self.relation
+        async with managed(self.parent, client) as trx:
+            await self.parent.save()
+            for row in rows:
+                rel.hydrate_for_persistence(self.parent, row)
+            return await rel.related_model().update_or_create_many(keys, rows, client=trx)
+
+
+def has_many(
+    related: Callable[[], builtins.type[R]],
+    *,
+    foreign_key: str | None = None,
+    local_key: str | None = None,
+    serialize_as: str | None = _UNSET,
+    on_query: Callable[[Any], Any] | None = None,
+    meta: Any = None,
+    init: Literal[False] = False,
+) -> HasMany[R]:
+    """Declare a has_many relation: ``posts: HasMany[Post] = has_many(lambda: Post)``."""
+    return HasMany(
+        related,
+        foreign_key=foreign_key,
+        local_key=local_key,
+        serialize_as=serialize_as,
+        on_query=on_query,
+        meta=meta,
+    )

@@ -1,0 +1,248 @@
+"""has_one: the related model holds the foreign key (``Profile.user_id`` → ``User.id``).
+``HasOne``, ``HasOneQueryClient``, ``HasOneQueryBuilder``, ``HasOneSubQueryBuilder``."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+
+from sqlalchemy.sql import FromClause
+
+from ...errors import LucidError
+from ..columns import _UNSET
+from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed, self_alias
+
+if TYPE_CHECKING:
+    from ...database.query_client import Client
+    from ..base_model import BaseModel
+
+R = TypeVar("R", bound="BaseModel")
+
+
+class _HasRelation(Relation[R]):
+    """Keys and matching shared by has_one and has_many: ``local_key`` on this model (default
+    its primary key), ``foreign_key`` on the related one (default ``<model>_<pk>``)."""
+
+    def _boot_keys(self) -> None:
+        related = self.related_model()
+        strategy = self.model.naming_strategy
+        self.local_key = self._local_key_option or strategy.relation_local_key(
+            self.type,
+            self.model,
+            related,
+            self.relation_name,
+        )
+        self.foreign_key = self._foreign_key_option or strategy.relation_foreign_key(
+            self.type,
+            self.model,
+            related,
+            self.relation_name,
+        )
+        self.local_key_column_name = self._require(self.model, self.local_key)
+        self.foreign_key_column_name = self._require(related, self.foreign_key)
+
+    def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
+        raise NotImplementedError
+
+    def eager_query(self, parents: Sequence[BaseModel], client: Client) -> Any:
+        self.boot()
+        values = self._parent_key_values(parents, self.local_key)
+        return self._query_builder()(
+            self, client, match_column=self.foreign_key_column_name, values=values
+        )
+
+    def _sub_query_builder(self) -> builtins.type[SubQueryBuilder[R]]:
+        raise NotImplementedError
+
+    def sub_query(self, client: Client, outer: FromClause | None = None) -> Any:
+        self.boot()
+        outer_from = outer if outer is not None else self.model._info().table
+        assert outer_from is not None
+        return self._sub_query_builder()(
+            self,
+            client,
+            outer_from,
+            self_alias(self, outer_from),
+            own_column=self.foreign_key_column_name,
+            outer_column=self.local_key_column_name,
+        )
+
+    def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
+        """Set the related foreign key (on a model or a dict) from the parent's local key."""
+        self.boot()
+        value = self._value(parent, self.local_key, "persist")
+        if value is None:
+            raise LucidError(
+                f'Cannot persist "{self.relation_name}", value of '
+                f'"{type(parent).__name__}.{self.local_key}" is undefined',
+                code="E_MISSING_MODEL_ATTRIBUTE",
+            )
+        if isinstance(values, dict):
+            values[self.foreign_key] = value
+        else:
+            values.__dict__[self.foreign_key] = value
+
+
+class HasOne(_HasRelation[R]):
+    """``profile: HasOne[Profile] = has_one(lambda: Profile)``; ``user.profile`` is
+    ``Profile | None``."""
+
+    type = "hasOne"
+    _is_many = False
+
+    @overload
+    def __get__(self, obj: None, owner: builtins.type) -> HasOne[R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
+
+    def __get__(self, obj: Any, owner: builtins.type) -> Any:
+        return Relation.__get__(self, obj, owner)
+
+    def __set__(self, obj: Any, value: R | None) -> None:
+        self.set_related(obj, value)
+
+    def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
+        return HasOneQueryBuilder
+
+    def _sub_query_builder(self) -> builtins.type[SubQueryBuilder[R]]:
+        return HasOneSubQueryBuilder
+
+    def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
+        self.boot()
+        fk, key, name = self.foreign_key, self.local_key, self.relation_name
+        index: dict[Any, Any] = {}
+        for r in related:
+            index.setdefault(r.__dict__.get(fk), r)
+        for parent in parents:
+            value = parent.__dict__.get(key)
+            parent.preloaded[name] = index.get(value) if value is not None else None
+
+    def client(self, parent: BaseModel, query_client: Client) -> HasOneQueryClient[R]:
+        self.boot()
+        return HasOneQueryClient(self, parent, query_client)
+
+
+class HasOneQueryBuilder(RelationQueryBuilder[R]):
+    """The related query of a has_one and its preload query (a one-relation: ``paginate`` and
+    ``group_limit`` raise)."""
+
+
+class HasOneSubQueryBuilder(SubQueryBuilder[R]):
+    """``has("profile")`` / ``with_count("profile")`` subquery."""
+
+
+class HasOneQueryClient(Generic[R]):
+    """``user.related("profile")``: the related query and the writes of a has_one."""
+
+    def __init__(self, relation: _HasRelation[R], parent: BaseModel, client: Client) -> None:
+        self.relation = relation
+        self.parent = parent
+        self.client = client
+
+    def query(self) -> Any:
+        """The related rows as a query (none, without querying, when the parent key is NULL)."""
+        rel = self.relation
+        return rel._query_builder()(
+            rel,
+            self.client,
+            match_column=rel.foreign_key_column_name,
+            parent=self.parent,
+            parent_key=rel.local_key,
+        )
+
+    def _new(self, values: Mapping[str, Any]) -> R:
+        if not isinstance(values, Mapping):
+            raise LucidError(
+                f"Expected a mapping of attributes, got {values!r}", code="E_INVALID_ARGUMENT"
+            )
+        return self.relation.related_model()().merge(values)
+
+    async def save(self, related: R, *, client: Client | None = None) -> R:
+        """Set ``related``'s foreign key to the parent and save both (parent first) in one
+        transaction."""
+        rel = self.relation
+        rel._check_instance(related)
+        async with managed(self.parent, client, [related]):
+            await self.parent.save()
+            rel.hydrate_for_persistence(self.parent, related)
+            await related.save()
+        return related
+
+    async def create(self, values: Mapping[str, Any], *, client: Client | None = None) -> R:
+        """Create a related row for the parent."""
+        return await self.save(self._new(values), client=client)
+
+    async def first_or_create(
+        self,
+        search: Mapping[str, Any],
+        save_payload: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> R:
+        """The parent's related row matching ``search``, else create
+        ``search + save_payload`` for the parent."""
+        rel = self.relation
+        related_model = rel.related_model()
+        async with managed(self.parent, client) as trx:
+            await self.parent.save()
+            query = rel.client(self.parent, trx).query()
+            for key, value in search.items():
+                query.where(related_model._column_name(key), value)
+            found = await query.first()
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+            instance = self._new({**search, **(save_payload or {})})
+            rel.hydrate_for_persistence(self.parent, instance)
+            instance.use_transaction(trx)
+            await instance.save()
+            return instance
+
+    async def update_or_create(
+        self,
+        search: Mapping[str, Any],
+        update_payload: Mapping[str, Any],
+        *,
+        client: Client | None = None,
+    ) -> R:
+        """Update the parent's related row matching ``search`` (locked ``FOR UPDATE``), else
+        create ``search + update_payload`` for the parent."""
+        rel = self.relation
+        related_model = rel.related_model()
+        async with managed(self.parent, client) as trx:
+            await self.parent.save()
+            query = rel.client(self.parent, trx).query().for_update()
+            for key, value in search.items():
+                query.where(related_model._column_name(key), value)
+            found = await query.first()
+            if found is not None:
+                found.merge(update_payload)
+                await found.save()
+                return found  # type: ignore[no-any-return]
+            instance = self._new({**search, **update_payload})
+            rel.hydrate_for_persistence(self.parent, instance)
+            instance.use_transaction(trx)
+            await instance.save()
+            return instance
+
+
+def has_one(
+    related: Callable[[], builtins.type[R]],
+    *,
+    foreign_key: str | None = None,
+    local_key: str | None = None,
+    serialize_as: str | None = _UNSET,
+    on_query: Callable[[Any], Any] | None = None,
+    meta: Any = None,
+    init: Literal[False] = False,
+) -> HasOne[R]:
+    """Declare a has_one relation: ``profile: HasOne[Profile] = has_one(lambda: Profile)``."""
+    return HasOne(
+        related,
+        foreign_key=foreign_key,
+        local_key=local_key,
+        serialize_as=serialize_as,
+        on_query=on_query,
+        meta=meta,
+    )
