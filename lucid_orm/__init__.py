@@ -12,7 +12,7 @@ from .orm.base_model import BaseModel
 from .orm.columns import column, computed
 from .orm.hooks import after, before, scope
 from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
-from .orm.relations import belongs_to, has_many, has_one
+from .orm.relations import belongs_to, has_many, has_many_through, has_one, many_to_many
 from .query.paginator import SimplePaginator
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "computed",
     "db",
     "has_many",
+    "has_many_through",
     "has_one",
+    "many_to_many",
     "scope",
 ]

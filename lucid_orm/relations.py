@@ -1,5 +1,5 @@
 """The public relation types, for annotations: ``author: BelongsTo[User] = belongs_to(...)``."""
 
-from .orm.relations import BelongsTo, HasMany, HasOne
+from .orm.relations import BelongsTo, HasMany, HasManyThrough, HasOne, ManyToMany
 
-__all__ = ["BelongsTo", "HasMany", "HasOne"]
+__all__ = ["BelongsTo", "HasMany", "HasManyThrough", "HasOne", "ManyToMany"]

@@ -29,7 +29,7 @@ from .hooks import Scope, collect_hooks, run_hooks
 from .model_info import ModelInfo, snapshot
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
-from .relations import belongs_to, has_many, has_one
+from .relations import belongs_to, has_many, has_many_through, has_one, many_to_many
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -101,7 +101,7 @@ def _pick(name: str, fields: Any) -> bool:
 @dataclass_transform(
     kw_only_default=True,
     eq_default=False,
-    field_specifiers=(belongs_to, has_one, has_many),
+    field_specifiers=(belongs_to, has_one, has_many, many_to_many, has_many_through),
 )
 class BaseModel:
     """Base class of every model.

@@ -3,6 +3,19 @@ sub-query builder (Lucid's four roles)."""
 
 from .belongs_to import BelongsTo, belongs_to
 from .has_many import HasMany, has_many
+from .has_many_through import HasManyThrough, has_many_through
 from .has_one import HasOne, has_one
+from .many_to_many import ManyToMany, many_to_many
 
-__all__ = ["BelongsTo", "HasMany", "HasOne", "belongs_to", "has_many", "has_one"]
+__all__ = [
+    "BelongsTo",
+    "HasMany",
+    "HasManyThrough",
+    "HasOne",
+    "ManyToMany",
+    "belongs_to",
+    "has_many",
+    "has_many_through",
+    "has_one",
+    "many_to_many",
+]

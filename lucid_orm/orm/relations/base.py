@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
-from sqlalchemy import Select, and_
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -265,13 +265,16 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         clause: ColumnElement[Any] = column == self._parent_value()
         return clause
 
-    def to_core(self) -> Select[Any]:
+    def _add_match_column(self) -> None:
+        # Cherry-picked columns still need the key the preloader matches on.
         if self.is_related_preload_query and self._columns:
-            # Cherry-picked columns still need the key the preloader matches on.
             key = self._match_column
             names = {getattr(c, "key", None) for c in self._columns}
             if key not in names and "*" not in names:
                 self._columns.append(self._unqualified(key))
+
+    def to_core(self) -> Select[Any]:
+        self._add_match_column()
         return super().to_core()
 
     async def _chunked(self, run: Callable[[], Any]) -> list[Any]:
@@ -356,6 +359,16 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         if self._no_rows:
             return 0
         return await super().count_rows()
+
+    def _count_over_subquery(self) -> Select[Any]:
+        """``count(*)`` over this query as a subquery (for builders that add key columns)."""
+        base = self.clone()
+        base._order_by = []
+        base._limit = None
+        base._offset = None
+        return select(func.count().label("total")).select_from(
+            base.to_core().subquery("lucid_count")
+        )
 
     def group_limit(self, limit: int) -> Self:
         """Limit rows per parent during preload (many-relations only)."""

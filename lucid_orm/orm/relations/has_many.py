@@ -97,7 +97,7 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
             column, direction = self.model._pk_column(), "desc"
         order_col = self._col(column)
         order = order_col.desc() if direction == "desc" else order_col.asc()
-        partition = self._unqualified(self._match_column)
+        partition = self._partition_column()
         saved_columns, saved_limit, saved_offset = self._columns, self._limit, self._offset
         columns = list(saved_columns or self._default_columns())
         self._columns = [
@@ -113,8 +113,16 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
         return (
             select(*outer_cols)
             .where(inner.c[_ROW_NUMBER] <= self._group_limit)
-            .order_by(inner.c[self._match_column], inner.c[_ROW_NUMBER])
+            .order_by(inner.c[self._partition_key()], inner.c[_ROW_NUMBER])
         )
+
+    def _partition_column(self) -> Any:
+        """The column rows are grouped by for ``group_limit`` (the foreign key)."""
+        return self._unqualified(self._match_column)
+
+    def _partition_key(self) -> str:
+        """That column's key in the result."""
+        return self._match_column
 
 
 class HasManySubQueryBuilder(SubQueryBuilder[R]):

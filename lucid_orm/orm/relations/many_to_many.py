@@ -1,0 +1,692 @@
+"""many_to_many: rows linked through a pivot table (``skill_user``).
+``ManyToMany``, ``ManyToManyQueryClient``, ``ManyToManyQueryBuilder``,
+``ManyToManySubQueryBuilder`` and the pivot-only query builder."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.sql import ColumnElement, FromClause, TableClause
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.types import NullType
+
+from ...errors import LucidError
+from ...query.chainable import check_identifier, table_column
+from ...query.database import DatabaseQueryBuilder
+from ..columns import _UNSET, UTCDateTime
+from ..payload import as_mapping_list
+from .base import Relation, SubQueryBuilder, managed, self_alias
+from .has_many import HasManyQueryBuilder
+from .pivot import PivotWhereMixin
+
+if TYPE_CHECKING:
+    from ...database.query_client import Client
+    from ..base_model import BaseModel
+
+R = TypeVar("R", bound="BaseModel")
+
+PivotTimestamps = bool | Mapping[str, str | Literal[False]]
+
+
+def _pivot_alias(column: str) -> str:
+    return f"pivot_{column}"
+
+
+class ManyToMany(Relation[R]):
+    """``skills: ManyToMany[Skill] = many_to_many(lambda: Skill)``; ``user.skills`` is
+    ``list[Skill]``. Pivot values land on ``skill.extras["pivot_<column>"]``."""
+
+    type = "manyToMany"
+    _is_many = True
+
+    def __init__(
+        self,
+        related: Callable[[], builtins.type[R]],
+        *,
+        pivot_table: str | None = None,
+        local_key: str | None = None,
+        pivot_foreign_key: str | None = None,
+        related_key: str | None = None,
+        pivot_related_foreign_key: str | None = None,
+        pivot_columns: Sequence[str] | None = None,
+        pivot_timestamps: PivotTimestamps = False,
+        serialize_as: str | None = _UNSET,
+        on_query: Callable[[Any], Any] | None = None,
+        meta: Any = None,
+    ) -> None:
+        super().__init__(
+            related, local_key=local_key, serialize_as=serialize_as, on_query=on_query, meta=meta
+        )
+        for col in pivot_columns or ():
+            check_identifier(col)
+        self._pivot_table_option = pivot_table
+        self._pivot_foreign_key_option = pivot_foreign_key
+        self._related_key_option = related_key
+        self._pivot_related_foreign_key_option = pivot_related_foreign_key
+        self.pivot_columns: list[str] = list(pivot_columns or ())
+        self._pivot_timestamps_option = pivot_timestamps
+        self.pivot_table = ""
+        self.pivot_foreign_key = ""
+        self.pivot_related_foreign_key = ""
+        self.related_key = ""
+        self.related_key_column_name = ""
+        self.pivot_foreign_key_column_name = ""
+        self.pivot_related_foreign_key_column_name = ""
+        self.pivot_created_at: str | None = None
+        self.pivot_updated_at: str | None = None
+        self._pivot: TableClause = TableClause("")
+
+    @overload
+    def __get__(self, obj: None, owner: builtins.type) -> ManyToMany[R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
+
+    def __get__(self, obj: Any, owner: builtins.type) -> Any:
+        return super().__get__(obj, owner)
+
+    def __set__(self, obj: Any, value: list[R]) -> None:
+        self.set_related(obj, value)
+
+    def _boot_keys(self) -> None:
+        model, related = self.model, self.related_model()
+        strategy = model.naming_strategy
+        name = self.relation_name
+        self.local_key = self._local_key_option or model.primary_key
+        self.local_key_column_name = self._require(model, self.local_key)
+        self.related_key = self._related_key_option or related.primary_key
+        self.related_key_column_name = self._require(related, self.related_key)
+        self.pivot_foreign_key = self._pivot_foreign_key_option or (
+            strategy.relation_pivot_foreign_key("manyToMany", model, related, name)
+        )
+        self.pivot_related_foreign_key = self._pivot_related_foreign_key_option or (
+            strategy.relation_pivot_foreign_key("manyToMany", related, model, name)
+        )
+        self.pivot_table = self._pivot_table_option or strategy.relation_pivot_table(
+            "manyToMany",
+            model,
+            related,
+            name,
+        )
+        check_identifier(self.pivot_table, "table")
+        self.foreign_key = self.pivot_foreign_key
+        self.foreign_key_column_name = self.pivot_foreign_key
+        self.pivot_foreign_key_column_name = self.pivot_foreign_key
+        self.pivot_related_foreign_key_column_name = self.pivot_related_foreign_key
+        stamps = self._pivot_timestamps_option
+        if stamps is True:
+            self.pivot_created_at, self.pivot_updated_at = "created_at", "updated_at"
+        elif isinstance(stamps, Mapping):
+            created, updated = stamps.get("created_at", False), stamps.get("updated_at", False)
+            self.pivot_created_at = created or None
+            self.pivot_updated_at = updated or None
+        # A relation-private pivot table with typed key and timestamp columns.
+        local_type = model._info().columns[self.local_key].type_ or NullType()
+        related_type = related._info().columns[self.related_key].type_ or NullType()
+        columns = [
+            ColumnClause(self.pivot_foreign_key, local_type),
+            ColumnClause(self.pivot_related_foreign_key, related_type),
+        ]
+        for stamp in (self.pivot_created_at, self.pivot_updated_at):
+            if stamp:
+                columns.append(ColumnClause(stamp, UTCDateTime()))
+        schema, _, table = self.pivot_table.rpartition(".")
+        self._pivot = TableClause(table, *columns, schema=schema or None)
+
+    @property
+    def pivot_timestamps(self) -> list[str]:
+        return [s for s in (self.pivot_created_at, self.pivot_updated_at) if s]
+
+    def pivot_column(self, name: str) -> ColumnElement[Any]:
+        return table_column(self._pivot, name)
+
+    def _selected_pivot_columns(self, extra: Sequence[str] = ()) -> list[str]:
+        names = [
+            self.pivot_foreign_key,
+            self.pivot_related_foreign_key,
+            *self.pivot_columns,
+            *self.pivot_timestamps,
+            *extra,
+        ]
+        return list(dict.fromkeys(names))
+
+    def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
+        self.boot()
+        key = _pivot_alias(self.pivot_foreign_key)
+        groups: dict[Any, list[Any]] = {}
+        for r in related:
+            extras = r.__dict__.get("_lucid_extras") or {}
+            groups.setdefault(extras.get(key), []).append(r)
+        local, name = self.local_key, self.relation_name
+        for parent in parents:
+            value = parent.__dict__.get(local)
+            parent.preloaded[name] = list(groups.get(value, ())) if value is not None else []
+
+    def eager_query(
+        self, parents: Sequence[BaseModel], client: Client
+    ) -> ManyToManyQueryBuilder[R]:
+        self.boot()
+        values = self._parent_key_values(parents, self.local_key)
+        return ManyToManyQueryBuilder(self, client, values=values)
+
+    def sub_query(
+        self, client: Client, outer: FromClause | None = None
+    ) -> ManyToManySubQueryBuilder[R]:
+        self.boot()
+        outer_from = outer if outer is not None else self.model._info().table
+        assert outer_from is not None
+        return ManyToManySubQueryBuilder(self, client, outer_from, self_alias(self, outer_from))
+
+    def client(self, parent: BaseModel, query_client: Client) -> ManyToManyQueryClient[R]:
+        self.boot()
+        return ManyToManyQueryClient(self, parent, query_client)
+
+    def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
+        """A many_to_many writes its keys to the pivot table, not to the related row."""
+        self.boot()
+
+
+class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
+    """The related query (joined to the pivot table) of a many_to_many and its preload query.
+    Unqualified columns refer to the related table; ``where_pivot`` & co. to the pivot.
+    ``update``/``delete`` act on this parent's pivot rows."""
+
+    def __init__(
+        self,
+        relation: ManyToMany[R],
+        client: Client,
+        *,
+        values: list[Any] | None = None,
+        parent: BaseModel | None = None,
+    ) -> None:
+        self._extra_pivot: list[str] = []
+        super().__init__(
+            relation,
+            client,
+            match_column=relation.pivot_foreign_key,
+            values=values,
+            parent=parent,
+            parent_key=relation.local_key,
+        )
+        self._rel: ManyToMany[R] = relation
+        self._aliases[relation._pivot.name] = relation._pivot
+
+    def _pivot_table(self) -> TableClause:
+        return self._rel._pivot
+
+    def pivot_columns(self, columns: Sequence[str]) -> Self:
+        """Select more pivot columns (into ``extras["pivot_<column>"]``)."""
+        for col in columns:
+            check_identifier(col)
+        self._extra_pivot.extend(columns)
+        return self
+
+    def _constraint(self) -> ColumnElement[Any] | None:
+        column = self._rel.pivot_column(self._rel.pivot_foreign_key)
+        if self._values is not None:
+            return column.in_(self._chunk or [])
+        clause: ColumnElement[Any] = column == self._parent_value()
+        return clause
+
+    def _add_match_column(self) -> None:
+        """The pivot keys are always selected, whatever the user selects."""
+
+    def _partition_column(self) -> Any:
+        return self._rel.pivot_column(self._rel.pivot_foreign_key)
+
+    def _partition_key(self) -> str:
+        return _pivot_alias(self._rel.pivot_foreign_key)
+
+    def _join_pivot(self) -> tuple[Any, Any, str]:
+        rel = self._rel
+        on = self._unqualified(rel.related_key_column_name) == rel.pivot_column(
+            rel.pivot_related_foreign_key
+        )
+        return (rel._pivot, on, "inner")
+
+    def to_core(self) -> Any:
+        rel = self._rel
+        saved_columns, saved_joins = self._columns, self._joins
+        pivot = [
+            rel.pivot_column(c).label(_pivot_alias(c))
+            for c in rel._selected_pivot_columns(self._extra_pivot)
+        ]
+        self._columns = [*(saved_columns or self._default_columns()), *pivot]
+        self._joins = [self._join_pivot(), *saved_joins]
+        try:
+            return super().to_core()
+        finally:
+            self._columns, self._joins = saved_columns, saved_joins
+
+    def _count_statement(self) -> Any:
+        return self._count_over_subquery()
+
+    def _own_froms(self) -> list[Any]:
+        return [*super()._own_froms(), self._rel._pivot]
+
+    def _pivot_rows_filter(self) -> ColumnElement[Any]:
+        """This parent's pivot rows whose related rows match the user's conditions."""
+        rel = self._rel
+        pivot_fk = rel.pivot_column(rel.pivot_foreign_key)
+        condition: ColumnElement[Any] = pivot_fk == self._parent_value()
+        user = _user_conditions(self)
+        if user is None:
+            return condition
+        related_ids = (
+            select(self._unqualified(rel.related_key_column_name).label("lucid_id"))
+            .select_from(
+                self._from.join(  # type: ignore[union-attr]
+                    rel._pivot,
+                    self._unqualified(rel.related_key_column_name)
+                    == rel.pivot_column(rel.pivot_related_foreign_key),
+                )
+            )
+            .where(and_(pivot_fk == self._parent_value(), user))
+            .subquery("lucid_pivot_ids")
+        )
+        # A derived table: MySQL refuses a subquery on the table being updated/deleted.
+        ids = select(related_ids.c.lucid_id).scalar_subquery()
+        return and_(condition, rel.pivot_column(rel.pivot_related_foreign_key).in_(ids))
+
+    async def update(self, values: Any, value: Any = None) -> int:
+        """Update this parent's pivot rows (``values`` are pivot columns)."""
+        self._action = "update"
+        rel = self._rel
+        if isinstance(values, str):
+            values = {values: value}
+        if not isinstance(values, Mapping) or not values:
+            raise LucidError("update() expects a dict of pivot column -> value")
+        row_filter = self._pivot_rows_filter()
+        if self._no_rows:
+            return 0
+        stmt = (
+            update(rel._pivot)
+            .values({rel.pivot_column(check_identifier(k)): v for k, v in values.items()})
+            .where(row_filter)
+        )
+        return await self._run_dml(stmt)
+
+    async def delete(self) -> int:
+        """Delete this parent's pivot rows (the related rows stay)."""
+        self._action = "delete"
+        row_filter = self._pivot_rows_filter()
+        if self._no_rows:
+            return 0
+        return await self._run_dml(delete(self._rel._pivot).where(row_filter))
+
+
+def _user_conditions(builder: ManyToManyQueryBuilder[Any]) -> ColumnElement[Any] | None:
+    """The user's own conditions of ``builder`` (without the relation constraint)."""
+    from ...query.chainable import Chainable
+
+    return Chainable._where_clause(builder)
+
+
+class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
+    """``has("skills")`` / ``with_count("skills")``: the related table joined to the pivot,
+    correlated to the parent through the pivot's foreign key."""
+
+    def __init__(
+        self, relation: ManyToMany[R], client: Client, outer: FromClause, alias: str | None
+    ) -> None:
+        super().__init__(
+            relation,
+            client,
+            outer,
+            alias,
+            own_column=relation.related_key_column_name,
+            outer_column=relation.local_key_column_name,
+        )
+        self._rel: ManyToMany[R] = relation
+        self._aliases[relation._pivot.name] = relation._pivot
+        self._joins.append(
+            (
+                relation._pivot,
+                self.own_column(relation.related_key_column_name)
+                == relation.pivot_column(relation.pivot_related_foreign_key),
+                "inner",
+            )
+        )
+
+    def _pivot_table(self) -> TableClause:
+        return self._rel._pivot
+
+    def _constraint(self) -> ColumnElement[Any] | None:
+        rel = self._rel
+        clause: ColumnElement[Any] = rel.pivot_column(rel.pivot_foreign_key) == self.outer_column(
+            rel.local_key_column_name
+        )
+        return clause
+
+
+class ManyToManyPivotQueryBuilder(DatabaseQueryBuilder):
+    """``user.related("skills").pivot_query()``: this parent's pivot rows as dicts."""
+
+    is_related_query = True
+    is_related_sub_query = False
+    is_related_preload_query = False
+    is_pivot_only_query = True
+
+    def __init__(self, relation: ManyToMany[Any], client: Client, parent: BaseModel) -> None:
+        super().__init__(client)
+        self.relation = relation
+        self._parent_model = parent
+        self._from = relation._pivot
+        self._aliases[relation._pivot.name] = relation._pivot
+        relation._apply_on_query(self)
+
+    def _unqualified(self, name: str) -> ColumnElement[Any]:
+        return self.relation.pivot_column(name)
+
+    def _where_clause(self) -> ColumnElement[Any] | None:
+        rel = self.relation
+        value = rel._value(self._parent_model, rel.local_key, "select")
+        constraint: ColumnElement[Any] = rel.pivot_column(rel.pivot_foreign_key) == value
+        user = super()._where_clause()
+        return constraint if user is None else and_(constraint, user.self_group())
+
+
+def _check_id(value: Any, relation: ManyToMany[Any]) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | str | uuid.UUID):
+        raise LucidError(
+            f'"{relation.model.__name__}.{relation.relation_name}" expects related ids '
+            f"(int, str or UUID), got {value!r}",
+            code="E_INVALID_ARGUMENT",
+        )
+    return value
+
+
+def _normalise_ids(ids: Any, relation: ManyToMany[Any]) -> dict[Any, dict[str, Any]]:
+    """``[1, 2]`` or ``{1: {"role": "x"}}`` → ``{id: pivot_values}`` (duplicates merged)."""
+    if isinstance(ids, Mapping):
+        out: dict[Any, dict[str, Any]] = {}
+        for key, values in ids.items():
+            if values is None:
+                values = {}
+            if not isinstance(values, Mapping):
+                raise LucidError(
+                    f"Pivot values for id {key!r} must be a dict, got {values!r}",
+                    code="E_INVALID_ARGUMENT",
+                )
+            for col in values:
+                check_identifier(col)
+            out[_check_id(key, relation)] = dict(values)
+        return out
+    if isinstance(ids, str | bytes) or not isinstance(ids, Sequence | set | frozenset):
+        raise LucidError(
+            f"Expected a list of ids or a dict of id -> pivot values, got {ids!r}",
+            code="E_INVALID_ARGUMENT",
+        )
+    return {_check_id(i, relation): {} for i in ids}
+
+
+class ManyToManyQueryClient(Generic[R]):
+    """``user.related("skills")``: the related query, the pivot query and the writes
+    (``attach``, ``detach``, ``sync``, ``save``, ``create`` and their many-forms). Writes run in
+    one transaction (a savepoint inside ``client=`` or the parent's ``trx``); ``on_query`` is
+    never applied to them."""
+
+    def __init__(self, relation: ManyToMany[R], parent: BaseModel, client: Client) -> None:
+        self.relation = relation
+        self.parent = parent
+        self.client = client
+
+    def query(self) -> ManyToManyQueryBuilder[R]:
+        """The related rows of this parent, with their pivot values in ``extras``."""
+        return ManyToManyQueryBuilder(self.relation, self.client, parent=self.parent)
+
+    def pivot_query(self) -> ManyToManyPivotQueryBuilder:
+        """This parent's pivot rows, as plain dicts."""
+        return ManyToManyPivotQueryBuilder(self.relation, self.client, self.parent)
+
+    def _parent_value(self) -> Any:
+        rel = self.relation
+        value = rel._value(self.parent, rel.local_key, "persist")
+        if value is None:
+            raise LucidError(
+                f'Cannot persist "{rel.relation_name}", value of '
+                f'"{type(self.parent).__name__}.{rel.local_key}" is undefined',
+                code="E_MISSING_MODEL_ATTRIBUTE",
+            )
+        return value
+
+    def _stamps(self, creating: bool) -> dict[str, Any]:
+        rel = self.relation
+        now = _dt.datetime.now(_dt.UTC)
+        out: dict[str, Any] = {}
+        if creating and rel.pivot_created_at:
+            out[rel.pivot_created_at] = now
+        if rel.pivot_updated_at:
+            out[rel.pivot_updated_at] = now
+        return out
+
+    async def _insert_pivot(self, trx: Client, rows: dict[Any, dict[str, Any]]) -> None:
+        if not rows:
+            return
+        rel = self.relation
+        parent_value = self._parent_value()
+        stamps = self._stamps(True)
+        payload = [
+            {
+                rel.pivot_foreign_key: parent_value,
+                rel.pivot_related_foreign_key: related_id,
+                **stamps,
+                **values,
+            }
+            for related_id, values in rows.items()
+        ]
+        # One statement per distinct set of columns (a multi-row VALUES needs one shape).
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in payload:
+            groups.setdefault(tuple(row), []).append(row)
+        for keys, group in groups.items():
+            cols = [rel.pivot_column(k) for k in keys]
+            values = [{c: r[k] for c, k in zip(cols, keys, strict=True)} for r in group]
+            stmt = insert(rel._pivot).values(values if len(values) > 1 else values[0])
+            await trx.execute(stmt, write=True, model=rel.model.__name__)
+
+    async def attach(self, ids: Any, *, client: Client | None = None) -> None:
+        """Insert pivot rows for ``ids`` (a list, or ``{id: {pivot column: value}}``)."""
+        rows = _normalise_ids(ids, self.relation)
+        self._parent_value()
+        async with managed(self.parent, client) as trx:
+            await self._insert_pivot(trx, rows)
+
+    async def detach(self, ids: Any = None, *, client: Client | None = None) -> int:
+        """Delete this parent's pivot rows (only those of ``ids`` when given); returns the
+        number removed. Related rows are never deleted."""
+        rel = self.relation
+        targets = None if ids is None else list(_normalise_ids(ids, rel))
+        parent_value = self._parent_value()
+        async with managed(self.parent, client) as trx:
+            stmt = delete(rel._pivot).where(rel.pivot_column(rel.pivot_foreign_key) == parent_value)
+            if targets is not None:
+                if not targets:
+                    return 0
+                stmt = stmt.where(rel.pivot_column(rel.pivot_related_foreign_key).in_(targets))
+            result = await trx.execute(stmt, write=True, model=rel.model.__name__)
+            return result.rowcount
+
+    async def sync(self, ids: Any, detach: bool = True, *, client: Client | None = None) -> None:
+        """Make this parent's pivot rows match ``ids``: insert the missing, update changed pivot
+        values, and (unless ``detach=False``) remove the others."""
+        rel = self.relation
+        wanted = _normalise_ids(ids, rel)
+        parent_value = self._parent_value()
+        pivot_fk = rel.pivot_column(rel.pivot_foreign_key)
+        related_fk = rel.pivot_column(rel.pivot_related_foreign_key)
+        value_columns = sorted({c for values in wanted.values() for c in values})
+        async with managed(self.parent, client) as trx:
+            existing: dict[Any, dict[str, Any]] = {}
+            if wanted:
+                select_cols = [related_fk, *[rel.pivot_column(c) for c in value_columns]]
+                stmt = select(*select_cols).where(
+                    pivot_fk == parent_value, related_fk.in_(list(wanted))
+                )
+                result = await trx.execute(stmt, write=False, model=rel.model.__name__)
+                for row in result.rows:
+                    existing[row[0]] = dict(zip(value_columns, row[1:], strict=True))
+            added = {k: v for k, v in wanted.items() if k not in existing}
+            await self._insert_pivot(trx, added)
+            for related_id, values in wanted.items():
+                current = existing.get(related_id)
+                if current is None or not values:
+                    continue
+                if all(current.get(k) == v for k, v in values.items()):
+                    continue
+                stmt_u = (
+                    update(rel._pivot)
+                    .values(
+                        {
+                            rel.pivot_column(k): v
+                            for k, v in {**self._stamps(False), **values}.items()
+                        }
+                    )
+                    .where(pivot_fk == parent_value, related_fk == related_id)
+                )
+                await trx.execute(stmt_u, write=True, model=rel.model.__name__)
+            if detach:
+                stmt_d = delete(rel._pivot).where(pivot_fk == parent_value)
+                if wanted:
+                    stmt_d = stmt_d.where(related_fk.not_in(list(wanted)))
+                await trx.execute(stmt_d, write=True, model=rel.model.__name__)
+
+    def _related_id(self, related: BaseModel) -> Any:
+        rel = self.relation
+        value = related.__dict__.get(rel.related_key)
+        if value is None:
+            raise LucidError(
+                f'Cannot persist "{rel.relation_name}", value of '
+                f'"{type(related).__name__}.{rel.related_key}" is undefined',
+                code="E_MISSING_MODEL_ATTRIBUTE",
+            )
+        return value
+
+    async def save(
+        self,
+        related: R,
+        check_existing: bool = True,
+        pivot_attributes: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> R:
+        """Save the parent and ``related``, then link them (skipping an existing link when
+        ``check_existing``; updating its pivot attributes if they changed)."""
+        await self.save_many(
+            [related],
+            check_existing,
+            [pivot_attributes or {}] if pivot_attributes is not None else None,
+            client=client,
+        )
+        return related
+
+    async def save_many(
+        self,
+        related: Sequence[R],
+        check_existing: bool = True,
+        pivot_attributes: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]:
+        """``save`` for several related instances in one transaction; ``pivot_attributes`` is
+        a list with one mapping per instance."""
+        rel = self.relation
+        items = list(related)
+        for item in items:
+            rel._check_instance(item)
+        attrs = list(pivot_attributes) if pivot_attributes is not None else [{}] * len(items)
+        if len(attrs) != len(items):
+            raise LucidError(
+                "pivot_attributes must have one mapping per related instance",
+                code="E_INVALID_ARGUMENT",
+            )
+        async with managed(self.parent, client, items) as trx:
+            await self.parent.save()
+            for item in items:
+                await item.save()
+            rows = {self._related_id(item): dict(a) for item, a in zip(items, attrs, strict=True)}
+            if check_existing:
+                await self.sync(rows, detach=False, client=trx)
+            else:
+                await self._insert_pivot(trx, rows)
+        return items
+
+    async def create(
+        self,
+        values: Mapping[str, Any],
+        pivot_attributes: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> R:
+        """Create a related row and link it to the parent."""
+        created = await self.create_many(
+            [values],
+            [pivot_attributes] if pivot_attributes is not None else None,
+            client=client,
+        )
+        return created[0]
+
+    async def create_many(
+        self,
+        values: Sequence[Mapping[str, Any]],
+        pivot_attributes: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]:
+        """Create several related rows (one multi-row insert when they share their columns)
+        and link them, in one transaction."""
+        rows = as_mapping_list(values, "create_many")
+        attrs = list(pivot_attributes) if pivot_attributes is not None else [{}] * len(rows)
+        if len(attrs) != len(rows):
+            raise LucidError(
+                "pivot_attributes must have one mapping per row", code="E_INVALID_ARGUMENT"
+            )
+        model = self.relation.related_model()
+        instances = [model().merge(v) for v in rows]
+        if not instances:
+            return []
+        async with managed(self.parent, client, instances) as trx:
+            await self.parent.save()
+            await model._insert_many(instances, trx)
+            pivot_rows = {
+                self._related_id(item): dict(a) for item, a in zip(instances, attrs, strict=True)
+            }
+            await self._insert_pivot(trx, pivot_rows)
+        return instances
+
+
+def many_to_many(
+    related: Callable[[], builtins.type[R]],
+    *,
+    pivot_table: str | None = None,
+    local_key: str | None = None,
+    pivot_foreign_key: str | None = None,
+    related_key: str | None = None,
+    pivot_related_foreign_key: str | None = None,
+    pivot_columns: Sequence[str] | None = None,
+    pivot_timestamps: PivotTimestamps = False,
+    serialize_as: str | None = _UNSET,
+    on_query: Callable[[Any], Any] | None = None,
+    meta: Any = None,
+    init: Literal[False] = False,
+) -> ManyToMany[R]:
+    """Declare a many_to_many relation: ``skills: ManyToMany[Skill] = many_to_many(lambda:
+    Skill, pivot_columns=["proficiency"], pivot_timestamps=True)``."""
+    return ManyToMany(
+        related,
+        pivot_table=pivot_table,
+        local_key=local_key,
+        pivot_foreign_key=pivot_foreign_key,
+        related_key=related_key,
+        pivot_related_foreign_key=pivot_related_foreign_key,
+        pivot_columns=pivot_columns,
+        pivot_timestamps=pivot_timestamps,
+        serialize_as=serialize_as,
+        on_query=on_query,
+        meta=meta,
+    )

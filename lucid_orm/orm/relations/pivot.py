@@ -1,0 +1,100 @@
+"""The ``where_pivot`` family (conditions on a many_to_many pivot table) as a mixin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import not_
+from sqlalchemy.sql import ColumnElement, TableClause
+
+from ...query.chainable import check_identifier, table_column
+
+if TYPE_CHECKING:
+    from ...query.chainable import Chainable
+
+    _Base = Chainable
+else:
+    _Base = object
+
+
+class PivotWhereMixin(_Base):
+    """Conditions on the pivot table's columns: ``where_pivot("proficiency", "expert")``."""
+
+    def _pivot_table(self) -> TableClause:
+        raise NotImplementedError
+
+    def _pivot_column(self, name: str) -> ColumnElement[Any]:
+        check_identifier(name)
+        return table_column(self._pivot_table(), name.rpartition(".")[2])
+
+    def _pivot_compare(self, args: tuple[Any, ...]) -> ColumnElement[Any]:
+        if len(args) == 2:
+            column, op, value = args[0], "=", args[1]
+        elif len(args) == 3:
+            column, op, value = args
+        else:
+            from ...errors import LucidError
+
+            raise LucidError("where_pivot() takes a column, an optional operator and a value")
+        return self._compare(self._pivot_column(column), op, value)
+
+    def where_pivot(self, *args: Any) -> Self:
+        """A condition on a pivot column: ``where_pivot("role", "admin")``."""
+        return self._add_where(False, self._pivot_compare(args))
+
+    and_where_pivot = where_pivot
+
+    def or_where_pivot(self, *args: Any) -> Self:
+        return self._add_where(True, self._pivot_compare(args))
+
+    def where_not_pivot(self, *args: Any) -> Self:
+        return self._add_where(False, not_(self._pivot_compare(args)))
+
+    and_where_not_pivot = where_not_pivot
+
+    def or_where_not_pivot(self, *args: Any) -> Self:
+        return self._add_where(True, not_(self._pivot_compare(args)))
+
+    def where_in_pivot(self, column: str, values: Any) -> Self:
+        """``pivot.column IN (...)``."""
+        return self._add_where(
+            False, self._pivot_column(column).in_(self._in_values(values, "where_in_pivot"))
+        )
+
+    and_where_in_pivot = where_in_pivot
+
+    def or_where_in_pivot(self, column: str, values: Any) -> Self:
+        return self._add_where(
+            True, self._pivot_column(column).in_(self._in_values(values, "or_where_in_pivot"))
+        )
+
+    def where_not_in_pivot(self, column: str, values: Any) -> Self:
+        return self._add_where(
+            False, self._pivot_column(column).not_in(self._in_values(values, "where_not_in_pivot"))
+        )
+
+    and_where_not_in_pivot = where_not_in_pivot
+
+    def or_where_not_in_pivot(self, column: str, values: Any) -> Self:
+        return self._add_where(
+            True,
+            self._pivot_column(column).not_in(self._in_values(values, "or_where_not_in_pivot")),
+        )
+
+    def where_null_pivot(self, column: str) -> Self:
+        """``pivot.column IS NULL``."""
+        return self._add_where(False, self._pivot_column(column).is_(None))
+
+    and_where_null_pivot = where_null_pivot
+
+    def or_where_null_pivot(self, column: str) -> Self:
+        return self._add_where(True, self._pivot_column(column).is_(None))
+
+    def where_not_null_pivot(self, column: str) -> Self:
+        """``pivot.column IS NOT NULL``."""
+        return self._add_where(False, self._pivot_column(column).is_not(None))
+
+    and_where_not_null_pivot = where_not_null_pivot
+
+    def or_where_not_null_pivot(self, column: str) -> Self:
+        return self._add_where(True, self._pivot_column(column).is_not(None))
