@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import LucidError
 from .events import QueryEmitter, QueryEvent
+from .executor import StatementCache
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -87,6 +88,10 @@ class Connection:
         # sqlite://:memory: is one shared connection: transactions of two tasks must not mix.
         self.lock: asyncio.Lock | None = asyncio.Lock() if self.is_memory else None
         self.closed = False
+        # Plain SELECTs run on the driver directly (see executor.py); ``fast_reads: False``
+        # sends them through SQLAlchemy's execution layer instead.
+        self.fast_reads = bool(config.get("fast_reads", True))
+        self.statements = StatementCache()
 
     # -- engines -------------------------------------------------------------------------------
     def _ensure(self) -> _Engines:
@@ -144,6 +149,10 @@ class _Engines:
         kwargs: dict[str, Any] = {}
         pool = dict(cfg.get("pool") or {})
         connect_args: dict[str, Any] = dict(cfg.get("connect_args") or {})
+        if backend == "sqlite":
+            # Connections run in autocommit mode (no BEGIN outside transactions, see below) and
+            # SQLAlchemy rolls back its own transactions on close: a reset is a wasted hop.
+            kwargs["pool_reset_on_return"] = None
         if memory:
             kwargs["poolclass"] = StaticPool
             connect_args.setdefault("check_same_thread", False)

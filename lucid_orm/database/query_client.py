@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Select
 
 from ..errors import IntegrityError, LucidError, QueryError
 from .connection import Connection, mask
+from .result import ExecResult
 
 if TYPE_CHECKING:
     from ..query.database import DatabaseQueryBuilder
     from ..query.insert import InsertQueryBuilder
     from ..query.raw import RawQueryBuilder
     from .transaction import TransactionClient, TransactionStarter
-
-
-@dataclass(slots=True)
-class ExecResult:
-    """What a statement returned: rows (tuples) with their column keys, and counters."""
-
-    rows: Sequence[Sequence[Any]]
-    keys: list[str]
-    rowcount: int
-    lastrowid: Any = None
-
-    def dicts(self) -> list[dict[str, Any]]:
-        keys = self.keys
-        return [dict(zip(keys, row, strict=False)) for row in self.rows]
 
 
 class Client(Protocol):
@@ -167,12 +152,27 @@ class QueryClient(_ClientMixin):
     ) -> ExecResult:
         """Run ``stmt`` in autocommit mode and return its result."""
         engines = self._connection.write_engines() if write else self._connection.read_engines()
+        if not write and isinstance(stmt, Select) and self._connection.fast_reads:
+            from .executor import fetch
+
+            async with self._connection.guard():
+                try:
+                    fast = await fetch(
+                        self._connection, engines, self._connection.statements, stmt, model
+                    )
+                except sa_exc.DBAPIError as exc:
+                    raise connect_error(self._connection, _driver_error(exc)) from exc
+                except (OSError, sa_exc.TimeoutError) as exc:
+                    raise connect_error(self._connection, exc) from exc
+            if fast is not None:
+                return fast
         async with self._connection.guard():
             try:
                 conn = await engines.autocommit_engine.connect()
             except sa_exc.DBAPIError as exc:
                 raise connect_error(self._connection, _driver_error(exc)) from exc
-            except OSError as exc:
+            except (OSError, sa_exc.TimeoutError) as exc:
+                # TimeoutError: no pooled connection came free within pool={"timeout": ...}.
                 raise connect_error(self._connection, exc) from exc
             try:
                 result = await run_statement(conn, stmt, model)

@@ -15,10 +15,20 @@ from sqlalchemy.sql import Executable
 
 from ..errors import LucidError
 from .connection import Connection
-from .query_client import ExecResult, _ClientMixin, _driver_error, connect_error, run_statement
+from .query_client import _ClientMixin, _driver_error, connect_error, run_statement
+from .result import ExecResult
 
 T = TypeVar("T")
 Hook = Callable[[], Any]
+
+
+def _isolation_level(level: str, backend: str) -> str:
+    name = " ".join(level.replace("_", " ").split()).upper()
+    if backend == "postgresql" and name == "READ UNCOMMITTED":
+        # PostgreSQL runs READ UNCOMMITTED as READ COMMITTED, and SQLAlchemy's asyncpg dialect
+        # only accepts the levels PostgreSQL really has.
+        return "READ COMMITTED"
+    return name
 
 
 class TransactionClient(_ClientMixin):
@@ -55,11 +65,18 @@ class TransactionClient(_ClientMixin):
                 conn = await engines.engine.connect()
             except sa_exc.DBAPIError as exc:
                 raise connect_error(connection, _driver_error(exc)) from exc
-            except OSError as exc:
+            except (OSError, sa_exc.TimeoutError) as exc:
                 raise connect_error(connection, exc) from exc
             try:
                 if isolation_level and engines.backend != "sqlite":
-                    await conn.execution_options(isolation_level=isolation_level.upper())
+                    level = _isolation_level(isolation_level, engines.backend)
+                    try:
+                        await conn.execution_options(isolation_level=level)
+                    except sa_exc.ArgumentError as exc:
+                        raise LucidError(
+                            f'Invalid isolation level "{isolation_level}": {exc}',
+                            code="E_INVALID_ARGUMENT",
+                        ) from exc
                 trx = await conn.begin()
             except BaseException:
                 await conn.close()

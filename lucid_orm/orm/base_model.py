@@ -41,11 +41,12 @@ R = TypeVar("R")
 _STATE_KEYS = frozenset(
     {
         "_lucid_original",
+        "_lucid_row",
+        "_lucid_row_attrs",
         "_lucid_persisted",
         "_lucid_deleted",
         "_lucid_local",
         "_lucid_extras",
-        "_lucid_preloaded",
         "_lucid_trx",
         "_lucid_sideloaded",
     }
@@ -267,13 +268,16 @@ class BaseModel:
         deep = plan.deep_copy
         consume = plan.consume
         if plan.all_columns and not deep and not consume and trx is None:
+            # The hot path: fill the fresh instance dict in place (assigning ``__dict__``
+            # would go through ``__setattr__``) and keep one copy as ``original``.
             for row in rows:
                 obj = new(cls)
-                values = dict(zip(attrs, row, strict=False))
-                state = values.copy()
-                state["_lucid_original"] = values
-                state["_lucid_persisted"] = True
-                obj.__dict__ = state
+                d = obj.__dict__
+                d.update(zip(attrs, row, strict=False))
+                # ``original`` is built from the row itself on first use (see _original).
+                d["_lucid_row"] = row
+                d["_lucid_row_attrs"] = attrs
+                d["_lucid_persisted"] = True
                 append(obj)
             return out
         for row in rows:
@@ -293,7 +297,7 @@ class BaseModel:
                 state["_lucid_extras"] = extras
             if trx is not None:
                 state["_lucid_trx"] = trx
-            obj.__dict__ = state
+            obj.__dict__.update(state)
             append(obj)
         if trx is not None and out:
             _clear_trx_after(trx, out)
@@ -306,16 +310,26 @@ class BaseModel:
         d = self.__dict__
         return {k: d[k] for k in type(self).columns if k in d}
 
+    def _original(self) -> dict[str, Any]:
+        d = self.__dict__
+        found = d.get("_lucid_original")
+        if found is None:
+            row = d.pop("_lucid_row", None)
+            if row is None:
+                return {}
+            found = d["_lucid_original"] = dict(zip(d.pop("_lucid_row_attrs"), row, strict=False))
+        return found
+
     @property
     def original(self) -> dict[str, Any]:
         """Attribute values as last read from or written to the database."""
-        return dict(self.__dict__.get("_lucid_original") or {})
+        return dict(self._original())
 
     @property
     def dirty(self) -> dict[str, Any]:
         """Attributes changed since they were read or saved (all set ones for a new model)."""
         d = self.__dict__
-        orig: dict[str, Any] = d.get("_lucid_original") or {}
+        orig = self._original()
         persisted = d.get("_lucid_persisted", False)
         out: dict[str, Any] = {}
         for k in type(self).columns:
@@ -363,12 +377,9 @@ class BaseModel:
 
     @property
     def preloaded(self) -> dict[str, Any]:
-        """Relations loaded on this instance, by relation name."""
+        """Relations loaded on this instance, by relation name (a snapshot)."""
         d = self.__dict__
-        found = d.get("_lucid_preloaded")
-        if found is None:
-            found = d["_lucid_preloaded"] = {}
-        return found
+        return {name: d[name] for name in type(self).relations if name in d}
 
     @property
     def sideloaded(self) -> dict[str, Any]:
@@ -478,28 +489,34 @@ class BaseModel:
         event = "create" if creating else "update"
         await run_hooks(hooks.get(f"before:{event}"), self)
         await run_hooks(hooks.get("before:save"), self)
-        after = hooks.get(f"after:{event}") or hooks.get("after:save")
         if not creating and not self.is_dirty:
-            await run_hooks(hooks.get(f"after:{event}"), self)
-            await run_hooks(hooks.get("after:save"), self)
+            # Lucid: the before hooks may dirty the model; if not, nothing else runs.
             return self
-        if after:
-            # An after hook that raises must leave nothing written: run write + hooks together.
-            client = self._instance_client()
-            async with client.transaction() as trx:
-                previous = self.__dict__.get("_lucid_trx")
-                self.__dict__["_lucid_trx"] = trx
-                try:
-                    await self._write(trx, creating)
-                    await run_hooks(hooks.get(f"after:{event}"), self)
-                    await run_hooks(hooks.get("after:save"), self)
-                finally:
-                    if previous is None:
-                        self.__dict__.pop("_lucid_trx", None)
-                    else:
-                        self.__dict__["_lucid_trx"] = previous
-            return self
-        await self._write(self._instance_client(), creating)
+        after = hooks.get(f"after:{event}") or hooks.get("after:save")
+        # A failed write (or after hook) leaves the instance as it was: unsaved, still dirty.
+        state = dict(self.__dict__)
+        try:
+            if after:
+                # An after hook that raises must leave nothing written: write + hooks together.
+                client = self._instance_client()
+                async with client.transaction() as trx:
+                    previous = self.__dict__.get("_lucid_trx")
+                    self.__dict__["_lucid_trx"] = trx
+                    try:
+                        await self._write(trx, creating)
+                        await run_hooks(hooks.get(f"after:{event}"), self)
+                        await run_hooks(hooks.get("after:save"), self)
+                    finally:
+                        if previous is None:
+                            self.__dict__.pop("_lucid_trx", None)
+                        else:
+                            self.__dict__["_lucid_trx"] = previous
+            else:
+                await self._write(self._instance_client(), creating)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
         return self
 
     async def _write(self, client: Client, creating: bool) -> None:
@@ -531,6 +548,7 @@ class BaseModel:
         attrs = self.attributes
         deep = [n for n, c in cls.columns.items() if c.is_json]
         d["_lucid_original"] = snapshot(attrs, deep) if deep else attrs
+        d.pop("_lucid_row", None)
         if client.is_transaction and d.get("_lucid_trx") is not client:
             d["_lucid_trx"] = client
             _clear_trx_after(client, [self])
@@ -586,7 +604,8 @@ class BaseModel:
         for key in cls.columns:
             if key in fd:
                 d[key] = fd[key]
-        d["_lucid_original"] = fd["_lucid_original"]
+        d["_lucid_original"] = fresh._original()
+        d.pop("_lucid_row", None)
         return self
 
     async def lock_for_update(self, callback: Callable[[Self], Any]) -> Any:
@@ -1059,7 +1078,7 @@ class BaseModel:
     async def load_once(self, relation: str) -> Self:
         """``load`` unless the relation is already loaded (a one-relation that resolved to
         ``None`` counts as loaded)."""
-        if relation in (self.__dict__.get("_lucid_preloaded") or {}):
+        if relation in self.__dict__:
             return self
         return await self.load(relation)
 
@@ -1144,7 +1163,7 @@ class BaseModel:
 
     def serialize_relations(self, cherry_pick: Any = None, raw: bool = False) -> dict[str, Any]:
         """Loaded relations under their ``serialize_as`` names, serialized recursively."""
-        preloaded = self.__dict__.get("_lucid_preloaded")
+        preloaded = self.preloaded
         if not preloaded:
             return {}
         out: dict[str, Any] = {}
@@ -1186,8 +1205,7 @@ class BaseModel:
         """Lucid's ``toObject()``: attribute values as Python objects, loaded relations
         (recursively) and ``extras``."""
         out: dict[str, Any] = dict(self.attributes)
-        preloaded = self.__dict__.get("_lucid_preloaded") or {}
-        for name, value in preloaded.items():
+        for name, value in self.preloaded.items():
             if isinstance(value, list):
                 out[name] = [v.to_dict() for v in value]
             else:
@@ -1197,14 +1215,25 @@ class BaseModel:
 
 
 def _clear_trx_after(trx: Any, models: list[Any]) -> None:
-    """``model.trx`` is cleared once its transaction commits or rolls back."""
+    """``model.trx`` is cleared once its transaction commits or rolls back. A released
+    savepoint hands its models over to the enclosing transaction, which they now belong to."""
 
     def clear() -> None:
         for m in models:
             if m.__dict__.get("_lucid_trx") is trx:
                 del m.__dict__["_lucid_trx"]
 
-    trx.after("commit", clear)
+    def hand_over() -> None:
+        parent = getattr(trx, "parent", None)
+        if parent is None or parent.is_completed:
+            clear()
+            return
+        moved = [m for m in models if m.__dict__.get("_lucid_trx") is trx]
+        for m in moved:
+            m.__dict__["_lucid_trx"] = parent
+        _clear_trx_after(parent, moved)
+
+    trx.after("commit", hand_over)
     trx.after("rollback", clear)
 
 

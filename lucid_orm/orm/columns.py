@@ -53,6 +53,26 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
             return value.astimezone(UTC)
         return value
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # One function per value instead of SQLAlchemy's impl-then-decorator chain: this runs
+        # for every datetime of every row.
+        parse = _dt.datetime.fromisoformat
+        utc = UTC
+        datetime_cls = _dt.datetime
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            if value.__class__ is str:
+                value = parse(value)
+            if isinstance(value, datetime_cls):
+                if value.tzinfo is None:
+                    return value.replace(tzinfo=utc)
+                return value.astimezone(utc)
+            return value
+
+        return process
+
 
 class UUIDType(TypeDecorator[uuid.UUID]):
     """``uuid.UUID`` stored as its 36-character text (native ``uuid`` on PostgreSQL works too)."""

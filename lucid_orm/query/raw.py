@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..database.query_client import Client
 
 _POSITIONAL = re.compile(r"\\\?|\?\?|\?")
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)(:?)(?!:)")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)(:(?=::)|:(?!:))?")
 _READ_PREFIX = re.compile(r"^\s*(SELECT|SHOW|EXPLAIN|PRAGMA|VALUES|DESCRIBE)\b", re.I)
 
 _Part = str | BindParameter[Any] | tuple[str]

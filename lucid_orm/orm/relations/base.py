@@ -119,16 +119,12 @@ class Relation(Generic[R]):
         return col.column_name
 
     # -- descriptor ----------------------------------------------------------------------------
+    # A non-data descriptor: a loaded value lives in the instance ``__dict__`` under the
+    # relation name, so reading it is a plain attribute read; this runs only when it is absent.
     def __get__(self, obj: BaseModel | None, owner: builtins.type) -> Any:
         if obj is None:
             return self
-        preloaded = obj.__dict__.get("_lucid_preloaded")
-        if preloaded is None or self.relation_name not in preloaded:
-            raise RelationNotLoadedError(type(obj).__name__, self.relation_name)
-        return preloaded[self.relation_name]
-
-    def __set__(self, obj: BaseModel, value: Any) -> None:
-        self.set_related(obj, value)
+        raise RelationNotLoadedError(type(obj).__name__, self.relation_name)
 
     # -- values --------------------------------------------------------------------------------
     def _value(self, model: BaseModel, key: str, action: str) -> Any:
@@ -169,7 +165,7 @@ class Relation(Generic[R]):
                 )
             if related is not None:
                 self._check_instance(related)
-        parent.preloaded[self.relation_name] = related
+        parent.__dict__[self.relation_name] = related
 
     def push_related(self, parent: BaseModel, related: Any) -> None:
         """Add to the loaded value (appends on many-relations, replaces on one-relations)."""
@@ -178,8 +174,8 @@ class Relation(Generic[R]):
             items = related if isinstance(related, list) else [related]
             for r in items:
                 self._check_instance(r)
-            current = parent.preloaded.get(self.relation_name)
-            parent.preloaded[self.relation_name] = [*(current or []), *items]
+            current = parent.__dict__.get(self.relation_name)
+            parent.__dict__[self.relation_name] = [*(current or []), *items]
             return
         self.set_related(parent, related)
 

@@ -28,17 +28,17 @@ class BelongsTo(Relation[R]):
     type = "belongsTo"
     _is_many = False
 
-    @overload
-    def __get__(self, obj: None, owner: builtins.type) -> BelongsTo[R]: ...
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
 
-    @overload
-    def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> BelongsTo[R]: ...
 
-    def __get__(self, obj: Any, owner: builtins.type) -> Any:
-        return super().__get__(obj, owner)
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
 
-    def __set__(self, obj: Any, value: R | None) -> None:
-        self.set_related(obj, value)
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: R | None) -> None: ...
 
     def _boot_keys(self) -> None:
         related = self.related_model()
@@ -64,7 +64,7 @@ class BelongsTo(Relation[R]):
         index = {r.__dict__.get(key): r for r in related}
         for parent in parents:
             value = parent.__dict__.get(fk)
-            parent.preloaded[name] = index.get(value) if value is not None else None
+            parent.__dict__[name] = index.get(value) if value is not None else None
 
     def eager_query(self, parents: Sequence[BaseModel], client: Client) -> BelongsToQueryBuilder[R]:
         self.boot()

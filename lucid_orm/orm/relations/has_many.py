@@ -12,7 +12,7 @@ from sqlalchemy import Select, func, select
 from ...errors import LucidError
 from ..columns import _UNSET
 from ..payload import as_mapping_list
-from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed
+from .base import RelationQueryBuilder, SubQueryBuilder, managed
 from .has_one import HasOneQueryClient, _HasRelation
 
 if TYPE_CHECKING:
@@ -30,17 +30,17 @@ class HasMany(_HasRelation[R]):
     type = "hasMany"
     _is_many = True
 
-    @overload
-    def __get__(self, obj: None, owner: builtins.type) -> HasMany[R]: ...
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
 
-    @overload
-    def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> HasMany[R]: ...
 
-    def __get__(self, obj: Any, owner: builtins.type) -> Any:
-        return Relation.__get__(self, obj, owner)
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
 
-    def __set__(self, obj: Any, value: list[R]) -> None:
-        self.set_related(obj, value)
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: list[R]) -> None: ...
 
     def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
         return HasManyQueryBuilder
@@ -61,7 +61,7 @@ class HasMany(_HasRelation[R]):
                 bucket.append(r)
         for parent in parents:
             value = parent.__dict__.get(key)
-            parent.preloaded[name] = list(groups.get(value, ())) if value is not None else []
+            parent.__dict__[name] = list(groups.get(value, ())) if value is not None else []
 
     def client(self, parent: BaseModel, query_client: Client) -> HasManyQueryClient[R]:
         self.boot()

@@ -69,17 +69,17 @@ class HasManyThrough(Relation[R]):
         self.through_foreign_key_column_name = ""
         self.through_local_key_column_name = ""
 
-    @overload
-    def __get__(self, obj: None, owner: builtins.type) -> HasManyThrough[R]: ...
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
 
-    @overload
-    def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> HasManyThrough[R]: ...
 
-    def __get__(self, obj: Any, owner: builtins.type) -> Any:
-        return super().__get__(obj, owner)
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
 
-    def __set__(self, obj: Any, value: list[R]) -> None:
-        self.set_related(obj, value)
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: list[R]) -> None: ...
 
     def _boot_keys(self) -> None:
         model, related, through = self.model, self.related_model(), self.through_model()
@@ -116,7 +116,7 @@ class HasManyThrough(Relation[R]):
         local, name = self.local_key, self.relation_name
         for parent in parents:
             value = parent.__dict__.get(local)
-            parent.preloaded[name] = list(groups.get(value, ())) if value is not None else []
+            parent.__dict__[name] = list(groups.get(value, ())) if value is not None else []
 
     def eager_query(
         self, parents: Sequence[BaseModel], client: Client

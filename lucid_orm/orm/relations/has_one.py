@@ -91,17 +91,17 @@ class HasOne(_HasRelation[R]):
     type = "hasOne"
     _is_many = False
 
-    @overload
-    def __get__(self, obj: None, owner: builtins.type) -> HasOne[R]: ...
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
 
-    @overload
-    def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> HasOne[R]: ...
 
-    def __get__(self, obj: Any, owner: builtins.type) -> Any:
-        return Relation.__get__(self, obj, owner)
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
 
-    def __set__(self, obj: Any, value: R | None) -> None:
-        self.set_related(obj, value)
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: R | None) -> None: ...
 
     def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
         return HasOneQueryBuilder
@@ -117,7 +117,7 @@ class HasOne(_HasRelation[R]):
             index.setdefault(r.__dict__.get(fk), r)
         for parent in parents:
             value = parent.__dict__.get(key)
-            parent.preloaded[name] = index.get(value) if value is not None else None
+            parent.__dict__[name] = index.get(value) if value is not None else None
 
     def client(self, parent: BaseModel, query_client: Client) -> HasOneQueryClient[R]:
         self.boot()

@@ -81,17 +81,17 @@ class ManyToMany(Relation[R]):
         self.pivot_updated_at: str | None = None
         self._pivot: TableClause = TableClause("")
 
-    @overload
-    def __get__(self, obj: None, owner: builtins.type) -> ManyToMany[R]: ...
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
 
-    @overload
-    def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> ManyToMany[R]: ...
 
-    def __get__(self, obj: Any, owner: builtins.type) -> Any:
-        return super().__get__(obj, owner)
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
 
-    def __set__(self, obj: Any, value: list[R]) -> None:
-        self.set_related(obj, value)
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: list[R]) -> None: ...
 
     def _boot_keys(self) -> None:
         model, related = self.model, self.related_model()
@@ -165,7 +165,7 @@ class ManyToMany(Relation[R]):
         local, name = self.local_key, self.relation_name
         for parent in parents:
             value = parent.__dict__.get(local)
-            parent.preloaded[name] = list(groups.get(value, ())) if value is not None else []
+            parent.__dict__[name] = list(groups.get(value, ())) if value is not None else []
 
     def eager_query(
         self, parents: Sequence[BaseModel], client: Client

@@ -1,0 +1,197 @@
+"""The lean read path: SELECTs outside a transaction run on the driver connection directly.
+
+SQLAlchemy still compiles each statement shape once (its cache key, bind processors and
+result processors are reused); what is skipped is its per-execution machinery — the execution
+context, the DBAPI cursor emulation over the async driver and several thread hops or round
+trips — which dominated short queries. Anything this path does not handle (writes, raw SQL,
+statements SQLAlchemy can't cache) goes through SQLAlchemy as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util.concurrency import greenlet_spawn
+
+from ..errors import QueryError
+from .events import QueryEvent
+from .result import ExecResult
+
+if TYPE_CHECKING:
+    from .connection import Connection, _Engines
+
+Processor = Callable[[Any], Any] | None
+
+_CACHE_SIZE = 2000
+
+
+@dataclass(slots=True)
+class Compiled:
+    """One compiled statement shape."""
+
+    compiled: SQLCompiler
+    sql: str
+    positiontup: list[str]
+    bind_processors: dict[str, Callable[[Any], Any]]
+    keys: list[str]
+    types: list[Any]
+    expanding: bool
+    # result processors, resolved on first execution (PostgreSQL needs the column type codes)
+    processors: list[Processor] | None = None
+    any_processor: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StatementCache:
+    """Compiled statement shapes per dialect, keyed by SQLAlchemy's cache key (LRU)."""
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[Any, Compiled] = OrderedDict()
+
+    def prepare(
+        self, stmt: Select[Any], dialect: Dialect
+    ) -> tuple[Compiled, str, list[Any]] | None:
+        """``(entry, sql, params)`` for ``stmt``, or ``None`` when it can't be cached."""
+        key = stmt._generate_cache_key()
+        if key is None:
+            return None
+        entries = self._entries
+        entry = entries.get(key.key)
+        if entry is None:
+            compiled = stmt.compile(dialect=dialect, cache_key=key)
+            if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
+                return None
+            keys = [c.keyname for c in compiled._result_columns]
+            types = [c.type for c in compiled._result_columns]
+            entry = Compiled(
+                compiled=compiled,
+                sql=compiled.string,
+                positiontup=list(compiled.positiontup),
+                bind_processors=cast(
+                    dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)
+                ),
+                keys=keys,
+                types=types,
+                expanding=bool(compiled.literal_execute_params or compiled.post_compile_params),
+            )
+            entries[key.key] = entry
+            if len(entries) > self.size:
+                entries.popitem(last=False)
+        else:
+            entries.move_to_end(key.key)
+        params = entry.compiled.construct_params(
+            extracted_parameters=key.bindparams, escape_names=False, _no_postcompile=True
+        )
+        if entry.expanding:
+            expanded = entry.compiled._process_parameters_for_postcompile(params)
+            values = expanded.parameters
+            procs: Any = expanded.processors
+            out: list[Any] = []
+            for name in expanded.positiontup or ():
+                value = values[name]
+                proc = procs.get(name)
+                out.append(proc(value) if proc is not None and value is not None else value)
+            return entry, expanded.statement, out
+        out = []
+        procs = entry.bind_processors
+        for name in entry.positiontup:
+            value = params[name]
+            proc = procs.get(name)
+            out.append(proc(value) if proc is not None and value is not None else value)
+        return entry, entry.sql, out
+
+
+def _resolve_processors(entry: Compiled, dialect: Dialect, coltypes: Sequence[Any]) -> None:
+    procs: list[Processor] = []
+    for type_, coltype in zip(entry.types, coltypes, strict=False):
+        procs.append(type_._cached_result_processor(dialect, coltype))
+    entry.processors = procs
+    entry.any_processor = any(p is not None for p in procs)
+
+
+def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    if not entry.any_processor:
+        return rows
+    procs = entry.processors or []
+    if len(procs) == 1:
+        proc = procs[0]
+        assert proc is not None
+        return [(proc(row[0]) if row[0] is not None else None,) for row in rows]
+    pairs = [(i, p) for i, p in enumerate(procs) if p is not None]
+    out: list[list[Any]] = []
+    append = out.append
+    for row in rows:
+        values = list(row)
+        for i, proc in pairs:
+            v = values[i]
+            if v is not None:
+                values[i] = proc(v)
+        append(values)
+    return out
+
+
+async def fetch(
+    connection: Connection,
+    engines: _Engines,
+    cache: StatementCache,
+    stmt: Select[Any],
+    model: str | None,
+) -> ExecResult | None:
+    """Run a SELECT on a pooled driver connection; ``None`` means: use SQLAlchemy instead."""
+    dialect = engines.engine.dialect
+    prepared = cache.prepare(stmt, dialect)
+    if prepared is None:
+        return None
+    entry, sql, params = prepared
+    backend = engines.backend
+    emitter = connection._emitter
+    started = time.perf_counter()
+    raw = await engines.engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        try:
+            if backend == "sqlite":
+                if entry.processors is None:
+                    _resolve_processors(entry, dialect, [None] * len(entry.types))
+                rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)  # type: ignore[union-attr]
+            elif backend == "postgresql":
+                if entry.processors is None:
+                    prepared_stmt = await driver.prepare(sql)  # type: ignore[union-attr]
+                    oids = [a.type.oid for a in prepared_stmt.get_attributes()]
+                    _resolve_processors(entry, dialect, oids)
+                    rows = await prepared_stmt.fetch(*params)
+                else:
+                    rows = await driver.fetch(sql, *params)  # type: ignore[union-attr]
+            else:
+                async with driver.cursor() as cursor:  # type: ignore[union-attr]
+                    await cursor.execute(sql, params)
+                    rows = await cursor.fetchall()
+                    if entry.processors is None:
+                        _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
+        except Exception as exc:
+            raise QueryError(
+                str(exc).strip() or type(exc).__name__, sql=sql, bindings=params, original=exc
+            ) from exc
+    finally:
+        await greenlet_spawn(raw.close)
+    if emitter.listeners or connection.debug:
+        emitter.emit(
+            QueryEvent(
+                sql=sql,
+                bindings=list(params),
+                connection=connection.name,
+                duration_ms=(time.perf_counter() - started) * 1000.0,
+                model=model,
+                in_transaction=False,
+            ),
+            debug=connection.debug,
+        )
+    return ExecResult(_process(entry, rows), entry.keys, len(rows))
