@@ -87,6 +87,8 @@ class Connection:
         self._read_cycle: Iterator[_Engines] | None = None
         # sqlite://:memory: is one shared connection: transactions of two tasks must not mix.
         self.lock: asyncio.Lock | None = asyncio.Lock() if self.is_memory else None
+        # (task, root transaction) holding the in-memory connection, if any.
+        self.owner: tuple[asyncio.Task[Any] | None, Any] | None = None
         self.closed = False
         # Plain SELECTs run on the driver directly (see executor.py); ``fast_reads: False``
         # sends them through SQLAlchemy's execution layer instead.
@@ -128,6 +130,13 @@ class Connection:
         self.closed = True
         for eng in engines:
             await eng.engine.dispose()
+
+    def task_transaction(self) -> Any:
+        """The open root transaction of the current task on in-memory SQLite, else ``None``."""
+        owner = self.owner
+        if owner is None or owner[0] is not asyncio.current_task() or owner[1].is_completed:
+            return None
+        return owner[1]
 
     @contextlib.asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:

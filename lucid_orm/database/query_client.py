@@ -151,6 +151,11 @@ class QueryClient(_ClientMixin):
         self, stmt: Executable, *, write: bool, model: str | None = None
     ) -> ExecResult:
         """Run ``stmt`` in autocommit mode and return its result."""
+        owner = self._connection.task_transaction()
+        if owner is not None:
+            # In-memory SQLite: this task holds the only connection in a transaction; its
+            # plain queries can only run inside it (waiting for it would deadlock).
+            return await owner.execute(stmt, write=write, model=model)  # type: ignore[no-any-return]
         engines = self._connection.write_engines() if write else self._connection.read_engines()
         if not write and isinstance(stmt, Select) and self._connection.fast_reads:
             from .executor import fetch

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
@@ -58,6 +59,11 @@ class TransactionClient(_ClientMixin):
     @classmethod
     async def begin(cls, connection: Connection, isolation_level: str | None) -> TransactionClient:
         engines = connection.write_engines()
+        owner = connection.task_transaction()
+        if owner is not None:
+            # In-memory SQLite has one connection: a transaction started by the task that
+            # already holds it becomes a savepoint of that transaction instead of a deadlock.
+            return await owner._begin_nested()
         if connection.lock is not None:
             await connection.lock.acquire()
         try:
@@ -85,7 +91,10 @@ class TransactionClient(_ClientMixin):
             if connection.lock is not None:
                 connection.lock.release()
             raise
-        return cls(connection, conn, trx, None)
+        client = cls(connection, conn, trx, None)
+        if connection.lock is not None:
+            connection.owner = (asyncio.current_task(), client)
+        return client
 
     @property
     def dialect(self) -> Dialect:
@@ -155,6 +164,7 @@ class TransactionClient(_ClientMixin):
                 await self._conn.close()
             finally:
                 if self._connection.lock is not None:
+                    self._connection.owner = None
                     self._connection.lock.release()
 
     async def _run_hooks(self, event: str) -> None:

@@ -16,8 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from sqlalchemy import (
+    Boolean,
     Select,
     and_,
+    bindparam,
     delete,
     distinct,
     exists,
@@ -327,6 +329,15 @@ class Chainable:
         value = self._value(value)
         if isinstance(value, Select):
             value = value.scalar_subquery()
+        elif isinstance(value, bool):
+            # SQLAlchemy renders Python booleans as SQL literals; values are always bound.
+            col_type = getattr(column, "type", None)
+            value = bindparam(
+                None,
+                value,
+                type_=col_type if col_type is not None and col_type._isnull is False else Boolean(),
+                unique=True,
+            )
         return fn(column, value)  # type: ignore[no-any-return]
 
     def _condition(self, args: tuple[Any, ...], method: str) -> ColumnElement[Any]:

@@ -203,7 +203,12 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
         through_key = self._through_column(rel.foreign_key_column_name).label(
             _through_alias(rel.foreign_key_column_name)
         )
-        self._columns = [*(saved_columns or self._default_columns()), through_key]
+        # An aggregate query (``count("* as total")``) selects no through key: with it,
+        # PostgreSQL rejects the ungrouped column (Lucid skips it the same way).
+        if self._has_aggregates:
+            self._columns = list(saved_columns)
+        else:
+            self._columns = [*(saved_columns or self._default_columns()), through_key]
         self._joins = [self._join_through(), *saved_joins]
         try:
             return super().to_core()
@@ -238,6 +243,23 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
         if self._no_rows:
             return 0
         table = self._dml_table("update")
+        return await self._run_dml(update(table).values(vals).where(row_filter))
+
+    async def increment(self, column: Any, amount: int | float = 1) -> int:
+        return await self._counter(column, amount, 1)
+
+    async def decrement(self, column: Any, amount: int | float = 1) -> int:
+        return await self._counter(column, amount, -1)
+
+    async def _counter(self, column: Any, amount: int | float, sign: int) -> int:
+        # Through the same row filter as ``update``: the inherited form would put the through
+        # table in a bare ``UPDATE … FROM users``, a cross join touching every related row.
+        self._action = "update"
+        vals = self._counter_values(column, amount, sign)
+        row_filter = self._rows_filter()
+        if self._no_rows:
+            return 0
+        table = self._dml_table("increment" if sign > 0 else "decrement")
         return await self._run_dml(update(table).values(vals).where(row_filter))
 
     async def delete(self) -> int:
