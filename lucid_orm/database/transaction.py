@@ -63,7 +63,8 @@ class TransactionClient(_ClientMixin):
         if owner is not None:
             # In-memory SQLite has one connection: a transaction started by the task that
             # already holds it becomes a savepoint of that transaction instead of a deadlock.
-            return await owner._begin_nested()
+            nested: TransactionClient = await owner._begin_nested()
+            return nested
         if connection.lock is not None:
             await connection.lock.acquire()
         try:
