@@ -94,6 +94,7 @@ class Connection:
         # sends them through SQLAlchemy's execution layer instead.
         self.fast_reads = bool(config.get("fast_reads", True))
         self.statements = StatementCache()
+        self.static_statements: dict[Any, Any] = {}
 
     # -- engines -------------------------------------------------------------------------------
     def _ensure(self) -> _Engines:

@@ -146,11 +146,38 @@ async def fetch(
     model: str | None,
 ) -> ExecResult | None:
     """Run a SELECT on a pooled driver connection; ``None`` means: use SQLAlchemy instead."""
-    dialect = engines.engine.dialect
-    prepared = cache.prepare(stmt, dialect)
+    prepared = cache.prepare(stmt, engines.engine.dialect)
     if prepared is None:
         return None
     entry, sql, params = prepared
+    return await run(connection, engines, entry, sql, params, model)
+
+
+def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
+    """A statement compiled once for reuse with positional values (``find`` by key)."""
+    compiled = stmt.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
+    return Compiled(
+        compiled=compiled,
+        sql=compiled.string,
+        positiontup=list(compiled.positiontup),
+        bind_processors=cast(dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)),
+        keys=[c.keyname for c in compiled._result_columns],
+        types=[c.type for c in compiled._result_columns],
+        expanding=False,
+    )
+
+
+async def run(
+    connection: Connection,
+    engines: _Engines,
+    entry: Compiled,
+    sql: str,
+    params: list[Any],
+    model: str | None,
+) -> ExecResult:
+    """Run a compiled SELECT with its positional values on a pooled driver connection."""
+    dialect = engines.engine.dialect
     backend = engines.backend
     emitter = connection._emitter
     started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import exc as sa_exc
@@ -186,6 +187,34 @@ class QueryClient(_ClientMixin):
                 return result
             finally:
                 await conn.close()
+
+    async def fetch_compiled(
+        self, key: Any, build: Callable[[], Select[Any]], values: list[Any], model: str | None
+    ) -> ExecResult | None:
+        """Run a statement shape compiled once per connection under ``key`` (``build`` makes
+        it the first time) with positional ``values``; ``None`` when the lean path is off."""
+        connection = self._connection
+        if not connection.fast_reads or connection.task_transaction() is not None:
+            return None
+        from .executor import compile_static, run
+
+        engines = connection.read_engines()
+        dialect = engines.engine.dialect
+        entry = connection.static_statements.get(key)
+        if entry is None:
+            entry = connection.static_statements[key] = compile_static(build(), dialect)
+        procs = entry.bind_processors
+        params = []
+        for name, value in zip(entry.positiontup, values, strict=True):
+            proc = procs.get(name)
+            params.append(proc(value) if proc is not None and value is not None else value)
+        async with connection.guard():
+            try:
+                return await run(connection, engines, entry, entry.sql, params, model)
+            except sa_exc.DBAPIError as exc:
+                raise connect_error(connection, _driver_error(exc)) from exc
+            except (OSError, sa_exc.TimeoutError) as exc:
+                raise connect_error(connection, exc) from exc
 
     def transaction(
         self, callback: Any = None, *, isolation_level: str | None = None

@@ -18,7 +18,7 @@ from typing import (
     dataclass_transform,
 )
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.sql import delete as sa_delete
 
@@ -667,11 +667,29 @@ class BaseModel:
     ) -> Self | None:
         """The row with this primary key, or ``None``."""
         cls._check_pk_value(value)
+        info = cls._lucid
+        if client is None and "before:find" not in info.hooks and "after:find" not in info.hooks:
+            # The short path: one statement per model compiled once, no builder.
+            query_client = db.connection(connection or cls.connection)
+            result = await query_client.fetch_compiled(
+                (cls, "find"), cls._find_statement, [value], cls.__name__
+            )
+            if result is not None:
+                rows = cls._hydrate(result.keys, result.rows)
+                return rows[0] if rows else None
         return (
             await cls.query(client=client, connection=connection)
             .where(cls._pk_column(), value)
             .first()
         )
+
+    @classmethod
+    def _find_statement(cls) -> Any:
+        info = cls._info()
+        table = info.table
+        assert table is not None
+        pk = table.c[cls._pk_column()]
+        return select(*info.select_columns).where(pk == bindparam("lucid_pk", type_=pk.type))
 
     @classmethod
     async def find_or_fail(
@@ -1072,7 +1090,9 @@ class BaseModel:
             relation(loader)
         else:
             loader.add(relation, callback)
-        await loader.process([self], self._instance_client())
+        await loader.process(
+            [self], self._instance_client(), self.__dict__.get("_lucid_sideloaded")
+        )
         return self
 
     async def load_once(self, relation: str) -> Self:

@@ -3,7 +3,7 @@ query's client, matched to the parents in one pass."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
@@ -61,13 +61,21 @@ class Preloader:
         other.specs = {k: list(v) for k, v in self.specs.items()}
         return other
 
-    async def process(self, parents: Sequence[BaseModel], client: Client) -> None:
-        """Load every relation onto ``parents`` (no query when there are none)."""
+    async def process(
+        self,
+        parents: Sequence[BaseModel],
+        client: Client,
+        sideloaded: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Load every relation onto ``parents`` (no query when there are none). ``sideloaded``
+        values reach the related rows too, as in Lucid (set before the user's callbacks)."""
         if not parents:
             return
         for name, callbacks in self.specs.items():
             relation = self.model.get_relation(name)
             query = relation.eager_query(parents, client)
+            if sideloaded:
+                query.sideload(sideloaded)
             for callback in callbacks:
                 callback(query)
             related = await query.exec()

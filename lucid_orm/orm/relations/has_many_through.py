@@ -227,7 +227,8 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
         pk = self._unqualified(self.model._pk_column())
         saved_columns, saved_order = self._columns, self._order_by
         self._columns = [pk.label("lucid_id")]
-        self._order_by = []
+        if self._limit is None and self._offset is None:
+            self._order_by = []  # the order only matters to pick the limited rows
         saved_joins = self._joins
         self._joins = [self._join_through(), *saved_joins]
         try:

@@ -159,6 +159,18 @@ class HasOneQueryClient(Generic[R]):
             )
         return self.relation.related_model()().merge(values)
 
+    def _lookup(self, search: Mapping[str, Any], trx: Client) -> Any:
+        # A plain query on the related model plus the foreign key, as Lucid's
+        # ``relatedModel().firstOrCreate(...)``: ``on_query`` never runs on a write's lookup.
+        rel = self.relation
+        related_model = rel.related_model()
+        values = dict(search)
+        rel.hydrate_for_persistence(self.parent, values)
+        query = related_model.query(client=trx)
+        for key, value in values.items():
+            query.where(related_model._column_name(key), value)
+        return query
+
     async def save(self, related: R, *, client: Client | None = None) -> R:
         """Set ``related``'s foreign key to the parent and save both (parent first) in one
         transaction."""
@@ -184,13 +196,9 @@ class HasOneQueryClient(Generic[R]):
         """The parent's related row matching ``search``, else create
         ``search + save_payload`` for the parent."""
         rel = self.relation
-        related_model = rel.related_model()
         async with managed(self.parent, client) as trx:
             await self.parent.save()
-            query = rel.client(self.parent, trx).query()
-            for key, value in search.items():
-                query.where(related_model._column_name(key), value)
-            found = await query.first()
+            found = await self._lookup(search, trx).first()
             if found is not None:
                 return found  # type: ignore[no-any-return]
             instance = self._new({**search, **(save_payload or {})})
@@ -209,13 +217,9 @@ class HasOneQueryClient(Generic[R]):
         """Update the parent's related row matching ``search`` (locked ``FOR UPDATE``), else
         create ``search + update_payload`` for the parent."""
         rel = self.relation
-        related_model = rel.related_model()
         async with managed(self.parent, client) as trx:
             await self.parent.save()
-            query = rel.client(self.parent, trx).query().for_update()
-            for key, value in search.items():
-                query.where(related_model._column_name(key), value)
-            found = await query.first()
+            found = await self._lookup(search, trx).for_update().first()
             if found is not None:
                 found.merge(update_payload)
                 await found.save()

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, false, insert, select, update
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import NullType
@@ -30,7 +30,30 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound="BaseModel")
 
-PivotTimestamps = bool | Mapping[str, str | Literal[False]]
+PivotTimestamps = bool | Mapping[str, str | bool]
+
+
+def _pivot_timestamp_names(option: PivotTimestamps) -> tuple[str | None, str | None]:
+    """``True`` → ``("created_at", "updated_at")``; ``{"created_at": "col" | True | False,
+    "updated_at": …}`` (a missing key is ``False``). Anything else raises at definition."""
+    if option is True or option is False:
+        return ("created_at", "updated_at") if option else (None, None)
+    if not isinstance(option, Mapping) or set(option) - {"created_at", "updated_at"}:
+        raise LucidError(
+            'pivot_timestamps expects True, False or {"created_at": "column" | bool, '
+            f'"updated_at": "column" | bool}}, got {option!r}',
+            code="E_INVALID_ARGUMENT",
+        )
+    names: list[str | None] = []
+    for key in ("created_at", "updated_at"):
+        value = option.get(key, False)
+        if value is True:
+            names.append(key)
+        elif value is False or value is None:
+            names.append(None)
+        else:
+            names.append(check_identifier(value))
+    return names[0], names[1]
 
 
 def _pivot_alias(column: str) -> str:
@@ -69,7 +92,7 @@ class ManyToMany(Relation[R]):
         self._related_key_option = related_key
         self._pivot_related_foreign_key_option = pivot_related_foreign_key
         self.pivot_columns: list[str] = list(pivot_columns or ())
-        self._pivot_timestamps_option = pivot_timestamps
+        self._pivot_timestamps_option = _pivot_timestamp_names(pivot_timestamps)
         self.pivot_table = ""
         self.pivot_foreign_key = ""
         self.pivot_related_foreign_key = ""
@@ -118,13 +141,7 @@ class ManyToMany(Relation[R]):
         self.foreign_key_column_name = self.pivot_foreign_key
         self.pivot_foreign_key_column_name = self.pivot_foreign_key
         self.pivot_related_foreign_key_column_name = self.pivot_related_foreign_key
-        stamps = self._pivot_timestamps_option
-        if stamps is True:
-            self.pivot_created_at, self.pivot_updated_at = "created_at", "updated_at"
-        elif isinstance(stamps, Mapping):
-            created, updated = stamps.get("created_at", False), stamps.get("updated_at", False)
-            self.pivot_created_at = created or None
-            self.pivot_updated_at = updated or None
+        self.pivot_created_at, self.pivot_updated_at = self._pivot_timestamps_option
         # A relation-private pivot table with typed key and timestamp columns.
         local_type = model._info().columns[self.local_key].type_ or NullType()
         related_type = related._info().columns[self.related_key].type_ or NullType()
@@ -364,8 +381,10 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
         return clause
 
 
-class ManyToManyPivotQueryBuilder(DatabaseQueryBuilder):
-    """``user.related("skills").pivot_query()``: this parent's pivot rows as dicts."""
+class ManyToManyPivotQueryBuilder(PivotWhereMixin, DatabaseQueryBuilder):
+    """``user.related("skills").pivot_query()``: this parent's pivot rows as dicts (pivot
+    timestamps as datetimes). ``where`` and ``where_pivot`` both name pivot columns; a parent
+    whose key is NULL has no pivot rows (nothing is read, updated or deleted)."""
 
     is_related_query = True
     is_related_sub_query = False
@@ -380,15 +399,32 @@ class ManyToManyPivotQueryBuilder(DatabaseQueryBuilder):
         self._aliases[relation._pivot.name] = relation._pivot
         relation._apply_on_query(self)
 
+    def _pivot_table(self) -> TableClause:
+        return self.relation._pivot
+
     def _unqualified(self, name: str) -> ColumnElement[Any]:
         return self.relation.pivot_column(name)
 
     def _where_clause(self) -> ColumnElement[Any] | None:
         rel = self.relation
         value = rel._value(self._parent_model, rel.local_key, "select")
-        constraint: ColumnElement[Any] = rel.pivot_column(rel.pivot_foreign_key) == value
+        constraint: ColumnElement[Any] = (
+            false() if value is None else rel.pivot_column(rel.pivot_foreign_key) == value
+        )
         user = super()._where_clause()
         return constraint if user is None else and_(constraint, user.self_group())
+
+    async def exec(self) -> list[dict[str, Any]]:
+        rows = await super().exec()
+        # ``*`` carries no column types: read the pivot timestamps back as UTC datetimes.
+        stamps = [s for s in self.relation.pivot_timestamps if rows and s in rows[0]]
+        if stamps:
+            read = UTCDateTime().process_result_value
+            dialect = self.client.dialect
+            for row in rows:
+                for stamp in stamps:
+                    row[stamp] = read(row[stamp], dialect)
+        return rows
 
 
 def _check_id(value: Any, relation: ManyToMany[Any]) -> Any:
