@@ -71,6 +71,10 @@ class StatementCache:
                 return None
             keys = [c.keyname for c in compiled._result_columns]
             types = [c.type for c in compiled._result_columns]
+            if not keys or "*" in keys:
+                # ``SELECT *``: the columns are only known from the cursor; SQLAlchemy's path
+                # reads them there.
+                return None
             entry = Compiled(
                 compiled=compiled,
                 sql=compiled.string,

@@ -28,6 +28,13 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     Column arguments are database column names (``where("user_id", 1)``)."""
 
+    # Where the query comes from (Lucid's ``isRelatedQuery`` & co.); relation builders set
+    # them, so a scope or hook can test them on any model query.
+    is_related_query: bool = False
+    is_related_preload_query: bool = False
+    is_related_sub_query: bool = False
+    is_pivot_only_query: bool = False
+
     def __init__(self, model: type[M], client: Client) -> None:
         super().__init__(client)
         info = model._info()

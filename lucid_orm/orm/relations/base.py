@@ -245,7 +245,12 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         self._parent_key = parent_key
         self._action = "select"
         self._no_rows = values is not None and not values
+        self._relation_sources()
         relation._apply_on_query(self)
+
+    def _relation_sources(self) -> None:
+        """Register the tables the relation joins (pivot, through table). Runs before
+        ``on_query``, so the hook can name them (``where_pivot``, ``"users.is_active"``)."""
 
     def _parent_value(self) -> Any:
         assert self._parent_model is not None
@@ -414,7 +419,12 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
             self._from = aliased
             self._aliases = {alias: aliased}
         self._target: FromClause = self._from  # type: ignore[assignment]
+        self._relation_sources()
         relation._apply_on_query(self)
+
+    def _relation_sources(self) -> None:
+        """Register and join the tables the relation goes through (pivot, through table).
+        Runs before ``on_query``, so the hook can name them."""
 
     def _unqualified(self, name: str) -> ColumnElement[Any]:
         if self._target is self._info.table:

@@ -78,12 +78,17 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
     def group_limit(self, limit: int) -> Self:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise LucidError(f"group_limit() expects a positive int, got {limit!r}")
+        if not self.is_related_preload_query:
+            # One parent: as in Lucid, a plain LIMIT (paginate/count_rows keep working).
+            return self.limit(limit)
         self._group_limit = limit
         return self
 
     def group_order_by(self, column: str, direction: str = "asc") -> Self:
         if direction.lower() not in ("asc", "desc"):
             raise LucidError(f'Invalid order direction "{direction}": use "asc" or "desc"')
+        if not self.is_related_preload_query:
+            return self.order_by(column, direction.lower())
         self._group_order = (column, direction.lower())
         return self
 

@@ -159,6 +159,7 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
         values: list[Any] | None = None,
         parent: BaseModel | None = None,
     ) -> None:
+        self._rel: HasManyThrough[R] = relation
         super().__init__(
             relation,
             client,
@@ -167,8 +168,9 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
             parent=parent,
             parent_key=relation.local_key,
         )
-        self._rel: HasManyThrough[R] = relation
-        through = relation._through_table()
+
+    def _relation_sources(self) -> None:
+        through = self._rel._through_table()
         self._aliases[through.name] = through
 
     def _through_column(self, name: str) -> ColumnElement[Any]:
@@ -277,6 +279,7 @@ class HasManyThroughSubQueryBuilder(SubQueryBuilder[R]):
     def __init__(
         self, relation: HasManyThrough[R], client: Client, outer: FromClause, alias: str | None
     ) -> None:
+        self._rel: HasManyThrough[R] = relation
         super().__init__(
             relation,
             client,
@@ -285,14 +288,16 @@ class HasManyThroughSubQueryBuilder(SubQueryBuilder[R]):
             own_column=relation.through_foreign_key_column_name,
             outer_column=relation.local_key_column_name,
         )
-        self._rel: HasManyThrough[R] = relation
-        through = relation._through_table()
+
+    def _relation_sources(self) -> None:
+        rel = self._rel
+        through = rel._through_table()
         self._aliases[through.name] = through
         self._joins.append(
             (
                 through,
-                through.c[relation.through_local_key_column_name]
-                == self.own_column(relation.through_foreign_key_column_name),
+                through.c[rel.through_local_key_column_name]
+                == self.own_column(rel.through_foreign_key_column_name),
                 "inner",
             )
         )

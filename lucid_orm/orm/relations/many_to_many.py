@@ -222,6 +222,7 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         parent: BaseModel | None = None,
     ) -> None:
         self._extra_pivot: list[str] = []
+        self._rel: ManyToMany[R] = relation
         super().__init__(
             relation,
             client,
@@ -230,8 +231,9 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
             parent=parent,
             parent_key=relation.local_key,
         )
-        self._rel: ManyToMany[R] = relation
-        self._aliases[relation._pivot.name] = relation._pivot
+
+    def _relation_sources(self) -> None:
+        self._aliases[self._rel._pivot.name] = self._rel._pivot
 
     def _pivot_table(self) -> TableClause:
         return self._rel._pivot
@@ -269,10 +271,15 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
     def to_core(self) -> Any:
         rel = self._rel
         saved_columns, saved_joins = self._columns, self._joins
-        pivot = [
-            rel.pivot_column(c).label(_pivot_alias(c))
-            for c in rel._selected_pivot_columns(self._extra_pivot)
-        ]
+        # An aggregate query (``count("* as total")``) selects only what the user asked for,
+        # as in Lucid: the relation's own pivot columns would need a GROUP BY. A preload keeps
+        # the keys it matches on.
+        names = (
+            list(dict.fromkeys(self._extra_pivot))
+            if self._has_aggregates and not self.is_related_preload_query
+            else rel._selected_pivot_columns(self._extra_pivot)
+        )
+        pivot = [rel.pivot_column(c).label(_pivot_alias(c)) for c in names]
         self._columns = [*(saved_columns or self._default_columns()), *pivot]
         self._joins = [self._join_pivot(), *saved_joins]
         try:
@@ -351,6 +358,7 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
     def __init__(
         self, relation: ManyToMany[R], client: Client, outer: FromClause, alias: str | None
     ) -> None:
+        self._rel: ManyToMany[R] = relation
         super().__init__(
             relation,
             client,
@@ -359,13 +367,15 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
             own_column=relation.related_key_column_name,
             outer_column=relation.local_key_column_name,
         )
-        self._rel: ManyToMany[R] = relation
-        self._aliases[relation._pivot.name] = relation._pivot
+
+    def _relation_sources(self) -> None:
+        rel = self._rel
+        self._aliases[rel._pivot.name] = rel._pivot
         self._joins.append(
             (
-                relation._pivot,
-                self.own_column(relation.related_key_column_name)
-                == relation.pivot_column(relation.pivot_related_foreign_key),
+                rel._pivot,
+                self.own_column(rel.related_key_column_name)
+                == rel.pivot_column(rel.pivot_related_foreign_key),
                 "inner",
             )
         )
@@ -516,11 +526,16 @@ class ManyToManyQueryClient(Generic[R]):
             }
             for related_id, values in rows.items()
         ]
-        # One statement per distinct set of columns (a multi-row VALUES needs one shape).
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        # One statement per run of rows with the same columns (a multi-row VALUES needs one
+        # shape); runs keep the rows in the order given.
+        groups: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
         for row in payload:
-            groups.setdefault(tuple(row), []).append(row)
-        for keys, group in groups.items():
+            shape = tuple(row)
+            if groups and groups[-1][0] == shape:
+                groups[-1][1].append(row)
+            else:
+                groups.append((shape, [row]))
+        for keys, group in groups:
             cols = [rel.pivot_column(k) for k in keys]
             values = [{c: r[k] for c, k in zip(cols, keys, strict=True)} for r in group]
             stmt = insert(rel._pivot).values(values if len(values) > 1 else values[0])
