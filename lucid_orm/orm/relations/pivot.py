@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import not_
+from sqlalchemy import not_, tuple_
 from sqlalchemy.sql import ColumnElement, TableClause
 
 from ...query.chainable import check_identifier, table_column
+from ...query.raw import Raw
 
 if TYPE_CHECKING:
     from ...query.chainable import Chainable
@@ -55,31 +56,36 @@ class PivotWhereMixin(_Base):
     def or_where_not_pivot(self, *args: Any) -> Self:
         return self._add_where(True, not_(self._pivot_compare(args)))
 
-    def where_in_pivot(self, column: str, values: Any) -> Self:
-        """``pivot.column IN (...)``."""
-        return self._add_where(
-            False, self._pivot_column(column).in_(self._in_values(values, "where_in_pivot"))
-        )
+    def _pivot_in(self, column: Any, values: Any, method: str, negate: bool) -> Any:
+        values = self._in_values(values, method)
+        target: Any
+        if isinstance(column, list | tuple):
+            target = tuple_(*[self._pivot_column(c) for c in column])
+            if isinstance(values, list):
+                values = [tuple(v) for v in values]
+        else:
+            target = self._pivot_column(column)
+        if isinstance(values, Raw):
+            return target.op("NOT IN" if negate else "IN")(values.self_group())
+        return target.not_in(values) if negate else target.in_(values)
+
+    def where_in_pivot(self, column: Any, values: Any) -> Self:
+        """``pivot.column IN (...)``: a list, a subquery (builder or callback) or ``db.raw``;
+        ``where_in_pivot(["a", "b"], [[1, 2], [3, 4]])`` compares tuples."""
+        return self._add_where(False, self._pivot_in(column, values, "where_in_pivot", False))
 
     and_where_in_pivot = where_in_pivot
 
-    def or_where_in_pivot(self, column: str, values: Any) -> Self:
-        return self._add_where(
-            True, self._pivot_column(column).in_(self._in_values(values, "or_where_in_pivot"))
-        )
+    def or_where_in_pivot(self, column: Any, values: Any) -> Self:
+        return self._add_where(True, self._pivot_in(column, values, "or_where_in_pivot", False))
 
-    def where_not_in_pivot(self, column: str, values: Any) -> Self:
-        return self._add_where(
-            False, self._pivot_column(column).not_in(self._in_values(values, "where_not_in_pivot"))
-        )
+    def where_not_in_pivot(self, column: Any, values: Any) -> Self:
+        return self._add_where(False, self._pivot_in(column, values, "where_not_in_pivot", True))
 
     and_where_not_in_pivot = where_not_in_pivot
 
-    def or_where_not_in_pivot(self, column: str, values: Any) -> Self:
-        return self._add_where(
-            True,
-            self._pivot_column(column).not_in(self._in_values(values, "or_where_not_in_pivot")),
-        )
+    def or_where_not_in_pivot(self, column: Any, values: Any) -> Self:
+        return self._add_where(True, self._pivot_in(column, values, "or_where_not_in_pivot", True))
 
     def where_null_pivot(self, column: str) -> Self:
         """``pivot.column IS NULL``."""

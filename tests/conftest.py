@@ -1,0 +1,116 @@
+"""Shared fixtures: the suite runs once per dialect (sqlite, postgresql, mysql).
+
+``dialect`` (session scope, parametrised) configures the global ``db`` for one dialect and
+creates ``tests/schema.py`` once; ``database`` (function scope) hands out ``db`` and deletes every
+row after the test. Under ``CI=true`` an unreachable server fails the run; elsewhere its tests
+are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lucid_orm.database import Database, db
+from lucid_orm.errors import LucidError
+from tests.helpers import DialectConfig, dialect_url
+from tests.schema import metadata
+
+DIALECTS = ["sqlite", "postgresql", "mysql"]
+
+_configs: dict[str, DialectConfig] = {}
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lucid_db")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+async def _unreachable(name: str) -> str | None:
+    """Why the server of dialect ``name`` can't be used, or ``None`` when it answers."""
+    probe = Database()
+    probe.configure(connection=name, connections={name: {"url": dialect_url(name, Path())}})
+    try:
+        await probe.raw_query("select 1")
+    except LucidError as exc:
+        return f"{name} is not reachable: {exc}"
+    finally:
+        await probe.close()
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside CI, mark the tests of an unreachable server as skipped up front: pytest then
+    folds their skips into one line per file instead of one per test."""
+    if _in_ci():
+        return
+    wanted = {
+        item.callspec.params["dialect"]
+        for item in items
+        if isinstance(item, pytest.Function)
+        and hasattr(item, "callspec")
+        and item.callspec.params.get("dialect") in ("postgresql", "mysql")
+    }
+    for name in sorted(wanted):
+        reason = asyncio.run(_unreachable(name))
+        if reason is None:
+            continue
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            if callspec is not None and callspec.params.get("dialect") == name:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", params=DIALECTS, ids=DIALECTS)
+async def dialect(request: pytest.FixtureRequest, session_tmp: Path) -> AsyncIterator[str]:
+    """The dialect under test (``"sqlite"``, ``"postgresql"`` or ``"mysql"``): configures the
+    global ``db`` for it, checks that it answers and creates the schema. An unreachable server
+    fails the run under ``CI=true`` and skips its tests elsewhere."""
+    name: str = request.param
+    config = DialectConfig(name, dialect_url(name, session_tmp))
+    config.configure()
+    try:
+        await db.raw_query("select 1")
+    except LucidError as exc:
+        await db.close()
+        reason = f"{name} is not reachable: {exc}"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    async with db.engine().begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+    _configs[name] = config
+    try:
+        yield name
+    finally:
+        _configs.pop(name, None)
+        await db.close()
+
+
+@pytest.fixture
+def dialect_config(dialect: str) -> DialectConfig:
+    """The running dialect's configuration (its URL, and ``configure(other_db)``)."""
+    return _configs[dialect]
+
+
+@pytest.fixture
+async def database(dialect: str) -> AsyncIterator[Database]:
+    """The configured global ``db``; every table is emptied after the test."""
+    config = _configs[dialect]
+    await config.restore()
+    try:
+        yield db
+    finally:
+        await config.restore()
+        async with db.engine().begin() as conn:
+            for table in reversed(metadata.sorted_tables):
+                await conn.execute(table.delete())

@@ -1,0 +1,204 @@
+"""The SQLAlchemy Core schema every database test runs against, created once per dialect.
+
+The tables are FK-free (so tests may insert rows in any order) except ``memberships``, which
+exists to provoke foreign-key violations.
+"""
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    false,
+    text,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+
+def _pk() -> Column[int]:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+# MySQL's DATETIME drops microseconds unless asked for them; keep them so values round-trip.
+_DateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def _timestamps() -> list[Column[Any]]:
+    return [
+        Column("created_at", _DateTime, nullable=True),
+        Column("updated_at", _DateTime, nullable=True),
+    ]
+
+
+countries = Table("countries", metadata, _pk(), Column("name", String(255)))
+
+users = Table(
+    "users",
+    metadata,
+    _pk(),
+    Column("country_id", Integer, nullable=True),
+    Column("username", String(100), nullable=True),
+    Column("email", String(255), nullable=True),
+    Column("is_active", Boolean, nullable=True, default=False, server_default=false()),
+    Column("points", Integer, nullable=True, default=0, server_default=text("0")),
+    Column("meta", JSON, nullable=True),
+    *_timestamps(),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    _pk(),
+    Column("user_id", Integer, nullable=True),
+    Column("display_name", String(255), nullable=True),
+    Column("bio", Text, nullable=True),
+    *_timestamps(),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    _pk(),
+    Column("user_id", Integer, nullable=True),
+    Column("title", String(255), nullable=True),
+    Column("body", Text, nullable=True),
+    Column("is_published", Boolean, nullable=True),
+    Column("score", Integer, nullable=True),
+    *_timestamps(),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    _pk(),
+    Column("post_id", Integer, nullable=True),
+    Column("user_id", Integer, nullable=True),
+    Column("body", Text, nullable=True),
+    *_timestamps(),
+)
+
+tags = Table("tags", metadata, _pk(), Column("name", String(100)))
+
+post_tags = Table(
+    "post_tags",
+    metadata,
+    Column("post_id", Integer),
+    Column("tag_id", Integer),
+    Column("created_at", _DateTime, nullable=True),
+)
+
+skills = Table("skills", metadata, _pk(), Column("name", String(100)), *_timestamps())
+
+skill_user = Table(
+    "skill_user",
+    metadata,
+    _pk(),
+    Column("user_id", Integer),
+    Column("skill_id", Integer),
+    Column("proficiency", String(50), nullable=True),
+    *_timestamps(),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    _pk(),
+    Column("user_id", Integer, nullable=True),
+    Column("provider", String(50), nullable=True),
+)
+
+gadgets = Table(
+    "gadgets",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("name", String(100)),
+    Column("price", Numeric(10, 2), nullable=True),
+    Column("is_enabled", Boolean, nullable=True),
+    Column("released_on", Date, nullable=True),
+    Column("payload", JSON, nullable=True),
+)
+
+# Integrity-error tests: a unique column and a NOT NULL one.
+things = Table(
+    "things",
+    metadata,
+    _pk(),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("amount", Integer, nullable=True),
+)
+
+# The one foreign key of the schema, for FK-violation tests.
+memberships = Table(
+    "memberships",
+    metadata,
+    _pk(),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("role", String(50), nullable=True),
+)
+
+# many_to_many: a pivot with foreign keys (attaching unknown ids must fail and attach nothing).
+skill_user_strict = Table(
+    "skill_user_strict",
+    metadata,
+    _pk(),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("skill_id", Integer, ForeignKey("skills.id"), nullable=False),
+    Column("proficiency", String(50), nullable=True),
+)
+
+# many_to_many: a self-referencing pivot (users <-> users).
+user_friends = Table(
+    "user_friends",
+    metadata,
+    _pk(),
+    Column("user_id", Integer),
+    Column("friend_id", Integer),
+    Column("created_at", _DateTime, nullable=True),
+)
+
+# many_to_many with every key customised: teams.code <-> players.uid through team_players
+# (no id column, custom timestamp name).
+m2m_teams = Table(
+    "m2m_teams", metadata, _pk(), Column("code", Integer), Column("name", String(100))
+)
+
+m2m_players = Table(
+    "m2m_players", metadata, _pk(), Column("uid", Integer), Column("name", String(100))
+)
+
+m2m_team_players = Table(
+    "m2m_team_players",
+    metadata,
+    Column("team_code", Integer),
+    Column("player_uid", Integer),
+    Column("role", String(50), nullable=True),
+    Column("joined_at", _DateTime, nullable=True),
+    Column("score", Integer, nullable=True),
+    Column("fee", Numeric(10, 2), nullable=True),
+)
+
+# Self-referencing belongs_to / has_one (``User.parent`` / ``User.child`` via users.parent_id).
+if "parent_id" not in users.c:
+    users.append_column(Column("parent_id", Integer, nullable=True))
+
+# has_many many-write atomicity tests (``User.tasks``): a unique, NOT NULL ``name`` per row.
+hm_tasks = Table(
+    "hm_tasks",
+    metadata,
+    _pk(),
+    Column("user_id", Integer, nullable=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("points", Integer, nullable=True),
+)
