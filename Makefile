@@ -6,11 +6,12 @@ PYTHON = python3
 VENV = .venv
 PY = $(VENV)/bin/python
 STAMP = $(VENV)/.make-stamp
+BENCH_STAMP = $(VENV)/.make-bench-stamp
 LINT_PATHS = lucid_orm tests examples bench
 # Git keeps no empty directories, so lint only the paths this checkout has.
 EXISTING_LINT_PATHS = `for p in $(LINT_PATHS); do [ -e $$p ] && echo $$p; done`
 
-.PHONY: install demo test lint typecheck fmt ci clean
+.PHONY: install demo test lint typecheck fmt ci clean bench
 
 install: $(STAMP)
 
@@ -32,12 +33,22 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy lucid_orm
+	$(PY) -m mypy --strict tests/typing
 
 fmt: $(STAMP)
 	$(PY) -m ruff check --fix $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format $(EXISTING_LINT_PATHS)
 
 ci: lint typecheck test
+
+# lucid_orm against the bare drivers and peer ORMs (the `bench` extra); rewrites
+# docs/benchmarks.md and docs/benchmarks.png. Sizes: make bench BENCH_ARGS="--users 200 --repeat 3".
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
