@@ -189,6 +189,16 @@ m2m_team_players = Table(
     Column("fee", Numeric(10, 2), nullable=True),
 )
 
+# many_to_many to a model keyed by a UUID (``gadgets.uuid``).
+m2m_gadget_user = Table(
+    "m2m_gadget_user",
+    metadata,
+    _pk(),
+    Column("user_id", Integer),
+    Column("gadget_uuid", String(36)),
+    Column("color", String(20), nullable=True),
+)
+
 # Self-referencing belongs_to / has_one (``User.parent`` / ``User.child`` via users.parent_id).
 if "parent_id" not in users.c:
     users.append_column(Column("parent_id", Integer, nullable=True))

@@ -124,6 +124,7 @@ class BaseModel:
     columns: ClassVar[dict[str, ColumnDef]] = {}
     relations: ClassVar[dict[str, Any]] = {}
     _lucid: ClassVar[ModelInfo]
+    _lucid_table: ClassVar[str]
 
     # -- class creation ------------------------------------------------------------------------
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
@@ -196,8 +197,20 @@ class BaseModel:
                 f'"{cls.__name__}" has no primary key: declare one with column(is_primary=True) '
                 'or a column named "id"'
             )
-        if "table" in own:
-            table_name = own["table"]
+        # An explicit ``table`` is inherited (schema classes name their table for the models
+        # extending them); a table named by the naming strategy is each class's own.
+        explicit = own.get("table")
+        if explicit is None:
+            explicit = next(
+                (b.__dict__["_lucid_table"] for b in cls.__mro__[1:] if "_lucid_table" in b.__dict__),
+                None,
+            )
+        if explicit is not None:
+            if not isinstance(explicit, str) or not explicit:
+                raise _model_error(f'"{cls.__name__}.table" must be a non-empty string')
+            cls._lucid_table = explicit
+            table_name = explicit
+            cls.table = explicit
         else:
             table_name = strategy.table_name(cls)
             if not abstract:

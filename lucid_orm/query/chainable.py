@@ -220,6 +220,7 @@ class Chainable:
         self._parent: Chainable | None = None
         self._columns: list[ColumnElement[Any]] = []
         self._wheres: list[tuple[bool, ColumnElement[Any]]] = []
+        self._scoped: list[ColumnElement[Any]] = []
         self._joins: list[tuple[FromClause | Raw, ColumnElement[Any] | None, str]] = []
         self._group_by: list[ColumnElement[Any]] = []
         self._havings: list[tuple[bool, ColumnElement[Any]]] = []
@@ -890,8 +891,15 @@ class Chainable:
         return froms
 
     def _where_clause(self) -> ColumnElement[Any] | None:
-        """The WHERE condition (hook: relation builders wrap it with their constraint)."""
-        return _fold(self._wheres)
+        """The WHERE condition (hook: relation builders wrap it with their constraint).
+        ``_scoped`` conditions (a relation's ``on_query``) are AND-ed around the user's own
+        group, so an ``or_where`` can't bypass them."""
+        user = _fold(self._wheres)
+        scoped = self._scoped
+        if not scoped:
+            return user
+        parts = [*scoped, user.self_group()] if user is not None else list(scoped)
+        return parts[0] if len(parts) == 1 else and_(*parts)
 
     def to_core(self) -> Select[Any]:
         """The SQLAlchemy Core ``select()`` this builder describes (built fresh each call)."""

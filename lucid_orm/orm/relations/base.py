@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
 from ..columns import _UNSET
 from ..naming import RelationType
+from ...query.chainable import _fold
 from ..query_builder import ModelQueryBuilder
 
 if TYPE_CHECKING:
@@ -203,6 +204,12 @@ class Relation(Generic[R]):
     def _apply_on_query(self, query: Any) -> None:
         if self.on_query is not None:
             self.on_query(query)
+            # The hook's conditions become one scoped group that the user's wheres (an
+            # ``or_where`` included) are AND-ed with, never OR-ed around.
+            hooked = _fold(query._wheres)
+            if hooked is not None:
+                query._scoped.append(hooked.self_group())
+                query._wheres = []
 
     def _parent_key_values(self, parents: Sequence[BaseModel], key: str) -> list[Any]:
         seen: dict[Any, None] = {}

@@ -78,17 +78,12 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
     def group_limit(self, limit: int) -> Self:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise LucidError(f"group_limit() expects a positive int, got {limit!r}")
-        if not self.is_related_preload_query:
-            # One parent: as in Lucid, a plain LIMIT (paginate/count_rows keep working).
-            return self.limit(limit)
         self._group_limit = limit
         return self
 
     def group_order_by(self, column: str, direction: str = "asc") -> Self:
         if direction.lower() not in ("asc", "desc"):
             raise LucidError(f'Invalid order direction "{direction}": use "asc" or "desc"')
-        if not self.is_related_preload_query:
-            return self.order_by(column, direction.lower())
         self._group_order = (column, direction.lower())
         return self
 
@@ -115,11 +110,23 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
         finally:
             self._columns, self._limit, self._offset = saved_columns, saved_limit, saved_offset
         outer_cols = [c for c in inner.c if c.key != _ROW_NUMBER]
-        return (
+        stmt = (
             select(*outer_cols)
             .where(inner.c[_ROW_NUMBER] <= self._group_limit)
             .order_by(inner.c[self._partition_key()], inner.c[_ROW_NUMBER])
         )
+        # The query's own limit/offset (first(), paginate()) apply to the limited rows.
+        if saved_limit is not None:
+            stmt = stmt.limit(saved_limit)
+        if saved_offset is not None:
+            stmt = stmt.offset(saved_offset)
+        return stmt
+
+    def _count_statement(self) -> Select[Any]:
+        # Count the group-limited rows, not the table (count_rows(), paginate() totals).
+        if self._group_limit is not None:
+            return self._count_over_subquery()
+        return super()._count_statement()
 
     def _partition_column(self) -> Any:
         """The column rows are grouped by for ``group_limit`` (the foreign key)."""
