@@ -47,11 +47,13 @@ class SchemaRules:
     """Generation rules (config ``SCHEMA_RULES``): ``types`` maps a SQL type name (``"jsonb"``)
     and ``columns`` a ``"table.column"`` to a Python type — a string such as
     ``"dict[str, Any]"`` or a dict ``{"type": "Settings", "import": "from app.types import
-    Settings", "factory": "column()"}``; ``exclude`` lists table names or globs; ``schemas``
-    limits PostgreSQL schemas (default: the connection's default schema)."""
+    Settings", "factory": "column()"}``; ``include`` (default: all) and ``exclude`` list table
+    names or globs; ``schemas`` limits PostgreSQL schemas (default: the connection's default
+    schema). The migrations tables are always excluded."""
 
     types: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)
+    include: list[str] | None = None
     exclude: list[str] = field(default_factory=list)
     schemas: list[str] | None = None
 
@@ -61,16 +63,17 @@ class SchemaRules:
             return cls()
         if isinstance(value, SchemaRules):
             return value
-        unknown = set(value) - {"types", "columns", "exclude", "schemas"}
+        unknown = set(value) - {"types", "columns", "include", "exclude", "schemas"}
         if unknown:
             raise LucidError(
                 f"Unknown schema rule keys: {', '.join(sorted(unknown))} (use types, columns, "
-                "exclude, schemas)",
+                "include, exclude, schemas)",
                 code="E_INVALID_CONFIG",
             )
         return cls(
             types={str(k).lower(): v for k, v in dict(value.get("types") or {}).items()},
             columns=dict(value.get("columns") or {}),
+            include=list(value["include"]) if value.get("include") else None,
             exclude=list(value.get("exclude") or []),
             schemas=list(value["schemas"]) if value.get("schemas") else None,
         )
@@ -214,6 +217,8 @@ def reflect(sync_conn: Any, rules: SchemaRules) -> list[ReflectedTable]:
     for schema in schemas:
         for name in sorted(inspector.get_table_names(schema=schema)):
             if _excluded(name, exclude):
+                continue
+            if rules.include is not None and not _excluded(name, rules.include):
                 continue
             pk = set(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or [])
             json_columns = _mariadb_json_columns(sync_conn, name, schema)

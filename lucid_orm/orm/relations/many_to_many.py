@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import NullType
 
 from ...errors import LucidError
-from ...query.chainable import check_identifier, table_column
+from ...query.chainable import check_identifier, dml_value, table_column
 from ...query.database import DatabaseQueryBuilder
 from ..columns import _UNSET, UTCDateTime
 from ..payload import as_mapping_list
@@ -103,6 +103,7 @@ class ManyToMany(Relation[R]):
         self.pivot_created_at: str | None = None
         self.pivot_updated_at: str | None = None
         self._pivot: TableClause = TableClause("")
+        self._related_id_type: builtins.type | None = None
 
     if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
 
@@ -145,6 +146,10 @@ class ManyToMany(Relation[R]):
         # A relation-private pivot table with typed key and timestamp columns.
         local_type = model._info().columns[self.local_key].type_ or NullType()
         related_type = related._info().columns[self.related_key].type_ or NullType()
+        try:
+            self._related_id_type = related_type.python_type
+        except NotImplementedError:
+            self._related_id_type = None
         columns = [
             ColumnClause(self.pivot_foreign_key, local_type),
             ColumnClause(self.pivot_related_foreign_key, related_type),
@@ -328,12 +333,31 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         row_filter = self._pivot_rows_filter()
         if self._no_rows:
             return 0
-        stmt = (
-            update(rel._pivot)
-            .values({rel.pivot_column(check_identifier(k)): v for k, v in values.items()})
-            .where(row_filter)
-        )
+        stmt = update(rel._pivot).values(_pivot_values(rel, values)).where(row_filter)
         return await self._run_dml(stmt)
+
+    async def increment(self, column: Any, amount: int | float = 1) -> int:
+        """``pivot.column = column + amount`` on this parent's pivot rows."""
+        return await self._pivot_counter(column, amount, 1)
+
+    async def decrement(self, column: Any, amount: int | float = 1) -> int:
+        """``pivot.column = column - amount`` on this parent's pivot rows."""
+        return await self._pivot_counter(column, amount, -1)
+
+    async def _pivot_counter(self, column: Any, amount: Any, sign: int) -> int:
+        # The inherited forms would UPDATE the related table (PostgreSQL: every row of it).
+        self._action = "update"
+        pairs = column.items() if isinstance(column, Mapping) else [(column, amount)]
+        values: dict[Any, Any] = {}
+        for key, by in pairs:
+            if isinstance(by, bool) or not isinstance(by, int | float):
+                raise LucidError(f"increment/decrement amount must be a number, got {by!r}")
+            col = self._rel.pivot_column(check_identifier(key).rpartition(".")[2])
+            values[col] = col + by * sign
+        row_filter = self._pivot_rows_filter()
+        if self._no_rows:
+            return 0
+        return await self._run_dml(update(self._rel._pivot).values(values).where(row_filter))
 
     async def delete(self) -> int:
         """Delete this parent's pivot rows (the related rows stay)."""
@@ -382,6 +406,12 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
 
     def _pivot_table(self) -> TableClause:
         return self._rel._pivot
+
+    def pivot_columns(self, columns: Sequence[str]) -> Self:
+        """Select pivot columns: ``User.query().select(User.skills.sub_query(client)
+        .pivot_columns(["proficiency"]).where("name", "SQL").as_("sql_level"))``."""
+        self._columns.extend(self._pivot_column(c) for c in columns)
+        return self
 
     def _constraint(self) -> ColumnElement[Any] | None:
         rel = self._rel
@@ -437,6 +467,16 @@ class ManyToManyPivotQueryBuilder(PivotWhereMixin, DatabaseQueryBuilder):
         return rows
 
 
+def _pivot_values(relation: ManyToMany[Any], values: Mapping[str, Any]) -> dict[Any, Any]:
+    """``{pivot column: value}`` for INSERT/UPDATE; untyped columns bind as ``dml_value``
+    does (typed ones — keys, timestamps — through their own type)."""
+    out: dict[Any, Any] = {}
+    for key, value in values.items():
+        col = relation.pivot_column(check_identifier(key).rpartition(".")[2])
+        out[col] = dml_value(value) if isinstance(col.type, NullType) else value
+    return out
+
+
 def _check_id(value: Any, relation: ManyToMany[Any]) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | str | uuid.UUID):
         raise LucidError(
@@ -444,6 +484,20 @@ def _check_id(value: Any, relation: ManyToMany[Any]) -> Any:
             f"(int, str or UUID), got {value!r}",
             code="E_INVALID_ARGUMENT",
         )
+    # Ids from a form or a URL arrive as text: bind them as the related key's type, so that
+    # "1" and 1 are one id (sync/save compare them) and PostgreSQL accepts the value.
+    expected = relation._related_id_type
+    if expected is int and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise LucidError(
+                f'"{relation.model.__name__}.{relation.relation_name}" expects integer related '
+                f"ids, got {value!r}",
+                code="E_INVALID_ARGUMENT",
+            ) from None
+    if expected is str and isinstance(value, int):
+        return str(value)
     return value
 
 
@@ -535,9 +589,8 @@ class ManyToManyQueryClient(Generic[R]):
                 groups[-1][1].append(row)
             else:
                 groups.append((shape, [row]))
-        for keys, group in groups:
-            cols = [rel.pivot_column(k) for k in keys]
-            values = [{c: r[k] for c, k in zip(cols, keys, strict=True)} for r in group]
+        for _shape, group in groups:
+            values = [_pivot_values(rel, r) for r in group]
             stmt = insert(rel._pivot).values(values if len(values) > 1 else values[0])
             await trx.execute(stmt, write=True, model=rel.model.__name__)
 
@@ -581,23 +634,19 @@ class ManyToManyQueryClient(Generic[R]):
                 )
                 result = await trx.execute(stmt, write=False, model=rel.model.__name__)
                 for row in result.rows:
-                    existing[row[0]] = dict(zip(value_columns, row[1:], strict=True))
-            added = {k: v for k, v in wanted.items() if k not in existing}
+                    # By text: a UUID key reads back as uuid.UUID, may be given as str.
+                    existing[str(row[0])] = dict(zip(value_columns, row[1:], strict=True))
+            added = {k: v for k, v in wanted.items() if str(k) not in existing}
             await self._insert_pivot(trx, added)
             for related_id, values in wanted.items():
-                current = existing.get(related_id)
+                current = existing.get(str(related_id))
                 if current is None or not values:
                     continue
                 if all(current.get(k) == v for k, v in values.items()):
                     continue
                 stmt_u = (
                     update(rel._pivot)
-                    .values(
-                        {
-                            rel.pivot_column(k): v
-                            for k, v in {**self._stamps(False), **values}.items()
-                        }
-                    )
+                    .values(_pivot_values(rel, {**self._stamps(False), **values}))
                     .where(pivot_fk == parent_value, related_fk == related_id)
                 )
                 await trx.execute(stmt_u, write=True, model=rel.model.__name__)
