@@ -202,7 +202,11 @@ class BaseModel:
         explicit = own.get("table")
         if explicit is None:
             explicit = next(
-                (b.__dict__["_lucid_table"] for b in cls.__mro__[1:] if "_lucid_table" in b.__dict__),
+                (
+                    b.__dict__["_lucid_table"]
+                    for b in cls.__mro__[1:]
+                    if "_lucid_table" in b.__dict__
+                ),
                 None,
             )
         if explicit is not None:

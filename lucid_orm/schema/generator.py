@@ -220,7 +220,9 @@ def reflect(sync_conn: Any, rules: SchemaRules) -> list[ReflectedTable]:
                 continue
             if rules.include is not None and not _excluded(name, rules.include):
                 continue
-            pk = set(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or [])
+            pk = set(
+                inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
+            )
             json_columns = _mariadb_json_columns(sync_conn, name, schema)
             columns = [
                 ReflectedColumn(

@@ -15,9 +15,9 @@ from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
 
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
+from ...query.chainable import _fold
 from ..columns import _UNSET
 from ..naming import RelationType
-from ...query.chainable import _fold
 from ..query_builder import ModelQueryBuilder
 
 if TYPE_CHECKING:
