@@ -71,6 +71,28 @@ class IntegrityError(QueryError):
     code = "E_INTEGRITY"
 
 
+class MigrationError(LucidError):
+    """A migration that failed (``E_MIGRATION_FAILED``, the cause in ``original`` and
+    ``__cause__``), a recorded migration whose file is gone (``E_MIGRATION_CORRUPT``), a
+    migration file that cannot be loaded (``E_INVALID_MIGRATION``) or a migrations lock held
+    by another runner (``E_MIGRATIONS_LOCKED``). ``file`` names the migration, when one is
+    concerned."""
+
+    code = "E_MIGRATION_FAILED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        file: str | None = None,
+        original: BaseException | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.file = file
+        self.original = original
+
+
 def runtime_error(message: str) -> LucidError:
     """A ``LucidError`` with code ``E_RUNTIME_EXCEPTION`` (relationship misuse and the like)."""
     return LucidError(message, code="E_RUNTIME_EXCEPTION")
@@ -84,6 +106,7 @@ def missing_attribute(message: str) -> LucidError:
 __all__ = [
     "IntegrityError",
     "LucidError",
+    "MigrationError",
     "ModelNotFoundError",
     "QueryError",
     "RelationNotLoadedError",

@@ -3,7 +3,7 @@
 ``dialect`` (session scope, parametrised) configures the global ``db`` for one dialect and
 creates ``tests/schema.py`` once; ``database`` (function scope) hands out ``db`` and deletes every
 row after the test. Under ``CI=true`` an unreachable server fails the run; elsewhere its tests
-are skipped with the reason.
+are skipped with the reason (probed at collection, so the skips fold into one line per file).
 """
 
 from __future__ import annotations
@@ -47,26 +47,23 @@ async def _unreachable(name: str) -> str | None:
     return None
 
 
+def _dialect_of(item: pytest.Item) -> object:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("dialect") if callspec is not None else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Outside CI, mark the tests of an unreachable server as skipped up front: pytest then
-    folds their skips into one line per file instead of one per test."""
+    folds their skips into one line per file (a skip raised by the fixture is one per test)."""
     if _in_ci():
         return
-    wanted = {
-        item.callspec.params["dialect"]
-        for item in items
-        if isinstance(item, pytest.Function)
-        and hasattr(item, "callspec")
-        and item.callspec.params.get("dialect") in ("postgresql", "mysql")
-    }
-    for name in sorted(wanted):
+    servers = {_dialect_of(item) for item in items} & {"postgresql", "mysql"}
+    for name in sorted(str(n) for n in servers):
         reason = asyncio.run(_unreachable(name))
-        if reason is None:
-            continue
-        for item in items:
-            callspec = getattr(item, "callspec", None)
-            if callspec is not None and callspec.params.get("dialect") == name:
-                item.add_marker(pytest.mark.skip(reason=reason))
+        if reason is not None:
+            for item in items:
+                if _dialect_of(item) == name:
+                    item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session", params=DIALECTS, ids=DIALECTS)

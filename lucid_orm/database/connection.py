@@ -87,7 +87,9 @@ class Connection:
         self._read_cycle: Iterator[_Engines] | None = None
         # sqlite://:memory: is one shared connection: transactions of two tasks must not mix.
         self.lock: asyncio.Lock | None = asyncio.Lock() if self.is_memory else None
-        # (task, root transaction) holding the in-memory connection, if any.
+        # (task, root transaction) that statements on this connection join instead of taking
+        # a connection: on in-memory SQLite, the task holding the single connection; task
+        # ``None`` is a global transaction, joined by every task (db.begin_global_transaction).
         self.owner: tuple[asyncio.Task[Any] | None, Any] | None = None
         self.closed = False
         # Plain SELECTs run on the driver directly (see executor.py); ``fast_reads: False``
@@ -126,16 +128,33 @@ class Connection:
         return bool(self._read_cfgs)
 
     async def close(self) -> None:
+        trx = self.global_transaction()
+        if trx is not None:
+            # Its connection is checked out: disposing the pool would leave it (and its locks)
+            # open.
+            await trx.rollback()
         engines = ([self._write] if self._write else []) + self._reads
         self._write, self._reads, self._read_cycle = None, [], None
         self.closed = True
         for eng in engines:
             await eng.engine.dispose()
 
-    def task_transaction(self) -> Any:
-        """The open root transaction of the current task on in-memory SQLite, else ``None``."""
+    def ambient_transaction(self) -> Any:
+        """The open transaction the current task's statements join instead of taking a
+        connection of their own: the global transaction, else (in-memory SQLite) the root
+        transaction this task holds; ``None`` when there is none."""
         owner = self.owner
-        if owner is None or owner[0] is not asyncio.current_task() or owner[1].is_completed:
+        if owner is None or owner[1].is_completed:
+            return None
+        task, trx = owner
+        if task is not None and task is not asyncio.current_task():
+            return None
+        return trx
+
+    def global_transaction(self) -> Any:
+        """The open global transaction of this connection, or ``None``."""
+        owner = self.owner
+        if owner is None or owner[0] is not None or owner[1].is_completed:
             return None
         return owner[1]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -143,17 +143,97 @@ class Database:
         return self.connection(connection).raw_query(sql, bindings)
 
     # -- transactions --------------------------------------------------------------------------
+    # Overloads so that ``await db.transaction(cb)`` has the callback's (awaited) result type and
+    # ``await db.transaction()`` is a ``TransactionClient`` (``T | Awaitable[T]`` alone makes
+    # mypy infer ``Never`` for an async callback).
+    @overload
     def transaction(
         self,
-        callback: Callable[[TransactionClient], T | Awaitable[T]] | None = None,
+        callback: None = None,
         *,
         isolation_level: str | None = None,
         connection: str | None = None,
-    ) -> TransactionStarter[T]:
+    ) -> TransactionStarter[TransactionClient]: ...
+
+    @overload
+    def transaction(
+        self,
+        callback: Callable[[TransactionClient], Awaitable[T]],
+        *,
+        isolation_level: str | None = None,
+        connection: str | None = None,
+    ) -> TransactionStarter[T]: ...
+
+    @overload
+    def transaction(
+        self,
+        callback: Callable[[TransactionClient], T],
+        *,
+        isolation_level: str | None = None,
+        connection: str | None = None,
+    ) -> TransactionStarter[T]: ...
+
+    def transaction(
+        self,
+        callback: Callable[[TransactionClient], Any] | None = None,
+        *,
+        isolation_level: str | None = None,
+        connection: str | None = None,
+    ) -> TransactionStarter[Any]:
         """Start a transaction: ``trx = await db.transaction()`` (unmanaged),
         ``async with db.transaction() as trx:`` (managed) or
         ``await db.transaction(callback)`` (managed; returns the callback's result)."""
         return TransactionStarter(self.get_connection(connection), callback, isolation_level)
+
+    # -- global transactions (test isolation) ---------------------------------------------------
+    async def begin_global_transaction(
+        self, connection: str | None = None, *, isolation_level: str | None = None
+    ) -> TransactionClient:
+        """Open a transaction that every query and model operation on ``connection`` (default:
+        the primary one) joins, from any task, until ``rollback_global_transaction()`` (or
+        ``commit_global_transaction()``); ``db.transaction()`` opens savepoints inside it.
+        Meant for tests (``lucid_orm.testing``): one connection serves everything meanwhile.
+        Returns the open one when there already is one (as Lucid).
+
+        Raises ``LucidError`` (``E_RUNTIME_EXCEPTION``) when the current task is inside a
+        transaction of its own on an in-memory SQLite connection."""
+        conn = self.get_connection(connection)
+        existing: TransactionClient | None = conn.global_transaction()
+        if existing is not None:
+            return existing
+        if conn.ambient_transaction() is not None:
+            raise LucidError(
+                f'Cannot begin a global transaction on "{conn.name}": this task is inside a '
+                "transaction on it; begin the global transaction first"
+            )
+        trx = await TransactionClient.begin(conn, isolation_level)
+        conn.owner = (None, trx)
+        return trx
+
+    def global_transaction(self, connection: str | None = None) -> TransactionClient | None:
+        """The open global transaction of ``connection`` (default: the primary one), or
+        ``None``."""
+        found: TransactionClient | None = self.get_connection(connection).global_transaction()
+        return found
+
+    async def commit_global_transaction(self, connection: str | None = None) -> None:
+        """Commit the global transaction of ``connection``; raises ``LucidError`` when none is
+        open."""
+        await self._open_global(connection, "commit").commit()
+
+    async def rollback_global_transaction(self, connection: str | None = None) -> None:
+        """Roll back the global transaction of ``connection``, discarding everything done
+        since ``begin_global_transaction()``; raises ``LucidError`` when none is open."""
+        await self._open_global(connection, "rollback").rollback()
+
+    def _open_global(self, connection: str | None, action: str) -> TransactionClient:
+        trx = self.global_transaction(connection)
+        if trx is None:
+            raise LucidError(
+                f"Cannot {action} a non-existing global transaction. Make sure you are not "
+                f'calling "{action}_global_transaction" twice'
+            )
+        return trx
 
     # -- events --------------------------------------------------------------------------------
     def on_query(self, listener: QueryListener) -> Callable[[], None]:

@@ -57,6 +57,19 @@ def _driver_error(exc: sa_exc.DBAPIError) -> BaseException:
     return orig
 
 
+# MySQL/MariaDB constraint errors that SQLAlchemy files under OperationalError: a NOT NULL
+# column without a default (1364), NULL into NOT NULL (1048), duplicates and foreign keys.
+_MYSQL_INTEGRITY = frozenset({1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025})
+
+
+def _is_integrity(exc: sa_exc.DBAPIError, original: BaseException) -> bool:
+    if isinstance(exc, sa_exc.IntegrityError):
+        return True
+    args: tuple[Any, ...] = getattr(original, "args", ())
+    code = args[0] if args else None
+    return isinstance(code, int) and code in _MYSQL_INTEGRITY
+
+
 def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
     """A driver error as ``QueryError`` (``IntegrityError`` for constraint violations)."""
     original = _driver_error(exc)
@@ -67,7 +80,7 @@ def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
         bindings = list(params)
     else:
         bindings = []
-    cls = IntegrityError if isinstance(exc, sa_exc.IntegrityError) else QueryError
+    cls = IntegrityError if _is_integrity(exc, original) else QueryError
     message = str(original).strip() or type(original).__name__
     return cls(message, sql=exc.statement, bindings=bindings, original=original)
 
@@ -152,10 +165,10 @@ class QueryClient(_ClientMixin):
         self, stmt: Executable, *, write: bool, model: str | None = None
     ) -> ExecResult:
         """Run ``stmt`` in autocommit mode and return its result."""
-        owner = self._connection.task_transaction()
+        owner = self._connection.ambient_transaction()
         if owner is not None:
-            # In-memory SQLite: this task holds the only connection in a transaction; its
-            # plain queries can only run inside it (waiting for it would deadlock).
+            # A global transaction, or in-memory SQLite whose only connection this task holds
+            # in a transaction: plain queries run inside it (waiting for it would deadlock).
             return await owner.execute(stmt, write=write, model=model)  # type: ignore[no-any-return]
         engines = self._connection.write_engines() if write else self._connection.read_engines()
         if not write and isinstance(stmt, Select) and self._connection.fast_reads:
@@ -194,7 +207,7 @@ class QueryClient(_ClientMixin):
         """Run a statement shape compiled once per connection under ``key`` (``build`` makes
         it the first time) with positional ``values``; ``None`` when the lean path is off."""
         connection = self._connection
-        if not connection.fast_reads or connection.task_transaction() is not None:
+        if not connection.fast_reads or connection.ambient_transaction() is not None:
             return None
         from .executor import compile_static, run
 

@@ -59,10 +59,10 @@ class TransactionClient(_ClientMixin):
     @classmethod
     async def begin(cls, connection: Connection, isolation_level: str | None) -> TransactionClient:
         engines = connection.write_engines()
-        owner = connection.task_transaction()
+        owner = connection.ambient_transaction()
         if owner is not None:
-            # In-memory SQLite has one connection: a transaction started by the task that
-            # already holds it becomes a savepoint of that transaction instead of a deadlock.
+            # Inside a global transaction, or on in-memory SQLite (one connection) in a task
+            # that already holds it, a new transaction is a savepoint of that one.
             nested: TransactionClient = await owner._begin_nested()
             return nested
         if connection.lock is not None:
@@ -161,12 +161,14 @@ class TransactionClient(_ClientMixin):
     async def _finish(self) -> None:
         self.is_completed = True
         if self.parent is None:
+            connection = self._connection
             try:
                 await self._conn.close()
             finally:
-                if self._connection.lock is not None:
-                    self._connection.owner = None
-                    self._connection.lock.release()
+                if connection.owner is not None and connection.owner[1] is self:
+                    connection.owner = None
+                if connection.lock is not None:
+                    connection.lock.release()
 
     async def _run_hooks(self, event: str) -> None:
         hooks, self._hooks = self._hooks[event], {"commit": [], "rollback": []}
@@ -219,7 +221,7 @@ class TransactionStarter(Generic[T]):
             await trx.commit()
         return result
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, T]:
         return self._run().__await__()
 
     async def __aenter__(self) -> TransactionClient:

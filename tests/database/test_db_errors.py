@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncmy.errors
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from lucid_orm.database import Database
@@ -211,13 +211,14 @@ class TestConnectionErrors:
 
     async def test_query_after_close(self, database: Database) -> None:
         await database.close()
+        attempts: list[Any] = [
+            lambda: database.from_("users"),
+            lambda: database.raw_query("select 1"),
+            lambda: database.table("tags").insert({"name": "x"}),
+            lambda: database.transaction(),
+        ]
         with count_queries() as log:
-            for attempt in (
-                lambda: database.from_("users"),
-                lambda: database.raw_query("select 1"),
-                lambda: database.table("tags").insert({"name": "x"}),
-                lambda: database.transaction(),
-            ):
+            for attempt in attempts:
                 with pytest.raises(LucidError) as info:
                     await attempt()
                 assert info.value.code == "E_CONNECTION_CLOSED"

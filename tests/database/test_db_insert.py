@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ class TestInsert:
         assert await database.from_("tags").count_rows() == 3
 
     async def test_multi_row_with_other_keys(self, database: Database) -> None:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"title": "a", "score": 1},
             {"title": "b", "score": 2},
             {"title": "c"},

@@ -23,7 +23,7 @@ class TestUnmanaged:
     async def test_commit(self, database: Database) -> None:
         trx = await database.transaction()
         assert isinstance(trx, TransactionClient)
-        assert trx.is_transaction and not trx.is_completed
+        assert (trx.is_transaction, trx.is_completed) == (True, False)
         await trx.table("tags").insert({"name": "a"})
         assert await tag_names(trx) == ["a"]
         assert await tag_names(database) == []  # not visible outside before commit
@@ -108,7 +108,12 @@ class TestManaged:
 
     async def test_sync_callback(self, database: Database) -> None:
         seen: list[TransactionClient] = []
-        assert await database.transaction(lambda trx: seen.append(trx) or "done") == "done"
+
+        def work(trx: TransactionClient) -> str:
+            seen.append(trx)
+            return "done"
+
+        assert await database.transaction(work) == "done"
         assert seen[0].is_completed
 
     async def test_callback_rolls_back_and_reraises(self, database: Database) -> None:
