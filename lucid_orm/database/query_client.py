@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import exc as sa_exc
@@ -34,7 +34,12 @@ class Client(Protocol):
     def dialect_name(self) -> str: ...
 
     async def execute(
-        self, stmt: Executable, *, write: bool, model: str | None = None
+        self,
+        stmt: Executable,
+        *,
+        write: bool,
+        model: str | None = None,
+        params: Sequence[Mapping[str, Any]] | None = None,
     ) -> ExecResult: ...
 
     def transaction(self, callback: Any = None) -> TransactionStarter[Any]: ...
@@ -85,13 +90,19 @@ def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
     return cls(message, sql=exc.statement, bindings=bindings, original=original)
 
 
-async def run_statement(conn: AsyncConnection, stmt: Executable, model: str | None) -> ExecResult:
-    """Execute one statement and read its whole result."""
+async def run_statement(
+    conn: AsyncConnection,
+    stmt: Executable,
+    model: str | None,
+    params: Sequence[Mapping[str, Any]] | None = None,
+) -> ExecResult:
+    """Execute one statement (``params``: many parameter sets) and read its whole result."""
     try:
+        many = list(params) if params is not None else None
         if model is None:
-            result = await conn.execute(stmt)
+            result = await conn.execute(stmt, many)
         else:
-            result = await conn.execute(stmt, execution_options={"lucid_model": model})
+            result = await conn.execute(stmt, many, execution_options={"lucid_model": model})
         if result.returns_rows:
             keys = list(result.keys())
             rows = result.all()
@@ -162,16 +173,26 @@ class QueryClient(_ClientMixin):
         return self._connection.dialect_name
 
     async def execute(
-        self, stmt: Executable, *, write: bool, model: str | None = None
+        self,
+        stmt: Executable,
+        *,
+        write: bool,
+        model: str | None = None,
+        params: Sequence[Mapping[str, Any]] | None = None,
     ) -> ExecResult:
         """Run ``stmt`` in autocommit mode and return its result."""
         owner = self._connection.ambient_transaction()
         if owner is not None:
             # A global transaction, or in-memory SQLite whose only connection this task holds
             # in a transaction: plain queries run inside it (waiting for it would deadlock).
-            return await owner.execute(stmt, write=write, model=model)  # type: ignore[no-any-return]
+            return await owner.execute(stmt, write=write, model=model, params=params)  # type: ignore[no-any-return]
         engines = self._connection.write_engines() if write else self._connection.read_engines()
-        if not write and isinstance(stmt, Select) and self._connection.fast_reads:
+        if (
+            not write
+            and params is None
+            and isinstance(stmt, Select)
+            and self._connection.fast_reads
+        ):
             from .executor import fetch
 
             async with self._connection.guard():
@@ -194,7 +215,7 @@ class QueryClient(_ClientMixin):
                 # TimeoutError: no pooled connection came free within pool={"timeout": ...}.
                 raise connect_error(self._connection, exc) from exc
             try:
-                result = await run_statement(conn, stmt, model)
+                result = await run_statement(conn, stmt, model, params)
                 if write and engines.backend != "postgresql":
                     await conn.commit()
                 return result

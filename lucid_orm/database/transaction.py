@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
@@ -117,11 +117,16 @@ class TransactionClient(_ClientMixin):
             )
 
     async def execute(
-        self, stmt: Executable, *, write: bool, model: str | None = None
+        self,
+        stmt: Executable,
+        *,
+        write: bool,
+        model: str | None = None,
+        params: Sequence[Mapping[str, Any]] | None = None,
     ) -> ExecResult:
         """Run ``stmt`` inside this transaction."""
         self._check_open()
-        return await run_statement(self._conn, stmt, model)
+        return await run_statement(self._conn, stmt, model, params)
 
     def transaction(
         self, callback: Callable[[TransactionClient], Any] | None = None

@@ -866,7 +866,9 @@ class BaseModel:
         table = info.table
         assert table is not None and info.primary_key is not None
         for inst in instances:
-            inst.use_transaction(trx)
+            inst.__dict__["_lucid_trx"] = trx
+        _clear_trx_after(trx, list(instances))  # one hook for the batch, not one per row
+        for inst in instances:
             await run_hooks(hooks.get("before:create"), inst)
             await run_hooks(hooks.get("before:save"), inst)
             inst._touch(True)
@@ -880,9 +882,25 @@ class BaseModel:
             while end < len(instances) and tuple(instances[end].attributes) == keys:
                 end += 1
             batch = instances[start:end]
-            values = [inst._prepared(inst.attributes) for inst in batch]
-            stmt = insert(table).values(values if len(values) > 1 else values[0])
-            result = await trx.execute(stmt.returning(pk_col), write=True, model=cls.__name__)
+            if len(batch) == 1:
+                stmt = insert(table).values(batch[0]._prepared(batch[0].attributes))
+                result = await trx.execute(stmt.returning(pk_col), write=True, model=cls.__name__)
+            else:
+                # SQLAlchemy's "insertmanyvalues": one compiled statement, sent as multi-row
+                # INSERT … RETURNING batches, rows returned in parameter order.
+                params = [
+                    {c.key: v for c, v in inst._prepared(inst.attributes).items()} for inst in batch
+                ]
+                if trx.dialect_name == "sqlite" and pk_attr not in keys:
+                    # SQLite doesn't promise RETURNING order, so SQLAlchemy would go row by
+                    # row. Its generated integer keys rise monotonically inside a write
+                    # transaction (the database is locked): sorted keys follow the rows.
+                    stmt = insert(table).returning(pk_col)
+                    result = await trx.execute(stmt, write=True, model=cls.__name__, params=params)
+                    result.rows = sorted(result.rows, key=lambda row: row[0])
+                else:
+                    stmt = insert(table).returning(pk_col, sort_by_parameter_order=True)
+                    result = await trx.execute(stmt, write=True, model=cls.__name__, params=params)
             for inst, row in zip(batch, result.rows, strict=False):
                 if row[0] is not None:
                     inst.__dict__[pk_attr] = row[0]

@@ -4,13 +4,14 @@ hydration plans (one per result shape) that keep row → model conversion cheap.
 from __future__ import annotations
 
 import copy
+import sys
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Column, Integer, MetaData, Table
 from sqlalchemy.sql import ColumnElement, TableClause
-from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import NullType
 
 from .columns import ColumnDef, computed, sql_type_for
@@ -61,7 +62,9 @@ class ModelInfo:
             ann = self.annotations.get(name)
             if isinstance(ann, str):
                 try:
-                    module = __import__(self.model.__module__, fromlist=["_"])
+                    # In the module of the class that declared it: a model extending a
+                    # generated schema class lives in another module, with other imports.
+                    module = _module_of(self._declaring_class(name))
                     ann = eval(ann, {**vars(typing), **vars(module), **(namespace or {})})
                 except Exception:
                     pending = True
@@ -69,11 +72,28 @@ class ModelInfo:
             col.type_ = sql_type_for(ann) if ann is not None else NullType()
         self.types_resolved = not pending
 
+    def _declaring_class(self, name: str) -> type:
+        """The class whose body annotated column ``name`` (a base for inherited columns)."""
+        for klass in self.model.__mro__:
+            if name in klass.__dict__.get("__annotations__", {}):
+                return klass
+        return self.model
+
     def build_table(self) -> None:
-        cols: list[ColumnClause[Any]] = []
+        # A real ``Table`` (in a MetaData of its own) so SQLAlchemy knows the primary key:
+        # bulk inserts use it to return generated keys in parameter order.
+        cols: list[Column[Any]] = []
         for col in self.columns.values():
-            cols.append(ColumnClause(col.column_name, col.type_ or NullType()))
-        table = TableClause(self.table_name, *cols)
+            cols.append(
+                Column(
+                    col.column_name,
+                    col.type_ or NullType(),
+                    primary_key=col.is_primary,
+                    autoincrement=col.is_primary and isinstance(col.type_, Integer),
+                )
+            )
+        schema, _, name = self.table_name.rpartition(".")
+        table = Table(name, MetaData(), *cols, schema=schema or None)
         self.table = table
         self.by_column = {c.column_name: c for c in self.columns.values() if c.column_name}
         self.select_columns = [
@@ -109,6 +129,12 @@ class ModelInfo:
         found = HydrationPlan(attributes, not extras, extras, deep, consume)
         self.plans[key] = found
         return found
+
+
+def _module_of(klass: type) -> Any:
+    # sys.modules first: a module loaded from a file path (importlib) may not be importable
+    # by name.
+    return sys.modules.get(klass.__module__) or __import__(klass.__module__, fromlist=["_"])
 
 
 def snapshot(values: dict[str, Any], deep: list[str]) -> dict[str, Any]:

@@ -35,7 +35,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from sqlalchemy.sql.elements import ClauseElement, ColumnClause, Label
+from sqlalchemy.sql.schema import Column, Table
 from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.types import NullType
 
 from ..errors import LucidError
 from .compile import to_query, to_sql
@@ -105,7 +107,8 @@ def table_column(source: FromClause, name: str) -> ColumnElement[Any]:
     if isinstance(source, TableClause):
         found = source.c.get(name)
         if found is None:
-            found = ColumnClause(name)
+            # A Table takes Column objects; a lightweight TableClause takes ColumnClauses.
+            found = Column(name, NullType()) if isinstance(source, Table) else ColumnClause(name)
             source.append_column(found)
         return cast(ColumnElement[Any], found)
     return ColumnClause(name, _selectable=source)
