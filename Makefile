@@ -1,6 +1,7 @@
 # One command per CI step; `make ci` (or .ci/run, which also starts the databases) runs them all.
-# The first target run on a bare clone creates .venv and installs the package with its dev extra;
-# it reinstalls whenever pyproject.toml changes.
+# The first target run on a bare clone creates .venv and installs the package with its dev and
+# factories extras (Faker: the example app's seeders and the factory tests); it reinstalls
+# whenever pyproject.toml or this file changes.
 
 PYTHON = python3
 VENV = .venv
@@ -15,13 +16,14 @@ EXISTING_LINT_PATHS = `for p in $(LINT_PATHS); do [ -e $$p ] && echo $$p; done`
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,factories]'
 	touch $(STAMP)
 
+# The example app (examples/blog): migrate, seed and tour a fresh embedded SQLite database.
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	$(PY) examples/blog/main.py
 
 # The whole suite, against SQLite, PostgreSQL and MariaDB (see .ci/run for the servers).
 test: $(STAMP)

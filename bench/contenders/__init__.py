@@ -1,0 +1,147 @@
+"""The contender interface: one class per library, each running the seven operations its own
+idiomatic way against the same tables, and a way to count the statements it sends."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..workload import Data
+
+# Transaction control is not counted, for any contender: only statements that touch rows.
+_STATEMENT = re.compile(r"^\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A database the run measures on: ``sqlite`` (a file) or ``postgresql`` (a server)."""
+
+    name: str
+    label: str
+    sqlite_path: Path | None = None
+    pg_url: str | None = None
+
+    @property
+    def lucid_url(self) -> str:
+        return f"sqlite:///{self.sqlite_path}" if self.name == "sqlite" else str(self.pg_url)
+
+
+class Unsupported(Exception):
+    """Raised by an operation the library cannot run on this backend at these sizes (a known
+    limit of the library, not of the harness): the cell shows n/a with this reason."""
+
+
+class StatementCounter:
+    """Counts the row-touching statements a contender runs while it is active; an
+    ``executemany`` over N parameter sets counts N (the server runs N statements)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, sql: str, executions: int = 1) -> None:
+        if _STATEMENT.match(sql):
+            self.n += executions
+
+
+class Contender:
+    """One library under test. Subclasses implement ``open``/``close`` and the seven operation
+    methods (sync or async), each returning plain tuples read from its own objects, so the
+    attribute access is part of what is timed."""
+
+    name: ClassVar[str]
+    distribution: ClassVar[str]
+    notes: ClassVar[str] = ""  # how it runs the operations, and its limits, for the report
+
+    @classmethod
+    def version(cls) -> str:
+        try:
+            return metadata.version(cls.distribution)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    def unavailable(self, backend: Backend) -> str | None:
+        """Why this contender cannot run on ``backend`` (shown as n/a), or ``None``."""
+        return None
+
+    async def open(self, backend: Backend) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def count_statements(self) -> Iterator[StatementCounter | None]:
+        """Count statements inside the block; yields ``None`` where the library has no hook."""
+        yield None
+
+    # The seven operations; ``data`` carries the arguments (word, rows to create, ids to find).
+    def posts_with_author(self, data: Data) -> Any:
+        """(1) every post with its author preloaded:
+        ``[(post.id, post.title, post.created_at, author.email)]``."""
+        raise NotImplementedError
+
+    def users_with_posts(self, data: Data) -> Any:
+        """(2) every user with their posts: ``[(user.id, user.email, [post.id, ...])]``."""
+        raise NotImplementedError
+
+    def users_posts_tags(self, data: Data) -> Any:
+        """(3) users → posts → tags: ``[(user.id, [(post.id, [tag.name, ...]), ...])]``."""
+        raise NotImplementedError
+
+    def users_where_has(self, data: Data) -> Any:
+        """(4) users having a post whose title contains ``data.word``: ``[(id, email)]``."""
+        raise NotImplementedError
+
+    def users_with_count(self, data: Data) -> Any:
+        """(5) every user with their number of posts: ``[(user.id, count)]``."""
+        raise NotImplementedError
+
+    def create_many(self, data: Data) -> Any:
+        """(6) ``data.new_posts`` created for user ``data.author_id`` through the relation, in
+        one transaction: ``[(post.user_id, post.title)]``."""
+        raise NotImplementedError
+
+    def find_many_times(self, data: Data) -> Any:
+        """(7) one ``find`` by primary key per id in ``data.find_ids``:
+        ``[(id, email, created_at)]``."""
+        raise NotImplementedError
+
+
+class Missing(Contender):
+    """A contender whose library could not be imported: every cell shows the reason."""
+
+    def __init__(self, name: str, distribution: str, reason: str) -> None:
+        self.name, self.distribution, self._reason = name, distribution, reason
+
+    def version(self) -> str:  # type: ignore[override]
+        return "not installed"
+
+    def unavailable(self, backend: Backend) -> str | None:
+        return self._reason
+
+
+_CONTENDERS = (
+    ("bare", "Bare", "bare driver", "aiosqlite"),
+    ("lucid", "Lucid", "lucid_orm", "lucid-orm"),
+    ("sqlalchemy_orm", "SQLAlchemyORM", "SQLAlchemy ORM", "sqlalchemy"),
+    ("tortoise_orm", "TortoiseORM", "Tortoise", "tortoise-orm"),
+    ("django_orm", "DjangoORM", "Django", "django"),
+    ("peewee_orm", "PeeweeORM", "Peewee", "peewee"),
+)
+
+
+def all_contenders() -> list[Contender]:
+    """Every contender, the floor first. One whose library is not installed still gets a row."""
+    found: list[Contender] = []
+    for module, cls, name, distribution in _CONTENDERS:
+        try:
+            found.append(getattr(importlib.import_module(f"{__name__}.{module}"), cls)())
+        except ImportError as exc:
+            found.append(Missing(name, distribution, f"not installed ({exc.name})"))
+    return found

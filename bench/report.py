@@ -1,0 +1,287 @@
+"""The results as a terminal table, docs/benchmarks.md and docs/benchmarks.png."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .contenders import Contender
+from .run import FLOOR, BackendResult, Cell, Failure
+from .workload import OPS, Op, Sizes
+
+
+@dataclass
+class Run:
+    sizes: Sizes
+    repeat: int
+    started: datetime
+    seconds: float
+    contenders: list[Contender]
+    results: list[BackendResult]
+    failures: list[Failure]
+    argv: list[str]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.contenders]
+
+
+def _cell(cell: Cell) -> str:
+    if cell.status == "ok":
+        return "" if cell.median_ms is None else f"{cell.median_ms:.1f}"
+    return cell.status
+
+
+def _ratio(result: BackendResult, name: str, op: Op) -> str:
+    cell = result.cells[name, op.key]
+    if cell.status != "ok":
+        return cell.status
+    ratio = result.ratio(name, op)
+    return "" if ratio is None else f"{ratio:.2f}x"
+
+
+def _statements(cell: Cell) -> str:
+    if cell.status == "n/a":
+        return "n/a"
+    return "?" if cell.statements is None else str(cell.statements)
+
+
+def _memory(result: BackendResult, name: str) -> str:
+    peak = result.memory.get(name)
+    if peak is None:
+        return result.memory_status.get(name, "?")
+    return f"{peak / 2**20:.1f} MiB"
+
+
+def _sizes(s: Sizes) -> str:
+    return (
+        f"{s.users} users, {s.users * s.posts_per_user} posts ({s.posts_per_user} per user), "
+        f"{s.users} profiles, {s.tags} tags, {s.tags_per_post} tags per post; "
+        f"create_many of {s.new_posts} posts; {s.finds} finds; seed {s.seed}"
+    )
+
+
+def _reasons(result: BackendResult, names: list[str]) -> list[str]:
+    """One line per contender and reason for the cells that are n/a or failed."""
+    lines = []
+    for name in names:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for op in OPS:
+            cell = result.cells[name, op.key]
+            if cell.status != "ok":
+                groups.setdefault((cell.status, cell.reason), []).append(str(op.number))
+        for (status, reason), numbers in groups.items():
+            where = "every operation" if len(numbers) == len(OPS) else "op " + ", ".join(numbers)
+            lines.append(f"{name}: {status} on {where} — {reason}")
+    return lines
+
+
+# -- terminal -------------------------------------------------------------------------------------
+
+
+def text(run: Run) -> str:
+    names = run.names
+    width = max(len(n) for n in names) + 2
+    out = [f"\nlucid_orm benchmark — {_sizes(run.sizes)}; median of {run.repeat} reps\n"]
+    for result in run.results:
+        out.append(f"== {result.backend.label}")
+        if result.skipped:
+            out.append(f"   not measured: {result.skipped}\n")
+            continue
+        out.append("   median ms (ratio to the bare driver) [statements]")
+        out.append(f"   {'operation':<24}" + "".join(f"{n:>{width + 8}}" for n in names))
+        for op in OPS:
+            row = f"   {op.number} {op.title:<22}"
+            for name in names:
+                cell = result.cells[name, op.key]
+                if cell.status == "ok":
+                    value = f"{_cell(cell)} ({_ratio(result, name, op)}) [{_statements(cell)}]"
+                else:
+                    value = cell.status
+                row += f"{value:>{width + 8}}"
+            out.append(row)
+        mem = "".join(f"{_memory(result, n):>{width + 8}}" for n in names)
+        out.append(f"   {'peak memory, op 1':<24}" + mem)
+        out.extend(f"   {line}" for line in _reasons(result, names))
+        out.append("")
+    return "\n".join(out)
+
+
+def failures_text(run: Run) -> str:
+    lines = ["", "!" * 72, f"!! {len(run.failures)} FAILURE(S): the run is not valid", "!" * 72]
+    for f in run.failures:
+        lines.append(f"- {f.backend} / {f.contender} / {f.op}: {f.message}")
+        if f.detail:
+            lines.append("  " + f.detail.strip().replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+# -- markdown -------------------------------------------------------------------------------------
+
+
+def _machine() -> list[str]:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    memory = "?"
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = int(next(line.split()[1] for line in fh if line.startswith("MemTotal")))
+        memory = f"{kib / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return [
+        f"- Machine: {cpu}, {os.cpu_count()} cores, {memory} RAM; {platform.platform()}; "
+        f"load average at the end of the run {load} (other work on the machine adds noise)",
+        f"- Python {sys.version.split()[0]} ({platform.python_implementation()})",
+    ]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def markdown(run: Run) -> str:
+    names = run.names
+    argv = " ".join(run.argv)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench` (`python -m bench{' ' + argv if argv else ''}`) on "
+        f"{run.started:%Y-%m-%d %H:%M} UTC in {run.seconds:.0f} s. Regenerate it with the same "
+        "command; edits to this file are overwritten.",
+        "",
+        "**Quote the ratios to the bare driver, not the milliseconds**: absolute times depend on "
+        "the machine; the ratios say what each library adds on top of the driver it runs on.",
+        "",
+        "![Ratio to the bare driver per operation](benchmarks.png)",
+        "",
+        "## Setup",
+        "",
+        *_machine(),
+        "- Libraries: "
+        + "; ".join(f"{c.name} {c.version()}" for c in run.contenders if c.name != FLOOR)
+        + f"; floor: {next(c.version() for c in run.contenders if c.name == FLOOR)}",
+        f"- Data: {_sizes(run.sizes)}; generated from the seed and loaded once per backend "
+        "by one bare-SQL loader (SQLite: a file in a temporary directory, WAL journal).",
+        f"- Method: one warm-up rep that also checks every answer against the bare driver's "
+        "(a digest of sorted tuples; a mismatch fails the run) and counts statements; then "
+        f"{run.repeat} timed reps, the contenders interleaved round-robin (their order rotated "
+        "each rep), `gc.collect()` before each timing; medians. Django and Peewee are sync and "
+        "are called directly in the same process. Statements counted: SELECT/INSERT/UPDATE/"
+        "DELETE, not BEGIN/COMMIT; an executemany over N rows counts N. Peak memory: the "
+        "`tracemalloc` peak during one run of op 1, answer included.",
+        "- The floor is the async driver each async contender runs on (aiosqlite, asyncpg). "
+        "Django and Peewee use sync drivers (`sqlite3`, psycopg 3 / psycopg2), so on SQLite "
+        "they skip aiosqlite's hop to its worker thread and can come out below 1x.",
+        "",
+        "Operations:",
+        "",
+        "1. all posts, author preloaded, reading `post.author.email`",
+        "2. all users, posts preloaded",
+        "3. users → posts → tags (nested preload)",
+        "4. users having a post whose title contains a word (`where_has`, EXISTS)",
+        "5. all users with their post count (`with_count`)",
+        f'6. `user.related("posts").create_many([...])` of {run.sizes.new_posts} posts in one '
+        "transaction (each library's bulk create through its relation; rows deleted after each "
+        "rep, untimed)",
+        f"7. {run.sizes.finds} single-row `find` by primary key",
+        "",
+    ]
+    for result in run.results:
+        lines += [f"## {result.backend.label}", ""]
+        if result.skipped:
+            lines += [f"Not measured: {result.skipped}", ""]
+            continue
+        header = ["operation", *names]
+        ops = [f"{op.number}. {op.title}" for op in OPS]
+        lines += ["### Median time (ms)", ""]
+        rows = [
+            [title] + [_cell(result.cells[n, op.key]) for n in names]
+            for title, op in zip(ops, OPS, strict=True)
+        ]
+        lines += [*_table(header, rows), ""]
+        lines += ["### Ratio to the bare driver", ""]
+        rows = [
+            [title] + [_ratio(result, n, op) for n in names]
+            for title, op in zip(ops, OPS, strict=True)
+        ]
+        lines += [*_table(header, rows), ""]
+        lines += ["### SQL statements per operation", ""]
+        rows = [
+            [title] + [_statements(result.cells[n, op.key]) for n in names]
+            for title, op in zip(ops, OPS, strict=True)
+        ]
+        lines += [*_table(header, rows), ""]
+        lines += ["### Peak memory during op 1 (posts + author)", ""]
+        lines += _table(["", *names], [["tracemalloc peak", *(_memory(result, n) for n in names)]])
+        lines += [""]
+        reasons = _reasons(result, names)
+        if reasons:
+            lines += ["Not measured or failed:", "", *(f"- {r}" for r in reasons), ""]
+    lines += ["## How each contender runs the operations", ""]
+    lines += [f"- **{c.name}** — {c.notes}" for c in run.contenders if c.notes]
+    lines += [""]
+    if run.failures:
+        lines += ["## Failures", "", "The run failed; these cells are not comparable:", ""]
+        lines += [f"- {f.backend} / {f.contender} / {f.op}: {f.message}" for f in run.failures]
+        lines += [""]
+    return "\n".join(lines)
+
+
+# -- chart ----------------------------------------------------------------------------------------
+
+
+def chart(run: Run, path: Path) -> None:
+    """Ratio to the bare driver per operation and contender, one subplot per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    measured = [r for r in run.results if not r.skipped]
+    names = [n for n in run.names if n != FLOOR]
+    if not measured:
+        return
+    fig, axes = plt.subplots(
+        len(measured), 1, figsize=(12, 4.2 * len(measured)), squeeze=False, sharey=True
+    )
+    width = 0.8 / len(names)
+    colors = plt.get_cmap("tab10").colors
+    for ax, result in zip(axes[:, 0], measured, strict=True):
+        for i, name in enumerate(names):
+            xs, ys = [], []
+            for j, op in enumerate(OPS):
+                x = j + (i - (len(names) - 1) / 2) * width
+                ratio = result.ratio(name, op)
+                if ratio is None:
+                    status = result.cells[name, op.key].status
+                    ax.text(x, 1.02, status, rotation=90, ha="center", va="bottom", fontsize=7)
+                else:
+                    xs.append(x)
+                    ys.append(ratio)
+            ax.bar(xs, ys, width, label=name, color=colors[i % len(colors)])
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(FixedLocator([0.5, 1, 2, 5, 10, 20, 50, 100]))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}x"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("ratio to the bare driver (log scale)")
+        ax.set_title(f"{result.backend.label}: median time ÷ bare driver (lower is better)")
+        ax.set_xticks(range(len(OPS)), [f"{op.number}. {op.title}" for op in OPS], fontsize=8)
+        ax.grid(axis="y", which="both", alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(names), loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,332 @@
+"""``python -m bench``: load the same seeded data on each backend, check every contender's
+answers against the bare driver's, count statements, then time the operations round-robin
+and write docs/benchmarks.md and docs/benchmarks.png."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import inspect
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import traceback
+import tracemalloc
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from .contenders import Backend, Contender, Unsupported, all_contenders
+from .workload import OPS, Admin, Data, Op, Sizes, digest, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+
+
+@dataclass
+class Cell:
+    """One contender on one operation on one backend."""
+
+    times_ms: list[float] = field(default_factory=list)
+    statements: int | None = None
+    digest: str = ""
+    status: str = "ok"  # ok | n/a | error | mismatch
+    reason: str = ""
+
+    @property
+    def median_ms(self) -> float | None:
+        return median(self.times_ms) if self.status == "ok" and self.times_ms else None
+
+
+@dataclass
+class BackendResult:
+    backend: Backend
+    skipped: str = ""  # why the whole backend was not measured
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    memory: dict[str, int | None] = field(default_factory=dict)
+    memory_status: dict[str, str] = field(default_factory=dict)  # why no peak: n/a, error…
+
+    def ratio(self, contender: str, op: Op) -> float | None:
+        mine = self.cells[contender, op.key].median_ms
+        floor = self.cells[FLOOR, op.key].median_ms
+        return mine / floor if mine is not None and floor else None
+
+
+FLOOR = "bare driver"
+
+
+@dataclass
+class Failure:
+    backend: str
+    contender: str
+    op: str
+    message: str
+    detail: str = ""
+
+
+# -- backends -----------------------------------------------------------------------------------
+
+
+def sqlite_backend(directory: Path) -> Backend:
+    return Backend("sqlite", f"SQLite {sqlite3.sqlite_version}", sqlite_path=directory / "bench.db")
+
+
+async def postgresql_backend(url: str) -> tuple[Backend | None, str]:
+    """The PostgreSQL backend at ``url`` (its database created if missing), or why not."""
+    import asyncpg
+
+    try:
+        try:
+            conn = await asyncpg.connect(url, timeout=5)
+        except asyncpg.InvalidCatalogNameError:
+            name = url.rsplit("/", 1)[1].split("?")[0]
+            admin = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres", timeout=5)
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+            conn = await asyncpg.connect(url, timeout=5)
+        version = await conn.fetchval("SHOW server_version")
+        await conn.close()
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return Backend("postgresql", f"PostgreSQL {version.split()[0]}", pg_url=url), ""
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+async def call(contender: Contender, op: Op, data: Data) -> Any:
+    """Run one operation: sync contenders are called directly, in this process."""
+    result = getattr(contender, op.key)(data)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Runner:
+    """Runs every contender on one backend: open, verify (the warm-up rep), memory, timing."""
+
+    def __init__(self, contenders: list[Contender], data: Data, repeat: int) -> None:
+        self.contenders = contenders
+        self.data = data
+        self.repeat = repeat
+        self.failures: list[Failure] = []
+
+    async def run_backend(self, backend: Backend) -> BackendResult:
+        result = BackendResult(backend)
+        for c in self.contenders:
+            for op in OPS:
+                result.cells[c.name, op.key] = Cell()
+        target = backend.sqlite_path or backend.pg_url
+        async with Admin(backend.name, target) as admin:
+            t0 = time.perf_counter()
+            await admin.load(self.data)
+            log(f"{backend.label}: data loaded in {time.perf_counter() - t0:.1f} s")
+            opened = await self._open(backend, result)
+            try:
+                await self._verify(backend, result, opened, admin)
+                await self._measure_memory(result, opened)
+                # Everything alive now (libraries, caches, the data) is left out of later
+                # collections, so the gc.collect() before each timing costs little.
+                gc.collect()
+                gc.freeze()
+                try:
+                    await self._time(result, opened, admin)
+                finally:
+                    gc.unfreeze()
+            finally:
+                for c in opened:
+                    await c.close()
+        return result
+
+    async def _open(self, backend: Backend, result: BackendResult) -> list[Contender]:
+        opened = []
+        for c in self.contenders:
+            reason = c.unavailable(backend)
+            if reason is None:
+                try:
+                    await c.open(backend)
+                except Exception as exc:
+                    reason = f"cannot connect: {type(exc).__name__}: {exc}"
+            if reason is None:
+                opened.append(c)
+                continue
+            for op in OPS:
+                result.cells[c.name, op.key] = Cell(status="n/a", reason=reason)
+            result.memory_status[c.name] = "n/a"
+            log(f"  {c.name}: n/a on {backend.name} ({reason})")
+        if not opened or opened[0].name != FLOOR:
+            raise SystemExit(
+                f"The bare driver could not run on {backend.label}: nothing to compare"
+            )
+        return opened
+
+    async def _verify(
+        self, backend: Backend, result: BackendResult, opened: list[Contender], admin: Admin
+    ) -> None:
+        """The warm-up rep: each answer hashed and checked against the floor's, statements
+        counted (instrumentation stays out of the timed reps)."""
+        for op in OPS:
+            for c in opened:
+                cell = result.cells[c.name, op.key]
+                try:
+                    with c.count_statements() as counter:
+                        answer = await call(c, op, self.data)
+                    canonical: Any = op.canonical(answer)
+                    if op.key == "create_many":
+                        canonical = (canonical, await admin.created_posts(self.data))
+                except Unsupported as exc:
+                    cell.status, cell.reason = "n/a", str(exc)
+                    log(f"  {c.name}: op {op.number} n/a on {backend.name} ({exc})")
+                    continue
+                except Exception as exc:
+                    cell.status, cell.reason = "error", f"{type(exc).__name__}: {exc}"
+                    self._fail(backend, c, op, cell.reason, traceback.format_exc())
+                    continue
+                finally:
+                    if op.key == "create_many":
+                        await admin.delete_created(self.data)
+                cell.statements = counter.n if counter is not None else None
+                cell.digest = digest(canonical)
+                floor = result.cells[FLOOR, op.key]
+                if c.name == FLOOR and not canonical:
+                    raise SystemExit(f"{op.title}: the bare driver's answer is empty")
+                if floor.status != "ok":
+                    cell.status, cell.reason = "error", "no floor answer to compare with"
+                elif cell.digest != floor.digest:
+                    cell.status = "mismatch"
+                    cell.reason = f"digest {cell.digest} != floor {floor.digest}"
+                    self._fail(backend, c, op, "answer differs from the bare driver's", "")
+        log(f"  {backend.label}: answers checked, statements counted")
+
+    async def _measure_memory(self, result: BackendResult, opened: list[Contender]) -> None:
+        op = OPS[0]
+        for c in opened:
+            if result.cells[c.name, op.key].status != "ok":
+                result.memory_status[c.name] = result.cells[c.name, op.key].status
+                continue
+            gc.collect()
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                answer = await call(c, op, self.data)
+                result.memory[c.name] = tracemalloc.get_traced_memory()[1] - base
+                del answer
+            finally:
+                tracemalloc.stop()
+
+    async def _time(self, result: BackendResult, opened: list[Contender], admin: Admin) -> None:
+        """``repeat`` reps; in each, every operation runs once per contender, contenders in an
+        order rotated per rep so none always goes first."""
+        started = time.perf_counter()
+        for rep in range(self.repeat):
+            for op in OPS:
+                ready = [c for c in opened if result.cells[c.name, op.key].status == "ok"]
+                shift = rep % max(len(ready), 1)
+                for c in ready[shift:] + ready[:shift]:
+                    cell = result.cells[c.name, op.key]
+                    gc.collect()
+                    try:
+                        t0 = time.perf_counter()
+                        await call(c, op, self.data)
+                        elapsed = time.perf_counter() - t0
+                    except Exception as exc:
+                        cell.status, cell.reason = "error", f"{type(exc).__name__}: {exc}"
+                        self._fail(result.backend, c, op, cell.reason, traceback.format_exc())
+                        continue
+                    finally:
+                        if op.key == "create_many":
+                            await admin.delete_created(self.data)
+                    cell.times_ms.append(elapsed * 1000)
+            elapsed_s = time.perf_counter() - started
+            log(f"  {result.backend.label}: rep {rep + 1}/{self.repeat} ({elapsed_s:.0f} s)")
+
+    def _fail(self, backend: Backend, c: Contender, op: Op, message: str, detail: str) -> None:
+        self.failures.append(Failure(backend.label, c.name, op.title, message, detail))
+        log(f"  !! {c.name} failed op {op.number} ({op.title}) on {backend.label}: {message}")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = Sizes()
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--users", type=int, default=d.users)
+    p.add_argument("--posts-per-user", type=int, default=d.posts_per_user)
+    p.add_argument("--tags", type=int, default=d.tags)
+    p.add_argument("--tags-per-post", type=int, default=d.tags_per_post)
+    p.add_argument("--new-posts", type=int, default=d.new_posts, help="rows for create_many")
+    p.add_argument("--finds", type=int, default=d.finds, help="finds by primary key")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--repeat", type=int, default=7, help="timed reps after the warm-up rep")
+    p.add_argument(
+        "--backends", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql"
+    )
+    p.add_argument(
+        "--pg-url", default=os.environ.get("LUCID_PG_URL", DEFAULT_PG_URL), help="$LUCID_PG_URL"
+    )
+    p.add_argument("--out", type=Path, default=ROOT / "docs", help="where the report goes")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    return p.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> int:
+    from . import report
+
+    sizes = Sizes(
+        users=args.users,
+        posts_per_user=args.posts_per_user,
+        tags=args.tags,
+        tags_per_post=args.tags_per_post,
+        new_posts=args.new_posts,
+        finds=args.finds,
+        seed=args.seed,
+    )
+    data = generate(sizes)
+    contenders = all_contenders()
+    runner = Runner(contenders, data, args.repeat)
+    wanted = {b.strip() for b in args.backends.split(",") if b.strip()}
+    results: list[BackendResult] = []
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="lucid-bench-") as tmp:
+        if "sqlite" in wanted:
+            results.append(await runner.run_backend(sqlite_backend(Path(tmp))))
+        if "postgresql" in wanted:
+            pg, reason = await postgresql_backend(args.pg_url)
+            if pg is None:
+                log(f"PostgreSQL at {args.pg_url} not measured: {reason}")
+                results.append(BackendResult(Backend("postgresql", "PostgreSQL"), skipped=reason))
+            else:
+                results.append(await runner.run_backend(pg))
+    run = report.Run(
+        sizes=sizes,
+        repeat=args.repeat,
+        started=started,
+        seconds=(datetime.now(UTC) - started).total_seconds(),
+        contenders=contenders,
+        results=results,
+        failures=runner.failures,
+        argv=sys.argv[1:],
+    )
+    print(report.text(run))
+    if not args.no_write:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "benchmarks.md").write_text(report.markdown(run))
+        report.chart(run, args.out / "benchmarks.png")
+        log(f"wrote {args.out / 'benchmarks.md'} and {args.out / 'benchmarks.png'}")
+    if runner.failures:
+        log(report.failures_text(run))
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(amain(parse_args(argv)))
