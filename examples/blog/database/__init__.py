@@ -1,0 +1,1 @@
+"""Migrations, the generated schema classes, factories and seeders of the blog."""
