@@ -137,6 +137,7 @@ class Connection:
         self._write, self._reads, self._read_cycle = None, [], None
         self.closed = True
         for eng in engines:
+            await eng.release_idle()
             await eng.engine.dispose()
 
     def ambient_transaction(self) -> Any:
@@ -207,6 +208,16 @@ class _Engines:
             # asyncpg switches AUTOCOMMIT locally: plain queries skip BEGIN/COMMIT round trips.
             autocommit["isolation_level"] = "AUTOCOMMIT"
         self.autocommit_engine: AsyncEngine = self.engine.execution_options(**autocommit)
+        # Driver connections kept checked out between lean reads (executor.py): never on
+        # MySQL (its reads open implicit transactions), and never more than leaves a capped
+        # pool at least one connection for everything else.
+        self.idle: list[Any] = []
+        if backend == "mysql":
+            self.hold = 0
+        elif memory or "max" not in pool:
+            self.hold = 2
+        else:
+            self.hold = max(0, min(2, int(pool["max"]) - 1))
         sync = self.engine.sync_engine
         if backend == "sqlite":
             foreign_keys = cfg.get("foreign_keys", True)
@@ -260,3 +271,11 @@ class _Engines:
                 ),
                 debug=debug,
             )
+
+    async def release_idle(self) -> None:
+        """Return the connections kept for lean reads to the pool."""
+        from sqlalchemy.util.concurrency import greenlet_spawn
+
+        idle, self.idle = self.idle, []
+        for raw in idle:
+            await greenlet_spawn(raw.close)
