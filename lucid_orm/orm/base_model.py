@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import enum
+import gc
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -51,6 +52,8 @@ _STATE_KEYS = frozenset(
         "_lucid_sideloaded",
     }
 )
+
+_GC_PAUSE_ROWS = 1000
 
 CLASS_OPTIONS = frozenset(
     {"table", "connection", "naming_strategy", "serialize_extras", "primary_key"}
@@ -274,6 +277,21 @@ class BaseModel:
     def _hydrate(
         cls, keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None = None
     ) -> list[Self]:
+        """Rows → persisted instances. Large batches pause the cyclic garbage collector: the
+        loop allocates thousands of objects that can't form cycles, and the collections it
+        would trigger cost as much as the loop itself."""
+        if len(rows) < _GC_PAUSE_ROWS or not gc.isenabled():
+            return cls._hydrate_rows(keys, rows, client)
+        gc.disable()
+        try:
+            return cls._hydrate_rows(keys, rows, client)
+        finally:
+            gc.enable()
+
+    @classmethod
+    def _hydrate_rows(
+        cls, keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None = None
+    ) -> list[Self]:
         """Rows → persisted instances: one plan per result shape, one dict copy per row."""
         info = cls._lucid
         plan = info.plan(keys)
@@ -296,6 +314,28 @@ class BaseModel:
                 d["_lucid_row_attrs"] = attrs
                 d["_lucid_persisted"] = True
                 append(obj)
+            return out
+        if plan.column_values is not None and not deep and not consume:
+            # Rows with extras (aggregates, pivot/through keys): split each row with two
+            # C-level getters; ``original`` again comes lazily from the column values.
+            names, get_columns = plan.column_names, plan.column_values
+            extra_names = plan.extra_names
+            get_extras = plan.extra_values
+            assert get_extras is not None
+            for row in rows:
+                obj = new(cls)
+                d = obj.__dict__
+                values_t = get_columns(row)
+                d.update(zip(names, values_t, strict=False))
+                d["_lucid_row"] = values_t
+                d["_lucid_row_attrs"] = names
+                d["_lucid_persisted"] = True
+                d["_lucid_extras"] = dict(zip(extra_names, get_extras(row), strict=False))
+                if trx is not None:
+                    d["_lucid_trx"] = trx
+                append(obj)
+            if trx is not None and out:
+                _clear_trx_after(trx, out)
             return out
         for row in rows:
             obj = new(cls)

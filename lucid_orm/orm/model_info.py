@@ -4,6 +4,7 @@ hydration plans (one per result shape) that keep row → model conversion cheap.
 from __future__ import annotations
 
 import copy
+import operator
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -30,6 +31,11 @@ class HydrationPlan:
     extras_index: list[tuple[int, str]]  # result columns that go to extras
     deep_copy: list[str]  # JSON attributes whose original must be a copy
     consume: list[tuple[str, Callable[[Any, str, Any], Any]]]
+    # With extras: C-level getters splitting a row into column values and extra values.
+    column_names: tuple[str, ...] = ()
+    column_values: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
+    extra_names: tuple[str, ...] = ()
+    extra_values: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
 
 
 @dataclass
@@ -127,8 +133,25 @@ class ModelInfo:
             if col.consume is not None:
                 consume.append((col.attribute_name, col.consume))
         found = HydrationPlan(attributes, not extras, extras, deep, consume)
+        if extras:
+            extra_idx = {i for i, _k in extras}
+            column_idx = [i for i in range(len(keys)) if i not in extra_idx]
+            found.column_names = tuple(attributes[i] for i in column_idx)
+            found.column_values = _getter(column_idx)
+            found.extra_names = tuple(k for _i, k in extras)
+            found.extra_values = _getter([i for i, _k in extras])
         self.plans[key] = found
         return found
+
+
+def _getter(indexes: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A C-level ``row -> tuple`` picking ``indexes`` (always a tuple, even for one)."""
+    if not indexes:
+        return lambda row: ()
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda row: (row[index],)
+    return operator.itemgetter(*indexes)
 
 
 def _module_of(klass: type) -> Any:

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -269,7 +270,7 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
     def _constraint(self) -> ColumnElement[Any] | None:
         column = self._unqualified(self._match_column)
         if self._values is not None:
-            return column.in_(self._chunk or [])
+            return self._keys_in(column)
         clause: ColumnElement[Any] = column == self._parent_value()
         return clause
 
@@ -285,9 +286,20 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         self._add_match_column()
         return super().to_core()
 
+    def _keys_in(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """``column IN (…keys)``; on PostgreSQL ``column = ANY($1)`` with the keys as one array
+        parameter (one compiled statement whatever the number of keys, no chunking)."""
+        keys = self._chunk or []
+        if self.client.dialect_name == "postgresql" and keys:
+            clause: ColumnElement[Any] = column == any_(
+                bindparam(None, list(keys), type_=ARRAY(column.type), unique=True)
+            )
+            return clause
+        return column.in_(keys)
+
     async def _chunked(self, run: Callable[[], Any]) -> list[Any]:
         values = self._values or []
-        if len(values) <= PRELOAD_CHUNK:
+        if len(values) <= PRELOAD_CHUNK or self.client.dialect_name == "postgresql":
             return await run()  # type: ignore[no-any-return]
         out: list[Any] = []
         for chunk in _chunks(values):

@@ -179,7 +179,7 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
     def _constraint(self) -> ColumnElement[Any] | None:
         column = self._through_column(self._rel.foreign_key_column_name)
         if self._values is not None:
-            return column.in_(self._chunk or [])
+            return self._keys_in(column)
         clause: ColumnElement[Any] = column == self._parent_value()
         return clause
 

@@ -253,7 +253,7 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
     def _constraint(self) -> ColumnElement[Any] | None:
         column = self._rel.pivot_column(self._rel.pivot_foreign_key)
         if self._values is not None:
-            return column.in_(self._chunk or [])
+            return self._keys_in(column)
         clause: ColumnElement[Any] = column == self._parent_value()
         return clause
 
