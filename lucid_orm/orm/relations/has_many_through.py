@@ -112,7 +112,12 @@ class HasManyThrough(Relation[R]):
         groups: dict[Any, list[Any]] = {}
         for r in related:
             extras = r.__dict__.get("_lucid_extras") or {}
-            groups.setdefault(extras.get(key), []).append(r)
+            value = extras.get(key)
+            bucket = groups.get(value)
+            if bucket is None:
+                groups[value] = [r]
+            else:
+                bucket.append(r)
         local, name = self.local_key, self.relation_name
         for parent in parents:
             value = parent.__dict__.get(local)
