@@ -95,3 +95,15 @@ class DialectConfig:
             return
         await db.close()
         self.configure()
+
+
+def flat(bindings: list[Any]) -> list[Any]:
+    """Statement bindings with array parameters spread out: PostgreSQL preloads send their
+    keys as one array (``= ANY($1)``), the other dialects as one binding per key."""
+    out: list[Any] = []
+    for value in bindings:
+        if isinstance(value, list | tuple):
+            out.extend(value)
+        else:
+            out.append(value)
+    return out

@@ -26,7 +26,7 @@ from lucid_orm.database import Database
 from lucid_orm.orm.relations import base as relations_base
 from lucid_orm.orm.relations.has_many_through import HasManyThroughQueryBuilder
 from lucid_orm.relations import BelongsTo, HasMany, HasManyThrough
-from tests.helpers import count_queries
+from tests.helpers import count_queries, flat
 
 
 class User(BaseModel):
@@ -635,7 +635,7 @@ class TestHasManyThroughPreload:
             comments = await Comment.query().preload("siblings").order_by("body")
         assert q.count == 2
         # The two comments sharing a post share the key: it is sent once.
-        assert q.bindings[1].count(world.posts["Adonis 101"]) == 1
+        assert flat(q.bindings[1]).count(world.posts["Adonis 101"]) == 1
         by_body = {c.body: c for c in comments}
         assert sorted(s.body for s in by_body["a"].siblings) == ["a", "b"]
         assert sorted(s.body for s in by_body["b"].siblings) == ["a", "b"]
@@ -689,7 +689,7 @@ class TestHasManyThroughPreload:
         assert "Draft" not in titles(swiss.posts)
 
     async def test_parent_keys_are_chunked(
-        self, database: Database, monkeypatch: pytest.MonkeyPatch
+        self, database: Database, dialect: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         await seed(database)
         chunks = relations_base._chunks
@@ -697,7 +697,8 @@ class TestHasManyThroughPreload:
         monkeypatch.setattr(relations_base, "_chunks", lambda values, size=2: chunks(values, 2))
         with count_queries() as q:
             countries = await Country.query().preload("posts")
-        assert q.count == 1 + 2
+        # PostgreSQL sends the keys as one array parameter (= ANY($1)): nothing to chunk.
+        assert q.count == (1 + 1 if dialect == "postgresql" else 1 + 2)
         by_name = {c.name: c for c in countries}
         assert len(by_name["India"].posts) == 3
         assert len(by_name["Switzerland"].posts) == 2

@@ -524,7 +524,7 @@ class TestManyToManyPreload:
         assert str(exc.value) == 'Cannot paginate relationship "skills" during preload'
 
     async def test_parent_keys_are_chunked(
-        self, database: Database, monkeypatch: pytest.MonkeyPatch
+        self, database: Database, dialect: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         users = await make_users("a", "b", "c", "d", "e")
         skills = await make_skills("s1", "s2")
@@ -534,7 +534,8 @@ class TestManyToManyPreload:
         monkeypatch.setattr(relations_base._chunks, "__defaults__", (2,))
         with count_queries() as q:
             loaded = await User.query().preload("skills").order_by("id")
-        assert q.count == 1 + 3
+        # PostgreSQL sends the keys as one array parameter (= ANY($1)): nothing to chunk.
+        assert q.count == (1 + 1 if dialect == "postgresql" else 1 + 3)
         assert [names(u.skills) for u in loaded] == [["s1"], ["s2"], ["s1"], ["s2"], ["s1"]]
 
 
