@@ -4,6 +4,7 @@ hydration plans (one per result shape) that keep row → model conversion cheap.
 from __future__ import annotations
 
 import copy
+import inspect
 import operator
 import sys
 import typing
@@ -81,7 +82,7 @@ class ModelInfo:
     def _declaring_class(self, name: str) -> type:
         """The class whose body annotated column ``name`` (a base for inherited columns)."""
         for klass in self.model.__mro__:
-            if name in klass.__dict__.get("__annotations__", {}):
+            if name in inspect.get_annotations(klass):
                 return klass
         return self.model
 

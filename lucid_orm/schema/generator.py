@@ -4,20 +4,27 @@ that models extend, so the migrations stay the single source of truth for column
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import keyword
 import os
 import re
+import stat
+import sys
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql as mysql_types
+from sqlalchemy.types import NullType
 
 from ..errors import LucidError
+from ..orm.naming import _snake_case
 
 if TYPE_CHECKING:
     from ..database.manager import Database
@@ -30,7 +37,17 @@ models (``class Post(PostsSchema): ...``) and redeclare a column there to change
 '''
 
 DEFAULT_EXCLUDE = ("lucid_schema", "lucid_schema_lock", "alembic_version")
-_LINE = 100
+DEFAULT_LINE_LENGTH = 100
+_INDENT = "    "
+# Names the generated module itself uses: a column attribute never shadows them in the class
+# body (``date: date = column.date()`` would break the next annotation for type checkers, and
+# a column named ``column`` would break the next ``column()`` call).
+_MODULE_NAMES = frozenset(
+    {"BaseModel", "column", "Any", "Decimal", "date", "datetime", "time", "uuid"}
+    | {"BigInteger", "NullType", "Uuid"}
+    | {"int", "str", "bool", "float", "bytes", "dict", "list", "tuple", "set", "None"}
+)
+_RULE_KEYS = {"types", "columns", "include", "exclude", "schemas", "line_length"}
 
 
 @dataclass
@@ -44,51 +61,86 @@ class ColumnRule:
 
 @dataclass
 class SchemaRules:
-    """Generation rules (config ``SCHEMA_RULES``): ``types`` maps a SQL type name (``"jsonb"``)
-    and ``columns`` a ``"table.column"`` to a Python type — a string such as
-    ``"dict[str, Any]"`` or a dict ``{"type": "Settings", "import": "from app.types import
-    Settings", "factory": "column()"}``; ``include`` (default: all) and ``exclude`` list table
-    names or globs; ``schemas`` limits PostgreSQL schemas (default: the connection's default
-    schema). The migrations tables are always excluded."""
+    """Generation rules (config ``SCHEMA_RULES``).
+
+    - ``types`` maps a SQL type name as the database spells it (``"jsonb"``, ``"inet"``,
+      ``"varchar(36)"`` or just ``"varchar"``) and ``columns`` a ``"table.column"`` to a Python
+      type: a string such as ``"dict[str, Any]"`` or a dict ``{"type": "Settings", "import":
+      "from app.types import Settings", "factory": "column()"}``. ``columns`` wins over
+      ``types``, which win over the built-in mapping.
+    - ``include`` (default: every table) and ``exclude`` list table names or globs
+      (``"audit_*"``); the migrations tables are always excluded.
+    - ``schemas`` lists the PostgreSQL schemas to read (default: the connection's default
+      schema); tables outside the default schema get a qualified ``table = "schema.table"``.
+    - ``line_length`` (default 100): the module is laid out as ``ruff format`` would at that
+      line length, so formatting the project leaves it unchanged.
+    """
 
     types: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)
     include: list[str] | None = None
     exclude: list[str] = field(default_factory=list)
     schemas: list[str] | None = None
+    line_length: int = DEFAULT_LINE_LENGTH
 
     @classmethod
     def from_config(cls, value: Mapping[str, Any] | SchemaRules | None) -> SchemaRules:
+        """Rules from a config mapping (``SCHEMA_RULES``); raises ``LucidError``
+        (``E_INVALID_CONFIG``) for unknown keys or ill-typed values."""
         if value is None:
             return cls()
         if isinstance(value, SchemaRules):
             return value
-        unknown = set(value) - {"types", "columns", "include", "exclude", "schemas"}
+        if not isinstance(value, Mapping):
+            raise _config_error(f"Schema rules must be a mapping, got {value!r}")
+        unknown = set(value) - _RULE_KEYS
         if unknown:
-            raise LucidError(
-                f"Unknown schema rule keys: {', '.join(sorted(unknown))} (use types, columns, "
-                "include, exclude, schemas)",
-                code="E_INVALID_CONFIG",
+            raise _config_error(
+                f"Unknown schema rule keys: {', '.join(sorted(map(str, unknown)))} (use "
+                "types, columns, include, exclude, schemas, line_length)"
             )
-        return cls(
+        for key in ("types", "columns"):
+            if not isinstance(value.get(key) or {}, Mapping):
+                raise _config_error(f'Schema rule "{key}" must be a mapping')
+        for key in ("include", "exclude", "schemas"):
+            item = value.get(key)
+            if isinstance(item, str) or not isinstance(item or [], Sequence):
+                raise _config_error(f'Schema rule "{key}" must be a list of names')
+        width = value.get("line_length", DEFAULT_LINE_LENGTH)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 40:
+            raise _config_error(
+                f'Schema rule "line_length" must be an integer >= 40, got {width!r}'
+            )
+        rules = cls(
+            line_length=width,
             types={str(k).lower(): v for k, v in dict(value.get("types") or {}).items()},
-            columns=dict(value.get("columns") or {}),
-            include=list(value["include"]) if value.get("include") else None,
-            exclude=list(value.get("exclude") or []),
-            schemas=list(value["schemas"]) if value.get("schemas") else None,
+            columns={str(k): v for k, v in dict(value.get("columns") or {}).items()},
+            include=[str(p) for p in value["include"]] if value.get("include") else None,
+            exclude=[str(p) for p in value.get("exclude") or []],
+            schemas=[str(s) for s in value["schemas"]] if value.get("schemas") else None,
         )
+        for rule in [*rules.types.values(), *rules.columns.values()]:
+            _custom_rule(rule)  # fail on a bad rule now, not halfway through a generation
+        return rules
 
 
 @dataclass
 class ReflectedColumn:
+    """A column as read from the database. ``sql_type`` is the type as the database spells it
+    (``"VARCHAR(80)"``, ``"POINT"``); ``type`` is ``NullType()`` when SQLAlchemy has no type
+    for it."""
+
     name: str
     type: Any
     nullable: bool
     primary: bool
+    sql_type: str = ""
 
 
 @dataclass
 class ReflectedTable:
+    """A table as read from the database (``schema`` is ``None`` for the default schema)."""
+
     name: str
     schema: str | None
     columns: list[ReflectedColumn]
@@ -96,50 +148,65 @@ class ReflectedTable:
 
 @dataclass
 class GeneratedSchema:
-    """The result: where it was written, the classes by table, and the module text."""
+    """The result: where it was written, the class name per table, the module text, and
+    whether the file changed (an identical file is left alone)."""
 
     path: Path | None
     classes: dict[str, str]
     text: str
+    changed: bool = False
+
+
+def _config_error(message: str) -> LucidError:
+    return LucidError(message, code="E_INVALID_CONFIG")
 
 
 def class_name(table: str) -> str:
-    """``posts`` → ``PostsSchema``, ``blog_posts`` → ``BlogPostsSchema``; characters that can't
-    be in a Python name become word breaks and a leading digit gets a ``T`` prefix
-    (``2fa-codes`` → ``T2faCodesSchema``)."""
-    words = [w for w in re.split(r"[^0-9A-Za-z]+", table) if w]
-    name = "".join(w[:1].upper() + w[1:] for w in words) or "Table"
-    if name[0].isdigit():
+    """The schema class of a table: the words of its name capitalised, then ``Schema``.
+
+    ``posts`` → ``PostsSchema``, ``blog_posts`` → ``BlogPostsSchema``; characters that can't be
+    in a Python name are word breaks (``order items`` → ``OrderItemsSchema``), a leading digit
+    gets a ``T`` prefix (``2fa-codes`` → ``T2faCodesSchema``) and a name with no usable
+    character becomes ``TableSchema``. ``render`` numbers clashes (``Posts2Schema``).
+    """
+    words = [w for w in re.split(r"[\W_]+", table) if w]
+    name = "".join(w[:1].upper() + w[1:] for w in words)
+    name = "".join(ch for ch in name if f"A{ch}".isidentifier()) or "Table"
+    if not name[0].isidentifier():
         name = "T" + name
     return f"{name}Schema"
 
 
 def attribute_name(column: str, reserved: frozenset[str]) -> str:
-    """A valid attribute for a column name (the column keeps its name through
-    ``column_name=``)."""
-    name = re.sub(r"\W", "_", column)
-    if not name or name[0].isdigit():
-        name = "c_" + name
+    """The attribute of a column: its snake_case name (``userId`` → ``user_id``), a valid
+    Python identifier (``first name`` → ``first_name``, ``2nd`` → ``c_2nd``), with ``_``
+    appended to keywords and reserved names (``class`` → ``class_``, ``save`` → ``save_``).
+    The column keeps its database name through ``column_name=``."""
+    if column.isascii():
+        name = _snake_case(column)
+    else:
+        name = re.sub(r"\W+", "_", column).strip("_").lower()
+    name = "".join(ch if f"A{ch}".isidentifier() else "_" for ch in name)
+    if not name or not name[0].isidentifier():
+        name = f"c_{name}" if name else "c"
     if keyword.iskeyword(name) or name in reserved:
         name += "_"
     return name
 
 
-def _sql_type_name(type_: Any) -> str:
-    try:
-        return str(type_.compile()).lower()
-    except Exception:
-        return type(type_).__name__.lower()
-
-
 def default_rule(column: ReflectedColumn) -> ColumnRule | None:
-    """The rule for a reflected type, or ``None`` when it has no mapping."""
+    """The built-in rule for a reflected type, or ``None`` when it has no mapping."""
     t = column.type
     name = column.name
     if isinstance(t, sa.Boolean) or (
         isinstance(t, mysql_types.TINYINT) and getattr(t, "display_width", None) == 1
     ):
         return ColumnRule("bool")
+    if isinstance(t, sa.BigInteger):
+        # The model's type for ``int`` binds a 32-bit INTEGER (asyncpg enforces it).
+        return ColumnRule(
+            "int", "column(type_=BigInteger())", ("from sqlalchemy import BigInteger",)
+        )
     if isinstance(t, sa.Integer):
         return ColumnRule("int")
     if isinstance(t, sa.Float):  # before Numeric: Float is a Numeric
@@ -158,8 +225,12 @@ def default_rule(column: ReflectedColumn) -> ColumnRule | None:
         return ColumnRule("date", "column.date()", ("from datetime import date",))
     if isinstance(t, sa.Time):
         return ColumnRule("time", imports=("from datetime import time",))
-    if isinstance(t, sa.Uuid) or type(t).__name__ == "UUID":
-        return ColumnRule("uuid.UUID", imports=("import uuid",))
+    if isinstance(t, sa.Uuid):
+        # A native uuid column (PostgreSQL): the model's default uuid.UUID type binds text,
+        # which PostgreSQL won't compare with or store into a uuid.
+        return ColumnRule(
+            "uuid.UUID", "column(type_=Uuid())", ("import uuid", "from sqlalchemy import Uuid")
+        )
     if isinstance(t, sa.JSON):
         return ColumnRule("Any", imports=("from typing import Any",))
     if isinstance(t, sa.LargeBinary | sa.BINARY | sa.VARBINARY):
@@ -169,202 +240,464 @@ def default_rule(column: ReflectedColumn) -> ColumnRule | None:
     return None
 
 
-def _custom_rule(value: Any) -> ColumnRule:
-    if isinstance(value, str):
-        imports = ("from typing import Any",) if "Any" in value else ()
-        return ColumnRule(value, imports=imports)
-    if isinstance(value, Mapping) and "type" in value:
-        imports = value.get("import") or ()
-        if isinstance(imports, str):
-            imports = (imports,)
-        return ColumnRule(str(value["type"]), str(value.get("factory", "column()")), tuple(imports))
-    raise LucidError(
-        f"A schema rule must be a type string or a dict with a 'type', got {value!r}",
-        code="E_INVALID_CONFIG",
+def _unmapped_rule() -> ColumnRule:
+    # NullType passes values through as the driver gives and takes them (``Any`` alone would
+    # mean JSON to the model).
+    return ColumnRule(
+        "Any",
+        "column(type_=NullType())",
+        ("from typing import Any", "from sqlalchemy.types import NullType"),
     )
 
 
-def _excluded(table: str, patterns: Sequence[str]) -> bool:
+def _custom_rule(value: Any) -> ColumnRule:
+    if isinstance(value, str):
+        rule = ColumnRule(value)
+    elif isinstance(value, Mapping) and isinstance(value.get("type"), str):
+        imports = value.get("import") or ()
+        if isinstance(imports, str):
+            imports = (imports,)
+        rule = ColumnRule(value["type"], str(value.get("factory", "column()")), tuple(imports))
+    else:
+        raise _config_error(
+            f"A schema rule must be a type string or a dict with a 'type', got {value!r}"
+        )
+    try:
+        ast.parse(rule.annotation, mode="eval")
+        _call_parts(rule.factory)
+        for line in rule.imports:
+            if not isinstance(line, str) or not isinstance(
+                ast.parse(line).body[0], ast.Import | ast.ImportFrom
+            ):
+                raise SyntaxError(line)
+    except (SyntaxError, IndexError, ValueError) as exc:
+        raise _config_error(
+            f"Invalid schema rule {value!r}: the type must be a Python expression, the factory "
+            f'a call such as "column()" and imports import statements'
+        ) from exc
+    if re.search(r"\bAny\b", rule.annotation):
+        rule.imports = (*rule.imports, "from typing import Any")
+    return rule
+
+
+def _call_parts(factory: str) -> tuple[str, list[str]]:
+    """``column(a=1, b=f(2))`` → ``("column", ["a=1", "b=f(2)"])``."""
+    node = ast.parse(factory, mode="eval").body
+    if not isinstance(node, ast.Call):
+        raise ValueError(f"{factory!r} is not a call")
+    callee = ast.get_source_segment(factory, node.func)
+    args = [ast.get_source_segment(factory, a) for a in node.args]
+    args += [ast.get_source_segment(factory, k) for k in node.keywords]
+    if callee is None or any(a is None for a in args):
+        raise ValueError(f"Cannot read the arguments of {factory!r}")
+    return callee, [a for a in args if a is not None]
+
+
+def _matches(table: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(table, p) for p in patterns)
 
 
-def _mariadb_json_columns(sync_conn: Any, table: str, schema: str | None) -> set[str]:
-    """MariaDB stores JSON as LONGTEXT with a column CHECK ``json_valid(col)``, which SQLAlchemy
-    reflects as plain text: find those columns in ``information_schema``."""
-    if sync_conn.dialect.name != "mysql":
-        return set()
-    rows = sync_conn.execute(
-        sa.text(
-            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-            "WHERE CONSTRAINT_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
-        ),
-        {"schema": schema, "table": table},
-    ).all()
-    found: set[str] = set()
-    for (clause,) in rows:
-        match = re.search(r"json_valid\(`?([^`)]+)`?\)", clause or "", re.I)
-        if match:
-            found.add(match.group(1))
-    return found
-
-
+# -- reflection --------------------------------------------------------------------------------
 def reflect(sync_conn: Any, rules: SchemaRules) -> list[ReflectedTable]:
-    """Tables and columns of the connection (run inside ``run_sync``)."""
+    """Tables and columns of the connection, sorted by schema and name (run inside
+    ``run_sync``). Types SQLAlchemy does not know come back as ``NullType`` with the
+    database's own spelling in ``sql_type``."""
     inspector = sa.inspect(sync_conn)
-    schemas: list[str | None] = list(rules.schemas) if rules.schemas else [None]
+    dialect = sync_conn.dialect
+    default_schema = inspector.default_schema_name
     exclude = [*DEFAULT_EXCLUDE, *rules.exclude]
     tables: list[ReflectedTable] = []
-    for schema in schemas:
-        for name in sorted(inspector.get_table_names(schema=schema)):
-            if _excluded(name, exclude):
-                continue
-            if rules.include is not None and not _excluded(name, rules.include):
-                continue
-            pk = set(
-                inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
-            )
-            json_columns = _mariadb_json_columns(sync_conn, name, schema)
-            columns = [
-                ReflectedColumn(
-                    c["name"],
-                    sa.JSON() if c["name"] in json_columns else c["type"],
-                    bool(c.get("nullable", True)),
-                    c["name"] in pk,
+    given_schemas: list[str | None] = [*rules.schemas] if rules.schemas else [None]
+    for given in given_schemas:
+        schema = None if given == default_schema else given
+        names = sorted(
+            name
+            for name in inspector.get_table_names(schema=schema)
+            if not _matches(name, exclude)
+            and (rules.include is None or _matches(name, rules.include))
+        )
+        if not names:
+            continue
+        with warnings.catch_warnings():
+            # "Did not recognize type ...": such columns are reported as unmapped instead.
+            warnings.filterwarnings("ignore", "Did not recognize type", sa_exc.SAWarning)
+            columns = inspector.get_multi_columns(schema=schema, filter_names=names)
+            pks = inspector.get_multi_pk_constraint(schema=schema, filter_names=names)
+        json_columns = _mariadb_json_columns(sync_conn, schema)
+        unknown = any(isinstance(c["type"], NullType) for cols in columns.values() for c in cols)
+        declared = (
+            _declared_types(sync_conn, schema, names) if unknown or _is_sqlite(sync_conn) else {}
+        )
+        for name in names:
+            pk = set((pks.get((schema, name)) or {}).get("constrained_columns") or [])
+            found: list[ReflectedColumn] = []
+            for c in columns.get((schema, name), []):
+                type_ = sa.JSON() if (name, c["name"]) in json_columns else c["type"]
+                spelled = declared.get((name, c["name"]))
+                if _is_sqlite(sync_conn) and spelled is not None and _sqlite_guess(spelled):
+                    type_ = NullType()  # an affinity guess, not a type SQLite or we know
+                if isinstance(type_, NullType):
+                    sql_type = (spelled or "").upper() or "no declared type"
+                else:
+                    sql_type = _compile(type_, dialect)
+                found.append(
+                    ReflectedColumn(
+                        c["name"], type_, bool(c.get("nullable", True)), c["name"] in pk, sql_type
+                    )
                 )
-                for c in inspector.get_columns(name, schema=schema)
-            ]
-            tables.append(ReflectedTable(name, schema, columns))
+            tables.append(ReflectedTable(name, schema, found))
     return tables
 
 
+def _is_sqlite(sync_conn: Any) -> bool:
+    return bool(sync_conn.dialect.name == "sqlite")
+
+
+def _compile(type_: Any, dialect: Any) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except sa_exc.SQLAlchemyError:
+        return type(type_).__name__.upper()
+
+
+def _sqlite_guess(spelled: str) -> bool:
+    """Whether SQLite's type affinity rules would only *guess* this declared type: a name
+    SQLAlchemy doesn't know that falls through to NUMERIC (``GEOMETRY``) or to no type
+    (``GEOBLOB``, or no type at all)."""
+    from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+
+    base = re.sub(r"\(.*", "", spelled).strip().upper()
+    if base in SQLiteDialect.ischema_names:
+        return False
+    known = ("INT", "CHAR", "CLOB", "TEXT", "REAL", "FLOA", "DOUB")
+    return not any(part in base for part in known)
+
+
+def _declared_types(
+    sync_conn: Any, schema: str | None, tables: Sequence[str]
+) -> dict[tuple[str, str], str]:
+    """Each column's type as the database declares it, by ``(table, column)``."""
+    name = sync_conn.dialect.name
+    found: dict[tuple[str, str], str] = {}
+    if name == "sqlite":
+        query = sa.text("SELECT name, type FROM pragma_table_xinfo(:table, :schema)")
+        for table in tables:
+            for column, spelled in sync_conn.execute(
+                query, {"table": table, "schema": schema or "main"}
+            ):
+                found[(table, column)] = spelled or ""
+        return found
+    if name == "postgresql":
+        query = sa.text(
+            "SELECT table_name, column_name, udt_name FROM information_schema.columns "
+            "WHERE table_schema = COALESCE(:schema, current_schema())"
+        )
+    else:
+        query = sa.text(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE())"
+        )
+    wanted = set(tables)
+    for table, column, spelled in sync_conn.execute(query, {"schema": schema}):
+        if table in wanted:
+            found[(table, column)] = str(spelled or "")
+    return found
+
+
+def _mariadb_json_columns(sync_conn: Any, schema: str | None) -> set[tuple[str, str]]:
+    """MariaDB stores JSON as LONGTEXT with a CHECK ``json_valid(col)``, which SQLAlchemy
+    reflects as plain text: find those ``(table, column)`` in ``information_schema``."""
+    if not getattr(sync_conn.dialect, "is_mariadb", False):
+        return set()
+    rows = sync_conn.execute(
+        sa.text(
+            "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = COALESCE(:schema, DATABASE())"
+        ),
+        {"schema": schema},
+    ).all()
+    found: set[tuple[str, str]] = set()
+    for table, clause in rows:
+        match = re.fullmatch(r"\s*json_valid\(`?([^`)]+)`?\)\s*", clause or "", re.I)
+        if match:
+            found.add((table, match.group(1)))
+    return found
+
+
+# -- rendering ---------------------------------------------------------------------------------
 def render(tables: Sequence[ReflectedTable], rules: SchemaRules | None = None) -> GeneratedSchema:
-    """The module text for ``tables`` (deterministic: sorted, one style)."""
+    """The module text for ``tables``: deterministic (tables sorted by schema and name, columns
+    in table order) and already in ``ruff format`` style. Raises ``LucidError``
+    (``E_INVALID_CONFIG``) for a bad rule."""
     from ..orm.base_model import _reserved_names
 
     rules = rules or SchemaRules()
-    reserved = _reserved_names()
+    width = rules.line_length
+    custom_columns = {k: _custom_rule(v) for k, v in rules.columns.items()}
+    custom_types = {k: _custom_rule(v) for k, v in rules.types.items()}
+    imported = {
+        name
+        for rule in [*custom_columns.values(), *custom_types.values()]
+        for name in _imported_names(rule.imports)
+    }
+    reserved = _reserved_names() | _MODULE_NAMES | imported
     imports: set[str] = set()
     classes: dict[str, str] = {}
     blocks: list[str] = []
-    taken: set[str] = set()
-    for table in sorted(tables, key=lambda t: ((t.schema or ""), t.name)):
-        cls = class_name(table.name)
-        base_cls = cls
+    taken: set[str] = set(_MODULE_NAMES) | imported
+    for table in sorted(tables, key=lambda t: (t.schema or "", t.name)):
+        qualified = f"{table.schema}.{table.name}" if table.schema else table.name
+        base_cls = class_name(f"{table.schema}_{table.name}" if table.schema else table.name)
+        cls = base_cls
         n = 2
         while cls in taken:
-            cls = f"{base_cls[:-6]}{n}Schema"
+            cls = f"{base_cls[: -len('Schema')]}{n}Schema"
             n += 1
         taken.add(cls)
-        classes[table.name] = cls
-        qualified = f"{table.schema}.{table.name}" if table.schema else table.name
-        lines = [f"class {cls}(BaseModel, abstract=True):", f"    table = {_q(qualified)}"]
+        classes[qualified] = cls
+        header = f"class {cls}(BaseModel, abstract=True):"
+        if len(header) > width:
+            header = f"class {cls}(\n{_INDENT}BaseModel, abstract=True\n):"
+        lines = [header, f"{_INDENT}table = {_q(qualified)}"]
         primaries = [c for c in table.columns if c.primary]
         if not primaries:
-            lines.append("    # No primary key in the database: declare one on the model.")
+            lines.append(f"{_INDENT}# No primary key in the database: declare one on the model.")
         elif len(primaries) > 1:
             names = ", ".join(c.name for c in primaries)
-            lines.append(f"    # Composite primary key ({names}): the first is the model's key.")
+            lines.append(
+                f"{_INDENT}# Composite primary key ({names}): the first is the model's key."
+            )
         used: set[str] = set()
         for col in table.columns:
             attr = attribute_name(col.name, reserved)
             while attr in used:
                 attr += "_"
             used.add(attr)
-            custom = rules.columns.get(f"{table.name}.{col.name}")
-            sql_name = _sql_type_name(col.type)
-            type_custom = rules.types.get(sql_name.split("(")[0]) or rules.types.get(sql_name)
-            comment = ""
-            if custom is not None:
-                rule: ColumnRule | None = _custom_rule(custom)
-            elif type_custom is not None:
-                rule = _custom_rule(type_custom)
-            else:
-                rule = default_rule(col)
+            sql_name = col.sql_type.lower()
+            rule = (
+                custom_columns.get(f"{qualified}.{col.name}")
+                or custom_columns.get(f"{table.name}.{col.name}")
+                or custom_types.get(sql_name)
+                or custom_types.get(sql_name.split("(")[0].strip())
+                or default_rule(col)
+            )
             if rule is None:
-                rule = ColumnRule(
-                    "Any",
-                    "column(type_=NullType())",
-                    ("from typing import Any", "from sqlalchemy.types import NullType"),
-                )
-                comment = f"  # unmapped SQL type: {sql_name.upper()}"
+                rule = _unmapped_rule()
+                lines.append(f"{_INDENT}# {col.name}: unmapped SQL type {col.sql_type}")
             imports.update(rule.imports)
-            factory = rule.factory
+            primary = bool(primaries) and col is primaries[0]
+            callee, args = _call_parts(rule.factory)
             options: list[str] = []
-            if primaries and col is primaries[0]:
+            if primary:
                 options.append("is_primary=True")
-            if attr != col.name:
+                if callee != "column":  # column.date*() take no is_primary: the type is the same
+                    callee, args = "column", [a for a in args if a.startswith("type_=")]
+            if attr != col.name or _snake_case(attr) != col.name:
                 options.append(f"column_name={_q(col.name)}")
-            if options:
-                inner = factory[factory.index("(") + 1 : -1]
-                args = ", ".join([*options, *([inner] if inner else [])])
-                factory = f"{factory[: factory.index('(')]}({args})"
+            # The key and the column name are the generator's to set, whatever the rule says.
+            args = [*options, *(a for a in args if _keyword(a) not in _OWN_OPTIONS)]
             annotation = rule.annotation
-            if col.nullable and not (primaries and col is primaries[0]) and annotation != "Any":
+            if col.nullable and not primary and not _is_optional(annotation):
                 annotation = f"{annotation} | None"
-            line = f"    {attr}: {annotation} = {factory}{comment}"
-            if len(line) > _LINE and not comment:
-                line = f"    {attr}: {annotation} = (\n        {factory}\n    )"
-            lines.append(line)
+            lines.append(_declaration(attr, annotation, callee, args, width))
         blocks.append("\n".join(lines))
-    stdlib, third = _import_lines(imports)
     head = [HEADER, "from __future__ import annotations", ""]
-    if stdlib:
-        head.extend([*stdlib, ""])
-    if third:
-        head.extend([*third, ""])
-    head.extend(["from lucid_orm import BaseModel, column", "", "", ""])
-    text = "\n".join(head) + "\n\n\n".join(blocks) + "\n"
+    for group in _import_lines(imports | {"from lucid_orm import BaseModel, column"}, width):
+        head.extend([*group, ""])
     if not blocks:
-        text = "\n".join([HEADER, "from __future__ import annotations", ""])
+        return GeneratedSchema(
+            None, classes, "\n".join([HEADER, "from __future__ import annotations", ""])
+        )
+    text = "\n".join([*head, "", ""]) + "\n\n\n".join(blocks) + "\n"
     return GeneratedSchema(None, classes, text)
 
 
+_OWN_OPTIONS = ("is_primary", "column_name")
+
+
+def _keyword(argument: str) -> str:
+    return argument.split("=", 1)[0].strip() if "=" in argument else ""
+
+
+def _is_optional(annotation: str) -> bool:
+    if annotation in ("Any", "object"):
+        return True
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return False
+    parts: list[ast.expr] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.BinOp) and isinstance(item.op, ast.BitOr):
+            stack += [item.left, item.right]
+        else:
+            parts.append(item)
+    return any(isinstance(p, ast.Constant) and p.value is None for p in parts) or (
+        isinstance(node, ast.Subscript)
+        and ast.unparse(node.value) in ("Optional", "typing.Optional")
+    )
+
+
+def _declaration(attr: str, annotation: str, callee: str, args: list[str], width: int) -> str:
+    """``attr: annotation = callee(args)`` laid out as ``ruff format`` lays it out (checked
+    against it for every name length up to the identifier limits of the databases)."""
+    target = f"{_INDENT}{attr}: "
+    flat_call = f"{callee}({', '.join(args)})"
+    head = f"{target}{annotation} = "
+    if len(head) + len(flat_call) <= width:
+        return head + flat_call
+
+    def call(start: int, indent: str) -> str:
+        """The call starting at column ``start`` of a line indented by ``indent``: flat if it
+        fits, else split inside its own parentheses."""
+        if start + len(flat_call) <= width or not args:
+            return flat_call
+        inner = indent + _INDENT
+        joined = inner + ", ".join(args)
+        if len(joined) <= width or len(args) == 1:
+            return f"{callee}(\n{joined}\n{indent})"
+        body = "".join(f"{inner}{a},\n" for a in args)
+        return f"{callee}(\n{body}{indent})"
+
+    def own_parentheses() -> str:
+        return head + call(width + 1, _INDENT)
+
+    def parenthesized() -> str:
+        inner = _INDENT * 2
+        return f"{head}(\n{inner}{call(len(inner), inner)}\n{_INDENT})"
+
+    def fits(text: str) -> bool:
+        return all(len(line) <= width for line in text.splitlines())
+
+    kind = _annotation_kind(annotation)
+    if kind in ("name", "attribute"):
+        if not args:  # parenthesize only when that makes it fit
+            return parenthesized() if len(head) + 1 <= width else head + flat_call
+        if len(head) + len(callee) + 1 <= width:
+            return own_parentheses()
+        return parenthesized() if fits(parenthesized()) else own_parentheses()
+    # Ruff's "right to left" layout: split the value first, the annotation last.
+    if args and len(head) + len(callee) + 1 <= width:
+        return own_parentheses()
+    if len(head) + 1 <= width:
+        return parenthesized()
+    closing = f"{_INDENT}) = "
+    if kind == "subscript":
+        node = ast.parse(annotation, mode="eval").body
+        assert isinstance(node, ast.Subscript)
+        value = ast.get_source_segment(annotation, node.value) or ast.unparse(node.value)
+        index = ast.get_source_segment(annotation, node.slice) or ast.unparse(node.slice)
+        closing = f"{_INDENT}] = "
+        split = f"{value}[\n{_INDENT * 2}{index}\n"
+        return f"{target}{split}{closing}{call(len(closing), _INDENT)}"
+    split = f"(\n{_INDENT * 2}{annotation}\n"
+    return f"{target}{split}{closing}{call(len(closing), _INDENT)}"
+
+
+def _annotation_kind(annotation: str) -> str:
+    """How ruff may split an annotation: ``name`` (it can't), ``attribute`` (it can't, but the
+    value is laid out right to left), ``subscript`` (in its brackets) or ``union``
+    (parenthesized)."""
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return "name"
+    if isinstance(node, ast.Attribute):
+        return "attribute"
+    if isinstance(node, ast.Subscript):
+        return "subscript"
+    if isinstance(node, ast.BinOp):
+        return "union"
+    return "name"
+
+
 def _q(value: str) -> str:
-    """A double-quoted Python string literal (the formatter's style)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A Python string literal in the formatter's style (double quotes unless the text has
+    some and no single quotes)."""
+    if '"' in value and "'" not in value:
+        return repr(value)
+    text = repr(value)
+    if text.startswith("'"):
+        text = '"' + text[1:-1].replace("\\'", "'").replace('"', '\\"') + '"'
+    return text
 
 
-_THIRD_PARTY = ("sqlalchemy",)
+def _imported_names(lines: Sequence[str]) -> set[str]:
+    names: set[str] = set()
+    for line in lines:
+        for node in ast.parse(line).body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for alias in node.names:
+                    names.add(alias.asname or alias.name.split(".")[0])
+    return names
 
 
-def _import_lines(imports: set[str]) -> tuple[list[str], list[str]]:
-    """Imports merged per module and sorted like isort: ``import x`` lines, then ``from``."""
+def _import_lines(imports: set[str], width: int) -> list[list[str]]:
+    """Imports merged per module and grouped like isort: the standard library, then the rest;
+    in each group ``import x`` lines, then ``from x import ...`` lines, sorted."""
     plain: set[str] = set()
     froms: dict[str, set[str]] = {}
     for line in imports:
-        if line.startswith("import "):
-            plain.add(line[len("import ") :].strip())
-        else:
-            module, _, names = line[len("from ") :].partition(" import ")
-            froms.setdefault(module.strip(), set()).update(n.strip() for n in names.split(","))
+        for node in ast.parse(line).body:
+            if isinstance(node, ast.Import):
+                plain.update(
+                    a.name if a.asname is None else f"{a.name} as {a.asname}" for a in node.names
+                )
+            elif isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                froms.setdefault(module, set()).update(
+                    a.name if a.asname is None else f"{a.name} as {a.asname}" for a in node.names
+                )
 
-    def group(third: bool) -> list[str]:
-        def is_third(module: str) -> bool:
-            return module.split(".")[0] in _THIRD_PARTY
+    def stdlib(module: str) -> bool:
+        return module.split(".")[0] in sys.stdlib_module_names
 
-        out = [f"import {m}" for m in sorted(plain) if is_third(m) == third]
-        out += [
-            f"from {m} import {', '.join(sorted(names))}"
-            for m, names in sorted(froms.items())
-            if is_third(m) == third
-        ]
-        return out
+    groups: list[list[str]] = []
+    for in_stdlib in (True, False):
+        group = [f"import {m}" for m in sorted(plain) if stdlib(m) == in_stdlib]
+        for module, names in sorted(froms.items()):
+            if stdlib(module) != in_stdlib:
+                continue
+            line = f"from {module} import {', '.join(sorted(names))}"
+            if len(line) > width:
+                body = "".join(f"{_INDENT}{n},\n" for n in sorted(names))
+                line = f"from {module} import (\n{body})"
+            group.append(line)
+        if group:
+            groups.append(group)
+    return groups
 
-    return group(False), group(True)
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old
-    module or the new one, never half of one."""
+# -- writing -----------------------------------------------------------------------------------
+def write_atomic(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
+    readers see the old module or the new one, never half of one, and a failure leaves the old
+    file as it was. An identical file is not rewritten (its mtime stays, so reloaders stay
+    quiet). Returns whether the file changed."""
+    path = Path(path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes it 0600; a source file is as readable as the others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return True
 
 
 async def generate_schema(
@@ -374,18 +707,30 @@ async def generate_schema(
     output: str | Path | None = "database/schema.py",
     rules: Mapping[str, Any] | SchemaRules | None = None,
 ) -> GeneratedSchema:
-    """Introspect ``connection`` and write the schema module to ``output`` (``None``: only
-    return the text)."""
+    """Read the tables of ``connection`` (default: the default one) of ``database`` (default:
+    ``lucid_orm.db``) and write the schema module to ``output`` (``None``: only return it)::
+
+        result = await generate_schema(output="database/schema.py", rules={"exclude": ["jobs"]})
+        result.classes   # {"posts": "PostsSchema", "users": "UsersSchema"}
+
+    The module is rendered in full before anything is written, and written atomically, so a
+    failure leaves the previous file untouched. Raises ``LucidError`` for bad rules
+    (``E_INVALID_CONFIG``) and ``QueryError`` when the database fails.
+    """
     from ..database.manager import db as default_db
+    from ..database.query_client import wrap_error
+    from .builder import _reading
 
     manager = database or default_db
-    engine = manager.engine(connection)
     parsed = SchemaRules.from_config(rules)
-    async with engine.connect() as conn:
-        tables = await conn.run_sync(reflect, parsed)
+    try:
+        async with _reading(manager.get_connection(connection)) as conn:
+            tables = await conn.run_sync(reflect, parsed)
+    except sa_exc.DBAPIError as exc:
+        raise wrap_error(exc) from exc
     result = render(tables, parsed)
     if output is not None:
         path = Path(output)
-        write_atomic(path, result.text)
+        result.changed = write_atomic(path, result.text)
         result.path = path
     return result
