@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -137,7 +138,9 @@ def sql_type_for(annotation: Any) -> TypeEngine[Any]:
         if issubclass(base, enum.Enum):
             return EnumValue(base)
         if issubclass(base, int):
-            return Integer()
+            # BIGINT binds: a Python int may exceed 32 bits, and asyncpg refuses such a value
+            # for an INTEGER parameter (it still compares/inserts fine into INTEGER columns).
+            return BigInteger()
         if issubclass(base, float):
             return Float()
         if issubclass(base, Decimal):
