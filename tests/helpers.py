@@ -3,6 +3,8 @@ and the per-dialect configuration of the global ``db``."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -98,10 +100,14 @@ class DialectConfig:
 
 
 def flat(bindings: list[Any]) -> list[Any]:
-    """Statement bindings with array parameters spread out: PostgreSQL preloads send their
-    keys as one array (``= ANY($1)``), the other dialects as one binding per key."""
+    """Statement bindings with key parameters spread out: preloads send their keys as one
+    parameter on PostgreSQL (an array, ``= ANY($1)``) and SQLite (JSON text read by
+    ``json_each``), as one binding per key on MySQL."""
     out: list[Any] = []
     for value in bindings:
+        if isinstance(value, str) and value.startswith("["):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
         if isinstance(value, list | tuple):
             out.extend(value)
         else:

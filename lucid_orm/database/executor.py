@@ -46,6 +46,7 @@ class Compiled:
     # result processors, resolved on first execution (PostgreSQL needs the column type codes)
     processors: list[Processor] | None = None
     any_processor: bool = False
+    convert: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,27 +120,30 @@ def _resolve_processors(entry: Compiled, dialect: Dialect, coltypes: Sequence[An
         procs.append(type_._cached_result_processor(dialect, coltype))
     entry.processors = procs
     entry.any_processor = any(p is not None for p in procs)
+    entry.convert = _converter(procs) if entry.any_processor else None
+
+
+def _converter(procs: Sequence[Processor]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A ``row -> tuple`` function for one result shape, written out once: each processed
+    column becomes ``p3(r[3]) if r[3] is not None else None``, the others ``r[i]``. The code
+    holds only indexes; the processors are passed in as names."""
+    names: dict[str, Any] = {}
+    parts: list[str] = []
+    for i, proc in enumerate(procs):
+        if proc is None:
+            parts.append(f"r[{i}]")
+        else:
+            names[f"p{i}"] = proc
+            parts.append(f"(p{i}(r[{i}]) if r[{i}] is not None else None)")
+    source = f"lambda r: ({', '.join(parts)},)"
+    return eval(source, names)  # type: ignore[no-any-return]
 
 
 def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-    if not entry.any_processor:
+    convert = entry.convert
+    if convert is None:
         return rows
-    procs = entry.processors or []
-    if len(procs) == 1:
-        proc = procs[0]
-        assert proc is not None
-        return [(proc(row[0]) if row[0] is not None else None,) for row in rows]
-    pairs = [(i, p) for i, p in enumerate(procs) if p is not None]
-    out: list[list[Any]] = []
-    append = out.append
-    for row in rows:
-        values = list(row)
-        for i, proc in pairs:
-            v = values[i]
-            if v is not None:
-                values[i] = proc(v)
-        append(values)
-    return out
+    return [convert(row) for row in rows]
 
 
 async def fetch(

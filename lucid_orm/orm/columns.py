@@ -20,7 +20,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
-    Integer,
     LargeBinary,
     Numeric,
     String,

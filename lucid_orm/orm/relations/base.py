@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import builtins
 import copy
+import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
-from sqlalchemy import Select, and_, any_, bindparam, func, select
+from sqlalchemy import Select, and_, any_, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
@@ -36,6 +38,15 @@ PRELOAD_CHUNK = 30_000
 def _chunks(values: list[Any], size: int = PRELOAD_CHUNK) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
+
+
+# json_each is built into SQLite from 3.38 (Python's sqlite3 may be older).
+_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+
+def _json_keys(keys: Sequence[Any]) -> bool:
+    """Keys that survive a JSON round trip as the same SQLite values (ints and strings)."""
+    return all(type(k) is int or type(k) is str for k in keys)
 
 
 class Relation(Generic[R]):
@@ -249,6 +260,7 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         self._match_column = match_column
         self._values = values
         self._chunk: list[Any] | None = values
+        self._json_ok: bool | None = None
         self._parent_model = parent
         self._parent_key = parent_key
         self._action = "select"
@@ -290,16 +302,34 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         """``column IN (…keys)``; on PostgreSQL ``column = ANY($1)`` with the keys as one array
         parameter (one compiled statement whatever the number of keys, no chunking)."""
         keys = self._chunk or []
-        if self.client.dialect_name == "postgresql" and keys:
+        dialect = self.client.dialect_name
+        if dialect == "postgresql" and keys:
             clause: ColumnElement[Any] = column == any_(
                 bindparam(None, list(keys), type_=ARRAY(column.type), unique=True)
             )
             return clause
+        if dialect == "sqlite" and keys and self._json_keys():
+            # One JSON text parameter read back by json_each: no per-key placeholders to
+            # expand and bind, and no bound-parameter limit.
+            values: Select[Any] = select(literal_column("value")).select_from(
+                func.json_each(bindparam(None, json.dumps(list(keys)), unique=True))
+            )
+            return column.in_(values.scalar_subquery())
         return column.in_(keys)
+
+    def _json_keys(self) -> bool:
+        if self._json_ok is None:
+            self._json_ok = _JSON_EACH and _json_keys(self._values or [])
+        return self._json_ok
+
+    def _one_parameter(self) -> bool:
+        """Whether the keys travel as one parameter (PostgreSQL arrays, SQLite JSON)."""
+        dialect = self.client.dialect_name
+        return dialect == "postgresql" or (dialect == "sqlite" and self._json_keys())
 
     async def _chunked(self, run: Callable[[], Any]) -> list[Any]:
         values = self._values or []
-        if len(values) <= PRELOAD_CHUNK or self.client.dialect_name == "postgresql":
+        if len(values) <= PRELOAD_CHUNK or self._one_parameter():
             return await run()  # type: ignore[no-any-return]
         out: list[Any] = []
         for chunk in _chunks(values):
