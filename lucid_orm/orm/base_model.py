@@ -524,12 +524,22 @@ class BaseModel:
             out[table.c[col.column_name]] = value
         return out
 
+    def _prepared_by_column(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """Like ``_prepared``, keyed by column name (the parameters of a bulk insert)."""
+        prepare = type(self)._lucid.prepare_map
+        out: dict[str, Any] = {}
+        for key, value in attrs.items():
+            column_name, fn = prepare[key]
+            out[column_name] = fn(value, key, self) if fn is not None else value
+        return out
+
     def _touch(self, creating: bool) -> None:
+        stamps = type(self)._lucid.timestamps
+        if not stamps:
+            return
         d = self.__dict__
         now = _dt.datetime.now(_dt.UTC)
-        for name, col in type(self).columns.items():
-            if col.kind not in ("datetime", "date"):
-                continue
+        for name, col in stamps:
             value = now if col.kind == "datetime" else now.date()
             if (creating and (col.auto_create or col.auto_update) and d.get(name) is None) or (
                 not creating and col.auto_update
@@ -914,12 +924,18 @@ class BaseModel:
             inst._touch(True)
         pk_attr = info.primary_key
         pk_col = table.c[info.columns[pk_attr].column_name]
+        names = list(cls.columns)
+        # Each instance's set attributes, read once.
+        values = []
+        for inst in instances:
+            d = inst.__dict__
+            values.append({k: d[k] for k in names if k in d})
         # Consecutive instances with the same set of columns share one statement.
         start = 0
         while start < len(instances):
-            keys = tuple(instances[start].attributes)
+            keys = tuple(values[start])
             end = start + 1
-            while end < len(instances) and tuple(instances[end].attributes) == keys:
+            while end < len(instances) and tuple(values[end]) == keys:
                 end += 1
             batch = instances[start:end]
             if len(batch) == 1:
@@ -929,7 +945,8 @@ class BaseModel:
                 # SQLAlchemy's "insertmanyvalues": one compiled statement, sent as multi-row
                 # INSERT … RETURNING batches, rows returned in parameter order.
                 params = [
-                    {c.key: v for c, v in inst._prepared(inst.attributes).items()} for inst in batch
+                    inst._prepared_by_column(attrs)
+                    for inst, attrs in zip(batch, values[start:end], strict=True)
                 ]
                 if trx.dialect_name == "sqlite" and pk_attr not in keys:
                     # SQLite doesn't promise RETURNING order, so SQLAlchemy would go row by
@@ -946,10 +963,11 @@ class BaseModel:
                     inst.__dict__[pk_attr] = row[0]
             start = end
         deep = [n for n, c in cls.columns.items() if c.is_json]
-        for inst in instances:
+        for inst, attrs in zip(instances, values, strict=True):
             d = inst.__dict__
             d["_lucid_persisted"] = True
-            attrs = inst.attributes
+            if pk_attr in d:
+                attrs[pk_attr] = d[pk_attr]
             d["_lucid_original"] = snapshot(attrs, deep) if deep else attrs
             await run_hooks(hooks.get("after:create"), inst)
             await run_hooks(hooks.get("after:save"), inst)

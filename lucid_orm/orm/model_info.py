@@ -58,6 +58,8 @@ class ModelInfo:
     plans: dict[tuple[str, ...], HydrationPlan] = field(default_factory=dict)
     types_resolved: bool = False
     relations: dict[str, Any] = field(default_factory=dict)
+    prepare_map: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    timestamps: list[tuple[str, ColumnDef]] = field(default_factory=list)
 
     def resolve_types(self, namespace: dict[str, Any] | None = None) -> None:
         """Map annotations to SQLAlchemy types; string annotations that name something not yet
@@ -103,6 +105,10 @@ class ModelInfo:
         table = Table(name, MetaData(), *cols, schema=schema or None)
         self.table = table
         self.by_column = {c.column_name: c for c in self.columns.values() if c.column_name}
+        self.prepare_map = {n: (c.column_name, c.prepare) for n, c in self.columns.items()}
+        self.timestamps = [
+            (n, c) for n, c in self.columns.items() if c.kind in ("datetime", "date")
+        ]
         self.select_columns = [
             table.c[c.column_name] for c in self.columns.values() if c.column_name
         ]
