@@ -41,7 +41,10 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, _dt.datetime) and value.tzinfo is not None:
-            return value.astimezone(UTC).replace(tzinfo=None)
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            # Naive UTC on the wire (``combine`` drops the zone; ``replace`` is slower).
+            return _dt.datetime.combine(value.date(), value.time())
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
@@ -55,8 +58,10 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         # One function per value instead of SQLAlchemy's impl-then-decorator chain: this runs
-        # for every datetime of every row.
+        # for every datetime of every row. ``replace(tzinfo=)`` is slow (keyword parsing);
+        # parsing the offset along with the text, or ``combine``, is several times faster.
         parse = _dt.datetime.fromisoformat
+        combine = _dt.datetime.combine
         utc = UTC
         datetime_cls = _dt.datetime
 
@@ -64,10 +69,12 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
             if value is None:
                 return None
             if value.__class__ is str:
-                value = parse(value)
+                if len(value) > 19 and (value[-6] in "+-" or value[-1] == "Z"):
+                    return parse(value).astimezone(utc)
+                return parse(value + "+00:00")
             if isinstance(value, datetime_cls):
                 if value.tzinfo is None:
-                    return value.replace(tzinfo=utc)
+                    return combine(value.date(), value.time(), utc)
                 return value.astimezone(utc)
             return value
 
