@@ -49,6 +49,24 @@ def _json_keys(keys: Sequence[Any]) -> bool:
     return all(type(k) is int or type(k) is str for k in keys)
 
 
+def group_rows(related: Sequence[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any]]:
+    """Related rows grouped by the value ``key`` reads from each: one pass, one dict."""
+    groups: dict[Any, list[Any]] = {}
+    for row in related:
+        value = key(row)
+        bucket = groups.get(value)
+        if bucket is None:
+            groups[value] = [row]
+        else:
+            bucket.append(row)
+    return groups
+
+
+def extra_reader(name: str) -> Callable[[Any], Any]:
+    """Reads ``extras[name]`` (a pivot or through key) of a hydrated row."""
+    return lambda row: (row.__dict__.get("_lucid_extras") or {}).get(name)
+
+
 class Relation(Generic[R]):
     """A relation declared on a model: the descriptor and the relation object in one.
 
@@ -195,6 +213,13 @@ class Relation(Generic[R]):
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         """Match ``related`` rows to ``parents`` in one pass (dicts, never nested loops)."""
         raise NotImplementedError
+
+    def _assign_lists(self, parents: Sequence[BaseModel], groups: dict[Any, list[Any]]) -> None:
+        """Give each parent its group (by local key): a list of its own, ``[]`` for none."""
+        key, name = self.local_key, self.relation_name
+        for parent in parents:
+            value = parent.__dict__.get(key)
+            parent.__dict__[name] = list(groups.get(value, ())) if value is not None else []
 
     # -- queries -------------------------------------------------------------------------------
     def eager_query(self, parents: Sequence[BaseModel], client: Client) -> RelationQueryBuilder[R]:

@@ -12,7 +12,7 @@ from sqlalchemy import Select, func, select
 from ...errors import LucidError
 from ..columns import _UNSET
 from ..payload import as_mapping_list
-from .base import RelationQueryBuilder, SubQueryBuilder, managed
+from .base import RelationQueryBuilder, SubQueryBuilder, group_rows, managed
 from .has_one import HasOneQueryClient, _HasRelation
 
 if TYPE_CHECKING:
@@ -50,18 +50,8 @@ class HasMany(_HasRelation[R]):
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
-        fk, key, name = self.foreign_key, self.local_key, self.relation_name
-        groups: dict[Any, list[Any]] = {}
-        for r in related:
-            value = r.__dict__.get(fk)
-            bucket = groups.get(value)
-            if bucket is None:
-                groups[value] = [r]
-            else:
-                bucket.append(r)
-        for parent in parents:
-            value = parent.__dict__.get(key)
-            parent.__dict__[name] = list(groups.get(value, ())) if value is not None else []
+        fk = self.foreign_key
+        self._assign_lists(parents, group_rows(related, lambda row: row.__dict__.get(fk)))
 
     def client(self, parent: BaseModel, query_client: Client) -> HasManyQueryClient[R]:
         self.boot()

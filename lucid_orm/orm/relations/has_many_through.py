@@ -13,7 +13,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 
 from ...errors import LucidError
 from ..columns import _UNSET
-from .base import Relation, SubQueryBuilder, self_alias
+from .base import Relation, SubQueryBuilder, extra_reader, group_rows, self_alias
 from .has_many import HasManyQueryBuilder
 
 if TYPE_CHECKING:
@@ -108,20 +108,9 @@ class HasManyThrough(Relation[R]):
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
-        key = _through_alias(self.foreign_key_column_name)
-        groups: dict[Any, list[Any]] = {}
-        for r in related:
-            extras = r.__dict__.get("_lucid_extras") or {}
-            value = extras.get(key)
-            bucket = groups.get(value)
-            if bucket is None:
-                groups[value] = [r]
-            else:
-                bucket.append(r)
-        local, name = self.local_key, self.relation_name
-        for parent in parents:
-            value = parent.__dict__.get(local)
-            parent.__dict__[name] = list(groups.get(value, ())) if value is not None else []
+        self._assign_lists(
+            parents, group_rows(related, extra_reader(_through_alias(self.foreign_key_column_name)))
+        )
 
     def eager_query(
         self, parents: Sequence[BaseModel], client: Client

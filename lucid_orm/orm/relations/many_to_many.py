@@ -20,7 +20,7 @@ from ...query.chainable import check_identifier, dml_value, table_column
 from ...query.database import DatabaseQueryBuilder
 from ..columns import _UNSET, UTCDateTime
 from ..payload import as_mapping_list
-from .base import Relation, SubQueryBuilder, managed, self_alias
+from .base import Relation, SubQueryBuilder, extra_reader, group_rows, managed, self_alias
 from .has_many import HasManyQueryBuilder
 from .pivot import PivotWhereMixin
 
@@ -179,20 +179,9 @@ class ManyToMany(Relation[R]):
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
-        key = _pivot_alias(self.pivot_foreign_key)
-        groups: dict[Any, list[Any]] = {}
-        for r in related:
-            extras = r.__dict__.get("_lucid_extras") or {}
-            value = extras.get(key)
-            bucket = groups.get(value)
-            if bucket is None:
-                groups[value] = [r]
-            else:
-                bucket.append(r)
-        local, name = self.local_key, self.relation_name
-        for parent in parents:
-            value = parent.__dict__.get(local)
-            parent.__dict__[name] = list(groups.get(value, ())) if value is not None else []
+        self._assign_lists(
+            parents, group_rows(related, extra_reader(_pivot_alias(self.pivot_foreign_key)))
+        )
 
     def eager_query(
         self, parents: Sequence[BaseModel], client: Client
