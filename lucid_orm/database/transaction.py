@@ -84,9 +84,13 @@ class TransactionClient(_ClientMixin):
                             f'Invalid isolation level "{isolation_level}": {exc}',
                             code="E_INVALID_ARGUMENT",
                         ) from exc
+                await cls._before_begin(conn)
                 trx = await conn.begin()
             except BaseException:
-                await conn.close()
+                try:
+                    await cls._after_failed_begin(conn)
+                finally:
+                    await conn.close()
                 raise
         except BaseException:
             if connection.lock is not None:
@@ -96,6 +100,15 @@ class TransactionClient(_ClientMixin):
         if connection.lock is not None:
             connection.owner = (asyncio.current_task(), client)
         return client
+
+    # Hooks for transactions that prepare their connection (the schema builder's SQLite DDL).
+    @classmethod
+    async def _before_begin(cls, conn: AsyncConnection) -> None:
+        """Runs on the new connection just before BEGIN."""
+
+    @classmethod
+    async def _after_failed_begin(cls, conn: AsyncConnection) -> None:
+        """Undoes ``_before_begin`` when BEGIN (or it) failed; the connection then closes."""
 
     @property
     def dialect(self) -> Dialect:

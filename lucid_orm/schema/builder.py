@@ -8,7 +8,6 @@ after ``up()``/``down()`` return, like Lucid); ``dry_run=True`` collects the SQL
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import io
@@ -800,14 +799,36 @@ async def _reading(connection: Connection) -> AsyncIterator[AsyncConnection]:
 
 
 class _DDLTransaction(TransactionClient):
-    """A root transaction opened with SQLite's foreign keys off, turned back on at the end."""
+    """A root transaction opened with SQLite's foreign keys off, turned back on at the end.
 
-    restore_foreign_keys = False
+    SQLite's table copies DROP the old table, and with foreign keys on that DROP deletes the
+    rows first, firing ON DELETE CASCADE in the tables that reference it. SQLite's own recipe
+    (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off outside the
+    transaction, PRAGMA foreign_key_check before COMMIT."""
+
+    @property
+    def restore_foreign_keys(self) -> bool:
+        """Whether foreign keys were on (and are turned back on when this ends)."""
+        return bool(self._conn.info.get("lucid_restore_foreign_keys", False))
+
+    @classmethod
+    async def _before_begin(cls, conn: AsyncConnection) -> None:
+        await conn.execution_options(lucid_autocommit=True)
+        enabled = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+        await conn.commit()
+        conn.info["lucid_restore_foreign_keys"] = enabled
+        if enabled:
+            await _sqlite_foreign_keys(conn, False)
+        await conn.execution_options(lucid_autocommit=False)
+
+    @classmethod
+    async def _after_failed_begin(cls, conn: AsyncConnection) -> None:
+        if conn.info.pop("lucid_restore_foreign_keys", False):
+            await _sqlite_foreign_keys(conn, True)
 
     async def _finish(self) -> None:
         try:
-            if self.restore_foreign_keys and self.parent is None:
-                self.restore_foreign_keys = False
+            if self.parent is None and self._conn.info.pop("lucid_restore_foreign_keys", False):
                 await _sqlite_foreign_keys(self._conn, True)
         finally:
             await super()._finish()
@@ -822,47 +843,9 @@ async def _sqlite_foreign_keys(conn: AsyncConnection, on: bool) -> None:
 
 
 async def _begin_ddl(connection: Connection) -> TransactionClient:
-    if connection.dialect_name != "sqlite" or connection.ambient_transaction() is not None:
+    if connection.dialect_name != "sqlite":
         return await TransactionClient.begin(connection, None)
-    # SQLite's table copies DROP the old table, and with foreign keys on that DROP deletes the
-    # rows first, firing ON DELETE CASCADE in the tables that reference it. SQLite's own recipe
-    # (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off outside the
-    # transaction, PRAGMA foreign_key_check before COMMIT.
-    engines = connection.write_engines()
-    if connection.lock is not None:
-        await connection.lock.acquire()
-    try:
-        try:
-            conn = await engines.engine.connect()
-        except sa_exc.DBAPIError as exc:
-            raise connect_error(connection, _driver_error(exc)) from exc
-        except (OSError, sa_exc.TimeoutError) as exc:
-            raise connect_error(connection, exc) from exc
-        enabled = False
-        try:
-            await conn.execution_options(lucid_autocommit=True)
-            enabled = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-            await conn.commit()
-            if enabled:
-                await _sqlite_foreign_keys(conn, False)
-            await conn.execution_options(lucid_autocommit=False)
-            trx = await conn.begin()
-        except BaseException:
-            try:
-                if enabled:
-                    await _sqlite_foreign_keys(conn, True)
-            finally:
-                await conn.close()
-            raise
-    except BaseException:
-        if connection.lock is not None:
-            connection.lock.release()
-        raise
-    client = _DDLTransaction(connection, conn, trx, None)
-    client.restore_foreign_keys = enabled
-    if connection.lock is not None:
-        connection.owner = (asyncio.current_task(), client)
-    return client
+    return await _DDLTransaction.begin(connection, None)
 
 
 @asynccontextmanager
