@@ -49,6 +49,17 @@ def _json_keys(keys: Sequence[Any]) -> bool:
     return all(type(k) is int or type(k) is str for k in keys)
 
 
+def constrained(
+    constraint: ColumnElement[Any] | None, user: ColumnElement[Any] | None
+) -> ColumnElement[Any] | None:
+    """The relation constraint AND the user's conditions as one group."""
+    if constraint is None:
+        return user
+    if user is None:
+        return constraint
+    return and_(constraint, user.self_group())
+
+
 def group_rows(related: Sequence[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any]]:
     """Related rows grouped by the value ``key`` reads from each: one pass, one dict."""
     groups: dict[Any, list[Any]] = {}
@@ -364,13 +375,7 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         return out
 
     def _where_clause(self) -> ColumnElement[Any] | None:
-        user = super()._where_clause()
-        constraint = self._constraint()
-        if constraint is None:
-            return user
-        if user is None:
-            return constraint
-        return and_(constraint, user.self_group())
+        return constrained(self._constraint(), super()._where_clause())
 
     def _one_relation_guard(self, method: str) -> None:
         if not self.relation._is_many:
@@ -521,13 +526,7 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
         return self.own_column(self._own_column) == self.outer_column(self._outer_column)
 
     def _where_clause(self) -> ColumnElement[Any] | None:
-        user = super()._where_clause()
-        constraint = self._constraint()
-        if constraint is None:
-            return user
-        if user is None:
-            return constraint
-        return and_(constraint, user.self_group())
+        return constrained(self._constraint(), super()._where_clause())
 
     def preload(self, *args: Any, **kwargs: Any) -> Self:
         raise runtime_error("Cannot preload relationships inside a relationship subquery")

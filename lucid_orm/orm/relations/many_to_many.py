@@ -20,7 +20,15 @@ from ...query.chainable import check_identifier, dml_value, table_column
 from ...query.database import DatabaseQueryBuilder
 from ..columns import _UNSET, UTCDateTime
 from ..payload import as_mapping_list
-from .base import Relation, SubQueryBuilder, extra_reader, group_rows, managed, self_alias
+from .base import (
+    Relation,
+    SubQueryBuilder,
+    constrained,
+    extra_reader,
+    group_rows,
+    managed,
+    self_alias,
+)
 from .has_many import HasManyQueryBuilder
 from .pivot import PivotWhereMixin
 
@@ -445,8 +453,7 @@ class ManyToManyPivotQueryBuilder(PivotWhereMixin, DatabaseQueryBuilder):
         constraint: ColumnElement[Any] = (
             false() if value is None else rel.pivot_column(rel.pivot_foreign_key) == value
         )
-        user = super()._where_clause()
-        return constraint if user is None else and_(constraint, user.self_group())
+        return constrained(constraint, super()._where_clause())
 
     async def exec(self) -> list[dict[str, Any]]:
         rows = await super().exec()
