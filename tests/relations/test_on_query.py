@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, belongs_to, column, db, has_many
+from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
 from tests.helpers import count_queries
@@ -316,3 +316,14 @@ class TestOnQueryWrites:
         assert await db.from_("posts").where("title", "Solo").select("user_id") == [
             {"user_id": None}
         ]
+
+
+class TestOnQueryDeclaration:
+    def test_async_on_query_is_rejected_when_declared(self) -> None:
+        async def hook(query: object) -> None:
+            return None
+
+        with pytest.raises(LucidError) as info:
+            has_many(lambda: Post, on_query=hook)
+        assert info.value.code == "E_RUNTIME_EXCEPTION"
+        assert "async def" in str(info.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import inspect
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -101,6 +102,12 @@ class Relation(Generic[R]):
     ) -> None:
         if not callable(related):
             raise LucidError("A relation needs a callable returning the related model")
+        if on_query is not None and inspect.iscoroutinefunction(on_query):
+            raise LucidError(
+                '"on_query" must be a plain function that configures the query; an async def '
+                "callback is not allowed",
+                code="E_RUNTIME_EXCEPTION",
+            )
         self._related = related
         self._foreign_key_option = foreign_key
         self._local_key_option = local_key
