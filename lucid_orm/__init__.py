@@ -1,6 +1,6 @@
 """lucid_orm: an async Active Record ORM for Python, after AdonisJS Lucid."""
 
-from .database import Database, QueryEvent, db
+from .database import Database, QueryClient, QueryEvent, TransactionClient, db
 from .errors import (
     IntegrityError,
     LucidError,
@@ -12,21 +12,27 @@ from .orm.base_model import BaseModel
 from .orm.columns import column, computed
 from .orm.hooks import after, before, scope
 from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
+from .orm.query_builder import ModelQueryBuilder
 from .orm.relations import belongs_to, has_many, has_many_through, has_one, many_to_many
+from .query.database import DatabaseQueryBuilder
 from .query.paginator import SimplePaginator
 
 __all__ = [
     "BaseModel",
     "CamelCaseNamingStrategy",
     "Database",
+    "DatabaseQueryBuilder",
     "IntegrityError",
     "LucidError",
     "ModelNotFoundError",
+    "ModelQueryBuilder",
+    "QueryClient",
     "QueryError",
     "QueryEvent",
     "RelationNotLoadedError",
     "SimplePaginator",
     "SnakeCaseNamingStrategy",
+    "TransactionClient",
     "after",
     "before",
     "belongs_to",

@@ -12,7 +12,7 @@ from app.models import Comment, Country, Post, Tag, User
 from report import clip, count_queries, line, models_of, section, show_json
 
 if TYPE_CHECKING:
-    from lucid_orm.orm.query_builder import ModelQueryBuilder
+    from lucid_orm import ModelQueryBuilder
 
 
 async def run() -> None:

@@ -11,7 +11,7 @@ from app import models
 from database.schema import PostsSchema
 
 if TYPE_CHECKING:
-    from lucid_orm.orm.query_builder import ModelQueryBuilder
+    from lucid_orm import ModelQueryBuilder
 
 
 class Post(PostsSchema):

@@ -11,7 +11,7 @@ from app import models
 from database.schema import UsersSchema
 
 if TYPE_CHECKING:
-    from lucid_orm.orm.query_builder import ModelQueryBuilder
+    from lucid_orm import ModelQueryBuilder
 
 
 class User(UsersSchema):
