@@ -70,23 +70,11 @@ class StatementCache:
             compiled = stmt.compile(dialect=dialect, cache_key=key)
             if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
                 return None
-            keys = [c.keyname for c in compiled._result_columns]
-            types = [c.type for c in compiled._result_columns]
-            if not keys or "*" in keys:
+            entry = _entry(compiled)
+            if not entry.keys or "*" in entry.keys:
                 # ``SELECT *``: the columns are only known from the cursor; SQLAlchemy's path
                 # reads them there.
                 return None
-            entry = Compiled(
-                compiled=compiled,
-                sql=compiled.string,
-                positiontup=list(compiled.positiontup),
-                bind_processors=cast(
-                    dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)
-                ),
-                keys=keys,
-                types=types,
-                expanding=bool(compiled.literal_execute_params or compiled.post_compile_params),
-            )
             entries[key.key] = entry
             if len(entries) > self.size:
                 entries.popitem(last=False)
@@ -161,10 +149,8 @@ async def fetch(
     return await run(connection, engines, entry, sql, params, model)
 
 
-def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
-    """A statement compiled once for reuse with positional values (``find`` by key)."""
-    compiled = stmt.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
+def _entry(compiled: SQLCompiler) -> Compiled:
+    assert compiled.positiontup is not None
     return Compiled(
         compiled=compiled,
         sql=compiled.string,
@@ -172,8 +158,15 @@ def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
         bind_processors=cast(dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)),
         keys=[c.keyname for c in compiled._result_columns],
         types=[c.type for c in compiled._result_columns],
-        expanding=False,
+        expanding=bool(compiled.literal_execute_params or compiled.post_compile_params),
     )
+
+
+def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
+    """A statement compiled once for reuse with positional values (``find`` by key)."""
+    compiled = stmt.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    return _entry(compiled)
 
 
 async def run(

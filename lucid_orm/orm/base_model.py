@@ -39,20 +39,6 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-_STATE_KEYS = frozenset(
-    {
-        "_lucid_original",
-        "_lucid_row",
-        "_lucid_row_attrs",
-        "_lucid_persisted",
-        "_lucid_deleted",
-        "_lucid_local",
-        "_lucid_extras",
-        "_lucid_trx",
-        "_lucid_sideloaded",
-    }
-)
-
 _GC_PAUSE_ROWS = 1000
 
 CLASS_OPTIONS = frozenset(
@@ -512,21 +498,9 @@ class BaseModel:
         return db.connection(type(self).connection)
 
     # -- persistence ---------------------------------------------------------------------------
-    def _prepared(self, attrs: Mapping[str, Any]) -> dict[Any, Any]:
-        info = type(self)._info()
-        table = info.table
-        assert table is not None
-        out: dict[Any, Any] = {}
-        for key, value in attrs.items():
-            col = info.columns[key]
-            if col.prepare is not None:
-                value = col.prepare(value, key, self)
-            out[table.c[col.column_name]] = value
-        return out
-
-    def _prepared_by_column(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """Like ``_prepared``, keyed by column name (the parameters of a bulk insert)."""
-        prepare = type(self)._lucid.prepare_map
+    def _prepared(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """Attribute values for a write, keyed by column name, ``prepare`` functions applied."""
+        prepare = type(self)._info().prepare_map
         out: dict[str, Any] = {}
         for key, value in attrs.items():
             column_name, fn = prepare[key]
@@ -939,13 +913,13 @@ class BaseModel:
                 end += 1
             batch = instances[start:end]
             if len(batch) == 1:
-                stmt = insert(table).values(batch[0]._prepared(batch[0].attributes))
+                stmt = insert(table).values(batch[0]._prepared(values[start]))
                 result = await trx.execute(stmt.returning(pk_col), write=True, model=cls.__name__)
             else:
                 # SQLAlchemy's "insertmanyvalues": one compiled statement, sent as multi-row
                 # INSERT … RETURNING batches, rows returned in parameter order.
                 params = [
-                    inst._prepared_by_column(attrs)
+                    inst._prepared(attrs)
                     for inst, attrs in zip(batch, values[start:end], strict=True)
                 ]
                 if trx.dialect_name == "sqlite" and pk_attr not in keys:

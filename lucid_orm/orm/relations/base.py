@@ -248,6 +248,14 @@ class Relation(Generic[R]):
         """The correlated subquery behind ``has``/``where_has``/``with_count``."""
         raise NotImplementedError
 
+    def _outer(self, outer: FromClause | None) -> FromClause:
+        """The FROM a subquery correlates to: the given one, else this model's table."""
+        if outer is not None:
+            return outer
+        table = self.model._info().table
+        assert table is not None
+        return table
+
     def client(self, parent: BaseModel, query_client: Client) -> Any:
         """The query client for ``parent.related(name)``."""
         raise NotImplementedError

@@ -77,8 +77,7 @@ class BelongsTo(Relation[R]):
         self, client: Client, outer: FromClause | None = None
     ) -> BelongsToSubQueryBuilder[R]:
         self.boot()
-        outer_from = outer if outer is not None else self.model._info().table
-        assert outer_from is not None
+        outer_from = self._outer(outer)
         return BelongsToSubQueryBuilder(
             self,
             client,

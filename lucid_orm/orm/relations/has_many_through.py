@@ -123,8 +123,7 @@ class HasManyThrough(Relation[R]):
         self, client: Client, outer: FromClause | None = None
     ) -> HasManyThroughSubQueryBuilder[R]:
         self.boot()
-        outer_from = outer if outer is not None else self.model._info().table
-        assert outer_from is not None
+        outer_from = self._outer(outer)
         return HasManyThroughSubQueryBuilder(self, client, outer_from, self_alias(self, outer_from))
 
     def client(self, parent: BaseModel, query_client: Client) -> HasManyThroughClient[R]:

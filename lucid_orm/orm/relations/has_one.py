@@ -57,8 +57,7 @@ class _HasRelation(Relation[R]):
 
     def sub_query(self, client: Client, outer: FromClause | None = None) -> Any:
         self.boot()
-        outer_from = outer if outer is not None else self.model._info().table
-        assert outer_from is not None
+        outer_from = self._outer(outer)
         return self._sub_query_builder()(
             self,
             client,

@@ -202,8 +202,7 @@ class ManyToMany(Relation[R]):
         self, client: Client, outer: FromClause | None = None
     ) -> ManyToManySubQueryBuilder[R]:
         self.boot()
-        outer_from = outer if outer is not None else self.model._info().table
-        assert outer_from is not None
+        outer_from = self._outer(outer)
         return ManyToManySubQueryBuilder(self, client, outer_from, self_alias(self, outer_from))
 
     def client(self, parent: BaseModel, query_client: Client) -> ManyToManyQueryClient[R]:
