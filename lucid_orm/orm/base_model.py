@@ -7,8 +7,10 @@ import base64
 import datetime as _dt
 import enum
 import gc
+import operator
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import (
     TYPE_CHECKING,
@@ -23,7 +25,9 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.sql import delete as sa_delete
 
+from ..database import bulk
 from ..database.manager import db
+from ..database.result import ExecResult
 from ..errors import LucidError, ModelNotFoundError
 from .columns import _UNSET, ColumnDef, computed
 from .hooks import Scope, collect_hooks, run_hooks
@@ -40,6 +44,22 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 _GC_PAUSE_ROWS = 1000
+
+
+@contextmanager
+def _gc_paused(rows: int) -> Iterator[None]:
+    """Pause the cyclic garbage collector around a loop that builds ``rows`` instances when
+    that is many: they can't form cycles, and the collections their allocations would trigger
+    (each scanning every young object) cost as much as the loop itself."""
+    if rows < _GC_PAUSE_ROWS or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
 
 CLASS_OPTIONS = frozenset(
     {"table", "connection", "naming_strategy", "serialize_extras", "primary_key"}
@@ -249,6 +269,31 @@ class BaseModel:
         if values:
             self.merge(values)
 
+    @classmethod
+    def _new_many(
+        cls, rows: Sequence[Mapping[str, Any]], allow_extra_properties: bool = False
+    ) -> list[Self]:
+        """``[cls().merge(row) for row in rows]``, without the per-row checks where a row only
+        names columns (the usual ``create_many`` payload): its values go in with one update."""
+        if cls.__init__ is not BaseModel.__init__:
+            return [cls().merge(row, allow_extra_properties) for row in rows]
+        cols = cls.columns.keys()
+        new = object.__new__
+        out: list[Self] = []
+        with _gc_paused(len(rows)):
+            for row in rows:
+                if not row.keys() <= cols:
+                    out.append(cls().merge(row, allow_extra_properties))
+                    continue
+                obj = new(cls)
+                d = obj.__dict__
+                d["_lucid_persisted"] = False
+                d["_lucid_local"] = True
+                d["_lucid_original"] = {}
+                d.update(row)
+                out.append(obj)
+        return out
+
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_lucid_deleted"):
             raise _deleted_error()
@@ -263,16 +308,9 @@ class BaseModel:
     def _hydrate(
         cls, keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None = None
     ) -> list[Self]:
-        """Rows → persisted instances. Large batches pause the cyclic garbage collector: the
-        loop allocates thousands of objects that can't form cycles, and the collections it
-        would trigger cost as much as the loop itself."""
-        if len(rows) < _GC_PAUSE_ROWS or not gc.isenabled():
+        """Rows → persisted instances (the garbage collector paused for large batches)."""
+        with _gc_paused(len(rows)):
             return cls._hydrate_rows(keys, rows, client)
-        gc.disable()
-        try:
-            return cls._hydrate_rows(keys, rows, client)
-        finally:
-            gc.enable()
 
     @classmethod
     def _hydrate_rows(
@@ -286,43 +324,14 @@ class BaseModel:
         out: list[Self] = []
         append = out.append
         trx = client if client is not None and client.is_transaction else None
-        deep = plan.deep_copy
-        consume = plan.consume
-        if plan.all_columns and not deep and not consume and trx is None:
-            # The hot path: fill the fresh instance dict in place (assigning ``__dict__``
-            # would go through ``__setattr__``) and keep one copy as ``original``.
-            for row in rows:
-                obj = new(cls)
-                d = obj.__dict__
-                d.update(zip(attrs, row, strict=False))
-                # ``original`` is built from the row itself on first use (see _original).
-                d["_lucid_row"] = row
-                d["_lucid_row_attrs"] = attrs
-                d["_lucid_persisted"] = True
-                append(obj)
-            return out
-        if plan.column_values is not None and not deep and not consume:
-            # Rows with extras (aggregates, pivot/through keys): split each row with two
-            # C-level getters; ``original`` again comes lazily from the column values.
-            names, get_columns = plan.column_names, plan.column_values
-            extra_names = plan.extra_names
-            get_extras = plan.extra_values
-            assert get_extras is not None
-            for row in rows:
-                obj = new(cls)
-                d = obj.__dict__
-                values_t = get_columns(row)
-                d.update(zip(names, values_t, strict=False))
-                d["_lucid_row"] = values_t
-                d["_lucid_row_attrs"] = names
-                d["_lucid_persisted"] = True
-                d["_lucid_extras"] = dict(zip(extra_names, get_extras(row), strict=False))
-                if trx is not None:
-                    d["_lucid_trx"] = trx
-                append(obj)
+        fill = plan.fill
+        if fill is not None and (not rows or len(rows[0]) == len(attrs)):
+            out = fill(cls, rows, trx)
             if trx is not None and out:
                 _clear_trx_after(trx, out)
             return out
+        deep = plan.deep_copy
+        consume = plan.consume
         for row in rows:
             obj = new(cls)
             values = dict(zip(attrs, row, strict=False))
@@ -508,17 +517,26 @@ class BaseModel:
         return out
 
     def _touch(self, creating: bool) -> None:
-        stamps = type(self)._lucid.timestamps
+        type(self)._touch_all([self], creating)
+
+    @classmethod
+    def _touch_all(cls, instances: Sequence[BaseModel], creating: bool) -> None:
+        """Set the auto timestamps (``auto_create``/``auto_update``) of ``instances``, all to
+        the same moment."""
+        stamps = cls._lucid.timestamps
         if not stamps:
             return
-        d = self.__dict__
         now = _dt.datetime.now(_dt.UTC)
         for name, col in stamps:
             value = now if col.kind == "datetime" else now.date()
-            if (creating and (col.auto_create or col.auto_update) and d.get(name) is None) or (
-                not creating and col.auto_update
-            ):
-                d[name] = value
+            if creating and (col.auto_create or col.auto_update):
+                for inst in instances:
+                    d = inst.__dict__
+                    if d.get(name) is None:
+                        d[name] = value
+            elif not creating and col.auto_update:
+                for inst in instances:
+                    inst.__dict__[name] = value
 
     async def save(self) -> Self:
         """Insert (new instance) or update the dirty attributes (persisted instance). An
@@ -875,7 +893,7 @@ class BaseModel:
         """Create several rows in one transaction (all or none); hooks run per instance.
         Rows go in one multi-row ``INSERT … RETURNING`` when they share their columns."""
         rows = as_mapping_list(values, "create_many")
-        instances = [cls().merge(v, allow_extra_properties) for v in rows]
+        instances = cls._new_many(rows, allow_extra_properties)
         if not instances:
             return []
         base = cls._client(client, connection)
@@ -892,24 +910,22 @@ class BaseModel:
         for inst in instances:
             inst.__dict__["_lucid_trx"] = trx
         _clear_trx_after(trx, list(instances))  # one hook for the batch, not one per row
-        for inst in instances:
-            await run_hooks(hooks.get("before:create"), inst)
-            await run_hooks(hooks.get("before:save"), inst)
-            inst._touch(True)
+        before_create, before_save = hooks.get("before:create"), hooks.get("before:save")
+        if before_create or before_save:
+            for inst in instances:
+                await run_hooks(before_create, inst)
+                await run_hooks(before_save, inst)
+        cls._touch_all(instances, True)
         pk_attr = info.primary_key
         pk_col = table.c[info.columns[pk_attr].column_name]
-        names = list(cls.columns)
-        # Each instance's set attributes, read once.
-        values = []
-        for inst in instances:
-            d = inst.__dict__
-            values.append({k: d[k] for k in names if k in d})
+        with _gc_paused(len(instances)):
+            values = _set_columns(instances, list(cls.columns))
         # Consecutive instances with the same set of columns share one statement.
         start = 0
         while start < len(instances):
-            keys = tuple(values[start])
+            keys = values[start].keys()
             end = start + 1
-            while end < len(instances) and tuple(values[end]) == keys:
+            while end < len(instances) and values[end].keys() == keys:
                 end += 1
             batch = instances[start:end]
             if len(batch) == 1:
@@ -918,17 +934,28 @@ class BaseModel:
             else:
                 # SQLAlchemy's "insertmanyvalues": one compiled statement, sent as multi-row
                 # INSERT … RETURNING batches, rows returned in parameter order.
-                params = [
-                    inst._prepared(attrs)
-                    for inst, attrs in zip(batch, values[start:end], strict=True)
-                ]
+                params = cls._prepared_many(batch, values[start:end])
                 if trx.dialect_name == "sqlite" and pk_attr not in keys:
                     # SQLite doesn't promise RETURNING order, so SQLAlchemy would go row by
                     # row. Its generated integer keys rise monotonically inside a write
                     # transaction (the database is locked): sorted keys follow the rows.
-                    stmt = insert(table).returning(pk_col)
-                    result = await trx.execute(stmt, write=True, model=cls.__name__, params=params)
-                    result.rows = sorted(result.rows, key=lambda row: row[0])
+                    if bulk.RETURNING:
+                        # Every dict of a batch has the same keys in the same (column) order.
+                        returned = await bulk.insert_returning(
+                            trx,
+                            table,
+                            list(params[0]),
+                            [tuple(p.values()) for p in params],
+                            pk_col.name,
+                            cls.__name__,
+                        )
+                    else:
+                        stmt = insert(table).returning(pk_col)
+                        result = await trx.execute(
+                            stmt, write=True, model=cls.__name__, params=params
+                        )
+                        returned = list(result.rows)
+                    result = ExecResult(sorted(returned, key=lambda row: row[0]), [], len(returned))
                 else:
                     stmt = insert(table).returning(pk_col, sort_by_parameter_order=True)
                     result = await trx.execute(stmt, write=True, model=cls.__name__, params=params)
@@ -943,8 +970,26 @@ class BaseModel:
             if pk_attr in d:
                 attrs[pk_attr] = d[pk_attr]
             d["_lucid_original"] = snapshot(attrs, deep) if deep else attrs
-            await run_hooks(hooks.get("after:create"), inst)
-            await run_hooks(hooks.get("after:save"), inst)
+        after_create, after_save = hooks.get("after:create"), hooks.get("after:save")
+        if after_create or after_save:
+            for inst in instances:
+                await run_hooks(after_create, inst)
+                await run_hooks(after_save, inst)
+
+    @classmethod
+    def _prepared_many(
+        cls, instances: Sequence[BaseModel], values: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Write parameters for rows that set the same attributes: ``_prepared`` per row, or
+        the attribute dicts themselves when no column has a different name or a ``prepare``
+        (they are only read)."""
+        if not values:
+            return []
+        prepare = cls._info().prepare_map
+        plan = [(key, *prepare[key]) for key in values[0]]
+        if all(fn is None and column == key for key, column, fn in plan):
+            return list(values)
+        return [inst._prepared(attrs) for inst, attrs in zip(instances, values, strict=True)]
 
     @classmethod
     async def first_or_new(
@@ -1299,6 +1344,26 @@ class BaseModel:
                 out[name] = value.to_dict() if value is not None else None
         out["extras"] = dict(self.extras)
         return out
+
+
+def _set_columns(instances: Sequence[BaseModel], names: list[str]) -> list[dict[str, Any]]:
+    """Each instance's set column attributes, as a new dict. Instances whose ``__dict__`` has
+    the same keys as the one before (the usual batch) are read with one C-level getter."""
+    out: list[dict[str, Any]] = []
+    shape: frozenset[str] | None = None
+    present: tuple[str, ...] = ()
+    getter: Callable[[Any], Any] | None = None
+    for inst in instances:
+        d = inst.__dict__
+        if getter is not None and d.keys() == shape:
+            out.append(dict(zip(present, getter(d), strict=True)))
+            continue
+        values = {k: d[k] for k in names if k in d}
+        out.append(values)
+        present = tuple(values)
+        shape = frozenset(d)
+        getter = operator.itemgetter(*present) if len(present) > 1 else None
+    return out
 
 
 def _clear_trx_after(trx: Any, models: list[Any]) -> None:

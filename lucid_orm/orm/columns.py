@@ -31,6 +31,8 @@ from sqlalchemy.types import NullType, TypeEngine
 
 UTC = _dt.UTC
 _UNSET: Any = object()
+# PostgreSQL's type OID for ``timestamp with time zone``.
+_PG_TIMESTAMPTZ_OID = 1184
 
 
 class UTCDateTime(TypeDecorator[_dt.datetime]):
@@ -47,6 +49,30 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
             return _dt.datetime.combine(value.date(), value.time())
         return value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        composed = super().bind_processor(dialect)
+        if dialect.name != "sqlite":
+            return composed
+        # SQLite stores SQLAlchemy's DATETIME text, ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC;
+        # ``isoformat`` writes exactly that in one C call (the composed chain does two
+        # conversions and a %-format per value).
+        utc = UTC
+        datetime_cls = _dt.datetime
+
+        def process(value: Any) -> Any:
+            if value.__class__ is datetime_cls:
+                tz = value.tzinfo
+                if tz is None:
+                    return value.isoformat(" ", "microseconds")
+                if tz is not utc:
+                    value = value.astimezone(utc)
+                return value.isoformat(" ", "microseconds")[:-6]
+            if value is None or composed is None:
+                return value
+            return composed(value)
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, str):
             value = _dt.datetime.fromisoformat(value)
@@ -60,6 +86,9 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
         # One function per value instead of SQLAlchemy's impl-then-decorator chain: this runs
         # for every datetime of every row. ``replace(tzinfo=)`` is slow (keyword parsing);
         # parsing the offset along with the text, or ``combine``, is several times faster.
+        if coltype == _PG_TIMESTAMPTZ_OID and dialect.driver == "asyncpg":
+            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already.
+            return None
         parse = _dt.datetime.fromisoformat
         combine = _dt.datetime.combine
         utc = UTC
@@ -73,9 +102,10 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
                     return parse(value).astimezone(utc)
                 return parse(value + "+00:00")
             if isinstance(value, datetime_cls):
-                if value.tzinfo is None:
+                tz = value.tzinfo
+                if tz is None:
                     return combine(value.date(), value.time(), utc)
-                return value.astimezone(utc)
+                return value if tz is utc else value.astimezone(utc)
             return value
 
         return process

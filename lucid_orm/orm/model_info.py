@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import operator
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -32,11 +31,9 @@ class HydrationPlan:
     extras_index: list[tuple[int, str]]  # result columns that go to extras
     deep_copy: list[str]  # JSON attributes whose original must be a copy
     consume: list[tuple[str, Callable[[Any, str, Any], Any]]]
-    # With extras: C-level getters splitting a row into column values and extra values.
-    column_names: tuple[str, ...] = ()
-    column_values: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
-    extra_names: tuple[str, ...] = ()
-    extra_values: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
+    # ``fill(cls, rows, trx) -> instances`` for rows of exactly this width, written out once
+    # per shape (see _filler); None when JSON copies or consume functions need the slow path.
+    fill: Callable[..., list[Any]] | None = None
 
 
 @dataclass
@@ -140,25 +137,56 @@ class ModelInfo:
             if col.consume is not None:
                 consume.append((col.attribute_name, col.consume))
         found = HydrationPlan(attributes, not extras, extras, deep, consume)
-        if extras:
-            extra_idx = {i for i, _k in extras}
-            column_idx = [i for i in range(len(keys)) if i not in extra_idx]
-            found.column_names = tuple(attributes[i] for i in column_idx)
-            found.column_values = _getter(column_idx)
-            found.extra_names = tuple(k for _i, k in extras)
-            found.extra_values = _getter([i for i, _k in extras])
+        if not deep and not consume:
+            found.fill = _filler(attributes, extras)
         self.plans[key] = found
         return found
 
 
-def _getter(indexes: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """A C-level ``row -> tuple`` picking ``indexes`` (always a tuple, even for one)."""
-    if not indexes:
-        return lambda row: ()
-    if len(indexes) == 1:
-        index = indexes[0]
-        return lambda row: (row[index],)
-    return operator.itemgetter(*indexes)
+def _filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..., list[Any]]:
+    """The hydration loop for one result shape, generated: each row is unpacked into locals
+    and stored with one subscript per attribute, which is several times cheaper per row than
+    ``dict.update(zip(...))``. The code holds only quoted attribute names; ``original`` is
+    built lazily from ``_lucid_row`` (the column values) and ``_lucid_row_attrs``."""
+    extra_at = {i: k for i, k in extras}
+    values = [f"v{i}" for i in range(len(attributes))]
+    lines = [f"        {_tuple(values)} = row"]
+    column_values: list[str] = []
+    for i, attr in enumerate(attributes):
+        if i not in extra_at:
+            lines.append(f"        d[{attr!r}] = v{i}")
+            column_values.append(f"v{i}")
+    if extras:
+        lines.append(f"        d['_lucid_row'] = {_tuple(column_values)}")
+        pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
+        lines.append(f"        d['_lucid_extras'] = {{{pairs}}}")
+    else:
+        lines.append("        d['_lucid_row'] = row")
+    source = "\n".join(
+        [
+            "def fill(cls, rows, trx):",
+            "    out = []",
+            "    append = out.append",
+            "    for row in rows:",
+            "        obj = new(cls)",
+            "        d = obj.__dict__",
+            *lines,
+            "        d['_lucid_row_attrs'] = names",
+            "        d['_lucid_persisted'] = True",
+            "        if trx is not None:",
+            "            d['_lucid_trx'] = trx",
+            "        append(obj)",
+            "    return out",
+        ]
+    )
+    names = tuple(a for i, a in enumerate(attributes) if i not in extra_at)
+    namespace: dict[str, Any] = {"new": object.__new__, "names": names}
+    exec(source, namespace)
+    return namespace["fill"]  # type: ignore[no-any-return]
+
+
+def _tuple(names: list[str]) -> str:
+    return f"({', '.join(names)},)" if names else "()"
 
 
 def _module_of(klass: type) -> Any:

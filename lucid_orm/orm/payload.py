@@ -13,6 +13,8 @@ def as_mapping_list(values: Any, method: str) -> list[Mapping[str, Any]]:
         raise LucidError(f"{method}() expects a list of mappings", code="E_INVALID_ARGUMENT")
     out = list(values)
     for item in out:
+        if type(item) is dict:
+            continue
         if hasattr(type(item), "_lucid"):
             raise LucidError(
                 f"{method}() expects plain mappings (dicts) of attribute values, not model "

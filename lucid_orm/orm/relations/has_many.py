@@ -51,7 +51,7 @@ class HasMany(_HasRelation[R]):
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
         fk = self.foreign_key
-        self._assign_lists(parents, group_rows(related, lambda row: row.__dict__.get(fk)))
+        self._assign_lists(parents, group_rows(related, fk))
 
     def client(self, parent: BaseModel, query_client: Client) -> HasManyQueryClient[R]:
         self.boot()
@@ -154,15 +154,18 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         """Create several related rows for the parent in one transaction (one multi-row
         ``INSERT … RETURNING`` when they share their columns)."""
         rows = as_mapping_list(values, "create_many")
-        instances = [self._new(v) for v in rows]
-        if not instances:
-            return []
         rel = self.relation
         model = rel.related_model()
+        instances = model._new_many(rows)
+        if not instances:
+            return []
         async with managed(self.parent, client, instances) as trx:
             await self.parent.save()
+            rel.hydrate_for_persistence(self.parent, instances[0])
+            fk = rel.foreign_key
+            key = instances[0].__dict__[fk]
             for item in instances:
-                rel.hydrate_for_persistence(self.parent, item)
+                item.__dict__[fk] = key
             await model._insert_many(instances, trx)
         return instances
 

@@ -13,7 +13,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 
 from ...errors import LucidError
 from ..columns import _UNSET
-from .base import Relation, SubQueryBuilder, extra_reader, group_rows, self_alias
+from .base import Relation, SubQueryBuilder, group_rows, self_alias
 from .has_many import HasManyQueryBuilder
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class HasManyThrough(Relation[R]):
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
         self._assign_lists(
-            parents, group_rows(related, extra_reader(_through_alias(self.foreign_key_column_name)))
+            parents, group_rows(related, _through_alias(self.foreign_key_column_name), extra=True)
         )
 
     def eager_query(

@@ -24,7 +24,6 @@ from .base import (
     Relation,
     SubQueryBuilder,
     constrained,
-    extra_reader,
     group_rows,
     managed,
     self_alias,
@@ -188,7 +187,7 @@ class ManyToMany(Relation[R]):
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
         self._assign_lists(
-            parents, group_rows(related, extra_reader(_pivot_alias(self.pivot_foreign_key)))
+            parents, group_rows(related, _pivot_alias(self.pivot_foreign_key), extra=True)
         )
 
     def eager_query(
