@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import event
@@ -159,14 +159,21 @@ class Connection:
             return None
         return owner[1]
 
-    @contextlib.asynccontextmanager
-    async def guard(self) -> AsyncIterator[None]:
-        """Serialises use of the single in-memory SQLite connection; a no-op elsewhere."""
-        if self.lock is None:
-            yield
-            return
-        async with self.lock:
-            yield
+    def guard(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Serialises use of the single in-memory SQLite connection; a no-op elsewhere (a
+        shared object: this wraps every lean read)."""
+        return self.lock if self.lock is not None else _NO_GUARD
+
+
+class _NoGuard:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_GUARD = _NoGuard()
 
 
 class _Engines:

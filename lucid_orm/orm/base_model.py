@@ -21,7 +21,7 @@ from typing import (
     dataclass_transform,
 )
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Integer, bindparam, insert, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.sql import delete as sa_delete
 
@@ -927,6 +927,10 @@ class BaseModel:
             end = start + 1
             while end < len(instances) and values[end].keys() == keys:
                 end += 1
+            if pk_attr not in keys and not isinstance(pk_col.type, Integer):
+                # A key the database makes otherwise than by counting up (a text or uuid
+                # default): nothing ties returned keys to rows in a multi-row INSERT.
+                end = start + 1
             batch = instances[start:end]
             if len(batch) == 1:
                 stmt = insert(table).values(batch[0]._prepared(values[start]))
@@ -937,9 +941,9 @@ class BaseModel:
                 params = cls._prepared_many(batch, values[start:end])
                 if trx.dialect_name == "sqlite" and pk_attr not in keys:
                     # SQLite doesn't promise RETURNING order, so SQLAlchemy would go row by
-                    # row. Its generated integer keys rise monotonically inside a write
-                    # transaction (the database is locked): sorted keys follow the rows.
-                    if bulk.RETURNING:
+                    # row. Its generated integer keys (rowids) rise monotonically inside a
+                    # write transaction (the database is locked): sorted keys follow the rows.
+                    if bulk.RETURNING and keys:
                         # Every dict of a batch has the same keys in the same (column) order.
                         returned = await bulk.insert_returning(
                             trx,
@@ -955,7 +959,9 @@ class BaseModel:
                             stmt, write=True, model=cls.__name__, params=params
                         )
                         returned = list(result.rows)
-                    result = ExecResult(sorted(returned, key=lambda row: row[0]), [], len(returned))
+                    if all(row[0] is not None for row in returned):
+                        returned = sorted(returned, key=lambda row: row[0])
+                    result = ExecResult(returned, [], len(returned))
                 else:
                     stmt = insert(table).returning(pk_col, sort_by_parameter_order=True)
                     result = await trx.execute(stmt, write=True, model=cls.__name__, params=params)

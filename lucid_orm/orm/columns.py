@@ -27,7 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.types import NullType, TypeEngine
+from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
 UTC = _dt.UTC
 _UNSET: Any = object()
@@ -111,11 +111,28 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
         return process
 
 
+class _UncastText(UserDefinedType[str]):
+    """Text bound with no cast on PostgreSQL: the server types the parameter from the column
+    it meets (``uuid`` or ``varchar``), and asyncpg encodes the text either way."""
+
+    cache_ok = True
+    render_bind_cast = False
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "VARCHAR(36)"
+
+
 class UUIDType(TypeDecorator[uuid.UUID]):
-    """``uuid.UUID`` stored as its 36-character text (native ``uuid`` on PostgreSQL works too)."""
+    """``uuid.UUID`` written as its 36-character text: a ``VARCHAR(36)`` column, or on
+    PostgreSQL a native ``uuid`` one (what the schema builder's ``uuid()`` creates there)."""
 
     impl = String(36)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return _UncastText()
+        return dialect.type_descriptor(self.impl_instance)
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return str(value) if value is not None else None

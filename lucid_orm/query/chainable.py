@@ -11,7 +11,7 @@ import inspect
 import operator
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -33,7 +33,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.sql import ColumnElement, FromClause, TableClause
+from sqlalchemy.sql import ColumnElement, FromClause, TableClause, visitors
 from sqlalchemy.sql.elements import ClauseElement, ColumnClause, Label
 from sqlalchemy.sql.schema import Column, Table
 from sqlalchemy.sql.selectable import Alias
@@ -114,11 +114,22 @@ def table_column(source: FromClause, name: str) -> ColumnElement[Any]:
     return ColumnClause(name, _selectable=source)
 
 
+def utc_naive(value: datetime) -> datetime:
+    """An aware datetime as naive UTC, the form datetimes travel in (models write the same):
+    bound as is, SQLite and MySQL would keep its wall-clock time and drop the offset."""
+    if value.tzinfo is None:
+        return value
+    value = value.astimezone(UTC)
+    return datetime.combine(value.date(), value.time())
+
+
 def dml_value(value: Any) -> Any:
     """A value for INSERT/UPDATE of a by-name (untyped) column. Decimals, dates and times bind
     with the type SQLAlchemy infers from them: untyped, aiosqlite would refuse a ``Decimal`` and
     store dates through Python's deprecated sqlite3 adapters, in another format than the one
     ``where()`` compares with."""
+    if isinstance(value, datetime):
+        return literal(utc_naive(value))
     if isinstance(value, Decimal | date | time):
         return literal(value)
     return value
@@ -220,6 +231,7 @@ class Chainable:
         self.client = client
         self._from: FromClause | None = None
         self._aliases: dict[str, FromClause] = {}
+        self._early_refs: dict[str, TableClause] = {}
         self._parent: Chainable | None = None
         self._columns: list[ColumnElement[Any]] = []
         self._wheres: list[tuple[bool, ColumnElement[Any]]] = []
@@ -243,7 +255,11 @@ class Chainable:
             if found is not None:
                 return found
             builder = builder._parent
-        return shared_table(name)
+        table = shared_table(name)
+        # Maybe an alias that a later join() names (``where("p.x")`` before
+        # ``join("posts as p", …)``): to_core() rebinds it then.
+        self._early_refs[name] = table
+        return table
 
     def _unqualified(self, name: str) -> ColumnElement[Any]:
         """An unqualified column (hook: the model builder returns its typed columns)."""
@@ -261,6 +277,8 @@ class Chainable:
         return table_column(self._source(qualifier), column)
 
     def _value(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return utc_naive(value)
         if isinstance(value, Chainable):
             return value._scalar()
         if hasattr(value, "to_core") and not isinstance(value, ClauseElement):
@@ -926,7 +944,30 @@ class Chainable:
             stmt = stmt.offset(self._offset)
         if self._distinct:
             stmt = stmt.distinct()
+        if self._early_refs:
+            stmt = self._rebind_early_refs(stmt)
         return stmt
+
+    def _rebind_early_refs(self, stmt: Select[Any]) -> Select[Any]:
+        """Columns qualified by a name that was no alias yet when they were written, and is
+        one now: point them at that alias (a table of that name would be a wrong extra FROM)."""
+        swaps: dict[int, FromClause] = {}
+        for name, placeholder in self._early_refs.items():
+            found = self._aliases.get(name)
+            if found is not None and found is not placeholder:
+                swaps[id(placeholder)] = found
+        if not swaps:
+            return stmt
+
+        def replace(element: Any, **_kw: Any) -> Any:
+            if isinstance(element, ColumnClause) and element.table is not None:
+                target = swaps.get(id(element.table))
+                if target is not None:
+                    return table_column(target, element.name)
+            return None
+
+        opts: dict[str, Any] = {}
+        return cast(Select[Any], visitors.replacement_traverse(stmt, opts, replace))
 
     def _correlated(self) -> Select[Any]:
         """As a subquery: its own tables stay local, other names refer to the outer query."""
@@ -974,7 +1015,10 @@ class Chainable:
         out: dict[Any, Any] = {}
         for key, val in values.items():
             check_identifier(key)
-            out[table_column(table, key.rpartition(".")[2])] = dml_value(self._value(val))
+            col = table_column(table, key.rpartition(".")[2])
+            # A typed column (a model's) binds with its own type; by-name columns as dml_value.
+            val = self._value(val)
+            out[col] = dml_value(val) if isinstance(col.type, NullType) else val
         return out
 
     async def _run_dml(self, stmt: Any) -> int:

@@ -226,8 +226,8 @@ def default_rule(column: ReflectedColumn) -> ColumnRule | None:
     if isinstance(t, sa.Time):
         return ColumnRule("time", imports=("from datetime import time",))
     if isinstance(t, sa.Uuid):
-        # A native uuid column (PostgreSQL): the model's default uuid.UUID type binds text,
-        # which PostgreSQL won't compare with or store into a uuid.
+        # A native uuid column (PostgreSQL): SQLAlchemy's Uuid binds the driver's native
+        # uuid (the default uuid.UUID type, text bound without a cast, works too).
         return ColumnRule(
             "uuid.UUID", "column(type_=Uuid())", ("import uuid", "from sqlalchemy import Uuid")
         )
