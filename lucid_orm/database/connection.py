@@ -209,6 +209,7 @@ class _Engines:
         kwargs["connect_args"] = connect_args
         kwargs.update(cfg.get("engine_options") or {})
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.dialect = self.engine.dialect
         self.backend = backend
         autocommit: dict[str, Any] = {"lucid_autocommit": True}
         if backend == "postgresql":
@@ -218,7 +219,8 @@ class _Engines:
         # Driver connections kept checked out between lean reads (executor.py): never on
         # MySQL (its reads open implicit transactions), and never more than leaves a capped
         # pool at least one connection for everything else.
-        self.idle: list[Any] = []
+        # (pooled connection, its driver connection) pairs
+        self.idle: list[tuple[Any, Any]] = []
         if backend == "mysql":
             self.hold = 0
         elif memory or "max" not in pool:
@@ -284,5 +286,5 @@ class _Engines:
         from sqlalchemy.util.concurrency import greenlet_spawn
 
         idle, self.idle = self.idle, []
-        for raw in idle:
+        for raw, _driver in idle:
             await greenlet_spawn(raw.close)

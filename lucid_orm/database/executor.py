@@ -178,30 +178,34 @@ async def run(
     model: str | None,
 ) -> ExecResult:
     """Run a compiled SELECT with its positional values on a pooled driver connection."""
-    dialect = engines.engine.dialect
     backend = engines.backend
     emitter = connection._emitter
     started = time.perf_counter()
     idle = engines.idle
-    raw = idle.pop() if idle else await engines.engine.raw_connection()
+    driver: Any
+    if idle:
+        raw, driver = idle.pop()
+    else:
+        raw = await engines.engine.raw_connection()
+        driver = raw.driver_connection
     keep = False
     try:
-        driver = raw.driver_connection
+        dialect = engines.dialect
         try:
             if backend == "sqlite":
                 if entry.processors is None:
                     _resolve_processors(entry, dialect, [None] * len(entry.types))
-                rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)  # type: ignore[union-attr]
+                rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
             elif backend == "postgresql":
                 if entry.processors is None:
-                    prepared_stmt = await driver.prepare(sql)  # type: ignore[union-attr]
+                    prepared_stmt = await driver.prepare(sql)
                     oids = [a.type.oid for a in prepared_stmt.get_attributes()]
                     _resolve_processors(entry, dialect, oids)
                     rows = await prepared_stmt.fetch(*params)
                 else:
-                    rows = await driver.fetch(sql, *params)  # type: ignore[union-attr]
+                    rows = await driver.fetch(sql, *params)
             else:
-                async with driver.cursor() as cursor:  # type: ignore[union-attr]
+                async with driver.cursor() as cursor:
                     await cursor.execute(sql, params)
                     rows = await cursor.fetchall()
                     if entry.processors is None:
@@ -216,7 +220,7 @@ async def run(
         keep = len(idle) < engines.hold
     finally:
         if keep:
-            idle.append(raw)
+            idle.append((raw, driver))
         else:
             await greenlet_spawn(raw.close)
     if emitter.listeners or connection.debug:

@@ -12,6 +12,7 @@ from sqlalchemy.sql import Executable, Select
 
 from ..errors import IntegrityError, LucidError, QueryError
 from .connection import Connection, mask
+from .executor import compile_static, fetch, run
 from .result import ExecResult
 
 if TYPE_CHECKING:
@@ -193,8 +194,6 @@ class QueryClient(_ClientMixin):
             and isinstance(stmt, Select)
             and self._connection.fast_reads
         ):
-            from .executor import fetch
-
             async with self._connection.guard():
                 try:
                     fast = await fetch(
@@ -230,13 +229,11 @@ class QueryClient(_ClientMixin):
         connection = self._connection
         if not connection.fast_reads or connection.ambient_transaction() is not None:
             return None
-        from .executor import compile_static, run
-
         engines = connection.read_engines()
-        dialect = engines.engine.dialect
         entry = connection.static_statements.get(key)
         if entry is None:
-            entry = connection.static_statements[key] = compile_static(build(), dialect)
+            entry = compile_static(build(), engines.engine.dialect)
+            connection.static_statements[key] = entry
         procs = entry.bind_processors
         params = []
         for name, value in zip(entry.positiontup, values, strict=True):

@@ -309,6 +309,8 @@ class BaseModel:
         cls, keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None = None
     ) -> list[Self]:
         """Rows → persisted instances (the garbage collector paused for large batches)."""
+        if len(rows) < _GC_PAUSE_ROWS:  # a find: no context manager to enter
+            return cls._hydrate_rows(keys, rows, client)
         with _gc_paused(len(rows)):
             return cls._hydrate_rows(keys, rows, client)
 
@@ -714,6 +716,9 @@ class BaseModel:
 
     @classmethod
     def _check_pk_value(cls, value: Any) -> None:
+        kind = value.__class__
+        if kind is int or kind is str:
+            return
         if value is None or isinstance(value, bool | list | dict | tuple | set | BaseModel):
             raise LucidError(
                 f'Invalid value {value!r} for primary key "{cls.__name__}.{cls.primary_key}"',
