@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.sql import TableClause
 
 from ..errors import IntegrityError, QueryError
-from .events import QueryEvent
 
 if TYPE_CHECKING:
     from .transaction import TransactionClient
@@ -68,24 +67,5 @@ async def insert_returning(
             raise kind(
                 str(exc).strip() or type(exc).__name__, sql=sql, bindings=values, original=exc
             ) from exc
-        _emit(trx, sql, values, started, model)
+        trx._connection.report(sql, values, started, model, in_transaction=True)
     return out
-
-
-def _emit(
-    trx: TransactionClient, sql: str, values: list[Any], started: float, model: str | None
-) -> None:
-    connection = trx._connection
-    emitter = connection._emitter
-    if emitter.listeners or connection.debug:
-        emitter.emit(
-            QueryEvent(
-                sql=sql,
-                bindings=values,
-                connection=connection.name,
-                duration_ms=(time.perf_counter() - started) * 1000.0,
-                model=model,
-                in_transaction=True,
-            ),
-            debug=connection.debug,
-        )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import event
@@ -152,6 +152,30 @@ class Connection:
             return None
         return trx
 
+    def report(
+        self,
+        sql: str,
+        bindings: Sequence[Any],
+        started: float,
+        model: str | None,
+        *,
+        in_transaction: bool,
+    ) -> None:
+        """Hand a statement run on the driver directly (outside SQLAlchemy's execution events)
+        to the ``db.on_query`` listeners and the debug log; ``started`` is its perf_counter."""
+        if self._emitter.listeners or self.debug:
+            self._emitter.emit(
+                QueryEvent(
+                    sql=sql,
+                    bindings=list(bindings),
+                    connection=self.name,
+                    duration_ms=(time.perf_counter() - started) * 1000.0,
+                    model=model,
+                    in_transaction=in_transaction,
+                ),
+                debug=self.debug,
+            )
+
     def global_transaction(self) -> Any:
         """The open global transaction of this connection, or ``None``."""
         owner = self.owner
@@ -165,15 +189,7 @@ class Connection:
         return self.lock if self.lock is not None else _NO_GUARD
 
 
-class _NoGuard:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_GUARD = _NoGuard()
+_NO_GUARD: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 class _Engines:

@@ -21,7 +21,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from ..errors import QueryError
-from .events import QueryEvent
 from .result import ExecResult
 
 if TYPE_CHECKING:
@@ -142,7 +141,7 @@ async def fetch(
     model: str | None,
 ) -> ExecResult | None:
     """Run a SELECT on a pooled driver connection; ``None`` means: use SQLAlchemy instead."""
-    prepared = cache.prepare(stmt, engines.engine.dialect)
+    prepared = cache.prepare(stmt, engines.dialect)
     if prepared is None:
         return None
     entry, sql, params = prepared
@@ -179,7 +178,6 @@ async def run(
 ) -> ExecResult:
     """Run a compiled SELECT with its positional values on a pooled driver connection."""
     backend = engines.backend
-    emitter = connection._emitter
     started = time.perf_counter()
     idle = engines.idle
     driver: Any
@@ -223,16 +221,5 @@ async def run(
             idle.append((raw, driver))
         else:
             await greenlet_spawn(raw.close)
-    if emitter.listeners or connection.debug:
-        emitter.emit(
-            QueryEvent(
-                sql=sql,
-                bindings=list(params),
-                connection=connection.name,
-                duration_ms=(time.perf_counter() - started) * 1000.0,
-                model=model,
-                in_transaction=False,
-            ),
-            debug=connection.debug,
-        )
+    connection.report(sql, params, started, model, in_transaction=False)
     return ExecResult(_process(entry, rows), entry.keys, len(rows))

@@ -232,7 +232,7 @@ class QueryClient(_ClientMixin):
         engines = connection.read_engines()
         entry = connection.static_statements.get(key)
         if entry is None:
-            entry = compile_static(build(), engines.engine.dialect)
+            entry = compile_static(build(), engines.dialect)
             connection.static_statements[key] = entry
         procs = entry.bind_processors
         params = []

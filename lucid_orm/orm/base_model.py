@@ -279,6 +279,7 @@ class BaseModel:
             return [cls().merge(row, allow_extra_properties) for row in rows]
         cols = cls.columns.keys()
         new = object.__new__
+        init = BaseModel.__init__  # the new-instance state, without values
         out: list[Self] = []
         with _gc_paused(len(rows)):
             for row in rows:
@@ -286,11 +287,8 @@ class BaseModel:
                     out.append(cls().merge(row, allow_extra_properties))
                     continue
                 obj = new(cls)
-                d = obj.__dict__
-                d["_lucid_persisted"] = False
-                d["_lucid_local"] = True
-                d["_lucid_original"] = {}
-                d.update(row)
+                init(obj)
+                obj.__dict__.update(row)
                 out.append(obj)
         return out
 
@@ -997,8 +995,7 @@ class BaseModel:
         if not values:
             return []
         prepare = cls._info().prepare_map
-        plan = [(key, *prepare[key]) for key in values[0]]
-        if all(fn is None and column == key for key, column, fn in plan):
+        if all(prepare[key] == (key, None) for key in values[0]):
             return list(values)
         return [inst._prepared(attrs) for inst, attrs in zip(instances, values, strict=True)]
 

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
+from ..query.chainable import utc_naive
+
 UTC = _dt.UTC
 _UNSET: Any = object()
 # PostgreSQL's type OID for ``timestamp with time zone``.
@@ -42,12 +44,7 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, _dt.datetime) and value.tzinfo is not None:
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            # Naive UTC on the wire (``combine`` drops the zone; ``replace`` is slower).
-            return _dt.datetime.combine(value.date(), value.time())
-        return value
+        return utc_naive(value) if isinstance(value, _dt.datetime) else value
 
     def bind_processor(self, dialect: Dialect) -> Any:
         composed = super().bind_processor(dialect)

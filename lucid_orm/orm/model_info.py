@@ -27,7 +27,6 @@ class HydrationPlan:
     """How to turn rows of one result shape into model attributes and extras."""
 
     attributes: list[str]  # attribute name per result column
-    all_columns: bool  # every result column is a model column: no extras
     extras_index: list[tuple[int, str]]  # result columns that go to extras
     deep_copy: list[str]  # JSON attributes whose original must be a copy
     consume: list[tuple[str, Callable[[Any, str, Any], Any]]]
@@ -136,7 +135,7 @@ class ModelInfo:
                 deep.append(col.attribute_name)
             if col.consume is not None:
                 consume.append((col.attribute_name, col.consume))
-        found = HydrationPlan(attributes, not extras, extras, deep, consume)
+        found = HydrationPlan(attributes, extras, deep, consume)
         if not deep and not consume:
             found.fill = _filler(attributes, extras)
         self.plans[key] = found
@@ -152,10 +151,12 @@ def _filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..
     values = [f"v{i}" for i in range(len(attributes))]
     lines = [f"        {_tuple(values)} = row"]
     column_values: list[str] = []
+    names: list[str] = []  # the column attributes, in row order
     for i, attr in enumerate(attributes):
         if i not in extra_at:
             lines.append(f"        d[{attr!r}] = v{i}")
             column_values.append(f"v{i}")
+            names.append(attr)
     if extras:
         lines.append(f"        d['_lucid_row'] = {_tuple(column_values)}")
         pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
@@ -179,8 +180,7 @@ def _filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..
             "    return out",
         ]
     )
-    names = tuple(a for i, a in enumerate(attributes) if i not in extra_at)
-    namespace: dict[str, Any] = {"new": object.__new__, "names": names}
+    namespace: dict[str, Any] = {"new": object.__new__, "names": tuple(names)}
     exec(source, namespace)
     return namespace["fill"]  # type: ignore[no-any-return]
 

@@ -120,7 +120,14 @@ def utc_naive(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value
     value = value.astimezone(UTC)
+    # ``combine`` drops the zone; ``replace(tzinfo=None)`` is slower.
     return datetime.combine(value.date(), value.time())
+
+
+def column_value(column: ColumnElement[Any], value: Any) -> Any:
+    """A value for INSERT/UPDATE of ``column``: a typed column (a model's) binds through its
+    own type, a by-name (untyped) one as ``dml_value``."""
+    return dml_value(value) if isinstance(column.type, NullType) else value
 
 
 def dml_value(value: Any) -> Any:
@@ -966,8 +973,7 @@ class Chainable:
                     return table_column(target, element.name)
             return None
 
-        opts: dict[str, Any] = {}
-        return cast(Select[Any], visitors.replacement_traverse(stmt, opts, replace))
+        return cast(Select[Any], visitors.replacement_traverse(stmt, {}, replace))
 
     def _correlated(self) -> Select[Any]:
         """As a subquery: its own tables stay local, other names refer to the outer query."""
@@ -1016,9 +1022,7 @@ class Chainable:
         for key, val in values.items():
             check_identifier(key)
             col = table_column(table, key.rpartition(".")[2])
-            # A typed column (a model's) binds with its own type; by-name columns as dml_value.
-            val = self._value(val)
-            out[col] = dml_value(val) if isinstance(col.type, NullType) else val
+            out[col] = column_value(col, self._value(val))
         return out
 
     async def _run_dml(self, stmt: Any) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import NullType
 
 from ...errors import LucidError
-from ...query.chainable import check_identifier, dml_value, table_column
+from ...query.chainable import check_identifier, column_value, table_column
 from ...query.database import DatabaseQueryBuilder
 from ..columns import _UNSET, UTCDateTime
 from ..payload import as_mapping_list
@@ -467,12 +467,12 @@ class ManyToManyPivotQueryBuilder(PivotWhereMixin, DatabaseQueryBuilder):
 
 
 def _pivot_values(relation: ManyToMany[Any], values: Mapping[str, Any]) -> dict[Any, Any]:
-    """``{pivot column: value}`` for INSERT/UPDATE; untyped columns bind as ``dml_value``
-    does (typed ones — keys, timestamps — through their own type)."""
+    """``{pivot column: value}`` for INSERT/UPDATE (see ``column_value``: keys and timestamps
+    are typed)."""
     out: dict[Any, Any] = {}
     for key, value in values.items():
         col = relation.pivot_column(check_identifier(key).rpartition(".")[2])
-        out[col] = dml_value(value) if isinstance(col.type, NullType) else value
+        out[col] = column_value(col, value)
     return out
 
 
