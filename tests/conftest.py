@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -111,3 +111,16 @@ async def database(dialect: str) -> AsyncIterator[Database]:
         async with db.engine().begin() as conn:
             for table in reversed(metadata.sorted_tables):
                 await conn.execute(table.delete())
+
+
+@pytest.fixture(params=["fast", "slow"])
+def fast_paths(request: pytest.FixtureRequest, database: Database) -> Iterator[bool]:
+    """Runs the test twice: with the lean read path on (``fast``) and off (``slow``, every
+    statement through SQLAlchemy's execution layer); yields whether it is on."""
+    connection = database.get_connection()
+    before = connection.fast_reads
+    connection.fast_reads = request.param == "fast"
+    try:
+        yield connection.fast_reads
+    finally:
+        connection.fast_reads = before
