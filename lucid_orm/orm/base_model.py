@@ -21,7 +21,7 @@ from typing import (
     dataclass_transform,
 )
 
-from sqlalchemy import Integer, bindparam, insert, select
+from sqlalchemy import Integer, String, Uuid, bindparam, insert, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.sql import delete as sa_delete
 
@@ -29,11 +29,13 @@ from ..database import bulk
 from ..database.manager import db
 from ..database.result import ExecResult
 from ..errors import LucidError, ModelNotFoundError
-from .columns import _UNSET, ColumnDef, computed
+from . import persistence
+from .columns import _UNSET, ColumnDef, UUIDType, computed
 from .hooks import Scope, collect_hooks, run_hooks
 from .model_info import ModelInfo, snapshot
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
+from .persistence import _MISSING, binding, client_for, track
 from .relations import belongs_to, has_many, has_many_through, has_one, many_to_many
 
 if TYPE_CHECKING:
@@ -74,6 +76,42 @@ def _unknown_attribute(model: str, key: str) -> LucidError:
     return LucidError(
         f'Cannot set "{key}" on "{model}" model: it is not a column',
         code="E_UNKNOWN_ATTRIBUTE",
+    )
+
+
+def _key_types(info: ModelInfo) -> tuple[type, ...]:
+    """The Python types a primary-key value may have (empty: not checked beyond scalars)."""
+    col = info.columns.get(info.primary_key or "")
+    type_ = col.type_ if col is not None else None
+    if isinstance(type_, Integer):
+        return (int,)
+    if isinstance(type_, UUIDType | Uuid):
+        return (uuid.UUID,)  # and text that parses as one (_key_value_ok)
+    if isinstance(type_, String):
+        return (str,)
+    try:
+        python_type = type_.python_type if type_ is not None else None
+    except NotImplementedError:
+        python_type = None
+    return (python_type,) if isinstance(python_type, type) else ()
+
+
+def _key_value_ok(value: Any, accepted: tuple[type, ...]) -> bool:
+    if isinstance(value, str) and uuid.UUID in accepted:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return False
+        return True
+    return isinstance(value, accepted)
+
+
+def _row_gone(model: type[BaseModel], action: str, key: Any) -> ModelNotFoundError:
+    """A persisted instance whose row is gone (deleted behind its back)."""
+    return ModelNotFoundError(
+        f'Cannot {action} "{model.__name__}" with {model.primary_key}={key!r}: its row no '
+        f'longer exists in "{model._lucid.table_name}"',
+        model=model.__name__,
     )
 
 
@@ -323,12 +361,15 @@ class BaseModel:
         new = object.__new__
         out: list[Self] = []
         append = out.append
-        trx = client if client is not None and client.is_transaction else None
+        # The binding (persistence.py): rows read through another connection than the model's
+        # default, or through a transaction, keep it for their own statements.
+        stamp = binding(cls, client)
+        trx = stamp.get("_lucid_trx") if stamp is not None else None
         fill = plan.fill
         if fill is not None and (not rows or len(rows[0]) == len(attrs)):
-            out = fill(cls, rows, trx)
+            out = fill(cls, rows, stamp)
             if trx is not None and out:
-                _clear_trx_after(trx, out)
+                track(trx, out)
             return out
         deep = plan.deep_copy
         consume = plan.consume
@@ -347,12 +388,12 @@ class BaseModel:
             state["_lucid_persisted"] = True
             if extras:
                 state["_lucid_extras"] = extras
-            if trx is not None:
-                state["_lucid_trx"] = trx
+            if stamp is not None:
+                state.update(stamp)
             obj.__dict__.update(state)
             append(obj)
         if trx is not None and out:
-            _clear_trx_after(trx, out)
+            track(trx, out)
         return out
 
     # -- state ---------------------------------------------------------------------------------
@@ -445,12 +486,19 @@ class BaseModel:
     @property
     def trx(self) -> TransactionClient | None:
         """The transaction this instance was fetched or saved through (cleared when it ends)."""
-        return self.__dict__.get("_lucid_trx")
+        trx: TransactionClient | None = self.__dict__.get("_lucid_trx")
+        return trx if trx is not None and not trx.is_completed else None
 
     def use_transaction(self, trx: TransactionClient) -> Self:
-        """Run this instance's next queries (save, delete, relations) in ``trx``."""
-        self.__dict__["_lucid_trx"] = trx
-        _clear_trx_after(trx, [self])
+        """Run this instance's next queries (save, delete, relations) in ``trx``, while it
+        lasts."""
+        d = self.__dict__
+        current = d.get("_lucid_trx")
+        if current is not trx:
+            d["_lucid_trx"] = trx
+            track(
+                trx, [self], [current if current is not None and not current.is_completed else None]
+            )
         return self
 
     def _ensure_not_deleted(self) -> None:
@@ -495,16 +543,10 @@ class BaseModel:
     # -- clients -------------------------------------------------------------------------------
     @classmethod
     def _client(cls, client: Client | None = None, connection: str | None = None) -> Client:
-        if client is not None:
-            return client
-        return db.connection(connection or cls.connection)
+        return client_for(cls, client, connection)
 
-    def _instance_client(self) -> Client:
-        d = self.__dict__
-        client = d.get("_lucid_trx") or d.get("_lucid_client")
-        if client is not None:
-            return client  # type: ignore[no-any-return]
-        return db.connection(type(self).connection)
+    def _instance_client(self, client: Client | None = None) -> Client:
+        return client_for(self, client)
 
     # -- persistence ---------------------------------------------------------------------------
     def _prepared(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -516,31 +558,44 @@ class BaseModel:
             out[column_name] = fn(value, key, self) if fn is not None else value
         return out
 
-    def _touch(self, creating: bool) -> None:
-        type(self)._touch_all([self], creating)
-
     @classmethod
-    def _touch_all(cls, instances: Sequence[BaseModel], creating: bool) -> None:
+    def _touch_all(
+        cls, instances: Sequence[BaseModel], creating: bool
+    ) -> dict[str, tuple[Any, Any]] | None:
         """Set the auto timestamps (``auto_create``/``auto_update``) of ``instances``, all to
-        the same moment."""
+        the same moment. Returns ``{attribute: (previous value, value set)}`` for the write
+        journal (the previous value of the first instance: "absent" for a batch of creates,
+        whose stamps are only set where they were not)."""
         stamps = cls._lucid.timestamps
         if not stamps:
-            return
+            return None
         now = _dt.datetime.now(_dt.UTC)
+        out: dict[str, tuple[Any, Any]] = {}
+        first = instances[0].__dict__ if len(instances) == 1 else None
         for name, col in stamps:
             value = now if col.kind == "datetime" else now.date()
             if creating and (col.auto_create or col.auto_update):
+                before = first.get(name, _MISSING) if first is not None else _MISSING
                 for inst in instances:
                     d = inst.__dict__
                     if d.get(name) is None:
                         d[name] = value
+                out[name] = (before, value)
             elif not creating and col.auto_update:
+                before = first.get(name, _MISSING) if first is not None else _MISSING
                 for inst in instances:
                     inst.__dict__[name] = value
+                out[name] = (before, value)
+        return out
 
-    async def save(self) -> Self:
+    async def save(self, *, client: Client | None = None) -> Self:
         """Insert (new instance) or update the dirty attributes (persisted instance). An
-        unchanged persisted instance issues no query. Runs the save/create/update hooks."""
+        unchanged persisted instance issues no query. Runs the save/create/update hooks.
+
+        The statement runs on ``client`` when given, else on the instance's binding: the
+        transaction it belongs to, else the connection it was read or created with. Raises
+        ``ModelNotFoundError`` (``E_ROW_NOT_FOUND``) when the row of a persisted instance is
+        gone."""
         self._ensure_not_deleted()
         cls = type(self)
         hooks = cls._lucid.hooks
@@ -552,26 +607,19 @@ class BaseModel:
             # Lucid: the before hooks may dirty the model; if not, nothing else runs.
             return self
         after = hooks.get(f"after:{event}") or hooks.get("after:save")
+        base = client_for(self, client)
         # A failed write (or after hook) leaves the instance as it was: unsaved, still dirty.
         state = dict(self.__dict__)
         try:
             if after:
-                # An after hook that raises must leave nothing written: write + hooks together.
-                client = self._instance_client()
-                async with client.transaction() as trx:
-                    previous = self.__dict__.get("_lucid_trx")
-                    self.__dict__["_lucid_trx"] = trx
-                    try:
-                        await self._write(trx, creating)
-                        await run_hooks(hooks.get(f"after:{event}"), self)
-                        await run_hooks(hooks.get("after:save"), self)
-                    finally:
-                        if previous is None:
-                            self.__dict__.pop("_lucid_trx", None)
-                        else:
-                            self.__dict__["_lucid_trx"] = previous
+                # An after hook that raises must leave nothing written: write + hooks together,
+                # the instance bound to that transaction while the hooks run.
+                async with base.transaction() as trx:
+                    await self._write(trx, creating)
+                    await run_hooks(hooks.get(f"after:{event}"), self)
+                    await run_hooks(hooks.get("after:save"), self)
             else:
-                await self._write(self._instance_client(), creating)
+                await self._write(base, creating)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)
@@ -583,18 +631,24 @@ class BaseModel:
         info = cls._info()
         table = info.table
         assert table is not None and info.primary_key is not None
-        pk_col = info.columns[info.primary_key]
+        pk_attr = info.primary_key
+        pk_col = info.columns[pk_attr]
         d = self.__dict__
+        in_trx = client.is_transaction
         if creating:
-            self._touch(True)
+            had_key = d.get(pk_attr) is not None
+            stamps = cls._touch_all([self], True)
             values = self._prepared(self.attributes)
             stmt = insert(table).values(values).returning(table.c[pk_col.column_name])
             result = await client.execute(stmt, write=True, model=cls.__name__)
             if result.rows and result.rows[0][0] is not None:
-                d[info.primary_key] = result.rows[0][0]
+                d[pk_attr] = result.rows[0][0]
             d["_lucid_persisted"] = True
+            if in_trx:
+                persistence.created(client, [self], pk_attr, [not had_key], stamps)
         else:
-            self._touch(False)
+            original = self._original()
+            stamps = cls._touch_all([self], False)
             dirty = self.dirty
             if dirty:
                 pk_value = self._pk_value("update")
@@ -603,14 +657,18 @@ class BaseModel:
                     .values(self._prepared(dirty))
                     .where(table.c[pk_col.column_name] == pk_value)
                 )
-                await client.execute(stmt_u, write=True, model=cls.__name__)
+                result = await client.execute(stmt_u, write=True, model=cls.__name__)
+                # MySQL counts matched rows here too (the FOUND_ROWS client flag), so an
+                # UPDATE that changes nothing still counts its row.
+                if result.rowcount == 0:
+                    raise _row_gone(cls, "update", pk_value)
+                if in_trx:
+                    persistence.updated(client, self, original, stamps)
         attrs = self.attributes
         deep = [n for n, c in cls.columns.items() if c.is_json]
         d["_lucid_original"] = snapshot(attrs, deep) if deep else attrs
         d.pop("_lucid_row", None)
-        if client.is_transaction and d.get("_lucid_trx") is not client:
-            d["_lucid_trx"] = client
-            _clear_trx_after(client, [self])
+        persistence.bind([self], client)
 
     def _pk_value(self, action: str) -> Any:
         cls = type(self)
@@ -623,8 +681,10 @@ class BaseModel:
             )
         return value
 
-    async def delete(self) -> None:
-        """Delete the row; the instance becomes read-only (``is_deleted``)."""
+    async def delete(self, *, client: Client | None = None) -> None:
+        """Delete the row; the instance becomes read-only (``is_deleted``). Runs on ``client``
+        when given, else on the instance's binding; raises ``ModelNotFoundError``
+        (``E_ROW_NOT_FOUND``) when the row is already gone."""
         self._ensure_not_deleted()
         cls = type(self)
         info = cls._info()
@@ -633,20 +693,27 @@ class BaseModel:
         hooks = info.hooks
         await run_hooks(hooks.get("before:delete"), self)
         pk_col = table.c[info.columns[info.primary_key].column_name]
-        stmt = sa_delete(table).where(pk_col == self._pk_value("delete"))
-        await self._instance_client().execute(stmt, write=True, model=cls.__name__)
+        pk_value = self._pk_value("delete")
+        stmt = sa_delete(table).where(pk_col == pk_value)
+        target = client_for(self, client)
+        result = await target.execute(stmt, write=True, model=cls.__name__)
+        if result.rowcount == 0:
+            raise _row_gone(cls, "delete", pk_value)
         self.__dict__["_lucid_deleted"] = True
+        if target.is_transaction:
+            persistence.deleted(target, self)
         await run_hooks(hooks.get("after:delete"), self)
 
-    async def refresh(self) -> Self:
-        """Re-read every attribute from the database."""
+    async def refresh(self, *, client: Client | None = None) -> Self:
+        """Re-read every attribute from the database (through ``client`` when given, else
+        the instance's binding)."""
         self._ensure_not_deleted()
         cls = type(self)
         if not self.is_persisted:
             raise LucidError("Cannot refresh an unpersisted model instance")
         pk_value = self._pk_value("refresh")
         fresh = (
-            await cls.query(client=self._instance_client())
+            await cls.query(client=client_for(self, client))
             .where(cls._pk_column(), pk_value)
             .first()
         )
@@ -674,7 +741,7 @@ class BaseModel:
 
         cls = type(self)
         pk_value = self._pk_value("lock")
-        async with self._instance_client().transaction() as trx:
+        async with client_for(self).transaction() as trx:
             fresh = (
                 await cls.query(client=trx).for_update().where(cls._pk_column(), pk_value).first()
             )
@@ -714,12 +781,25 @@ class BaseModel:
 
     @classmethod
     def _check_pk_value(cls, value: Any) -> None:
+        """Refuse a key value that is not exactly of the key's type before any query: on
+        PostgreSQL ``find(1.9)`` would otherwise match row 1 (the value is cast)."""
+        info = cls._lucid
+        accepted = info.key_types
+        if accepted is None:
+            accepted = info.key_types = _key_types(info)
         kind = value.__class__
-        if kind is int or kind is str:
+        if kind in accepted:
             return
-        if value is None or isinstance(value, bool | list | dict | tuple | set | BaseModel):
+        if (
+            value is None
+            or kind is bool
+            or isinstance(value, list | dict | tuple | set | BaseModel)
+            or (accepted and not _key_value_ok(value, accepted))
+        ):
+            expected = " or ".join(t.__name__ for t in accepted) or "a scalar"
             raise LucidError(
-                f'Invalid value {value!r} for primary key "{cls.__name__}.{cls.primary_key}"',
+                f'Invalid value {value!r} for primary key "{cls.__name__}.{cls.primary_key}": '
+                f"expected {expected}, got {kind.__name__}",
                 code="E_INVALID_ARGUMENT",
             )
 
@@ -737,7 +817,7 @@ class BaseModel:
                 (cls, "find"), cls._find_statement, [value], cls.__name__
             )
             if result is not None:
-                rows = cls._hydrate(result.keys, result.rows)
+                rows = cls._hydrate(result.keys, result.rows, query_client)
                 return rows[0] if rows else None
         return (
             await cls.query(client=client, connection=connection)
@@ -773,6 +853,8 @@ class BaseModel:
             raise LucidError("Expected an attribute name and a value, or a dict of them")
         query = cls.query(client=client, connection=connection)
         for key, val in search.items():
+            if key == cls.primary_key:
+                cls._check_pk_value(val)
             query.where(cls._column_name(key), val)
         return query
 
@@ -865,24 +947,11 @@ class BaseModel:
         connection: str | None = None,
         allow_extra_properties: bool = False,
     ) -> Self:
-        """Make an instance from ``values`` and save it."""
+        """Make an instance from ``values`` and save it (on ``client``/``connection`` when
+        given: the instance stays bound to it)."""
         instance = cls()
         instance.merge(values, allow_extra_properties)
-        if client is not None and client.is_transaction:
-            instance.use_transaction(client)  # type: ignore[arg-type]
-        elif connection is not None or client is not None:
-            return await instance._save_with(cls._client(client, connection))
-        return await instance.save()
-
-    async def _save_with(self, client: Client) -> Self:
-        if client.is_transaction:
-            self.use_transaction(client)  # type: ignore[arg-type]
-            return await self.save()
-        self.__dict__["_lucid_client"] = client
-        try:
-            return await self.save()
-        finally:
-            self.__dict__.pop("_lucid_client", None)
+        return await instance.save(client=client_for(cls, client, connection))
 
     @classmethod
     async def create_many(
@@ -899,7 +968,7 @@ class BaseModel:
         instances = cls._new_many(rows, allow_extra_properties)
         if not instances:
             return []
-        base = cls._client(client, connection)
+        base = client_for(cls, client, connection)
         async with base.transaction() as trx:
             await cls._insert_many(instances, trx)
         return instances
@@ -910,19 +979,22 @@ class BaseModel:
         hooks = info.hooks
         table = info.table
         assert table is not None and info.primary_key is not None
-        for inst in instances:
-            inst.__dict__["_lucid_trx"] = trx
-        _clear_trx_after(trx, list(instances))  # one hook for the batch, not one per row
+        persistence.bind(instances, trx)  # hooks see the transaction, as ``trx``
         before_create, before_save = hooks.get("before:create"), hooks.get("before:save")
         if before_create or before_save:
             for inst in instances:
                 await run_hooks(before_create, inst)
                 await run_hooks(before_save, inst)
-        cls._touch_all(instances, True)
+        stamps = cls._touch_all(instances, True)
         pk_attr = info.primary_key
         pk_col = table.c[info.columns[pk_attr].column_name]
         with _gc_paused(len(instances)):
             values = _set_columns(instances, list(cls.columns))
+        # Journaled before the statements run: every caller runs this inside a transaction
+        # (or savepoint) of its own, whose rollback then clears the keys already assigned.
+        persistence.created(
+            trx, instances, pk_attr, [pk_attr not in attrs for attrs in values], stamps
+        )
         # Consecutive instances with the same set of columns share one statement.
         start = 0
         while start < len(instances):
@@ -1014,8 +1086,7 @@ class BaseModel:
         if found is not None:
             return found
         instance = cls().merge({**search, **(save_payload or {})})
-        if client is not None and client.is_transaction:
-            instance.use_transaction(client)  # type: ignore[arg-type]
+        persistence.bind([instance], client_for(cls, client, connection))
         return instance
 
     @classmethod
@@ -1032,7 +1103,7 @@ class BaseModel:
             search, save_payload, client=client, connection=connection
         )
         if not instance.is_persisted:
-            await instance._save_with(cls._client(client, connection))
+            await instance.save(client=client_for(cls, client, connection))
         return instance
 
     @classmethod
@@ -1052,11 +1123,10 @@ class BaseModel:
             found = await query.first()
             if found is not None:
                 found.merge(update_payload)
-                await found.save()
+                await found.save(client=trx)
                 return found
             instance = cls().merge({**search, **update_payload})
-            instance.use_transaction(trx)
-            await instance.save()
+            await instance.save(client=trx)
             return instance
 
     @classmethod
@@ -1157,8 +1227,7 @@ class BaseModel:
                 else:
                     found.merge(row)
                     if found.is_persisted:
-                        found.use_transaction(trx)
-                        await found.save()
+                        await found.save(client=trx)
                 out.append(found)
             if fresh:
                 await cls._insert_many(fresh, trx)
@@ -1183,10 +1252,11 @@ class BaseModel:
     # -- relationships -------------------------------------------------------------------------
     def related(self, name: str) -> Any:
         """The query client of relation ``name`` for this instance: ``.query()`` and the
-        relation's writes (``associate``, ``create``, ``save_many``…)."""
+        relation's writes (``associate``, ``create``, ``save_many``…), on the instance's
+        binding unless a write is given ``client=``."""
         relation = type(self).get_relation(name)
         relation.boot()
-        return relation.client(self, self._instance_client())
+        return relation.client(self, client_for(self))
 
     def _lazy_load_guard(self) -> None:
         self._ensure_not_deleted()
@@ -1197,7 +1267,11 @@ class BaseModel:
             )
 
     async def load(
-        self, relation: str | Callable[[Any], Any], callback: Callable[[Any], Any] | None = None
+        self,
+        relation: str | Callable[[Any], Any],
+        callback: Callable[[Any], Any] | None = None,
+        *,
+        client: Client | None = None,
     ) -> Self:
         """Load a relation onto this instance (one query): ``await post.load("author")``,
         ``await user.load("posts", lambda q: q.where(...))``, or several at once with
@@ -1211,7 +1285,7 @@ class BaseModel:
         else:
             loader.add(relation, callback)
         await loader.process(
-            [self], self._instance_client(), self.__dict__.get("_lucid_sideloaded")
+            [self], client_for(self, client), self.__dict__.get("_lucid_sideloaded")
         )
         return self
 
@@ -1226,9 +1300,7 @@ class BaseModel:
         self._lazy_load_guard()
         cls = type(self)
         pk = cls._pk_column()
-        query = (
-            cls.query(client=self._instance_client()).select(pk).where(pk, self._pk_value("select"))
-        )
+        query = cls.query(client=client_for(self)).select(pk).where(pk, self._pk_value("select"))
         configure(query)
         rows: list[dict[str, Any]] = await query.pojo()  # type: ignore[assignment]
         if rows:
@@ -1372,29 +1444,6 @@ def _set_columns(instances: Sequence[BaseModel], names: list[str]) -> list[dict[
         shape = frozenset(d)
         getter = operator.itemgetter(*present) if len(present) > 1 else None
     return out
-
-
-def _clear_trx_after(trx: Any, models: list[Any]) -> None:
-    """``model.trx`` is cleared once its transaction commits or rolls back. A released
-    savepoint hands its models over to the enclosing transaction, which they now belong to."""
-
-    def clear() -> None:
-        for m in models:
-            if m.__dict__.get("_lucid_trx") is trx:
-                del m.__dict__["_lucid_trx"]
-
-    def hand_over() -> None:
-        parent = getattr(trx, "parent", None)
-        if parent is None or parent.is_completed:
-            clear()
-            return
-        moved = [m for m in models if m.__dict__.get("_lucid_trx") is trx]
-        for m in moved:
-            m.__dict__["_lucid_trx"] = parent
-        _clear_trx_after(parent, moved)
-
-    trx.after("commit", hand_over)
-    trx.after("rollback", clear)
 
 
 def _reserved_names() -> frozenset[str]:

@@ -30,8 +30,9 @@ class HydrationPlan:
     extras_index: list[tuple[int, str]]  # result columns that go to extras
     deep_copy: list[str]  # JSON attributes whose original must be a copy
     consume: list[tuple[str, Callable[[Any, str, Any], Any]]]
-    # ``fill(cls, rows, trx) -> instances`` for rows of exactly this width, written out once
-    # per shape (see _filler); None when JSON copies or consume functions need the slow path.
+    # ``fill(cls, rows, stamp) -> instances`` (``stamp``: the binding state, or None) for rows
+    # of exactly this width, written out once per shape (see _filler); None when JSON copies or
+    # consume functions need the slow path.
     fill: Callable[..., list[Any]] | None = None
 
 
@@ -56,6 +57,8 @@ class ModelInfo:
     relations: dict[str, Any] = field(default_factory=dict)
     prepare_map: dict[str, tuple[str, Any]] = field(default_factory=dict)
     timestamps: list[tuple[str, ColumnDef]] = field(default_factory=list)
+    # the Python types a primary-key value may have (BaseModel._check_pk_value), once known
+    key_types: tuple[type, ...] | None = None
 
     def resolve_types(self, namespace: dict[str, Any] | None = None) -> None:
         """Map annotations to SQLAlchemy types; string annotations that name something not yet
@@ -109,6 +112,7 @@ class ModelInfo:
             table.c[c.column_name] for c in self.columns.values() if c.column_name
         ]
         self.plans = {}
+        self.key_types = None
 
     def column_for_db(self, name: str) -> ColumnElement[Any] | None:
         if self.table is None or name not in self.by_column:
@@ -165,7 +169,7 @@ def _filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..
         lines.append("        d['_lucid_row'] = row")
     source = "\n".join(
         [
-            "def fill(cls, rows, trx):",
+            "def fill(cls, rows, stamp):",
             "    out = []",
             "    append = out.append",
             "    for row in rows:",
@@ -174,8 +178,8 @@ def _filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..
             *lines,
             "        d['_lucid_row_attrs'] = names",
             "        d['_lucid_persisted'] = True",
-            "        if trx is not None:",
-            "            d['_lucid_trx'] = trx",
+            "        if stamp is not None:",
+            "            d.update(stamp)",
             "        append(obj)",
             "    return out",
         ]

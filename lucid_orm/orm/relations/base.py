@@ -23,6 +23,7 @@ from ...errors import LucidError, RelationNotLoadedError, missing_attribute, run
 from ...query.chainable import _fold
 from ..columns import _UNSET
 from ..naming import RelationType
+from ..persistence import bind, client_for
 from ..query_builder import ModelQueryBuilder
 
 if TYPE_CHECKING:
@@ -627,22 +628,11 @@ def self_alias(relation: Relation[Any], outer: FromClause | None) -> str | None:
 async def managed(
     parent: BaseModel, client: Client | None, models: Iterable[BaseModel] = ()
 ) -> AsyncIterator[TransactionClient]:
-    """A transaction for a relation write: a savepoint inside ``client`` or the parent's
-    ``trx`` when given, else a transaction of its own. The parent and ``models`` use it while it
-    lasts and get their previous transaction back afterwards."""
-    base = client or parent.trx or parent._instance_client()
-    async with base.transaction() as trx:
-        targets = [parent, *models]
-        previous = [m.__dict__.get("_lucid_trx") for m in targets]
-        for m in targets:
-            m.__dict__["_lucid_trx"] = trx
-        try:
-            yield trx
-        finally:
-            for m, prev in zip(targets, previous, strict=True):
-                if prev is not None:
-                    m.__dict__["_lucid_trx"] = prev
-                elif base.is_transaction:
-                    m.use_transaction(base)  # type: ignore[arg-type]
-                else:
-                    m.__dict__.pop("_lucid_trx", None)
+    """The transaction of a relation write: a savepoint of ``client`` when given, else of the
+    parent's binding (its ``trx``, else a transaction on its connection). The write passes it
+    explicitly to every statement. The parent and ``models`` take part in the write, so they
+    are bound to it (Lucid sets ``parent.$trx``): a released savepoint hands them to the
+    enclosing transaction, a rollback gives them back their earlier binding."""
+    async with client_for(parent, client).transaction() as trx:
+        bind([parent, *models], trx)
+        yield trx

@@ -133,18 +133,18 @@ class BelongsToQueryClient(Generic[R]):
         ``parent.<relation>`` is ``related``."""
         rel = self.relation
         rel._check_instance(related)
-        async with managed(self.parent, client, [related]):
-            await related.save()
+        async with managed(self.parent, client, [related]) as trx:
+            await related.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)
-            await self.parent.save()
+            await self.parent.save(client=trx)
         rel.set_related(self.parent, related)
 
     async def dissociate(self, *, client: Client | None = None) -> None:
         """Set the foreign key to NULL and save the parent (never deletes the related row)."""
         rel = self.relation
-        async with managed(self.parent, client):
+        async with managed(self.parent, client) as trx:
             self.parent.__dict__[rel.foreign_key] = None
-            await self.parent.save()
+            await self.parent.save(client=trx)
         rel.set_related(self.parent, None)
 
     def __getattr__(self, name: str) -> Any:

@@ -141,11 +141,11 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         items = list(related)
         for item in items:
             rel._check_instance(item)
-        async with managed(self.parent, client, items):
-            await self.parent.save()
+        async with managed(self.parent, client, items) as trx:
+            await self.parent.save(client=trx)
             for item in items:
                 rel.hydrate_for_persistence(self.parent, item)
-                await item.save()
+                await item.save(client=trx)
         return items
 
     async def create_many(
@@ -160,7 +160,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         if not instances:
             return []
         async with managed(self.parent, client, instances) as trx:
-            await self.parent.save()
+            await self.parent.save(client=trx)
             rel.hydrate_for_persistence(self.parent, instances[0])
             fk = rel.foreign_key
             key = instances[0].__dict__[fk]
@@ -192,7 +192,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         keys = self._predicate(predicate, "fetch_or_create_many")
         rel = self.relation
         async with managed(self.parent, client) as trx:
-            await self.parent.save()
+            await self.parent.save(client=trx)
             for row in rows:
                 rel.hydrate_for_persistence(self.parent, row)
             return await rel.related_model().fetch_or_create_many(keys, rows, client=trx)
@@ -210,7 +210,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         keys = self._predicate(predicate, "update_or_create_many")
         rel = self.relation
         async with managed(self.parent, client) as trx:
-            await self.parent.save()
+            await self.parent.save(client=trx)
             for row in rows:
                 rel.hydrate_for_persistence(self.parent, row)
             return await rel.related_model().update_or_create_many(keys, rows, client=trx)

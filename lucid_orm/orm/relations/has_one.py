@@ -175,10 +175,10 @@ class HasOneQueryClient(Generic[R]):
         transaction."""
         rel = self.relation
         rel._check_instance(related)
-        async with managed(self.parent, client, [related]):
-            await self.parent.save()
+        async with managed(self.parent, client, [related]) as trx:
+            await self.parent.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)
-            await related.save()
+            await related.save(client=trx)
         return related
 
     async def create(self, values: Mapping[str, Any], *, client: Client | None = None) -> R:
@@ -196,14 +196,13 @@ class HasOneQueryClient(Generic[R]):
         ``search + save_payload`` for the parent."""
         rel = self.relation
         async with managed(self.parent, client) as trx:
-            await self.parent.save()
+            await self.parent.save(client=trx)
             found = await self._lookup(search, trx).first()
             if found is not None:
                 return found  # type: ignore[no-any-return]
             instance = self._new({**search, **(save_payload or {})})
             rel.hydrate_for_persistence(self.parent, instance)
-            instance.use_transaction(trx)
-            await instance.save()
+            await instance.save(client=trx)
             return instance
 
     async def update_or_create(
@@ -217,16 +216,15 @@ class HasOneQueryClient(Generic[R]):
         create ``search + update_payload`` for the parent."""
         rel = self.relation
         async with managed(self.parent, client) as trx:
-            await self.parent.save()
+            await self.parent.save(client=trx)
             found = await self._lookup(search, trx).for_update().first()
             if found is not None:
                 found.merge(update_payload)
-                await found.save()
+                await found.save(client=trx)
                 return found  # type: ignore[no-any-return]
             instance = self._new({**search, **update_payload})
             rel.hydrate_for_persistence(self.parent, instance)
-            instance.use_transaction(trx)
-            await instance.save()
+            await instance.save(client=trx)
             return instance
 
 

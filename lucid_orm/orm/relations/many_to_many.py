@@ -705,9 +705,9 @@ class ManyToManyQueryClient(Generic[R]):
                 code="E_INVALID_ARGUMENT",
             )
         async with managed(self.parent, client, items) as trx:
-            await self.parent.save()
+            await self.parent.save(client=trx)
             for item in items:
-                await item.save()
+                await item.save(client=trx)
             rows = {self._related_id(item): dict(a) for item, a in zip(items, attrs, strict=True)}
             if check_existing:
                 await self.sync(rows, detach=False, client=trx)
@@ -750,7 +750,7 @@ class ManyToManyQueryClient(Generic[R]):
         if not instances:
             return []
         async with managed(self.parent, client, instances) as trx:
-            await self.parent.save()
+            await self.parent.save(client=trx)
             await model._insert_many(instances, trx)
             pivot_rows = {
                 self._related_id(item): dict(a) for item, a in zip(instances, attrs, strict=True)
