@@ -12,7 +12,7 @@ LINT_PATHS = lucid_orm tests examples bench
 # Git keeps no empty directories, so lint only the paths this checkout has.
 EXISTING_LINT_PATHS = `for p in $(LINT_PATHS); do [ -e $$p ] && echo $$p; done`
 
-.PHONY: install demo test lint typecheck fmt ci clean bench
+.PHONY: install demo test test-slow-paths lint typecheck fmt ci clean bench
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The ORM and relation tests again with the lean read path off (LUCID_FAST_PATHS=0): every
+# statement through SQLAlchemy's execution layer, proving the fast paths answer as their twins.
+test-slow-paths: $(STAMP)
+	LUCID_FAST_PATHS=0 $(PY) -m pytest -q tests/orm tests/relations
+
 lint: $(STAMP)
 	$(PY) -m ruff check $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format --check $(EXISTING_LINT_PATHS)
@@ -41,7 +46,7 @@ fmt: $(STAMP)
 	$(PY) -m ruff check --fix $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format $(EXISTING_LINT_PATHS)
 
-ci: lint typecheck test
+ci: lint typecheck test test-slow-paths
 
 # lucid_orm against the bare drivers and peer ORMs (the `bench` extra); rewrites
 # docs/benchmarks.md and docs/benchmarks.png. Sizes: make bench BENCH_ARGS="--users 200 --repeat 3".
