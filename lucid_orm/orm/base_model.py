@@ -35,7 +35,7 @@ from .hooks import Scope, collect_hooks, run_hooks
 from .model_info import ModelInfo, snapshot
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
-from .persistence import _MISSING, binding, client_for, track
+from .persistence import ABSENT, binding, client_for, track
 from .relations import belongs_to, has_many, has_many_through, has_one, many_to_many
 
 if TYPE_CHECKING:
@@ -496,9 +496,8 @@ class BaseModel:
         current = d.get("_lucid_trx")
         if current is not trx:
             d["_lucid_trx"] = trx
-            track(
-                trx, [self], [current if current is not None and not current.is_completed else None]
-            )
+            previous = current if current is not None and not current.is_completed else None
+            track(trx, [self], [previous])
         return self
 
     def _ensure_not_deleted(self) -> None:
@@ -545,9 +544,6 @@ class BaseModel:
     def _client(cls, client: Client | None = None, connection: str | None = None) -> Client:
         return client_for(cls, client, connection)
 
-    def _instance_client(self, client: Client | None = None) -> Client:
-        return client_for(self, client)
-
     # -- persistence ---------------------------------------------------------------------------
     def _prepared(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Attribute values for a write, keyed by column name, ``prepare`` functions applied."""
@@ -575,14 +571,14 @@ class BaseModel:
         for name, col in stamps:
             value = now if col.kind == "datetime" else now.date()
             if creating and (col.auto_create or col.auto_update):
-                before = first.get(name, _MISSING) if first is not None else _MISSING
+                before = first.get(name, ABSENT) if first is not None else ABSENT
                 for inst in instances:
                     d = inst.__dict__
                     if d.get(name) is None:
                         d[name] = value
                 out[name] = (before, value)
             elif not creating and col.auto_update:
-                before = first.get(name, _MISSING) if first is not None else _MISSING
+                before = first.get(name, ABSENT) if first is not None else ABSENT
                 for inst in instances:
                     inst.__dict__[name] = value
                 out[name] = (before, value)

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 CONN = "_lucid_conn"
 TRX = "_lucid_trx"
 
-_MISSING: Any = object()
+# "No value": an attribute that was absent before a write.
+ABSENT: Any = object()
 
 
 def default_connection(model: type[BaseModel]) -> str:
@@ -170,7 +171,7 @@ class _Entry:
         self.instances = instances
         # update: the ``original`` dict before the write
         self.original = original
-        # attribute -> (value before the write or _MISSING, value the write set)
+        # attribute -> (value before the write or ABSENT, value the write set)
         self.stamps = stamps
         # create: the key attribute and, per instance, whether the database made its key
         self.generated = generated
@@ -203,8 +204,8 @@ def _restore(d: dict[str, Any], stamps: dict[str, tuple[Any, Any]] | None) -> No
     if not stamps:
         return
     for name, (before, written) in stamps.items():
-        if d.get(name, _MISSING) is written:
-            if before is _MISSING:
+        if d.get(name, ABSENT) is written:
+            if before is ABSENT:
                 d.pop(name, None)
             else:
                 d[name] = before

@@ -238,3 +238,42 @@ class TestRowGone:
             other = await User.create({"username": "other"}, client=trx)
         assert other.is_persisted
         assert await db.from_("users").select("username") == [{"username": "other"}]
+
+
+class TestFailedCommit:
+    """A COMMIT that fails wrote nothing: the instances of the transaction go back too."""
+
+    async def test_instances_are_new_again_when_the_commit_fails(
+        self, database: Database, dialect: str
+    ) -> None:
+        trx = await db.transaction()
+        user = await User.create({"username": "virk"}, client=trx)
+        if dialect == "sqlite":
+            # A deferred foreign-key violation only shows at COMMIT.
+            await trx.raw_query("PRAGMA defer_foreign_keys = ON")
+            await trx.table("memberships").insert({"user_id": 987654, "role": "ghost"})
+        else:
+            # The server drops the transaction's connection before the COMMIT.
+            if dialect == "postgresql":
+                rows = await trx.raw_query("select pg_backend_pid() as id")
+                kill = "select pg_terminate_backend(?)"
+            else:
+                rows = await trx.raw_query("select connection_id() as id")
+                kill = "kill ?"
+            killer = Database()
+            killer.configure(connection="k", connections={"k": {"url": _url(database)}})
+            try:
+                await killer.raw_query(kill, [rows[0]["id"]])
+            finally:
+                await killer.close()
+        with pytest.raises(LucidError):
+            await trx.commit()
+        assert trx.is_completed
+        _assert_new(user)
+        assert await _count("users") == 0
+        await user.save()
+        assert await _count("users") == 1
+
+
+def _url(database: Database) -> str:
+    return database.get_connection().url.render_as_string(hide_password=False)
