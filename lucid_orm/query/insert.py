@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import insert, literal
@@ -48,15 +48,22 @@ class InsertQueryBuilder:
     def insert(self, values: Mapping[str, Any]) -> Self:
         """One row."""
         if not isinstance(values, Mapping):
-            raise LucidError(f"insert() expects a dict of column -> value, got {values!r}")
+            raise LucidError(
+                f"insert() expects a dict of column -> value, got {values!r}",
+                code="E_INVALID_ARGUMENT",
+            )
         self._rows = [values]
         return self
 
     def multi_insert(self, rows: Sequence[Mapping[str, Any]]) -> Self:
         """Several rows in one statement (rows with other keys go in their own statement)."""
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+            raise LucidError(
+                f"multi_insert() expects a list of dicts, got {rows!r}", code="E_INVALID_ARGUMENT"
+            )
         rows = list(rows)
         if not all(isinstance(r, Mapping) for r in rows):
-            raise LucidError("multi_insert() expects a list of dicts")
+            raise LucidError("multi_insert() expects a list of dicts", code="E_INVALID_ARGUMENT")
         self._rows = rows
         return self
 
