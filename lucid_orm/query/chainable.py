@@ -38,7 +38,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause, visitors
 from sqlalchemy.sql.elements import ClauseElement, ColumnClause, Label
 from sqlalchemy.sql.schema import Column, Table
 from sqlalchemy.sql.selectable import Alias
-from sqlalchemy.types import NullType
+from sqlalchemy.types import ARRAY, JSON, Enum, NullType, TypeDecorator, UserDefinedType
 
 from ..errors import LucidError
 from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
@@ -79,6 +79,8 @@ _E = TypeVar("_E", bound=visitors.ExternallyTraversible)
 
 # Values any driver binds to a column of unknown type (bool is an int, datetime a date).
 _BINDABLE = (str, int, float, Decimal, bytes, date, time, timedelta, UUID, ClauseElement)
+# Column types whose values may be structured (dicts, lists, enum members, custom objects).
+_STRUCTURED_TYPES = (JSON, ARRAY, Enum, TypeDecorator, UserDefinedType)
 
 _SHARED_TABLES: dict[tuple[str | None, str], TableClause] = {}
 
@@ -481,11 +483,11 @@ class Chainable:
         return fn(column, value)  # type: ignore[no-any-return]
 
     def _check_bindable(self, column: Any, value: Any) -> None:
-        """A value an untyped column can't bind is refused: the MySQL driver would compare
-        with its ``str()`` (wrong rows), others fail in the driver. Typed (model) columns bind
-        through their type (JSON dicts…); PostgreSQL binds lists as arrays."""
+        """Refuse a value the column can't bind: the MySQL driver would compare with its
+        ``str()`` (wrong rows), others fail in the driver. Types made for such values bind
+        them (JSON dicts, arrays, enums, custom types); PostgreSQL binds a list as an array."""
         col_type = getattr(column, "type", None)
-        if col_type is not None and not col_type._isnull:
+        if isinstance(col_type, _STRUCTURED_TYPES):
             return
         if isinstance(value, list | tuple) and self.client.dialect_name == "postgresql":
             return

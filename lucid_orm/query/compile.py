@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from itertools import chain
 from typing import Any, cast
 
 from sqlalchemy import Select
@@ -13,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement, Executable, FromClause, visitors
+from sqlalchemy.sql.base import _expand_cloned
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import SelectState
@@ -54,24 +56,51 @@ class CheckedSelect(Select[Any]):
 
 @compiles(CheckedSelect)
 def _compile_checked_select(element: CheckedSelect, compiler: SQLCompiler, **kw: Any) -> str:
-    stack = compiler.stack
     explicit: AbstractSet[FromClause] = frozenset()
     implicit: AbstractSet[FromClause] = frozenset()
-    if stack:
-        # What SQLAlchemy itself correlates to (visit_select), so both agree on the FROMs.
+    if compiler.stack:
+        # The enclosing FROMs visit_select correlates to, so that both agree on the result.
         explicit, implicit = compiler._enclosing_correlate_froms(
-            stack[-1], kw.get("asfrom", False), kw.get("lateral", False)
+            compiler.stack[-1], kw.get("asfrom", False), kw.get("lateral", False)
         )
     own = element._from_obj
-    state: SelectState = element._compile_state_factory(element, compiler)
+    # The FROM list SQLAlchemy derives (SelectState._get_froms, without building the whole
+    # compile state): the explicit FROMs plus every table a column or condition names…
+    derived = SelectState._normalize_froms(
+        chain(
+            own,
+            chain.from_iterable(c._from_objects for c in element._raw_columns),
+            chain.from_iterable(c._from_objects for c in element._where_criteria),
+        ),
+        check_statement=element,
+    )
     try:
-        froms = state._get_display_froms(
-            explicit_correlate_froms=cast(Sequence[FromClause], explicit),
-            implicit_correlate_froms=cast(Sequence[FromClause], implicit),
+        froms = SelectState._correlate_froms(
+            derived,
+            element,
+            element._correlate,
+            element._correlate_except,
+            element._auto_correlate,
+            cast(Sequence[FromClause], explicit),
+            cast(Sequence[FromClause], implicit),
         )
     except sa_exc.InvalidRequestError as exc:  # every table correlated away
         raise LucidError(str(exc), code="E_INVALID_QUERY") from exc
-    extra = [f for f in froms if f not in own]
+    # …less those the query names itself or correlates to: anything else would be added.
+    known = set(_expand_cloned(own))
+    extra = [f for f in froms if f not in known]
+    # ORDER BY, GROUP BY and HAVING add no FROM but would fail on the server, once sent.
+    if element._order_by_clauses or element._group_by_clauses or element._having_criteria:
+        known.update(_expand_cloned(chain.from_iterable(f._hide_froms for f in own)))
+        known.update(_expand_cloned(explicit))
+        extra.extend(
+            f
+            for c in chain(
+                element._order_by_clauses, element._group_by_clauses, element._having_criteria
+            )
+            for f in c._from_objects
+            if f not in known and f not in extra
+        )
     if extra:
         raise foreign_table_error(
             _identifiers_of(element, extra), _names(extra)[0], _names([*own, *explicit])
