@@ -1193,7 +1193,9 @@ class Chainable:
         check_identifier(key)
         qualifier, _, name = key.rpartition(".")
         if qualifier and self._lookup(qualifier) not in (table, self._from):
-            raise foreign_table_error([key], qualifier, self._table_names())
+            raise foreign_table_error(
+                [key], qualifier, self._table_names(), "a write sets the columns of its table"
+            )
         return table_column(table, name)
 
     def _update_values(self, values: Any, value: Any, method: str) -> dict[Any, Any]:

@@ -110,14 +110,17 @@ def _compile_checked_select(element: CheckedSelect, compiler: SQLCompiler, **kw:
 
 
 def foreign_table_error(
-    identifiers: Sequence[str], table: str, tables: Iterable[str]
+    identifiers: Sequence[str],
+    table: str,
+    tables: Iterable[str],
+    hint: str = "join it first, or write your own SQL with db.raw()",
 ) -> LucidError:
     """``E_INVALID_IDENTIFIER`` for a qualified column whose table is not part of its query."""
     names = ", ".join(f'"{t}"' for t in dict.fromkeys(tables)) or "none"
     shown = ", ".join(f'"{i}"' for i in identifiers) or f'"{table}"'
     return LucidError(
         f'{shown} names table "{table}", which is not a table, alias or subquery of this query '
-        f"(its tables: {names}): join it first, or write your own SQL with db.raw()",
+        f"(its tables: {names}): {hint}",
         code="E_INVALID_IDENTIFIER",
     )
 

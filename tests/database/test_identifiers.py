@@ -540,3 +540,18 @@ class TestWritesStayOnTheirTable:
         assert await self.rows() == [("alice", 11), ("bob", 22)]
         assert await db.from_("users as u").where("u.username", "bob").delete() == 1
         assert await self.rows() == [("alice", 11)]
+
+    async def test_inserts_name_their_own_table(self, seed: Seed) -> None:
+        await refused(
+            lambda: db.table("users").insert({"username": "eve", "profiles.bio": "x"}),
+            "profiles.bio",
+            "profiles",
+        )
+        await refused(
+            lambda: db.table("users").returning("profiles.bio").insert({"username": "eve"}),
+            "profiles.bio",
+            "profiles",
+        )
+        rows = await db.table("users").returning("users.username").insert({"users.username": "eve"})
+        assert rows == [{"username": "eve"}]
+        assert usernames(await db.from_("users").select("username")) == ["alice", "bob", "eve"]
