@@ -78,7 +78,8 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 _E = TypeVar("_E", bound=visitors.ExternallyTraversible)
 
 # Values any driver binds to a column of unknown type (bool is an int, datetime a date).
-_BINDABLE = (str, int, float, Decimal, bytes, date, time, timedelta, UUID, ClauseElement)
+_BINDABLE: tuple[type, ...] = (str, int, float, Decimal, date, time, timedelta, UUID)
+_BINDABLE += (bytes, bytearray, memoryview, ClauseElement)
 # Column types whose values may be structured (dicts, lists, enum members, custom objects).
 _STRUCTURED_TYPES = (JSON, ARRAY, Enum, TypeDecorator, UserDefinedType)
 
