@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ColumnClause
 
 from ..errors import LucidError, ModelNotFoundError, runtime_error
-from ..query.chainable import Chainable
+from ..query.chainable import Chainable, check_page
 from ..query.paginator import SimplePaginator
 from .hooks import ScopesProxy, run_hooks
 from .preloader import Preloader
@@ -44,6 +44,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         assert table is not None
         self._from = table
         self._aliases[info.table_name] = table
+        if table.schema is not None:
+            self._aliases[table.name] = table  # "users.id" names "public.users" too
         self._pojo = False
         self._sideloaded: dict[str, Any] | None = None
         self._lock: str | None = None
@@ -295,12 +297,11 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     async def paginate(self, page: int, per_page: int = 20) -> SimplePaginator[M]:
         """One page of instances and the total (count query + page query). The total is
-        right for ``distinct`` and ``group_by`` queries too."""
-        if isinstance(page, bool) or not isinstance(page, int):
-            raise LucidError(f"paginate() expects an int page, got {page!r}")
+        right for ``distinct`` and ``group_by`` queries too. ``page`` (from 1) and ``per_page``
+        must be positive ints: ``E_INVALID_ARGUMENT`` before any query or hook otherwise."""
+        check_page(page, per_page, "paginate")
         hooks = self._info.hooks
         await run_hooks(hooks.get("before:paginate"), self)
-        page = max(page, 1)
         total = await self.count_rows()
         rows = await self.clone().for_page(page, per_page)._rows()
         paginator = SimplePaginator(

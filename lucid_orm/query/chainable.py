@@ -11,9 +11,10 @@ import inspect
 import operator
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from uuid import UUID
 
 from sqlalchemy import (
     Boolean,
@@ -37,10 +38,10 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause, visitors
 from sqlalchemy.sql.elements import ClauseElement, ColumnClause, Label
 from sqlalchemy.sql.schema import Column, Table
 from sqlalchemy.sql.selectable import Alias
-from sqlalchemy.types import NullType
+from sqlalchemy.types import ARRAY, JSON, Enum, NullType, TypeDecorator, UserDefinedType
 
 from ..errors import LucidError
-from .compile import to_query, to_sql
+from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
 from .raw import Raw
 
 if TYPE_CHECKING:
@@ -73,6 +74,14 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "<<": lambda c, v: c.op("<<")(v),
     ">>": lambda c, v: c.op(">>")(v),
 }
+
+_E = TypeVar("_E", bound=visitors.ExternallyTraversible)
+
+# Values any driver binds to a column of unknown type (bool is an int, datetime a date).
+_BINDABLE: tuple[type, ...] = (str, int, float, Decimal, date, time, timedelta, UUID)
+_BINDABLE += (bytes, bytearray, memoryview, ClauseElement)
+# Column types whose values may be structured (dicts, lists, enum members, custom objects).
+_STRUCTURED_TYPES = (JSON, ARRAY, Enum, TypeDecorator, UserDefinedType)
 
 _SHARED_TABLES: dict[tuple[str | None, str], TableClause] = {}
 
@@ -142,6 +151,40 @@ def dml_value(value: Any) -> Any:
     return value
 
 
+def _invalid(message: str) -> LucidError:
+    return LucidError(message, code="E_INVALID_ARGUMENT")
+
+
+def _values_list(values: Any, what: str) -> list[Any]:
+    """A list of bindable values from any iterable but a string, bytes or a dict."""
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise _invalid(f"{what} expects a list of values, got {values!r}")
+    return list(values)
+
+
+def _label(alias: Any) -> str:
+    """A ``{alias: column}`` key: any non-empty string (the dialect quotes it)."""
+    if not isinstance(alias, str) or not alias:
+        raise LucidError(
+            f"Invalid alias {alias!r}: a select alias is a non-empty string",
+            code="E_INVALID_IDENTIFIER",
+        )
+    return alias
+
+
+def _raw(sql: Any, bindings: Any, method: str) -> Raw:
+    if not isinstance(sql, str):
+        raise _invalid(f"{method}() expects SQL text, got {sql!r}")
+    return Raw(sql, bindings)
+
+
+def check_page(page: Any, per_page: Any, method: str) -> None:
+    """Pages count from 1 and hold at least one row: both positive ints (``True`` is no int)."""
+    for name, value in (("page", page), ("per_page", per_page)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _invalid(f"{method}() expects {name} to be an int of 1 or more, got {value!r}")
+
+
 def _reject_async(callback: Any, method: str) -> None:
     if inspect.iscoroutinefunction(callback):
         raise LucidError(
@@ -162,6 +205,35 @@ def _fold(clauses: list[tuple[bool, ColumnElement[Any]]]) -> ColumnElement[Any] 
         groups[-1].append(clause)
     terms = [g[0] if len(g) == 1 else and_(*g) for g in groups]
     return terms[0] if len(terms) == 1 else or_(*terms)
+
+
+def _swap_sources(element: _E, swaps: dict[int, FromClause]) -> _E:
+    """``element`` with the columns of each swapped source taken from its replacement."""
+    if not swaps:
+        return element
+
+    def replace(element: Any, **_kw: Any) -> Any:
+        if isinstance(element, ColumnClause) and element.table is not None:
+            target = swaps.get(id(element.table))
+            if target is not None:
+                return table_column(target, element.name)
+        return None
+
+    root: visitors.ExternallyTraversible = element
+    return cast(_E, visitors.replacement_traverse(root, {}, replace))
+
+
+def _name_of(source: Any) -> str:
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else repr(source)
+
+
+def _columns_of(element: Any, source: Any) -> list[str]:
+    return [
+        f"{_name_of(source)}.{node.name}"
+        for node in visitors.iterate(element)
+        if isinstance(node, ColumnClause) and node.table is source
+    ]
 
 
 class JoinClause:
@@ -227,7 +299,8 @@ class JoinClause:
         return self
 
     def on_in(self, column: str, values: Iterable[Any]) -> JoinClause:
-        self.clauses.append((False, self._builder._col(column).in_(list(values))))
+        column_ = self._builder._col(column)
+        self.clauses.append((False, column_.in_(_values_list(values, "on_in()"))))
         return self
 
 
@@ -238,7 +311,8 @@ class Chainable:
         self.client = client
         self._from: FromClause | None = None
         self._aliases: dict[str, FromClause] = {}
-        self._early_refs: dict[str, TableClause] = {}
+        # Qualifiers no source had when they were written: name -> (placeholder, identifier).
+        self._early_refs: dict[str, tuple[TableClause, str]] = {}
         self._parent: Chainable | None = None
         self._columns: list[ColumnElement[Any]] = []
         self._wheres: list[tuple[bool, ColumnElement[Any]]] = []
@@ -255,17 +329,27 @@ class Chainable:
         self._has_aggregates = False
 
     # -- identifiers ---------------------------------------------------------------------------
-    def _source(self, name: str) -> FromClause:
+    def _lookup(self, name: str) -> FromClause | None:
+        """The table, alias or subquery ``name`` of this query or of an enclosing one."""
         builder: Chainable | None = self
         while builder is not None:
             found = builder._aliases.get(name)
             if found is not None:
                 return found
             builder = builder._parent
+        return None
+
+    def _source(self, name: str, identifier: str) -> FromClause:
+        found = self._lookup(name)
+        if found is not None:
+            return found
+        ref = self._early_refs.get(name)
+        if ref is not None:
+            return ref[0]
         table = shared_table(name)
         # Maybe an alias that a later join() names (``where("p.x")`` before
-        # ``join("posts as p", …)``): to_core() rebinds it then.
-        self._early_refs[name] = table
+        # ``join("posts as p", …)``): to_core() rebinds it then, or refuses the name.
+        self._early_refs[name] = (table, identifier)
         return table
 
     def _unqualified(self, name: str) -> ColumnElement[Any]:
@@ -273,7 +357,9 @@ class Chainable:
         return ColumnClause(name)
 
     def _col(self, name: Any) -> ColumnElement[Any]:
-        if not isinstance(name, str):
+        if not isinstance(name, str) and (
+            isinstance(name, ClauseElement | Chainable) or hasattr(name, "to_core")
+        ):
             return cast(ColumnElement[Any], self._value(name))
         check_identifier(name)
         if name == "*":
@@ -281,13 +367,13 @@ class Chainable:
         qualifier, _, column = name.rpartition(".")
         if not qualifier:
             return self._unqualified(name)
-        return table_column(self._source(qualifier), column)
+        return table_column(self._source(qualifier, name), column)
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, datetime):
             return utc_naive(value)
         if isinstance(value, Chainable):
-            return value._scalar()
+            return self._nested(value)._scalar()
         if hasattr(value, "to_core") and not isinstance(value, ClauseElement):
             return value.to_core()
         return value
@@ -311,7 +397,10 @@ class Chainable:
             return item
         check_identifier(table, "table")
         item = shared_table(table)
-        self._aliases[table.rpartition(".")[2]] = item
+        name = table.rpartition(".")[2]
+        self._aliases[name] = item
+        if name != table:
+            self._aliases[table] = item  # "schema.table.column" names it too
         return item
 
     def _select_item(self, item: Any) -> ColumnElement[Any]:
@@ -321,9 +410,19 @@ class Chainable:
                 return self._col(match.group(1)).label(match.group(2))
             return self._col(item)
         if isinstance(item, Chainable):
-            label: ColumnElement[Any] = item._scalar().label(item._alias or "subquery")
+            sub = self._nested(item)
+            label: ColumnElement[Any] = sub._scalar().label(item._alias or "subquery")
             return label
-        return cast(ColumnElement[Any], self._value(item))
+        return self._col(item)
+
+    def _nested(self, sub: Chainable) -> Chainable:
+        """``sub`` as a subquery of this query: a builder made elsewhere gets a copy whose
+        qualified names may refer to this query's tables (correlation)."""
+        if sub._parent is not None or sub is self:
+            return sub
+        nested = sub.clone()
+        nested._parent = self
+        return nested
 
     # -- callbacks -----------------------------------------------------------------------------
     def _group(self) -> Self:
@@ -349,13 +448,28 @@ class Chainable:
     def _compare(self, column: Any, op: Any, value: Any) -> ColumnElement[Any]:
         if not isinstance(op, str):
             raise LucidError(f"Invalid operator {op!r}", code="E_INVALID_OPERATOR")
-        fn = _OPERATORS.get(op.lower().strip())
+        key = op.lower().strip()
+        fn = _OPERATORS.get(key)
         if fn is None:
             raise LucidError(
                 f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
                 code="E_INVALID_OPERATOR",
             )
         value = self._value(value)
+        if key in ("in", "not in"):
+            if not isinstance(value, ClauseElement):
+                value = _values_list(value, f'The "{key}" operator')
+        elif key in ("is", "is not"):
+            if value is not None and not isinstance(value, bool | ClauseElement):
+                raise _invalid(f'"{op}" compares with None, True or False, got {value!r}')
+        elif value is None:
+            if fn is not operator.eq and fn is not operator.ne:
+                raise _invalid(
+                    f'Cannot compare NULL with "{op}": use where_null()/where_not_null(), '
+                    '"=" or "!="'
+                )
+        elif not isinstance(value, _BINDABLE):
+            self._check_bindable(column, value)
         if isinstance(value, Select):
             value = value.scalar_subquery()
         elif isinstance(value, bool):
@@ -368,6 +482,20 @@ class Chainable:
                 unique=True,
             )
         return fn(column, value)  # type: ignore[no-any-return]
+
+    def _check_bindable(self, column: Any, value: Any) -> None:
+        """Refuse a value the column can't bind: the MySQL driver would compare with its
+        ``str()`` (wrong rows), others fail in the driver. Types made for such values bind
+        them (JSON dicts, arrays, enums, custom types); PostgreSQL binds a list as an array."""
+        col_type = getattr(column, "type", None)
+        if isinstance(col_type, _STRUCTURED_TYPES):
+            return
+        if isinstance(value, list | tuple) and self.client.dialect_name == "postgresql":
+            return
+        raise _invalid(
+            f"Cannot compare with {value!r} ({type(value).__name__}): bind a str, number, "
+            "date/time, bytes, UUID or None (where_in() takes a list of values)"
+        )
 
     def _condition(self, args: tuple[Any, ...], method: str) -> ColumnElement[Any]:
         first = args[0]
@@ -416,7 +544,7 @@ class Chainable:
 
     def _in_values(self, values: Any, method: str) -> Any:
         if isinstance(values, Chainable):
-            return values._in_subquery()
+            return self._nested(values)._in_subquery()
         if isinstance(values, Select):
             return values
         if callable(values) and not isinstance(values, Raw):
@@ -425,7 +553,7 @@ class Chainable:
             return sub._in_subquery()
         if isinstance(values, Raw):
             return values
-        if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
             raise LucidError(
                 f"{method}() expects a list of values or a subquery, got {values!r}",
                 code="E_INVALID_ARGUMENT",
@@ -437,6 +565,13 @@ class Chainable:
         if isinstance(columns, list | tuple):
             target: Any = tuple_(*[self._col(c) for c in columns])
             if isinstance(values, list):
+                width = len(columns)
+                for v in values:
+                    if isinstance(v, str | bytes) or not isinstance(v, Sequence) or len(v) != width:
+                        raise _invalid(
+                            f"{method}() on {width} columns expects a list of {width}-value "
+                            f"lists, got {v!r} in it"
+                        )
                 values = [tuple(v) for v in values]
         else:
             target = self._col(columns)
@@ -481,7 +616,7 @@ class Chainable:
         return self._add_where(True, self._col(column).is_not(None))
 
     def _between(self, column: str, values: Sequence[Any], negate: bool) -> ColumnElement[Any]:
-        if isinstance(values, str | bytes) or len(values) != 2:
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or len(values) != 2:
             raise LucidError(
                 f"where_between() expects two values [low, high], got {values!r}",
                 code="E_INVALID_ARGUMENT",
@@ -526,14 +661,14 @@ class Chainable:
 
     def _exists(self, query: Any, method: str) -> Any:
         if isinstance(query, Chainable):
-            return exists(query._correlated())
+            return exists(self._nested(query)._correlated())
         if isinstance(query, Raw):
             return literal_column("EXISTS").op("")(query.self_group())
         if callable(query):
             sub = self._subquery_builder()
             self._run_callback(query, method, sub)
             return exists(sub._correlated())
-        raise LucidError(f"{method}() expects a query builder or a callback")
+        raise _invalid(f"{method}() expects a query builder or a callback, got {query!r}")
 
     def where_exists(self, query: Any) -> Self:
         """``EXISTS (subquery)``; the callback receives a fresh builder that can refer to this
@@ -573,12 +708,12 @@ class Chainable:
 
     def where_raw(self, sql: str, bindings: Any = None) -> Self:
         """A raw condition: ``where_raw("age > ?", [18])``."""
-        return self._add_where(False, Raw(sql, bindings).self_group())
+        return self._add_where(False, _raw(sql, bindings, "where_raw").self_group())
 
     and_where_raw = where_raw
 
     def or_where_raw(self, sql: str, bindings: Any = None) -> Self:
-        return self._add_where(True, Raw(sql, bindings).self_group())
+        return self._add_where(True, _raw(sql, bindings, "or_where_raw").self_group())
 
     # -- select, from, joins -------------------------------------------------------------------
     def select(self, *columns: Any) -> Self:
@@ -589,7 +724,7 @@ class Chainable:
                 self.select(*item)
             elif isinstance(item, Mapping):
                 for alias, col in item.items():
-                    self._columns.append(self._select_item(col).label(alias))
+                    self._columns.append(self._select_item(col).label(_label(alias)))
             else:
                 self._columns.append(self._select_item(item))
         return self
@@ -610,6 +745,12 @@ class Chainable:
     table = from_
 
     def _join(self, kind: str, table: Any, first: Any, op: Any, second: Any) -> Self:
+        if first is None and kind != "cross":
+            # SQLAlchemy would guess the condition from foreign keys (or raise its own error).
+            raise _invalid(
+                f"{kind} join of {table!r} needs a condition: join(table, first, op, second) "
+                "or join(table, lambda j: j.on(...)); cross_join() joins without one"
+            )
         target = self._from_item(table)
         if first is None:
             self._joins.append((target, None, kind))
@@ -648,8 +789,9 @@ class Chainable:
         return self._join("cross", table, None, None, None)
 
     def join_raw(self, sql: str, bindings: Any = None) -> Self:
-        """A raw join clause appended after FROM: ``join_raw("natural join posts")``."""
-        self._joins.append((Raw(sql, bindings), None, "raw"))
+        """A raw join clause appended after FROM: ``join_raw("natural join posts")``. Name the
+        columns of its tables with ``db.raw()`` too: they are not tables of the builder."""
+        self._joins.append((_raw(sql, bindings, "join_raw"), None, "raw"))
         return self
 
     # -- grouping, ordering, paging ------------------------------------------------------------
@@ -663,7 +805,7 @@ class Chainable:
         return self
 
     def group_by_raw(self, sql: str, bindings: Any = None) -> Self:
-        self._group_by.append(Raw(sql, bindings))
+        self._group_by.append(_raw(sql, bindings, "group_by_raw"))
         return self
 
     def _having(self, is_or: bool, args: tuple[Any, ...], method: str) -> Self:
@@ -679,8 +821,7 @@ class Chainable:
         if len(args) != 3:
             raise LucidError(f"{method}() takes a column, an operator and a value")
         column, op, value = args
-        target = self._col(column) if isinstance(column, str) else self._value(column)
-        self._havings.append((is_or, self._compare(target, op, value)))
+        self._havings.append((is_or, self._compare(self._col(column), op, value)))
         return self
 
     def having(self, *args: Any) -> Self:
@@ -694,13 +835,13 @@ class Chainable:
 
     def having_raw(self, sql: str, bindings: Any = None) -> Self:
         """A raw ``HAVING`` condition: ``having_raw("count(*) > ?", [2])``."""
-        self._havings.append((False, Raw(sql, bindings).self_group()))
+        self._havings.append((False, _raw(sql, bindings, "having_raw").self_group()))
         return self
 
     and_having_raw = having_raw
 
     def or_having_raw(self, sql: str, bindings: Any = None) -> Self:
-        self._havings.append((True, Raw(sql, bindings).self_group()))
+        self._havings.append((True, _raw(sql, bindings, "or_having_raw").self_group()))
         return self
 
     def order_by(self, column: Any, direction: str = "asc") -> Self:
@@ -709,6 +850,11 @@ class Chainable:
         if isinstance(column, list | tuple):
             for item in column:
                 if isinstance(item, Mapping):
+                    if "column" not in item:
+                        raise _invalid(
+                            'order_by() dicts name their column: {"column": "id", "order": '
+                            f'"desc"}}, got {item!r}'
+                        )
                     self.order_by(item["column"], item.get("order", "asc"))
                 else:
                     self.order_by(item)
@@ -720,18 +866,16 @@ class Chainable:
                 code="E_INVALID_ARGUMENT",
             )
         target: Any
-        if isinstance(column, str):
-            target = self._col(column)
-        elif isinstance(column, Chainable):
-            target = column._scalar()
+        if isinstance(column, Chainable):
+            target = self._nested(column)._scalar()
         else:
-            target = self._value(column)
+            target = self._col(column)
         self._order_by.append(target.desc() if d == "desc" else target.asc())
         return self
 
     def order_by_raw(self, sql: str, bindings: Any = None) -> Self:
         """A raw ``ORDER BY`` fragment: ``order_by_raw("lower(email) desc")``."""
-        self._order_by.append(Raw(sql, bindings))
+        self._order_by.append(_raw(sql, bindings, "order_by_raw"))
         return self
 
     def clear_order(self) -> Self:
@@ -757,23 +901,24 @@ class Chainable:
         return self
 
     def limit(self, value: int) -> Self:
-        """``LIMIT``."""
+        """``LIMIT``; raises ``E_INVALID_ARGUMENT`` unless ``value`` is an int >= 0."""
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise LucidError(f"limit() expects a non-negative int, got {value!r}")
+            raise _invalid(f"limit() expects a non-negative int, got {value!r}")
         self._limit = value
         return self
 
     def offset(self, value: int) -> Self:
-        """``OFFSET``."""
+        """``OFFSET``; raises ``E_INVALID_ARGUMENT`` unless ``value`` is an int >= 0."""
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise LucidError(f"offset() expects a non-negative int, got {value!r}")
+            raise _invalid(f"offset() expects a non-negative int, got {value!r}")
         self._offset = value
         return self
 
     def for_page(self, page: int, per_page: int = 20) -> Self:
-        """``LIMIT per_page OFFSET (page - 1) * per_page`` (pages start at 1)."""
-        page = max(int(page), 1)
-        return self.limit(int(per_page)).offset((page - 1) * int(per_page))
+        """``LIMIT per_page OFFSET (page - 1) * per_page``: pages count from 1; ``page`` and
+        ``per_page`` must be positive ints (``E_INVALID_ARGUMENT``)."""
+        check_page(page, per_page, "for_page")
+        return self.limit(per_page).offset((page - 1) * per_page)
 
     def distinct(self, *columns: Any) -> Self:
         """``SELECT DISTINCT``, optionally selecting ``columns``."""
@@ -790,7 +935,7 @@ class Chainable:
         for arg in args:
             if isinstance(arg, Mapping):
                 for name, col in arg.items():
-                    self._columns.append(self._agg_expr(fn, col, is_distinct).label(name))
+                    self._columns.append(self._agg_expr(fn, col, is_distinct).label(_label(name)))
                 continue
             alias: str | None = None
             if isinstance(arg, str):
@@ -808,10 +953,8 @@ class Chainable:
     def _agg_expr(self, fn: str, arg: Any, is_distinct: bool) -> ColumnElement[Any]:
         if arg == "*":
             target: Any = literal_column("*")
-        elif isinstance(arg, str):
-            target = self._col(arg)
         else:
-            target = self._value(arg)
+            target = self._col(arg)
         if is_distinct:
             target = distinct(target)
         if fn == "count" and arg == "*" and not is_distinct:
@@ -922,6 +1065,8 @@ class Chainable:
         """The WHERE condition (hook: relation builders wrap it with their constraint).
         ``_scoped`` conditions (a relation's ``on_query``) are AND-ed around the user's own
         group, so an ``or_where`` can't bypass them."""
+        if self._early_refs and self._parent is None:
+            self._unknown_qualifiers()
         user = _fold(self._wheres)
         scoped = self._scoped
         if not scoped:
@@ -930,9 +1075,14 @@ class Chainable:
         return parts[0] if len(parts) == 1 else and_(*parts)
 
     def to_core(self) -> Select[Any]:
-        """The SQLAlchemy Core ``select()`` this builder describes (built fresh each call)."""
-        stmt = select(*(self._columns or self._default_columns()))
+        """The SQLAlchemy Core ``select()`` this builder describes (built fresh each call).
+        Compiling it refuses a table that the query does not name (``E_INVALID_IDENTIFIER``)."""
         frm = self._from_clause()
+        if frm is None and not self._columns:
+            raise LucidError(
+                "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
+            )
+        stmt: Select[Any] = CheckedSelect(*(self._columns or self._default_columns()))
         if frm is not None:
             stmt = stmt.select_from(frm)
         where = self._where_clause()
@@ -959,21 +1109,27 @@ class Chainable:
         """Columns qualified by a name that was no alias yet when they were written, and is
         one now: point them at that alias (a table of that name would be a wrong extra FROM)."""
         swaps: dict[int, FromClause] = {}
-        for name, placeholder in self._early_refs.items():
-            found = self._aliases.get(name)
+        for name, (placeholder, _identifier) in self._early_refs.items():
+            found = self._lookup(name)
             if found is not None and found is not placeholder:
                 swaps[id(placeholder)] = found
-        if not swaps:
-            return stmt
+        return _swap_sources(stmt, swaps)
 
-        def replace(element: Any, **_kw: Any) -> Any:
-            if isinstance(element, ColumnClause) and element.table is not None:
-                target = swaps.get(id(element.table))
-                if target is not None:
-                    return table_column(target, element.name)
-            return None
+    def _unknown_qualifiers(self) -> None:
+        """Refuse a qualifier that names no table, alias or subquery of this query (nor of an
+        enclosing one). A subquery leaves that to the compiled statement (``CheckedSelect``),
+        which sees the enclosing query whole, joins added after this subquery included."""
+        for name, (_placeholder, identifier) in self._early_refs.items():
+            if self._lookup(name) is None:
+                raise foreign_table_error([identifier], name, self._table_names())
 
-        return cast(Select[Any], visitors.replacement_traverse(stmt, {}, replace))
+    def _table_names(self) -> list[str]:
+        names: list[str] = []
+        builder: Chainable | None = self
+        while builder is not None:
+            names.extend(builder._aliases)
+            builder = builder._parent
+        return names
 
     def _correlated(self) -> Select[Any]:
         """As a subquery: its own tables stay local, other names refer to the outer query."""
@@ -1008,20 +1164,50 @@ class Chainable:
         return frm
 
     def _dml_where(self) -> ColumnElement[Any] | None:
+        """The WHERE of an UPDATE/DELETE, on the table itself: columns of the FROM alias are
+        the table's, and a column of any other table is refused (SQLAlchemy would add that
+        table to the statement, ``UPDATE … FROM other``, and write every matching row)."""
         if self._joins:
             raise LucidError("update/delete with joins is not supported: use where_in(subquery)")
-        return self._where_clause()
+        where = self._where_clause()
+        if where is None:
+            return None
+        table = self._dml_table("update")
+        alias = self._from
+        swaps: dict[int, FromClause] = {}
+        for name, (placeholder, _identifier) in self._early_refs.items():
+            found = self._lookup(name)
+            if found is not None and found is not placeholder:
+                swaps[id(placeholder)] = table if found is alias else found
+        if alias is not table and alias is not None:
+            swaps[id(alias)] = table
+        where = _swap_sources(where, swaps)
+        for frm in where._from_objects:
+            if frm is not table:
+                raise foreign_table_error(
+                    _columns_of(where, frm), _name_of(frm), self._table_names()
+                )
+        return where
+
+    def _dml_column(self, table: TableClause, key: Any) -> ColumnElement[Any]:
+        """The column ``key`` of the table written to; a qualifier must name that table."""
+        check_identifier(key)
+        qualifier, _, name = key.rpartition(".")
+        if qualifier and self._lookup(qualifier) not in (table, self._from):
+            raise foreign_table_error(
+                [key], qualifier, self._table_names(), "a write sets the columns of its table"
+            )
+        return table_column(table, name)
 
     def _update_values(self, values: Any, value: Any, method: str) -> dict[Any, Any]:
         table = self._dml_table(method)
         if isinstance(values, str):
             values = {values: value}
         if not isinstance(values, Mapping) or not values:
-            raise LucidError(f"{method}() expects a dict of column -> value")
+            raise _invalid(f"{method}() expects a dict of column -> value")
         out: dict[Any, Any] = {}
         for key, val in values.items():
-            check_identifier(key)
-            col = table_column(table, key.rpartition(".")[2])
+            col = self._dml_column(table, key)
             out[col] = column_value(col, self._value(val))
         return out
 
@@ -1047,10 +1233,9 @@ class Chainable:
         pairs = column.items() if isinstance(column, Mapping) else [(column, amount)]
         out: dict[Any, Any] = {}
         for key, by in pairs:
-            check_identifier(key)
+            col = self._dml_column(table, key)
             if isinstance(by, bool) or not isinstance(by, int | float):
-                raise LucidError(f"increment/decrement amount must be a number, got {by!r}")
-            col = table_column(table, key.rpartition(".")[2])
+                raise _invalid(f"increment/decrement amount must be a number, got {by!r}")
             out[col] = col + by * sign
         return out
 

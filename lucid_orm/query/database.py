@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chainable import Chainable
+from .chainable import Chainable, check_page
 from .paginator import SimplePaginator
 
 
@@ -26,9 +26,10 @@ class DatabaseQueryBuilder(Chainable):
         return rows[0] if rows else None
 
     async def paginate(self, page: int, per_page: int = 20) -> SimplePaginator[dict[str, Any]]:
-        """One page of rows plus the total: two queries (count, then the page)."""
-        page = max(int(page), 1)
-        per_page = int(per_page)
+        """One page of rows plus the total: two queries (count, then the page). ``page``
+        (from 1) and ``per_page`` must be positive ints: ``E_INVALID_ARGUMENT`` before any
+        query otherwise."""
+        check_page(page, per_page, "paginate")
         total = await self.count_rows()
         rows = await self.clone().for_page(page, per_page).exec()
         return SimplePaginator(total, per_page, page, rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import insert, literal
@@ -10,7 +10,7 @@ from sqlalchemy.sql import ClauseElement, TableClause
 
 from ..errors import LucidError
 from .chainable import check_identifier, dml_value, shared_table, table_column
-from .compile import to_query, to_sql
+from .compile import foreign_table_error, to_query, to_sql
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -48,15 +48,22 @@ class InsertQueryBuilder:
     def insert(self, values: Mapping[str, Any]) -> Self:
         """One row."""
         if not isinstance(values, Mapping):
-            raise LucidError(f"insert() expects a dict of column -> value, got {values!r}")
+            raise LucidError(
+                f"insert() expects a dict of column -> value, got {values!r}",
+                code="E_INVALID_ARGUMENT",
+            )
         self._rows = [values]
         return self
 
     def multi_insert(self, rows: Sequence[Mapping[str, Any]]) -> Self:
         """Several rows in one statement (rows with other keys go in their own statement)."""
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+            raise LucidError(
+                f"multi_insert() expects a list of dicts, got {rows!r}", code="E_INVALID_ARGUMENT"
+            )
         rows = list(rows)
         if not all(isinstance(r, Mapping) for r in rows):
-            raise LucidError("multi_insert() expects a list of dicts")
+            raise LucidError("multi_insert() expects a list of dicts", code="E_INVALID_ARGUMENT")
         self._rows = rows
         return self
 
@@ -77,15 +84,26 @@ class InsertQueryBuilder:
                 groups.append((keys, [row]))
         statements = []
         for keys, rows in groups:
-            cols = [table_column(table, k) for k in keys]
+            cols = [table_column(table, self._column_name(table, k)) for k in keys]
             values = [
                 {c: _value(r[k], inline) for c, k in zip(cols, keys, strict=True)} for r in rows
             ]
             stmt = insert(table).values(values if len(values) > 1 else values[0])
             if self._returning:
-                stmt = stmt.returning(*[table_column(table, c) for c in self._returning])
+                stmt = stmt.returning(
+                    *[table_column(table, self._column_name(table, c)) for c in self._returning]
+                )
             statements.append(stmt)
         return statements
+
+    def _column_name(self, table: TableClause, key: str) -> str:
+        """``key`` without its qualifier, which must name the table inserted into."""
+        qualifier, _, name = key.rpartition(".")
+        if qualifier and qualifier not in (table.name, table.fullname):
+            raise foreign_table_error(
+                [key], qualifier, [table.fullname], "an insert names the columns of its table"
+            )
+        return name
 
     def to_sql(self) -> tuple[str, list[Any]]:
         return to_sql(self._statements()[0], self.client.dialect)

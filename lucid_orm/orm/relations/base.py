@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import TypeEngine, UserDefinedType
 
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
-from ...query.chainable import _fold
+from ...query.chainable import _fold, check_page
 from ..columns import _UNSET
 from ..naming import RelationType
 from ..persistence import bind, client_for
@@ -454,6 +454,7 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
                 f'Cannot paginate relationship "{self.relation.relation_name}" during preload'
             )
         self._one_relation_guard("paginate")
+        check_page(page, per_page, "paginate")
         return self._paginate(page, per_page)
 
     async def _paginate(self, page: int, per_page: int) -> Any:
