@@ -195,6 +195,13 @@ class Connection:
 
     def _abandon(self) -> None:
         """Forget the engines without closing them (their loop is gone)."""
+        for eng in ([self._write] if self._write else []) + self._reads:
+            idle, eng.idle = eng.idle, []
+            for raw, _driver in idle:
+                # Checked out: detached, the pool won't try to terminate it on the dead loop
+                # when it is garbage collected.
+                with contextlib.suppress(Exception):
+                    raw.detach()
         self._write, self._reads, self._read_cycle = None, [], None
         if self.owner is not None and self.owner[0] is None:
             self.owner = None
@@ -219,6 +226,13 @@ class Connection:
         return bool(self._read_cfgs)
 
     async def close(self) -> None:
+        write = self._write
+        if write is not None and write.loop_bound and write.loop not in (None, _running_loop()):
+            # Opened by another event loop (a previous asyncio.run()): their connections
+            # can't be awaited from this one.
+            self._abandon()
+            self.closed = True
+            return
         trx = self.global_transaction()
         if trx is not None:
             # Its connection is checked out: disposing the pool would leave it (and its locks)

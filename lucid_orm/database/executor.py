@@ -83,22 +83,31 @@ class StatementCache:
         params = entry.compiled.construct_params(
             extracted_parameters=key.bindparams, escape_names=False, _no_postcompile=True
         )
-        if entry.expanding:
-            expanded = entry.compiled._process_parameters_for_postcompile(params)
-            values = expanded.parameters
-            procs: Any = expanded.processors
-            out: list[Any] = []
-            for name in expanded.positiontup or ():
-                value = values[name]
+        try:
+            if entry.expanding:
+                expanded = entry.compiled._process_parameters_for_postcompile(params)
+                values = expanded.parameters
+                procs: Any = expanded.processors
+                out: list[Any] = []
+                for name in expanded.positiontup or ():
+                    value = values[name]
+                    proc = procs.get(name)
+                    out.append(proc(value) if proc is not None and value is not None else value)
+                return entry, expanded.statement, out
+            out = []
+            procs = entry.bind_processors
+            for name in entry.positiontup:
+                value = params[name]
                 proc = procs.get(name)
                 out.append(proc(value) if proc is not None and value is not None else value)
-            return entry, expanded.statement, out
-        out = []
-        procs = entry.bind_processors
-        for name in entry.positiontup:
-            value = params[name]
-            proc = procs.get(name)
-            out.append(proc(value) if proc is not None and value is not None else value)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # A value the column type's bind processor refuses (SQLAlchemy raises StatementError).
+            raise QueryError(
+                with_sql(f"Cannot bind a value: {exc}", entry.sql),
+                sql=entry.sql,
+                bindings=list(params.values()),
+                original=exc,
+            ) from exc
         return entry, entry.sql, out
 
 

@@ -107,6 +107,7 @@ def _statement_error(exc: sa_exc.SQLAlchemyError, stmt: Executable) -> QueryErro
         return QueryError(
             with_sql(reason, sql), sql=sql, bindings=_bindings(exc.params), original=original
         )
+    # Compilation failed (a construct this dialect can't render): there is no SQL to show.
     return QueryError(f"Cannot run the statement: {exc}", original=exc)
 
 
@@ -144,6 +145,21 @@ async def run_statement(
         raise wrap_error(exc) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise _statement_error(exc, stmt) from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        # Raised by the driver itself while binding (SQLite: an int beyond 64 bits), which
+        # SQLAlchemy passes through unwrapped.
+        sql = _sql_of(stmt, conn)
+        raise QueryError(
+            with_sql(f"Cannot run the statement: {exc}", sql), sql=sql, original=exc
+        ) from exc
+
+
+def _sql_of(stmt: Executable, conn: AsyncConnection) -> str | None:
+    """The statement's SQL for an error message (compiled again: errors only)."""
+    try:
+        return str(stmt.compile(dialect=conn.dialect))  # type: ignore[attr-defined]
+    except Exception:
+        return None
 
 
 def connect_error(
