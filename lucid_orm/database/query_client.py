@@ -246,11 +246,13 @@ class QueryClient(_ClientMixin):
             async with connection.guard():
                 try:
                     fast = await fetch(connection, engines, connection.statements, stmt, model)
-                except QueryError:
+                except LucidError:
                     raise
                 except sa_exc.DBAPIError as exc:
                     raise connect_error(connection, _driver_error(exc), engines) from exc
-                except (OSError, sa_exc.SQLAlchemyError) as exc:
+                except Exception as exc:
+                    # Anything else came from the checkout: the pool passes the driver's
+                    # connect errors through unwrapped.
                     raise connect_error(connection, exc, engines) from exc
             if fast is not None:
                 return fast
@@ -335,11 +337,11 @@ class QueryClient(_ClientMixin):
         async with connection.guard():
             try:
                 return await run(connection, engines, entry, entry.sql, params, model)
-            except QueryError:
+            except LucidError:
                 raise
             except sa_exc.DBAPIError as exc:
                 raise connect_error(connection, _driver_error(exc), engines) from exc
-            except (OSError, sa_exc.SQLAlchemyError) as exc:
+            except Exception as exc:
                 raise connect_error(connection, exc, engines) from exc
 
     def transaction(
