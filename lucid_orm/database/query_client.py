@@ -145,9 +145,16 @@ async def run_statement(
         raise wrap_error(exc) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise _statement_error(exc, stmt) from exc
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        # Raised by the driver itself while binding (SQLite: an int beyond 64 bits), which
-        # SQLAlchemy passes through unwrapped.
+    except (TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
+        # Raised by the driver itself, which SQLAlchemy passes through unwrapped: a value it
+        # can't bind (SQLite: an int beyond 64 bits), or a connection of another event loop.
+        if isinstance(exc, RuntimeError) and "loop" in str(exc):
+            raise LucidError(
+                "This transaction's connection belongs to another event loop (opened before a "
+                f"new asyncio.run() or in another thread): {exc}. Open and use a transaction "
+                "inside one event loop",
+                code="E_EVENT_LOOP_CHANGED",
+            ) from exc
         sql = _sql_of(stmt, conn)
         raise QueryError(
             with_sql(f"Cannot run the statement: {exc}", sql), sql=sql, original=exc
