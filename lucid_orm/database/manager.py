@@ -57,6 +57,11 @@ class Database:
         "replicas": {"write": {...}, "read": [{...}, ...]}}}`` defines several, and
         ``connection=`` names the default one (else the first).
 
+        ``pool={"max": n, "timeout": seconds, "pre_ping": True}``: ``pre_ping`` checks each
+        connection taken from the pool with a round trip, so that even a transaction never
+        starts on a connection the server dropped (off by default: reads outside transactions
+        heal without it).
+
         Calling it again replaces the connections and closes the old pools: inside a running
         event loop their closing is scheduled on it (``await db.close()`` waits for it);
         pools of a loop that is gone are dropped."""

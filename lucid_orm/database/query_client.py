@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
 
 from ..errors import ConnectionLostError, IntegrityError, LucidError, QueryError
-from .connection import Connection, _Engines
+from .connection import Connection, _Engines, mask, mask_text
 from .executor import compile_static, connection_lost, fetch, run, with_sql
 from .result import ExecResult
 
@@ -174,8 +174,13 @@ def connect_error(
 ) -> LucidError:
     """A failed connection attempt, naming the connection, or the replica when it was one,
     with its URL masked."""
-    where = (engines or connection.write_engines()).describe(connection.name)
-    return LucidError(f"Cannot connect to {where}: {exc}", code="E_CONNECTION_FAILED")
+    if engines is not None:
+        where = engines.describe(connection.name)
+    else:
+        where = f'"{connection.name}" ({mask(connection.url)})'
+    return LucidError(
+        f"Cannot connect to {where}: {mask_text(str(exc))}", code="E_CONNECTION_FAILED"
+    )
 
 
 class _ClientMixin:
