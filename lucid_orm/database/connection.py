@@ -441,7 +441,10 @@ class _Engines:
         the lean path's idle ones are closed now (they came from the same server)."""
         from sqlalchemy.util.concurrency import greenlet_spawn
 
-        idle, self.idle = self.idle, []
+        # Emptied in place: a concurrent read keeps its reference to this list and may
+        # append a connection to it after this (a swapped-out list would orphan it).
+        idle = self.idle[:]
+        self.idle.clear()
         pool = self.engine.sync_engine.pool
 
         def drop() -> None:
@@ -458,7 +461,8 @@ class _Engines:
             return
         from sqlalchemy.util.concurrency import greenlet_spawn
 
-        idle, self.idle = self.idle, []
+        idle = self.idle[:]
+        self.idle.clear()
 
         def drop() -> None:
             for other, _driver in idle:
