@@ -71,6 +71,15 @@ class IntegrityError(QueryError):
     code = "E_INTEGRITY"
 
 
+class ConnectionLostError(QueryError):
+    """The server dropped the connection a statement ran on (restart, failover, idle kill).
+    Reads outside a transaction are retried once on a fresh connection before this is raised;
+    inside a transaction nothing is retried (the transaction is gone: run it again), nor is a
+    write outside one (it may or may not have been applied)."""
+
+    code = "E_CONNECTION_LOST"
+
+
 class MigrationError(LucidError):
     """A migration that failed (``E_MIGRATION_FAILED``, the cause in ``original`` and
     ``__cause__``), a recorded migration whose file is gone (``E_MIGRATION_CORRUPT``), a
@@ -104,6 +113,7 @@ def missing_attribute(message: str) -> LucidError:
 
 
 __all__ = [
+    "ConnectionLostError",
     "IntegrityError",
     "LucidError",
     "MigrationError",

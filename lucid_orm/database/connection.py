@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -38,8 +39,12 @@ def parse_url(url: str | URL) -> tuple[URL, bool]:
         return make_url("sqlite+aiosqlite://"), True
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise LucidError(f"Invalid database URL {url!r}: {exc}", code="E_INVALID_URL") from exc
+    except (ArgumentError, ValueError) as exc:
+        # Both the URL and the parser's message may hold the password.
+        raise LucidError(
+            f"Invalid database URL {mask_text(str(url))!r}: {mask_text(str(exc))}",
+            code="E_INVALID_URL",
+        ) from exc
     name = parsed.drivername
     if "+" not in name:
         if name not in _DRIVERS:
@@ -58,9 +63,44 @@ def fast_paths_default() -> bool:
     return os.environ.get("LUCID_FAST_PATHS", "1").strip().lower() not in ("0", "false", "off")
 
 
-def mask(url: URL) -> str:
-    """The URL as text with its password hidden, for messages."""
-    return url.render_as_string(hide_password=True)
+# Query parameters that carry a secret (``postgresql://app@host/db?password=...``).
+_SECRET_PARAMS = frozenset(
+    {"password", "passwd", "pwd", "pass", "sslpassword", "secret", "token", "api_key", "apikey"}
+)
+_HIDDEN = "***"
+_USERINFO_SECRET = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_PARAM_SECRET = re.compile(
+    r"(\b(?:" + "|".join(sorted(_SECRET_PARAMS)) + r")=)[^&\s'\"]*", re.IGNORECASE
+)
+
+
+def mask(url: URL | str) -> str:
+    """The URL as text with every password hidden (userinfo and query parameters such as
+    ``?password=``), for messages and reprs."""
+    if isinstance(url, str):
+        text = url
+        try:
+            url = make_url(text)
+        except (ArgumentError, ValueError):
+            return mask_text(text)
+    if any(key.lower() in _SECRET_PARAMS for key in url.query):
+        query = {k: (_HIDDEN if k.lower() in _SECRET_PARAMS else v) for k, v in url.query.items()}
+        url = url.set(query=query)
+    # The renderer percent-encodes query values: put the marker back as written.
+    return url.render_as_string(hide_password=True).replace("%2A%2A%2A", _HIDDEN)
+
+
+def mask_text(text: str) -> str:
+    """``text`` with the passwords of any URL in it hidden (for messages that quote a URL the
+    parser rejected)."""
+    return _PARAM_SECRET.sub(r"\1" + _HIDDEN, _USERINFO_SECRET.sub(r"\1" + _HIDDEN + "@", text))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class Connection:
@@ -106,19 +146,69 @@ class Connection:
         self.statements = StatementCache()
         self.static_statements: dict[Any, Any] = {}
 
+    def __repr__(self) -> str:
+        return f"<Connection {self.name!r} {mask(self.url)}>"
+
     # -- engines -------------------------------------------------------------------------------
     def _ensure(self) -> _Engines:
-        if self.closed:
-            raise LucidError(
-                f'Connection "{self.name}" is closed: call db.configure() to open it again',
-                code="E_CONNECTION_CLOSED",
-            )
-        if self._write is None:
-            self._write = _Engines(self, self._write_cfg)
-            self._reads = [_Engines(self, cfg) for cfg in self._read_cfgs]
+        write = self._write
+        if write is None:
+            if self.closed:
+                raise LucidError(
+                    f'Connection "{self.name}" is closed: call db.configure() to open it again',
+                    code="E_CONNECTION_CLOSED",
+                )
+            self._write = write = _Engines(self, self._write_cfg)
+            count = len(self._read_cfgs)
+            self._reads = [
+                _Engines(self, cfg, f"read replica {i} of {count}")
+                for i, cfg in enumerate(self._read_cfgs, 1)
+            ]
             if self._reads:
                 self._read_cycle = itertools.cycle(self._reads)
-        return self._write
+        elif write.loop_bound:
+            # asyncpg and asyncmy connections belong to the loop that opened them: another
+            # loop (a second asyncio.run(), a test loop of another scope) gets engines of its own.
+            loop = _running_loop()
+            if loop is not write.loop and loop is not None:
+                return self._rebind(write, loop)
+        return write
+
+    def _rebind(self, write: _Engines, loop: asyncio.AbstractEventLoop) -> _Engines:
+        old = write.loop
+        if old is None:
+            # Created outside any loop: nothing is connected yet, this loop adopts them.
+            for eng in [write, *self._reads]:
+                eng.loop = loop
+            return write
+        if old.is_running() and not old.is_closed():
+            raise LucidError(
+                f'Connection "{self.name}" is in use by an event loop running in another '
+                "thread: its pooled connections cannot serve two loops. Give each thread its "
+                "own Database() (or await db.close() in the other loop first)",
+                code="E_EVENT_LOOP_CHANGED",
+            )
+        # The old loop is closed or idle: its connections can't be awaited from here, so they
+        # are dropped unawaited (the garbage collector closes their sockets).
+        self._abandon()
+        return self._ensure()
+
+    def _abandon(self) -> None:
+        """Forget the engines without closing them (their loop is gone)."""
+        for eng in ([self._write] if self._write else []) + self._reads:
+            idle, eng.idle = eng.idle, []
+            for raw, _driver in idle:
+                # Checked out: detached, the pool won't try to terminate it on the dead loop
+                # when it is garbage collected.
+                with contextlib.suppress(Exception):
+                    raw.detach()
+        self._write, self._reads, self._read_cycle = None, [], None
+        if self.owner is not None and self.owner[0] is None:
+            self.owner = None
+
+    def engines_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the open engines belong to (``None``: no engines, or not bound)."""
+        return self._write.loop if self._write is not None else None
 
     @property
     def dialect(self) -> Dialect:
@@ -136,6 +226,13 @@ class Connection:
         return bool(self._read_cfgs)
 
     async def close(self) -> None:
+        write = self._write
+        if write is not None and write.loop_bound and write.loop not in (None, _running_loop()):
+            # Opened by another event loop (a previous asyncio.run()): their connections
+            # can't be awaited from this one.
+            self._abandon()
+            self.closed = True
+            return
         trx = self.global_transaction()
         if trx is not None:
             # Its connection is checked out: disposing the pool would leave it (and its locks)
@@ -203,10 +300,16 @@ _NO_GUARD: contextlib.nullcontext[None] = contextlib.nullcontext()
 class _Engines:
     """A transactional engine and its autocommit twin (same pool) for one database URL."""
 
-    def __init__(self, conn: Connection, cfg: Mapping[str, Any]) -> None:
+    def __init__(self, conn: Connection, cfg: Mapping[str, Any], role: str | None = None) -> None:
         url, memory = parse_url(cfg["url"])
         backend = url.get_backend_name()
         self.url = url
+        # Which side of the connection this is, for messages ("read replica 1 of 2").
+        self.role = role
+        # The event loop its driver connections belong to (asyncpg/asyncmy; see
+        # Connection._ensure); set when created inside a running loop.
+        self.loop_bound = backend != "sqlite"
+        self.loop = _running_loop()
         kwargs: dict[str, Any] = {}
         pool = dict(cfg.get("pool") or {})
         connect_args: dict[str, Any] = dict(cfg.get("connect_args") or {})
@@ -223,6 +326,10 @@ class _Engines:
                 kwargs["max_overflow"] = 0
             if "timeout" in pool:
                 kwargs["pool_timeout"] = float(pool["timeout"])
+        if pool.get("pre_ping"):
+            # Opt-in: one round trip per checkout to find connections the server dropped
+            # before a statement fails on them (reads outside transactions heal without it).
+            kwargs["pool_pre_ping"] = True
         if backend == "postgresql":
             # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
             settings = dict(connect_args.get("server_settings") or {})
@@ -240,14 +347,12 @@ class _Engines:
             # asyncpg switches AUTOCOMMIT locally: plain queries skip BEGIN/COMMIT round trips.
             autocommit["isolation_level"] = "AUTOCOMMIT"
         self.autocommit_engine: AsyncEngine = self.engine.execution_options(**autocommit)
-        # Driver connections kept checked out between lean reads (executor.py): never on
-        # MySQL (its reads open implicit transactions), and never more than leaves a capped
-        # pool at least one connection for everything else.
+        # Driver connections kept checked out between lean reads (executor.py), never more
+        # than leaves a capped pool at least one connection for everything else. They hold no
+        # state: SQLite and PostgreSQL reads run in autocommit, MySQL reads end with COMMIT.
         # (pooled connection, its driver connection) pairs
         self.idle: list[tuple[Any, Any]] = []
-        if backend == "mysql":
-            self.hold = 0
-        elif memory or "max" not in pool:
+        if memory or "max" not in pool:
             self.hold = 2
         else:
             self.hold = max(0, min(2, int(pool["max"]) - 1))
@@ -304,6 +409,66 @@ class _Engines:
                 ),
                 debug=debug,
             )
+
+    def __repr__(self) -> str:
+        return f"<_Engines {self.role or 'write'} {mask(self.url)}>"
+
+    def describe(self, name: str) -> str:
+        """``"pg" (postgresql+asyncpg://app:***@host/db)``, naming the replica when it is one."""
+        where = f'{self.role} of "{name}"' if self.role else f'"{name}"'
+        return f"{where} ({mask(self.url)})"
+
+    def is_disconnect(self, exc: BaseException, driver: Any) -> bool:
+        """Whether ``exc``, raised by the driver connection ``driver`` (lean path), means the
+        server dropped the connection."""
+        if isinstance(exc, OSError):
+            return True
+        backend = self.backend
+        if backend == "postgresql":
+            # asyncpg closes the connection on any fatal error (terminated backend, admin
+            # shutdown, reset socket); whatever it then raised, is_closed() tells.
+            return bool(driver.is_closed())
+        if backend == "mysql":
+            try:
+                return bool(self.dialect.is_disconnect(exc, None, None))  # type: ignore[arg-type]
+            except (IndexError, TypeError):
+                return False
+        return False
+
+    async def invalidate(self, raw: Any, exc: BaseException | None) -> None:
+        """Drop the pooled connection ``raw`` (lean path) after a disconnect, with every
+        connection of its generation: the pool reconnects those on their next checkout, and
+        the lean path's idle ones are closed now (they came from the same server)."""
+        from sqlalchemy.util.concurrency import greenlet_spawn
+
+        # Emptied in place: a concurrent read keeps its reference to this list and may
+        # append a connection to it after this (a swapped-out list would orphan it).
+        idle = self.idle[:]
+        self.idle.clear()
+        pool = self.engine.sync_engine.pool
+
+        def drop() -> None:
+            pool._invalidate(raw, exc)
+            for other, _driver in idle:
+                other.invalidate(exc)
+
+        await greenlet_spawn(drop)
+
+    async def forget_idle(self, exc: BaseException | None) -> None:
+        """After SQLAlchemy found a dropped connection (it already invalidated the pool's
+        generation): close the lean path's idle connections too."""
+        if not self.idle:
+            return
+        from sqlalchemy.util.concurrency import greenlet_spawn
+
+        idle = self.idle[:]
+        self.idle.clear()
+
+        def drop() -> None:
+            for other, _driver in idle:
+                other.invalidate(exc)
+
+        await greenlet_spawn(drop)
 
     async def release_idle(self) -> None:
         """Return the connections kept for lean reads to the pool."""

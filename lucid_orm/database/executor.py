@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from ..errors import QueryError
+from ..errors import ConnectionLostError, QueryError
 from .result import ExecResult
 
 if TYPE_CHECKING:
@@ -82,22 +83,31 @@ class StatementCache:
         params = entry.compiled.construct_params(
             extracted_parameters=key.bindparams, escape_names=False, _no_postcompile=True
         )
-        if entry.expanding:
-            expanded = entry.compiled._process_parameters_for_postcompile(params)
-            values = expanded.parameters
-            procs: Any = expanded.processors
-            out: list[Any] = []
-            for name in expanded.positiontup or ():
-                value = values[name]
+        try:
+            if entry.expanding:
+                expanded = entry.compiled._process_parameters_for_postcompile(params)
+                values = expanded.parameters
+                procs: Any = expanded.processors
+                out: list[Any] = []
+                for name in expanded.positiontup or ():
+                    value = values[name]
+                    proc = procs.get(name)
+                    out.append(proc(value) if proc is not None and value is not None else value)
+                return entry, expanded.statement, out
+            out = []
+            procs = entry.bind_processors
+            for name in entry.positiontup:
+                value = params[name]
                 proc = procs.get(name)
                 out.append(proc(value) if proc is not None and value is not None else value)
-            return entry, expanded.statement, out
-        out = []
-        procs = entry.bind_processors
-        for name in entry.positiontup:
-            value = params[name]
-            proc = procs.get(name)
-            out.append(proc(value) if proc is not None and value is not None else value)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # A value the column type's bind processor refuses (SQLAlchemy raises StatementError).
+            raise QueryError(
+                with_sql(f"Cannot bind a value: {exc}", entry.sql),
+                sql=entry.sql,
+                bindings=list(params.values()),
+                original=exc,
+            ) from exc
         return entry, entry.sql, out
 
 
@@ -141,7 +151,12 @@ async def fetch(
     model: str | None,
 ) -> ExecResult | None:
     """Run a SELECT on a pooled driver connection; ``None`` means: use SQLAlchemy instead."""
-    prepared = cache.prepare(stmt, engines.dialect)
+    try:
+        prepared = cache.prepare(stmt, engines.dialect)
+    except (SQLAlchemyError, TypeError, ValueError) as exc:
+        # A statement SQLAlchemy can't compile for this dialect, or a value a bind processor
+        # refuses: the same QueryError the SQLAlchemy path gives.
+        raise QueryError(f"Cannot run the statement: {exc}", bindings=[], original=exc) from exc
     if prepared is None:
         return None
     entry, sql, params = prepared
@@ -175,8 +190,12 @@ async def run(
     sql: str,
     params: list[Any],
     model: str | None,
+    retry: bool = True,
 ) -> ExecResult:
-    """Run a compiled SELECT with its positional values on a pooled driver connection."""
+    """Run a compiled SELECT with its positional values on a pooled driver connection.
+
+    A connection the server dropped (restart, failover, idle kill) is invalidated with its
+    whole generation and the read runs once more on a fresh one (``retry``)."""
     backend = engines.backend
     started = time.perf_counter()
     idle = engines.idle
@@ -186,40 +205,79 @@ async def run(
     else:
         raw = await engines.engine.raw_connection()
         driver = raw.driver_connection
-    keep = False
     try:
         dialect = engines.dialect
-        try:
-            if backend == "sqlite":
-                if entry.processors is None:
-                    _resolve_processors(entry, dialect, [None] * len(entry.types))
-                rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
-            elif backend == "postgresql":
-                if entry.processors is None:
-                    prepared_stmt = await driver.prepare(sql)
-                    oids = [a.type.oid for a in prepared_stmt.get_attributes()]
-                    _resolve_processors(entry, dialect, oids)
-                    rows = await prepared_stmt.fetch(*params)
-                else:
-                    rows = await driver.fetch(sql, *params)
+        if backend == "sqlite":
+            if entry.processors is None:
+                _resolve_processors(entry, dialect, [None] * len(entry.types))
+            rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
+        elif backend == "postgresql":
+            if entry.processors is None:
+                prepared_stmt = await driver.prepare(sql)
+                oids = [a.type.oid for a in prepared_stmt.get_attributes()]
+                _resolve_processors(entry, dialect, oids)
+                rows = await prepared_stmt.fetch(*params)
             else:
-                async with driver.cursor() as cursor:
-                    await cursor.execute(sql, params)
-                    rows = await cursor.fetchall()
-                    if entry.processors is None:
-                        _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
-        except Exception as exc:
-            raise QueryError(
-                str(exc).strip() or type(exc).__name__, sql=sql, bindings=params, original=exc
-            ) from exc
-        # Reads on SQLite and PostgreSQL run in autocommit: the connection holds no state and
-        # can stay checked out for the next read (no pool round trip, no greenlet hop). MySQL
-        # reads open an implicit transaction that only the pool's reset ends.
-        keep = len(idle) < engines.hold
-    finally:
-        if keep:
-            idle.append((raw, driver))
+                rows = await driver.fetch(sql, *params)
         else:
-            await greenlet_spawn(raw.close)
+            async with driver.cursor() as cursor:
+                await cursor.execute(sql, params)
+                rows = await cursor.fetchall()
+                if entry.processors is None:
+                    _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
+            # A SELECT may write (a stored function): end its implicit transaction with
+            # COMMIT, never with the pool's rollback, and leave the connection stateless.
+            await driver.commit()
+    except Exception as exc:
+        if engines.is_disconnect(exc, driver):
+            await engines.invalidate(raw, exc)
+            if retry:
+                return await run(connection, engines, entry, sql, params, model, False)
+            raise connection_lost(exc, sql, params, "retried") from exc
+        await greenlet_spawn(raw.close)
+        raise QueryError(
+            with_sql(str(exc).strip() or type(exc).__name__, sql),
+            sql=sql,
+            bindings=params,
+            original=exc,
+        ) from exc
+    except BaseException:
+        await greenlet_spawn(raw.close)
+        raise
+    # Reads run in autocommit (SQLite, PostgreSQL) or end with COMMIT (MySQL): the connection
+    # holds no state and can stay checked out for the next read (no pool round trip, no
+    # greenlet hop).
+    if len(idle) < engines.hold:
+        idle.append((raw, driver))
+    else:
+        await greenlet_spawn(raw.close)
     connection.report(sql, params, started, model, in_transaction=False)
     return ExecResult(_process(entry, rows), entry.keys, len(rows))
+
+
+def with_sql(message: str, sql: str | None) -> str:
+    """A driver message with the statement it refused (values stay in ``bindings``)."""
+    return f"{message} [SQL: {sql}]" if sql else message
+
+
+_LOST_ADVICE = {
+    "retried": "it failed again on a fresh connection",
+    "write": "a write is never retried automatically (check whether it was applied)",
+    "transaction": (
+        "the transaction is gone (the server discarded its work): run the whole transaction again"
+    ),
+}
+
+
+def connection_lost(
+    exc: BaseException, sql: str | None, bindings: list[Any], context: str
+) -> ConnectionLostError:
+    """The error for a statement whose connection the server dropped; ``context`` is
+    ``"retried"``, ``"write"`` or ``"transaction"``."""
+    reason = str(exc).strip() or type(exc).__name__
+    return ConnectionLostError(
+        with_sql(f"Lost the connection to the database ({reason}): {_LOST_ADVICE[context]}", sql),
+        sql=sql,
+        bindings=bindings,
+        original=exc,
+    )

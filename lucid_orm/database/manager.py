@@ -3,6 +3,7 @@ clients, transactions and query events."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import LucidError
-from .connection import Connection
+from .connection import Connection, _running_loop
 from .events import QueryEmitter, QueryListener
 from .query_client import QueryClient
 from .transaction import TransactionClient, TransactionStarter
@@ -38,6 +39,8 @@ class Database:
         self._default: str | None = None
         self._emitter = QueryEmitter()
         self._clients: dict[str, QueryClient] = {}
+        # Pools of a previous configure() being closed (see _retire).
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- configuration -------------------------------------------------------------------------
     def configure(
@@ -52,7 +55,16 @@ class Database:
         """Set up the connections. ``url=`` alone defines one connection named ``"default"``;
         ``connections={name: {"url": ..., "pool": {"max": n}, "debug": bool,
         "replicas": {"write": {...}, "read": [{...}, ...]}}}`` defines several, and
-        ``connection=`` names the default one (else the first)."""
+        ``connection=`` names the default one (else the first).
+
+        ``pool={"max": n, "timeout": seconds, "pre_ping": True}``: ``pre_ping`` checks each
+        connection taken from the pool with a round trip, so that even a transaction never
+        starts on a connection the server dropped (off by default: reads outside transactions
+        heal without it).
+
+        Calling it again replaces the connections and closes the old pools: inside a running
+        event loop their closing is scheduled on it (``await db.close()`` waits for it);
+        pools of a loop that is gone are dropped."""
         if url is None and not connections:
             raise LucidError("db.configure() needs url= or connections=", code="E_INVALID_CONFIG")
         configs: dict[str, Mapping[str, Any]] = dict(connections or {})
@@ -66,9 +78,29 @@ class Database:
                 code="E_UNMANAGED_DB_CONNECTION",
             )
         built = {name: Connection(name, cfg, self._emitter) for name, cfg in configs.items()}
+        old = list(self._connections.values())
         self._connections = built
         self._clients = {}
         self._default = default
+        for conn in old:
+            self._retire(conn)
+
+    def _retire(self, conn: Connection) -> None:
+        """Close the pools of a replaced connection. configure() is synchronous, so the closing
+        is scheduled on the running loop when the pools belong to it (the drivers then say
+        goodbye to the server properly); pools of another loop, closed or idle, cannot be
+        awaited from here and are dropped (the garbage collector closes their sockets)."""
+        if conn.closed:
+            return
+        loop = _running_loop()
+        owner = conn.engines_loop()
+        if loop is not None and owner in (loop, None):
+            task = loop.create_task(conn.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        else:
+            conn.closed = True
+            conn._abandon()
 
     @property
     def is_configured(self) -> bool:
@@ -136,11 +168,18 @@ class Database:
         return Raw(sql, bindings)
 
     def raw_query(
-        self, sql: str, bindings: Any = None, connection: str | None = None
+        self,
+        sql: str,
+        bindings: Any = None,
+        connection: str | None = None,
+        *,
+        read: bool = False,
     ) -> RawQueryBuilder:
         """An executable raw query: ``await db.raw_query("select * from users where id = ?",
-        [1])`` returns dicts (or the affected row count for writes)."""
-        return self.connection(connection).raw_query(sql, bindings)
+        [1])`` returns dicts (or the affected row count for writes). It runs on the write
+        connection; ``read=True`` sends it to a read replica when ``connection`` has some
+        (routing never looks at the SQL)."""
+        return self.connection(connection).raw_query(sql, bindings, read=read)
 
     # -- transactions --------------------------------------------------------------------------
     # Overloads so that ``await db.transaction(cb)`` has the callback's (awaited) result type and
@@ -246,6 +285,10 @@ class Database:
         targets = [self.get_connection(name)] if name else list(self._connections.values())
         for conn in targets:
             await conn.close()
+        loop = asyncio.get_running_loop()
+        pending = [task for task in self._closing if task.get_loop() is loop]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def __aenter__(self) -> Database:
         return self

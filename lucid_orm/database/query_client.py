@@ -10,9 +10,9 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
 
-from ..errors import IntegrityError, LucidError, QueryError
-from .connection import Connection, mask
-from .executor import compile_static, fetch, run
+from ..errors import ConnectionLostError, IntegrityError, LucidError, QueryError
+from .connection import Connection, _Engines, mask, mask_text
+from .executor import compile_static, connection_lost, fetch, run, with_sql
 from .result import ExecResult
 
 if TYPE_CHECKING:
@@ -51,7 +51,9 @@ class Client(Protocol):
 
     def insert_query(self) -> InsertQueryBuilder: ...
 
-    def raw_query(self, sql: str, bindings: Any = None) -> RawQueryBuilder: ...
+    def raw_query(
+        self, sql: str, bindings: Any = None, *, read: bool = False
+    ) -> RawQueryBuilder: ...
 
 
 def _driver_error(exc: sa_exc.DBAPIError) -> BaseException:
@@ -79,16 +81,34 @@ def _is_integrity(exc: sa_exc.DBAPIError, original: BaseException) -> bool:
 def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
     """A driver error as ``QueryError`` (``IntegrityError`` for constraint violations)."""
     original = _driver_error(exc)
-    params = exc.params
-    if isinstance(params, dict):
-        bindings = list(params.values())
-    elif isinstance(params, list | tuple):
-        bindings = list(params)
-    else:
-        bindings = []
+    bindings = _bindings(exc.params)
     cls = IntegrityError if _is_integrity(exc, original) else QueryError
     message = str(original).strip() or type(original).__name__
-    return cls(message, sql=exc.statement, bindings=bindings, original=original)
+    return cls(
+        with_sql(message, exc.statement), sql=exc.statement, bindings=bindings, original=original
+    )
+
+
+def _bindings(params: Any) -> list[Any]:
+    if isinstance(params, dict):
+        return list(params.values())
+    if isinstance(params, list | tuple):
+        return list(params)
+    return []
+
+
+def _statement_error(exc: sa_exc.SQLAlchemyError, stmt: Executable) -> QueryError:
+    """A non-driver SQLAlchemy error at execution (a value a bind processor refuses, a
+    construct the dialect can't compile) as ``QueryError``, naming the statement."""
+    if isinstance(exc, sa_exc.StatementError):
+        sql = exc.statement
+        original: BaseException = exc.orig if exc.orig is not None else exc
+        reason = f"Cannot run the statement: {original}"
+        return QueryError(
+            with_sql(reason, sql), sql=sql, bindings=_bindings(exc.params), original=original
+        )
+    # Compilation failed (a construct this dialect can't render): there is no SQL to show.
+    return QueryError(f"Cannot run the statement: {exc}", original=exc)
 
 
 async def run_statement(
@@ -97,7 +117,10 @@ async def run_statement(
     model: str | None,
     params: Sequence[Mapping[str, Any]] | None = None,
 ) -> ExecResult:
-    """Execute one statement (``params``: many parameter sets) and read its whole result."""
+    """Execute one statement (``params``: many parameter sets) and read its whole result.
+
+    Raises ``ConnectionLostError`` when the server dropped the connection (SQLAlchemy has
+    then invalidated it and its pool's generation), ``QueryError`` for any other failure."""
     try:
         many = list(params) if params is not None else None
         if model is None:
@@ -110,13 +133,53 @@ async def run_statement(
             return ExecResult(rows, keys, result.rowcount)
         return ExecResult((), [], result.rowcount, getattr(result, "lastrowid", None))
     except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            sync = conn.sync_connection
+            autocommit = sync is not None and sync.get_execution_options().get("lucid_autocommit")
+            raise connection_lost(
+                _driver_error(exc),
+                exc.statement,
+                _bindings(exc.params),
+                "write" if autocommit else "transaction",
+            ) from exc
         raise wrap_error(exc) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise _statement_error(exc, stmt) from exc
+    except (TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
+        # Raised by the driver itself, which SQLAlchemy passes through unwrapped: a value it
+        # can't bind (SQLite: an int beyond 64 bits), or a connection of another event loop.
+        if isinstance(exc, RuntimeError) and "loop" in str(exc):
+            raise LucidError(
+                "This transaction's connection belongs to another event loop (opened before a "
+                f"new asyncio.run() or in another thread): {exc}. Open and use a transaction "
+                "inside one event loop",
+                code="E_EVENT_LOOP_CHANGED",
+            ) from exc
+        sql = _sql_of(stmt, conn)
+        raise QueryError(
+            with_sql(f"Cannot run the statement: {exc}", sql), sql=sql, original=exc
+        ) from exc
 
 
-def connect_error(connection: Connection, exc: BaseException) -> LucidError:
+def _sql_of(stmt: Executable, conn: AsyncConnection) -> str | None:
+    """The statement's SQL for an error message (compiled again: errors only)."""
+    try:
+        return str(stmt.compile(dialect=conn.dialect))  # type: ignore[attr-defined]
+    except Exception:
+        return None
+
+
+def connect_error(
+    connection: Connection, exc: BaseException, engines: _Engines | None = None
+) -> LucidError:
+    """A failed connection attempt, naming the connection, or the replica when it was one,
+    with its URL masked."""
+    if engines is not None:
+        where = engines.describe(connection.name)
+    else:
+        where = f'"{connection.name}" ({mask(connection.url)})'
     return LucidError(
-        f'Cannot connect to "{connection.name}" ({mask(connection.url)}): {exc}',
-        code="E_CONNECTION_FAILED",
+        f"Cannot connect to {where}: {mask_text(str(exc))}", code="E_CONNECTION_FAILED"
     )
 
 
@@ -145,11 +208,13 @@ class _ClientMixin:
         """Lucid's ``table()``: an insert query builder for ``table``."""
         return self.insert_query().table(table)
 
-    def raw_query(self, sql: str, bindings: Any = None) -> RawQueryBuilder:
-        """An executable raw query with ``?`` + list or ``:name`` + dict bindings."""
+    def raw_query(self, sql: str, bindings: Any = None, *, read: bool = False) -> RawQueryBuilder:
+        """An executable raw query with ``?`` + list or ``:name`` + dict bindings. It runs on
+        the write connection; ``read=True`` lets it go to a read replica (the statement must
+        not write: it is never inspected)."""
         from ..query.raw import RawQueryBuilder
 
-        return RawQueryBuilder(self, sql, bindings)  # type: ignore[arg-type]
+        return RawQueryBuilder(self, sql, bindings, read=read)  # type: ignore[arg-type]
 
 
 class QueryClient(_ClientMixin):
@@ -187,36 +252,70 @@ class QueryClient(_ClientMixin):
             # A global transaction, or in-memory SQLite whose only connection this task holds
             # in a transaction: plain queries run inside it (waiting for it would deadlock).
             return await owner.execute(stmt, write=write, model=model, params=params)  # type: ignore[no-any-return]
-        engines = self._connection.write_engines() if write else self._connection.read_engines()
-        if (
-            not write
-            and params is None
-            and isinstance(stmt, Select)
-            and self._connection.fast_reads
-        ):
-            async with self._connection.guard():
+        connection = self._connection
+        engines = connection.write_engines() if write else connection.read_engines()
+        if not write and params is None and isinstance(stmt, Select) and connection.fast_reads:
+            async with connection.guard():
                 try:
-                    fast = await fetch(
-                        self._connection, engines, self._connection.statements, stmt, model
-                    )
+                    fast = await fetch(connection, engines, connection.statements, stmt, model)
+                except LucidError:
+                    raise
                 except sa_exc.DBAPIError as exc:
-                    raise connect_error(self._connection, _driver_error(exc)) from exc
-                except (OSError, sa_exc.TimeoutError) as exc:
-                    raise connect_error(self._connection, exc) from exc
+                    raise connect_error(connection, _driver_error(exc), engines) from exc
+                except Exception as exc:
+                    # Anything else came from the checkout: the pool passes the driver's
+                    # connect errors through unwrapped.
+                    raise connect_error(connection, exc, engines) from exc
             if fast is not None:
                 return fast
-        async with self._connection.guard():
+        try:
+            return await self._run(engines, stmt, write, model, params)
+        except ConnectionLostError as lost:
+            # SQLAlchemy invalidated the connection and its generation; the lean path's idle
+            # ones came from the same server.
+            await engines.forget_idle(lost.original)
+            if write:
+                raise
+        # A read outside a transaction: once more, on a fresh connection.
+        try:
+            return await self._run(engines, stmt, write, model, params)
+        except ConnectionLostError as lost:
+            await engines.forget_idle(lost.original)
+            raise connection_lost(
+                lost.original or lost, lost.sql, lost.bindings, "retried"
+            ) from lost.original
+
+    async def _run(
+        self,
+        engines: _Engines,
+        stmt: Executable,
+        write: bool,
+        model: str | None,
+        params: Sequence[Mapping[str, Any]] | None,
+    ) -> ExecResult:
+        connection = self._connection
+        async with connection.guard():
             try:
                 conn = await engines.autocommit_engine.connect()
             except sa_exc.DBAPIError as exc:
-                raise connect_error(self._connection, _driver_error(exc)) from exc
-            except (OSError, sa_exc.TimeoutError) as exc:
+                raise connect_error(connection, _driver_error(exc), engines) from exc
+            except (OSError, sa_exc.SQLAlchemyError) as exc:
                 # TimeoutError: no pooled connection came free within pool={"timeout": ...}.
-                raise connect_error(self._connection, exc) from exc
+                raise connect_error(connection, exc, engines) from exc
             try:
                 result = await run_statement(conn, stmt, model, params)
-                if write and engines.backend != "postgresql":
-                    await conn.commit()
+                backend = engines.backend
+                # MySQL: a read may write too (a stored function in a SELECT); COMMIT ends
+                # its implicit transaction instead of the rollback on close.
+                if backend == "mysql" or (write and backend != "postgresql"):
+                    try:
+                        await conn.commit()
+                    except sa_exc.DBAPIError as exc:
+                        if exc.connection_invalidated:
+                            raise connection_lost(
+                                _driver_error(exc), None, [], "write" if write else "retried"
+                            ) from exc
+                        raise wrap_error(exc) from exc
                 return result
             finally:
                 await conn.close()
@@ -236,16 +335,26 @@ class QueryClient(_ClientMixin):
             connection.static_statements[key] = entry
         procs = entry.bind_processors
         params = []
-        for name, value in zip(entry.positiontup, values, strict=True):
-            proc = procs.get(name)
-            params.append(proc(value) if proc is not None and value is not None else value)
+        try:
+            for name, value in zip(entry.positiontup, values, strict=True):
+                proc = procs.get(name)
+                params.append(proc(value) if proc is not None and value is not None else value)
+        except (TypeError, ValueError) as exc:
+            raise QueryError(
+                with_sql(f"Cannot bind {value!r}: {exc}", entry.sql),
+                sql=entry.sql,
+                bindings=list(values),
+                original=exc,
+            ) from exc
         async with connection.guard():
             try:
                 return await run(connection, engines, entry, entry.sql, params, model)
+            except LucidError:
+                raise
             except sa_exc.DBAPIError as exc:
-                raise connect_error(connection, _driver_error(exc)) from exc
-            except (OSError, sa_exc.TimeoutError) as exc:
-                raise connect_error(connection, exc) from exc
+                raise connect_error(connection, _driver_error(exc), engines) from exc
+            except Exception as exc:
+                raise connect_error(connection, exc, engines) from exc
 
     def transaction(
         self, callback: Any = None, *, isolation_level: str | None = None

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 _POSITIONAL = re.compile(r"\\\?|\?\?|\?")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)(:(?=::)|:(?!:))?")
-_READ_PREFIX = re.compile(r"^\s*(SELECT|SHOW|EXPLAIN|PRAGMA|VALUES|DESCRIBE)\b", re.I)
 
 _Part = str | BindParameter[Any] | tuple[str]
 
@@ -140,12 +139,17 @@ class RawQueryBuilder:
     """An executable raw query: ``await db.raw_query("select * from users where id = ?", [1])``.
 
     Awaiting it returns a list of dicts for statements that return rows, else the number of
-    affected rows.
+    affected rows. It runs on the write connection, whatever the SQL says (a SELECT may call a
+    function that writes); ``read=True`` routes it like a builder's read (a replica, when the
+    connection has some). The SQL text is never inspected to decide.
     """
 
-    def __init__(self, client: Client, sql: str, bindings: Any = None) -> None:
+    def __init__(
+        self, client: Client, sql: str, bindings: Any = None, *, read: bool = False
+    ) -> None:
         self.client = client
         self.raw = Raw(sql, bindings)
+        self.read = read
 
     def to_core(self) -> Raw:
         return self.raw
@@ -163,8 +167,7 @@ class RawQueryBuilder:
     async def exec(self) -> Any:
         from .compile import textual
 
-        write = _READ_PREFIX.match(self.raw.sql) is None
-        result = await self.client.execute(textual(self.raw), write=write)
+        result = await self.client.execute(textual(self.raw), write=not self.read)
         if result.keys:
             return result.dicts()
         return result.rowcount

@@ -86,7 +86,9 @@ class TestReplicas:
         assert await db.from_(TABLE).count_rows() == 1
         assert await db.from_(TABLE).where("origin", "replica").exists()
         assert (await db.from_(TABLE).first() or {})["origin"] == "replica"
-        assert await db.raw_query(f"select origin from {TABLE}") == [{"origin": "replica"}]
+        assert await db.raw_query(f"select origin from {TABLE}", read=True) == [
+            {"origin": "replica"}
+        ]
         assert all(e.connection == "replicated" for e in replicated.events)
 
     async def test_writes_go_to_the_primary(self, replicated: Replicated) -> None:
