@@ -2,6 +2,7 @@
 
 from .database import Database, QueryClient, QueryEvent, TransactionClient, db
 from .errors import (
+    ConnectionLostError,
     IntegrityError,
     LucidError,
     ModelNotFoundError,
@@ -20,6 +21,7 @@ from .query.paginator import SimplePaginator
 __all__ = [
     "BaseModel",
     "CamelCaseNamingStrategy",
+    "ConnectionLostError",
     "Database",
     "DatabaseQueryBuilder",
     "IntegrityError",
