@@ -26,9 +26,14 @@ from sqlalchemy import (
     String,
     Time,
     TypeDecorator,
+    cast,
+    type_coerce,
 )
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DontWrapMixin
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
 from ..errors import LucidError
@@ -72,12 +77,66 @@ def _to_utc(value: _dt.datetime) -> _dt.datetime:
         ) from None
 
 
+def _utc_text(value: Any) -> Any:
+    """A datetime as naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text (``isoformat`` writes it in
+    one C call); a date as ``YYYY-MM-DD``; anything else as it is."""
+    if isinstance(value, _dt.datetime):
+        tz = value.tzinfo
+        if tz is None:
+            return value.isoformat(" ", "microseconds")
+        if tz is not UTC:
+            value = _to_utc(value)
+        return value.isoformat(" ", "microseconds")[:-6]
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return value
+
+
+class _TimestampText(TypeDecorator[str]):
+    """PostgreSQL's side of ``UTCDateTime`` binds: the datetime as text (``$1::VARCHAR``),
+    cast to ``timestamp`` by the server. Bound as a datetime, asyncpg would send
+    ``datetime.max``/``min`` as ``infinity``/``-infinity``, which it reads back naive from a
+    ``timestamptz`` column; as text they are the finite first and last microsecond."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _utc_text(value)
+
+
+class _ExactTimestamp(ColumnElement[Any]):
+    """A ``UTCDateTime`` bind: ``CAST($1::VARCHAR AS TIMESTAMP)`` on PostgreSQL (see
+    ``_TimestampText``), the bind itself elsewhere."""
+
+    _traverse_internals = [("bind", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+    inherit_cache = True
+
+    def __init__(self, bind: Any) -> None:
+        self.bind = bind
+        self.type = bind.type
+
+
+@compiles(_ExactTimestamp)
+def _compile_exact_timestamp(element: _ExactTimestamp, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.bind, **kw))
+
+
+@compiles(_ExactTimestamp, "postgresql")
+def _compile_exact_timestamp_pg(element: _ExactTimestamp, compiler: Any, **kw: Any) -> str:
+    as_text = type_coerce(element.bind, _TimestampText())
+    return str(compiler.process(cast(as_text, DateTime()), **kw))
+
+
 class UTCDateTime(TypeDecorator[_dt.datetime]):
     """Writes datetimes as UTC (naive UTC on the wire) and reads them back timezone-aware UTC,
-    ``datetime.max``/``datetime.min`` (PostgreSQL's ``infinity``/``-infinity``) included."""
+    ``datetime.max``/``datetime.min`` included."""
 
     impl = DateTime
     cache_ok = True
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return _ExactTimestamp(bindvalue)
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, _dt.datetime):
@@ -124,20 +183,14 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
         # One function per value instead of SQLAlchemy's impl-then-decorator chain: this runs
         # for every datetime of every row. ``replace(tzinfo=)`` is slow (keyword parsing);
         # parsing the offset along with the text, or ``combine``, is several times faster.
+        if coltype == _PG_TIMESTAMPTZ_OID and dialect.driver == "asyncpg":
+            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already (lucid never
+            # writes ``infinity``, which it would hand back naive: see ``bind_expression``).
+            return None
         parse = _dt.datetime.fromisoformat
         combine = _dt.datetime.combine
         utc = UTC
         datetime_cls = _dt.datetime
-        if coltype == _PG_TIMESTAMPTZ_OID and dialect.driver == "asyncpg":
-            # asyncpg decodes ``timestamptz`` as aware UTC datetimes, except ``infinity`` and
-            # ``-infinity`` (what it writes for datetime.max/min): naive datetime.max/min.
-
-            def aware(value: Any) -> Any:
-                if value is None or value.tzinfo is not None:
-                    return value
-                return combine(value.date(), value.time(), utc)
-
-            return aware
 
         def process(value: Any) -> Any:
             if value is None:

@@ -274,7 +274,7 @@ class TestDatetimes:
         moments = [
             MAX_UTC,
             MIN_UTC,
-            datetime.max.replace(tzinfo=timezone(timedelta(hours=-5))) - timedelta(hours=5),
+            datetime(9999, 12, 31, 18, 0, tzinfo=timezone(timedelta(hours=-5))),  # 23:00 UTC
             datetime(2024, 3, 5, 12, 0, 0, 250, tzinfo=KOLKATA),
             datetime(1, 1, 1, 5, 30, tzinfo=IST),  # datetime.min in UTC
             datetime(9999, 12, 31, 23, 59, 59, 999998, tzinfo=UTC),
@@ -284,6 +284,13 @@ class TestDatetimes:
             for read in await read_back(ids, attr):
                 assert read == moments
                 assert all(v.tzinfo is UTC for v in read)
+            # The same statement, other values each time: each finds the rows of its instant.
+            for moment in moments:
+                found = await Value.query().where(attr, moment).select("id").order_by("id")
+                assert [v.id for v in found] == [
+                    i for i, other in zip(ids, moments, strict=True) if other == moment
+                ]
+            await Value.query().delete()
 
     async def test_stored_extremes(self, fid: Database, dialect: str) -> None:
         row = await Value.create({"at_plain": MAX_UTC, "at_tz": MIN_UTC})
@@ -291,11 +298,15 @@ class TestDatetimes:
         assert found is not None and found.id == row.id
         assert (found.at_plain, found.at_tz) == (MAX_UTC, MIN_UTC)
         if dialect == "postgresql":
-            # asyncpg writes datetime.max/min as infinity/-infinity (they sort the same way).
+            # The finite first and last microsecond, not infinity/-infinity (what asyncpg makes
+            # of datetime.max/min bound as datetimes, and reads back naive from timestamptz).
             raw = await fid.raw_query(
                 "select at_plain::text as p, at_tz::text as t from ??", ["fid_values"]
             )
-            assert (raw[0]["p"], raw[0]["t"]) == ("infinity", "-infinity")
+            assert (raw[0]["p"], raw[0]["t"]) == (
+                "9999-12-31 23:59:59.999999",
+                "0001-01-01 00:00:00+00",
+            )
 
     async def test_unrepresentable_in_utc_is_refused(self, fid: Database) -> None:
         east = datetime.min.replace(tzinfo=IST)  # 5:30 before year 1 in UTC
