@@ -26,9 +26,8 @@ from sqlalchemy import (
     String,
     Time,
     TypeDecorator,
-    cast,
-    type_coerce,
 )
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncpgDateTime
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.ext.compiler import compiles
@@ -77,66 +76,52 @@ def _to_utc(value: _dt.datetime) -> _dt.datetime:
         ) from None
 
 
-def _utc_text(value: Any) -> Any:
-    """A datetime as naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text (``isoformat`` writes it in
-    one C call); a date as ``YYYY-MM-DD``; anything else as it is."""
-    if isinstance(value, _dt.datetime):
-        tz = value.tzinfo
-        if tz is None:
-            return value.isoformat(" ", "microseconds")
-        if tz is not UTC:
-            value = _to_utc(value)
-        return value.isoformat(" ", "microseconds")[:-6]
-    if isinstance(value, _dt.date):
-        return value.isoformat()
-    return value
+class _FiniteTimestamp(ColumnElement[Any]):
+    """A selected ``UTCDateTime`` column; on PostgreSQL ``infinity``/``-infinity`` read as the
+    last/first microsecond, elsewhere the column itself (see ``UTCDateTime``)."""
 
-
-class _TimestampText(TypeDecorator[str]):
-    """PostgreSQL's side of ``UTCDateTime`` binds: the datetime as text (``$1::VARCHAR``),
-    cast to ``timestamp`` by the server. Bound as a datetime, asyncpg would send
-    ``datetime.max``/``min`` as ``infinity``/``-infinity``, which it reads back naive from a
-    ``timestamptz`` column; as text they are the finite first and last microsecond."""
-
-    impl = String
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return _utc_text(value)
-
-
-class _ExactTimestamp(ColumnElement[Any]):
-    """A ``UTCDateTime`` bind: ``CAST($1::VARCHAR AS TIMESTAMP)`` on PostgreSQL (see
-    ``_TimestampText``), the bind itself elsewhere."""
-
-    _traverse_internals = [("bind", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
     inherit_cache = True
 
-    def __init__(self, bind: Any) -> None:
-        self.bind = bind
-        self.type = bind.type
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
 
 
-@compiles(_ExactTimestamp)
-def _compile_exact_timestamp(element: _ExactTimestamp, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.bind, **kw))
+@compiles(_FiniteTimestamp)
+def _compile_finite(element: _FiniteTimestamp, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
 
 
-@compiles(_ExactTimestamp, "postgresql")
-def _compile_exact_timestamp_pg(element: _ExactTimestamp, compiler: Any, **kw: Any) -> str:
-    as_text = type_coerce(element.bind, _TimestampText())
-    return str(compiler.process(cast(as_text, DateTime()), **kw))
+@compiles(_FiniteTimestamp, "postgresql")
+def _compile_finite_pg(element: _FiniteTimestamp, compiler: Any, **kw: Any) -> str:
+    # Untyped literals take the column's type (timestamp or timestamptz; a timestamp ignores
+    # the offset). The server does this per value; the client keeps asyncpg's C decoding.
+    column = compiler.process(element.column, **kw)
+    return (
+        f"CASE WHEN {column} = 'infinity' THEN '9999-12-31 23:59:59.999999+00' "
+        f"WHEN {column} = '-infinity' THEN '0001-01-01 00:00:00+00' ELSE {column} END"
+    )
 
 
 class UTCDateTime(TypeDecorator[_dt.datetime]):
     """Writes datetimes as UTC (naive UTC on the wire) and reads them back timezone-aware UTC,
-    ``datetime.max``/``datetime.min`` included."""
+    ``datetime.max``/``datetime.min`` included.
+
+    asyncpg sends ``datetime.max``/``min`` (naive or aware) as PostgreSQL's ``infinity`` /
+    ``-infinity`` (the binary protocol has no other form for them) and reads those back as
+    *naive* datetimes, which would escape the aware-UTC rule from a ``timestamptz`` column
+    (the only one not read through ``result_processor``). So a selected column reads them as
+    the finite last/first microsecond in SQL: no per-value work on the client, where every
+    ``timestamptz`` otherwise goes straight from the driver to the model."""
 
     impl = DateTime
     cache_ok = True
 
-    def bind_expression(self, bindvalue: Any) -> Any:
-        return _ExactTimestamp(bindvalue)
+    def column_expression(self, column: Any) -> Any:
+        if isinstance(self.impl_instance, AsyncpgDateTime):  # this type as asyncpg binds it
+            return _FiniteTimestamp(column)
+        return column
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, _dt.datetime):
@@ -184,8 +169,8 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
         # for every datetime of every row. ``replace(tzinfo=)`` is slow (keyword parsing);
         # parsing the offset along with the text, or ``combine``, is several times faster.
         if coltype == _PG_TIMESTAMPTZ_OID and dialect.driver == "asyncpg":
-            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already (lucid never
-            # writes ``infinity``, which it would hand back naive: see ``bind_expression``).
+            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already; ``infinity``,
+            # which it would hand back naive, is read as a finite value (``column_expression``).
             return None
         parse = _dt.datetime.fromisoformat
         combine = _dt.datetime.combine
