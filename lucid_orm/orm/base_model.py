@@ -1011,27 +1011,9 @@ class BaseModel:
                 # INSERT … RETURNING batches, rows returned in parameter order.
                 params = cls._prepared_many(batch, values[start:end])
                 if trx.dialect_name == "sqlite" and pk_attr not in keys:
-                    # SQLite doesn't promise RETURNING order, so SQLAlchemy would go row by
-                    # row. Its generated integer keys (rowids) rise monotonically inside a
-                    # write transaction (the database is locked): sorted keys follow the rows.
-                    if bulk.RETURNING and keys:
-                        # Every dict of a batch has the same keys in the same (column) order.
-                        returned = await bulk.insert_returning(
-                            trx,
-                            table,
-                            list(params[0]),
-                            [tuple(p.values()) for p in params],
-                            pk_col.name,
-                            cls.__name__,
-                        )
-                    else:
-                        stmt = insert(table).returning(pk_col)
-                        result = await trx.execute(
-                            stmt, write=True, model=cls.__name__, params=params
-                        )
-                        returned = list(result.rows)
-                    if all(row[0] is not None for row in returned):
-                        returned = sorted(returned, key=lambda row: row[0])
+                    # SQLite doesn't promise RETURNING order nor ascending keys (SQLAlchemy
+                    # would go row by row): bulk.insert_keys proves each row's key.
+                    returned = await bulk.insert_keys(trx, table, params, pk_col, cls.__name__)
                     result = ExecResult(returned, [], len(returned))
                 else:
                     stmt = insert(table).returning(pk_col, sort_by_parameter_order=True)

@@ -1,5 +1,6 @@
 """Column definitions: ``column()``, ``column.date()``, ``column.date_time()``, ``@computed``,
-and the mapping from Python annotations to SQLAlchemy types (UTC datetimes, UUIDs, JSON)."""
+and the mapping from Python annotations to SQLAlchemy types (UTC datetimes, exact decimals,
+floats checked against what the database can hold, UUIDs, JSON)."""
 
 from __future__ import annotations
 
@@ -26,25 +27,109 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
 )
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncpgDateTime
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import DontWrapMixin
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
+from ..errors import LucidError
 from ..query.chainable import utc_naive
 
 UTC = _dt.UTC
 _UNSET: Any = object()
 # PostgreSQL's type OID for ``timestamp with time zone``.
 _PG_TIMESTAMPTZ_OID = 1184
+_INF = float("inf")
+
+
+class UnstorableValueError(DontWrapMixin, LucidError):
+    """A value the database cannot hold as given (``E_INVALID_VALUE``): NaN on SQLite or
+    MariaDB, infinity on MariaDB, a datetime whose UTC form falls outside years 1-9999.
+    Raised while the statement's values are bound, before anything reaches the database
+    (``DontWrapMixin``: SQLAlchemy lets it through unwrapped)."""
+
+    code = "E_INVALID_VALUE"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=self.code)
+
+
+def _no_nan(value: Any, dialect: str) -> None:
+    raise UnstorableValueError(
+        f"Cannot store {value!r}: {dialect} has no NaN (SQLite would store NULL). Store None "
+        "for a missing number, or use PostgreSQL, whose float and numeric columns hold NaN."
+    )
+
+
+def _to_utc(value: _dt.datetime) -> _dt.datetime:
+    """``value`` in UTC; a datetime outside years 1-9999 once in UTC (``datetime.min`` east
+    of UTC, ``datetime.max`` west of it) can't be stored: ``UnstorableValueError``."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise UnstorableValueError(
+            f"Cannot store {value!r}: in UTC it falls outside years 1-9999. Give it in UTC "
+            "(datetime.max/min with tzinfo=UTC are stored as they are)."
+        ) from None
+
+
+class _FiniteTimestamp(ColumnElement[Any]):
+    """A selected ``UTCDateTime`` column; on PostgreSQL ``infinity``/``-infinity`` read as the
+    last/first microsecond, elsewhere the column itself (see ``UTCDateTime``)."""
+
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_FiniteTimestamp)
+def _compile_finite(element: _FiniteTimestamp, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(_FiniteTimestamp, "postgresql")
+def _compile_finite_pg(element: _FiniteTimestamp, compiler: Any, **kw: Any) -> str:
+    # Untyped literals take the column's type (timestamp or timestamptz; a timestamp ignores
+    # the offset). The server does this per value; the client keeps asyncpg's C decoding.
+    column = compiler.process(element.column, **kw)
+    return (
+        f"CASE WHEN {column} = 'infinity' THEN '9999-12-31 23:59:59.999999+00' "
+        f"WHEN {column} = '-infinity' THEN '0001-01-01 00:00:00+00' ELSE {column} END"
+    )
 
 
 class UTCDateTime(TypeDecorator[_dt.datetime]):
-    """Writes datetimes as UTC (naive UTC on the wire) and reads them back timezone-aware UTC."""
+    """Writes datetimes as UTC (naive UTC on the wire) and reads them back timezone-aware UTC,
+    ``datetime.max``/``datetime.min`` included.
+
+    asyncpg sends ``datetime.max``/``min`` (naive or aware) as PostgreSQL's ``infinity`` /
+    ``-infinity`` (the binary protocol has no other form for them) and reads those back as
+    *naive* datetimes, which would escape the aware-UTC rule from a ``timestamptz`` column
+    (the only one not read through ``result_processor``). So a selected column reads them as
+    the finite last/first microsecond in SQL: no per-value work on the client, where every
+    ``timestamptz`` otherwise goes straight from the driver to the model."""
 
     impl = DateTime
     cache_ok = True
 
+    def column_expression(self, column: Any) -> Any:
+        if isinstance(self.impl_instance, AsyncpgDateTime):  # this type as asyncpg binds it
+            return _FiniteTimestamp(column)
+        return column
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return utc_naive(value) if isinstance(value, _dt.datetime) else value
+        if isinstance(value, _dt.datetime):
+            tz = value.tzinfo
+            if tz is not None and tz is not UTC:
+                value = _to_utc(value)
+            return utc_naive(value)
+        return value
 
     def bind_processor(self, dialect: Dialect) -> Any:
         composed = super().bind_processor(dialect)
@@ -62,7 +147,7 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
                 if tz is None:
                     return value.isoformat(" ", "microseconds")
                 if tz is not utc:
-                    value = value.astimezone(utc)
+                    value = _to_utc(value)
                 return value.isoformat(" ", "microseconds")[:-6]
             if value is None or composed is None:
                 return value
@@ -84,7 +169,8 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
         # for every datetime of every row. ``replace(tzinfo=)`` is slow (keyword parsing);
         # parsing the offset along with the text, or ``combine``, is several times faster.
         if coltype == _PG_TIMESTAMPTZ_OID and dialect.driver == "asyncpg":
-            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already.
+            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already; ``infinity``,
+            # which it would hand back naive, is read as a finite value (``column_expression``).
             return None
         parse = _dt.datetime.fromisoformat
         combine = _dt.datetime.combine
@@ -106,6 +192,140 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
             return value
 
         return process
+
+
+class FloatType(TypeDecorator[float]):
+    """``float``: NaN and infinities are stored where the database holds them (PostgreSQL
+    all, SQLite the infinities) and refused before the write elsewhere, never turned into
+    NULL (SQLite's answer to NaN) or an error of the driver."""
+
+    impl = Float
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        composed = self.impl_instance.bind_processor(dialect)
+        name = dialect.name
+        if name == "postgresql":
+            return composed
+        inf = _INF
+
+        def process(value: Any) -> Any:
+            # ``value != value`` only for NaN (float or Decimal); None passes.
+            if value != value or (name != "sqlite" and (value == inf or value == -inf)):
+                if value != value:
+                    _no_nan(value, "SQLite" if name == "sqlite" else "MariaDB/MySQL")
+                raise UnstorableValueError(
+                    f"Cannot store {value!r}: MariaDB/MySQL floats hold no infinity. Store "
+                    "None, or a bound of your own (sys.float_info.max)."
+                )
+            return composed(value) if composed is not None else value
+
+        return process
+
+
+class _SQLiteDecimal(UserDefinedType[Decimal]):
+    """SQLite's side of ``DecimalType``: no conversion by SQLAlchemy (which goes through
+    float); ``DecimalType`` binds and reads the values itself."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "NUMERIC"
+
+
+# Decimals of up to 15 significant digits (DBL_DIG) survive decimal -> double -> decimal.
+_DBL_DIG = 15
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _sqlite_decimal_bind(value: Any) -> Any:
+    """A ``Decimal`` as SQLite can hold it exactly, in any column affinity: an INTEGER when it
+    is a whole number in 64 bits, a REAL when it has at most 15 significant digits (both
+    compare and sort as numbers in SQL), else its text as a BLOB (SQLite rounds numeric text
+    to a double in a NUMERIC column, but stores BLOBs as given)."""
+    if value is None:
+        return None
+    if value.__class__ is not Decimal:
+        if isinstance(value, float):
+            if value != value:
+                _no_nan(value, "SQLite")
+            return value
+        if isinstance(value, int):
+            return value
+        value = Decimal(value)
+    if not value.is_finite():
+        if value.is_nan():
+            _no_nan(value, "SQLite")
+        return float(value)  # SQLite's REAL holds the infinities
+    exponent = value.adjusted()
+    if exponent < 19 and value == value.to_integral_value():
+        whole = int(value)
+        if _INT64_MIN <= whole <= _INT64_MAX:
+            return whole
+    if len(value.as_tuple().digits) <= _DBL_DIG and -307 <= exponent <= 308:
+        return float(value)
+    return str(value).encode("ascii")
+
+
+def _sqlite_decimal_result(value: Any) -> Any:
+    cls = value.__class__
+    if cls is float:
+        # The shortest text that reads back as this double: the digits that were written.
+        return Decimal(repr(value))
+    if cls is int or cls is str:
+        return Decimal(value)
+    if cls is bytes:
+        return Decimal(value.decode("ascii"))
+    return value
+
+
+class DecimalType(TypeDecorator[Decimal]):
+    """``Decimal``, exact on every dialect: PostgreSQL and MariaDB hold it natively (within
+    the column's precision and scale; NaN on PostgreSQL, refused before the write on
+    MariaDB); on SQLite see ``_sqlite_decimal_bind``."""
+
+    impl = Numeric(asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return _SQLiteDecimal()
+        return dialect.type_descriptor(self.impl_instance)
+
+    def process_literal_param(self, value: Any, dialect: Dialect) -> Any:
+        # Inlined values (``to_query``): SQLite's impl renders none of its own.
+        return str(value) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return _sqlite_decimal_bind
+        composed = self.impl_instance.bind_processor(dialect)
+        if dialect.name == "postgresql":
+            return composed
+        inf = _INF
+
+        def process(value: Any) -> Any:
+            if value.__class__ is Decimal:
+                finite = value.is_finite()
+            else:
+                finite = not isinstance(value, float) or (value == value and abs(value) != inf)
+            if not finite:
+                raise UnstorableValueError(
+                    f"Cannot store {value!r}: MariaDB/MySQL decimals hold neither NaN nor "
+                    "infinity. Store None, or use PostgreSQL (NaN in any numeric column)."
+                )
+            return composed(value) if composed is not None else value
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+
+            def process(value: Any) -> Any:
+                return _sqlite_decimal_result(value) if value is not None else None
+
+            return process
+        return self.impl_instance.result_processor(dialect, coltype)
 
 
 class _UncastText(UserDefinedType[str]):
@@ -192,9 +412,9 @@ def sql_type_for(annotation: Any) -> TypeEngine[Any]:
             # for an INTEGER parameter (it still compares/inserts fine into INTEGER columns).
             return BigInteger()
         if issubclass(base, float):
-            return Float()
+            return FloatType()
         if issubclass(base, Decimal):
-            return Numeric(asdecimal=True)
+            return DecimalType()
         if issubclass(base, str):
             return String()
         if issubclass(base, _dt.datetime):
