@@ -100,13 +100,9 @@ class TransactionClient(_ClientMixin):
                 # Cancelled halfway through BEGIN, the driver connection is in an unknown
                 # state: it is closed, never handed back to the pool.
                 await _settle(_close_failed_begin(cls, conn, not isinstance(exc, Exception)))
-                if isinstance(exc, sa_exc.DBAPIError):
-                    # SQLite: "database is locked" once the busy timeout ran out.
-                    raise _transaction_error(exc, "begin a transaction") from exc
                 if isinstance(exc, sa_exc.SQLAlchemyError):
-                    raise LucidError(
-                        f"Cannot begin a transaction: {exc}", code="E_TRANSACTION_FAILED"
-                    ) from exc
+                    # SQLite: "database is locked" once the busy timeout ran out.
+                    raise _transaction_error(exc, "begin a transaction", conn) from exc
                 raise
         except BaseException:
             if connection.lock is not None:
@@ -181,12 +177,8 @@ class TransactionClient(_ClientMixin):
         self._check_open()
         try:
             savepoint = await self._conn.begin_nested()
-        except sa_exc.DBAPIError as exc:
-            raise _transaction_error(exc, "open a savepoint") from exc
         except sa_exc.SQLAlchemyError as exc:
-            raise LucidError(
-                f"Cannot open a savepoint: {exc}", code="E_TRANSACTION_FAILED"
-            ) from exc
+            raise _transaction_error(exc, "open a savepoint", self._conn) from exc
         except asyncio.CancelledError:
             # Cancelled while the driver ran the statement: SQLAlchemy discards (invalidates)
             # the connection, whose state is unknown; the transaction can only roll back.
@@ -212,28 +204,32 @@ class TransactionClient(_ClientMixin):
             # PostgreSQL answers COMMIT of an aborted transaction with a ROLLBACK (a savepoint's
             # RELEASE with an error); a broken connection can't be trusted with a commit. A
             # savepoint rolls back to itself, which leaves its parent usable again.
-            await _settle(self._end(commit=False))
-            raise QueryError(
-                "Cannot commit: the transaction is aborted after a failed statement; roll back "
-                "(to a savepoint opened before it) — nothing was committed"
-                if root._aborted
-                else "Cannot commit: a statement of the transaction was cancelled; it was "
-                "rolled back"
-            )
+            if root._broken:
+                reason = "a statement of the transaction was cancelled"
+            elif self._conn.invalidated:
+                reason = "the connection to the database was lost during the transaction"
+            else:
+                reason = (
+                    "the transaction is aborted after a failed statement; roll back (or to a "
+                    "savepoint opened before it)"
+                )
+            await _settle(self._end())
+            await self._run_hooks("rollback")
+            raise QueryError(f"Cannot commit: {reason}. It was rolled back: nothing was committed")
         try:
             await self._trx.commit()
-        except sa_exc.DBAPIError as exc:
-            await _settle(self._end(commit=False))
-            raise _transaction_error(exc, "commit") from exc
         except sa_exc.SQLAlchemyError as exc:
-            await _settle(self._end(commit=False))
-            raise LucidError(f"Cannot commit: {exc}", code="E_TRANSACTION_FAILED") from exc
+            error = _transaction_error(exc, "commit", self._conn)
+            await _settle(self._end())
+            await self._run_hooks("rollback")
+            raise error from exc
         except BaseException:
             # Cancelled during COMMIT: whether it was applied is unknown, and so is the driver
             # connection's state; discard the connection (the server rolls back whatever is
-            # still open) rather than return it to the pool.
+            # still open) rather than return it to the pool. No hooks run: the outcome is
+            # unknown.
             root._broken = True
-            await _settle(self._end(commit=False))
+            await _settle(self._end())
             raise
         await self._finish()
         await self._run_hooks("commit")
@@ -245,10 +241,10 @@ class TransactionClient(_ClientMixin):
         back to the pool, or is discarded when its state is unknown) before a cancellation
         that arrives meanwhile is raised."""
         self._check_open()
-        await _settle(self._end(commit=False))
+        await _settle(self._end())
         await self._run_hooks("rollback")
 
-    async def _end(self, *, commit: bool) -> None:
+    async def _end(self) -> None:
         """Roll back and finish; a root whose rollback fails is discarded instead (closing
         the connection rolls the transaction back on the server)."""
         root = self._root
@@ -266,12 +262,8 @@ class TransactionClient(_ClientMixin):
                     if isinstance(exc, Exception):
                         return
                     raise
-                if isinstance(exc, sa_exc.DBAPIError):
-                    raise _transaction_error(exc, "roll back to the savepoint") from exc
                 if isinstance(exc, sa_exc.SQLAlchemyError):
-                    raise LucidError(
-                        f"Cannot roll back to the savepoint: {exc}", code="E_TRANSACTION_FAILED"
-                    ) from exc
+                    raise _transaction_error(exc, "roll back to the savepoint", self._conn) from exc
                 raise
             if self.parent is not None:
                 # ROLLBACK TO SAVEPOINT ends PostgreSQL's aborted state.
@@ -432,17 +424,28 @@ _KILL_CONNECT_TIMEOUT = 2.0
 _ABORTED = "25P02"  # PostgreSQL: in_failed_sql_transaction
 
 
-def _transaction_error(exc: sa_exc.DBAPIError, action: str) -> QueryError:
-    """A driver error from BEGIN/COMMIT/ROLLBACK/SAVEPOINT as ``QueryError`` (original chained
-    by the caller), naming what failed; PostgreSQL's aborted transaction gets the fix."""
-    error = wrap_error(exc)
-    original = error.original
-    if getattr(original, "sqlstate", None) == _ABORTED:
-        error.message = (
-            f"Cannot {action}: the transaction is aborted after a failed statement; roll back "
-            f"(the transaction, or to a savepoint opened before the failure). {error.message}"
-        )
+def _transaction_error(
+    exc: sa_exc.SQLAlchemyError, action: str, conn: AsyncConnection
+) -> QueryError:
+    """An error of BEGIN/COMMIT/ROLLBACK/SAVEPOINT as ``QueryError`` (the caller chains
+    ``exc``), naming what failed and, for PostgreSQL's aborted transaction, the fix."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        error = wrap_error(exc)
+        reason = error.message
     else:
-        error.message = f"Cannot {action}: {error.message}"
+        error = QueryError(str(exc), original=exc)
+        reason = str(exc).split("\n")[0]
+    if getattr(error.original, "sqlstate", None) == _ABORTED:
+        reason = (
+            "the transaction is aborted after a failed statement; roll back (the transaction, "
+            f"or to a savepoint opened before the failure). {reason}"
+        )
+    elif conn.invalidated and not isinstance(exc, sa_exc.DBAPIError):
+        # SQLAlchemy refuses to go on after the connection was lost.
+        reason = (
+            "the connection to the database was lost during the transaction, which the "
+            "server rolled back"
+        )
+    error.message = f"Cannot {action}: {reason}"
     error.args = (error.message,)
     return error
