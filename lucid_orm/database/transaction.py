@@ -305,9 +305,15 @@ class TransactionClient(_ClientMixin):
 class TransactionStarter(Generic[T]):
     """What ``db.transaction()`` returns.
 
-    - ``trx = await db.transaction()``: an unmanaged transaction (commit/rollback yourself);
+    - ``trx = await db.transaction()``: an unmanaged transaction (commit/rollback yourself;
+      end it in ``finally``/``except BaseException`` so a cancelled task rolls back too);
     - ``async with db.transaction() as trx``: commits on exit, rolls back on an exception;
     - ``await db.transaction(callback)``: awaits ``callback(trx)`` managed, returns its result.
+
+    The managed forms roll back on any exception, ``asyncio.CancelledError`` included
+    (``asyncio.wait_for``/``asyncio.timeout``): the rollback completes, and the connection
+    goes back to the pool (or is discarded when a statement was cut off halfway), before the
+    cancellation propagates.
     """
 
     def __init__(

@@ -106,6 +106,7 @@ async def pool_is_healthy(database: Database) -> None:
 
 
 @pytest.mark.parametrize("in_driver", [False, True], ids=["between", "in_driver"])
+@pytest.mark.usefixtures("fast_paths")  # the pool's next reads take both read paths
 class TestCancelledTransactionReleasesAtOnce:
     async def test_async_with(
         self, database: Database, dialect: str, second_writer: Any, in_driver: bool
