@@ -296,6 +296,20 @@ class Connection:
 
 _NO_GUARD: contextlib.nullcontext[None] = contextlib.nullcontext()
 
+# SQLite's wait for a locked database (ms) unless the connection sets ``busy_timeout_ms``.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
+    value = cfg.get("busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LucidError(
+            f'Connection "{name}": "busy_timeout_ms" must be a whole number of milliseconds '
+            f"(0 or more), got {value!r}",
+            code="E_INVALID_CONFIG",
+        )
+    return value
+
 
 class _Engines:
     """A transactional engine and its autocommit twin (same pool) for one database URL."""
@@ -317,6 +331,10 @@ class _Engines:
             # Connections run in autocommit mode (no BEGIN outside transactions, see below) and
             # SQLAlchemy rolls back its own transactions on close: a reset is a wasted hop.
             kwargs["pool_reset_on_return"] = None
+            # How long a statement waits for another connection's write lock before "database
+            # is locked" (pysqlite's ``timeout`` sets SQLite's busy timeout, no extra statement).
+            if "busy_timeout_ms" in cfg or "timeout" not in connect_args:
+                connect_args["timeout"] = _busy_timeout(conn.name, cfg) / 1000.0
         if memory:
             kwargs["poolclass"] = StaticPool
             connect_args.setdefault("check_same_thread", False)
@@ -360,19 +378,41 @@ class _Engines:
         if backend == "sqlite":
             foreign_keys = cfg.get("foreign_keys", True)
 
+            # WAL lets readers run beside the one writer; a file database keeps it once set.
+            # In-memory databases have no journal to change.
+            wal = not memory and cfg.get("wal", True)
+
             @event.listens_for(sync, "connect")
             def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
                 # Let SQLAlchemy, not pysqlite, emit BEGIN so SAVEPOINTs work (SQLAlchemy docs).
                 dbapi_conn.isolation_level = None
+                cursor = dbapi_conn.cursor()
+                if wal:
+                    cursor.execute("PRAGMA journal_mode = WAL")
                 if foreign_keys:
-                    cursor = dbapi_conn.cursor()
                     cursor.execute("PRAGMA foreign_keys = ON")
-                    cursor.close()
+                cursor.close()
+
+            @event.listens_for(sync, "invalidate")
+            def _sqlite_invalidate(dbapi_conn: Any, _record: Any, _exc: Any) -> None:
+                # SQLAlchemy discards a connection whose statement was cancelled, but aiosqlite
+                # would close it only after that statement ran to its end, and a close that
+                # finds the statement unfinalized leaves the connection (and its write lock)
+                # open until the garbage collector runs. So: interrupt the statement (sqlite3
+                # allows that from any thread), then roll back before the close.
+                with contextlib.suppress(Exception):
+                    dbapi_conn._connection._conn.interrupt()
+                with contextlib.suppress(Exception):
+                    dbapi_conn.rollback()
 
             @event.listens_for(sync, "begin")
             def _sqlite_begin(sa_conn: Any) -> None:
                 if not sa_conn.get_execution_options().get("lucid_autocommit"):
-                    sa_conn.exec_driver_sql("BEGIN")
+                    # IMMEDIATE takes the write lock now (waiting up to the busy timeout): a
+                    # deferred transaction that read and then writes fails at once with
+                    # SQLITE_BUSY_SNAPSHOT, which no busy timeout retries. It also stands in
+                    # for SELECT ... FOR UPDATE, which SQLite has not.
+                    sa_conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         emitter = conn._emitter
         name = conn.name

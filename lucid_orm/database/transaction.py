@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
@@ -14,9 +15,9 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import Executable
 
-from ..errors import LucidError
+from ..errors import LucidError, QueryError
 from .connection import Connection
-from .query_client import _ClientMixin, _driver_error, connect_error, run_statement
+from .query_client import _ClientMixin, _driver_error, connect_error, run_statement, wrap_error
 from .result import ExecResult
 
 T = TypeVar("T")
@@ -55,6 +56,15 @@ class TransactionClient(_ClientMixin):
         self.parent = parent
         self.is_completed = False
         self._hooks: dict[str, list[Hook]] = {"commit": [], "rollback": []}
+        self._root: TransactionClient = parent._root if parent is not None else self
+        # (root only) A statement was interrupted (task cancelled) while the driver ran it:
+        # the connection's state is unknown, so it is discarded instead of reused.
+        self._broken = False
+        # (root only, MySQL) The server thread, to KILL when the connection is discarded.
+        self._thread_id: int | None = None
+        # (root only, PostgreSQL) A statement failed: the server ignores everything but a
+        # rollback (to a savepoint) until then, and would turn COMMIT into a silent ROLLBACK.
+        self._aborted = False
 
     @classmethod
     async def begin(cls, connection: Connection, isolation_level: str | None) -> TransactionClient:
@@ -86,17 +96,23 @@ class TransactionClient(_ClientMixin):
                         ) from exc
                 await cls._before_begin(conn)
                 trx = await conn.begin()
-            except BaseException:
-                try:
-                    await cls._after_failed_begin(conn)
-                finally:
-                    await conn.close()
+            except BaseException as exc:
+                # Cancelled halfway through BEGIN, the driver connection is in an unknown
+                # state: it is closed, never handed back to the pool.
+                await _settle(_close_failed_begin(cls, conn, not isinstance(exc, Exception)))
+                if isinstance(exc, sa_exc.SQLAlchemyError):
+                    # SQLite: "database is locked" once the busy timeout ran out.
+                    raise _transaction_error(exc, "begin a transaction", conn) from exc
                 raise
         except BaseException:
             if connection.lock is not None:
                 connection.lock.release()
             raise
         client = cls(connection, conn, trx, None)
+        if engines.backend == "mysql":
+            with contextlib.suppress(Exception):
+                driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+                client._thread_id = int(driver.thread_id())
         if connection.lock is not None:
             connection.owner = (asyncio.current_task(), client)
         return client
@@ -139,7 +155,17 @@ class TransactionClient(_ClientMixin):
     ) -> ExecResult:
         """Run ``stmt`` inside this transaction."""
         self._check_open()
-        return await run_statement(self._conn, stmt, model, params)
+        try:
+            return await run_statement(self._conn, stmt, model, params)
+        except QueryError:
+            if self._connection.dialect_name == "postgresql":
+                self._root._aborted = True
+            raise
+        except asyncio.CancelledError:
+            # Cancelled while the driver ran the statement: SQLAlchemy discards (invalidates)
+            # the connection, whose state is unknown; the transaction can only roll back.
+            self._root._broken = True
+            raise
 
     def transaction(
         self, callback: Callable[[TransactionClient], Any] | None = None
@@ -149,7 +175,15 @@ class TransactionClient(_ClientMixin):
 
     async def _begin_nested(self) -> TransactionClient:
         self._check_open()
-        savepoint = await self._conn.begin_nested()
+        try:
+            savepoint = await self._conn.begin_nested()
+        except sa_exc.SQLAlchemyError as exc:
+            raise _transaction_error(exc, "open a savepoint", self._conn) from exc
+        except asyncio.CancelledError:
+            # Cancelled while the driver ran the statement: SQLAlchemy discards (invalidates)
+            # the connection, whose state is unknown; the transaction can only roll back.
+            self._root._broken = True
+            raise
         return TransactionClient(self._connection, self._conn, savepoint, self)
 
     def after(self, event: Literal["commit", "rollback"], callback: Hook) -> None:
@@ -159,24 +193,96 @@ class TransactionClient(_ClientMixin):
         self._hooks[event].append(callback)
 
     async def commit(self) -> None:
-        """Commit (or release the savepoint) and run the ``after("commit")`` hooks."""
+        """Commit (or release the savepoint) and run the ``after("commit")`` hooks.
+
+        Raises ``QueryError`` when the database refuses the commit (the transaction is then
+        rolled back), also on PostgreSQL when a statement of the transaction failed and was not
+        rolled back to a savepoint (PostgreSQL would roll back silently)."""
         self._check_open()
+        root = self._root
+        if root._aborted or root._broken:
+            # PostgreSQL answers COMMIT of an aborted transaction with a ROLLBACK (a savepoint's
+            # RELEASE with an error); a broken connection can't be trusted with a commit. A
+            # savepoint rolls back to itself, which leaves its parent usable again.
+            if root._broken:
+                reason = "a statement of the transaction was cancelled"
+            elif self._conn.invalidated:
+                reason = "the connection to the database was lost during the transaction"
+            else:
+                reason = (
+                    "the transaction is aborted after a failed statement; roll back (or to a "
+                    "savepoint opened before it)"
+                )
+            await _settle(self._end())
+            await self._run_hooks("rollback")
+            raise QueryError(f"Cannot commit: {reason}. It was rolled back: nothing was committed")
         try:
             await self._trx.commit()
-        finally:
-            await self._finish()
+        except sa_exc.SQLAlchemyError as exc:
+            error = _transaction_error(exc, "commit", self._conn)
+            await _settle(self._end())
+            await self._run_hooks("rollback")
+            raise error from exc
+        except BaseException:
+            # Cancelled during COMMIT: whether it was applied is unknown, and so is the driver
+            # connection's state; discard the connection (the server rolls back whatever is
+            # still open) rather than return it to the pool. No hooks run: the outcome is
+            # unknown.
+            root._broken = True
+            await _settle(self._end())
+            raise
+        await self._finish()
         await self._run_hooks("commit")
 
     async def rollback(self) -> None:
-        """Roll back (to the savepoint, when nested) and run the ``after("rollback")`` hooks."""
+        """Roll back (to the savepoint, when nested) and run the ``after("rollback")`` hooks.
+
+        Safe in a task being cancelled: the rollback runs to its end (and the connection goes
+        back to the pool, or is discarded when its state is unknown) before a cancellation
+        that arrives meanwhile is raised."""
         self._check_open()
-        try:
-            await self._trx.rollback()
-        finally:
-            await self._finish()
+        await _settle(self._end())
         await self._run_hooks("rollback")
 
+    async def _end(self) -> None:
+        """Roll back and finish; a root whose rollback fails is discarded instead (closing
+        the connection rolls the transaction back on the server)."""
+        root = self._root
+        try:
+            if root._broken:
+                if self.parent is None:
+                    await self._discard()
+                # A savepoint of a broken connection: its root discards the whole transaction.
+                return
+            try:
+                await self._trx.rollback()
+            except BaseException as exc:
+                if self.parent is None:
+                    await self._discard()
+                    if isinstance(exc, Exception):
+                        return
+                    raise
+                if isinstance(exc, sa_exc.SQLAlchemyError):
+                    raise _transaction_error(exc, "roll back to the savepoint", self._conn) from exc
+                raise
+            if self.parent is not None:
+                # ROLLBACK TO SAVEPOINT ends PostgreSQL's aborted state.
+                root._aborted = False
+        finally:
+            await self._finish()
+
+    async def _discard(self) -> None:
+        """Close the root connection without reusing it: invalidated in the pool, and on
+        MySQL the server thread is killed so its locks go now (a socket closed mid-statement
+        is only noticed by the server when that statement ends)."""
+        with contextlib.suppress(Exception):
+            await self._conn.invalidate()
+        if self._thread_id is not None:
+            await _kill_mysql_thread(self._connection, self._thread_id)
+
     async def _finish(self) -> None:
+        if self.is_completed:
+            return
         self.is_completed = True
         if self.parent is None:
             connection = self._connection
@@ -199,9 +305,15 @@ class TransactionClient(_ClientMixin):
 class TransactionStarter(Generic[T]):
     """What ``db.transaction()`` returns.
 
-    - ``trx = await db.transaction()``: an unmanaged transaction (commit/rollback yourself);
+    - ``trx = await db.transaction()``: an unmanaged transaction (commit/rollback yourself;
+      end it in ``finally``/``except BaseException`` so a cancelled task rolls back too);
     - ``async with db.transaction() as trx``: commits on exit, rolls back on an exception;
     - ``await db.transaction(callback)``: awaits ``callback(trx)`` managed, returns its result.
+
+    The managed forms roll back on any exception, ``asyncio.CancelledError`` included
+    (``asyncio.wait_for``/``asyncio.timeout``): the rollback completes, and the connection
+    goes back to the pool (or is discarded when a statement was cut off halfway), before the
+    cancellation propagates.
     """
 
     def __init__(
@@ -226,6 +338,8 @@ class TransactionStarter(Generic[T]):
     async def _run(self) -> Any:
         trx = await self._begin()
         if self._callback is None:
+            # Unmanaged: the caller ends it. A task cancelled while holding it must still call
+            # ``await trx.rollback()`` (in ``except``/``finally``), which is cancellation-safe.
             return trx
         try:
             result = self._callback(trx)
@@ -259,3 +373,85 @@ class TransactionStarter(Generic[T]):
             await trx.rollback()
         else:
             await trx.commit()
+
+
+async def _settle(work: Awaitable[None]) -> None:
+    """Await ``work`` to its end even if the current task is cancelled meanwhile (it runs as
+    a task of its own); such a cancellation is raised once ``work`` is done. Rollbacks and
+    connection releases go through here so that a cancelled task never leaves a transaction
+    (and its locks) open."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                cancelled = True
+        except BaseException:  # the task's own error: raised below
+            pass
+    if cancelled:
+        error = None if task.cancelled() else task.exception()
+        raise asyncio.CancelledError from error
+    task.result()
+
+
+async def _close_failed_begin(
+    cls: type[TransactionClient], conn: AsyncConnection, unknown: bool
+) -> None:
+    try:
+        if unknown:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+        else:
+            await cls._after_failed_begin(conn)
+    finally:
+        await conn.close()
+
+
+async def _kill_mysql_thread(connection: Connection, thread_id: int) -> None:
+    """Best effort: end the server thread of a discarded MySQL connection (COM_PROCESS_KILL,
+    the id bound by the protocol) so its transaction rolls back now."""
+    from sqlalchemy.util.concurrency import greenlet_spawn
+
+    with contextlib.suppress(Exception):
+        engine = connection.write_engines().engine
+        raw = await asyncio.wait_for(engine.raw_connection(), _KILL_CONNECT_TIMEOUT)
+        try:
+            driver: Any = raw.driver_connection
+            await driver.kill(thread_id)
+        finally:
+            await greenlet_spawn(raw.close)
+
+
+# Seconds to wait for a pooled connection to send a KILL; the pool may be exhausted.
+_KILL_CONNECT_TIMEOUT = 2.0
+
+_ABORTED = "25P02"  # PostgreSQL: in_failed_sql_transaction
+
+
+def _transaction_error(
+    exc: sa_exc.SQLAlchemyError, action: str, conn: AsyncConnection
+) -> QueryError:
+    """An error of BEGIN/COMMIT/ROLLBACK/SAVEPOINT as ``QueryError`` (the caller chains
+    ``exc``), naming what failed and, for PostgreSQL's aborted transaction, the fix."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        error = wrap_error(exc)
+        reason = error.message
+    else:
+        error = QueryError(str(exc), original=exc)
+        reason = str(exc).split("\n")[0]
+    if getattr(error.original, "sqlstate", None) == _ABORTED:
+        reason = (
+            "the transaction is aborted after a failed statement; roll back (the transaction, "
+            f"or to a savepoint opened before the failure). {reason}"
+        )
+    elif conn.invalidated and not isinstance(exc, sa_exc.DBAPIError):
+        # SQLAlchemy refuses to go on after the connection was lost.
+        reason = (
+            "the connection to the database was lost during the transaction, which the "
+            "server rolled back"
+        )
+    error.message = f"Cannot {action}: {reason}"
+    error.args = (error.message,)
+    return error
