@@ -8,6 +8,7 @@ from .errors import (
     ModelNotFoundError,
     QueryError,
     RelationNotLoadedError,
+    UnstorableValueError,
 )
 from .orm.base_model import BaseModel
 from .orm.columns import column, computed
@@ -35,6 +36,7 @@ __all__ = [
     "SimplePaginator",
     "SnakeCaseNamingStrategy",
     "TransactionClient",
+    "UnstorableValueError",
     "after",
     "before",
     "belongs_to",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import DontWrapMixin
+
 
 class LucidError(Exception):
     """Base error. ``str(exc)`` is the bare message; ``code`` and ``status`` carry the rest."""
@@ -123,3 +125,15 @@ __all__ = [
     "missing_attribute",
     "runtime_error",
 ]
+
+
+class UnstorableValueError(DontWrapMixin, LucidError):
+    """A value the database cannot hold as given (``E_INVALID_VALUE``): NaN on SQLite or
+    MariaDB, infinity on MariaDB, a datetime whose UTC form falls outside years 1-9999.
+    Raised while the statement's values are bound, before anything reaches the database
+    (``DontWrapMixin``: SQLAlchemy lets it through unwrapped)."""
+
+    code = "E_INVALID_VALUE"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=self.code)

@@ -220,6 +220,11 @@ class TransactionClient(_ClientMixin):
             await self._trx.commit()
         except sa_exc.SQLAlchemyError as exc:
             error = _transaction_error(exc, "commit", self._conn)
+            if self.parent is None:
+                # A refused COMMIT may leave the transaction open on the connection (SQLite
+                # keeps it after a deferred foreign-key violation) while SQLAlchemy thinks it
+                # over: discard the connection, whose close rolls back, instead of pooling it.
+                root._broken = True
             await _settle(self._end())
             await self._run_hooks("rollback")
             raise error from exc

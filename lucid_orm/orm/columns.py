@@ -29,13 +29,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncpgDateTime
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
-from ..errors import LucidError
+from ..errors import UnstorableValueError
 from ..query.chainable import utc_naive
 
 UTC = _dt.UTC
@@ -43,18 +42,6 @@ _UNSET: Any = object()
 # PostgreSQL's type OID for ``timestamp with time zone``.
 _PG_TIMESTAMPTZ_OID = 1184
 _INF = float("inf")
-
-
-class UnstorableValueError(DontWrapMixin, LucidError):
-    """A value the database cannot hold as given (``E_INVALID_VALUE``): NaN on SQLite or
-    MariaDB, infinity on MariaDB, a datetime whose UTC form falls outside years 1-9999.
-    Raised while the statement's values are bound, before anything reaches the database
-    (``DontWrapMixin``: SQLAlchemy lets it through unwrapped)."""
-
-    code = "E_INVALID_VALUE"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code=self.code)
 
 
 def _no_nan(value: Any, dialect: str) -> None:

@@ -75,7 +75,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     # -- locks ---------------------------------------------------------------------------------
     def for_update(self, *, skip_locked: bool = False, no_wait: bool = False) -> Self:
-        """``SELECT … FOR UPDATE`` (ignored on SQLite, which locks the whole database)."""
+        """``SELECT … FOR UPDATE``. SQLite has no row locks: there every transaction begins
+        ``IMMEDIATE`` and holds the database's write lock, which gives the same guarantee."""
         self._lock = "update"
         self._lock_options = {"skip_locked": skip_locked, "nowait": no_wait}
         return self

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import mysql
 
 from lucid_orm import BaseModel, LucidError, QueryError, column, has_many
 from lucid_orm.database import Database, QueryEvent
-from lucid_orm.orm.columns import UnstorableValueError
+from lucid_orm.errors import UnstorableValueError
 from lucid_orm.relations import HasMany
 from tests.helpers import count_queries
 
