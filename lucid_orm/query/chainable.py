@@ -42,6 +42,7 @@ from sqlalchemy.types import ARRAY, JSON, Enum, NullType, TypeDecorator, UserDef
 
 from ..errors import LucidError
 from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
+from .keys import keys_in, rows_in
 from .raw import Raw
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ _BINDABLE: tuple[type, ...] = (str, int, float, Decimal, date, time, timedelta, 
 _BINDABLE += (bytes, bytearray, memoryview, ClauseElement)
 # Column types whose values may be structured (dicts, lists, enum members, custom objects).
 _STRUCTURED_TYPES = (JSON, ARRAY, Enum, TypeDecorator, UserDefinedType)
+
+_IN = _OPERATORS["in"]
+_IN_OPERATORS = (_IN, _OPERATORS["not in"])
 
 _SHARED_TABLES: dict[tuple[str | None, str], TableClause] = {}
 
@@ -455,6 +459,13 @@ class Chainable:
                 f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
                 code="E_INVALID_OPERATOR",
             )
+        if (
+            fn in _IN_OPERATORS
+            and isinstance(value, list | tuple)
+            and isinstance(column, ColumnClause)
+        ):
+            # ``where(col, "in", keys)`` is a where_in: any number of keys (see keys.py).
+            return keys_in(column, list(value), self.client.dialect, fn is not _IN)
         value = self._value(value)
         if key in ("in", "not in"):
             if not isinstance(value, ClauseElement):
@@ -563,7 +574,7 @@ class Chainable:
     def _in_clause(self, columns: Any, values: Any, method: str, negate: bool) -> Any:
         values = self._in_values(values, method)
         if isinstance(columns, list | tuple):
-            target: Any = tuple_(*[self._col(c) for c in columns])
+            parts = [self._col(c) for c in columns]
             if isinstance(values, list):
                 width = len(columns)
                 for v in values:
@@ -572,9 +583,14 @@ class Chainable:
                             f"{method}() on {width} columns expects a list of {width}-value "
                             f"lists, got {v!r} in it"
                         )
-                values = [tuple(v) for v in values]
+                # Any number of rows: one parameter per column or one in all (see keys.py).
+                return rows_in(parts, [tuple(v) for v in values], self.client.dialect, negate)
+            target: Any = tuple_(*parts)
         else:
             target = self._col(columns)
+            if isinstance(values, list) and isinstance(target, ColumnClause):
+                # Any number of keys: one parameter on PostgreSQL and SQLite (see keys.py).
+                return keys_in(target, values, self.client.dialect, negate)
         if isinstance(values, Raw):
             return target.op("NOT IN" if negate else "IN")(values.self_group())
         return target.not_in(values) if negate else target.in_(values)

@@ -10,7 +10,7 @@ import pytest
 
 from lucid_orm.database import Database
 from lucid_orm.errors import LucidError
-from tests.helpers import count_queries
+from tests.helpers import count_queries, flat
 
 
 @dataclass
@@ -896,7 +896,8 @@ class TestCompile:
             .or_where_between("points", [100, 200])
         )
         sql, bindings = q.to_sql()
-        assert bindings == ["alice", 5, 7, 8, 100, 200]
+        # The where_in keys are one binding on PostgreSQL (an array) and SQLite (JSON text).
+        assert flat(bindings) == ["alice", 5, 7, 8, 100, 200]
         placeholder = {"sqlite": "?", "postgresql": "$1", "mysql": "%s"}[dialect]
         assert placeholder in sql
         assert "alice" not in sql
@@ -909,10 +910,10 @@ class TestCompile:
         sql, bindings = q.to_sql()
         # MySQL spells it LIMIT <offset>, <count>.
         tail = [4, 3] if dialect == "mysql" else [3, 4]
-        assert bindings == ["a", 7, 8, *tail]
+        assert flat(bindings) == ["a", 7, 8, *tail]
         if dialect == "postgresql":
             # Numbered in order of appearance, although SQLAlchemy numbers an expanded IN last.
-            assert re.findall(r"\$(\d+)", sql) == ["1", "2", "3", "4", "5"]
+            assert re.findall(r"\$(\d+)", sql) == ["1", "2", "3", "4"]
 
     async def test_to_sql_with_raw_and_subquery(self, database: Database) -> None:
         q = (

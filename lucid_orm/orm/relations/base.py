@@ -7,20 +7,17 @@ from __future__ import annotations
 import builtins
 import copy
 import inspect
-import json
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
-from sqlalchemy import Select, and_, any_, bindparam, func, literal_column, select
-from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
-from sqlalchemy.types import TypeEngine, UserDefinedType
 
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
 from ...query.chainable import _fold, check_page
+from ...query.keys import JSON_EACH, json_keys, keys_in
 from ..columns import _UNSET
 from ..naming import RelationType
 from ..persistence import bind, client_for
@@ -41,41 +38,6 @@ PRELOAD_CHUNK = 30_000
 def _chunks(values: list[Any], size: int = PRELOAD_CHUNK) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
-
-
-# json_each is built into SQLite from 3.38 (Python's sqlite3 may be older).
-_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
-
-
-class KeyArray(UserDefinedType[list[Any]]):
-    """Preload keys as one PostgreSQL array parameter, bound without a cast: the server types
-    ``$1`` from the column it is compared with (``int4[]`` for an INTEGER column even though
-    ``int`` attributes map to BigInteger; a cross-type ``int4 = ANY(int8[])`` index scan is
-    measurably slower). Each key still goes through the column type's bind processor."""
-
-    cache_ok = True
-    render_bind_cast = False
-
-    def __init__(self, element: TypeEngine[Any]) -> None:
-        self.element = element
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return "ARRAY"  # never rendered: this type only binds parameters
-
-    def bind_processor(self, dialect: Dialect) -> Any:
-        inner = self.element.dialect_impl(dialect).bind_processor(dialect)
-        if inner is None:
-            return None
-
-        def process(value: Any) -> Any:
-            return [inner(v) if v is not None else None for v in value]
-
-        return process
-
-
-def _json_keys(keys: Sequence[Any]) -> bool:
-    """Keys that survive a JSON round trip as the same SQLite values (ints and strings)."""
-    return all(type(k) is int or type(k) is str for k in keys)
 
 
 def constrained(
@@ -397,27 +359,13 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         return super().to_core()
 
     def _keys_in(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
-        """``column IN (…keys)``; on PostgreSQL ``column = ANY($1)`` with the keys as one array
-        parameter (one compiled statement whatever the number of keys, no chunking)."""
-        keys = self._chunk or []
-        dialect = self.client.dialect_name
-        if dialect == "postgresql" and keys:
-            clause: ColumnElement[Any] = column == any_(
-                bindparam(None, list(keys), type_=KeyArray(column.type), unique=True)
-            )
-            return clause
-        if dialect == "sqlite" and keys and self._json_keys():
-            # One JSON text parameter read back by json_each: no per-key placeholders to
-            # expand and bind, and no bound-parameter limit.
-            values: Select[Any] = select(literal_column("value")).select_from(
-                func.json_each(bindparam(None, json.dumps(list(keys)), unique=True))
-            )
-            return column.in_(values.scalar_subquery())
-        return column.in_(keys)
+        """``column IN (…keys)``, the keys as one parameter on PostgreSQL and SQLite (one
+        compiled statement whatever the number of keys, no chunking; see query/keys.py)."""
+        return keys_in(column, list(self._chunk or []), self.client.dialect)
 
     def _json_keys(self) -> bool:
         if self._json_ok is None:
-            self._json_ok = _JSON_EACH and _json_keys(self._values or [])
+            self._json_ok = JSON_EACH and json_keys(self._values or [])
         return self._json_ok
 
     def _one_parameter(self) -> bool:

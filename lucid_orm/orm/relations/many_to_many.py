@@ -18,6 +18,7 @@ from sqlalchemy.types import NullType
 from ...errors import LucidError
 from ...query.chainable import check_identifier, column_value, table_column
 from ...query.database import DatabaseQueryBuilder
+from ...query.keys import keys_in
 from ..columns import _UNSET, UTCDateTime
 from ..payload import as_mapping_list
 from .base import (
@@ -590,8 +591,17 @@ class ManyToManyQueryClient(Generic[R]):
                 groups.append((shape, [row]))
         for _shape, group in groups:
             values = [_pivot_values(rel, r) for r in group]
-            stmt = insert(rel._pivot).values(values if len(values) > 1 else values[0])
-            await trx.execute(stmt, write=True, model=rel.model.__name__)
+            if len(values) == 1:
+                stmt = insert(rel._pivot).values(values[0])
+                await trx.execute(stmt, write=True, model=rel.model.__name__)
+                continue
+            # Many rows: executemany, which SQLAlchemy sends as multi-row batches that each
+            # stay under the driver's parameter limit (one VALUES list would not, from some
+            # 16,000 rows on PostgreSQL), all inside ``trx``.
+            params = [{col.key: value for col, value in row.items()} for row in values]
+            await trx.execute(
+                insert(rel._pivot), write=True, model=rel.model.__name__, params=params
+            )
 
     async def attach(self, ids: Any, *, client: Client | None = None) -> None:
         """Insert pivot rows for ``ids`` (a list, or ``{id: {pivot column: value}}``)."""
@@ -611,7 +621,8 @@ class ManyToManyQueryClient(Generic[R]):
             if targets is not None:
                 if not targets:
                     return 0
-                stmt = stmt.where(rel.pivot_column(rel.pivot_related_foreign_key).in_(targets))
+                related_fk = rel.pivot_column(rel.pivot_related_foreign_key)
+                stmt = stmt.where(keys_in(related_fk, targets, trx.dialect))
             result = await trx.execute(stmt, write=True, model=rel.model.__name__)
             return result.rowcount
 
@@ -629,7 +640,7 @@ class ManyToManyQueryClient(Generic[R]):
             if wanted:
                 select_cols = [related_fk, *[rel.pivot_column(c) for c in value_columns]]
                 stmt = select(*select_cols).where(
-                    pivot_fk == parent_value, related_fk.in_(list(wanted))
+                    pivot_fk == parent_value, keys_in(related_fk, list(wanted), trx.dialect)
                 )
                 result = await trx.execute(stmt, write=False, model=rel.model.__name__)
                 for row in result.rows:
@@ -637,22 +648,32 @@ class ManyToManyQueryClient(Generic[R]):
                     existing[str(row[0])] = dict(zip(value_columns, row[1:], strict=True))
             added = {k: v for k, v in wanted.items() if str(k) not in existing}
             await self._insert_pivot(trx, added)
+            # Changed pivot values: one UPDATE per distinct set of new values, for all the ids
+            # that take it (a sync of 100,000 ids to one role is one statement).
+            changes: dict[Any, tuple[dict[str, Any], list[Any]]] = {}
             for related_id, values in wanted.items():
                 current = existing.get(str(related_id))
                 if current is None or not values:
                     continue
                 if all(current.get(k) == v for k, v in values.items()):
                     continue
+                try:
+                    shape: Any = tuple(sorted(values.items()))
+                    hash(shape)
+                except TypeError:  # an unhashable value (a JSON pivot column): on its own
+                    shape = object()
+                changes.setdefault(shape, (values, []))[1].append(related_id)
+            for values, ids in changes.values():
                 stmt_u = (
                     update(rel._pivot)
                     .values(_pivot_values(rel, {**self._stamps(False), **values}))
-                    .where(pivot_fk == parent_value, related_fk == related_id)
+                    .where(pivot_fk == parent_value, keys_in(related_fk, ids, trx.dialect))
                 )
                 await trx.execute(stmt_u, write=True, model=rel.model.__name__)
             if detach:
                 stmt_d = delete(rel._pivot).where(pivot_fk == parent_value)
                 if wanted:
-                    stmt_d = stmt_d.where(related_fk.not_in(list(wanted)))
+                    stmt_d = stmt_d.where(keys_in(related_fk, list(wanted), trx.dialect, True))
                 await trx.execute(stmt_d, write=True, model=rel.model.__name__)
 
     def _related_id(self, related: BaseModel) -> Any:

@@ -8,6 +8,7 @@ from sqlalchemy import not_, tuple_
 from sqlalchemy.sql import ColumnElement, TableClause
 
 from ...query.chainable import check_identifier, table_column
+from ...query.keys import keys_in, rows_in
 from ...query.raw import Raw
 
 if TYPE_CHECKING:
@@ -59,12 +60,17 @@ class PivotWhereMixin(_Base):
     def _pivot_in(self, column: Any, values: Any, method: str, negate: bool) -> Any:
         values = self._in_values(values, method)
         target: Any
+        dialect = self.client.dialect
         if isinstance(column, list | tuple):
-            target = tuple_(*[self._pivot_column(c) for c in column])
+            parts = [self._pivot_column(c) for c in column]
             if isinstance(values, list):
-                values = [tuple(v) for v in values]
+                # Any number of keys, as ``where_in`` (see query/keys.py).
+                return rows_in(parts, [tuple(v) for v in values], dialect, negate)
+            target = tuple_(*parts)
         else:
             target = self._pivot_column(column)
+            if isinstance(values, list):
+                return keys_in(target, values, dialect, negate)
         if isinstance(values, Raw):
             return target.op("NOT IN" if negate else "IN")(values.self_group())
         return target.not_in(values) if negate else target.in_(values)
