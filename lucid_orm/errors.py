@@ -137,3 +137,13 @@ class UnstorableValueError(DontWrapMixin, LucidError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code=self.code)
+
+
+class InvalidArgumentError(LucidError, ValueError):
+    """A bad argument refused before any query (``E_INVALID_ARGUMENT``). Also a
+    ``ValueError``, for code that catches the built-in one."""
+
+    code = "E_INVALID_ARGUMENT"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=self.code)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Self, TypedDict, TypeVar, overload
 from urllib.parse import urlencode
 
+from lucid_orm.errors import InvalidArgumentError
 from lucid_orm.orm.naming import NamingStrategy, SnakeCaseNamingStrategy
 
 __all__ = ["PageUrl", "SimplePaginator"]
@@ -47,7 +48,8 @@ class SimplePaginator(Sequence[T]):
             :class:`~lucid_orm.orm.naming.SnakeCaseNamingStrategy`.
 
     Raises:
-        ValueError: ``per_page`` is below 1.
+        InvalidArgumentError: ``per_page`` is not an int of 1 or more (a ``LucidError`` and a
+            ``ValueError``).
     """
 
     first_page: int = 1
@@ -61,8 +63,8 @@ class SimplePaginator(Sequence[T]):
         rows: Sequence[T],
         naming_strategy: NamingStrategy | None = None,
     ) -> None:
-        if per_page < 1:
-            raise ValueError(f"per_page must be 1 or more, got {per_page!r}")
+        if isinstance(per_page, bool) or not isinstance(per_page, int) or per_page < 1:
+            raise InvalidArgumentError(f"per_page must be 1 or more, got {per_page!r}")
         self.total: int = int(total)
         self.per_page: int = per_page
         self.current_page: int = current_page

@@ -13,7 +13,7 @@ from sqlalchemy.sql import ColumnElement, bindparam, operators
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, Grouping
 
-from ..errors import LucidError
+from ..errors import InvalidArgumentError, LucidError
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -92,6 +92,8 @@ class Raw(ColumnElement[Any]):
     inherit_cache = False
 
     def __init__(self, sql: str, bindings: Any = None) -> None:
+        if not isinstance(sql, str):
+            raise InvalidArgumentError(f"db.raw() expects SQL text, got {sql!r}")
         self.sql = sql
         self.parts = _parse(sql, bindings)
         self._alias: str | None = None

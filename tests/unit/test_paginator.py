@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from lucid_orm import LucidError, db
 from lucid_orm.orm.naming import CamelCaseNamingStrategy
 from lucid_orm.query.paginator import SimplePaginator
 
@@ -86,10 +87,18 @@ class TestPageArithmetic:
         assert type(page.total) is int
         assert page.last_page == 3
 
-    @pytest.mark.parametrize("per_page", [0, -1])
+    @pytest.mark.parametrize("per_page", [0, -1, True, 2.5])
     def test_per_page_below_one_is_rejected(self, per_page: int) -> None:
-        with pytest.raises(ValueError, match="per_page must be 1 or more"):
+        # A LucidError (nothing foreign leaves the API) that is also the built-in ValueError.
+        with pytest.raises(ValueError, match="per_page must be 1 or more") as info:
             SimplePaginator(10, per_page, 1, [])
+        assert isinstance(info.value, LucidError)
+        assert info.value.code == "E_INVALID_ARGUMENT"
+
+    def test_raw_needs_sql_text(self) -> None:
+        with pytest.raises(LucidError) as info:
+            db.raw(5)  # type: ignore[arg-type]
+        assert info.value.code == "E_INVALID_ARGUMENT"
 
 
 class TestSequence:
