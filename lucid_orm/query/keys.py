@@ -9,8 +9,8 @@ the ``*_many`` upserts, the many_to_many writes and preloads therefore send thei
 - SQLite: one JSON text, ``column IN (SELECT value FROM json_each(?))``, and
   ``json_extract(value, '$[i]')`` over an array of arrays for tuples;
 - MySQL/MariaDB: the plain list. The driver interpolates it into the SQL text client-side, so
-  the only limit is the server's ``max_allowed_packet`` (16 MB by default on MariaDB 10.11:
-  some 1.5 million integer keys).
+  the only limit is the server's ``max_allowed_packet`` (16 MB by default on MariaDB 10.11,
+  well over a million integer keys; 100,000 keys measured 0.8 s, no chunking needed).
 
 Each form keeps ``IN``'s semantics: a ``NULL`` key matches nothing, and ``NOT IN`` of a list
 that holds ``NULL`` matches nothing either.
