@@ -492,12 +492,7 @@ class BaseModel:
     def use_transaction(self, trx: TransactionClient) -> Self:
         """Run this instance's next queries (save, delete, relations) in ``trx``, while it
         lasts."""
-        d = self.__dict__
-        current = d.get("_lucid_trx")
-        if current is not trx:
-            d["_lucid_trx"] = trx
-            previous = current if current is not None and not current.is_completed else None
-            track(trx, [self], [previous])
+        persistence.bind_transaction([self], trx)
         return self
 
     def _ensure_not_deleted(self) -> None:
@@ -538,11 +533,6 @@ class BaseModel:
             if key in d and not (key == pk and self.is_persisted):
                 del d[key]
         return self.merge(values, allow_extra_properties)
-
-    # -- clients -------------------------------------------------------------------------------
-    @classmethod
-    def _client(cls, client: Client | None = None, connection: str | None = None) -> Client:
-        return client_for(cls, client, connection)
 
     # -- persistence ---------------------------------------------------------------------------
     def _prepared(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -757,7 +747,7 @@ class BaseModel:
         ``client=trx`` runs it in a transaction; ``connection=`` picks a named connection."""
         from .query_builder import ModelQueryBuilder
 
-        return ModelQueryBuilder(cls, cls._client(client, connection))
+        return ModelQueryBuilder(cls, client_for(cls, client, connection))
 
     @classmethod
     def _pk_column(cls) -> str:
@@ -1095,7 +1085,7 @@ class BaseModel:
     ) -> Self:
         """Update the row matching ``search`` with ``update_payload`` (locked ``FOR UPDATE``
         in a transaction), or create ``search + update_payload``."""
-        base = cls._client(client, connection)
+        base = client_for(cls, client, connection)
         async with base.transaction() as trx:
             query = cls._search_query(dict(search), None, trx, None).for_update()
             found = await query.first()
@@ -1142,7 +1132,7 @@ class BaseModel:
         instance. Results follow the payload's order."""
         key_list = keys_list(keys, "fetch_or_new_up_many")
         rows = as_mapping_list(payload, "fetch_or_new_up_many")
-        existing = await cls._fetch_existing(key_list, rows, cls._client(client, connection))
+        existing = await cls._fetch_existing(key_list, rows, client_for(cls, client, connection))
         out: list[Self] = []
         for row in rows:
             found = existing.get(tuple(row[k] for k in key_list))
@@ -1162,7 +1152,7 @@ class BaseModel:
         One transaction; results follow the payload's order."""
         key_list = keys_list(keys, "fetch_or_create_many")
         rows = as_mapping_list(payload, "fetch_or_create_many")
-        async with cls._client(client, connection).transaction() as trx:
+        async with client_for(cls, client, connection).transaction() as trx:
             existing = await cls._fetch_existing(key_list, rows, trx)
             out: list[Self] = []
             fresh: list[Self] = []
@@ -1191,7 +1181,7 @@ class BaseModel:
         transaction; results follow the payload's order."""
         key_list = keys_list(keys, "update_or_create_many")
         rows = as_mapping_list(payload, "update_or_create_many")
-        async with cls._client(client, connection).transaction() as trx:
+        async with client_for(cls, client, connection).transaction() as trx:
             existing = await cls._fetch_existing(key_list, rows, trx)
             out: list[Self] = []
             fresh: list[Self] = []
@@ -1216,7 +1206,7 @@ class BaseModel:
         cls, cascade: bool = False, *, client: Client | None = None, connection: str | None = None
     ) -> None:
         """Remove every row of the table (``TRUNCATE``; ``DELETE`` on SQLite)."""
-        target = cls._client(client, connection)
+        target = client_for(cls, client, connection)
         table = cls._info().table_name
         if target.dialect_name == "sqlite":
             await target.raw_query("DELETE FROM ??", [table])

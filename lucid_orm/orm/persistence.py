@@ -79,20 +79,25 @@ def bind(instances: Sequence[BaseModel], client: Client) -> None:
             d[CONN] = conn
         elif CONN in d:
             del d[CONN]
-    if not client.is_transaction:
-        return
+    if client.is_transaction:
+        bind_transaction(instances, client)
+
+
+def bind_transaction(instances: Sequence[BaseModel], trx: Any) -> None:
+    """Bind ``instances`` to ``trx`` while it lasts (``use_transaction``), remembering the
+    transaction each had before for a rollback (see ``track``)."""
     models: list[BaseModel] = []
     previous: list[Any] = []
     for inst in instances:
         d = inst.__dict__
         current = d.get(TRX)
-        if current is client:
+        if current is trx:
             continue
         models.append(inst)
         previous.append(current if current is not None and not current.is_completed else None)
-        d[TRX] = client
+        d[TRX] = trx
     if models:
-        track(client, models, previous)
+        track(trx, models, previous)
 
 
 def track(trx: Any, models: list[Any], previous: list[Any] | None = None) -> None:
@@ -235,17 +240,6 @@ def _rolled_back(journal: _Journal) -> None:
         entry.undo()
 
 
-def create_entry(
-    instances: Sequence[BaseModel],
-    pk: str,
-    generated: Sequence[bool],
-    stamps: dict[str, tuple[Any, Any]] | None,
-) -> _Entry:
-    """The undo entry of an insert of ``instances`` (``generated[i]``: the database makes
-    the key)."""
-    return _Entry("create", instances, stamps=stamps, generated=(pk, generated))
-
-
 def created(
     trx: Any,
     instances: Sequence[BaseModel],
@@ -254,7 +248,7 @@ def created(
     stamps: dict[str, tuple[Any, Any]] | None,
 ) -> None:
     """Journal the insert of ``instances`` (``generated[i]``: the database made the key)."""
-    record(trx, create_entry(instances, pk, generated, stamps))
+    record(trx, _Entry("create", instances, stamps=stamps, generated=(pk, generated)))
 
 
 def updated(

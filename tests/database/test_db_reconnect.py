@@ -332,16 +332,19 @@ async def _server_ids(probe: Database, dialect: str, ids: set[int]) -> set[int]:
     return ids & {int(r["id"]) for r in rows}
 
 
+# The server's id of the connection that runs it.
+_OWN_ID = {
+    "postgresql": "select pg_backend_pid() as id",
+    "mysql": "select connection_id() as id",
+}
+
+
 class TestConfigureAgain:
     async def test_configure_closes_the_old_pools(self, dialect: str) -> None:
         if dialect not in SERVERS:
             pytest.skip("SQLite connections are not server sessions to count")
         url = _server_url(dialect)
-        own_id = (
-            "select pg_backend_pid() as id"
-            if dialect == "postgresql"
-            else ("select connection_id() as id")
-        )
+        own_id = _OWN_ID[dialect]
         private = Database()
         probe = Database()
         probe.configure(url=url)
@@ -369,11 +372,7 @@ class TestConfigureAgain:
         if dialect not in SERVERS:
             pytest.skip("SQLite connections are not server sessions to count")
         url = _server_url(dialect)
-        own_id = (
-            "select pg_backend_pid() as id"
-            if dialect == "postgresql"
-            else ("select connection_id() as id")
-        )
+        own_id = _OWN_ID[dialect]
         private = Database()
         probe = Database()
         probe.configure(url=url)
