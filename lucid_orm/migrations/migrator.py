@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from ..database.ddl import ddl_transaction, reading_connection, run_sync
 from ..database.manager import db
 from ..errors import IntegrityError, LucidError, MigrationError, QueryError
 from ..query.chainable import check_identifier
-from ..schema.builder import _ddl_transaction, _reading
 from .schema import BaseSchema
 
 if TYPE_CHECKING:
@@ -378,7 +378,7 @@ class Migrator:
         if self.dry_run:
             return await _exec(file.schema(self.client, file.name, dry_run=True), direction)
         if self._transactional(file):
-            async with _ddl_transaction(self._connection()) as trx:
+            async with ddl_transaction(self._connection()) as trx:
                 sql = await _exec(file.schema(trx, file.name), direction)
                 await self._record(trx, file.name, direction, batch, row_id)
             return sql
@@ -409,12 +409,12 @@ class Migrator:
 
     # -- the migrations table ------------------------------------------------------------------
     async def _has_table(self, name: str) -> bool:
-        async with _reading(self._connection()) as conn:
+        async with reading_connection(self._connection()) as conn:
             found: bool = await conn.run_sync(lambda c: sa.inspect(c).has_table(name))
             return found
 
     async def _create(self, table: sa.Table) -> None:
-        async with _reading(self._connection()) as conn:
+        async with reading_connection(self._connection()) as conn:
             # IF NOT EXISTS: two runners may race to create the lock table. Autocommit, and
             # DDL commits on MySQL anyway: no commit needed.
             await conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
@@ -435,11 +435,11 @@ class Migrator:
         connection = self._connection()
         keep = {self._lock_table.name} if connection.dialect_name == "sqlite" else set()
         if self.dry_run:
-            async with _reading(connection) as conn:
+            async with reading_connection(connection) as conn:
                 names: list[str] = await conn.run_sync(_table_names)
             return [n for n in names if n not in keep]
-        async with _ddl_transaction(connection) as trx:
-            dropped: list[str] = await trx._conn.run_sync(_drop_tables, keep)
+        async with ddl_transaction(connection) as trx:
+            dropped: list[str] = await run_sync(trx, _drop_tables, keep)
         return dropped
 
     # -- the lock ------------------------------------------------------------------------------
@@ -482,7 +482,7 @@ class Migrator:
             acquire = sa.select(sa.func.get_lock(name, 0))
             release = sa.select(sa.func.release_lock(name))
             how = f"GET_LOCK('{name}')"
-        async with _reading(connection) as conn:
+        async with reading_connection(connection) as conn:
             try:
                 acquired = (await conn.execute(acquire)).scalar()
             except sa_exc.DBAPIError as exc:
@@ -548,7 +548,7 @@ def _drop_tables(sync_conn: Any, keep: set[str]) -> list[str]:
     meta = sa.MetaData()
     tables = [sa.Table(n, meta) for n in names]
     if dialect == "sqlite":
-        # Foreign keys are off in the DDL transaction (_ddl_transaction).
+        # Foreign keys are off in the DDL transaction (database/ddl.py).
         for table in tables:
             sync_conn.execute(sa.schema.DropTable(table, if_exists=True))
         return names

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..schema.builder import Schema, _Now
+from ..schema.builder import Schema
+from ..schema.ddl import CurrentTimestamp
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -55,7 +56,7 @@ class BaseSchema:
         """``self.schema.raw(sql)``: raw SQL, in order with the other calls."""
         return self.schema.raw(sql, bindings)
 
-    def now(self) -> _Now:
+    def now(self) -> CurrentTimestamp:
         """The database's current timestamp, as a column default."""
         return self.schema.now()
 

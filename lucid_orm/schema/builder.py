@@ -8,75 +8,36 @@ after ``up()``/``down()`` return, like Lucid); ``dry_run=True`` collects the SQL
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import io
-import json
-import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql, postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateSchema, DropSchema
-from sqlalchemy.types import TypeEngine, UserDefinedType
+from sqlalchemy.types import TypeEngine
 
-from ..database.query_client import QueryClient, _driver_error, connect_error, wrap_error
-from ..database.transaction import TransactionClient
-from ..errors import IntegrityError, LucidError, QueryError
+from ..errors import LucidError
 from ..query.chainable import check_identifier
+from .ddl import (
+    NOW,
+    CurrentTimestamp,
+    Operation,
+    alter_table,
+    column_type,
+    constraint_name,
+    create_table,
+    escape_colons,
+    run_operations,
+    server_default,
+    to_column,
+)
 
 if TYPE_CHECKING:
-    from ..database.connection import Connection
     from ..database.query_client import Client
 
 _REFERENTIAL = {"CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"}
-# ON DELETE actions that SQLite's implicit DELETE (DROP TABLE of a table copy) would fire.
-_DESTRUCTIVE = {"CASCADE", "SET NULL", "SET DEFAULT"}
-# Constraint and index names stay below PostgreSQL's 63 and MySQL's 64 characters.
-_MAX_NAME = 60
 _TEXT_TYPES = {"text", "mediumtext", "longtext"}
-
-
-class _SpecificType(UserDefinedType[Any]):
-    """``t.specific_type("ip", "inet")``: a column type written as given."""
-
-    cache_ok = True
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.spec
-
-
-class _Now:
-    """``schema.now()``: the database's current timestamp as a column default."""
-
-
-NOW = _Now()
-
-
-def _integer(unsigned: bool, base: TypeEngine[Any], mysql_type: Any) -> TypeEngine[Any]:
-    if unsigned:
-        return base.with_variant(mysql_type(unsigned=True), "mysql", "mariadb")
-    return base
-
-
-def _constraint_name(prefix: str, table: str, columns: Sequence[str]) -> str:
-    """The name ``unique()``/``index()``/``foreign()`` give a constraint, so that
-    ``drop_unique(["email"])`` finds it: ``uq_users_email``; long names end in a hash."""
-    name = f"{prefix}_{table}_{'_'.join(columns)}"
-    if len(name) <= _MAX_NAME:
-        return name
-    digest = hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()[:8]
-    return f"{name[: _MAX_NAME - 9]}_{digest}"
 
 
 @dataclass
@@ -178,114 +139,19 @@ class ColumnBuilder:
         self.altering = True
         return self
 
-    # -- compilation ---------------------------------------------------------------------------
+    # -- compilation (schema/ddl.py) ------------------------------------------------------------
     def sql_type(self) -> TypeEngine[Any]:
         """The SQLAlchemy type of this column (with per-dialect variants)."""
-        a, kind = self.args, self.kind
-        if kind in ("increments", "integer"):
-            return _integer(self.is_unsigned or kind == "increments", sa.Integer(), mysql.INTEGER)
-        if kind in ("big_increments", "big_integer"):
-            # SQLite only auto-increments an ``INTEGER PRIMARY KEY`` (the rowid).
-            base = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-            return _integer(self.is_unsigned or kind == "big_increments", base, mysql.BIGINT)
-        if kind == "small_integer":
-            return _integer(self.is_unsigned, sa.SmallInteger(), mysql.SMALLINT)
-        if kind == "tiny_integer":
-            return _integer(self.is_unsigned, sa.SmallInteger(), mysql.TINYINT)
-        if kind == "string":
-            return sa.String(a.get("length", 255))
-        if kind == "text":
-            text_type = a.get("text_type", "text")
-            if text_type == "mediumtext":
-                return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-            if text_type == "longtext":
-                return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-            return sa.Text()
-        if kind == "boolean":
-            return sa.Boolean(create_constraint=False)
-        if kind == "float":
-            return sa.Float()
-        if kind == "double":
-            return sa.Double()
-        if kind == "decimal":
-            return sa.Numeric(a.get("precision", 8), a.get("scale", 2))
-        if kind == "date":
-            return sa.Date()
-        if kind == "time":
-            return sa.Time()
-        if kind in ("datetime", "timestamp"):
-            # DATETIME(6) on MySQL: TIMESTAMP there auto-updates and stops in 2038.
-            return sa.DateTime(timezone=a.get("use_tz", False)).with_variant(
-                mysql.DATETIME(fsp=a.get("precision", 6)), "mysql", "mariadb"
-            )
-        if kind == "json":
-            return sa.JSON()
-        if kind == "jsonb":
-            return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-        if kind == "uuid":
-            return sa.String(36).with_variant(postgresql.UUID(as_uuid=False), "postgresql")
-        if kind == "binary":
-            return sa.LargeBinary()
-        if kind == "enum":
-            values = a["values"]
-            return sa.Enum(
-                *values,
-                native_enum=False,
-                create_constraint=True,
-                length=max(len(v) for v in values),
-                name=a.get("enum_name"),
-            )
-        if kind == "specific":
-            return _SpecificType(a["spec"])
-        raise LucidError(f'Unknown column kind "{kind}"')
+        return column_type(self)
 
     def server_default(self, dialect: str) -> Any:
         """The ``server_default`` of this column on ``dialect`` (``None``: no default)."""
-        if not self.has_default:
-            return None
-        value = self.default
-        if value is None:
-            return sa.text("NULL")
-        if isinstance(value, _Now):
-            precision = self.args.get("precision")
-            if dialect in ("mysql", "mariadb") and precision:
-                # MySQL wants the default's precision to equal the column's DATETIME(6).
-                return sa.text(f"CURRENT_TIMESTAMP({int(precision)})")
-            return sa.text("CURRENT_TIMESTAMP")
-        if hasattr(value, "sql") and hasattr(value, "parts"):  # db.raw(...)
-            return sa.text(_escape_colons(value.sql))
-        if isinstance(value, bool):
-            return sa.text(
-                ("true" if value else "false") if dialect == "postgresql" else str(int(value))
-            )
-        if isinstance(value, int | float):
-            return sa.text(repr(value))
-        if isinstance(value, dict | list):
-            return json.dumps(value)
-        return str(value)
+        return server_default(self, dialect)
 
     def to_column(self, dialect: str, inline_constraints: bool = False) -> sa.Column[Any]:
         """The ``sa.Column``; unique, index and foreign key are left to named constraints
         unless ``inline_constraints``."""
-        args: list[Any] = []
-        if self.reference is not None and inline_constraints:
-            args.append(
-                sa.ForeignKey(
-                    self.reference_target(), ondelete=self.delete_rule, onupdate=self.update_rule
-                )
-            )
-        return sa.Column(
-            self.name,
-            self.sql_type(),
-            *args,
-            primary_key=self.is_primary,
-            nullable=self.is_nullable,
-            unique=(self.is_unique or None) if inline_constraints else None,
-            index=(self.has_index or None) if inline_constraints else None,
-            server_default=self.server_default(dialect),
-            comment=self.comment_text,
-            autoincrement=self.autoincrement,
-        )
+        return to_column(self, dialect, inline_constraints)
 
     def reference_target(self) -> str:
         """``"users.id"`` for a foreign key."""
@@ -450,7 +316,7 @@ class TableBuilder:
             name,
             "enum",
             values=list(values),
-            enum_name=enum_name or _constraint_name("ck", self.table, [name]),
+            enum_name=enum_name or constraint_name("ck", self.table, [name]),
         )
 
     enu = enum
@@ -503,32 +369,19 @@ class TableBuilder:
     def drop_unique(self, columns: Sequence[str] | str, name: str | None = None) -> None:
         """Drop the unique constraint that ``unique(columns)`` (or ``.unique()``) made."""
         cols = _names(columns)
-        self.dropped_constraints.append(
-            (name or _constraint_name("uq", self.table, cols), "unique")
-        )
+        self.dropped_constraints.append((name or constraint_name("uq", self.table, cols), "unique"))
 
     def drop_index(self, columns: Sequence[str] | str, name: str | None = None) -> None:
         """Drop the index that ``index(columns)`` (or ``.index()``) made."""
         cols = _names(columns)
-        self.dropped_constraints.append((name or _constraint_name("ix", self.table, cols), "index"))
+        self.dropped_constraints.append((name or constraint_name("ix", self.table, cols), "index"))
 
     def drop_foreign(self, columns: Sequence[str] | str, name: str | None = None) -> None:
         """Drop the foreign key that ``foreign(column)`` (or ``.references()``) made."""
         cols = _names(columns)
         self.dropped_constraints.append(
-            (name or _constraint_name("fk", self.table, cols), "foreignkey")
+            (name or constraint_name("fk", self.table, cols), "foreignkey")
         )
-
-
-# Reflected, unnamed constraints get names during SQLite's table copies.
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-Operation = Callable[[Operations, str], None]
 
 
 @dataclass(frozen=True)
@@ -561,7 +414,7 @@ class Schema:
         self._schema_name = check_identifier(name)
         return self
 
-    def now(self) -> _Now:
+    def now(self) -> CurrentTimestamp:
         """The current timestamp, as a column default: ``t.timestamp("at").default_to(
         self.schema.now())``."""
         return NOW
@@ -580,7 +433,7 @@ class Schema:
         """``create_table("users", lambda t: (t.increments(), t.string("email")))``."""
         builder = self._table(name, callback, False)
         schema = self._schema_name
-        self._queue.append(lambda ops, dialect: _create(ops, dialect, builder, schema, False))
+        self._queue.append(lambda ops, dialect: create_table(ops, dialect, builder, schema, False))
         return self
 
     def create_table_if_not_exists(
@@ -589,7 +442,7 @@ class Schema:
         """``CREATE TABLE IF NOT EXISTS`` (its indexes too)."""
         builder = self._table(name, callback, False)
         schema = self._schema_name
-        self._queue.append(lambda ops, dialect: _create(ops, dialect, builder, schema, True))
+        self._queue.append(lambda ops, dialect: create_table(ops, dialect, builder, schema, True))
         return self
 
     def alter_table(self, name: str, callback: Callable[[TableBuilder], Any]) -> Self:
@@ -605,7 +458,7 @@ class Schema:
         """
         builder = self._table(name, callback, True)
         schema = self._schema_name
-        self._queue.append(lambda ops, dialect: _alter(ops, dialect, builder, schema))
+        self._queue.append(lambda ops, dialect: alter_table(ops, dialect, builder, schema))
         return self
 
     table = alter_table
@@ -674,7 +527,7 @@ class Schema:
         from ..query.raw import Raw
 
         statement: Any = (
-            sa.text(_escape_colons(sql)) if bindings is None else textual(Raw(sql, bindings))
+            sa.text(escape_colons(sql)) if bindings is None else textual(Raw(sql, bindings))
         )
         self._queue.append(lambda ops, _d: ops.execute(statement))
         return self
@@ -715,7 +568,7 @@ class Schema:
                 group.append(item)
                 continue
             if group:
-                statements.extend(await _run_group(client, list(group), dry_run))
+                statements.extend(await run_operations(client, list(group), dry_run))
                 group.clear()
             if isinstance(item, _Deferred):
                 if dry_run:
@@ -732,364 +585,3 @@ def _schemas_supported(dialect: str) -> bool:
     if dialect == "sqlite":
         raise LucidError("SQLite has no schemas: create_schema/drop_schema need PostgreSQL/MySQL")
     return True
-
-
-_COLON = re.compile(r"(?<![:\w\\]):(?=\w)")
-
-
-def _escape_colons(sql: str) -> str:
-    """Raw DDL as written: ``sa.text`` would read ``:word`` as a bound parameter."""
-    return _COLON.sub(r"\\:", sql)
-
-
-# -- running -----------------------------------------------------------------------------------
-def _connection_of(client: Client) -> Connection:
-    if isinstance(client, QueryClient | TransactionClient):
-        return client._connection
-    raise LucidError(f"Cannot run schema changes on {client!r}: expected a query client")
-
-
-async def _run_group(client: Client, ops: list[Operation], dry_run: bool) -> list[str]:
-    try:
-        if isinstance(client, TransactionClient):
-            client._check_open()
-            out: list[str] = await client._conn.run_sync(_apply, ops, dry_run)
-            return out
-        connection = _connection_of(client)
-        if dry_run:
-            async with _reading(connection) as conn:
-                out = await conn.run_sync(_apply, ops, True)
-                return out
-        if connection.dialect_name != "sqlite" and connection.ambient_transaction() is None:
-            # Autocommit, statement by statement: what disable_transactions asks for
-            # (CREATE INDEX CONCURRENTLY refuses a transaction), and all MySQL can do anyway.
-            async with _reading(connection) as conn:
-                out = await conn.run_sync(_apply, ops, False)
-                await conn.commit()
-                return out
-        # SQLite keeps each group in one transaction: a table copy is never left half done.
-        async with _ddl_transaction(connection) as trx:
-            out = await trx._conn.run_sync(_apply, ops, False)
-            return out
-    except sa_exc.DBAPIError as exc:
-        raise wrap_error(exc) from exc
-    except sa_exc.NoSuchTableError as exc:
-        # Reflection (SQLite's table copies, MySQL's renames) found no table.
-        raise QueryError(f"no such table: {exc}", original=exc) from exc
-
-
-@asynccontextmanager
-async def _reading(connection: Connection) -> AsyncIterator[AsyncConnection]:
-    """A connection for reflection and reads, outside any transaction."""
-    owner = connection.ambient_transaction()
-    if owner is not None:
-        yield owner._conn
-        return
-    async with connection.guard():
-        try:
-            conn = await connection.write_engines().autocommit_engine.connect()
-        except sa_exc.DBAPIError as exc:
-            raise connect_error(connection, _driver_error(exc)) from exc
-        except (OSError, sa_exc.TimeoutError) as exc:
-            raise connect_error(connection, exc) from exc
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-
-class _DDLTransaction(TransactionClient):
-    """A root transaction opened with SQLite's foreign keys off, turned back on at the end.
-
-    SQLite's table copies DROP the old table, and with foreign keys on that DROP deletes the
-    rows first, firing ON DELETE CASCADE in the tables that reference it. SQLite's own recipe
-    (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off outside the
-    transaction, PRAGMA foreign_key_check before COMMIT."""
-
-    @property
-    def restore_foreign_keys(self) -> bool:
-        """Whether foreign keys were on (and are turned back on when this ends)."""
-        return bool(self._conn.info.get("lucid_restore_foreign_keys", False))
-
-    @classmethod
-    async def _before_begin(cls, conn: AsyncConnection) -> None:
-        await conn.execution_options(lucid_autocommit=True)
-        enabled = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-        await conn.commit()
-        conn.info["lucid_restore_foreign_keys"] = enabled
-        if enabled:
-            await _sqlite_foreign_keys(conn, False)
-        await conn.execution_options(lucid_autocommit=False)
-
-    @classmethod
-    async def _after_failed_begin(cls, conn: AsyncConnection) -> None:
-        if conn.info.pop("lucid_restore_foreign_keys", False):
-            await _sqlite_foreign_keys(conn, True)
-
-    async def _finish(self) -> None:
-        try:
-            if self.parent is None and self._conn.info.pop("lucid_restore_foreign_keys", False):
-                await _sqlite_foreign_keys(self._conn, True)
-        finally:
-            await super()._finish()
-
-
-async def _sqlite_foreign_keys(conn: AsyncConnection, on: bool) -> None:
-    # PRAGMA foreign_keys is a no-op inside a transaction: run it in autocommit mode.
-    await conn.execution_options(lucid_autocommit=True)
-    await conn.exec_driver_sql(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
-    await conn.commit()
-    await conn.execution_options(lucid_autocommit=False)
-
-
-async def _begin_ddl(connection: Connection) -> TransactionClient:
-    if connection.dialect_name != "sqlite":
-        return await TransactionClient.begin(connection, None)
-    return await _DDLTransaction.begin(connection, None)
-
-
-@asynccontextmanager
-async def _ddl_transaction(connection: Connection) -> AsyncIterator[TransactionClient]:
-    """A transaction for schema changes: committed on exit, rolled back on an exception.
-
-    On SQLite foreign keys are off inside it (so table copies never fire ``ON DELETE``
-    actions) and ``PRAGMA foreign_key_check`` runs before the commit: a violation raises
-    ``IntegrityError`` and rolls everything back. Elsewhere it is ``db.transaction()``.
-    """
-    trx = await _begin_ddl(connection)
-    try:
-        yield trx
-        if isinstance(trx, _DDLTransaction) and trx.restore_foreign_keys:
-            await _foreign_key_check(trx._conn)
-    except BaseException:
-        if not trx.is_completed:
-            await trx.rollback()
-        raise
-    if not trx.is_completed:
-        await trx.commit()
-
-
-async def _foreign_key_check(conn: AsyncConnection) -> None:
-    rows = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
-    if rows:
-        first: tuple[Any, ...] = tuple(rows[0])
-        table, rowid, parent = first[0], first[1], first[2]
-        raise IntegrityError(
-            f'Foreign key violation after the schema change: row {rowid} of "{table}" '
-            f'references a missing row of "{parent}" ({len(rows)} violation(s))',
-            sql="PRAGMA foreign_key_check",
-        )
-
-
-def _apply(sync_conn: Any, ops: list[Operation], dry_run: bool) -> list[str]:
-    dialect = sync_conn.dialect.name
-    naming = dict(NAMING)
-    if _pk_name(dialect, "") is None:
-        del naming["pk"]
-    target = sa.MetaData(naming_convention=naming)
-    if dry_run:
-        buffer = io.StringIO()
-        ctx = MigrationContext.configure(
-            dialect=sync_conn.dialect,
-            opts={
-                "as_sql": True,
-                "output_buffer": buffer,
-                "literal_binds": True,
-                "target_metadata": target,
-            },
-        )
-        operations = Operations(ctx)
-        operations._lucid_live = sync_conn  # type: ignore[attr-defined]
-        for op in ops:
-            op(operations, dialect)
-        return [s.strip() for s in buffer.getvalue().split(";\n") if s.strip()]
-    ctx = MigrationContext.configure(connection=sync_conn, opts={"target_metadata": target})
-    operations = Operations(ctx)
-    for op in ops:
-        op(operations, dialect)
-    return []
-
-
-# -- DDL ---------------------------------------------------------------------------------------
-def _fk_constraint(table: str, col: ColumnBuilder) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        [col.name],
-        [col.reference_target()],
-        ondelete=col.delete_rule,
-        onupdate=col.update_rule,
-        name=_constraint_name("fk", table, [col.name]),
-    )
-
-
-def _create(
-    ops: Operations, dialect: str, b: TableBuilder, schema: str | None, if_not_exists: bool
-) -> None:
-    if b.primary_keys and any(c.is_primary for c in b.columns):
-        raise LucidError(f'"{b.table}" declares its primary key twice', code="E_INVALID_ARGUMENT")
-    if len(b.primary_keys) > 1:
-        raise LucidError(f'"{b.table}" declares two primary keys', code="E_INVALID_ARGUMENT")
-    items: list[Any] = []
-    pk_columns = {c for cols, _ in b.primary_keys for c in cols}
-    for col in b.columns:
-        column = col.to_column(dialect)
-        if col.name in pk_columns:
-            column.nullable = False
-        items.append(column)
-    for cols, name in b.primary_keys:
-        items.append(sa.PrimaryKeyConstraint(*cols, name=name or _pk_name(dialect, b.table)))
-    uniques = [([c.name], None) for c in b.columns if c.is_unique] + b.uniques
-    for cols, name in uniques:
-        items.append(sa.UniqueConstraint(*cols, name=name or _constraint_name("uq", b.table, cols)))
-    for col in [c for c in b.columns if c.reference is not None] + b.foreigns:
-        items.append(_fk_constraint(b.table, col))
-    ops.create_table(b.table, *items, schema=schema, if_not_exists=if_not_exists or None)
-    indexes = [([c.name], None) for c in b.columns if c.has_index] + b.indexes
-    for cols, name in indexes:
-        ops.create_index(
-            name or _constraint_name("ix", b.table, cols),
-            b.table,
-            cols,
-            schema=schema,
-            if_not_exists=if_not_exists or None,
-        )
-
-
-def _pk_name(dialect: str, table: str) -> str | None:
-    # MySQL's primary key is always named PRIMARY (and warns about any other name).
-    return None if dialect in ("mysql", "mariadb") else f"pk_{table}"
-
-
-def _needs_copy(b: TableBuilder, dialect: str) -> bool:
-    """Whether Alembic's batch mode will copy the table on SQLite (it can only ADD COLUMN
-    without an expression default, and create/drop indexes, in place)."""
-    if b.renames or b.drops or b.foreigns or b.uniques or b.primary_keys:
-        return True
-    if any(kind != "index" for _, kind in b.dropped_constraints):
-        return True
-    for col in b.columns:
-        if col.altering or col.is_unique or col.reference is not None or col.is_primary:
-            return True
-        if isinstance(col.server_default(dialect), sa.ClauseElement):
-            return True
-    return False
-
-
-def _sqlite_guard(live: Any, b: TableBuilder, schema: str | None) -> None:
-    """Inside a transaction that kept SQLite's foreign keys on (a user's own ``trx``), a
-    table copy would fire the ``ON DELETE`` actions of the tables referencing this one."""
-    if live.exec_driver_sql("PRAGMA foreign_keys").scalar() != 1:
-        return
-    # Deferred checks let the copy's DROP/RENAME pass while rows point at the old table.
-    live.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
-    inspector = sa.inspect(live)
-    for other in inspector.get_table_names(schema=schema):
-        for fk in inspector.get_foreign_keys(other, schema=schema):
-            action = str((fk.get("options") or {}).get("ondelete") or "").upper()
-            if fk.get("referred_table") == b.table and action in _DESTRUCTIVE:
-                cols = ", ".join(fk.get("constrained_columns") or [])
-                raise LucidError(
-                    f'Altering "{b.table}" on SQLite copies the table, which would fire '
-                    f'ON DELETE {action} on "{other}.{cols}" while foreign keys are on: run '
-                    f"it through the Migrator (or Schema.execute on a plain client), which "
-                    f"turns them off for the change",
-                    code="E_UNSAFE_SQLITE_ALTER",
-                )
-
-
-def _alter(ops: Operations, dialect: str, b: TableBuilder, schema: str | None) -> None:
-    kwargs: dict[str, Any] = {"schema": schema}
-    live = getattr(ops, "_lucid_live", None)
-    bind = live if live is not None else ops.get_bind()
-    copies = dialect == "sqlite" and _needs_copy(b, dialect)
-    if copies and live is not None:
-        # Offline (dry-run) batch mode can't reflect: hand it the live table.
-        try:
-            kwargs["copy_from"] = sa.Table(
-                b.table, sa.MetaData(naming_convention=NAMING), autoload_with=live, schema=schema
-            )
-        except sa_exc.NoSuchTableError:
-            ops.execute(sa.text(_escape_colons(_unpreviewable(b))))
-            return
-    elif copies:
-        _sqlite_guard(bind, b, schema)
-    existing: dict[str, Any] = {}
-    if b.renames and dialect in ("mysql", "mariadb"):
-        # MySQL's CHANGE COLUMN restates the whole column: read its current definition.
-        try:
-            existing = {c["name"]: c for c in sa.inspect(bind).get_columns(b.table, schema=schema)}
-        except sa_exc.NoSuchTableError:
-            if live is None:
-                raise
-            ops.execute(sa.text(_escape_colons(_unpreviewable(b))))
-            return
-    with ops.batch_alter_table(b.table, naming_convention=NAMING, **kwargs) as batch:
-        for name, kind in b.dropped_constraints:
-            if kind == "index":
-                batch.drop_index(name)
-            else:
-                batch.drop_constraint(name, type_=kind)
-        for old, new in b.renames:
-            current = existing.get(old)
-            if current is not None:
-                batch.alter_column(
-                    old,
-                    new_column_name=new,
-                    existing_type=current["type"],
-                    existing_nullable=current["nullable"],
-                    existing_server_default=current.get("default") or False,
-                    existing_comment=current.get("comment"),
-                )
-            else:
-                batch.alter_column(old, new_column_name=new)
-        for col in b.columns:
-            if col.altering:
-                batch.alter_column(
-                    col.name,
-                    type_=col.sql_type(),
-                    nullable=col.is_nullable,
-                    server_default=col.server_default(dialect),
-                    comment=col.comment_text if col.comment_text is not None else False,
-                )
-            else:
-                column = col.to_column(dialect)
-                column.primary_key = False
-                batch.add_column(column)
-                if col.is_primary:
-                    batch.create_primary_key(_pk_name(dialect, b.table), [col.name])
-            if col.is_unique:
-                batch.create_unique_constraint(
-                    _constraint_name("uq", b.table, [col.name]), [col.name]
-                )
-            if col.reference is not None:
-                _add_foreign(batch, b.table, col)
-            if col.has_index:
-                batch.create_index(_constraint_name("ix", b.table, [col.name]), [col.name])
-        for fk in b.foreigns:
-            _add_foreign(batch, b.table, fk)
-        for cols, given in b.primary_keys:
-            batch.create_primary_key(given or _pk_name(dialect, b.table), cols)
-        for cols, given in b.uniques:
-            batch.create_unique_constraint(given or _constraint_name("uq", b.table, cols), cols)
-        for cols, given in b.indexes:
-            batch.create_index(given or _constraint_name("ix", b.table, cols), cols)
-        for column_name in b.drops:
-            batch.drop_column(column_name)
-
-
-def _add_foreign(batch: Any, table: str, col: ColumnBuilder) -> None:
-    target, _, column = col.reference_target().rpartition(".")
-    batch.create_foreign_key(
-        _constraint_name("fk", table, [col.name]),
-        target,
-        [col.name],
-        [column],
-        ondelete=col.delete_rule,
-        onupdate=col.update_rule,
-    )
-
-
-def _unpreviewable(b: TableBuilder) -> str:
-    return (
-        f'-- alter table "{b.table}": the table does not exist yet, so this change cannot be '
-        f"previewed on this dialect"
-    )

@@ -717,14 +717,14 @@ async def generate_schema(
     failure leaves the previous file untouched. Raises ``LucidError`` for bad rules
     (``E_INVALID_CONFIG``) and ``QueryError`` when the database fails.
     """
+    from ..database.ddl import reading_connection
     from ..database.manager import db as default_db
     from ..database.query_client import wrap_error
-    from .builder import _reading
 
     manager = database or default_db
     parsed = SchemaRules.from_config(rules)
     try:
-        async with _reading(manager.get_connection(connection)) as conn:
+        async with reading_connection(manager.get_connection(connection)) as conn:
             tables = await conn.run_sync(reflect, parsed)
     except sa_exc.DBAPIError as exc:
         raise wrap_error(exc) from exc
