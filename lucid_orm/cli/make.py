@@ -13,7 +13,7 @@ import click
 import inflection
 
 from ..errors import LucidError
-from ..orm.naming import _snake_case
+from ..orm.naming import snake_case
 from . import templates
 from .app import CliState, pass_state
 
@@ -29,8 +29,8 @@ class _Name:
     @classmethod
     def parse(cls, given: str, what: str) -> _Name:
         parts = [part for part in re.split(r"[/\\]", given.strip()) if part] or [""]
-        snake = _snake_case(parts[-1].removesuffix(".py"))
-        folders = [_snake_case(folder) for folder in parts[:-1]]
+        snake = snake_case(parts[-1].removesuffix(".py"))
+        folders = [snake_case(folder) for folder in parts[:-1]]
         for part in (*folders, snake):
             if not part.isidentifier() or keyword.iskeyword(part):
                 raise LucidError(
@@ -152,7 +152,7 @@ def make_model(state: CliState, name: str, migration: bool, factory: bool) -> No
     parsed = _Name.parse(name, "model")
     class_name = str(inflection.camelize(parsed.singular))
     # The table the default naming strategy gives the class (User -> users).
-    table = str(inflection.pluralize(_snake_case(class_name)))
+    table = str(inflection.pluralize(snake_case(class_name)))
     path = parsed.file(state.config.models_path, parsed.singular)
     _write(state, path, templates.model(class_name, table))
     if migration:

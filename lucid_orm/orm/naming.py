@@ -1,15 +1,18 @@
 """Naming strategies: the default table, column, serialized and relation key names of a model.
 
 Lucid's ``NamingStrategyContract`` with its snake_case and camelCase implementations. This module
-reads only ``model.__name__`` and ``model.primary_key`` so that it depends on nothing else here.
+reads only ``model.__name__`` and ``model.primary_key``, and imports only the paginator's meta
+keys (``query/paginator.py`` owns them), so that it depends on nothing else here.
 """
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal, Protocol, TypedDict, runtime_checkable
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import inflection
+
+from ..query.paginator import PaginationMetaKeys, SnakeCaseMetaKeys
 
 __all__ = [
     "CamelCaseNamingStrategy",
@@ -18,6 +21,7 @@ __all__ = [
     "PaginationMetaKeys",
     "RelationType",
     "SnakeCaseNamingStrategy",
+    "snake_case",
 ]
 
 RelationType = Literal["belongsTo", "hasOne", "hasMany", "manyToMany", "hasManyThrough"]
@@ -34,26 +38,12 @@ class ModelLike(Protocol):
     primary_key: ClassVar[str]
 
 
-class PaginationMetaKeys(TypedDict):
-    """The spelling of each paginator meta key, by canonical (snake_case) name."""
-
-    total: str
-    per_page: str
-    current_page: str
-    last_page: str
-    first_page: str
-    first_page_url: str
-    last_page_url: str
-    next_page_url: str
-    previous_page_url: str
-
-
 _ACRONYM_BOUNDARY = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _WORD_BOUNDARY = re.compile(r"([a-z\d])([A-Z])")
 _SEPARATORS = re.compile(r"[^A-Za-z\d]+")
 
 
-def _snake_case(name: str) -> str:
+def snake_case(name: str) -> str:
     """Return ``name`` in snake_case.
 
     ``"HTTPRequest"`` → ``"http_request"``, ``"userId"`` → ``"user_id"``,
@@ -66,7 +56,7 @@ def _snake_case(name: str) -> str:
 
 def _camel_case(name: str) -> str:
     """Return ``name`` in camelCase: ``"created_at"`` → ``"createdAt"``, ``"Id"`` → ``"id"``."""
-    head, *tail = _snake_case(name).split("_")
+    head, *tail = snake_case(name).split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in tail)
 
 
@@ -154,15 +144,15 @@ class SnakeCaseNamingStrategy:
 
     def table_name(self, model: type[ModelLike]) -> str:
         """The snake_case plural of the class name: ``BlogPost`` → ``blog_posts``."""
-        return str(inflection.pluralize(_snake_case(model.__name__)))
+        return str(inflection.pluralize(snake_case(model.__name__)))
 
     def column_name(self, model: type[ModelLike], attribute_name: str) -> str:
         """The snake_case attribute name."""
-        return _snake_case(attribute_name)
+        return snake_case(attribute_name)
 
     def serialized_name(self, model: type[ModelLike], attribute_name: str) -> str:
         """The snake_case attribute name."""
-        return _snake_case(attribute_name)
+        return snake_case(attribute_name)
 
     def relation_local_key(
         self,
@@ -189,7 +179,7 @@ class SnakeCaseNamingStrategy:
         ``user_id``.
         """
         owner = related_model if relation_type == "belongsTo" else model
-        return f"{_snake_case(owner.__name__)}_{owner.primary_key}"
+        return f"{snake_case(owner.__name__)}_{owner.primary_key}"
 
     def relation_pivot_table(
         self,
@@ -199,7 +189,7 @@ class SnakeCaseNamingStrategy:
         relation_name: str,
     ) -> str:
         """Both singular snake_case model names, sorted, joined by ``_``: ``skill_user``."""
-        names = sorted((_snake_case(model.__name__), _snake_case(related_model.__name__)))
+        names = sorted((snake_case(model.__name__), snake_case(related_model.__name__)))
         return "_".join(names)
 
     def relation_pivot_foreign_key(
@@ -210,21 +200,11 @@ class SnakeCaseNamingStrategy:
         relation_name: str,
     ) -> str:
         """``<model>_<its primary key>``: ``user_id`` for ``User``."""
-        return f"{_snake_case(model.__name__)}_{model.primary_key}"
+        return f"{snake_case(model.__name__)}_{model.primary_key}"
 
     def pagination_meta_keys(self) -> PaginationMetaKeys:
         """snake_case keys: ``per_page``, ``current_page``, ``first_page_url``, …"""
-        return PaginationMetaKeys(
-            total="total",
-            per_page="per_page",
-            current_page="current_page",
-            last_page="last_page",
-            first_page="first_page",
-            first_page_url="first_page_url",
-            last_page_url="last_page_url",
-            next_page_url="next_page_url",
-            previous_page_url="previous_page_url",
-        )
+        return SnakeCaseMetaKeys().pagination_meta_keys()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -7,15 +7,64 @@ Lucid's ``SimplePaginator``: a sequence of rows with ``total``, page numbers, pa
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Self, TypedDict, TypeVar, overload
+from typing import Any, Protocol, Self, TypedDict, TypeVar, overload
 from urllib.parse import urlencode
 
 from lucid_orm.errors import InvalidArgumentError
-from lucid_orm.orm.naming import NamingStrategy, SnakeCaseNamingStrategy
 
-__all__ = ["PageUrl", "SimplePaginator"]
+__all__ = [
+    "MetaKeysNaming",
+    "PageUrl",
+    "PaginationMetaKeys",
+    "SimplePaginator",
+    "SnakeCaseMetaKeys",
+]
 
 T = TypeVar("T")
+
+
+class PaginationMetaKeys(TypedDict):
+    """The spelling of each paginator meta key, by canonical (snake_case) name."""
+
+    total: str
+    per_page: str
+    current_page: str
+    last_page: str
+    first_page: str
+    first_page_url: str
+    last_page_url: str
+    next_page_url: str
+    previous_page_url: str
+
+
+class MetaKeysNaming(Protocol):
+    """What the paginator asks of a naming strategy (every ``NamingStrategy`` is one)."""
+
+    def pagination_meta_keys(self) -> PaginationMetaKeys:
+        """The keys of a paginator's ``meta`` in ``serialize()``."""
+        ...
+
+
+class SnakeCaseMetaKeys:
+    """The default meta keys, snake_case, as ``SnakeCaseNamingStrategy`` spells them (the
+    paginator owns them: ``query`` never imports ``orm``)."""
+
+    def pagination_meta_keys(self) -> PaginationMetaKeys:
+        """snake_case keys: ``per_page``, ``current_page``, ``first_page_url``, …"""
+        return PaginationMetaKeys(
+            total="total",
+            per_page="per_page",
+            current_page="current_page",
+            last_page="last_page",
+            first_page="first_page",
+            first_page_url="first_page_url",
+            last_page_url="last_page_url",
+            next_page_url="next_page_url",
+            previous_page_url="previous_page_url",
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 class PageUrl(TypedDict):
@@ -44,8 +93,9 @@ class SimplePaginator(Sequence[T]):
         per_page: Rows per page, at least 1.
         current_page: The page these rows are from, counted from 1.
         rows: The rows of this page.
-        naming_strategy: Spells the meta keys of :meth:`get_meta`; default
-            :class:`~lucid_orm.orm.naming.SnakeCaseNamingStrategy`.
+        naming_strategy: Spells the meta keys of :meth:`get_meta` (any object with
+            ``pagination_meta_keys()``, such as the model's naming strategy); default
+            snake_case keys (:class:`SnakeCaseMetaKeys`).
 
     Raises:
         InvalidArgumentError: ``per_page`` is not an int of 1 or more (a ``LucidError`` and a
@@ -61,7 +111,7 @@ class SimplePaginator(Sequence[T]):
         per_page: int,
         current_page: int,
         rows: Sequence[T],
-        naming_strategy: NamingStrategy | None = None,
+        naming_strategy: MetaKeysNaming | None = None,
     ) -> None:
         if isinstance(per_page, bool) or not isinstance(per_page, int) or per_page < 1:
             raise InvalidArgumentError(f"per_page must be 1 or more, got {per_page!r}")
@@ -69,8 +119,8 @@ class SimplePaginator(Sequence[T]):
         self.per_page: int = per_page
         self.current_page: int = current_page
         self.rows: list[T] = list(rows)
-        self.naming_strategy: NamingStrategy = (
-            SnakeCaseNamingStrategy() if naming_strategy is None else naming_strategy
+        self.naming_strategy: MetaKeysNaming = (
+            SnakeCaseMetaKeys() if naming_strategy is None else naming_strategy
         )
         self._url = "/"
         self._query_string: dict[str, Any] = {}

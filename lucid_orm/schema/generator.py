@@ -24,7 +24,7 @@ from sqlalchemy.dialects import mysql as mysql_types
 from sqlalchemy.types import NullType
 
 from ..errors import LucidError
-from ..orm.naming import _snake_case
+from ..orm.naming import snake_case
 
 if TYPE_CHECKING:
     from ..database.manager import Database
@@ -91,28 +91,9 @@ class SchemaRules:
             return cls()
         if isinstance(value, SchemaRules):
             return value
-        if not isinstance(value, Mapping):
-            raise _config_error(f"Schema rules must be a mapping, got {value!r}")
-        unknown = set(value) - _RULE_KEYS
-        if unknown:
-            raise _config_error(
-                f"Unknown schema rule keys: {', '.join(sorted(map(str, unknown)))} (use "
-                "types, columns, include, exclude, schemas, line_length)"
-            )
-        for key in ("types", "columns"):
-            if not isinstance(value.get(key) or {}, Mapping):
-                raise _config_error(f'Schema rule "{key}" must be a mapping')
-        for key in ("include", "exclude", "schemas"):
-            item = value.get(key)
-            if isinstance(item, str) or not isinstance(item or [], Sequence):
-                raise _config_error(f'Schema rule "{key}" must be a list of names')
-        width = value.get("line_length", DEFAULT_LINE_LENGTH)
-        if isinstance(width, bool) or not isinstance(width, int) or width < 40:
-            raise _config_error(
-                f'Schema rule "line_length" must be an integer >= 40, got {width!r}'
-            )
+        _check_rule_keys(value)
         rules = cls(
-            line_length=width,
+            line_length=value.get("line_length", DEFAULT_LINE_LENGTH),
             types={str(k).lower(): v for k, v in dict(value.get("types") or {}).items()},
             columns={str(k): v for k, v in dict(value.get("columns") or {}).items()},
             include=[str(p) for p in value["include"]] if value.get("include") else None,
@@ -122,6 +103,28 @@ class SchemaRules:
         for rule in [*rules.types.values(), *rules.columns.values()]:
             _custom_rule(rule)  # fail on a bad rule now, not halfway through a generation
         return rules
+
+
+def _check_rule_keys(value: Any) -> None:
+    """The shape of a ``SCHEMA_RULES`` mapping: known keys, each of the right type."""
+    if not isinstance(value, Mapping):
+        raise _config_error(f"Schema rules must be a mapping, got {value!r}")
+    unknown = set(value) - _RULE_KEYS
+    if unknown:
+        raise _config_error(
+            f"Unknown schema rule keys: {', '.join(sorted(map(str, unknown)))} (use "
+            "types, columns, include, exclude, schemas, line_length)"
+        )
+    for key in ("types", "columns"):
+        if not isinstance(value.get(key) or {}, Mapping):
+            raise _config_error(f'Schema rule "{key}" must be a mapping')
+    for key in ("include", "exclude", "schemas"):
+        item = value.get(key)
+        if isinstance(item, str) or not isinstance(item or [], Sequence):
+            raise _config_error(f'Schema rule "{key}" must be a list of names')
+    width = value.get("line_length", DEFAULT_LINE_LENGTH)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 40:
+        raise _config_error(f'Schema rule "line_length" must be an integer >= 40, got {width!r}')
 
 
 @dataclass
@@ -183,7 +186,7 @@ def attribute_name(column: str, reserved: frozenset[str]) -> str:
     appended to keywords and reserved names (``class`` → ``class_``, ``save`` → ``save_``).
     The column keeps its database name through ``column_name=``."""
     if column.isascii():
-        name = _snake_case(column)
+        name = snake_case(column)
     else:
         name = re.sub(r"\W+", "_", column).strip("_").lower()
     name = "".join(ch if f"A{ch}".isidentifier() else "_" for ch in name)
@@ -303,50 +306,68 @@ def reflect(sync_conn: Any, rules: SchemaRules) -> list[ReflectedTable]:
     ``run_sync``). Types SQLAlchemy does not know come back as ``NullType`` with the
     database's own spelling in ``sql_type``."""
     inspector = sa.inspect(sync_conn)
-    dialect = sync_conn.dialect
     default_schema = inspector.default_schema_name
-    exclude = [*DEFAULT_EXCLUDE, *rules.exclude]
-    tables: list[ReflectedTable] = []
     given_schemas: list[str | None] = [*rules.schemas] if rules.schemas else [None]
+    tables: list[ReflectedTable] = []
     for given in given_schemas:
         schema = None if given == default_schema else given
-        names = sorted(
-            name
-            for name in inspector.get_table_names(schema=schema)
-            if not _matches(name, exclude)
-            and (rules.include is None or _matches(name, rules.include))
-        )
-        if not names:
-            continue
-        with warnings.catch_warnings():
-            # "Did not recognize type ...": such columns are reported as unmapped instead.
-            warnings.filterwarnings("ignore", "Did not recognize type", sa_exc.SAWarning)
-            columns = inspector.get_multi_columns(schema=schema, filter_names=names)
-            pks = inspector.get_multi_pk_constraint(schema=schema, filter_names=names)
-        json_columns = _mariadb_json_columns(sync_conn, schema)
-        unknown = any(isinstance(c["type"], NullType) for cols in columns.values() for c in cols)
-        declared = (
-            _declared_types(sync_conn, schema, names) if unknown or _is_sqlite(sync_conn) else {}
-        )
-        for name in names:
-            pk = set((pks.get((schema, name)) or {}).get("constrained_columns") or [])
-            found: list[ReflectedColumn] = []
-            for c in columns.get((schema, name), []):
-                type_ = sa.JSON() if (name, c["name"]) in json_columns else c["type"]
-                spelled = declared.get((name, c["name"]))
-                if _is_sqlite(sync_conn) and spelled is not None and _sqlite_guess(spelled):
-                    type_ = NullType()  # an affinity guess, not a type SQLite or we know
-                if isinstance(type_, NullType):
-                    sql_type = (spelled or "").upper() or "no declared type"
-                else:
-                    sql_type = _compile(type_, dialect)
-                found.append(
-                    ReflectedColumn(
-                        c["name"], type_, bool(c.get("nullable", True)), c["name"] in pk, sql_type
-                    )
-                )
-            tables.append(ReflectedTable(name, schema, found))
+        tables.extend(_reflect_schema(sync_conn, inspector, schema, rules))
     return tables
+
+
+def _table_names(inspector: Any, schema: str | None, rules: SchemaRules) -> list[str]:
+    """The tables of ``schema`` the rules include, sorted."""
+    exclude = [*DEFAULT_EXCLUDE, *rules.exclude]
+    return sorted(
+        name
+        for name in inspector.get_table_names(schema=schema)
+        if not _matches(name, exclude) and (rules.include is None or _matches(name, rules.include))
+    )
+
+
+def _reflect_schema(
+    sync_conn: Any, inspector: Any, schema: str | None, rules: SchemaRules
+) -> list[ReflectedTable]:
+    names = _table_names(inspector, schema, rules)
+    if not names:
+        return []
+    with warnings.catch_warnings():
+        # "Did not recognize type ...": such columns are reported as unmapped instead.
+        warnings.filterwarnings("ignore", "Did not recognize type", sa_exc.SAWarning)
+        columns = inspector.get_multi_columns(schema=schema, filter_names=names)
+        pks = inspector.get_multi_pk_constraint(schema=schema, filter_names=names)
+    json_columns = _mariadb_json_columns(sync_conn, schema)
+    unknown = any(isinstance(c["type"], NullType) for cols in columns.values() for c in cols)
+    declared = _declared_types(sync_conn, schema, names) if unknown or _is_sqlite(sync_conn) else {}
+    tables: list[ReflectedTable] = []
+    for name in names:
+        pk = set((pks.get((schema, name)) or {}).get("constrained_columns") or [])
+        found = [
+            _reflect_column(
+                sync_conn,
+                c,
+                c["name"] in pk,
+                (name, c["name"]) in json_columns,
+                declared.get((name, c["name"])),
+            )
+            for c in columns.get((schema, name), [])
+        ]
+        tables.append(ReflectedTable(name, schema, found))
+    return tables
+
+
+def _reflect_column(
+    sync_conn: Any, c: Mapping[str, Any], primary: bool, is_json: bool, spelled: str | None
+) -> ReflectedColumn:
+    """One reflected column; ``spelled``: its type as the database declares it, if read."""
+    type_ = sa.JSON() if is_json else c["type"]
+    if _is_sqlite(sync_conn) and spelled is not None and _sqlite_guess(spelled):
+        type_ = NullType()  # an affinity guess, not a type SQLite or we know
+    if isinstance(type_, NullType):
+        sql_type = (spelled or "").upper() or "no declared type"
+    else:
+        sql_type = _compile(type_, sync_conn.dialect)
+    return ReflectedColumn(c["name"], type_, bool(c.get("nullable", True)), primary, sql_type)
 
 
 def _is_sqlite(sync_conn: Any) -> bool:
@@ -429,87 +450,141 @@ def render(tables: Sequence[ReflectedTable], rules: SchemaRules | None = None) -
     """The module text for ``tables``: deterministic (tables sorted by schema and name, columns
     in table order) and already in ``ruff format`` style. Raises ``LucidError``
     (``E_INVALID_CONFIG``) for a bad rule."""
-    from ..orm.base_model import _reserved_names
-
-    rules = rules or SchemaRules()
-    width = rules.line_length
-    custom_columns = {k: _custom_rule(v) for k, v in rules.columns.items()}
-    custom_types = {k: _custom_rule(v) for k, v in rules.types.items()}
-    imported = {
-        name
-        for rule in [*custom_columns.values(), *custom_types.values()]
-        for name in _imported_names(rule.imports)
-    }
-    reserved = _reserved_names() | _MODULE_NAMES | imported
-    imports: set[str] = set()
+    ctx = _RenderContext.build(rules or SchemaRules())
     classes: dict[str, str] = {}
     blocks: list[str] = []
-    taken: set[str] = set(_MODULE_NAMES) | imported
     for table in sorted(tables, key=lambda t: (t.schema or "", t.name)):
         qualified = f"{table.schema}.{table.name}" if table.schema else table.name
-        base_cls = class_name(f"{table.schema}_{table.name}" if table.schema else table.name)
-        cls = base_cls
-        n = 2
-        while cls in taken:
-            cls = f"{base_cls[: -len('Schema')]}{n}Schema"
-            n += 1
-        taken.add(cls)
+        cls = ctx.class_for(table)
         classes[qualified] = cls
-        header = f"class {cls}(BaseModel, abstract=True):"
-        if len(header) > width:
-            header = f"class {cls}(\n{_INDENT}BaseModel, abstract=True\n):"
-        lines = [header, f"{_INDENT}table = {_q(qualified)}"]
-        primaries = [c for c in table.columns if c.primary]
-        if not primaries:
-            lines.append(f"{_INDENT}# No primary key in the database: declare one on the model.")
-        elif len(primaries) > 1:
-            names = ", ".join(c.name for c in primaries)
-            lines.append(
-                f"{_INDENT}# Composite primary key ({names}): the first is the model's key."
-            )
-        used: set[str] = set()
-        for col in table.columns:
-            attr = attribute_name(col.name, reserved)
-            while attr in used:
-                attr += "_"
-            used.add(attr)
-            sql_name = col.sql_type.lower()
-            rule = (
-                custom_columns.get(f"{qualified}.{col.name}")
-                or custom_columns.get(f"{table.name}.{col.name}")
-                or custom_types.get(sql_name)
-                or custom_types.get(sql_name.split("(")[0].strip())
-                or default_rule(col)
-            )
-            if rule is None:
-                rule = _unmapped_rule()
-                lines.append(f"{_INDENT}# {col.name}: unmapped SQL type {col.sql_type}")
-            imports.update(rule.imports)
-            primary = bool(primaries) and col is primaries[0]
-            callee, args = _call_parts(rule.factory)
-            options: list[str] = []
-            if primary:
-                options.append("is_primary=True")
-                if callee != "column":  # column.date*() take no is_primary: the type is the same
-                    callee, args = "column", [a for a in args if a.startswith("type_=")]
-            if attr != col.name or _snake_case(attr) != col.name:
-                options.append(f"column_name={_q(col.name)}")
-            # The key and the column name are the generator's to set, whatever the rule says.
-            args = [*options, *(a for a in args if _keyword(a) not in _OWN_OPTIONS)]
-            annotation = rule.annotation
-            if col.nullable and not primary and not _is_optional(annotation):
-                annotation = f"{annotation} | None"
-            lines.append(_declaration(attr, annotation, callee, args, width))
-        blocks.append("\n".join(lines))
-    head = [HEADER, "from __future__ import annotations", ""]
-    for group in _import_lines(imports | {"from lucid_orm import BaseModel, column"}, width):
-        head.extend([*group, ""])
+        blocks.append(render_class(ctx, table, qualified, cls))
     if not blocks:
         return GeneratedSchema(
             None, classes, "\n".join([HEADER, "from __future__ import annotations", ""])
         )
-    text = "\n".join([*head, "", ""]) + "\n\n\n".join(blocks) + "\n"
+    text = render_imports(ctx) + "\n\n\n".join(blocks) + "\n"
     return GeneratedSchema(None, classes, text)
+
+
+@dataclass
+class _RenderContext:
+    """What rendering one module shares: the rules (custom ones parsed once), the names a
+    column attribute may not take, the class names taken, and the imports collected."""
+
+    width: int
+    custom_columns: dict[str, ColumnRule]
+    custom_types: dict[str, ColumnRule]
+    reserved: frozenset[str]
+    taken: set[str]
+    imports: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, rules: SchemaRules) -> _RenderContext:
+        from ..orm.base_model import _reserved_names
+
+        custom_columns = {k: _custom_rule(v) for k, v in rules.columns.items()}
+        custom_types = {k: _custom_rule(v) for k, v in rules.types.items()}
+        imported = {
+            name
+            for rule in [*custom_columns.values(), *custom_types.values()]
+            for name in _imported_names(rule.imports)
+        }
+        return cls(
+            width=rules.line_length,
+            custom_columns=custom_columns,
+            custom_types=custom_types,
+            reserved=_reserved_names() | _MODULE_NAMES | imported,
+            taken=set(_MODULE_NAMES) | imported,
+        )
+
+    def class_for(self, table: ReflectedTable) -> str:
+        """The table's class name, numbered when taken (``Posts2Schema``)."""
+        base_cls = class_name(f"{table.schema}_{table.name}" if table.schema else table.name)
+        cls = base_cls
+        n = 2
+        while cls in self.taken:
+            cls = f"{base_cls[: -len('Schema')]}{n}Schema"
+            n += 1
+        self.taken.add(cls)
+        return cls
+
+    def rule_for(
+        self, qualified: str, table: ReflectedTable, col: ReflectedColumn
+    ) -> ColumnRule | None:
+        """``columns`` (qualified, then plain), then ``types`` (spelled, then its base name),
+        then the built-in mapping."""
+        sql_name = col.sql_type.lower()
+        return (
+            self.custom_columns.get(f"{qualified}.{col.name}")
+            or self.custom_columns.get(f"{table.name}.{col.name}")
+            or self.custom_types.get(sql_name)
+            or self.custom_types.get(sql_name.split("(")[0].strip())
+            or default_rule(col)
+        )
+
+
+def render_class(ctx: _RenderContext, table: ReflectedTable, qualified: str, cls: str) -> str:
+    """``class PostsSchema(BaseModel, abstract=True):`` with its ``table`` and columns."""
+    header = f"class {cls}(BaseModel, abstract=True):"
+    if len(header) > ctx.width:
+        header = f"class {cls}(\n{_INDENT}BaseModel, abstract=True\n):"
+    lines = [header, f"{_INDENT}table = {_q(qualified)}"]
+    primaries = [c for c in table.columns if c.primary]
+    if not primaries:
+        lines.append(f"{_INDENT}# No primary key in the database: declare one on the model.")
+    elif len(primaries) > 1:
+        names = ", ".join(c.name for c in primaries)
+        lines.append(f"{_INDENT}# Composite primary key ({names}): the first is the model's key.")
+    used: set[str] = set()
+    for col in table.columns:
+        attr = attribute_name(col.name, ctx.reserved)
+        while attr in used:
+            attr += "_"
+        used.add(attr)
+        primary = bool(primaries) and col is primaries[0]
+        lines.extend(render_column(ctx, qualified, table, col, attr, primary))
+    return "\n".join(lines)
+
+
+def render_column(
+    ctx: _RenderContext,
+    qualified: str,
+    table: ReflectedTable,
+    col: ReflectedColumn,
+    attr: str,
+    primary: bool,
+) -> list[str]:
+    """``attr: annotation = column(...)``, after a comment when the type has no mapping."""
+    lines: list[str] = []
+    rule = ctx.rule_for(qualified, table, col)
+    if rule is None:
+        rule = _unmapped_rule()
+        lines.append(f"{_INDENT}# {col.name}: unmapped SQL type {col.sql_type}")
+    ctx.imports.update(rule.imports)
+    callee, args = _call_parts(rule.factory)
+    options: list[str] = []
+    if primary:
+        options.append("is_primary=True")
+        if callee != "column":  # column.date*() take no is_primary: the type is the same
+            callee, args = "column", [a for a in args if a.startswith("type_=")]
+    if attr != col.name or snake_case(attr) != col.name:
+        options.append(f"column_name={_q(col.name)}")
+    # The key and the column name are the generator's to set, whatever the rule says.
+    args = [*options, *(a for a in args if _keyword(a) not in _OWN_OPTIONS)]
+    annotation = rule.annotation
+    if col.nullable and not primary and not _is_optional(annotation):
+        annotation = f"{annotation} | None"
+    lines.append(_declaration(attr, annotation, callee, args, ctx.width))
+    return lines
+
+
+def render_imports(ctx: _RenderContext) -> str:
+    """The module's head: its docstring, then the imports the rendered classes need."""
+    head = [HEADER, "from __future__ import annotations", ""]
+    imports = ctx.imports | {"from lucid_orm import BaseModel, column"}
+    for group in _import_lines(imports, ctx.width):
+        head.extend([*group, ""])
+    return "\n".join([*head, "", ""])
 
 
 _OWN_OPTIONS = ("is_primary", "column_name")

@@ -10,7 +10,7 @@ from lucid_orm.orm.naming import (
     RelationType,
     SnakeCaseNamingStrategy,
     _camel_case,
-    _snake_case,
+    snake_case,
 )
 
 
@@ -79,7 +79,7 @@ class TestCaseHelpers:
         ],
     )
     def test_snake_case(self, name: str, expected: str) -> None:
-        assert _snake_case(name) == expected
+        assert snake_case(name) == expected
 
     @pytest.mark.parametrize(
         ("name", "expected"),
