@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import tomllib
@@ -15,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from ._loader import UnloadableFileError, load_file
 from .errors import LucidError
 
 __all__ = [
@@ -165,12 +165,11 @@ def _invalid(message: str) -> LucidError:
 
 
 def _read_py(path: Path) -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("_lucid_config", path)
-    if spec is None or spec.loader is None:
-        raise _invalid(f'Cannot load configuration module "{path}"')
-    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        # Not registered in sys.modules: the settings are read once, the module then dropped.
+        module = load_file(path, "_lucid_config", register=False)
+    except UnloadableFileError:
+        raise _invalid(f'Cannot load configuration module "{path}"') from None
     except Exception as exc:
         raise _invalid(f'Cannot load "{path}": {type(exc).__name__}: {exc}') from exc
     return {

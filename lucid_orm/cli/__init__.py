@@ -9,9 +9,14 @@ from .app import CliState, cli
 
 __all__ = ["CliState", "cli", "main"]
 
-for _module in (make, migration, database, schema):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
+
+def _register_commands() -> None:
+    for module in (make, migration, database, schema):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -108,6 +108,13 @@ def _environment_source(config: LucidConfig) -> str:
     return f"ENVIRONMENT in {config.source.name}" if config.source else "the configuration"
 
 
+def _cause(exc: BaseException) -> BaseException | None:
+    """The exception ``exc`` was raised from, else the one it was raised while handling."""
+    if exc.__cause__ is None and not exc.__suppress_context__:
+        return exc.__context__
+    return exc.__cause__
+
+
 def describe_error(exc: BaseException) -> str:
     """The message of ``exc``, then those of its causes that add something, and the SQL of
     a ``QueryError`` among them."""
@@ -115,14 +122,12 @@ def describe_error(exc: BaseException) -> str:
     seen = [parts[0]]
     sql: str | None = None
     current: BaseException | None = exc
-    for _ in range(10):  # a bounded walk: chains can loop
-        if current is None:
-            break
+    steps = 0
+    while current is not None and steps < 10:  # a bounded walk: chains can loop
+        steps += 1
         if isinstance(current, QueryError) and current.sql and sql is None:
             sql = " ".join(current.sql.split())
-        cause = current.__cause__
-        if cause is None and not current.__suppress_context__:
-            cause = current.__context__
+        cause = _cause(current)
         if cause is not None:
             text = str(cause).strip()
             if text and not any(text in m or m in text for m in seen):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from ..database.manager import db
 from ..errors import LucidError
 from ..orm.base_model import BaseModel
-from .factory_context import FactoryContext, _arity, call_async, call_sync, ensure_sync
+from .factory_context import FactoryCall, FactoryContext, arity, call_async, call_sync, ensure_sync
 from .main import Factory
 
 if TYPE_CHECKING:
@@ -31,6 +31,11 @@ class _With:
     name: str
     count: int
     callback: BuilderCallback | None
+
+    def call(
+        self, parent: BaseModel, ctx: FactoryContext, inherited: Mapping[str, Any]
+    ) -> FactoryCall:
+        return FactoryCall(parent, ctx, inherited, self.count, self.callback)
 
 
 def _check_attributes(attributes: Any, method: str) -> Attributes:
@@ -195,11 +200,11 @@ class FactoryBuilder(Generic[M]):
 
     def _define(self, ctx: FactoryContext) -> Any:
         define = self.factory.define
-        arity = _arity(define)
+        takes = arity(define)
         # Faker is only loaded when the callback takes it.
-        if arity == 0:
+        if takes == 0:
             result = define()
-        elif arity == 1:
+        elif takes == 1:
             result = define(ctx.faker)
         else:
             result = define(ctx.faker, ctx)
@@ -261,9 +266,7 @@ class FactoryBuilder(Generic[M]):
             setattr(instance, pk, Factory.next_stub_id(instance))
         inherited = self._recursive_for_relations()
         for entry in (*self._with_belongs_to, *self._with):
-            self.factory.get_relation(entry.name).make(
-                instance, ctx, inherited, entry.count, entry.callback
-            )
+            self.factory.get_relation(entry.name).make(entry.call(instance, ctx, inherited))
         self._sync_hooks("after:make_stubbed", instance, ctx)
         return instance
 
@@ -291,14 +294,10 @@ class FactoryBuilder(Generic[M]):
         inherited = self._recursive_for_relations()
         # belongs_to parents first: the foreign key may be NOT NULL (Lucid).
         for entry in self._with_belongs_to:
-            await self.factory.get_relation(entry.name).create(
-                instance, ctx, inherited, entry.count, entry.callback
-            )
+            await self.factory.get_relation(entry.name).create(entry.call(instance, ctx, inherited))
         await instance.save()
         for entry in self._with:
-            await self.factory.get_relation(entry.name).create(
-                instance, ctx, inherited, entry.count, entry.callback
-            )
+            await self.factory.get_relation(entry.name).create(entry.call(instance, ctx, inherited))
         await self._hooks("after:create", instance, ctx)
 
     async def create(self) -> M:
@@ -328,6 +327,20 @@ class FactoryBuilder(Generic[M]):
         if own and ctx.trx is not None:
             await ctx.trx.commit()
         return out
+
+
+def relation_builder(built: FactoryBuilderQuery[M], call: FactoryCall) -> FactoryBuilder[M]:
+    """A fresh builder of ``built`` making a relation of ``call.parent`` (``with_``): it
+    inherits the ``merge_recursive`` attributes."""
+    builder = built.query()
+    builder._parent = call.parent
+    builder._inherited = call.inherited
+    return builder
+
+
+def pivot_values(builder: FactoryBuilder[Any], index: int) -> dict[str, Any]:
+    """The ``pivot_attributes`` of the ``index``-th instance ``builder`` made (many_to_many)."""
+    return dict(_at(builder._pivot or {}, index))
 
 
 class FactoryBuilderQuery(Generic[M]):

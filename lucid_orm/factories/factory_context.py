@@ -4,7 +4,8 @@ transaction), and how factory callbacks are called."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from faker import Faker
 
     from ..database.transaction import TransactionClient
+    from ..orm.base_model import BaseModel
+    from .factory_builder import BuilderCallback
 
 _ALL = 1 << 16
 
@@ -31,7 +34,23 @@ class FactoryContext:
         return Factory.faker()
 
 
-def _arity(fn: Callable[..., Any]) -> int:
+@dataclass(frozen=True, slots=True)
+class FactoryCall:
+    """One ``with_`` relation to make for an instance: the ``parent`` instance, the shared
+    ``ctx``, the attributes ``merge_recursive`` passes down (``inherited``), how many
+    (``count``; one-relations ignore it) and the ``callback`` configuring the related builder.
+    """
+
+    parent: BaseModel
+    ctx: FactoryContext
+    inherited: Mapping[str, Any]
+    count: int
+    callback: BuilderCallback | None
+
+
+def arity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes (a large number for ``*args`` or when its
+    signature cannot be read)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -51,7 +70,7 @@ def _arity(fn: Callable[..., Any]) -> int:
 def call(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn`` with as many of ``args`` as it takes positionally (as JavaScript does):
     ``lambda user: ...`` and ``lambda user, ctx, builder: ...`` are both fine callbacks."""
-    return fn(*args[: _arity(fn)])
+    return fn(*args[: arity(fn)])
 
 
 def call_sync(fn: Callable[..., Any], what: str, *args: Any) -> Any:

@@ -3,16 +3,16 @@ parents before the instance, has_one/has_many/many_to_many children after it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
-from ..orm.base_model import BaseModel
 from ..orm.relations.base import Relation
-from .factory_context import FactoryContext, call_sync
+from ..orm.relations.many_to_many import ManyToMany
+from .factory_context import FactoryCall, call_sync
 
 if TYPE_CHECKING:
-    from .factory_builder import BuilderCallback, FactoryBuilder, FactoryBuilderQuery
+    from .factory_builder import FactoryBuilder, FactoryBuilderQuery
 
 
 class FactoryRelation:
@@ -24,15 +24,10 @@ class FactoryRelation:
         self.relation = relation
         self.factory = factory
 
-    def builder(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        callback: BuilderCallback | None,
-    ) -> FactoryBuilder[Any]:
-        """The related factory's builder, configured by ``callback`` and sharing ``ctx``."""
-        from .factory_builder import FactoryBuilderQuery
+    def builder(self, call: FactoryCall) -> FactoryBuilder[Any]:
+        """The related factory's builder, configured by ``call.callback`` and sharing
+        ``call.ctx``."""
+        from .factory_builder import FactoryBuilderQuery, relation_builder
 
         built = self.factory()
         if not isinstance(built, FactoryBuilderQuery):
@@ -42,162 +37,85 @@ class FactoryRelation:
                 code="E_INVALID_FACTORY",
             )
         self.relation.boot()
-        builder = built.query()
-        builder._parent = parent
-        builder._inherited = inherited
-        if callback is not None:
-            call_sync(callback, "with_", builder)
-        builder.use_ctx(ctx)
+        builder = relation_builder(built, call)
+        if call.callback is not None:
+            call_sync(call.callback, "with_", builder)
+        builder.use_ctx(call.ctx)
         return builder
 
-    def make(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        """Make stubbed related instances and set them on ``parent``."""
+    def make(self, call: FactoryCall) -> None:
+        """Make stubbed related instances and set them on ``call.parent``."""
         raise NotImplementedError
 
-    async def create(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        """Create related instances in ``ctx.trx`` and set them on ``parent``."""
+    async def create(self, call: FactoryCall) -> None:
+        """Create related instances in ``call.ctx.trx`` and set them on ``call.parent``."""
         raise NotImplementedError
 
 
 class FactoryBelongsTo(FactoryRelation):
     """The parent row: made first, its key set as the instance's foreign key."""
 
-    def make(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        related = self.builder(parent, ctx, inherited, callback).make_stubbed()
-        self.relation.hydrate_for_persistence(parent, related)
-        self.relation.set_related(parent, related)
+    def make(self, call: FactoryCall) -> None:
+        related = self.builder(call).make_stubbed()
+        self.relation.hydrate_for_persistence(call.parent, related)
+        self.relation.set_related(call.parent, related)
 
-    async def create(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        related = await self.builder(parent, ctx, inherited, callback).create()
-        self.relation.hydrate_for_persistence(parent, related)
-        self.relation.set_related(parent, related)
+    async def create(self, call: FactoryCall) -> None:
+        related = await self.builder(call).create()
+        self.relation.hydrate_for_persistence(call.parent, related)
+        self.relation.set_related(call.parent, related)
 
 
 class FactoryHasOne(FactoryRelation):
     """One child row carrying the instance's key (``count`` is ignored)."""
 
-    def _keyed(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        callback: BuilderCallback | None,
-    ) -> FactoryBuilder[Any]:
+    def _keyed(self, call: FactoryCall) -> FactoryBuilder[Any]:
         keys: dict[str, Any] = {}
-        self.relation.hydrate_for_persistence(parent, keys)
-        return self.builder(parent, ctx, inherited, callback).tap(
-            lambda related: related.merge(keys)
-        )
+        self.relation.hydrate_for_persistence(call.parent, keys)
+        return self.builder(call).tap(lambda related: related.merge(keys))
 
-    def make(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        related = self._keyed(parent, ctx, inherited, callback).make_stubbed()
-        self.relation.set_related(parent, related)
+    def make(self, call: FactoryCall) -> None:
+        related = self._keyed(call).make_stubbed()
+        self.relation.set_related(call.parent, related)
 
-    async def create(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        related = await self._keyed(parent, ctx, inherited, callback).create()
-        self.relation.set_related(parent, related)
+    async def create(self, call: FactoryCall) -> None:
+        related = await self._keyed(call).create()
+        self.relation.set_related(call.parent, related)
 
 
 class FactoryHasMany(FactoryHasOne):
     """``count`` child rows carrying the instance's key; a second ``with_`` of the same
     relation adds to the list."""
 
-    def make(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        related = self._keyed(parent, ctx, inherited, callback).make_stubbed_many(count)
-        self.relation.push_related(parent, related)
+    def make(self, call: FactoryCall) -> None:
+        related = self._keyed(call).make_stubbed_many(call.count)
+        self.relation.push_related(call.parent, related)
 
-    async def create(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        related = await self._keyed(parent, ctx, inherited, callback).create_many(count)
-        self.relation.push_related(parent, related)
+    async def create(self, call: FactoryCall) -> None:
+        related = await self._keyed(call).create_many(call.count)
+        self.relation.push_related(call.parent, related)
 
 
 class FactoryManyToMany(FactoryRelation):
     """``count`` related rows, then one pivot row each (with ``pivot_attributes``)."""
 
-    def make(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        related = self.builder(parent, ctx, inherited, callback).make_stubbed_many(count)
-        self.relation.push_related(parent, related)
+    def make(self, call: FactoryCall) -> None:
+        related = self.builder(call).make_stubbed_many(call.count)
+        self.relation.push_related(call.parent, related)
 
-    async def create(
-        self,
-        parent: BaseModel,
-        ctx: FactoryContext,
-        inherited: Mapping[str, Any],
-        count: int,
-        callback: BuilderCallback | None,
-    ) -> None:
-        from .factory_builder import _at
+    async def create(self, call: FactoryCall) -> None:
+        from .factory_builder import pivot_values
 
-        builder = self.builder(parent, ctx, inherited, callback)
-        related = await builder.create_many(count)
-        pivot = builder._pivot if builder._pivot is not None else {}
-        key = self.relation.related_key  # type: ignore[attr-defined]
-        rows = {item.__dict__.get(key): dict(_at(pivot, i)) for i, item in enumerate(related)}
-        await self.relation.client(parent, ctx.trx).attach(rows, client=ctx.trx)  # type: ignore[arg-type]
-        self.relation.push_related(parent, related)
+        relation = self.relation
+        trx = call.ctx.trx
+        # make_relation() gives this class only many_to_many relations; create() has a trx.
+        assert isinstance(relation, ManyToMany) and trx is not None
+        builder = self.builder(call)
+        related = await builder.create_many(call.count)
+        key = relation.related_key
+        rows = {item.__dict__.get(key): pivot_values(builder, i) for i, item in enumerate(related)}
+        await relation.client(call.parent, trx).attach(rows, client=trx)
+        relation.push_related(call.parent, related)
 
 
 _KINDS: dict[str, type[FactoryRelation]] = {

@@ -5,12 +5,10 @@ has transactional DDL, under a lock that keeps two runners from migrating at onc
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import inspect
 import re
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from .._loader import UnloadableFileError, defined_subclasses, load_file
 from ..database.ddl import ddl_transaction, reading_connection, run_sync
 from ..database.manager import db
 from ..errors import IntegrityError, LucidError, MigrationError, QueryError
@@ -567,31 +566,20 @@ _MODULE_CHARS = re.compile(r"\W")
 def _load(path: Path) -> type[BaseSchema]:
     """Import a migration file and return its one ``BaseSchema`` subclass."""
     module_name = "_lucid_migration_" + _MODULE_CHARS.sub("_", path.stem)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
+    try:
+        module = load_file(path, module_name)
+    except UnloadableFileError:
         raise MigrationError(
             f'Cannot load migration "{path}"', code="E_INVALID_MIGRATION", file=path.stem
-        )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
+        ) from None
     except Exception as exc:
-        sys.modules.pop(module_name, None)
         raise MigrationError(
             f'Cannot load migration "{path}": {type(exc).__name__}: {exc}',
             code="E_INVALID_MIGRATION",
             file=path.stem,
             original=exc,
         ) from exc
-    found: Sequence[type[BaseSchema]] = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, BaseSchema)
-        and value is not BaseSchema
-        and value.__module__ == module_name
-    ]
+    found = defined_subclasses(module, BaseSchema)
     if len(found) != 1:
         what = "no BaseSchema subclass" if not found else f"{len(found)} BaseSchema subclasses"
         raise MigrationError(

@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import inspect
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
+from .._loader import UnloadableFileError, defined_subclasses, load_file
 from ..database.manager import db
 from ..errors import LucidError
 from .base_seeder import BaseSeeder
@@ -147,30 +146,15 @@ def _describe(exc: BaseException) -> str:
 def _load(name: str, file: Path) -> ModuleType:
     digest = hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:10]
     module_name = f"_lucid_seeder_{name.replace('/', '__')}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, file)
-    if spec is None or spec.loader is None:
-        raise LucidError(f'Cannot load seeder file "{file}"', code="E_INVALID_SEEDER")
-    module = importlib.util.module_from_spec(spec)
-    # Registered while it runs: dataclasses and typing look the module up by name.
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    return module
+        return load_file(file, module_name)
+    except UnloadableFileError:
+        raise LucidError(f'Cannot load seeder file "{file}"', code="E_INVALID_SEEDER") from None
 
 
 def _seeder_class(name: str, file: Path) -> type[BaseSeeder]:
     module = _load(name, file)
-    found = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, BaseSeeder)
-        and value is not BaseSeeder
-        and value.__module__ == module.__name__
-    ]
+    found = defined_subclasses(module, BaseSeeder)
     if len(found) != 1:
         what = "no BaseSeeder subclass" if not found else f"{len(found)} BaseSeeder subclasses"
         raise LucidError(
