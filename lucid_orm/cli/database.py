@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import click
 
-from ..errors import LucidError
 from ..seeders import SeedsRunner
+from ..seeders.runner import select_seeders
 from .app import (
     CliState,
     connection_option,
@@ -27,23 +26,7 @@ def _seeder_names(state: CliState, runner: SeedsRunner, files: Sequence[str]) ->
     available = runner.get_list()
     if not files:
         return available
-    folder = runner.path.resolve()
-    names: list[str] = []
-    unknown: list[str] = []
-    for given in files:
-        name = Path(given).as_posix().removesuffix(".py").removeprefix("./")
-        if name not in available:
-            candidate = Path(given).resolve()
-            if candidate.is_relative_to(folder):
-                name = candidate.relative_to(folder).with_suffix("").as_posix()
-        (names if name in available else unknown).append(name if name in available else given)
-    if unknown:
-        raise LucidError(
-            f"Unknown seeder file(s) {', '.join(repr(u) for u in unknown)} in "
-            f'"{state.relative(runner.path)}" (available: {", ".join(available) or "none"})',
-            code="E_SEEDERS_NOT_FOUND",
-        )
-    return names
+    return select_seeders(runner.path, files, available, shown=state.relative(runner.path))
 
 
 async def run_seeders(state: CliState, connection: str | None, files: Sequence[str] = ()) -> bool:

@@ -141,21 +141,47 @@ def _migrate(
         raise click.exceptions.Exit(1)
 
 
+# Per command: what it asks consent for, and what it reports when no migration ran.
+_WORDING = {
+    "run": ("run migrations", "Already up to date: no pending migrations"),
+    "rollback": ("roll back migrations", "Nothing to roll back"),
+    "reset": ("reset migrations", "Nothing to roll back"),
+    "refresh": ("refresh migrations", "No migrations to refresh"),
+}
+
+
+def _change(
+    state: CliState,
+    connection: str | None,
+    action: Callable[[Migrator], Awaitable[MigrationResult]],
+    command: str,
+    *,
+    dry_run: bool,
+    force: bool,
+    seed: bool = False,
+) -> None:
+    """A schema-changing command: refused in production without ``--force`` (unless a dry
+    run), then ``_migrate`` with the usual summary."""
+    consent, nothing = _WORDING[command]
+    if not dry_run:
+        state.require_consent(force, consent)
+    _migrate(
+        state,
+        connection,
+        action,
+        dry_run=dry_run,
+        seed=seed,
+        report=lambda r: _summary(state, r, nothing),
+    )
+
+
 @migration_command("migration:run")
 @dry_run_option
 @schema_changing
 @pass_state
 def migration_run(state: CliState, connection: str | None, dry_run: bool, force: bool) -> None:
     """Run every pending migration as a new batch."""
-    if not dry_run:
-        state.require_consent(force, "run migrations")
-    _migrate(
-        state,
-        connection,
-        lambda m: m.run(),
-        dry_run=dry_run,
-        report=lambda r: _summary(state, r, "Already up to date: no pending migrations"),
-    )
+    _change(state, connection, lambda m: m.run(), "run", dry_run=dry_run, force=force)
 
 
 @migration_command("migration:rollback")
@@ -181,14 +207,13 @@ def migration_rollback(
     --batch N rolls back every batch above N (--batch 0: everything); --step N the last N
     migrations.
     """
-    if not dry_run:
-        state.require_consent(force, "roll back migrations")
-    _migrate(
+    _change(
         state,
         connection,
         lambda m: m.rollback(batch=batch, step=step),
+        "rollback",
         dry_run=dry_run,
-        report=lambda r: _summary(state, r, "Nothing to roll back"),
+        force=force,
     )
 
 
@@ -198,15 +223,7 @@ def migration_rollback(
 @pass_state
 def migration_reset(state: CliState, connection: str | None, dry_run: bool, force: bool) -> None:
     """Roll back every migration."""
-    if not dry_run:
-        state.require_consent(force, "reset migrations")
-    _migrate(
-        state,
-        connection,
-        lambda m: m.reset(),
-        dry_run=dry_run,
-        report=lambda r: _summary(state, r, "Nothing to roll back"),
-    )
+    _change(state, connection, lambda m: m.reset(), "reset", dry_run=dry_run, force=force)
 
 
 @migration_command("migration:refresh")
@@ -218,15 +235,14 @@ def migration_refresh(
     state: CliState, connection: str | None, seed: bool, dry_run: bool, force: bool
 ) -> None:
     """Roll back every migration, then run them all."""
-    if not dry_run:
-        state.require_consent(force, "refresh migrations")
-    _migrate(
+    _change(
         state,
         connection,
         lambda m: m.refresh(),
+        "refresh",
         dry_run=dry_run,
+        force=force,
         seed=seed and not dry_run,
-        report=lambda r: _summary(state, r, "No migrations to refresh"),
     )
 
 

@@ -20,9 +20,9 @@ class {class_name}(BaseModel):
 '''
 
 
-def create_table_migration(class_name: str, table: str) -> str:
-    """A migration creating ``table`` (dropping it on rollback)."""
-    return f'''"""Create the ``{table}`` table."""
+def _migration(class_name: str, table: str, summary: str, methods: str) -> str:
+    """A migration file: its docstring, imports and class, with ``methods`` as its body."""
+    return f'''"""{summary}"""
 
 from lucid_orm.migrations import BaseSchema
 from lucid_orm.schema import TableBuilder
@@ -31,7 +31,12 @@ from lucid_orm.schema import TableBuilder
 class {class_name}(BaseSchema):
     table_name = "{table}"
 
-    async def up(self) -> None:
+{methods}'''
+
+
+def create_table_migration(class_name: str, table: str) -> str:
+    """A migration creating ``table`` (dropping it on rollback)."""
+    methods = """    async def up(self) -> None:
         def define(table: TableBuilder) -> None:
             table.increments("id")
             table.timestamp("created_at")
@@ -41,21 +46,13 @@ class {class_name}(BaseSchema):
 
     async def down(self) -> None:
         self.schema.drop_table(self.table_name)
-'''
+"""
+    return _migration(class_name, table, f"Create the ``{table}`` table.", methods)
 
 
 def alter_table_migration(class_name: str, table: str) -> str:
     """A migration altering ``table``: both directions are left for the user to fill."""
-    return f'''"""Alter the ``{table}`` table."""
-
-from lucid_orm.migrations import BaseSchema
-from lucid_orm.schema import TableBuilder
-
-
-class {class_name}(BaseSchema):
-    table_name = "{table}"
-
-    async def up(self) -> None:
+    methods = '''    async def up(self) -> None:
         def alter(table: TableBuilder) -> None:
             """Add, change or drop columns: ``table.string("name")``."""
 
@@ -67,6 +64,7 @@ class {class_name}(BaseSchema):
 
         self.schema.alter_table(self.table_name, revert)
 '''
+    return _migration(class_name, table, f"Alter the ``{table}`` table.", methods)
 
 
 def seeder(class_name: str) -> str:

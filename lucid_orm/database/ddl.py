@@ -126,16 +126,16 @@ async def ddl_transaction(connection: Connection) -> AsyncIterator[TransactionCl
         trx = await DDLTransaction.begin(connection, None)
     else:
         trx = await TransactionClient.begin(connection, None)
+    failed = True
     try:
         yield trx
         if isinstance(trx, DDLTransaction) and trx.restore_foreign_keys:
             await _foreign_key_check(transaction_connection(trx))
-    except BaseException:
+        failed = False
+    finally:
+        # The body may have ended the transaction itself (a migration's explicit commit).
         if not trx.is_completed:
-            await trx.rollback()
-        raise
-    if not trx.is_completed:
-        await trx.commit()
+            await (trx.rollback() if failed else trx.commit())
 
 
 async def _foreign_key_check(conn: AsyncConnection) -> None:

@@ -248,11 +248,7 @@ class FactoryBuilder(Generic[M]):
 
     def make_many(self, count: int) -> list[M]:
         """``count`` unsaved instances (``merge`` lists are read by index)."""
-        out: list[M] = []
-        for index in range(_check_count(count, "make_many")):
-            self._index = index
-            out.append(self.make())
-        return out
+        return self._many(_check_count(count, "make_many"), self.make)
 
     def make_stubbed(self) -> M:
         """An unsaved instance with a primary key (``Factory.stub_id``) and its ``with_``
@@ -272,10 +268,13 @@ class FactoryBuilder(Generic[M]):
 
     def make_stubbed_many(self, count: int) -> list[M]:
         """``count`` stubbed instances (see ``make_stubbed``)."""
+        return self._many(_check_count(count, "make_stubbed_many"), self.make_stubbed)
+
+    def _many(self, count: int, make: Callable[[], M]) -> list[M]:
         out: list[M] = []
-        for index in range(_check_count(count, "make_stubbed_many")):
-            self._index = index
-            out.append(self.make_stubbed())
+        for index in range(count):
+            self._index = index  # the index merge()/merge_recursive() lists are read by
+            out.append(make())
         return out
 
     # -- creating ------------------------------------------------------------------------------

@@ -314,44 +314,30 @@ class Migrator:
     async def _execute(
         self, file: MigrationFile, direction: Direction, batch: int, row_id: int | None
     ) -> MigratedFile:
-        await self._emit(
-            MigrationEvent(
-                file.name, "start", direction=direction, path=file.path, dry_run=self.dry_run
+        def event(phase: Literal["start", "done", "error"], **details: Any) -> MigrationEvent:
+            return MigrationEvent(
+                file.name,
+                phase,
+                direction=direction,
+                path=file.path,
+                dry_run=self.dry_run,
+                **details,
             )
-        )
+
+        await self._emit(event("start"))
         started = time.perf_counter()
         try:
             sql = await self._apply(file, direction, batch, row_id)
         except Exception as exc:
             duration = (time.perf_counter() - started) * 1000.0
-            await self._emit(
-                MigrationEvent(
-                    file.name,
-                    "error",
-                    duration,
-                    direction=direction,
-                    path=file.path,
-                    error=exc,
-                    dry_run=self.dry_run,
-                )
-            )
+            await self._emit(event("error", duration_ms=duration, error=exc))
             raise MigrationError(
                 f'Migration "{file.name}" failed ({direction}): {exc}{self._partial_note(file)}',
                 file=file.name,
                 original=exc,
             ) from exc
         duration = (time.perf_counter() - started) * 1000.0
-        await self._emit(
-            MigrationEvent(
-                file.name,
-                "done",
-                duration,
-                sql,
-                direction=direction,
-                path=file.path,
-                dry_run=self.dry_run,
-            )
-        )
+        await self._emit(event("done", duration_ms=duration, sql=sql))
         return MigratedFile(file.name, file.path, direction, batch, duration, sql)
 
     def _transactional(self, file: MigrationFile) -> bool:

@@ -8,7 +8,7 @@ keys (``query/paginator.py`` owns them), so that it depends on nothing else here
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal, Protocol, cast, runtime_checkable
 
 import inflection
 
@@ -223,14 +223,5 @@ class CamelCaseNamingStrategy(SnakeCaseNamingStrategy):
 
     def pagination_meta_keys(self) -> PaginationMetaKeys:
         """camelCase keys: ``perPage``, ``currentPage``, ``firstPageUrl``, …"""
-        return PaginationMetaKeys(
-            total="total",
-            per_page="perPage",
-            current_page="currentPage",
-            last_page="lastPage",
-            first_page="firstPage",
-            first_page_url="firstPageUrl",
-            last_page_url="lastPageUrl",
-            next_page_url="nextPageUrl",
-            previous_page_url="previousPageUrl",
-        )
+        keys = SnakeCaseMetaKeys().pagination_meta_keys()
+        return cast(PaginationMetaKeys, {name: _camel_case(str(key)) for name, key in keys.items()})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -85,27 +85,7 @@ class SeedsRunner:
         return found
 
     def _select(self, files: Sequence[str], available: dict[str, Path]) -> list[str]:
-        root = self.path.resolve()
-        names: list[str] = []
-        unknown: list[str] = []
-        for given in files:
-            name = Path(given).as_posix().removesuffix(".py").removeprefix("./")
-            if name not in available:
-                # A path to the file (relative to the current directory, or absolute).
-                candidate = Path(given).resolve()
-                if candidate.is_relative_to(root):
-                    name = candidate.relative_to(root).with_suffix("").as_posix()
-            if name in available:
-                names.append(name)
-            else:
-                unknown.append(given)
-        if unknown:
-            raise LucidError(
-                f"Unknown seeder file(s) {', '.join(repr(u) for u in unknown)} in "
-                f'"{self.path}" (available: {", ".join(sorted(available)) or "none"})',
-                code="E_SEEDERS_NOT_FOUND",
-            )
-        return names
+        return select_seeders(self.path, files, available)
 
     async def run(self, files: Sequence[str] | None = None) -> list[SeederStatus]:
         """Run every seeder (or only ``files``: names as ``get_list()`` gives them, with or
@@ -137,6 +117,36 @@ class SeedsRunner:
         except Exception as exc:
             return SeederStatus(name, "failed", _describe(exc), exc)
         return SeederStatus(name, "completed")
+
+
+def select_seeders(
+    path: Path, files: Sequence[str], available: Collection[str], *, shown: str | None = None
+) -> list[str]:
+    """The seeder names ``files`` give: names as ``get_list()`` lists them, with or without
+    ``.py``, or paths to the files under ``path``. Raises ``LucidError``
+    (``E_SEEDERS_NOT_FOUND``) naming the unknown ones and the folder (``shown``, default
+    ``path``)."""
+    root = path.resolve()
+    names: list[str] = []
+    unknown: list[str] = []
+    for given in files:
+        name = Path(given).as_posix().removesuffix(".py").removeprefix("./")
+        if name not in available:
+            # A path to the file (relative to the current directory, or absolute).
+            candidate = Path(given).resolve()
+            if candidate.is_relative_to(root):
+                name = candidate.relative_to(root).with_suffix("").as_posix()
+        if name in available:
+            names.append(name)
+        else:
+            unknown.append(given)
+    if unknown:
+        raise LucidError(
+            f"Unknown seeder file(s) {', '.join(repr(u) for u in unknown)} in "
+            f'"{shown or path}" (available: {", ".join(sorted(available)) or "none"})',
+            code="E_SEEDERS_NOT_FOUND",
+        )
+    return names
 
 
 def _describe(exc: BaseException) -> str:
