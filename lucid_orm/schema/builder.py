@@ -1,6 +1,6 @@
 """The schema builder: Lucid/Knex's vocabulary (``create_table``, ``t.increments()``,
-``t.string("email").not_nullable().unique()``…) compiled to SQLAlchemy DDL through Alembic's
-operations, which also give SQLite the table-copy "batch" ALTERs it needs.
+``t.string("email").not_nullable().unique()``…), declared here and compiled by ``schema/ddl.py``
+to SQLAlchemy DDL through Alembic's operations (which give SQLite its table-copy ALTERs).
 
 Calls are queued and run in order by ``await schema.execute(client)`` (the migrator does this
 after ``up()``/``down()`` return, like Lucid); ``dry_run=True`` collects the SQL instead.
