@@ -429,7 +429,7 @@ def render(tables: Sequence[ReflectedTable], rules: SchemaRules | None = None) -
     """The module text for ``tables``: deterministic (tables sorted by schema and name, columns
     in table order) and already in ``ruff format`` style. Raises ``LucidError``
     (``E_INVALID_CONFIG``) for a bad rule."""
-    from ..orm.base_model import _reserved_names
+    from ..orm.model_info import reserved_names
 
     rules = rules or SchemaRules()
     width = rules.line_length
@@ -440,7 +440,7 @@ def render(tables: Sequence[ReflectedTable], rules: SchemaRules | None = None) -
         for rule in [*custom_columns.values(), *custom_types.values()]
         for name in _imported_names(rule.imports)
     }
-    reserved = _reserved_names() | _MODULE_NAMES | imported
+    reserved = reserved_names() | _MODULE_NAMES | imported
     imports: set[str] = set()
     classes: dict[str, str] = {}
     blocks: list[str] = []

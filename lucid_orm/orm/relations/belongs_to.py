@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from sqlalchemy.sql import FromClause
 
 from ..columns import _UNSET
-from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed, self_alias
+from .base import (
+    Relation,
+    RelationQueryBuilder,
+    SubQueryBuilder,
+    check_related,
+    managed,
+    self_alias,
+)
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -132,7 +139,7 @@ class BelongsToQueryClient(Generic[R]):
         in one transaction (a savepoint inside ``client`` or the parent's ``trx``); then
         ``parent.<relation>`` is ``related``."""
         rel = self.relation
-        rel._check_instance(related)
+        check_related(rel, related)
         async with managed(self.parent, client, [related]) as trx:
             await related.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)

@@ -11,7 +11,15 @@ from sqlalchemy.sql import FromClause
 
 from ...errors import LucidError
 from ..columns import _UNSET
-from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed, self_alias
+from ..model_info import column_name
+from .base import (
+    Relation,
+    RelationQueryBuilder,
+    SubQueryBuilder,
+    check_related,
+    managed,
+    self_alias,
+)
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -167,14 +175,14 @@ class HasOneQueryClient(Generic[R]):
         rel.hydrate_for_persistence(self.parent, values)
         query = related_model.query(client=trx)
         for key, value in values.items():
-            query.where(related_model._column_name(key), value)
+            query.where(column_name(related_model, key), value)
         return query
 
     async def save(self, related: R, *, client: Client | None = None) -> R:
         """Set ``related``'s foreign key to the parent and save both (parent first) in one
         transaction."""
         rel = self.relation
-        rel._check_instance(related)
+        check_related(rel, related)
         async with managed(self.parent, client, [related]) as trx:
             await self.parent.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)

@@ -20,10 +20,12 @@ from ...query.chainable import check_identifier, column_value, table_column
 from ...query.database import DatabaseQueryBuilder
 from ...query.keys import keys_in
 from ..columns import _UNSET, UTCDateTime
+from ..model_info import info_of
 from ..payload import as_mapping_list
 from .base import (
     Relation,
     SubQueryBuilder,
+    check_related,
     constrained,
     group_rows,
     managed,
@@ -152,8 +154,8 @@ class ManyToMany(Relation[R]):
         self.pivot_related_foreign_key_column_name = self.pivot_related_foreign_key
         self.pivot_created_at, self.pivot_updated_at = self._pivot_timestamps_option
         # A relation-private pivot table with typed key and timestamp columns.
-        local_type = model._info().columns[self.local_key].type_ or NullType()
-        related_type = related._info().columns[self.related_key].type_ or NullType()
+        local_type = info_of(model).columns[self.local_key].type_ or NullType()
+        related_type = info_of(related).columns[self.related_key].type_ or NullType()
         try:
             self._related_id_type = related_type.python_type
         except NotImplementedError:
@@ -718,7 +720,7 @@ class ManyToManyQueryClient(Generic[R]):
         rel = self.relation
         items = list(related)
         for item in items:
-            rel._check_instance(item)
+            check_related(rel, item)
         attrs = list(pivot_attributes) if pivot_attributes is not None else [{}] * len(items)
         if len(attrs) != len(items):
             raise LucidError(
@@ -766,13 +768,12 @@ class ManyToManyQueryClient(Generic[R]):
             raise LucidError(
                 "pivot_attributes must have one mapping per row", code="E_INVALID_ARGUMENT"
             )
-        model = self.relation.related_model()
-        instances = [model().merge(v) for v in rows]
-        if not instances:
+        if not rows:
             return []
-        async with managed(self.parent, client, instances) as trx:
+        async with managed(self.parent, client) as trx:
             await self.parent.save(client=trx)
-            await model._insert_many(instances, trx)
+            # The related model's public bulk API: one multi-row INSERT, then the pivot rows.
+            instances = await self.relation.related_model().create_many(rows, client=trx)
             pivot_rows = {
                 self._related_id(item): dict(a) for item, a in zip(instances, attrs, strict=True)
             }
