@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    ClassVar,
-    Self,
-    TypeVar,
-    dataclass_transform,
-)
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transform
 
-from sqlalchemy import bindparam, select
-
-from ..database.manager import db
 from ..errors import LucidError, ModelNotFoundError
 from . import persistence, serializer
 from .columns import ColumnDef
-from .hydration import hydrate
-from .model_info import ModelInfo, check_key_value, column_name, info_of, pk_column
+from .model_info import ModelInfo, check_key_value, info_of, pk_column
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
-from .persistence import client_for
+from .persistence import client_for, search_query
+from .preloader import load_aggregate_onto, load_onto
 from .relations.belongs_to import belongs_to
 from .relations.has_many import has_many
 from .relations.has_many_through import has_many_through
@@ -40,9 +30,9 @@ from .state import (
     PERSISTED,
     SIDELOADED,
     bound_transaction,
+    dirty_of,
     original_of,
     own_dict,
-    sideloaded_of,
 )
 
 if TYPE_CHECKING:
@@ -50,14 +40,14 @@ if TYPE_CHECKING:
     from ..database.transaction import TransactionClient
     from .query_builder import ModelQueryBuilder
 
-R = TypeVar("R")
+M = TypeVar("M", bound="BaseModel")
 
 
-def _unknown_attribute(model: str, key: str) -> LucidError:
-    return LucidError(
-        f'Cannot set "{key}" on "{model}" model: it is not a column',
-        code="E_UNKNOWN_ATTRIBUTE",
-    )
+def _found(model: type[M], found: M | None) -> M:
+    """``found``, else ``ModelNotFoundError`` (the ``*_or_fail`` finders)."""
+    if found is None:
+        raise ModelNotFoundError(model=model.__name__)
+    return found
 
 
 def _deleted_error() -> LucidError:
@@ -131,17 +121,7 @@ class BaseModel:
     @property
     def dirty(self) -> dict[str, Any]:
         """Attributes changed since they were read or saved (all set ones for a new model)."""
-        d = self.__dict__
-        orig = original_of(self)
-        persisted = d.get(PERSISTED, False)
-        out: dict[str, Any] = {}
-        for k in type(self).columns:
-            if k not in d:
-                continue
-            v = d[k]
-            if not persisted or k not in orig or orig[k] != v or type(orig[k]) is not type(v):
-                out[k] = v
-        return out
+        return dirty_of(self, type(self).columns)
 
     @property
     def is_dirty(self) -> bool:
@@ -201,17 +181,27 @@ class BaseModel:
             raise _deleted_error()
 
     # -- filling -------------------------------------------------------------------------------
-    def merge(self, values: Mapping[str, Any], allow_extra_properties: bool = False) -> Self:
-        """Set the given attributes, keeping the others. Unknown keys raise
-        ``E_UNKNOWN_ATTRIBUTE`` unless ``allow_extra_properties=True`` (then they go to
-        ``extras``)."""
+    def _fillable(self, values: Mapping[str, Any], extra: bool) -> dict[str, ColumnDef]:
+        """The columns, once ``values`` are known to fit them (unknown keys only with
+        ``extra``) and the instance is not deleted."""
         self._ensure_not_deleted()
         if not isinstance(values, Mapping):
             raise LucidError(f"Expected a mapping of attributes, got {values!r}")
         cols = type(self).columns
-        for key in values:
-            if key not in cols and not allow_extra_properties:
-                raise _unknown_attribute(type(self).__name__, key)
+        if not extra:
+            for key in values:
+                if key not in cols:
+                    raise LucidError(
+                        f'Cannot set "{key}" on "{type(self).__name__}" model: it is not a column',
+                        code="E_UNKNOWN_ATTRIBUTE",
+                    )
+        return cols
+
+    def merge(self, values: Mapping[str, Any], allow_extra_properties: bool = False) -> Self:
+        """Set the given attributes, keeping the others. Unknown keys raise
+        ``E_UNKNOWN_ATTRIBUTE`` unless ``allow_extra_properties=True`` (then they go to
+        ``extras``)."""
+        cols = self._fillable(values, allow_extra_properties)
         d = self.__dict__
         for key, value in values.items():
             if key in cols:
@@ -223,11 +213,7 @@ class BaseModel:
     def fill(self, values: Mapping[str, Any], allow_extra_properties: bool = False) -> Self:
         """Replace all attributes with ``values`` (Lucid's ``fill``); the primary key of a
         persisted instance is kept."""
-        self._ensure_not_deleted()
-        cols = type(self).columns
-        for key in values:
-            if key not in cols and not allow_extra_properties:
-                raise _unknown_attribute(type(self).__name__, key)
+        cols = self._fillable(values, allow_extra_properties)
         d = self.__dict__
         pk = type(self).primary_key
         for key in cols:
@@ -292,55 +278,14 @@ class BaseModel:
         cls, value: Any, *, client: Client | None = None, connection: str | None = None
     ) -> Self | None:
         """The row with this primary key, or ``None``."""
-        check_key_value(cls, value)
-        info = info_of(cls)
-        if client is None and "before:find" not in info.hooks and "after:find" not in info.hooks:
-            # The short path: one statement per model compiled once, no builder.
-            query_client = db.connection(connection or cls.connection)
-            result = await query_client.fetch_compiled(
-                (cls, "find"), cls._find_statement, [value], cls.__name__
-            )
-            if result is not None:
-                rows = hydrate(cls, result.keys, result.rows, query_client)
-                return rows[0] if rows else None
-        return (
-            await cls.query(client=client, connection=connection)
-            .where(pk_column(cls), value)
-            .first()
-        )
-
-    @classmethod
-    def _find_statement(cls) -> Any:
-        info = info_of(cls)
-        table = info.table
-        assert table is not None
-        pk = table.c[pk_column(cls)]
-        return select(*info.select_columns).where(pk == bindparam("lucid_pk", type_=pk.type))
+        return await persistence.find(cls, value, client, connection)
 
     @classmethod
     async def find_or_fail(
         cls, value: Any, *, client: Client | None = None, connection: str | None = None
     ) -> Self:
         """Like ``find``; raises ``ModelNotFoundError`` (``E_ROW_NOT_FOUND``, 404) when absent."""
-        found = await cls.find(value, client=client, connection=connection)
-        if found is None:
-            raise ModelNotFoundError(model=cls.__name__)
-        return found
-
-    @classmethod
-    def _search_query(
-        cls, search: Any, value: Any, client: Client | None, connection: str | None
-    ) -> ModelQueryBuilder[Self]:
-        if isinstance(search, str):
-            search = {search: value}
-        if not isinstance(search, Mapping) or not search:
-            raise LucidError("Expected an attribute name and a value, or a dict of them")
-        query = cls.query(client=client, connection=connection)
-        for key, val in search.items():
-            if key == cls.primary_key:
-                check_key_value(cls, val)
-            query.where(column_name(cls, key), val)
-        return query
+        return _found(cls, await cls.find(value, client=client, connection=connection))
 
     @classmethod
     async def find_by(
@@ -352,7 +297,7 @@ class BaseModel:
         connection: str | None = None,
     ) -> Self | None:
         """The first row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
-        return await cls._search_query(key, value, client, connection).first()
+        return await search_query(cls, key, value, client_for(cls, client, connection)).first()
 
     @classmethod
     async def find_by_or_fail(
@@ -364,10 +309,7 @@ class BaseModel:
         connection: str | None = None,
     ) -> Self:
         """Like ``find_by``; raises ``ModelNotFoundError`` when absent."""
-        found = await cls.find_by(key, value, client=client, connection=connection)
-        if found is None:
-            raise ModelNotFoundError(model=cls.__name__)
-        return found
+        return _found(cls, await cls.find_by(key, value, client=client, connection=connection))
 
     @classmethod
     async def find_many(
@@ -393,7 +335,7 @@ class BaseModel:
         connection: str | None = None,
     ) -> list[Self]:
         """Every row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
-        return await cls._search_query(key, value, client, connection)
+        return await search_query(cls, key, value, client_for(cls, client, connection))
 
     @classmethod
     async def first(
@@ -408,10 +350,7 @@ class BaseModel:
     async def first_or_fail(
         cls, *, client: Client | None = None, connection: str | None = None
     ) -> Self:
-        found = await cls.first(client=client, connection=connection)
-        if found is None:
-            raise ModelNotFoundError(model=cls.__name__)
-        return found
+        return _found(cls, await cls.first(client=client, connection=connection))
 
     @classmethod
     async def all(
@@ -504,17 +443,8 @@ class BaseModel:
     ) -> Self:
         """Update the row matching ``search`` with ``update_payload`` (locked ``FOR UPDATE``
         in a transaction), or create ``search + update_payload``."""
-        base = client_for(cls, client, connection)
-        async with base.transaction() as trx:
-            query = cls._search_query(dict(search), None, trx, None).for_update()
-            found = await query.first()
-            if found is not None:
-                found.merge(update_payload)
-                await found.save(client=trx)
-                return found
-            instance = cls().merge({**search, **update_payload})
-            await instance.save(client=trx)
-            return instance
+        async with client_for(cls, client, connection).transaction() as trx:
+            return await persistence.update_or_create(cls, search, update_payload, trx)
 
     @classmethod
     async def fetch_or_new_up_many(
@@ -581,14 +511,6 @@ class BaseModel:
         relation.boot()
         return relation.client(self, client_for(self))
 
-    def _lazy_load_guard(self) -> None:
-        self._ensure_not_deleted()
-        if not self.is_persisted:
-            raise LucidError(
-                "Cannot lazy load relationship for an unpersisted model instance",
-                code="E_RUNTIME_EXCEPTION",
-            )
-
     async def load(
         self,
         relation: str | Callable[[Any], Any],
@@ -599,15 +521,7 @@ class BaseModel:
         """Load a relation onto this instance (one query): ``await post.load("author")``,
         ``await user.load("posts", lambda q: q.where(...))``, or several at once with
         ``await post.load(lambda loader: loader.load("author").load("comments"))``."""
-        from .preloader import Preloader
-
-        self._lazy_load_guard()
-        loader = Preloader(type(self))
-        if callable(relation) and not isinstance(relation, str):
-            relation(loader)
-        else:
-            loader.add(relation, callback)
-        await loader.process([self], client_for(self, client), sideloaded_of(self))
+        await load_onto(self, relation, callback, client_for(self, client))
         return self
 
     async def load_once(self, relation: str) -> Self:
@@ -617,31 +531,19 @@ class BaseModel:
             return self
         return await self.load(relation)
 
-    async def _load_aggregate(self, relation: str, configure: Callable[[Any], Any]) -> Self:
-        self._lazy_load_guard()
-        cls = type(self)
-        pk = pk_column(cls)
-        query = (
-            cls.query(client=client_for(self))
-            .select(pk)
-            .where(pk, persistence.pk_value(self, "select"))
-        )
-        configure(query)
-        rows = await query.pojo()
-        if rows:
-            first: Mapping[str, Any] = rows[0]  # type: ignore[assignment]
-            for key, value in first.items():
-                if key != pk:
-                    self.extras[key] = value
-        return self
-
     async def load_count(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
         """Count related rows into ``extras["<relation>_count"]`` (one query)."""
-        return await self._load_aggregate(relation, lambda q: q.with_count(relation, callback))
+        await load_aggregate_onto(
+            self, lambda q: q.with_count(relation, callback), client_for(self)
+        )
+        return self
 
     async def load_aggregate(self, relation: str, callback: Callable[[Any], Any]) -> Self:
         """Any aggregate of related rows into ``extras`` (the callback names it with ``as_``)."""
-        return await self._load_aggregate(relation, lambda q: q.with_aggregate(relation, callback))
+        await load_aggregate_onto(
+            self, lambda q: q.with_aggregate(relation, callback), client_for(self)
+        )
+        return self
 
     # -- metadata ------------------------------------------------------------------------------
     @classmethod

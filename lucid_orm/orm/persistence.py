@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from sqlalchemy import Integer, insert
+from sqlalchemy import Integer, Select, bindparam, insert, select
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 
@@ -21,7 +21,7 @@ from ..database.transaction import TransactionClient
 from ..errors import LucidError, ModelNotFoundError
 from . import hydration
 from .hooks import run_hooks
-from .model_info import column_name, info_of, pk_column
+from .model_info import check_key_value, column_name, info_of, pk_column
 from .state import (
     CONN,
     DELETED,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from ..database.query_client import Client
     from .base_model import BaseModel
+    from .query_builder import ModelQueryBuilder
 
 M = TypeVar("M", bound="BaseModel")
 
@@ -602,6 +603,68 @@ async def truncate_table(client: Client, table: str, cascade: bool) -> None:
         )
     else:
         await client.raw_query("TRUNCATE ??", [table])
+
+
+# -- find, search, fetch-or-create/update ------------------------------------------------------
+
+
+async def find(
+    model: type[M], value: Any, client: Client | None, connection: str | None
+) -> M | None:
+    """``BaseModel.find``. Without a client and find hooks it takes the short path: one
+    statement per model compiled once, no builder."""
+    check_key_value(model, value)
+    hooks = info_of(model).hooks
+    if client is None and "before:find" not in hooks and "after:find" not in hooks:
+        query_client = db.connection(connection or model.connection)
+        result = await query_client.fetch_compiled(
+            (model, "find"), lambda: _find_statement(model), [value], model.__name__
+        )
+        if result is not None:
+            rows = hydration.hydrate(model, result.keys, result.rows, query_client)
+            return rows[0] if rows else None
+    query = model.query(client=client, connection=connection)
+    return await query.where(pk_column(model), value).first()
+
+
+def _find_statement(model: type[BaseModel]) -> Select[Any]:
+    info = info_of(model)
+    assert info.table is not None
+    pk = info.table.c[pk_column(model)]
+    return select(*info.select_columns).where(pk == bindparam("lucid_pk", type_=pk.type))
+
+
+# -- search, fetch-or-create/update --------------------------------------------------------------
+
+
+def search_query(model: type[M], search: Any, value: Any, client: Client) -> ModelQueryBuilder[M]:
+    """``model``'s query for attribute ``search`` = ``value`` (or every pair of a dict), keys
+    checked: ``find_by``, ``find_many_by``, ``update_or_create``."""
+    if isinstance(search, str):
+        search = {search: value}
+    if not isinstance(search, Mapping) or not search:
+        raise LucidError("Expected an attribute name and a value, or a dict of them")
+    query = model.query(client=client)
+    for key, val in search.items():
+        if key == model.primary_key:
+            check_key_value(model, val)
+        query.where(column_name(model, key), val)
+    return query
+
+
+async def update_or_create(
+    model: type[M], search: Mapping[str, Any], payload: Mapping[str, Any], trx: Client
+) -> M:
+    """Update the row matching ``search`` (locked ``FOR UPDATE`` in ``trx``) with
+    ``payload``, or create ``search + payload``."""
+    found = await search_query(model, dict(search), None, trx).for_update().first()
+    if found is not None:
+        found.merge(payload)
+        await save(found, trx)
+        return found
+    instance = model().merge({**search, **payload})
+    await save(instance, trx)
+    return instance
 
 
 # -- fetch-or-create/update of many rows ---------------------------------------------------------

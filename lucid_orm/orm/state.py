@@ -49,6 +49,22 @@ def original_of(instance: Any) -> dict[str, Any]:
     return found
 
 
+def dirty_of(instance: Any, columns: Any) -> dict[str, Any]:
+    """The set ``columns`` of ``instance`` that differ from ``original`` (by value or type);
+    every set one for a new instance."""
+    d = instance.__dict__
+    orig = original_of(instance)
+    persisted = d.get(PERSISTED, False)
+    out: dict[str, Any] = {}
+    for k in columns:
+        if k not in d:
+            continue
+        v = d[k]
+        if not persisted or k not in orig or orig[k] != v or type(orig[k]) is not type(v):
+            out[k] = v
+    return out
+
+
 def set_original(instance: Any, values: dict[str, Any]) -> None:
     """Make ``values`` the ``original`` of ``instance`` (after a write or a refresh)."""
     d = instance.__dict__
