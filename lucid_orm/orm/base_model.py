@@ -563,13 +563,10 @@ class BaseModel:
     @classmethod
     def get_relation(cls, name: str) -> Any:
         """The relation object ``name``; raises ``E_UNDEFINED_RELATIONSHIP`` when unknown."""
-        found = cls.relations.get(name)
-        if found is None:
-            raise LucidError(
-                f'"{name}" is not defined as a relationship on "{cls.__name__}" model',
-                code="E_UNDEFINED_RELATIONSHIP",
-            )
-        return found
+        if name not in cls.relations:
+            message = f'"{name}" is not defined as a relationship on "{cls.__name__}" model'
+            raise LucidError(message, code="E_UNDEFINED_RELATIONSHIP")
+        return cls.relations[name]
 
     # -- serialization (serializer.py) ----------------------------------------------------------
     def serialize_attributes(self, fields: Any = None, raw: bool = False) -> dict[str, Any]:

@@ -183,7 +183,7 @@ def _fill_general(
         values = dict(zip(attrs, row, strict=False))
         extras = {k: row[i] for i, k in extras_index} if extras_index else None
         if extras:
-            for _i, k in extras_index:
+            for k in extras:
                 values.pop(f"\x00{k}", None)
         for attr, fn in consume:
             if attr in values:

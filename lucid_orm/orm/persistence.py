@@ -18,7 +18,7 @@ from ..database import bulk
 from ..database.manager import db
 from ..database.result import ExecResult
 from ..database.transaction import TransactionClient
-from ..errors import LucidError, ModelNotFoundError
+from ..errors import LucidError, ModelNotFoundError, missing_attribute
 from . import hydration
 from .hooks import run_hooks
 from .model_info import check_key_value, column_name, info_of, pk_column
@@ -306,10 +306,8 @@ def pk_value(instance: BaseModel, action: str) -> Any:
     pk = model.primary_key
     value = instance.__dict__.get(pk)
     if value is None:
-        raise LucidError(
-            f'Cannot {action} "{model.__name__}" instance: its primary key "{pk}" is not set',
-            code="E_MISSING_MODEL_ATTRIBUTE",
-        )
+        message = f'Cannot {action} "{model.__name__}" instance: its primary key "{pk}" is not set'
+        raise missing_attribute(message)
     return value
 
 

@@ -205,9 +205,9 @@ class HasOneQueryClient(Generic[R]):
         rel = self.relation
         async with managed(self.parent, client) as trx:
             await self.parent.save(client=trx)
-            found = await self._lookup(search, trx).first()
+            found: R | None = await self._lookup(search, trx).first()
             if found is not None:
-                return found  # type: ignore[no-any-return]
+                return found
             instance = self._new({**search, **(save_payload or {})})
             rel.hydrate_for_persistence(self.parent, instance)
             await instance.save(client=trx)
@@ -225,11 +225,11 @@ class HasOneQueryClient(Generic[R]):
         rel = self.relation
         async with managed(self.parent, client) as trx:
             await self.parent.save(client=trx)
-            found = await self._lookup(search, trx).for_update().first()
+            found: R | None = await self._lookup(search, trx).for_update().first()
             if found is not None:
                 found.merge(update_payload)
                 await found.save(client=trx)
-                return found  # type: ignore[no-any-return]
+                return found
             instance = self._new({**search, **update_payload})
             rel.hydrate_for_persistence(self.parent, instance)
             await instance.save(client=trx)
