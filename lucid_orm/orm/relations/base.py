@@ -23,7 +23,7 @@ from ..model_info import declared, info_of
 from ..naming import RelationType
 from ..persistence import bind, client_for
 from ..query_builder import ModelQueryBuilder
-from ..state import EXTRAS
+from ..state import EXTRAS, bound_transaction
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -578,15 +578,31 @@ def check_related(relation: Relation[Any], value: Any) -> None:
         )
 
 
+def resolve(query_client: Any, client: Client | None = None) -> Client:
+    """The client of a query client's statement, reads and writes alike: ``client`` when
+    given, else the transaction the parent is bound to now, else the client ``related()``
+    captured (the parent's connection then) unless that transaction has ended."""
+    if client is not None:
+        return client
+    parent = query_client.parent
+    captured: Client = query_client.client
+    if bound_transaction(parent) is not None or (
+        captured.is_transaction and getattr(captured, "is_completed", False)
+    ):
+        return client_for(parent)
+    return captured
+
+
 @asynccontextmanager
 async def managed(
-    parent: BaseModel, client: Client | None, models: Iterable[BaseModel] = ()
+    query_client: Any, client: Client | None, models: Iterable[BaseModel] = ()
 ) -> AsyncIterator[TransactionClient]:
-    """The transaction of a relation write: resolve (``client``, else the parent's binding:
-    its ``trx``, else its connection), open a savepoint or transaction on it, yield it. The
-    write passes it explicitly to every statement. The parent and ``models`` take part in the
-    write, so they are bound to it as Lucid sets ``parent.$trx`` (a released savepoint hands
-    them to the enclosing transaction, a rollback gives them back their earlier binding)."""
-    async with client_for(parent, client).transaction() as trx:
+    """The transaction of a relation write: resolve (``resolve``), open a transaction (a
+    savepoint inside one) on it, yield it. The write passes it explicitly to every statement.
+    The parent and ``models`` take part in the write, so they are bound to it as Lucid sets
+    ``parent.$trx`` (a released savepoint hands them to the enclosing transaction, a rollback
+    gives them back their earlier binding)."""
+    parent = query_client.parent
+    async with resolve(query_client, client).transaction() as trx:
         bind([parent, *models], trx)
         yield trx

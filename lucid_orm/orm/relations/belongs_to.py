@@ -16,6 +16,7 @@ from .base import (
     SubQueryBuilder,
     check_related,
     managed,
+    resolve,
     self_alias,
 )
 
@@ -128,7 +129,7 @@ class BelongsToQueryClient(Generic[R]):
         rel = self.relation
         return BelongsToQueryBuilder(
             rel,
-            self.client,
+            resolve(self),
             match_column=rel.local_key_column_name,
             parent=self.parent,
             parent_key=rel.foreign_key,
@@ -140,7 +141,7 @@ class BelongsToQueryClient(Generic[R]):
         ``parent.<relation>`` is ``related``."""
         rel = self.relation
         check_related(rel, related)
-        async with managed(self.parent, client, [related]) as trx:
+        async with managed(self, client, [related]) as trx:
             await related.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)
             await self.parent.save(client=trx)
@@ -149,7 +150,7 @@ class BelongsToQueryClient(Generic[R]):
     async def dissociate(self, *, client: Client | None = None) -> None:
         """Set the foreign key to NULL and save the parent (never deletes the related row)."""
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             self.parent.__dict__[rel.foreign_key] = None
             await self.parent.save(client=trx)
         rel.set_related(self.parent, None)

@@ -142,7 +142,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         items = list(related)
         for item in items:
             check_related(rel, item)
-        async with managed(self.parent, client, items) as trx:
+        async with managed(self, client, items) as trx:
             await self.parent.save(client=trx)
             for item in items:
                 rel.hydrate_for_persistence(self.parent, item)
@@ -158,7 +158,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         if not rows:
             return []
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
             key: dict[str, Any] = {}
             rel.hydrate_for_persistence(self.parent, key)
@@ -190,7 +190,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         rows = [dict(r) for r in as_mapping_list(payload, "fetch_or_create_many")]
         keys = self._predicate(predicate, "fetch_or_create_many")
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
             for row in rows:
                 rel.hydrate_for_persistence(self.parent, row)
@@ -208,7 +208,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         rows = [dict(r) for r in as_mapping_list(payload, "update_or_create_many")]
         keys = self._predicate(predicate, "update_or_create_many")
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
             for row in rows:
                 rel.hydrate_for_persistence(self.parent, row)

@@ -14,7 +14,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from ...errors import LucidError
 from ..columns import _UNSET
 from ..model_info import info_of, pk_column
-from .base import Relation, SubQueryBuilder, group_rows, self_alias
+from .base import Relation, SubQueryBuilder, group_rows, resolve, self_alias
 from .has_many import HasManyQueryBuilder
 
 if TYPE_CHECKING:
@@ -315,7 +315,7 @@ class HasManyThroughClient(Generic[R]):
 
     def query(self) -> HasManyThroughQueryBuilder[R]:
         """The related rows of this parent."""
-        return HasManyThroughQueryBuilder(self.relation, self.client, parent=self.parent)
+        return HasManyThroughQueryBuilder(self.relation, resolve(self), parent=self.parent)
 
 
 def has_many_through(

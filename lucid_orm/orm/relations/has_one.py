@@ -18,6 +18,7 @@ from .base import (
     SubQueryBuilder,
     check_related,
     managed,
+    resolve,
     self_alias,
 )
 
@@ -153,7 +154,7 @@ class HasOneQueryClient(Generic[R]):
         rel = self.relation
         return rel._query_builder()(
             rel,
-            self.client,
+            resolve(self),
             match_column=rel.foreign_key_column_name,
             parent=self.parent,
             parent_key=rel.local_key,
@@ -183,7 +184,7 @@ class HasOneQueryClient(Generic[R]):
         transaction."""
         rel = self.relation
         check_related(rel, related)
-        async with managed(self.parent, client, [related]) as trx:
+        async with managed(self, client, [related]) as trx:
             await self.parent.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)
             await related.save(client=trx)
@@ -203,7 +204,7 @@ class HasOneQueryClient(Generic[R]):
         """The parent's related row matching ``search``, else create
         ``search + save_payload`` for the parent."""
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
             found: R | None = await self._lookup(search, trx).first()
             if found is not None:
@@ -223,7 +224,7 @@ class HasOneQueryClient(Generic[R]):
         """Update the parent's related row matching ``search`` (locked ``FOR UPDATE``), else
         create ``search + update_payload`` for the parent."""
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
             found: R | None = await self._lookup(search, trx).for_update().first()
             if found is not None:
