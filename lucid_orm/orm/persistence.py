@@ -222,19 +222,21 @@ def touch_all(
     out: dict[str, tuple[Any, Any]] = {}
     first = instances[0].__dict__ if len(instances) == 1 else None
     for name, col in stamps:
-        if creating and (col.auto_create or col.auto_update):
-            overwrite = False
-        elif not creating and col.auto_update:
-            overwrite = True
-        else:
+        # A create sets the unset auto_create/auto_update stamps; an update overwrites the
+        # auto_update ones.
+        if not (col.auto_update or (creating and col.auto_create)):
             continue
         value = now if col.kind == "datetime" else now.date()
         out[name] = (first.get(name, ABSENT) if first is not None else ABSENT, value)
-        for inst in instances:
-            d = inst.__dict__
-            if overwrite or d.get(name) is None:
-                d[name] = value
+        _stamp(instances, name, value, overwrite=not creating)
     return out
+
+
+def _stamp(instances: Sequence[BaseModel], name: str, value: Any, overwrite: bool) -> None:
+    for inst in instances:
+        d = inst.__dict__
+        if overwrite or d.get(name) is None:
+            d[name] = value
 
 
 def _written(instance: BaseModel) -> None:
@@ -540,10 +542,8 @@ async def update_or_create(
 UpsertMode = Literal["new_up", "create", "update"]
 
 
-async def _fetch_existing(
-    model: type[M], keys: list[str], payload: list[Mapping[str, Any]], client: Client
-) -> dict[tuple[Any, ...], M]:
-    """The rows matching the payload on ``keys``, by their key values."""
+def _require_keys(keys: list[str], payload: list[Mapping[str, Any]]) -> None:
+    """Refuse a payload entry that lacks one of ``keys`` (``E_INVALID_ARGUMENT``)."""
     for row in payload:
         missing = [k for k in keys if k not in row]
         if missing:
@@ -552,6 +552,13 @@ async def _fetch_existing(
                 f'"{missing[0]}" in {dict(row)!r}',
                 code="E_INVALID_ARGUMENT",
             )
+
+
+async def _fetch_existing(
+    model: type[M], keys: list[str], payload: list[Mapping[str, Any]], client: Client
+) -> dict[tuple[Any, ...], M]:
+    """The rows matching the payload on ``keys``, by their key values."""
+    _require_keys(keys, payload)
     query = model.query(client=client)
     columns = [column_name(model, k) for k in keys]
     values = list(dict.fromkeys(tuple(row[k] for k in keys) for row in payload))
