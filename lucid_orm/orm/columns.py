@@ -38,7 +38,9 @@ from ..errors import UnstorableValueError
 from ..query.chainable import utc_naive
 
 UTC = _dt.UTC
-_UNSET: Any = object()
+# "Not given" for options whose ``None`` means something (``serialize_as=None`` hides).
+UNSET: Any = object()
+_UNSET = UNSET  # the name the relation declarations still import (being moved to UNSET)
 # PostgreSQL's type OID for ``timestamp with time zone``.
 _PG_TIMESTAMPTZ_OID = 1184
 _INF = float("inf")
@@ -430,7 +432,7 @@ class ColumnDef:
 
     is_primary: bool = False
     column_name: str = ""  # "" until the model class fills it from the naming strategy
-    serialize_as: Any = _UNSET
+    serialize_as: Any = UNSET
     serialize: Callable[[Any, str, Any], Any] | None = None
     prepare: Callable[[Any, str, Any], Any] | None = None
     consume: Callable[[Any, str, Any], Any] | None = None
@@ -456,7 +458,7 @@ class _ColumnFactory:
         *,
         is_primary: bool = False,
         column_name: str | None = None,
-        serialize_as: str | None = _UNSET,
+        serialize_as: str | None = UNSET,
         serialize: Callable[[Any, str, Any], Any] | None = None,
         prepare: Callable[[Any, str, Any], Any] | None = None,
         consume: Callable[[Any, str, Any], Any] | None = None,
@@ -481,7 +483,7 @@ class _ColumnFactory:
         auto_create: bool = False,
         auto_update: bool = False,
         column_name: str | None = None,
-        serialize_as: str | None = _UNSET,
+        serialize_as: str | None = UNSET,
         serialize: Callable[[Any, str, Any], Any] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> Any:
@@ -504,7 +506,7 @@ class _ColumnFactory:
         auto_create: bool = False,
         auto_update: bool = False,
         column_name: str | None = None,
-        serialize_as: str | None = _UNSET,
+        serialize_as: str | None = UNSET,
         serialize: Callable[[Any, str, Any], Any] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> Any:
@@ -540,7 +542,7 @@ class computed(Generic[T]):
     """
 
     def __init__(
-        self, fn: Callable[[Any], T] | None = None, *, serialize_as: str | None = _UNSET
+        self, fn: Callable[[Any], T] | None = None, *, serialize_as: str | None = UNSET
     ) -> None:
         self.fn = fn
         self.serialize_as = serialize_as

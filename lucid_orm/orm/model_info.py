@@ -1,39 +1,33 @@
-"""Per-model metadata computed once at class creation: columns, table, hooks, scopes, and the
-hydration plans (one per result shape) that keep row → model conversion cheap."""
+"""Per-model metadata computed once at class creation (``ModelInfo.build``): columns, table,
+hooks, scopes, relations, the hydration plans per result shape; and the public accessors the
+rest of the ORM reads a model through (``info_of``, ``pk_column``, ``column_name``…)."""
 
 from __future__ import annotations
 
-import copy
 import inspect
 import sys
 import typing
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Integer, MetaData, Table
+from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid
 from sqlalchemy.sql import ColumnElement, TableClause
 from sqlalchemy.types import NullType
 
-from .columns import ColumnDef, computed, sql_type_for
-from .hooks import Scope
+from ..errors import LucidError
+from .columns import UNSET, ColumnDef, UUIDType, computed, sql_type_for
+from .hooks import Scope, collect_hooks
 
 if TYPE_CHECKING:
     from .base_model import BaseModel
+    from .hydration import HydrationPlan
 
-
-@dataclass(slots=True)
-class HydrationPlan:
-    """How to turn rows of one result shape into model attributes and extras."""
-
-    attributes: list[str]  # attribute name per result column
-    extras_index: list[tuple[int, str]]  # result columns that go to extras
-    deep_copy: list[str]  # JSON attributes whose original must be a copy
-    consume: list[tuple[str, Callable[[Any, str, Any], Any]]]
-    # ``fill(cls, rows, stamp) -> instances`` (``stamp``: the binding state, or None) for rows
-    # of exactly this width, written out once per shape (see _filler); None when JSON copies or
-    # consume functions need the slow path.
-    fill: Callable[..., list[Any]] | None = None
+# Class attributes of a model that are options, not columns.
+CLASS_OPTIONS = frozenset(
+    {"table", "connection", "naming_strategy", "serialize_extras", "primary_key"}
+)
 
 
 @dataclass
@@ -57,8 +51,40 @@ class ModelInfo:
     relations: dict[str, Any] = field(default_factory=dict)
     prepare_map: dict[str, tuple[str, Any]] = field(default_factory=dict)
     timestamps: list[tuple[str, ColumnDef]] = field(default_factory=list)
-    # the Python types a primary-key value may have (BaseModel._check_pk_value), once known
+    # the Python types a primary-key value may have (check_key_value), once known
     key_types: tuple[type, ...] | None = None
+
+    @classmethod
+    def build(cls, model: type[BaseModel], abstract: bool = False) -> ModelInfo:
+        """Build and install the metadata of ``model`` (``BaseModel.__init_subclass__``):
+        inherited declarations, then the class's own, named by its naming strategy, checked
+        (reserved names, one primary key), with its table."""
+        parts = _inherited(model)
+        _collect_own(model, parts)
+        _name_columns(model, parts.columns)
+        primary = _primary_key(model, parts.columns, abstract)
+        info = cls(
+            model=model,
+            table_name=_table_name(model, abstract),
+            columns=parts.columns,
+            primary_key=primary,
+            abstract=abstract,
+            hooks=parts.hooks,
+            scopes=parts.scopes,
+            computed=parts.computed,
+            annotations=parts.annotations,
+            relations=parts.relations,
+        )
+        if primary is not None:
+            model.primary_key = primary
+        model._lucid = info
+        model.columns = parts.columns
+        model.relations = parts.relations
+        for name, rel in parts.relations.items():
+            rel.attach(model, name)
+        info.resolve_types()
+        info.build_table()
+        return info
 
     def resolve_types(self, namespace: dict[str, Any] | None = None) -> None:
         """Map annotations to SQLAlchemy types; string annotations that name something not yet
@@ -120,77 +146,13 @@ class ModelInfo:
         return self.table.c[name]
 
     def plan(self, keys: Sequence[str]) -> HydrationPlan:
-        key = tuple(keys)
-        found = self.plans.get(key)
-        if found is not None:
-            return found
-        attributes: list[str] = []
-        extras: list[tuple[int, str]] = []
-        deep: list[str] = []
-        consume: list[tuple[str, Callable[[Any, str, Any], Any]]] = []
-        for i, k in enumerate(keys):
-            col = self.by_column.get(k)
-            if col is None:
-                attributes.append(f"\x00{k}")
-                extras.append((i, k))
-                continue
-            attributes.append(col.attribute_name)
-            if col.is_json:
-                deep.append(col.attribute_name)
-            if col.consume is not None:
-                consume.append((col.attribute_name, col.consume))
-        found = HydrationPlan(attributes, extras, deep, consume)
-        if not deep and not consume:
-            found.fill = _filler(attributes, extras)
-        self.plans[key] = found
+        """The hydration plan of result columns ``keys``, built once per shape."""
+        found = self.plans.get(tuple(keys))
+        if found is None:
+            from .hydration import build_plan  # hydration reads models through info_of
+
+            found = self.plans[tuple(keys)] = build_plan(self.by_column, keys)
         return found
-
-
-def _filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..., list[Any]]:
-    """The hydration loop for one result shape, generated: each row is unpacked into locals
-    and stored with one subscript per attribute, which is several times cheaper per row than
-    ``dict.update(zip(...))``. The code holds only quoted attribute names; ``original`` is
-    built lazily from ``_lucid_row`` (the column values) and ``_lucid_row_attrs``."""
-    extra_at = {i: k for i, k in extras}
-    values = [f"v{i}" for i in range(len(attributes))]
-    lines = [f"        {_tuple(values)} = row"]
-    column_values: list[str] = []
-    names: list[str] = []  # the column attributes, in row order
-    for i, attr in enumerate(attributes):
-        if i not in extra_at:
-            lines.append(f"        d[{attr!r}] = v{i}")
-            column_values.append(f"v{i}")
-            names.append(attr)
-    if extras:
-        lines.append(f"        d['_lucid_row'] = {_tuple(column_values)}")
-        pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
-        lines.append(f"        d['_lucid_extras'] = {{{pairs}}}")
-    else:
-        lines.append("        d['_lucid_row'] = row")
-    source = "\n".join(
-        [
-            "def fill(cls, rows, stamp):",
-            "    out = []",
-            "    append = out.append",
-            "    for row in rows:",
-            "        obj = new(cls)",
-            "        d = obj.__dict__",
-            *lines,
-            "        d['_lucid_row_attrs'] = names",
-            "        d['_lucid_persisted'] = True",
-            "        if stamp is not None:",
-            "            d.update(stamp)",
-            "        append(obj)",
-            "    return out",
-        ]
-    )
-    namespace: dict[str, Any] = {"new": object.__new__, "names": tuple(names)}
-    exec(source, namespace)
-    return namespace["fill"]  # type: ignore[no-any-return]
-
-
-def _tuple(names: list[str]) -> str:
-    return f"({', '.join(names)},)" if names else "()"
 
 
 def _module_of(klass: type) -> Any:
@@ -199,11 +161,231 @@ def _module_of(klass: type) -> Any:
     return sys.modules.get(klass.__module__) or __import__(klass.__module__, fromlist=["_"])
 
 
-def snapshot(values: dict[str, Any], deep: list[str]) -> dict[str, Any]:
-    """A copy of attribute values for ``original``; JSON values are copied deeply so in-place
-    changes show up as dirty."""
-    orig = dict(values)
-    for name in deep:
-        if name in orig:
-            orig[name] = copy.deepcopy(orig[name])
-    return orig
+@dataclass
+class _Parts:
+    """The declarations a model class collects: its bases' (copied), then its own."""
+
+    annotations: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, ColumnDef] = field(default_factory=dict)
+    hooks: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    computed: dict[str, computed[Any]] = field(default_factory=dict)
+    relations: dict[str, Any] = field(default_factory=dict)
+
+
+def _inherited(model: type[BaseModel]) -> _Parts:
+    """The declarations of every model base, the nearest last; columns are copied (a subclass
+    may rename them) and relations cloned for ``model``."""
+    parts = _Parts()
+    for base in reversed(model.__mro__[1:]):
+        info: ModelInfo | None = base.__dict__.get("_lucid")
+        if info is None:
+            continue
+        parts.annotations.update(info.annotations)
+        for name, col in info.columns.items():
+            parts.columns[name] = ColumnDef(**{f: getattr(col, f) for f in col.__slots__})
+        for event, fns in info.hooks.items():
+            parts.hooks.setdefault(event, []).extend(fns)
+        parts.scopes.update(info.scopes)
+        parts.computed.update(info.computed)
+        parts.relations.update({k: v.clone_for(model) for k, v in info.relations.items()})
+    return parts
+
+
+def _collect_own(model: type[BaseModel], parts: _Parts) -> None:
+    """Add what the class body of ``model`` declares: columns (their class attribute becomes
+    ``None``: unset columns read as None), scopes, computed values, relations and hooks."""
+    own = model.__dict__
+    parts.annotations.update(own.get("__annotations__", {}))
+    reserved = reserved_names()
+    for name, value in list(own.items()):
+        if isinstance(value, ColumnDef):
+            if name in reserved:
+                raise _model_error(
+                    f'"{model.__name__}.{name}" cannot be a column: "{name}" is a reserved '
+                    "model name (choose another attribute and set column_name)"
+                )
+            value.attribute_name = name
+            parts.columns[name] = value
+            setattr(model, name, None)
+        elif isinstance(value, Scope):
+            parts.scopes[name] = value
+        elif isinstance(value, computed):
+            parts.computed[name] = value
+        elif hasattr(value, "_lucid_relation"):
+            if name in reserved:
+                raise _model_error(
+                    f'"{model.__name__}.{name}" cannot be a relation: "{name}" is a reserved '
+                    "model name"
+                )
+            parts.relations[name] = value
+    for event, fns in collect_hooks(dict(own)).items():
+        parts.hooks.setdefault(event, []).extend(fns)
+
+
+def _name_columns(model: type[BaseModel], columns: dict[str, ColumnDef]) -> None:
+    """Column and serialized names from the naming strategy, where not given."""
+    strategy = model.naming_strategy
+    for name, col in columns.items():
+        if not col.column_name or col.attribute_name != name:
+            col.attribute_name = name
+            if not col.column_name:
+                col.column_name = strategy.column_name(model, name)
+        if col.serialize_as is UNSET:
+            col.serialize_as = strategy.serialized_name(model, name)
+
+
+def _primary_key(
+    model: type[BaseModel], columns: dict[str, ColumnDef], abstract: bool
+) -> str | None:
+    """The primary-key attribute: the one declared ``is_primary``, else ``id``."""
+    primaries = [n for n, c in columns.items() if c.is_primary]
+    if len(primaries) > 1:
+        raise _model_error(
+            f'"{model.__name__}" declares more than one primary key: {", ".join(primaries)}'
+        )
+    if primaries:
+        return primaries[0]
+    if "id" in columns:
+        columns["id"].is_primary = True
+        return "id"
+    if not abstract:
+        raise _model_error(
+            f'"{model.__name__}" has no primary key: declare one with column(is_primary=True) '
+            'or a column named "id"'
+        )
+    return None
+
+
+def _table_name(model: type[BaseModel], abstract: bool) -> str:
+    """The table of ``model``, also set as its ``table`` option. An explicit ``table`` is
+    inherited (schema classes name their table for the models extending them); a table named
+    by the naming strategy is each class's own."""
+    explicit = model.__dict__.get("table")
+    if explicit is None:
+        explicit = next(
+            (b.__dict__["_lucid_table"] for b in model.__mro__[1:] if "_lucid_table" in b.__dict__),
+            None,
+        )
+    if explicit is None:
+        table_name = model.naming_strategy.table_name(model)
+        if not abstract:
+            model.table = table_name
+        return table_name
+    if not isinstance(explicit, str) or not explicit:
+        raise _model_error(f'"{model.__name__}.table" must be a non-empty string')
+    model._lucid_table = explicit
+    model.table = explicit
+    return explicit
+
+
+def _model_error(message: str) -> LucidError:
+    return LucidError(message, code="E_INVALID_MODEL")
+
+
+# -- accessors (the package's way to read a model's metadata) ---------------------------------
+
+
+def info_of(model: type[BaseModel]) -> ModelInfo:
+    """The metadata of ``model``, its column types resolved (string annotations that named a
+    class defined later are retried here). Raises ``E_INVALID_MODEL`` for an abstract model."""
+    info = model._lucid
+    if info.types_resolved and not info.abstract:
+        return info
+    if not info.types_resolved:
+        info.resolve_types()
+        info.build_table()
+    if info.abstract:
+        raise _model_error(f'"{model.__name__}" is abstract: it maps no table')
+    return info
+
+
+def declared(model: type[BaseModel]) -> ModelInfo:
+    """The metadata of ``model`` as declared, without the checks of ``info_of`` (abstract
+    models included, string annotations possibly unresolved)."""
+    return model._lucid
+
+
+def pk_column(model: type[BaseModel]) -> str:
+    """The column name of the primary key of ``model``."""
+    info = info_of(model)
+    assert info.primary_key is not None
+    return info.columns[info.primary_key].column_name
+
+
+def column_name(model: type[BaseModel], attribute: str) -> str:
+    """The column name of attribute ``attribute``; ``E_UNKNOWN_ATTRIBUTE`` if it is none."""
+    col = model.columns.get(attribute)
+    if col is None:
+        raise LucidError(
+            f'"{attribute}" is not a column of "{model.__name__}" model',
+            code="E_UNKNOWN_ATTRIBUTE",
+        )
+    return col.column_name
+
+
+def reserved_names() -> frozenset[str]:
+    """Names a column or relation may not take: the public attributes of ``BaseModel`` and the
+    class options (the schema generator renames such columns)."""
+    global _RESERVED
+    if _RESERVED is None:
+        from .base_model import BaseModel
+
+        names = {n for n in dir(BaseModel) if not n.startswith("_")}
+        _RESERVED = frozenset(names | CLASS_OPTIONS)
+    return _RESERVED
+
+
+_RESERVED: frozenset[str] | None = None
+
+
+def _key_types(info: ModelInfo) -> tuple[type, ...]:
+    """The Python types a primary-key value may have (empty: not checked beyond scalars)."""
+    col = info.columns.get(info.primary_key or "")
+    type_ = col.type_ if col is not None else None
+    if isinstance(type_, Integer):
+        return (int,)
+    if isinstance(type_, UUIDType | Uuid):
+        return (uuid.UUID,)  # and text that parses as one (_key_value_ok)
+    if isinstance(type_, String):
+        return (str,)
+    try:
+        python_type = type_.python_type if type_ is not None else None
+    except NotImplementedError:
+        python_type = None
+    return (python_type,) if isinstance(python_type, type) else ()
+
+
+def _key_value_ok(value: Any, accepted: tuple[type, ...]) -> bool:
+    if isinstance(value, str) and uuid.UUID in accepted:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return False
+        return True
+    return isinstance(value, accepted)
+
+
+def check_key_value(model: type[BaseModel], value: Any) -> None:
+    """Refuse a key value that is not exactly of the key's type before any query: on
+    PostgreSQL ``find(1.9)`` would otherwise match row 1 (the value is cast)."""
+    info = model._lucid
+    accepted = info.key_types
+    if accepted is None:
+        accepted = info.key_types = _key_types(info)
+    kind = value.__class__
+    if kind in accepted:
+        return
+    if (
+        value is None
+        or kind is bool
+        or isinstance(value, list | dict | tuple | set)
+        or hasattr(kind, "_lucid")  # a model instance
+        or (accepted and not _key_value_ok(value, accepted))
+    ):
+        expected = " or ".join(t.__name__ for t in accepted) or "a scalar"
+        raise LucidError(
+            f'Invalid value {value!r} for primary key "{model.__name__}.{model.primary_key}": '
+            f"expected {expected}, got {kind.__name__}",
+            code="E_INVALID_ARGUMENT",
+        )

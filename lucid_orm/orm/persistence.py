@@ -1,24 +1,46 @@
-"""Which client an instance's statements use (the binding rule), and how instances follow the
-database when the transaction that wrote them rolls back (the write journal)."""
+"""Lucid's Adapter: which client an instance's statements use (``client_for``, the binding
+rule), the writes of one instance (insert/update/delete/refresh) and of many (``insert_many``,
+``upsert_many``), and ``find``'s short path. Every write takes its client as an argument and
+journals itself in a transaction (journal.py)."""
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from sqlalchemy import Integer, Select, bindparam, insert, select
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import update as sa_update
+
+from ..database import bulk
 from ..database.manager import db
+from ..database.result import ExecResult
+from ..database.transaction import TransactionClient
+from ..errors import LucidError, ModelNotFoundError, missing_attribute
+from . import hydration
+from .hooks import run_hooks
+from .journal import ABSENT, created, deleted, updated
+from .model_info import check_key_value, column_name, info_of, pk_column
+from .state import (
+    CONN,
+    DELETED,
+    ORIGINAL,
+    PERSISTED,
+    TRX,
+    bound_transaction,
+    original_of,
+    set_original,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy.sql import ColumnElement, TableClause
+
     from ..database.query_client import Client
     from .base_model import BaseModel
+    from .query_builder import ModelQueryBuilder
 
-# Instance ``__dict__`` keys of the binding (Lucid's ``$options.connection`` and ``$trx``).
-CONN = "_lucid_conn"
-TRX = "_lucid_trx"
-
-# "No value": an attribute that was absent before a write.
-ABSENT: Any = object()
+M = TypeVar("M", bound="BaseModel")
 
 
 def default_connection(model: type[BaseModel]) -> str:
@@ -44,11 +66,10 @@ def client_for(
         return db.connection(connection)
     if isinstance(target, type):
         return db.connection(target.connection)
-    d = target.__dict__
-    trx = d.get(TRX)
-    if trx is not None and not trx.is_completed:
-        return trx  # type: ignore[no-any-return]
-    return db.connection(d.get(CONN) or type(target).connection)
+    trx = bound_transaction(target)
+    if trx is not None:
+        return trx
+    return db.connection(target.__dict__.get(CONN) or type(target).connection)
 
 
 def binding(model: type[BaseModel], client: Client | None) -> dict[str, Any] | None:
@@ -140,124 +161,444 @@ def track(trx: Any, models: list[Any], previous: list[Any] | None = None) -> Non
     trx.after("rollback", rolled_back)
 
 
-# -- the write journal -------------------------------------------------------------------------
-# Each transaction keeps the undo entries of the instance writes that ran in it. A rollback
-# applies them newest first, so an instance created and then updated in one transaction ends up
-# as it was before the create. A released savepoint hands its entries to the enclosing
-# transaction, whose later rollback undoes them too; a root commit drops them.
+# -- writes of one instance ---------------------------------------------------------------------
 
 
-class _Journal:
-    __slots__ = ("entries", "trx")
-
-    def __init__(self, trx: Any) -> None:
-        self.trx = trx
-        self.entries: list[_Entry] = []
-
-
-_journals: weakref.WeakKeyDictionary[Any, _Journal] = weakref.WeakKeyDictionary()
+def row_gone(model: type[BaseModel], action: str, key: Any) -> ModelNotFoundError:
+    """A persisted instance whose row is gone (deleted behind its back)."""
+    return ModelNotFoundError(
+        f'Cannot {action} "{model.__name__}" with {model.primary_key}={key!r}: its row no '
+        f'longer exists in "{info_of(model).table_name}"',
+        model=model.__name__,
+    )
 
 
-class _Entry:
-    """Undo information for one write of one instance (``instances`` has one element) or of
-    a batch of created instances."""
-
-    __slots__ = ("generated", "instances", "kind", "original", "stamps")
-
-    def __init__(
-        self,
-        kind: str,
-        instances: Sequence[BaseModel],
-        original: Any = None,
-        stamps: dict[str, tuple[Any, Any]] | None = None,
-        generated: Any = None,
-    ) -> None:
-        self.kind = kind
-        self.instances = instances
-        # update: the ``original`` dict before the write
-        self.original = original
-        # attribute -> (value before the write or ABSENT, value the write set)
-        self.stamps = stamps
-        # create: the key attribute and, per instance, whether the database made its key
-        self.generated = generated
-
-    def undo(self) -> None:
-        stamps = self.stamps
-        if self.kind == "delete":
-            for inst in self.instances:
-                inst.__dict__.pop("_lucid_deleted", None)
-            return
-        if self.kind == "update":
-            d = self.instances[0].__dict__
-            d["_lucid_original"] = self.original
-            d.pop("_lucid_row", None)
-            _restore(d, stamps)
-            return
-        pk, made = self.generated
-        for i, inst in enumerate(self.instances):
-            d = inst.__dict__
-            d["_lucid_persisted"] = False
-            d["_lucid_original"] = {}
-            d.pop("_lucid_row", None)
-            if made[i]:
-                d.pop(pk, None)
-            _restore(d, stamps)
+def pk_value(instance: BaseModel, action: str) -> Any:
+    """The primary-key value of ``instance``; ``E_MISSING_MODEL_ATTRIBUTE`` when unset."""
+    model = type(instance)
+    pk = model.primary_key
+    value = instance.__dict__.get(pk)
+    if value is None:
+        message = f'Cannot {action} "{model.__name__}" instance: its primary key "{pk}" is not set'
+        raise missing_attribute(message)
+    return value
 
 
-def _restore(d: dict[str, Any], stamps: dict[str, tuple[Any, Any]] | None) -> None:
-    """Put back the values a write stamped (timestamps), unless changed since."""
+def prepared(instance: BaseModel, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribute values for a write, keyed by column name, ``prepare`` functions applied."""
+    prepare = info_of(type(instance)).prepare_map
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        name, fn = prepare[key]
+        out[name] = fn(value, key, instance) if fn is not None else value
+    return out
+
+
+def _prepared_many(
+    model: type[BaseModel], instances: Sequence[BaseModel], values: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Write parameters for rows that set the same attributes: ``prepared`` per row, or the
+    attribute dicts themselves when no column has a different name or a ``prepare`` (they are
+    only read)."""
+    if not values:
+        return []
+    prepare = info_of(model).prepare_map
+    if all(prepare[key] == (key, None) for key in values[0]):
+        return list(values)
+    return [prepared(inst, attrs) for inst, attrs in zip(instances, values, strict=True)]
+
+
+def touch_all(
+    model: type[BaseModel], instances: Sequence[BaseModel], creating: bool
+) -> dict[str, tuple[Any, Any]] | None:
+    """Set the auto timestamps (``auto_create``/``auto_update``) of ``instances``, all to the
+    same moment. Returns ``{attribute: (previous value, value set)}`` for the write journal (the
+    previous value of the first instance: "absent" for a batch of creates, whose stamps are
+    only set where they were not)."""
+    stamps = info_of(model).timestamps
     if not stamps:
-        return
-    for name, (before, written) in stamps.items():
-        if d.get(name, ABSENT) is written:
-            if before is ABSENT:
-                d.pop(name, None)
-            else:
-                d[name] = before
+        return None
+    now = _dt.datetime.now(_dt.UTC)
+    out: dict[str, tuple[Any, Any]] = {}
+    first = instances[0].__dict__ if len(instances) == 1 else None
+    for name, col in stamps:
+        # A create sets the unset auto_create/auto_update stamps; an update overwrites the
+        # auto_update ones.
+        if not (col.auto_update or (creating and col.auto_create)):
+            continue
+        value = now if col.kind == "datetime" else now.date()
+        out[name] = (first.get(name, ABSENT) if first is not None else ABSENT, value)
+        _stamp(instances, name, value, overwrite=not creating)
+    return out
 
 
-def record(trx: Any, entry: _Entry) -> None:
-    """Keep ``entry`` to undo if ``trx`` (or a transaction enclosing it) rolls back."""
-    journal = _journals.get(trx)
-    if journal is None:
-        journal = _journals[trx] = _Journal(trx)
-        trx.after("commit", lambda: _committed(journal))
-        trx.after("rollback", lambda: _rolled_back(journal))
-    journal.entries.append(entry)
+def _stamp(instances: Sequence[BaseModel], name: str, value: Any, overwrite: bool) -> None:
+    for inst in instances:
+        d = inst.__dict__
+        if overwrite or d.get(name) is None:
+            d[name] = value
 
 
-def _committed(journal: _Journal) -> None:
-    parent = getattr(journal.trx, "parent", None)
-    entries, journal.entries = journal.entries, []
-    if parent is not None and not parent.is_completed:
-        for entry in entries:
-            record(parent, entry)
+def _written(instance: BaseModel) -> None:
+    """After a write: what was written becomes ``original``."""
+    model = type(instance)
+    d = instance.__dict__
+    attrs = {k: d[k] for k in model.columns if k in d}
+    deep = [n for n, c in model.columns.items() if c.is_json]
+    set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
 
 
-def _rolled_back(journal: _Journal) -> None:
-    entries, journal.entries = journal.entries, []
-    for entry in reversed(entries):
-        entry.undo()
+async def insert_one(instance: BaseModel, client: Client) -> None:
+    """INSERT ``instance`` on ``client`` (its generated key read back), journaled in a
+    transaction, then bound to ``client``."""
+    model = type(instance)
+    info = info_of(model)
+    assert info.table is not None and info.primary_key is not None
+    pk_attr = info.primary_key
+    d = instance.__dict__
+    had_key = d.get(pk_attr) is not None
+    stamps = touch_all(model, [instance], True)
+    values = prepared(instance, {k: d[k] for k in model.columns if k in d})
+    stmt = insert(info.table).values(values).returning(info.table.c[pk_column(model)])
+    result = await client.execute(stmt, write=True, model=model.__name__)
+    if result.rows and result.rows[0][0] is not None:
+        d[pk_attr] = result.rows[0][0]
+    d[PERSISTED] = True
+    if client.is_transaction:
+        created(client, [instance], pk_attr, [not had_key], stamps)
+    _written(instance)
+    bind([instance], client)
 
 
-def created(
-    trx: Any,
-    instances: Sequence[BaseModel],
-    pk: str,
-    generated: Sequence[bool],
-    stamps: dict[str, tuple[Any, Any]] | None,
+async def update_one(instance: BaseModel, client: Client) -> None:
+    """UPDATE the dirty attributes of ``instance`` on ``client`` (``ModelNotFoundError`` when
+    its row is gone), journaled in a transaction, then bound to ``client``."""
+    model = type(instance)
+    info = info_of(model)
+    assert info.table is not None
+    original = original_of(instance)
+    stamps = touch_all(model, [instance], False)
+    dirty = instance.dirty
+    if dirty:
+        key = pk_value(instance, "update")
+        stmt = (
+            sa_update(info.table)
+            .values(prepared(instance, dirty))
+            .where(info.table.c[pk_column(model)] == key)
+        )
+        result = await client.execute(stmt, write=True, model=model.__name__)
+        # MySQL counts matched rows here too (the FOUND_ROWS client flag), so an UPDATE that
+        # changes nothing still counts its row.
+        if result.rowcount == 0:
+            raise row_gone(model, "update", key)
+        if client.is_transaction:
+            updated(client, instance, original, stamps)
+    _written(instance)
+    bind([instance], client)
+
+
+async def save(instance: BaseModel, client: Client) -> None:
+    """``BaseModel.save`` on a resolved client: hooks, then insert or update. With after hooks
+    the write and the hooks share one transaction (an after hook that raises leaves nothing
+    written); a failure leaves the instance as it was (unsaved, still dirty)."""
+    hooks = info_of(type(instance)).hooks
+    creating = not instance.is_persisted
+    event = "create" if creating else "update"
+    await run_hooks(hooks.get(f"before:{event}"), instance)
+    await run_hooks(hooks.get("before:save"), instance)
+    if not creating and not instance.is_dirty:
+        return  # Lucid: the before hooks may dirty the model; if not, nothing else runs.
+    write = insert_one if creating else update_one
+    state = dict(instance.__dict__)
+    try:
+        if hooks.get(f"after:{event}") or hooks.get("after:save"):
+            async with client.transaction() as trx:
+                await write(instance, trx)
+                await run_hooks(hooks.get(f"after:{event}"), instance)
+                await run_hooks(hooks.get("after:save"), instance)
+        else:
+            await write(instance, client)
+    except BaseException:
+        instance.__dict__.clear()
+        instance.__dict__.update(state)
+        raise
+
+
+async def delete(instance: BaseModel, client: Client) -> None:
+    """DELETE the row of ``instance`` on ``client`` with its delete hooks; the instance becomes
+    read-only. ``ModelNotFoundError`` when the row is already gone."""
+    model = type(instance)
+    info = info_of(model)
+    assert info.table is not None
+    await run_hooks(info.hooks.get("before:delete"), instance)
+    key = pk_value(instance, "delete")
+    stmt = sa_delete(info.table).where(info.table.c[pk_column(model)] == key)
+    result = await client.execute(stmt, write=True, model=model.__name__)
+    if result.rowcount == 0:
+        raise row_gone(model, "delete", key)
+    instance.__dict__[DELETED] = True
+    if client.is_transaction:
+        deleted(client, instance)
+    await run_hooks(info.hooks.get("after:delete"), instance)
+
+
+async def refresh(instance: BaseModel, client: Client) -> None:
+    """Re-read every column of ``instance`` on ``client``."""
+    model = type(instance)
+    if not instance.is_persisted:
+        raise LucidError("Cannot refresh an unpersisted model instance")
+    key = pk_value(instance, "refresh")
+    fresh = await model.query(client=client).where(pk_column(model), key).first()
+    if fresh is None:
+        raise ModelNotFoundError(
+            f'"{model.__name__}.refresh" failed: no row in "{info_of(model).table_name}" where '
+            f'"{model.primary_key}" = {key!r}',
+            model=model.__name__,
+        )
+    d = instance.__dict__
+    fd = fresh.__dict__
+    for name in model.columns:
+        d.pop(name, None)
+        if name in fd:
+            d[name] = fd[name]
+    set_original(instance, original_of(fresh))
+
+
+# -- writes of many instances -------------------------------------------------------------------
+
+
+async def _run_each(
+    hooks: Mapping[str, list[Any]], first: str, second: str, instances: Sequence[BaseModel]
 ) -> None:
-    """Journal the insert of ``instances`` (``generated[i]``: the database made the key)."""
-    record(trx, _Entry("create", instances, stamps=stamps, generated=(pk, generated)))
+    """Run the ``first`` then ``second`` hooks on each instance (none: no loop)."""
+    a, b = hooks.get(first), hooks.get(second)
+    if a or b:
+        for inst in instances:
+            await run_hooks(a, inst)
+            await run_hooks(b, inst)
 
 
-def updated(
-    trx: Any, instance: BaseModel, original: Any, stamps: dict[str, tuple[Any, Any]] | None
+async def insert_many(model: type[M], instances: list[M], trx: TransactionClient) -> None:
+    """Insert ``instances`` (new, of ``model``) inside ``trx`` with their create/save hooks:
+    consecutive instances that set the same columns share one multi-row INSERT … RETURNING.
+    Journaled first: every caller runs this inside a transaction (or savepoint) of its own,
+    whose rollback then clears the keys already assigned."""
+    info = info_of(model)
+    assert info.primary_key is not None
+    bind(instances, trx)  # hooks see the transaction, as ``trx``
+    await _run_each(info.hooks, "before:create", "before:save", instances)
+    stamps = touch_all(model, instances, True)
+    pk_attr = info.primary_key
+    with hydration.gc_paused(len(instances)):
+        values = hydration.set_columns(instances, list(model.columns))
+    created(trx, instances, pk_attr, [pk_attr not in attrs for attrs in values], stamps)
+    start = 0
+    while start < len(instances):
+        end = _batch_end(model, values, start)
+        await _insert_batch(model, instances[start:end], values[start:end], trx)
+        start = end
+    deep = [n for n, c in model.columns.items() if c.is_json]
+    for inst, attrs in zip(instances, values, strict=True):
+        d = inst.__dict__
+        d[PERSISTED] = True
+        if pk_attr in d:
+            attrs[pk_attr] = d[pk_attr]
+        d[ORIGINAL] = hydration.snapshot(attrs, deep) if deep else attrs
+    await _run_each(info.hooks, "after:create", "after:save", instances)
+
+
+def _batch_end(model: type[BaseModel], values: list[dict[str, Any]], start: int) -> int:
+    """The end of the run of rows from ``start`` that set the same columns (one statement)."""
+    info = info_of(model)
+    keys = values[start].keys()
+    pk_type = info.columns[info.primary_key or ""].type_
+    if info.primary_key not in keys and not isinstance(pk_type, Integer):
+        # A key the database makes otherwise than by counting up (a text or uuid default):
+        # nothing ties returned keys to rows in a multi-row INSERT.
+        return start + 1
+    end = start + 1
+    while end < len(values) and values[end].keys() == keys:
+        end += 1
+    return end
+
+
+async def _insert_batch(
+    model: type[BaseModel],
+    batch: Sequence[BaseModel],
+    values: list[dict[str, Any]],
+    trx: TransactionClient,
 ) -> None:
-    """Journal the update of ``instance`` whose ``original`` was ``original`` before it."""
-    record(trx, _Entry("update", [instance], original=original, stamps=stamps))
+    """One INSERT of ``batch`` (rows with the same columns); the returned keys are set."""
+    info = info_of(model)
+    table = info.table
+    assert table is not None and info.primary_key is not None
+    pk_col = table.c[pk_column(model)]
+    if len(batch) == 1:
+        stmt = insert(table).values(prepared(batch[0], values[0])).returning(pk_col)
+        result = await trx.execute(stmt, write=True, model=model.__name__)
+    else:
+        params = _prepared_many(model, batch, values)
+        generated = info.primary_key not in values[0]
+        result = await insert_rows(trx, table, params, pk_col, generated, model.__name__)
+    for inst, row in zip(batch, result.rows, strict=False):
+        if row[0] is not None:
+            inst.__dict__[info.primary_key] = row[0]
 
 
-def deleted(trx: Any, instance: BaseModel) -> None:
-    """Journal the delete of ``instance``."""
-    record(trx, _Entry("delete", [instance]))
+async def insert_rows(
+    trx: TransactionClient,
+    table: TableClause,
+    params: list[dict[str, Any]],
+    pk_col: ColumnElement[Any],
+    generated: bool,
+    model: str,
+) -> ExecResult:
+    """A multi-row INSERT returning each row's key in parameter order (``generated``: the
+    database makes the keys). The dialect decision is kept here, in one small function."""
+    if trx.dialect_name == "sqlite" and generated:
+        # SQLite doesn't promise RETURNING order nor ascending keys (SQLAlchemy would go row
+        # by row): bulk.insert_keys proves each row's key.
+        returned = await bulk.insert_keys(trx, table, params, pk_col, model)
+        return ExecResult(returned, [], len(returned))
+    # SQLAlchemy's "insertmanyvalues": one compiled statement, sent as multi-row
+    # INSERT … RETURNING batches, rows returned in parameter order.
+    stmt = insert(table).returning(pk_col, sort_by_parameter_order=True)
+    return await trx.execute(stmt, write=True, model=model, params=params)
+
+
+async def truncate_table(client: Client, table: str, cascade: bool) -> None:
+    """Remove every row of ``table`` (``TRUNCATE``; ``DELETE`` on SQLite)."""
+    if client.dialect_name == "sqlite":
+        await client.raw_query("DELETE FROM ??", [table])
+    elif client.dialect_name == "postgresql":
+        await client.raw_query(
+            "TRUNCATE ?? RESTART IDENTITY" + (" CASCADE" if cascade else ""), [table]
+        )
+    else:
+        await client.raw_query("TRUNCATE ??", [table])
+
+
+# -- find, search, fetch-or-create/update ---------------------------------------------------------
+
+
+async def find(
+    model: type[M], value: Any, client: Client | None, connection: str | None
+) -> M | None:
+    """``BaseModel.find``. Without a client and find hooks it takes the short path: one
+    statement per model compiled once, no builder."""
+    check_key_value(model, value)
+    hooks = info_of(model).hooks
+    if client is None and "before:find" not in hooks and "after:find" not in hooks:
+        query_client = db.connection(connection or model.connection)
+        result = await query_client.fetch_compiled(
+            (model, "find"), lambda: _find_statement(model), [value], model.__name__
+        )
+        if result is not None:
+            rows = hydration.hydrate(model, result.keys, result.rows, query_client)
+            return rows[0] if rows else None
+    query = model.query(client=client, connection=connection)
+    return await query.where(pk_column(model), value).first()
+
+
+def _find_statement(model: type[BaseModel]) -> Select[Any]:
+    info = info_of(model)
+    assert info.table is not None
+    pk = info.table.c[pk_column(model)]
+    return select(*info.select_columns).where(pk == bindparam("lucid_pk", type_=pk.type))
+
+
+def search_query(model: type[M], search: Any, value: Any, client: Client) -> ModelQueryBuilder[M]:
+    """``model``'s query for attribute ``search`` = ``value`` (or every pair of a dict), keys
+    checked: ``find_by``, ``find_many_by``, ``update_or_create``."""
+    if isinstance(search, str):
+        search = {search: value}
+    if not isinstance(search, Mapping) or not search:
+        raise LucidError("Expected an attribute name and a value, or a dict of them")
+    query = model.query(client=client)
+    for key, val in search.items():
+        if key == model.primary_key:
+            check_key_value(model, val)
+        query.where(column_name(model, key), val)
+    return query
+
+
+async def update_or_create(
+    model: type[M], search: Mapping[str, Any], payload: Mapping[str, Any], trx: Client
+) -> M:
+    """Update the row matching ``search`` (locked ``FOR UPDATE`` in ``trx``) with
+    ``payload``, or create ``search + payload``."""
+    found = await search_query(model, dict(search), None, trx).for_update().first()
+    if found is not None:
+        found.merge(payload)
+        await save(found, trx)
+        return found
+    instance = model().merge({**search, **payload})
+    await save(instance, trx)
+    return instance
+
+
+# -- fetch-or-create/update of many rows ---------------------------------------------------------
+
+UpsertMode = Literal["new_up", "create", "update"]
+
+
+def _require_keys(keys: list[str], payload: list[Mapping[str, Any]]) -> None:
+    """Refuse a payload entry that lacks one of ``keys`` (``E_INVALID_ARGUMENT``)."""
+    for row in payload:
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise LucidError(
+                f"Every payload entry needs the key(s) {', '.join(keys)}; missing "
+                f'"{missing[0]}" in {dict(row)!r}',
+                code="E_INVALID_ARGUMENT",
+            )
+
+
+async def _fetch_existing(
+    model: type[M], keys: list[str], payload: list[Mapping[str, Any]], client: Client
+) -> dict[tuple[Any, ...], M]:
+    """The rows matching the payload on ``keys``, by their key values."""
+    _require_keys(keys, payload)
+    query = model.query(client=client)
+    columns = [column_name(model, k) for k in keys]
+    values = list(dict.fromkeys(tuple(row[k] for k in keys) for row in payload))
+    if len(columns) == 1:
+        query.where_in(columns[0], [v[0] for v in values])
+    else:
+        query.where_in(columns, [list(v) for v in values])
+    found = await query
+    return {tuple(getattr(m, k) for k in keys): m for m in found}
+
+
+async def upsert_many(
+    model: type[M],
+    keys: list[str],
+    rows: list[Mapping[str, Any]],
+    client: Client,
+    mode: UpsertMode,
+) -> list[M]:
+    """The core of ``fetch_or_new_up_many`` / ``fetch_or_create_many`` /
+    ``update_or_create_many``: per payload entry the existing row matching it on ``keys``
+    (merged and saved in "update" mode), else a new instance (created in one ``insert_many``
+    unless "new_up"). Entries with equal keys share one instance; results follow the payload.
+    ``client`` is the transaction of the creating modes."""
+    existing = await _fetch_existing(model, keys, rows, client)
+    out: list[M] = []
+    fresh: list[M] = []
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        found = existing.get(key)
+        if found is None:
+            found = model().merge(row)
+            if mode != "new_up":
+                existing[key] = found
+                fresh.append(found)
+        elif mode == "update":
+            found.merge(row)
+            if found.is_persisted:
+                await save(found, client)
+        out.append(found)
+    if fresh:
+        assert isinstance(client, TransactionClient)
+        await insert_many(model, fresh, client)
+    return out

@@ -1,5 +1,6 @@
 """The preloader: one query per relation and level, run one after another on the parent
-query's client, matched to the parents in one pass."""
+query's client, matched to the parents in one pass; and the lazy loads of one instance
+(``load``, ``load_count``, ``load_aggregate``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
+from .model_info import pk_column
+from .persistence import pk_value
+from .state import sideloaded_of
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -87,3 +91,48 @@ def _check_path(model: type[BaseModel], path: str) -> None:
         relation = model.get_relation(name)
         relation.boot()
         model = relation.related_model()
+
+
+def _lazy_load_guard(instance: BaseModel) -> None:
+    if instance.is_deleted:
+        raise LucidError("Cannot mutate a deleted model instance", code="E_MODEL_DELETED")
+    if not instance.is_persisted:
+        raise LucidError(
+            "Cannot lazy load relationship for an unpersisted model instance",
+            code="E_RUNTIME_EXCEPTION",
+        )
+
+
+async def load_onto(
+    instance: BaseModel,
+    relation: str | Callable[[Any], Any],
+    callback: Callable[[Any], Any] | None,
+    client: Client,
+) -> None:
+    """``BaseModel.load``: the relation (or the loader callback's relations) onto
+    ``instance``, one query each, on ``client``."""
+    _lazy_load_guard(instance)
+    loader = Preloader(type(instance))
+    if callable(relation) and not isinstance(relation, str):
+        relation(loader)
+    else:
+        loader.add(relation, callback)
+    await loader.process([instance], client, sideloaded_of(instance))
+
+
+async def load_aggregate_onto(
+    instance: BaseModel, configure: Callable[[Any], Any], client: Client
+) -> None:
+    """``load_count``/``load_aggregate``: the instance's row selected with the aggregate
+    ``configure`` adds (one query); the aggregate lands in ``extras``."""
+    _lazy_load_guard(instance)
+    model = type(instance)
+    pk = pk_column(model)
+    query = model.query(client=client).select(pk).where(pk, pk_value(instance, "select"))
+    configure(query)
+    rows: Any = await query.pojo()
+    if rows:
+        extras = instance.extras
+        for key, value in rows[0].items():
+            if key != pk:
+                extras[key] = value

@@ -14,7 +14,10 @@ from ..errors import LucidError, ModelNotFoundError, runtime_error
 from ..query.chainable import Chainable, check_page
 from ..query.paginator import SimplePaginator
 from .hooks import ScopesProxy, run_hooks
+from .hydration import hydrate
+from .model_info import info_of
 from .preloader import Preloader
+from .state import set_sideloaded
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -37,7 +40,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def __init__(self, model: type[M], client: Client) -> None:
         super().__init__(client)
-        info = model._info()
+        info = info_of(model)
         self.model = model
         self._info = info
         table = info.table
@@ -122,10 +125,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         result = await client.execute(self.to_core(), write=False, model=self.model.__name__)
         if self._pojo:
             return result.dicts()
-        models = self.model._hydrate(result.keys, result.rows, client)
+        models = hydrate(self.model, result.keys, result.rows, client)
         if self._sideloaded is not None:
             for m in models:
-                m.__dict__["_lucid_sideloaded"] = dict(self._sideloaded)
+                set_sideloaded(m, dict(self._sideloaded))
         await self._after_hydrate(models)
         return models
 

@@ -480,7 +480,7 @@ class _RenderContext:
 
     @classmethod
     def build(cls, rules: SchemaRules) -> _RenderContext:
-        from ..orm.base_model import _reserved_names
+        from ..orm.model_info import reserved_names
 
         custom_columns = {k: _custom_rule(v) for k, v in rules.columns.items()}
         custom_types = {k: _custom_rule(v) for k, v in rules.types.items()}
@@ -493,7 +493,7 @@ class _RenderContext:
             width=rules.line_length,
             custom_columns=custom_columns,
             custom_types=custom_types,
-            reserved=_reserved_names() | _MODULE_NAMES | imported,
+            reserved=reserved_names() | _MODULE_NAMES | imported,
             taken=set(_MODULE_NAMES) | imported,
         )
 

@@ -1229,6 +1229,18 @@ class TestHasManySaveMany:
         assert await table_rows("posts", "id") == []
         assert user.trx is None and post.trx is None
 
+    async def test_reads_and_writes_of_one_query_client_agree(self, database: Database) -> None:
+        # The query client resolves its client per statement: bound to a transaction after
+        # related() was called, the parent's reads see the rows its writes put there.
+        user = await User.create({"username": "virk"})
+        posts = user.related("posts")
+        trx = await db.transaction()
+        user.use_transaction(trx)
+        await posts.create({"title": "Adonis 101"})
+        assert [p.title for p in await posts.query()] == ["Adonis 101"]
+        await trx.rollback()
+        assert await posts.query() == []
+
     async def test_failure_inside_a_given_transaction_keeps_it_usable(
         self, database: Database
     ) -> None:

@@ -266,9 +266,9 @@ class TestNames:
         ],
     )
     def test_attribute_name(self, column_name: str, expected: str) -> None:
-        from lucid_orm.orm.base_model import _reserved_names
+        from lucid_orm.orm.model_info import reserved_names
 
-        assert attribute_name(column_name, _reserved_names()) == expected
+        assert attribute_name(column_name, reserved_names()) == expected
 
     def test_clashing_names_are_numbered(self) -> None:
         tables = [

@@ -19,9 +19,11 @@ from ...errors import LucidError, RelationNotLoadedError, missing_attribute, run
 from ...query.chainable import _fold, check_page
 from ...query.keys import JSON_EACH, json_keys, keys_in
 from ..columns import _UNSET
+from ..model_info import declared, info_of
 from ..naming import RelationType
 from ..persistence import bind, client_for
 from ..query_builder import ModelQueryBuilder
+from ..state import EXTRAS, bound_transaction
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -60,8 +62,9 @@ def group_rows(related: Sequence[Any], name: str, *, extra: bool = False) -> dic
     groups: dict[Any, list[Any]] = {}
     get = groups.get
     if extra:
+        key = EXTRAS
         for row in related:
-            value = (row.__dict__.get("_lucid_extras") or _NO_EXTRAS).get(name)
+            value = (row.__dict__.get(key) or _NO_EXTRAS).get(name)
             bucket = get(value)
             if bucket is None:
                 groups[value] = [row]
@@ -184,15 +187,6 @@ class Relation(Generic[R]):
             )
         return d[key]
 
-    def _check_instance(self, value: Any) -> None:
-        related = self.related_model()
-        if not isinstance(value, related):
-            raise LucidError(
-                f'"{self.model.__name__}.{self.relation_name}" expects an instance of '
-                f'"{related.__name__}" model, got {value!r}',
-                code="E_INVALID_ARGUMENT",
-            )
-
     # -- matching (the preloader's API) --------------------------------------------------------
     def set_related(self, parent: BaseModel, related: Any) -> None:
         """Set the loaded value on ``parent`` (``None``/instance or a list for many-relations)."""
@@ -204,7 +198,7 @@ class Relation(Generic[R]):
                     f'"{self.type}" relationship'
                 )
             for r in related:
-                self._check_instance(r)
+                check_related(self, r)
         else:
             if isinstance(related, list | tuple):
                 raise runtime_error(
@@ -212,7 +206,7 @@ class Relation(Generic[R]):
                     f'one instance of "{self.related_model().__name__}" model'
                 )
             if related is not None:
-                self._check_instance(related)
+                check_related(self, related)
         parent.__dict__[self.relation_name] = related
 
     def push_related(self, parent: BaseModel, related: Any) -> None:
@@ -221,7 +215,7 @@ class Relation(Generic[R]):
         if self._is_many:
             items = related if isinstance(related, list) else [related]
             for r in items:
-                self._check_instance(r)
+                check_related(self, r)
             current = parent.__dict__.get(self.relation_name)
             parent.__dict__[self.relation_name] = [*(current or []), *items]
             return
@@ -261,7 +255,7 @@ class Relation(Generic[R]):
         """The FROM a subquery correlates to: the given one, else this model's table."""
         if outer is not None:
             return outer
-        table = self.model._info().table
+        table = info_of(self.model).table
         assert table is not None
         return table
 
@@ -566,22 +560,49 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
 
 def self_alias(relation: Relation[Any], outer: FromClause | None) -> str | None:
     """An alias for the related table when it is the parent's own table (self relations)."""
-    related = relation.related_model()._lucid.table_name
-    parent = relation.model._lucid.table_name
+    related = declared(relation.related_model()).table_name
+    parent = declared(relation.model).table_name
     if related != parent:
         return None
     return f"lucid_subquery_{relation.relation_name}"
 
 
+def check_related(relation: Relation[Any], value: Any) -> None:
+    """Refuse ``value`` unless it is an instance of the related model (``E_INVALID_ARGUMENT``)."""
+    related = relation.related_model()
+    if not isinstance(value, related):
+        raise LucidError(
+            f'"{relation.model.__name__}.{relation.relation_name}" expects an instance of '
+            f'"{related.__name__}" model, got {value!r}',
+            code="E_INVALID_ARGUMENT",
+        )
+
+
+def resolve(query_client: Any, client: Client | None = None) -> Client:
+    """The client of a query client's statement, reads and writes alike: ``client`` when
+    given, else the transaction the parent is bound to now, else the client ``related()``
+    captured (the parent's connection then) unless that transaction has ended."""
+    if client is not None:
+        return client
+    parent = query_client.parent
+    captured: Client = query_client.client
+    if bound_transaction(parent) is not None or (
+        captured.is_transaction and getattr(captured, "is_completed", False)
+    ):
+        return client_for(parent)
+    return captured
+
+
 @asynccontextmanager
 async def managed(
-    parent: BaseModel, client: Client | None, models: Iterable[BaseModel] = ()
+    query_client: Any, client: Client | None, models: Iterable[BaseModel] = ()
 ) -> AsyncIterator[TransactionClient]:
-    """The transaction of a relation write: a savepoint of ``client`` when given, else of the
-    parent's binding (its ``trx``, else a transaction on its connection). The write passes it
-    explicitly to every statement. The parent and ``models`` take part in the write, so they
-    are bound to it (Lucid sets ``parent.$trx``): a released savepoint hands them to the
-    enclosing transaction, a rollback gives them back their earlier binding."""
-    async with client_for(parent, client).transaction() as trx:
+    """The transaction of a relation write: resolve (``resolve``), open a transaction (a
+    savepoint inside one) on it, yield it. The write passes it explicitly to every statement.
+    The parent and ``models`` take part in the write, so they are bound to it as Lucid sets
+    ``parent.$trx`` (a released savepoint hands them to the enclosing transaction, a rollback
+    gives them back their earlier binding)."""
+    parent = query_client.parent
+    async with resolve(query_client, client).transaction() as trx:
         bind([parent, *models], trx)
         yield trx

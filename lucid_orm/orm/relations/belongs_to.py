@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from sqlalchemy.sql import FromClause
 
 from ..columns import _UNSET
-from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed, self_alias
+from .base import (
+    Relation,
+    RelationQueryBuilder,
+    SubQueryBuilder,
+    check_related,
+    managed,
+    resolve,
+    self_alias,
+)
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -121,7 +129,7 @@ class BelongsToQueryClient(Generic[R]):
         rel = self.relation
         return BelongsToQueryBuilder(
             rel,
-            self.client,
+            resolve(self),
             match_column=rel.local_key_column_name,
             parent=self.parent,
             parent_key=rel.foreign_key,
@@ -132,8 +140,8 @@ class BelongsToQueryClient(Generic[R]):
         in one transaction (a savepoint inside ``client`` or the parent's ``trx``); then
         ``parent.<relation>`` is ``related``."""
         rel = self.relation
-        rel._check_instance(related)
-        async with managed(self.parent, client, [related]) as trx:
+        check_related(rel, related)
+        async with managed(self, client, [related]) as trx:
             await related.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)
             await self.parent.save(client=trx)
@@ -142,7 +150,7 @@ class BelongsToQueryClient(Generic[R]):
     async def dissociate(self, *, client: Client | None = None) -> None:
         """Set the foreign key to NULL and save the parent (never deletes the related row)."""
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             self.parent.__dict__[rel.foreign_key] = None
             await self.parent.save(client=trx)
         rel.set_related(self.parent, None)

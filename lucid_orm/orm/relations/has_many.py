@@ -11,8 +11,9 @@ from sqlalchemy import Select, func, select
 
 from ...errors import LucidError
 from ..columns import _UNSET
+from ..model_info import pk_column
 from ..payload import as_mapping_list
-from .base import RelationQueryBuilder, SubQueryBuilder, group_rows, managed
+from .base import RelationQueryBuilder, SubQueryBuilder, check_related, group_rows, managed
 from .has_one import HasOneQueryClient, _HasRelation
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
         if self._group_order is not None:
             column, direction = self._group_order
         else:
-            column, direction = self.model._pk_column(), "desc"
+            column, direction = pk_column(self.model), "desc"
         order_col = self._col(column)
         order = order_col.desc() if direction == "desc" else order_col.asc()
         partition = self._partition_column()
@@ -140,8 +141,8 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         rel = self.relation
         items = list(related)
         for item in items:
-            rel._check_instance(item)
-        async with managed(self.parent, client, items) as trx:
+            check_related(rel, item)
+        async with managed(self, client, items) as trx:
             await self.parent.save(client=trx)
             for item in items:
                 rel.hydrate_for_persistence(self.parent, item)
@@ -154,20 +155,18 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         """Create several related rows for the parent in one transaction (one multi-row
         ``INSERT … RETURNING`` when they share their columns)."""
         rows = as_mapping_list(values, "create_many")
-        rel = self.relation
-        model = rel.related_model()
-        instances = model._new_many(rows)
-        if not instances:
+        if not rows:
             return []
-        async with managed(self.parent, client, instances) as trx:
+        rel = self.relation
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
-            rel.hydrate_for_persistence(self.parent, instances[0])
-            fk = rel.foreign_key
-            key = instances[0].__dict__[fk]
-            for item in instances:
-                item.__dict__[fk] = key
-            await model._insert_many(instances, trx)
-        return instances
+            key: dict[str, Any] = {}
+            rel.hydrate_for_persistence(self.parent, key)
+            # The related model's public bulk API, the foreign key already in the rows: one
+            # multi-row INSERT, hooks per instance, the instances bound to ``trx``.
+            return await rel.related_model().create_many(
+                [{**row, **key} for row in rows], client=trx
+            )
 
     def _predicate(self, predicate: str | Sequence[str] | None, method: str) -> list[str]:
         if predicate is None:
@@ -191,7 +190,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         rows = [dict(r) for r in as_mapping_list(payload, "fetch_or_create_many")]
         keys = self._predicate(predicate, "fetch_or_create_many")
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
             for row in rows:
                 rel.hydrate_for_persistence(self.parent, row)
@@ -209,7 +208,7 @@ class HasManyQueryClient(HasOneQueryClient[R]):
         rows = [dict(r) for r in as_mapping_list(payload, "update_or_create_many")]
         keys = self._predicate(predicate, "update_or_create_many")
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
             for row in rows:
                 rel.hydrate_for_persistence(self.parent, row)

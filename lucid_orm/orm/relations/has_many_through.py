@@ -13,7 +13,8 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 
 from ...errors import LucidError
 from ..columns import _UNSET
-from .base import Relation, SubQueryBuilder, group_rows, self_alias
+from ..model_info import info_of, pk_column
+from .base import Relation, SubQueryBuilder, group_rows, resolve, self_alias
 from .has_many import HasManyQueryBuilder
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class HasManyThrough(Relation[R]):
         self.through_foreign_key_column_name = self._require(related, self.through_foreign_key)
 
     def _through_table(self) -> TableClause:
-        table = self.through_model()._info().table
+        table = info_of(self.through_model()).table
         assert table is not None
         return table
 
@@ -219,7 +220,7 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
     def _rows_filter(self) -> ColumnElement[Any]:
         """Related rows of this parent, by primary key, through a derived table (MySQL refuses
         a subquery on the table being written; Lucid's ``IN (SELECT * …)`` fails elsewhere)."""
-        pk = self._unqualified(self.model._pk_column())
+        pk = self._unqualified(pk_column(self.model))
         saved_columns, saved_order = self._columns, self._order_by
         self._columns = [pk.label("lucid_id")]
         if self._limit is None and self._offset is None:
@@ -314,7 +315,7 @@ class HasManyThroughClient(Generic[R]):
 
     def query(self) -> HasManyThroughQueryBuilder[R]:
         """The related rows of this parent."""
-        return HasManyThroughQueryBuilder(self.relation, self.client, parent=self.parent)
+        return HasManyThroughQueryBuilder(self.relation, resolve(self), parent=self.parent)
 
 
 def has_many_through(

@@ -11,7 +11,16 @@ from sqlalchemy.sql import FromClause
 
 from ...errors import LucidError
 from ..columns import _UNSET
-from .base import Relation, RelationQueryBuilder, SubQueryBuilder, managed, self_alias
+from ..model_info import column_name
+from .base import (
+    Relation,
+    RelationQueryBuilder,
+    SubQueryBuilder,
+    check_related,
+    managed,
+    resolve,
+    self_alias,
+)
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -145,7 +154,7 @@ class HasOneQueryClient(Generic[R]):
         rel = self.relation
         return rel._query_builder()(
             rel,
-            self.client,
+            resolve(self),
             match_column=rel.foreign_key_column_name,
             parent=self.parent,
             parent_key=rel.local_key,
@@ -167,15 +176,15 @@ class HasOneQueryClient(Generic[R]):
         rel.hydrate_for_persistence(self.parent, values)
         query = related_model.query(client=trx)
         for key, value in values.items():
-            query.where(related_model._column_name(key), value)
+            query.where(column_name(related_model, key), value)
         return query
 
     async def save(self, related: R, *, client: Client | None = None) -> R:
         """Set ``related``'s foreign key to the parent and save both (parent first) in one
         transaction."""
         rel = self.relation
-        rel._check_instance(related)
-        async with managed(self.parent, client, [related]) as trx:
+        check_related(rel, related)
+        async with managed(self, client, [related]) as trx:
             await self.parent.save(client=trx)
             rel.hydrate_for_persistence(self.parent, related)
             await related.save(client=trx)
@@ -195,11 +204,11 @@ class HasOneQueryClient(Generic[R]):
         """The parent's related row matching ``search``, else create
         ``search + save_payload`` for the parent."""
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
-            found = await self._lookup(search, trx).first()
+            found: R | None = await self._lookup(search, trx).first()
             if found is not None:
-                return found  # type: ignore[no-any-return]
+                return found
             instance = self._new({**search, **(save_payload or {})})
             rel.hydrate_for_persistence(self.parent, instance)
             await instance.save(client=trx)
@@ -215,13 +224,13 @@ class HasOneQueryClient(Generic[R]):
         """Update the parent's related row matching ``search`` (locked ``FOR UPDATE``), else
         create ``search + update_payload`` for the parent."""
         rel = self.relation
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
-            found = await self._lookup(search, trx).for_update().first()
+            found: R | None = await self._lookup(search, trx).for_update().first()
             if found is not None:
                 found.merge(update_payload)
                 await found.save(client=trx)
-                return found  # type: ignore[no-any-return]
+                return found
             instance = self._new({**search, **update_payload})
             rel.hydrate_for_persistence(self.parent, instance)
             await instance.save(client=trx)

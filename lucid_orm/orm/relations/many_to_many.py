@@ -20,13 +20,16 @@ from ...query.chainable import check_identifier, column_value, table_column
 from ...query.database import DatabaseQueryBuilder
 from ...query.keys import keys_in
 from ..columns import _UNSET, UTCDateTime
+from ..model_info import info_of
 from ..payload import as_mapping_list
 from .base import (
     Relation,
     SubQueryBuilder,
+    check_related,
     constrained,
     group_rows,
     managed,
+    resolve,
     self_alias,
 )
 from .has_many import HasManyQueryBuilder
@@ -152,8 +155,8 @@ class ManyToMany(Relation[R]):
         self.pivot_related_foreign_key_column_name = self.pivot_related_foreign_key
         self.pivot_created_at, self.pivot_updated_at = self._pivot_timestamps_option
         # A relation-private pivot table with typed key and timestamp columns.
-        local_type = model._info().columns[self.local_key].type_ or NullType()
-        related_type = related._info().columns[self.related_key].type_ or NullType()
+        local_type = info_of(model).columns[self.local_key].type_ or NullType()
+        related_type = info_of(related).columns[self.related_key].type_ or NullType()
         try:
             self._related_id_type = related_type.python_type
         except NotImplementedError:
@@ -538,16 +541,16 @@ class ManyToManyQueryClient(Generic[R]):
 
     def query(self) -> ManyToManyQueryBuilder[R]:
         """The related rows of this parent, with their pivot values in ``extras``."""
-        return ManyToManyQueryBuilder(self.relation, self.client, parent=self.parent)
+        return ManyToManyQueryBuilder(self.relation, resolve(self), parent=self.parent)
 
     def pivot_query(self) -> ManyToManyPivotQueryBuilder:
         """This parent's pivot rows, as plain dicts."""
-        return ManyToManyPivotQueryBuilder(self.relation, self.client, self.parent)
+        return ManyToManyPivotQueryBuilder(self.relation, resolve(self), self.parent)
 
     def _parent_value(self) -> Any:
         rel = self.relation
-        value = rel._value(self.parent, rel.local_key, "persist")
-        if value is None:
+        value = self.parent.__dict__.get(rel.local_key)
+        if value is None:  # absent or NULL: the same error
             raise LucidError(
                 f'Cannot persist "{rel.relation_name}", value of '
                 f'"{type(self.parent).__name__}.{rel.local_key}" is undefined',
@@ -582,14 +585,16 @@ class ManyToManyQueryClient(Generic[R]):
         ]
         # One statement per run of rows with the same columns (a multi-row VALUES needs one
         # shape); runs keep the rows in the order given.
-        groups: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
+        shapes: list[tuple[str, ...]] = []
+        groups: list[list[dict[str, Any]]] = []
         for row in payload:
             shape = tuple(row)
-            if groups and groups[-1][0] == shape:
-                groups[-1][1].append(row)
+            if shapes and shapes[-1] == shape:
+                groups[-1].append(row)
             else:
-                groups.append((shape, [row]))
-        for _shape, group in groups:
+                shapes.append(shape)
+                groups.append([row])
+        for group in groups:
             values = [_pivot_values(rel, r) for r in group]
             if len(values) == 1:
                 stmt = insert(rel._pivot).values(values[0])
@@ -607,7 +612,7 @@ class ManyToManyQueryClient(Generic[R]):
         """Insert pivot rows for ``ids`` (a list, or ``{id: {pivot column: value}}``)."""
         rows = _normalise_ids(ids, self.relation)
         self._parent_value()
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             await self._insert_pivot(trx, rows)
 
     async def detach(self, ids: Any = None, *, client: Client | None = None) -> int:
@@ -616,7 +621,7 @@ class ManyToManyQueryClient(Generic[R]):
         rel = self.relation
         targets = None if ids is None else list(_normalise_ids(ids, rel))
         parent_value = self._parent_value()
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             stmt = delete(rel._pivot).where(rel.pivot_column(rel.pivot_foreign_key) == parent_value)
             if targets is not None:
                 if not targets:
@@ -635,7 +640,7 @@ class ManyToManyQueryClient(Generic[R]):
         pivot_fk = rel.pivot_column(rel.pivot_foreign_key)
         related_fk = rel.pivot_column(rel.pivot_related_foreign_key)
         value_columns = sorted({c for values in wanted.values() for c in values})
-        async with managed(self.parent, client) as trx:
+        async with managed(self, client) as trx:
             existing: dict[Any, dict[str, Any]] = {}
             if wanted:
                 select_cols = [related_fk, *[rel.pivot_column(c) for c in value_columns]]
@@ -718,14 +723,14 @@ class ManyToManyQueryClient(Generic[R]):
         rel = self.relation
         items = list(related)
         for item in items:
-            rel._check_instance(item)
+            check_related(rel, item)
         attrs = list(pivot_attributes) if pivot_attributes is not None else [{}] * len(items)
         if len(attrs) != len(items):
             raise LucidError(
                 "pivot_attributes must have one mapping per related instance",
                 code="E_INVALID_ARGUMENT",
             )
-        async with managed(self.parent, client, items) as trx:
+        async with managed(self, client, items) as trx:
             await self.parent.save(client=trx)
             for item in items:
                 await item.save(client=trx)
@@ -766,13 +771,12 @@ class ManyToManyQueryClient(Generic[R]):
             raise LucidError(
                 "pivot_attributes must have one mapping per row", code="E_INVALID_ARGUMENT"
             )
-        model = self.relation.related_model()
-        instances = [model().merge(v) for v in rows]
-        if not instances:
+        if not rows:
             return []
-        async with managed(self.parent, client, instances) as trx:
+        async with managed(self, client) as trx:
             await self.parent.save(client=trx)
-            await model._insert_many(instances, trx)
+            # The related model's public bulk API: one multi-row INSERT, then the pivot rows.
+            instances = await self.relation.related_model().create_many(rows, client=trx)
             pivot_rows = {
                 self._related_id(item): dict(a) for item, a in zip(instances, attrs, strict=True)
             }

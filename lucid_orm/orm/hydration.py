@@ -1,0 +1,245 @@
+"""Rows to instances and back: hydration plans (one per result shape) with their generated fill
+loops, ``hydrate()``, ``new_many()`` for bulk payloads, and ``set_columns()`` for bulk writes."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import persistence
+from .model_info import info_of
+from .state import EXTRAS, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, TRX
+
+if TYPE_CHECKING:
+    from ..database.query_client import Client
+    from .base_model import BaseModel
+    from .columns import ColumnDef
+
+M = TypeVar("M", bound="BaseModel")
+
+GC_PAUSE_ROWS = 1000
+
+
+@contextmanager
+def gc_paused(rows: int) -> Iterator[None]:
+    """Pause the cyclic garbage collector around a loop that builds ``rows`` instances when
+    that is many: they can't form cycles, and the collections their allocations would trigger
+    (each scanning every young object) cost as much as the loop itself."""
+    if rows < GC_PAUSE_ROWS or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@dataclass(slots=True)
+class HydrationPlan:
+    """How to turn rows of one result shape into model attributes and extras."""
+
+    attributes: list[str]  # attribute name per result column
+    extras_index: list[tuple[int, str]]  # result columns that go to extras
+    deep_copy: list[str]  # JSON attributes whose original must be a copy
+    consume: list[tuple[str, Callable[[Any, str, Any], Any]]]
+    # ``fill(cls, rows, stamp) -> instances`` (``stamp``: the binding state, or None) for rows
+    # of exactly this width, written out once per shape (see filler); None when JSON copies or
+    # consume functions need the slow path.
+    fill: Callable[..., list[Any]] | None = None
+
+
+def build_plan(by_column: Mapping[str, ColumnDef], keys: Sequence[str]) -> HydrationPlan:
+    """The plan for result columns ``keys`` (columns not in ``by_column`` go to extras)."""
+    attributes: list[str] = []
+    extras: list[tuple[int, str]] = []
+    deep: list[str] = []
+    consume: list[tuple[str, Callable[[Any, str, Any], Any]]] = []
+    for i, k in enumerate(keys):
+        col = by_column.get(k)
+        if col is None:
+            attributes.append(f"\x00{k}")
+            extras.append((i, k))
+            continue
+        attributes.append(col.attribute_name)
+        if col.is_json:
+            deep.append(col.attribute_name)
+        if col.consume is not None:
+            consume.append((col.attribute_name, col.consume))
+    plan = HydrationPlan(attributes, extras, deep, consume)
+    if not deep and not consume:
+        plan.fill = filler(attributes, extras)
+    return plan
+
+
+def filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..., list[Any]]:
+    """The hydration loop for one result shape, generated: each row is unpacked into locals
+    and stored with one subscript per attribute, which is several times cheaper per row than
+    ``dict.update(zip(...))``. The code holds only quoted names (attributes and the state keys
+    of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``."""
+    extra_at = {i: k for i, k in extras}
+    values = [f"v{i}" for i in range(len(attributes))]
+    lines = [f"        {_tuple(values)} = row"]
+    column_values: list[str] = []
+    names: list[str] = []  # the column attributes, in row order
+    for i, attr in enumerate(attributes):
+        if i not in extra_at:
+            lines.append(f"        d[{attr!r}] = v{i}")
+            column_values.append(f"v{i}")
+            names.append(attr)
+    if extras:
+        lines.append(f"        d[{ROW!r}] = {_tuple(column_values)}")
+        pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
+        lines.append(f"        d[{EXTRAS!r}] = {{{pairs}}}")
+    else:
+        lines.append(f"        d[{ROW!r}] = row")
+    source = "\n".join(
+        [
+            "def fill(cls, rows, stamp):",
+            "    out = []",
+            "    append = out.append",
+            "    for row in rows:",
+            "        obj = new(cls)",
+            "        d = obj.__dict__",
+            *lines,
+            f"        d[{ROW_ATTRS!r}] = names",
+            f"        d[{PERSISTED!r}] = True",
+            "        if stamp is not None:",
+            "            d.update(stamp)",
+            "        append(obj)",
+            "    return out",
+        ]
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "names": tuple(names)}
+    exec(source, namespace)
+    fill: Callable[..., list[Any]] = namespace["fill"]
+    return fill
+
+
+def _tuple(names: list[str]) -> str:
+    return f"({', '.join(names)},)" if names else "()"
+
+
+def snapshot(values: dict[str, Any], deep: list[str]) -> dict[str, Any]:
+    """A copy of attribute values for ``original``; JSON values are copied deeply so in-place
+    changes show up as dirty."""
+    orig = dict(values)
+    for name in deep:
+        if name in orig:
+            orig[name] = copy.deepcopy(orig[name])
+    return orig
+
+
+def hydrate(
+    model: type[M], keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None
+) -> list[M]:
+    """Rows → persisted instances of ``model`` (the garbage collector paused for large
+    batches), bound to ``client`` when that is not the model's default (see persistence)."""
+    if len(rows) < GC_PAUSE_ROWS:  # a find: no context manager to enter
+        return _hydrate_rows(model, keys, rows, client)
+    with gc_paused(len(rows)):
+        return _hydrate_rows(model, keys, rows, client)
+
+
+def _hydrate_rows(
+    model: type[M], keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None
+) -> list[M]:
+    """One plan per result shape, one dict copy per row."""
+    plan = info_of(model).plan(keys)
+    attrs = plan.attributes
+    # The binding (persistence.py): rows read through another connection than the model's
+    # default, or through a transaction, keep it for their own statements.
+    stamp = persistence.binding(model, client)
+    trx = stamp.get(TRX) if stamp is not None else None
+    fill = plan.fill
+    if fill is not None and (not rows or len(rows[0]) == len(attrs)):
+        out: list[M] = fill(model, rows, stamp)
+    else:
+        out = _fill_general(model, plan, rows, stamp)
+    if trx is not None and out:
+        persistence.track(trx, out)
+    return out
+
+
+def _fill_general(
+    model: type[M], plan: HydrationPlan, rows: Sequence[Sequence[Any]], stamp: Any
+) -> list[M]:
+    """The general loop, for shapes without a generated one (JSON columns whose original must
+    be a copy, ``consume`` functions)."""
+    attrs = plan.attributes
+    deep = plan.deep_copy
+    consume = plan.consume
+    extras_index = plan.extras_index
+    new = object.__new__
+    out: list[M] = []
+    append = out.append
+    for row in rows:
+        obj = new(model)
+        values = dict(zip(attrs, row, strict=False))
+        extras = {k: row[i] for i, k in extras_index} if extras_index else None
+        if extras:
+            for k in extras:
+                values.pop(f"\x00{k}", None)
+        for attr, fn in consume:
+            if attr in values:
+                values[attr] = fn(values[attr], attr, obj)
+        state = values.copy()
+        state[ORIGINAL] = snapshot(values, deep) if deep else values
+        state[PERSISTED] = True
+        if extras:
+            state[EXTRAS] = extras
+        if stamp is not None:
+            state.update(stamp)
+        obj.__dict__.update(state)
+        append(obj)
+    return out
+
+
+def new_many(
+    model: type[M], rows: Sequence[Mapping[str, Any]], allow_extra_properties: bool = False
+) -> list[M]:
+    """``[model().merge(row) for row in rows]``, without the per-row checks where a row only
+    names columns (the usual ``create_many`` payload): its values go in with one update."""
+    from .base_model import BaseModel
+
+    if model.__init__ is not BaseModel.__init__:
+        return [model().merge(row, allow_extra_properties) for row in rows]
+    cols = model.columns.keys()
+    new = object.__new__
+    init = BaseModel.__init__  # the new-instance state, without values
+    out: list[M] = []
+    with gc_paused(len(rows)):
+        for row in rows:
+            if not row.keys() <= cols:
+                out.append(model().merge(row, allow_extra_properties))
+                continue
+            obj = new(model)
+            init(obj)
+            obj.__dict__.update(row)
+            out.append(obj)
+    return out
+
+
+def set_columns(instances: Sequence[BaseModel], names: list[str]) -> list[dict[str, Any]]:
+    """Each instance's set column attributes, as a new dict. Instances whose ``__dict__`` has
+    the same keys as the one before (the usual batch) are read with one C-level getter."""
+    out: list[dict[str, Any]] = []
+    shape: frozenset[str] | None = None
+    present: tuple[str, ...] = ()
+    getter: Callable[[Any], Any] | None = None
+    for inst in instances:
+        d = inst.__dict__
+        if getter is not None and d.keys() == shape:
+            out.append(dict(zip(present, getter(d), strict=True)))
+            continue
+        values = {k: d[k] for k in names if k in d}
+        out.append(values)
+        present = tuple(values)
+        shape = frozenset(d)
+        getter = operator.itemgetter(*present) if len(present) > 1 else None
+    return out

@@ -1,0 +1,137 @@
+"""The write journal: how instances follow the database when the transaction that wrote them
+rolls back. Each transaction keeps the undo entries of the instance writes that ran in it."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .state import DELETED, ORIGINAL, PERSISTED, ROW
+
+if TYPE_CHECKING:
+    from .base_model import BaseModel
+
+# "No value": an attribute that was absent before a write.
+ABSENT: Any = object()
+
+# Each transaction keeps the undo entries of the instance writes that ran in it. A rollback
+# applies them newest first, so an instance created and then updated in one transaction ends up
+# as it was before the create. A released savepoint hands its entries to the enclosing
+# transaction, whose later rollback undoes them too; a root commit drops them.
+
+
+class _Journal:
+    __slots__ = ("entries", "trx")
+
+    def __init__(self, trx: Any) -> None:
+        self.trx = trx
+        self.entries: list[_Entry] = []
+
+
+_journals: weakref.WeakKeyDictionary[Any, _Journal] = weakref.WeakKeyDictionary()
+
+
+class _Entry:
+    """Undo information for one write of one instance (``instances`` has one element) or of
+    a batch of created instances."""
+
+    __slots__ = ("generated", "instances", "kind", "original", "stamps")
+
+    def __init__(
+        self,
+        kind: str,
+        instances: Sequence[BaseModel],
+        original: Any = None,
+        stamps: dict[str, tuple[Any, Any]] | None = None,
+        generated: Any = None,
+    ) -> None:
+        self.kind = kind
+        self.instances = instances
+        # update: the ``original`` dict before the write
+        self.original = original
+        # attribute -> (value before the write or ABSENT, value the write set)
+        self.stamps = stamps
+        # create: the key attribute and, per instance, whether the database made its key
+        self.generated = generated
+
+    def undo(self) -> None:
+        stamps = self.stamps
+        if self.kind == "delete":
+            for inst in self.instances:
+                inst.__dict__.pop(DELETED, None)
+            return
+        if self.kind == "update":
+            d = self.instances[0].__dict__
+            d[ORIGINAL] = self.original
+            d.pop(ROW, None)
+            _restore(d, stamps)
+            return
+        pk, made = self.generated
+        for i, inst in enumerate(self.instances):
+            d = inst.__dict__
+            d[PERSISTED] = False
+            d[ORIGINAL] = {}
+            d.pop(ROW, None)
+            if made[i]:
+                d.pop(pk, None)
+            _restore(d, stamps)
+
+
+def _restore(d: dict[str, Any], stamps: dict[str, tuple[Any, Any]] | None) -> None:
+    """Put back the values a write stamped (timestamps), unless changed since."""
+    if not stamps:
+        return
+    for name, (before, written) in stamps.items():
+        if d.get(name, ABSENT) is written:
+            if before is ABSENT:
+                d.pop(name, None)
+            else:
+                d[name] = before
+
+
+def record(trx: Any, entry: _Entry) -> None:
+    """Keep ``entry`` to undo if ``trx`` (or a transaction enclosing it) rolls back."""
+    journal = _journals.get(trx)
+    if journal is None:
+        journal = _journals[trx] = _Journal(trx)
+        trx.after("commit", lambda: _committed(journal))
+        trx.after("rollback", lambda: _rolled_back(journal))
+    journal.entries.append(entry)
+
+
+def _committed(journal: _Journal) -> None:
+    parent = getattr(journal.trx, "parent", None)
+    entries, journal.entries = journal.entries, []
+    if parent is not None and not parent.is_completed:
+        for entry in entries:
+            record(parent, entry)
+
+
+def _rolled_back(journal: _Journal) -> None:
+    entries, journal.entries = journal.entries, []
+    for entry in reversed(entries):
+        entry.undo()
+
+
+def created(
+    trx: Any,
+    instances: Sequence[BaseModel],
+    pk: str,
+    generated: Sequence[bool],
+    stamps: dict[str, tuple[Any, Any]] | None,
+) -> None:
+    """Journal the insert of ``instances`` (``generated[i]``: the database made the key)."""
+    record(trx, _Entry("create", instances, stamps=stamps, generated=(pk, generated)))
+
+
+def updated(
+    trx: Any, instance: BaseModel, original: Any, stamps: dict[str, tuple[Any, Any]] | None
+) -> None:
+    """Journal the update of ``instance`` whose ``original`` was ``original`` before it."""
+    record(trx, _Entry("update", [instance], original=original, stamps=stamps))
+
+
+def deleted(trx: Any, instance: BaseModel) -> None:
+    """Journal the delete of ``instance``."""
+    record(trx, _Entry("delete", [instance]))

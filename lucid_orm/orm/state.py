@@ -1,0 +1,104 @@
+"""The instance-state protocol: the ``__dict__`` keys a model instance keeps besides its column
+values, as named constants, and the accessors every module uses to read or write them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..database.transaction import TransactionClient
+
+# The keys live in the instance ``__dict__`` (no slotted state object): hydration stores them
+# with one subscript each in its generated loop, which costs nothing per row beyond the column
+# values themselves. They start with ``_lucid_`` so that no column attribute can clash.
+
+PERSISTED = "_lucid_persisted"  # True once the row exists (fetched or saved)
+DELETED = "_lucid_deleted"  # True after delete(): the instance refuses mutation
+LOCAL = "_lucid_local"  # True for instances made in code, absent for fetched ones
+ORIGINAL = "_lucid_original"  # attribute values as last read/written (built lazily, see ROW)
+ROW = "_lucid_row"  # hydration's column values, in result order: ORIGINAL on first use
+ROW_ATTRS = "_lucid_row_attrs"  # the attribute names of ROW's values
+EXTRAS = "_lucid_extras"  # selected values that are not columns (aggregates, pivot columns)
+SIDELOADED = "_lucid_sideloaded"  # values handed down by query.sideload()
+CONN = "_lucid_conn"  # the connection name it was read/written with, when not the default
+TRX = "_lucid_trx"  # the transaction it is bound to (Lucid's ``$trx``), while that lasts
+
+_NO_VALUES: dict[str, Any] = {}
+
+
+def is_persisted(instance: Any) -> bool:
+    """Whether the row of ``instance`` exists (fetched or saved)."""
+    return bool(instance.__dict__.get(PERSISTED, False))
+
+
+def is_deleted(instance: Any) -> bool:
+    """Whether ``delete()`` removed the row of ``instance``."""
+    return bool(instance.__dict__.get(DELETED, False))
+
+
+def original_of(instance: Any) -> dict[str, Any]:
+    """The ``original`` dict of ``instance`` itself (not a copy): built from the hydrated row on
+    first use, ``{}`` for a new instance."""
+    d = instance.__dict__
+    found: dict[str, Any] | None = d.get(ORIGINAL)
+    if found is None:
+        row = d.pop(ROW, None)
+        if row is None:
+            return {}
+        found = d[ORIGINAL] = dict(zip(d.pop(ROW_ATTRS), row, strict=False))
+    return found
+
+
+def dirty_of(instance: Any, columns: Any) -> dict[str, Any]:
+    """The set ``columns`` of ``instance`` that differ from ``original`` (by value or type);
+    every set one for a new instance."""
+    d = instance.__dict__
+    orig = original_of(instance)
+    persisted = d.get(PERSISTED, False)
+    out: dict[str, Any] = {}
+    for k in columns:
+        if k not in d:
+            continue
+        v = d[k]
+        if not persisted or k not in orig or orig[k] != v or type(orig[k]) is not type(v):
+            out[k] = v
+    return out
+
+
+def set_original(instance: Any, values: dict[str, Any]) -> None:
+    """Make ``values`` the ``original`` of ``instance`` (after a write or a refresh)."""
+    d = instance.__dict__
+    d[ORIGINAL] = values
+    d.pop(ROW, None)
+
+
+def extras_of(instance: Any) -> dict[str, Any]:
+    """The extras of ``instance`` for reading (a shared empty dict when it has none)."""
+    found: dict[str, Any] | None = instance.__dict__.get(EXTRAS)
+    return found if found is not None else _NO_VALUES
+
+
+def own_dict(instance: Any, key: str) -> dict[str, Any]:
+    """The dict kept under ``key`` (``EXTRAS``, ``SIDELOADED``), created on first use."""
+    d = instance.__dict__
+    found: dict[str, Any] | None = d.get(key)
+    if found is None:
+        found = d[key] = {}
+    return found
+
+
+def set_sideloaded(instance: Any, values: dict[str, Any]) -> None:
+    """Hand ``values`` down to ``instance`` (``query.sideload``)."""
+    instance.__dict__[SIDELOADED] = values
+
+
+def sideloaded_of(instance: Any) -> dict[str, Any] | None:
+    """The sideloaded values of ``instance``, or ``None``."""
+    found: dict[str, Any] | None = instance.__dict__.get(SIDELOADED)
+    return found
+
+
+def bound_transaction(instance: Any) -> TransactionClient | None:
+    """The transaction ``instance`` is bound to while it is open, else ``None``."""
+    trx: TransactionClient | None = instance.__dict__.get(TRX)
+    return trx if trx is not None and not trx.is_completed else None
