@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import LucidError
-from .connection import Connection, _running_loop
+from .connection import Connection, running_loop
 from .events import QueryEmitter, QueryListener
 from .query_client import QueryClient
 from .transaction import TransactionClient, TransactionStarter
@@ -92,7 +92,7 @@ class Database:
         awaited from here and are dropped (the garbage collector closes their sockets)."""
         if conn.closed:
             return
-        loop = _running_loop()
+        loop = running_loop()
         owner = conn.engines_loop()
         if loop is not None and owner in (loop, None):
             task = loop.create_task(conn.close())
@@ -100,7 +100,7 @@ class Database:
             task.add_done_callback(self._closing.discard)
         else:
             conn.closed = True
-            conn._abandon()
+            conn.abandon()
 
     @property
     def is_configured(self) -> bool:

@@ -17,23 +17,15 @@ from sqlalchemy.sql import Executable
 
 from ..errors import LucidError, QueryError
 from .connection import Connection
-from .query_client import _ClientMixin, _driver_error, connect_error, run_statement, wrap_error
+from .dialects import Dialect as DialectOps
+from .query_client import BuilderFactories, connecting, run_statement, wrap_error
 from .result import ExecResult
 
 T = TypeVar("T")
 Hook = Callable[[], Any]
 
 
-def _isolation_level(level: str, backend: str) -> str:
-    name = " ".join(level.replace("_", " ").split()).upper()
-    if backend == "postgresql" and name == "READ UNCOMMITTED":
-        # PostgreSQL runs READ UNCOMMITTED as READ COMMITTED, and SQLAlchemy's asyncpg dialect
-        # only accepts the levels PostgreSQL really has.
-        return "READ COMMITTED"
-    return name
-
-
-class TransactionClient(_ClientMixin):
+class TransactionClient(BuilderFactories):
     """A client bound to one open transaction; every statement runs on its connection.
 
     ``await trx.commit()`` / ``await trx.rollback()`` end it; ``trx.transaction()`` opens a
@@ -78,15 +70,12 @@ class TransactionClient(_ClientMixin):
         if connection.lock is not None:
             await connection.lock.acquire()
         try:
-            try:
+            with connecting(connection, None, (OSError, sa_exc.TimeoutError)):
                 conn = await engines.engine.connect()
-            except sa_exc.DBAPIError as exc:
-                raise connect_error(connection, _driver_error(exc)) from exc
-            except (OSError, sa_exc.TimeoutError) as exc:
-                raise connect_error(connection, exc) from exc
+            ops = engines.dialect_ops
             try:
-                if isolation_level and engines.backend != "sqlite":
-                    level = _isolation_level(isolation_level, engines.backend)
+                if isolation_level and ops.isolation_levels:
+                    level = ops.isolation_level(isolation_level)
                     try:
                         await conn.execution_options(isolation_level=level)
                     except sa_exc.ArgumentError as exc:
@@ -109,9 +98,10 @@ class TransactionClient(_ClientMixin):
                 connection.lock.release()
             raise
         client = cls(connection, conn, trx, None)
-        if engines.backend == "mysql":
+        if ops.kill_on_discard:
             with contextlib.suppress(Exception):
-                driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
                 client._thread_id = int(driver.thread_id())
         if connection.lock is not None:
             connection.owner = (asyncio.current_task(), client)
@@ -133,6 +123,11 @@ class TransactionClient(_ClientMixin):
     @property
     def dialect_name(self) -> str:
         return self._connection.dialect_name
+
+    @property
+    def dialect_ops(self) -> DialectOps:
+        """What this database does differently (``database/dialects``)."""
+        return self._connection.dialect_ops
 
     @property
     def is_nested(self) -> bool:
@@ -158,7 +153,7 @@ class TransactionClient(_ClientMixin):
         try:
             return await run_statement(self._conn, stmt, model, params)
         except QueryError:
-            if self._connection.dialect_name == "postgresql":
+            if self._connection.dialect_ops.aborts_on_error:
                 self._root._aborted = True
             raise
         except asyncio.CancelledError:
@@ -378,6 +373,13 @@ class TransactionStarter(Generic[T]):
             await trx.rollback()
         else:
             await trx.commit()
+
+
+def open_connection(trx: TransactionClient) -> AsyncConnection:
+    """The SQLAlchemy connection of ``trx`` (for DDL and driver-level work inside it);
+    raises ``LucidError`` (``E_TRANSACTION_COMPLETED``) once the transaction ended."""
+    trx._check_open()
+    return trx._conn
 
 
 async def _settle(work: Awaitable[None]) -> None:

@@ -1,0 +1,73 @@
+"""MySQL/MariaDB: UTC sessions, constraint errors filed elsewhere by the driver, COMMIT after
+reads, FOREIGN_KEY_CHECKS around whole-database chores."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+
+from .base import Dialect, truncate_statement
+
+if TYPE_CHECKING:
+    from ...query.client import Client
+
+
+class MysqlDialect(Dialect):
+    """MySQL and MariaDB through asyncmy. Key lists stay plain: the driver interpolates them
+    into the SQL text client-side, so the only limit is ``max_allowed_packet``."""
+
+    name: ClassVar[str] = "mysql"
+    # Constraint errors that SQLAlchemy files under OperationalError: a NOT NULL column
+    # without a default (1364), NULL into NOT NULL (1048), duplicates and foreign keys.
+    integrity_error_codes: ClassVar[frozenset[int]] = frozenset(
+        {1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025}
+    )
+    # A read may write too (a stored function in a SELECT): COMMIT ends its implicit
+    # transaction instead of the rollback on close.
+    commit_after_read: ClassVar[bool] = True
+    # A discarded connection's server thread is KILLed so its locks go at once.
+    kill_on_discard: ClassVar[bool] = True
+
+    def engine_options(
+        self,
+        name: str,
+        cfg: Mapping[str, Any],
+        memory: bool,
+        kwargs: dict[str, Any],
+        connect_args: dict[str, Any],
+    ) -> None:
+        connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+
+    def is_disconnect(self, exc: BaseException, driver: Any, dialect: SADialect) -> bool:
+        if isinstance(exc, OSError):
+            return True
+        check: Any = dialect.is_disconnect
+        try:
+            return bool(check(exc, None, None))
+        except (IndexError, TypeError):
+            return False
+
+    async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
+        await client.execute(truncate_statement(sa.table(table)), write=True)
+
+    def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:
+        with _no_foreign_key_checks(conn):
+            super().drop_tables(conn, names)
+
+    def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
+        with _no_foreign_key_checks(conn):
+            super().truncate_tables(conn, tables)
+
+
+@contextlib.contextmanager
+def _no_foreign_key_checks(conn: SyncConnection) -> Iterator[None]:
+    conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
