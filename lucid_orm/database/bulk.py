@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.sql import ColumnElement, TableClause
+from sqlalchemy.sql import TableClause
 
+from .dialects.base import Key, Rows
 from .dialects.sqlite import RETURNING
 
 if TYPE_CHECKING:
@@ -17,11 +17,7 @@ __all__ = ["RETURNING", "insert_keys"]
 
 
 async def insert_keys(
-    trx: TransactionClient,
-    table: TableClause,
-    params: Sequence[Mapping[str, Any]],
-    key: ColumnElement[Any],
-    model: str | None,
+    trx: TransactionClient, table: TableClause, params: Rows, key: Key, model: str | None
 ) -> list[Any]:
     """``trx.dialect_ops.insert_many_returning(...)``: one row ``(key,)`` per dict of
     ``params``, in ``params`` order."""

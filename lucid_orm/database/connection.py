@@ -20,6 +20,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 
 from ..errors import LucidError
 from .dialects import Dialect, dialect_for
+from .dialects.base import EngineSetup
 from .events import QueryEmitter, QueryEvent
 from .executor import StatementCache, invalidate_generation
 
@@ -338,7 +339,7 @@ class Engines:
         pool = dict(cfg.get("pool") or {})
         connect_args: dict[str, Any] = dict(cfg.get("connect_args") or {})
         kwargs = _pool_options(pool, backend, memory)
-        ops.engine_options(conn.name, cfg, memory, kwargs, connect_args)
+        ops.engine_options(EngineSetup(conn.name, cfg, memory, kwargs, connect_args))
         kwargs["connect_args"] = connect_args
         kwargs.update(cfg.get("engine_options") or {})
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
 
 from ..errors import ConnectionLostError, IntegrityError, LucidError, QueryError
-from ..query.client import Client
+from ..query.client import Client, Params
 from .connection import Connection, Engines, mask, mask_text
 from .dialects import INTEGRITY_ERROR_CODES
 from .dialects import Dialect as DialectOps
@@ -184,10 +184,28 @@ def connection_of(client: QueryClient | TransactionClient) -> Connection:
     return client._connection
 
 
-class BuilderFactories:
-    """Builder factories shared by the plain client and the transaction client."""
+class ClientBase:
+    """What the plain client and the transaction client share: their connection's dialects
+    and the builder factories."""
 
     connection_name: str
+    _connection: Connection
+
+    @property
+    def dialect(self) -> Dialect:
+        """SQLAlchemy's dialect of the connection."""
+        return self._connection.dialect
+
+    @property
+    def dialect_name(self) -> str:
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        return self._connection.dialect_name
+
+    @property
+    def dialect_ops(self) -> DialectOps:
+        """What this database does differently (``database/dialects``): capabilities and
+        operations such as ``truncate`` and ``bind_keys``."""
+        return self._connection.dialect_ops
 
     def query(self) -> DatabaseQueryBuilder:
         """A select query builder on this client: ``client.query().from_("users")``."""
@@ -218,7 +236,7 @@ class BuilderFactories:
         return RawQueryBuilder(cast(Client, self), sql, bindings, read=read)
 
 
-class QueryClient(BuilderFactories):
+class QueryClient(ClientBase):
     """A client outside any transaction: each statement checks a connection out of the pool.
 
     Selects go to a read replica when the connection has replicas; everything else to the
@@ -231,27 +249,8 @@ class QueryClient(BuilderFactories):
         self._connection = connection
         self.connection_name = connection.name
 
-    @property
-    def dialect(self) -> Dialect:
-        return self._connection.dialect
-
-    @property
-    def dialect_name(self) -> str:
-        return self._connection.dialect_name
-
-    @property
-    def dialect_ops(self) -> DialectOps:
-        """What this database does differently (``database/dialects``): capabilities and
-        operations such as ``truncate`` and ``bind_keys``."""
-        return self._connection.dialect_ops
-
     async def execute(
-        self,
-        stmt: Executable,
-        *,
-        write: bool,
-        model: str | None = None,
-        params: Sequence[Mapping[str, Any]] | None = None,
+        self, stmt: Executable, *, write: bool, model: str | None = None, params: Params = None
     ) -> ExecResult:
         """Run ``stmt`` in autocommit mode and return its result."""
         owner = self._connection.ambient_transaction()

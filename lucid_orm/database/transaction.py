@@ -6,26 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import Executable
 
 from ..errors import LucidError, QueryError
+from ..query.client import Params
 from .connection import Connection
-from .dialects import Dialect as DialectOps
-from .query_client import BuilderFactories, connecting, run_statement, wrap_error
+from .query_client import ClientBase, connecting, run_statement, wrap_error
 from .result import ExecResult
 
 T = TypeVar("T")
 Hook = Callable[[], Any]
 
 
-class TransactionClient(BuilderFactories):
+class TransactionClient(ClientBase):
     """A client bound to one open transaction; every statement runs on its connection.
 
     ``await trx.commit()`` / ``await trx.rollback()`` end it; ``trx.transaction()`` opens a
@@ -117,19 +116,6 @@ class TransactionClient(BuilderFactories):
         """Undoes ``_before_begin`` when BEGIN (or it) failed; the connection then closes."""
 
     @property
-    def dialect(self) -> Dialect:
-        return self._connection.dialect
-
-    @property
-    def dialect_name(self) -> str:
-        return self._connection.dialect_name
-
-    @property
-    def dialect_ops(self) -> DialectOps:
-        """What this database does differently (``database/dialects``)."""
-        return self._connection.dialect_ops
-
-    @property
     def is_nested(self) -> bool:
         return self.parent is not None
 
@@ -141,12 +127,7 @@ class TransactionClient(BuilderFactories):
             )
 
     async def execute(
-        self,
-        stmt: Executable,
-        *,
-        write: bool,
-        model: str | None = None,
-        params: Sequence[Mapping[str, Any]] | None = None,
+        self, stmt: Executable, *, write: bool, model: str | None = None, params: Params = None
     ) -> ExecResult:
         """Run ``stmt`` inside this transaction."""
         self._check_open()
@@ -341,16 +322,10 @@ class TransactionStarter(Generic[T]):
             # Unmanaged: the caller ends it. A task cancelled while holding it must still call
             # ``await trx.rollback()`` (in ``except``/``finally``), which is cancellation-safe.
             return trx
-        try:
+        async with managed(trx):
             result = self._callback(trx)
             if inspect.isawaitable(result):
                 result = await result
-        except BaseException:
-            if not trx.is_completed:
-                await trx.rollback()
-            raise
-        if not trx.is_completed:
-            await trx.commit()
         return result
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -373,6 +348,20 @@ class TransactionStarter(Generic[T]):
             await trx.rollback()
         else:
             await trx.commit()
+
+
+@contextlib.asynccontextmanager
+async def managed(trx: TransactionClient) -> AsyncIterator[TransactionClient]:
+    """Commit ``trx`` when the block ends, roll it back when the block raises (cancellation
+    included); a transaction the block ended itself is left alone."""
+    try:
+        yield trx
+    except BaseException:
+        if not trx.is_completed:
+            await trx.rollback()
+        raise
+    if not trx.is_completed:
+        await trx.commit()
 
 
 def open_connection(trx: TransactionClient) -> AsyncConnection:

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import Executable
 
+# Many parameter sets for one statement (``executemany``), or ``None``.
+Params = Sequence[Mapping[str, Any]] | None
+
 if TYPE_CHECKING:
     from ..database.result import ExecResult
     from ..database.transaction import TransactionStarter
@@ -35,12 +38,7 @@ class Executor(Protocol):
         ...
 
     async def execute(
-        self,
-        stmt: Executable,
-        *,
-        write: bool,
-        model: str | None = None,
-        params: Sequence[Mapping[str, Any]] | None = None,
+        self, stmt: Executable, *, write: bool, model: str | None = None, params: Params = None
     ) -> ExecResult:
         """Run ``stmt`` (``params``: many parameter sets) and read its whole result."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -23,6 +24,22 @@ from sqlalchemy.sql import ColumnElement, TableClause
 if TYPE_CHECKING:
     from ...query.client import Client
     from ..transaction import TransactionClient
+
+
+# The parameter sets of a multi-row write, and the key column it returns.
+Rows = Sequence[Mapping[str, Any]]
+Key = ColumnElement[Any]
+
+
+@dataclass(slots=True)
+class EngineSetup:
+    """What ``Dialect.engine_options`` adjusts for one engine of connection ``name``."""
+
+    name: str
+    cfg: Mapping[str, Any]
+    memory: bool
+    kwargs: dict[str, Any]
+    connect_args: dict[str, Any]
 
 
 class Dialect:
@@ -54,16 +71,9 @@ class Dialect:
     kill_on_discard: ClassVar[bool] = False
 
     # -- connections ---------------------------------------------------------------------------
-    def engine_options(
-        self,
-        name: str,
-        cfg: Mapping[str, Any],
-        memory: bool,
-        kwargs: dict[str, Any],
-        connect_args: dict[str, Any],
-    ) -> None:
-        """Adjust ``create_async_engine`` keyword arguments and the driver's ``connect_args``
-        (in place) for connection ``name`` configured by ``cfg``."""
+    def engine_options(self, setup: EngineSetup) -> None:
+        """Adjust ``setup.kwargs`` (``create_async_engine`` keyword arguments) and
+        ``setup.connect_args`` (the driver's) in place."""
 
     def autocommit_options(self) -> dict[str, Any]:
         """Execution options of the engine that runs statements outside transactions."""
@@ -98,24 +108,15 @@ class Dialect:
         return column.not_in(keys) if negate else column.in_(keys)
 
     def bind_rows(
-        self,
-        columns: list[ColumnElement[Any]],
-        rows: list[tuple[Any, ...]],
-        dialect: SADialect,
-        negate: bool,
-    ) -> ColumnElement[Any] | None:
+        self, columns: list[Key], rows: list[tuple[Any, ...]], dialect: SADialect, negate: bool
+    ) -> Key | None:
         """``(a, b) IN (rows)`` with the rows bound as few parameters, or ``None`` for the
         plain row-value list (rows all have ``len(columns)`` values and are not empty)."""
         return None
 
     # -- writes --------------------------------------------------------------------------------
     async def insert_many_returning(
-        self,
-        trx: TransactionClient,
-        table: TableClause,
-        params: Sequence[Mapping[str, Any]],
-        key: ColumnElement[Any],
-        model: str | None,
+        self, trx: TransactionClient, table: TableClause, params: Rows, key: Key, model: str | None
     ) -> list[Any]:
         """Insert ``params`` (dicts with the same keys) into ``table`` inside the transaction
         ``trx``; one row ``(key,)`` per dict, in ``params`` order (SQLAlchemy's

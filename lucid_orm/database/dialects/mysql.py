@@ -4,14 +4,14 @@ reads, FOREIGN_KEY_CHECKS around whole-database chores."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 
-from .base import Dialect, truncate_statement
+from .base import Dialect, EngineSetup, truncate_statement
 
 if TYPE_CHECKING:
     from ...query.client import Client
@@ -21,27 +21,18 @@ class MysqlDialect(Dialect):
     """MySQL and MariaDB through asyncmy. Key lists stay plain: the driver interpolates them
     into the SQL text client-side, so the only limit is ``max_allowed_packet``."""
 
-    name: ClassVar[str] = "mysql"
+    name = "mysql"
     # Constraint errors that SQLAlchemy files under OperationalError: a NOT NULL column
     # without a default (1364), NULL into NOT NULL (1048), duplicates and foreign keys.
-    integrity_error_codes: ClassVar[frozenset[int]] = frozenset(
-        {1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025}
-    )
+    integrity_error_codes = frozenset({1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025})
     # A read may write too (a stored function in a SELECT): COMMIT ends its implicit
     # transaction instead of the rollback on close.
-    commit_after_read: ClassVar[bool] = True
+    commit_after_read = True
     # A discarded connection's server thread is KILLed so its locks go at once.
-    kill_on_discard: ClassVar[bool] = True
+    kill_on_discard = True
 
-    def engine_options(
-        self,
-        name: str,
-        cfg: Mapping[str, Any],
-        memory: bool,
-        kwargs: dict[str, Any],
-        connect_args: dict[str, Any],
-    ) -> None:
-        connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+    def engine_options(self, setup: EngineSetup) -> None:
+        setup.connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
 
     def is_disconnect(self, exc: BaseException, driver: Any, dialect: SADialect) -> bool:
         if isinstance(exc, OSError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import (
@@ -33,7 +33,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
-from .base import Dialect, truncate_statement
+from .base import Dialect, EngineSetup, Key, truncate_statement
 from .sqlite import typed
 
 if TYPE_CHECKING:
@@ -105,25 +105,18 @@ def _element_type(column: Any, values: list[Any]) -> TypeEngine[Any] | None:
 class PostgresqlDialect(Dialect):
     """PostgreSQL through asyncpg."""
 
-    name: ClassVar[str] = "postgresql"
-    transactional_ddl: ClassVar[bool] = True
+    name = "postgresql"
+    transactional_ddl = True
     # A failed statement aborts the transaction until a rollback (to a savepoint).
-    aborts_on_error: ClassVar[bool] = True
+    aborts_on_error = True
     # Statements outside transactions run in AUTOCOMMIT: nothing to commit after them.
-    commit_after_write: ClassVar[bool] = False
+    commit_after_write = False
 
-    def engine_options(
-        self,
-        name: str,
-        cfg: Mapping[str, Any],
-        memory: bool,
-        kwargs: dict[str, Any],
-        connect_args: dict[str, Any],
-    ) -> None:
+    def engine_options(self, setup: EngineSetup) -> None:
         # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
-        settings = dict(connect_args.get("server_settings") or {})
+        settings = dict(setup.connect_args.get("server_settings") or {})
         settings.setdefault("timezone", "UTC")
-        connect_args["server_settings"] = settings
+        setup.connect_args["server_settings"] = settings
 
     def autocommit_options(self) -> dict[str, Any]:
         # asyncpg switches AUTOCOMMIT locally: plain queries skip BEGIN/COMMIT round trips.
@@ -155,12 +148,8 @@ class PostgresqlDialect(Dialect):
         return clause
 
     def bind_rows(
-        self,
-        columns: list[ColumnElement[Any]],
-        rows: list[tuple[Any, ...]],
-        dialect: SADialect,
-        negate: bool,
-    ) -> ColumnElement[Any] | None:
+        self, columns: list[Key], rows: list[tuple[Any, ...]], dialect: SADialect, negate: bool
+    ) -> Key | None:
         """``(a, b) IN (SELECT * FROM unnest($1::t1[], $2::t2[]))``."""
         if len(rows) * len(columns) <= PLAIN_ROWS_UP_TO and any(typed(c) is None for c in columns):
             return None

@@ -9,7 +9,8 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, func, insert, literal, literal_column, select
@@ -22,7 +23,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 
 from ...errors import IntegrityError, LucidError, QueryError
 from ..executor import bind_processor, compile_positional, interrupt_sqlite
-from .base import Dialect
+from .base import Dialect, EngineSetup, Key, Rows
 
 if TYPE_CHECKING:
     from ...query.client import Client
@@ -95,35 +96,29 @@ def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
 class SqliteDialect(Dialect):
     """SQLite through aiosqlite."""
 
-    name: ClassVar[str] = "sqlite"
-    returning: ClassVar[bool] = RETURNING
-    transactional_ddl: ClassVar[bool] = True
-    isolation_levels: ClassVar[bool] = False
-    loop_bound: ClassVar[bool] = False
-    commit_after_write: ClassVar[bool] = True
+    name = "sqlite"
+    returning = RETURNING
+    transactional_ddl = True
+    isolation_levels = False
+    loop_bound = False
+    commit_after_write = True
 
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)
         self._inserts: OrderedDict[Any, str] = OrderedDict()
 
     # -- connections ---------------------------------------------------------------------------
-    def engine_options(
-        self,
-        name: str,
-        cfg: Mapping[str, Any],
-        memory: bool,
-        kwargs: dict[str, Any],
-        connect_args: dict[str, Any],
-    ) -> None:
+    def engine_options(self, setup: EngineSetup) -> None:
         # Connections run in autocommit mode (no BEGIN outside transactions, see
         # install_events) and SQLAlchemy rolls back its own transactions on close: a reset is
         # a wasted hop.
+        kwargs, connect_args, cfg = setup.kwargs, setup.connect_args, setup.cfg
         kwargs["pool_reset_on_return"] = None
         # How long a statement waits for another connection's write lock before "database is
         # locked" (pysqlite's ``timeout`` sets SQLite's busy timeout, no extra statement).
         if "busy_timeout_ms" in cfg or "timeout" not in connect_args:
-            connect_args["timeout"] = _busy_timeout(name, cfg) / 1000.0
-        if memory:
+            connect_args["timeout"] = _busy_timeout(setup.name, cfg) / 1000.0
+        if setup.memory:
             kwargs["poolclass"] = StaticPool
             connect_args.setdefault("check_same_thread", False)
 
@@ -185,12 +180,8 @@ class SqliteDialect(Dialect):
         return super().bind_keys(column, keys, dialect, negate)
 
     def bind_rows(
-        self,
-        columns: list[ColumnElement[Any]],
-        rows: list[tuple[Any, ...]],
-        dialect: SADialect,
-        negate: bool,
-    ) -> ColumnElement[Any] | None:
+        self, columns: list[Key], rows: list[tuple[Any, ...]], dialect: SADialect, negate: bool
+    ) -> Key | None:
         """``json_extract(value, '$[i]')`` over one JSON array of arrays."""
         if not JSON_EACH:
             return None
@@ -211,12 +202,7 @@ class SqliteDialect(Dialect):
 
     # -- writes --------------------------------------------------------------------------------
     async def insert_many_returning(
-        self,
-        trx: TransactionClient,
-        table: TableClause,
-        params: Sequence[Mapping[str, Any]],
-        key: ColumnElement[Any],
-        model: str | None,
+        self, trx: TransactionClient, table: TableClause, params: Rows, key: Key, model: str | None
     ) -> list[Any]:
         """SQLite doesn't say in which order ``RETURNING`` hands rows back, nor that
         generated keys ascend (SQLAlchemy's insertmanyvalues then goes row by row): this runs
@@ -341,25 +327,17 @@ def _compile_qualified(element: _Qualified, compiler: Any, **kw: Any) -> str:
     return str(preparer.format_table(element.table) + "." + preparer.quote(element.name))
 
 
+@dataclass(slots=True)
 class _BulkInsert:
     """One ``insert_many_returning`` call on SQLite's driver connection."""
 
-    def __init__(
-        self,
-        dialect: SqliteDialect,
-        trx: TransactionClient,
-        connection: Connection,
-        table: TableClause,
-        key: ColumnElement[Any],
-        model: str | None,
-    ) -> None:
-        self.dialect = dialect
-        self.trx = trx
-        self.connection = connection
-        self.table = table
-        self.key = key
-        self.model = model
-        self.driver: Any = None
+    dialect: SqliteDialect
+    trx: TransactionClient
+    connection: Connection
+    table: TableClause
+    key: Key
+    model: str | None
+    driver: Any = None
 
     async def run(self, columns: list[str], params: Sequence[Mapping[str, Any]]) -> list[Any]:
         from ..transaction import open_connection
