@@ -206,16 +206,19 @@ class SqliteDialect(Dialect):
     ) -> list[Any]:
         """SQLite doesn't say in which order ``RETURNING`` hands rows back, nor that
         generated keys ascend (SQLAlchemy's insertmanyvalues then goes row by row): this runs
-        multi-row INSERTs on the transaction's driver connection and has each statement prove
-        that the keys ascend with the rows (``_ordered_key``), going row by row when they
-        don't. The values are one flat list with each column's bind processor applied once
-        per value, one trip to aiosqlite's thread per statement; errors and query events are
-        those of every other statement. Off with the fast paths (``LUCID_FAST_PATHS=0``)."""
+        multi-row INSERTs that prove that the keys ascend with the rows (``_ordered_key``),
+        going row by row when they don't.
+
+        Fast path: the statements run on the transaction's driver connection, the values
+        one flat list with each column's bind processor applied once per value, one trip to
+        aiosqlite's thread per statement; errors and query events are those of every other
+        statement. With the fast paths off (``LUCID_FAST_PATHS=0``) the same statements go
+        through SQLAlchemy's execution."""
         from ..query_client import connection_of
 
         columns = list(params[0]) if params else []
         connection = connection_of(trx)
-        if not RETURNING or not columns or not connection.fast_reads:
+        if not RETURNING or not columns:
             # No RETURNING before SQLite 3.35, and DEFAULT VALUES rows: SQLAlchemy's path,
             # which runs row by row on SQLite when asked for parameter order.
             return await super().insert_many_returning(trx, table, params, key, model)
@@ -327,9 +330,15 @@ def _compile_qualified(element: _Qualified, compiler: Any, **kw: Any) -> str:
     return str(preparer.format_table(element.table) + "." + preparer.quote(element.name))
 
 
+class _Unordered(Exception):
+    """A multi-row INSERT whose keys could not be shown to ascend (``_ordered_key``)."""
+
+
 @dataclass(slots=True)
 class _BulkInsert:
-    """One ``insert_many_returning`` call on SQLite's driver connection."""
+    """One ``insert_many_returning`` call: multi-row INSERTs of at most ``MAX_PARAMS``
+    values, run on the driver connection (fast path) or through SQLAlchemy (its twin, the
+    same statements with ``LUCID_FAST_PATHS=0``)."""
 
     dialect: SqliteDialect
     trx: TransactionClient
@@ -339,48 +348,62 @@ class _BulkInsert:
     model: str | None
     driver: Any = None
 
-    async def run(self, columns: list[str], params: Sequence[Mapping[str, Any]]) -> list[Any]:
+    async def run(self, columns: list[str], params: Rows) -> list[Any]:
         from ..transaction import open_connection
 
-        table, key, compiled = self.table, self.key, self.dialect.compiled_insert
-        sa_dialect = self.trx.dialect
-        width = len(columns)
-        processors = [bind_processor(table.c[c].type, sa_dialect) for c in columns]
-        rows = [tuple(p.values()) for p in params]
-        raw = await open_connection(self.trx).get_raw_connection()
-        self.driver = raw.driver_connection
-        per_statement = max(1, MAX_PARAMS // width)
+        if self.connection.fast_reads:
+            raw = await open_connection(self.trx).get_raw_connection()
+            self.driver = raw.driver_connection
+        per_statement = max(1, MAX_PARAMS // len(columns))
         out: list[Any] = []
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            values = [value for row in chunk for value in row]
-            for i, process in enumerate(processors):
-                if process is not None:
-                    values[i::width] = map(process, values[i::width])
-            sql = compiled(sa_dialect, table, columns, key, len(chunk))
+        for start in range(0, len(params), per_statement):
+            chunk = params[start : start + per_statement]
             try:
-                returned = await self.execute(sql, values, ordered=len(chunk) > 1)
-            except sqlite3.Error:
+                returned = await self.insert(columns, chunk, len(chunk) > 1)
+            except _Unordered:
                 # A key out of order: nothing of this chunk was written. One row per
                 # statement ties each key to its row.
-                single = compiled(sa_dialect, table, columns, key, 1)
-                for i in range(0, len(values), width):
-                    out.extend(await self.execute(single, values[i : i + width]))
+                for i in range(len(chunk)):
+                    out.extend(await self.insert(columns, chunk[i : i + 1], False))
             else:
                 returned.sort()
                 out.extend(returned)
         return out
 
-    async def execute(self, sql: str, values: list[Any], *, ordered: bool = False) -> list[Any]:
+    async def insert(self, columns: list[str], chunk: Rows, ordered: bool) -> list[Any]:
+        """Insert ``chunk``; its keys (in any order when ``ordered``, which raises
+        ``_Unordered`` when they don't ascend with the rows)."""
+        if self.driver is None:
+            return await self.insert_through_sqlalchemy(chunk, ordered)
+        table, sa_dialect = self.table, self.trx.dialect
+        width = len(columns)
+        values = [value for row in chunk for value in row.values()]
+        for i, column in enumerate(columns):
+            process = bind_processor(table.c[column].type, sa_dialect)
+            if process is not None:
+                values[i::width] = map(process, values[i::width])
+        sql = self.dialect.compiled_insert(sa_dialect, table, columns, self.key, len(chunk))
         started = time.perf_counter()
         try:
             fetched: list[Any] = await self.driver.execute_fetchall(sql, values)
         except sqlite3.Error as exc:
             if ordered and str(exc) == _UNORDERED:
-                raise
+                raise _Unordered from exc
             kind = IntegrityError if isinstance(exc, sqlite3.IntegrityError) else QueryError
             raise kind(
                 str(exc).strip() or type(exc).__name__, sql=sql, bindings=values, original=exc
             ) from exc
         self.connection.report(sql, values, started, self.model, in_transaction=True)
         return fetched
+
+    async def insert_through_sqlalchemy(self, chunk: Rows, ordered: bool) -> list[Any]:
+        table, key = self.table, self.table.c[self.key.name]
+        returned = _ordered_key(table, key) if ordered else key
+        stmt = insert(table).values(list(chunk)).returning(returned)
+        try:
+            result = await self.trx.execute(stmt, write=True, model=self.model)
+        except QueryError as exc:
+            if ordered and str(exc.original) == _UNORDERED:
+                raise _Unordered from exc
+            raise
+        return [tuple(row) for row in result.rows]
