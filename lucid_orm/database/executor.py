@@ -216,12 +216,17 @@ def interrupt_sqlite(dbapi_conn: Any) -> None:
     dbapi_conn._connection._conn.interrupt()
 
 
-def compile_positional(stmt: Any, dialect: Dialect) -> tuple[str, list[str]]:
-    """``stmt`` compiled for a positional-paramstyle ``dialect``: its SQL and the names of
-    its parameters in order."""
-    compiled = stmt.compile(dialect=dialect)
+def compile_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str]]:
+    """A one-row ``INSERT … VALUES (…)`` compiled for a positional-paramstyle ``dialect``,
+    cut around its VALUES group: ``(head, group, tail, parameter names in order)``."""
+    # Compiled as for executemany: SQLAlchemy then records the VALUES group it would repeat.
+    compiled = stmt.compile(dialect=dialect, for_executemany=True)
     assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
-    return compiled.string, list(compiled.positiontup)
+    expr = compiled.insert_single_values_expr
+    assert expr is not None
+    head, group, tail = compiled.string.partition("(" + expr + ")")
+    assert group
+    return head, group, tail, list(compiled.positiontup)
 
 
 def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:

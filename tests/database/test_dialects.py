@@ -161,8 +161,9 @@ class TestWrites:
             assert log.count == 1 and "RETURNING" in log.sqls[0]
             ops = dialect_for("sqlite")
             assert isinstance(ops, SqliteDialect)
-            again = ops.compiled_insert(trx.dialect, parents, ["name"], parents.c.id, 5)
-            assert again is ops.compiled_insert(trx.dialect, parents, ["name"], parents.c.id, 5)
+            shape = ops.compiled_insert(trx.dialect, parents, ["name"], parents.c.id)
+            assert shape is ops.compiled_insert(trx.dialect, parents, ["name"], parents.c.id)
+            assert log.sqls[0] == shape.sql(5)
 
     async def test_truncate(self, tables: Database, dialect: str) -> None:
         await tables.table("dlx_children").multi_insert([{"name": "a"}, {"name": "b"}])

@@ -22,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement, TableClause
 
 from ...errors import IntegrityError, LucidError, QueryError
-from ..executor import bind_processor, compile_positional, interrupt_sqlite
+from ..executor import bind_processor, compile_insert, interrupt_sqlite
 from .base import Dialect, EngineSetup, Key, Rows
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ _INT64 = (-(2**63), 2**63)
 # SQLite's answer to ``abs(-2**63)``: the statement's deliberate failure when a row's key
 # can't be shown to follow the rows before it (``_ordered_key``).
 _UNORDERED = "integer overflow"
-# Compiled multi-row INSERTs kept per (table, columns, rows) shape.
-_INSERT_CACHE_SIZE = 64
+# Compiled INSERT shapes kept per (table, columns, key).
+_INSERT_CACHE_SIZE = 256
 
 
 def json_keys(keys: Sequence[Any]) -> bool:
@@ -93,6 +93,25 @@ def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class InsertShape:
+    """A one-row ``INSERT … VALUES (?, ?) RETURNING …`` compiled by SQLAlchemy, cut around
+    its VALUES group so that a batch repeats the group (SQLAlchemy's own batching scheme,
+    ``SQLCompiler.insert_single_values_expr``); ``order``: the columns in parameter order."""
+
+    head: str
+    group: str
+    ordered: str
+    single: str
+    order: list[str]
+
+    def sql(self, rows: int) -> str:
+        """The statement for ``rows`` rows: returning ``_ordered_key`` for more than one."""
+        if rows == 1:
+            return self.head + self.group + self.single
+        return self.head + ", ".join([self.group] * rows) + self.ordered
+
+
 class SqliteDialect(Dialect):
     """SQLite through aiosqlite."""
 
@@ -105,7 +124,7 @@ class SqliteDialect(Dialect):
 
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)
-        self._inserts: OrderedDict[Any, str] = OrderedDict()
+        self._inserts: OrderedDict[Any, InsertShape] = OrderedDict()
 
     # -- connections ---------------------------------------------------------------------------
     def engine_options(self, setup: EngineSetup) -> None:
@@ -225,35 +244,26 @@ class SqliteDialect(Dialect):
         return await _BulkInsert(self, trx, connection, table, key, model).run(columns, params)
 
     def compiled_insert(
-        self,
-        dialect: SADialect,
-        table: TableClause,
-        columns: list[str],
-        key: ColumnElement[Any],
-        rows: int,
-    ) -> str:
-        """The SQL of a ``rows``-row INSERT of ``columns`` returning ``_ordered_key`` (or the
-        plain key for one row), compiled from Core once per shape (LRU)."""
-        shape = (table, tuple(columns), key.name, rows)
+        self, dialect: SADialect, table: TableClause, columns: list[str], key: Key
+    ) -> InsertShape:
+        """The one-row INSERT of ``columns`` into ``table`` returning ``key``, compiled from
+        Core once per (table, columns, key) and kept (LRU)."""
+        shape_key = (table, tuple(columns), key.name)
         cache = self._inserts
-        sql = cache.get(shape)
-        if sql is not None:
-            cache.move_to_end(shape)
-            return sql
-        width = len(columns)
-        values: list[dict[str, Any]] = [
-            {c: sa.bindparam(f"r{i}c{j}") for j, c in enumerate(columns)} for i in range(rows)
-        ]
+        shape = cache.get(shape_key)
+        if shape is not None:
+            cache.move_to_end(shape_key)
+            return shape
+        values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
         table_key = table.c[key.name]
-        returned = table_key if rows == 1 else _ordered_key(table, table_key)
-        stmt = insert(table).values(values).returning(returned)
-        sql, order = compile_positional(stmt, dialect)
-        if order != [f"r{i}c{j}" for i in range(rows) for j in range(width)]:
-            raise LucidError(f"Unexpected parameter order compiling an INSERT into {table.name}")
-        cache[shape] = sql
+        plain = insert(table).values(values).returning(table_key)
+        ordered = insert(table).values(values).returning(_ordered_key(table, table_key))
+        head, group, tail, order = compile_insert(ordered, dialect)
+        single = compile_insert(plain, dialect)[2]
+        shape = cache[shape_key] = InsertShape(head, group, tail, single, order)
         if len(cache) > _INSERT_CACHE_SIZE:
             cache.popitem(last=False)
-        return sql
+        return shape
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         await client.execute(sa.delete(sa.table(table)), write=True)
@@ -376,13 +386,18 @@ class _BulkInsert:
         if self.driver is None:
             return await self.insert_through_sqlalchemy(chunk, ordered)
         table, sa_dialect = self.table, self.trx.dialect
-        width = len(columns)
-        values = [value for row in chunk for value in row.values()]
-        for i, column in enumerate(columns):
+        shape = self.dialect.compiled_insert(sa_dialect, table, columns, self.key)
+        order = shape.order
+        width = len(order)
+        if order == columns:
+            values = [value for row in chunk for value in row.values()]
+        else:
+            values = [row[c] for row in chunk for c in order]
+        for i, column in enumerate(order):
             process = bind_processor(table.c[column].type, sa_dialect)
             if process is not None:
                 values[i::width] = map(process, values[i::width])
-        sql = self.dialect.compiled_insert(sa_dialect, table, columns, self.key, len(chunk))
+        sql = shape.sql(len(chunk))
         started = time.perf_counter()
         try:
             fetched: list[Any] = await self.driver.execute_fetchall(sql, values)
