@@ -200,3 +200,19 @@ class TestWrites:
         assert await _others(tables) == keep
         async with tables.engine().connect() as conn:
             assert not OWN & set(await conn.run_sync(table_names))
+
+
+class TestAdvisoryLock:
+    async def test_one_session_at_a_time(self, database: Database, dialect: str) -> None:
+        connection = database.get_connection()
+        lock = connection.dialect_ops.advisory_lock("lucid_orm:dlx_test", connection.url.database)
+        if lock is None:
+            assert dialect == "sqlite"  # the migrator keeps a lock table there
+            return
+        engine = database.engine()
+        async with engine.connect() as first, engine.connect() as second:
+            assert (await first.execute(lock.acquire)).scalar()
+            assert not (await second.execute(lock.acquire)).scalar()
+            await first.execute(lock.release)
+            assert (await second.execute(lock.acquire)).scalar()
+            await second.execute(lock.release)

@@ -31,6 +31,16 @@ Rows = Sequence[Mapping[str, Any]]
 Key = ColumnElement[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class AdvisoryLock:
+    """A session-level lock of the server: ``acquire`` answers 1/true when taken (without
+    waiting), ``release`` gives it back; ``description`` names it in messages."""
+
+    acquire: sa.Select[Any]
+    release: sa.Select[Any]
+    description: str
+
+
 @dataclass(slots=True)
 class EngineSetup:
     """What ``Dialect.engine_options`` adjusts for one engine of connection ``name``."""
@@ -95,6 +105,11 @@ class Dialect:
     def is_integrity_code(self, code: Any) -> bool:
         """Whether a driver error code means a constraint violation."""
         return isinstance(code, int) and code in self.integrity_error_codes
+
+    def advisory_lock(self, name: str, database: str | None) -> AdvisoryLock | None:
+        """The statements of a server-side session lock named ``name`` on ``database``
+        (the migrator's lock); ``None`` where the server has none (SQLite: a lock table)."""
+        return None
 
     # -- keys as parameters (query/keys.py) ----------------------------------------------------
     def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:

@@ -4,6 +4,7 @@ reads, FOREIGN_KEY_CHECKS around whole-database chores."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 
-from .base import Dialect, EngineSetup, truncate_statement
+from .base import AdvisoryLock, Dialect, EngineSetup, truncate_statement
 
 if TYPE_CHECKING:
     from ...query.client import Client
@@ -42,6 +43,19 @@ class MysqlDialect(Dialect):
             return bool(check(exc, None, None))
         except (IndexError, TypeError):
             return False
+
+    def advisory_lock(self, name: str, database: str | None) -> AdvisoryLock:
+        """``GET_LOCK`` of ``"prefix:rest"`` as ``"prefix:database:rest"`` (lock names are
+        server-wide), hashed past MySQL's 64 characters."""
+        prefix, rest = name.split(":", 1) if ":" in name else ("lucid_orm", name)
+        full = f"{prefix}:{database}:{rest}"
+        if len(full) > 64:
+            full = f"{prefix}:{hashlib.sha1(full.encode()).hexdigest()}"
+        return AdvisoryLock(
+            sa.select(sa.func.get_lock(full, 0)),
+            sa.select(sa.func.release_lock(full)),
+            f"GET_LOCK('{full}')",
+        )
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         await client.execute(truncate_statement(sa.table(table)), write=True)

@@ -4,6 +4,7 @@ RESTART IDENTITY, DROP … CASCADE."""
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
@@ -33,7 +34,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
-from .base import Dialect, EngineSetup, Key, truncate_statement
+from .base import AdvisoryLock, Dialect, EngineSetup, Key, truncate_statement
 from .sqlite import typed
 
 if TYPE_CHECKING:
@@ -132,6 +133,16 @@ class PostgresqlDialect(Dialect):
         # asyncpg closes the connection on any fatal error (terminated backend, admin
         # shutdown, reset socket); whatever it then raised, is_closed() tells.
         return isinstance(exc, OSError) or bool(driver.is_closed())
+
+    def advisory_lock(self, name: str, database: str | None) -> AdvisoryLock:
+        """``pg_try_advisory_lock`` of a 64-bit key hashed from ``name`` (per database)."""
+        digest = hashlib.sha1(name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        return AdvisoryLock(
+            select(func.pg_try_advisory_lock(key)),
+            select(func.pg_advisory_unlock(key)),
+            f"pg_advisory_lock({key})",
+        )
 
     # -- keys as parameters --------------------------------------------------------------------
     def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:

@@ -273,10 +273,11 @@ class SqliteDialect(Dialect):
         # no ON DELETE RESTRICT fires during the implicit DELETE of a parent.
         conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
         wanted = set(names)
-        order = [n for n, _ in sa.inspect(conn).get_sorted_table_and_fkc_names() if n]
+        # (name, foreign keys) in creation order; a last (None, …) holds cycles' keys.
+        order = [pair[0] for pair in sa.inspect(conn).get_sorted_table_and_fkc_names()]
         ordered = [n for n in reversed(order) if n in wanted]
-        ordered += [n for n in names if n not in set(ordered)]
-        super().drop_tables(conn, ordered)
+        placed = set(ordered)
+        super().drop_tables(conn, ordered + [n for n in names if n not in placed])
 
     def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
         conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
