@@ -155,7 +155,8 @@ def _converter(procs: Sequence[Processor]) -> Callable[[Sequence[Any]], tuple[An
             names[f"p{i}"] = proc
             parts.append(f"(p{i}(r[{i}]) if r[{i}] is not None else None)")
     source = f"lambda r: ({', '.join(parts)},)"
-    return eval(source, names)  # type: ignore[no-any-return]
+    convert: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(source, names)
+    return convert
 
 
 def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
