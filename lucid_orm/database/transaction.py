@@ -99,9 +99,8 @@ class TransactionClient(ClientBase):
         client = cls(connection, conn, trx, None)
         if ops.kill_on_discard:
             with contextlib.suppress(Exception):
-                raw = await conn.get_raw_connection()
-                driver: Any = raw.driver_connection
-                client._thread_id = int(driver.thread_id())
+                sync: Any = conn.sync_connection
+                client._thread_id = int(sync.connection.driver_connection.thread_id())
         if connection.lock is not None:
             connection.owner = (asyncio.current_task(), client)
         return client
