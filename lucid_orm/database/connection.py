@@ -13,14 +13,16 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from ..errors import LucidError
+from .dialects import Dialect, dialect_for
+from .dialects.base import EngineSetup
 from .events import QueryEmitter, QueryEvent
-from .executor import StatementCache
+from .executor import StatementCache, invalidate_generation
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -96,7 +98,8 @@ def mask_text(text: str) -> str:
     return _PARAM_SECRET.sub(r"\1" + _HIDDEN, _USERINFO_SECRET.sub(r"\1" + _HIDDEN + "@", text))
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop, ``None`` outside one."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -129,9 +132,11 @@ class Connection:
             self._read_cfgs = []
         self.url, self.is_memory = parse_url(self._write_cfg["url"])
         self.dialect_name = self.url.get_backend_name()
-        self._write: _Engines | None = None
-        self._reads: list[_Engines] = []
-        self._read_cycle: Iterator[_Engines] | None = None
+        # What this database does differently (dialects/): capabilities and operations.
+        self.dialect_ops: Dialect = dialect_for(self.dialect_name)
+        self._write: Engines | None = None
+        self._reads: list[Engines] = []
+        self._read_cycle: Iterator[Engines] | None = None
         # sqlite://:memory: is one shared connection: transactions of two tasks must not mix.
         self.lock: asyncio.Lock | None = asyncio.Lock() if self.is_memory else None
         # (task, root transaction) that statements on this connection join instead of taking
@@ -139,8 +144,9 @@ class Connection:
         # ``None`` is a global transaction, joined by every task (db.begin_global_transaction).
         self.owner: tuple[asyncio.Task[Any] | None, Any] | None = None
         self.closed = False
-        # Plain SELECTs run on the driver directly (see executor.py); ``fast_reads: False``
-        # (or ``LUCID_FAST_PATHS=0`` in the environment) sends them through SQLAlchemy's
+        # The one switch of every fast path (the table in executor.py: lean reads, find's
+        # static statement, SQLite's multi-row INSERT); ``fast_reads: False`` (or
+        # ``LUCID_FAST_PATHS=0`` in the environment) sends everything through SQLAlchemy's
         # execution layer instead, so the suite can prove both paths give the same answers.
         self.fast_reads = bool(config.get("fast_reads", fast_paths_default()))
         self.statements = StatementCache()
@@ -150,7 +156,7 @@ class Connection:
         return f"<Connection {self.name!r} {mask(self.url)}>"
 
     # -- engines -------------------------------------------------------------------------------
-    def _ensure(self) -> _Engines:
+    def _ensure(self) -> Engines:
         write = self._write
         if write is None:
             if self.closed:
@@ -158,10 +164,10 @@ class Connection:
                     f'Connection "{self.name}" is closed: call db.configure() to open it again',
                     code="E_CONNECTION_CLOSED",
                 )
-            self._write = write = _Engines(self, self._write_cfg)
+            self._write = write = Engines(self, self._write_cfg)
             count = len(self._read_cfgs)
             self._reads = [
-                _Engines(self, cfg, f"read replica {i} of {count}")
+                Engines(self, cfg, f"read replica {i} of {count}")
                 for i, cfg in enumerate(self._read_cfgs, 1)
             ]
             if self._reads:
@@ -169,12 +175,12 @@ class Connection:
         elif write.loop_bound:
             # asyncpg and asyncmy connections belong to the loop that opened them: another
             # loop (a second asyncio.run(), a test loop of another scope) gets engines of its own.
-            loop = _running_loop()
+            loop = running_loop()
             if loop is not write.loop and loop is not None:
                 return self._rebind(write, loop)
         return write
 
-    def _rebind(self, write: _Engines, loop: asyncio.AbstractEventLoop) -> _Engines:
+    def _rebind(self, write: Engines, loop: asyncio.AbstractEventLoop) -> Engines:
         old = write.loop
         if old is None:
             # Created outside any loop: nothing is connected yet, this loop adopts them.
@@ -190,18 +196,18 @@ class Connection:
             )
         # The old loop is closed or idle: its connections can't be awaited from here, so they
         # are dropped unawaited (the garbage collector closes their sockets).
-        self._abandon()
+        self.abandon()
         return self._ensure()
 
-    def _abandon(self) -> None:
+    def abandon(self) -> None:
         """Forget the engines without closing them (their loop is gone)."""
         for eng in ([self._write] if self._write else []) + self._reads:
             idle, eng.idle = eng.idle, []
-            for raw, _driver in idle:
+            for pair in idle:
                 # Checked out: detached, the pool won't try to terminate it on the dead loop
                 # when it is garbage collected.
                 with contextlib.suppress(Exception):
-                    raw.detach()
+                    pair[0].detach()
         self._write, self._reads, self._read_cycle = None, [], None
         if self.owner is not None and self.owner[0] is None:
             self.owner = None
@@ -211,13 +217,13 @@ class Connection:
         return self._write.loop if self._write is not None else None
 
     @property
-    def dialect(self) -> Dialect:
+    def dialect(self) -> SADialect:
         return self._ensure().engine.dialect
 
-    def write_engines(self) -> _Engines:
+    def write_engines(self) -> Engines:
         return self._ensure()
 
-    def read_engines(self) -> _Engines:
+    def read_engines(self) -> Engines:
         write = self._ensure()
         return next(self._read_cycle) if self._read_cycle is not None else write
 
@@ -227,10 +233,10 @@ class Connection:
 
     async def close(self) -> None:
         write = self._write
-        if write is not None and write.loop_bound and write.loop not in (None, _running_loop()):
+        if write is not None and write.loop_bound and write.loop not in (None, running_loop()):
             # Opened by another event loop (a previous asyncio.run()): their connections
             # can't be awaited from this one.
-            self._abandon()
+            self.abandon()
             self.closed = True
             return
         trx = self.global_transaction()
@@ -296,75 +302,51 @@ class Connection:
 
 _NO_GUARD: contextlib.nullcontext[None] = contextlib.nullcontext()
 
-# SQLite's wait for a locked database (ms) unless the connection sets ``busy_timeout_ms``.
-SQLITE_BUSY_TIMEOUT_MS = 5000
+
+def _pool_options(pool: Mapping[str, Any], backend: str, memory: bool) -> dict[str, Any]:
+    """``create_async_engine`` keyword arguments of the ``pool`` config."""
+    kwargs: dict[str, Any] = {}
+    if not memory and (backend != "sqlite" or pool):
+        if "max" in pool:
+            kwargs["pool_size"] = int(pool["max"])
+            kwargs["max_overflow"] = 0
+        if "timeout" in pool:
+            kwargs["pool_timeout"] = float(pool["timeout"])
+    if pool.get("pre_ping"):
+        # Opt-in: one round trip per checkout to find connections the server dropped before
+        # a statement fails on them (reads outside transactions heal without it).
+        kwargs["pool_pre_ping"] = True
+    return kwargs
 
 
-def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
-    value = cfg.get("busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise LucidError(
-            f'Connection "{name}": "busy_timeout_ms" must be a whole number of milliseconds '
-            f"(0 or more), got {value!r}",
-            code="E_INVALID_CONFIG",
-        )
-    return value
-
-
-class _Engines:
-    """A transactional engine and its autocommit twin (same pool) for one database URL."""
+class Engines:
+    """A transactional engine and its autocommit twin (same pool) for one database URL, with
+    the driver connections the lean read path keeps between reads."""
 
     def __init__(self, conn: Connection, cfg: Mapping[str, Any], role: str | None = None) -> None:
         url, memory = parse_url(cfg["url"])
         backend = url.get_backend_name()
+        ops = dialect_for(backend)
         self.url = url
+        self.backend = backend
+        self.dialect_ops = ops
         # Which side of the connection this is, for messages ("read replica 1 of 2").
         self.role = role
         # The event loop its driver connections belong to (asyncpg/asyncmy; see
-        # Connection._ensure); set when created inside a running loop.
-        self.loop_bound = backend != "sqlite"
-        self.loop = _running_loop()
-        kwargs: dict[str, Any] = {}
+        # Connection.write_engines); set when created inside a running loop.
+        self.loop_bound = ops.loop_bound
+        self.loop = running_loop()
         pool = dict(cfg.get("pool") or {})
         connect_args: dict[str, Any] = dict(cfg.get("connect_args") or {})
-        if backend == "sqlite":
-            # Connections run in autocommit mode (no BEGIN outside transactions, see below) and
-            # SQLAlchemy rolls back its own transactions on close: a reset is a wasted hop.
-            kwargs["pool_reset_on_return"] = None
-            # How long a statement waits for another connection's write lock before "database
-            # is locked" (pysqlite's ``timeout`` sets SQLite's busy timeout, no extra statement).
-            if "busy_timeout_ms" in cfg or "timeout" not in connect_args:
-                connect_args["timeout"] = _busy_timeout(conn.name, cfg) / 1000.0
-        if memory:
-            kwargs["poolclass"] = StaticPool
-            connect_args.setdefault("check_same_thread", False)
-        elif backend != "sqlite" or pool:
-            if "max" in pool:
-                kwargs["pool_size"] = int(pool["max"])
-                kwargs["max_overflow"] = 0
-            if "timeout" in pool:
-                kwargs["pool_timeout"] = float(pool["timeout"])
-        if pool.get("pre_ping"):
-            # Opt-in: one round trip per checkout to find connections the server dropped
-            # before a statement fails on them (reads outside transactions heal without it).
-            kwargs["pool_pre_ping"] = True
-        if backend == "postgresql":
-            # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
-            settings = dict(connect_args.get("server_settings") or {})
-            settings.setdefault("timezone", "UTC")
-            connect_args["server_settings"] = settings
-        elif backend == "mysql":
-            connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+        kwargs = _pool_options(pool, backend, memory)
+        ops.engine_options(EngineSetup(conn.name, cfg, memory, kwargs, connect_args))
         kwargs["connect_args"] = connect_args
         kwargs.update(cfg.get("engine_options") or {})
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.dialect = self.engine.dialect
-        self.backend = backend
-        autocommit: dict[str, Any] = {"lucid_autocommit": True}
-        if backend == "postgresql":
-            # asyncpg switches AUTOCOMMIT locally: plain queries skip BEGIN/COMMIT round trips.
-            autocommit["isolation_level"] = "AUTOCOMMIT"
-        self.autocommit_engine: AsyncEngine = self.engine.execution_options(**autocommit)
+        self.autocommit_engine: AsyncEngine = self.engine.execution_options(
+            **ops.autocommit_options()
+        )
         # Driver connections kept checked out between lean reads (executor.py), never more
         # than leaves a capped pool at least one connection for everything else. They hold no
         # state: SQLite and PostgreSQL reads run in autocommit, MySQL reads end with COMMIT.
@@ -375,83 +357,11 @@ class _Engines:
         else:
             self.hold = max(0, min(2, int(pool["max"]) - 1))
         sync = self.engine.sync_engine
-        if backend == "sqlite":
-            foreign_keys = cfg.get("foreign_keys", True)
-
-            # WAL lets readers run beside the one writer; a file database keeps it once set.
-            # In-memory databases have no journal to change.
-            wal = not memory and cfg.get("wal", True)
-
-            @event.listens_for(sync, "connect")
-            def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-                # Let SQLAlchemy, not pysqlite, emit BEGIN so SAVEPOINTs work (SQLAlchemy docs).
-                dbapi_conn.isolation_level = None
-                cursor = dbapi_conn.cursor()
-                if wal:
-                    cursor.execute("PRAGMA journal_mode = WAL")
-                if foreign_keys:
-                    cursor.execute("PRAGMA foreign_keys = ON")
-                cursor.close()
-
-            @event.listens_for(sync, "invalidate")
-            def _sqlite_invalidate(dbapi_conn: Any, _record: Any, _exc: Any) -> None:
-                # SQLAlchemy discards a connection whose statement was cancelled, but aiosqlite
-                # would close it only after that statement ran to its end, and a close that
-                # finds the statement unfinalized leaves the connection (and its write lock)
-                # open until the garbage collector runs. So: interrupt the statement (sqlite3
-                # allows that from any thread), then roll back before the close.
-                with contextlib.suppress(Exception):
-                    dbapi_conn._connection._conn.interrupt()
-                with contextlib.suppress(Exception):
-                    dbapi_conn.rollback()
-
-            @event.listens_for(sync, "begin")
-            def _sqlite_begin(sa_conn: Any) -> None:
-                if not sa_conn.get_execution_options().get("lucid_autocommit"):
-                    # IMMEDIATE takes the write lock now (waiting up to the busy timeout): a
-                    # deferred transaction that read and then writes fails at once with
-                    # SQLITE_BUSY_SNAPSHOT, which no busy timeout retries. It also stands in
-                    # for SELECT ... FOR UPDATE, which SQLite has not.
-                    sa_conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        emitter = conn._emitter
-        name = conn.name
-        debug = conn.debug
-
-        @event.listens_for(sync, "before_cursor_execute")
-        def _before(_c: Any, _cur: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
-            if context is not None:
-                context._lucid_t0 = time.perf_counter()
-
-        @event.listens_for(sync, "after_cursor_execute")
-        def _after(
-            sa_conn: Any, _cur: Any, sql: str, params: Any, context: Any, many: bool
-        ) -> None:
-            if not (emitter.listeners or debug) or emitter.is_control(sql):
-                return
-            t0 = getattr(context, "_lucid_t0", None)
-            duration = (time.perf_counter() - t0) * 1000.0 if t0 is not None else 0.0
-            options = context.execution_options if context is not None else {}
-            if many:
-                bindings = [list(p) if isinstance(p, list | tuple) else p for p in params]
-            elif isinstance(params, Mapping):
-                bindings = list(params.values())
-            else:
-                bindings = list(params or ())
-            emitter.emit(
-                QueryEvent(
-                    sql=sql,
-                    bindings=bindings,
-                    connection=name,
-                    duration_ms=duration,
-                    model=options.get("lucid_model"),
-                    in_transaction=not sa_conn.get_execution_options().get("lucid_autocommit"),
-                ),
-                debug=debug,
-            )
+        ops.install_events(sync, cfg, memory)
+        _report_statements(sync, conn)
 
     def __repr__(self) -> str:
-        return f"<_Engines {self.role or 'write'} {mask(self.url)}>"
+        return f"<Engines {self.role or 'write'} {mask(self.url)}>"
 
     def describe(self, name: str) -> str:
         """``"pg" (postgresql+asyncpg://app:***@host/db)``, naming the replica when it is one."""
@@ -461,26 +371,12 @@ class _Engines:
     def is_disconnect(self, exc: BaseException, driver: Any) -> bool:
         """Whether ``exc``, raised by the driver connection ``driver`` (lean path), means the
         server dropped the connection."""
-        if isinstance(exc, OSError):
-            return True
-        backend = self.backend
-        if backend == "postgresql":
-            # asyncpg closes the connection on any fatal error (terminated backend, admin
-            # shutdown, reset socket); whatever it then raised, is_closed() tells.
-            return bool(driver.is_closed())
-        if backend == "mysql":
-            try:
-                return bool(self.dialect.is_disconnect(exc, None, None))  # type: ignore[arg-type]
-            except (IndexError, TypeError):
-                return False
-        return False
+        return self.dialect_ops.is_disconnect(exc, driver, self.dialect)
 
     async def invalidate(self, raw: Any, exc: BaseException | None) -> None:
         """Drop the pooled connection ``raw`` (lean path) after a disconnect, with every
         connection of its generation: the pool reconnects those on their next checkout, and
         the lean path's idle ones are closed now (they came from the same server)."""
-        from sqlalchemy.util.concurrency import greenlet_spawn
-
         # Emptied in place: a concurrent read keeps its reference to this list and may
         # append a connection to it after this (a swapped-out list would orphan it).
         idle = self.idle[:]
@@ -488,9 +384,9 @@ class _Engines:
         pool = self.engine.sync_engine.pool
 
         def drop() -> None:
-            pool._invalidate(raw, exc)
-            for other, _driver in idle:
-                other.invalidate(exc)
+            invalidate_generation(pool, raw, exc)
+            for pair in idle:
+                pair[0].invalidate(exc)
 
         await greenlet_spawn(drop)
 
@@ -499,21 +395,54 @@ class _Engines:
         generation): close the lean path's idle connections too."""
         if not self.idle:
             return
-        from sqlalchemy.util.concurrency import greenlet_spawn
-
         idle = self.idle[:]
         self.idle.clear()
 
         def drop() -> None:
-            for other, _driver in idle:
-                other.invalidate(exc)
+            for pair in idle:
+                pair[0].invalidate(exc)
 
         await greenlet_spawn(drop)
 
     async def release_idle(self) -> None:
         """Return the connections kept for lean reads to the pool."""
-        from sqlalchemy.util.concurrency import greenlet_spawn
-
         idle, self.idle = self.idle, []
-        for raw, _driver in idle:
-            await greenlet_spawn(raw.close)
+        for pair in idle:
+            await greenlet_spawn(pair[0].close)
+
+
+def _report_statements(sync: Any, conn: Connection) -> None:
+    """Hand every statement SQLAlchemy runs on ``sync`` to ``conn``'s query listeners."""
+    emitter = conn._emitter
+    name = conn.name
+    debug = conn.debug
+
+    @event.listens_for(sync, "before_cursor_execute")
+    def _before(_c: Any, _cur: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
+        if context is not None:
+            context._lucid_t0 = time.perf_counter()
+
+    @event.listens_for(sync, "after_cursor_execute")
+    def _after(sa_conn: Any, _cur: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        if not (emitter.listeners or debug) or emitter.is_control(sql):
+            return
+        t0 = getattr(context, "_lucid_t0", None)
+        duration = (time.perf_counter() - t0) * 1000.0 if t0 is not None else 0.0
+        options = context.execution_options if context is not None else {}
+        if many:
+            bindings = [list(p) if isinstance(p, list | tuple) else p for p in params]
+        elif isinstance(params, Mapping):
+            bindings = list(params.values())
+        else:
+            bindings = list(params or ())
+        emitter.emit(
+            QueryEvent(
+                sql=sql,
+                bindings=bindings,
+                connection=name,
+                duration_ms=duration,
+                model=options.get("lucid_model"),
+                in_transaction=not sa_conn.get_execution_options().get("lucid_autocommit"),
+            ),
+            debug=debug,
+        )

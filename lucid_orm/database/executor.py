@@ -5,6 +5,28 @@ result processors are reused); what is skipped is its per-execution machinery �
 context, the DBAPI cursor emulation over the async driver and several thread hops or round
 trips — which dominated short queries. Anything this path does not handle (writes, raw SQL,
 statements SQLAlchemy can't cache) goes through SQLAlchemy as before.
+
+This is the only module that uses SQLAlchemy's private APIs (cache keys, compiled bind and
+result processors); everything else goes through the helpers here.
+
+The fast paths, all governed by one switch, ``Connection.fast_reads`` (connection option
+``fast_reads``, default on; ``LUCID_FAST_PATHS=0`` in the environment turns it off
+process-wide, and ``make test-slow-paths`` runs the ORM and relation tests that way):
+
+==========================  ============================================  =====================
+fast path                   where                                         slow twin
+==========================  ============================================  =====================
+lean reads                  ``fetch``/``run`` here, called by             ``run_statement``
+                            ``QueryClient.execute``                       (query_client.py)
+``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()
+                            fetch_compiled`` (static statement per model)  .first()``
+SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
+(``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
+==========================  ============================================  =====================
+
+Outside the database layer (not governed by the switch: they compute the same values, no
+SQL differs): generated hydration per row shape and ``_new_many``'s ``object.__new__`` in
+orm/.
 """
 
 from __future__ import annotations
@@ -25,7 +47,7 @@ from ..errors import ConnectionLostError, QueryError
 from .result import ExecResult
 
 if TYPE_CHECKING:
-    from .connection import Connection, _Engines
+    from .connection import Connection, Engines
 
 Processor = Callable[[Any], Any] | None
 
@@ -133,7 +155,8 @@ def _converter(procs: Sequence[Processor]) -> Callable[[Sequence[Any]], tuple[An
             names[f"p{i}"] = proc
             parts.append(f"(p{i}(r[{i}]) if r[{i}] is not None else None)")
     source = f"lambda r: ({', '.join(parts)},)"
-    return eval(source, names)  # type: ignore[no-any-return]
+    convert: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(source, names)
+    return convert
 
 
 def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
@@ -145,7 +168,7 @@ def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequenc
 
 async def fetch(
     connection: Connection,
-    engines: _Engines,
+    engines: Engines,
     cache: StatementCache,
     stmt: Select[Any],
     model: str | None,
@@ -176,6 +199,37 @@ def _entry(compiled: SQLCompiler) -> Compiled:
     )
 
 
+def bind_processor(type_: Any, dialect: Dialect) -> Processor:
+    """The bind processor of SQL type ``type_`` for ``dialect`` (cached by SQLAlchemy)."""
+    process: Processor = type_._cached_bind_processor(dialect)
+    return process
+
+
+def invalidate_generation(pool: Any, raw: Any, exc: BaseException | None) -> None:
+    """Invalidate the pooled connection ``raw`` and every connection of its generation (what
+    SQLAlchemy does itself when its own execution finds a disconnect)."""
+    pool._invalidate(raw, exc)
+
+
+def interrupt_sqlite(dbapi_conn: Any) -> None:
+    """Interrupt the statement an aiosqlite connection runs (sqlite3 allows that from any
+    thread)."""
+    dbapi_conn._connection._conn.interrupt()
+
+
+def compile_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str]]:
+    """A one-row ``INSERT … VALUES (…)`` compiled for a positional-paramstyle ``dialect``,
+    cut around its VALUES group: ``(head, group, tail, parameter names in order)``."""
+    # Compiled as for executemany: SQLAlchemy then records the VALUES group it would repeat.
+    compiled = stmt.compile(dialect=dialect, for_executemany=True)
+    assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
+    expr = compiled.insert_single_values_expr
+    assert expr is not None
+    head, group, tail = compiled.string.partition("(" + expr + ")")
+    assert group
+    return head, group, tail, list(compiled.positiontup)
+
+
 def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
     """A statement compiled once for reuse with positional values (``find`` by key)."""
     compiled = stmt.compile(dialect=dialect)
@@ -185,7 +239,7 @@ def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
 
 async def run(
     connection: Connection,
-    engines: _Engines,
+    engines: Engines,
     entry: Compiled,
     sql: str,
     params: list[Any],

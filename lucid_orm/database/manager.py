@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import LucidError
-from .connection import Connection, _running_loop
+from .connection import Connection, running_loop
 from .events import QueryEmitter, QueryListener
 from .query_client import QueryClient
 from .transaction import TransactionClient, TransactionStarter
@@ -92,7 +91,7 @@ class Database:
         awaited from here and are dropped (the garbage collector closes their sockets)."""
         if conn.closed:
             return
-        loop = _running_loop()
+        loop = running_loop()
         owner = conn.engines_loop()
         if loop is not None and owner in (loop, None):
             task = loop.create_task(conn.close())
@@ -100,7 +99,7 @@ class Database:
             task.add_done_callback(self._closing.discard)
         else:
             conn.closed = True
-            conn._abandon()
+            conn.abandon()
 
     @property
     def is_configured(self) -> bool:
@@ -293,12 +292,7 @@ class Database:
     async def __aenter__(self) -> Database:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
@@ -11,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
 
 from ..errors import ConnectionLostError, IntegrityError, LucidError, QueryError
-from .connection import Connection, _Engines, mask, mask_text
+from ..query.client import Client, Params
+from .connection import Connection, Engines, mask, mask_text
+from .dialects import INTEGRITY_ERROR_CODES
+from .dialects import Dialect as DialectOps
 from .executor import compile_static, connection_lost, fetch, run, with_sql
 from .result import ExecResult
 
@@ -21,42 +25,11 @@ if TYPE_CHECKING:
     from ..query.raw import RawQueryBuilder
     from .transaction import TransactionClient, TransactionStarter
 
-
-class Client(Protocol):
-    """What builders need from a client: run statements and know the dialect."""
-
-    connection_name: str
-    is_transaction: bool
-
-    @property
-    def dialect(self) -> Dialect: ...
-
-    @property
-    def dialect_name(self) -> str: ...
-
-    async def execute(
-        self,
-        stmt: Executable,
-        *,
-        write: bool,
-        model: str | None = None,
-        params: Sequence[Mapping[str, Any]] | None = None,
-    ) -> ExecResult: ...
-
-    def transaction(self, callback: Any = None) -> TransactionStarter[Any]: ...
-
-    def query(self) -> DatabaseQueryBuilder: ...
-
-    def from_(self, table: Any) -> DatabaseQueryBuilder: ...
-
-    def insert_query(self) -> InsertQueryBuilder: ...
-
-    def raw_query(
-        self, sql: str, bindings: Any = None, *, read: bool = False
-    ) -> RawQueryBuilder: ...
+__all__ = ["Client", "QueryClient", "connect_error", "connecting", "driver_error", "wrap_error"]
 
 
-def _driver_error(exc: sa_exc.DBAPIError) -> BaseException:
+def driver_error(exc: sa_exc.DBAPIError) -> BaseException:
+    """The driver's own exception behind a SQLAlchemy ``DBAPIError``."""
     orig: BaseException = exc.orig if exc.orig is not None else exc
     # SQLAlchemy's asyncpg adapter wraps asyncpg's error; the driver's own one is the cause.
     cause = orig.__cause__
@@ -65,9 +38,8 @@ def _driver_error(exc: sa_exc.DBAPIError) -> BaseException:
     return orig
 
 
-# MySQL/MariaDB constraint errors that SQLAlchemy files under OperationalError: a NOT NULL
-# column without a default (1364), NULL into NOT NULL (1048), duplicates and foreign keys.
-_MYSQL_INTEGRITY = frozenset({1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025})
+# Until schema/builder.py imports the public name.
+_driver_error = driver_error
 
 
 def _is_integrity(exc: sa_exc.DBAPIError, original: BaseException) -> bool:
@@ -75,12 +47,14 @@ def _is_integrity(exc: sa_exc.DBAPIError, original: BaseException) -> bool:
         return True
     args: tuple[Any, ...] = getattr(original, "args", ())
     code = args[0] if args else None
-    return isinstance(code, int) and code in _MYSQL_INTEGRITY
+    # Constraint errors a driver files elsewhere (MySQL's, under OperationalError): the
+    # dialects list their codes.
+    return isinstance(code, int) and code in INTEGRITY_ERROR_CODES
 
 
 def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
     """A driver error as ``QueryError`` (``IntegrityError`` for constraint violations)."""
-    original = _driver_error(exc)
+    original = driver_error(exc)
     bindings = _bindings(exc.params)
     cls = IntegrityError if _is_integrity(exc, original) else QueryError
     message = str(original).strip() or type(original).__name__
@@ -137,7 +111,7 @@ async def run_statement(
             sync = conn.sync_connection
             autocommit = sync is not None and sync.get_execution_options().get("lucid_autocommit")
             raise connection_lost(
-                _driver_error(exc),
+                driver_error(exc),
                 exc.statement,
                 _bindings(exc.params),
                 "write" if autocommit else "transaction",
@@ -164,13 +138,14 @@ async def run_statement(
 def _sql_of(stmt: Executable, conn: AsyncConnection) -> str | None:
     """The statement's SQL for an error message (compiled again: errors only)."""
     try:
-        return str(stmt.compile(dialect=conn.dialect))  # type: ignore[attr-defined]
+        compilable: Any = stmt
+        return str(compilable.compile(dialect=conn.dialect))
     except Exception:
         return None
 
 
 def connect_error(
-    connection: Connection, exc: BaseException, engines: _Engines | None = None
+    connection: Connection, exc: BaseException, engines: Engines | None = None
 ) -> LucidError:
     """A failed connection attempt, naming the connection, or the replica when it was one,
     with its URL masked."""
@@ -183,16 +158,60 @@ def connect_error(
     )
 
 
-class _ClientMixin:
-    """Builder factories shared by the plain client and the transaction client."""
+@contextmanager
+def connecting(
+    connection: Connection,
+    engines: Engines | None = None,
+    errors: tuple[type[BaseException], ...] = (OSError, sa_exc.SQLAlchemyError),
+) -> Iterator[None]:
+    """Turn the failures of taking a connection from ``engines`` (default: the write side
+    of ``connection``) into ``connect_error``: driver errors, and ``errors`` (the pool's
+    ``TimeoutError``: no pooled connection came free within ``pool={"timeout": ...}``, and
+    the driver's own connect errors, which the pool passes through unwrapped).
+    ``LucidError``s pass unchanged."""
+    try:
+        yield
+    except LucidError:
+        raise
+    except sa_exc.DBAPIError as exc:
+        raise connect_error(connection, driver_error(exc), engines) from exc
+    except errors as exc:
+        raise connect_error(connection, exc, engines) from exc
+
+
+def connection_of(client: QueryClient | TransactionClient) -> Connection:
+    """The ``Connection`` a query or transaction client runs on."""
+    return client._connection
+
+
+class ClientBase:
+    """What the plain client and the transaction client share: their connection's dialects
+    and the builder factories."""
 
     connection_name: str
+    _connection: Connection
+
+    @property
+    def dialect(self) -> Dialect:
+        """SQLAlchemy's dialect of the connection."""
+        return self._connection.dialect
+
+    @property
+    def dialect_name(self) -> str:
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        return self._connection.dialect_name
+
+    @property
+    def dialect_ops(self) -> DialectOps:
+        """What this database does differently (``database/dialects``): capabilities and
+        operations such as ``truncate`` and ``bind_keys``."""
+        return self._connection.dialect_ops
 
     def query(self) -> DatabaseQueryBuilder:
         """A select query builder on this client: ``client.query().from_("users")``."""
         from ..query.database import DatabaseQueryBuilder
 
-        return DatabaseQueryBuilder(self)  # type: ignore[arg-type]
+        return DatabaseQueryBuilder(cast(Client, self))
 
     def from_(self, table: Any) -> DatabaseQueryBuilder:
         """A select query builder for ``table``."""
@@ -202,7 +221,7 @@ class _ClientMixin:
         """An insert query builder: ``client.insert_query().table("users").insert({...})``."""
         from ..query.insert import InsertQueryBuilder
 
-        return InsertQueryBuilder(self)  # type: ignore[arg-type]
+        return InsertQueryBuilder(cast(Client, self))
 
     def table(self, table: str) -> InsertQueryBuilder:
         """Lucid's ``table()``: an insert query builder for ``table``."""
@@ -214,10 +233,10 @@ class _ClientMixin:
         not write: it is never inspected)."""
         from ..query.raw import RawQueryBuilder
 
-        return RawQueryBuilder(self, sql, bindings, read=read)  # type: ignore[arg-type]
+        return RawQueryBuilder(cast(Client, self), sql, bindings, read=read)
 
 
-class QueryClient(_ClientMixin):
+class QueryClient(ClientBase):
     """A client outside any transaction: each statement checks a connection out of the pool.
 
     Selects go to a read replica when the connection has replicas; everything else to the
@@ -230,42 +249,23 @@ class QueryClient(_ClientMixin):
         self._connection = connection
         self.connection_name = connection.name
 
-    @property
-    def dialect(self) -> Dialect:
-        return self._connection.dialect
-
-    @property
-    def dialect_name(self) -> str:
-        return self._connection.dialect_name
-
     async def execute(
-        self,
-        stmt: Executable,
-        *,
-        write: bool,
-        model: str | None = None,
-        params: Sequence[Mapping[str, Any]] | None = None,
+        self, stmt: Executable, *, write: bool, model: str | None = None, params: Params = None
     ) -> ExecResult:
         """Run ``stmt`` in autocommit mode and return its result."""
         owner = self._connection.ambient_transaction()
         if owner is not None:
             # A global transaction, or in-memory SQLite whose only connection this task holds
             # in a transaction: plain queries run inside it (waiting for it would deadlock).
-            return await owner.execute(stmt, write=write, model=model, params=params)  # type: ignore[no-any-return]
+            joined: ExecResult = await owner.execute(stmt, write=write, model=model, params=params)
+            return joined
         connection = self._connection
         engines = connection.write_engines() if write else connection.read_engines()
         if not write and params is None and isinstance(stmt, Select) and connection.fast_reads:
+            # Errors other than LucidErrors come from the checkout.
             async with connection.guard():
-                try:
+                with connecting(connection, engines, (Exception,)):
                     fast = await fetch(connection, engines, connection.statements, stmt, model)
-                except LucidError:
-                    raise
-                except sa_exc.DBAPIError as exc:
-                    raise connect_error(connection, _driver_error(exc), engines) from exc
-                except Exception as exc:
-                    # Anything else came from the checkout: the pool passes the driver's
-                    # connect errors through unwrapped.
-                    raise connect_error(connection, exc, engines) from exc
             if fast is not None:
                 return fast
         try:
@@ -287,7 +287,7 @@ class QueryClient(_ClientMixin):
 
     async def _run(
         self,
-        engines: _Engines,
+        engines: Engines,
         stmt: Executable,
         write: bool,
         model: str | None,
@@ -295,25 +295,20 @@ class QueryClient(_ClientMixin):
     ) -> ExecResult:
         connection = self._connection
         async with connection.guard():
-            try:
+            with connecting(connection, engines):
                 conn = await engines.autocommit_engine.connect()
-            except sa_exc.DBAPIError as exc:
-                raise connect_error(connection, _driver_error(exc), engines) from exc
-            except (OSError, sa_exc.SQLAlchemyError) as exc:
-                # TimeoutError: no pooled connection came free within pool={"timeout": ...}.
-                raise connect_error(connection, exc, engines) from exc
             try:
                 result = await run_statement(conn, stmt, model, params)
-                backend = engines.backend
-                # MySQL: a read may write too (a stored function in a SELECT); COMMIT ends
-                # its implicit transaction instead of the rollback on close.
-                if backend == "mysql" or (write and backend != "postgresql"):
+                ops = engines.dialect_ops
+                # COMMIT instead of the rollback on close (MySQL: a read may write too, a
+                # stored function in a SELECT).
+                if ops.commit_after_read or (write and ops.commit_after_write):
                     try:
                         await conn.commit()
                     except sa_exc.DBAPIError as exc:
                         if exc.connection_invalidated:
                             raise connection_lost(
-                                _driver_error(exc), None, [], "write" if write else "retried"
+                                driver_error(exc), None, [], "write" if write else "retried"
                             ) from exc
                         raise wrap_error(exc) from exc
                 return result
@@ -347,14 +342,8 @@ class QueryClient(_ClientMixin):
                 original=exc,
             ) from exc
         async with connection.guard():
-            try:
+            with connecting(connection, engines, (Exception,)):
                 return await run(connection, engines, entry, entry.sql, params, model)
-            except LucidError:
-                raise
-            except sa_exc.DBAPIError as exc:
-                raise connect_error(connection, _driver_error(exc), engines) from exc
-            except Exception as exc:
-                raise connect_error(connection, exc, engines) from exc
 
     def transaction(
         self, callback: Any = None, *, isolation_level: str | None = None

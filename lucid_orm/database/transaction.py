@@ -6,34 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import Executable
 
 from ..errors import LucidError, QueryError
+from ..query.client import Params
 from .connection import Connection
-from .query_client import _ClientMixin, _driver_error, connect_error, run_statement, wrap_error
+from .query_client import ClientBase, connecting, run_statement, wrap_error
 from .result import ExecResult
 
 T = TypeVar("T")
 Hook = Callable[[], Any]
 
 
-def _isolation_level(level: str, backend: str) -> str:
-    name = " ".join(level.replace("_", " ").split()).upper()
-    if backend == "postgresql" and name == "READ UNCOMMITTED":
-        # PostgreSQL runs READ UNCOMMITTED as READ COMMITTED, and SQLAlchemy's asyncpg dialect
-        # only accepts the levels PostgreSQL really has.
-        return "READ COMMITTED"
-    return name
-
-
-class TransactionClient(_ClientMixin):
+class TransactionClient(ClientBase):
     """A client bound to one open transaction; every statement runs on its connection.
 
     ``await trx.commit()`` / ``await trx.rollback()`` end it; ``trx.transaction()`` opens a
@@ -78,15 +69,12 @@ class TransactionClient(_ClientMixin):
         if connection.lock is not None:
             await connection.lock.acquire()
         try:
-            try:
+            with connecting(connection, None, (OSError, sa_exc.TimeoutError)):
                 conn = await engines.engine.connect()
-            except sa_exc.DBAPIError as exc:
-                raise connect_error(connection, _driver_error(exc)) from exc
-            except (OSError, sa_exc.TimeoutError) as exc:
-                raise connect_error(connection, exc) from exc
+            ops = engines.dialect_ops
             try:
-                if isolation_level and engines.backend != "sqlite":
-                    level = _isolation_level(isolation_level, engines.backend)
+                if isolation_level and ops.isolation_levels:
+                    level = ops.isolation_level(isolation_level)
                     try:
                         await conn.execution_options(isolation_level=level)
                     except sa_exc.ArgumentError as exc:
@@ -109,10 +97,10 @@ class TransactionClient(_ClientMixin):
                 connection.lock.release()
             raise
         client = cls(connection, conn, trx, None)
-        if engines.backend == "mysql":
+        if ops.kill_on_discard:
             with contextlib.suppress(Exception):
-                driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-                client._thread_id = int(driver.thread_id())
+                sync: Any = conn.sync_connection
+                client._thread_id = int(sync.connection.driver_connection.thread_id())
         if connection.lock is not None:
             connection.owner = (asyncio.current_task(), client)
         return client
@@ -127,14 +115,6 @@ class TransactionClient(_ClientMixin):
         """Undoes ``_before_begin`` when BEGIN (or it) failed; the connection then closes."""
 
     @property
-    def dialect(self) -> Dialect:
-        return self._connection.dialect
-
-    @property
-    def dialect_name(self) -> str:
-        return self._connection.dialect_name
-
-    @property
     def is_nested(self) -> bool:
         return self.parent is not None
 
@@ -146,19 +126,14 @@ class TransactionClient(_ClientMixin):
             )
 
     async def execute(
-        self,
-        stmt: Executable,
-        *,
-        write: bool,
-        model: str | None = None,
-        params: Sequence[Mapping[str, Any]] | None = None,
+        self, stmt: Executable, *, write: bool, model: str | None = None, params: Params = None
     ) -> ExecResult:
         """Run ``stmt`` inside this transaction."""
         self._check_open()
         try:
             return await run_statement(self._conn, stmt, model, params)
         except QueryError:
-            if self._connection.dialect_name == "postgresql":
+            if self._connection.dialect_ops.aborts_on_error:
                 self._root._aborted = True
             raise
         except asyncio.CancelledError:
@@ -346,16 +321,10 @@ class TransactionStarter(Generic[T]):
             # Unmanaged: the caller ends it. A task cancelled while holding it must still call
             # ``await trx.rollback()`` (in ``except``/``finally``), which is cancellation-safe.
             return trx
-        try:
+        async with managed(trx):
             result = self._callback(trx)
             if inspect.isawaitable(result):
                 result = await result
-        except BaseException:
-            if not trx.is_completed:
-                await trx.rollback()
-            raise
-        if not trx.is_completed:
-            await trx.commit()
         return result
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -378,6 +347,27 @@ class TransactionStarter(Generic[T]):
             await trx.rollback()
         else:
             await trx.commit()
+
+
+@contextlib.asynccontextmanager
+async def managed(trx: TransactionClient) -> AsyncIterator[TransactionClient]:
+    """Commit ``trx`` when the block ends, roll it back when the block raises (cancellation
+    included); a transaction the block ended itself is left alone."""
+    try:
+        yield trx
+    except BaseException:
+        if not trx.is_completed:
+            await trx.rollback()
+        raise
+    if not trx.is_completed:
+        await trx.commit()
+
+
+def open_connection(trx: TransactionClient) -> AsyncConnection:
+    """The SQLAlchemy connection of ``trx`` (for DDL and driver-level work inside it);
+    raises ``LucidError`` (``E_TRANSACTION_COMPLETED``) once the transaction ended."""
+    trx._check_open()
+    return trx._conn
 
 
 async def _settle(work: Awaitable[None]) -> None:

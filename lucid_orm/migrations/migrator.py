@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 
 from .._loader import UnloadableFileError, defined_subclasses, load_file
 from ..database.ddl import ddl_transaction, reading_connection, run_sync
+from ..database.dialects import dialect_of
 from ..database.manager import db
 from ..errors import IntegrityError, LucidError, MigrationError, QueryError
 from ..query.chainable import check_identifier
@@ -521,29 +522,7 @@ def _table_names(sync_conn: Any) -> list[str]:
 
 def _drop_tables(sync_conn: Any, keep: set[str]) -> list[str]:
     """Drop every table of the default schema but ``keep``; foreign keys ignored."""
-    dialect = sync_conn.dialect.name
-    names = [n for n in _table_names(sync_conn) if n not in keep]
-    if not names:
-        return []
-    if dialect == "postgresql":
-        quote = sync_conn.dialect.identifier_preparer.quote
-        # CASCADE: foreign keys between them, views on them.
-        sync_conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(map(quote, names))} CASCADE")
-        return names
-    meta = sa.MetaData()
-    tables = [sa.Table(n, meta) for n in names]
-    if dialect == "sqlite":
-        # Foreign keys are off in the DDL transaction (database/ddl.py).
-        for table in tables:
-            sync_conn.execute(sa.schema.DropTable(table, if_exists=True))
-        return names
-    sync_conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-    try:
-        for table in tables:
-            sync_conn.execute(sa.schema.DropTable(table, if_exists=True))
-    finally:
-        sync_conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
-    return names
+    return dialect_of(sync_conn.dialect).drop_all_tables(sync_conn, keep)
 
 
 _MODULE_CHARS = re.compile(r"\W")

@@ -46,7 +46,7 @@ from .keys import keys_in, rows_in
 from .raw import Raw
 
 if TYPE_CHECKING:
-    from ..database.query_client import Client
+    from .client import Client
 
 _IDENT_PART = r"[^\W\d][\w$]*"
 _IDENT = re.compile(rf"^{_IDENT_PART}(?:\.{_IDENT_PART}){{0,2}}(?:\.\*)?$|^\*$")

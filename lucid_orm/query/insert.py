@@ -13,7 +13,7 @@ from .chainable import check_identifier, dml_value, shared_table, table_column
 from .compile import foreign_table_error, to_query, to_sql
 
 if TYPE_CHECKING:
-    from ..database.query_client import Client
+    from .client import Client
 
 
 class InsertQueryBuilder:

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import BindParameter, Grouping
 from ..errors import InvalidArgumentError, LucidError
 
 if TYPE_CHECKING:
-    from ..database.query_client import Client
+    from .client import Client
 
 _POSITIONAL = re.compile(r"\\\?|\?\?|\?")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)(:(?=::)|:(?!:))?")

@@ -1,0 +1,45 @@
+"""The dialect wing: one ``Dialect`` per database kind (capabilities and the operations that
+differ), looked up by SQLAlchemy's backend name."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+
+from .base import Dialect
+from .mysql import MysqlDialect
+from .postgresql import PostgresqlDialect
+from .sqlite import SqliteDialect
+
+_DIALECTS: dict[str, Dialect] = {
+    "sqlite": SqliteDialect(),
+    "postgresql": PostgresqlDialect(),
+    "mysql": MysqlDialect(),
+    "mariadb": MysqlDialect(),
+}
+_DEFAULT = Dialect()
+
+# Driver error codes that mean a constraint violation, whichever dialect raised them.
+INTEGRITY_ERROR_CODES: frozenset[int] = frozenset().union(
+    *(d.integrity_error_codes for d in _DIALECTS.values())
+)
+
+
+def dialect_for(name: str) -> Dialect:
+    """The ``Dialect`` of SQLAlchemy backend ``name`` (the portable one for others)."""
+    return _DIALECTS.get(name, _DEFAULT)
+
+
+def dialect_of(dialect: SADialect) -> Dialect:
+    """The ``Dialect`` matching a SQLAlchemy dialect (``client.dialect``)."""
+    return _DIALECTS.get(dialect.name, _DEFAULT)
+
+
+__all__ = [
+    "INTEGRITY_ERROR_CODES",
+    "Dialect",
+    "MysqlDialect",
+    "PostgresqlDialect",
+    "SqliteDialect",
+    "dialect_for",
+    "dialect_of",
+]

@@ -1,0 +1,226 @@
+"""``Dialect``: what one database does differently, as capabilities and operations.
+
+Each connection owns one (``connection.dialect_ops``; ``client.dialect`` stays SQLAlchemy's
+dialect). The defaults here are the portable forms, built from SQLAlchemy Core; ``sqlite.py``,
+``postgresql.py`` and ``mysql.py`` override what their database does otherwise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import Engine as SyncEngine
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, TableClause
+
+if TYPE_CHECKING:
+    from ...query.client import Client
+    from ..transaction import TransactionClient
+
+
+# The parameter sets of a multi-row write, and the key column it returns.
+Rows = Sequence[Mapping[str, Any]]
+Key = ColumnElement[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AdvisoryLock:
+    """A session-level lock of the server: ``acquire`` answers 1/true when taken (without
+    waiting), ``release`` gives it back; ``description`` names it in messages."""
+
+    acquire: sa.Select[Any]
+    release: sa.Select[Any]
+    description: str
+
+
+@dataclass(slots=True)
+class EngineSetup:
+    """What ``Dialect.engine_options`` adjusts for one engine of connection ``name``."""
+
+    name: str
+    cfg: Mapping[str, Any]
+    memory: bool
+    kwargs: dict[str, Any]
+    connect_args: dict[str, Any]
+
+
+class Dialect:
+    """The capabilities and dialect-specific operations of one database kind.
+
+    Capabilities (class attributes): ``returning`` (``INSERT … RETURNING``),
+    ``transactional_ddl`` (DDL rolls back with its transaction), ``isolation_levels``
+    (per-transaction isolation levels), ``loop_bound`` (driver connections belong to the event
+    loop that opened them), ``integrity_error_codes`` (driver error codes that are constraint
+    violations although the driver files them elsewhere).
+
+    Extension point: subclass, override what differs, and register the instance in
+    ``dialects/__init__.py`` under SQLAlchemy's backend name.
+    """
+
+    name: ClassVar[str] = "default"
+    returning: ClassVar[bool] = True
+    transactional_ddl: ClassVar[bool] = False
+    isolation_levels: ClassVar[bool] = True
+    loop_bound: ClassVar[bool] = True
+    integrity_error_codes: ClassVar[frozenset[int]] = frozenset()
+    # A failed statement aborts the whole transaction until a rollback (PostgreSQL).
+    aborts_on_error: ClassVar[bool] = False
+    # Outside transactions: COMMIT after a write / after a read, before the connection goes
+    # back to the pool (whose reset would roll back).
+    commit_after_write: ClassVar[bool] = True
+    commit_after_read: ClassVar[bool] = False
+    # A discarded connection's server thread is killed (MySQL: its locks go at once).
+    kill_on_discard: ClassVar[bool] = False
+
+    # -- connections ---------------------------------------------------------------------------
+    def engine_options(self, setup: EngineSetup) -> None:
+        """Adjust ``setup.kwargs`` (``create_async_engine`` keyword arguments) and
+        ``setup.connect_args`` (the driver's) in place."""
+
+    def autocommit_options(self) -> dict[str, Any]:
+        """Execution options of the engine that runs statements outside transactions."""
+        return {"lucid_autocommit": True}
+
+    def install_events(self, engine: SyncEngine, cfg: Mapping[str, Any], memory: bool) -> None:
+        """Listen to the engine's pool/connection events (session settings on connect)."""
+
+    def isolation_level(self, level: str) -> str:
+        """SQLAlchemy's spelling of a transaction isolation level written by the user
+        (``"read_committed"`` → ``"READ COMMITTED"``)."""
+        return " ".join(level.replace("_", " ").split()).upper()
+
+    def is_disconnect(self, exc: BaseException, driver: Any, dialect: SADialect) -> bool:
+        """Whether ``exc``, raised by the driver connection ``driver`` on the lean read path,
+        means the server dropped the connection."""
+        return isinstance(exc, OSError)
+
+    def is_integrity_code(self, code: Any) -> bool:
+        """Whether a driver error code means a constraint violation."""
+        return isinstance(code, int) and code in self.integrity_error_codes
+
+    def advisory_lock(self, name: str, database: str | None) -> AdvisoryLock | None:
+        """The statements of a server-side session lock named ``name`` on ``database``
+        (the migrator's lock); ``None`` where the server has none (SQLite: a lock table)."""
+        return None
+
+    # -- keys as parameters (query/keys.py) ----------------------------------------------------
+    def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
+        """Whether ``bind_keys`` sends ``keys`` as one parameter (no chunking needed)."""
+        return False
+
+    def bind_keys(
+        self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect, negate: bool
+    ) -> ColumnElement[Any]:
+        """``column IN (keys)`` (``NOT IN`` with ``negate``): one parameter per key here."""
+        return column.not_in(keys) if negate else column.in_(keys)
+
+    def bind_rows(
+        self, columns: list[Key], rows: list[tuple[Any, ...]], dialect: SADialect, negate: bool
+    ) -> Key | None:
+        """``(a, b) IN (rows)`` with the rows bound as few parameters, or ``None`` for the
+        plain row-value list (rows all have ``len(columns)`` values and are not empty)."""
+        return None
+
+    # -- writes --------------------------------------------------------------------------------
+    async def insert_many_returning(
+        self, trx: TransactionClient, table: TableClause, params: Rows, key: Key, model: str | None
+    ) -> list[Any]:
+        """Insert ``params`` (dicts with the same keys) into ``table`` inside the transaction
+        ``trx``; one row ``(key,)`` per dict, in ``params`` order (SQLAlchemy's
+        "insertmanyvalues" with ``sort_by_parameter_order``)."""
+        stmt = insert(table).returning(key, sort_by_parameter_order=True)
+        result = await trx.execute(stmt, write=True, model=model, params=params)
+        return list(result.rows)
+
+    async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
+        """Remove every row of ``table`` (``TRUNCATE``; ``cascade`` where the database has it)."""
+        await client.execute(truncate_statement(sa.table(table)), write=True)
+
+    def drop_all_tables(self, conn: SyncConnection, keep: Collection[str] = ()) -> list[str]:
+        """Drop every table of the default schema but ``keep``, whatever their foreign keys
+        (run inside a transaction with ``run_sync``); returns the names dropped, in the
+        inspector's order."""
+        names = [n for n in table_names(conn) if n not in keep]
+        self.drop_tables(conn, names)
+        return names
+
+    def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:
+        """Drop the tables ``names`` (they exist), foreign keys between them ignored."""
+        meta = sa.MetaData()
+        for name in names:
+            conn.execute(sa.schema.DropTable(sa.Table(name, meta), if_exists=True))
+
+    def truncate_all_tables(self, conn: SyncConnection, keep: Collection[str] = ()) -> list[str]:
+        """Delete every row of every table but ``keep`` and restart identity sequences (run
+        inside a transaction with ``run_sync``); returns the names, sorted."""
+        tables = [t for t in in_drop_order(reflect(conn)) if t.name not in keep]
+        if tables:
+            self.truncate_tables(conn, tables)
+        return sorted(t.name for t in tables)
+
+    def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
+        """Empty ``tables`` (children first) and restart their identities."""
+        for table in tables:
+            conn.execute(truncate_statement(table))
+
+
+class _Truncate(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """``TRUNCATE TABLE t [, u] [RESTART IDENTITY] [CASCADE]``: Core has no construct for it."""
+
+    inherit_cache = False
+
+    def __init__(
+        self, tables: Sequence[TableClause], *, restart: bool = False, cascade: bool = False
+    ) -> None:
+        self.tables = tables
+        self.restart = restart
+        self.cascade = cascade
+
+
+@compiles(_Truncate)
+def _compile_truncate(element: _Truncate, compiler: Any, **kw: Any) -> str:
+    names = ", ".join(compiler.preparer.format_table(t) for t in element.tables)
+    sql = "TRUNCATE TABLE " + names
+    if element.restart:
+        sql += " RESTART IDENTITY"
+    if element.cascade:
+        sql += " CASCADE"
+    return sql
+
+
+def truncate_statement(
+    *tables: TableClause, restart: bool = False, cascade: bool = False
+) -> sa.sql.expression.Executable:
+    """A ``TRUNCATE TABLE`` statement for ``tables`` (names quoted by the dialect)."""
+    return _Truncate(tables, restart=restart, cascade=cascade)
+
+
+def table_names(conn: SyncConnection) -> list[str]:
+    """The tables of the default schema, in the inspector's order."""
+    names: list[str] = sa.inspect(conn).get_table_names()
+    return names
+
+
+def reflect(conn: SyncConnection) -> sa.MetaData:
+    """The default schema's tables with their foreign keys."""
+    metadata = sa.MetaData()
+    with warnings.catch_warnings():
+        # Unknown column types and unsortable foreign-key cycles are fine for dropping.
+        warnings.simplefilter("ignore", sa_exc.SAWarning)
+        metadata.reflect(conn)
+    return metadata
+
+
+def in_drop_order(metadata: sa.MetaData) -> list[sa.Table]:
+    """``metadata``'s tables, those referencing others first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa_exc.SAWarning)
+        return list(reversed(metadata.sorted_tables))

@@ -1,0 +1,78 @@
+"""MySQL/MariaDB: UTC sessions, constraint errors filed elsewhere by the driver, COMMIT after
+reads, FOREIGN_KEY_CHECKS around whole-database chores."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+
+from .base import AdvisoryLock, Dialect, EngineSetup, truncate_statement
+
+if TYPE_CHECKING:
+    from ...query.client import Client
+
+
+class MysqlDialect(Dialect):
+    """MySQL and MariaDB through asyncmy. Key lists stay plain: the driver interpolates them
+    into the SQL text client-side, so the only limit is ``max_allowed_packet``."""
+
+    name = "mysql"
+    # Constraint errors that SQLAlchemy files under OperationalError: a NOT NULL column
+    # without a default (1364), NULL into NOT NULL (1048), duplicates and foreign keys.
+    integrity_error_codes = frozenset({1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025})
+    # A read may write too (a stored function in a SELECT): COMMIT ends its implicit
+    # transaction instead of the rollback on close.
+    commit_after_read = True
+    # A discarded connection's server thread is KILLed so its locks go at once.
+    kill_on_discard = True
+
+    def engine_options(self, setup: EngineSetup) -> None:
+        setup.connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+
+    def is_disconnect(self, exc: BaseException, driver: Any, dialect: SADialect) -> bool:
+        if isinstance(exc, OSError):
+            return True
+        check: Any = dialect.is_disconnect
+        try:
+            return bool(check(exc, None, None))
+        except (IndexError, TypeError):
+            return False
+
+    def advisory_lock(self, name: str, database: str | None) -> AdvisoryLock:
+        """``GET_LOCK`` of ``"prefix:rest"`` as ``"prefix:database:rest"`` (lock names are
+        server-wide), hashed past MySQL's 64 characters."""
+        prefix, rest = name.split(":", 1) if ":" in name else ("lucid_orm", name)
+        full = f"{prefix}:{database}:{rest}"
+        if len(full) > 64:
+            full = f"{prefix}:{hashlib.sha1(full.encode()).hexdigest()}"
+        return AdvisoryLock(
+            sa.select(sa.func.get_lock(full, 0)),
+            sa.select(sa.func.release_lock(full)),
+            f"GET_LOCK('{full}')",
+        )
+
+    async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
+        await client.execute(truncate_statement(sa.table(table)), write=True)
+
+    def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:
+        with _no_foreign_key_checks(conn):
+            super().drop_tables(conn, names)
+
+    def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
+        with _no_foreign_key_checks(conn):
+            super().truncate_tables(conn, tables)
+
+
+@contextlib.contextmanager
+def _no_foreign_key_checks(conn: SyncConnection) -> Iterator[None]:
+    conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")

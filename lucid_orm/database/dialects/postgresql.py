@@ -1,0 +1,204 @@
+"""PostgreSQL: key lists as one array parameter, UTC sessions, AUTOCOMMIT reads, TRUNCATE …
+RESTART IDENTITY, DROP … CASCADE."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Numeric,
+    Text,
+    Uuid,
+    all_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
+
+from .base import AdvisoryLock, Dialect, EngineSetup, Key, truncate_statement
+from .sqlite import typed
+
+if TYPE_CHECKING:
+    from ...query.client import Client
+
+# Tuple keys on untyped columns (``db.from_``) keep the plain row-value list while it fits in
+# one statement: there the server types each value from its column; the arrays of the
+# one-parameter form need a type named from the Python values (asyncpg 32,767 parameters).
+PLAIN_ROWS_UP_TO = 30_000
+
+# Element types of the arrays for tuple keys on untyped columns (``db.from_``).
+_PG_TYPES: list[tuple[type, TypeEngine[Any]]] = [
+    (bool, Boolean()),
+    (int, BigInteger()),
+    (str, Text()),
+    (uuid.UUID, Uuid()),
+    (_dt.datetime, DateTime()),
+    (_dt.date, Date()),
+    (Decimal, Numeric()),
+    (float, Float(53)),
+]
+
+
+class KeyArray(UserDefinedType[list[Any]]):
+    """Keys as one PostgreSQL array parameter, bound without a cast: the server types ``$1``
+    from the column it is compared with (``int4[]`` for an INTEGER column even though ``int``
+    attributes map to BigInteger; a cross-type ``int4 = ANY(int8[])`` index scan is measurably
+    slower). Each key still goes through the column type's bind processor."""
+
+    cache_ok = True
+    render_bind_cast = False
+
+    def __init__(self, element: TypeEngine[Any]) -> None:
+        self.element = element
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "ARRAY"  # never rendered: this type only binds parameters
+
+    def bind_processor(self, dialect: SADialect) -> Any:
+        inner = self.element.dialect_impl(dialect).bind_processor(dialect)
+        if inner is None:
+            return None
+
+        def process(value: Any) -> Any:
+            return [inner(v) if v is not None else None for v in value]
+
+        return process
+
+
+def _element_type(column: Any, values: list[Any]) -> TypeEngine[Any] | None:
+    """The array element type for one column of tuple keys: the column's own type, else the
+    one Python type of its values (``None``: mixed or unknown)."""
+    column_type = typed(column)
+    if column_type is not None:
+        return column_type
+    kinds = {type(v) for v in values if v is not None}
+    if len(kinds) != 1:
+        return None
+    (kind,) = kinds
+    for python_type, sql_type in _PG_TYPES:
+        if kind is python_type:
+            if python_type is _dt.datetime:
+                aware = any(v.tzinfo is not None for v in values if v is not None)
+                return DateTime(timezone=aware)
+            return sql_type
+    return None
+
+
+class PostgresqlDialect(Dialect):
+    """PostgreSQL through asyncpg."""
+
+    name = "postgresql"
+    transactional_ddl = True
+    # A failed statement aborts the transaction until a rollback (to a savepoint).
+    aborts_on_error = True
+    # Statements outside transactions run in AUTOCOMMIT: nothing to commit after them.
+    commit_after_write = False
+
+    def engine_options(self, setup: EngineSetup) -> None:
+        # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
+        settings = dict(setup.connect_args.get("server_settings") or {})
+        settings.setdefault("timezone", "UTC")
+        setup.connect_args["server_settings"] = settings
+
+    def autocommit_options(self) -> dict[str, Any]:
+        # asyncpg switches AUTOCOMMIT locally: plain queries skip BEGIN/COMMIT round trips.
+        return {**super().autocommit_options(), "isolation_level": "AUTOCOMMIT"}
+
+    def isolation_level(self, level: str) -> str:
+        name = super().isolation_level(level)
+        # PostgreSQL runs READ UNCOMMITTED as READ COMMITTED, and SQLAlchemy's asyncpg dialect
+        # only accepts the levels PostgreSQL really has.
+        return "READ COMMITTED" if name == "READ UNCOMMITTED" else name
+
+    def is_disconnect(self, exc: BaseException, driver: Any, dialect: SADialect) -> bool:
+        # asyncpg closes the connection on any fatal error (terminated backend, admin
+        # shutdown, reset socket); whatever it then raised, is_closed() tells.
+        return isinstance(exc, OSError) or bool(driver.is_closed())
+
+    def advisory_lock(self, name: str, database: str | None) -> AdvisoryLock:
+        """``pg_try_advisory_lock`` of a 64-bit key hashed from ``name`` (per database)."""
+        digest = hashlib.sha1(name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        return AdvisoryLock(
+            select(func.pg_try_advisory_lock(key)),
+            select(func.pg_advisory_unlock(key)),
+            f"pg_advisory_lock({key})",
+        )
+
+    # -- keys as parameters --------------------------------------------------------------------
+    def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
+        return True
+
+    def bind_keys(
+        self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect, negate: bool
+    ) -> ColumnElement[Any]:
+        """``column = ANY($1)`` (``column <> ALL($1)`` for ``NOT IN``)."""
+        if not keys:
+            return super().bind_keys(column, keys, dialect, negate)
+        array = bindparam(None, keys, type_=KeyArray(column.type), unique=True)
+        clause: ColumnElement[Any] = column != all_(array) if negate else column == any_(array)
+        return clause
+
+    def bind_rows(
+        self, columns: list[Key], rows: list[tuple[Any, ...]], dialect: SADialect, negate: bool
+    ) -> Key | None:
+        """``(a, b) IN (SELECT * FROM unnest($1::t1[], $2::t2[]))``."""
+        if len(rows) * len(columns) <= PLAIN_ROWS_UP_TO and any(typed(c) is None for c in columns):
+            return None
+        arrays: list[Any] = []
+        for i, column in enumerate(columns):
+            values = [r[i] for r in rows]
+            element = _element_type(column, values)
+            if element is None:
+                return None
+            array = bindparam(None, values, type_=KeyArray(element), unique=True)
+            arrays.append(cast(array, ARRAY(element)))
+        sub: Any = select(literal_column("*")).select_from(func.unnest(*arrays))
+        target = sa.tuple_(*columns)
+        return target.not_in(sub) if negate else target.in_(sub)
+
+    # -- writes --------------------------------------------------------------------------------
+    async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
+        stmt = truncate_statement(sa.table(table), restart=True, cascade=cascade)
+        await client.execute(stmt, write=True)
+
+    def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:
+        # One statement; CASCADE: foreign keys between them, views on them.
+        conn.execute(_DropTables([sa.table(n) for n in names]))
+
+    def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
+        conn.execute(truncate_statement(*tables, restart=True, cascade=True))
+
+
+class _DropTables(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """``DROP TABLE IF EXISTS a, b CASCADE`` (Core's DropTable names one table)."""
+
+    inherit_cache = False
+
+    def __init__(self, tables: list[sa.TableClause]) -> None:
+        self.tables = tables
+
+
+@compiles(_DropTables)
+def _compile_drop_tables(element: _DropTables, compiler: Any, **kw: Any) -> str:
+    names = ", ".join(compiler.preparer.format_table(t) for t in element.tables)
+    return f"DROP TABLE IF EXISTS {names} CASCADE"

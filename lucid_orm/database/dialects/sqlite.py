@@ -1,0 +1,425 @@
+"""SQLite: PRAGMAs on connect, ``json_each`` key lists, the driver's multi-row INSERT, and
+DELETE for TRUNCATE."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, func, insert, literal, literal_column, select
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import Engine as SyncEngine
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import ColumnElement, TableClause
+
+from ...errors import IntegrityError, LucidError, QueryError
+from ..executor import bind_processor, compile_insert, interrupt_sqlite
+from .base import Dialect, EngineSetup, Key, Rows
+
+if TYPE_CHECKING:
+    from ...query.client import Client
+    from ..connection import Connection
+    from ..transaction import TransactionClient
+
+# json_each is built into SQLite from 3.38 (Python's sqlite3 may be older).
+JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
+# RETURNING arrived in SQLite 3.35; the bound-parameter limit rose from 999 in 3.32.
+RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+# SQLite's wait for a locked database (ms) unless the connection sets ``busy_timeout_ms``.
+BUSY_TIMEOUT_MS = 5000
+
+_INT64 = (-(2**63), 2**63)
+# SQLite's answer to ``abs(-2**63)``: the statement's deliberate failure when a row's key
+# can't be shown to follow the rows before it (``_ordered_key``).
+_UNORDERED = "integer overflow"
+# Compiled INSERT shapes kept per (table, columns, key).
+_INSERT_CACHE_SIZE = 256
+
+
+def json_keys(keys: Sequence[Any]) -> bool:
+    """Keys that survive a JSON round trip as the same SQLite values (integers that fit in 64
+    bits, strings, ``NULL``)."""
+    low, high = _INT64
+    for k in keys:
+        kind = type(k)
+        if kind is str or k is None:
+            continue
+        if kind is not int or not low <= k < high:
+            return False
+    return True
+
+
+def typed(column: Any) -> sa.types.TypeEngine[Any] | None:
+    """The column's SQL type, ``None`` when it has none (``db.from_`` columns)."""
+    type_: sa.types.TypeEngine[Any] | None = getattr(column, "type", None)
+    if type_ is None or isinstance(type_, sa.types.NullType):
+        return None
+    return type_
+
+
+def _stored_values(column: Any, keys: Sequence[Any], dialect: SADialect) -> list[Any] | None:
+    """The keys as SQLite stores them (the column type's bind processor applied, so UUID,
+    date and boolean keys compare as they are written), or ``None`` when they can't travel as
+    JSON."""
+    type_ = typed(column)
+    process = bind_processor(type_, dialect) if type_ is not None else None
+    values = list(keys) if process is None else [None if k is None else process(k) for k in keys]
+    return values if json_keys(values) else None
+
+
+def _json_param(values: list[Any]) -> Any:
+    return sa.bindparam(None, json.dumps(values), unique=True)
+
+
+def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
+    value = cfg.get("busy_timeout_ms", BUSY_TIMEOUT_MS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LucidError(
+            f'Connection "{name}": "busy_timeout_ms" must be a whole number of milliseconds '
+            f"(0 or more), got {value!r}",
+            code="E_INVALID_CONFIG",
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class InsertShape:
+    """A one-row ``INSERT … VALUES (?, ?) RETURNING …`` compiled by SQLAlchemy, cut around
+    its VALUES group so that a batch repeats the group (SQLAlchemy's own batching scheme,
+    ``SQLCompiler.insert_single_values_expr``); ``order``: the columns in parameter order."""
+
+    head: str
+    group: str
+    ordered: str
+    single: str
+    order: list[str]
+
+    def sql(self, rows: int) -> str:
+        """The statement for ``rows`` rows: returning ``_ordered_key`` for more than one."""
+        if rows == 1:
+            return self.head + self.group + self.single
+        return self.head + ", ".join([self.group] * rows) + self.ordered
+
+
+class SqliteDialect(Dialect):
+    """SQLite through aiosqlite."""
+
+    name = "sqlite"
+    returning = RETURNING
+    transactional_ddl = True
+    isolation_levels = False
+    loop_bound = False
+    commit_after_write = True
+
+    def __init__(self) -> None:
+        # (table, columns, rows) -> (sql, the row-by-row sql)
+        self._inserts: OrderedDict[Any, InsertShape] = OrderedDict()
+
+    # -- connections ---------------------------------------------------------------------------
+    def engine_options(self, setup: EngineSetup) -> None:
+        # Connections run in autocommit mode (no BEGIN outside transactions, see
+        # install_events) and SQLAlchemy rolls back its own transactions on close: a reset is
+        # a wasted hop.
+        kwargs, connect_args, cfg = setup.kwargs, setup.connect_args, setup.cfg
+        kwargs["pool_reset_on_return"] = None
+        # How long a statement waits for another connection's write lock before "database is
+        # locked" (pysqlite's ``timeout`` sets SQLite's busy timeout, no extra statement).
+        if "busy_timeout_ms" in cfg or "timeout" not in connect_args:
+            connect_args["timeout"] = _busy_timeout(setup.name, cfg) / 1000.0
+        if setup.memory:
+            kwargs["poolclass"] = StaticPool
+            connect_args.setdefault("check_same_thread", False)
+
+    def install_events(self, engine: SyncEngine, cfg: Mapping[str, Any], memory: bool) -> None:
+        foreign_keys = cfg.get("foreign_keys", True)
+        # WAL lets readers run beside the one writer; a file database keeps it once set.
+        # In-memory databases have no journal to change.
+        wal = not memory and cfg.get("wal", True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, emit BEGIN so SAVEPOINTs work (SQLAlchemy docs).
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            if foreign_keys:
+                cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @event.listens_for(engine, "invalidate")
+        def _sqlite_invalidate(dbapi_conn: Any, _record: Any, _exc: Any) -> None:
+            # SQLAlchemy discards a connection whose statement was cancelled, but aiosqlite
+            # would close it only after that statement ran to its end, and a close that finds
+            # the statement unfinalized leaves the connection (and its write lock) open until
+            # the garbage collector runs. So: interrupt the statement (sqlite3 allows that
+            # from any thread), then roll back before the close.
+            with contextlib.suppress(Exception):
+                interrupt_sqlite(dbapi_conn)
+            with contextlib.suppress(Exception):
+                dbapi_conn.rollback()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(sa_conn: Any) -> None:
+            if not sa_conn.get_execution_options().get("lucid_autocommit"):
+                # IMMEDIATE takes the write lock now (waiting up to the busy timeout): a
+                # deferred transaction that read and then writes fails at once with
+                # SQLITE_BUSY_SNAPSHOT, which no busy timeout retries. It also stands in for
+                # SELECT ... FOR UPDATE, which SQLite has not.
+                sa_conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    # -- keys as parameters --------------------------------------------------------------------
+    def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
+        return JSON_EACH and json_keys(keys)
+
+    def bind_keys(
+        self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect, negate: bool
+    ) -> ColumnElement[Any]:
+        """``column IN (SELECT value FROM json_each(?))``: the keys as one JSON text."""
+        if keys and JSON_EACH:
+            values = _stored_values(column, keys, dialect)
+            if values is not None:
+                sub = (
+                    select(literal_column("value"))
+                    .select_from(func.json_each(_json_param(values)))
+                    .scalar_subquery()
+                )
+                return column.not_in(sub) if negate else column.in_(sub)
+        return super().bind_keys(column, keys, dialect, negate)
+
+    def bind_rows(
+        self, columns: list[Key], rows: list[tuple[Any, ...]], dialect: SADialect, negate: bool
+    ) -> Key | None:
+        """``json_extract(value, '$[i]')`` over one JSON array of arrays."""
+        if not JSON_EACH:
+            return None
+        per_column = [
+            _stored_values(column, [r[i] for r in rows], dialect)
+            for i, column in enumerate(columns)
+        ]
+        if any(v is None for v in per_column):
+            return None
+        packed = [list(r) for r in zip(*per_column, strict=True)]
+        parts = [
+            func.json_extract(literal_column("value"), literal(f"$[{i}]"))
+            for i in range(len(columns))
+        ]
+        sub = select(*parts).select_from(func.json_each(_json_param(packed)))
+        target = sa.tuple_(*columns)
+        return target.not_in(sub) if negate else target.in_(sub)
+
+    # -- writes --------------------------------------------------------------------------------
+    async def insert_many_returning(
+        self, trx: TransactionClient, table: TableClause, params: Rows, key: Key, model: str | None
+    ) -> list[Any]:
+        """SQLite doesn't say in which order ``RETURNING`` hands rows back, nor that
+        generated keys ascend (SQLAlchemy's insertmanyvalues then goes row by row): this runs
+        multi-row INSERTs that prove that the keys ascend with the rows (``_ordered_key``),
+        going row by row when they don't.
+
+        Fast path: the statements run on the transaction's driver connection, the values
+        one flat list with each column's bind processor applied once per value, one trip to
+        aiosqlite's thread per statement; errors and query events are those of every other
+        statement. With the fast paths off (``LUCID_FAST_PATHS=0``) the same statements go
+        through SQLAlchemy's execution."""
+        from ..query_client import connection_of
+
+        columns = list(params[0]) if params else []
+        connection = connection_of(trx)
+        if not RETURNING or not columns:
+            # No RETURNING before SQLite 3.35, and DEFAULT VALUES rows: SQLAlchemy's path,
+            # which runs row by row on SQLite when asked for parameter order.
+            return await super().insert_many_returning(trx, table, params, key, model)
+        return await _BulkInsert(self, trx, connection, table, key, model).run(columns, params)
+
+    def compiled_insert(
+        self, dialect: SADialect, table: TableClause, columns: list[str], key: Key
+    ) -> InsertShape:
+        """The one-row INSERT of ``columns`` into ``table`` returning ``key``, compiled from
+        Core once per (table, columns, key) and kept (LRU)."""
+        shape_key = (table, tuple(columns), key.name)
+        cache = self._inserts
+        shape = cache.get(shape_key)
+        if shape is not None:
+            cache.move_to_end(shape_key)
+            return shape
+        values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
+        table_key = table.c[key.name]
+        plain = insert(table).values(values).returning(table_key)
+        ordered = insert(table).values(values).returning(_ordered_key(table, table_key))
+        head, group, tail, order = compile_insert(ordered, dialect)
+        single = compile_insert(plain, dialect)[2]
+        shape = cache[shape_key] = InsertShape(head, group, tail, single, order)
+        if len(cache) > _INSERT_CACHE_SIZE:
+            cache.popitem(last=False)
+        return shape
+
+    async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
+        await client.execute(sa.delete(sa.table(table)), write=True)
+
+    def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:
+        # Checked at COMMIT, when no table is left to violate them; children first so that
+        # no ON DELETE RESTRICT fires during the implicit DELETE of a parent.
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+        wanted = set(names)
+        # (name, foreign keys) in creation order; a last (None, …) holds cycles' keys.
+        order = [pair[0] for pair in sa.inspect(conn).get_sorted_table_and_fkc_names()]
+        ordered = [n for n in reversed(order) if n in wanted]
+        placed = set(ordered)
+        super().drop_tables(conn, ordered + [n for n in names if n not in placed])
+
+    def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+        for table in tables:
+            conn.execute(table.delete())
+        master = sa.table("sqlite_master", sa.column("name"))
+        has_sequence = conn.execute(
+            sa.select(master.c.name).where(master.c.name == "sqlite_sequence")
+        ).first()
+        if has_sequence:
+            sequence = sa.table("sqlite_sequence", sa.column("name"))
+            conn.execute(sequence.delete().where(sequence.c.name.in_([t.name for t in tables])))
+
+
+def _ordered_key(table: TableClause, key: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The ``RETURNING`` expression of the multi-row INSERT: the row's key when it is the
+    largest key of the table right after the row went in, else an error that undoes the
+    statement.
+
+    Why that proves the order: SQLite inserts the rows of a ``VALUES`` list one after another
+    in list order and computes each row's ``RETURNING`` values right after inserting it (a
+    correlated subquery there sees the rows inserted so far). A row whose key exceeds every
+    key in the table at that moment exceeds the keys of all rows of the list before it; if
+    that holds for every row, the keys ascend in list order and the sorted keys are the rows'
+    keys in list order, whatever order ``RETURNING`` hands them back in. It holds whenever
+    SQLite counts keys up (``max(rowid) + 1``, or past ``sqlite_sequence`` for AUTOINCREMENT
+    tables, which fail with SQLITE_FULL rather than wrap); it fails once the table holds rowid
+    2**63-1 and SQLite picks random free rowids, for keys a default or a trigger makes, and
+    for NULL keys. The check is fail-safe: were SQLite ever to compute ``RETURNING`` after all
+    rows, only the last row would pass and every batch would take the row-by-row path. Cost:
+    one index seek per row, no extra round trip.
+
+    The failure is ``abs(-2**63)`` ("integer overflow"), a runtime error: SQLite rolls back the
+    statement (only it; the transaction stays open) and the insert goes row by row.
+    """
+    later = table.alias("lucid_later" if table.name != "lucid_later" else "lucid_later_")
+    # Qualified: a correlated subquery, which SQLite runs again for every row (an
+    # uncorrelated one runs once), and inside it the bare name would mean ``lucid_later``'s.
+    outer = _Qualified(table, key.name)
+    later_key = later.c[key.name]
+    after = sa.exists().where(later_key > outer)
+    overflow = func.abs(literal_column("-9223372036854775807") - literal_column("1"))
+    return sa.case((sa.and_(outer.is_not(None), ~after), outer), else_=overflow)
+
+
+class _Qualified(ColumnElement[Any]):
+    """``"table"."column"`` wherever it appears (SQLAlchemy renders the columns of an
+    INSERT's own table unqualified in RETURNING, also inside subqueries)."""
+
+    inherit_cache = False
+
+    def __init__(self, table: TableClause, name: str) -> None:
+        self.table = table
+        self.name = name
+        self.type = table.c[name].type
+
+
+@compiles(_Qualified)
+def _compile_qualified(element: _Qualified, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    return str(preparer.format_table(element.table) + "." + preparer.quote(element.name))
+
+
+class _Unordered(Exception):
+    """A multi-row INSERT whose keys could not be shown to ascend (``_ordered_key``)."""
+
+
+@dataclass(slots=True)
+class _BulkInsert:
+    """One ``insert_many_returning`` call: multi-row INSERTs of at most ``MAX_PARAMS``
+    values, run on the driver connection (fast path) or through SQLAlchemy (its twin, the
+    same statements with ``LUCID_FAST_PATHS=0``)."""
+
+    dialect: SqliteDialect
+    trx: TransactionClient
+    connection: Connection
+    table: TableClause
+    key: Key
+    model: str | None
+    driver: Any = None
+
+    async def run(self, columns: list[str], params: Rows) -> list[Any]:
+        from ..transaction import open_connection
+
+        if self.connection.fast_reads:
+            raw = await open_connection(self.trx).get_raw_connection()
+            self.driver = raw.driver_connection
+        per_statement = max(1, MAX_PARAMS // len(columns))
+        out: list[Any] = []
+        for start in range(0, len(params), per_statement):
+            chunk = params[start : start + per_statement]
+            try:
+                returned = await self.insert(columns, chunk, len(chunk) > 1)
+            except _Unordered:
+                # A key out of order: nothing of this chunk was written. One row per
+                # statement ties each key to its row.
+                for i in range(len(chunk)):
+                    out.extend(await self.insert(columns, chunk[i : i + 1], False))
+            else:
+                returned.sort()
+                out.extend(returned)
+        return out
+
+    async def insert(self, columns: list[str], chunk: Rows, ordered: bool) -> list[Any]:
+        """Insert ``chunk``; its keys (in any order when ``ordered``, which raises
+        ``_Unordered`` when they don't ascend with the rows)."""
+        if self.driver is None:
+            return await self.insert_through_sqlalchemy(chunk, ordered)
+        table, sa_dialect = self.table, self.trx.dialect
+        shape = self.dialect.compiled_insert(sa_dialect, table, columns, self.key)
+        order = shape.order
+        width = len(order)
+        if order == columns:
+            values = [value for row in chunk for value in row.values()]
+        else:
+            values = [row[c] for row in chunk for c in order]
+        for i, column in enumerate(order):
+            process = bind_processor(table.c[column].type, sa_dialect)
+            if process is not None:
+                values[i::width] = map(process, values[i::width])
+        sql = shape.sql(len(chunk))
+        started = time.perf_counter()
+        try:
+            fetched: list[Any] = await self.driver.execute_fetchall(sql, values)
+        except sqlite3.Error as exc:
+            if ordered and str(exc) == _UNORDERED:
+                raise _Unordered from exc
+            kind = IntegrityError if isinstance(exc, sqlite3.IntegrityError) else QueryError
+            raise kind(
+                str(exc).strip() or type(exc).__name__, sql=sql, bindings=values, original=exc
+            ) from exc
+        self.connection.report(sql, values, started, self.model, in_transaction=True)
+        return fetched
+
+    async def insert_through_sqlalchemy(self, chunk: Rows, ordered: bool) -> list[Any]:
+        table, key = self.table, self.table.c[self.key.name]
+        returned = _ordered_key(table, key) if ordered else key
+        stmt = insert(table).values(list(chunk)).returning(returned)
+        try:
+            result = await self.trx.execute(stmt, write=True, model=self.model)
+        except QueryError as exc:
+            if ordered and str(exc.original) == _UNORDERED:
+                raise _Unordered from exc
+            raise
+        return [tuple(row) for row in result.rows]
