@@ -13,8 +13,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import IntegrityError, LucidError
-from .query_client import QueryClient, _driver_error, connect_error
-from .transaction import TransactionClient
+from .query_client import QueryClient, connecting, connection_of
+from .transaction import TransactionClient, connection_in, open_connection
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -28,21 +28,20 @@ T = TypeVar("T")
 
 def transaction_connection(trx: TransactionClient) -> AsyncConnection:
     """The SQLAlchemy connection a transaction runs on."""
-    return trx._conn
+    return connection_in(trx)
 
 
 def client_connection(client: Client) -> Connection:
     """The ``Connection`` behind a query or transaction client."""
     if isinstance(client, QueryClient | TransactionClient):
-        return client._connection
+        return connection_of(client)
     raise LucidError(f"Cannot run schema changes on {client!r}: expected a query client")
 
 
 async def run_sync(trx: TransactionClient, fn: Callable[..., T], *args: Any) -> T:
     """``fn(sync_connection, *args)`` on the transaction's connection (Alembic, reflection);
     ``E_TRANSACTION_COMPLETED`` once the transaction has ended."""
-    trx._check_open()
-    return await transaction_connection(trx).run_sync(fn, *args)
+    return await open_connection(trx).run_sync(fn, *args)
 
 
 @asynccontextmanager
@@ -54,12 +53,8 @@ async def reading_connection(connection: Connection) -> AsyncIterator[AsyncConne
         yield transaction_connection(owner)
         return
     async with connection.guard():
-        try:
+        with connecting(connection, errors=(OSError, sa_exc.TimeoutError)):
             conn = await connection.write_engines().autocommit_engine.connect()
-        except sa_exc.DBAPIError as exc:
-            raise connect_error(connection, _driver_error(exc)) from exc
-        except (OSError, sa_exc.TimeoutError) as exc:
-            raise connect_error(connection, exc) from exc
         try:
             yield conn
         finally:

@@ -38,10 +38,6 @@ def driver_error(exc: sa_exc.DBAPIError) -> BaseException:
     return orig
 
 
-# Until schema/builder.py imports the public name.
-_driver_error = driver_error
-
-
 def _is_integrity(exc: sa_exc.DBAPIError, original: BaseException) -> bool:
     if isinstance(exc, sa_exc.IntegrityError):
         return True

@@ -370,6 +370,12 @@ def open_connection(trx: TransactionClient) -> AsyncConnection:
     return trx._conn
 
 
+def connection_in(trx: TransactionClient) -> AsyncConnection:
+    """The SQLAlchemy connection ``trx`` runs on, whether or not it has ended (its
+    connection info outlives it: ``database/ddl.py`` keeps the SQLite foreign-keys flag there)."""
+    return trx._conn
+
+
 async def _settle(work: Awaitable[None]) -> None:
     """Await ``work`` to its end even if the current task is cancelled meanwhile (it runs as
     a task of its own); such a cancellation is raised once ``work`` is done. Rollbacks and

@@ -4,7 +4,6 @@ has transactional DDL, under a lock that keeps two runners from migrating at onc
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import re
 import time
@@ -21,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from .._loader import UnloadableFileError, defined_subclasses, load_file
 from ..database.ddl import ddl_transaction, reading_connection, run_sync
 from ..database.dialects import dialect_of
+from ..database.dialects.base import AdvisoryLock
 from ..database.manager import db
 from ..errors import IntegrityError, LucidError, MigrationError, QueryError
 from ..query.chainable import check_identifier
@@ -263,9 +263,7 @@ class Migrator:
     async def unlock(self) -> None:
         """Release a SQLite lock left behind by a runner that crashed. (PostgreSQL and MySQL
         locks belong to the runner's session and end with it.)"""
-        if self._connection().dialect_name == "sqlite" and await self._has_table(
-            self._lock_table.name
-        ):
+        if self._uses_lock_table() and await self._has_table(self._lock_table.name):
             await self.client.execute(sa.delete(self._lock_table), write=True)
 
     # -- running -------------------------------------------------------------------------------
@@ -343,9 +341,9 @@ class Migrator:
 
     def _transactional(self, file: MigrationFile) -> bool:
         # MySQL commits every DDL statement implicitly: a transaction would be a pretence.
-        return not file.schema.disable_transactions and self._connection().dialect_name in (
-            "sqlite",
-            "postgresql",
+        return (
+            not file.schema.disable_transactions
+            and self._connection().dialect_ops.transactional_ddl
         )
 
     def _partial_note(self, file: MigrationFile) -> str:
@@ -436,11 +434,12 @@ class Migrator:
             yield
             return
         connection = self._connection()
-        if connection.dialect_name == "sqlite":
+        lock = self._advisory_lock(connection)
+        if lock is None:  # SQLite: no server lock, a lock table
             async with self._table_lock():
                 yield
             return
-        async with self._session_lock(connection):
+        async with self._session_lock(connection, lock):
             yield
 
     def _locked_error(self, how: str) -> MigrationError:
@@ -450,24 +449,20 @@ class Migrator:
             code="E_MIGRATIONS_LOCKED",
         )
 
+    def _advisory_lock(self, connection: Connection) -> AdvisoryLock | None:
+        name = f"lucid_orm:{self.table_name}"
+        return connection.dialect_ops.advisory_lock(name, connection.url.database)
+
+    def _uses_lock_table(self) -> bool:
+        return self._advisory_lock(self._connection()) is None
+
     @asynccontextmanager
-    async def _session_lock(self, connection: Connection) -> AsyncIterator[None]:
+    async def _session_lock(
+        self, connection: Connection, lock: AdvisoryLock
+    ) -> AsyncIterator[None]:
         # A session-level lock on a connection held for the whole run: it ends with the
         # session, so a crashed runner never leaves it behind.
-        postgres = connection.dialect_name == "postgresql"
-        if postgres:
-            digest = hashlib.sha1(f"lucid_orm:{self.table_name}".encode()).digest()
-            key = int.from_bytes(digest[:8], "big", signed=True)
-            acquire: Any = sa.select(sa.func.pg_try_advisory_lock(key))
-            release: Any = sa.select(sa.func.pg_advisory_unlock(key))
-            how = f"pg_advisory_lock({key})"
-        else:
-            name = f"lucid_orm:{connection.url.database}:{self.table_name}"
-            if len(name) > 64:  # MySQL's limit for lock names
-                name = "lucid_orm:" + hashlib.sha1(name.encode()).hexdigest()
-            acquire = sa.select(sa.func.get_lock(name, 0))
-            release = sa.select(sa.func.release_lock(name))
-            how = f"GET_LOCK('{name}')"
+        acquire, release, how = lock.acquire, lock.release, lock.description
         async with reading_connection(connection) as conn:
             try:
                 acquired = (await conn.execute(acquire)).scalar()

@@ -500,7 +500,7 @@ class BaseModel:
     ) -> None:
         """Remove every row of the table (``TRUNCATE``; ``DELETE`` on SQLite)."""
         target = client_for(cls, client, connection)
-        await persistence.truncate_table(target, info_of(cls).table_name, cascade)
+        await target.dialect_ops.truncate(target, info_of(cls).table_name, cascade)
 
     # -- relationships -------------------------------------------------------------------------
     def related(self, name: str) -> Any:

@@ -13,7 +13,6 @@ from sqlalchemy import Integer, Select, bindparam, insert, select
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 
-from ..database import bulk
 from ..database.manager import db
 from ..database.result import ExecResult
 from ..database.transaction import TransactionClient
@@ -454,28 +453,14 @@ async def insert_rows(
     model: str,
 ) -> ExecResult:
     """A multi-row INSERT returning each row's key in parameter order (``generated``: the
-    database makes the keys). The dialect decision is kept here, in one small function."""
-    if trx.dialect_name == "sqlite" and generated:
-        # SQLite doesn't promise RETURNING order nor ascending keys (SQLAlchemy would go row
-        # by row): bulk.insert_keys proves each row's key.
-        returned = await bulk.insert_keys(trx, table, params, pk_col, model)
+    database makes the keys, and the dialect proves their order)."""
+    if generated:
+        returned = await trx.dialect_ops.insert_many_returning(trx, table, params, pk_col, model)
         return ExecResult(returned, [], len(returned))
     # SQLAlchemy's "insertmanyvalues": one compiled statement, sent as multi-row
     # INSERT … RETURNING batches, rows returned in parameter order.
     stmt = insert(table).returning(pk_col, sort_by_parameter_order=True)
     return await trx.execute(stmt, write=True, model=model, params=params)
-
-
-async def truncate_table(client: Client, table: str, cascade: bool) -> None:
-    """Remove every row of ``table`` (``TRUNCATE``; ``DELETE`` on SQLite)."""
-    if client.dialect_name == "sqlite":
-        await client.raw_query("DELETE FROM ??", [table])
-    elif client.dialect_name == "postgresql":
-        await client.raw_query(
-            "TRUNCATE ?? RESTART IDENTITY" + (" CASCADE" if cascade else ""), [table]
-        )
-    else:
-        await client.raw_query("TRUNCATE ??", [table])
 
 
 # -- find, search, fetch-or-create/update ---------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.sql import Executable
 Params = Sequence[Mapping[str, Any]] | None
 
 if TYPE_CHECKING:
+    from ..database.dialects.base import Dialect as DialectOps
     from ..database.result import ExecResult
     from ..database.transaction import TransactionStarter
     from .database import DatabaseQueryBuilder
@@ -35,6 +36,12 @@ class Executor(Protocol):
     @property
     def dialect_name(self) -> str:
         """``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        ...
+
+    @property
+    def dialect_ops(self) -> DialectOps:
+        """lucid_orm's ``Dialect`` of the connection: capabilities and the operations that
+        differ between databases (``database/dialects``)."""
         ...
 
     async def execute(

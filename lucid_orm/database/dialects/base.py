@@ -142,7 +142,7 @@ class Dialect:
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         """Remove every row of ``table`` (``TRUNCATE``; ``cascade`` where the database has it)."""
-        await client.execute(truncate_statement(sa.table(table)), write=True)
+        await client.execute(truncate_statement(named_table(table)), write=True)
 
     def drop_all_tables(self, conn: SyncConnection, keep: Collection[str] = ()) -> list[str]:
         """Drop every table of the default schema but ``keep``, whatever their foreign keys
@@ -194,6 +194,12 @@ def _compile_truncate(element: _Truncate, compiler: Any, **kw: Any) -> str:
     if element.cascade:
         sql += " CASCADE"
     return sql
+
+
+def named_table(name: str) -> TableClause:
+    """The table ``name`` names, ``schema.table`` included (each part quoted on its own)."""
+    schema, _, table = name.rpartition(".")
+    return sa.table(table, schema=schema or None)
 
 
 def truncate_statement(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 
-from .base import AdvisoryLock, Dialect, EngineSetup, truncate_statement
+from .base import AdvisoryLock, Dialect, EngineSetup, named_table, truncate_statement
 
 if TYPE_CHECKING:
     from ...query.client import Client
@@ -58,7 +58,7 @@ class MysqlDialect(Dialect):
         )
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
-        await client.execute(truncate_statement(sa.table(table)), write=True)
+        await client.execute(truncate_statement(named_table(table)), write=True)
 
     def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:
         with _no_foreign_key_checks(conn):

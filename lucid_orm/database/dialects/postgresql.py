@@ -34,7 +34,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
-from .base import AdvisoryLock, Dialect, EngineSetup, Key, truncate_statement
+from .base import AdvisoryLock, Dialect, EngineSetup, Key, named_table, truncate_statement
 from .sqlite import typed
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class PostgresqlDialect(Dialect):
 
     # -- writes --------------------------------------------------------------------------------
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
-        stmt = truncate_statement(sa.table(table), restart=True, cascade=cascade)
+        stmt = truncate_statement(named_table(table), restart=True, cascade=cascade)
         await client.execute(stmt, write=True)
 
     def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:

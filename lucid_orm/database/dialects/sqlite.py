@@ -23,7 +23,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 
 from ...errors import IntegrityError, LucidError, QueryError
 from ..executor import bind_processor, compile_insert, interrupt_sqlite
-from .base import Dialect, EngineSetup, Key, Rows
+from .base import Dialect, EngineSetup, Key, Rows, named_table
 
 if TYPE_CHECKING:
     from ...query.client import Client
@@ -266,7 +266,7 @@ class SqliteDialect(Dialect):
         return shape
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
-        await client.execute(sa.delete(sa.table(table)), write=True)
+        await client.execute(sa.delete(named_table(table)), write=True)
 
     def drop_tables(self, conn: SyncConnection, names: list[str]) -> None:
         # Checked at COMMIT, when no table is left to violate them; children first so that
