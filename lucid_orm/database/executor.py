@@ -24,9 +24,9 @@ SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insert
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
 ==========================  ============================================  =====================
 
-Outside the database layer (not governed by the switch: they compute the same values, no
-SQL differs): generated hydration per row shape and ``_new_many``'s ``object.__new__`` in
-orm/.
+In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
+``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
+loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``model().merge``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..database.connection import fast_paths_default
 from . import persistence
 from .model_info import info_of
 from .state import EXTRAS, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, TRX
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="BaseModel")
 
 GC_PAUSE_ROWS = 1000
+
+# The ORM's fast paths (the generated fill loop per result shape, ``new_many``'s direct state
+# setup) follow the process-wide switch of the database layer's: with ``LUCID_FAST_PATHS=0``
+# every row goes through the general loop and every payload through ``merge``, so the slow
+# pass of the suite holds each fast path against its twin.
+FAST_PATHS = fast_paths_default()
 
 
 @contextmanager
@@ -157,7 +164,7 @@ def _hydrate_rows(
     stamp = persistence.binding(model, client)
     trx = stamp.get(TRX) if stamp is not None else None
     fill = plan.fill
-    if fill is not None and (not rows or len(rows[0]) == len(attrs)):
+    if fill is not None and FAST_PATHS and (not rows or len(rows[0]) == len(attrs)):
         out: list[M] = fill(model, rows, stamp)
     else:
         out = _fill_general(model, plan, rows, stamp)
@@ -207,7 +214,7 @@ def new_many(
     names columns (the usual ``create_many`` payload): its values go in with one update."""
     from .base_model import BaseModel
 
-    if model.__init__ is not BaseModel.__init__:
+    if not FAST_PATHS or model.__init__ is not BaseModel.__init__:
         return [model().merge(row, allow_extra_properties) for row in rows]
     cols = model.columns.keys()
     new = object.__new__
