@@ -17,12 +17,14 @@ import pytest
 
 from lucid_orm.database import Database, db
 from lucid_orm.errors import LucidError
-from tests.helpers import DialectConfig, dialect_url
+from tests.helpers import DialectConfig, dialect_url, empty_tables
 from tests.schema import metadata
 
 DIALECTS = ["sqlite", "postgresql", "mysql"]
 
 _configs: dict[str, DialectConfig] = {}
+# Dependent tables first, so the rows a foreign key points at go last.
+_RESET_ORDER = list(reversed(metadata.sorted_tables))
 
 
 @pytest.fixture(scope="session")
@@ -108,9 +110,7 @@ async def database(dialect: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await config.restore()
-        async with db.engine().begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                await conn.execute(table.delete())
+        await empty_tables(_RESET_ORDER)
 
 
 @pytest.fixture(params=["fast", "slow"])

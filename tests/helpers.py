@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from lucid_orm.database import Database, QueryEvent, db
 from lucid_orm.errors import LucidError
@@ -113,3 +115,46 @@ def flat(bindings: list[Any]) -> list[Any]:
         else:
             out.append(value)
     return out
+
+
+# Above this many rows a table is emptied with TRUNCATE (PostgreSQL, MariaDB): DELETE costs per
+# row (a 100,000-row table took ~0.9 s on PostgreSQL), TRUNCATE a few ms whatever the size.
+TRUNCATE_FROM = 1000
+
+
+def _capped_count(table: sa.Table) -> sa.ScalarSelect[int]:
+    """Its rows, counted up to ``TRUNCATE_FROM + 1``: a full count of a big table would cost
+    about what the DELETE it saves does."""
+    rows = sa.select(sa.literal(1)).select_from(table).limit(TRUNCATE_FROM + 1).subquery()
+    return sa.select(sa.func.count()).select_from(rows).scalar_subquery()
+
+
+async def empty_tables(tables: Sequence[sa.Table], database: Database = db) -> None:
+    """Delete every row of ``tables`` (given dependents first), cheaply: one statement finds
+    the tables that hold rows (most tests write two or three) and only those are emptied, the
+    big ones with TRUNCATE except on SQLite (whose DELETE without WHERE already truncates)."""
+    probe = sa.union_all(
+        *(
+            sa.select(sa.literal(i).label("i"), _capped_count(t).label("n"))
+            for i, t in enumerate(tables)
+        )
+    )
+    async with database.engine().begin() as conn:
+        counts = {i: n for i, n in await conn.execute(probe)}
+        full = [(table, counts[i]) for i, table in enumerate(tables) if counts[i]]
+        backend = conn.dialect.name
+        quote = conn.dialect.identifier_preparer.format_table
+        big = [t for t, n in full if n > TRUNCATE_FROM and backend != "sqlite"]
+        if backend == "mysql":
+            # MariaDB refuses to truncate a table a foreign key references (checked or not).
+            referenced = {fk.column.table for t in tables for fk in t.foreign_keys}
+            big = [t for t in big if t not in referenced]
+            for table in big:
+                await conn.execute(sa.text(f"TRUNCATE TABLE {quote(table)}"))
+        elif big:
+            # CASCADE: PostgreSQL truncates a referenced table (users) only with the tables
+            # that reference it, which are emptied anyway.
+            await conn.execute(sa.text(f"TRUNCATE {', '.join(quote(t) for t in big)} CASCADE"))
+        for table, _ in full:
+            if table not in big:
+                await conn.execute(table.delete())
