@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lucid_orm.database import Database, QueryEvent, db
 from lucid_orm.errors import LucidError
@@ -139,22 +140,44 @@ async def empty_tables(tables: Sequence[sa.Table], database: Database = db) -> N
             for i, t in enumerate(tables)
         )
     )
-    async with database.engine().begin() as conn:
+    async with database.engine().connect() as conn:
         counts = {i: n for i, n in await conn.execute(probe)}
-        full = [(table, counts[i]) for i, table in enumerate(tables) if counts[i]]
-        backend = conn.dialect.name
-        quote = conn.dialect.identifier_preparer.format_table
-        big = [t for t, n in full if n > TRUNCATE_FROM and backend != "sqlite"]
-        if backend == "mysql":
-            # MariaDB refuses to truncate a table a foreign key references (checked or not).
-            referenced = {fk.column.table for t in tables for fk in t.foreign_keys}
-            big = [t for t in big if t not in referenced]
+        await conn.rollback()
+        full = [table for i, table in enumerate(tables) if counts[i]]
+        big = [t for i, t in enumerate(tables) if counts[i] > TRUNCATE_FROM]
+        if conn.dialect.name == "sqlite" or (big and not await _truncate(conn, big, tables)):
+            big = []
+        async with conn.begin():
+            for table in full:
+                if table not in big:
+                    await conn.execute(table.delete())
+
+
+async def _truncate(conn: AsyncConnection, big: list[sa.Table], tables: Sequence[sa.Table]) -> bool:
+    """TRUNCATE ``big`` (removing from it what can't be); ``False`` when a lock held elsewhere
+    (a transaction a test left open) stopped it: TRUNCATE waits for every lock on the table,
+    where DELETE waits only for locked rows."""
+    quote = conn.dialect.identifier_preparer.format_table
+    try:
+        if conn.dialect.name == "postgresql":
+            async with conn.begin():
+                await conn.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
+                # CASCADE: PostgreSQL truncates a referenced table (users) only with the
+                # tables that reference it, which are emptied anyway.
+                await conn.execute(sa.text(f"TRUNCATE {', '.join(quote(t) for t in big)} CASCADE"))
+            return True
+        # MariaDB refuses to truncate a table a foreign key references (checked or not).
+        referenced = {fk.column.table for t in tables for fk in t.foreign_keys}
+        big[:] = [t for t in big if t not in referenced]
+        await conn.execute(sa.text("SET SESSION lock_wait_timeout = 1"))
+        try:
             for table in big:
                 await conn.execute(sa.text(f"TRUNCATE TABLE {quote(table)}"))
-        elif big:
-            # CASCADE: PostgreSQL truncates a referenced table (users) only with the tables
-            # that reference it, which are emptied anyway.
-            await conn.execute(sa.text(f"TRUNCATE {', '.join(quote(t) for t in big)} CASCADE"))
-        for table, _ in full:
-            if table not in big:
-                await conn.execute(table.delete())
+        finally:
+            await conn.execute(sa.text("SET SESSION lock_wait_timeout = DEFAULT"))
+            await conn.commit()
+        return True
+    except sa.exc.DBAPIError:
+        if conn.in_transaction():
+            await conn.rollback()
+        return False
