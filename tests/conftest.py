@@ -2,8 +2,10 @@
 
 ``dialect`` (session scope, parametrised) configures the global ``db`` for one dialect and
 creates ``tests/schema.py`` once; ``database`` (function scope) hands out ``db`` and deletes every
-row after the test. Under ``CI=true`` an unreachable server fails the run; elsewhere its tests
-are skipped with the reason (probed at collection, so the skips fold into one line per file).
+row after the test (``helpers.empty_tables``: only the tables that hold rows, big ones
+truncated). Under ``CI=true`` an unreachable server fails the run; elsewhere its tests are
+skipped with the reason (probed at collection, so the skips fold into one line per file).
+Models shared by several files live in ``tests/models.py``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import pytest
 
 from lucid_orm.database import Database, db
 from lucid_orm.errors import LucidError
-from tests.helpers import DialectConfig, dialect_url
+from tests.helpers import DialectConfig, dialect_url, empty_tables
 from tests.schema import metadata
 
 DIALECTS = ["sqlite", "postgresql", "mysql"]
 
 _configs: dict[str, DialectConfig] = {}
+# Dependent tables first, so the rows a foreign key points at go last.
+_RESET_ORDER = list(reversed(metadata.sorted_tables))
 
 
 @pytest.fixture(scope="session")
@@ -101,16 +105,16 @@ def dialect_config(dialect: str) -> DialectConfig:
 
 @pytest.fixture
 async def database(dialect: str) -> AsyncIterator[Database]:
-    """The configured global ``db``; every table is emptied after the test."""
+    """The configured global ``db``; every table is emptied after the test (rows committed
+    for real: the global transaction of ``lucid_orm.testing`` would route every statement
+    through it, past the lean read path and the autocommit writes these tests exercise)."""
     config = _configs[dialect]
     await config.restore()
     try:
         yield db
     finally:
         await config.restore()
-        async with db.engine().begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                await conn.execute(table.delete())
+        await empty_tables(_RESET_ORDER)
 
 
 @pytest.fixture(params=["fast", "slow"])

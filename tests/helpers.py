@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lucid_orm.database import Database, QueryEvent, db
 from lucid_orm.errors import LucidError
@@ -113,3 +116,68 @@ def flat(bindings: list[Any]) -> list[Any]:
         else:
             out.append(value)
     return out
+
+
+# Above this many rows a table is emptied with TRUNCATE (PostgreSQL, MariaDB): DELETE costs per
+# row (a 100,000-row table took ~0.9 s on PostgreSQL), TRUNCATE a few ms whatever the size.
+TRUNCATE_FROM = 1000
+
+
+def _capped_count(table: sa.Table) -> sa.ScalarSelect[int]:
+    """Its rows, counted up to ``TRUNCATE_FROM + 1``: a full count of a big table would cost
+    about what the DELETE it saves does."""
+    rows = sa.select(sa.literal(1)).select_from(table).limit(TRUNCATE_FROM + 1).subquery()
+    return sa.select(sa.func.count()).select_from(rows).scalar_subquery()
+
+
+async def empty_tables(tables: Sequence[sa.Table], database: Database = db) -> None:
+    """Delete every row of ``tables`` (given dependents first), cheaply: one statement finds
+    the tables that hold rows (most tests write two or three) and only those are emptied, the
+    big ones with TRUNCATE except on SQLite (whose DELETE without WHERE already truncates)."""
+    probe = sa.union_all(
+        *(
+            sa.select(sa.literal(i).label("i"), _capped_count(t).label("n"))
+            for i, t in enumerate(tables)
+        )
+    )
+    async with database.engine().connect() as conn:
+        counts = {i: n for i, n in await conn.execute(probe)}
+        await conn.rollback()
+        full = [table for i, table in enumerate(tables) if counts[i]]
+        big = [t for i, t in enumerate(tables) if counts[i] > TRUNCATE_FROM]
+        if conn.dialect.name == "sqlite" or (big and not await _truncate(conn, big, tables)):
+            big = []
+        async with conn.begin():
+            for table in full:
+                if table not in big:
+                    await conn.execute(table.delete())
+
+
+async def _truncate(conn: AsyncConnection, big: list[sa.Table], tables: Sequence[sa.Table]) -> bool:
+    """TRUNCATE ``big`` (removing from it what can't be); ``False`` when a lock held elsewhere
+    (a transaction a test left open) stopped it: TRUNCATE waits for every lock on the table,
+    where DELETE waits only for locked rows."""
+    quote = conn.dialect.identifier_preparer.format_table
+    try:
+        if conn.dialect.name == "postgresql":
+            async with conn.begin():
+                await conn.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
+                # CASCADE: PostgreSQL truncates a referenced table (users) only with the
+                # tables that reference it, which are emptied anyway.
+                await conn.execute(sa.text(f"TRUNCATE {', '.join(quote(t) for t in big)} CASCADE"))
+            return True
+        # MariaDB refuses to truncate a table a foreign key references (checked or not).
+        referenced = {fk.column.table for t in tables for fk in t.foreign_keys}
+        big[:] = [t for t in big if t not in referenced]
+        await conn.execute(sa.text("SET SESSION lock_wait_timeout = 1"))
+        try:
+            for table in big:
+                await conn.execute(sa.text(f"TRUNCATE TABLE {quote(table)}"))
+        finally:
+            await conn.execute(sa.text("SET SESSION lock_wait_timeout = DEFAULT"))
+            await conn.commit()
+        return True
+    except sa.exc.DBAPIError:
+        if conn.in_transaction():
+            await conn.rollback()
+        return False

@@ -14,14 +14,9 @@ from lucid_orm import BaseModel, LucidError, before, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
 from tests.helpers import count_queries
+from tests.models import Post
 
 paginate_hooks: list[str] = []
-
-
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
 
 
 class User(BaseModel):

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from lucid_orm import BaseModel, before, column, db
 from lucid_orm.database import Database, TransactionClient
@@ -78,10 +79,36 @@ async def second_writer(
         await private.close()
 
 
+# ``cancel`` waits until the work has sent no statement for STALLED seconds (it is sleeping,
+# or waiting for the driver to finish one), at most MAX_WAIT seconds.
+STALLED = 0.1
+MAX_WAIT = 0.3
+
+
 async def cancel(work: Awaitable[Any]) -> None:
-    """Run ``work`` and cancel it after 0.3 s (it never finishes earlier)."""
+    """Run ``work`` (it never finishes) in a task of its own, as ``asyncio.wait_for`` does, and
+    cancel it once it stalls: between statements or while the driver runs one."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent: list[float] = []
+
+    def record(*_: Any) -> None:
+        sent.append(loop.time())
+
+    engine = db.engine().sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            await asyncio.sleep(STALLED / 4)
+            now = loop.time()
+            if now - started >= MAX_WAIT or (sent and now - sent[-1] >= STALLED):
+                break
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(work, 0.3)
+        # A timeout of 0 cancels the task and waits for it to end, as a timed-out wait_for.
+        await asyncio.wait_for(task, 0)
 
 
 async def stall(trx: TransactionClient, dialect: str, in_driver: bool) -> None:

@@ -24,19 +24,9 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany, HasManyThrough, ManyToMany
 from tests.helpers import count_queries
+from tests.models import Post, Skill
 
 SECRET = "s3cret-bio"
-
-
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
-
-
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class User(BaseModel):

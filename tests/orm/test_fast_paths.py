@@ -31,6 +31,7 @@ from lucid_orm import (
 from lucid_orm.database import Database, QueryEvent
 from lucid_orm.relations import BelongsTo, HasMany, ManyToMany
 from tests.helpers import count_queries
+from tests.models import Skill
 
 KOLKATA = ZoneInfo("Asia/Kolkata")  # UTC+05:30, no daylight saving time
 # SQLite's default bound-parameter limit (3.32+): create_many splits its statement above it.
@@ -189,11 +190,6 @@ class Stamp(BaseModel):
     id: int = column(is_primary=True)
     at_tz: datetime | None = column.date_time()
     at_plain: datetime | None = column.date_time()
-
-
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class Post(BaseModel):

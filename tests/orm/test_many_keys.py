@@ -20,14 +20,10 @@ from lucid_orm import BaseModel, QueryError, column, db, many_to_many
 from lucid_orm.database import Database, QueryEvent
 from lucid_orm.relations import ManyToMany
 from tests.helpers import QueryLog, count_queries
+from tests.models import Skill
 
 N = 100_000
 ONE_PARAMETER = ("postgresql", "sqlite")
-
-
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class User(BaseModel):

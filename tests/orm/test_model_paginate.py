@@ -8,13 +8,7 @@ import pytest
 from lucid_orm import BaseModel, CamelCaseNamingStrategy, LucidError, SimplePaginator, column
 from lucid_orm.database import Database
 from tests.helpers import count_queries
-
-
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
-    points: int | None = column()
-    country_id: int | None = column()
+from tests.models import User
 
 
 class CamelUser(BaseModel):

@@ -4,6 +4,7 @@ family, aggregates, associate/dissociate, ``on_query`` and serialization."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,11 +22,7 @@ from lucid_orm.database import Database
 from lucid_orm.orm.relations.belongs_to import BelongsToQueryBuilder
 from lucid_orm.relations import BelongsTo
 from tests.helpers import count_queries, flat
-
-
-class Country(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
+from tests.models import Country, create_each
 
 
 class User(BaseModel):
@@ -87,8 +84,7 @@ class StrictPost(BaseModel):
             raise LucidError("a post needs a title")
 
 
-async def make_users(*names: str, **values: Any) -> list[User]:
-    return [await User.create({"username": name, **values}) for name in names]
+make_users = partial(create_each, User)
 
 
 async def table_rows(database: Database, table: str, *columns: str) -> list[dict[str, Any]]:

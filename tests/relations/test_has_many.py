@@ -4,6 +4,7 @@ set relations, related queries, sub queries, preload (with group limits), lazy l
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -22,12 +23,7 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
 from tests.helpers import count_queries
-
-
-class Comment(BaseModel):
-    id: int = column(is_primary=True)
-    post_id: int | None = column()
-    body: str | None = column()
+from tests.models import Comment, create_each
 
 
 class Post(BaseModel):
@@ -86,8 +82,7 @@ class Member(BaseModel):
 # -- helpers ---------------------------------------------------------------------------------
 
 
-async def make_users(*names: str) -> list[User]:
-    return [await User.create({"username": name}) for name in names]
+make_users = partial(create_each, User)
 
 
 async def add_posts(user: User | None, *titles: str, **extra: Any) -> list[Post]:

@@ -5,6 +5,7 @@ serialization."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -23,11 +24,7 @@ from lucid_orm.database import Database
 from lucid_orm.orm.relations.has_one import HasOneQueryBuilder
 from lucid_orm.relations import BelongsTo, HasOne
 from tests.helpers import count_queries
-
-
-class Country(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
+from tests.models import Country, create_each
 
 
 class Profile(BaseModel):
@@ -77,8 +74,7 @@ class User(BaseModel):
     country: BelongsTo[Country] = belongs_to(lambda: Country)
 
 
-async def make_users(*names: str, **values: Any) -> list[User]:
-    return [await User.create({"username": name, **values}) for name in names]
+make_users = partial(create_each, User)
 
 
 async def table_rows(database: Database, table: str, *columns: str) -> list[dict[str, Any]]:

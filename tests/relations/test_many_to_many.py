@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from lucid_orm.database import Database
 from lucid_orm.orm.relations import base as relations_base
 from lucid_orm.relations import HasMany, ManyToMany
 from tests.helpers import count_queries
+from tests.models import create_many
 
 
 class Skill(BaseModel):
@@ -111,12 +113,8 @@ class Article(BaseModel):
     )
 
 
-async def make_users(*usernames: str) -> list[User]:
-    return await User.create_many([{"username": n} for n in usernames])
-
-
-async def make_skills(*skill_names: str) -> list[Skill]:
-    return await Skill.create_many([{"name": n} for n in skill_names])
+make_users = partial(create_many, User, "username")
+make_skills = partial(create_many, Skill, "name")
 
 
 async def link(user_id: int, skill_id: int, **values: Any) -> None:

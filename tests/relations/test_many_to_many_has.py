@@ -12,11 +12,7 @@ from lucid_orm import BaseModel, LucidError, column, db, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
 from tests.helpers import count_queries
-
-
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
+from tests.models import Skill
 
 
 class User(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,11 +18,7 @@ from lucid_orm import BaseModel, LucidError, QueryError, column, db, many_to_man
 from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
 from tests.helpers import count_queries
-
-
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
+from tests.models import Skill, create_many
 
 
 class User(BaseModel):
@@ -104,12 +101,8 @@ class Owner(BaseModel):
     )
 
 
-async def make_users(*usernames: str) -> list[User]:
-    return await User.create_many([{"username": n} for n in usernames])
-
-
-async def make_skills(*skill_names: str) -> list[Skill]:
-    return await Skill.create_many([{"name": n} for n in skill_names])
+make_users = partial(create_many, User, "username")
+make_skills = partial(create_many, Skill, "name")
 
 
 async def link(user_id: int, skill_id: int, **values: Any) -> None:

@@ -14,6 +14,7 @@ from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
 from tests.helpers import count_queries
+from tests.models import Comment
 
 # (is_related_query, is_related_preload_query, is_related_sub_query) of every hooked query.
 FLAGS: list[tuple[bool, bool, bool]] = []
@@ -41,12 +42,6 @@ def with_comments(query: Any) -> None:
     # A subquery cannot preload: only ask for comments where rows are returned.
     if not query.is_related_sub_query:
         query.preload("comments")
-
-
-class Comment(BaseModel):
-    id: int = column(is_primary=True)
-    post_id: int | None = column()
-    body: str | None = column()
 
 
 class Post(BaseModel):

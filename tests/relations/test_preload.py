@@ -12,20 +12,10 @@ from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
 from tests.helpers import count_queries, flat
+from tests.models import Comment, Country
 
 # SQLite's default compiled limit, the lowest of the three dialects.
 BOUND_PARAMETER_LIMIT = 32766
-
-
-class Country(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
-
-
-class Comment(BaseModel):
-    id: int = column(is_primary=True)
-    post_id: int | None = column()
-    body: str | None = column()
 
 
 class Post(BaseModel):

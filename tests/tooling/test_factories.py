@@ -32,17 +32,13 @@ from lucid_orm.factories import (
 )
 from lucid_orm.relations import BelongsTo, HasMany, HasManyThrough, HasOne, ManyToMany
 from tests.helpers import count_queries
+from tests.models import Skill
 
 
 class Country(BaseModel):
     id: int = column(is_primary=True)
     name: str | None = column()
     posts: HasManyThrough[Post] = has_many_through(lambda: Post, through=lambda: User)
-
-
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class Profile(BaseModel):

@@ -18,14 +18,9 @@ from lucid_orm import BaseModel, LucidError, column, has_many
 from lucid_orm.database import Database, TransactionClient
 from lucid_orm.relations import HasMany
 from tests.helpers import DialectConfig, count_queries
+from tests.models import Post
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
 
 
 class User(BaseModel):

@@ -1,0 +1,66 @@
+"""The shared test models: one class per table of ``tests/schema.py`` in the shape several test
+files declared word for word, and the helpers that create their rows.
+
+A file imports what it uses (``from tests.models import Skill``). A test that needs another
+shape — more columns, relations, hooks, scopes, serialization options — declares its own model
+in its file (as Lucid's tests do), so each file still reads alone: a model that registers
+hooks or options is never shared, since every file importing it would get them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from lucid_orm import BaseModel, column
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class User(BaseModel):
+    """``users`` with the columns the query and pagination tests read."""
+
+    id: int = column(is_primary=True)
+    username: str | None = column()
+    points: int | None = column()
+    country_id: int | None = column()
+
+
+class Post(BaseModel):
+    """``posts``: the owner and a title."""
+
+    id: int = column(is_primary=True)
+    user_id: int | None = column()
+    title: str | None = column()
+
+
+class Comment(BaseModel):
+    """``comments``: the post and a body."""
+
+    id: int = column(is_primary=True)
+    post_id: int | None = column()
+    body: str | None = column()
+
+
+class Country(BaseModel):
+    """``countries``."""
+
+    id: int = column(is_primary=True)
+    name: str | None = column()
+
+
+class Skill(BaseModel):
+    """``skills``: the related side of the many-to-many tests."""
+
+    id: int = column(is_primary=True)
+    name: str | None = column()
+
+
+async def create_each(model: type[M], *names: str, **values: Any) -> list[M]:
+    """One ``model`` row per username, created one by one (``create`` and its hooks per row);
+    ``values`` go into every row."""
+    return [await model.create({"username": name, **values}) for name in names]
+
+
+async def create_many(model: type[M], column_name: str, *values: Any) -> list[M]:
+    """One ``model`` row per value of ``column_name``, in one ``create_many`` call."""
+    return await model.create_many([{column_name: value} for value in values])
