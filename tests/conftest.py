@@ -19,7 +19,7 @@ import pytest
 
 from lucid_orm.database import Database, db
 from lucid_orm.errors import LucidError
-from tests.helpers import DialectConfig, dialect_url, empty_tables
+from tests.helpers import WORKER, DialectConfig, create_worker_databases, dialect_url, empty_tables
 from tests.schema import metadata
 
 DIALECTS = ["sqlite", "postgresql", "mysql"]
@@ -54,6 +54,12 @@ async def _unreachable(name: str) -> str | None:
 def _dialect_of(item: pytest.Item) -> object:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("dialect") if callspec is not None else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker creates its own databases before anything connects (helpers.py)."""
+    if WORKER:
+        asyncio.run(create_worker_databases())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

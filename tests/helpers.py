@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lucid_orm.database import Database, QueryEvent, db
@@ -61,8 +62,56 @@ def count_queries(database: Database = db) -> Iterator[QueryLog]:
         unsubscribe()
 
 
-PG_URL = os.environ.get("LUCID_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-MYSQL_URL = os.environ.get("LUCID_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+BASE_PG_URL = os.environ.get("LUCID_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BASE_MYSQL_URL = os.environ.get("LUCID_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+BASE_PG_REPLICA_URL = os.environ.get("LUCID_PG_REPLICA_URL") or make_url(BASE_PG_URL).set(
+    database=f"{make_url(BASE_PG_URL).database}_replica"
+).render_as_string(hide_password=False)
+
+# Under pytest-xdist each worker runs on databases of its own (``test_gw0``, ``test_gw1``…,
+# created by ``create_worker_databases`` when the worker starts), so that workers never see
+# each other's rows or wait on each other's locks.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def worker_url(url: str) -> str:
+    """``url`` with the worker's suffix on its database name (unchanged outside xdist)."""
+    if not WORKER:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+PG_URL = worker_url(BASE_PG_URL)
+MYSQL_URL = worker_url(BASE_MYSQL_URL)
+PG_REPLICA_URL = worker_url(BASE_PG_REPLICA_URL)
+
+
+async def create_worker_databases() -> None:
+    """Create this xdist worker's databases on each server that answers (an unreachable one
+    is reported by the ``dialect`` fixture, as without xdist)."""
+    wanted = [
+        ("postgresql", BASE_PG_URL, [PG_URL, PG_REPLICA_URL]),
+        ("mysql", BASE_MYSQL_URL, [MYSQL_URL]),
+    ]
+    for dialect, base, urls in wanted:
+        admin = Database()
+        admin.configure(url=base)
+        try:
+            for url in urls:
+                name = make_url(url).database
+                if dialect == "mysql":
+                    await admin.raw_query("CREATE DATABASE IF NOT EXISTS ??", [name])
+                    continue
+                found = await admin.raw_query(
+                    "SELECT 1 FROM pg_database WHERE datname = ?", [name], read=True
+                )
+                if not found:
+                    await admin.raw_query("CREATE DATABASE ??", [name])
+        except LucidError:
+            pass
+        finally:
+            await admin.close()
 
 
 def dialect_url(name: str, tmp_dir: Path) -> str:

@@ -13,15 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from lucid_orm.database import Database, QueryEvent
 from lucid_orm.errors import LucidError
-from tests.helpers import PG_URL, count_queries
+from tests.helpers import PG_REPLICA_URL, PG_URL, count_queries
 
-REPLICA_URL = os.environ.get("LUCID_PG_REPLICA_URL") or make_url(PG_URL).set(
-    database="test_replica"
-).render_as_string(hide_password=False)
+REPLICA_URL = PG_REPLICA_URL
 
 TABLE = "lucid_replica_probe"
 

@@ -6,19 +6,15 @@ writes), on MariaDB's lean path included."""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from lucid_orm.database import Database
 from lucid_orm.errors import LucidError
-from tests.helpers import PG_URL, DialectConfig
+from tests.helpers import PG_REPLICA_URL, PG_URL, DialectConfig
 
-REPLICA_URL = os.environ.get("LUCID_PG_REPLICA_URL") or make_url(PG_URL).set(
-    database="test_replica"
-).render_as_string(hide_password=False)
+REPLICA_URL = PG_REPLICA_URL
 
 LOG = "rt_log"
 VIEW = "rt_calls"

@@ -9,7 +9,6 @@ Every test runs against two databases of the same dialect — the default connec
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from lucid_orm import BaseModel, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.orm.persistence import client_for
 from lucid_orm.relations import BelongsTo, HasMany
-from tests.helpers import MYSQL_URL, PG_URL, DialectConfig
+from tests.helpers import MYSQL_URL, PG_REPLICA_URL, DialectConfig
 from tests.schema import metadata, posts, users
 
 
@@ -42,11 +41,7 @@ def _other_url(dialect: str, tmp: Path) -> str:
     if dialect == "sqlite":
         return f"sqlite:///{tmp / 'other.sqlite3'}"
     if dialect == "postgresql":
-        replica = os.environ.get("LUCID_PG_REPLICA_URL")
-        if replica:
-            return replica
-        url = make_url(PG_URL)
-        return url.set(database=f"{url.database}_replica").render_as_string(hide_password=False)
+        return PG_REPLICA_URL
     url = make_url(MYSQL_URL)
     return url.set(database=f"{url.database}_other").render_as_string(hide_password=False)
 

@@ -1,8 +1,8 @@
 """Any number of keys (issue 12, item 8): every API that takes a list of keys works with
-100,000 of them on every dialect — above PostgreSQL's 32,767 bound parameters and SQLite's
+40,000 of them on every dialect — above PostgreSQL's 32,767 bound parameters and SQLite's
 default 32,766 variables. PostgreSQL and SQLite receive the keys as one parameter (an array
 compared with ``= ANY``, a JSON text read by ``json_each``): one statement, one binding. MySQL
-interpolates them client-side (100,000 keys are far below ``max_allowed_packet``). Writes
+interpolates them client-side (40,000 keys are far below ``max_allowed_packet``). Writes
 with many keys run in one transaction: a failure in their last batch leaves nothing written.
 
 Rows are made server-side (``INSERT … SELECT`` over a number series) to keep each test quick.
@@ -22,7 +22,7 @@ from lucid_orm.relations import ManyToMany
 from tests.helpers import QueryLog, count_queries
 from tests.models import Skill
 
-N = 100_000
+N = 40_000
 ONE_PARAMETER = ("postgresql", "sqlite")
 
 
