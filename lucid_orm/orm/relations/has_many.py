@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack, overload
 
 from sqlalchemy import Select, func, select
 
 from ...errors import LucidError
-from ..columns import _UNSET
 from ..payload import as_mapping_list
-from .base import RelationQueryBuilder, SubQueryBuilder, group_rows, managed
-from .has_one import HasOneQueryClient, _HasRelation
+from .base import KeyOptions, RelationQueryBuilder, SubQueryBuilder, managed
+from .has_one import HasOneQueryClient, HasRelation
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -24,7 +23,7 @@ R = TypeVar("R", bound="BaseModel")
 _ROW_NUMBER = "lucid_row_number"
 
 
-class HasMany(_HasRelation[R]):
+class HasMany(HasRelation[R]):
     """``posts: HasMany[Post] = has_many(lambda: Post)``; ``user.posts`` is ``list[Post]``."""
 
     type = "hasMany"
@@ -42,20 +41,8 @@ class HasMany(_HasRelation[R]):
 
         def __set__(self, obj: Any, value: list[R]) -> None: ...
 
-    def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
-        return HasManyQueryBuilder
-
-    def _sub_query_builder(self) -> builtins.type[SubQueryBuilder[R]]:
-        return HasManySubQueryBuilder
-
-    def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
-        self.boot()
-        fk = self.foreign_key
-        self._assign_lists(parents, group_rows(related, fk))
-
-    def client(self, parent: BaseModel, query_client: Client) -> HasManyQueryClient[R]:
-        self.boot()
-        return HasManyQueryClient(self, parent, query_client)
+    def _group_key(self) -> str:
+        return self.foreign_key
 
 
 class HasManyQueryBuilder(RelationQueryBuilder[R]):
@@ -77,54 +64,43 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
         self._group_order = (column, direction.lower())
         return self
 
-    def to_core(self) -> Select[Any]:
-        if self._group_limit is None:
-            return super().to_core()
+    def _finish(self, stmt: Select[Any]) -> Select[Any]:
+        stmt = super()._finish(stmt)
+        limit = self._group_limit
+        if limit is None:
+            return stmt
         # row_number() per parent in a subquery, filtered outside: one query for all parents.
         if self._group_order is not None:
             column, direction = self._group_order
         else:
-            column, direction = self.model._pk_column(), "desc"
+            model = self.model
+            column, direction = model.columns[model.primary_key].column_name, "desc"
         order_col = self._col(column)
         order = order_col.desc() if direction == "desc" else order_col.asc()
-        partition = self._partition_column()
-        saved_columns, saved_limit, saved_offset = self._columns, self._limit, self._offset
-        columns = list(saved_columns or self._default_columns())
-        self._columns = [
-            *columns,
-            func.row_number().over(partition_by=partition, order_by=order).label(_ROW_NUMBER),
-        ]
-        self._limit = self._offset = None
-        try:
-            inner = super().to_core().subquery("lucid_group_limit")
-        finally:
-            self._columns, self._limit, self._offset = saved_columns, saved_limit, saved_offset
-        outer_cols = [c for c in inner.c if c.key != _ROW_NUMBER]
-        stmt = (
-            select(*outer_cols)
-            .where(inner.c[_ROW_NUMBER] <= self._group_limit)
-            .order_by(inner.c[self._partition_key()], inner.c[_ROW_NUMBER])
-        )
+        row_number = func.row_number().over(partition_by=self._match_target(), order_by=order)
         # The query's own limit/offset (first(), paginate()) apply to the limited rows.
-        if saved_limit is not None:
-            stmt = stmt.limit(saved_limit)
-        if saved_offset is not None:
-            stmt = stmt.offset(saved_offset)
-        return stmt
+        state = self.state
+        inner = (
+            stmt.add_columns(row_number.label(_ROW_NUMBER))
+            .limit(None)
+            .offset(None)
+            .subquery("lucid_group_limit")
+        )
+        outer_cols = [c for c in inner.c if c.key != _ROW_NUMBER]
+        outer = (
+            select(*outer_cols)
+            .where(inner.c[_ROW_NUMBER] <= limit)
+            .order_by(inner.c[self._match_key()], inner.c[_ROW_NUMBER])
+        )
+        if state.limit is not None:
+            outer = outer.limit(state.limit)
+        if state.offset is not None:
+            outer = outer.offset(state.offset)
+        return outer
 
-    def _count_statement(self) -> Select[Any]:
+    def _counts_over_subquery(self) -> bool:
         # Count the group-limited rows, not the table (count_rows(), paginate() totals).
-        if self._group_limit is not None:
-            return self._count_over_subquery()
-        return super()._count_statement()
-
-    def _partition_column(self) -> Any:
-        """The column rows are grouped by for ``group_limit`` (the foreign key)."""
-        return self._unqualified(self._match_column)
-
-    def _partition_key(self) -> str:
-        """That column's key in the result."""
-        return self._match_column
+        return self._group_limit is not None
 
 
 class HasManySubQueryBuilder(SubQueryBuilder[R]):
@@ -219,19 +195,15 @@ class HasManyQueryClient(HasOneQueryClient[R]):
 def has_many(
     related: Callable[[], builtins.type[R]],
     *,
-    foreign_key: str | None = None,
-    local_key: str | None = None,
-    serialize_as: str | None = _UNSET,
-    on_query: Callable[[Any], Any] | None = None,
-    meta: Any = None,
     init: Literal[False] = False,
+    **options: Unpack[KeyOptions],
 ) -> HasMany[R]:
-    """Declare a has_many relation: ``posts: HasMany[Post] = has_many(lambda: Post)``."""
-    return HasMany(
-        related,
-        foreign_key=foreign_key,
-        local_key=local_key,
-        serialize_as=serialize_as,
-        on_query=on_query,
-        meta=meta,
-    )
+    """Declare a has_many relation: ``posts: HasMany[Post] = has_many(lambda: Post)``.
+    Options: ``foreign_key``, ``local_key``, ``serialize_as``, ``on_query``, ``meta``."""
+    return HasMany(related, **options)
+
+
+# The roles of the kind, built by Relation's template methods.
+HasMany.query_builder_class = HasManyQueryBuilder
+HasMany.sub_query_builder_class = HasManySubQueryBuilder
+HasMany.query_client_class = HasManyQueryClient
