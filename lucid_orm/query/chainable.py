@@ -1027,8 +1027,8 @@ class Chainable:
     # ``to_core()`` is a pipeline of hooks that *return* values and never write ``state``:
     # ``_select_list`` → ``_base_from`` (+ the joins: ``_from_clause``) → ``_where_clause`` →
     # ``_finish``. Builders in orm/ and orm/relations/ override a hook and call ``super()``;
-    # ``_compile(columns=…, order_by=…)`` is the statement without ``_finish``, for a variant
-    # select of the same rows (the id filter of a relation's UPDATE/DELETE).
+    # ``compile_select(builder, columns=…, order_by=…)`` is the statement without ``_finish``,
+    # for a variant select of the same rows (the id filter of a relation's UPDATE/DELETE).
     def _default_columns(self) -> list[ColumnElement[Any]]:
         """Hook: the columns selected when the user selects none."""
         return [literal_column("*")]
@@ -1075,65 +1075,28 @@ class Chainable:
         """Hook: the last step of ``to_core()`` (row locks, a per-parent limit wrap)."""
         return stmt
 
-    def _compile(
-        self,
-        columns: list[ColumnElement[Any]] | None = None,
-        order_by: list[ColumnElement[Any]] | None = None,
-    ) -> Select[Any]:
-        """The statement of the hooks, before ``_finish``; ``columns``/``order_by`` replace
-        the SELECT list and the ORDER BY when given."""
-        state = self.state
-        frm = self._from_clause()
-        if frm is None and not state.columns:
-            raise LucidError(
-                "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
-            )
-        stmt: Select[Any] = CheckedSelect(*(self._select_list() if columns is None else columns))
-        if frm is not None:
-            stmt = stmt.select_from(frm)
-        where = self._where_clause()
-        if where is not None:
-            stmt = stmt.where(where)
-        if state.group_by:
-            stmt = stmt.group_by(*state.group_by)
-        having = fold(state.havings)
-        if having is not None:
-            stmt = stmt.having(having)
-        order = state.order_by if order_by is None else order_by
-        if order:
-            stmt = stmt.order_by(*order)
-        if state.limit is not None:
-            stmt = stmt.limit(state.limit)
-        if state.offset is not None:
-            stmt = stmt.offset(state.offset)
-        if state.distinct:
-            stmt = stmt.distinct()
-        if state.early_refs:
-            stmt = self._rebind_early_refs(stmt)
-        return stmt
-
     def to_core(self) -> Select[Any]:
         """The SQLAlchemy Core ``select()`` this builder describes (built fresh each call).
         Compiling it refuses a table that the query does not name (``E_INVALID_IDENTIFIER``)."""
-        return self._finish(self._compile())
+        return self._finish(compile_select(self))
 
     def _rebind_early_refs(self, stmt: Select[Any]) -> Select[Any]:
         """Columns qualified by a name that was no alias yet when they were written, and is
         one now: point them at that alias (a table of that name would be a wrong extra FROM)."""
         swaps: dict[int, FromClause] = {}
-        for name, (placeholder, _identifier) in self.state.early_refs.items():
+        for name, ref in self.state.early_refs.items():
             found = self._lookup(name)
-            if found is not None and found is not placeholder:
-                swaps[id(placeholder)] = found
+            if found is not None and found is not ref[0]:
+                swaps[id(ref[0])] = found
         return _swap_sources(stmt, swaps)
 
     def _unknown_qualifiers(self) -> None:
         """Refuse a qualifier that names no table, alias or subquery of this query (nor of an
         enclosing one). A subquery leaves that to the compiled statement (``CheckedSelect``),
         which sees the enclosing query whole, joins added after this subquery included."""
-        for name, (_placeholder, identifier) in self.state.early_refs.items():
+        for name, ref in self.state.early_refs.items():
             if self._lookup(name) is None:
-                raise foreign_table_error([identifier], name, self._table_names())
+                raise foreign_table_error([ref[1]], name, self._table_names())
 
     def _table_names(self) -> list[str]:
         names: list[str] = []
@@ -1181,14 +1144,16 @@ class Chainable:
         table = self._dml_table("update")
         alias = self.state.from_
         swaps: dict[int, FromClause] = {}
-        for name, (placeholder, _identifier) in self.state.early_refs.items():
+        for name, ref in self.state.early_refs.items():
             found = self._lookup(name)
-            if found is not None and found is not placeholder:
-                swaps[id(placeholder)] = table if found is alias else found
+            if found is not None and found is not ref[0]:
+                swaps[id(ref[0])] = table if found is alias else found
         if alias is not table and alias is not None:
             swaps[id(alias)] = table
         where = _swap_sources(where, swaps)
-        for frm in where._from_objects:
+        # The tables the condition names, as a SELECT of it would list them (a correlated
+        # subquery's own tables excluded).
+        for frm in select(literal_column("1")).where(where).get_final_froms():
             if frm is not table:
                 raise foreign_table_error(
                     _columns_of(where, frm), _name_of(frm), self._table_names()
@@ -1309,6 +1274,46 @@ class Chainable:
         return self.exec().__await__()
 
 
+def compile_select(
+    builder: Chainable,
+    *,
+    columns: list[ColumnElement[Any]] | None = None,
+    order_by: list[ColumnElement[Any]] | None = None,
+) -> Select[Any]:
+    """``builder``'s statement from its hooks, before ``_finish``; ``columns``/``order_by``
+    replace the SELECT list and the ORDER BY when given (a variant select of the same rows:
+    the id filter of a relation's UPDATE/DELETE)."""
+    state = builder.state
+    frm = builder._from_clause()
+    if frm is None and not state.columns:
+        raise LucidError(
+            "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
+        )
+    stmt: Select[Any] = CheckedSelect(*(builder._select_list() if columns is None else columns))
+    if frm is not None:
+        stmt = stmt.select_from(frm)
+    where = builder._where_clause()
+    if where is not None:
+        stmt = stmt.where(where)
+    if state.group_by:
+        stmt = stmt.group_by(*state.group_by)
+    having = fold(state.havings)
+    if having is not None:
+        stmt = stmt.having(having)
+    order = state.order_by if order_by is None else order_by
+    if order:
+        stmt = stmt.order_by(*order)
+    if state.limit is not None:
+        stmt = stmt.limit(state.limit)
+    if state.offset is not None:
+        stmt = stmt.offset(state.offset)
+    if state.distinct:
+        stmt = stmt.distinct()
+    if state.early_refs:
+        stmt = builder._rebind_early_refs(stmt)
+    return stmt
+
+
 def in_values(builder: Chainable, values: Any, method: str) -> Any:
     """The right side of an ``IN`` written on ``builder``: a list of values, or a subquery
     (a builder, a callback building one, a ``Select``, ``db.raw``)."""
@@ -1328,6 +1333,13 @@ def in_values(builder: Chainable, values: Any, method: str) -> Any:
             code="E_INVALID_ARGUMENT",
         )
     return list(values)
+
+
+def resolve_column(builder: Chainable, name: Any) -> ColumnElement[Any]:
+    """``name`` as ``builder``'s vocabulary reads a column: unqualified, a column of its own
+    table (typed on a model query); qualified, of its tables, aliases or an enclosing query's;
+    a construct or builder, as is (``E_INVALID_IDENTIFIER`` for anything else)."""
+    return builder._col(name)
 
 
 def written_conditions(builder: Chainable) -> ColumnElement[Any] | None:

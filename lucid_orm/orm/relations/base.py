@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypedDict, TypeVar, cast
 
 from sqlalchemy import Select, and_, func, select
-from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from sqlalchemy.sql.elements import ColumnClause
 
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
-from ...query.chainable import Chainable, check_page, correlated
+from ...query.chainable import Chainable, check_page, correlated, resolve_column
 from ...query.keys import JSON_EACH, json_keys, keys_in
 from ..naming import RelationType
 from ..persistence import bind, client_for
@@ -47,6 +47,8 @@ class KeyOptions(RelationOptions, total=False):
     foreign_key: str | None
     local_key: str | None
 
+
+_ROW_NUMBER = "lucid_row_number"
 
 # Keeps IN (...) lists below every dialect's bound-parameter limit (SQLite 32766, asyncpg
 # 32767, MySQL 65535) with room for the statement's other bindings.
@@ -349,6 +351,9 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
     is_related_query = True
     is_related_sub_query = False
     is_pivot_only_query = False
+    # A per-parent limit and its order (many-kinds: ``group_limit``/``group_order_by``).
+    _group_limit: int | None = None
+    _group_order: tuple[str, str] | None = None
 
     def __init__(
         self,
@@ -509,10 +514,46 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
             return 0
         return await super().count_rows()
 
+    def _finish(self, stmt: Select[Any]) -> Select[Any]:
+        """A per-parent limit (``group_limit``, set by the many-kinds' builders) wraps the
+        statement: SQLAlchemy's own generative calls, the builder's state untouched."""
+        stmt = super()._finish(stmt)
+        limit = self._group_limit
+        if limit is None:
+            return stmt
+        # row_number() per parent in a subquery, filtered outside: one query for all parents.
+        if self._group_order is not None:
+            column, direction = self._group_order
+        else:
+            model = self.model
+            column, direction = model.columns[model.primary_key].column_name, "desc"
+        order_col = resolve_column(self, column)
+        order = order_col.desc() if direction == "desc" else order_col.asc()
+        row_number = func.row_number().over(partition_by=self._match_target(), order_by=order)
+        # The query's own limit/offset (first(), paginate()) apply to the limited rows.
+        state = self.state
+        stmt = stmt.add_columns(row_number.label(_ROW_NUMBER))
+        if state.limit is not None:
+            stmt = stmt.limit(None)
+        if state.offset is not None:
+            stmt = stmt.offset(None)
+        inner = stmt.subquery("lucid_group_limit")
+        outer_cols = [c for c in inner.c if c.key != _ROW_NUMBER]
+        outer = (
+            select(*outer_cols)
+            .where(inner.c[_ROW_NUMBER] <= limit)
+            .order_by(inner.c[self._match_key()], inner.c[_ROW_NUMBER])
+        )
+        if state.limit is not None:
+            outer = outer.limit(state.limit)
+        if state.offset is not None:
+            outer = outer.offset(state.offset)
+        return outer
+
     def _counts_over_subquery(self) -> bool:
         """Hook: whether ``count_rows()`` counts over this query as a subquery (kinds whose
-        SELECT adds key columns or a per-parent limit)."""
-        return False
+        SELECT adds key columns; a per-parent limit, whose rows are counted, not the table's)."""
+        return self._group_limit is not None
 
     def _count_statement(self) -> Select[Any]:
         if not self._counts_over_subquery():
@@ -559,13 +600,14 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
         super().__init__(relation.related_model(), client)
         self.relation = relation
         self.outer = outer
-        table = self._info.table
-        assert table is not None
+        table = self.state.from_  # the related model's table
+        assert isinstance(table, TableClause)
         target: FromClause = table
         if alias is not None:
             target = table.alias(alias)
             self.state.from_ = target
             self.state.aliases = {alias: target}
+        self._table = table
         self._target = target
         self._relation_sources()
         run_on_query(relation, self)
@@ -575,14 +617,14 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
         table). Runs before ``on_query``, so the hook can name them."""
 
     def _unqualified(self, name: str) -> ColumnElement[Any]:
-        if self._target is self._info.table:
-            return super()._unqualified(name)
-        if name in self._info.by_column:
-            return cast(ColumnElement[Any], self._target.c[name])
-        return ColumnClause(name)
+        column = super()._unqualified(name)
+        if self._target is self._table or column.table is not self._table:
+            return column
+        # A model column of an aliased (self-relation) table: the alias's.
+        return cast(ColumnElement[Any], self._target.c[name])
 
     def _default_columns(self) -> list[ColumnElement[Any]]:
-        return [self._target.c[str(c.key)] for c in self._info.select_columns]
+        return [self._target.c[str(c.key)] for c in super()._default_columns()]
 
     def own_column(self, name: str) -> ColumnElement[Any]:
         return cast(ColumnElement[Any], self._target.c[name])

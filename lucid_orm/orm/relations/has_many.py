@@ -7,8 +7,6 @@ import builtins
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack, overload
 
-from sqlalchemy import Select, func, select
-
 from ...errors import LucidError
 from ..payload import as_mapping_list
 from .base import KeyOptions, RelationQueryBuilder, SubQueryBuilder, managed
@@ -19,8 +17,6 @@ if TYPE_CHECKING:
     from ..base_model import BaseModel
 
 R = TypeVar("R", bound="BaseModel")
-
-_ROW_NUMBER = "lucid_row_number"
 
 
 class HasMany(HasRelation[R]):
@@ -47,10 +43,8 @@ class HasMany(HasRelation[R]):
 
 class HasManyQueryBuilder(RelationQueryBuilder[R]):
     """The related query of a has_many and its preload query, with per-parent limits:
-    ``preload("posts", lambda q: q.group_limit(3).group_order_by("created_at", "desc"))``."""
-
-    _group_limit: int | None = None
-    _group_order: tuple[str, str] | None = None
+    ``preload("posts", lambda q: q.group_limit(3).group_order_by("created_at", "desc"))``
+    (compiled by ``RelationQueryBuilder._finish``)."""
 
     def group_limit(self, limit: int) -> Self:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -63,44 +57,6 @@ class HasManyQueryBuilder(RelationQueryBuilder[R]):
             raise LucidError(f'Invalid order direction "{direction}": use "asc" or "desc"')
         self._group_order = (column, direction.lower())
         return self
-
-    def _finish(self, stmt: Select[Any]) -> Select[Any]:
-        stmt = super()._finish(stmt)
-        limit = self._group_limit
-        if limit is None:
-            return stmt
-        # row_number() per parent in a subquery, filtered outside: one query for all parents.
-        if self._group_order is not None:
-            column, direction = self._group_order
-        else:
-            model = self.model
-            column, direction = model.columns[model.primary_key].column_name, "desc"
-        order_col = self._col(column)
-        order = order_col.desc() if direction == "desc" else order_col.asc()
-        row_number = func.row_number().over(partition_by=self._match_target(), order_by=order)
-        # The query's own limit/offset (first(), paginate()) apply to the limited rows.
-        state = self.state
-        inner = (
-            stmt.add_columns(row_number.label(_ROW_NUMBER))
-            .limit(None)
-            .offset(None)
-            .subquery("lucid_group_limit")
-        )
-        outer_cols = [c for c in inner.c if c.key != _ROW_NUMBER]
-        outer = (
-            select(*outer_cols)
-            .where(inner.c[_ROW_NUMBER] <= limit)
-            .order_by(inner.c[self._match_key()], inner.c[_ROW_NUMBER])
-        )
-        if state.limit is not None:
-            outer = outer.limit(state.limit)
-        if state.offset is not None:
-            outer = outer.offset(state.offset)
-        return outer
-
-    def _counts_over_subquery(self) -> bool:
-        # Count the group-limited rows, not the table (count_rows(), paginate() totals).
-        return self._group_limit is not None
 
 
 class HasManySubQueryBuilder(SubQueryBuilder[R]):

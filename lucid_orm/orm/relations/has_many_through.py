@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 
 from ...errors import LucidError
+from ...query.chainable import compile_select, resolve_column
 from .base import KeyOptions, Relation, SubQueryBuilder, require_key
 from .has_many import HasManyQueryBuilder
 
@@ -150,8 +151,8 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
         through = rel.through_table()
         related = self.state.from_
         assert related is not None
-        on = through.c[rel.through_local_key_column_name] == self._unqualified(
-            rel.through_foreign_key_column_name
+        on = through.c[rel.through_local_key_column_name] == resolve_column(
+            self, rel.through_foreign_key_column_name
         )
         return related.join(through, on)
 
@@ -167,13 +168,13 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
         An UPDATE/DELETE/increment of this builder writes the rows it selects, no others:
         the inherited form would put the through table in a bare ``UPDATE … FROM users``."""
         model = self.model
-        pk = self._unqualified(model.columns[model.primary_key].column_name)
+        pk = resolve_column(self, model.columns[model.primary_key].column_name)
         state = self.state
         # The order only matters to pick the limited rows.
         order: list[ColumnElement[Any]] | None = (
             [] if state.limit is None and state.offset is None else None
         )
-        inner = self._compile(columns=[pk.label("lucid_id")], order_by=order)
+        inner = compile_select(self, columns=[pk.label("lucid_id")], order_by=order)
         ids = inner.subquery("lucid_through_ids")
         return pk.in_(select(ids.c.lucid_id).scalar_subquery())
 

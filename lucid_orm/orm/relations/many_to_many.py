@@ -37,7 +37,7 @@ from .base import (
     run_on_query,
 )
 from .has_many import HasManyQueryBuilder
-from .pivot import PivotWhereMixin
+from .pivot import PivotWhereMixin, pivot_table_column
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -159,8 +159,8 @@ class ManyToMany(Relation[R]):
         self.parent_column = self.local_key_column_name
         self.pivot_created_at, self.pivot_updated_at = self._pivot_timestamps_option
         # A relation-private pivot table with typed key and timestamp columns.
-        local_type = model._info().columns[self.local_key].type_ or NullType()
-        related_type = related._info().columns[self.related_key].type_ or NullType()
+        local_type = model.columns[self.local_key].type_ or NullType()
+        related_type = related.columns[self.related_key].type_ or NullType()
         try:
             self._related_id_type = related_type.python_type
         except NotImplementedError:
@@ -340,7 +340,7 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
     def pivot_columns(self, columns: Sequence[str]) -> Self:
         """Select pivot columns: ``User.query().select(User.skills.sub_query(client)
         .pivot_columns(["proficiency"]).where("name", "SQL").as_("sql_level"))``."""
-        self.state.columns.extend(self._pivot_column(c) for c in columns)
+        self.state.columns.extend(pivot_table_column(self._rel._pivot, c) for c in columns)
         return self
 
     def _constraint(self) -> ColumnElement[Any] | None:

@@ -19,6 +19,12 @@ else:
     _Base = object
 
 
+def pivot_table_column(pivot: TableClause, name: str) -> ColumnElement[Any]:
+    """The pivot column ``name`` (``"proficiency"`` or ``"skill_user.proficiency"``)."""
+    check_identifier(name)
+    return table_column(pivot, name.rpartition(".")[2])
+
+
 class PivotWhereMixin(_Base):
     """Conditions on the pivot table's columns: ``where_pivot("proficiency", "expert")``."""
 
@@ -31,8 +37,7 @@ class PivotWhereMixin(_Base):
         return self
 
     def _pivot_column(self, name: str) -> ColumnElement[Any]:
-        check_identifier(name)
-        return table_column(self._pivot_table(), name.rpartition(".")[2])
+        return pivot_table_column(self._pivot_table(), name)
 
     def _pivot_compare(self, args: tuple[Any, ...]) -> ColumnElement[Any]:
         if len(args) == 2:
