@@ -4,7 +4,7 @@ builders in ``orm/`` and ``orm/relations/``: they read these fields and override
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_
@@ -90,25 +90,7 @@ class BuilderState:
     def group(self) -> BuilderState:
         """The state of a where/having callback group: the same tables and columns (shared,
         so a join or an alias made inside is the query's), empty conditions of its own."""
-        return BuilderState(
-            self.from_,
-            self.aliases,
-            self.early_refs,
-            self.parent,
-            self.columns,
-            [],
-            self.scoped,
-            self.joins,
-            self.group_by,
-            [],
-            self.order_by,
-            self.limit,
-            self.offset,
-            self.distinct,
-            self.alias,
-            self.pending_aggregate,
-            self.has_aggregates,
-        )
+        return replace(self, wheres=[], havings=[])
 
     def add_where(self, is_or: bool, clause: ColumnElement[Any]) -> None:
         """Record a condition, joined with OR when ``is_or`` (as ``where``/``or_where``)."""

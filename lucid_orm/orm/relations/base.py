@@ -9,7 +9,7 @@ import copy
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypedDict, TypeVar, cast, overload
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
@@ -308,6 +308,43 @@ class Relation(Generic[R]):
         return f"<{type(self).__name__} {owner}.{self.relation_name}>"
 
 
+class OneRelation(Relation[R]):
+    """A relation to at most one row (belongs_to, has_one): ``parent.<name>`` is ``R | None``."""
+
+    _is_many = False
+
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
+
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> Self: ...
+
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
+
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: R | None) -> None: ...
+
+
+class ManyRelation(Relation[R]):
+    """A relation to a list of rows (has_many, many_to_many, has_many_through):
+    ``parent.<name>`` is ``list[R]``."""
+
+    _is_many = True
+
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
+
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> Self: ...
+
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
+
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: list[R]) -> None: ...
+
+
 def require_key(relation: Relation[Any], owner: builtins.type[BaseModel], key: str) -> str:
     """The column name of attribute ``key`` of ``owner``, which a relation's boot needs:
     ``E_MISSING_MODEL_ATTRIBUTE`` naming the relation when the model lacks it."""
@@ -475,7 +512,7 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
             from ...query.paginator import SimplePaginator
 
             return SimplePaginator(0, per_page, max(int(page), 1), [])
-        return await ModelQueryBuilder.paginate(self, page, per_page)
+        return await super().paginate(page, per_page)
 
     async def _rows(self) -> Any:
         if self._parent_model is not None:

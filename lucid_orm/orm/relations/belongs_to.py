@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 from .base import (
     KeyOptions,
-    Relation,
+    OneRelation,
     RelationQueryBuilder,
     SubQueryBuilder,
     key_value,
@@ -24,26 +24,13 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="BaseModel")
 
 
-class BelongsTo(Relation[R]):
+class BelongsTo(OneRelation[R]):
     """``author: BelongsTo[User] = belongs_to(lambda: User)``; ``post.author`` is ``User | None``.
 
     ``foreign_key`` (default ``<related>_<related pk>``, e.g. ``user_id``) is an attribute of
     this model; ``local_key`` (default the related primary key) one of the related model."""
 
     type = "belongsTo"
-    _is_many = False
-
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> BelongsTo[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: R | None) -> None: ...
 
     def _boot_keys(self) -> None:
         related = self.related_model()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack
 
 from ...errors import LucidError
 from ..payload import as_mapping_list
-from .base import KeyOptions, RelationQueryBuilder, SubQueryBuilder, managed
+from .base import KeyOptions, ManyRelation, RelationQueryBuilder, SubQueryBuilder, managed
 from .has_one import HasOneQueryClient, HasRelation
 
 if TYPE_CHECKING:
@@ -19,23 +19,10 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="BaseModel")
 
 
-class HasMany(HasRelation[R]):
+class HasMany(HasRelation[R], ManyRelation[R]):
     """``posts: HasMany[Post] = has_many(lambda: Post)``; ``user.posts`` is ``list[Post]``."""
 
     type = "hasMany"
-    _is_many = True
-
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> HasMany[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: list[R]) -> None: ...
 
     def _group_key(self) -> str:
         return self.foreign_key

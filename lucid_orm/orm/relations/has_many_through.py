@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 
 from ...errors import LucidError
 from ...query.chainable import compile_select, resolve_column
-from .base import KeyOptions, Relation, SubQueryBuilder, require_key
+from .base import KeyOptions, ManyRelation, SubQueryBuilder, require_key
 from .has_many import HasManyQueryBuilder
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def _through_alias(column: str) -> str:
     return f"through_{column}"
 
 
-class HasManyThrough(Relation[R]):
+class HasManyThrough(ManyRelation[R]):
     """``posts: HasManyThrough[Post] = has_many_through((lambda: Post, lambda: User))`` on
     ``Country``: ``country.posts`` is ``list[Post]``.
 
@@ -36,7 +36,6 @@ class HasManyThrough(Relation[R]):
     ``through_foreign_key`` on the related model (``user_id``)."""
 
     type = "hasManyThrough"
-    _is_many = True
     _group_in_extras = True
 
     def __init__(
@@ -58,18 +57,6 @@ class HasManyThrough(Relation[R]):
         self.through_local_key = ""
         self.through_foreign_key_column_name = ""
         self.through_local_key_column_name = ""
-
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> HasManyThrough[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: list[R]) -> None: ...
 
     def _boot_keys(self) -> None:
         model, related, through = self.model, self.related_model(), self.through_model()

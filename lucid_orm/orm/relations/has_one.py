@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 from ...errors import LucidError
 from .base import (
     KeyOptions,
+    OneRelation,
     Relation,
     RelationQueryBuilder,
     SubQueryBuilder,
@@ -66,24 +67,11 @@ class HasRelation(Relation[R]):
             values.__dict__[self.foreign_key] = value
 
 
-class HasOne(HasRelation[R]):
+class HasOne(HasRelation[R], OneRelation[R]):
     """``profile: HasOne[Profile] = has_one(lambda: Profile)``; ``user.profile`` is
     ``Profile | None``."""
 
     type = "hasOne"
-    _is_many = False
-
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> HasOne[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: R | None) -> None: ...
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()

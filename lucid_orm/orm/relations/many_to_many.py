@@ -8,7 +8,7 @@ import builtins
 import datetime as _dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, Unpack
 
 from sqlalchemy import and_, delete, false, insert, select, update
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
@@ -27,7 +27,7 @@ from ...query.keys import keys_in
 from ..columns import UTCDateTime
 from ..payload import as_mapping_list
 from .base import (
-    Relation,
+    ManyRelation,
     RelationOptions,
     SubQueryBuilder,
     constrained,
@@ -71,16 +71,27 @@ def _pivot_timestamp_names(option: PivotTimestamps) -> tuple[str | None, str | N
     return names[0], names[1]
 
 
+class ManyToManyOptions(RelationOptions, total=False):
+    """The options of ``many_to_many()``: the keys and the pivot table (see ``ManyToMany``)."""
+
+    pivot_table: str | None
+    local_key: str | None
+    pivot_foreign_key: str | None
+    related_key: str | None
+    pivot_related_foreign_key: str | None
+    pivot_columns: Sequence[str] | None
+    pivot_timestamps: PivotTimestamps
+
+
 def _pivot_alias(column: str) -> str:
     return f"pivot_{column}"
 
 
-class ManyToMany(Relation[R]):
+class ManyToMany(ManyRelation[R]):
     """``skills: ManyToMany[Skill] = many_to_many(lambda: Skill)``; ``user.skills`` is
     ``list[Skill]``. Pivot values land on ``skill.extras["pivot_<column>"]``."""
 
     type = "manyToMany"
-    _is_many = True
     _group_in_extras = True
 
     def __init__(
@@ -116,18 +127,6 @@ class ManyToMany(Relation[R]):
         self.pivot_updated_at: str | None = None
         self._pivot: TableClause = TableClause("")
         self._related_id_type: builtins.type | None = None
-
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> ManyToMany[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: list[R]) -> None: ...
 
     def _boot_keys(self) -> None:
         model, related = self.model, self.related_model()
@@ -213,7 +212,8 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         values: list[Any] | None = None,
         parent: BaseModel | None = None,
     ) -> None:
-        self._extra_pivot: list[str] = []
+        # Pivot columns selected besides the relation's own (``pivot_columns()``).
+        self._extra_pivot: tuple[str, ...] = ()
         self._rel: ManyToMany[R] = relation
         super().__init__(relation, client, values=values, parent=parent)
 
@@ -227,8 +227,8 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         """Select more pivot columns (into ``extras["pivot_<column>"]``)."""
         for col in columns:
             check_identifier(col)
-        # A new list, not extend(): clone() shares this attribute with its copies.
-        self._extra_pivot = [*self._extra_pivot, *columns]
+        # A new tuple: clone() shares this attribute with its copies.
+        self._extra_pivot = (*self._extra_pivot, *columns)
         return self
 
     def _match_target(self) -> ColumnElement[Any]:
@@ -712,30 +712,13 @@ class ManyToManyQueryClient(Generic[R]):
 def many_to_many(
     related: Callable[[], builtins.type[R]],
     *,
-    pivot_table: str | None = None,
-    local_key: str | None = None,
-    pivot_foreign_key: str | None = None,
-    related_key: str | None = None,
-    pivot_related_foreign_key: str | None = None,
-    pivot_columns: Sequence[str] | None = None,
-    pivot_timestamps: PivotTimestamps = False,
     init: Literal[False] = False,
-    **options: Unpack[RelationOptions],
+    **options: Unpack[ManyToManyOptions],
 ) -> ManyToMany[R]:
     """Declare a many_to_many relation: ``skills: ManyToMany[Skill] = many_to_many(lambda:
-    Skill, pivot_columns=["proficiency"], pivot_timestamps=True)``. Options also
-    ``serialize_as``, ``on_query``, ``meta``."""
-    return ManyToMany(
-        related,
-        pivot_table=pivot_table,
-        local_key=local_key,
-        pivot_foreign_key=pivot_foreign_key,
-        related_key=related_key,
-        pivot_related_foreign_key=pivot_related_foreign_key,
-        pivot_columns=pivot_columns,
-        pivot_timestamps=pivot_timestamps,
-        **options,
-    )
+    Skill, pivot_columns=["proficiency"], pivot_timestamps=True)``; the options are
+    ``ManyToMany``'s."""
+    return ManyToMany(related, **options)
 
 
 # The roles of the kind, built by Relation's template methods.
