@@ -192,9 +192,6 @@ class Relation(Generic[R]):
     def _boot_keys(self) -> None:
         raise NotImplementedError
 
-    def _require(self, owner: builtins.type[BaseModel], key: str) -> str:
-        return require_key(self, owner, key)
-
     # -- descriptor ----------------------------------------------------------------------------
     # A non-data descriptor: a loaded value lives in the instance ``__dict__`` under the
     # relation name, so reading it is a plain attribute read; this runs only when it is absent.
@@ -205,6 +202,7 @@ class Relation(Generic[R]):
 
     # -- values --------------------------------------------------------------------------------
     def _value(self, model: BaseModel, key: str, action: str) -> Any:
+        # Kept for the relation writes (query clients); new code calls key_value().
         return key_value(self, model, key, action)
 
     def _check_instance(self, value: Any) -> None:
