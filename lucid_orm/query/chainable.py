@@ -350,7 +350,7 @@ class Chainable:
         self.client = client
         #: What this builder has recorded (see query/state.py): the extension contract of the
         #: builders in orm/ and orm/relations/, which read it and override the compile hooks.
-        self.state = BuilderState()
+        self.state = BuilderState.empty()
 
     # -- identifiers ---------------------------------------------------------------------------
     def _lookup(self, name: str) -> FromClause | None:
@@ -1349,7 +1349,12 @@ def written_conditions(builder: Chainable) -> ColumnElement[Any] | None:
     state = builder.state
     if state.early_refs and state.parent is None:
         builder._unknown_qualifiers()
-    return state.conditions()
+    user = fold(state.wheres)
+    scoped = state.scoped
+    if not scoped:
+        return user
+    parts = [*scoped, user.self_group()] if user is not None else list(scoped)
+    return parts[0] if len(parts) == 1 else and_(*parts)
 
 
 def correlated(builder: Chainable) -> Select[Any]:

@@ -64,6 +64,14 @@ class BuilderState:
     pending_aggregate: int | None = None
     has_aggregates: bool = False
 
+    @classmethod
+    def empty(cls) -> BuilderState:
+        """The state of a new builder. Positional: ``BuilderState()`` calls a default factory
+        per container, twice the cost, on every query built."""
+        return cls(
+            None, {}, {}, None, [], [], [], [], [], [], [], None, None, False, None, None, False
+        )
+
     def clone(self) -> BuilderState:
         """An independent copy (containers copied, constructs shared: they are immutable).
         On the hot path of every ``paginate``/``count_rows``: positional, no reflection."""
@@ -95,13 +103,3 @@ class BuilderState:
     def add_where(self, is_or: bool, clause: ColumnElement[Any]) -> None:
         """Record a condition, joined with OR when ``is_or`` (as ``where``/``or_where``)."""
         self.wheres.append((is_or, clause))
-
-    def conditions(self) -> ColumnElement[Any] | None:
-        """The conditions written on the query: the scoped groups AND-ed around the user's own
-        (grouped), without what a builder class adds at compile time (a relation constraint)."""
-        user = fold(self.wheres)
-        scoped = self.scoped
-        if not scoped:
-            return user
-        parts = [*scoped, user.self_group()] if user is not None else list(scoped)
-        return parts[0] if len(parts) == 1 else and_(*parts)
