@@ -88,7 +88,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         return self
 
     def _finish(self, stmt: Select[Any]) -> Select[Any]:
-        stmt = super()._finish(stmt)
+        # Chainable._finish returns ``stmt`` as is: not chained, on every model query compiled.
         if self._lock is not None:
             opts = self._lock_options
             stmt = stmt.with_for_update(

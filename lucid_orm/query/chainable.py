@@ -350,7 +350,9 @@ class Chainable:
         self.client = client
         #: What this builder has recorded (see query/state.py): the extension contract of the
         #: builders in orm/ and orm/relations/, which read it and override the compile hooks.
-        self.state = BuilderState.empty()
+        self.state = BuilderState(
+            None, {}, {}, None, [], [], [], [], [], [], [], None, None, False, None, None, False
+        )
 
     # -- identifiers ---------------------------------------------------------------------------
     def _lookup(self, name: str) -> FromClause | None:

@@ -36,7 +36,9 @@ def fold(clauses: list[tuple[bool, ColumnElement[Any]]]) -> ColumnElement[Any] |
 class BuilderState:
     """The recorded parts of one query. Builders mutate it through their vocabulary; compile
     hooks read it and return new constructs, never write it (a builder compiles any number of
-    times to the same SQL). ``clone()`` copies every container, so a copy is independent."""
+    times to the same SQL). ``clone()`` copies every container, so a copy is independent.
+    Builders construct it positionally (``Chainable.__init__``, ``clone()``): the keyword form
+    calls a default factory per container, twice the cost, on every query built."""
 
     from_: FromClause | None = None
     #: Tables, aliases and subqueries this query names, by the name a column qualifier uses.
@@ -63,14 +65,6 @@ class BuilderState:
     #: The index in ``columns`` of an unaliased aggregate that ``as_()`` would name.
     pending_aggregate: int | None = None
     has_aggregates: bool = False
-
-    @classmethod
-    def empty(cls) -> BuilderState:
-        """The state of a new builder. Positional: ``BuilderState()`` calls a default factory
-        per container, twice the cost, on every query built."""
-        return cls(
-            None, {}, {}, None, [], [], [], [], [], [], [], None, None, False, None, None, False
-        )
 
     def clone(self) -> BuilderState:
         """An independent copy (containers copied, constructs shared: they are immutable).
