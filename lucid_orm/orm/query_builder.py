@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ColumnClause
 
 from ..errors import LucidError, ModelNotFoundError, runtime_error
-from ..query.chainable import Chainable, check_page
+from ..query.chainable import Chainable, check_page, compare, correlated, run_callback
 from ..query.paginator import SimplePaginator
 from .hooks import ScopesProxy, run_hooks
 from .hydration import hydrate
@@ -45,10 +45,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         self._info = info
         table = info.table
         assert table is not None
-        self._from = table
-        self._aliases[info.table_name] = table
+        self.state.from_ = table
+        self.state.aliases[info.table_name] = table
         if table.schema is not None:
-            self._aliases[table.name] = table  # "users.id" names "public.users" too
+            self.state.aliases[table.name] = table  # "users.id" names "public.users" too
         self._pojo = False
         self._sideloaded: dict[str, Any] | None = None
         self._lock: str | None = None
@@ -68,7 +68,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         star = f"{self._info.table_name}.*"
         for item in columns:
             if item == "*" or item == star:
-                self._columns.extend(self._info.select_columns)
+                self.state.columns.extend(self._info.select_columns)
             else:
                 super().select(item)
         return self
@@ -90,8 +90,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         self._lock_options = {"skip_locked": skip_locked, "nowait": no_wait}
         return self
 
-    def to_core(self) -> Select[Any]:
-        stmt = super().to_core()
+    def _finish(self, stmt: Select[Any]) -> Select[Any]:
+        # Chainable._finish returns ``stmt`` as is: not chained, on every model query compiled.
         if self._lock is not None:
             opts = self._lock_options
             stmt = stmt.with_for_update(
@@ -104,7 +104,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     # -- scopes, pojo, sideload ----------------------------------------------------------------
     def with_scopes(self, callback: Callable[[Any], Any]) -> Self:
         """Apply ``@scope`` functions: ``with_scopes(lambda s: s.published().by(user))``."""
-        self._run_callback(callback, "with_scopes", ScopesProxy(self, self._info.scopes))
+        run_callback(callback, "with_scopes", ScopesProxy(self, self._info.scopes))
         return self
 
     apply = with_scopes
@@ -155,10 +155,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def _sub_query(self, name: str, callback: Callable[[Any], Any] | None, method: str) -> Any:
         relation = self.model.get_relation(name)
         relation.boot()
-        sub = relation.sub_query(self.client, self._from)
-        sub._parent = self
+        sub = relation.sub_query(self.client, self.state.from_)
+        sub.state.parent = self
         if callback is not None:
-            self._run_callback(callback, method, sub)
+            run_callback(callback, method, sub)
         return sub
 
     def _has(
@@ -174,12 +174,13 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         sub = self._sub_query(name, callback, method)
         clause: Any
         if operator is None:
-            clause = exists(sub._correlated())
+            clause = exists(correlated(sub))
         else:
             if value is None:
                 raise LucidError(f"{method}() with an operator needs a value to compare with")
-            clause = self._compare(sub.aggregate_select().scalar_subquery(), operator, value)
-        return self._add_where(is_or, not_(clause) if negate else clause)
+            clause = compare(self, sub.aggregate_select().scalar_subquery(), operator, value)
+        self.state.add_where(is_or, not_(clause) if negate else clause)
+        return self
 
     def has(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
         """Rows that have related rows (``EXISTS``), or whose related count compares:
@@ -252,40 +253,41 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         return self._select_aggregate(sub)
 
     def _select_aggregate(self, sub: Any) -> Self:
-        if not sub._has_aggregates:
+        if not sub.state.has_aggregates:
             raise runtime_error('"with_aggregate" callback must use an aggregate function')
-        if not sub._alias:
+        if not sub.state.alias:
             raise runtime_error(
                 '"with_aggregate" callback must define the alias for the aggregate query'
             )
-        if not self._columns:
-            self._columns.extend(self._default_columns())
-        self._columns.append(sub._correlated().scalar_subquery().label(sub._alias))
+        columns = self.state.columns
+        if not columns:
+            columns.extend(self._default_columns())
+        columns.append(correlated(sub).scalar_subquery().label(sub.state.alias))
         return self
 
     def with_count(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
         """Select the number of related rows into ``extras["<relation>_count"]`` (rename with
         ``as_`` in the callback): ``with_count("posts", lambda q: q.where(...).as_("n"))``."""
         sub = self._sub_query(relation, callback, "with_count")
-        if not sub._has_aggregates:
+        if not sub.state.has_aggregates:
             sub.count("*")
-        if not sub._alias:
-            sub._alias = f"{relation}_count"
+        if not sub.state.alias:
+            sub.state.alias = f"{relation}_count"
         return self._select_aggregate(sub)
 
     async def exec(self) -> list[M]:
         """Run the query and return model instances (dicts after ``pojo()``)."""
         hooks = self._info.hooks
         await run_hooks(hooks.get("before:fetch"), self)
-        rows = await self._rows()
+        rows: list[M] = await self._rows()
         await run_hooks(hooks.get("after:fetch"), rows)
-        return rows  # type: ignore[no-any-return]
+        return rows
 
     async def first(self) -> M | None:
         """The first instance (``LIMIT 1``) or ``None``; runs the find hooks."""
         hooks = self._info.hooks
         await run_hooks(hooks.get("before:find"), self)
-        self._limit = 1
+        self.state.limit = 1
         rows = await self._rows()
         row = rows[0] if rows else None
         if row is not None:

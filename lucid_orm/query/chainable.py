@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import operator
 import re
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
@@ -28,7 +29,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     not_,
-    or_,
     select,
     true,
     tuple_,
@@ -44,6 +44,7 @@ from ..errors import LucidError
 from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
 from .keys import keys_in, rows_in
 from .raw import Raw
+from .state import BuilderState, fold
 
 if TYPE_CHECKING:
     from .client import Client
@@ -189,26 +190,16 @@ def check_page(page: Any, per_page: Any, method: str) -> None:
             raise _invalid(f"{method}() expects {name} to be an int of 1 or more, got {value!r}")
 
 
-def _reject_async(callback: Any, method: str) -> None:
+def run_callback(callback: Callable[[Any], Any], method: str, target: Any) -> None:
+    """Run a user callback of ``method`` on ``target`` (a builder or a clause builder); an
+    ``async def`` callback is refused (``E_RUNTIME_EXCEPTION``): it would configure nothing."""
     if inspect.iscoroutinefunction(callback):
         raise LucidError(
             f'"{method}" callbacks must be plain functions that configure the query; '
             "an async def callback is not allowed",
             code="E_RUNTIME_EXCEPTION",
         )
-
-
-def _fold(clauses: list[tuple[bool, ColumnElement[Any]]]) -> ColumnElement[Any] | None:
-    """Combine ``(is_or, clause)`` pairs with SQL precedence: AND binds tighter than OR."""
-    if not clauses:
-        return None
-    groups: list[list[ColumnElement[Any]]] = [[]]
-    for is_or, clause in clauses:
-        if is_or and groups[-1]:
-            groups.append([])
-        groups[-1].append(clause)
-    terms = [g[0] if len(g) == 1 else and_(*g) for g in groups]
-    return terms[0] if len(terms) == 1 else or_(*terms)
+    callback(target)
 
 
 def _swap_sources(element: _E, swaps: dict[int, FromClause]) -> _E:
@@ -240,6 +231,50 @@ def _columns_of(element: Any, source: Any) -> list[str]:
     ]
 
 
+def compare(builder: Chainable, column: Any, op: Any, value: Any) -> ColumnElement[Any]:
+    """``column <op> value`` as the builders write it: operators checked, values bound (a
+    boolean too), a list with ``in`` as ``keys_in`` (any number of keys)."""
+    if not isinstance(op, str):
+        raise LucidError(f"Invalid operator {op!r}", code="E_INVALID_OPERATOR")
+    key = op.lower().strip()
+    fn = _OPERATORS.get(key)
+    if fn is None:
+        raise LucidError(
+            f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
+            code="E_INVALID_OPERATOR",
+        )
+    if fn in _IN_OPERATORS and isinstance(value, list | tuple) and isinstance(column, ColumnClause):
+        # ``where(col, "in", keys)`` is a where_in: any number of keys (see keys.py).
+        return keys_in(column, list(value), builder.client.dialect, fn is not _IN)
+    value = builder._value(value)
+    if key in ("in", "not in"):
+        if not isinstance(value, ClauseElement):
+            value = _values_list(value, f'The "{key}" operator')
+    elif key in ("is", "is not"):
+        if value is not None and not isinstance(value, bool | ClauseElement):
+            raise _invalid(f'"{op}" compares with None, True or False, got {value!r}')
+    elif value is None:
+        if fn is not operator.eq and fn is not operator.ne:
+            raise _invalid(
+                f'Cannot compare NULL with "{op}": use where_null()/where_not_null(), "=" or "!="'
+            )
+    elif not isinstance(value, _BINDABLE):
+        builder._check_bindable(column, value)
+    if isinstance(value, Select):
+        value = value.scalar_subquery()
+    elif isinstance(value, bool):
+        # SQLAlchemy renders Python booleans as SQL literals; values are always bound.
+        col_type = getattr(column, "type", None)
+        value = bindparam(
+            None,
+            value,
+            type_=Boolean() if col_type is None or isinstance(col_type, NullType) else col_type,
+            unique=True,
+        )
+    clause: ColumnElement[Any] = fn(column, value)
+    return clause
+
+
 class JoinClause:
     """The ``on`` builder handed to ``join(table, lambda j: j.on(...).or_on(...))``."""
 
@@ -252,7 +287,7 @@ class JoinClause:
         if callable(first) and not isinstance(first, str):
             sub = JoinClause(b)
             first(sub)
-            folded = _fold(sub.clauses)
+            folded = fold(sub.clauses)
             if folded is not None:
                 self.clauses.append((is_or, folded.self_group()))
             return self
@@ -261,8 +296,8 @@ class JoinClause:
         self.clauses.append(
             (
                 is_or,
-                b._compare(
-                    b._col(first), op, b._col(second) if isinstance(second, str) else second
+                compare(
+                    b, b._col(first), op, b._col(second) if isinstance(second, str) else second
                 ),
             )
         )
@@ -282,7 +317,7 @@ class JoinClause:
         b = self._builder
         if value is None and op not in _OPERATORS:
             op, value = "=", op
-        self.clauses.append((False, b._compare(b._col(column), op, value)))
+        self.clauses.append((False, compare(b, b._col(column), op, value)))
         return self
 
     and_on_val = on_val
@@ -291,7 +326,7 @@ class JoinClause:
         b = self._builder
         if value is None and op not in _OPERATORS:
             op, value = "=", op
-        self.clauses.append((True, b._compare(b._col(column), op, value)))
+        self.clauses.append((True, compare(b, b._col(column), op, value)))
         return self
 
     def on_null(self, column: str) -> JoinClause:
@@ -313,47 +348,34 @@ class Chainable:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._from: FromClause | None = None
-        self._aliases: dict[str, FromClause] = {}
-        # Qualifiers no source had when they were written: name -> (placeholder, identifier).
-        self._early_refs: dict[str, tuple[TableClause, str]] = {}
-        self._parent: Chainable | None = None
-        self._columns: list[ColumnElement[Any]] = []
-        self._wheres: list[tuple[bool, ColumnElement[Any]]] = []
-        self._scoped: list[ColumnElement[Any]] = []
-        self._joins: list[tuple[FromClause | Raw, ColumnElement[Any] | None, str]] = []
-        self._group_by: list[ColumnElement[Any]] = []
-        self._havings: list[tuple[bool, ColumnElement[Any]]] = []
-        self._order_by: list[ColumnElement[Any]] = []
-        self._limit: int | None = None
-        self._offset: int | None = None
-        self._distinct = False
-        self._alias: str | None = None
-        self._pending_aggregate: int | None = None
-        self._has_aggregates = False
+        #: What this builder has recorded (see query/state.py): the extension contract of the
+        #: builders in orm/ and orm/relations/, which read it and override the compile hooks.
+        self.state = BuilderState(
+            None, {}, {}, None, [], [], [], [], [], [], [], None, None, False, None, None, False
+        )
 
     # -- identifiers ---------------------------------------------------------------------------
     def _lookup(self, name: str) -> FromClause | None:
         """The table, alias or subquery ``name`` of this query or of an enclosing one."""
         builder: Chainable | None = self
         while builder is not None:
-            found = builder._aliases.get(name)
+            found = builder.state.aliases.get(name)
             if found is not None:
                 return found
-            builder = builder._parent
+            builder = builder.state.parent
         return None
 
     def _source(self, name: str, identifier: str) -> FromClause:
         found = self._lookup(name)
         if found is not None:
             return found
-        ref = self._early_refs.get(name)
+        ref = self.state.early_refs.get(name)
         if ref is not None:
             return ref[0]
         table = shared_table(name)
         # Maybe an alias that a later join() names (``where("p.x")`` before
         # ``join("posts as p", …)``): to_core() rebinds it then, or refuses the name.
-        self._early_refs[name] = (table, identifier)
+        self.state.early_refs[name] = (table, identifier)
         return table
 
     def _unqualified(self, name: str) -> ColumnElement[Any]:
@@ -384,9 +406,9 @@ class Chainable:
 
     def _from_item(self, table: Any) -> FromClause:
         if isinstance(table, Chainable):
-            name = table._alias or "subquery"
+            name = table.state.alias or "subquery"
             sub = table.to_core().subquery(name)
-            self._aliases[name] = sub
+            self.state.aliases[name] = sub
             return sub
         if isinstance(table, FromClause):
             return table
@@ -397,14 +419,14 @@ class Chainable:
             base_name, alias = match.group(1), match.group(2)
             check_identifier(base_name, "table")
             item: FromClause = shared_table(base_name).alias(alias)
-            self._aliases[alias] = item
+            self.state.aliases[alias] = item
             return item
         check_identifier(table, "table")
         item = shared_table(table)
         name = table.rpartition(".")[2]
-        self._aliases[name] = item
+        self.state.aliases[name] = item
         if name != table:
-            self._aliases[table] = item  # "schema.table.column" names it too
+            self.state.aliases[table] = item  # "schema.table.column" names it too
         return item
 
     def _select_item(self, item: Any) -> ColumnElement[Any]:
@@ -415,17 +437,17 @@ class Chainable:
             return self._col(item)
         if isinstance(item, Chainable):
             sub = self._nested(item)
-            label: ColumnElement[Any] = sub._scalar().label(item._alias or "subquery")
+            label: ColumnElement[Any] = sub._scalar().label(item.state.alias or "subquery")
             return label
         return self._col(item)
 
     def _nested(self, sub: Chainable) -> Chainable:
         """``sub`` as a subquery of this query: a builder made elsewhere gets a copy whose
         qualified names may refer to this query's tables (correlation)."""
-        if sub._parent is not None or sub is self:
+        if sub.state.parent is not None or sub is self:
             return sub
         nested = sub.clone()
-        nested._parent = self
+        nested.state.parent = self
         return nested
 
     # -- callbacks -----------------------------------------------------------------------------
@@ -433,67 +455,35 @@ class Chainable:
         """A copy sharing this builder's tables, with empty where/having lists."""
         group = self.__class__.__new__(self.__class__)
         group.__dict__.update(self.__dict__)
-        group._wheres = []
-        group._havings = []
+        group.state = self.state.group()
         return group
 
     def _subquery_builder(self) -> Chainable:
         from .database import DatabaseQueryBuilder
 
         sub = DatabaseQueryBuilder(self.client)
-        sub._parent = self
+        sub.state.parent = self
         return sub
 
-    def _run_callback(self, callback: Callable[[Any], Any], method: str, target: Any) -> None:
-        _reject_async(callback, method)
-        callback(target)
+    @contextmanager
+    def scoped(self) -> Iterator[Self]:
+        """Conditions added inside the block become one group AND-ed around the user's own
+        (``state.scoped``), so a later ``or_where`` can never OR around them. Relations run
+        ``on_query`` in it: ``with query.scoped(): hook(query)``."""
+        state = self.state
+        outside = state.wheres
+        state.wheres = []
+        try:
+            yield self
+        except BaseException:
+            state.wheres = outside
+            raise
+        hooked = fold(state.wheres)
+        state.wheres = outside
+        if hooked is not None:
+            state.scoped.append(hooked.self_group())
 
     # -- where ---------------------------------------------------------------------------------
-    def _compare(self, column: Any, op: Any, value: Any) -> ColumnElement[Any]:
-        if not isinstance(op, str):
-            raise LucidError(f"Invalid operator {op!r}", code="E_INVALID_OPERATOR")
-        key = op.lower().strip()
-        fn = _OPERATORS.get(key)
-        if fn is None:
-            raise LucidError(
-                f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
-                code="E_INVALID_OPERATOR",
-            )
-        if (
-            fn in _IN_OPERATORS
-            and isinstance(value, list | tuple)
-            and isinstance(column, ColumnClause)
-        ):
-            # ``where(col, "in", keys)`` is a where_in: any number of keys (see keys.py).
-            return keys_in(column, list(value), self.client.dialect, fn is not _IN)
-        value = self._value(value)
-        if key in ("in", "not in"):
-            if not isinstance(value, ClauseElement):
-                value = _values_list(value, f'The "{key}" operator')
-        elif key in ("is", "is not"):
-            if value is not None and not isinstance(value, bool | ClauseElement):
-                raise _invalid(f'"{op}" compares with None, True or False, got {value!r}')
-        elif value is None:
-            if fn is not operator.eq and fn is not operator.ne:
-                raise _invalid(
-                    f'Cannot compare NULL with "{op}": use where_null()/where_not_null(), '
-                    '"=" or "!="'
-                )
-        elif not isinstance(value, _BINDABLE):
-            self._check_bindable(column, value)
-        if isinstance(value, Select):
-            value = value.scalar_subquery()
-        elif isinstance(value, bool):
-            # SQLAlchemy renders Python booleans as SQL literals; values are always bound.
-            col_type = getattr(column, "type", None)
-            value = bindparam(
-                None,
-                value,
-                type_=col_type if col_type is not None and col_type._isnull is False else Boolean(),
-                unique=True,
-            )
-        return fn(column, value)  # type: ignore[no-any-return]
-
     def _check_bindable(self, column: Any, value: Any) -> None:
         """Refuse a value the column can't bind: the MySQL driver would compare with its
         ``str()`` (wrong rows), others fail in the driver. Types made for such values bind
@@ -514,22 +504,22 @@ class Chainable:
             if isinstance(first, Raw | ColumnElement):
                 return first
             if isinstance(first, Mapping):
-                parts = [self._compare(self._col(k), "=", v) for k, v in first.items()]
+                parts = [compare(self, self._col(k), "=", v) for k, v in first.items()]
                 return and_(*parts) if parts else true()
             if callable(first):
                 group = self._group()
-                self._run_callback(first, method, group)
-                folded = _fold(group._wheres)
+                run_callback(first, method, group)
+                folded = fold(group.state.wheres)
                 return folded.self_group() if folded is not None else true()
             raise LucidError(f"{method}() needs a column and a value", code="E_INVALID_ARGUMENT")
         if len(args) == 2:
-            return self._compare(self._col(first), "=", args[1])
+            return compare(self, self._col(first), "=", args[1])
         if len(args) == 3:
-            return self._compare(self._col(first), args[1], args[2])
+            return compare(self, self._col(first), args[1], args[2])
         raise LucidError(f"{method}() takes at most 3 arguments", code="E_INVALID_ARGUMENT")
 
     def _add_where(self, is_or: bool, clause: ColumnElement[Any]) -> Self:
-        self._wheres.append((is_or, clause))
+        self.state.wheres.append((is_or, clause))
         return self
 
     def where(self, *args: Any) -> Self:
@@ -553,26 +543,8 @@ class Chainable:
     def or_where_not(self, *args: Any) -> Self:
         return self._add_where(True, not_(self._condition(args, "or_where_not")))
 
-    def _in_values(self, values: Any, method: str) -> Any:
-        if isinstance(values, Chainable):
-            return self._nested(values)._in_subquery()
-        if isinstance(values, Select):
-            return values
-        if callable(values) and not isinstance(values, Raw):
-            sub = self._subquery_builder()
-            self._run_callback(values, method, sub)
-            return sub._in_subquery()
-        if isinstance(values, Raw):
-            return values
-        if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
-            raise LucidError(
-                f"{method}() expects a list of values or a subquery, got {values!r}",
-                code="E_INVALID_ARGUMENT",
-            )
-        return list(values)
-
     def _in_clause(self, columns: Any, values: Any, method: str, negate: bool) -> Any:
-        values = self._in_values(values, method)
+        values = in_values(self, values, method)
         if isinstance(columns, list | tuple):
             parts = [self._col(c) for c in columns]
             if isinstance(values, list):
@@ -677,13 +649,13 @@ class Chainable:
 
     def _exists(self, query: Any, method: str) -> Any:
         if isinstance(query, Chainable):
-            return exists(self._nested(query)._correlated())
+            return exists(correlated(self._nested(query)))
         if isinstance(query, Raw):
             return literal_column("EXISTS").op("")(query.self_group())
         if callable(query):
             sub = self._subquery_builder()
-            self._run_callback(query, method, sub)
-            return exists(sub._correlated())
+            run_callback(query, method, sub)
+            return exists(correlated(sub))
         raise _invalid(f"{method}() expects a query builder or a callback, got {query!r}")
 
     def where_exists(self, query: Any) -> Self:
@@ -708,7 +680,7 @@ class Chainable:
     def _column_compare(self, first: str, op: str, second: str | None) -> ColumnElement[Any]:
         if second is None:
             op, second = "=", op
-        return self._compare(self._col(first), op, self._col(second))
+        return compare(self, self._col(first), op, self._col(second))
 
     def where_column(self, first: str, op: str, second: str | None = None) -> Self:
         """Compare two columns: ``where_column("updated_at", ">", "created_at")``."""
@@ -740,9 +712,9 @@ class Chainable:
                 self.select(*item)
             elif isinstance(item, Mapping):
                 for alias, col in item.items():
-                    self._columns.append(self._select_item(col).label(_label(alias)))
+                    self.state.columns.append(self._select_item(col).label(_label(alias)))
             else:
-                self._columns.append(self._select_item(item))
+                self.state.columns.append(self._select_item(item))
         return self
 
     column = select
@@ -753,9 +725,9 @@ class Chainable:
         (name it with ``as_()``)."""
         if callable(table) and not isinstance(table, str | Chainable):
             sub = self._subquery_builder()
-            self._run_callback(table, "from_", sub)
+            run_callback(table, "from_", sub)
             table = sub
-        self._from = self._from_item(table)
+        self.state.from_ = self._from_item(table)
         return self
 
     table = from_
@@ -769,15 +741,15 @@ class Chainable:
             )
         target = self._from_item(table)
         if first is None:
-            self._joins.append((target, None, kind))
+            self.state.joins.append((target, None, kind))
             return self
         join = JoinClause(self)
         if callable(first) and not isinstance(first, str):
-            self._run_callback(first, "join", join)
+            run_callback(first, "join", join)
         else:
             join.on(first, op, second)
-        on = _fold(join.clauses)
-        self._joins.append((target, on if on is not None else true(), kind))
+        on = fold(join.clauses)
+        self.state.joins.append((target, on if on is not None else true(), kind))
         return self
 
     def join(self, table: Any, first: Any = None, op: Any = None, second: Any = None) -> Self:
@@ -807,7 +779,7 @@ class Chainable:
     def join_raw(self, sql: str, bindings: Any = None) -> Self:
         """A raw join clause appended after FROM: ``join_raw("natural join posts")``. Name the
         columns of its tables with ``db.raw()`` too: they are not tables of the builder."""
-        self._joins.append((_raw(sql, bindings, "join_raw"), None, "raw"))
+        self.state.joins.append((_raw(sql, bindings, "join_raw"), None, "raw"))
         return self
 
     # -- grouping, ordering, paging ------------------------------------------------------------
@@ -817,27 +789,27 @@ class Chainable:
             if isinstance(c, list | tuple):
                 self.group_by(*c)
             else:
-                self._group_by.append(self._col(c))
+                self.state.group_by.append(self._col(c))
         return self
 
     def group_by_raw(self, sql: str, bindings: Any = None) -> Self:
-        self._group_by.append(_raw(sql, bindings, "group_by_raw"))
+        self.state.group_by.append(_raw(sql, bindings, "group_by_raw"))
         return self
 
     def _having(self, is_or: bool, args: tuple[Any, ...], method: str) -> Self:
         if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Raw):
             group = self._group()
-            self._run_callback(args[0], method, group)
-            folded = _fold(group._havings)
+            run_callback(args[0], method, group)
+            folded = fold(group.state.havings)
             if folded is not None:
-                self._havings.append((is_or, folded.self_group()))
+                self.state.havings.append((is_or, folded.self_group()))
             return self
         if len(args) == 2:
             args = (args[0], "=", args[1])
         if len(args) != 3:
             raise LucidError(f"{method}() takes a column, an operator and a value")
         column, op, value = args
-        self._havings.append((is_or, self._compare(self._col(column), op, value)))
+        self.state.havings.append((is_or, compare(self, self._col(column), op, value)))
         return self
 
     def having(self, *args: Any) -> Self:
@@ -851,13 +823,13 @@ class Chainable:
 
     def having_raw(self, sql: str, bindings: Any = None) -> Self:
         """A raw ``HAVING`` condition: ``having_raw("count(*) > ?", [2])``."""
-        self._havings.append((False, _raw(sql, bindings, "having_raw").self_group()))
+        self.state.havings.append((False, _raw(sql, bindings, "having_raw").self_group()))
         return self
 
     and_having_raw = having_raw
 
     def or_having_raw(self, sql: str, bindings: Any = None) -> Self:
-        self._havings.append((True, _raw(sql, bindings, "or_having_raw").self_group()))
+        self.state.havings.append((True, _raw(sql, bindings, "or_having_raw").self_group()))
         return self
 
     def order_by(self, column: Any, direction: str = "asc") -> Self:
@@ -886,48 +858,48 @@ class Chainable:
             target = self._nested(column)._scalar()
         else:
             target = self._col(column)
-        self._order_by.append(target.desc() if d == "desc" else target.asc())
+        self.state.order_by.append(target.desc() if d == "desc" else target.asc())
         return self
 
     def order_by_raw(self, sql: str, bindings: Any = None) -> Self:
         """A raw ``ORDER BY`` fragment: ``order_by_raw("lower(email) desc")``."""
-        self._order_by.append(_raw(sql, bindings, "order_by_raw"))
+        self.state.order_by.append(_raw(sql, bindings, "order_by_raw"))
         return self
 
     def clear_order(self) -> Self:
-        self._order_by = []
+        self.state.order_by = []
         return self
 
     def clear_select(self) -> Self:
-        self._columns = []
-        self._pending_aggregate = None
-        self._has_aggregates = False
+        self.state.columns = []
+        self.state.pending_aggregate = None
+        self.state.has_aggregates = False
         return self
 
     def clear_where(self) -> Self:
-        self._wheres = []
+        self.state.wheres = []
         return self
 
     def clear_limit(self) -> Self:
-        self._limit = None
+        self.state.limit = None
         return self
 
     def clear_offset(self) -> Self:
-        self._offset = None
+        self.state.offset = None
         return self
 
     def limit(self, value: int) -> Self:
         """``LIMIT``; raises ``E_INVALID_ARGUMENT`` unless ``value`` is an int >= 0."""
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _invalid(f"limit() expects a non-negative int, got {value!r}")
-        self._limit = value
+        self.state.limit = value
         return self
 
     def offset(self, value: int) -> Self:
         """``OFFSET``; raises ``E_INVALID_ARGUMENT`` unless ``value`` is an int >= 0."""
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _invalid(f"offset() expects a non-negative int, got {value!r}")
-        self._offset = value
+        self.state.offset = value
         return self
 
     def for_page(self, page: int, per_page: int = 20) -> Self:
@@ -938,7 +910,7 @@ class Chainable:
 
     def distinct(self, *columns: Any) -> Self:
         """``SELECT DISTINCT``, optionally selecting ``columns``."""
-        self._distinct = True
+        self.state.distinct = True
         if columns:
             self.select(*columns)
         return self
@@ -947,11 +919,13 @@ class Chainable:
     def _aggregate(self, fn: str, args: tuple[Any, ...], is_distinct: bool = False) -> Self:
         if not args:
             args = ("*",)
-        self._has_aggregates = True
+        self.state.has_aggregates = True
         for arg in args:
             if isinstance(arg, Mapping):
                 for name, col in arg.items():
-                    self._columns.append(self._agg_expr(fn, col, is_distinct).label(_label(name)))
+                    self.state.columns.append(
+                        self._agg_expr(fn, col, is_distinct).label(_label(name))
+                    )
                 continue
             alias: str | None = None
             if isinstance(arg, str):
@@ -960,10 +934,10 @@ class Chainable:
                     arg, alias = match.group(1), match.group(2)
             expr = self._agg_expr(fn, arg, is_distinct)
             if alias is None:
-                self._pending_aggregate = len(self._columns)
-                self._columns.append(expr.label(fn))
+                self.state.pending_aggregate = len(self.state.columns)
+                self.state.columns.append(expr.label(fn))
             else:
-                self._columns.append(expr.label(alias))
+                self.state.columns.append(expr.label(alias))
         return self
 
     def _agg_expr(self, fn: str, arg: Any, is_distinct: bool) -> ColumnElement[Any]:
@@ -975,7 +949,8 @@ class Chainable:
             target = distinct(target)
         if fn == "count" and arg == "*" and not is_distinct:
             return func.count()
-        return getattr(func, fn)(target)  # type: ignore[no-any-return]
+        expr: ColumnElement[Any] = getattr(func, fn)(target)
+        return expr
 
     def count(self, *columns: Any) -> Self:
         """``count(*)`` (key ``count``); ``count("id as total")`` or ``.count("id").as_("t")``."""
@@ -1007,13 +982,13 @@ class Chainable:
         """Name this query when used as a subquery (or in ``with_count``); also names its single
         unaliased aggregate: ``count("*").as_("total")``."""
         check_identifier(alias, "alias")
-        self._alias = alias
-        if self._pending_aggregate is not None:
-            idx = self._pending_aggregate
-            col = self._columns[idx]
+        self.state.alias = alias
+        if self.state.pending_aggregate is not None:
+            idx = self.state.pending_aggregate
+            col = self.state.columns[idx]
             inner = col.element if isinstance(col, Label) else col
-            self._columns[idx] = inner.label(alias)
-            self._pending_aggregate = None
+            self.state.columns[idx] = inner.label(alias)
+            self.state.pending_aggregate = None
         return self
 
     # -- conditionals and copies ---------------------------------------------------------------
@@ -1027,9 +1002,9 @@ class Chainable:
         ``no_match``: ``q.if_(search, lambda q: q.where_like("title", f"%{search}%"))``."""
         value = condition() if callable(condition) else condition
         if value:
-            self._run_callback(matched, "if_", self)
+            run_callback(matched, "if_", self)
         elif no_match is not None:
-            self._run_callback(no_match, "if_", self)
+            run_callback(no_match, "if_", self)
         return self
 
     def unless(
@@ -1046,26 +1021,39 @@ class Chainable:
         """An independent copy of this builder."""
         copy = self.__class__.__new__(self.__class__)
         copy.__dict__.update(self.__dict__)
-        for key, val in self.__dict__.items():
-            if isinstance(val, list):
-                copy.__dict__[key] = list(val)
-            elif isinstance(val, dict):
-                copy.__dict__[key] = dict(val)
+        # Subclass attributes are replaced, never mutated in place: sharing them is safe.
+        copy.state = self.state.clone()
         return copy
 
     # -- compilation ---------------------------------------------------------------------------
+    # ``to_core()`` is a pipeline of hooks that *return* values and never write ``state``:
+    # ``_select_list`` → ``_base_from`` (+ the joins: ``_from_clause``) → ``_where_clause`` →
+    # ``_finish``. Builders in orm/ and orm/relations/ override a hook and call ``super()``;
+    # ``compile_select(builder, columns=…, order_by=…)`` is the statement without ``_finish``,
+    # for a variant select of the same rows (the id filter of a relation's UPDATE/DELETE).
     def _default_columns(self) -> list[ColumnElement[Any]]:
+        """Hook: the columns selected when the user selects none."""
         return [literal_column("*")]
 
-    def _from_clause(self) -> Any:
-        frm: Any = self._from
-        for target, on, kind in self._joins:
+    def _select_list(self) -> list[ColumnElement[Any]]:
+        """Hook: the SELECT list (relation builders add their key columns)."""
+        return self.state.columns or self._default_columns()
+
+    def _base_from(self) -> FromClause | None:
+        """Hook: the FROM item the user's joins attach to (relation builders join their pivot
+        or through table to it, ahead of the user's joins)."""
+        return self.state.from_
+
+    def _from_clause(self) -> FromClause | None:
+        """The FROM clause: ``_base_from()`` and the user's joins in order."""
+        frm = self._base_from()
+        for target, on, kind in self.state.joins:
             if frm is None:
                 raise LucidError("Cannot join before from_(): name the table first")
-            if kind == "raw":
+            if isinstance(target, Raw):
                 from .joins import RawJoin
 
-                frm = RawJoin(frm, target)  # type: ignore[arg-type]
+                frm = RawJoin(frm, target)
             elif kind == "cross":
                 frm = frm.join(target, true())
             else:
@@ -1073,91 +1061,58 @@ class Chainable:
         return frm
 
     def _own_froms(self) -> list[Any]:
-        froms: list[Any] = [self._from] if self._from is not None else []
-        froms.extend(t for t, _on, kind in self._joins if kind != "raw")
+        """Hook: the tables that stay local when this query is a correlated subquery."""
+        state = self.state
+        froms: list[Any] = [state.from_] if state.from_ is not None else []
+        froms.extend(t for t, _on, kind in state.joins if kind != "raw")
         return froms
 
     def _where_clause(self) -> ColumnElement[Any] | None:
-        """The WHERE condition (hook: relation builders wrap it with their constraint).
-        ``_scoped`` conditions (a relation's ``on_query``) are AND-ed around the user's own
-        group, so an ``or_where`` can't bypass them."""
-        if self._early_refs and self._parent is None:
-            self._unknown_qualifiers()
-        user = _fold(self._wheres)
-        scoped = self._scoped
-        if not scoped:
-            return user
-        parts = [*scoped, user.self_group()] if user is not None else list(scoped)
-        return parts[0] if len(parts) == 1 else and_(*parts)
+        """Hook: the WHERE condition; relation builders AND their constraint with it.
+        ``state.scoped`` conditions (a relation's ``on_query``) are AND-ed around the user's
+        own group, so an ``or_where`` can't bypass them."""
+        return written_conditions(self)
+
+    def _finish(self, stmt: Select[Any]) -> Select[Any]:
+        """Hook: the last step of ``to_core()`` (row locks, a per-parent limit wrap)."""
+        return stmt
 
     def to_core(self) -> Select[Any]:
         """The SQLAlchemy Core ``select()`` this builder describes (built fresh each call).
         Compiling it refuses a table that the query does not name (``E_INVALID_IDENTIFIER``)."""
-        frm = self._from_clause()
-        if frm is None and not self._columns:
-            raise LucidError(
-                "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
-            )
-        stmt: Select[Any] = CheckedSelect(*(self._columns or self._default_columns()))
-        if frm is not None:
-            stmt = stmt.select_from(frm)
-        where = self._where_clause()
-        if where is not None:
-            stmt = stmt.where(where)
-        if self._group_by:
-            stmt = stmt.group_by(*self._group_by)
-        having = _fold(self._havings)
-        if having is not None:
-            stmt = stmt.having(having)
-        if self._order_by:
-            stmt = stmt.order_by(*self._order_by)
-        if self._limit is not None:
-            stmt = stmt.limit(self._limit)
-        if self._offset is not None:
-            stmt = stmt.offset(self._offset)
-        if self._distinct:
-            stmt = stmt.distinct()
-        if self._early_refs:
-            stmt = self._rebind_early_refs(stmt)
-        return stmt
+        return self._finish(compile_select(self))
 
     def _rebind_early_refs(self, stmt: Select[Any]) -> Select[Any]:
         """Columns qualified by a name that was no alias yet when they were written, and is
         one now: point them at that alias (a table of that name would be a wrong extra FROM)."""
         swaps: dict[int, FromClause] = {}
-        for name, (placeholder, _identifier) in self._early_refs.items():
+        for name, ref in self.state.early_refs.items():
             found = self._lookup(name)
-            if found is not None and found is not placeholder:
-                swaps[id(placeholder)] = found
+            if found is not None and found is not ref[0]:
+                swaps[id(ref[0])] = found
         return _swap_sources(stmt, swaps)
 
     def _unknown_qualifiers(self) -> None:
         """Refuse a qualifier that names no table, alias or subquery of this query (nor of an
         enclosing one). A subquery leaves that to the compiled statement (``CheckedSelect``),
         which sees the enclosing query whole, joins added after this subquery included."""
-        for name, (_placeholder, identifier) in self._early_refs.items():
+        for name, ref in self.state.early_refs.items():
             if self._lookup(name) is None:
-                raise foreign_table_error([identifier], name, self._table_names())
+                raise foreign_table_error([ref[1]], name, self._table_names())
 
     def _table_names(self) -> list[str]:
         names: list[str] = []
         builder: Chainable | None = self
         while builder is not None:
-            names.extend(builder._aliases)
-            builder = builder._parent
+            names.extend(builder.state.aliases)
+            builder = builder.state.parent
         return names
 
-    def _correlated(self) -> Select[Any]:
-        """As a subquery: its own tables stay local, other names refer to the outer query."""
-        stmt = self.to_core()
-        own = self._own_froms()
-        return stmt.correlate_except(*own) if own else stmt
-
     def _scalar(self) -> Any:
-        return self._correlated().scalar_subquery()
+        return correlated(self).scalar_subquery()
 
     def _in_subquery(self) -> Select[Any]:
-        return self._correlated()
+        return correlated(self)
 
     def to_sql(self) -> tuple[str, list[Any]]:
         """``(sql, bindings)``: the dialect-compiled SQL and its bound values in order."""
@@ -1172,7 +1127,7 @@ class Chainable:
 
     # -- writes --------------------------------------------------------------------------------
     def _dml_table(self, method: str) -> TableClause:
-        frm = self._from
+        frm = self.state.from_
         if isinstance(frm, Alias):
             frm = frm.element
         if not isinstance(frm, TableClause):
@@ -1183,22 +1138,24 @@ class Chainable:
         """The WHERE of an UPDATE/DELETE, on the table itself: columns of the FROM alias are
         the table's, and a column of any other table is refused (SQLAlchemy would add that
         table to the statement, ``UPDATE … FROM other``, and write every matching row)."""
-        if self._joins:
+        if self.state.joins:
             raise LucidError("update/delete with joins is not supported: use where_in(subquery)")
         where = self._where_clause()
         if where is None:
             return None
         table = self._dml_table("update")
-        alias = self._from
+        alias = self.state.from_
         swaps: dict[int, FromClause] = {}
-        for name, (placeholder, _identifier) in self._early_refs.items():
+        for name, ref in self.state.early_refs.items():
             found = self._lookup(name)
-            if found is not None and found is not placeholder:
-                swaps[id(placeholder)] = table if found is alias else found
+            if found is not None and found is not ref[0]:
+                swaps[id(ref[0])] = table if found is alias else found
         if alias is not table and alias is not None:
             swaps[id(alias)] = table
         where = _swap_sources(where, swaps)
-        for frm in where._from_objects:
+        # The tables the condition names, as a SELECT of it would list them (a correlated
+        # subquery's own tables excluded).
+        for frm in select(literal_column("1")).where(where).get_final_froms():
             if frm is not table:
                 raise foreign_table_error(
                     _columns_of(where, frm), _name_of(frm), self._table_names()
@@ -1209,7 +1166,7 @@ class Chainable:
         """The column ``key`` of the table written to; a qualifier must name that table."""
         check_identifier(key)
         qualifier, _, name = key.rpartition(".")
-        if qualifier and self._lookup(qualifier) not in (table, self._from):
+        if qualifier and self._lookup(qualifier) not in (table, self.state.from_):
             raise foreign_table_error(
                 [key], qualifier, self._table_names(), "a write sets the columns of its table"
             )
@@ -1297,14 +1254,114 @@ class Chainable:
 
     def _count_statement(self) -> Select[Any]:
         base = self.clone()
-        base._order_by = []
-        base._limit = None
-        base._offset = None
-        if base._distinct or base._group_by or base._havings or base._has_aggregates:
+        base.state.order_by = []
+        base.state.limit = None
+        base.state.offset = None
+        if (
+            base.state.distinct
+            or base.state.group_by
+            or base.state.havings
+            or base.state.has_aggregates
+        ):
             sub = base.to_core().subquery("lucid_count")
             return select(func.count().label("total")).select_from(sub)
-        base._columns = [func.count().label("total")]
+        base.state.columns = [func.count().label("total")]
         return base.to_core()
 
+    async def exec(self) -> Any:
+        """Run the query (each builder returns its own kind of rows)."""
+        raise NotImplementedError
+
     def __await__(self) -> Generator[Any, None, Any]:
-        return self.exec().__await__()  # type: ignore[attr-defined, no-any-return]
+        return self.exec().__await__()
+
+
+def compile_select(
+    builder: Chainable,
+    *,
+    columns: list[ColumnElement[Any]] | None = None,
+    order_by: list[ColumnElement[Any]] | None = None,
+) -> Select[Any]:
+    """``builder``'s statement from its hooks, before ``_finish``; ``columns``/``order_by``
+    replace the SELECT list and the ORDER BY when given (a variant select of the same rows:
+    the id filter of a relation's UPDATE/DELETE)."""
+    state = builder.state
+    frm = builder._from_clause()
+    if frm is None and not state.columns:
+        raise LucidError(
+            "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
+        )
+    stmt: Select[Any] = CheckedSelect(*(builder._select_list() if columns is None else columns))
+    if frm is not None:
+        stmt = stmt.select_from(frm)
+    where = builder._where_clause()
+    if where is not None:
+        stmt = stmt.where(where)
+    if state.group_by:
+        stmt = stmt.group_by(*state.group_by)
+    having = fold(state.havings)
+    if having is not None:
+        stmt = stmt.having(having)
+    order = state.order_by if order_by is None else order_by
+    if order:
+        stmt = stmt.order_by(*order)
+    if state.limit is not None:
+        stmt = stmt.limit(state.limit)
+    if state.offset is not None:
+        stmt = stmt.offset(state.offset)
+    if state.distinct:
+        stmt = stmt.distinct()
+    if state.early_refs:
+        stmt = builder._rebind_early_refs(stmt)
+    return stmt
+
+
+def in_values(builder: Chainable, values: Any, method: str) -> Any:
+    """The right side of an ``IN`` written on ``builder``: a list of values, or a subquery
+    (a builder, a callback building one, a ``Select``, ``db.raw``)."""
+    if isinstance(values, Chainable):
+        return builder._nested(values)._in_subquery()
+    if isinstance(values, Select):
+        return values
+    if callable(values) and not isinstance(values, Raw):
+        sub = builder._subquery_builder()
+        run_callback(values, method, sub)
+        return sub._in_subquery()
+    if isinstance(values, Raw):
+        return values
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise LucidError(
+            f"{method}() expects a list of values or a subquery, got {values!r}",
+            code="E_INVALID_ARGUMENT",
+        )
+    return list(values)
+
+
+def resolve_column(builder: Chainable, name: Any) -> ColumnElement[Any]:
+    """``name`` as ``builder``'s vocabulary reads a column: unqualified, a column of its own
+    table (typed on a model query); qualified, of its tables, aliases or an enclosing query's;
+    a construct or builder, as is (``E_INVALID_IDENTIFIER`` for anything else)."""
+    return builder._col(name)
+
+
+def written_conditions(builder: Chainable) -> ColumnElement[Any] | None:
+    """The conditions written on ``builder`` (its scoped groups and the user's wheres), without
+    the constraint a builder class adds in ``_where_clause``. A qualifier that names no table of
+    the query is refused here, outside a subquery (see ``_unknown_qualifiers``)."""
+    state = builder.state
+    if state.early_refs and state.parent is None:
+        builder._unknown_qualifiers()
+    user = fold(state.wheres)
+    scoped = state.scoped
+    if not scoped:
+        return user
+    parts = [*scoped, user.self_group()] if user is not None else list(scoped)
+    return parts[0] if len(parts) == 1 else and_(*parts)
+
+
+def correlated(builder: Chainable) -> Select[Any]:
+    """``builder`` as a correlated subquery: its own tables stay local (``_own_froms``), other
+    names refer to the enclosing query."""
+    stmt = builder.to_core()
+    own = builder._own_froms()
+    return stmt.correlate_except(*own) if own else stmt

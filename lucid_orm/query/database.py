@@ -21,7 +21,7 @@ class DatabaseQueryBuilder(Chainable):
 
     async def first(self) -> dict[str, Any] | None:
         """The first row (``LIMIT 1``) or ``None``."""
-        self._limit = 1
+        self.state.limit = 1
         rows = await self.exec()
         return rows[0] if rows else None
 

@@ -7,18 +7,17 @@ from __future__ import annotations
 import builtins
 import copy
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypedDict, TypeVar, cast, overload
 
 from sqlalchemy import Select, and_, func, select
-from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from sqlalchemy.sql.elements import ColumnClause
 
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
-from ...query.chainable import _fold, check_page
-from ...query.keys import JSON_EACH, json_keys, keys_in
-from ..columns import _UNSET
+from ...query.chainable import Chainable, check_page, correlated, resolve_column
+from ...query.keys import keys_in
 from ..model_info import declared, info_of
 from ..naming import RelationType
 from ..persistence import bind, client_for
@@ -31,6 +30,27 @@ if TYPE_CHECKING:
     from ..base_model import BaseModel
 
 R = TypeVar("R", bound="BaseModel")
+
+# ``serialize_as`` not given: the relation serializes under its own name (``None`` hides it).
+_OWN_NAME: Any = object()
+
+
+class RelationOptions(TypedDict, total=False):
+    """The options every relation kind takes (the declaration functions' ``**options``)."""
+
+    serialize_as: str | None
+    on_query: Callable[[Any], Any] | None
+    meta: Any
+
+
+class KeyOptions(RelationOptions, total=False):
+    """``RelationOptions`` plus the two keys of belongs_to, has_one and has_many."""
+
+    foreign_key: str | None
+    local_key: str | None
+
+
+_ROW_NUMBER = "lucid_row_number"
 
 # Keeps IN (...) lists below every dialect's bound-parameter limit (SQLite 32766, asyncpg
 # 32767, MySQL 65535) with room for the statement's other bindings.
@@ -91,6 +111,14 @@ class Relation(Generic[R]):
     type: ClassVar[RelationType]
     _lucid_relation: ClassVar[bool] = True
     _is_many: ClassVar[bool] = False
+    # The four roles of a kind (Lucid's folder per kind): the template methods ``eager_query``,
+    # ``sub_query`` and ``client`` build these; each kind module sets them below its classes.
+    query_builder_class: ClassVar[builtins.type[RelationQueryBuilder[Any]]]
+    sub_query_builder_class: ClassVar[builtins.type[SubQueryBuilder[Any]]]
+    query_client_class: ClassVar[Callable[..., Any]]
+    # Many-relations: the key related rows are grouped by for matching (an attribute, or with
+    # ``_group_in_extras`` the pivot/through key selected into their extras).
+    _group_in_extras: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -98,7 +126,7 @@ class Relation(Generic[R]):
         *,
         foreign_key: str | None = None,
         local_key: str | None = None,
-        serialize_as: str | None = _UNSET,
+        serialize_as: str | None = _OWN_NAME,
         on_query: Callable[[Any], Any] | None = None,
         meta: Any = None,
     ) -> None:
@@ -111,18 +139,25 @@ class Relation(Generic[R]):
                 code="E_RUNTIME_EXCEPTION",
             )
         self._related = related
-        self._foreign_key_option = foreign_key
-        self._local_key_option = local_key
+        #: The keys as declared (``None``: the naming strategy's default, resolved by boot()).
+        self.options: KeyOptions = {"foreign_key": foreign_key, "local_key": local_key}
         self._serialize_as_option = serialize_as
         self.on_query = on_query
         self.meta = meta
-        self.model: builtins.type[BaseModel] = None  # type: ignore[assignment]
+        # Set by attach() when the model class is built; a relation is used only after that.
+        self.model = cast("builtins.type[BaseModel]", None)
         self.relation_name = ""
         self.booted = False
         self.foreign_key = ""
         self.local_key = ""
         self.foreign_key_column_name = ""
         self.local_key_column_name = ""
+        # Set by boot(): the parent attribute whose values a related query matches, the
+        # related query's column it matches them with, and the parent's column of that key
+        # (a correlated subquery compares the two columns).
+        self.parent_key = ""
+        self.match_column = ""
+        self.parent_column = ""
 
     # -- declaration ---------------------------------------------------------------------------
     def __set_name__(self, owner: builtins.type, name: str) -> None:
@@ -143,7 +178,7 @@ class Relation(Generic[R]):
     @property
     def serialize_as(self) -> str | None:
         opt = self._serialize_as_option
-        return self.relation_name if opt is _UNSET else opt
+        return self.relation_name if opt is _OWN_NAME else opt
 
     def related_model(self) -> builtins.type[R]:
         """The related model class (the lazy reference resolved)."""
@@ -160,15 +195,6 @@ class Relation(Generic[R]):
     def _boot_keys(self) -> None:
         raise NotImplementedError
 
-    def _require(self, owner: builtins.type[BaseModel], key: str) -> str:
-        col = owner.columns.get(key)
-        if col is None:
-            raise missing_attribute(
-                f'"{self.model.__name__}.{self.relation_name}" expects "{key}" to exist on '
-                f'"{owner.__name__}" model, but is missing'
-            )
-        return col.column_name
-
     # -- descriptor ----------------------------------------------------------------------------
     # A non-data descriptor: a loaded value lives in the instance ``__dict__`` under the
     # relation name, so reading it is a plain attribute read; this runs only when it is absent.
@@ -179,13 +205,8 @@ class Relation(Generic[R]):
 
     # -- values --------------------------------------------------------------------------------
     def _value(self, model: BaseModel, key: str, action: str) -> Any:
-        d = model.__dict__
-        if key not in d:
-            raise missing_attribute(
-                f'Cannot {action} "{self.relation_name}", value of '
-                f'"{type(model).__name__}.{key}" is undefined'
-            )
-        return d[key]
+        # Kept for the relation writes (query clients); new code calls key_value().
+        return key_value(self, model, key, action)
 
     # -- matching (the preloader's API) --------------------------------------------------------
     def set_related(self, parent: BaseModel, related: Any) -> None:
@@ -222,11 +243,10 @@ class Relation(Generic[R]):
         self.set_related(parent, related)
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
-        """Match ``related`` rows to ``parents`` in one pass (dicts, never nested loops)."""
-        raise NotImplementedError
-
-    def _assign_lists(self, parents: Sequence[BaseModel], groups: dict[Any, list[Any]]) -> None:
-        """Give each parent its group (by local key): a list of its own, ``[]`` for none."""
+        """Match ``related`` rows to ``parents`` in one pass (dicts, never nested loops). A
+        many-relation groups them by ``_group_key()``, then gives each parent its group."""
+        self.boot()
+        groups = group_rows(related, self._group_key(), extra=self._group_in_extras)
         key, name = self.local_key, self.relation_name
         given: set[Any] = set()
         for parent in parents:
@@ -242,135 +262,210 @@ class Relation(Generic[R]):
                 given.add(value)
                 d[name] = bucket
 
-    # -- queries -------------------------------------------------------------------------------
-    def eager_query(self, parents: Sequence[BaseModel], client: Client) -> RelationQueryBuilder[R]:
-        """The preload query for ``parents``."""
+    def _group_key(self) -> str:
+        """Hook of many-relations: the key ``set_related_for_many`` groups related rows by."""
         raise NotImplementedError
+
+    # -- queries (template methods: boot, then build the kind's class) --------------------------
+    def eager_query(self, parents: Sequence[BaseModel], client: Client) -> RelationQueryBuilder[R]:
+        """The preload query for ``parents`` (their distinct non-NULL ``parent_key`` values)."""
+        self.boot()
+        seen: dict[Any, None] = {}
+        for parent in parents:
+            value = key_value(self, parent, self.parent_key, "preload")
+            if value is not None:
+                seen[value] = None
+        return self.query_builder_class(self, client, values=list(seen))
 
     def sub_query(self, client: Client, outer: FromClause | None = None) -> SubQueryBuilder[R]:
-        """The correlated subquery behind ``has``/``where_has``/``with_count``."""
-        raise NotImplementedError
-
-    def _outer(self, outer: FromClause | None) -> FromClause:
-        """The FROM a subquery correlates to: the given one, else this model's table."""
-        if outer is not None:
-            return outer
-        table = info_of(self.model).table
-        assert table is not None
-        return table
+        """The correlated subquery behind ``has``/``where_has``/``with_count``, correlated to
+        ``outer`` (default: this model's table)."""
+        self.boot()
+        if outer is None:
+            outer = info_of(self.model).table
+            assert outer is not None
+        return self.sub_query_builder_class(self, client, outer, self_alias(self))
 
     def client(self, parent: BaseModel, query_client: Client) -> Any:
         """The query client for ``parent.related(name)``."""
-        raise NotImplementedError
+        self.boot()
+        return self.query_client_class(self, parent, query_client)
 
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """Set the relation's keys on ``values`` (a model or a dict) before it is written."""
         raise NotImplementedError
-
-    def _apply_on_query(self, query: Any) -> None:
-        if self.on_query is not None:
-            self.on_query(query)
-            # The hook's conditions become one scoped group that the user's wheres (an
-            # ``or_where`` included) are AND-ed with, never OR-ed around.
-            hooked = _fold(query._wheres)
-            if hooked is not None:
-                query._scoped.append(hooked.self_group())
-                query._wheres = []
-
-    def _parent_key_values(self, parents: Sequence[BaseModel], key: str) -> list[Any]:
-        seen: dict[Any, None] = {}
-        for parent in parents:
-            value = self._value(parent, key, "preload")
-            if value is not None:
-                seen[value] = None
-        return list(seen)
 
     def __repr__(self) -> str:
         owner = self.model.__name__ if self.model is not None else "?"
         return f"<{type(self).__name__} {owner}.{self.relation_name}>"
 
 
+class OneRelation(Relation[R]):
+    """A relation to at most one row (belongs_to, has_one): ``parent.<name>`` is ``R | None``."""
+
+    _is_many = False
+
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
+
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> Self: ...
+
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
+
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: R | None) -> None: ...
+
+
+class ManyRelation(Relation[R]):
+    """A relation to a list of rows (has_many, many_to_many, has_many_through):
+    ``parent.<name>`` is ``list[R]``."""
+
+    _is_many = True
+
+    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
+
+        @overload
+        def __get__(self, obj: None, owner: builtins.type) -> Self: ...
+
+        @overload
+        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
+
+        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
+
+        def __set__(self, obj: Any, value: list[R]) -> None: ...
+
+
+def require_key(relation: Relation[Any], owner: builtins.type[BaseModel], key: str) -> str:
+    """The column name of attribute ``key`` of ``owner``, which a relation's boot needs:
+    ``E_MISSING_MODEL_ATTRIBUTE`` naming the relation when the model lacks it."""
+    col = owner.columns.get(key)
+    if col is None:
+        raise missing_attribute(
+            f'"{relation.model.__name__}.{relation.relation_name}" expects "{key}" to exist on '
+            f'"{owner.__name__}" model, but is missing'
+        )
+    return col.column_name
+
+
+def key_value(relation: Relation[Any], model: BaseModel, key: str, action: str) -> Any:
+    """``model``'s value of attribute ``key`` for ``action`` (``preload``, ``persist``…) of
+    ``relation``: ``E_MISSING_MODEL_ATTRIBUTE`` when it was never set (``None`` is a value)."""
+    d = model.__dict__
+    if key not in d:
+        raise missing_attribute(
+            f'Cannot {action} "{relation.relation_name}", value of '
+            f'"{type(model).__name__}.{key}" is undefined'
+        )
+    return d[key]
+
+
+def run_on_query(relation: Relation[Any], query: Chainable) -> None:
+    """Run ``relation``'s ``on_query`` on one of its queries: the hook's conditions become one
+    scoped group that the user's wheres (an ``or_where`` included) are AND-ed with."""
+    if relation.on_query is not None:
+        with query.scoped():
+            relation.on_query(query)
+
+
 class RelationQueryBuilder(ModelQueryBuilder[R]):
     """A query on a relation's related model; the relation constraint is added at compile time
-    around the user's own wheres (grouped), so an ``or_where`` can never escape it."""
+    around the user's own wheres (grouped), so an ``or_where`` can never escape it.
+
+    Kinds extend it through hooks that return values: ``_match_target()`` (the column the
+    parents' keys are compared with), ``_key_columns()`` (what the preloader matches on, added
+    to the SELECT list), ``_relation_sources()`` and the ``Chainable`` compile hooks."""
 
     is_related_query = True
     is_related_sub_query = False
     is_pivot_only_query = False
+    # A per-parent limit and its order (many-kinds: ``group_limit``/``group_order_by``).
+    _group_limit: int | None = None
+    _group_order: tuple[str, str] | None = None
 
     def __init__(
         self,
         relation: Relation[R],
         client: Client,
         *,
-        match_column: str,
+        match_column: str | None = None,
         values: list[Any] | None = None,
         parent: BaseModel | None = None,
-        parent_key: str = "",
+        parent_key: str | None = None,
     ) -> None:
         super().__init__(relation.related_model(), client)
         self.relation = relation
         self.is_related_preload_query = values is not None
-        self._match_column = match_column
+        self._match_column = relation.match_column if match_column is None else match_column
         self._values = values
         self._chunk: list[Any] | None = values
-        self._json_ok: bool | None = None
+        self._one_param: bool | None = None
         self._parent_model = parent
-        self._parent_key = parent_key
+        self._parent_key = relation.parent_key if parent_key is None else parent_key
         self._action = "select"
         self._no_rows = values is not None and not values
         self._relation_sources()
-        relation._apply_on_query(self)
+        run_on_query(relation, self)
 
     def _relation_sources(self) -> None:
-        """Register the tables the relation joins (pivot, through table). Runs before
+        """Hook: register the tables the relation joins (pivot, through table). Runs before
         ``on_query``, so the hook can name them (``where_pivot``, ``"users.is_active"``)."""
 
     def _parent_value(self) -> Any:
         assert self._parent_model is not None
-        value = self.relation._value(self._parent_model, self._parent_key, self._action)
+        value = key_value(self.relation, self._parent_model, self._parent_key, self._action)
         if value is None:
             self._no_rows = True
         return value
 
+    def _match_target(self) -> ColumnElement[Any]:
+        """Hook: the column compared with the parents' keys (pivot/through kinds: a column of
+        the joined table); also the partition of a per-parent limit."""
+        return self._unqualified(self._match_column)
+
+    def _match_key(self) -> str:
+        """Hook: that column's key in the result rows."""
+        return self._match_column
+
     def _constraint(self) -> ColumnElement[Any] | None:
-        column = self._unqualified(self._match_column)
+        column = self._match_target()
         if self._values is not None:
             return self._keys_in(column)
         clause: ColumnElement[Any] = column == self._parent_value()
         return clause
 
-    def _add_match_column(self) -> None:
-        # Cherry-picked columns still need the key the preloader matches on.
-        if self.is_related_preload_query and self._columns:
+    def _key_columns(self, columns: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
+        """Hook: the columns added to the SELECT list ``columns`` for the preloader. Here: a
+        preload with cherry-picked columns still needs the key it matches on."""
+        if self.is_related_preload_query and self.state.columns:
             key = self._match_column
-            names = {getattr(c, "key", None) for c in self._columns}
+            names = {getattr(c, "key", None) for c in columns}
             if key not in names and "*" not in names:
-                self._columns.append(self._unqualified(key))
+                return [self._unqualified(key)]
+        return []
 
-    def to_core(self) -> Select[Any]:
-        self._add_match_column()
-        return super().to_core()
+    def _select_list(self) -> list[ColumnElement[Any]]:
+        columns = super()._select_list()
+        keys = self._key_columns(columns)
+        return [*columns, *keys] if keys else columns
 
     def _keys_in(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         """``column IN (…keys)``, the keys as one parameter on PostgreSQL and SQLite (one
         compiled statement whatever the number of keys, no chunking; see query/keys.py)."""
         return keys_in(column, list(self._chunk or []), self.client.dialect)
 
-    def _json_keys(self) -> bool:
-        if self._json_ok is None:
-            self._json_ok = JSON_EACH and json_keys(self._values or [])
-        return self._json_ok
-
     def _one_parameter(self) -> bool:
-        """Whether the keys travel as one parameter (PostgreSQL arrays, SQLite JSON)."""
-        dialect = self.client.dialect_name
-        return dialect == "postgresql" or (dialect == "sqlite" and self._json_keys())
+        """Whether the keys travel as one parameter (PostgreSQL arrays, SQLite JSON): the
+        dialect decides, once per builder."""
+        if self._one_param is None:
+            self._one_param = self.client.dialect_ops.keys_as_one_parameter(self._values or [])
+        return self._one_param
 
-    async def _chunked(self, run: Callable[[], Any]) -> list[Any]:
+    async def _chunked(self, run: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
         values = self._values or []
         if len(values) <= PRELOAD_CHUNK or self._one_parameter():
-            return await run()  # type: ignore[no-any-return]
+            return await run()
         out: list[Any] = []
         for chunk in _chunks(values):
             self._chunk = chunk
@@ -406,7 +501,7 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
             from ...query.paginator import SimplePaginator
 
             return SimplePaginator(0, per_page, max(int(page), 1), [])
-        return await ModelQueryBuilder.paginate(self, page, per_page)
+        return await super().paginate(page, per_page)
 
     async def _rows(self) -> Any:
         if self._parent_model is not None:
@@ -445,12 +540,55 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
             return 0
         return await super().count_rows()
 
-    def _count_over_subquery(self) -> Select[Any]:
-        """``count(*)`` over this query as a subquery (for builders that add key columns)."""
+    def _finish(self, stmt: Select[Any]) -> Select[Any]:
+        """A per-parent limit (``group_limit``, set by the many-kinds' builders) wraps the
+        statement: SQLAlchemy's own generative calls, the builder's state untouched."""
+        stmt = super()._finish(stmt)
+        limit = self._group_limit
+        if limit is None:
+            return stmt
+        # row_number() per parent in a subquery, filtered outside: one query for all parents.
+        if self._group_order is not None:
+            column, direction = self._group_order
+        else:
+            model = self.model
+            column, direction = model.columns[model.primary_key].column_name, "desc"
+        order_col = resolve_column(self, column)
+        order = order_col.desc() if direction == "desc" else order_col.asc()
+        row_number = func.row_number().over(partition_by=self._match_target(), order_by=order)
+        # The query's own limit/offset (first(), paginate()) apply to the limited rows.
+        state = self.state
+        stmt = stmt.add_columns(row_number.label(_ROW_NUMBER))
+        if state.limit is not None:
+            stmt = stmt.limit(None)
+        if state.offset is not None:
+            stmt = stmt.offset(None)
+        inner = stmt.subquery("lucid_group_limit")
+        outer_cols = [c for c in inner.c if c.key != _ROW_NUMBER]
+        outer = (
+            select(*outer_cols)
+            .where(inner.c[_ROW_NUMBER] <= limit)
+            .order_by(inner.c[self._match_key()], inner.c[_ROW_NUMBER])
+        )
+        if state.limit is not None:
+            outer = outer.limit(state.limit)
+        if state.offset is not None:
+            outer = outer.offset(state.offset)
+        return outer
+
+    def _counts_over_subquery(self) -> bool:
+        """Hook: whether ``count_rows()`` counts over this query as a subquery (kinds whose
+        SELECT adds key columns; a per-parent limit, whose rows are counted, not the table's)."""
+        return self._group_limit is not None
+
+    def _count_statement(self) -> Select[Any]:
+        if not self._counts_over_subquery():
+            return super()._count_statement()
         base = self.clone()
-        base._order_by = []
-        base._limit = None
-        base._offset = None
+        state = base.state
+        state.order_by = []
+        state.limit = None
+        state.offset = None
         return select(func.count().label("total")).select_from(
             base.to_core().subquery("lucid_count")
         )
@@ -474,7 +612,8 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
 
 class SubQueryBuilder(ModelQueryBuilder[R]):
     """The related query used as a correlated subquery (``has``, ``with_count``). Self
-    relations alias the related table. Executing it raises."""
+    relations alias the related table. Executing it raises. Kinds that go through a table
+    register and join it in ``_relation_sources()`` and override ``_constraint()``."""
 
     is_related_query = True
     is_related_sub_query = True
@@ -482,43 +621,36 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
     is_pivot_only_query = False
 
     def __init__(
-        self,
-        relation: Relation[R],
-        client: Client,
-        outer: FromClause,
-        alias: str | None,
-        *,
-        own_column: str,
-        outer_column: str,
+        self, relation: Relation[R], client: Client, outer: FromClause, alias: str | None
     ) -> None:
         super().__init__(relation.related_model(), client)
         self.relation = relation
         self.outer = outer
-        self._own_column = own_column
-        self._outer_column = outer_column
+        table = self.state.from_  # the related model's table
+        assert isinstance(table, TableClause)
+        target: FromClause = table
         if alias is not None:
-            table = self._info.table
-            assert table is not None
-            aliased = table.alias(alias)
-            self._from = aliased
-            self._aliases = {alias: aliased}
-        self._target: FromClause = self._from  # type: ignore[assignment]
+            target = table.alias(alias)
+            self.state.from_ = target
+            self.state.aliases = {alias: target}
+        self._table = table
+        self._target = target
         self._relation_sources()
-        relation._apply_on_query(self)
+        run_on_query(relation, self)
 
     def _relation_sources(self) -> None:
-        """Register and join the tables the relation goes through (pivot, through table).
-        Runs before ``on_query``, so the hook can name them."""
+        """Hook: register and join the tables the relation goes through (pivot, through
+        table). Runs before ``on_query``, so the hook can name them."""
 
     def _unqualified(self, name: str) -> ColumnElement[Any]:
-        if self._target is self._info.table:
-            return super()._unqualified(name)
-        if name in self._info.by_column:
-            return cast(ColumnElement[Any], self._target.c[name])
-        return ColumnClause(name)
+        column = super()._unqualified(name)
+        if self._target is self._table or column.table is not self._table:
+            return column
+        # A model column of an aliased (self-relation) table: the alias's.
+        return cast(ColumnElement[Any], self._target.c[name])
 
     def _default_columns(self) -> list[ColumnElement[Any]]:
-        return [self._target.c[str(c.key)] for c in self._info.select_columns]
+        return [self._target.c[str(c.key)] for c in super()._default_columns()]
 
     def own_column(self, name: str) -> ColumnElement[Any]:
         return cast(ColumnElement[Any], self._target.c[name])
@@ -528,7 +660,8 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
         return col if col is not None else ColumnClause(name, _selectable=self.outer)
 
     def _constraint(self) -> ColumnElement[Any] | None:
-        return self.own_column(self._own_column) == self.outer_column(self._outer_column)
+        rel = self.relation
+        return self.own_column(rel.match_column) == self.outer_column(rel.parent_column)
 
     def _where_clause(self) -> ColumnElement[Any] | None:
         return constrained(self._constraint(), super()._where_clause())
@@ -553,12 +686,12 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
 
     def aggregate_select(self) -> Select[Any]:
         """This subquery as a correlated ``select`` of its aggregate (``count(*)`` if none)."""
-        if not self._has_aggregates:
+        if not self.state.has_aggregates:
             self.count("*")
-        return self._correlated()
+        return correlated(self)
 
 
-def self_alias(relation: Relation[Any], outer: FromClause | None) -> str | None:
+def self_alias(relation: Relation[Any]) -> str | None:
     """An alias for the related table when it is the parent's own table (self relations)."""
     related = declared(relation.related_model()).table_name
     parent = declared(relation.model).table_name

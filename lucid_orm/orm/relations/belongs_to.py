@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
-from sqlalchemy.sql import FromClause
-
-from ..columns import _UNSET
 from .base import (
-    Relation,
+    KeyOptions,
+    OneRelation,
     RelationQueryBuilder,
     SubQueryBuilder,
     check_related,
+    key_value,
     managed,
+    require_key,
     resolve,
-    self_alias,
 )
 
 if TYPE_CHECKING:
@@ -27,44 +26,35 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="BaseModel")
 
 
-class BelongsTo(Relation[R]):
+class BelongsTo(OneRelation[R]):
     """``author: BelongsTo[User] = belongs_to(lambda: User)``; ``post.author`` is ``User | None``.
 
     ``foreign_key`` (default ``<related>_<related pk>``, e.g. ``user_id``) is an attribute of
     this model; ``local_key`` (default the related primary key) one of the related model."""
 
     type = "belongsTo"
-    _is_many = False
-
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> BelongsTo[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: R | None) -> None: ...
 
     def _boot_keys(self) -> None:
         related = self.related_model()
         strategy = self.model.naming_strategy
-        self.local_key = self._local_key_option or strategy.relation_local_key(
+        self.local_key = self.options.get("local_key") or strategy.relation_local_key(
             "belongsTo",
             self.model,
             related,
             self.relation_name,
         )
-        self.foreign_key = self._foreign_key_option or strategy.relation_foreign_key(
+        self.foreign_key = self.options.get("foreign_key") or strategy.relation_foreign_key(
             "belongsTo",
             self.model,
             related,
             self.relation_name,
         )
-        self.local_key_column_name = self._require(related, self.local_key)
-        self.foreign_key_column_name = self._require(self.model, self.foreign_key)
+        self.local_key_column_name = require_key(self, related, self.local_key)
+        self.foreign_key_column_name = require_key(self, self.model, self.foreign_key)
+        # The parent holds the key: preloads collect its foreign key values.
+        self.parent_key = self.foreign_key
+        self.match_column = self.local_key_column_name
+        self.parent_column = self.foreign_key_column_name
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
@@ -74,35 +64,10 @@ class BelongsTo(Relation[R]):
             value = parent.__dict__.get(fk)
             parent.__dict__[name] = index.get(value) if value is not None else None
 
-    def eager_query(self, parents: Sequence[BaseModel], client: Client) -> BelongsToQueryBuilder[R]:
-        self.boot()
-        values = self._parent_key_values(parents, self.foreign_key)
-        return BelongsToQueryBuilder(
-            self, client, match_column=self.local_key_column_name, values=values
-        )
-
-    def sub_query(
-        self, client: Client, outer: FromClause | None = None
-    ) -> BelongsToSubQueryBuilder[R]:
-        self.boot()
-        outer_from = self._outer(outer)
-        return BelongsToSubQueryBuilder(
-            self,
-            client,
-            outer_from,
-            self_alias(self, outer_from),
-            own_column=self.local_key_column_name,
-            outer_column=self.foreign_key_column_name,
-        )
-
-    def client(self, parent: BaseModel, query_client: Client) -> BelongsToQueryClient[R]:
-        self.boot()
-        return BelongsToQueryClient(self, parent, query_client)
-
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """Set ``parent``'s foreign key from the related instance ``values``."""
         self.boot()
-        value = self._value(values, self.local_key, "persist")
+        value = key_value(self, values, self.local_key, "persist")
         parent.__dict__[self.foreign_key] = value
 
 
@@ -126,14 +91,7 @@ class BelongsToQueryClient(Generic[R]):
 
     def query(self) -> BelongsToQueryBuilder[R]:
         """The related row as a query (no query runs when the foreign key is NULL)."""
-        rel = self.relation
-        return BelongsToQueryBuilder(
-            rel,
-            resolve(self),
-            match_column=rel.local_key_column_name,
-            parent=self.parent,
-            parent_key=rel.foreign_key,
-        )
+        return BelongsToQueryBuilder(self.relation, resolve(self), parent=self.parent)
 
     async def associate(self, related: R, *, client: Client | None = None) -> None:
         """Save ``related`` if needed, point the parent's foreign key at it and save the parent,
@@ -167,19 +125,15 @@ class BelongsToQueryClient(Generic[R]):
 def belongs_to(
     related: Callable[[], builtins.type[R]],
     *,
-    foreign_key: str | None = None,
-    local_key: str | None = None,
-    serialize_as: str | None = _UNSET,
-    on_query: Callable[[Any], Any] | None = None,
-    meta: Any = None,
     init: Literal[False] = False,
+    **options: Unpack[KeyOptions],
 ) -> BelongsTo[R]:
-    """Declare a belongs_to relation: ``author: BelongsTo[User] = belongs_to(lambda: User)``."""
-    return BelongsTo(
-        related,
-        foreign_key=foreign_key,
-        local_key=local_key,
-        serialize_as=serialize_as,
-        on_query=on_query,
-        meta=meta,
-    )
+    """Declare a belongs_to relation: ``author: BelongsTo[User] = belongs_to(lambda: User)``.
+    Options: ``foreign_key``, ``local_key``, ``serialize_as``, ``on_query``, ``meta``."""
+    return BelongsTo(related, **options)
+
+
+# The roles of the kind, built by Relation's template methods.
+BelongsTo.query_builder_class = BelongsToQueryBuilder
+BelongsTo.sub_query_builder_class = BelongsToSubQueryBuilder
+BelongsTo.query_client_class = BelongsToQueryClient

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
-
-from sqlalchemy.sql import FromClause
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 from ...errors import LucidError
-from ..columns import _UNSET
 from ..model_info import column_name
 from .base import (
+    KeyOptions,
+    OneRelation,
     Relation,
     RelationQueryBuilder,
     SubQueryBuilder,
     check_related,
+    key_value,
     managed,
+    require_key,
     resolve,
-    self_alias,
 )
 
 if TYPE_CHECKING:
@@ -29,57 +29,35 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="BaseModel")
 
 
-class _HasRelation(Relation[R]):
-    """Keys and matching shared by has_one and has_many: ``local_key`` on this model (default
-    its primary key), ``foreign_key`` on the related one (default ``<model>_<pk>``)."""
+class HasRelation(Relation[R]):
+    """Keys shared by has_one and has_many: ``local_key`` on this model (default its primary
+    key), ``foreign_key`` on the related one (default ``<model>_<pk>``)."""
 
     def _boot_keys(self) -> None:
         related = self.related_model()
         strategy = self.model.naming_strategy
-        self.local_key = self._local_key_option or strategy.relation_local_key(
+        self.local_key = self.options.get("local_key") or strategy.relation_local_key(
             self.type,
             self.model,
             related,
             self.relation_name,
         )
-        self.foreign_key = self._foreign_key_option or strategy.relation_foreign_key(
+        self.foreign_key = self.options.get("foreign_key") or strategy.relation_foreign_key(
             self.type,
             self.model,
             related,
             self.relation_name,
         )
-        self.local_key_column_name = self._require(self.model, self.local_key)
-        self.foreign_key_column_name = self._require(related, self.foreign_key)
-
-    def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
-        raise NotImplementedError
-
-    def eager_query(self, parents: Sequence[BaseModel], client: Client) -> Any:
-        self.boot()
-        values = self._parent_key_values(parents, self.local_key)
-        return self._query_builder()(
-            self, client, match_column=self.foreign_key_column_name, values=values
-        )
-
-    def _sub_query_builder(self) -> builtins.type[SubQueryBuilder[R]]:
-        raise NotImplementedError
-
-    def sub_query(self, client: Client, outer: FromClause | None = None) -> Any:
-        self.boot()
-        outer_from = self._outer(outer)
-        return self._sub_query_builder()(
-            self,
-            client,
-            outer_from,
-            self_alias(self, outer_from),
-            own_column=self.foreign_key_column_name,
-            outer_column=self.local_key_column_name,
-        )
+        self.local_key_column_name = require_key(self, self.model, self.local_key)
+        self.foreign_key_column_name = require_key(self, related, self.foreign_key)
+        self.parent_key = self.local_key
+        self.match_column = self.foreign_key_column_name
+        self.parent_column = self.local_key_column_name
 
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """Set the related foreign key (on a model or a dict) from the parent's local key."""
         self.boot()
-        value = self._value(parent, self.local_key, "persist")
+        value = key_value(self, parent, self.local_key, "persist")
         if value is None:
             raise LucidError(
                 f'Cannot persist "{self.relation_name}", value of '
@@ -92,30 +70,11 @@ class _HasRelation(Relation[R]):
             values.__dict__[self.foreign_key] = value
 
 
-class HasOne(_HasRelation[R]):
+class HasOne(HasRelation[R], OneRelation[R]):
     """``profile: HasOne[Profile] = has_one(lambda: Profile)``; ``user.profile`` is
     ``Profile | None``."""
 
     type = "hasOne"
-    _is_many = False
-
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> HasOne[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> R | None: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: R | None) -> None: ...
-
-    def _query_builder(self) -> builtins.type[RelationQueryBuilder[R]]:
-        return HasOneQueryBuilder
-
-    def _sub_query_builder(self) -> builtins.type[SubQueryBuilder[R]]:
-        return HasOneSubQueryBuilder
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
@@ -126,10 +85,6 @@ class HasOne(_HasRelation[R]):
         for parent in parents:
             value = parent.__dict__.get(key)
             parent.__dict__[name] = index.get(value) if value is not None else None
-
-    def client(self, parent: BaseModel, query_client: Client) -> HasOneQueryClient[R]:
-        self.boot()
-        return HasOneQueryClient(self, parent, query_client)
 
 
 class HasOneQueryBuilder(RelationQueryBuilder[R]):
@@ -144,7 +99,7 @@ class HasOneSubQueryBuilder(SubQueryBuilder[R]):
 class HasOneQueryClient(Generic[R]):
     """``user.related("profile")``: the related query and the writes of a has_one."""
 
-    def __init__(self, relation: _HasRelation[R], parent: BaseModel, client: Client) -> None:
+    def __init__(self, relation: HasRelation[R], parent: BaseModel, client: Client) -> None:
         self.relation = relation
         self.parent = parent
         self.client = client
@@ -152,13 +107,7 @@ class HasOneQueryClient(Generic[R]):
     def query(self) -> Any:
         """The related rows as a query (none, without querying, when the parent key is NULL)."""
         rel = self.relation
-        return rel._query_builder()(
-            rel,
-            resolve(self),
-            match_column=rel.foreign_key_column_name,
-            parent=self.parent,
-            parent_key=rel.local_key,
-        )
+        return rel.query_builder_class(rel, resolve(self), parent=self.parent)
 
     def _new(self, values: Mapping[str, Any]) -> R:
         if not isinstance(values, Mapping):
@@ -240,19 +189,15 @@ class HasOneQueryClient(Generic[R]):
 def has_one(
     related: Callable[[], builtins.type[R]],
     *,
-    foreign_key: str | None = None,
-    local_key: str | None = None,
-    serialize_as: str | None = _UNSET,
-    on_query: Callable[[Any], Any] | None = None,
-    meta: Any = None,
     init: Literal[False] = False,
+    **options: Unpack[KeyOptions],
 ) -> HasOne[R]:
-    """Declare a has_one relation: ``profile: HasOne[Profile] = has_one(lambda: Profile)``."""
-    return HasOne(
-        related,
-        foreign_key=foreign_key,
-        local_key=local_key,
-        serialize_as=serialize_as,
-        on_query=on_query,
-        meta=meta,
-    )
+    """Declare a has_one relation: ``profile: HasOne[Profile] = has_one(lambda: Profile)``.
+    Options: ``foreign_key``, ``local_key``, ``serialize_as``, ``on_query``, ``meta``."""
+    return HasOne(related, **options)
+
+
+# The roles of the kind, built by Relation's template methods.
+HasOne.query_builder_class = HasOneQueryBuilder
+HasOne.sub_query_builder_class = HasOneSubQueryBuilder
+HasOne.query_client_class = HasOneQueryClient

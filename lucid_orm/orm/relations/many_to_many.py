@@ -8,7 +8,7 @@ import builtins
 import datetime as _dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, Unpack
 
 from sqlalchemy import and_, delete, false, insert, select, update
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
@@ -16,24 +16,30 @@ from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import NullType
 
 from ...errors import LucidError
-from ...query.chainable import check_identifier, column_value, table_column
+from ...query.chainable import (
+    check_identifier,
+    column_value,
+    table_column,
+    written_conditions,
+)
 from ...query.database import DatabaseQueryBuilder
 from ...query.keys import keys_in
-from ..columns import _UNSET, UTCDateTime
-from ..model_info import info_of
+from ..columns import UTCDateTime
 from ..payload import as_mapping_list
 from .base import (
-    Relation,
+    ManyRelation,
+    RelationOptions,
     SubQueryBuilder,
     check_related,
     constrained,
-    group_rows,
+    key_value,
     managed,
+    require_key,
     resolve,
-    self_alias,
+    run_on_query,
 )
 from .has_many import HasManyQueryBuilder
-from .pivot import PivotWhereMixin
+from .pivot import PivotWhereMixin, pivot_table_column
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -67,16 +73,28 @@ def _pivot_timestamp_names(option: PivotTimestamps) -> tuple[str | None, str | N
     return names[0], names[1]
 
 
+class ManyToManyOptions(RelationOptions, total=False):
+    """The options of ``many_to_many()``: the keys and the pivot table (see ``ManyToMany``)."""
+
+    pivot_table: str | None
+    local_key: str | None
+    pivot_foreign_key: str | None
+    related_key: str | None
+    pivot_related_foreign_key: str | None
+    pivot_columns: Sequence[str] | None
+    pivot_timestamps: PivotTimestamps
+
+
 def _pivot_alias(column: str) -> str:
     return f"pivot_{column}"
 
 
-class ManyToMany(Relation[R]):
+class ManyToMany(ManyRelation[R]):
     """``skills: ManyToMany[Skill] = many_to_many(lambda: Skill)``; ``user.skills`` is
     ``list[Skill]``. Pivot values land on ``skill.extras["pivot_<column>"]``."""
 
     type = "manyToMany"
-    _is_many = True
+    _group_in_extras = True
 
     def __init__(
         self,
@@ -89,13 +107,9 @@ class ManyToMany(Relation[R]):
         pivot_related_foreign_key: str | None = None,
         pivot_columns: Sequence[str] | None = None,
         pivot_timestamps: PivotTimestamps = False,
-        serialize_as: str | None = _UNSET,
-        on_query: Callable[[Any], Any] | None = None,
-        meta: Any = None,
+        **options: Unpack[RelationOptions],
     ) -> None:
-        super().__init__(
-            related, local_key=local_key, serialize_as=serialize_as, on_query=on_query, meta=meta
-        )
+        super().__init__(related, local_key=local_key, **options)
         for col in pivot_columns or ():
             check_identifier(col)
         self._pivot_table_option = pivot_table
@@ -116,26 +130,14 @@ class ManyToMany(Relation[R]):
         self._pivot: TableClause = TableClause("")
         self._related_id_type: builtins.type | None = None
 
-    if TYPE_CHECKING:  # typed access; at run time Relation.__get__ serves
-
-        @overload
-        def __get__(self, obj: None, owner: builtins.type) -> ManyToMany[R]: ...
-
-        @overload
-        def __get__(self, obj: object, owner: builtins.type) -> list[R]: ...
-
-        def __get__(self, obj: Any, owner: builtins.type) -> Any: ...
-
-        def __set__(self, obj: Any, value: list[R]) -> None: ...
-
     def _boot_keys(self) -> None:
         model, related = self.model, self.related_model()
         strategy = model.naming_strategy
         name = self.relation_name
-        self.local_key = self._local_key_option or model.primary_key
-        self.local_key_column_name = self._require(model, self.local_key)
+        self.local_key = self.options.get("local_key") or model.primary_key
+        self.local_key_column_name = require_key(self, model, self.local_key)
         self.related_key = self._related_key_option or related.primary_key
-        self.related_key_column_name = self._require(related, self.related_key)
+        self.related_key_column_name = require_key(self, related, self.related_key)
         self.pivot_foreign_key = self._pivot_foreign_key_option or (
             strategy.relation_pivot_foreign_key("manyToMany", model, related, name)
         )
@@ -153,10 +155,13 @@ class ManyToMany(Relation[R]):
         self.foreign_key_column_name = self.pivot_foreign_key
         self.pivot_foreign_key_column_name = self.pivot_foreign_key
         self.pivot_related_foreign_key_column_name = self.pivot_related_foreign_key
+        self.parent_key = self.local_key
+        self.match_column = self.pivot_foreign_key
+        self.parent_column = self.local_key_column_name
         self.pivot_created_at, self.pivot_updated_at = self._pivot_timestamps_option
         # A relation-private pivot table with typed key and timestamp columns.
-        local_type = info_of(model).columns[self.local_key].type_ or NullType()
-        related_type = info_of(related).columns[self.related_key].type_ or NullType()
+        local_type = model.columns[self.local_key].type_ or NullType()
+        related_type = related.columns[self.related_key].type_ or NullType()
         try:
             self._related_id_type = related_type.python_type
         except NotImplementedError:
@@ -188,29 +193,8 @@ class ManyToMany(Relation[R]):
         ]
         return list(dict.fromkeys(names))
 
-    def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
-        self.boot()
-        self._assign_lists(
-            parents, group_rows(related, _pivot_alias(self.pivot_foreign_key), extra=True)
-        )
-
-    def eager_query(
-        self, parents: Sequence[BaseModel], client: Client
-    ) -> ManyToManyQueryBuilder[R]:
-        self.boot()
-        values = self._parent_key_values(parents, self.local_key)
-        return ManyToManyQueryBuilder(self, client, values=values)
-
-    def sub_query(
-        self, client: Client, outer: FromClause | None = None
-    ) -> ManyToManySubQueryBuilder[R]:
-        self.boot()
-        outer_from = self._outer(outer)
-        return ManyToManySubQueryBuilder(self, client, outer_from, self_alias(self, outer_from))
-
-    def client(self, parent: BaseModel, query_client: Client) -> ManyToManyQueryClient[R]:
-        self.boot()
-        return ManyToManyQueryClient(self, parent, query_client)
+    def _group_key(self) -> str:
+        return _pivot_alias(self.pivot_foreign_key)
 
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """A many_to_many writes its keys to the pivot table, not to the related row."""
@@ -230,19 +214,13 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         values: list[Any] | None = None,
         parent: BaseModel | None = None,
     ) -> None:
-        self._extra_pivot: list[str] = []
+        # Pivot columns selected besides the relation's own (``pivot_columns()``).
+        self._extra_pivot: tuple[str, ...] = ()
         self._rel: ManyToMany[R] = relation
-        super().__init__(
-            relation,
-            client,
-            match_column=relation.pivot_foreign_key,
-            values=values,
-            parent=parent,
-            parent_key=relation.local_key,
-        )
+        super().__init__(relation, client, values=values, parent=parent)
 
     def _relation_sources(self) -> None:
-        self._aliases[self._rel._pivot.name] = self._rel._pivot
+        self.state.aliases[self._rel._pivot.name] = self._rel._pivot
 
     def _pivot_table(self) -> TableClause:
         return self._rel._pivot
@@ -251,106 +229,63 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         """Select more pivot columns (into ``extras["pivot_<column>"]``)."""
         for col in columns:
             check_identifier(col)
-        self._extra_pivot.extend(columns)
+        # A new tuple: clone() shares this attribute with its copies.
+        self._extra_pivot = (*self._extra_pivot, *columns)
         return self
 
-    def _constraint(self) -> ColumnElement[Any] | None:
-        column = self._rel.pivot_column(self._rel.pivot_foreign_key)
-        if self._values is not None:
-            return self._keys_in(column)
-        clause: ColumnElement[Any] = column == self._parent_value()
-        return clause
-
-    def _add_match_column(self) -> None:
-        """The pivot keys are always selected, whatever the user selects."""
-
-    def _partition_column(self) -> Any:
+    def _match_target(self) -> ColumnElement[Any]:
         return self._rel.pivot_column(self._rel.pivot_foreign_key)
 
-    def _partition_key(self) -> str:
+    def _match_key(self) -> str:
         return _pivot_alias(self._rel.pivot_foreign_key)
 
-    def _join_pivot(self) -> tuple[Any, Any, str]:
+    def _key_columns(self, columns: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
+        """The pivot keys and columns, whatever the user selects. An aggregate query
+        (``count("* as total")``) selects only what the user asked for, as in Lucid: the
+        relation's own pivot columns would need a GROUP BY. A preload keeps the keys it
+        matches on."""
         rel = self._rel
+        names = (
+            list(dict.fromkeys(self._extra_pivot))
+            if self.state.has_aggregates and not self.is_related_preload_query
+            else rel._selected_pivot_columns(self._extra_pivot)
+        )
+        return [rel.pivot_column(c).label(_pivot_alias(c)) for c in names]
+
+    def _related_join(self) -> FromClause:
+        """The related table joined to the pivot."""
+        rel = self._rel
+        related = self.state.from_
+        assert related is not None
         on = self._unqualified(rel.related_key_column_name) == rel.pivot_column(
             rel.pivot_related_foreign_key
         )
-        return (rel._pivot, on, "inner")
+        return related.join(rel._pivot, on)
 
-    def to_core(self) -> Any:
-        rel = self._rel
-        saved_columns, saved_joins = self._columns, self._joins
-        # An aggregate query (``count("* as total")``) selects only what the user asked for,
-        # as in Lucid: the relation's own pivot columns would need a GROUP BY. A preload keeps
-        # the keys it matches on.
-        names = (
-            list(dict.fromkeys(self._extra_pivot))
-            if self._has_aggregates and not self.is_related_preload_query
-            else rel._selected_pivot_columns(self._extra_pivot)
-        )
-        pivot = [rel.pivot_column(c).label(_pivot_alias(c)) for c in names]
-        self._columns = [*(saved_columns or self._default_columns()), *pivot]
-        self._joins = [self._join_pivot(), *saved_joins]
-        try:
-            return super().to_core()
-        finally:
-            self._columns, self._joins = saved_columns, saved_joins
+    def _base_from(self) -> FromClause | None:
+        return self._related_join()
 
-    def _count_statement(self) -> Any:
-        return self._count_over_subquery()
+    def _counts_over_subquery(self) -> bool:
+        return True
 
     def _own_froms(self) -> list[Any]:
         return [*super()._own_froms(), self._rel._pivot]
 
-    def _pivot_rows_filter(self) -> ColumnElement[Any]:
-        """This parent's pivot rows whose related rows match the user's conditions."""
-        rel = self._rel
-        pivot_fk = rel.pivot_column(rel.pivot_foreign_key)
-        condition: ColumnElement[Any] = pivot_fk == self._parent_value()
-        user = _user_conditions(self)
-        if user is None:
-            return condition
-        related_ids = (
-            select(self._unqualified(rel.related_key_column_name).label("lucid_id"))
-            .select_from(
-                self._from.join(  # type: ignore[union-attr]
-                    rel._pivot,
-                    self._unqualified(rel.related_key_column_name)
-                    == rel.pivot_column(rel.pivot_related_foreign_key),
-                )
-            )
-            .where(and_(pivot_fk == self._parent_value(), user))
-            .subquery("lucid_pivot_ids")
-        )
-        # A derived table: MySQL refuses a subquery on the table being updated/deleted.
-        ids = select(related_ids.c.lucid_id).scalar_subquery()
-        return and_(condition, rel.pivot_column(rel.pivot_related_foreign_key).in_(ids))
+    # -- writes: this parent's pivot rows, never the related table -----------------------------
+    def _dml_table(self, method: str) -> TableClause:
+        return self._rel._pivot
 
-    async def update(self, values: Any, value: Any = None) -> int:
-        """Update this parent's pivot rows (``values`` are pivot columns)."""
-        self._action = "update"
-        rel = self._rel
+    def _update_values(self, values: Any, value: Any, method: str) -> dict[Any, Any]:
+        """``values`` are pivot columns."""
         if isinstance(values, str):
             values = {values: value}
         if not isinstance(values, Mapping) or not values:
             raise LucidError("update() expects a dict of pivot column -> value")
-        row_filter = self._pivot_rows_filter()
-        if self._no_rows:
-            return 0
-        stmt = update(rel._pivot).values(_pivot_values(rel, values)).where(row_filter)
-        return await self._run_dml(stmt)
+        return _pivot_values(self._rel, values)
 
-    async def increment(self, column: Any, amount: int | float = 1) -> int:
-        """``pivot.column = column + amount`` on this parent's pivot rows."""
-        return await self._pivot_counter(column, amount, 1)
-
-    async def decrement(self, column: Any, amount: int | float = 1) -> int:
-        """``pivot.column = column - amount`` on this parent's pivot rows."""
-        return await self._pivot_counter(column, amount, -1)
-
-    async def _pivot_counter(self, column: Any, amount: Any, sign: int) -> int:
-        # The inherited forms would UPDATE the related table (PostgreSQL: every row of it).
-        self._action = "update"
+    def _counter_values(self, column: Any, amount: Any, sign: int) -> dict[Any, Any]:
+        """``pivot.column = column ± amount`` (the inherited form would UPDATE the related
+        table: on PostgreSQL every row of it)."""
         pairs = column.items() if isinstance(column, Mapping) else [(column, amount)]
         values: dict[Any, Any] = {}
         for key, by in pairs:
@@ -358,25 +293,25 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
                 raise LucidError(f"increment/decrement amount must be a number, got {by!r}")
             col = self._rel.pivot_column(check_identifier(key).rpartition(".")[2])
             values[col] = col + by * sign
-        row_filter = self._pivot_rows_filter()
-        if self._no_rows:
-            return 0
-        return await self._run_dml(update(self._rel._pivot).values(values).where(row_filter))
+        return values
 
-    async def delete(self) -> int:
-        """Delete this parent's pivot rows (the related rows stay)."""
-        self._action = "delete"
-        row_filter = self._pivot_rows_filter()
-        if self._no_rows:
-            return 0
-        return await self._run_dml(delete(self._rel._pivot).where(row_filter))
-
-
-def _user_conditions(builder: ManyToManyQueryBuilder[Any]) -> ColumnElement[Any] | None:
-    """The user's own conditions of ``builder`` (without the relation constraint)."""
-    from ...query.chainable import Chainable
-
-    return Chainable._where_clause(builder)
+    def _dml_where(self) -> ColumnElement[Any] | None:
+        """This parent's pivot rows whose related rows match the user's conditions."""
+        rel = self._rel
+        pivot_fk = rel.pivot_column(rel.pivot_foreign_key)
+        condition: ColumnElement[Any] = pivot_fk == self._parent_value()
+        user = written_conditions(self)
+        if user is None:
+            return condition
+        related_ids = (
+            select(self._unqualified(rel.related_key_column_name).label("lucid_id"))
+            .select_from(self._related_join())
+            .where(and_(pivot_fk == self._parent_value(), user))
+            .subquery("lucid_pivot_ids")
+        )
+        # A derived table: MySQL refuses a subquery on the table being updated/deleted.
+        ids = select(related_ids.c.lucid_id).scalar_subquery()
+        return and_(condition, rel.pivot_column(rel.pivot_related_foreign_key).in_(ids))
 
 
 class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
@@ -387,19 +322,12 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
         self, relation: ManyToMany[R], client: Client, outer: FromClause, alias: str | None
     ) -> None:
         self._rel: ManyToMany[R] = relation
-        super().__init__(
-            relation,
-            client,
-            outer,
-            alias,
-            own_column=relation.related_key_column_name,
-            outer_column=relation.local_key_column_name,
-        )
+        super().__init__(relation, client, outer, alias)
 
     def _relation_sources(self) -> None:
         rel = self._rel
-        self._aliases[rel._pivot.name] = rel._pivot
-        self._joins.append(
+        self.state.aliases[rel._pivot.name] = rel._pivot
+        self.state.joins.append(
             (
                 rel._pivot,
                 self.own_column(rel.related_key_column_name)
@@ -414,7 +342,7 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
     def pivot_columns(self, columns: Sequence[str]) -> Self:
         """Select pivot columns: ``User.query().select(User.skills.sub_query(client)
         .pivot_columns(["proficiency"]).where("name", "SQL").as_("sql_level"))``."""
-        self._columns.extend(self._pivot_column(c) for c in columns)
+        self.state.columns.extend(pivot_table_column(self._rel._pivot, c) for c in columns)
         return self
 
     def _constraint(self) -> ColumnElement[Any] | None:
@@ -439,9 +367,9 @@ class ManyToManyPivotQueryBuilder(PivotWhereMixin, DatabaseQueryBuilder):
         super().__init__(client)
         self.relation = relation
         self._parent_model = parent
-        self._from = relation._pivot
-        self._aliases[relation._pivot.name] = relation._pivot
-        relation._apply_on_query(self)
+        self.state.from_ = relation._pivot
+        self.state.aliases[relation._pivot.name] = relation._pivot
+        run_on_query(relation, self)
 
     def _pivot_table(self) -> TableClause:
         return self.relation._pivot
@@ -451,7 +379,7 @@ class ManyToManyPivotQueryBuilder(PivotWhereMixin, DatabaseQueryBuilder):
 
     def _where_clause(self) -> ColumnElement[Any] | None:
         rel = self.relation
-        value = rel._value(self._parent_model, rel.local_key, "select")
+        value = key_value(rel, self._parent_model, rel.local_key, "select")
         constraint: ColumnElement[Any] = (
             false() if value is None else rel.pivot_column(rel.pivot_foreign_key) == value
         )
@@ -787,30 +715,16 @@ class ManyToManyQueryClient(Generic[R]):
 def many_to_many(
     related: Callable[[], builtins.type[R]],
     *,
-    pivot_table: str | None = None,
-    local_key: str | None = None,
-    pivot_foreign_key: str | None = None,
-    related_key: str | None = None,
-    pivot_related_foreign_key: str | None = None,
-    pivot_columns: Sequence[str] | None = None,
-    pivot_timestamps: PivotTimestamps = False,
-    serialize_as: str | None = _UNSET,
-    on_query: Callable[[Any], Any] | None = None,
-    meta: Any = None,
     init: Literal[False] = False,
+    **options: Unpack[ManyToManyOptions],
 ) -> ManyToMany[R]:
     """Declare a many_to_many relation: ``skills: ManyToMany[Skill] = many_to_many(lambda:
-    Skill, pivot_columns=["proficiency"], pivot_timestamps=True)``."""
-    return ManyToMany(
-        related,
-        pivot_table=pivot_table,
-        local_key=local_key,
-        pivot_foreign_key=pivot_foreign_key,
-        related_key=related_key,
-        pivot_related_foreign_key=pivot_related_foreign_key,
-        pivot_columns=pivot_columns,
-        pivot_timestamps=pivot_timestamps,
-        serialize_as=serialize_as,
-        on_query=on_query,
-        meta=meta,
-    )
+    Skill, pivot_columns=["proficiency"], pivot_timestamps=True)``; the options are
+    ``ManyToMany``'s."""
+    return ManyToMany(related, **options)
+
+
+# The roles of the kind, built by Relation's template methods.
+ManyToMany.query_builder_class = ManyToManyQueryBuilder
+ManyToMany.sub_query_builder_class = ManyToManySubQueryBuilder
+ManyToMany.query_client_class = ManyToManyQueryClient
