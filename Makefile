@@ -25,15 +25,17 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(PY) examples/blog/main.py
 
-# The whole suite, against SQLite, PostgreSQL and MariaDB (see .ci/run for the servers).
+# The whole suite, against SQLite, PostgreSQL and MariaDB (see .ci/run for the servers), spread
+# over the cores by pytest-xdist: each worker runs on databases of its own (tests/helpers.py).
+# One file or test: $(PY) -m pytest tests/orm/test_crud.py (no -n: one process).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 # The ORM and relation tests again with the lean read path off (LUCID_FAST_PATHS=0): every
 # statement through SQLAlchemy's execution layer, proving the fast paths answer as their twins.
 # (test_many_keys.py already runs its reads both ways and is the slowest file: not twice.)
 test-slow-paths: $(STAMP)
-	LUCID_FAST_PATHS=0 $(PY) -m pytest -q tests/orm tests/relations --ignore=tests/orm/test_many_keys.py
+	LUCID_FAST_PATHS=0 $(PY) -m pytest -q -n auto tests/orm tests/relations --ignore=tests/orm/test_many_keys.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(EXISTING_LINT_PATHS)
