@@ -136,7 +136,7 @@ class StatementCache:
 def _resolve_processors(entry: Compiled, dialect: Dialect, coltypes: Sequence[Any]) -> None:
     procs: list[Processor] = []
     for type_, coltype in zip(entry.types, coltypes, strict=False):
-        procs.append(type_._cached_result_processor(dialect, coltype))
+        procs.append(type_.dialect_impl(dialect).result_processor(dialect, coltype))
     entry.processors = procs
     entry.any_processor = any(p is not None for p in procs)
     entry.convert = _converter(procs) if entry.any_processor else None
@@ -188,20 +188,22 @@ async def fetch(
 
 def _entry(compiled: SQLCompiler) -> Compiled:
     assert compiled.positiontup is not None
+    result_columns = compiled._result_columns
     return Compiled(
         compiled=compiled,
         sql=compiled.string,
         positiontup=list(compiled.positiontup),
         bind_processors=cast(dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)),
-        keys=[c.keyname for c in compiled._result_columns],
-        types=[c.type for c in compiled._result_columns],
+        keys=[c.keyname for c in result_columns],
+        types=[c.type for c in result_columns],
         expanding=bool(compiled.literal_execute_params or compiled.post_compile_params),
     )
 
 
 def bind_processor(type_: Any, dialect: Dialect) -> Processor:
-    """The bind processor of SQL type ``type_`` for ``dialect`` (cached by SQLAlchemy)."""
-    process: Processor = type_._cached_bind_processor(dialect)
+    """The bind processor of SQL type ``type_`` for ``dialect`` (its dialect implementation
+    is cached by SQLAlchemy; callers keep the processor per statement shape or query)."""
+    process: Processor = type_.dialect_impl(dialect).bind_processor(dialect)
     return process
 
 

@@ -711,7 +711,21 @@ def check_related(relation: Relation[Any], value: Any) -> None:
         )
 
 
-def resolve(query_client: Any, client: Client | None = None) -> Client:
+Rel = TypeVar("Rel", bound="Relation[Any]")
+
+
+class RelationQueryClient(Generic[Rel]):
+    """What every kind's query client (``parent.related(name)``) holds: the relation, the
+    parent and the client ``related()`` resolved; reads and writes resolve theirs with
+    ``resolve`` when they run."""
+
+    def __init__(self, relation: Rel, parent: BaseModel, client: Client) -> None:
+        self.relation = relation
+        self.parent = parent
+        self.client = client
+
+
+def resolve(query_client: RelationQueryClient[Any], client: Client | None = None) -> Client:
     """The client of a query client's statement, reads and writes alike: ``client`` when
     given, else the transaction the parent is bound to now, else the client ``related()``
     captured (the parent's connection then) unless that transaction has ended."""
@@ -728,7 +742,9 @@ def resolve(query_client: Any, client: Client | None = None) -> Client:
 
 @asynccontextmanager
 async def managed(
-    query_client: Any, client: Client | None, models: Iterable[BaseModel] = ()
+    query_client: RelationQueryClient[Any],
+    client: Client | None,
+    models: Iterable[BaseModel] = (),
 ) -> AsyncIterator[TransactionClient]:
     """The transaction of a relation write: resolve (``resolve``), open a transaction (a
     savepoint inside one) on it, yield it. The write passes it explicitly to every statement.

@@ -11,6 +11,7 @@ from .base import (
     KeyOptions,
     OneRelation,
     RelationQueryBuilder,
+    RelationQueryClient,
     SubQueryBuilder,
     check_related,
     key_value,
@@ -80,14 +81,9 @@ class BelongsToSubQueryBuilder(SubQueryBuilder[R]):
     """``has("author")`` / ``with_count("author")`` subquery."""
 
 
-class BelongsToQueryClient(Generic[R]):
+class BelongsToQueryClient(RelationQueryClient["BelongsTo[R]"], Generic[R]):
     """``post.related("author")``: the related query plus ``associate``/``dissociate``.
     (No ``create``/``save``: create the related model, then ``associate`` it.)"""
-
-    def __init__(self, relation: BelongsTo[R], parent: BaseModel, client: Client) -> None:
-        self.relation = relation
-        self.parent = parent
-        self.client = client
 
     def query(self) -> BelongsToQueryBuilder[R]:
         """The related row as a query (no query runs when the foreign key is NULL)."""

@@ -14,7 +14,14 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from ...errors import LucidError
 from ...query.chainable import compile_select, resolve_column
 from ..model_info import info_of
-from .base import KeyOptions, ManyRelation, SubQueryBuilder, require_key, resolve
+from .base import (
+    KeyOptions,
+    ManyRelation,
+    RelationQueryClient,
+    SubQueryBuilder,
+    require_key,
+    resolve,
+)
 from .has_many import HasManyQueryBuilder
 
 if TYPE_CHECKING:
@@ -198,13 +205,8 @@ class HasManyThroughSubQueryBuilder(SubQueryBuilder[R]):
         return clause
 
 
-class HasManyThroughClient(Generic[R]):
+class HasManyThroughClient(RelationQueryClient["HasManyThrough[R]"], Generic[R]):
     """``country.related("posts")``: the related query (a has_many_through is read-only)."""
-
-    def __init__(self, relation: HasManyThrough[R], parent: BaseModel, client: Client) -> None:
-        self.relation = relation
-        self.parent = parent
-        self.client = client
 
     def query(self) -> HasManyThroughQueryBuilder[R]:
         """The related rows of this parent."""

@@ -14,6 +14,7 @@ from .base import (
     OneRelation,
     Relation,
     RelationQueryBuilder,
+    RelationQueryClient,
     SubQueryBuilder,
     check_related,
     key_value,
@@ -96,13 +97,8 @@ class HasOneSubQueryBuilder(SubQueryBuilder[R]):
     """``has("profile")`` / ``with_count("profile")`` subquery."""
 
 
-class HasOneQueryClient(Generic[R]):
+class HasOneQueryClient(RelationQueryClient["HasRelation[R]"], Generic[R]):
     """``user.related("profile")``: the related query and the writes of a has_one."""
-
-    def __init__(self, relation: HasRelation[R], parent: BaseModel, client: Client) -> None:
-        self.relation = relation
-        self.parent = parent
-        self.client = client
 
     def query(self) -> Any:
         """The related rows as a query (none, without querying, when the parent key is NULL)."""

@@ -29,6 +29,7 @@ from ..payload import as_mapping_list
 from .base import (
     ManyRelation,
     RelationOptions,
+    RelationQueryClient,
     SubQueryBuilder,
     check_related,
     constrained,
@@ -456,16 +457,11 @@ def _normalise_ids(ids: Any, relation: ManyToMany[Any]) -> dict[Any, dict[str, A
     return {_check_id(i, relation): {} for i in ids}
 
 
-class ManyToManyQueryClient(Generic[R]):
+class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
     """``user.related("skills")``: the related query, the pivot query and the writes
     (``attach``, ``detach``, ``sync``, ``save``, ``create`` and their many-forms). Writes run in
     one transaction (a savepoint inside ``client=`` or the parent's ``trx``); ``on_query`` is
     never applied to them."""
-
-    def __init__(self, relation: ManyToMany[R], parent: BaseModel, client: Client) -> None:
-        self.relation = relation
-        self.parent = parent
-        self.client = client
 
     def query(self) -> ManyToManyQueryBuilder[R]:
         """The related rows of this parent, with their pivot values in ``extras``."""
