@@ -417,7 +417,8 @@ class Migrator:
 
     async def _wipe(self) -> list[str]:
         connection = self._connection()
-        keep = {self._lock_table.name} if connection.dialect_name == "sqlite" else set()
+        # The lock table holds this run's lock (where the server has no advisory lock).
+        keep = {self._lock_table.name} if self._uses_lock_table() else set()
         if self.dry_run:
             async with reading_connection(connection) as conn:
                 names: list[str] = await conn.run_sync(_table_names)

@@ -8,7 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack
 
 from ...errors import LucidError
+from ..hydration import new_many
 from ..payload import as_mapping_list
+from ..persistence import insert_many
 from .base import (
     KeyOptions,
     ManyRelation,
@@ -79,19 +81,22 @@ class HasManyQueryClient(HasOneQueryClient[R]):
     ) -> list[R]:
         """Create several related rows for the parent in one transaction (one multi-row
         ``INSERT … RETURNING`` when they share their columns)."""
-        rows = as_mapping_list(values, "create_many")
-        if not rows:
-            return []
         rel = self.relation
-        async with managed(self, client) as trx:
+        model = rel.related_model()
+        # Instances first: a bad row fails before anything is written.
+        instances = new_many(model, as_mapping_list(values, "create_many"))
+        if not instances:
+            return []
+        async with managed(self, client, instances) as trx:
             await self.parent.save(client=trx)
             key: dict[str, Any] = {}
             rel.hydrate_for_persistence(self.parent, key)
-            # The related model's public bulk API, the foreign key already in the rows: one
-            # multi-row INSERT, hooks per instance, the instances bound to ``trx``.
-            return await rel.related_model().create_many(
-                [{**row, **key} for row in rows], client=trx
-            )
+            for item in instances:
+                item.__dict__.update(key)
+            # The model's bulk insert (what create_many runs) inside this transaction, the
+            # foreign key already in the rows: one multi-row INSERT, hooks per instance.
+            await insert_many(model, instances, trx)
+        return instances
 
     def _predicate(self, predicate: str | Sequence[str] | None, method: str) -> list[str]:
         if predicate is None:

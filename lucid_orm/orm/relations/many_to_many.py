@@ -25,7 +25,9 @@ from ...query.chainable import (
 from ...query.database import DatabaseQueryBuilder
 from ...query.keys import keys_in
 from ..columns import UTCDateTime
+from ..hydration import new_many
 from ..payload import as_mapping_list
+from ..persistence import insert_many
 from .base import (
     ManyRelation,
     RelationOptions,
@@ -697,10 +699,13 @@ class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
             )
         if not rows:
             return []
-        async with managed(self, client) as trx:
+        model = self.relation.related_model()
+        instances = new_many(model, rows)  # a bad row fails before anything is written
+        async with managed(self, client, instances) as trx:
             await self.parent.save(client=trx)
-            # The related model's public bulk API: one multi-row INSERT, then the pivot rows.
-            instances = await self.relation.related_model().create_many(rows, client=trx)
+            # The model's bulk insert inside this transaction: one multi-row INSERT, then the
+            # pivot rows.
+            await insert_many(model, instances, trx)
             pivot_rows = {
                 self._related_id(item): dict(a) for item, a in zip(instances, attrs, strict=True)
             }
