@@ -93,12 +93,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def _finish(self, stmt: Select[Any]) -> Select[Any]:
         # Chainable._finish returns ``stmt`` as is: not chained, on every model query compiled.
         if self._lock is not None:
-            opts = self._lock_options
-            stmt = stmt.with_for_update(
-                read=self._lock == "share",
-                skip_locked=opts.get("skip_locked", False),
-                nowait=opts.get("nowait", False),
-            )
+            return row_locked(self, stmt)
         return stmt
 
     # -- scopes, pojo, sideload ----------------------------------------------------------------
@@ -318,3 +313,16 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self.exec().__await__()
+
+
+def row_locked(builder: ModelQueryBuilder[Any], stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` with ``builder``'s row lock (``for_update()``/``for_share()``), if any: also for
+    variant selects of the same rows (a relation's UPDATE/DELETE id filter)."""
+    if builder._lock is None:
+        return stmt
+    opts = builder._lock_options
+    return stmt.with_for_update(
+        read=builder._lock == "share",
+        skip_locked=opts.get("skip_locked", False),
+        nowait=opts.get("nowait", False),
+    )

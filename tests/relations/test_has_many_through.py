@@ -955,6 +955,18 @@ class TestHasManyThroughUpdateDelete:
         for post_id, (title, score) in after.items():
             assert score == (7 if post_id in swiss else before[post_id][1]), title
 
+    async def test_a_row_lock_stays_on_the_rows_written(
+        self, database: Database, dialect: str
+    ) -> None:
+        world = await seed(database)
+        country = await Country.find_or_fail(world.countries["Switzerland"])
+        query = country.related("posts").query().for_update()
+        with count_queries() as q:
+            affected = await query.update({"score": 7})
+        assert affected == 2
+        # SQLite has no row locks (its transactions hold the write lock).
+        assert ("FOR UPDATE" in q.sqls[0].upper()) == (dialect != "sqlite")
+
     async def test_update_with_constraints_cannot_escape(self, database: Database) -> None:
         world = await seed(database)
         country = await Country.find_or_fail(world.countries["India"])

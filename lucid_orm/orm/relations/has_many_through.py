@@ -14,6 +14,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from ...errors import LucidError
 from ...query.chainable import compile_select, resolve_column
 from ..model_info import info_of
+from ..query_builder import row_locked
 from .base import (
     KeyOptions,
     ManyRelation,
@@ -170,7 +171,7 @@ class HasManyThroughQueryBuilder(HasManyQueryBuilder[R]):
             [] if state.limit is None and state.offset is None else None
         )
         inner = compile_select(self, columns=[pk.label("lucid_id")], order_by=order)
-        ids = inner.subquery("lucid_through_ids")
+        ids = row_locked(self, inner).subquery("lucid_through_ids")
         return pk.in_(select(ids.c.lucid_id).scalar_subquery())
 
 
