@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transf
 
 from ..errors import LucidError, ModelNotFoundError
 from . import persistence, serializer
+from .binding import bind, bind_transaction, client_for
 from .columns import ColumnDef
 from .model_info import ModelInfo, check_key_value, info_of, pk_column
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
-from .persistence import client_for, search_query
+from .persistence import search_query
 from .preloader import load_aggregate_onto, load_onto
 from .relations.belongs_to import belongs_to
 from .relations.has_many import has_many
@@ -173,7 +174,7 @@ class BaseModel:
     def use_transaction(self, trx: TransactionClient) -> Self:
         """Run this instance's next queries (save, delete, relations) in ``trx``, while it
         lasts."""
-        persistence.bind_transaction([self], trx)
+        bind_transaction([self], trx)
         return self
 
     def _ensure_not_deleted(self) -> None:
@@ -412,7 +413,7 @@ class BaseModel:
         if found is not None:
             return found
         instance = cls().merge({**search, **(save_payload or {})})
-        persistence.bind([instance], client_for(cls, client, connection))
+        bind([instance], client_for(cls, client, connection))
         return instance
 
     @classmethod

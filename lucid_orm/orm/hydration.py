@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..database.connection import fast_paths_default
-from . import persistence
+from .binding import binding, track
 from .model_info import info_of
 from .state import EXTRAS, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, TRX
 
@@ -161,7 +161,7 @@ def _hydrate_rows(
     attrs = plan.attributes
     # The binding (persistence.py): rows read through another connection than the model's
     # default, or through a transaction, keep it for their own statements.
-    stamp = persistence.binding(model, client)
+    stamp = binding(model, client)
     trx = stamp.get(TRX) if stamp is not None else None
     fill = plan.fill
     if fill is not None and FAST_PATHS and (not rows or len(rows[0]) == len(attrs)):
@@ -169,7 +169,7 @@ def _hydrate_rows(
     else:
         out = _fill_general(model, plan, rows, stamp)
     if trx is not None and out:
-        persistence.track(trx, out)
+        track(trx, out)
     return out
 
 

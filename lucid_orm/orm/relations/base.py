@@ -18,9 +18,9 @@ from sqlalchemy.sql.elements import ColumnClause
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
 from ...query.chainable import Chainable, check_page, correlated, resolve_column
 from ...query.keys import keys_in
+from ..binding import bind, client_for
 from ..model_info import declared, info_of
 from ..naming import RelationType
-from ..persistence import bind, client_for
 from ..query_builder import ModelQueryBuilder
 from ..state import EXTRAS, bound_transaction
 
