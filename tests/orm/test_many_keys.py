@@ -19,6 +19,7 @@ import pytest
 from lucid_orm import BaseModel, QueryError, column, db, many_to_many
 from lucid_orm.database import Database, QueryEvent
 from lucid_orm.relations import ManyToMany
+from tests import models
 from tests.helpers import QueryLog, count_queries
 from tests.models import Skill
 
@@ -26,11 +27,7 @@ N = 40_000
 ONE_PARAMETER = ("postgresql", "sqlite")
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
-    points: int | None = column()
-    country_id: int | None = column()
+class User(models.User):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill, pivot_columns=["proficiency"])
 
 

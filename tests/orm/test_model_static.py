@@ -7,15 +7,12 @@ import pytest
 
 from lucid_orm import BaseModel, IntegrityError, LucidError, ModelNotFoundError, column
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.User):
     email: str | None = column()
-    points: int | None = column()
-    country_id: int | None = column()
 
 
 class Thing(BaseModel):
