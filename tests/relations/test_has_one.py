@@ -23,6 +23,7 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.orm.relations.has_one import HasOneQueryBuilder
 from lucid_orm.relations import BelongsTo, HasOne
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Country, create_each
 
@@ -60,12 +61,8 @@ class Identity(BaseModel):
     provider: str | None = column()
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    country_id: int | None = column()
+class User(models.User):
     parent_id: int | None = column()
-    username: str | None = column()
-    points: int | None = column()
 
     profile: HasOne[Profile] = has_one(lambda: Profile)
     strict_profile: HasOne[StrictProfile] = has_one(lambda: StrictProfile)
