@@ -22,14 +22,12 @@ from lucid_orm import (
 )
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Comment, create_each
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     is_published: bool | None = column()
     score: int | None = column()
 

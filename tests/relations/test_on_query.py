@@ -13,6 +13,7 @@ import pytest
 from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Comment
 
@@ -44,10 +45,7 @@ def with_comments(query: Any) -> None:
         query.preload("comments")
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     is_published: bool | None = column()
     score: int | None = column()
 

@@ -11,6 +11,7 @@ import pytest
 from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
+from tests import models
 from tests.helpers import count_queries, flat
 from tests.models import Comment, Country
 
@@ -18,10 +19,7 @@ from tests.models import Comment, Country
 BOUND_PARAMETER_LIMIT = 32766
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     score: int | None = column()
 
     comments: HasMany[Comment] = has_many(lambda: Comment)
