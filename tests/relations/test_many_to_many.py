@@ -26,14 +26,12 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.orm.relations import base as relations_base
 from lucid_orm.relations import HasMany, ManyToMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import create_many
 
 
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
-
+class Skill(models.Skill):
     @scope
     def named(query: Any, name: str) -> None:
         query.where("name", name)
