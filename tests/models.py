@@ -55,6 +55,22 @@ class Skill(BaseModel):
     name: str | None = column()
 
 
+class Profile(BaseModel):
+    """``profiles``: the owner, a display name and a bio."""
+
+    id: int = column(is_primary=True)
+    user_id: int | None = column()
+    display_name: str | None = column()
+    bio: str | None = column()
+
+
+class Tag(BaseModel):
+    """``tags``."""
+
+    id: int = column(is_primary=True)
+    name: str | None = column()
+
+
 async def create_each(model: type[M], *names: str, **values: Any) -> list[M]:
     """One ``model`` row per username, created one by one (``create`` and its hooks per row);
     ``values`` go into every row."""

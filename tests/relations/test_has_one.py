@@ -28,12 +28,7 @@ from tests.helpers import count_queries
 from tests.models import Country, create_each
 
 
-class Profile(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    display_name: str | None = column()
-    bio: str | None = column()
-
+class Profile(models.Profile):
     user: BelongsTo[User] = belongs_to(lambda: User)
 
     @scope

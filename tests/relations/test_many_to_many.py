@@ -28,7 +28,7 @@ from lucid_orm.orm.relations import base as relations_base
 from lucid_orm.relations import HasMany, ManyToMany
 from tests import models
 from tests.helpers import count_queries
-from tests.models import create_many
+from tests.models import Tag, create_many
 
 
 class Skill(models.Skill):
@@ -82,11 +82,6 @@ class Team(BaseModel):
         pivot_columns=["role"],
         pivot_timestamps={"created_at": "joined_at", "updated_at": False},
     )
-
-
-class Tag(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class Author(BaseModel):

@@ -12,7 +12,7 @@ from lucid_orm import BaseModel, LucidError, column, db, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
 from tests.helpers import count_queries
-from tests.models import Skill
+from tests.models import Skill, Tag
 
 
 class User(BaseModel):
@@ -22,11 +22,6 @@ class User(BaseModel):
     friends: ManyToMany[User] = many_to_many(
         lambda: User, pivot_table="user_friends", pivot_related_foreign_key="friend_id"
     )
-
-
-class Tag(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class Article(BaseModel):

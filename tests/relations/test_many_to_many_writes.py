@@ -18,7 +18,7 @@ from lucid_orm import BaseModel, LucidError, QueryError, column, db, many_to_man
 from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
 from tests.helpers import count_queries
-from tests.models import Skill, create_many
+from tests.models import Skill, Tag, create_many
 
 
 class User(BaseModel):
@@ -67,11 +67,6 @@ class Team(BaseModel):
         pivot_columns=["role"],
         pivot_timestamps={"created_at": "joined_at", "updated_at": False},
     )
-
-
-class Tag(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class Article(BaseModel):

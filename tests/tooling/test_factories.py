@@ -40,11 +40,7 @@ class Country(models.Country):
     posts: HasManyThrough[Post] = has_many_through(lambda: Post, through=lambda: User)
 
 
-class Profile(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    display_name: str | None = column()
-    bio: str | None = column()
+class Profile(models.Profile):
     user: BelongsTo[User] = belongs_to(lambda: User)
 
 
