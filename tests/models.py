@@ -16,11 +16,18 @@ from lucid_orm import BaseModel, column
 M = TypeVar("M", bound=BaseModel)
 
 
-class User(BaseModel):
-    """``users`` with the columns the query and pagination tests read."""
+class BaseUser(BaseModel, abstract=True):
+    """``users``' key and username, abstract: the base of a file's own ``User`` that reads
+    other columns than the shared one (its subclasses map ``users`` whatever their name)."""
 
+    table = "users"
     id: int = column(is_primary=True)
     username: str | None = column()
+
+
+class User(BaseUser):
+    """``users`` with the columns the query and pagination tests read."""
+
     points: int | None = column()
     country_id: int | None = column()
 

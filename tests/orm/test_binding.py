@@ -19,13 +19,12 @@ from lucid_orm import BaseModel, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.orm.persistence import client_for
 from lucid_orm.relations import BelongsTo, HasMany
+from tests import models
 from tests.helpers import MYSQL_URL, PG_REPLICA_URL, DialectConfig
 from tests.schema import metadata, posts, users
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     email: str | None = column()
     posts: HasMany[Post] = has_many(lambda: Post)
 

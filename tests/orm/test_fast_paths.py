@@ -199,9 +199,7 @@ class Post(models.Post):
     user: BelongsTo[User] = belongs_to(lambda: User)
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     points: int | None = column()
     parent_id: int | None = column()
     meta: Any = column()

@@ -9,12 +9,11 @@ import pytest
 
 from lucid_orm import BaseModel, IntegrityError, LucidError, column
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     email: str | None = column()
     points: int | None = column()
     is_active: bool | None = column()

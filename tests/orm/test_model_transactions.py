@@ -11,12 +11,11 @@ import pytest
 from lucid_orm import BaseModel, IntegrityError, column, db
 from lucid_orm.database import Database
 from lucid_orm.database.transaction import TransactionClient
+from tests import models
 from tests.helpers import count_queries
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     points: int | None = column()
 
 

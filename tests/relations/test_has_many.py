@@ -46,9 +46,7 @@ class Task(BaseModel):
     points: int | None = column()
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     country_id: int | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post)

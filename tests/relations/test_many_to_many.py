@@ -37,9 +37,7 @@ class Skill(models.Skill):
         query.where("name", name)
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill)
 
 

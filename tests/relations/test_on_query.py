@@ -53,9 +53,7 @@ class Post(models.Post):
     author: BelongsTo[User] = belongs_to(lambda: User, on_query=active_only)
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     is_active: bool | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post, on_query=published_only)

@@ -32,9 +32,7 @@ class Task(BaseModel):
     name: str | None = column()
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     country_id: int | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post)
