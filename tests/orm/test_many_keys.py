@@ -31,12 +31,10 @@ class User(models.User):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill, pivot_columns=["proficiency"])
 
 
-class StrictUser(BaseModel):
+class StrictUser(models.BaseUser):
     """``skill_user_strict`` has foreign keys to ``users`` and ``skills``."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     skills: ManyToMany[Skill] = many_to_many(
         lambda: Skill, pivot_table="skill_user_strict", pivot_foreign_key="user_id"
     )

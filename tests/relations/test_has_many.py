@@ -53,23 +53,19 @@ class User(models.BaseUser):
     tasks: HasMany[Task] = has_many(lambda: Task)
 
 
-class Owner(BaseModel):
+class Owner(models.BaseUser):
     """A has_many keyed on a nullable local column: NULL keys give empty relations."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     country_id: int | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post, local_key="country_id", foreign_key="user_id")
 
 
-class Member(BaseModel):
+class Member(models.BaseUser):
     """A self relation: ``users.parent_id`` → ``users.id``."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     parent_id: int | None = column()
 
     children: HasMany[Member] = has_many(lambda: Member, foreign_key="parent_id")

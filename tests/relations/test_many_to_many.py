@@ -41,12 +41,10 @@ class User(models.BaseUser):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill)
 
 
-class ProUser(BaseModel):
+class ProUser(models.BaseUser):
     """``users`` again, with pivot columns and timestamps (and so custom pivot names)."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     skills: ManyToMany[Skill] = many_to_many(
         lambda: Skill,
         pivot_table="skill_user",
@@ -82,12 +80,10 @@ class Team(BaseModel):
     )
 
 
-class Author(BaseModel):
+class Author(models.BaseUser):
     """``users`` with posts, whose tags are a many_to_many over ``post_tags`` (no id column)."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     posts: HasMany[Article] = has_many(lambda: Article, foreign_key="user_id")
 
 

@@ -82,10 +82,8 @@ class Gadget(BaseModel):
     name: str | None = column()
 
 
-class Owner(BaseModel):
+class Owner(models.BaseUser):
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     gadgets: ManyToMany[Gadget] = many_to_many(
         lambda: Gadget,
         pivot_table="m2m_gadget_user",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
+from lucid_orm import LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
 from tests import models
@@ -59,10 +59,8 @@ class User(models.BaseUser):
     posts: HasMany[Post] = has_many(lambda: Post, on_query=published_only)
 
 
-class Author(BaseModel):
+class Author(models.BaseUser):
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post, foreign_key="user_id", on_query=with_comments)
 
