@@ -2,13 +2,18 @@
 files declared word for word, and the helpers that create their rows.
 
 A file imports what it uses (``from tests.models import Skill``). A test that needs another
-shape — more columns, relations, hooks, scopes, serialization options — declares its own model
-in its file (as Lucid's tests do), so each file still reads alone: a model that registers
-hooks or options is never shared, since every file importing it would get them.
+shape — more columns, relations, hooks, scopes, serialization options — subclasses the shared
+model in its file (``class User(models.User): posts: HasMany[Post] = ...``; the subclass
+inherits the columns and the table), so each file still reads alone and nothing it adds
+reaches the other files: a model that registers hooks or options is never shared. ``BaseUser``
+(abstract) is the base of the files' ``users`` models that read fewer columns than ``User``.
+A file keeps a model of its own only where a subclass cannot express it (other primary keys,
+column names or types, a naming strategy or connection under test).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypeVar
 
 from lucid_orm import BaseModel, column
@@ -75,6 +80,30 @@ class Tag(BaseModel):
     """``tags``."""
 
     id: int = column(is_primary=True)
+    name: str | None = column()
+
+
+class Task(BaseModel):
+    """``hm_tasks``: the owner and a name."""
+
+    table = "hm_tasks"
+    id: int = column(is_primary=True)
+    user_id: int | None = column()
+    name: str | None = column()
+
+
+class Thing(BaseModel):
+    """``things``: ``name`` is NOT NULL and unique."""
+
+    id: int = column()
+    name: str = column()
+    amount: int | None = column()
+
+
+class Gadget(BaseModel):
+    """``gadgets``: a text primary key read as a UUID."""
+
+    uuid: uuid.UUID = column(is_primary=True)
     name: str | None = column()
 
 

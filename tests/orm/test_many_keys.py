@@ -21,7 +21,7 @@ from lucid_orm.database import Database, QueryEvent
 from lucid_orm.relations import ManyToMany
 from tests import models
 from tests.helpers import QueryLog, count_queries
-from tests.models import Skill
+from tests.models import Gadget, Skill
 
 N = 40_000
 ONE_PARAMETER = ("postgresql", "sqlite")
@@ -46,11 +46,6 @@ class Thing(BaseModel):
     id: int = column(is_primary=True)
     name: str = column()
     amount: int | None = column()
-
-
-class Gadget(BaseModel):
-    uuid: uuid.UUID = column(is_primary=True)
-    name: str | None = column()
 
 
 # -- helpers -----------------------------------------------------------------------------------

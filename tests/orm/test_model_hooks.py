@@ -103,11 +103,7 @@ class Account(BaseModel):
         query.where("is_active", True)
 
 
-class Thing(BaseModel):
-    id: int = column()
-    name: str = column()
-    amount: int | None = column()
-
+class Thing(models.Thing):
     @before("create")
     def refuse_negative(thing: Thing) -> None:
         if (thing.amount or 0) < 0:

@@ -38,11 +38,8 @@ class Post(models.Post):
         query.where("is_published", True)
 
 
-class Task(BaseModel):
+class Task(models.Task):
     table = "hm_tasks"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    name: str | None = column()
     points: int | None = column()
 
 

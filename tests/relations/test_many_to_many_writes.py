@@ -19,7 +19,7 @@ from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
 from tests import models
 from tests.helpers import count_queries
-from tests.models import Skill, Tag, create_many
+from tests.models import Gadget, Skill, Tag, create_many
 
 
 class User(models.BaseUser):
@@ -75,11 +75,6 @@ class Article(BaseModel):
     tags: ManyToMany[Tag] = many_to_many(
         lambda: Tag, pivot_table="post_tags", pivot_foreign_key="post_id"
     )
-
-
-class Gadget(BaseModel):
-    uuid: uuid.UUID = column(is_primary=True)
-    name: str | None = column()
 
 
 class Owner(models.BaseUser):

@@ -13,7 +13,7 @@ from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
 from tests import models
 from tests.helpers import count_queries, flat
-from tests.models import Comment, Country
+from tests.models import Comment, Country, Task
 
 # SQLite's default compiled limit, the lowest of the three dialects.
 BOUND_PARAMETER_LIMIT = 32766
@@ -23,13 +23,6 @@ class Post(models.Post):
     score: int | None = column()
 
     comments: HasMany[Comment] = has_many(lambda: Comment)
-
-
-class Task(BaseModel):
-    table = "hm_tasks"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    name: str | None = column()
 
 
 class User(models.BaseUser):
