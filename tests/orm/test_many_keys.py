@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, QueryError, column, db, many_to_many
+from lucid_orm import QueryError, db, many_to_many
 from lucid_orm.database import Database, QueryEvent
 from lucid_orm.relations import ManyToMany
 from tests import models
 from tests.helpers import QueryLog, count_queries
-from tests.models import Gadget, Skill
+from tests.models import Gadget, Skill, Thing
 
 N = 40_000
 ONE_PARAMETER = ("postgresql", "sqlite")
@@ -38,14 +38,6 @@ class StrictUser(models.BaseUser):
     skills: ManyToMany[Skill] = many_to_many(
         lambda: Skill, pivot_table="skill_user_strict", pivot_foreign_key="user_id"
     )
-
-
-class Thing(BaseModel):
-    """``things.name`` is unique and NOT NULL."""
-
-    id: int = column(is_primary=True)
-    name: str = column()
-    amount: int | None = column()
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -30,10 +30,8 @@ from tests import models
 from tests.helpers import count_queries, flat
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
+class User(models.BaseUser):
     country_id: int | None = column()
-    username: str | None = column()
     created_at: datetime | None = column.date_time()
 
 
