@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from lucid_orm import BaseModel, belongs_to, column, db, has_many
+from lucid_orm import belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.orm.persistence import client_for
 from lucid_orm.relations import BelongsTo, HasMany
@@ -29,10 +29,7 @@ class User(models.BaseUser):
     posts: HasMany[Post] = has_many(lambda: Post)
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     author: BelongsTo[User] = belongs_to(lambda: User, foreign_key="user_id")
 
 

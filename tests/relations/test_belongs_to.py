@@ -59,13 +59,10 @@ class Comment(models.Comment):
     user: BelongsTo[User] = belongs_to(lambda: User)
 
 
-class StrictPost(BaseModel):
+class StrictPost(models.Post):
     """A post whose save fails without a title: makes a write fail after others succeeded."""
 
     table = "posts"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
 
     author: BelongsTo[User] = belongs_to(lambda: User, foreign_key="user_id")
 

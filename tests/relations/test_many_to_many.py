@@ -87,11 +87,8 @@ class Author(models.BaseUser):
     posts: HasMany[Article] = has_many(lambda: Article, foreign_key="user_id")
 
 
-class Article(BaseModel):
+class Article(models.Post):
     table = "posts"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
     tags: ManyToMany[Tag] = many_to_many(
         lambda: Tag,
         pivot_table="post_tags",
