@@ -107,6 +107,23 @@ class Gadget(BaseModel):
     name: str | None = column()
 
 
+class Membership(BaseModel):
+    """``memberships``: ``user_id`` is a NOT NULL foreign key to ``users``."""
+
+    id: int = column(is_primary=True)
+    user_id: int | None = column()
+    role: str | None = column()
+
+
+class Player(BaseModel):
+    """``m2m_players``: ``uid`` is the key the custom many-to-many pivots use."""
+
+    table = "m2m_players"
+    id: int = column(is_primary=True)
+    uid: int | None = column()
+    name: str | None = column()
+
+
 async def create_each(model: type[M], *names: str, **values: Any) -> list[M]:
     """One ``model`` row per username, created one by one (``create`` and its hooks per row);
     ``values`` go into every row."""

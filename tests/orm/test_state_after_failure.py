@@ -20,6 +20,7 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
 from tests import models
+from tests.models import Membership
 
 
 class User(models.BaseUser):
@@ -27,12 +28,6 @@ class User(models.BaseUser):
     created_at: datetime | None = column.date_time(auto_create=True)
     updated_at: datetime | None = column.date_time(auto_create=True, auto_update=True)
     memberships: HasMany[Membership] = has_many(lambda: Membership)
-
-
-class Membership(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    role: str | None = column()
 
 
 class Thing(BaseModel):

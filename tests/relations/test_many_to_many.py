@@ -28,7 +28,7 @@ from lucid_orm.orm.relations import base as relations_base
 from lucid_orm.relations import HasMany, ManyToMany
 from tests import models
 from tests.helpers import count_queries
-from tests.models import Tag, create_many
+from tests.models import Player, Tag, create_many
 
 
 class Skill(models.Skill):
@@ -52,13 +52,6 @@ class ProUser(models.BaseUser):
         pivot_columns=["proficiency"],
         pivot_timestamps=True,
     )
-
-
-class Player(BaseModel):
-    table = "m2m_players"
-    id: int = column(is_primary=True)
-    uid: int | None = column()
-    name: str | None = column()
 
 
 class Team(BaseModel):

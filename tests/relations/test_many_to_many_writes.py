@@ -19,7 +19,7 @@ from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
 from tests import models
 from tests.helpers import count_queries
-from tests.models import Gadget, Skill, Tag, create_many
+from tests.models import Gadget, Player, Skill, Tag, create_many
 
 
 class User(models.BaseUser):
@@ -42,13 +42,6 @@ def users_model(name: str, **options: Any) -> type[BaseModel]:
 
 ProUser = users_model("ProUser", pivot_columns=["proficiency"], pivot_timestamps=True)
 StrictUser = users_model("StrictUser", pivot_table="skill_user_strict")
-
-
-class Player(BaseModel):
-    table = "m2m_players"
-    id: int = column(is_primary=True)
-    uid: int | None = column()
-    name: str | None = column()
 
 
 class Team(BaseModel):
