@@ -10,18 +10,17 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, before, column, db, has_many
+from lucid_orm import LucidError, before, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Post
 
 paginate_hooks: list[str] = []
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     posts: HasMany[Post] = has_many(lambda: Post)
 
     @before("paginate")

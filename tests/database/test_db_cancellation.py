@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from lucid_orm import BaseModel, before, column, db
+from lucid_orm import before, column, db
 from lucid_orm.database import Database, TransactionClient
+from tests import models
 from tests.helpers import DialectConfig
 
 # A statement that runs for seconds: long enough to be cancelled while the driver runs it.
@@ -32,10 +33,8 @@ SLOW = {
 }
 
 
-class Account(BaseModel):
+class Account(models.BaseUser):
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     points: int | None = column()
 
     @before("save")

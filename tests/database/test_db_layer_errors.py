@@ -15,16 +15,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from lucid_orm import BaseModel, LucidError, QueryError, column
+from lucid_orm import LucidError, QueryError, column
 from lucid_orm.database import Database
 from lucid_orm.database.connection import mask
+from tests import models
 from tests.helpers import DialectConfig, count_queries
 
 
-class LeUser(BaseModel):
+class LeUser(models.BaseUser):
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     points: int | None = column()
     created_at: datetime | None = column()
 

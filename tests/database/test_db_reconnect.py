@@ -23,26 +23,22 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, QueryError, column, has_many
+from lucid_orm import LucidError, QueryError, column, has_many
 from lucid_orm.database import Database
 from lucid_orm.errors import ConnectionLostError
 from lucid_orm.relations import HasMany
+from tests import models
 from tests.helpers import MYSQL_URL, PG_URL, DialectConfig
 
 SERVERS = ("postgresql", "mysql")
 
 
-class RcPost(BaseModel):
+class RcPost(models.Post):
     table = "posts"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
 
 
-class RcUser(BaseModel):
+class RcUser(models.BaseUser):
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     points: int | None = column()
     posts: HasMany[RcPost] = has_many(lambda: RcPost, foreign_key="user_id")
 

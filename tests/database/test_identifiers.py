@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from lucid_orm import (
-    BaseModel,
     LucidError,
     column,
     db,
@@ -23,27 +22,22 @@ from lucid_orm import (
 )
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany, HasManyThrough, ManyToMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Post, Skill
 
 SECRET = "s3cret-bio"
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    country_id: int | None = column()
-    username: str | None = column()
+class User(models.User):
     email: str | None = column()
-    points: int | None = column()
     posts: HasMany[Post] = has_many(lambda: Post)
     skills: ManyToMany[Skill] = many_to_many(
         lambda: Skill, pivot_table="skill_user", pivot_columns=["proficiency"]
     )
 
 
-class Country(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
+class Country(models.Country):
     posts: HasManyThrough[Post] = has_many_through((lambda: Post, lambda: User))
 
 

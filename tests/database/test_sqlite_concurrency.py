@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, QueryError, column, db, many_to_many
+from lucid_orm import LucidError, QueryError, column, db, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
+from tests import models
 from tests.helpers import DialectConfig
 from tests.schema import metadata
 
@@ -31,17 +32,13 @@ def only_on(dialect: str, wanted: str, reason: str) -> None:
         pytest.skip(reason)
 
 
-class Skill(BaseModel):
+class Skill(models.Skill):
     connection = CONN
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
-class Member(BaseModel):
+class Member(models.BaseUser):
     connection = CONN
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     points: int | None = column()
     skills: ManyToMany[Skill] = many_to_many(
         lambda: Skill, pivot_table="skill_user", pivot_foreign_key="user_id"

@@ -15,25 +15,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from lucid_orm import BaseModel, belongs_to, column, db, has_many
+from lucid_orm import belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.orm.persistence import client_for
 from lucid_orm.relations import BelongsTo, HasMany
+from tests import models
 from tests.helpers import MYSQL_URL, PG_REPLICA_URL, DialectConfig
 from tests.schema import metadata, posts, users
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     email: str | None = column()
     posts: HasMany[Post] = has_many(lambda: Post)
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     author: BelongsTo[User] = belongs_to(lambda: User, foreign_key="user_id")
 
 

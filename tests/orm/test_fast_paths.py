@@ -30,6 +30,7 @@ from lucid_orm import (
 )
 from lucid_orm.database import Database, QueryEvent
 from lucid_orm.relations import BelongsTo, HasMany, ManyToMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Skill
 
@@ -192,18 +193,13 @@ class Stamp(BaseModel):
     at_plain: datetime | None = column.date_time()
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     score: int | None = column()
 
     user: BelongsTo[User] = belongs_to(lambda: User)
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     points: int | None = column()
     parent_id: int | None = column()
     meta: Any = column()

@@ -12,12 +12,12 @@ import pytest
 
 from lucid_orm import BaseModel, LucidError, column
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
+    pass
 
 
 class Gadget(BaseModel):

@@ -16,46 +16,28 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, QueryError, column, db, many_to_many
+from lucid_orm import QueryError, db, many_to_many
 from lucid_orm.database import Database, QueryEvent
 from lucid_orm.relations import ManyToMany
+from tests import models
 from tests.helpers import QueryLog, count_queries
-from tests.models import Skill
+from tests.models import Gadget, Skill, Thing
 
 N = 40_000
 ONE_PARAMETER = ("postgresql", "sqlite")
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
-    points: int | None = column()
-    country_id: int | None = column()
+class User(models.User):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill, pivot_columns=["proficiency"])
 
 
-class StrictUser(BaseModel):
+class StrictUser(models.BaseUser):
     """``skill_user_strict`` has foreign keys to ``users`` and ``skills``."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     skills: ManyToMany[Skill] = many_to_many(
         lambda: Skill, pivot_table="skill_user_strict", pivot_foreign_key="user_id"
     )
-
-
-class Thing(BaseModel):
-    """``things.name`` is unique and NOT NULL."""
-
-    id: int = column(is_primary=True)
-    name: str = column()
-    amount: int | None = column()
-
-
-class Gadget(BaseModel):
-    uuid: uuid.UUID = column(is_primary=True)
-    name: str | None = column()
 
 
 # -- helpers -----------------------------------------------------------------------------------

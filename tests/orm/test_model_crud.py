@@ -9,12 +9,12 @@ import pytest
 
 from lucid_orm import BaseModel, IntegrityError, LucidError, column
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
+from tests.models import Membership
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     email: str | None = column()
     points: int | None = column()
     is_active: bool | None = column()
@@ -32,12 +32,6 @@ class Thing(BaseModel):
     id: int = column()
     name: str | None = column()
     amount: int | None = column()
-
-
-class Membership(BaseModel):
-    id: int = column()
-    user_id: int | None = column()
-    role: str | None = column()
 
 
 class TestInsert:

@@ -12,14 +12,13 @@ import pytest
 from lucid_orm import BaseModel, LucidError, SimplePaginator, after, before, column
 from lucid_orm.database import Database
 from lucid_orm.orm.query_builder import ModelQueryBuilder
+from tests import models
 from tests.helpers import count_queries
 
 events: list[tuple[str, Any]] = []
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     email: str | None = column()
     points: int | None = column()
 
@@ -104,11 +103,7 @@ class Account(BaseModel):
         query.where("is_active", True)
 
 
-class Thing(BaseModel):
-    id: int = column()
-    name: str = column()
-    amount: int | None = column()
-
+class Thing(models.Thing):
     @before("create")
     def refuse_negative(thing: Thing) -> None:
         if (thing.amount or 0) < 0:

@@ -7,15 +7,13 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, column, scope
+from lucid_orm import LucidError, column, scope
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     is_published: bool | None = column()
     score: int | None = column()
 

@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, column
+from lucid_orm import LucidError, column
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     email: str | None = column()
     points: int | None = column()
     meta: dict[str, Any] | None = column()

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from lucid_orm import BaseModel, IntegrityError, LucidError, ModelNotFoundError, column
+from lucid_orm import IntegrityError, LucidError, ModelNotFoundError, column
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
+from tests.models import Thing
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.User):
     email: str | None = column()
-    points: int | None = column()
-    country_id: int | None = column()
-
-
-class Thing(BaseModel):
-    id: int = column()
-    name: str = column()
-    amount: int | None = column()
 
 
 async def make_users(*names: str) -> list[User]:

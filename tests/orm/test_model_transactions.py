@@ -8,22 +8,16 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from lucid_orm import BaseModel, IntegrityError, column, db
+from lucid_orm import IntegrityError, column, db
 from lucid_orm.database import Database
 from lucid_orm.database.transaction import TransactionClient
+from tests import models
 from tests.helpers import count_queries
+from tests.models import Thing
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     points: int | None = column()
-
-
-class Thing(BaseModel):
-    id: int = column()
-    name: str = column()
-    amount: int | None = column()
 
 
 @asynccontextmanager

@@ -12,12 +12,11 @@ from sqlalchemy import String
 
 from lucid_orm import BaseModel, column
 from lucid_orm.database import Database
+from tests import models
 from tests.helpers import count_queries
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     is_active: bool | None = column()
     points: int | None = column()
     meta: dict[str, Any] | None = column()

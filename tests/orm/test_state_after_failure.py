@@ -19,21 +19,15 @@ from lucid_orm import (
 )
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
+from tests import models
+from tests.models import Membership
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     email: str | None = column()
     created_at: datetime | None = column.date_time(auto_create=True)
     updated_at: datetime | None = column.date_time(auto_create=True, auto_update=True)
     memberships: HasMany[Membership] = has_many(lambda: Membership)
-
-
-class Membership(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    role: str | None = column()
 
 
 class Thing(BaseModel):

@@ -21,16 +21,13 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.orm.relations.belongs_to import BelongsToQueryBuilder
 from lucid_orm.relations import BelongsTo
+from tests import models
 from tests.helpers import count_queries, flat
 from tests.models import Country, create_each
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    country_id: int | None = column()
+class User(models.User):
     parent_id: int | None = column()
-    username: str | None = column()
-    points: int | None = column()
     is_active: bool | None = column()
 
     country: BelongsTo[Country] = belongs_to(lambda: Country)
@@ -49,32 +46,23 @@ class Profile(BaseModel):
     user: BelongsTo[User] = belongs_to(lambda: User)
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     score: int | None = column()
 
     author: BelongsTo[User] = belongs_to(lambda: User, foreign_key="user_id")
 
 
-class Comment(BaseModel):
-    id: int = column(is_primary=True)
-    post_id: int | None = column()
+class Comment(models.Comment):
     user_id: int | None = column()
-    body: str | None = column()
 
     post: BelongsTo[Post] = belongs_to(lambda: Post)
     user: BelongsTo[User] = belongs_to(lambda: User)
 
 
-class StrictPost(BaseModel):
+class StrictPost(models.Post):
     """A post whose save fails without a title: makes a write fail after others succeeded."""
 
     table = "posts"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
 
     author: BelongsTo[User] = belongs_to(lambda: User, foreign_key="user_id")
 

@@ -22,14 +22,12 @@ from lucid_orm import (
 )
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Comment, create_each
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     is_published: bool | None = column()
     score: int | None = column()
 
@@ -40,40 +38,31 @@ class Post(BaseModel):
         query.where("is_published", True)
 
 
-class Task(BaseModel):
+class Task(models.Task):
     table = "hm_tasks"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    name: str | None = column()
     points: int | None = column()
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     country_id: int | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post)
     tasks: HasMany[Task] = has_many(lambda: Task)
 
 
-class Owner(BaseModel):
+class Owner(models.BaseUser):
     """A has_many keyed on a nullable local column: NULL keys give empty relations."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     country_id: int | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post, local_key="country_id", foreign_key="user_id")
 
 
-class Member(BaseModel):
+class Member(models.BaseUser):
     """A self relation: ``users.parent_id`` → ``users.id``."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     parent_id: int | None = column()
 
     children: HasMany[Member] = has_many(lambda: Member, foreign_key="parent_id")

@@ -26,20 +26,16 @@ from lucid_orm.database import Database
 from lucid_orm.orm.relations import base as relations_base
 from lucid_orm.orm.relations.has_many_through import HasManyThroughQueryBuilder
 from lucid_orm.relations import BelongsTo, HasMany, HasManyThrough
+from tests import models
 from tests.helpers import count_queries, flat
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
+class User(models.BaseUser):
     country_id: int | None = column()
-    username: str | None = column()
     created_at: datetime | None = column.date_time()
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     is_published: bool | None = column()
     score: int | None = column()
     created_at: datetime | None = column.date_time()
@@ -52,11 +48,7 @@ class Post(BaseModel):
         query.where("title", "Adonis 101")
 
 
-class Comment(BaseModel):
-    id: int = column(is_primary=True)
-    post_id: int | None = column()
-    body: str | None = column()
-
+class Comment(models.Comment):
     # A self relation: the comments of the same post (related table == parent table).
     siblings: HasManyThrough[Comment] = has_many_through(
         (lambda: Comment, lambda: Post),
@@ -67,10 +59,7 @@ class Comment(BaseModel):
     )
 
 
-class Country(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
-
+class Country(models.Country):
     posts: HasManyThrough[Post] = has_many_through((lambda: Post, lambda: User))
     published_posts: HasManyThrough[Post] = has_many_through(
         lambda: Post,

@@ -23,16 +23,12 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.orm.relations.has_one import HasOneQueryBuilder
 from lucid_orm.relations import BelongsTo, HasOne
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Country, create_each
 
 
-class Profile(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    display_name: str | None = column()
-    bio: str | None = column()
-
+class Profile(models.Profile):
     user: BelongsTo[User] = belongs_to(lambda: User)
 
     @scope
@@ -60,12 +56,8 @@ class Identity(BaseModel):
     provider: str | None = column()
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    country_id: int | None = column()
+class User(models.User):
     parent_id: int | None = column()
-    username: str | None = column()
-    points: int | None = column()
 
     profile: HasOne[Profile] = has_one(lambda: Profile)
     strict_profile: HasOne[StrictProfile] = has_one(lambda: StrictProfile)

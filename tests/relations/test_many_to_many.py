@@ -26,31 +26,25 @@ from lucid_orm import (
 from lucid_orm.database import Database
 from lucid_orm.orm.relations import base as relations_base
 from lucid_orm.relations import HasMany, ManyToMany
+from tests import models
 from tests.helpers import count_queries
-from tests.models import create_many
+from tests.models import Player, Tag, create_many
 
 
-class Skill(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
-
+class Skill(models.Skill):
     @scope
     def named(query: Any, name: str) -> None:
         query.where("name", name)
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill)
 
 
-class ProUser(BaseModel):
+class ProUser(models.BaseUser):
     """``users`` again, with pivot columns and timestamps (and so custom pivot names)."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     skills: ManyToMany[Skill] = many_to_many(
         lambda: Skill,
         pivot_table="skill_user",
@@ -58,13 +52,6 @@ class ProUser(BaseModel):
         pivot_columns=["proficiency"],
         pivot_timestamps=True,
     )
-
-
-class Player(BaseModel):
-    table = "m2m_players"
-    id: int = column(is_primary=True)
-    uid: int | None = column()
-    name: str | None = column()
 
 
 class Team(BaseModel):
@@ -86,25 +73,15 @@ class Team(BaseModel):
     )
 
 
-class Tag(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
-
-
-class Author(BaseModel):
+class Author(models.BaseUser):
     """``users`` with posts, whose tags are a many_to_many over ``post_tags`` (no id column)."""
 
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     posts: HasMany[Article] = has_many(lambda: Article, foreign_key="user_id")
 
 
-class Article(BaseModel):
+class Article(models.Post):
     table = "posts"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
     tags: ManyToMany[Tag] = many_to_many(
         lambda: Tag,
         pivot_table="post_tags",

@@ -11,22 +11,16 @@ import pytest
 from lucid_orm import BaseModel, LucidError, column, db, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
+from tests import models
 from tests.helpers import count_queries
-from tests.models import Skill
+from tests.models import Skill, Tag
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill)
     friends: ManyToMany[User] = many_to_many(
         lambda: User, pivot_table="user_friends", pivot_related_foreign_key="friend_id"
     )
-
-
-class Tag(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
 
 
 class Article(BaseModel):

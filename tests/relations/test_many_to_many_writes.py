@@ -17,13 +17,12 @@ import pytest
 from lucid_orm import BaseModel, LucidError, QueryError, column, db, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.relations import ManyToMany
+from tests import models
 from tests.helpers import count_queries
-from tests.models import Skill, create_many
+from tests.models import Gadget, Player, Skill, Tag, create_many
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     skills: ManyToMany[Skill] = many_to_many(lambda: Skill)
 
 
@@ -45,13 +44,6 @@ ProUser = users_model("ProUser", pivot_columns=["proficiency"], pivot_timestamps
 StrictUser = users_model("StrictUser", pivot_table="skill_user_strict")
 
 
-class Player(BaseModel):
-    table = "m2m_players"
-    id: int = column(is_primary=True)
-    uid: int | None = column()
-    name: str | None = column()
-
-
 class Team(BaseModel):
     table = "m2m_teams"
     id: int = column(is_primary=True)
@@ -69,11 +61,6 @@ class Team(BaseModel):
     )
 
 
-class Tag(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
-
-
 class Article(BaseModel):
     table = "posts"
     id: int = column(is_primary=True)
@@ -83,15 +70,8 @@ class Article(BaseModel):
     )
 
 
-class Gadget(BaseModel):
-    uuid: uuid.UUID = column(is_primary=True)
-    name: str | None = column()
-
-
-class Owner(BaseModel):
+class Owner(models.BaseUser):
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
     gadgets: ManyToMany[Gadget] = many_to_many(
         lambda: Gadget,
         pivot_table="m2m_gadget_user",

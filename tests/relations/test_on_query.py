@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
+from lucid_orm import LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Comment
 
@@ -44,10 +45,7 @@ def with_comments(query: Any) -> None:
         query.preload("comments")
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     is_published: bool | None = column()
     score: int | None = column()
 
@@ -55,18 +53,14 @@ class Post(BaseModel):
     author: BelongsTo[User] = belongs_to(lambda: User, on_query=active_only)
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     is_active: bool | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post, on_query=published_only)
 
 
-class Author(BaseModel):
+class Author(models.BaseUser):
     table = "users"
-    id: int = column(is_primary=True)
-    username: str | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post, foreign_key="user_id", on_query=with_comments)
 

@@ -11,32 +11,21 @@ import pytest
 from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
+from tests import models
 from tests.helpers import count_queries, flat
-from tests.models import Comment, Country
+from tests.models import Comment, Country, Task
 
 # SQLite's default compiled limit, the lowest of the three dialects.
 BOUND_PARAMETER_LIMIT = 32766
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     score: int | None = column()
 
     comments: HasMany[Comment] = has_many(lambda: Comment)
 
 
-class Task(BaseModel):
-    table = "hm_tasks"
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    name: str | None = column()
-
-
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    username: str | None = column()
+class User(models.BaseUser):
     country_id: int | None = column()
 
     posts: HasMany[Post] = has_many(lambda: Post)

@@ -31,35 +31,24 @@ from lucid_orm.factories import (
     FactoryModel,
 )
 from lucid_orm.relations import BelongsTo, HasMany, HasManyThrough, HasOne, ManyToMany
+from tests import models
 from tests.helpers import count_queries
 from tests.models import Skill
 
 
-class Country(BaseModel):
-    id: int = column(is_primary=True)
-    name: str | None = column()
+class Country(models.Country):
     posts: HasManyThrough[Post] = has_many_through(lambda: Post, through=lambda: User)
 
 
-class Profile(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    display_name: str | None = column()
-    bio: str | None = column()
+class Profile(models.Profile):
     user: BelongsTo[User] = belongs_to(lambda: User)
 
 
-class Comment(BaseModel):
-    id: int = column(is_primary=True)
-    post_id: int | None = column()
+class Comment(models.Comment):
     user_id: int | None = column()
-    body: str | None = column()
 
 
-class Post(BaseModel):
-    id: int = column(is_primary=True)
-    user_id: int | None = column()
-    title: str | None = column()
+class Post(models.Post):
     body: str | None = column()
     is_published: bool | None = column()
     author: BelongsTo[User] = belongs_to(lambda: User, foreign_key="user_id")
@@ -73,12 +62,8 @@ class Task(BaseModel):
     name: str = column()
 
 
-class User(BaseModel):
-    id: int = column(is_primary=True)
-    country_id: int | None = column()
-    username: str | None = column()
+class User(models.User):
     email: str | None = column()
-    points: int | None = column()
     profile: HasOne[Profile] = has_one(lambda: Profile)
     posts: HasMany[Post] = has_many(lambda: Post)
     tasks: HasMany[Task] = has_many(lambda: Task)
