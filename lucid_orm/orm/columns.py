@@ -40,7 +40,6 @@ from ..query.chainable import utc_naive
 UTC = _dt.UTC
 # "Not given" for options whose ``None`` means something (``serialize_as=None`` hides).
 UNSET: Any = object()
-_UNSET = UNSET  # the name the relation declarations still import (being moved to UNSET)
 # PostgreSQL's type OID for ``timestamp with time zone``.
 _PG_TIMESTAMPTZ_OID = 1184
 _INF = float("inf")

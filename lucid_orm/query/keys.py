@@ -26,10 +26,6 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ColumnElement
 
 from ..database.dialects import dialect_of
-from ..database.dialects.postgresql import PLAIN_ROWS_UP_TO, KeyArray
-from ..database.dialects.sqlite import JSON_EACH, json_keys
-
-__all__ = ["JSON_EACH", "PLAIN_ROWS_UP_TO", "KeyArray", "json_keys", "keys_in", "rows_in"]
 
 
 def keys_in(

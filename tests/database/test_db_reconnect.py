@@ -353,49 +353,51 @@ _OWN_ID = {
 }
 
 
+@pytest.fixture
+async def private_and_probe(dialect: str) -> AsyncIterator[tuple[Database, Database]]:
+    """Two databases of their own on the server under test: ``private`` is reconfigured by
+    the test, ``probe`` watches the server's sessions."""
+    if dialect not in SERVERS:
+        pytest.skip("SQLite connections are not server sessions to count")
+    url = _server_url(dialect)
+    private = Database()
+    probe = Database()
+    probe.configure(url=url)
+    private.configure(url=url)
+    try:
+        yield private, probe
+    finally:
+        await private.close()
+        await probe.close()
+
+
 class TestConfigureAgain:
-    async def test_configure_closes_the_old_pools(self, dialect: str) -> None:
-        if dialect not in SERVERS:
-            pytest.skip("SQLite connections are not server sessions to count")
+    async def test_configure_closes_the_old_pools(
+        self, dialect: str, private_and_probe: tuple[Database, Database]
+    ) -> None:
+        private, probe = private_and_probe
         url = _server_url(dialect)
         own_id = _OWN_ID[dialect]
-        private = Database()
-        probe = Database()
-        probe.configure(url=url)
-        private.configure(url=url)
-        try:
-            results = await asyncio.gather(*(private.raw_query(own_id) for _ in range(4)))
-            await asyncio.gather(*(private.from_("users").select("id") for _ in range(4)))
-            old = {int(r[0]["id"]) for r in results}
-            assert await _server_ids(probe, dialect, old) == old
+        results = await asyncio.gather(*(private.raw_query(own_id) for _ in range(4)))
+        await asyncio.gather(*(private.from_("users").select("id") for _ in range(4)))
+        old = {int(r[0]["id"]) for r in results}
+        assert await _server_ids(probe, dialect, old) == old
 
-            private.configure(url=url)  # replaces the connections: the old pools close
-            for _ in range(200):
-                if not await _server_ids(probe, dialect, old):
-                    break
-                await asyncio.sleep(0.01)
-            assert await _server_ids(probe, dialect, old) == set()
-            # The new configuration works.
-            (row,) = await private.raw_query(own_id)
-            assert int(row["id"]) not in old
-        finally:
-            await private.close()
-            await probe.close()
+        private.configure(url=url)  # replaces the connections: the old pools close
+        for _ in range(200):
+            if not await _server_ids(probe, dialect, old):
+                break
+            await asyncio.sleep(0.01)
+        assert await _server_ids(probe, dialect, old) == set()
+        # The new configuration works.
+        (row,) = await private.raw_query(own_id)
+        assert int(row["id"]) not in old
 
-    async def test_close_waits_for_the_retired_pools(self, dialect: str) -> None:
-        if dialect not in SERVERS:
-            pytest.skip("SQLite connections are not server sessions to count")
-        url = _server_url(dialect)
-        own_id = _OWN_ID[dialect]
-        private = Database()
-        probe = Database()
-        probe.configure(url=url)
-        private.configure(url=url)
-        try:
-            (row,) = await private.raw_query(own_id)
-            private.configure(url=url)
-            await private.close()
-            assert await _server_ids(probe, dialect, {int(row["id"])}) == set()
-        finally:
-            await private.close()
-            await probe.close()
+    async def test_close_waits_for_the_retired_pools(
+        self, dialect: str, private_and_probe: tuple[Database, Database]
+    ) -> None:
+        private, probe = private_and_probe
+        (row,) = await private.raw_query(_OWN_ID[dialect])
+        private.configure(url=_server_url(dialect))
+        await private.close()
+        assert await _server_ids(probe, dialect, {int(row["id"])}) == set()

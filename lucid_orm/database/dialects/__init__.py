@@ -31,7 +31,7 @@ def dialect_for(name: str) -> Dialect:
 
 def dialect_of(dialect: SADialect) -> Dialect:
     """The ``Dialect`` matching a SQLAlchemy dialect (``client.dialect``)."""
-    return _DIALECTS.get(dialect.name, _DEFAULT)
+    return dialect_for(dialect.name)
 
 
 __all__ = [

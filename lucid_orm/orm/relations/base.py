@@ -203,11 +203,6 @@ class Relation(Generic[R]):
             return self
         raise RelationNotLoadedError(type(obj).__name__, self.relation_name)
 
-    # -- values --------------------------------------------------------------------------------
-    def _value(self, model: BaseModel, key: str, action: str) -> Any:
-        # Kept for the relation writes (query clients); new code calls key_value().
-        return key_value(self, model, key, action)
-
     # -- matching (the preloader's API) --------------------------------------------------------
     def set_related(self, parent: BaseModel, related: Any) -> None:
         """Set the loaded value on ``parent`` (``None``/instance or a list for many-relations)."""
