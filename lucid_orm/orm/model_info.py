@@ -51,6 +51,8 @@ class ModelInfo:
     relations: dict[str, Any] = field(default_factory=dict)
     prepare_map: dict[str, tuple[str, Any]] = field(default_factory=dict)
     timestamps: list[tuple[str, ColumnDef]] = field(default_factory=list)
+    # Attributes of JSON columns: their ``original`` must be a deep copy after a write.
+    json_attributes: list[str] = field(default_factory=list)
     # the Python types a primary-key value may have (check_key_value), once known
     key_types: tuple[type, ...] | None = None
 
@@ -134,6 +136,7 @@ class ModelInfo:
         self.timestamps = [
             (n, c) for n, c in self.columns.items() if c.kind in ("datetime", "date")
         ]
+        self.json_attributes = [n for n, c in self.columns.items() if c.is_json]
         self.select_columns = [
             table.c[c.column_name] for c in self.columns.values() if c.column_name
         ]

@@ -124,7 +124,7 @@ def _written(instance: BaseModel) -> None:
     model = type(instance)
     d = instance.__dict__
     attrs = {k: d[k] for k in model.columns if k in d}
-    deep = [n for n, c in model.columns.items() if c.is_json]
+    deep = info_of(model).json_attributes
     set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
 
 
@@ -277,7 +277,7 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
         end = _batch_end(model, values, start)
         await _insert_batch(model, instances[start:end], values[start:end], trx)
         start = end
-    deep = [n for n, c in model.columns.items() if c.is_json]
+    deep = info.json_attributes
     for inst, attrs in zip(instances, values, strict=True):
         d = inst.__dict__
         d[PERSISTED] = True
