@@ -8,7 +8,7 @@ import json
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,13 +97,15 @@ def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
 class InsertShape:
     """A one-row ``INSERT … VALUES (?, ?) RETURNING …`` compiled by SQLAlchemy, cut around
     its VALUES group so that a batch repeats the group (SQLAlchemy's own batching scheme,
-    ``SQLCompiler.insert_single_values_expr``); ``order``: the columns in parameter order."""
+    ``SQLCompiler.insert_single_values_expr``); ``order``: the columns in parameter order,
+    ``processors``: their bind processors for this dialect (``None``: the value goes as is)."""
 
     head: str
     group: str
     ordered: str
     single: str
     order: list[str]
+    processors: list[Callable[[Any], Any] | None]
 
     def sql(self, rows: int) -> str:
         """The statement for ``rows`` rows: returning ``_ordered_key`` for more than one."""
@@ -260,7 +262,8 @@ class SqliteDialect(Dialect):
         ordered = insert(table).values(values).returning(_ordered_key(table, table_key))
         head, group, tail, order = compile_insert(ordered, dialect)
         single = compile_insert(plain, dialect)[2]
-        shape = cache[shape_key] = InsertShape(head, group, tail, single, order)
+        processors = [bind_processor(table.c[c].type, dialect) for c in order]
+        shape = cache[shape_key] = InsertShape(head, group, tail, single, order, processors)
         if len(cache) > _INSERT_CACHE_SIZE:
             cache.popitem(last=False)
         return shape
@@ -394,8 +397,7 @@ class _BulkInsert:
             values = [value for row in chunk for value in row.values()]
         else:
             values = [row[c] for row in chunk for c in order]
-        for i, column in enumerate(order):
-            process = bind_processor(table.c[column].type, sa_dialect)
+        for i, process in enumerate(shape.processors):
             if process is not None:
                 values[i::width] = map(process, values[i::width])
         sql = shape.sql(len(chunk))
