@@ -441,7 +441,7 @@ class TestBelongsToSubQuery:
 
     async def test_sub_query_flags(self, database: Database) -> None:
         sub = Post.get_relation("author").sub_query(database.connection())
-        assert sub.is_related_query and sub.is_related_sub_query
+        assert not sub.is_related_query and sub.is_related_sub_query
         assert not sub.is_related_preload_query
 
 
@@ -1103,7 +1103,7 @@ class TestBelongsToOnQuery:
         assert [p.title for p in await ActivePost.query().has("author")] == ["a"]  # type: ignore[attr-defined]
         posts = await ActivePost.query().with_count("author").order_by("id")
         assert [p.extras["author_count"] for p in posts] == [1, 0]
-        assert log == [(True, False, True)] * 2
+        assert log == [(False, False, True)] * 2
 
     async def test_not_applied_to_writes(self, database: Database) -> None:
         log: list[tuple[bool, bool, bool]] = []

@@ -4,7 +4,9 @@ set relations, related queries, sub queries, preload (with group limits), lazy l
 
 from __future__ import annotations
 
+from collections import ChainMap
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -1274,6 +1276,23 @@ class TestHasManyCreate:
         virk, nikk = await make_users("virk", "nikk")
         post = await virk.related("posts").create({"title": "Adonis 101", "user_id": nikk.id})
         assert post.user_id == virk.id
+
+    async def test_hydrate_for_persistence_takes_a_mapping(self, database: Database) -> None:
+        [virk] = await make_users("virk")
+        relation = User.get_relation("posts")
+        plain: dict[str, Any] = {"title": "Adonis 101"}
+        relation.hydrate_for_persistence(virk, plain)
+        assert plain == {"title": "Adonis 101", "user_id": virk.id}
+        chained: ChainMap[str, Any] = ChainMap({}, {"title": "x"})
+        relation.hydrate_for_persistence(virk, chained)
+        assert dict(chained) == {"title": "x", "user_id": virk.id}
+        post = Post(title="Lucid 101")
+        relation.hydrate_for_persistence(virk, post)
+        assert post.user_id == virk.id
+        with pytest.raises(LucidError) as exc:
+            relation.hydrate_for_persistence(virk, MappingProxyType({"title": "y"}))
+        assert exc.value.code == "E_INVALID_ARGUMENT"
+        assert "mutable mapping, got mappingproxy" in str(exc.value)
 
 
 class TestHasManyCreateMany:

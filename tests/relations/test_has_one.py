@@ -844,7 +844,7 @@ class TestHasOneOnQuery:
         assert await Owner.query().has("profile") == []
         owners = await Owner.query().with_count("profile")
         assert owners[0].extras["profile_count"] == 0
-        assert log == [(True, False, True)] * 2
+        assert log == [(False, False, True)] * 2
 
     async def test_not_applied_to_writes(self, database: Database) -> None:
         log: list[tuple[bool, bool, bool]] = []

@@ -528,6 +528,33 @@ class TestManyToManyQueryBuilder:
         assert names(skills) == ["Programming"]
         assert skills[0].extras == {"pivot_user_id": virk.id, "pivot_skill_id": programming.id}
 
+    async def test_picked_columns_are_all_it_selects(self, database: Database) -> None:
+        virk, nikk = await make_users("virk", "nikk")
+        programming, dancing, singing = await make_skills("Programming", "Dancing", "Singing")
+        await link(virk.id, programming.id)
+        await link(virk.id, singing.id)
+        await link(nikk.id, dancing.id)
+
+        picked = await virk.related("skills").query().select("id").order_by("id")
+        assert [(s.id, s.name, s.extras) for s in picked] == [
+            (programming.id, None, {}),
+            (singing.id, None, {}),
+        ]
+        # ... so it works as a where_in subquery (one column).
+        with count_queries() as q:
+            skills = await Skill.query().where_in("id", virk.related("skills").query().select("id"))
+        assert q.count == 1
+        assert sorted(names(skills)) == ["Programming", "Singing"]
+        # "*" picks every column: the pivot keys come along, as without select().
+        starred = await virk.related("skills").query().select("*").order_by("id")
+        assert starred[0].extras == {"pivot_user_id": virk.id, "pivot_skill_id": programming.id}
+        # Pivot columns still come when asked for.
+        asked = await virk.related("skills").query().select("name").pivot_columns(["user_id"])
+        assert sorted((s.name, s.extras["pivot_user_id"]) for s in asked) == [
+            ("Programming", virk.id),
+            ("Singing", virk.id),
+        ]
+
     async def test_or_where_cannot_escape_the_parent(self, database: Database) -> None:
         virk, nikk = await make_users("virk", "nikk")
         programming, dancing = await make_skills("Programming", "Dancing")
@@ -1105,6 +1132,15 @@ class TestManyToManyOnQuery:
         ]
         assert await member.related("skills").query().delete() == 1
         assert await pivot_rows(database) == [(virk.id, dancing.id, None)]
+
+        # has/with_count subqueries: a sub-query, not a related query (Lucid's flags).
+        flags: list[tuple[bool, bool, bool]] = []
+        Member.get_relation("skills").on_query = lambda q: flags.append(
+            (q.is_related_query, q.is_related_preload_query, q.is_related_sub_query)
+        )
+        counted = await Member.query().with_count("skills").has("skills")
+        assert [int(m.extras["skills_count"]) for m in counted] == [1]
+        assert flags == [(False, False, True)] * 2
 
     async def test_on_query_never_runs_on_pivot_writes(self, database: Database) -> None:
         calls: list[Any] = []

@@ -22,7 +22,7 @@ FLAGS: list[tuple[bool, bool, bool]] = []
 
 PRELOAD = (True, True, False)
 RELATED = (True, False, False)
-SUB = (True, False, True)
+SUB = (False, False, True)
 
 
 def published_only(query: Any) -> None:

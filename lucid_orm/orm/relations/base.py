@@ -610,7 +610,8 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
     relations alias the related table. Executing it raises. Kinds that go through a table
     register and join it in ``_relation_sources()`` and override ``_constraint()``."""
 
-    is_related_query = True
+    # As Lucid's BaseSubQueryBuilder: a subquery is not a related query of its own.
+    is_related_query = False
     is_related_sub_query = True
     is_related_preload_query = False
     is_pivot_only_query = False

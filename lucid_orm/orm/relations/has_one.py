@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 from ...errors import LucidError
@@ -65,8 +65,14 @@ class HasRelation(Relation[R]):
                 f'"{type(parent).__name__}.{self.local_key}" is undefined',
                 code="E_MISSING_MODEL_ATTRIBUTE",
             )
-        if isinstance(values, dict):
+        if isinstance(values, MutableMapping):  # a dict of attributes, as Lucid's plain object
             values[self.foreign_key] = value
+        elif isinstance(values, Mapping):
+            raise LucidError(
+                f'Cannot persist "{self.relation_name}": the values must be a model or a mutable '
+                f"mapping, got {type(values).__name__}",
+                code="E_INVALID_ARGUMENT",
+            )
         else:
             values.__dict__[self.foreign_key] = value
 

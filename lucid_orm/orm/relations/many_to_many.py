@@ -243,17 +243,25 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         return _pivot_alias(self._rel.pivot_foreign_key)
 
     def _key_columns(self, columns: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
-        """The pivot keys and columns, whatever the user selects. An aggregate query
-        (``count("* as total")``) selects only what the user asked for, as in Lucid: the
-        relation's own pivot columns would need a GROUP BY. A preload keeps the keys it
-        matches on."""
+        """The pivot keys and columns. A preload always keeps them (it matches on them). A
+        ``related(...).query()`` adds them to ``*`` but not to columns the user picks (or an
+        aggregate, ``count("* as total")``, which would need a GROUP BY): ``select("id")``
+        selects ``id`` alone, and so works as a ``where_in`` subquery. Pivot columns asked
+        for with ``pivot_columns()`` are always selected."""
         rel = self._rel
+        picked = self.state.has_aggregates or self._picks_columns()
         names = (
             list(dict.fromkeys(self._extra_pivot))
-            if self.state.has_aggregates and not self.is_related_preload_query
+            if picked and not self.is_related_preload_query
             else rel._selected_pivot_columns(self._extra_pivot)
         )
         return [rel.pivot_column(c).label(_pivot_alias(c)) for c in names]
+
+    def _picks_columns(self) -> bool:
+        """Whether the SELECT list leaves out some of the model's columns: ``select("*")``
+        and ``with_count`` (which add them all) still get the pivot columns."""
+        chosen = {id(c) for c in self.state.columns}
+        return bool(chosen) and any(id(c) not in chosen for c in self._default_columns())
 
     def _related_join(self) -> FromClause:
         """The related table joined to the pivot."""
@@ -567,16 +575,28 @@ class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
         related_fk = rel.pivot_column(rel.pivot_related_foreign_key)
         value_columns = sorted({c for values in wanted.values() for c in values})
         async with managed(self, client) as trx:
+            if not wanted:
+                if detach:  # sync([]): every row of the parent goes, in one statement
+                    stmt_all = delete(rel._pivot).where(pivot_fk == parent_value)
+                    await trx.execute(stmt_all, write=True, model=rel.model.__name__)
+                return
+            # Read the parent's pivot rows (all of them when detaching, as Lucid does, so that
+            # a sync that changes nothing writes nothing; else only the wanted ids).
+            select_cols = [related_fk, *[rel.pivot_column(c) for c in value_columns]]
+            stmt = select(*select_cols).where(pivot_fk == parent_value)
+            if not detach:
+                stmt = stmt.where(keys_in(related_fk, list(wanted), trx.dialect))
+            result = await trx.execute(stmt, write=False, model=rel.model.__name__)
+            wanted_text = {str(k) for k in wanted}
             existing: dict[Any, dict[str, Any]] = {}
-            if wanted:
-                select_cols = [related_fk, *[rel.pivot_column(c) for c in value_columns]]
-                stmt = select(*select_cols).where(
-                    pivot_fk == parent_value, keys_in(related_fk, list(wanted), trx.dialect)
-                )
-                result = await trx.execute(stmt, write=False, model=rel.model.__name__)
-                for row in result.rows:
-                    # By text: a UUID key reads back as uuid.UUID, may be given as str.
-                    existing[str(row[0])] = dict(zip(value_columns, row[1:], strict=True))
+            stale: dict[str, Any] = {}
+            for row in result.rows:
+                # By text: a UUID key reads back as uuid.UUID, may be given as str.
+                text = str(row[0])
+                if text in wanted_text:
+                    existing[text] = dict(zip(value_columns, row[1:], strict=True))
+                else:
+                    stale[text] = row[0]
             added = {k: v for k, v in wanted.items() if str(k) not in existing}
             await self._insert_pivot(trx, added)
             # Changed pivot values: one UPDATE per distinct set of new values, for all the ids
@@ -601,10 +621,11 @@ class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
                     .where(pivot_fk == parent_value, keys_in(related_fk, ids, trx.dialect))
                 )
                 await trx.execute(stmt_u, write=True, model=rel.model.__name__)
-            if detach:
-                stmt_d = delete(rel._pivot).where(pivot_fk == parent_value)
-                if wanted:
-                    stmt_d = stmt_d.where(keys_in(related_fk, list(wanted), trx.dialect, True))
+            if detach and stale:
+                stmt_d = delete(rel._pivot).where(
+                    pivot_fk == parent_value,
+                    keys_in(related_fk, list(stale.values()), trx.dialect),
+                )
                 await trx.execute(stmt_d, write=True, model=rel.model.__name__)
 
     def _related_id(self, related: BaseModel) -> Any:
