@@ -4,6 +4,8 @@ from .database import Database, QueryClient, QueryEvent, TransactionClient, db
 from .errors import (
     ConnectionLostError,
     IntegrityError,
+    LazyLoadError,
+    LazyLoadWarning,
     LucidError,
     ModelNotFoundError,
     QueryError,
@@ -26,6 +28,8 @@ __all__ = [
     "Database",
     "DatabaseQueryBuilder",
     "IntegrityError",
+    "LazyLoadError",
+    "LazyLoadWarning",
     "LucidError",
     "ModelNotFoundError",
     "ModelQueryBuilder",

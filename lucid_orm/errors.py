@@ -147,3 +147,16 @@ class InvalidArgumentError(LucidError, ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code=self.code)
+
+
+class LazyLoadError(LucidError):
+    """The N+1 guard in ``"raise"`` mode (``db.configure(lazy_load_guard="raise")``): a
+    relation loaded one instance at a time for rows of one result set. The message names the
+    ``preload(...)`` to use."""
+
+    code = "E_LAZY_LOAD"
+
+
+class LazyLoadWarning(UserWarning):
+    """The N+1 guard in ``"warn"`` mode: a relation loaded one instance at a time for rows of
+    one result set (once per relation and result set)."""

@@ -4,8 +4,10 @@ clients, transactions and query events."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +23,22 @@ if TYPE_CHECKING:
     from ..query.raw import Raw, RawQueryBuilder
 
 T = TypeVar("T")
+
+
+LazyLoadGuard = Literal["warn", "raise"]
+# A lazy_load_guard() block's mode ("off" inside a block that turns the guard off).
+_GUARD_BLOCK: ContextVar[Literal["warn", "raise", "off"] | None] = ContextVar(
+    "lucid_lazy_load_guard", default=None
+)
+
+
+def _check_guard(mode: object) -> LazyLoadGuard | None:
+    if mode is None or mode == "warn" or mode == "raise":
+        return mode
+    raise LucidError(
+        f'lazy_load_guard must be "warn", "raise" or None, got {mode!r}',
+        code="E_INVALID_ARGUMENT",
+    )
 
 
 class Database:
@@ -40,6 +58,7 @@ class Database:
         self._clients: dict[str, QueryClient] = {}
         # Pools of a previous configure() being closed (see _retire).
         self._closing: set[asyncio.Task[None]] = set()
+        self._lazy_load_guard: LazyLoadGuard | None = None
 
     # -- configuration -------------------------------------------------------------------------
     def configure(
@@ -50,6 +69,7 @@ class Database:
         connections: Mapping[str, Mapping[str, Any]] | None = None,
         debug: bool = False,
         pool: Mapping[str, Any] | None = None,
+        lazy_load_guard: LazyLoadGuard | None = None,
     ) -> None:
         """Set up the connections. ``url=`` alone defines one connection named ``"default"``;
         ``connections={name: {"url": ..., "pool": {"max": n}, "debug": bool,
@@ -63,7 +83,13 @@ class Database:
 
         Calling it again replaces the connections and closes the old pools: inside a running
         event loop their closing is scheduled on it (``await db.close()`` waits for it);
-        pools of a loop that is gone are dropped."""
+        pools of a loop that is gone are dropped.
+
+        ``lazy_load_guard="warn" | "raise"`` turns on the N+1 guard: ``load()``,
+        ``load_count()`` or ``related(...).query()`` run for a second instance of one result
+        set warns (``LazyLoadWarning``) or raises ``LazyLoadError``, naming the ``preload()``
+        to use; see also ``lazy_load_guard()``."""
+        guard = _check_guard(lazy_load_guard)
         if url is None and not connections:
             raise LucidError("db.configure() needs url= or connections=", code="E_INVALID_CONFIG")
         configs: dict[str, Mapping[str, Any]] = dict(connections or {})
@@ -81,8 +107,29 @@ class Database:
         self._connections = built
         self._clients = {}
         self._default = default
+        self._lazy_load_guard = guard
         for conn in old:
             self._retire(conn)
+
+    @property
+    def lazy_load_guard_mode(self) -> LazyLoadGuard | None:
+        """The N+1 guard's mode here: the innermost ``lazy_load_guard()`` block's, else the
+        configured one (``None``: off)."""
+        mode = _GUARD_BLOCK.get()
+        if mode is None:
+            return self._lazy_load_guard
+        return None if mode == "off" else mode
+
+    @contextmanager
+    def lazy_load_guard(self, mode: LazyLoadGuard | None = "raise") -> Iterator[None]:
+        """A block with the N+1 guard in ``mode`` (``None`` turns it off), whatever
+        ``configure()`` said — for tests: ``with db.lazy_load_guard(): ...``. Per task (a
+        context variable)."""
+        token = _GUARD_BLOCK.set(_check_guard(mode) or "off")
+        try:
+            yield
+        finally:
+            _GUARD_BLOCK.reset(token)
 
     def _retire(self, conn: Connection) -> None:
         """Close the pools of a replaced connection. configure() is synchronous, so the closing

@@ -535,14 +535,14 @@ class BaseModel:
     async def load_count(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
         """Count related rows into ``extras["<relation>_count"]`` (one query)."""
         await load_aggregate_onto(
-            self, lambda q: q.with_count(relation, callback), client_for(self)
+            self, relation, lambda q: q.with_count(relation, callback), client_for(self)
         )
         return self
 
     async def load_aggregate(self, relation: str, callback: Callable[[Any], Any]) -> Self:
         """Any aggregate of related rows into ``extras`` (the callback names it with ``as_``)."""
         await load_aggregate_onto(
-            self, lambda q: q.with_aggregate(relation, callback), client_for(self)
+            self, relation, lambda q: q.with_aggregate(relation, callback), client_for(self)
         )
         return self
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..database.connection import fast_paths_default
+from . import lazy_guard
 from .binding import binding, track
 from .model_info import info_of
 from .state import EXTRAS, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, TRX
@@ -170,6 +171,8 @@ def _hydrate_rows(
         out = _fill_general(model, plan, rows, stamp)
     if trx is not None and out:
         track(trx, out)
+    if len(out) > 1 and lazy_guard.active() is not None:  # the N+1 guard is on
+        lazy_guard.tag(out)
     return out
 
 

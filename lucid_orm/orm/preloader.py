@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
+from . import lazy_guard
 from .model_info import pk_column
 from .persistence import pk_value
 from .state import sideloaded_of
@@ -117,15 +118,17 @@ async def load_onto(
         relation(loader)
     else:
         loader.add(relation, callback)
+    lazy_guard.check(instance, list(loader.specs), "load()")
     await loader.process([instance], client, sideloaded_of(instance))
 
 
 async def load_aggregate_onto(
-    instance: BaseModel, configure: Callable[[Any], Any], client: Client
+    instance: BaseModel, relation: str, configure: Callable[[Any], Any], client: Client
 ) -> None:
-    """``load_count``/``load_aggregate``: the instance's row selected with the aggregate
-    ``configure`` adds (one query); the aggregate lands in ``extras``."""
+    """``load_count``/``load_aggregate``: the instance's row selected with the aggregate of
+    ``relation`` that ``configure`` adds (one query); the aggregate lands in ``extras``."""
     _lazy_load_guard(instance)
+    lazy_guard.check(instance, [relation], "load_count()/load_aggregate()")
     model = type(instance)
     pk = pk_column(model)
     query = model.query(client=client).select(pk).where(pk, pk_value(instance, "select"))

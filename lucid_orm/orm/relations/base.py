@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnClause
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
 from ...query.chainable import Chainable, check_page, correlated, resolve_column
 from ...query.keys import keys_in
+from .. import lazy_guard
 from ..binding import bind, client_for
 from ..model_info import declared, info_of
 from ..naming import RelationType
@@ -400,6 +401,8 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         self._parent_key = relation.parent_key if parent_key is None else parent_key
         self._action = "select"
         self._no_rows = values is not None and not values
+        if parent is not None:  # related(...).query(): one parent's rows
+            lazy_guard.check(parent, [relation.relation_name], "related(...).query() for")
         self._relation_sources()
         run_on_query(relation, self)
 
