@@ -19,6 +19,7 @@ from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
 from .orm.query_builder import ModelQueryBuilder
 from .orm.relations import belongs_to, has_many, has_many_through, has_one, many_to_many
 from .query.database import DatabaseQueryBuilder
+from .query.json import json_extract
 from .query.paginator import SimplePaginator
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "has_many",
     "has_many_through",
     "has_one",
+    "json_extract",
     "many_to_many",
     "scope",
 ]

@@ -417,9 +417,21 @@ def sql_type_for(annotation: Any) -> TypeEngine[Any]:
             return LargeBinary()
         if issubclass(base, uuid.UUID):
             return UUIDType()
-    if base is typing.Any:
+    if base is typing.Any or _json_union(ann):
         return JSON()
     return NullType()
+
+
+def _json_union(annotation: Any) -> bool:
+    """``dict[str, Any] | list[Any]`` (optional or not): a JSON column of either shape."""
+    origin = typing.get_origin(annotation)
+    if origin is not typing.Union and origin is not types.UnionType:
+        return False
+    members = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return all(
+        isinstance(base := typing.get_origin(m) or m, type) and issubclass(base, dict | list)
+        for m in members
+    )
 
 
 @dataclass(slots=True)

@@ -42,6 +42,7 @@ from sqlalchemy.types import ARRAY, JSON, Enum, NullType, TypeDecorator, UserDef
 
 from ..errors import LucidError
 from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
+from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
 from .state import BuilderState, fold
@@ -343,7 +344,7 @@ class JoinClause:
         return self
 
 
-class Chainable:
+class Chainable(JsonConditions):
     """Shared query-building vocabulary of the database and model query builders."""
 
     def __init__(self, client: Client) -> None:
@@ -439,6 +440,8 @@ class Chainable:
             sub = self._nested(item)
             label: ColumnElement[Any] = sub._scalar().label(item.state.alias or "subquery")
             return label
+        if isinstance(item, JsonExtract):
+            return self._json_extract(item)
         return self._col(item)
 
     def _nested(self, sub: Chainable) -> Chainable:

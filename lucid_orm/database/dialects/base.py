@@ -21,6 +21,8 @@ from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, TableClause
 
+from .json import JsonOps
+
 if TYPE_CHECKING:
     from ...query.client import Client
     from ..transaction import TransactionClient
@@ -79,6 +81,8 @@ class Dialect:
     commit_after_read: ClassVar[bool] = False
     # A discarded connection's server thread is killed (MySQL: its locks go at once).
     kill_on_discard: ClassVar[bool] = False
+    # JSON conditions and extraction (dialects/json.py).
+    json: ClassVar[JsonOps] = JsonOps()
 
     # -- connections ---------------------------------------------------------------------------
     def engine_options(self, setup: EngineSetup) -> None:

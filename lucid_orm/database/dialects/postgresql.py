@@ -35,6 +35,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
 from .base import AdvisoryLock, Dialect, EngineSetup, Key, named_table, truncate_statement
+from .json import PostgresqlJson
 from .sqlite import typed
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class PostgresqlDialect(Dialect):
 
     name = "postgresql"
     transactional_ddl = True
+    json = PostgresqlJson()
     # A failed statement aborts the transaction until a rollback (to a savepoint).
     aborts_on_error = True
     # Statements outside transactions run in AUTOCOMMIT: nothing to commit after them.

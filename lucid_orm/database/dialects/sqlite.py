@@ -24,6 +24,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from ...errors import IntegrityError, LucidError, QueryError
 from ..executor import bind_processor, compile_insert, interrupt_sqlite
 from .base import Dialect, EngineSetup, Key, Rows, named_table
+from .json import SqliteJson, register_sqlite_functions
 
 if TYPE_CHECKING:
     from ...query.client import Client
@@ -123,6 +124,7 @@ class SqliteDialect(Dialect):
     isolation_levels = False
     loop_bound = False
     commit_after_write = True
+    json = SqliteJson()
 
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)
@@ -153,6 +155,7 @@ class SqliteDialect(Dialect):
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy, not pysqlite, emit BEGIN so SAVEPOINTs work (SQLAlchemy docs).
             dbapi_conn.isolation_level = None
+            register_sqlite_functions(dbapi_conn)
             cursor = dbapi_conn.cursor()
             if wal:
                 cursor.execute("PRAGMA journal_mode = WAL")
