@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 from sqlalchemy import Integer
 
-from .errors import LucidError
+from .errors import InvalidArgumentError, LucidError
 from .orm.base_model import BaseModel as LucidModel
 from .orm.columns import UNSET, ColumnDef
 from .orm.model_info import declared, info_of
@@ -328,18 +328,18 @@ def pydantic_model(
     the class (default ``<Model>Read``, ``<Model>Create``, ``<Model>Update``).
 
     Raises:
-        LucidError: ``E_INVALID_ARGUMENT`` for an unknown mode, name or relation.
+        InvalidArgumentError: an unknown mode or name, ``relations`` outside read mode.
+        LucidError: ``E_UNDEFINED_RELATIONSHIP`` for an unknown relation.
     """
     if mode not in ("read", "create", "update"):
-        raise LucidError(f"Unknown pydantic_model mode {mode!r}", code="E_INVALID_ARGUMENT")
+        raise InvalidArgumentError(f"Unknown pydantic_model mode {mode!r}")
     info = info_of(model)
     known = set(info.columns) | set(info.computed)
     for listed in (include or ()), exclude, optional:
         unknown = sorted(set(listed) - known)
         if unknown:
-            raise LucidError(
-                f'{", ".join(unknown)}: not a column or computed value of "{model.__name__}"',
-                code="E_INVALID_ARGUMENT",
+            raise InvalidArgumentError(
+                f'{", ".join(unknown)}: not a column or computed value of "{model.__name__}"'
             )
     fields: dict[str, tuple[Any, Any]] = {}
     for attr, col in info.columns.items():
@@ -379,7 +379,7 @@ def pydantic_model(
         }:
             fields["extras"] = _field(dict[str, Any], "meta", "extras", True)
     elif relations:
-        raise LucidError("relations= is for mode='read' shapes", code="E_INVALID_ARGUMENT")
+        raise InvalidArgumentError("relations= is for mode='read' shapes")
     shape_name = name or f"{model.__name__}{mode.capitalize()}"
     config = _READ_CONFIG if mode == "read" else ConfigDict()
     created = pydantic.create_model(  # type: ignore[call-overload]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from lucid_orm import (
     BaseModel,
     CamelCaseNamingStrategy,
     Database,
+    LucidError,
     belongs_to,
     column,
     computed,
@@ -207,12 +210,14 @@ class TestPydanticModel:
         }
 
     def test_unknown_names_raise(self) -> None:
-        from lucid_orm import LucidError
-
         with pytest.raises(LucidError, match='nope: not a column or computed value of "Author"'):
             pydantic_model(Author, include=["nope"])
         with pytest.raises(LucidError, match="Unknown pydantic_model mode"):
             pydantic_model(Author, mode="delete")  # type: ignore[arg-type]
+        with pytest.raises(LucidError, match='"likes" is not defined as a relationship'):
+            pydantic_model(Author, relations={"likes": Article})
+        with pytest.raises(LucidError, match="relations= is for mode='read' shapes"):
+            pydantic_model(Author, mode="update", relations={"posts": Article})
 
 
 class TestInputShapes:
@@ -349,3 +354,26 @@ class TestFastAPI:
         assert listed["application/json"]["schema"]["items"] == {
             "$ref": "#/components/schemas/Author"
         }
+
+
+class TestOptionalDependency:
+    def _run(self, code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+
+    def test_import_lucid_orm_does_not_import_pydantic(self) -> None:
+        done = self._run("import sys, lucid_orm; print('pydantic' in sys.modules)")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "False"
+
+    def test_missing_pydantic_names_the_extra(self) -> None:
+        done = self._run(
+            "import sys; sys.modules['pydantic'] = None\n"
+            "from lucid_orm import LucidError\n"
+            "try:\n    import lucid_orm.pydantic\n"
+            "except LucidError as e:\n    print(e.code, e)\n"
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("E_MISSING_DEPENDENCY")
+        assert "pip install 'lucid-orm[pydantic]'" in done.stdout
