@@ -144,8 +144,8 @@ def _serialized_shape(
     model: type[LucidModel], handler: GetCoreSchemaHandler
 ) -> tuple[core_schema.CoreSchema, list[type[LucidModel]]]:
     """The typed dict ``serialize()`` returns for ``model``, and the models its relations
-    reach. Columns and computed values are required; relations are not (only loaded ones
-    are written)."""
+    reach. Computed values and non-nullable columns are required; relations are not (only
+    loaded ones are written)."""
     info = info_of(model)
     fields: dict[str, core_schema.TypedDictField] = {}
     for name, col in info.columns.items():
@@ -277,6 +277,8 @@ def _field(annotation: Any, alias: str, name: str, required: bool) -> tuple[Any,
         annotation,
         Field(
             default,
+            # Titled after the attribute, as pydantic titles fields without an alias.
+            title=name.replace("_", " ").title(),
             validation_alias=AliasChoices(alias, name) if alias != name else None,
             serialization_alias=alias if alias != name else None,
         ),

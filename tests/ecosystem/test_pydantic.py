@@ -231,6 +231,15 @@ class TestInputShapes:
         with_default = pydantic_model(Author, mode="create", optional=["username"])
         assert "required" not in with_default.model_json_schema()
 
+    def test_input_keys_by_serialized_or_attribute_name(self) -> None:
+        CamelCreate = pydantic_model(CamelUser, mode="create")
+        assert set(CamelCreate.model_json_schema()["properties"]) == {
+            "id", "username", "countryId", "createdAt"
+        }  # fmt: skip
+        for sent in ({"username": "x", "countryId": 3}, {"username": "x", "country_id": 3}):
+            body = CamelCreate.model_validate(sent)
+            assert body.model_dump(exclude_unset=True) == {"username": "x", "country_id": 3}
+
     async def test_invalid_body_fails_before_any_write(self, database: Database) -> None:
         AuthorCreate = pydantic_model(Author, mode="create")
         with count_queries() as log, pytest.raises(ValidationError) as caught:
@@ -277,8 +286,12 @@ class TestPage:
         assert dumped == paginator.serialize()
         assert dumped["meta"]["perPage"] == 5 and "per_page" not in dumped["meta"]
         shape = pydantic_model(CamelUser, name="CamelOut")
-        shaped = Page[shape].model_json_schema(mode="serialization")  # type: ignore[valid-type]
-        assert "perPage" in shaped["$defs"]["PageMetaCamelCase"]["properties"]
+        ShapePage = Page[shape]  # type: ignore[valid-type]
+        shaped = ShapePage.model_validate(paginator).model_dump(mode="json")
+        assert shaped["data"][0]["createdAt"] is not None and "created_at" not in shaped["data"][0]
+        assert shaped["meta"]["perPage"] == 5
+        schema = ShapePage.model_json_schema(mode="serialization")
+        assert "perPage" in schema["$defs"]["PageMetaCamelCase"]["properties"]
 
 
 AuthorCreate = pydantic_model(Author, mode="create")
