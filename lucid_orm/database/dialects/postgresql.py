@@ -107,6 +107,7 @@ class PostgresqlDialect(Dialect):
     """PostgreSQL through asyncpg."""
 
     name = "postgresql"
+    default_port = 5432
     transactional_ddl = True
     # A failed statement aborts the transaction until a rollback (to a savepoint).
     aborts_on_error = True
