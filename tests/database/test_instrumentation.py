@@ -8,6 +8,8 @@ holds the SQL."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from lucid_orm.database import Database, QueryEvent
 from lucid_orm.errors import IntegrityError, QueryError
 from lucid_orm.relations import HasMany
 from tests import models
-from tests.helpers import DialectConfig, count_queries
+from tests.helpers import PG_REPLICA_URL, PG_URL, DialectConfig, count_queries
 from tests.models import Thing
 
 _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START TRANSACTION")
@@ -196,6 +198,28 @@ class TestAttributes:
             assert span.parent.span_id == request.span_id
             assert span.context is not None and span.context.trace_id == request.trace_id
 
+    async def test_a_read_replica_is_its_own_endpoint(self, dialect: str) -> None:
+        if dialect != "postgresql":
+            pytest.skip("replicas are exercised on PostgreSQL (two databases on one server)")
+        private, tracing = Database(), Traced()
+        private.configure(
+            connection="replicated",
+            connections={
+                "replicated": {
+                    "replicas": {"write": {"url": PG_URL}, "read": [{"url": PG_REPLICA_URL}]}
+                }
+            },
+        )
+        instrument(private, tracer_provider=tracing.provider)
+        try:
+            await private.raw_query("select 1 as one")
+            await private.raw_query("select 2 as two", read=True)
+        finally:
+            uninstrument(private)
+            await private.close()
+        namespaces = [(s.attributes or {}).get("db.namespace") for s in tracing.spans]
+        assert namespaces == [make_url(PG_URL).database, make_url(PG_REPLICA_URL).database]
+
 
 class TestFailures:
     async def test_failed_read(self, database: Database, traced: Traced, fast_paths: bool) -> None:
@@ -275,6 +299,25 @@ class TestInstrumentApi:
         dialect_config.configure()
         await database.from_("tags")
         assert len(traced.spans) == 2
+
+
+def test_missing_extra_names_it() -> None:
+    """Without OpenTelemetry installed the module raises a ``LucidError`` naming the extra
+    (a fresh interpreter in which ``opentelemetry`` cannot be imported)."""
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None\n"
+        "from lucid_orm.errors import LucidError\n"
+        "import lucid_orm\n"
+        "try:\n"
+        "    import lucid_orm.contrib.opentelemetry\n"
+        "except LucidError as exc:\n"
+        "    print(exc.code, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("E_MISSING_DEPENDENCY ")
+    assert "pip install 'lucid-orm[otel]'" in out
 
 
 class TestLogging:
