@@ -108,21 +108,16 @@ def operation_name(sql: str) -> str | None:
 
 
 def _status_code(error: BaseException) -> str | None:
-    """The driver's error code: PostgreSQL's SQLSTATE, MySQL's error number, SQLite's
-    extended result code."""
-    for exc in (error, error.__cause__):
-        if exc is None:
-            continue
-        sqlstate = getattr(exc, "sqlstate", None)
-        if isinstance(sqlstate, str):
-            return sqlstate
-        code = getattr(exc, "sqlite_errorcode", None)
-        if isinstance(code, int):
-            return str(code)
-        args = getattr(exc, "args", ())
-        if args and isinstance(args[0], int):
-            return str(args[0])
-    return None
+    """The driver's error code as the conventions ask for it: SQLite's extended result code,
+    MySQL's error number (asyncmy errors also carry a SQLSTATE), PostgreSQL's SQLSTATE."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return str(code)
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int):
+        return str(args[0])
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate if isinstance(sqlstate, str) else None
 
 
 class _Spans:

@@ -21,7 +21,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from ..errors import LucidError
 from .dialects import Dialect, dialect_for
 from .dialects.base import EngineSetup
-from .events import DEBUG, Endpoint, QueryEmitter, enabled
+from .events import DEBUG, Endpoint, QueryEmitter, driver_exception, enabled
 from .executor import StatementCache, invalidate_generation
 
 _DRIVERS = {
@@ -429,7 +429,8 @@ def _report_statements(sync: Any, emitter: QueryEmitter, endpoint: Endpoint) -> 
             return
         context = ctx.execution_context
         many = bool(getattr(context, "executemany", False))
-        _record(ctx.connection, sql, ctx.parameters, context, many, ctx.original_exception)
+        error = driver_exception(ctx.original_exception)
+        _record(ctx.connection, sql, ctx.parameters, context, many, error)
 
     def _record(
         sa_conn: Any, sql: str, params: Any, context: Any, many: bool, error: BaseException | None

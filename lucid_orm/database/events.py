@@ -179,6 +179,15 @@ class QueryEmitter:
                 observer(statement)
 
 
+def driver_exception(exc: BaseException) -> BaseException:
+    """The driver's own exception behind the one SQLAlchemy's execution hands over (its
+    asyncpg adapter wraps asyncpg's errors, the cause), so that both paths report the same."""
+    cause = exc.__cause__
+    if cause is not None and type(exc).__module__.startswith("sqlalchemy"):
+        return cause
+    return exc
+
+
 def _log(level: int, event: QueryEvent, values: bool, error: BaseException | None) -> None:
     """One line per statement; the connection's name, never its URL (which may hold a
     password); the values only when the connection opted in."""

@@ -222,14 +222,22 @@ class TestAttributes:
 
 
 class TestFailures:
-    async def test_failed_read(self, database: Database, traced: Traced, fast_paths: bool) -> None:
+    async def test_failed_read(
+        self, database: Database, traced: Traced, fast_paths: bool, dialect: str
+    ) -> None:
         with count_queries() as log, pytest.raises(QueryError) as info:
             await database.from_("lucid_no_such_table").select("id").where("id", 7)
         assert log.count == 0  # listeners hear of successes only
         (span,) = traced.spans
         attrs = dict(span.attributes or {})
         assert span.status.status_code is StatusCode.ERROR
-        assert attrs["error.type"]
+        # The driver's own error, on both paths (not SQLAlchemy's wrapper of it).
+        driver = {"sqlite": "sqlite3.", "postgresql": "asyncpg.", "mysql": "asyncmy."}[dialect]
+        assert str(attrs["error.type"]).startswith(driver)
+        # SQLite's result code SQLITE_ERROR, PostgreSQL's undefined_table, MySQL's
+        # ER_NO_SUCH_TABLE.
+        code = {"sqlite": "1", "postgresql": "42P01", "mysql": "1146"}[dialect]
+        assert attrs["db.response.status_code"] == code
         assert "lucid_no_such_table" in str(attrs["db.query.text"])
         assert any(e.name == "exception" for e in span.events)
         error = info.value
@@ -237,7 +245,7 @@ class TestFailures:
         assert "lucid_no_such_table" in str(error)
         assert "[SQL: " in str(error)
 
-    async def test_failed_write(self, traced: Traced, fast_paths: bool) -> None:
+    async def test_failed_write(self, traced: Traced, fast_paths: bool, dialect: str) -> None:
         await Thing.create({"name": SECRET})
         traced.exporter.clear()
         # Generated keys: on SQLite the driver-level multi-row INSERT (fast) or its twin.
@@ -251,7 +259,9 @@ class TestFailures:
         assert len(failed) == 1
         attrs = dict(failed[0].attributes or {})
         assert attrs["db.operation.name"] == "INSERT"
-        assert "db.response.status_code" in attrs
+        # SQLITE_CONSTRAINT_UNIQUE, unique_violation, ER_DUP_ENTRY.
+        code = {"sqlite": "2067", "postgresql": "23505", "mysql": "1062"}[dialect]
+        assert attrs["db.response.status_code"] == code
         assert SECRET not in str(attrs["db.query.text"])
 
     async def test_failed_statement_in_transaction(
