@@ -58,7 +58,9 @@ _OPERATION = re.compile(r"\s*\(*\s*([A-Za-z]+)")
 _active: weakref.WeakKeyDictionary[Database, Callable[[], None]] = weakref.WeakKeyDictionary()
 
 
-def instrument(database: Database | None = None, *, tracer_provider: Any = None) -> None:
+def instrument(
+    database: Database | None = None, *, tracer_provider: trace.TracerProvider | None = None
+) -> None:
     """Emit a span for every statement of ``database`` (default: the global ``db``), on the
     tracer of ``tracer_provider`` (default: the global one, ``trace.set_tracer_provider``).
     Instrumenting an instrumented database again replaces its tracer (never two spans per
@@ -123,7 +125,7 @@ def _status_code(error: BaseException) -> str | None:
 class _Spans:
     """The observer: one finished CLIENT span per statement."""
 
-    def __init__(self, tracer: Any) -> None:
+    def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
 
     def __call__(self, statement: Statement) -> None:

@@ -255,7 +255,6 @@ async def run(
     A connection the server dropped (restart, failover, idle kill) is invalidated with its
     whole generation and the read runs once more on a fresh one (``retry``)."""
     backend = engines.backend
-    started = time.perf_counter()
     idle = engines.idle
     driver: Any
     if idle:
@@ -263,6 +262,8 @@ async def run(
     else:
         raw = await engines.engine.raw_connection()
         driver = raw.driver_connection
+    # The statement's own time, as SQLAlchemy's cursor events measure it (no checkout).
+    started = time.perf_counter()
     try:
         dialect = engines.dialect
         if backend == "sqlite":
