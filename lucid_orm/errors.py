@@ -49,7 +49,10 @@ class RelationNotLoadedError(LucidError, AttributeError):
 
 
 class QueryError(LucidError):
-    """A database error from the driver, with the SQL and bindings that caused it."""
+    """A database error from the driver, with the SQL and bindings that caused it.
+
+    The message ends with the statement, ``[SQL: …]``, as sent (placeholders, values never
+    inlined: they are in ``bindings``)."""
 
     code = "E_QUERY_FAILED"
 
@@ -61,6 +64,8 @@ class QueryError(LucidError):
         bindings: list[Any] | None = None,
         original: BaseException | None = None,
     ) -> None:
+        if sql and f"[SQL: {sql}]" not in message:
+            message = f"{message} [SQL: {sql}]"
         super().__init__(message)
         self.sql = sql
         self.bindings = bindings if bindings is not None else []

@@ -8,7 +8,7 @@ import itertools
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import event
@@ -21,7 +21,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from ..errors import LucidError
 from .dialects import Dialect, dialect_for
 from .dialects.base import EngineSetup
-from .events import QueryEmitter, QueryEvent
+from .events import DEBUG, Endpoint, QueryEmitter, driver_exception, enabled
 from .executor import StatementCache, invalidate_generation
 
 _DRIVERS = {
@@ -113,7 +113,10 @@ class Connection:
         self.name = name
         self.config = dict(config)
         self.debug = bool(config.get("debug", False))
-        self._emitter = emitter
+        # Values on log lines (``debug`` implies it): an opt-in, they may be personal data.
+        self.log_bindings = bool(config.get("log_bindings", False)) or self.debug
+        self.emitter = emitter
+        emitter.set_debug(name, self.debug)
         replicas = config.get("replicas")
         if replicas:
             write = replicas.get("write")
@@ -263,30 +266,6 @@ class Connection:
             return None
         return trx
 
-    def report(
-        self,
-        sql: str,
-        bindings: Sequence[Any],
-        started: float,
-        model: str | None,
-        *,
-        in_transaction: bool,
-    ) -> None:
-        """Hand a statement run on the driver directly (outside SQLAlchemy's execution events)
-        to the ``db.on_query`` listeners and the debug log; ``started`` is its perf_counter."""
-        if self._emitter.listeners or self.debug:
-            self._emitter.emit(
-                QueryEvent(
-                    sql=sql,
-                    bindings=list(bindings),
-                    connection=self.name,
-                    duration_ms=(time.perf_counter() - started) * 1000.0,
-                    model=model,
-                    in_transaction=in_transaction,
-                ),
-                debug=self.debug,
-            )
-
     def global_transaction(self) -> Any:
         """The open global transaction of this connection, or ``None``."""
         owner = self.owner
@@ -356,9 +335,20 @@ class Engines:
             self.hold = 2
         else:
             self.hold = max(0, min(2, int(pool["max"]) - 1))
+        # Where its statements run, for observers (spans) and log lines.
+        self.endpoint = Endpoint(
+            connection=conn.name,
+            backend=backend,
+            database=url.database or (":memory:" if backend == "sqlite" else None),
+            host=url.host,
+            port=url.port or ops.default_port,
+            dialect=self.dialect,
+            log_bindings=conn.log_bindings,
+            debug=conn.debug,
+        )
         sync = self.engine.sync_engine
         ops.install_events(sync, cfg, memory)
-        _report_statements(sync, conn)
+        _report_statements(sync, conn.emitter, self.endpoint)
 
     def __repr__(self) -> str:
         return f"<Engines {self.role or 'write'} {mask(self.url)}>"
@@ -411,11 +401,9 @@ class Engines:
             await greenlet_spawn(pair[0].close)
 
 
-def _report_statements(sync: Any, conn: Connection) -> None:
-    """Hand every statement SQLAlchemy runs on ``sync`` to ``conn``'s query listeners."""
-    emitter = conn._emitter
-    name = conn.name
-    debug = conn.debug
+def _report_statements(sync: Any, emitter: QueryEmitter, endpoint: Endpoint) -> None:
+    """Hand every statement SQLAlchemy runs on ``sync`` to the instrumentation point
+    (``QueryEmitter.record``), failed ones included; transaction control is left out."""
 
     @event.listens_for(sync, "before_cursor_execute")
     def _before(_c: Any, _cur: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
@@ -424,10 +412,30 @@ def _report_statements(sync: Any, conn: Connection) -> None:
 
     @event.listens_for(sync, "after_cursor_execute")
     def _after(sa_conn: Any, _cur: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        if not (emitter.listeners or debug) or emitter.is_control(sql):
+        if not (emitter.active or enabled(DEBUG)) or emitter.is_control(sql):
             return
+        _record(sa_conn, sql, params, context, many, None)
+
+    @event.listens_for(sync, "handle_error")
+    def _failed(ctx: Any) -> None:
+        sql = ctx.statement
+        if (
+            sql is None
+            or ctx.connection is None
+            or not (emitter.active or enabled(DEBUG))
+            or emitter.is_control(sql)
+        ):
+            # Nothing reached the database (a checkout, a compile error), or nobody listens.
+            return
+        context = ctx.execution_context
+        many = bool(getattr(context, "executemany", False))
+        error = driver_exception(ctx.original_exception)
+        _record(ctx.connection, sql, ctx.parameters, context, many, error)
+
+    def _record(
+        sa_conn: Any, sql: str, params: Any, context: Any, many: bool, error: BaseException | None
+    ) -> None:
         t0 = getattr(context, "_lucid_t0", None)
-        duration = (time.perf_counter() - t0) * 1000.0 if t0 is not None else 0.0
         options = context.execution_options if context is not None else {}
         if many:
             bindings = [list(p) if isinstance(p, list | tuple) else p for p in params]
@@ -435,14 +443,12 @@ def _report_statements(sync: Any, conn: Connection) -> None:
             bindings = list(params.values())
         else:
             bindings = list(params or ())
-        emitter.emit(
-            QueryEvent(
-                sql=sql,
-                bindings=bindings,
-                connection=name,
-                duration_ms=duration,
-                model=options.get("lucid_model"),
-                in_transaction=not sa_conn.get_execution_options().get("lucid_autocommit"),
-            ),
-            debug=debug,
+        emitter.record(
+            endpoint,
+            sql,
+            bindings,
+            t0 if t0 is not None else time.perf_counter(),
+            options.get("lucid_model"),
+            not sa_conn.get_execution_options().get("lucid_autocommit"),
+            error,
         )

@@ -44,6 +44,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from ..errors import ConnectionLostError, QueryError
+from .events import DEBUG, enabled
 from .result import ExecResult
 
 if TYPE_CHECKING:
@@ -248,12 +249,12 @@ async def run(
     model: str | None,
     retry: bool = True,
 ) -> ExecResult:
-    """Run a compiled SELECT with its positional values on a pooled driver connection.
+    """Run a compiled SELECT with its positional values on a pooled driver connection, and
+    report it (``QueryEmitter.record``) like SQLAlchemy's path does.
 
     A connection the server dropped (restart, failover, idle kill) is invalidated with its
     whole generation and the read runs once more on a fresh one (``retry``)."""
     backend = engines.backend
-    started = time.perf_counter()
     idle = engines.idle
     driver: Any
     if idle:
@@ -261,6 +262,8 @@ async def run(
     else:
         raw = await engines.engine.raw_connection()
         driver = raw.driver_connection
+    # The statement's own time, as SQLAlchemy's cursor events measure it (no checkout).
+    started = time.perf_counter()
     try:
         dialect = engines.dialect
         if backend == "sqlite":
@@ -285,6 +288,9 @@ async def run(
             # COMMIT, never with the pool's rollback, and leave the connection stateless.
             await driver.commit()
     except Exception as exc:
+        emitter = connection.emitter
+        if emitter.active or enabled(DEBUG):
+            emitter.record(engines.endpoint, sql, params, started, model, False, exc)
         if engines.is_disconnect(exc, driver):
             await engines.invalidate(raw, exc)
             if retry:
@@ -307,7 +313,11 @@ async def run(
         idle.append((raw, driver))
     else:
         await greenlet_spawn(raw.close)
-    connection.report(sql, params, started, model, in_transaction=False)
+    # The instrumentation point (events.py); when nothing listens, one attribute and the
+    # logger's cached level are all this costs.
+    emitter = connection.emitter
+    if emitter.active or enabled(DEBUG):
+        emitter.record(engines.endpoint, sql, params, started, model, False)
     return ExecResult(_process(entry, rows), entry.keys, len(rows))
 
 

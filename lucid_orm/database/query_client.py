@@ -332,7 +332,8 @@ class QueryClient(ClientBase):
                 params.append(proc(value) if proc is not None and value is not None else value)
         except (TypeError, ValueError) as exc:
             raise QueryError(
-                with_sql(f"Cannot bind {value!r}: {exc}", entry.sql),
+                # The value stays in ``bindings``: messages never quote values.
+                with_sql(f"Cannot bind a value: {exc}", entry.sql),
                 sql=entry.sql,
                 bindings=list(values),
                 original=exc,

@@ -73,6 +73,8 @@ class Dialect:
     isolation_levels: ClassVar[bool] = True
     loop_bound: ClassVar[bool] = True
     integrity_error_codes: ClassVar[frozenset[int]] = frozenset()
+    # The server's port when the URL names none (``server.port`` of tracing spans).
+    default_port: ClassVar[int | None] = None
     # A failed statement aborts the whole transaction until a rollback (PostgreSQL).
     aborts_on_error: ClassVar[bool] = False
     # Outside transactions: COMMIT after a write / after a read, before the connection goes

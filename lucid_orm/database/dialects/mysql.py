@@ -25,6 +25,7 @@ class MysqlDialect(Dialect):
 
     name = "mysql"
     json = MysqlJson()
+    default_port = 3306
     # Constraint errors that SQLAlchemy files under OperationalError: a NOT NULL column
     # without a default (1364), NULL into NOT NULL (1048), duplicates and foreign keys.
     integrity_error_codes = frozenset({1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025})

@@ -108,6 +108,7 @@ class PostgresqlDialect(Dialect):
     """PostgreSQL through asyncpg."""
 
     name = "postgresql"
+    default_port = 5432
     transactional_ddl = True
     json = PostgresqlJson()
     # A failed statement aborts the transaction until a rollback (to a savepoint).

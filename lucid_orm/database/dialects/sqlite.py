@@ -22,7 +22,8 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement, TableClause
 
 from ...errors import IntegrityError, LucidError, QueryError
-from ..executor import bind_processor, compile_insert, interrupt_sqlite
+from ..events import DEBUG, enabled
+from ..executor import bind_processor, compile_insert, interrupt_sqlite, with_sql
 from .base import Dialect, EngineSetup, Key, Rows, named_table
 from .json import SqliteJson, register_sqlite_functions
 
@@ -405,16 +406,23 @@ class _BulkInsert:
                 values[i::width] = map(process, values[i::width])
         sql = shape.sql(len(chunk))
         started = time.perf_counter()
+        emitter = self.connection.emitter
         try:
             fetched: list[Any] = await self.driver.execute_fetchall(sql, values)
         except sqlite3.Error as exc:
+            # Reported as failed also when it is ``_ordered_key``'s deliberate failure: the
+            # statement ran (and was undone), as its SQLAlchemy twin reports it.
+            if emitter.active or enabled(DEBUG):
+                endpoint = self.connection.write_engines().endpoint
+                emitter.record(endpoint, sql, values, started, self.model, True, exc)
             if ordered and str(exc) == _UNORDERED:
                 raise _Unordered from exc
             kind = IntegrityError if isinstance(exc, sqlite3.IntegrityError) else QueryError
-            raise kind(
-                str(exc).strip() or type(exc).__name__, sql=sql, bindings=values, original=exc
-            ) from exc
-        self.connection.report(sql, values, started, self.model, in_transaction=True)
+            message = with_sql(str(exc).strip() or type(exc).__name__, sql)
+            raise kind(message, sql=sql, bindings=values, original=exc) from exc
+        if emitter.active or enabled(DEBUG):
+            endpoint = self.connection.write_engines().endpoint
+            emitter.record(endpoint, sql, values, started, self.model, True)
         return fetched
 
     async def insert_through_sqlalchemy(self, chunk: Rows, ordered: bool) -> list[Any]:
