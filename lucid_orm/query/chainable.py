@@ -44,6 +44,7 @@ from ..errors import LucidError
 from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
 from .keys import keys_in, rows_in
 from .raw import Raw
+from .run_sync import RunSync
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -343,7 +344,7 @@ class JoinClause:
         return self
 
 
-class Chainable:
+class Chainable(RunSync):
     """Shared query-building vocabulary of the database and model query builders."""
 
     def __init__(self, client: Client) -> None:
