@@ -23,11 +23,12 @@ import asyncio
 import atexit
 import contextlib
 import inspect
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from .database.connection import dedicate_loop, release_loop, running_loop
+from .database.connection import DEDICATED_LOOPS, dedicate_loop, release_loop, running_loop
 from .errors import LucidError
 
 __all__ = ["close", "run"]
@@ -134,3 +135,17 @@ def _close_at_exit() -> None:
 
 
 atexit.register(_close_at_exit)
+
+
+def _forget_after_fork() -> None:
+    """In a forked child (Celery's prefork pool, multiprocessing's fork): the parent's loops
+    and their connections belong to the parent; the child opens its own on first use."""
+    global _registry_lock
+    _registry_lock = threading.Lock()  # may have been held by another thread at fork time
+    _local.loop = None
+    _loops.clear()
+    DEDICATED_LOOPS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)

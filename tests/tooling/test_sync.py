@@ -358,3 +358,54 @@ def test_exit_closes_the_connections(dialect_name: str, tmp_path: Path) -> None:
         # The server no longer lists the script's connection while the process still runs.
         assert report["alive"] == 0
     assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr, done.stderr
+
+
+FORK_SCRIPT = """
+import os, sys
+
+from lucid_orm import db, sync
+
+URL, DIALECT = sys.argv[1], sys.argv[2]
+QUERY = {backend!r}.get(DIALECT, "select 1 as id")
+db.configure(url=URL)
+
+
+def backend() -> object:
+    return sync.run(db.raw_query(QUERY))[0]["id"]
+
+
+parent = backend()
+pid = os.fork()
+if pid == 0:
+    # The parent's loop and connections are not the child's: it opens its own.
+    print("child", backend(), flush=True)
+    sync.close()
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent", parent, backend(), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("dialect_name", DIALECTS)
+def test_a_forked_child_opens_connections_of_its_own(dialect_name: str, tmp_path: Path) -> None:
+    script = tmp_path / "fork_script.py"
+    script.write_text(FORK_SCRIPT.format(backend=BACKEND_ID), encoding="utf-8")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script), _url(dialect_name, tmp_path), dialect_name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
+    child = lines["child"]
+    first, after = lines["parent"].split()
+    # The parent's pooled connection survived the child: the same one serves it after.
+    assert first == after
+    if dialect_name != "sqlite":
+        assert child != first
+    assert "Traceback" not in done.stderr, done.stderr
