@@ -248,7 +248,9 @@ class Connection:
             raise LucidError(
                 f'Connection "{self.name}" is in use by an event loop running in another '
                 "thread: its pooled connections cannot serve two loops. Give each thread its "
-                "own Database() (or await db.close() in the other loop first)",
+                "own Database(), run the thread's queries through lucid_orm.sync (a loop per "
+                "thread, with connections of its own), or await db.close() in the other loop "
+                "first",
                 code="E_EVENT_LOOP_CHANGED",
             )
         # The old loop is closed or idle: its connections can't be awaited from here, so they
