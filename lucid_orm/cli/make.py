@@ -15,7 +15,7 @@ import inflection
 from ..errors import LucidError
 from ..orm.naming import snake_case
 from . import templates
-from .app import CliState, pass_state
+from .app import CliState, connection_option, pass_state
 
 
 @dataclass(frozen=True)
@@ -161,19 +161,91 @@ def make_model(state: CliState, name: str, migration: bool, factory: bool) -> No
         make_factory_file(state, parsed)
 
 
+def make_auto_migration(
+    state: CliState, name: _Name, models: str | None, connection: str | None
+) -> Path | None:
+    """``make:migration NAME --auto``: diff the models against the live database and write
+    the differences as a migration (``schema/autogenerate.py``); ``None`` when there are none
+    (nothing is written). Nothing runs on the database but reflection."""
+    from ..database import db
+    from ..database.ddl import reading_connection
+    from ..schema.autogenerate import Plan, diff, find_models, render
+
+    if name.folders:
+        raise LucidError(
+            "Migrations live directly in MIGRATIONS_PATH: give a name without folders",
+            code="E_INVALID_NAME",
+        )
+    config = state.config
+    found = find_models(models, config.models_path, config.root)
+
+    async def compare() -> Plan:
+        async with reading_connection(db.get_connection(connection)) as conn:
+            plan: Plan = await conn.run_sync(diff, found)
+            return plan
+
+    plan = state.run(compare)
+    if not plan:
+        state.info(
+            f"No changes: the database matches the models ({plan.compared} tables compared). "
+            "Nothing written."
+        )
+        return None
+    folder = config.migrations_path
+    path = folder / f"{_timestamp(folder)}_{name.snake}.py"
+    _write(state, path, render(plan, str(inflection.camelize(name.snake))))
+    for line in plan.summary():
+        state.info(f"  {line}")
+    state.info("Review it, then run it with: lucid-orm migration:run")
+    return path
+
+
 @click.command("make:migration")
 @click.argument("name")
 @click.option("--create", metavar="TABLE", help="Make a migration creating TABLE.")
 @click.option("--table", metavar="TABLE", help="Make a migration altering TABLE.")
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Write the differences between the models and the database (written, not run).",
+)
+@click.option(
+    "--models",
+    metavar="MODULE",
+    help="With --auto: the module (or package) defining the models (default: MODELS_PATH).",
+)
+@connection_option
 @pass_state
-def make_migration(state: CliState, name: str, create: str | None, table: str | None) -> None:
+def make_migration(
+    state: CliState,
+    name: str,
+    create: str | None,
+    table: str | None,
+    auto: bool,
+    models: str | None,
+    connection: str | None,
+) -> None:
     """Make a timestamped migration file.
 
     Written to MIGRATIONS_PATH (database/migrations) as <milliseconds>_<name>.py.
     `make:migration users` creates the users table (as Lucid does);
     `make:migration add_age_to_users` alters users; --create/--table say it outright.
+    `make:migration sync_models --auto` compares the models with the database and writes
+    what differs (new tables, added/dropped columns, nullability and type changes) for you
+    to review; it runs nothing.
     """
-    make_migration_file(state, _Name.parse(name, "migration"), create, table)
+    parsed = _Name.parse(name, "migration")
+    if auto:
+        if create or table:
+            raise LucidError(
+                "--auto writes its own create/alter calls: drop --create/--table",
+                code="E_INVALID_ARGUMENT",
+            )
+        make_auto_migration(state, parsed, models, connection)
+        return
+    if models or connection:
+        raise LucidError("--models and --connection go with --auto", code="E_INVALID_ARGUMENT")
+    make_migration_file(state, parsed, create, table)
 
 
 @click.command("make:seeder")

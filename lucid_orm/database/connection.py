@@ -98,6 +98,28 @@ def mask_text(text: str) -> str:
     return _PARAM_SECRET.sub(r"\1" + _HIDDEN, _USERINFO_SECRET.sub(r"\1" + _HIDDEN + "@", text))
 
 
+# Event loops whose connections keep engines of their own (``lucid_orm.sync``'s loops, one per
+# thread), each with the connections that opened engines in it, so that the loop's owner can
+# close them (``release_loop``). Empty unless ``lucid_orm.sync`` is used: every other statement
+# pays one truthiness test for it.
+DEDICATED_LOOPS: dict[asyncio.AbstractEventLoop, list[Connection]] = {}
+
+
+def dedicate_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Give ``loop`` engines of its own on every connection used inside it: they never rebind
+    or drop the engines of another loop (another thread's, or the application's), and another
+    loop never touches them. ``release_loop()``, run in ``loop``, closes them."""
+    DEDICATED_LOOPS.setdefault(loop, [])
+
+
+async def release_loop() -> None:
+    """Close the engines that the running (dedicated) loop opened on any connection, and
+    forget the loop; the connections stay configured (another use opens new engines)."""
+    loop = asyncio.get_running_loop()
+    for conn in DEDICATED_LOOPS.pop(loop, []):
+        await conn.release_engines_of(loop)
+
+
 def running_loop() -> asyncio.AbstractEventLoop | None:
     """The running event loop, ``None`` outside one."""
     try:
@@ -140,6 +162,8 @@ class Connection:
         self._write: Engines | None = None
         self._reads: list[Engines] = []
         self._read_cycle: Iterator[Engines] | None = None
+        # The engines of dedicated loops (DEDICATED_LOOPS), apart from the ones above.
+        self._dedicated: dict[asyncio.AbstractEventLoop, _EngineSet] = {}
         # sqlite://:memory: is one shared connection: transactions of two tasks must not mix.
         self.lock: asyncio.Lock | None = asyncio.Lock() if self.is_memory else None
         # (task, root transaction) that statements on this connection join instead of taking
@@ -160,21 +184,16 @@ class Connection:
 
     # -- engines -------------------------------------------------------------------------------
     def _ensure(self) -> Engines:
+        if DEDICATED_LOOPS:
+            own = self._dedicated_set()
+            if own is not None:
+                return own.write
         write = self._write
         if write is None:
-            if self.closed:
-                raise LucidError(
-                    f'Connection "{self.name}" is closed: call db.configure() to open it again',
-                    code="E_CONNECTION_CLOSED",
-                )
-            self._write = write = Engines(self, self._write_cfg)
-            count = len(self._read_cfgs)
-            self._reads = [
-                Engines(self, cfg, f"read replica {i} of {count}")
-                for i, cfg in enumerate(self._read_cfgs, 1)
-            ]
-            if self._reads:
-                self._read_cycle = itertools.cycle(self._reads)
+            self._check_open()
+            engines = self._new_set()
+            self._write, self._reads, self._read_cycle = engines.write, engines.reads, engines.cycle
+            write = engines.write
         elif write.loop_bound:
             # asyncpg and asyncmy connections belong to the loop that opened them: another
             # loop (a second asyncio.run(), a test loop of another scope) gets engines of its own.
@@ -182,6 +201,44 @@ class Connection:
             if loop is not write.loop and loop is not None:
                 return self._rebind(write, loop)
         return write
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise LucidError(
+                f'Connection "{self.name}" is closed: call db.configure() to open it again',
+                code="E_CONNECTION_CLOSED",
+            )
+
+    def _new_set(self) -> _EngineSet:
+        write = Engines(self, self._write_cfg)
+        count = len(self._read_cfgs)
+        reads = [
+            Engines(self, cfg, f"read replica {i} of {count}")
+            for i, cfg in enumerate(self._read_cfgs, 1)
+        ]
+        return _EngineSet(write, reads, itertools.cycle(reads) if reads else None)
+
+    def _dedicated_set(self) -> _EngineSet | None:
+        """The engines of the running loop when it is a dedicated one (``None`` otherwise),
+        opened on first use."""
+        loop = running_loop()
+        if loop is None:
+            return None
+        users = DEDICATED_LOOPS.get(loop)
+        if users is None:
+            return None
+        self._check_open()
+        found = self._dedicated.get(loop)
+        if found is None:
+            found = self._dedicated[loop] = self._new_set()
+            users.append(self)
+        return found
+
+    async def release_engines_of(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the engines dedicated loop ``loop`` (the running one) opened."""
+        found = self._dedicated.pop(loop, None)
+        if found is not None:
+            await found.close()
 
     def _rebind(self, write: Engines, loop: asyncio.AbstractEventLoop) -> Engines:
         old = write.loop
@@ -194,7 +251,9 @@ class Connection:
             raise LucidError(
                 f'Connection "{self.name}" is in use by an event loop running in another '
                 "thread: its pooled connections cannot serve two loops. Give each thread its "
-                "own Database() (or await db.close() in the other loop first)",
+                "own Database(), run the thread's queries through lucid_orm.sync (a loop per "
+                "thread, with connections of its own), or await db.close() in the other loop "
+                "first",
                 code="E_EVENT_LOOP_CHANGED",
             )
         # The old loop is closed or idle: its connections can't be awaited from here, so they
@@ -227,6 +286,10 @@ class Connection:
         return self._ensure()
 
     def read_engines(self) -> Engines:
+        if DEDICATED_LOOPS:
+            own = self._dedicated_set()
+            if own is not None:
+                return next(own.cycle) if own.cycle is not None else own.write
         write = self._ensure()
         return next(self._read_cycle) if self._read_cycle is not None else write
 
@@ -235,6 +298,9 @@ class Connection:
         return bool(self._read_cfgs)
 
     async def close(self) -> None:
+        loop = running_loop()
+        if loop is not None and loop in DEDICATED_LOOPS:
+            await self.release_engines_of(loop)
         write = self._write
         if write is not None and write.loop_bound and write.loop not in (None, running_loop()):
             # Opened by another event loop (a previous asyncio.run()): their connections
@@ -296,6 +362,22 @@ def _pool_options(pool: Mapping[str, Any], backend: str, memory: bool) -> dict[s
         # a statement fails on them (reads outside transactions heal without it).
         kwargs["pool_pre_ping"] = True
     return kwargs
+
+
+class _EngineSet:
+    """The write engines, read replicas and the replica rotation of one event loop."""
+
+    __slots__ = ("cycle", "reads", "write")
+
+    def __init__(self, write: Engines, reads: list[Engines], cycle: Iterator[Engines] | None):
+        self.write = write
+        self.reads = reads
+        self.cycle = cycle
+
+    async def close(self) -> None:
+        for eng in [self.write, *self.reads]:
+            await eng.release_idle()
+            await eng.engine.dispose()
 
 
 class Engines:

@@ -18,6 +18,7 @@ from .query_client import QueryClient
 from .transaction import TransactionClient, TransactionStarter
 
 if TYPE_CHECKING:
+    from ..orm.base_model import BaseModel
     from ..query.database import DatabaseQueryBuilder
     from ..query.insert import InsertQueryBuilder
     from ..query.raw import Raw, RawQueryBuilder
@@ -319,6 +320,34 @@ class Database:
                 f'calling "{action}_global_transaction" twice'
             )
         return trx
+
+    # -- tables from models (tests, prototypes) -------------------------------------------------
+    async def create_tables(
+        self,
+        *models: type[BaseModel],
+        if_not_exists: bool = False,
+        connection: str | None = None,
+    ) -> list[str]:
+        """Create the tables of ``models`` on ``connection`` (default: the primary one), the
+        referenced tables first: ``await db.create_tables(User, Post)``. Columns, types,
+        nullability (``X | None`` is nullable), the primary key and the foreign keys that
+        ``belongs_to``/``has_one``/``has_many`` between the given models imply
+        (``lucid_orm.schema.models`` says what is inferred). ``if_not_exists=True`` leaves
+        existing tables as they are. Returns the table names in creation order. For tests and
+        prototypes: an application's schema belongs in migrations
+        (``lucid-orm make:migration NAME --auto`` writes one from the models)."""
+        from ..schema.models import create_tables
+
+        return await create_tables(self.connection(connection), models, if_not_exists=if_not_exists)
+
+    async def drop_tables(
+        self, *models: type[BaseModel], connection: str | None = None
+    ) -> list[str]:
+        """Drop the tables of ``models`` that exist, referencing tables first; returns the
+        names in the order dropped."""
+        from ..schema.models import drop_tables
+
+        return await drop_tables(self.connection(connection), models)
 
     # -- events --------------------------------------------------------------------------------
     def on_query(self, listener: QueryListener) -> Callable[[], None]:

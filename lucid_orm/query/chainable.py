@@ -45,6 +45,7 @@ from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
 from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
+from .run_sync import RunSync
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -344,7 +345,7 @@ class JoinClause:
         return self
 
 
-class Chainable(JsonConditions):
+class Chainable(JsonConditions, RunSync):
     """Shared query-building vocabulary of the database and model query builders."""
 
     def __init__(self, client: Client) -> None:

@@ -11,12 +11,13 @@ from sqlalchemy.sql import ClauseElement, TableClause
 from ..errors import LucidError
 from .chainable import check_identifier, dml_value, shared_table, table_column
 from .compile import foreign_table_error, to_query, to_sql
+from .run_sync import RunSync
 
 if TYPE_CHECKING:
     from .client import Client
 
 
-class InsertQueryBuilder:
+class InsertQueryBuilder(RunSync):
     """Insert one or many rows. Awaiting runs it and returns the ``returning`` rows as dicts
     when ``returning(...)`` was called, else the number of inserted rows.
 

@@ -14,6 +14,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, Grouping
 
 from ..errors import InvalidArgumentError, LucidError
+from .run_sync import RunSync
 
 if TYPE_CHECKING:
     from .client import Client
@@ -137,7 +138,7 @@ def _compile_raw(element: Raw, compiler: SQLCompiler, **kw: Any) -> str:
     return "".join(out)
 
 
-class RawQueryBuilder:
+class RawQueryBuilder(RunSync):
     """An executable raw query: ``await db.raw_query("select * from users where id = ?", [1])``.
 
     Awaiting it returns a list of dicts for statements that return rows, else the number of
