@@ -98,6 +98,7 @@ class MorphTo(OneRelation[R]):
         target = self._targets.get(target_model)
         if target is None:
             target = MorphToType(self, target_model)
+            target.boot()
             self._targets[target_model] = target
         return target
 
