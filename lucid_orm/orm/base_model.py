@@ -530,7 +530,7 @@ class BaseModel:
     async def load(
         self,
         relation: str | Callable[[Any], Any],
-        callback: Callable[[Any], Any] | None = None,
+        callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
         *,
         client: Client | None = None,
     ) -> Self:

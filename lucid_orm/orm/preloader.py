@@ -149,7 +149,7 @@ def _lazy_load_guard(instance: BaseModel) -> None:
 async def load_onto(
     instance: BaseModel,
     relation: str | Callable[[Any], Any],
-    callback: Callable[[Any], Any] | None,
+    callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None,
     client: Client,
 ) -> None:
     """``BaseModel.load``: the relation (or the loader callback's relations) onto

@@ -3,8 +3,8 @@ fetch/find/paginate hooks, scopes, ``pojo()``, ``sideload()``, row locks and pag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
 from sqlalchemy import Select, exists, not_
 from sqlalchemy.sql import ColumnElement
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .base_model import BaseModel
 
 M = TypeVar("M", bound="BaseModel")
+
+# The models a ``where_has_morph`` names: classes or morph aliases, one or a list.
+MorphTypes: TypeAlias = "type[BaseModel] | str | Sequence[type[BaseModel] | str]"
 
 
 class ModelQueryBuilder(Chainable, Generic[M]):
@@ -248,7 +251,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def _has_morph(
         self,
         name: str,
-        types: Any,
+        types: MorphTypes,
         callback: Callable[..., Any] | None,
         operator: str | None,
         value: Any,
@@ -271,7 +274,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def where_has_morph(
         self,
         relation: str,
-        types: Any,
+        types: MorphTypes,
         callback: Callable[..., Any] | None = None,
         operator: str | None = None,
         value: Any = None,
@@ -287,7 +290,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def or_where_has_morph(
         self,
         relation: str,
-        types: Any,
+        types: MorphTypes,
         callback: Callable[..., Any] | None = None,
         operator: str | None = None,
         value: Any = None,
@@ -299,7 +302,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def where_doesnt_have_morph(
         self,
         relation: str,
-        types: Any,
+        types: MorphTypes,
         callback: Callable[..., Any] | None = None,
     ) -> Self:
         """Rows whose morph_to is one of ``types`` without a related row matching
@@ -311,7 +314,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def or_where_doesnt_have_morph(
         self,
         relation: str,
-        types: Any,
+        types: MorphTypes,
         callback: Callable[..., Any] | None = None,
     ) -> Self:
         return self._has_morph(
@@ -319,12 +322,12 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         )
 
     def has_morph(
-        self, relation: str, types: Any, operator: str | None = None, value: Any = None
+        self, relation: str, types: MorphTypes, operator: str | None = None, value: Any = None
     ) -> Self:
         """``where_has_morph`` without a callback."""
         return self._has_morph(relation, types, None, operator, value, False, False, "has_morph")
 
-    def doesnt_have_morph(self, relation: str, types: Any) -> Self:
+    def doesnt_have_morph(self, relation: str, types: MorphTypes) -> Self:
         """``where_doesnt_have_morph`` without a callback."""
         return self._has_morph(relation, types, None, None, None, False, True, "doesnt_have_morph")
 

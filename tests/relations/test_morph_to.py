@@ -278,6 +278,18 @@ class TestPreload:
         assert q.count == 1
         assert isinstance(comment.commentable, Clip) and comment.commentable.title == "v1"
 
+    async def test_lazy_load_with_per_type_callbacks(self, database: Database) -> None:
+        _, _, comments = await seed()
+        comment = await Comment.find_or_fail(comments[0].id)
+        with count_queries() as q:
+            await comment.load(
+                "commentable", {Post: lambda q: q.preload("author"), Clip: lambda q: q}
+            )
+        assert q.count == 2  # the post, its author
+        target = comment.commentable
+        assert isinstance(target, Post)
+        assert target.author is not None and target.author.username == "a"
+
 
 class TestRelatedQuery:
     async def test_query_of_the_rows_type(self, database: Database) -> None:

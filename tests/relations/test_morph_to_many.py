@@ -1,7 +1,7 @@
 """morph_to_many and morphed_by_many (SPEC §10 "Relations III", Eloquent's ``morphToMany`` /
 ``morphedByMany``) over the ``taggables`` pivot: keys, preload, related and pivot queries, the
 ``has`` family, aggregates, ``attach``/``detach``/``sync`` with pivot columns, ``save``/
-``create``, ``on_query`` and serialization — on every dialect. Posts and clips share ids on
+``create``, ``on_query`` and serialization — on every dialect. Posts and reels share ids on
 purpose: every read and write of the pivot must keep to its type."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def record_flags(query: Any) -> None:
 
 class Tag(models.Tag):
     posts: MorphedByMany[Post] = morphed_by_many(lambda: Post, name="taggable")
-    clips: MorphedByMany[Clip] = morphed_by_many(
-        lambda: Clip, name="taggable", pivot_columns=["note"]
+    reels: MorphedByMany[Reel] = morphed_by_many(
+        lambda: Reel, name="taggable", pivot_columns=["note"]
     )
 
 
@@ -41,7 +41,7 @@ class Post(models.Post):
     )
 
 
-class Clip(BaseModel):
+class Reel(BaseModel):
     table = "videos"
     id: int = column(is_primary=True)
     title: str | None = column()
@@ -51,26 +51,26 @@ class Clip(BaseModel):
 
 @pytest.fixture(autouse=True)
 def aliases() -> Iterator[None]:
-    morph_map({"post": Post, "clip": Clip})
+    morph_map({"post": Post, "clip": Reel})
     FLAGS.clear()
     yield
     clear_morph_map()
 
 
-async def seed() -> tuple[list[Post], list[Clip], list[Tag]]:
-    """Posts 1-2, clips 1-2 (same ids), tags red/green/blue; post 1: red, green; clip 1: blue;
+async def seed() -> tuple[list[Post], list[Reel], list[Tag]]:
+    """Posts 1-2, reels 1-2 (same ids), tags red/green/blue; post 1: red, green; clip 1: blue;
     clip 2: red."""
     posts = await Post.create_many([{"title": "p1"}, {"title": "p2"}])
     # Explicit ids, the posts' (never from the sequence: PostgreSQL would not advance it).
-    clips = await Clip.create_many(
+    reels = await Reel.create_many(
         [{"id": posts[0].id, "title": "v1"}, {"id": posts[1].id, "title": "v2"}]
     )
     tags = await Tag.create_many([{"name": "red"}, {"name": "green"}, {"name": "blue"}])
     red, green, blue = tags
     await posts[0].related("tags").attach({red.id: {"note": "first"}, green.id: None})
-    await clips[0].related("tags").attach([blue.id])
-    await clips[1].related("tags").attach([red.id])
-    return posts, clips, tags
+    await reels[0].related("tags").attach([blue.id])
+    await reels[1].related("tags").attach([red.id])
+    return posts, reels, tags
 
 
 async def pivot_rows() -> list[tuple[int, int, str, str | None]]:
@@ -111,20 +111,20 @@ class TestPreload:
         await seed()
         with count_queries() as q:
             posts = await Post.query().preload("tags").order_by("id")
-            clips = await Clip.query().preload("tags").order_by("id")
+            reels = await Reel.query().preload("tags").order_by("id")
         assert q.count == 4
         assert [names(p.tags) for p in posts] == [["green", "red"], []]
-        assert [names(c.tags) for c in clips] == [["blue"], ["red"]]
+        assert [names(c.tags) for c in reels] == [["blue"], ["red"]]
         notes = {t.name: t.extras["pivot_note"] for t in posts[0].tags}
         assert notes == {"red": "first", "green": None}
 
     async def test_preload_inverse(self, database: Database) -> None:
         await seed()
         with count_queries() as q:
-            tags = await Tag.query().preload("posts").preload("clips").order_by("id")
+            tags = await Tag.query().preload("posts").preload("reels").order_by("id")
         assert q.count == 3
         by_name = {
-            t.name: ([p.title for p in t.posts], sorted(c.title or "" for c in t.clips))
+            t.name: ([p.title for p in t.posts], sorted(c.title or "" for c in t.reels))
             for t in tags
         }
         assert by_name == {
@@ -137,10 +137,10 @@ class TestPreload:
         posts, _, _ = await seed()
         with count_queries() as q:
             loaded = (
-                await Post.query().where("id", posts[0].id).preload("tags.clips").first_or_fail()
+                await Post.query().where("id", posts[0].id).preload("tags.reels").first_or_fail()
             )
         assert q.count == 3
-        clips_of = {t.name: [c.title for c in t.clips] for t in loaded.tags}
+        clips_of = {t.name: [c.title for c in t.reels] for t in loaded.tags}
         assert clips_of == {"red": ["v2"], "green": []}
         post = await Post.find_or_fail(posts[0].id)
         with count_queries() as q:
@@ -151,35 +151,35 @@ class TestPreload:
 
 class TestQueries:
     async def test_related_and_pivot_query(self, database: Database) -> None:
-        posts, clips, _ = await seed()
+        posts, reels, _ = await seed()
         assert names(await posts[0].related("tags").query().where("name", "red")) == ["red"]
-        assert names(await clips[0].related("tags").query()) == ["blue"]
+        assert names(await reels[0].related("tags").query()) == ["blue"]
         pivots = await posts[0].related("tags").pivot_query()
         assert sorted(r["taggable_type"] for r in pivots) == ["post", "post"]
         tagged = await Tag.query().where("name", "red").first_or_fail()
-        assert [c.title for c in await tagged.related("clips").query()] == ["v2"]
+        assert [c.title for c in await tagged.related("reels").query()] == ["v2"]
 
     async def test_pivot_update_keeps_to_the_type(self, database: Database) -> None:
-        posts, clips, tags = await seed()
-        await clips[0].related("tags").attach({tags[0].id: {"note": "clip"}})
+        posts, reels, tags = await seed()
+        await reels[0].related("tags").attach({tags[0].id: {"note": "clip"}})
         changed = (
             await posts[0].related("tags").query().where("name", "red").update({"note": "changed"})
         )
         assert changed == 1
         rows = await pivot_rows()
         assert (tags[0].id, posts[0].id, "post", "changed") in rows
-        assert (tags[0].id, clips[0].id, "clip", "clip") in rows
+        assert (tags[0].id, reels[0].id, "clip", "clip") in rows
 
     async def test_has_family_and_counts(self, database: Database) -> None:
         await seed()
         assert [p.title for p in await Post.query().has("tags")] == ["p1"]
         assert [p.title for p in await Post.query().doesnt_have("tags")] == ["p2"]
-        found = await Clip.query().where_has("tags", lambda q: q.where("name", "red"))
+        found = await Reel.query().where_has("tags", lambda q: q.where("name", "red"))
         assert [c.title for c in found] == ["v2"]
         tags = await Tag.query().has("posts").order_by("id")
         assert [t.name for t in tags] == ["red", "green"]
-        counted = await Tag.query().with_count("clips").with_count("posts").order_by("id")
-        assert [(t.extras["clips_count"], t.extras["posts_count"]) for t in counted] == [
+        counted = await Tag.query().with_count("reels").with_count("posts").order_by("id")
+        assert [(t.extras["reels_count"], t.extras["posts_count"]) for t in counted] == [
             (1, 1),
             (0, 1),
             (1, 0),
@@ -191,36 +191,36 @@ class TestQueries:
 
 class TestWrites:
     async def test_attach_sets_the_type(self, database: Database) -> None:
-        posts, clips, tags = await seed()
+        posts, reels, tags = await seed()
         assert await pivot_rows() == sorted(
             [
                 (tags[0].id, posts[0].id, "post", "first"),
                 (tags[1].id, posts[0].id, "post", None),
-                (tags[2].id, clips[0].id, "clip", None),
-                (tags[0].id, clips[1].id, "clip", None),
+                (tags[2].id, reels[0].id, "clip", None),
+                (tags[0].id, reels[1].id, "clip", None),
             ]
         )
 
     async def test_detach_keeps_to_the_type(self, database: Database) -> None:
-        posts, clips, tags = await seed()
-        await clips[0].related("tags").attach([tags[0].id])
+        posts, reels, tags = await seed()
+        await reels[0].related("tags").attach([tags[0].id])
         removed = await posts[0].related("tags").detach([tags[0].id])
         assert removed == 1
-        assert (tags[0].id, clips[0].id, "clip", None) in await pivot_rows()
+        assert (tags[0].id, reels[0].id, "clip", None) in await pivot_rows()
         assert await posts[0].related("tags").detach() == 1  # green
         assert [r for r in await pivot_rows() if r[2] == "post"] == []
 
     async def test_sync(self, database: Database) -> None:
-        posts, clips, tags = await seed()
+        posts, reels, tags = await seed()
         red, green, blue = tags
-        await clips[0].related("tags").attach([green.id])  # clip 1 = post 1's id
+        await reels[0].related("tags").attach([green.id])  # clip 1 = post 1's id
         await posts[0].related("tags").sync({red.id: {"note": "again"}, blue.id: None})
         rows = await pivot_rows()
         assert [r for r in rows if r[2] == "post"] == sorted(
             [(red.id, posts[0].id, "post", "again"), (blue.id, posts[0].id, "post", None)]
         )
         # The clip's rows with the same taggable_id are untouched.
-        assert sorted(r[0] for r in rows if r[2] == "clip" and r[1] == clips[0].id) == sorted(
+        assert sorted(r[0] for r in rows if r[2] == "clip" and r[1] == reels[0].id) == sorted(
             [green.id, blue.id]
         )
         with count_queries() as q:
@@ -240,7 +240,7 @@ class TestWrites:
         ]
 
     async def test_save_and_create(self, database: Database) -> None:
-        clip = await Clip.create({"id": 9, "title": "v"})
+        clip = await Reel.create({"id": 9, "title": "v"})
         made = await clip.related("tags").create({"name": "new"}, {"note": "n"})
         saved = Tag(name="saved")
         await clip.related("tags").save(saved)

@@ -75,6 +75,9 @@ async def typed_access(
     assert_type(tags_client.query(), MorphToManyQueryBuilder[Tag])
     await tags_client.attach({1: {"note": "x"}})
     morph_map({"post": Post, "video": Video})
+    Comment.query().where_has_morph("commentable", [Post, "video"], lambda q, model: None)
+    Comment.query().where_doesnt_have_morph("commentable", Post)
+    Comment.query().where_has_morph("commentable", 1)  # type: ignore[arg-type]
     morph_to(type_column="kind", bogus=1)  # type: ignore[call-arg]
     morph_many(lambda: Comment)  # type: ignore[call-arg]
     morph_many(lambda: Comment, name="commentable", pivot_table="x")  # type: ignore[call-arg]

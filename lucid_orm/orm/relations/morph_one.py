@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 from sqlalchemy import and_
 from sqlalchemy.sql import ColumnElement
 
+from ...errors import LucidError
 from .base import RelationOptions, RelationQueryBuilder, SubQueryBuilder, require_key
 from .has_one import HasOne, HasOneQueryClient, HasRelation
 from .morph_map import morph_alias
@@ -47,8 +48,6 @@ class MorphOneOrMany(HasRelation[R]):
         **options: Unpack[RelationOptions],
     ) -> None:
         if not isinstance(name, str) or not name:
-            from ...errors import LucidError
-
             raise LucidError(
                 f"A polymorphic relation needs name=, the morph name, got {name!r}",
                 code="E_INVALID_ARGUMENT",
