@@ -74,9 +74,15 @@ class User(models.BaseUser):
     posts: HasMany[Post] = has_many(lambda: Post)
 
 
+class Reply(Comment):
+    """A self relation: comments on comments (``commentable_type = "reply"``)."""
+
+    replies: MorphMany[Reply] = morph_many(lambda: Reply, name="commentable")
+
+
 @pytest.fixture(autouse=True)
 def aliases() -> Iterator[None]:
-    morph_map({"post": Post, "video": Video})
+    morph_map({"post": Post, "video": Video, "reply": Reply})
     FLAGS.clear()
     yield
     clear_morph_map()
@@ -255,6 +261,18 @@ class TestHas:
         assert [v.title for v in await Video.query().has("image")] == ["v2"]
 
 
+class TestSelfRelation:
+    async def test_has_count_and_preload_on_one_table(self, database: Database) -> None:
+        root = await Reply.create({"body": "root", "commentable_type": "post", "commentable_id": 1})
+        await root.related("replies").create_many([{"body": "r1"}, {"body": "r2"}])
+        with_replies = await Reply.query().has("replies")
+        assert [r.body for r in with_replies] == ["root"]
+        counted = await Reply.query().with_count("replies").order_by("id")
+        assert [r.extras["replies_count"] for r in counted] == [2, 0, 0]
+        loaded = await Reply.query().where("body", "root").preload("replies").first_or_fail()
+        assert bodies(loaded.replies) == ["r1", "r2"]  # type: ignore[arg-type]
+
+
 class TestAggregates:
     async def test_with_count_and_aggregate(self, database: Database) -> None:
         await seed()
@@ -295,7 +313,8 @@ class TestWrites:
         with count_queries() as q:
             await video.related("comments").save_many(many)
         assert all(c.commentable_type == "video" for c in many)
-        assert q.count >= 2
+        inserts = [e for e in q.sqls if e.lstrip().upper().startswith("INSERT")]
+        assert len(inserts) == 2
         assert bodies(await video.related("comments").query()) == ["a", "b", "c"]
 
     async def test_create_many_one_insert(self, database: Database) -> None:

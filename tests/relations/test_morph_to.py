@@ -210,6 +210,15 @@ class TestPreload:
             elif isinstance(target, Clip):
                 assert "author" not in target.preloaded
 
+    async def test_per_type_callbacks_by_alias(self, database: Database) -> None:
+        await seed()
+        comments = await Comment.query().preload(
+            "commentable", {"clip": lambda q: q.where("title", "v2")}
+        )
+        assert owners(comments)["c2"] is None
+        assert owners(comments)["c3"] == ("Clip", "v2")
+        assert owners(comments)["c1"] == ("Post", "p1")
+
     async def test_plain_callback_applies_to_every_type(self, database: Database) -> None:
         await seed()
         comments = await Comment.query().preload(
@@ -299,6 +308,14 @@ class TestRelatedQuery:
         post = await comments[0].related("commentable").query().first()
         assert isinstance(post, Post) and post.title == "p1"
 
+    async def test_null_id_runs_no_query(self, database: Database) -> None:
+        comment = await Comment.create(
+            {"commentable_type": "post", "commentable_id": None, "body": "x"}
+        )
+        with count_queries() as q:
+            assert await comment.related("commentable").query() == []
+        assert q.count == 0
+
     async def test_null_type(self, database: Database) -> None:
         _, _, comments = await seed()
         with pytest.raises(LucidError) as exc:
@@ -371,6 +388,31 @@ class TestWhereHasMorph:
         with pytest.raises(LucidError) as exc:
             Post.query().where_has_morph("author", [Post])
         assert exc.value.code == "E_INVALID_ARGUMENT"
+
+
+class Pin(BaseModel):
+    """A morph_to with renamed columns and an owner key other than the primary key."""
+
+    table = "morph_comments"
+    id: int = column(is_primary=True)
+    kind: str | None = column(column_name="commentable_type")
+    ref: int | None = column(column_name="commentable_id")
+    target: MorphTo[Author] = morph_to(type_column="kind", id_column="ref", owner_key="points")
+
+
+class TestOptions:
+    async def test_columns_and_owner_key(self, database: Database) -> None:
+        author = await PointsAuthor.create({"username": "z", "points": 42})
+        await Pin.create({"kind": "PointsAuthor", "ref": 42})
+        pins = await Pin.query().preload("target")
+        assert isinstance(pins[0].target, PointsAuthor)
+        assert pins[0].target.id == author.id
+        found = await Pin.query().where_has_morph("target", [PointsAuthor])
+        assert len(found) == 1
+
+
+class PointsAuthor(models.BaseUser):
+    points: int | None = column()
 
 
 class TestWrites:
