@@ -17,7 +17,19 @@ from .orm.columns import column, computed
 from .orm.hooks import after, before, scope
 from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
 from .orm.query_builder import ModelQueryBuilder
-from .orm.relations import belongs_to, has_many, has_many_through, has_one, many_to_many
+from .orm.relations import (
+    belongs_to,
+    has_many,
+    has_many_through,
+    has_one,
+    many_to_many,
+    morph_many,
+    morph_map,
+    morph_one,
+    morph_to,
+    morph_to_many,
+    morphed_by_many,
+)
 from .query.database import DatabaseQueryBuilder
 from .query.json import json_extract
 from .query.paginator import SimplePaginator
@@ -53,5 +65,11 @@ __all__ = [
     "has_one",
     "json_extract",
     "many_to_many",
+    "morph_many",
+    "morph_map",
+    "morph_one",
+    "morph_to",
+    "morph_to_many",
+    "morphed_by_many",
     "scope",
 ]

@@ -212,3 +212,43 @@ hm_tasks = Table(
     Column("name", String(100), nullable=False, unique=True),
     Column("points", Integer, nullable=True),
 )
+
+# -- polymorphic relations (morph_to, morph_one, morph_many, morph_to_many) ---------------------
+# ``Post``/``Video`` own ``morph_comments`` and ``morph_images`` by (``*_type``, ``*_id``);
+# ``taggables`` is the typed pivot between ``tags`` and posts or videos.
+videos = Table(
+    "videos",
+    metadata,
+    _pk(),
+    Column("user_id", Integer, nullable=True),
+    Column("title", String(255), nullable=True),
+)
+
+morph_comments = Table(
+    "morph_comments",
+    metadata,
+    _pk(),
+    Column("commentable_type", String(50), nullable=True),
+    Column("commentable_id", Integer, nullable=True),
+    Column("body", String(255), nullable=True),
+    Column("points", Integer, nullable=True),
+)
+
+morph_images = Table(
+    "morph_images",
+    metadata,
+    _pk(),
+    Column("imageable_type", String(50), nullable=True),
+    Column("imageable_id", Integer, nullable=True),
+    Column("url", String(255), nullable=True),
+)
+
+taggables = Table(
+    "taggables",
+    metadata,
+    _pk(),
+    Column("tag_id", Integer),
+    Column("taggable_id", Integer),
+    Column("taggable_type", String(50)),
+    Column("note", String(100), nullable=True),
+)

@@ -23,6 +23,10 @@ from .relations.has_many import has_many
 from .relations.has_many_through import has_many_through
 from .relations.has_one import has_one
 from .relations.many_to_many import many_to_many
+from .relations.morph_many import morph_many
+from .relations.morph_one import morph_one
+from .relations.morph_to import morph_to
+from .relations.morph_to_many import morph_to_many, morphed_by_many
 from .state import (
     DELETED,
     EXTRAS,
@@ -58,7 +62,18 @@ def _deleted_error() -> LucidError:
 @dataclass_transform(
     kw_only_default=True,
     eq_default=False,
-    field_specifiers=(belongs_to, has_one, has_many, many_to_many, has_many_through),
+    field_specifiers=(
+        belongs_to,
+        has_one,
+        has_many,
+        many_to_many,
+        has_many_through,
+        morph_to,
+        morph_one,
+        morph_many,
+        morph_to_many,
+        morphed_by_many,
+    ),
 )
 class BaseModel:
     """Base class of every model.
@@ -515,7 +530,7 @@ class BaseModel:
     async def load(
         self,
         relation: str | Callable[[Any], Any],
-        callback: Callable[[Any], Any] | None = None,
+        callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
         *,
         client: Client | None = None,
     ) -> Self:

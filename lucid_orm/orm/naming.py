@@ -24,7 +24,18 @@ __all__ = [
     "snake_case",
 ]
 
-RelationType = Literal["belongsTo", "hasOne", "hasMany", "manyToMany", "hasManyThrough"]
+RelationType = Literal[
+    "belongsTo",
+    "hasOne",
+    "hasMany",
+    "manyToMany",
+    "hasManyThrough",
+    "morphTo",
+    "morphOne",
+    "morphMany",
+    "morphToMany",
+    "morphedByMany",
+]
 """The relation kinds, spelt as Lucid spells them (``relation.type``)."""
 
 

@@ -29,6 +29,24 @@ def _reject_async(callback: Any) -> None:
         )
 
 
+class PerType:
+    """A morph_to preload callback per related model (``{Post: lambda q: q.preload("author")}``):
+    called with each type's query, it runs the callback of that query's model, if any."""
+
+    def __init__(self, callbacks: Mapping[Any, Callable[[Any], Any]]) -> None:
+        from .relations.morph_map import as_morph_model
+
+        self.callbacks: dict[Any, Callable[[Any], Any]] = {}
+        for model, callback in callbacks.items():
+            _reject_async(callback)
+            self.callbacks[as_morph_model(model)] = callback
+
+    def __call__(self, query: Any) -> None:
+        callback = self.callbacks.get(query.model)
+        if callback is not None:
+            callback(query)
+
+
 class Preloader:
     """Relations to load for a set of parent instances, with their query callbacks.
 
@@ -39,24 +57,43 @@ class Preloader:
         self.model = model
         self.specs: dict[str, list[Callable[[Any], Any]]] = {}
 
-    def add(self, path: str, callback: Callable[[Any], Any] | None = None) -> Preloader:
+    def add(
+        self,
+        path: str,
+        callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
+    ) -> Preloader:
         if not isinstance(path, str) or not path:
             raise LucidError(f"preload() expects a relation name, got {path!r}")
-        if callback is not None:
-            _reject_async(callback)
         name, _, rest = path.partition(".")
         relation = self.model.get_relation(name)
         relation.boot()
+        per_type = getattr(relation, "_per_type", False)
+        if isinstance(callback, Mapping):
+            if not per_type:
+                raise LucidError(
+                    f'preload("{path}") takes callbacks per model only for a morph_to '
+                    f'relation; "{name}" is a {relation.type} relation',
+                    code="E_INVALID_ARGUMENT",
+                )
+            callback = PerType(callback)
+        elif callback is not None:
+            _reject_async(callback)
         callbacks = self.specs.setdefault(name, [])
-        if rest:
+        # A morph_to's path goes on in each type's query (checked there).
+        if rest and not per_type:
             _check_path(relation.related_model(), rest)
+        if rest:
             callbacks.append(lambda query: query.preload(rest))
         if callback is not None:
             callbacks.append(callback)
         return self
 
     # ``model.load(lambda loader: loader.load("author").load("comments"))``
-    def load(self, path: str, callback: Callable[[Any], Any] | None = None) -> Preloader:
+    def load(
+        self,
+        path: str,
+        callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
+    ) -> Preloader:
         return self.add(path, callback)
 
     preload = load
@@ -78,6 +115,9 @@ class Preloader:
             return
         for name, callbacks in self.specs.items():
             relation = self.model.get_relation(name)
+            if getattr(relation, "_per_type", False):  # morph_to: one query per type present
+                await relation.preload_each_type(parents, client, callbacks, sideloaded)
+                continue
             query = relation.eager_query(parents, client)
             if sideloaded:
                 query.sideload(sideloaded)
@@ -91,6 +131,8 @@ def _check_path(model: type[BaseModel], path: str) -> None:
     for name in path.split("."):
         relation = model.get_relation(name)
         relation.boot()
+        if getattr(relation, "_per_type", False):
+            return  # a morph_to: the rest is checked on each type's query
         model = relation.related_model()
 
 
@@ -107,7 +149,7 @@ def _lazy_load_guard(instance: BaseModel) -> None:
 async def load_onto(
     instance: BaseModel,
     relation: str | Callable[[Any], Any],
-    callback: Callable[[Any], Any] | None,
+    callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None,
     client: Client,
 ) -> None:
     """``BaseModel.load``: the relation (or the loader callback's relations) onto

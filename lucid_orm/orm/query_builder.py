@@ -3,8 +3,8 @@ fetch/find/paginate hooks, scopes, ``pojo()``, ``sideload()``, row locks and pag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
 from sqlalchemy import Select, exists, not_
 from sqlalchemy.sql import ColumnElement
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .base_model import BaseModel
 
 M = TypeVar("M", bound="BaseModel")
+
+# The models a ``where_has_morph`` names: classes or morph aliases, one or a list.
+MorphTypes: TypeAlias = "type[BaseModel] | str | Sequence[type[BaseModel] | str]"
 
 
 class ModelQueryBuilder(Chainable, Generic[M]):
@@ -138,10 +141,15 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         return copy
 
     # -- relationships -------------------------------------------------------------------------
-    def preload(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
+    def preload(
+        self,
+        relation: str,
+        callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
+    ) -> Self:
         """Eager-load a relation (one query per relation and level, whatever the number of
         rows): ``preload("author")``, ``preload("posts", lambda q: q.where(...))``,
-        ``preload("posts.comments")``. The callback runs when the relation's query is built."""
+        ``preload("posts.comments")``. The callback runs when the relation's query is built;
+        a morph_to takes one per model too: ``preload("commentable", {Post: callback})``."""
         if self._preloader is None:
             self._preloader = Preloader(self.model)
         self._preloader.add(relation, callback)
@@ -238,6 +246,90 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         value: Any = None,
     ) -> Self:
         return self._has(relation, callback, operator, value, True, True, "or_where_doesnt_have")
+
+    # -- the has family of morph_to relations (Eloquent's whereHasMorph) -----------------------
+    def _has_morph(
+        self,
+        name: str,
+        types: MorphTypes,
+        callback: Callable[..., Any] | None,
+        operator: str | None,
+        value: Any,
+        is_or: bool,
+        negate: bool,
+        method: str,
+    ) -> Self:
+        relation = self.model.get_relation(name)
+        relation.boot()
+        if not getattr(relation, "_per_type", False):
+            raise LucidError(
+                f'{method}() expects a morph_to relation; "{name}" is a {relation.type} '
+                "relation (use where_has)",
+                code="E_INVALID_ARGUMENT",
+            )
+        clause = relation.has_morph_clause(self, types, callback, operator, value, negate, method)
+        self.state.add_where(is_or, clause)
+        return self
+
+    def where_has_morph(
+        self,
+        relation: str,
+        types: MorphTypes,
+        callback: Callable[..., Any] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self:
+        """Rows whose morph_to points at a row of one of ``types`` (model classes or aliases)
+        matching ``callback``: ``where_has_morph("commentable", [Post, Video], lambda q:
+        q.where("title", "like", "A%"))``. A callback with two parameters also gets the model
+        class; ``operator``/``value`` compare the related count as ``where_has`` does."""
+        return self._has_morph(
+            relation, types, callback, operator, value, False, False, "where_has_morph"
+        )
+
+    def or_where_has_morph(
+        self,
+        relation: str,
+        types: MorphTypes,
+        callback: Callable[..., Any] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self:
+        return self._has_morph(
+            relation, types, callback, operator, value, True, False, "or_where_has_morph"
+        )
+
+    def where_doesnt_have_morph(
+        self,
+        relation: str,
+        types: MorphTypes,
+        callback: Callable[..., Any] | None = None,
+    ) -> Self:
+        """Rows whose morph_to is one of ``types`` without a related row matching
+        ``callback`` (as Eloquent, rows of other types do not match)."""
+        return self._has_morph(
+            relation, types, callback, None, None, False, True, "where_doesnt_have_morph"
+        )
+
+    def or_where_doesnt_have_morph(
+        self,
+        relation: str,
+        types: MorphTypes,
+        callback: Callable[..., Any] | None = None,
+    ) -> Self:
+        return self._has_morph(
+            relation, types, callback, None, None, True, True, "or_where_doesnt_have_morph"
+        )
+
+    def has_morph(
+        self, relation: str, types: MorphTypes, operator: str | None = None, value: Any = None
+    ) -> Self:
+        """``where_has_morph`` without a callback."""
+        return self._has_morph(relation, types, None, operator, value, False, False, "has_morph")
+
+    def doesnt_have_morph(self, relation: str, types: MorphTypes) -> Self:
+        """``where_doesnt_have_morph`` without a callback."""
+        return self._has_morph(relation, types, None, None, None, False, True, "doesnt_have_morph")
 
     def with_aggregate(self, relation: str, callback: Callable[[Any], Any]) -> Self:
         """Select an aggregate of the related rows into ``extras``:

@@ -6,6 +6,11 @@ from .has_many import HasMany, has_many
 from .has_many_through import HasManyThrough, has_many_through
 from .has_one import HasOne, has_one
 from .many_to_many import ManyToMany, many_to_many
+from .morph_many import MorphMany, morph_many
+from .morph_map import morph_map
+from .morph_one import MorphOne, morph_one
+from .morph_to import MorphTo, morph_to
+from .morph_to_many import MorphedByMany, MorphToMany, morph_to_many, morphed_by_many
 
 __all__ = [
     "BelongsTo",
@@ -13,9 +18,20 @@ __all__ = [
     "HasManyThrough",
     "HasOne",
     "ManyToMany",
+    "MorphMany",
+    "MorphOne",
+    "MorphTo",
+    "MorphToMany",
+    "MorphedByMany",
     "belongs_to",
     "has_many",
     "has_many_through",
     "has_one",
     "many_to_many",
+    "morph_many",
+    "morph_map",
+    "morph_one",
+    "morph_to",
+    "morph_to_many",
+    "morphed_by_many",
 ]

@@ -186,6 +186,12 @@ class ManyToMany(ManyRelation[R]):
     def pivot_column(self, name: str) -> ColumnElement[Any]:
         return table_column(self._pivot, name)
 
+    def pivot_owner(self, value: Any) -> ColumnElement[Any]:
+        """The pivot rows of the parent whose key is ``value`` (a hook of the writes:
+        morph_to_many adds its type column)."""
+        clause: ColumnElement[Any] = self.pivot_column(self.pivot_foreign_key) == value
+        return clause
+
     def _selected_pivot_columns(self, extra: Sequence[str] = ()) -> list[str]:
         names = [
             self.pivot_foreign_key,
@@ -309,15 +315,14 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
     def _dml_where(self) -> ColumnElement[Any] | None:
         """This parent's pivot rows whose related rows match the user's conditions."""
         rel = self._rel
-        pivot_fk = rel.pivot_column(rel.pivot_foreign_key)
-        condition: ColumnElement[Any] = pivot_fk == self._parent_value()
+        condition = rel.pivot_owner(self._parent_value())
         user = written_conditions(self)
         if user is None:
             return condition
         related_ids = (
             select(self._unqualified(rel.related_key_column_name).label("lucid_id"))
             .select_from(self._related_join())
-            .where(and_(pivot_fk == self._parent_value(), user))
+            .where(and_(rel.pivot_owner(self._parent_value()), user))
             .subquery("lucid_pivot_ids")
         )
         # A derived table: MySQL refuses a subquery on the table being updated/deleted.
@@ -556,7 +561,7 @@ class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
         targets = None if ids is None else list(_normalise_ids(ids, rel))
         parent_value = self._parent_value()
         async with managed(self, client) as trx:
-            stmt = delete(rel._pivot).where(rel.pivot_column(rel.pivot_foreign_key) == parent_value)
+            stmt = delete(rel._pivot).where(rel.pivot_owner(parent_value))
             if targets is not None:
                 if not targets:
                     return 0
@@ -571,19 +576,19 @@ class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
         rel = self.relation
         wanted = _normalise_ids(ids, rel)
         parent_value = self._parent_value()
-        pivot_fk = rel.pivot_column(rel.pivot_foreign_key)
+        owned = rel.pivot_owner(parent_value)
         related_fk = rel.pivot_column(rel.pivot_related_foreign_key)
         value_columns = sorted({c for values in wanted.values() for c in values})
         async with managed(self, client) as trx:
             if not wanted:
                 if detach:  # sync([]): every row of the parent goes, in one statement
-                    stmt_all = delete(rel._pivot).where(pivot_fk == parent_value)
+                    stmt_all = delete(rel._pivot).where(owned)
                     await trx.execute(stmt_all, write=True, model=rel.model.__name__)
                 return
             # Read the parent's pivot rows (all of them when detaching, as Lucid does, so that
             # a sync that changes nothing writes nothing; else only the wanted ids).
             select_cols = [related_fk, *[rel.pivot_column(c) for c in value_columns]]
-            stmt = select(*select_cols).where(pivot_fk == parent_value)
+            stmt = select(*select_cols).where(owned)
             if not detach:
                 stmt = stmt.where(keys_in(related_fk, list(wanted), trx.dialect))
             result = await trx.execute(stmt, write=False, model=rel.model.__name__)
@@ -618,12 +623,12 @@ class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
                 stmt_u = (
                     update(rel._pivot)
                     .values(_pivot_values(rel, {**self._stamps(False), **values}))
-                    .where(pivot_fk == parent_value, keys_in(related_fk, ids, trx.dialect))
+                    .where(owned, keys_in(related_fk, ids, trx.dialect))
                 )
                 await trx.execute(stmt_u, write=True, model=rel.model.__name__)
             if detach and stale:
                 stmt_d = delete(rel._pivot).where(
-                    pivot_fk == parent_value,
+                    owned,
                     keys_in(related_fk, list(stale.values()), trx.dialect),
                 )
                 await trx.execute(stmt_d, write=True, model=rel.model.__name__)
