@@ -112,10 +112,13 @@ class BaseModel:
         if values:
             self.merge(values)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self.__dict__.get(DELETED):
-            raise _deleted_error()
-        object.__setattr__(self, name, value)
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: a visible __setattr__ would let mypy and pyright accept an
+        # assignment to any attribute name, typos included (``post.titel = ...``).
+        def __setattr__(self, name: str, value: Any) -> None:
+            if self.__dict__.get(DELETED):
+                raise _deleted_error()
+            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         pk = self.__dict__.get(type(self).primary_key, None)

@@ -85,6 +85,8 @@ def _attributes(user: User, gadget: Gadget) -> None:
     assert_type(gadget.released_on, date | None)
     user.email = "b"
     user.email = None  # type: ignore[assignment]
+    user.emial = "b"  # type: ignore[attr-defined]
+    User.emial  # type: ignore[attr-defined]
 
 
 def _state(user: User) -> None:
