@@ -4,8 +4,13 @@
 page, the failing block's first line number and the traceback, and exits 1. Blocks fenced
 ```python no-run are skipped. Top-level ``await`` is allowed in a block.
 
-``tests/test_docs.py`` runs it in a subprocess per page, so the examples' ``db.configure()``
-never touches the ``db`` of the test process.
+The pages configure SQLite (``db.configure(url="sqlite://:memory:")``). With
+``LUCID_DOCS_URL`` set to a PostgreSQL or MySQL URL, every SQLite URL a page hands to
+``Database.configure`` (``url=``, each connection's ``url``, replicas included) is replaced by
+that URL, so the same page runs unchanged on the server: the examples must be portable.
+
+``tests/test_docs.py`` runs it in a subprocess per page and dialect, so the examples'
+``db.configure()`` never touches the ``db`` of the test process.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import os
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Connection options only SQLite understands.
+_SQLITE_ONLY = frozenset({"busy_timeout_ms", "wal"})
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 
 
@@ -64,6 +73,43 @@ def blocks(text: str) -> list[Block]:
     return found
 
 
+def _redirected(config: Mapping[str, Any], target: str) -> dict[str, Any]:
+    """One connection's configuration with its SQLite URLs (replicas' too) set to ``target``;
+    SQLite-only options are dropped."""
+    out = {k: v for k, v in config.items() if k not in _SQLITE_ONLY}
+    if str(out.get("url", "")).startswith("sqlite"):
+        out["url"] = target
+    replicas = out.get("replicas")
+    if isinstance(replicas, Mapping):
+        out["replicas"] = {
+            "write": _redirected(replicas.get("write") or {}, target),
+            "read": [_redirected(r, target) for r in replicas.get("read") or []],
+        }
+    return out
+
+
+def redirect_sqlite(target: str) -> None:
+    """Make every ``Database.configure`` of this process use ``target`` instead of SQLite."""
+    from lucid_orm.database import Database
+
+    original = Database.configure
+
+    def configure(
+        self: Database,
+        url: str | None = None,
+        *,
+        connections: Mapping[str, Mapping[str, Any]] | None = None,
+        **options: Any,
+    ) -> None:
+        if url is not None and url.startswith("sqlite"):
+            url = target
+        if connections is not None:
+            connections = {name: _redirected(c, target) for name, c in connections.items()}
+        original(self, url, connections=connections, **options)
+
+    Database.configure = configure  # type: ignore[method-assign]
+
+
 async def run_page(path: Path) -> int:
     """Run the page's python blocks; 0 on success, 1 after printing the first failure."""
     from lucid_orm import db
@@ -104,6 +150,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python tests/docs_runner.py PAGE.md", file=sys.stderr)
         return 2
+    target = os.environ.get("LUCID_DOCS_URL")
+    if target:
+        redirect_sqlite(target)
     return asyncio.run(run_page(Path(argv[0])))
 
 
