@@ -2,7 +2,8 @@
 
 ``python tests/docs_runner.py docs/models.md`` exits 0 when every block ran, else prints the
 page, the failing block's first line number and the traceback, and exits 1. Blocks fenced
-```python no-run are skipped. Top-level ``await`` is allowed in a block.
+```python no-run are skipped, and so are blocks fenced ```python sqlite-only on a server.
+Top-level ``await`` is allowed in a block.
 
 The pages configure SQLite (``db.configure(url="sqlite://:memory:")``). With
 ``LUCID_DOCS_URL`` set to a PostgreSQL or MySQL URL, every SQLite URL a page hands to
@@ -43,6 +44,11 @@ class Block:
     @property
     def runs(self) -> bool:
         return bool(self.info) and self.info[0] == "python" and "no-run" not in self.info[1:]
+
+    @property
+    def sqlite_only(self) -> bool:
+        """```python sqlite-only: the block shows SQLite's own behaviour (a database file)."""
+        return "sqlite-only" in self.info[1:]
 
 
 def blocks(text: str) -> list[Block]:
@@ -110,8 +116,9 @@ def redirect_sqlite(target: str) -> None:
     Database.configure = configure  # type: ignore[method-assign]
 
 
-async def run_page(path: Path) -> int:
-    """Run the page's python blocks; 0 on success, 1 after printing the first failure."""
+async def run_page(path: Path, on_server: bool = False) -> int:
+    """Run the page's python blocks; 0 on success, 1 after printing the first failure.
+    ``on_server``: the page runs on PostgreSQL or MySQL, so its sqlite-only blocks are skipped."""
     from lucid_orm import db
 
     if db.is_configured:
@@ -119,7 +126,7 @@ async def run_page(path: Path) -> int:
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     try:
         for block in blocks(path.read_text(encoding="utf-8")):
-            if not block.runs:
+            if not block.runs or (on_server and block.sqlite_only):
                 continue
             # Blank lines keep the traceback's line numbers equal to the page's.
             source = "\n" * (block.line - 1) + block.source
@@ -153,7 +160,7 @@ def main(argv: list[str]) -> int:
     target = os.environ.get("LUCID_DOCS_URL")
     if target:
         redirect_sqlite(target)
-    return asyncio.run(run_page(Path(argv[0])))
+    return asyncio.run(run_page(Path(argv[0]), on_server=bool(target)))
 
 
 if __name__ == "__main__":
