@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from lucid_orm import db
-from tests.docs_runner import blocks
+from mkdocs_hooks import on_page_markdown
+from tests.docs_runner import _redirected, blocks
 from tests.helpers import DialectConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +117,26 @@ async def test_runner_reports_page_line_and_traceback(tmp_path: Path) -> None:
     assert f"{page}: the block starting at line 13 failed" in out
     assert f'File "{page}", line 14' in out
     assert "AssertionError: value is wrong" in out
+
+
+def test_runner_redirects_sqlite_urls_only() -> None:
+    config = {
+        "url": "sqlite:///app.db",
+        "busy_timeout_ms": 10_000,
+        "pool": {"max": 2},
+        "replicas": {"write": {"url": "sqlite:///w.db"}, "read": [{"url": "postgresql://h/r"}]},
+    }
+    assert _redirected(config, "mysql://root@h/docs") == {
+        "url": "mysql://root@h/docs",
+        "pool": {"max": 2},
+        "replicas": {
+            "write": {"url": "mysql://root@h/docs"},
+            "read": [{"url": "postgresql://h/r"}],
+        },
+    }
+
+
+def test_site_sees_the_bare_language_of_runner_fences() -> None:
+    page = "```python no-run\na()\n```\n\n```python sqlite-only\nb()\n```\n\n```python\nc()\n```\n"
+    bare = "```python\na()\n```\n\n```python\nb()\n```\n\n```python\nc()\n```\n"
+    assert on_page_markdown(page) == bare
