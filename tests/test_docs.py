@@ -1,5 +1,7 @@
 """The guides in ``docs/`` and the README are executable: every ```python block of a page runs,
-in order, in one namespace (blocks fenced ```python no-run are skipped), on each dialect.
+in order, in one namespace, on each dialect. Blocks fenced ```python no-run are skipped; blocks
+fenced ```python sqlite-only (showing SQLite's own behaviour, such as its database file) run on
+SQLite only.
 
 Each page runs in its own interpreter (``tests/docs_runner.py``) so that the examples'
 ``db.configure()`` / ``db.close()`` never touch the ``db`` the dialect fixtures configured. The
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -28,10 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 RUNNER = Path(__file__).resolve().parent / "docs_runner.py"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+# Pages with a block to run (the API reference pages and the benchmark report have none).
+RUNNABLE = [p for p in PAGES if any(b.runs for b in blocks(p.read_text(encoding="utf-8")))]
 TIMEOUT = 120
-# A page not yet portable says so, with the reason, in a comment its readers don't see:
-# ``<!-- docs-test: sqlite-only: why -->``; it then runs on SQLite only.
-SQLITE_ONLY = re.compile(r"<!-- docs-test: sqlite-only: (?P<why>.+?) -->")
 
 
 def _page_id(page: Path) -> str:
@@ -72,18 +72,13 @@ async def _run(page: Path, cwd: Path, env: dict[str, str] | None = None) -> tupl
 
 def test_docs_exist() -> None:
     assert PAGES, f"no Markdown pages under {DOCS}"
+    assert ROOT / "README.md" in RUNNABLE
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
+@pytest.mark.parametrize("page", RUNNABLE, ids=[_page_id(p) for p in RUNNABLE])
 async def test_page_examples_run(page: Path, dialect_config: DialectConfig, tmp_path: Path) -> None:
-    """The page's blocks run on the dialect; the working directory is a fresh temporary one,
-    so a page's relative SQLite file (the README's ``app.db``) starts empty every time."""
-    text = page.read_text(encoding="utf-8")
-    if not any(b.runs for b in blocks(text)):
-        pytest.skip(f"{page.name} has no runnable python block")
-    marker = SQLITE_ONLY.search(text)
-    if marker is not None and dialect_config.name != "sqlite":
-        pytest.skip(f"{page.name} runs on SQLite only: {marker.group('why')}")
+    """The page's blocks run on the dialect (its ```python sqlite-only blocks on SQLite only);
+    the working directory is a fresh temporary one, so a relative SQLite file starts empty."""
     await dialect_config.restore()
     env = {"LUCID_DOCS_URL": ""}
     if dialect_config.name != "sqlite":
