@@ -2,10 +2,16 @@
 
 ``python tests/docs_runner.py docs/models.md`` exits 0 when every block ran, else prints the
 page, the failing block's first line number and the traceback, and exits 1. Blocks fenced
-```python no-run are skipped. Top-level ``await`` is allowed in a block.
+```python no-run are skipped, and so are blocks fenced ```python sqlite-only on a server.
+Top-level ``await`` is allowed in a block.
 
-``tests/test_docs.py`` runs it in a subprocess per page, so the examples' ``db.configure()``
-never touches the ``db`` of the test process.
+The pages configure SQLite (``db.configure(url="sqlite://:memory:")``). With
+``LUCID_DOCS_URL`` set to a PostgreSQL or MySQL URL, every SQLite URL a page hands to
+``Database.configure`` (``url=``, each connection's ``url``, replicas included) is replaced by
+that URL, so the same page runs unchanged on the server: the examples must be portable.
+
+``tests/test_docs.py`` runs it in a subprocess per page and dialect, so the examples'
+``db.configure()`` never touches the ``db`` of the test process.
 """
 
 from __future__ import annotations
@@ -13,13 +19,17 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import os
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Connection options only SQLite understands.
+_SQLITE_ONLY = frozenset({"busy_timeout_ms", "wal"})
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 
 
@@ -34,6 +44,11 @@ class Block:
     @property
     def runs(self) -> bool:
         return bool(self.info) and self.info[0] == "python" and "no-run" not in self.info[1:]
+
+    @property
+    def sqlite_only(self) -> bool:
+        """```python sqlite-only: the block shows SQLite's own behaviour (a database file)."""
+        return "sqlite-only" in self.info[1:]
 
 
 def blocks(text: str) -> list[Block]:
@@ -64,8 +79,46 @@ def blocks(text: str) -> list[Block]:
     return found
 
 
-async def run_page(path: Path) -> int:
-    """Run the page's python blocks; 0 on success, 1 after printing the first failure."""
+def _redirected(config: Mapping[str, Any], target: str) -> dict[str, Any]:
+    """One connection's configuration with its SQLite URLs (replicas' too) set to ``target``;
+    SQLite-only options are dropped."""
+    out = {k: v for k, v in config.items() if k not in _SQLITE_ONLY}
+    if str(out.get("url", "")).startswith("sqlite"):
+        out["url"] = target
+    replicas = out.get("replicas")
+    if isinstance(replicas, Mapping):
+        out["replicas"] = {
+            "write": _redirected(replicas.get("write") or {}, target),
+            "read": [_redirected(r, target) for r in replicas.get("read") or []],
+        }
+    return out
+
+
+def redirect_sqlite(target: str) -> None:
+    """Make every ``Database.configure`` of this process use ``target`` instead of SQLite."""
+    from lucid_orm.database import Database
+
+    original = Database.configure
+
+    def configure(
+        self: Database,
+        url: str | None = None,
+        *,
+        connections: Mapping[str, Mapping[str, Any]] | None = None,
+        **options: Any,
+    ) -> None:
+        if url is not None and url.startswith("sqlite"):
+            url = target
+        if connections is not None:
+            connections = {name: _redirected(c, target) for name, c in connections.items()}
+        original(self, url, connections=connections, **options)
+
+    Database.configure = configure  # type: ignore[method-assign]
+
+
+async def run_page(path: Path, on_server: bool = False) -> int:
+    """Run the page's python blocks; 0 on success, 1 after printing the first failure.
+    ``on_server``: the page runs on PostgreSQL or MySQL, so its sqlite-only blocks are skipped."""
     from lucid_orm import db
 
     if db.is_configured:
@@ -73,7 +126,7 @@ async def run_page(path: Path) -> int:
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     try:
         for block in blocks(path.read_text(encoding="utf-8")):
-            if not block.runs:
+            if not block.runs or (on_server and block.sqlite_only):
                 continue
             # Blank lines keep the traceback's line numbers equal to the page's.
             source = "\n" * (block.line - 1) + block.source
@@ -104,7 +157,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python tests/docs_runner.py PAGE.md", file=sys.stderr)
         return 2
-    return asyncio.run(run_page(Path(argv[0])))
+    target = os.environ.get("LUCID_DOCS_URL")
+    if target:
+        redirect_sqlite(target)
+    return asyncio.run(run_page(Path(argv[0]), on_server=bool(target)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""The guides in ``docs/`` are executable: every ```python block of a page runs, in order, in
-one namespace, against embedded SQLite (blocks fenced ```python no-run are skipped).
+"""The guides in ``docs/`` and the README are executable: every ```python block of a page runs,
+in order, in one namespace, on each dialect. Blocks fenced ```python no-run are skipped; blocks
+fenced ```python sqlite-only (showing SQLite's own behaviour, such as its database file) run on
+SQLite only.
 
 Each page runs in its own interpreter (``tests/docs_runner.py``) so that the examples'
-``db.configure()`` / ``db.close()`` never touch the ``db`` the dialect fixtures configured.
+``db.configure()`` / ``db.close()`` never touch the ``db`` the dialect fixtures configured. The
+pages configure SQLite; on PostgreSQL and MariaDB the runner redirects their SQLite URLs to a
+database of their own (the dialect's test database name + ``_docs``), created empty before each
+page, so a page never sees another page's tables nor the suite's.
 """
 
 from __future__ import annotations
@@ -13,24 +18,45 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.docs_runner import blocks
+from lucid_orm import db
+from mkdocs_hooks import on_page_markdown
+from tests.docs_runner import _redirected, blocks
+from tests.helpers import DialectConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 RUNNER = Path(__file__).resolve().parent / "docs_runner.py"
-PAGES = sorted(DOCS.rglob("*.md"))
+PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+# Pages with a block to run (the API reference pages and the benchmark report have none).
+RUNNABLE = [p for p in PAGES if any(b.runs for b in blocks(p.read_text(encoding="utf-8")))]
 TIMEOUT = 120
 
 
-async def _run(page: Path) -> tuple[int, str]:
+def _page_id(page: Path) -> str:
+    return page.relative_to(DOCS if page.is_relative_to(DOCS) else ROOT).as_posix()
+
+
+async def _fresh_docs_database(config: DialectConfig) -> str:
+    """Drop and create the docs database next to the dialect's test database (through the
+    configured ``db``, which is connected to the latter); returns its URL."""
+    url = make_url(config.url)
+    name = f"{url.database}_docs"
+    force = " WITH (FORCE)" if config.name == "postgresql" else ""
+    await db.raw_query(f"DROP DATABASE IF EXISTS ??{force}", [name])
+    await db.raw_query("CREATE DATABASE ??", [name])
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _run(page: Path, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run ``tests/docs_runner.py page`` in a fresh interpreter: (exit code, its output)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(RUNNER),
         str(page),
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -46,13 +72,18 @@ async def _run(page: Path) -> tuple[int, str]:
 
 def test_docs_exist() -> None:
     assert PAGES, f"no Markdown pages under {DOCS}"
+    assert ROOT / "README.md" in RUNNABLE
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(DOCS).as_posix() for p in PAGES])
-async def test_page_examples_run(page: Path) -> None:
-    if not any(b.runs for b in blocks(page.read_text(encoding="utf-8"))):
-        pytest.skip(f"{page.name} has no runnable python block")
-    code, out = await _run(page.relative_to(ROOT))
+@pytest.mark.parametrize("page", RUNNABLE, ids=[_page_id(p) for p in RUNNABLE])
+async def test_page_examples_run(page: Path, dialect_config: DialectConfig, tmp_path: Path) -> None:
+    """The page's blocks run on the dialect (its ```python sqlite-only blocks on SQLite only);
+    the working directory is a fresh temporary one, so a relative SQLite file starts empty."""
+    await dialect_config.restore()
+    env = {"LUCID_DOCS_URL": ""}
+    if dialect_config.name != "sqlite":
+        env["LUCID_DOCS_URL"] = await _fresh_docs_database(dialect_config)
+    code, out = await _run(page, tmp_path, env)
     if code != 0:
         pytest.fail(out, pytrace=False)
 
@@ -76,8 +107,31 @@ async def test_runner_reports_page_line_and_traceback(tmp_path: Path) -> None:
         "```python\nawait asyncio.sleep(0)\nassert value == 2, 'value is wrong'\n```\n",
         encoding="utf-8",
     )
-    code, out = await _run(page)
+    code, out = await _run(page, tmp_path)
     assert code == 1
     assert f"{page}: the block starting at line 13 failed" in out
     assert f'File "{page}", line 14' in out
     assert "AssertionError: value is wrong" in out
+
+
+def test_runner_redirects_sqlite_urls_only() -> None:
+    config = {
+        "url": "sqlite:///app.db",
+        "busy_timeout_ms": 10_000,
+        "pool": {"max": 2},
+        "replicas": {"write": {"url": "sqlite:///w.db"}, "read": [{"url": "postgresql://h/r"}]},
+    }
+    assert _redirected(config, "mysql://root@h/docs") == {
+        "url": "mysql://root@h/docs",
+        "pool": {"max": 2},
+        "replicas": {
+            "write": {"url": "mysql://root@h/docs"},
+            "read": [{"url": "postgresql://h/r"}],
+        },
+    }
+
+
+def test_site_sees_the_bare_language_of_runner_fences() -> None:
+    page = "```python no-run\na()\n```\n\n```python sqlite-only\nb()\n```\n\n```python\nc()\n```\n"
+    bare = "```python\na()\n```\n\n```python\nb()\n```\n\n```python\nc()\n```\n"
+    assert on_page_markdown(page) == bare

@@ -144,13 +144,14 @@ class NamingStrategy(Protocol):
 class SnakeCaseNamingStrategy:
     """The default strategy: snake_case tables, columns and serialized keys.
 
-    >>> s = SnakeCaseNamingStrategy()
-    >>> class Person:
-    ...     primary_key = "id"
-    >>> s.table_name(Person)
-    'people'
-    >>> s.serialized_name(Person, "createdAt")
-    'created_at'
+    Examples:
+        >>> s = SnakeCaseNamingStrategy()
+        >>> class Person:
+        ...     primary_key = "id"
+        >>> s.table_name(Person)
+        'people'
+        >>> s.serialized_name(Person, "createdAt")
+        'created_at'
     """
 
     def table_name(self, model: type[ModelLike]) -> str:
@@ -224,8 +225,9 @@ class SnakeCaseNamingStrategy:
 class CamelCaseNamingStrategy(SnakeCaseNamingStrategy):
     """snake_case tables and columns, camelCase serialized keys and paginator meta keys.
 
-    >>> CamelCaseNamingStrategy().serialized_name(object, "created_at")
-    'createdAt'
+    Examples:
+        >>> CamelCaseNamingStrategy().serialized_name(object, "created_at")
+        'createdAt'
     """
 
     def serialized_name(self, model: type[ModelLike], attribute_name: str) -> str:

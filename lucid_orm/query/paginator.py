@@ -158,8 +158,9 @@ class SimplePaginator(Sequence[T]):
     def base_url(self, url: str) -> Self:
         """Set the path the page URLs start with (default ``/``); returns the paginator.
 
-        >>> SimplePaginator(30, 10, 1, []).base_url("/posts").get_url(2)
-        '/posts?page=2'
+        Examples:
+            >>> SimplePaginator(30, 10, 1, []).base_url("/posts").get_url(2)
+            '/posts?page=2'
         """
         self._url = url
         return self
@@ -169,8 +170,9 @@ class SimplePaginator(Sequence[T]):
 
         Sequences give repeated parameters (``{"tag": ["a", "b"]}`` → ``tag=a&tag=b``).
 
-        >>> SimplePaginator(30, 10, 1, []).query_string({"sort": "id"}).get_url(2)
-        '/?sort=id&page=2'
+        Examples:
+            >>> SimplePaginator(30, 10, 1, []).query_string({"sort": "id"}).get_url(2)
+            '/?sort=id&page=2'
         """
         self._query_string = dict(values)
         return self
@@ -196,8 +198,9 @@ class SimplePaginator(Sequence[T]):
     def get_urls_for_range(self, start: int, end: int) -> list[PageUrl]:
         """``{"url", "page", "is_active"}`` for each page from ``start`` to ``end`` inclusive.
 
-        >>> [u["page"] for u in SimplePaginator(50, 10, 2, []).get_urls_for_range(1, 3)]
-        [1, 2, 3]
+        Examples:
+            >>> [u["page"] for u in SimplePaginator(50, 10, 2, []).get_urls_for_range(1, 3)]
+            [1, 2, 3]
         """
         return [
             PageUrl(url=self.get_url(page), page=page, is_active=page == self.current_page)
