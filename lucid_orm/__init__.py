@@ -18,6 +18,7 @@ from .orm.hooks import after, before, scope
 from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
 from .orm.query_builder import ModelQueryBuilder
 from .orm.relations import belongs_to, has_many, has_many_through, has_one, many_to_many
+from .orm.relations.has_one_through import has_one_through
 from .query.database import DatabaseQueryBuilder
 from .query.paginator import SimplePaginator
 
@@ -50,6 +51,7 @@ __all__ = [
     "has_many",
     "has_many_through",
     "has_one",
+    "has_one_through",
     "many_to_many",
     "scope",
 ]

@@ -22,6 +22,7 @@ from .relations.belongs_to import belongs_to
 from .relations.has_many import has_many
 from .relations.has_many_through import has_many_through
 from .relations.has_one import has_one
+from .relations.has_one_through import has_one_through
 from .relations.many_to_many import many_to_many
 from .state import (
     DELETED,
@@ -58,7 +59,14 @@ def _deleted_error() -> LucidError:
 @dataclass_transform(
     kw_only_default=True,
     eq_default=False,
-    field_specifiers=(belongs_to, has_one, has_many, many_to_many, has_many_through),
+    field_specifiers=(
+        belongs_to,
+        has_one,
+        has_many,
+        many_to_many,
+        has_many_through,
+        has_one_through,
+    ),
 )
 class BaseModel:
     """Base class of every model.

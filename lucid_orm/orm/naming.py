@@ -24,7 +24,9 @@ __all__ = [
     "snake_case",
 ]
 
-RelationType = Literal["belongsTo", "hasOne", "hasMany", "manyToMany", "hasManyThrough"]
+RelationType = Literal[
+    "belongsTo", "hasOne", "hasMany", "manyToMany", "hasManyThrough", "hasOneThrough"
+]
 """The relation kinds, spelt as Lucid spells them (``relation.type``)."""
 
 
