@@ -364,6 +364,29 @@ class TestDeepThroughPreload:
         assert "SELECT DISTINCT" in q.sqls[2]
         assert [names(c.distinct_skills) for c in countries] == [["Python", "SQL"], ["Rust"], []]
 
+    async def test_pivot_columns_filter_and_distinct_refuses_group_limit(
+        self, database: Database
+    ) -> None:
+        world = await seed(database)
+        await (
+            database.from_("skill_user")
+            .where("user_id", world.users["nikk"])
+            .update({"proficiency": "expert"})
+        )
+        countries = await (
+            Country.query()
+            .preload("skills", lambda s: s.where("skill_user.proficiency", "expert"))
+            .order_by("id")
+        )
+        assert [names(c.skills) for c in countries] == [["SQL"], [], []]
+        with count_queries() as q, pytest.raises(LucidError) as exc:
+            await Country.query().preload("distinct_skills", lambda s: s.group_limit(1))
+        assert q.count == 1
+        assert str(exc.value) == (
+            'Cannot apply group_limit on the distinct relationship "(distinct_skills)": declare '
+            "one without distinct=True for per-parent limits"
+        )
+
     async def test_a_pivot_hop_in_the_middle(self, database: Database) -> None:
         world = await seed(database)
         users = await User.query().preload("tags", lambda t: t.order_by("name")).order_by("id")

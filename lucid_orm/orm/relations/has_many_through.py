@@ -386,6 +386,18 @@ class HasManyThroughQueryBuilder(ThroughQueryBuilder[R], HasManyQueryBuilder[R])
     """The related query and the preload query of a has_many_through (with the per-parent
     limits of has_many: ``group_limit``/``group_order_by``)."""
 
+    def group_limit(self, limit: int) -> Self:
+        # The per-parent row number is computed before DISTINCT removes a row's other paths,
+        # so the limit would count duplicates: refused rather than wrong.
+        if self._rel.distinct:
+            raise LucidError(
+                "Cannot apply group_limit on the distinct relationship "
+                f'"({self._rel.relation_name})"'
+                ": declare one without distinct=True for per-parent limits",
+                code="E_RUNTIME_EXCEPTION",
+            )
+        return super().group_limit(limit)
+
 
 class ThroughSubQueryBuilder(SubQueryBuilder[R]):
     """``has("posts")`` / ``with_count("posts")`` of the through kinds: the related table
