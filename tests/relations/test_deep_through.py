@@ -237,6 +237,19 @@ class TestDeepThroughBoot:
             paired.through_foreign_key,
         )
 
+    def test_a_model_class_is_taken_as_is(self) -> None:
+        class Land(models.Country):
+            posts: HasManyThrough[Post] = has_many_through(
+                lambda: Post,
+                through=User,  # type: ignore[arg-type]
+                foreign_key="country_id",
+            )
+
+        relation = Land.get_relation("posts")
+        relation.boot()
+        assert relation.through_model() is User
+        assert [h.table.name for h in relation.hops] == ["users", "posts"]
+
     def test_key_list_errors(self) -> None:
         with pytest.raises(LucidError) as exc:
             has_many_through(lambda: Comment, through=[User, Post], foreign_key=["a", "b"])

@@ -138,8 +138,10 @@ class ThroughRelation(Relation[R]):
             **options,
         )
         kind = type(self).__name__
-        if callable(through) and not isinstance(through, type):
-            hops: list[Callable[[], builtins.type[Any]] | str] = [through]
+        if isinstance(through, type):  # a model class given as is
+            hops: list[Callable[[], builtins.type[Any]] | str] = [_model_of(through)]
+        elif callable(through):
+            hops = [through]
         elif isinstance(through, Sequence) and not isinstance(through, str) and through:
             hops = [_model_of(h) for h in through]
         else:
