@@ -123,6 +123,27 @@ class TestHasOneThroughBoot:
         )
         assert b.serialize_as == "client"
 
+    def test_the_spec_list_pair_is_the_tuple_form(self) -> None:
+        class Shop(BaseModel):
+            table = "mechanics"
+            id: int = column(is_primary=True)
+            owner: HasOneThrough[CarOwner] = has_one_through(
+                [lambda: CarOwner, lambda: Car], foreign_key="mechanic_id"
+            )
+
+        relation = Shop.get_relation("owner")
+        relation.boot()
+        assert relation.related_model() is CarOwner and relation.through_model() is Car
+        assert [(h.table.name, h.back, h.key) for h in relation.hops] == [
+            ("cars", "id", "mechanic_id"),
+            ("car_owners", "id", "car_id"),
+        ]
+        with pytest.raises(LucidError) as three:
+            has_one_through([lambda: CarOwner, lambda: Car, lambda: Car])
+        assert str(three.value) == (
+            "has_one_through takes (related, through) or related with through="
+        )
+
     def test_declaration_needs_both_models(self) -> None:
         with pytest.raises(LucidError) as exc:
             has_one_through(lambda: CarOwner)

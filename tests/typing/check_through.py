@@ -24,6 +24,7 @@ class Car(BaseModel):
 class Mechanic(BaseModel):
     id: int = column(is_primary=True)
     car_owner: HasOneThrough[CarOwner] = has_one_through((lambda: CarOwner, lambda: Car))
+    listed: HasOneThrough[CarOwner] = has_one_through([lambda: CarOwner, lambda: Car])
     owner: HasOneThrough[CarOwner] = has_one_through(
         lambda: CarOwner, through=lambda: Car, through_foreign_key="car_id", serialize_as=None
     )
@@ -63,6 +64,7 @@ def typed_access(m: Mechanic, c: Country) -> None:
     assert_type(m.car_owner, CarOwner | None)
     assert_type(Mechanic.car_owner, HasOneThrough[CarOwner])
     assert_type(m.owner, CarOwner | None)
+    assert_type(m.listed, CarOwner | None)
     assert_type(c.comments, list[Comment])
     assert_type(c.skills, list[Skill])
     assert_type(c.latest_comment, Comment | None)

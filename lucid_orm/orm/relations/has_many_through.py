@@ -455,12 +455,13 @@ class HasManyThroughClient(RelationQueryClient["HasManyThrough[R]"], Generic[R])
 def through_chain(
     kind: str,
     models: tuple[Callable[[], builtins.type[R]], Callable[[], builtins.type[Any]]]
+    | list[Callable[[], builtins.type[Any]]]
     | Callable[[], builtins.type[R]],
     through: Callable[[], builtins.type[Any]] | Sequence[ThroughHop] | None,
 ) -> tuple[Callable[[], builtins.type[R]], Any]:
     """The related model and the through argument of a declaration: ``(related, through)``
     as a pair, or ``related`` with ``through=`` (a model function, or a list of hops)."""
-    if isinstance(models, tuple):
+    if isinstance(models, tuple | list):  # the pair: Lucid's tuple, the SPEC's list
         if len(models) != 2 or through is not None:
             raise LucidError(f"{kind} takes (related, through) or related with through=")
         return models[0], models[1]
@@ -471,6 +472,7 @@ def through_chain(
 
 def has_many_through(
     models: tuple[Callable[[], builtins.type[R]], Callable[[], builtins.type[Any]]]
+    | list[Callable[[], builtins.type[Any]]]
     | Callable[[], builtins.type[R]],
     *,
     through: Callable[[], builtins.type[Any]] | Sequence[ThroughHop] | None = None,

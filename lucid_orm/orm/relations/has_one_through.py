@@ -67,6 +67,7 @@ class HasOneThroughClient(RelationQueryClient["HasOneThrough[R]"], Generic[R]):
 
 def has_one_through(
     models: tuple[Callable[[], builtins.type[R]], Callable[[], builtins.type[Any]]]
+    | list[Callable[[], builtins.type[Any]]]
     | Callable[[], builtins.type[R]],
     *,
     through: Callable[[], builtins.type[Any]] | Sequence[ThroughHop] | None = None,
