@@ -30,6 +30,7 @@ from .orm.relations import (
     morph_to_many,
     morphed_by_many,
 )
+from .orm.relations.has_one_through import has_one_through
 from .query.database import DatabaseQueryBuilder
 from .query.json import json_extract
 from .query.paginator import SimplePaginator
@@ -63,6 +64,7 @@ __all__ = [
     "has_many",
     "has_many_through",
     "has_one",
+    "has_one_through",
     "json_extract",
     "many_to_many",
     "morph_many",

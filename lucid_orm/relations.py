@@ -12,12 +12,14 @@ from .orm.relations import (
     MorphTo,
     MorphToMany,
 )
+from .orm.relations.has_one_through import HasOneThrough
 
 __all__ = [
     "BelongsTo",
     "HasMany",
     "HasManyThrough",
     "HasOne",
+    "HasOneThrough",
     "ManyToMany",
     "MorphMany",
     "MorphOne",

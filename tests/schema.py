@@ -252,3 +252,26 @@ taggables = Table(
     Column("taggable_type", String(50)),
     Column("note", String(100), nullable=True),
 )
+
+# -- has_one_through and deep through chains ---------------------------------------------------
+# Eloquent's has-one-through example: a mechanic → the car they service (cars.mechanic_id) →
+# its owner (car_owners.car_id). The deep chains go over the tables above (countries → users →
+# posts → comments; users → skill_user → skills; posts → post_tags → tags).
+mechanics = Table("mechanics", metadata, _pk(), Column("name", String(100), nullable=True))
+
+cars = Table(
+    "cars",
+    metadata,
+    _pk(),
+    Column("mechanic_id", Integer, nullable=True),
+    Column("model", String(100), nullable=True),
+)
+
+car_owners = Table(
+    "car_owners",
+    metadata,
+    _pk(),
+    Column("car_id", Integer, nullable=True),
+    Column("name", String(100), nullable=True),
+    Column("age", Integer, nullable=True),
+)

@@ -22,6 +22,7 @@ from .relations.belongs_to import belongs_to
 from .relations.has_many import has_many
 from .relations.has_many_through import has_many_through
 from .relations.has_one import has_one
+from .relations.has_one_through import has_one_through
 from .relations.many_to_many import many_to_many
 from .relations.morph_many import morph_many
 from .relations.morph_one import morph_one
@@ -73,6 +74,7 @@ def _deleted_error() -> LucidError:
         morph_many,
         morph_to_many,
         morphed_by_many,
+        has_one_through,
     ),
 )
 class BaseModel:

@@ -35,6 +35,7 @@ RelationType = Literal[
     "morphMany",
     "morphToMany",
     "morphedByMany",
+    "hasOneThrough",
 ]
 """The relation kinds, spelt as Lucid spells them (``relation.type``)."""
 

@@ -5,6 +5,7 @@ from .belongs_to import BelongsTo, belongs_to
 from .has_many import HasMany, has_many
 from .has_many_through import HasManyThrough, has_many_through
 from .has_one import HasOne, has_one
+from .has_one_through import HasOneThrough, has_one_through
 from .many_to_many import ManyToMany, many_to_many
 from .morph_many import MorphMany, morph_many
 from .morph_map import morph_map
@@ -17,6 +18,7 @@ __all__ = [
     "HasMany",
     "HasManyThrough",
     "HasOne",
+    "HasOneThrough",
     "ManyToMany",
     "MorphMany",
     "MorphOne",
@@ -27,6 +29,7 @@ __all__ = [
     "has_many",
     "has_many_through",
     "has_one",
+    "has_one_through",
     "many_to_many",
     "morph_many",
     "morph_map",
