@@ -12,7 +12,17 @@ LINT_PATHS = lucid_orm tests examples bench
 # Git keeps no empty directories, so lint only the paths this checkout has.
 EXISTING_LINT_PATHS = `for p in $(LINT_PATHS); do [ -e $$p ] && echo $$p; done`
 
-.PHONY: install demo test test-slow-paths lint typecheck fmt ci clean bench
+MIN_VENV = .venv-min
+MIN_STAMP = $(MIN_VENV)/.make-stamp
+# What `make test-min` runs on the lowest allowed versions (SQLite only, ~1-2 min on 2 cores):
+# the query builder and its compile check (SQLAlchemy internals), inserts, transactions,
+# migrations (Alembic), the CRUD, query and lean-read-path tests of the ORM.
+MIN_TESTS = tests/unit tests/database/test_db_query_builder.py tests/database/test_identifiers.py \
+	tests/database/test_builder_errors.py tests/database/test_db_insert.py \
+	tests/database/test_db_transactions.py tests/database/test_dialects.py tests/migrations \
+	tests/orm/test_model_crud.py tests/orm/test_fast_paths.py tests/orm/test_model_query.py
+
+.PHONY: install demo test test-slow-paths test-min package-check lint typecheck fmt ci clean bench
 
 install: $(STAMP)
 
@@ -37,6 +47,22 @@ test: $(STAMP)
 test-slow-paths: $(STAMP)
 	LUCID_FAST_PATHS=0 $(PY) -m pytest -q -n auto tests/orm tests/relations --ignore=tests/orm/test_many_keys.py
 
+# The SQLite tests on the lowest versions pyproject.toml allows: a venv of its own (.venv-min)
+# with every runtime dependency pinned to its floor (scripts/min_constraints.py).
+test-min: $(MIN_STAMP)
+	LUCID_TEST_DIALECTS=sqlite $(MIN_VENV)/bin/python -m pytest -q -p no:xdist $(MIN_TESTS)
+
+$(MIN_STAMP): pyproject.toml Makefile scripts/min_constraints.py
+	[ -x $(MIN_VENV)/bin/python ] || $(PYTHON) -m venv $(MIN_VENV)
+	$(PYTHON) scripts/min_constraints.py > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/constraints.txt -e . \
+		'pytest>=8' 'pytest-asyncio>=1.0'
+	touch $(MIN_STAMP)
+
+# The wheel, installed into a clean venv without extras, then with [postgresql] and [mysql].
+package-check: $(STAMP)
+	scripts/check_wheel.sh $(PY)
+
 lint: $(STAMP)
 	$(PY) -m ruff check $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format --check $(EXISTING_LINT_PATHS)
@@ -49,7 +75,7 @@ fmt: $(STAMP)
 	$(PY) -m ruff check --fix $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format $(EXISTING_LINT_PATHS)
 
-ci: lint typecheck test test-slow-paths
+ci: lint typecheck test test-slow-paths test-min package-check
 
 # lucid_orm against the bare drivers and peer ORMs (the `bench` extra); rewrites
 # docs/benchmarks.md and docs/benchmarks.png. Sizes: make bench BENCH_ARGS="--users 200 --repeat 3".
@@ -61,4 +87,4 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	touch $(BENCH_STAMP)
 
 clean:
-	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache $(MIN_VENV)
