@@ -8,7 +8,7 @@ VENV = .venv
 PY = $(VENV)/bin/python
 STAMP = $(VENV)/.make-stamp
 BENCH_STAMP = $(VENV)/.make-bench-stamp
-LINT_PATHS = lucid_orm tests examples bench
+LINT_PATHS = lucid_orm tests examples bench scripts
 # Git keeps no empty directories, so lint only the paths this checkout has.
 EXISTING_LINT_PATHS = `for p in $(LINT_PATHS); do [ -e $$p ] && echo $$p; done`
 

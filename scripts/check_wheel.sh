@@ -44,4 +44,5 @@ footprint "with [postgresql]"
 check postgresql
 
 "$VPY" -m pip install --quiet "$WHEEL[mysql]"
+footprint "with [postgresql] and [mysql]"
 check postgresql mysql

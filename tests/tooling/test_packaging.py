@@ -104,3 +104,30 @@ def test_version_from_a_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
         assert _version.version() == declared
     finally:
         _version.version.cache_clear()
+
+
+def test_min_constraints_pin_every_floor(tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "min_constraints.py"
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    pins = dict(line.split("==") for line in result.stdout.split())
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        project = tomllib.load(fh)["project"]
+    assert len(pins) == len(project["dependencies"])
+    assert "asyncpg" not in pins and "asyncmy" not in pins  # extras, not the base install
+    assert pins["sqlalchemy"] == "2.1.6" and pins["aiosqlite"] == "0.20"
+
+    # A dependency without a floor is refused: CI could not prove it.
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "min_constraints.py").write_text(script.read_text())
+    (tmp_path / "pyproject.toml").write_text('[project]\ndependencies = ["rich<14"]\n')
+    refused = subprocess.run(
+        [sys.executable, str(tmp_path / "scripts" / "min_constraints.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "'rich<14' has no >= floor" in refused.stderr
