@@ -279,7 +279,13 @@ class Migrator:
             session = (await conn.execute(lock.holder)).scalar()
             if session is None:
                 return None
-            await conn.execute(lock.end_session(int(session)))
+            try:
+                await conn.execute(lock.end_session(int(session)))
+            except sa_exc.DBAPIError as exc:  # e.g. not allowed to end another role's session
+                raise LucidError(
+                    f"Cannot end session {session}, which holds {lock.description}: {exc.orig}",
+                    code="E_UNLOCK_FAILED",
+                ) from exc
         return f"ended session {session}, which held {lock.description}"
 
     async def _clear_lock_table(self) -> str | None:
