@@ -8,12 +8,20 @@ VENV = .venv
 PY = $(VENV)/bin/python
 STAMP = $(VENV)/.make-stamp
 BENCH_STAMP = $(VENV)/.make-bench-stamp
-DOCS_STAMP = $(VENV)/.make-docs-stamp
-LINT_PATHS = lucid_orm tests examples bench
+LINT_PATHS = lucid_orm tests examples bench scripts
 # Git keeps no empty directories, so lint only the paths this checkout has.
 EXISTING_LINT_PATHS = `for p in $(LINT_PATHS); do [ -e $$p ] && echo $$p; done`
 
-.PHONY: install demo test test-slow-paths lint typecheck fmt docs ci clean bench
+DOCS_STAMP = $(VENV)/.make-docs-stamp
+MIN_VENV = .venv-min
+MIN_STAMP = $(MIN_VENV)/.make-stamp
+# What `make test-min` runs on the lowest allowed versions: the database, ORM, relation,
+# migration and unit tests on SQLite (~1 min). Not the tooling, docs and example-app tests (they
+# need the dev extras) nor test_db_errors.py (it imports the server drivers, absent here).
+MIN_TESTS = tests/unit tests/database tests/orm tests/relations tests/migrations \
+	--ignore=tests/database/test_db_errors.py
+
+.PHONY: install demo test test-slow-paths test-min package-check lint typecheck fmt docs ci clean bench
 
 install: $(STAMP)
 
@@ -38,6 +46,22 @@ test: $(STAMP)
 test-slow-paths: $(STAMP)
 	LUCID_FAST_PATHS=0 $(PY) -m pytest -q -n auto tests/orm tests/relations --ignore=tests/orm/test_many_keys.py
 
+# The SQLite tests on the lowest versions pyproject.toml allows: a venv of its own (.venv-min)
+# with every runtime dependency pinned to its floor (scripts/min_constraints.py).
+test-min: $(MIN_STAMP)
+	LUCID_TEST_DIALECTS=sqlite $(MIN_VENV)/bin/python -m pytest -q -p no:xdist $(MIN_TESTS)
+
+$(MIN_STAMP): pyproject.toml Makefile scripts/min_constraints.py
+	[ -x $(MIN_VENV)/bin/python ] || $(PYTHON) -m venv $(MIN_VENV)
+	$(PYTHON) scripts/min_constraints.py > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/constraints.txt -e . \
+		'pytest>=8' 'pytest-asyncio>=1.0'
+	touch $(MIN_STAMP)
+
+# The wheel, installed into a clean venv without extras, then with [postgresql] and [mysql].
+package-check: $(STAMP)
+	scripts/check_wheel.sh $(PY)
+
 lint: $(STAMP)
 	$(PY) -m ruff check $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format --check $(EXISTING_LINT_PATHS)
@@ -60,7 +84,7 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,factories,docs]'
 	touch $(DOCS_STAMP)
 
-ci: lint typecheck docs test test-slow-paths
+ci: lint typecheck docs test test-slow-paths test-min package-check
 
 # lucid_orm against the bare drivers and peer ORMs (the `bench` extra); rewrites
 # docs/benchmarks.md and docs/benchmarks.png. Sizes: make bench BENCH_ARGS="--users 200 --repeat 3".
@@ -72,4 +96,4 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	touch $(BENCH_STAMP)
 
 clean:
-	rm -rf build dist site *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf build dist site *.egg-info .mypy_cache .ruff_cache .pytest_cache $(MIN_VENV)

@@ -55,6 +55,7 @@ __all__ = [
     "SnakeCaseNamingStrategy",
     "TransactionClient",
     "UnstorableValueError",
+    "__version__",
     "after",
     "before",
     "belongs_to",
@@ -75,3 +76,13 @@ __all__ = [
     "morphed_by_many",
     "scope",
 ]
+
+
+def __getattr__(name: str) -> str:
+    # ``__version__`` on first access: the metadata lookup scans sys.path (~5 ms), which
+    # ``import lucid_orm`` should not pay.
+    if name == "__version__":
+        from ._version import version
+
+        return version()
+    raise AttributeError(f"module 'lucid_orm' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """Project configuration for the ``lucid-orm`` command line: ``lucid_config.py`` or
-``[tool.lucid-orm]`` in ``pyproject.toml``, else an embedded SQLite database."""
+``[tool.lucid-orm]`` in ``pyproject.toml``; the database from there, else from
+``LUCID_DATABASE_URL`` / ``DATABASE_URL``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .errors import LucidError
 
 __all__ = [
     "CONFIG_FILE",
+    "DATABASE_URL_VARIABLES",
     "DEFAULT_DATABASE_URL",
     "ENVIRONMENT_VARIABLE",
     "LucidConfig",
@@ -31,8 +33,14 @@ CONFIG_FILE = "lucid_config.py"
 ENVIRONMENT_VARIABLE = "LUCID_ENV"
 """The environment variable naming the environment (``development``, ``production``…)."""
 
+DATABASE_URL_VARIABLES = ("LUCID_DATABASE_URL", "DATABASE_URL")
+"""The environment variables naming the database when no configuration does (the first set
+wins)."""
+
 DEFAULT_DATABASE_URL = "sqlite:///database/app.db"
-"""The database used when no configuration exists (relative to the project directory)."""
+"""The database of a configuration file that names none, when no environment variable does
+(relative to the project directory). Without any configuration file there is no default:
+commands that need a database stop and say where they looked."""
 
 # Setting name (snake_case, as in pyproject.toml) -> its default.
 _DEFAULT_PATHS = {
@@ -59,7 +67,9 @@ class LucidConfig:
     """The configuration of one project. Relative paths (folders and SQLite files) are
     resolved against ``root``, the directory holding the configuration file.
 
-    ``database`` holds the keyword arguments of ``db.configure()``; ``environment`` comes from
+    ``database`` holds the keyword arguments of ``db.configure()`` (``None``: nothing names a
+    database, ``configure_db()`` refuses; ``searched`` lists where ``load_config`` looked, and
+    ``database_source`` says where the database came from); ``environment`` comes from
     ``LUCID_ENV`` when set, else the file's ``ENVIRONMENT``, else ``"development"``.
     ``schema_output`` is the module ``schema:generate`` writes, ``schema_rules`` its rules
     (``SchemaRules.from_config``) and ``schema_generate`` whether the migration commands
@@ -67,8 +77,10 @@ class LucidConfig:
     """
 
     root: Path
-    database: dict[str, Any] = field(default_factory=lambda: {"url": DEFAULT_DATABASE_URL})
+    database: dict[str, Any] | None = field(default_factory=lambda: {"url": DEFAULT_DATABASE_URL})
     source: Path | None = None
+    database_source: str = "the default"
+    searched: tuple[Path, ...] = ()
     migrations_path: Path = Path("database/migrations")
     seeders_path: Path = Path("database/seeders")
     factories_path: Path = Path("database/factories")
@@ -86,7 +98,8 @@ class LucidConfig:
         self.factories_path = self._resolve(self.factories_path)
         self.models_path = self._resolve(self.models_path)
         self.schema_output = self._resolve(self.schema_output)
-        self.database = _resolve_sqlite_urls(self.database, self.root)
+        if self.database is not None:
+            self.database = _resolve_sqlite_urls(self.database, self.root)
 
     def _resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.root / path
@@ -99,6 +112,8 @@ class LucidConfig:
     @property
     def connection_names(self) -> list[str]:
         """The names of the configured connections (``["default"]`` for a plain ``url``)."""
+        if self.database is None:
+            return []
         names = list(self.database.get("connections") or {})
         if self.database.get("url") is not None:
             name = self.database.get("connection") or "default"
@@ -119,9 +134,16 @@ class LucidConfig:
     def configure_db(self) -> None:
         """Apply ``database`` to ``lucid_orm.db`` (creating the folders of SQLite files) and
         put ``root`` on ``sys.path`` so migrations and seeders can import the project's models.
+
+        Raises ``LucidError`` (``E_MISSING_DATABASE``) when nothing names a database: no
+        configuration file and neither ``LUCID_DATABASE_URL`` nor ``DATABASE_URL``; the message
+        lists where ``load_config`` looked. (A database file is never created by accident in
+        whatever directory the command ran from.)
         """
         from .database import db
 
+        if self.database is None:
+            raise self.missing_database()
         for url in _urls(self.database):
             folder = _sqlite_folder(url)
             if folder is not None:
@@ -131,15 +153,41 @@ class LucidConfig:
             sys.path.insert(0, root)
         db.configure(**self.database)
 
+    def missing_database(self) -> LucidError:
+        """The error of a command that needs a database when nothing names one."""
+        looked = ", ".join(f'"{path}"' for path in self.searched) or f'"{self.root}"'
+        variables = " or ".join(DATABASE_URL_VARIABLES)
+        return LucidError(
+            f"No database configured: no configuration found (looked for {looked}) and "
+            f"neither {variables} is set. Run the command in your project directory, pass "
+            f"--config, set {DATABASE_URL_VARIABLES[0]} (e.g. sqlite:///database/app.db), or "
+            f'create {CONFIG_FILE} with DATABASE = {{"url": "sqlite:///database/app.db"}}',
+            code="E_MISSING_DATABASE",
+        )
+
+
+def database_url_from_env() -> tuple[str, str] | None:
+    """``(variable, url)`` of the first of ``LUCID_DATABASE_URL``, ``DATABASE_URL`` that is
+    set and not blank, else ``None``."""
+    for variable in DATABASE_URL_VARIABLES:
+        url = os.environ.get(variable, "").strip()
+        if url:
+            return variable, url
+    return None
+
 
 def load_config(cwd: Path | None = None, *, path: Path | None = None) -> LucidConfig:
     """Read the configuration of the project in ``cwd`` (default: the current directory).
 
     ``path`` names the file to read (a ``.py`` module or a ``.toml`` file with a
     ``[tool.lucid-orm]`` table); without it, ``lucid_config.py`` in ``cwd`` wins over
-    ``pyproject.toml``'s ``[tool.lucid-orm]``, and with neither the project uses
-    ``sqlite:///database/app.db``. Raises ``LucidError`` (``E_INVALID_CONFIG``) for a file
-    that cannot be read or holds unknown or ill-typed settings.
+    ``pyproject.toml``'s ``[tool.lucid-orm]``.
+
+    The database is the file's ``DATABASE`` setting; when it names none, ``LUCID_DATABASE_URL``,
+    else ``DATABASE_URL``; else, if a file was found, ``sqlite:///database/app.db``; with no
+    file at all, ``database`` is ``None`` and ``configure_db()`` refuses, naming the files it
+    looked for. Raises ``LucidError`` (``E_INVALID_CONFIG``) for a file that cannot be read or
+    holds unknown or ill-typed settings.
     """
     base = (cwd or Path.cwd()).resolve()
     if path is not None:
@@ -157,7 +205,7 @@ def load_config(cwd: Path | None = None, *, path: Path | None = None) -> LucidCo
         settings = _read_toml(pyproject, required=False)
         if settings is not None:
             return _build(base, pyproject, settings)
-    return _build(base, None, {})
+    return _build(base, None, {}, searched=(module, pyproject))
 
 
 def _invalid(message: str) -> LucidError:
@@ -213,9 +261,26 @@ def _read_toml(path: Path, *, required: bool) -> dict[str, Any] | None:
     return settings
 
 
-def _build(root: Path, source: Path | None, settings: Mapping[str, Any]) -> LucidConfig:
+def _build(
+    root: Path,
+    source: Path | None,
+    settings: Mapping[str, Any],
+    *,
+    searched: tuple[Path, ...] = (),
+) -> LucidConfig:
     where = f'"{source}"' if source else "the defaults"
-    database = settings.get("database", {"url": DEFAULT_DATABASE_URL})
+    kwargs: dict[str, Any] = {"searched": searched}
+    database = settings.get("database")
+    from_env = database_url_from_env() if database is None else None
+    if from_env is not None:
+        kwargs["database_source"], database = from_env
+    elif database is not None:
+        kwargs["database_source"] = source.name if source else "the configuration"
+    elif source is not None:
+        database = DEFAULT_DATABASE_URL
+    else:
+        kwargs["database"] = None
+        return _finish(root, source, settings, where, kwargs)
     if isinstance(database, str):
         database = {"url": database}
     if not isinstance(database, Mapping) or not (
@@ -225,7 +290,13 @@ def _build(root: Path, source: Path | None, settings: Mapping[str, Any]) -> Luci
             f"The database setting of {where} must be a mapping with a url or connections "
             '(the arguments of db.configure()), e.g. {"url": "sqlite:///database/app.db"}'
         )
-    kwargs: dict[str, Any] = {"database": dict(database)}
+    kwargs["database"] = dict(database)
+    return _finish(root, source, settings, where, kwargs)
+
+
+def _finish(
+    root: Path, source: Path | None, settings: Mapping[str, Any], where: str, kwargs: dict[str, Any]
+) -> LucidConfig:
     for name in (*_DEFAULT_PATHS, "schema_output"):
         value = settings.get(name)
         if value is None:

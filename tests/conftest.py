@@ -6,6 +6,8 @@ row after the test (``helpers.empty_tables``: only the tables that hold rows, bi
 truncated). Under ``CI=true`` an unreachable server fails the run; elsewhere its tests are
 skipped with the reason (probed at collection, so the skips fold into one line per file).
 Models shared by several files live in ``tests/models.py``.
+``LUCID_TEST_DIALECTS=sqlite`` (a comma-separated subset) runs only those dialects: the
+``make test-min`` job on the lowest allowed dependency versions runs SQLite alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,21 @@ from lucid_orm.errors import LucidError
 from tests.helpers import WORKER, DialectConfig, create_worker_databases, dialect_url, empty_tables
 from tests.schema import metadata
 
-DIALECTS = ["sqlite", "postgresql", "mysql"]
+ALL_DIALECTS = ["sqlite", "postgresql", "mysql"]
+
+
+def _selected_dialects() -> list[str]:
+    wanted = os.environ.get("LUCID_TEST_DIALECTS", "").replace(" ", "")
+    if not wanted:
+        return ALL_DIALECTS
+    names = wanted.split(",")
+    unknown = sorted(set(names) - set(ALL_DIALECTS))
+    if unknown:
+        raise pytest.UsageError(f"LUCID_TEST_DIALECTS: unknown dialect(s) {unknown}")
+    return [name for name in ALL_DIALECTS if name in names]
+
+
+DIALECTS = _selected_dialects()
 
 _configs: dict[str, DialectConfig] = {}
 # Dependent tables first, so the rows a foreign key points at go last.

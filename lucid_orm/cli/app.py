@@ -1,12 +1,13 @@
 """The ``lucid-orm`` command group and what its commands share: the loaded configuration,
-rich consoles, error reporting (a message and exit code 1, never a traceback for a
-``LucidError``), the production guard and running a coroutine against ``db``."""
+rich consoles, error reporting (a message and exit code 1 for a ``LucidError``; its traceback
+only with ``--traceback``), the production guard and running a coroutine against ``db``."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,8 +39,10 @@ class CliState:
     """What every command receives (``@pass_state``): the configuration, loaded on first use
     so that ``--help`` works even when the configuration is broken, and the consoles."""
 
-    def __init__(self, config_path: Path | None) -> None:
+    def __init__(self, config_path: Path | None, *, show_traceback: bool = False) -> None:
         self.config_path = config_path
+        # --traceback: a failure prints its full traceback (causes included) before the message.
+        self.show_traceback = show_traceback
         self._config: LucidConfig | None = None
         self.out = _console()
         self.err = _console(stderr=True)
@@ -75,6 +78,11 @@ class CliState:
         """Print ``message`` to stderr and exit with code 1."""
         self.error(message)
         raise click.exceptions.Exit(1)
+
+    def print_traceback(self, exc: BaseException) -> None:
+        """With ``--traceback``: the traceback of ``exc`` and of its causes, on stderr."""
+        if self.show_traceback:
+            self.err.print(escape("".join(traceback.format_exception(exc)).rstrip()))
 
     def require_consent(self, force: bool, action: str) -> None:
         """Refuse a destructive ``action`` in production unless ``--force`` was given."""
@@ -149,7 +157,25 @@ class LucidGroup(click.Group):
             return super().invoke(ctx)
         except (LucidError, OSError) as exc:
             state = ctx.find_object(CliState) or CliState(None)
+            state.print_traceback(exc)
             state.fail(describe_error(exc))
+
+
+def traceback_option(func: F) -> F:
+    """``--traceback`` on a command (as well as on ``lucid-orm`` itself)."""
+
+    def enable(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        state = ctx.find_object(CliState)
+        if value and state is not None:
+            state.show_traceback = True
+
+    return click.option(
+        "--traceback",
+        is_flag=True,
+        expose_value=False,
+        callback=enable,
+        help="Show the full traceback of a failure (a migration's or seeder's error).",
+    )(func)
 
 
 def connection_option(func: F) -> F:
@@ -196,9 +222,20 @@ def format_ms(duration_ms: float | None) -> str:
     help="The configuration file: a lucid_config.py module or a pyproject.toml with "
     "[tool.lucid-orm] (default: ./lucid_config.py, then ./pyproject.toml).",
 )
+@click.option(
+    "--traceback",
+    "show_traceback",
+    is_flag=True,
+    help="Show the full traceback of a failure (a migration's or seeder's error), not only "
+    "its message.",
+)
 @click.version_option(package_name="lucid-orm", prog_name="lucid-orm")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None) -> None:
+def cli(ctx: click.Context, config_path: Path | None, show_traceback: bool) -> None:
     """Lucid's ace commands for lucid_orm: generate models, migrations, seeders and
-    factories; run migrations and seeders; wipe or truncate the database."""
-    ctx.obj = CliState(config_path)
+    factories; run migrations and seeders; wipe or truncate the database.
+
+    The database is the configuration's (lucid_config.py, or [tool.lucid-orm] in
+    pyproject.toml), else LUCID_DATABASE_URL, else DATABASE_URL.
+    """
+    ctx.obj = CliState(config_path, show_traceback=show_traceback)

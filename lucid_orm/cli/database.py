@@ -16,6 +16,7 @@ from .app import (
     format_ms,
     pass_state,
     timer,
+    traceback_option,
 )
 from .tables import drop_all_tables, truncate_all_tables
 
@@ -47,6 +48,8 @@ async def run_seeders(state: CliState, connection: str | None, files: Sequence[s
             state.info(f"- ignored {name}: {result.reason}")
         else:
             state.failure(f"failed {name}{format_ms(elapsed())}")
+            if result.error is not None:
+                state.print_traceback(result.error)
             detail = describe_error(result.error) if result.error else result.reason
             state.error(f'Seeder "{name}" failed: {detail}')
             return False
@@ -62,6 +65,7 @@ async def run_seeders(state: CliState, connection: str | None, files: Sequence[s
     help="Run only this seeder (a name such as user_seeder, or a path); repeatable.",
 )
 @connection_option
+@traceback_option
 @pass_state
 def db_seed(state: CliState, files: tuple[str, ...], connection: str | None) -> None:
     """Run the seeders, in name order.

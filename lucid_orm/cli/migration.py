@@ -1,6 +1,6 @@
-"""``migration:run``, ``rollback``, ``reset``, ``refresh``, ``fresh`` and ``status``: the
-``Migrator`` with a progress line per file, and ``after_migrate``, the hook every command that
-changed the schema calls last."""
+"""``migration:run``, ``rollback``, ``reset``, ``refresh``, ``fresh``, ``status`` and
+``unlock``: the ``Migrator`` with a progress line per file, and ``after_migrate``, the hook
+every command that changed the schema calls last."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 
-from .app import CliState, connection_option, force_option, format_ms, pass_state
+from .app import (
+    CliState,
+    connection_option,
+    force_option,
+    format_ms,
+    pass_state,
+    traceback_option,
+)
 from .database import run_seeders
 from .schema import no_schema_generate_option, regenerate_after_migrate
 
@@ -35,10 +42,11 @@ async def after_migrate(state: CliState, connection: str | None, result: Migrati
 
 
 def migration_command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
-    """Declare a ``migration:*`` command with the option they all take (``--connection``)."""
+    """Declare a ``migration:*`` command with the options they all take (``--connection``,
+    ``--traceback``)."""
 
     def decorate(func: Callable[..., Any]) -> click.Command:
-        return click.command(name)(connection_option(func))
+        return click.command(name)(traceback_option(connection_option(func)))
 
     return decorate
 
@@ -56,6 +64,13 @@ def dry_run_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+# Per direction: the spinner's verb, the infinitive and the past tense.
+_VERBS = {
+    "up": ("migrating", "migrate", "migrated"),
+    "down": ("reverting", "revert", "reverted"),
+}
+
+
 class _Progress:
     """``on_event`` of the ``Migrator``: a spinner while a file runs (on a terminal), then a
     line with ✓ or ✗, the file name and the duration; the SQL below it in a dry run."""
@@ -65,10 +80,10 @@ class _Progress:
         self.status: Status | None = None
 
     def __call__(self, event: MigrationEvent) -> None:
-        verb = "migrat" if event.direction == "up" else "revert"
+        doing, do, done = _VERBS[event.direction]
         if event.phase == "start":
             if self.state.out.is_terminal:
-                self.status = self.state.out.status(f"{verb}ing {escape(event.name)}…")
+                self.status = self.state.out.status(f"{doing} {escape(event.name)}…")
                 self.status.start()
             return
         if self.status is not None:
@@ -76,16 +91,16 @@ class _Progress:
             self.status = None
         took = format_ms(event.duration_ms)
         if event.phase == "error":
-            self.state.failure(f"failed to {verb}e {event.name}{took}")
+            self.state.failure(f"failed to {do} {event.name}{took}")
             return
         if event.dry_run:
-            self.state.success(f"{verb}e {event.name} (dry run)")
+            self.state.success(f"{do} {event.name} (dry run)")
             for statement in event.sql:
                 lines = [line.rstrip() for line in statement.strip().splitlines()]
                 text = "\n".join(f"    {line}" for line in lines)
                 self.state.out.print(f"[dim]{escape(text)};[/dim]")
             return
-        self.state.success(f"{verb}ed {event.name}{took}")
+        self.state.success(f"{done} {event.name}{took}")
 
 
 def _migrator(state: CliState, connection: str | None, dry_run: bool = False) -> Migrator:
@@ -309,6 +324,29 @@ def migration_status(state: CliState, connection: str | None) -> None:
         )
 
 
+@migration_command("migration:unlock")
+@force_option
+@pass_state
+def migration_unlock(state: CliState, connection: str | None, force: bool) -> None:
+    """Clear a stale migrations lock, left by a runner that crashed or hangs.
+
+    SQLite: deletes the row of the lock table. PostgreSQL and MySQL: ends the database session
+    still holding the lock (a crashed runner's lock goes with its session). Only when no runner
+    is at work: a live one would be cut off. Refused in production without --force.
+    """
+    from ..migrations import Migrator
+
+    state.require_consent(force, "clear the migrations lock")
+    migrator = Migrator(
+        state.config.migrations_path, connection=connection, table=state.config.migrations_table
+    )
+    cleared = state.run(migrator.unlock)
+    if cleared is None:
+        state.info(f'No migrations lock held on "{migrator.table_name}": nothing to clear')
+    else:
+        state.success(f"Unlocked: {cleared}")
+
+
 COMMANDS = [
     migration_run,
     migration_rollback,
@@ -316,4 +354,5 @@ COMMANDS = [
     migration_refresh,
     migration_fresh,
     migration_status,
+    migration_unlock,
 ]

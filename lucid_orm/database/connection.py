@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import os
 import re
@@ -32,6 +33,9 @@ _DRIVERS = {
     "mariadb": "mysql+asyncmy",
 }
 
+# Driver module -> the lucid-orm extra that installs it (None: a base dependency).
+_DRIVER_EXTRAS = {"asyncpg": "postgresql", "asyncmy": "mysql", "aiosqlite": None}
+
 _MEMORY = "sqlite://:memory:"
 
 
@@ -57,6 +61,28 @@ def parse_url(url: str | URL) -> tuple[URL, bool]:
         parsed = parsed.set(drivername=_DRIVERS[name])
     memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
     return parsed, memory
+
+
+def require_driver(url: URL) -> None:
+    """Raise ``LucidError`` (``E_MISSING_DEPENDENCY``) naming the extra to install when the
+    driver of ``url`` (asyncpg, asyncmy, aiosqlite) is not installed. Server drivers are
+    extras: ``pip install lucid-orm`` brings SQLite's alone."""
+    module = url.get_driver_name()
+    if module not in _DRIVER_EXTRAS:
+        return  # a driver named in the URL: SQLAlchemy reports it if missing
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return
+    extra = _DRIVER_EXTRAS[module]
+    install = f"pip install 'lucid-orm[{extra}]'" if extra else f"pip install {module}"
+    raise LucidError(
+        f"A {url.get_backend_name()} connection needs the {module} driver, which is not "
+        f"installed: {install}",
+        code="E_MISSING_DEPENDENCY",
+    )
 
 
 def fast_paths_default() -> bool:
@@ -156,6 +182,9 @@ class Connection:
             self._write_cfg = dict(config)
             self._read_cfgs = []
         self.url, self.is_memory = parse_url(self._write_cfg["url"])
+        # At configure time, not on the first statement: the missing extra is named before
+        # the application starts serving.
+        require_driver(self.url)
         self.dialect_name = self.url.get_backend_name()
         # What this database does differently (dialects/): capabilities and operations.
         self.dialect_ops: Dialect = dialect_for(self.dialect_name)

@@ -260,11 +260,46 @@ class Migrator:
         out.sort(key=lambda s: s.name)
         return out
 
-    async def unlock(self) -> None:
-        """Release a SQLite lock left behind by a runner that crashed. (PostgreSQL and MySQL
-        locks belong to the runner's session and end with it.)"""
-        if self._uses_lock_table() and await self._has_table(self._lock_table.name):
-            await self.client.execute(sa.delete(self._lock_table), write=True)
+    async def unlock(self) -> str | None:
+        """Clear a stale migrations lock; returns what was cleared, ``None`` when no lock was
+        held.
+
+        On SQLite the lock is a row of ``<table>_lock``, which a runner that crashed leaves
+        behind: it is deleted. On PostgreSQL and MySQL it is a session lock, gone as soon as
+        the runner's session ends (a crashed runner leaves none); a session still holding it
+        (a hung runner, a client the server has not yet seen vanish) is ended with
+        ``pg_terminate_backend`` / ``KILL``. Only for a runner known to be dead or stuck: a
+        live one would be cut off mid-migration.
+        """
+        connection = self._connection()
+        lock = self._advisory_lock(connection)
+        if lock is None:
+            return await self._clear_lock_table()
+        async with reading_connection(connection) as conn:
+            session = (await conn.execute(lock.holder)).scalar()
+            if session is None:
+                return None
+            try:
+                await conn.execute(lock.end_session(int(session)))
+            except sa_exc.DBAPIError as exc:  # e.g. not allowed to end another role's session
+                raise LucidError(
+                    f"Cannot end session {session}, which holds {lock.description}: {exc.orig}",
+                    code="E_UNLOCK_FAILED",
+                ) from exc
+        return f"ended session {session}, which held {lock.description}"
+
+    async def _clear_lock_table(self) -> str | None:
+        table = self._lock_table
+        if not await self._has_table(table.name):
+            return None
+        client = self.client
+        rows = (await client.execute(sa.select(table.c.locked_at), write=True)).rows
+        if not rows:
+            return None
+        await client.execute(sa.delete(table), write=True)
+        taken = rows[0][0]
+        when = f" taken at {taken:%Y-%m-%d %H:%M:%S} UTC" if taken else ""
+        return f'removed the lock row of "{table.name}"{when}'
 
     # -- running -------------------------------------------------------------------------------
     def _connection(self) -> Connection:
@@ -446,7 +481,8 @@ class Migrator:
     def _locked_error(self, how: str) -> MigrationError:
         return MigrationError(
             f'Another migration runner holds the lock of "{self.table_name}" ({how}): '
-            f"concurrent migrations are not allowed; try again when it is done",
+            f"concurrent migrations are not allowed; try again when it is done (a runner that "
+            f"crashed or hangs: lucid-orm migration:unlock, or Migrator.unlock())",
             code="E_MIGRATIONS_LOCKED",
         )
 
@@ -485,7 +521,7 @@ class Migrator:
     @asynccontextmanager
     async def _table_lock(self) -> AsyncIterator[None]:
         # SQLite has no session locks: a row in <table>_lock, as Knex does. A crashed runner
-        # leaves it behind: Migrator.unlock() removes it.
+        # leaves it behind: Migrator.unlock() (migration:unlock) removes it.
         table = self._lock_table
         await self._create(table)
         client = self.client
@@ -493,9 +529,7 @@ class Migrator:
             now = datetime.now(UTC).replace(tzinfo=None)
             await client.execute(sa.insert(table).values(id=1, locked_at=now), write=True)
         except IntegrityError as exc:
-            raise self._locked_error(
-                f'a row in "{table.name}"; if no runner is active, Migrator.unlock() removes it'
-            ) from exc
+            raise self._locked_error(f'a row in "{table.name}"') from exc
         except QueryError as exc:
             if "database is locked" not in str(exc):
                 raise

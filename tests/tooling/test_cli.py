@@ -25,9 +25,9 @@ from sqlalchemy.engine import make_url
 from lucid_orm.config import load_config
 from lucid_orm.database import Database
 from lucid_orm.errors import LucidError
+from tests.conftest import DIALECTS
 from tests.helpers import MYSQL_URL, PG_URL
 
-DIALECTS = ["sqlite", "postgresql", "mysql"]
 SERVER_URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}
 TIMEOUT = 60
 
@@ -52,8 +52,12 @@ class Run:
         return self
 
 
+# What the environment of the tests may hold that would change what a command does.
+_CLI_VARIABLES = ("LUCID_ENV", "LUCID_CONFIG", "LUCID_DATABASE_URL", "DATABASE_URL")
+
+
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LUCID_ENV", "LUCID_CONFIG")}
+    env = {k: v for k, v in os.environ.items() if k not in _CLI_VARIABLES}
     env.update(extra or {})
     return env
 
@@ -132,31 +136,50 @@ async def server_urls() -> AsyncIterator[dict[str, str]]:
 async def project(
     request: pytest.FixtureRequest, tmp_path: Path, server_urls: dict[str, str]
 ) -> AsyncIterator[Project]:
-    """An empty project directory configured for one dialect: the default SQLite database,
-    or a ``lucid_config.py`` pointing at the dialect's private database."""
-    name: str = request.param
-    if name == "sqlite":
-        project = Project(name, tmp_path, f"sqlite:///{tmp_path / 'database' / 'app.db'}")
+    """An empty project directory configured for one dialect: a ``lucid_config.py`` naming
+    ``database/app.db`` (SQLite) or the dialect's private database."""
+    project = await _bare_project(request.param, tmp_path, server_urls)
+    if project.dialect == "sqlite":
+        (tmp_path / "lucid_config.py").write_text(SQLITE_CONFIG)
     else:
-        if name not in server_urls:
-            base = SERVER_URLS[name]
-            url = _private_url(base)
-            try:
-                await _admin(
-                    base,
-                    f"DROP DATABASE IF EXISTS {_quoted(name, url)}",
-                    f"CREATE DATABASE {_quoted(name, url)}",
-                )
-            except LucidError as exc:
-                _unreachable(f"{name} is not reachable or refuses CREATE DATABASE: {exc}")
-            server_urls[name] = url
-        project = Project(name, tmp_path, server_urls[name])
         connections = {"main": {"url": project.url}}
         (tmp_path / "lucid_config.py").write_text(
             f"DATABASE = {{'connection': 'main', 'connections': {connections!r}}}\n"
         )
     yield project
     await project.close()
+
+
+@pytest.fixture(params=DIALECTS)
+async def bare_project(
+    request: pytest.FixtureRequest, tmp_path: Path, server_urls: dict[str, str]
+) -> AsyncIterator[Project]:
+    """An empty project directory with no configuration file, and the URL of the dialect's
+    database (``database/app.db`` on SQLite) for the tests to hand over some other way."""
+    project = await _bare_project(request.param, tmp_path, server_urls)
+    yield project
+    await project.close()
+
+
+SQLITE_CONFIG = "DATABASE = {'url': 'sqlite:///database/app.db'}\n"
+
+
+async def _bare_project(name: str, root: Path, server_urls: dict[str, str]) -> Project:
+    if name == "sqlite":
+        return Project(name, root, f"sqlite:///{root / 'database' / 'app.db'}")
+    if name not in server_urls:
+        base = SERVER_URLS[name]
+        url = _private_url(base)
+        try:
+            await _admin(
+                base,
+                f"DROP DATABASE IF EXISTS {_quoted(name, url)}",
+                f"CREATE DATABASE {_quoted(name, url)}",
+            )
+        except LucidError as exc:
+            _unreachable(f"{name} is not reachable or refuses CREATE DATABASE: {exc}")
+        server_urls[name] = url
+    return Project(name, root, server_urls[name])
 
 
 class Project:
@@ -377,6 +400,7 @@ class TestConfig:
         assert {"cli_notes", "cli_schema"} <= set(tables)
 
     def test_errors_and_the_production_guard(self, tmp_path: Path) -> None:
+        (tmp_path / "lucid_config.py").write_text(SQLITE_CONFIG)
         (tmp_path / "broken").mkdir()
         (tmp_path / "broken" / "lucid_config.py").write_text("DATABASE = {'nope': 1}\n")
         (tmp_path / "database" / "seeders").mkdir(parents=True)
@@ -423,13 +447,41 @@ class TestConfig:
 
     def test_load_config(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("LUCID_ENV", raising=False)
+        for variable in ("LUCID_DATABASE_URL", "DATABASE_URL"):
+            monkeypatch.delenv(variable, raising=False)
+        root = tmp_path.resolve()
         default = load_config(tmp_path)
         assert default.source is None and default.environment == "development"
-        assert default.database == {"url": f"sqlite:///{tmp_path.resolve()}/database/app.db"}
-        assert default.migrations_path == tmp_path.resolve() / "database" / "migrations"
+        # No file: no database (commands that need one stop), and where it looked.
+        assert default.database is None and default.connection_names == []
+        assert default.searched == (root / "lucid_config.py", root / "pyproject.toml")
+        assert default.migrations_path == root / "database" / "migrations"
+        with pytest.raises(LucidError, match="No database configured") as missing:
+            default.configure_db()
+        assert missing.value.code == "E_MISSING_DATABASE"
+        assert str(root / "lucid_config.py") in str(missing.value)
 
+        # Relative SQLite paths of a variable resolve against the project directory.
+        monkeypatch.setenv("DATABASE_URL", "sqlite:///var/env.db")
+        from_env = load_config(tmp_path)
+        assert from_env.database == {"url": f"sqlite:///{root}/var/env.db"}
+        assert from_env.database_source == "DATABASE_URL"
+        monkeypatch.setenv("LUCID_DATABASE_URL", "postgres://u@h/lucid")
+        assert load_config(tmp_path).database == {"url": "postgres://u@h/lucid"}
+        assert load_config(tmp_path).database_source == "LUCID_DATABASE_URL"
+
+        # A file that names no database: the variables, else database/app.db.
+        (tmp_path / "pyproject.toml").write_text('[tool.lucid-orm]\nmodels_path = "src"\n')
+        assert load_config(tmp_path).database == {"url": "postgres://u@h/lucid"}
+        monkeypatch.delenv("LUCID_DATABASE_URL")
+        monkeypatch.delenv("DATABASE_URL")
+        assert load_config(tmp_path).database == {"url": f"sqlite:///{root}/database/app.db"}
+
+        # A file that names one wins over the variables.
+        monkeypatch.setenv("LUCID_DATABASE_URL", "postgres://u@h/lucid")
         (tmp_path / "pyproject.toml").write_text('[tool.lucid-orm]\nurl = "sqlite://:memory:"\n')
         assert load_config(tmp_path).database == {"url": "sqlite://:memory:"}
+        assert load_config(tmp_path).database_source == "pyproject.toml"
         (tmp_path / "lucid_config.py").write_text(
             "DATABASE = {'url': 'postgresql://u@h/db'}\nENVIRONMENT = 'production'\n"
             "SCHEMA_OUTPUT = 'app/schema.py'\n"
@@ -445,3 +497,189 @@ class TestConfig:
         with pytest.raises(LucidError, match='Unknown setting "migration_path"') as info:
             load_config(tmp_path, path=Path("other.toml"))
         assert info.value.code == "E_INVALID_CONFIG"
+
+
+# -- where the database comes from: configuration, environment, or a refusal --------------------
+class TestDatabaseUrl:
+    def test_no_configuration_stops_and_says_where_it_looked(self, tmp_path: Path) -> None:
+        root = tmp_path.resolve()
+        *needs_database, make = cli_many(
+            tmp_path,
+            [
+                ["migration:run"],
+                ["migration:status"],
+                ["migration:unlock"],
+                ["db:seed"],
+                ["db:wipe"],
+                ["schema:generate"],
+                ["make:model", "CliLonely"],
+            ],
+        )
+        for run in needs_database:
+            run.failed(
+                "No database configured",
+                f'"{root / "lucid_config.py"}"',
+                f'"{root / "pyproject.toml"}"',
+                "LUCID_DATABASE_URL or DATABASE_URL",
+            )
+        # Nothing created in the wrong folder; file generators need no database.
+        assert not (tmp_path / "database").exists()
+        assert "created app/models/cli_lonely.py" in make.ok().out
+
+    async def test_environment_variables_name_the_database(self, bare_project: Project) -> None:
+        root = bare_project.root
+        cli(root, "make:model", "CliEnvNote", "-m").ok()
+        name = _migration(root, "create_cli_env_notes_table")
+        url = bare_project.url
+        if bare_project.dialect == "sqlite":
+            url = "sqlite:///database/app.db"  # relative: resolved against the project folder
+        # LUCID_DATABASE_URL wins over DATABASE_URL (here a file elsewhere).
+        env = {"LUCID_DATABASE_URL": url, "DATABASE_URL": "sqlite:///elsewhere/cli.db"}
+        run = cli(root, "migration:run", env=env).ok()
+        assert f"✓ migrated {name}" in run.out
+        assert {"cli_env_notes", "lucid_schema"} <= await bare_project.tables()
+        assert not (root / "elsewhere").exists()
+
+        status = cli(root, "migration:status", env={"DATABASE_URL": url}).ok()
+        assert name in status.out and "completed" in status.out
+
+        # A configuration file that names a database wins over both variables.
+        (root / "pyproject.toml").write_text('[tool.lucid-orm]\nurl = "sqlite:///var/own.db"\n')
+        run = cli(root, "migration:run", env=env).ok()
+        assert f"✓ migrated {name}" in run.out
+        assert (root / "var" / "own.db").is_file()
+
+
+# -- migration:unlock, per dialect ---------------------------------------------------------------
+STALL_MIGRATION = """
+    import asyncio
+    import os
+
+    from lucid_orm.migrations import BaseSchema
+    from lucid_orm.schema import TableBuilder
+
+
+    class CliStall(BaseSchema):
+        async def up(self) -> None:
+            mode = os.environ.get("CLI_STALL")
+            if mode == "crash":  # a runner killed mid-migration
+                os._exit(3)
+            if mode == "hang":  # a runner stuck mid-migration, its session alive
+                print("holding the lock", flush=True)
+                await asyncio.sleep(TIMEOUT)
+
+            def define(table: TableBuilder) -> None:
+                table.increments("id")
+
+            self.schema.create_table("cli_stalls", define)
+
+        async def down(self) -> None:
+            self.schema.drop_table("cli_stalls")
+""".replace("TIMEOUT", str(TIMEOUT))
+
+
+class TestUnlock:
+    async def test_unlock_clears_a_stale_lock(self, project: Project) -> None:
+        root = project.root
+        project.write("database/migrations/1000_cli_stall.py", STALL_MIGRATION)
+        nothing = cli(root, "migration:unlock").ok()
+        assert 'No migrations lock held on "lucid_schema"' in nothing.out
+
+        hung: subprocess.Popen[str] | None = None
+        try:
+            if project.dialect == "sqlite":
+                # A crashed runner leaves its row in lucid_schema_lock.
+                crashed = cli(root, "migration:run", env={"CLI_STALL": "crash"})
+                assert crashed.code == 3
+                expected = 'removed the lock row of "lucid_schema_lock" taken at'
+            else:
+                # Session locks go with a crashed runner's session: a hung one keeps it.
+                hung = subprocess.Popen(
+                    [sys.executable, "-m", "lucid_orm", "migration:run"],
+                    cwd=root,
+                    env=_env({"CLI_STALL": "hang"}),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                assert hung.stdout is not None
+                assert "holding the lock" in hung.stdout.readline()
+                lock = "pg_advisory_lock(" if project.dialect == "postgresql" else "GET_LOCK("
+                expected = f"which held {lock}"
+
+            locked = cli(root, "migration:run").failed(
+                "Another migration runner holds the lock", "lucid-orm migration:unlock"
+            )
+            assert "✓ migrated" not in locked.out
+            refused = cli(root, "migration:unlock", env={"LUCID_ENV": "production"})
+            refused.failed('Refusing to clear the migrations lock in the "production"')
+
+            unlocked = cli(root, "migration:unlock").ok()
+            assert "✓ Unlocked: " in unlocked.out and expected in unlocked.out, unlocked.out
+            # While the hung runner still sleeps: the lock is free.
+            run = cli(root, "migration:run").ok()
+            assert "✓ migrated 1000_cli_stall" in run.out
+            assert "cli_stalls" in await project.tables()
+            again = cli(root, "migration:unlock").ok()
+            assert "nothing to clear" in again.out
+        finally:
+            if hung is not None:
+                hung.kill()
+                hung.communicate(timeout=TIMEOUT)
+
+
+# -- --traceback and the progress lines (SQLite) ---------------------------------------------------
+FAILING_MIGRATION = """
+    from lucid_orm.migrations import BaseSchema
+    from lucid_orm.schema import TableBuilder
+
+
+    def check_plan() -> None:
+        raise RuntimeError("cli kaboom")
+
+
+    class CliKaboom(BaseSchema):
+        async def up(self) -> None:
+            def define(table: TableBuilder) -> None:
+                table.increments("id")
+
+            self.schema.create_table("cli_kabooms", define)
+
+        async def down(self) -> None:
+            check_plan()
+"""
+
+
+class TestTraceback:
+    def test_traceback_flag_shows_the_failing_migration(self, tmp_path: Path) -> None:
+        (tmp_path / "lucid_config.py").write_text(SQLITE_CONFIG)
+        migration = tmp_path / "database" / "migrations" / "1000_cli_kaboom.py"
+        migration.parent.mkdir(parents=True)
+        migration.write_text(textwrap.dedent(FAILING_MIGRATION).lstrip())
+        assert "✓ migrated 1000_cli_kaboom" in cli(tmp_path, "migration:run").ok().out
+
+        plain, flag_first, flag_after = cli_many(
+            tmp_path,
+            [
+                ["migration:rollback", "--dry-run"],
+                ["--traceback", "migration:rollback", "--dry-run"],
+                ["migration:rollback", "--dry-run", "--traceback"],
+            ],
+        )
+        # Without the flag: the message only, and the progress line reads "revert".
+        plain.failed('Migration "1000_cli_kaboom" failed (down): cli kaboom')
+        assert "✗ failed to revert 1000_cli_kaboom" in plain.out
+        for run in (flag_first, flag_after):
+            assert run.code == 1, run.err
+            assert "Traceback (most recent call last)" in run.err
+            assert f'File "{migration.resolve()}"' in run.err or f'File "{migration}"' in run.err
+            assert 'raise RuntimeError("cli kaboom")' in run.err
+            assert "RuntimeError: cli kaboom" in run.err
+            assert "MigrationError" in run.err
+            assert 'Migration "1000_cli_kaboom" failed (down): cli kaboom' in run.err
+
+        helps = cli_many(tmp_path, [["--help"], ["migration:run", "--help"], ["db:seed", "-h"]])
+        for help_run in helps:
+            assert "--traceback" in help_run.ok().out
+        unlock_help = cli(tmp_path, "migration:unlock", "--help").ok()
+        assert "stale migrations lock" in unlock_help.out

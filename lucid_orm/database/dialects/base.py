@@ -8,7 +8,7 @@ dialect). The defaults here are the portable forms, built from SQLAlchemy Core; 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,11 +36,15 @@ Key = ColumnElement[Any]
 @dataclass(frozen=True, slots=True)
 class AdvisoryLock:
     """A session-level lock of the server: ``acquire`` answers 1/true when taken (without
-    waiting), ``release`` gives it back; ``description`` names it in messages."""
+    waiting), ``release`` gives it back; ``description`` names it in messages. ``holder``
+    answers the id of the session holding it (``NULL`` when free) and ``end_session(id)`` is
+    the statement ending that session (``migration:unlock`` on a hung runner)."""
 
     acquire: sa.Select[Any]
     release: sa.Select[Any]
     description: str
+    holder: sa.Select[Any]
+    end_session: Callable[[int], sa.Executable]
 
 
 @dataclass(slots=True)

@@ -58,6 +58,9 @@ class MysqlDialect(Dialect):
             sa.select(sa.func.get_lock(full, 0)),
             sa.select(sa.func.release_lock(full)),
             f"GET_LOCK('{full}')",
+            sa.select(sa.func.is_used_lock(full)),
+            # The driver interpolates the id client-side: KILL takes no server-side parameter.
+            lambda session: sa.text("KILL :session").bindparams(session=int(session)),
         )
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:

@@ -141,10 +141,37 @@ class PostgresqlDialect(Dialect):
         """``pg_try_advisory_lock`` of a 64-bit key hashed from ``name`` (per database)."""
         digest = hashlib.sha1(name.encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)
+        # pg_locks shows a bigint key as classid (high 32 bits) and objid (low 32 bits).
+        locks = sa.table(
+            "pg_locks",
+            *(sa.column(c) for c in ("pid", "locktype", "database", "classid", "objid")),
+            sa.column("objsubid"),
+            sa.column("granted"),
+        )
+        databases = sa.table("pg_database", sa.column("oid"), sa.column("datname"))
+        holder = (
+            select(locks.c.pid)
+            .select_from(locks)
+            .where(
+                locks.c.locktype == "advisory",
+                locks.c.database
+                == select(databases.c.oid)
+                .where(databases.c.datname == func.current_database())
+                .scalar_subquery(),
+                sa.cast(locks.c.classid, sa.BigInteger) == ((key >> 32) & 0xFFFFFFFF),
+                sa.cast(locks.c.objid, sa.BigInteger) == (key & 0xFFFFFFFF),
+                locks.c.objsubid == 1,
+                locks.c.granted.is_(True),
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
         return AdvisoryLock(
             select(func.pg_try_advisory_lock(key)),
             select(func.pg_advisory_unlock(key)),
             f"pg_advisory_lock({key})",
+            select(holder),
+            lambda pid: select(func.pg_terminate_backend(pid)),
         )
 
     # -- keys as parameters --------------------------------------------------------------------
