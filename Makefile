@@ -17,9 +17,10 @@ MIN_VENV = .venv-min
 MIN_STAMP = $(MIN_VENV)/.make-stamp
 # What `make test-min` runs on the lowest allowed versions: the database, ORM, relation,
 # migration and unit tests on SQLite (~1 min). Not the tooling, docs and example-app tests (they
-# need the dev extras) nor test_db_errors.py (it imports the server drivers, absent here).
+# need the dev extras), test_db_errors.py (it imports the server drivers, absent here) nor
+# test_instrumentation.py (the OpenTelemetry SDK).
 MIN_TESTS = tests/unit tests/database tests/orm tests/relations tests/migrations \
-	--ignore=tests/database/test_db_errors.py
+	--ignore=tests/database/test_db_errors.py --ignore=tests/database/test_instrumentation.py
 
 .PHONY: install demo test test-slow-paths test-min package-check lint typecheck fmt docs ci clean bench
 
