@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table
 from sqlalchemy.dialects import mysql
 
 from lucid_orm import (
@@ -46,7 +46,7 @@ sc_posts = Table(
     "sc_posts",
     scoped_metadata,
     _pk(),
-    Column("author_id", Integer, ForeignKey("sc_authors.id"), nullable=True),
+    Column("author_id", Integer, nullable=True),
     Column("title", String(100)),
     Column("tenant_id", Integer, nullable=True),
     Column("deleted_at", _DateTime, nullable=True),
@@ -55,7 +55,7 @@ sc_comments = Table(
     "sc_comments",
     scoped_metadata,
     _pk(),
-    Column("post_id", Integer, ForeignKey("sc_posts.id"), nullable=True),
+    Column("post_id", Integer, nullable=True),
     Column("body", String(100)),
     Column("deleted_at", _DateTime, nullable=True),
 )
@@ -70,8 +70,8 @@ sc_post_tags = Table(
     "sc_post_tags",
     scoped_metadata,
     _pk(),
-    Column("post_id", Integer, ForeignKey("sc_posts.id")),
-    Column("tag_id", Integer, ForeignKey("sc_tags.id")),
+    Column("post_id", Integer),
+    Column("tag_id", Integer),
 )
 
 #: The tenant of the running test (``None``: the tenant scope adds nothing).
