@@ -94,9 +94,15 @@ class TestRelatedQuery:
         p1: Post = rows["p1"]
         await rows["t1"].delete()
         assert [t.name for t in await p1.related("tags").query()] == ["t2"]
-        # Deleting through the related query detaches (pivot rows), never trashes tags.
-        assert await p1.related("tags").query().delete() >= 1
+        # Deleting through the related query detaches (pivot rows), never trashes tags, and
+        # only the pivot rows of the tags it reads.
+        with count_queries() as q:
+            assert await p1.related("tags").query().delete() == 1
+        assert q.count == 1 and q.sqls[0].upper().startswith("DELETE")
         assert await Tag.query().with_trashed().count_rows() == 2
+        assert [t.name for t in await p1.related("tags").query().with_trashed()] == ["t1"]
+        assert await p1.related("tags").query().with_trashed().delete() == 1
+        assert await scoped.from_("sc_post_tags").where("post_id", p1.id).count_rows() == 0
 
     async def test_has_many_through_related_query(self, scoped: Database) -> None:
         rows = await seed()
