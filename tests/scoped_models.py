@@ -23,9 +23,10 @@ from lucid_orm import (
     has_many,
     has_many_through,
     many_to_many,
+    morph_to,
 )
 from lucid_orm.database import Database
-from lucid_orm.relations import BelongsTo, HasMany, HasManyThrough, ManyToMany
+from lucid_orm.relations import BelongsTo, HasMany, HasManyThrough, ManyToMany, MorphTo
 
 scoped_metadata = MetaData()
 _DateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
@@ -72,6 +73,15 @@ sc_post_tags = Table(
     _pk(),
     Column("post_id", Integer),
     Column("tag_id", Integer),
+)
+
+sc_notes = Table(
+    "sc_notes",
+    scoped_metadata,
+    _pk(),
+    Column("notable_type", String(50), nullable=True),
+    Column("notable_id", Integer, nullable=True),
+    Column("body", String(100)),
 )
 
 #: The tenant of the running test (``None``: the tenant scope adds nothing).
@@ -125,6 +135,17 @@ class Tag(BaseModel, soft_deletes="removed_at"):
     id: int = column(is_primary=True)
     name: str = column()
     removed_at: datetime | None = column.date_time()
+
+
+class Note(BaseModel):
+    """A note on a post (morph_to; the tests map the alias ``sc_post`` to ``Post``)."""
+
+    table = "sc_notes"
+    id: int = column(is_primary=True)
+    notable_type: str | None = column()
+    notable_id: int | None = column()
+    body: str = column()
+    notable: MorphTo[Post] = morph_to()
 
 
 @pytest.fixture(scope="module")

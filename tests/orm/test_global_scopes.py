@@ -39,7 +39,8 @@ class TestDeclared:
         assert await Author.query().count_rows() == 1
         page = await Author.query().paginate(1, 10)
         assert page.total == 1 and [a.name for a in page] == ["ada"]
-        assert [r["name"] for r in await Author.query().pojo()] == ["ada"]
+        plain: list[Any] = await Author.query().pojo()
+        assert [r["name"] for r in plain] == ["ada"]
 
     async def test_decorated_scope(self, scoped: Database) -> None:
         await seed()
@@ -142,7 +143,7 @@ class TestRunTime:
 
             class Bad(BaseModel):
                 table = "sc_authors"
-                global_scopes = {"x": 1}  # noqa: RUF012
+                global_scopes = {"x": 1}  # type: ignore[dict-item]  # noqa: RUF012
                 id: int = column(is_primary=True)
 
         assert exc.value.code == "E_INVALID_SCOPE"

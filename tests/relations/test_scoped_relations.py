@@ -5,13 +5,19 @@ intermediate models of has_many_through; a callback lifts them on its own sub-qu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from lucid_orm import morph_map
 from lucid_orm.database import Database
+from lucid_orm.orm.relations.morph_map import clear_morph_map
 from tests.helpers import count_queries
 from tests.scoped_models import (
     Author,
     Comment,
+    Note,
     Post,
     Tag,
     current_tenant,
@@ -190,3 +196,36 @@ class TestHasFamily:
         await rows["c4"].delete()
         query: Any = Post.query().where("title", "p1").or_where_has("comments")
         assert sorted(p.title for p in await query) == ["p1", "p2"]
+
+
+@pytest.fixture
+def post_alias() -> Iterator[None]:
+    morph_map({"sc_post": Post})
+    try:
+        yield
+    finally:
+        clear_morph_map()
+
+
+class TestMorph:
+    async def test_morph_to_preload_and_where_has_morph(
+        self, scoped: Database, post_alias: None
+    ) -> None:
+        rows = await seed()
+        await Note.create_many(
+            [
+                {"notable_type": "sc_post", "notable_id": rows["p1"].id, "body": "n1"},
+                {"notable_type": "sc_post", "notable_id": rows["p2"].id, "body": "n2"},
+            ]
+        )
+        await rows["p1"].delete()
+        notes = await Note.query().preload("notable").order_by("body")
+        assert [n.notable.title if n.notable else None for n in notes] == [None, "p2"]
+        found = await Note.query().where_has_morph("notable", [Post])
+        assert [n.body for n in found] == ["n2"]
+        found = (
+            await Note.query()
+            .where_has_morph("notable", [Post], lambda q: q.with_trashed())
+            .order_by("body")
+        )
+        assert [n.body for n in found] == ["n1", "n2"]
