@@ -35,9 +35,19 @@ SOFT_DELETES = "soft_deletes"
 
 def soft_delete_scope(column: str) -> GlobalScopeFn:
     """The global scope of a soft-deleting model: rows whose ``column`` is NULL."""
+    # ``<table>.<column> IS NULL`` built once (constructs are immutable): on every query of the
+    # model, SQLAlchemy's coercion would cost more than the rest of the scope.
+    cached: list[tuple[ColumnElement[Any], ColumnElement[Any]]] = []
 
     def not_trashed(query: Any) -> None:
-        query.where_null(column)
+        target = query._unqualified(column)
+        if cached and cached[0][0] is target:
+            query.where(cached[0][1])
+            return
+        clause = target.is_(None)
+        if not cached and target is query._info.table.c.get(column):
+            cached.append((target, clause))  # the table's own column, not an alias's
+        query.where(clause)
 
     return not_trashed
 
