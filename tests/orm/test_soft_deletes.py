@@ -136,9 +136,15 @@ class TestInstanceDelete:
     async def test_refresh_reads_a_trashed_row(self, scoped: Database) -> None:
         p1: Post = (await seed())["p1"]
         await p1.delete()
+        stamped = p1.deleted_at
         await Post.query().with_trashed().where("id", p1.id).update({"title": "renamed"})
         await p1.refresh()
         assert p1.title == "renamed" and p1.is_trashed
+        assert p1.deleted_at == stamped  # a UTC datetime, read back as written
+        # A builder's soft delete stamps UTC datetimes too.
+        await Post.query().where("title", "p2").delete()
+        p2 = await Post.query().only_trashed().first_or_fail()
+        assert p2.deleted_at is not None and p2.deleted_at.utcoffset() is not None
 
     async def test_rollback_puts_the_instance_back(self, scoped: Database) -> None:
         p1: Post = (await seed())["p1"]
