@@ -14,7 +14,7 @@ from .errors import (
 )
 from .orm.base_model import BaseModel
 from .orm.columns import column, computed
-from .orm.hooks import after, before, scope
+from .orm.hooks import after, before, global_scope, scope
 from .orm.naming import CamelCaseNamingStrategy, SnakeCaseNamingStrategy
 from .orm.query_builder import ModelQueryBuilder
 from .orm.relations import (
@@ -62,6 +62,7 @@ __all__ = [
     "column",
     "computed",
     "db",
+    "global_scope",
     "has_many",
     "has_many_through",
     "has_one",

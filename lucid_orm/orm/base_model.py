@@ -13,7 +13,7 @@ from ..errors import LucidError, ModelNotFoundError
 from . import persistence, serializer
 from .binding import bind, bind_transaction, client_for
 from .columns import ColumnDef
-from .model_info import ModelInfo, check_key_value, info_of, pk_column
+from .model_info import ModelInfo, check_key_value, declared, info_of, pk_column
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
 from .persistence import search_query
@@ -92,6 +92,9 @@ class BaseModel:
     table: ClassVar[str]
     connection: ClassVar[str | None] = None
     primary_key: ClassVar[str] = "id"
+    #: Global scopes applied to every query of the model, by name: ``{"tenant": fn}`` where
+    #: ``fn(query)`` adds conditions (see also ``@global_scope`` and ``add_global_scope``).
+    global_scopes: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
     naming_strategy: ClassVar[NamingStrategy] = SnakeCaseNamingStrategy()
     serialize_extras: ClassVar[bool] = False
     columns: ClassVar[dict[str, ColumnDef]] = {}
@@ -101,9 +104,11 @@ class BaseModel:
     _lucid: ClassVar[ModelInfo]
     _lucid_table: ClassVar[str]
 
-    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, *, abstract: bool = False, soft_deletes: bool | str | None = None, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
-        ModelInfo.build(cls, abstract)
+        ModelInfo.build(cls, abstract, soft_deletes)
 
     # -- construction --------------------------------------------------------------------------
     def __init__(self, **values: Any) -> None:
@@ -258,9 +263,31 @@ class BaseModel:
     async def delete(self, *, client: Client | None = None) -> None:
         """Delete the row; the instance becomes read-only (``is_deleted``). Runs on ``client``
         when given, else on the instance's binding; raises ``ModelNotFoundError``
-        (``E_ROW_NOT_FOUND``) when the row is already gone."""
+        (``E_ROW_NOT_FOUND``) when the row is already gone. On a ``soft_deletes`` model it
+        stamps ``deleted_at`` instead (the instance stays persisted and ``is_trashed``)."""
         self._ensure_not_deleted()
         await persistence.delete(self, client_for(self, client))
+
+    async def force_delete(self, *, client: Client | None = None) -> None:
+        """Delete the row for good, also on a soft-deleting model (its delete hooks run as for
+        ``delete()``); the instance becomes read-only (``is_deleted``)."""
+        self._ensure_not_deleted()
+        await persistence.delete(self, client_for(self, client), force=True)
+
+    async def restore(self, *, client: Client | None = None) -> Self:
+        """Clear the soft-delete stamp of a trashed row (hooks ``before/after("restore")``);
+        nothing to do when it is not trashed. ``E_RUNTIME_EXCEPTION`` on a model without
+        ``soft_deletes``."""
+        self._ensure_not_deleted()
+        await persistence.restore(self, client_for(self, client))
+        return self
+
+    @property
+    def is_trashed(self) -> bool:
+        """Whether the row is soft-deleted (its ``deleted_at`` is set); False on models
+        without ``soft_deletes``."""
+        name = declared(type(self)).soft_delete
+        return name is not None and self.__dict__.get(name) is not None
 
     async def refresh(self, *, client: Client | None = None) -> Self:
         """Re-read every attribute from the database (through ``client`` when given, else
@@ -284,6 +311,20 @@ class BaseModel:
             return result
 
     # -- static API ----------------------------------------------------------------------------
+    @classmethod
+    def add_global_scope(cls, name: str, scope: Callable[[Any], Any]) -> None:
+        """Apply ``scope(query)`` to every query of this model from now on (replacing a scope
+        of that name). Subclasses defined earlier keep their own scopes."""
+        from .hooks import check_global_scope
+
+        check_global_scope(name, scope)
+        declared(cls).global_scopes[name] = scope
+
+    @classmethod
+    def remove_global_scope(cls, name: str) -> None:
+        """Stop applying the global scope ``name`` (no error when there is none)."""
+        declared(cls).global_scopes.pop(name, None)
+
     @classmethod
     def query(
         cls, *, client: Client | None = None, connection: str | None = None

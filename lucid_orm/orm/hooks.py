@@ -1,4 +1,5 @@
-"""Model hooks (``@before("save")``, ``@after("create")``…) and query scopes (``@scope``)."""
+"""Model hooks (``@before("save")``, ``@after("create")``…), query scopes (``@scope``) and
+global scopes (``@global_scope("tenant")``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from typing import Any, Literal, TypeVar
 
 from ..errors import LucidError
 
-HookEvent = Literal["create", "update", "save", "delete", "find", "fetch", "paginate"]
-"""The events a hook can listen to (Lucid's names)."""
+HookEvent = Literal["create", "update", "save", "delete", "restore", "find", "fetch", "paginate"]
+"""The events a hook can listen to (Lucid's names; ``restore`` for soft-deleting models)."""
 
-_EVENTS: tuple[str, ...] = ("create", "update", "save", "delete", "find", "fetch", "paginate")
+_EVENTS: tuple[str, ...] = (
+    "create",
+    "update",
+    "save",
+    "delete",
+    "restore",
+    "find",
+    "fetch",
+    "paginate",
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -35,7 +45,7 @@ def _hook(when: str, event: str) -> Callable[[F], F]:
 def before(event: HookEvent) -> Callable[[F], F]:
     """Run the decorated function before ``event``.
 
-    create/update/save/delete hooks receive the model instance; find/fetch/paginate hooks
+    create/update/save/delete/restore hooks receive the model instance; find/fetch/paginate hooks
     receive the query builder. ``async def`` hooks are awaited::
 
         @before("save")
@@ -116,3 +126,62 @@ class ScopesProxy:
             return self
 
         return apply
+
+
+GlobalScopeFn = Callable[[Any], Any]
+"""A global scope: a plain function that adds conditions to the query it receives."""
+
+
+def check_global_scope(name: Any, fn: Any) -> None:
+    """Refuse a global scope that is not a named plain function (``E_INVALID_SCOPE``): it runs
+    while a query compiles, so it cannot be awaited."""
+    if not isinstance(name, str) or not name:
+        raise LucidError(f"A global scope needs a name, got {name!r}", code="E_INVALID_SCOPE")
+    if not callable(fn) or inspect.iscoroutinefunction(fn):
+        raise LucidError(
+            f'Global scope "{name}" must be a plain function taking the query (an async def '
+            "is not allowed: scopes run while the query compiles)",
+            code="E_INVALID_SCOPE",
+        )
+
+
+def global_scope(name: str) -> Callable[[F], F]:
+    """Declare a global scope on a model: a function (plain or a ``@staticmethod``) that
+    receives every query of the model and adds conditions to it::
+
+        @global_scope("tenant")
+        @staticmethod
+        def tenant(query: ModelQueryBuilder[Any]) -> None:
+            query.where("tenant_id", current_tenant.get())
+
+    Opt out per query with ``without_global_scopes("tenant")``."""
+
+    def decorate(fn: F) -> F:
+        target: Any = fn.__func__ if isinstance(fn, staticmethod | classmethod) else fn
+        check_global_scope(name, target)
+        target._lucid_global_scope = name
+        return fn
+
+    return decorate
+
+
+def collect_global_scopes(namespace: dict[str, Any]) -> dict[str, GlobalScopeFn]:
+    """The global scopes a class body declares: the ``global_scopes`` dict, then the
+    ``@global_scope`` functions."""
+    found: dict[str, GlobalScopeFn] = {}
+    declared = namespace.get("global_scopes")
+    if declared is not None:
+        if not isinstance(declared, dict):
+            raise LucidError(
+                '"global_scopes" must be a dict of name -> function', code="E_INVALID_SCOPE"
+            )
+        for name, fn in declared.items():
+            target = fn.__func__ if isinstance(fn, staticmethod) else fn
+            check_global_scope(name, target)
+            found[name] = target
+    for value in namespace.values():
+        target = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+        name = getattr(target, "_lucid_global_scope", None)
+        if name is not None:
+            found[name] = target
+    return found

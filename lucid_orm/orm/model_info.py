@@ -18,7 +18,7 @@ from sqlalchemy.types import NullType
 
 from ..errors import LucidError
 from .columns import UNSET, ColumnDef, UUIDType, computed, sql_type_for
-from .hooks import Scope, collect_hooks
+from .hooks import GlobalScopeFn, Scope, collect_global_scopes, collect_hooks
 
 if TYPE_CHECKING:
     from .base_model import BaseModel
@@ -26,8 +26,30 @@ if TYPE_CHECKING:
 
 # Class attributes of a model that are options, not columns.
 CLASS_OPTIONS = frozenset(
-    {"table", "connection", "naming_strategy", "serialize_extras", "primary_key"}
+    {"table", "connection", "naming_strategy", "serialize_extras", "primary_key", "global_scopes"}
 )
+
+#: The name of the global scope a ``soft_deletes=True`` model gets (``with_trashed()`` lifts it).
+SOFT_DELETES = "soft_deletes"
+
+
+def soft_delete_scope(column: str) -> GlobalScopeFn:
+    """The global scope of a soft-deleting model: rows whose ``column`` is NULL."""
+    # ``<table>.<column> IS NULL`` built once (constructs are immutable): on every query of the
+    # model, SQLAlchemy's coercion would cost more than the rest of the scope.
+    cached: list[tuple[ColumnElement[Any], ColumnElement[Any]]] = []
+
+    def not_trashed(query: Any) -> None:
+        target = query._unqualified(column)
+        if cached and cached[0][0] is target:
+            query.where(cached[0][1])
+            return
+        clause = target.is_(None)
+        if not cached and target is query._info.table.c.get(column):
+            cached.append((target, clause))  # the table's own column, not an alias's
+        query.where(clause)
+
+    return not_trashed
 
 
 @dataclass
@@ -55,15 +77,24 @@ class ModelInfo:
     json_attributes: list[str] = field(default_factory=list)
     # the Python types a primary-key value may have (check_key_value), once known
     key_types: tuple[type, ...] | None = None
+    #: Global scopes by name, applied to every query of the model (``without_global_scopes``
+    #: lifts them per query); ``Model.add_global_scope`` adds to it at run time.
+    global_scopes: dict[str, GlobalScopeFn] = field(default_factory=dict)
+    #: The attribute stamped by a soft delete (``soft_deletes=``), or ``None``.
+    soft_delete: str | None = None
 
     @classmethod
-    def build(cls, model: type[BaseModel], abstract: bool = False) -> ModelInfo:
+    def build(
+        cls, model: type[BaseModel], abstract: bool = False, soft_deletes: bool | str | None = None
+    ) -> ModelInfo:
         """Build and install the metadata of ``model`` (``BaseModel.__init_subclass__``):
         inherited declarations, then the class's own, named by its naming strategy, checked
-        (reserved names, one primary key), with its table."""
+        (reserved names, one primary key), with its table. ``soft_deletes``: ``True`` (the
+        ``deleted_at`` attribute), another attribute name, ``False``, or ``None`` to inherit."""
         parts = _inherited(model)
         _collect_own(model, parts)
         _name_columns(model, parts.columns)
+        global_scopes = _soft_deletes(model, parts, soft_deletes)
         primary = _primary_key(model, parts.columns, abstract)
         info = cls(
             model=model,
@@ -76,6 +107,8 @@ class ModelInfo:
             computed=parts.computed,
             annotations=parts.annotations,
             relations=parts.relations,
+            global_scopes=global_scopes,
+            soft_delete=parts.soft_delete,
         )
         if primary is not None:
             model.primary_key = primary
@@ -174,6 +207,8 @@ class _Parts:
     scopes: dict[str, Scope] = field(default_factory=dict)
     computed: dict[str, computed[Any]] = field(default_factory=dict)
     relations: dict[str, Any] = field(default_factory=dict)
+    global_scopes: dict[str, GlobalScopeFn] = field(default_factory=dict)
+    soft_delete: str | None = None
 
 
 def _inherited(model: type[BaseModel]) -> _Parts:
@@ -190,6 +225,8 @@ def _inherited(model: type[BaseModel]) -> _Parts:
         for event, fns in info.hooks.items():
             parts.hooks.setdefault(event, []).extend(fns)
         parts.scopes.update(info.scopes)
+        parts.global_scopes.update(info.global_scopes)
+        parts.soft_delete = info.soft_delete
         parts.computed.update(info.computed)
         parts.relations.update({k: v.clone_for(model) for k, v in info.relations.items()})
     return parts
@@ -224,6 +261,37 @@ def _collect_own(model: type[BaseModel], parts: _Parts) -> None:
             parts.relations[name] = value
     for event, fns in collect_hooks(dict(own)).items():
         parts.hooks.setdefault(event, []).extend(fns)
+    parts.global_scopes.update(collect_global_scopes(dict(own)))
+
+
+def _soft_deletes(
+    model: type[BaseModel], parts: _Parts, option: bool | str | None
+) -> dict[str, GlobalScopeFn]:
+    """Settle the soft-delete attribute (``option``, else the base's) and return the model's
+    global scopes with the soft-delete scope first when there is one."""
+    if option is not None:
+        if option is True:
+            parts.soft_delete = "deleted_at"
+        elif option is False:
+            parts.soft_delete = None
+        elif isinstance(option, str) and option:
+            parts.soft_delete = option
+        else:
+            raise _model_error(
+                f'"{model.__name__}": soft_deletes must be True, False or an attribute name'
+            )
+    scopes = dict(parts.global_scopes)
+    scopes.pop(SOFT_DELETES, None)
+    name = parts.soft_delete
+    if name is None:
+        return scopes
+    col = parts.columns.get(name)
+    if col is None:
+        raise _model_error(
+            f'"{model.__name__}" soft-deletes rows through "{name}", which is not a column: '
+            f"declare it (``{name}: datetime | None = column.date_time()``)"
+        )
+    return {SOFT_DELETES: soft_delete_scope(col.column_name), **scopes}
 
 
 def _name_columns(model: type[BaseModel], columns: dict[str, ColumnDef]) -> None:

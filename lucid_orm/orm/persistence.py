@@ -204,13 +204,18 @@ async def save(instance: BaseModel, client: Client) -> None:
         raise
 
 
-async def delete(instance: BaseModel, client: Client) -> None:
+async def delete(instance: BaseModel, client: Client, *, force: bool = False) -> None:
     """DELETE the row of ``instance`` on ``client`` with its delete hooks; the instance becomes
-    read-only. ``ModelNotFoundError`` when the row is already gone."""
+    read-only. ``ModelNotFoundError`` when the row is already gone. A soft-deleting model
+    stamps its ``deleted_at`` instead, unless ``force``."""
     model = type(instance)
     info = info_of(model)
     assert info.table is not None
     await run_hooks(info.hooks.get("before:delete"), instance)
+    if info.soft_delete is not None and not force:
+        await _set_trashed(instance, client, _dt.datetime.now(_dt.UTC), "delete")
+        await run_hooks(info.hooks.get("after:delete"), instance)
+        return
     key = pk_value(instance, "delete")
     stmt = sa_delete(info.table).where(info.table.c[pk_column(model)] == key)
     result = await client.execute(stmt, write=True, model=model.__name__)
@@ -222,13 +227,58 @@ async def delete(instance: BaseModel, client: Client) -> None:
     await run_hooks(info.hooks.get("after:delete"), instance)
 
 
+async def restore(instance: BaseModel, client: Client) -> None:
+    """Clear the soft-delete stamp of ``instance`` with its restore hooks (a row that is not
+    trashed is left alone, hooks included)."""
+    model = type(instance)
+    info = info_of(model)
+    name = info.soft_delete
+    if name is None:
+        raise LucidError(
+            f'Cannot restore a "{model.__name__}": the model does not soft-delete '
+            "(declare it with soft_deletes=True)",
+            code="E_RUNTIME_EXCEPTION",
+        )
+    if instance.__dict__.get(name) is None:
+        return
+    await run_hooks(info.hooks.get("before:restore"), instance)
+    await _set_trashed(instance, client, None, "restore")
+    await run_hooks(info.hooks.get("after:restore"), instance)
+
+
+async def _set_trashed(instance: BaseModel, client: Client, value: Any, action: str) -> None:
+    """Write ``value`` to the soft-delete column of ``instance``'s row alone (its other dirty
+    attributes stay dirty), journaled in a transaction."""
+    model = type(instance)
+    info = info_of(model)
+    assert info.table is not None and info.soft_delete is not None
+    name = info.soft_delete
+    column = info.columns[name].column_name
+    key = pk_value(instance, action)
+    stmt = (
+        sa_update(info.table).values({column: value}).where(info.table.c[pk_column(model)] == key)
+    )
+    result = await client.execute(stmt, write=True, model=model.__name__)
+    if result.rowcount == 0:
+        raise row_gone(model, action, key)
+    d = instance.__dict__
+    original = original_of(instance)
+    if client.is_transaction:
+        updated(client, instance, original, {name: (d.get(name, ABSENT), value)})
+    d[name] = value
+    set_original(instance, {**original, name: value})
+    bind([instance], client)
+
+
 async def refresh(instance: BaseModel, client: Client) -> None:
     """Re-read every column of ``instance`` on ``client``."""
     model = type(instance)
     if not instance.is_persisted:
         raise LucidError("Cannot refresh an unpersisted model instance")
     key = pk_value(instance, "refresh")
-    fresh = await model.query(client=client).where(pk_column(model), key).first()
+    # Its own row by key: a trashed or out-of-scope row refreshes too.
+    query = model.query(client=client).without_global_scopes()
+    fresh = await query.where(pk_column(model), key).first()
     if fresh is None:
         raise ModelNotFoundError(
             f'"{model.__name__}.refresh" failed: no row in "{info_of(model).table_name}" where '
@@ -353,8 +403,14 @@ async def find(
     """``BaseModel.find``. Without a client and find hooks it takes the short path: one
     statement per model compiled once, no builder."""
     check_key_value(model, value)
-    hooks = info_of(model).hooks
-    if client is None and "before:find" not in hooks and "after:find" not in hooks:
+    info = info_of(model)
+    hooks = info.hooks
+    if (
+        client is None
+        and "before:find" not in hooks
+        and "after:find" not in hooks
+        and not info.global_scopes  # the static statement knows no scope
+    ):
         query_client = db.connection(connection or model.connection)
         result = await query_client.fetch_compiled(
             (model, "find"), lambda: _find_statement(model), [value], model.__name__

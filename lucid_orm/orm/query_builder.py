@@ -3,19 +3,21 @@ fetch/find/paginate hooks, scopes, ``pojo()``, ``sideload()``, row locks and pag
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
-from sqlalchemy import Select, exists, not_
+from sqlalchemy import Select, and_, exists, not_
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ColumnClause
 
 from ..errors import LucidError, ModelNotFoundError, runtime_error
 from ..query.chainable import Chainable, check_page, compare, correlated, run_callback
 from ..query.paginator import SimplePaginator
-from .hooks import ScopesProxy, run_hooks
+from ..query.state import fold
+from .hooks import GlobalScopeFn, ScopesProxy, run_hooks
 from .hydration import hydrate
-from .model_info import info_of
+from .model_info import SOFT_DELETES, info_of
 from .preloader import Preloader
 from .state import set_sideloaded
 
@@ -57,6 +59,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         self._lock: str | None = None
         self._lock_options: dict[str, bool] = {}
         self._preloader: Preloader | None = None
+        # The global scopes lifted (``without_global_scopes``): names, or True for all.
+        # Replaced, never mutated: clones share it.
+        self._without_scopes: frozenset[str] | bool = frozenset()
+        self._force_delete = False
 
     # -- columns -------------------------------------------------------------------------------
     def _unqualified(self, name: str) -> ColumnElement[Any]:
@@ -98,6 +104,123 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         if self._lock is not None:
             return row_locked(self, stmt)
         return stmt
+
+    # -- global scopes and soft deletes --------------------------------------------------------
+    def without_global_scopes(self, *names: str) -> Self:
+        """Lift the model's global scopes ``names`` for this query (all of them, soft deletes
+        included, when none is named): ``Post.query().without_global_scopes("tenant")``.
+        Scopes apply when the query compiles, so this works anywhere in the chain."""
+        if not names:
+            self._without_scopes = True
+        elif self._without_scopes is not True:
+            assert isinstance(self._without_scopes, frozenset)
+            self._without_scopes = self._without_scopes | frozenset(names)
+        return self
+
+    def with_trashed(self) -> Self:
+        """Include soft-deleted rows (lifts the ``soft_deletes`` global scope)."""
+        return self.without_global_scopes(SOFT_DELETES)
+
+    def only_trashed(self) -> Self:
+        """Only soft-deleted rows."""
+        name = self._soft_delete_column("only_trashed")
+        self.with_trashed()
+        # Grouped apart from the user's wheres: a later or_where can't OR around it.
+        with self.scoped():
+            self.where_not_null(name)
+        return self
+
+    def _soft_delete_column(self, method: str) -> str:
+        attribute = self._info.soft_delete
+        if attribute is None:
+            raise LucidError(
+                f'Cannot {method}(): "{self.model.__name__}" does not soft-delete '
+                "(declare it with soft_deletes=True)",
+                code="E_RUNTIME_EXCEPTION",
+            )
+        return self._info.columns[attribute].column_name
+
+    def _intermediate_models(self) -> Sequence[type[BaseModel]]:
+        """Hook: models whose tables this query joins besides its own (the intermediates of a
+        through relation): their global scopes apply too."""
+        return ()
+
+    def _global_scope_clause(self) -> ColumnElement[Any] | None:
+        """The conditions of the global scopes not lifted, as one group: each scope runs on a
+        group of this query (its tables, no conditions), an intermediate model's on a query of
+        that model. Compiled fresh each time, so a scope may read a contextvar."""
+        without = self._without_scopes
+        if without is True:
+            return None
+        assert isinstance(without, frozenset)
+        parts: list[ColumnElement[Any]] = []
+        scopes = self._info.global_scopes
+        if scopes:
+            found = _run_scopes(self._scope_group(), scopes, without)
+            if found is not None:
+                parts.append(found)
+        for model in self._intermediate_models():
+            through = info_of(model).global_scopes
+            if through:
+                found = _run_scopes(ModelQueryBuilder(model, self.client), through, without)
+                if found is not None:
+                    parts.append(found)
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else and_(*parts)
+
+    def _scope_group(self) -> Self:
+        """A copy of this builder with no conditions, for the scopes to write to: ``_group()``
+        made with the state's positional ``clone()`` (``group()``'s dataclass ``replace`` costs
+        more than the rest of a scope, on every query compiled)."""
+        group = self.__class__.__new__(self.__class__)
+        group.__dict__.update(self.__dict__)
+        state = self.state.clone()
+        state.wheres = []
+        state.havings = []
+        group.state = state
+        return group
+
+    def _where_clause(self) -> ColumnElement[Any] | None:
+        # The global scopes AND-ed around the user's conditions: an or_where can't escape them.
+        where = super()._where_clause()
+        scoped = self._global_scope_clause()
+        if scoped is None:
+            return where
+        if where is None:
+            return scoped
+        return and_(scoped, where.self_group())
+
+    async def delete(self) -> int:
+        """Delete matching rows; on a soft-deleting model stamp their ``deleted_at`` instead
+        (``force_delete()`` removes them). Returns the number of rows."""
+        attribute = self._info.soft_delete
+        # A many_to_many related query deletes pivot rows (a detach), never the related rows.
+        if (
+            attribute is None
+            or self._force_delete
+            or self._dml_table("delete") is not self._info.table
+        ):
+            return await super().delete()
+        column = self._info.columns[attribute].column_name
+        return await self.update({column: _dt.datetime.now(_dt.UTC)})
+
+    del_ = delete
+
+    async def force_delete(self) -> int:
+        """Delete matching rows for good, soft-deleted ones included (the other global scopes
+        still apply)."""
+        copy = self.clone()
+        copy._force_delete = True
+        if copy._info.soft_delete is not None:
+            copy.with_trashed()
+        return await copy.delete()
+
+    async def restore(self) -> int:
+        """Clear ``deleted_at`` on the matching trashed rows (no hooks: a bulk write)."""
+        column = self._soft_delete_column("restore")
+        copy = self.clone().only_trashed()
+        return await copy.update({column: None})
 
     # -- scopes, pojo, sideload ----------------------------------------------------------------
     def with_scopes(self, callback: Callable[[Any], Any]) -> Self:
@@ -405,6 +528,17 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self.exec().__await__()
+
+
+def _run_scopes(
+    group: ModelQueryBuilder[Any], scopes: Mapping[str, GlobalScopeFn], without: frozenset[str]
+) -> ColumnElement[Any] | None:
+    """Run ``scopes`` (but those in ``without``) on ``group``; their conditions folded."""
+    for name, scope in scopes.items():
+        if name not in without:
+            scope(group)
+    folded = fold(group.state.wheres)
+    return folded.self_group() if folded is not None else None
 
 
 def row_locked(builder: ModelQueryBuilder[Any], stmt: Select[Any]) -> Select[Any]:

@@ -365,6 +365,16 @@ def run_on_query(relation: Relation[Any], query: Chainable) -> None:
             relation.on_query(query)
 
 
+def intermediate_models(relation: Relation[Any]) -> list[builtins.type[BaseModel]]:
+    """The models whose tables ``relation``'s queries join between the parent and the related
+    table (the intermediates of the through kinds, their ``hops`` but the last; pivot tables
+    have no model): their global scopes constrain those queries too."""
+    hops = getattr(relation, "hops", None)
+    if not hops:
+        return []
+    return [hop.model for hop in hops[:-1] if getattr(hop, "model", None) is not None]
+
+
 class RelationQueryBuilder(ModelQueryBuilder[R]):
     """A query on a relation's related model; the relation constraint is added at compile time
     around the user's own wheres (grouped), so an ``or_where`` can never escape it.
@@ -409,6 +419,9 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
     def _relation_sources(self) -> None:
         """Hook: register the tables the relation joins (pivot, through table). Runs before
         ``on_query``, so the hook can name them (``where_pivot``, ``"users.is_active"``)."""
+
+    def _intermediate_models(self) -> Sequence[builtins.type[BaseModel]]:
+        return intermediate_models(self.relation)
 
     def _parent_value(self) -> Any:
         assert self._parent_model is not None
@@ -640,6 +653,9 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
     def _relation_sources(self) -> None:
         """Hook: register and join the tables the relation goes through (pivot, through
         table). Runs before ``on_query``, so the hook can name them."""
+
+    def _intermediate_models(self) -> Sequence[builtins.type[BaseModel]]:
+        return intermediate_models(self.relation)
 
     def _unqualified(self, name: str) -> ColumnElement[Any]:
         column = super()._unqualified(name)

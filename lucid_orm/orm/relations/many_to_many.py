@@ -316,7 +316,8 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         """This parent's pivot rows whose related rows match the user's conditions."""
         rel = self._rel
         condition = rel.pivot_owner(self._parent_value())
-        user = written_conditions(self)
+        # The related model's global scopes too: only the rows this query reads are written.
+        user = constrained(self._global_scope_clause(), written_conditions(self))
         if user is None:
             return condition
         related_ids = (
