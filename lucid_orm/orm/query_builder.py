@@ -3,7 +3,7 @@ fetch/find/paginate hooks, scopes, ``pojo()``, ``sideload()``, row locks and pag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
 from sqlalchemy import Select, exists, not_
@@ -18,6 +18,7 @@ from .hydration import hydrate
 from .model_info import info_of
 from .preloader import Preloader
 from .state import set_sideloaded
+from .streaming import check_batch_size, model_batches
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -402,6 +403,31 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         )
         await run_hooks(hooks.get("after:paginate"), paginator)
         return paginator
+
+    # -- streaming (orm/streaming.py) ----------------------------------------------------------
+    async def stream(self, batch_size: int = 1000) -> AsyncGenerator[M, None]:
+        """Iterate over the query's instances in constant memory: ``async for post in
+        Post.query().stream(batch_size=1000):``. Rows are read with a server-side cursor and
+        hydrated (and preloaded) ``batch_size`` at a time; the connection is held for the loop
+        and released when it ends, breaks or raises."""
+        check_batch_size(batch_size, "stream")
+        batches = model_batches(self, batch_size)
+        try:
+            async for batch in batches:
+                for model in batch:
+                    yield model
+        finally:
+            await batches.aclose()
+
+    async def each_chunk(self, size: int) -> AsyncGenerator[list[M], None]:
+        """As ``stream``, yielding lists of at most ``size`` instances."""
+        check_batch_size(size, "each_chunk")
+        batches = model_batches(self, size)
+        try:
+            async for batch in batches:
+                yield batch
+        finally:
+            await batches.aclose()
 
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self.exec().__await__()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
+from ..errors import LucidError
 from .chainable import Chainable, check_page
 from .paginator import SimplePaginator
 
@@ -33,3 +35,28 @@ class DatabaseQueryBuilder(Chainable):
         total = await self.count_rows()
         rows = await self.clone().for_page(page, per_page).exec()
         return SimplePaginator(total, per_page, page, rows)
+
+    # -- streaming ------------------------------------------------------------------------------
+    async def each_chunk(self, size: int) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The rows as lists of at most ``size`` dicts, read with a server-side cursor (see
+        the model query's ``stream``)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise LucidError(
+                f"each_chunk() expects a positive int, got {size!r}", code="E_INVALID_ARGUMENT"
+            )
+        batches = self.client.stream(self.to_core(), batch_size=size)
+        try:
+            async for result in batches:
+                yield result.dicts()
+        finally:
+            await batches.aclose()
+
+    async def stream(self, batch_size: int = 1000) -> AsyncGenerator[dict[str, Any], None]:
+        """Iterate over the rows (dicts) in constant memory, ``batch_size`` read at a time."""
+        chunks = self.each_chunk(batch_size)
+        try:
+            async for chunk in chunks:
+                for row in chunk:
+                    yield row
+        finally:
+            await chunks.aclose()
