@@ -12,10 +12,10 @@ import tracemalloc
 import pytest
 
 from lucid_orm import BaseModel, LucidError, after, db, has_many
-from lucid_orm.relations import HasMany
 from lucid_orm.database import Database
-from tests.helpers import count_queries
+from lucid_orm.relations import HasMany
 from tests import models
+from tests.helpers import count_queries
 
 
 class Post(models.Post):
