@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import LucidError
 from .chainable import Chainable, check_page
+from .cursor import CursorPaginator, paginate_by_cursor
 from .paginator import SimplePaginator
 
 
@@ -35,6 +36,15 @@ class DatabaseQueryBuilder(Chainable):
         total = await self.count_rows()
         rows = await self.clone().for_page(page, per_page).exec()
         return SimplePaginator(total, per_page, page, rows)
+
+    async def cursor_paginate(
+        self, per_page: int = 20, cursor: str | None = None, *, key: str | None = "id"
+    ) -> CursorPaginator[dict[str, Any]]:
+        """One page by keyset, as the model query's ``cursor_paginate``; ``key`` names the
+        unique column appended to the ordering as the tie-breaker (``None``: the ordering is
+        unique already). The sort columns must be in the selected rows."""
+        tie = [self._col(key)] if key is not None else []
+        return await paginate_by_cursor(self, per_page, cursor, tie, lambda row, k: row.get(k.name))
 
     # -- streaming ------------------------------------------------------------------------------
     async def each_chunk(self, size: int) -> AsyncGenerator[list[dict[str, Any]], None]:
