@@ -132,16 +132,27 @@ async def run_statement(
 
 
 async def stream_statement(
-    conn: AsyncConnection, stmt: Executable, model: str | None, batch_size: int
+    conn: AsyncConnection,
+    stmt: Executable,
+    model: str | None,
+    batch_size: int,
+    buffered: bool = False,
 ) -> AsyncGenerator[ExecResult, None]:
     """Run a SELECT with a server-side cursor (SQLAlchemy's ``stream()``: asyncpg's cursor,
     asyncmy's unbuffered ``SSCursor``, the SQLite cursor) and yield its rows ``batch_size`` at a
-    time: only one batch is ever held. SQLAlchemy's execution reports the statement
+    time: only one batch is ever held. ``buffered``: read the whole result first (a plain
+    cursor), still handed out in batches. SQLAlchemy's execution reports the statement
     (``QueryEmitter.record``) like every other one. Errors as ``run_statement``'s."""
-    options: dict[str, Any] = {"yield_per": batch_size}
+    options: dict[str, Any] = {} if buffered else {"yield_per": batch_size}
     if model is not None:
         options["lucid_model"] = model
     try:
+        if buffered:
+            whole = await conn.execute(stmt, execution_options=options)
+            keys = list(whole.keys())
+            for rows in whole.partitions(batch_size):
+                yield ExecResult(rows, keys, len(rows))
+            return
         result = await conn.stream(stmt, execution_options=options)
         try:
             keys = list(result.keys())

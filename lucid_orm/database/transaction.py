@@ -146,12 +146,15 @@ class TransactionClient(ClientBase):
         self, stmt: Executable, *, model: str | None = None, batch_size: int = 1000
     ) -> AsyncGenerator[ExecResult, None]:
         """Run a SELECT inside this transaction and yield its rows in batches
-        (``stream_statement``). Other statements of the transaction may run between batches
-        on PostgreSQL and SQLite; MySQL's unbuffered cursor must be read to its end (or the
-        loop left) before the connection runs another statement."""
+        (``stream_statement``); the transaction's other statements may run between batches.
+        MySQL's unbuffered cursor would have to be read to its end before the connection
+        runs another statement (one run in between silently ends the result), so there the
+        rows are read whole first: flat memory on MySQL/MariaDB is for streams outside a
+        transaction."""
         self._check_open()
+        buffered = not self._connection.dialect_ops.interleaved_cursors
         try:
-            async for batch in stream_statement(self._conn, stmt, model, batch_size):
+            async for batch in stream_statement(self._conn, stmt, model, batch_size, buffered):
                 yield batch
         except QueryError:
             if self._connection.dialect_ops.aborts_on_error:

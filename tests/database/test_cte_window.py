@@ -106,6 +106,16 @@ class TestWith:
         )
         assert [r["title"] for r in rows] == ["b", "c"]
 
+    async def test_reserved_words_are_quoted(self, posts: None) -> None:
+        rows = await (
+            db.query()
+            .with_("select", lambda q: q.from_("posts").select("title").where("user_id", 3))
+            .from_("select")
+            .select("title")
+            .row_number("order", "title")
+        )
+        assert rows == [{"title": "f", "order": 1}]
+
     async def test_bad_names_and_bodies(self, database: Database) -> None:
         with pytest.raises(LucidError) as info:
             db.query().with_("x; drop table posts", lambda q: q.from_("posts"))

@@ -125,6 +125,21 @@ class TestStream:
             assert titles == ["uncommitted"]
         assert await Post.query().count_rows() == 1
 
+    async def test_preload_inside_a_transaction(self, database: Database) -> None:
+        # The preload queries run on the transaction's connection between batches: the
+        # stream must still deliver every row (MySQL reads the result whole first).
+        await make_posts(6)
+        ids = [p["id"] for p in await db.from_("posts").select("id").order_by("id")]
+        await db.table("comments").multi_insert([{"post_id": i, "body": "x"} for i in ids])
+        async with db.transaction() as trx:
+            with count_queries() as q:
+                sizes = [
+                    [len(p.comments) for p in chunk]
+                    async for chunk in Post.query(client=trx).preload("comments").each_chunk(2)
+                ]
+        assert sizes == [[1, 1], [1, 1], [1, 1]]
+        assert q.count == 4
+
 
 class TestConnectionRelease:
     async def test_released_after_the_loop(self, database: Database) -> None:
