@@ -31,6 +31,10 @@ class Post(models.Post):
         query.where("is_published", True)
 
 
+class User(models.User):
+    posts: HasMany[Post] = has_many(lambda: Post)
+
+
 class CamelPost(models.Post):
     table = "posts"
     naming_strategy = CamelCaseNamingStrategy()
@@ -159,6 +163,20 @@ class TestCombined:
         assert [i for p in pages for i in ids(p)] == expected
         assert q.count == 2 * len(pages)  # the page and its preload
         assert all(c.body == f"on {p.title}" for page in pages for p in page for c in p.comments)
+
+    async def test_related_query(self, posts: list[Post]) -> None:
+        owner = await User.create({"username": "owner"})
+        await Post.query().update({"user_id": owner.id + 1})
+        await Post.query().where_in("id", [p.id for p in posts[:5]]).update({"user_id": owner.id})
+        query = (owner.related("posts").query().where("score", 3).or_where("score", 2)).order_by(
+            "score", "desc"
+        )
+        pages = await walk(query, 2)
+        # the relation's constraint holds on every page, an or_where included
+        expected = [p.id for p in await query.clone().order_by("id")]
+        assert [i for p in pages for i in ids(p)] == expected
+        assert sorted(expected) == sorted(p.id for p in posts[:5] if p.score in (2, 3))
+        assert len(expected) == 3
 
     async def test_pojo_and_database_builder(self, posts: list[Post]) -> None:
         page = await Post.query().select("id", "title").pojo().order_by("title").cursor_paginate(5)
