@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -129,6 +129,41 @@ async def run_statement(
         raise QueryError(
             with_sql(f"Cannot run the statement: {exc}", sql), sql=sql, original=exc
         ) from exc
+
+
+async def stream_statement(
+    conn: AsyncConnection,
+    stmt: Executable,
+    model: str | None,
+    batch_size: int,
+    buffered: bool = False,
+) -> AsyncGenerator[ExecResult, None]:
+    """Run a SELECT with a server-side cursor (SQLAlchemy's ``stream()``: asyncpg's cursor,
+    asyncmy's unbuffered ``SSCursor``, the SQLite cursor) and yield its rows ``batch_size`` at a
+    time: only one batch is ever held. ``buffered``: read the whole result first (a plain
+    cursor), still handed out in batches. SQLAlchemy's execution reports the statement
+    (``QueryEmitter.record``) like every other one. Errors as ``run_statement``'s."""
+    options: dict[str, Any] = {} if buffered else {"yield_per": batch_size}
+    if model is not None:
+        options["lucid_model"] = model
+    try:
+        if buffered:
+            whole = await conn.execute(stmt, execution_options=options)
+            keys = list(whole.keys())
+            for rows in whole.partitions(batch_size):
+                yield ExecResult(rows, keys, len(rows))
+            return
+        result = await conn.stream(stmt, execution_options=options)
+        try:
+            keys = list(result.keys())
+            async for rows in result.partitions(batch_size):
+                yield ExecResult(rows, keys, len(rows))
+        finally:
+            await result.close()
+    except sa_exc.DBAPIError as exc:
+        raise wrap_error(exc) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise _statement_error(exc, stmt) from exc
 
 
 def _sql_of(stmt: Executable, conn: AsyncConnection) -> str | None:
@@ -310,6 +345,41 @@ class QueryClient(ClientBase):
                 return result
             finally:
                 await conn.close()
+
+    async def stream(
+        self, stmt: Executable, *, model: str | None = None, batch_size: int = 1000
+    ) -> AsyncGenerator[ExecResult, None]:
+        """Run a SELECT and yield its rows in batches (``stream_statement``) on one read
+        connection held for the whole iteration and returned to the pool when the iteration
+        ends, breaks or raises (when the async generator closes). On PostgreSQL a server-side
+        cursor lives inside a transaction: the connection runs a read-only one (rolled back at
+        the end); elsewhere it reads in autocommit. In-memory SQLite has one connection: the
+        guard is taken per batch, so the loop body may run queries of its own."""
+        owner = self._connection.ambient_transaction()
+        if owner is not None:
+            async for joined in owner.stream(stmt, model=model, batch_size=batch_size):
+                yield joined
+            return
+        connection = self._connection
+        engines = connection.read_engines()
+        engine = engines.engine if engines.backend == "postgresql" else engines.autocommit_engine
+        async with connection.guard():
+            with connecting(connection, engines):
+                conn = await engine.connect()
+        try:
+            batches = stream_statement(conn, stmt, model, batch_size)
+            try:
+                while True:
+                    async with connection.guard():
+                        try:
+                            batch = await batches.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    yield batch
+            finally:
+                await batches.aclose()
+        finally:
+            await conn.close()
 
     async def fetch_compiled(
         self, key: Any, build: Callable[[], Select[Any]], values: list[Any], model: str | None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
@@ -17,7 +17,7 @@ from sqlalchemy.sql import Executable
 from ..errors import LucidError, QueryError
 from ..query.client import Params
 from .connection import Connection
-from .query_client import ClientBase, connecting, run_statement, wrap_error
+from .query_client import ClientBase, connecting, run_statement, stream_statement, wrap_error
 from .result import ExecResult
 
 T = TypeVar("T")
@@ -140,6 +140,25 @@ class TransactionClient(ClientBase):
             # Cancelled while the driver ran the statement: SQLAlchemy discards (invalidates)
             # the connection, whose state is unknown; the transaction can only roll back.
             self._root._broken = True
+            raise
+
+    async def stream(
+        self, stmt: Executable, *, model: str | None = None, batch_size: int = 1000
+    ) -> AsyncGenerator[ExecResult, None]:
+        """Run a SELECT inside this transaction and yield its rows in batches
+        (``stream_statement``); the transaction's other statements may run between batches.
+        MySQL's unbuffered cursor would have to be read to its end before the connection
+        runs another statement (one run in between silently ends the result), so there the
+        rows are read whole first: flat memory on MySQL/MariaDB is for streams outside a
+        transaction."""
+        self._check_open()
+        buffered = not self._connection.dialect_ops.interleaved_cursors
+        try:
+            async for batch in stream_statement(self._conn, stmt, model, batch_size, buffered):
+                yield batch
+        except QueryError:
+            if self._connection.dialect_ops.aborts_on_error:
+                self._root._aborted = True
             raise
 
     def transaction(

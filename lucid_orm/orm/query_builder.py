@@ -4,7 +4,7 @@ fetch/find/paginate hooks, scopes, ``pojo()``, ``sideload()``, row locks and pag
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
 from sqlalchemy import Select, and_, exists, not_
@@ -13,13 +13,15 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from ..errors import LucidError, ModelNotFoundError, runtime_error
 from ..query.chainable import Chainable, check_page, compare, correlated, run_callback
+from ..query.cursor import CursorPaginator, OrderKey, paginate_by_cursor
 from ..query.paginator import SimplePaginator
 from ..query.state import fold
 from .hooks import GlobalScopeFn, ScopesProxy, run_hooks
 from .hydration import hydrate
 from .model_info import SOFT_DELETES, info_of
 from .preloader import Preloader
-from .state import set_sideloaded
+from .state import extras_of, set_sideloaded
+from .streaming import check_batch_size, model_batches
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -525,6 +527,65 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         )
         await run_hooks(hooks.get("after:paginate"), paginator)
         return paginator
+
+    # -- cursor pagination (query/cursor.py) ---------------------------------------------------
+    async def cursor_paginate(
+        self, per_page: int = 20, cursor: str | None = None
+    ) -> CursorPaginator[M]:
+        """One page by keyset (no OFFSET, no COUNT: every page costs the same):
+        ``page = await Post.query().order_by("created_at", "desc").cursor_paginate(20,
+        cursor=request_cursor)``; ``page.next_cursor`` / ``page.previous_cursor`` fetch the
+        neighbours. The primary key is appended to the ordering as the tie-breaker; sort
+        columns must hold no NULLs. A cursor that does not fit the query raises
+        ``E_INVALID_CURSOR`` (status 400)."""
+        info = self._info
+        pk = info.primary_key
+        tie = [info.table.c[info.columns[pk].column_name]] if pk and info.table is not None else []
+        return await paginate_by_cursor(
+            self, per_page, cursor, tie, self._cursor_value, self.model.naming_strategy
+        )
+
+    def _cursor_value(self, row: Any, key: OrderKey) -> Any:
+        if self._pojo:
+            return row.get(key.name)
+        info = self._info
+        found = info.by_column.get(key.name)
+        table = getattr(key.column, "table", None)
+        if found is not None and (table is None or table is info.table):
+            return getattr(row, found.attribute_name)
+        extras = extras_of(row)
+        if key.name not in extras:
+            raise LucidError(
+                f'cursor_paginate() cannot read sort column "{key.name}" back from the rows: '
+                "select it",
+                code="E_INVALID_ARGUMENT",
+            )
+        return extras[key.name]
+
+    # -- streaming (orm/streaming.py) ----------------------------------------------------------
+    async def stream(self, batch_size: int = 1000) -> AsyncGenerator[M, None]:
+        """Iterate over the query's instances in constant memory: ``async for post in
+        Post.query().stream(batch_size=1000):``. Rows are read with a server-side cursor and
+        hydrated (and preloaded) ``batch_size`` at a time; the connection is held for the loop
+        and released when it ends, breaks or raises."""
+        check_batch_size(batch_size, "stream")
+        batches = model_batches(self, batch_size)
+        try:
+            async for batch in batches:
+                for model in batch:
+                    yield model
+        finally:
+            await batches.aclose()
+
+    async def each_chunk(self, size: int) -> AsyncGenerator[list[M], None]:
+        """As ``stream``, yielding lists of at most ``size`` instances."""
+        check_batch_size(size, "each_chunk")
+        batches = model_batches(self, size)
+        try:
+            async for batch in batches:
+                yield batch
+        finally:
+            await batches.aclose()
 
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self.exec().__await__()

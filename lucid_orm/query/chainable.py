@@ -42,6 +42,7 @@ from sqlalchemy.types import ARRAY, JSON, Enum, NullType, TypeDecorator, UserDef
 
 from ..errors import LucidError
 from .compile import CheckedSelect, foreign_table_error, to_query, to_sql
+from .cte import CteMethods, add_ctes
 from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
@@ -345,7 +346,7 @@ class JoinClause:
         return self
 
 
-class Chainable(JsonConditions, RunSync):
+class Chainable(JsonConditions, CteMethods, RunSync):
     """Shared query-building vocabulary of the database and model query builders."""
 
     def __init__(self, client: Client) -> None:
@@ -1317,6 +1318,8 @@ def compile_select(
         stmt = stmt.distinct()
     if state.early_refs:
         stmt = builder._rebind_early_refs(stmt)
+    if state.ctes:
+        stmt = add_ctes(stmt, state.ctes)
     return stmt
 
 

@@ -4,7 +4,7 @@ database layer's ``QueryClient`` and ``TransactionClient`` implement both."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine.interfaces import Dialect
@@ -52,6 +52,12 @@ class Executor(Protocol):
 
     def transaction(self, callback: Any = None) -> TransactionStarter[Any]:
         """A transaction (a savepoint inside a transaction client)."""
+        ...
+
+    def stream(
+        self, stmt: Executable, *, model: str | None = None, batch_size: int = 1000
+    ) -> AsyncGenerator[ExecResult, None]:
+        """Run a SELECT with a server-side cursor, yielding its rows ``batch_size`` at a time."""
         ...
 
 

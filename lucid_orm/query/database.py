@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
+from ..errors import LucidError
 from .chainable import Chainable, check_page
+from .cursor import CursorPaginator, paginate_by_cursor
 from .paginator import SimplePaginator
 
 
@@ -33,3 +36,37 @@ class DatabaseQueryBuilder(Chainable):
         total = await self.count_rows()
         rows = await self.clone().for_page(page, per_page).exec()
         return SimplePaginator(total, per_page, page, rows)
+
+    async def cursor_paginate(
+        self, per_page: int = 20, cursor: str | None = None, *, key: str | None = "id"
+    ) -> CursorPaginator[dict[str, Any]]:
+        """One page by keyset, as the model query's ``cursor_paginate``; ``key`` names the
+        unique column appended to the ordering as the tie-breaker (``None``: the ordering is
+        unique already). The sort columns must be in the selected rows."""
+        tie = [self._col(key)] if key is not None else []
+        return await paginate_by_cursor(self, per_page, cursor, tie, lambda row, k: row.get(k.name))
+
+    # -- streaming ------------------------------------------------------------------------------
+    async def each_chunk(self, size: int) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The rows as lists of at most ``size`` dicts, read with a server-side cursor (see
+        the model query's ``stream``)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise LucidError(
+                f"each_chunk() expects a positive int, got {size!r}", code="E_INVALID_ARGUMENT"
+            )
+        batches = self.client.stream(self.to_core(), batch_size=size)
+        try:
+            async for result in batches:
+                yield result.dicts()
+        finally:
+            await batches.aclose()
+
+    async def stream(self, batch_size: int = 1000) -> AsyncGenerator[dict[str, Any], None]:
+        """Iterate over the rows (dicts) in constant memory, ``batch_size`` read at a time."""
+        chunks = self.each_chunk(batch_size)
+        try:
+            async for chunk in chunks:
+                for row in chunk:
+                    yield row
+        finally:
+            await chunks.aclose()

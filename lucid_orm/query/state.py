@@ -12,6 +12,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 
 if TYPE_CHECKING:
     from .chainable import Chainable
+    from .cte import CteSpec
     from .raw import Raw
 
 # A join: the joined table (or a raw fragment), its ON condition and its kind
@@ -65,6 +66,9 @@ class BuilderState:
     #: The index in ``columns`` of an unaliased aggregate that ``as_()`` would name.
     pending_aggregate: int | None = None
     has_aggregates: bool = False
+    #: ``with_``/``with_recursive`` CTEs, in order; ``None`` when there are none. Replaced, never
+    #: appended to in place, so ``clone()`` shares it.
+    ctes: list[CteSpec] | None = None
 
     def clone(self) -> BuilderState:
         """An independent copy (containers copied, constructs shared: they are immutable).
@@ -87,6 +91,7 @@ class BuilderState:
             self.alias,
             self.pending_aggregate,
             self.has_aggregates,
+            self.ctes,
         )
 
     def group(self) -> BuilderState:

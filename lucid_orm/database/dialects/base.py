@@ -87,6 +87,9 @@ class Dialect:
     commit_after_read: ClassVar[bool] = False
     # A discarded connection's server thread is killed (MySQL: its locks go at once).
     kill_on_discard: ClassVar[bool] = False
+    # A connection runs other statements while a server-side cursor of it is open (not
+    # MySQL's unbuffered one): streams inside a transaction read batch by batch.
+    interleaved_cursors: ClassVar[bool] = True
     # JSON conditions and extraction (dialects/json.py).
     json: ClassVar[JsonOps] = JsonOps()
 

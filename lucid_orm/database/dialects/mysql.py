@@ -34,6 +34,8 @@ class MysqlDialect(Dialect):
     commit_after_read = True
     # A discarded connection's server thread is KILLed so its locks go at once.
     kill_on_discard = True
+    # An unbuffered cursor must be read to its end before the next statement.
+    interleaved_cursors = False
 
     def engine_options(self, setup: EngineSetup) -> None:
         setup.connect_args.setdefault("init_command", "SET time_zone = '+00:00'")

@@ -1,0 +1,59 @@
+"""Streaming model queries: ``stream(batch_size)`` and ``each_chunk(n)`` read a result with a
+server-side cursor and hydrate it batch by batch, so memory stays flat whatever the row count.
+
+The statement is compiled once and run by the client's ``stream`` (``database/query_client``):
+outside a transaction on a read connection held for the iteration, inside one on its
+connection. Each batch is hydrated, preloaded (one query per relation and level per batch) and
+handed out; the ``after:fetch`` hooks run per batch, ``before:fetch`` once. Leaving the loop
+(its end, ``break``, an exception) closes the generator, which closes the cursor and returns
+the connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LucidError
+from .hooks import run_hooks
+from .hydration import hydrate
+from .state import set_sideloaded
+
+if TYPE_CHECKING:
+    from .query_builder import ModelQueryBuilder
+
+
+def check_batch_size(value: Any, method: str) -> int:
+    """``value`` when it is a positive int; ``E_INVALID_ARGUMENT`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LucidError(
+            f"{method}() expects a positive int, got {value!r}", code="E_INVALID_ARGUMENT"
+        )
+    return value
+
+
+async def model_batches(
+    builder: ModelQueryBuilder[Any], batch_size: int
+) -> AsyncGenerator[list[Any], None]:
+    """Lists of at most ``batch_size`` instances (dicts after ``pojo()``) of ``builder``'s
+    rows, each preloaded, read with one server-side cursor."""
+    info = builder._info
+    await run_hooks(info.hooks.get("before:fetch"), builder)
+    client = builder.client
+    model = builder.model
+    after = info.hooks.get("after:fetch")
+    batches = client.stream(builder.to_core(), model=model.__name__, batch_size=batch_size)
+    try:
+        async for result in batches:
+            if builder._pojo:
+                yield result.dicts()
+                continue
+            models = hydrate(model, result.keys, result.rows, client)
+            if builder._sideloaded is not None:
+                for m in models:
+                    set_sideloaded(m, dict(builder._sideloaded))
+            await builder._after_hydrate(models)
+            await run_hooks(after, models)
+            yield models
+    finally:
+        # Close the cursor now, not when the garbage collector finds the generator.
+        await batches.aclose()

@@ -1,0 +1,381 @@
+"""Cursor (keyset) pagination: ``cursor_paginate(per_page, cursor=None)``.
+
+A page is found by the values of its boundary row, not by its offset: the query keeps its
+``order_by`` (the primary key appended as the tie-breaker, so the order is total), gets a
+keyset condition — ``(a, b) > (?, ?)`` when every column sorts the same way, the expanded
+``a > ? OR (a = ? AND b > ?)`` otherwise — and ``LIMIT per_page + 1`` (the extra row says
+whether another page follows). No OFFSET, no COUNT: every page costs the same.
+
+The cursor is opaque and URL-safe: base64url (unpadded) of a small JSON document holding the
+direction (``"n"`` next / ``"p"`` previous), the boundary values (datetimes, dates, decimals,
+UUIDs and bytes tagged so they come back as themselves) and a checksum of the ordering, so a
+cursor made for another ``order_by`` is refused. Anything that does not decode, or whose
+values do not fit the columns, is ``E_INVALID_CURSOR`` (status 400). A cursor is not signed:
+forging one only moves to another position of the same query, whose values are bound.
+
+NULLs: a keyset comparison never matches NULL, so the sort columns must hold no NULLs
+(declare them NOT NULL). A page that reads a row with a NULL sort value raises
+``E_INVALID_ARGUMENT``; rows with NULLs that the database sorts after a cursor's boundary can't
+be reached by any keyset comparison, which is why the columns must not allow them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import and_, literal, or_, tuple_
+from sqlalchemy.sql import ColumnElement, operators
+from sqlalchemy.sql.elements import UnaryExpression
+
+from ..errors import LucidError
+from .paginator import MetaKeysNaming, SnakeCaseMetaKeys
+
+__all__ = ["CursorPaginator", "OrderKey", "decode_cursor", "encode_cursor", "keyset_condition"]
+
+T = TypeVar("T")
+
+INVALID_CURSOR = "E_INVALID_CURSOR"
+
+
+def invalid_cursor(reason: str) -> LucidError:
+    """The error of a cursor that does not decode or does not fit the query (status 400)."""
+    return LucidError(f"Invalid pagination cursor: {reason}", code=INVALID_CURSOR, status=400)
+
+
+@dataclass(slots=True, frozen=True)
+class OrderKey:
+    """One column of the ordering: the column, its direction and its result key."""
+
+    column: ColumnElement[Any]
+    desc: bool
+    name: str
+
+    def ordered(self, reverse: bool) -> ColumnElement[Any]:
+        """``column ASC``/``DESC`` (flipped when reading backwards)."""
+        return self.column.asc() if self.desc == reverse else self.column.desc()
+
+
+def order_keys(order_by: Sequence[ColumnElement[Any]], method: str) -> list[OrderKey]:
+    """The ``OrderKey`` of each ``order_by`` element; a raw fragment or an expression without
+    a name can't give a cursor value (``E_INVALID_ARGUMENT``)."""
+    keys: list[OrderKey] = []
+    for element in order_by:
+        desc = False
+        target: Any = element
+        if isinstance(element, UnaryExpression):
+            if element.modifier is operators.desc_op:
+                desc = True
+            target = element.element
+        name = getattr(target, "name", None)
+        if not isinstance(name, str) or not isinstance(target, ColumnElement):
+            raise LucidError(
+                f'{method}() orders by columns only (order_by("column", "desc")); got {element}',
+                code="E_INVALID_ARGUMENT",
+            )
+        keys.append(OrderKey(target, desc, name))
+    return keys
+
+
+def signature(keys: Sequence[OrderKey]) -> int:
+    """A checksum of the ordering a cursor was made for."""
+    text = ",".join(f"{_qualified(k.column)}:{'d' if k.desc else 'a'}" for k in keys)
+    return zlib.crc32(text.encode())
+
+
+def _qualified(column: Any) -> str:
+    table = getattr(column, "table", None)
+    name = getattr(table, "name", None)
+    return f"{name}.{column.name}" if isinstance(name, str) else str(column.name)
+
+
+# -- the cursor token ------------------------------------------------------------------------------
+def _encode_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dt.datetime):
+        return {"t": "dt", "v": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"t": "d", "v": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"t": "tm", "v": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"t": "dec", "v": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {"t": "uuid", "v": str(value)}
+    if isinstance(value, bytes):
+        return {"t": "b", "v": base64.urlsafe_b64encode(value).decode()}
+    raise LucidError(
+        f"cursor_paginate() cannot put a {type(value).__name__} value in a cursor",
+        code="E_INVALID_ARGUMENT",
+    )
+
+
+_DECODERS: dict[str, Callable[[str], Any]] = {
+    "dt": dt.datetime.fromisoformat,
+    "d": dt.date.fromisoformat,
+    "tm": dt.time.fromisoformat,
+    "dec": Decimal,
+    "uuid": uuid.UUID,
+    "b": base64.urlsafe_b64decode,
+}
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        tag, text = value.get("t"), value.get("v")
+        decode = _DECODERS.get(tag) if isinstance(tag, str) else None
+        if decode is None or not isinstance(text, str) or len(value) != 2:
+            raise invalid_cursor("unknown value")
+        try:
+            return decode(text)
+        except (ValueError, ArithmeticError, binascii.Error) as exc:
+            raise invalid_cursor("bad value") from exc
+    if isinstance(value, list):
+        raise invalid_cursor("bad value")
+    return value
+
+
+def encode_check(values: Sequence[Any], keys: Sequence[OrderKey]) -> None:
+    """Refuse NULL sort values (``E_INVALID_ARGUMENT``)."""
+    for key, value in zip(keys, values, strict=True):
+        if value is None:
+            raise LucidError(
+                f'cursor_paginate() found NULL in sort column "{key.name}": keyset pagination '
+                "needs non-null sort columns (a comparison with NULL matches no row)",
+                code="E_INVALID_ARGUMENT",
+            )
+
+
+def encode_cursor(values: Sequence[Any], direction: str, keys: Sequence[OrderKey]) -> str:
+    """The token of a page boundary: ``direction`` is ``"next"`` or ``"prev"``."""
+    encode_check(values, keys)
+    doc = {
+        "d": "n" if direction == "next" else "p",
+        "v": [_encode_value(v) for v in values],
+        "o": signature(keys),
+    }
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(token: Any, keys: Sequence[OrderKey]) -> tuple[bool, list[Any]]:
+    """``(forward, values)`` of a token made by ``encode_cursor`` for the same ordering;
+    ``E_INVALID_CURSOR`` (status 400) for anything else."""
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise invalid_cursor("expected a cursor string")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        doc = json.loads(raw)
+    except (ValueError, binascii.Error) as exc:
+        raise invalid_cursor("it does not decode") from exc
+    if not isinstance(doc, dict) or set(doc) != {"d", "v", "o"}:
+        raise invalid_cursor("unexpected content")
+    direction, values = doc["d"], doc["v"]
+    if direction not in ("n", "p") or not isinstance(values, list):
+        raise invalid_cursor("unexpected content")
+    if doc["o"] != signature(keys) or len(values) != len(keys):
+        raise invalid_cursor("it was made for another ordering of the query")
+    decoded = [_decode_value(v) for v in values]
+    for key, value in zip(keys, decoded, strict=True):
+        _check_type(key, value)
+    return direction == "n", decoded
+
+
+def _check_type(key: OrderKey, value: Any) -> None:
+    """Refuse a value the column can't hold (a forged cursor), before the database does."""
+    if value is None:
+        raise invalid_cursor("a sort value is missing")
+    try:
+        expected = key.column.type.python_type
+    except NotImplementedError:
+        return
+    if expected is float:
+        ok = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is Decimal:
+        ok = isinstance(value, int | Decimal) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise invalid_cursor(f'a value does not fit column "{key.name}"')
+
+
+# -- the keyset condition --------------------------------------------------------------------------
+def keyset_condition(
+    keys: Sequence[OrderKey], values: Sequence[Any], forward: bool
+) -> ColumnElement[Any]:
+    """The rows after (``forward``) or before the boundary ``values`` in the order of
+    ``keys``: one row-value comparison when every key sorts the same way, else the expanded
+    OR of equal prefixes."""
+    bound = [literal(v, k.column.type) for k, v in zip(keys, values, strict=True)]
+    if all(k.desc == keys[0].desc for k in keys):
+        # asc + forward or desc + backward: greater; else smaller.
+        greater = keys[0].desc != forward
+        if len(keys) == 1:
+            col = keys[0].column
+            return col > bound[0] if greater else col < bound[0]
+        left, right = tuple_(*(k.column for k in keys)), tuple_(*bound)
+        return left > right if greater else left < right
+    terms: list[ColumnElement[Any]] = []
+    for i, key in enumerate(keys):
+        greater = key.desc != forward
+        step = key.column > bound[i] if greater else key.column < bound[i]
+        equal = [keys[j].column == bound[j] for j in range(i)]
+        terms.append(and_(*equal, step) if equal else step)
+    return or_(*terms)
+
+
+# -- the page --------------------------------------------------------------------------------------
+class CursorPaginator(Generic[T]):
+    """One page of a cursor-paginated query: ``data``, ``next_cursor``, ``previous_cursor``,
+    ``has_more`` (a page follows this one), ``per_page``; iterable, ``len()``, indexable.
+    ``serialize()`` gives ``{"meta": {...}, "data": [...]}`` with the meta keys spelled as the
+    model's naming strategy spells the paginator's (``perPage``/``nextCursor`` in camelCase)."""
+
+    def __init__(
+        self,
+        rows: Sequence[T],
+        per_page: int,
+        next_cursor: str | None,
+        previous_cursor: str | None,
+        naming_strategy: MetaKeysNaming | None = None,
+    ) -> None:
+        self.data: list[T] = list(rows)
+        self.per_page = per_page
+        self.next_cursor = next_cursor
+        self.previous_cursor = previous_cursor
+        self.naming_strategy: MetaKeysNaming = (
+            SnakeCaseMetaKeys() if naming_strategy is None else naming_strategy
+        )
+
+    @property
+    def has_more(self) -> bool:
+        """Whether a page follows this one (``next_cursor`` is set)."""
+        return self.next_cursor is not None
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether this page has no rows."""
+        return not self.data
+
+    def all(self) -> list[T]:
+        """The rows of this page."""
+        return self.data
+
+    def meta_keys(self) -> dict[str, str]:
+        """The meta keys, canonical name → spelling: camelCase when the naming strategy
+        spells the paginator's ``per_page`` as ``perPage``."""
+        names = ("per_page", "next_cursor", "previous_cursor", "has_more")
+        per_page = self.naming_strategy.pagination_meta_keys()["per_page"]
+        if per_page == "per_page":
+            return {n: n for n in names}
+        return {n: _camel(n) for n in names}
+
+    def get_meta(self) -> dict[str, Any]:
+        """``per_page``, ``next_cursor``, ``previous_cursor``, ``has_more``."""
+        keys = self.meta_keys()
+        return {
+            keys["per_page"]: self.per_page,
+            keys["next_cursor"]: self.next_cursor,
+            keys["previous_cursor"]: self.previous_cursor,
+            keys["has_more"]: self.has_more,
+        }
+
+    def serialize(self, cherry_pick: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``{"meta": get_meta(), "data": [...]}``; instances serialized with
+        ``cherry_pick``, plain dicts kept as they are."""
+        data: list[Any] = []
+        for row in self.data:
+            serialize = getattr(row, "serialize", None)
+            data.append(serialize(cherry_pick) if callable(serialize) else row)
+        return {"meta": self.get_meta(), "data": data}
+
+    def to_json(self) -> dict[str, Any]:
+        """Same as :meth:`serialize` without cherry picking."""
+        return self.serialize()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.data)
+
+    def __getitem__(self, index: int) -> T:
+        return self.data[index]
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __repr__(self) -> str:
+        return (
+            f"<CursorPaginator rows={len(self.data)} has_more={self.has_more} "
+            f"per_page={self.per_page}>"
+        )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+async def paginate_by_cursor(
+    builder: Any,
+    per_page: int,
+    cursor: str | None,
+    tie_breakers: Sequence[ColumnElement[Any]],
+    value_of: Callable[[Any, OrderKey], Any],
+    naming_strategy: MetaKeysNaming | None = None,
+) -> CursorPaginator[Any]:
+    """Run one page of ``builder`` (a ``Chainable`` whose ``exec()`` returns rows):
+    ``tie_breakers`` (the primary key) are appended to its ordering unless it has them;
+    ``value_of(row, key)`` reads a sort value back from a row."""
+    from .chainable import check_page
+
+    check_page(1, per_page, "cursor_paginate")
+    keys = order_keys(builder.state.order_by, "cursor_paginate")
+    named = {_qualified(k.column) for k in keys}
+    for column in tie_breakers:
+        if _qualified(column) not in named:
+            keys.append(OrderKey(column, False, str(getattr(column, "name", ""))))
+    forward = True
+    page = builder.clone()
+    state = page.state
+    if cursor is not None:
+        forward, values = decode_cursor(cursor, keys)
+        # AND-ed around the user's conditions: an or_where can't escape the keyset.
+        state.scoped.append(keyset_condition(keys, values, forward))
+    state.order_by = [k.ordered(not forward) for k in keys]
+    state.limit = per_page + 1
+    state.offset = None
+    rows = list(await page.exec())
+    # A NULL sort value would drop out of every later keyset comparison: refuse it as soon
+    # as such a row is read (the extra row included), never skip rows silently.
+    for row in rows:
+        encode_check([value_of(row, k) for k in keys], keys)
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if not forward:
+        rows.reverse()
+
+    def boundary(row: Any, direction: str) -> str:
+        return encode_cursor([value_of(row, k) for k in keys], direction, keys)
+
+    next_cursor = previous_cursor = None
+    if rows:
+        # Forward: a next page when the extra row came; a previous one when we came from one.
+        # Backward: the mirror image.
+        if more if forward else True:
+            next_cursor = boundary(rows[-1], "next")
+        if (cursor is not None) if forward else more:
+            previous_cursor = boundary(rows[0], "prev")
+    return CursorPaginator(rows, per_page, next_cursor, previous_cursor, naming_strategy)

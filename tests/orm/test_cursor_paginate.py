@@ -1,0 +1,276 @@
+"""Cursor (keyset) pagination (issue 15, item 6): ``cursor_paginate(per_page, cursor)`` walks
+any ordering forward and backward with opaque cursors, one statement per page with a keyset
+condition and ``LIMIT per_page + 1`` (no OFFSET, no COUNT), combined with preload, where_has
+and scopes; bad cursors are ``E_INVALID_CURSOR``."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from lucid_orm import CamelCaseNamingStrategy, LucidError, column, db, has_many, scope
+from lucid_orm.database import Database
+from lucid_orm.query.cursor import CursorPaginator
+from lucid_orm.relations import HasMany
+from tests import models
+from tests.helpers import count_queries
+
+
+class Post(models.Post):
+    score: int | None = column()
+    is_published: bool | None = column()
+    created_at: dt.datetime | None = column()
+    comments: HasMany[models.Comment] = has_many(lambda: models.Comment)
+
+    @scope
+    def published(query: Any) -> None:
+        query.where("is_published", True)
+
+
+class User(models.User):
+    posts: HasMany[Post] = has_many(lambda: Post)
+
+
+class CamelPost(models.Post):
+    table = "posts"
+    naming_strategy = CamelCaseNamingStrategy()
+
+
+# (title, score): scores tie so the title and then the key break the ties.
+ROWS = [("e", 3), ("b", 1), ("g", 2), ("a", 3), ("d", 1), ("f", 2), ("c", 3), ("a", 3)]
+
+
+@pytest.fixture
+async def posts(database: Database) -> list[Post]:
+    start = dt.datetime(2024, 1, 1, 12, 0, 0)
+    return await Post.create_many(
+        [
+            {
+                "title": t,
+                "score": s,
+                "user_id": 1,
+                "is_published": i % 2 == 0,
+                "created_at": start + dt.timedelta(minutes=i * 7),
+            }
+            for i, (t, s) in enumerate(ROWS)
+        ]
+    )
+
+
+async def walk(query: Any, per_page: int) -> list[CursorPaginator[Any]]:
+    """Every page forward, from the first."""
+    pages = [await query.clone().cursor_paginate(per_page)]
+    while pages[-1].next_cursor is not None:
+        pages.append(await query.clone().cursor_paginate(per_page, pages[-1].next_cursor))
+    return pages
+
+
+def ids(page: CursorPaginator[Any]) -> list[int]:
+    return [p.id for p in page]
+
+
+class TestForward:
+    async def test_pages_by_key(self, posts: list[Post]) -> None:
+        with count_queries() as q:
+            pages = await walk(Post.query().order_by("id"), 3)
+        assert q.count == 3  # one statement per page, no count
+        key_order = sorted(p.id for p in posts)
+        assert [ids(p) for p in pages] == [key_order[0:3], key_order[3:6], key_order[6:8]]
+        assert [p.has_more for p in pages] == [True, True, False]
+        assert pages[0].previous_cursor is None
+        assert pages[1].previous_cursor is not None and pages[2].previous_cursor is not None
+        assert pages[2].next_cursor is None
+        assert len(pages[0]) == 3 and pages[0][0].id == key_order[0]
+        assert isinstance(pages[0].data[0], Post)
+        for event in q.events:
+            upper = event.sql.upper()
+            assert "COUNT(" not in upper and "LIMIT" in upper
+            if db.get_connection().dialect_name == "sqlite":
+                # SQLAlchemy writes SQLite's LIMIT as "LIMIT ? OFFSET ?" with a constant 0
+                assert upper.count("OFFSET") == 1 and event.bindings[-1] == 0
+                assert event.bindings[-2] == 4  # per_page + 1
+            else:
+                assert "OFFSET" not in upper
+                assert event.bindings[-1] == 4
+
+    async def test_mixed_directions_with_ties(self, posts: list[Post]) -> None:
+        query = Post.query().order_by("score", "desc").order_by("title")
+        expected = ids_of(await query.clone().order_by("id"))
+        with count_queries() as q:
+            pages = await walk(query, 3)
+        assert [i for p in pages for i in ids(p)] == expected
+        # different directions: the expanded OR form
+        assert " OR " in q.sqls[1].upper()
+
+    async def test_same_direction_uses_a_row_value(self, posts: list[Post]) -> None:
+        query = Post.query().order_by("score").order_by("title")
+        expected = ids_of(await query.clone().order_by("id"))
+        with count_queries() as q:
+            pages = await walk(query, 3)
+        assert [i for p in pages for i in ids(p)] == expected
+        assert "(posts.score, posts.title, posts.id) >" in q.sqls[1].replace("`", "")
+
+    async def test_datetime_sort_column(self, posts: list[Post]) -> None:
+        query = Post.query().order_by("created_at", "desc")
+        pages = await walk(query, 3)
+        assert [i for p in pages for i in ids(p)] == [p.id for p in reversed(posts)]
+
+    async def test_no_rows(self, database: Database) -> None:
+        page = await Post.query().cursor_paginate(5)
+        assert len(page) == 0 and not page
+        assert (page.next_cursor, page.previous_cursor, page.has_more) == (None, None, False)
+
+
+def ids_of(rows: list[Post]) -> list[int]:
+    return [r.id for r in rows]
+
+
+class TestBackward:
+    async def test_previous_cursors_walk_back_the_same_pages(self, posts: list[Post]) -> None:
+        query = Post.query().order_by("score", "desc").order_by("title")
+        forward = await walk(query, 3)
+        back = [forward[-1]]
+        while back[-1].previous_cursor is not None:
+            back.append(await query.clone().cursor_paginate(3, back[-1].previous_cursor))
+        assert [ids(p) for p in reversed(back)] == [ids(p) for p in forward]
+        # the first page reached backwards is the first page: nothing before it
+        assert back[-1].previous_cursor is None
+        assert back[-1].has_more is True and back[-1].next_cursor is not None
+        again = await query.clone().cursor_paginate(3, back[-1].next_cursor)
+        assert ids(again) == ids(forward[1])
+
+
+class TestCombined:
+    async def test_with_preload_where_has_and_scopes(self, posts: list[Post]) -> None:
+        await db.table("comments").multi_insert(
+            [{"post_id": p.id, "body": f"on {p.title}"} for p in posts[:6]]
+        )
+        query = (
+            Post.query()
+            .with_scopes(lambda s: s.published())
+            .where_has("comments")
+            .or_where("title", "zzz")  # an or_where must not escape the keyset
+            .preload("comments")
+            .order_by("id")
+        )
+        expected = [p.id for p in posts[:6] if p.is_published]
+        with count_queries() as q:
+            pages = await walk(query, 2)
+        assert [i for p in pages for i in ids(p)] == expected
+        assert q.count == 2 * len(pages)  # the page and its preload
+        assert all(c.body == f"on {p.title}" for page in pages for p in page for c in p.comments)
+
+    async def test_related_query(self, posts: list[Post]) -> None:
+        owner = await User.create({"username": "owner"})
+        await Post.query().update({"user_id": owner.id + 1})
+        await Post.query().where_in("id", [p.id for p in posts[:5]]).update({"user_id": owner.id})
+        query = (owner.related("posts").query().where("score", 3).or_where("score", 2)).order_by(
+            "score", "desc"
+        )
+        pages = await walk(query, 2)
+        # the relation's constraint holds on every page, an or_where included
+        expected = [p.id for p in await query.clone().order_by("id")]
+        assert [i for p in pages for i in ids(p)] == expected
+        assert sorted(expected) == sorted(p.id for p in posts[:5] if p.score in (2, 3))
+        assert len(expected) == 3
+
+    async def test_pojo_and_database_builder(self, posts: list[Post]) -> None:
+        page = await Post.query().select("id", "title").pojo().order_by("title").cursor_paginate(5)
+        assert [r["title"] for r in page] == ["a", "a", "b", "c", "d"]
+        rest = (
+            await Post.query()
+            .select("id", "title")
+            .pojo()
+            .order_by("title")
+            .cursor_paginate(5, page.next_cursor)
+        )
+        assert [r["title"] for r in rest] == ["e", "f", "g"]
+        rows = await walk(db.from_("posts").select("id", "score").order_by("score"), 3)
+        assert [r["score"] for p in rows for r in p] == [1, 1, 2, 2, 3, 3, 3, 3]
+
+
+class TestSerialize:
+    async def test_serialize_snake_case(self, posts: list[Post]) -> None:
+        page = await Post.query().order_by("id").cursor_paginate(2)
+        out = page.serialize({"fields": ["id"]})
+        assert out == {
+            "meta": {
+                "per_page": 2,
+                "next_cursor": page.next_cursor,
+                "previous_cursor": None,
+                "has_more": True,
+            },
+            "data": [{"id": posts[0].id}, {"id": posts[1].id}],
+        }
+
+    async def test_serialize_camel_case(self, posts: list[Post]) -> None:
+        page = await CamelPost.query().order_by("id").cursor_paginate(20)
+        meta = page.serialize()["meta"]
+        assert meta == {"perPage": 20, "nextCursor": None, "previousCursor": None, "hasMore": False}
+
+    async def test_cursor_is_url_safe(self, posts: list[Post]) -> None:
+        page = await Post.query().order_by("created_at", "desc").cursor_paginate(2)
+        assert page.next_cursor is not None
+        assert all(c.isalnum() or c in "-_" for c in page.next_cursor)
+
+
+def tamper(cursor: str, change: dict[str, Any]) -> str:
+    doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    doc.update(change)
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+
+class TestInvalid:
+    @pytest.mark.parametrize(
+        "cursor",
+        ["", "not a cursor", "!!!", base64.urlsafe_b64encode(b"[1, 2]").decode(), "eyJ"],
+    )
+    async def test_garbage(self, posts: list[Post], cursor: str) -> None:
+        with count_queries() as q, pytest.raises(LucidError) as info:
+            await Post.query().order_by("id").cursor_paginate(2, cursor)
+        assert info.value.code == "E_INVALID_CURSOR"
+        assert info.value.status == 400
+        assert q.count == 0
+
+    async def test_tampered_and_foreign_cursors(self, posts: list[Post]) -> None:
+        page = await Post.query().order_by("id").cursor_paginate(2)
+        assert page.next_cursor is not None
+        bad = [
+            tamper(page.next_cursor, {"v": ["one"]}),  # not an int
+            tamper(page.next_cursor, {"v": [1, 2]}),  # too many values
+            tamper(page.next_cursor, {"d": "x"}),
+            tamper(page.next_cursor, {"o": 1}),
+            tamper(page.next_cursor, {"v": [{"t": "dt", "v": "yesterday"}]}),
+        ]
+        for cursor in bad:
+            with pytest.raises(LucidError) as info:
+                await Post.query().order_by("id").cursor_paginate(2, cursor)
+            assert info.value.code == "E_INVALID_CURSOR", cursor
+        # a cursor of another ordering
+        with pytest.raises(LucidError) as info:
+            await Post.query().order_by("title").cursor_paginate(2, page.next_cursor)
+        assert info.value.code == "E_INVALID_CURSOR"
+
+    async def test_raw_order_is_refused(self, posts: list[Post]) -> None:
+        with pytest.raises(LucidError) as info:
+            await Post.query().order_by_raw("lower(title)").cursor_paginate(2)
+        assert info.value.code == "E_INVALID_ARGUMENT"
+
+    async def test_null_sort_value_is_refused(self, posts: list[Post]) -> None:
+        await Post.query().where("id", posts[0].id).update({"score": None})
+        # In the direction where the database sorts NULLs first (PostgreSQL sorts them last
+        # in ascending order): the row is read, and refused, on the first page.
+        direction = "desc" if db.get_connection().dialect_name == "postgresql" else "asc"
+        with pytest.raises(LucidError) as info:
+            await walk(Post.query().order_by("score", direction), 3)
+        assert info.value.code == "E_INVALID_ARGUMENT"
+        assert "NULL" in info.value.message
+
+    async def test_bad_per_page(self, posts: list[Post]) -> None:
+        with pytest.raises(LucidError) as info:
+            await Post.query().cursor_paginate(0)
+        assert info.value.code == "E_INVALID_ARGUMENT"

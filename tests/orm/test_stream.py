@@ -1,0 +1,223 @@
+"""Streaming (issue 15, item 8): ``stream(batch_size)`` and ``each_chunk(n)`` on model and
+database queries read with a server-side cursor, hydrate and preload batch by batch, hold one
+connection for the loop and release it when the loop ends, breaks or raises; memory stays flat
+whatever the row count."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tracemalloc
+
+import pytest
+
+from lucid_orm import BaseModel, LucidError, after, db, has_many
+from lucid_orm.database import Database
+from lucid_orm.relations import HasMany
+from tests import models
+from tests.helpers import count_queries
+
+
+class Post(models.Post):
+    comments: HasMany[models.Comment] = has_many(lambda: models.Comment)
+
+
+class HookedPost(models.Post):
+    table = "posts"
+    batches: list[int] = []  # noqa: RUF012 - a class-level log the hook appends to
+
+    @after("fetch")
+    @staticmethod
+    async def count_batch(rows: list[BaseModel]) -> None:
+        HookedPost.batches.append(len(rows))
+
+
+async def make_posts(n: int) -> None:
+    await db.table("posts").multi_insert([{"user_id": 1, "title": f"p{i:03d}"} for i in range(n)])
+
+
+async def settle() -> None:
+    """Let the event loop run the ``aclose()`` it schedules for an async generator the garbage
+    collector found unfinished (closing the cursor and the connection takes a few turns of
+    the loop and of the driver's thread)."""
+    gc.collect()
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if not asyncio.all_tasks() - {asyncio.current_task()}:
+            return
+
+
+def checked_out() -> int:
+    """Connections the write side's pool has handed out (the lean path's idle ones included)."""
+    return int(db.get_connection().write_engines().engine.pool.checkedout())
+
+
+class TestStream:
+    async def test_streams_every_row_in_order(self, database: Database) -> None:
+        await make_posts(25)
+        with count_queries() as q:
+            titles = [p.title async for p in Post.query().order_by("id").stream(batch_size=10)]
+        assert titles == [f"p{i:03d}" for i in range(25)]
+        assert q.count == 1  # one statement, read in batches
+        assert "LIMIT" not in q.sqls[0].upper() and "OFFSET" not in q.sqls[0].upper()
+
+    async def test_instances_are_persisted_models(self, database: Database) -> None:
+        await make_posts(3)
+        posts = [p async for p in Post.query().where("title", "p001").stream()]
+        assert len(posts) == 1 and isinstance(posts[0], Post)
+        assert posts[0].is_persisted
+        posts[0].title = "changed"
+        await posts[0].save()
+        assert (await Post.find_or_fail(posts[0].id)).title == "changed"
+
+    async def test_each_chunk_yields_lists(self, database: Database) -> None:
+        await make_posts(25)
+        sizes = [len(chunk) async for chunk in Post.query().each_chunk(10)]
+        assert sizes == [10, 10, 5]
+
+    async def test_preload_runs_once_per_batch(self, database: Database) -> None:
+        await make_posts(6)
+        ids = [p["id"] for p in await db.from_("posts").select("id").order_by("id")]
+        await db.table("comments").multi_insert(
+            [{"post_id": pid, "body": f"c{pid}"} for pid in ids for _ in range(2)]
+        )
+        with count_queries() as q:
+            chunks = [
+                chunk
+                async for chunk in Post.query().order_by("id").preload("comments").each_chunk(4)
+            ]
+        assert [len(c) for c in chunks] == [4, 2]
+        assert q.count == 3  # the stream + one preload query per batch
+        assert all(len(p.comments) == 2 for chunk in chunks for p in chunk)
+        assert all(c.body == f"c{p.id}" for chunk in chunks for p in chunk for c in p.comments)
+
+    async def test_after_fetch_hooks_run_per_batch(self, database: Database) -> None:
+        await make_posts(5)
+        HookedPost.batches = []
+        assert len([p async for p in HookedPost.query().stream(batch_size=2)]) == 5
+        assert HookedPost.batches == [2, 2, 1]
+
+    async def test_pojo_streams_dicts(self, database: Database) -> None:
+        await make_posts(3)
+        rows = [r async for r in Post.query().select("title").order_by("id").pojo().stream()]
+        assert rows == [{"title": "p000"}, {"title": "p001"}, {"title": "p002"}]
+
+    async def test_database_builder_streams_dicts(self, database: Database) -> None:
+        await make_posts(5)
+        chunks = [c async for c in db.from_("posts").select("title").order_by("id").each_chunk(2)]
+        assert [[r["title"] for r in c] for c in chunks] == [
+            ["p000", "p001"],
+            ["p002", "p003"],
+            ["p004"],
+        ]
+        assert len([r async for r in db.from_("posts").stream(batch_size=2)]) == 5
+
+    async def test_invalid_batch_size(self, database: Database) -> None:
+        for bad in (0, -1, "10", True):
+            with pytest.raises(LucidError) as info:
+                [p async for p in Post.query().stream(batch_size=bad)]  # type: ignore[arg-type]
+            assert info.value.code == "E_INVALID_ARGUMENT"
+
+    async def test_inside_a_transaction_sees_its_rows(self, database: Database) -> None:
+        async with db.transaction() as trx:
+            await Post.create({"title": "uncommitted"}, client=trx)
+            titles = [p.title async for p in Post.query(client=trx).stream()]
+            assert titles == ["uncommitted"]
+        assert await Post.query().count_rows() == 1
+
+    async def test_preload_inside_a_transaction(self, database: Database) -> None:
+        # The preload queries run on the transaction's connection between batches: the
+        # stream must still deliver every row (MySQL reads the result whole first).
+        await make_posts(6)
+        ids = [p["id"] for p in await db.from_("posts").select("id").order_by("id")]
+        await db.table("comments").multi_insert([{"post_id": i, "body": "x"} for i in ids])
+        async with db.transaction() as trx:
+            with count_queries() as q:
+                sizes = [
+                    [len(p.comments) for p in chunk]
+                    async for chunk in Post.query(client=trx).preload("comments").each_chunk(2)
+                ]
+        assert sizes == [[1, 1], [1, 1], [1, 1]]
+        assert q.count == 4
+
+
+class TestConnectionRelease:
+    async def test_released_after_the_loop(self, database: Database) -> None:
+        await make_posts(30)
+        await Post.query().first()  # the lean path's idle connection, before counting
+        before = checked_out()
+        async for _ in Post.query().stream(batch_size=5):
+            assert checked_out() == before + 1  # held while iterating
+        assert checked_out() == before
+
+    async def test_released_on_break(self, database: Database) -> None:
+        await make_posts(30)
+        await Post.query().first()
+        before = checked_out()
+        stream = Post.query().order_by("id").stream(batch_size=5)
+        seen = []
+        async for post in stream:
+            seen.append(post.title)
+            if len(seen) == 7:
+                break
+        await stream.aclose()  # what the event loop does when it collects the generator
+        assert seen[-1] == "p006"
+        assert checked_out() == before
+        # and when only the garbage collector closes it
+        async for _ in Post.query().stream(batch_size=5):
+            break
+        await settle()
+        assert checked_out() == before
+
+    async def test_released_when_the_body_raises(self, database: Database) -> None:
+        await make_posts(30)
+        await Post.query().first()
+        before = checked_out()
+
+        async def consume() -> None:
+            async for _ in Post.query().stream(batch_size=5):
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await consume()
+        await settle()
+        assert checked_out() == before
+        assert await Post.query().count_rows() == 30  # the connection pool still works
+
+
+async def insert_many_rows(n: int) -> None:
+    """``n`` posts (a multiple of 100,000 up to 900,000) in one INSERT … SELECT over a cross
+    join of digits: seconds instead of minutes of multi-row INSERTs."""
+    digits = " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10))
+    product = ", ".join(f"({digits}) d{i}" for i in range(6))
+    number = "d0.d + 10*d1.d + 100*d2.d + 1000*d3.d + 10000*d4.d + 100000*d5.d"
+    await db.raw_query(
+        f"INSERT INTO posts (user_id, title) SELECT 1, 'title' FROM {product} WHERE {number} < ?",
+        [n],
+    ).exec()
+
+
+async def peak_while_streaming() -> tuple[int, int]:
+    """(rows seen, peak traced bytes) of streaming every post in batches of 1,000."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        seen = 0
+        async for post in Post.query().stream(batch_size=1000):
+            seen += post.user_id or 0
+        return seen, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+class TestFlatMemory:
+    async def test_peak_memory_does_not_grow_with_the_row_count(self, database: Database) -> None:
+        # 200,000 rows here (the 1,000,000-row figure is measured the same way, by hand).
+        await insert_many_rows(20_000)
+        small_rows, small_peak = await peak_while_streaming()
+        await insert_many_rows(180_000)
+        big_rows, big_peak = await peak_while_streaming()
+        assert (small_rows, big_rows) == (20_000, 200_000)
+        # Holding 200,000 instances takes well over 50 MB; a batch of 1,000 a few hundred KB.
+        assert big_peak < 8_000_000
+        assert big_peak < small_peak * 1.5 + 500_000
