@@ -33,12 +33,14 @@ from .orm.relations import (
 from .orm.relations.has_one_through import has_one_through
 from .query.database import DatabaseQueryBuilder
 from .query.json import json_extract
+from .query.cursor import CursorPaginator
 from .query.paginator import SimplePaginator
 
 __all__ = [
     "BaseModel",
     "CamelCaseNamingStrategy",
     "ConnectionLostError",
+    "CursorPaginator",
     "Database",
     "DatabaseQueryBuilder",
     "IntegrityError",
