@@ -31,9 +31,9 @@ from .orm.relations import (
     morphed_by_many,
 )
 from .orm.relations.has_one_through import has_one_through
+from .query.cursor import CursorPaginator
 from .query.database import DatabaseQueryBuilder
 from .query.json import json_extract
-from .query.cursor import CursorPaginator
 from .query.paginator import SimplePaginator
 
 __all__ = [
