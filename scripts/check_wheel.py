@@ -36,6 +36,30 @@ async def round_trip(url: str) -> None:
         await db.close()
 
 
+# The integration extras: the module each one enables, and what it needs.
+INTEGRATIONS = {
+    "pydantic": "lucid_orm.pydantic",
+    "otel": "lucid_orm.contrib.opentelemetry",
+    "fastapi": "lucid_orm.contrib.fastapi",
+}
+
+
+def integration(extra: str, installed: bool) -> None:
+    """``import`` of the extra's module works with it, and without it raises a LucidError
+    (``E_MISSING_DEPENDENCY``) naming ``pip install 'lucid-orm[extra]'``."""
+    module = INTEGRATIONS[extra]
+    try:
+        __import__(module)
+    except LucidError as exc:
+        wanted = f"pip install 'lucid-orm[{extra}]'"
+        check(not installed, f"{module} refused with [{extra}] installed: {exc}")
+        check(wanted in str(exc) and exc.code == "E_MISSING_DEPENDENCY", str(exc))
+        print(f"check_wheel: without [{extra}], {module} names the extra: ok")
+        return
+    check(installed, f"{module} imported without [{extra}]")
+    print(f"check_wheel: with [{extra}], {module} imports: ok")
+
+
 def main(extras: list[str]) -> None:
     version = importlib.metadata.version("lucid-orm")
     check(lucid_orm.__version__ == version, f"__version__ {lucid_orm.__version__} != {version}")
@@ -69,4 +93,7 @@ def main(extras: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--integration"]:
+        integration(sys.argv[2], sys.argv[3] == "installed")
+    else:
+        main(sys.argv[1:])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the wheel, install it into a clean virtual environment without extras and check it
 # (import, __version__, licence and URLs in the metadata, a SQLite round trip, no server driver,
-# the missing-driver error naming the extra), then add [postgresql] and [mysql] one at a time.
+# the missing-driver error naming the extra), then add [postgresql] and [mysql] one at a time,
+# then [pydantic], [otel] and [fastapi] (each module refused with the extra's name before).
 # With CHECK_WHEEL_SERVERS=1 (CI) each extra also makes a round trip to its server
 # (LUCID_PG_URL, LUCID_MYSQL_URL). Usage: scripts/check_wheel.sh [python]
 set -euo pipefail
@@ -46,3 +47,11 @@ check postgresql
 "$VPY" -m pip install --quiet "$WHEEL[mysql]"
 footprint "with [postgresql] and [mysql]"
 check postgresql mysql
+
+# The integration extras, one at a time: refused with the extra's name before, imported after.
+for extra in pydantic otel fastapi; do
+    check --integration "$extra" missing
+    "$VPY" -m pip install --quiet "$WHEEL[$extra]"
+    check --integration "$extra" installed
+done
+footprint "with every extra"
