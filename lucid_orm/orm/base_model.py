@@ -569,6 +569,15 @@ class BaseModel:
             raise LucidError(message, code="E_UNDEFINED_RELATIONSHIP")
         return cls.relations[name]
 
+    # -- pydantic (lucid_orm/pydantic.py, imported only when pydantic asks) ---------------------
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Makes the model a pydantic type (``response_model=User``, ``list[User]``): it
+        validates instances and serializes through ``serialize()``, typed for JSON schema."""
+        from ..pydantic import model_core_schema
+
+        return model_core_schema(cls, handler)
+
     # -- serialization (serializer.py) ----------------------------------------------------------
     def serialize_attributes(self, fields: Any = None, raw: bool = False) -> dict[str, Any]:
         """Set columns under their serialized names (``serialize_as``; ``None`` hides)."""
