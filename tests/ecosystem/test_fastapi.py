@@ -5,6 +5,9 @@ from the request. Every test runs on the three dialects."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -393,3 +396,54 @@ async def test_plain_starlette_handlers_and_pages(database: Database) -> None:
     assert meta["current_page"] == 1  # a non-integer page falls back to the first
     assert meta["next_page_url"] == "/things?per_page=1&q=t&page=2"
     assert [row["name"] for row in page.json()["data"]] == ["thing-00"]
+
+
+# -- missing dependencies -----------------------------------------------------------------------
+
+
+def run_without(modules: list[str], code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter where importing ``modules`` fails."""
+    block = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in modules)
+    return subprocess.run(
+        [sys.executable, "-c", block + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_without_starlette_the_import_names_the_extra() -> None:
+    run = run_without(
+        ["starlette", "starlette.requests", "fastapi"],
+        """
+        import lucid_orm  # works without the extra
+        from lucid_orm.errors import LucidError
+        try:
+            import lucid_orm.contrib.fastapi
+        except LucidError as exc:
+            print(exc.code, exc)
+        """,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("E_MISSING_DEPENDENCY ")
+    assert "pip install 'lucid-orm[fastapi]'" in run.stdout
+
+
+def test_without_fastapi_the_starlette_pieces_work() -> None:
+    run = run_without(
+        ["fastapi"],
+        """
+        from starlette.applications import Starlette
+        from lucid_orm.errors import LucidError
+        from lucid_orm.contrib import fastapi as contrib
+        app = Starlette(lifespan=contrib.lifespan(url="sqlite://:memory:"))
+        contrib.install(app)
+        try:
+            contrib.Transaction
+        except LucidError as exc:
+            print(exc.code, exc)
+        """,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("E_MISSING_DEPENDENCY lucid_orm.contrib.fastapi.Transaction")
+    assert "lucid-orm[fastapi]" in run.stdout
