@@ -7,6 +7,7 @@ Only this module imports pydantic: ``import lucid_orm`` works without it.
 
 from __future__ import annotations
 
+import base64
 import inspect
 import sys
 import types
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 from sqlalchemy import Integer
 
-from .errors import LucidError
+from .errors import InvalidArgumentError, LucidError
 from .orm.base_model import BaseModel as LucidModel
 from .orm.columns import UNSET, ColumnDef
 from .orm.model_info import declared, info_of
@@ -43,6 +44,8 @@ T = TypeVar("T")
 # Read shapes dump their JSON keys by default on pydantic 2.11+ (older versions ignore the
 # option and dump them when asked, as FastAPI does).
 _BY_ALIAS = ConfigDict(serialize_by_alias=True)
+# Read shapes write bytes as ``serialize()`` does: base64 text.
+_READ_CONFIG = ConfigDict(serialize_by_alias=True, ser_json_bytes="base64")
 
 
 # -- reading a model's declarations --------------------------------------------------------------
@@ -93,13 +96,13 @@ def _is_auto_key(col: ColumnDef) -> bool:
     return col.is_primary and isinstance(col.type_, Integer)
 
 
-def _strip_bytes(annotation: Any) -> Any:
-    """``serialize()`` writes bytes as base64 text."""
-    if annotation is bytes:
-        return str
-    if _nullable(annotation) and bytes in typing.get_args(annotation):
-        return str | None
-    return annotation
+def _is_bytes(annotation: Any) -> bool:
+    return annotation is bytes or (_nullable(annotation) and bytes in typing.get_args(annotation))
+
+
+def _from_base64(value: Any) -> Any:
+    """Serialized bytes (base64 text, as ``serialize()`` writes them) read back."""
+    return base64.b64decode(value) if isinstance(value, str) else value
 
 
 # -- the schema of a model as a pydantic type ----------------------------------------------------
@@ -122,12 +125,18 @@ def _dump(value: Any) -> Any:
 def _leaf(annotation: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
     """The schema of one serialized value: typed for the JSON schema (and for validating JSON
     input), written as ``serialize()`` already made it."""
+    after = _same
+    if _is_bytes(annotation):  # base64 text (serialize() writes bytes so)
+        annotation = str | None if _nullable(annotation) else str
+        after = _from_base64
     try:
-        inner = handler.generate_schema(_strip_bytes(annotation))
+        inner = handler.generate_schema(annotation)
     except Exception:  # a type pydantic does not know: described as any value
         inner = core_schema.any_schema()
+    # Written by inference, in Rust: no Python call per value (the JSON schema still comes
+    # from ``inner``, the typed schema).
     return core_schema.no_info_after_validator_function(
-        _same, inner, serialization=core_schema.plain_serializer_function_ser_schema(_same)
+        after, inner, serialization=core_schema.simple_ser_schema("any")
     )
 
 
@@ -135,15 +144,17 @@ def _serialized_shape(
     model: type[LucidModel], handler: GetCoreSchemaHandler
 ) -> tuple[core_schema.CoreSchema, list[type[LucidModel]]]:
     """The typed dict ``serialize()`` returns for ``model``, and the models its relations
-    reach. Columns and computed values are required; relations are not (only loaded ones
-    are written)."""
+    reach. Computed values and non-nullable columns are required; relations are not (only
+    loaded ones are written)."""
     info = info_of(model)
     fields: dict[str, core_schema.TypedDictField] = {}
     for name, col in info.columns.items():
         if col.serialize_as is None:
             continue
-        ann = Any if col.serialize is not None else _annotation(model, name)
-        fields[col.serialize_as] = core_schema.typed_dict_field(_leaf(ann, handler))
+        ann = _annotation(model, name)
+        leaf = _leaf(Any if col.serialize is not None else ann, handler)
+        # serialize() writes set columns only: a nullable one may be absent (never set).
+        fields[col.serialize_as] = core_schema.typed_dict_field(leaf, required=not _nullable(ann))
     for name, comp in info.computed.items():
         key = _computed_key(model, name, comp.serialize_as)
         if key is not None:
@@ -166,9 +177,10 @@ def _serialized_shape(
         )
     shape = core_schema.typed_dict_schema(
         fields,
+        # ``cls`` gives the JSON schema its title and the model's docstring as description.
+        cls=model,
         ref=_ref(model),
         extra_behavior="ignore",
-        config=core_schema.CoreConfig(title=model.__name__),
     )
     return shape, reached
 
@@ -265,6 +277,8 @@ def _field(annotation: Any, alias: str, name: str, required: bool) -> tuple[Any,
         annotation,
         Field(
             default,
+            # Titled after the attribute, as pydantic titles fields without an alias.
+            title=name.replace("_", " ").title(),
             validation_alias=AliasChoices(alias, name) if alias != name else None,
             serialization_alias=alias if alias != name else None,
         ),
@@ -318,18 +332,18 @@ def pydantic_model(
     the class (default ``<Model>Read``, ``<Model>Create``, ``<Model>Update``).
 
     Raises:
-        LucidError: ``E_INVALID_ARGUMENT`` for an unknown mode, name or relation.
+        InvalidArgumentError: an unknown mode or name, ``relations`` outside read mode.
+        LucidError: ``E_UNDEFINED_RELATIONSHIP`` for an unknown relation.
     """
     if mode not in ("read", "create", "update"):
-        raise LucidError(f"Unknown pydantic_model mode {mode!r}", code="E_INVALID_ARGUMENT")
+        raise InvalidArgumentError(f"Unknown pydantic_model mode {mode!r}")
     info = info_of(model)
     known = set(info.columns) | set(info.computed)
     for listed in (include or ()), exclude, optional:
         unknown = sorted(set(listed) - known)
         if unknown:
-            raise LucidError(
-                f'{", ".join(unknown)}: not a column or computed value of "{model.__name__}"',
-                code="E_INVALID_ARGUMENT",
+            raise InvalidArgumentError(
+                f'{", ".join(unknown)}: not a column or computed value of "{model.__name__}"'
             )
     fields: dict[str, tuple[Any, Any]] = {}
     for attr, col in info.columns.items():
@@ -369,13 +383,13 @@ def pydantic_model(
         }:
             fields["extras"] = _field(dict[str, Any], "meta", "extras", True)
     elif relations:
-        raise LucidError("relations= is for mode='read' shapes", code="E_INVALID_ARGUMENT")
+        raise InvalidArgumentError("relations= is for mode='read' shapes")
     shape_name = name or f"{model.__name__}{mode.capitalize()}"
-    config = _BY_ALIAS if mode == "read" else ConfigDict()
+    config = _READ_CONFIG if mode == "read" else ConfigDict()
     created = pydantic.create_model(  # type: ignore[call-overload]
         shape_name, __base__=LucidShape, __module__=model.__module__, **fields
     )
-    created.model_config.update(config)
+    created.model_config = {**created.model_config, **config}
     created.model_rebuild(force=True)
     created.__lucid_model__ = model
     created.__lucid_mode__ = mode
