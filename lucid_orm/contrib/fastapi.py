@@ -4,19 +4,21 @@ Four pieces, each usable alone::
 
     from fastapi import FastAPI
     from lucid_orm.contrib.fastapi import Pagination, Transaction, install, lifespan
+    from lucid_orm.pydantic import Page, pydantic_model
 
     app = FastAPI(lifespan=lifespan(url="sqlite:///app.db"))   # configure, then close
     install(app)                                  # LucidError -> JSON {"code", "message"}
+    UserCreate = pydantic_model(User, mode="create")
 
     @app.post("/users", status_code=201)
-    async def create_user(body: dict[str, str], trx: Transaction) -> dict[str, object]:
-        user = await User.create(body, client=trx)  # committed before the response is sent
-        return user.serialize()
+    async def create_user(body: UserCreate, trx: Transaction) -> User:
+        return await User.create(body.model_dump(exclude_unset=True), client=trx)
+        # committed before the response is sent
 
-    @app.get("/users")
-    async def list_users(pages: Pagination) -> dict[str, object]:
-        page = await pages.paginate(User.query().order_by("id"))
-        return page.serialize()                   # meta.next_page_url from the request's URL
+    @app.get("/users", response_model=Page[User])
+    async def list_users(pages: Pagination) -> SimplePaginator[User]:
+        return await pages.paginate(User.query().order_by("id"))
+        # meta.next_page_url from the request's URL
 
 * :func:`lifespan` configures ``db`` on start-up and closes its pools on shut-down, around
   the application's own lifespan (``inner=``).
@@ -50,7 +52,7 @@ from lucid_orm.query.paginator import SimplePaginator
 try:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
-except ImportError as exc:  # pragma: no cover - exercised in a clean install
+except ImportError as exc:  # tests/ecosystem/test_fastapi.py hides Starlette to test it
     raise LucidError(
         "lucid_orm.contrib.fastapi needs FastAPI (or Starlette), which is not installed: "
         "pip install 'lucid-orm[fastapi]'",
@@ -64,6 +66,7 @@ __all__ = [
     "PageRequest",
     "Pagination",
     "Transaction",
+    "constraint_kind",
     "error_body",
     "install",
     "lifespan",
@@ -172,6 +175,9 @@ async def _configure(manager: Database, source: Any, kwargs: dict[str, Any]) -> 
 _STATUS_BY_CODE = {
     "E_INVALID_VALUE": 422,  # a value the database cannot hold (NaN, a year out of range)
     "E_UNKNOWN_ATTRIBUTE": 422,  # create/merge/fill with a key that is not a column
+    # The database is out of reach: a load balancer or client may retry elsewhere or later.
+    "E_CONNECTION_FAILED": 503,
+    "E_CONNECTION_LOST": 503,
 }
 
 # Constraint kinds by driver error: PostgreSQL SQLSTATE, SQLite extended result code, MySQL
@@ -213,7 +219,8 @@ def constraint_kind(exc: IntegrityError) -> str:
 def status_of(exc: LucidError) -> int:
     """The HTTP status for ``exc``: 409/422 for constraint violations (see
     :func:`constraint_kind`), 422 for values a client sent that the model or the database
-    refuses (``E_INVALID_VALUE``, ``E_UNKNOWN_ATTRIBUTE``), else ``exc.status``
+    refuses (``E_INVALID_VALUE``, ``E_UNKNOWN_ATTRIBUTE``), 503 when the database cannot be
+    reached (``E_CONNECTION_FAILED``, ``E_CONNECTION_LOST``), else ``exc.status``
     (``ModelNotFoundError``: 404)."""
     if isinstance(exc, IntegrityError):
         return _INTEGRITY[constraint_kind(exc)][0]
@@ -228,6 +235,8 @@ def error_body(exc: LucidError, status: int) -> dict[str, Any]:
         message = _INTEGRITY[constraint_kind(exc)][1]
     elif isinstance(exc, ModelNotFoundError):
         message = f"{exc.model} not found" if exc.model else "Row not found"
+    elif status == 503:
+        message = "The database is unavailable"
     elif isinstance(exc, QueryError) or status >= 500:
         message = "Internal server error"
     else:

@@ -180,6 +180,37 @@ async def test_a_foreign_key_violation_is_a_409(database: Database) -> None:
     assert await Membership.query().count_rows() == 0
 
 
+async def test_an_unreachable_database_is_a_503_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No database of the suite is involved: the endpoint's own points at a closed port."""
+    unreachable = Database()
+    unreachable.configure(url="postgresql://postgres:s3cret@127.0.0.1:1/nowhere")
+    app = FastAPI()
+    install(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"rows": await unreachable.raw_query("select 1")}
+
+    try:
+        with caplog.at_level("ERROR", logger="lucid_orm.contrib.fastapi"):
+            async with client_for(app) as client:
+                response = await client.get("/health")
+    finally:
+        await unreachable.close()
+    assert response.status_code == 503
+    assert response.json() == {
+        "code": "E_CONNECTION_FAILED",
+        "message": "The database is unavailable",
+    }
+    assert "127.0.0.1" not in response.text
+    [record] = caplog.records
+    assert record.getMessage() == "GET /health failed: E_CONNECTION_FAILED"
+    assert record.exc_info is not None
+    assert "s3cret" not in caplog.text  # the log names the connection, its password masked
+
+
 # -- a transaction per request ------------------------------------------------------------------
 
 
