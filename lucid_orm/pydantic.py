@@ -122,6 +122,15 @@ def _dump(value: Any) -> Any:
     return value.serialize() if isinstance(value, LucidModel) else value
 
 
+# Values are written by inference, in Rust (no Python call per value), where pydantic-core
+# has the "any" serializer; older versions (pydantic 2.7) call an identity function.
+_AS_IS: core_schema.SerSchema = (
+    core_schema.simple_ser_schema("any")
+    if "any" in typing.get_args(core_schema.ExpectedSerializationTypes)
+    else core_schema.plain_serializer_function_ser_schema(_same)
+)
+
+
 def _leaf(annotation: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
     """The schema of one serialized value: typed for the JSON schema (and for validating JSON
     input), written as ``serialize()`` already made it."""
@@ -133,11 +142,8 @@ def _leaf(annotation: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSch
         inner = handler.generate_schema(annotation)
     except Exception:  # a type pydantic does not know: described as any value
         inner = core_schema.any_schema()
-    # Written by inference, in Rust: no Python call per value (the JSON schema still comes
-    # from ``inner``, the typed schema).
-    return core_schema.no_info_after_validator_function(
-        after, inner, serialization=core_schema.simple_ser_schema("any")
-    )
+    # The JSON schema comes from ``inner``; the value is written as it is.
+    return core_schema.no_info_after_validator_function(after, inner, serialization=_AS_IS)
 
 
 def _serialized_shape(
@@ -177,12 +183,26 @@ def _serialized_shape(
         )
     shape = core_schema.typed_dict_schema(
         fields,
-        # ``cls`` gives the JSON schema its title and the model's docstring as description.
-        cls=model,
         ref=_ref(model),
         extra_behavior="ignore",
+        metadata={"pydantic_js_functions": [_titled(model)]},
     )
     return shape, reached
+
+
+def _titled(model: type[LucidModel]) -> Callable[[Any, Any], Any]:
+    """Gives a model's JSON schema its title, and its docstring as description."""
+
+    def update(schema: Any, handler: Any) -> Any:
+        json_schema = handler(schema)
+        target = handler.resolve_ref_schema(json_schema)
+        target["title"] = model.__name__
+        doc = model.__dict__.get("__doc__")
+        if doc:
+            target["description"] = inspect.cleandoc(doc)
+        return json_schema
+
+    return update
 
 
 def _instance_from(model: type[LucidModel]) -> Callable[[Any], Any]:

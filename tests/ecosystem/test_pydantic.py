@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel as PydanticModel
 from pydantic import TypeAdapter, ValidationError
 
 from lucid_orm import (
@@ -81,6 +82,17 @@ class CamelPost(BaseModel):
     title: str = column()
 
 
+class Node(BaseModel):
+    """``users`` as a tree (``country_id`` points at the parent row): a self-reference."""
+
+    table = "users"
+    id: int = column(is_primary=True)
+    username: str = column()
+    country_id: int | None = column()
+    parent: BelongsTo[Node] = belongs_to(lambda: Node, foreign_key="country_id")
+    children: HasMany[Node] = has_many(lambda: Node, foreign_key="country_id")
+
+
 async def _author_with_posts(*titles: str) -> Author:
     author = await Author.create({"username": "ann", "email": "ann@example.com", "points": 3})
     for title in titles:
@@ -90,6 +102,11 @@ async def _author_with_posts(*titles: str) -> Author:
 
 def _schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
     return adapter.json_schema(mode="serialization")
+
+
+def _ref_of(schema: dict[str, Any]) -> str:
+    """The ``$ref`` of a JSON schema (older pydantic versions wrap it in an ``allOf``)."""
+    return str(schema.get("$ref") or schema["allOf"][0]["$ref"])
 
 
 class TestModelAsPydanticType:
@@ -147,9 +164,42 @@ class TestModelAsPydanticType:
         props = _schema(TypeAdapter(CamelUser))["properties"]
         assert {"id", "username", "countryId", "createdAt", "posts", "meta"} == set(props)
 
+    async def test_self_reference(self, database: Database) -> None:
+        root = await Node.create({"username": "root"})
+        await Node.create({"username": "leaf", "country_id": root.id})
+        tree = await Node.query().where("id", root.id).preload("children").first_or_fail()
+        adapter = TypeAdapter(Node)
+        assert adapter.dump_python(tree) == {
+            "id": root.id,
+            "username": "root",
+            "country_id": None,
+            "children": [{"id": tree.children[0].id, "username": "leaf", "country_id": root.id}],
+        }
+        props = _schema(adapter)["$defs"]["Node"]["properties"]
+        assert props["children"]["items"] == {"$ref": "#/$defs/Node"}
+        assert {"$ref": "#/$defs/Node"} in props["parent"]["anyOf"]
+
+    async def test_inside_a_pydantic_model(self, database: Database) -> None:
+        author = await _author_with_posts("one")
+
+        class Feed(PydanticModel):
+            owner: Author
+            others: list[Author]
+            maybe: Author | None = None
+
+        feed = Feed(owner=author, others=[author])
+        assert feed.owner is author
+        assert feed.model_dump() == {
+            "owner": author.serialize(),
+            "others": [author.serialize()],
+            "maybe": None,
+        }
+        props = Feed.model_json_schema(mode="serialization")["properties"]
+        assert _ref_of(props["owner"]) == "#/$defs/Author"
+
     def test_json_schema_has_real_fields_and_types(self) -> None:
         schema = _schema(TypeAdapter(Author))
-        assert schema["$ref"] == "#/$defs/Author"
+        assert _ref_of(schema) == "#/$defs/Author"
         author = schema["$defs"]["Author"]
         assert author["title"] == "Author" and author["description"] == Author.__doc__
         props = author["properties"]
@@ -287,7 +337,7 @@ class TestPage:
         assert dumped["meta"]["perPage"] == 5 and "per_page" not in dumped["meta"]
         shape = pydantic_model(CamelUser, name="CamelOut")
         ShapePage = Page[shape]  # type: ignore[valid-type]
-        shaped = ShapePage.model_validate(paginator).model_dump(mode="json")
+        shaped = ShapePage.model_validate(paginator).model_dump(mode="json", by_alias=True)
         assert shaped["data"][0]["createdAt"] is not None and "created_at" not in shaped["data"][0]
         assert shaped["meta"]["perPage"] == 5
         schema = ShapePage.model_json_schema(mode="serialization")
