@@ -389,27 +389,35 @@ def pagination(*, per_page: int = 20, max_per_page: int = 100) -> Callable[..., 
 
 # -- FastAPI annotations ------------------------------------------------------------------------
 
+# The annotations FastAPI cannot provide here, and why (see __getattr__).
+_MISSING: dict[str, str] = {}
 try:
+    import fastapi
     from fastapi import Depends
-except ImportError:  # plain Starlette: everything but these two annotations works
-    _HAS_FASTAPI = False
+except ImportError:  # plain Starlette: everything else works
+    _MISSING = dict.fromkeys(("Transaction", "Pagination"), "FastAPI is not installed")
 else:
-    _HAS_FASTAPI = True
+    if "scope" not in inspect.signature(Depends).parameters:
+        _MISSING["Transaction"] = (
+            f"it needs FastAPI 0.121 or later (Depends(scope=...)), not {fastapi.__version__}"
+        )
 
-if TYPE_CHECKING or _HAS_FASTAPI:
+if TYPE_CHECKING or "Transaction" not in _MISSING:
     Transaction: TypeAlias = Annotated[TransactionClient, Depends(transaction, scope="function")]
     """``trx: Transaction`` in an endpoint: the transaction of :data:`transaction`, committed
     before the response is sent."""
 
+if TYPE_CHECKING or "Pagination" not in _MISSING:
     Pagination: TypeAlias = Annotated[PageRequest, Depends(pagination())]
     """``pages: Pagination`` in an endpoint: the :class:`PageRequest` of the request."""
-else:
+
+if not TYPE_CHECKING:  # a module __getattr__ would hide misspelt imports from type checkers
 
     def __getattr__(name: str) -> Any:
-        if name in ("Transaction", "Pagination"):
+        if name in _MISSING:
             raise LucidError(
-                f"lucid_orm.contrib.fastapi.{name} is a FastAPI dependency, and FastAPI is not "
-                "installed: pip install 'lucid-orm[fastapi]'",
+                f"lucid_orm.contrib.fastapi.{name} is a FastAPI dependency, and "
+                f"{_MISSING[name]}: pip install -U 'lucid-orm[fastapi]'",
                 code="E_MISSING_DEPENDENCY",
             )
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
