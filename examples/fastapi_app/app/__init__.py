@@ -1,0 +1,1 @@
+"""The FastAPI example: ``app.main`` (the API), ``app.models`` and ``app.schemas``."""
