@@ -1,5 +1,7 @@
 """lucid_orm: an async Active Record ORM for Python, after AdonisJS Lucid."""
 
+from typing import TYPE_CHECKING, Any
+
 from .database import Database, QueryClient, QueryEvent, TransactionClient, db
 from .errors import (
     ConnectionLostError,
@@ -31,10 +33,13 @@ from .orm.relations import (
     morphed_by_many,
 )
 from .orm.relations.has_one_through import has_one_through
-from .query.cursor import CursorPaginator
 from .query.database import DatabaseQueryBuilder
 from .query.json import json_extract
 from .query.paginator import SimplePaginator
+
+if TYPE_CHECKING:
+    from .query.cursor import CursorPaginator
+
 
 __all__ = [
     "BaseModel",
@@ -81,11 +86,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> Any:
     # ``__version__`` on first access: the metadata lookup scans sys.path (~5 ms), which
-    # ``import lucid_orm`` should not pay.
+    # ``import lucid_orm`` should not pay; ``CursorPaginator`` likewise (keyset pagination
+    # loads with its first use).
     if name == "__version__":
         from ._version import version
 
         return version()
+    if name == "CursorPaginator":
+        from .query.cursor import CursorPaginator
+
+        return CursorPaginator
     raise AttributeError(f"module 'lucid_orm' has no attribute {name!r}")

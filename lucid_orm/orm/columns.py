@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import sys
 import types
 import typing
 import uuid
@@ -27,7 +28,6 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
 )
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncpgDateTime
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
@@ -107,7 +107,13 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
     cache_ok = True
 
     def column_expression(self, column: Any) -> Any:
-        if isinstance(self.impl_instance, AsyncpgDateTime):  # this type as asyncpg binds it
+        # This type as asyncpg binds it. Looked up in sys.modules, not imported: SQLAlchemy's
+        # PostgreSQL dialect (~40 ms) loads only when a PostgreSQL connection is configured,
+        # and until then no impl can be one of its types.
+        asyncpg_types = sys.modules.get("sqlalchemy.dialects.postgresql.asyncpg")
+        if asyncpg_types is not None and isinstance(
+            self.impl_instance, asyncpg_types.AsyncpgDateTime
+        ):
             return _FiniteTimestamp(column)
         return column
 

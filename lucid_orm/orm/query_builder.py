@@ -13,7 +13,6 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from ..errors import LucidError, ModelNotFoundError, runtime_error
 from ..query.chainable import Chainable, check_page, compare, correlated, run_callback
-from ..query.cursor import CursorPaginator, OrderKey, paginate_by_cursor
 from ..query.paginator import SimplePaginator
 from ..query.state import fold
 from .hooks import GlobalScopeFn, ScopesProxy, run_hooks
@@ -21,10 +20,10 @@ from .hydration import hydrate
 from .model_info import SOFT_DELETES, info_of
 from .preloader import Preloader
 from .state import extras_of, set_sideloaded
-from .streaming import check_batch_size, model_batches
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
+    from ..query.cursor import CursorPaginator, OrderKey
     from .base_model import BaseModel
 
 M = TypeVar("M", bound="BaseModel")
@@ -541,6 +540,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         info = self._info
         pk = info.primary_key
         tie = [info.table.c[info.columns[pk].column_name]] if pk and info.table is not None else []
+        from ..query.cursor import paginate_by_cursor  # loaded on first use
+
         return await paginate_by_cursor(
             self, per_page, cursor, tie, self._cursor_value, self.model.naming_strategy
         )
@@ -568,6 +569,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         Post.query().stream(batch_size=1000):``. Rows are read with a server-side cursor and
         hydrated (and preloaded) ``batch_size`` at a time; the connection is held for the loop
         and released when it ends, breaks or raises."""
+        from .streaming import check_batch_size, model_batches  # loaded on first use
+
         check_batch_size(batch_size, "stream")
         batches = model_batches(self, batch_size)
         try:
@@ -579,6 +582,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     async def each_chunk(self, size: int) -> AsyncGenerator[list[M], None]:
         """As ``stream``, yielding lists of at most ``size`` instances."""
+        from .streaming import check_batch_size, model_batches  # loaded on first use
+
         check_batch_size(size, "each_chunk")
         batches = model_batches(self, size)
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
 from .chainable import Chainable, check_page
-from .cursor import CursorPaginator, paginate_by_cursor
 from .paginator import SimplePaginator
+
+if TYPE_CHECKING:
+    from .cursor import CursorPaginator
 
 
 class DatabaseQueryBuilder(Chainable):
@@ -44,6 +46,8 @@ class DatabaseQueryBuilder(Chainable):
         unique column appended to the ordering as the tie-breaker (``None``: the ordering is
         unique already). The sort columns must be in the selected rows."""
         tie = [self._col(key)] if key is not None else []
+        from .cursor import paginate_by_cursor  # loaded on first use
+
         return await paginate_by_cursor(self, per_page, cursor, tie, lambda row, k: row.get(k.name))
 
     # -- streaming ------------------------------------------------------------------------------
