@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.ext.compiler import compiles
@@ -180,6 +181,15 @@ class PostgresqlDialect(Dialect):
         return target.not_in(sub) if negate else target.in_(sub)
 
     # -- writes --------------------------------------------------------------------------------
+    def insert_for(self, table: sa.TableClause) -> Any:
+        return postgresql.insert(table)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) == "23505"
+
+    def missing_conflict_index(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) == "42P10"
+
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         stmt = truncate_statement(named_table(table), restart=True, cascade=cascade)
         await client.execute(stmt, write=True)
@@ -190,6 +200,12 @@ class PostgresqlDialect(Dialect):
 
     def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
         conn.execute(truncate_statement(*tables, restart=True, cascade=True))
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a wrapped asyncpg error."""
+    original = getattr(exc, "original", None)
+    return getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
 
 
 class _DropTables(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, func, insert, literal, literal_column, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Engine as SyncEngine
 from sqlalchemy.engine.interfaces import Dialect as SADialect
@@ -271,6 +272,9 @@ class SqliteDialect(Dialect):
         if len(cache) > _INSERT_CACHE_SIZE:
             cache.popitem(last=False)
         return shape
+
+    def insert_for(self, table: TableClause) -> Any:
+        return sqlite.insert(table)
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         await client.execute(sa.delete(named_table(table)), write=True)
