@@ -210,6 +210,25 @@ class Dialect:
             sets = {conflict[0]: stmt.excluded[conflict[0]]}
         return cast(Insert, stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets))
 
+    def bulk_update_statement(
+        self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> sa.Update:
+        """One ``UPDATE`` giving each row its own values: ``rows`` are ``(key, *values)`` in
+        ``columns`` order. Portable form: ``SET c = CASE key WHEN k1 THEN v1 … END … WHERE key
+        IN (k1, …)``; the values are bound with their column's type."""
+        pk = table.c[key]
+        sets = {}
+        for i, name in enumerate(columns, start=1):
+            col = table.c[name]
+            whens = [(sa.literal(r[0], pk.type), sa.literal(r[i], col.type)) for r in rows]
+            sets[name] = sa.case(*[(pk == k, v) for k, v in whens], else_=col)
+        return sa.update(table).values(sets).where(pk.in_([r[0] for r in rows]))
+
+    def bulk_update_parameters(self, columns: int) -> int:
+        """How many rows one ``bulk_update_statement`` takes (the driver's parameter limit,
+        32,766 on SQLite and PostgreSQL, divided by the parameters of one row)."""
+        return max(1, min(1000, 30000 // (2 * columns + 1)))
+
     def insert_for(self, table: TableClause) -> Any:
         """The dialect's ``INSERT`` construct (``sqlalchemy.dialects.<name>.insert``)."""
         raise LucidError(f"Upserts are not supported on {self.name}", code="E_UNSUPPORTED")

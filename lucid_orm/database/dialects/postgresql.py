@@ -181,6 +181,30 @@ class PostgresqlDialect(Dialect):
         return target.not_in(sub) if negate else target.in_(sub)
 
     # -- writes --------------------------------------------------------------------------------
+    def bulk_update_statement(
+        self,
+        table: sa.TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> sa.Update:
+        """``UPDATE t SET c = v.c FROM (VALUES ($1::int, $2::text), …) AS v (id, c) WHERE
+        t.id = v.id``: typed parameters, one join, no per-row CASE scan."""
+        names = [key, *columns]
+        source = (
+            sa.values(*[sa.column(n, table.c[n].type) for n in names], name="lucid_rows")
+            .data([tuple(r) for r in rows])
+            .alias("lucid_rows")
+        )
+        return (
+            sa.update(table)
+            .values({c: source.c[c] for c in columns})
+            .where(table.c[key] == source.c[key])
+        )
+
+    def bulk_update_parameters(self, columns: int) -> int:
+        return max(1, min(1000, 30000 // (columns + 1)))
+
     def insert_for(self, table: sa.TableClause) -> Any:
         return postgresql.insert(table)
 
