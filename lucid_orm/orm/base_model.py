@@ -469,8 +469,10 @@ class BaseModel:
     ) -> Self:
         """Update the row matching ``search`` with ``update_payload`` (locked ``FOR UPDATE``
         in a transaction), or create ``search + update_payload``."""
-        async with client_for(cls, client, connection).transaction() as trx:
-            return await persistence.update_or_create(cls, search, update_payload, trx)
+        return await persistence.retrying(
+            client_for(cls, client, connection),
+            lambda trx: persistence.update_or_create(cls, search, update_payload, trx),
+        )
 
     @classmethod
     async def fetch_or_new_up_many(
@@ -501,8 +503,10 @@ class BaseModel:
         One transaction; results follow the payload's order."""
         key_list = keys_list(keys, "fetch_or_create_many")
         rows = as_mapping_list(payload, "fetch_or_create_many")
-        async with client_for(cls, client, connection).transaction() as trx:
-            return await persistence.upsert_many(cls, key_list, rows, trx, "create")
+        return await persistence.retrying(
+            client_for(cls, client, connection),
+            lambda trx: persistence.upsert_many(cls, key_list, rows, trx, "create"),
+        )
 
     @classmethod
     async def update_or_create_many(
@@ -517,8 +521,10 @@ class BaseModel:
         transaction; results follow the payload's order."""
         key_list = keys_list(keys, "update_or_create_many")
         rows = as_mapping_list(payload, "update_or_create_many")
-        async with client_for(cls, client, connection).transaction() as trx:
-            return await persistence.upsert_many(cls, key_list, rows, trx, "update")
+        return await persistence.retrying(
+            client_for(cls, client, connection),
+            lambda trx: persistence.upsert_many(cls, key_list, rows, trx, "update"),
+        )
 
     @classmethod
     async def upsert(

@@ -6,7 +6,7 @@ client as an argument and journals itself in a transaction (journal.py)."""
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy import Integer, Select, bindparam, insert, literal, select, union_all
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .query_builder import ModelQueryBuilder
 
 M = TypeVar("M", bound="BaseModel")
+T = TypeVar("T")
 
 
 # -- writes of one instance ---------------------------------------------------------------------
@@ -394,7 +395,7 @@ async def update_or_create(
     """Update the row matching ``search`` (locked ``FOR UPDATE`` in ``trx``) with
     ``payload``, or create ``search + payload``; a concurrent creator of the same row makes
     this one update it instead (``create_or_first``)."""
-    found = await search_query(model, dict(search), None, trx).for_update().first()
+    found = await locked_match(search_query(model, dict(search), None, trx))
     if found is None:
         instance = model().merge({**search, **payload})
         found = await create_or_first(instance, search, trx, lock="update")
@@ -403,6 +404,44 @@ async def update_or_create(
     found.merge(payload)
     await save(found, trx)
     return found
+
+
+async def locked_match(query: ModelQueryBuilder[M]) -> M | None:
+    """The first row of ``query``, locked ``FOR UPDATE`` by its primary key: a plain read
+    first, so that a row that does not exist yet takes no gap lock (MySQL's gap locks on a
+    missing key make concurrent creators of it deadlock on their INSERTs)."""
+    found = await query.first()
+    if found is None:
+        return None
+    model = type(found)
+    client = query.client
+    key = pk_value(found, "lock")
+    locked = await model.query(client=client).where(pk_column(model), key).for_update().first()
+    return locked
+
+
+async def retrying(base: Client, attempt: Callable[[TransactionClient], Awaitable[T]]) -> T:
+    """Run ``attempt`` in a transaction on ``base``; when the database chose it as a deadlock
+    victim (and rolled it back whole), run it again, up to 3 times. Inside a transaction of the
+    caller nothing is retried: the deadlock is raised (its work is gone)."""
+    for tries in range(3):
+        try:
+            async with base.transaction() as trx:
+                return await attempt(trx)
+        except QueryError as exc:
+            if base.is_transaction or tries == 2 or not is_deadlock(base, exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def is_deadlock(client: Client, exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised while handling) is a deadlock victim's."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if client.dialect_ops.is_deadlock(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def create_or_first(

@@ -46,6 +46,31 @@ notes = Table(
     Column("title", String(100), nullable=True),
 )
 
+owners = Table(
+    "up_owners",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(50), nullable=True),
+)
+
+badges = Table(
+    "up_badges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", Integer, nullable=False),
+    Column("code", String(50), nullable=False),
+    Column("level", Integer, nullable=True),
+    UniqueConstraint("owner_id", "code"),
+)
+
+cards = Table(
+    "up_cards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", Integer, nullable=False, unique=True),
+    Column("label", String(50), nullable=True),
+)
+
 
 class Account(BaseModel):
     table = "up_accounts"

@@ -239,6 +239,10 @@ class Dialect:
         original = getattr(exc, "original", None)
         return "unique" in str(original if original is not None else exc).lower()
 
+    def is_deadlock(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the server rolled the transaction back to break a deadlock."""
+        return False
+
     def missing_conflict_index(self, exc: BaseException) -> bool:
         """Whether ``exc`` says that no unique index matches an ``ON CONFLICT`` target."""
         text = str(exc).lower()

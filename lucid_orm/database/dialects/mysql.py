@@ -109,6 +109,11 @@ class MysqlDialect(Dialect):
         args: tuple[Any, ...] = getattr(original, "args", ())
         return bool(args) and args[0] in (1062, 1169, 1557)
 
+    def is_deadlock(self, exc: BaseException) -> bool:
+        original = getattr(exc, "original", None)
+        args: tuple[Any, ...] = getattr(original, "args", ())
+        return bool(args) and args[0] == 1213
+
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         await client.execute(truncate_statement(named_table(table)), write=True)
 

@@ -211,6 +211,9 @@ class PostgresqlDialect(Dialect):
     def is_unique_violation(self, exc: BaseException) -> bool:
         return _sqlstate(exc) == "23505"
 
+    def is_deadlock(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) == "40P01"
+
     def missing_conflict_index(self, exc: BaseException) -> bool:
         return _sqlstate(exc) == "42P10"
 
