@@ -717,6 +717,13 @@ async def _run_upserts(
                 ) from exc
             raise
         found = hydration.hydrate(model, result.keys, result.rows, client)
+        if len(found) != len(chosen):
+            raise LucidError(
+                f"{model.__name__}.upsert: the database returned {len(found)} rows for "
+                f"{len(chosen)} (a duplicate of another unique key than "
+                f"({', '.join(conflict)})?)",
+                code="E_UPSERT_ROWS",
+            )
         # RETURNING answers the rows in VALUES order; matched by value where they are equal
         # in Python, by position where the stored key differs (collation).
         by_value = {tuple(getattr(m, k) for k in conflict): m for m in found}
