@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import IntegrityError, LucidError, db
+from lucid_orm import IntegrityError, LucidError, after, before, db
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 from tests.orm._upsert_schema import Account, Note, Stock, rows, tables
@@ -314,3 +314,72 @@ class TestStatementCounts:
         assert len(_writes(q.sqls)) == 3, q.sqls
         assert [a.visits for a in got] == list(range(7))
         assert [r["visits"] for r in await rows("up_accounts", "visits")] == list(range(7))
+
+
+class RacedAccount(Account):
+    """A rival caller commits the same new rows (on another pooled connection) right after
+    this caller's read found none: the lost race, made deterministic."""
+
+    rival: dict[str, Any] | None = None
+
+    @after("fetch")
+    async def _rival_after_read(accounts: list[RacedAccount]) -> None:
+        rows_ = RacedAccount.rival
+        if rows_ is not None and not accounts:
+            RacedAccount.rival = None
+            await db.table("up_accounts").insert(rows_)
+
+    @before("create")
+    async def _rival_before_insert(account: RacedAccount) -> None:
+        rows_ = RacedAccount.rival
+        if rows_ is not None:
+            RacedAccount.rival = None
+            await db.table("up_accounts").insert(rows_)
+
+
+class TestTheLostRace:
+    """What a caller that loses the race does: the other caller's row is returned (and, for the
+    update forms, updated), nothing raises, one row is left. PostgreSQL and MariaDB: on SQLite
+    the writing transaction holds the database's one write lock, so no rival can write in
+    between (there the concurrent tests above go through the lost race: 9 of 10 callers of
+    ``first_or_create`` do)."""
+
+    @pytest.fixture(autouse=True)
+    def _servers_only(self, dialect: str) -> None:
+        if dialect == "sqlite":
+            pytest.skip("SQLite serializes the rival behind the write lock")
+
+    async def test_fetch_or_create_many_returns_the_rival_row(self, tables: Database) -> None:
+        RacedAccount.rival = {"email": "a@x", "name": "rival"}
+        got = await RacedAccount.fetch_or_create_many("email", [{"email": "a@x", "name": "me"}])
+        assert RacedAccount.rival is None  # the rival ran
+        assert got[0].name == "rival" and got[0].is_persisted and not got[0].is_dirty
+        assert await rows("up_accounts", "email", "name") == [{"email": "a@x", "name": "rival"}]
+
+    async def test_update_or_create_many_updates_the_rival_row(self, tables: Database) -> None:
+        RacedAccount.rival = {"email": "a@x", "name": "rival", "visits": 1}
+        got = await RacedAccount.update_or_create_many(
+            "email", [{"email": "a@x", "visits": 5}, {"email": "b@x", "visits": 6}]
+        )
+        assert RacedAccount.rival is None
+        assert [(a.email, a.name, a.visits) for a in got] == [
+            ("a@x", "rival", 5),
+            ("b@x", None, 6),
+        ]
+        stored = await db.from_("up_accounts").select("email", "visits").order_by("email")
+        assert stored == [{"email": "a@x", "visits": 5}, {"email": "b@x", "visits": 6}]
+
+    async def test_first_or_create_and_update_or_create_return_the_rival_row(
+        self, tables: Database
+    ) -> None:
+        RacedAccount.rival = {"email": "a@x", "name": "rival"}
+        first = await RacedAccount.first_or_create({"email": "a@x"}, {"name": "me"})
+        assert RacedAccount.rival is None
+        assert first.name == "rival" and first.is_persisted
+        RacedAccount.rival = {"email": "b@x", "name": "rival"}
+        updated = await RacedAccount.update_or_create({"email": "b@x"}, {"visits": 9})
+        assert (updated.name, updated.visits) == ("rival", 9)
+        assert await rows("up_accounts", "email", "name", "visits") == [
+            {"email": "a@x", "name": "rival", "visits": None},
+            {"email": "b@x", "name": "rival", "visits": 9},
+        ]
