@@ -338,3 +338,23 @@ def in_drop_order(metadata: sa.MetaData) -> list[sa.Table]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sa_exc.SAWarning)
         return list(reversed(metadata.sorted_tables))
+
+
+def joined_update(
+    table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> sa.Update:
+    """``UPDATE t SET c = v.c FROM (SELECT ? AS id, ? AS c UNION ALL SELECT ?, ? …) AS v WHERE
+    t.id = v.id`` (MySQL: ``UPDATE t, (…) AS v SET …``): one join on the key instead of a
+    CASE scanned per row. Each value is bound with its column's type."""
+    names = [key, *columns]
+    types = [table.c[n].type for n in names]
+    selects = [
+        sa.select(*[sa.literal(v, t).label(n) for v, t, n in zip(r, types, names, strict=True)])
+        for r in rows
+    ]
+    source = (selects[0] if len(selects) == 1 else sa.union_all(*selects)).subquery("lucid_rows")
+    return (
+        sa.update(table)
+        .values({c: source.c[c] for c in columns})
+        .where(table.c[key] == source.c[key])
+    )

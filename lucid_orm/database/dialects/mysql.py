@@ -22,6 +22,7 @@ from .base import (
     Merge,
     Rows,
     inserted_columns,
+    joined_update,
     merge_set,
     named_table,
     truncate_statement,
@@ -72,6 +73,14 @@ class MysqlDialect(Dialect):
             sa.select(sa.func.release_lock(full)),
             f"GET_LOCK('{full}')",
         )
+
+    def bulk_update_statement(
+        self, table: sa.TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> sa.Update:
+        return joined_update(table, key, columns, rows)
+
+    def bulk_update_parameters(self, columns: int) -> int:
+        return max(1, min(1000, 30000 // (columns + 1)))
 
     def insert_for(self, table: sa.TableClause) -> Any:
         return mysql.insert(table)
