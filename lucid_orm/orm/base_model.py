@@ -486,12 +486,17 @@ class BaseModel:
         client: Client | None = None,
         connection: str | None = None,
     ) -> Self:
-        """The first row matching ``search``, else create ``search + save_payload``."""
+        """The first row matching ``search``, else create ``search + save_payload``.
+
+        Race-safe with a unique index on the ``search`` columns: the insert runs in a
+        savepoint, and a caller that loses the race to a concurrent one returns the row that
+        one created (Eloquent's ``createOrFirst``)."""
         instance = await cls.first_or_new(
             search, save_payload, client=client, connection=connection
         )
         if not instance.is_persisted:
-            await instance.save(client=client_for(cls, client, connection))
+            target = client_for(cls, client, connection)
+            return await persistence.create_or_first(instance, search, target)
         return instance
 
     @classmethod
@@ -505,8 +510,10 @@ class BaseModel:
     ) -> Self:
         """Update the row matching ``search`` with ``update_payload`` (locked ``FOR UPDATE``
         in a transaction), or create ``search + update_payload``."""
-        async with client_for(cls, client, connection).transaction() as trx:
-            return await persistence.update_or_create(cls, search, update_payload, trx)
+        return await persistence.retrying(
+            client_for(cls, client, connection),
+            lambda trx: persistence.update_or_create(cls, search, update_payload, trx),
+        )
 
     @classmethod
     async def fetch_or_new_up_many(
@@ -537,8 +544,10 @@ class BaseModel:
         One transaction; results follow the payload's order."""
         key_list = keys_list(keys, "fetch_or_create_many")
         rows = as_mapping_list(payload, "fetch_or_create_many")
-        async with client_for(cls, client, connection).transaction() as trx:
-            return await persistence.upsert_many(cls, key_list, rows, trx, "create")
+        return await persistence.retrying(
+            client_for(cls, client, connection),
+            lambda trx: persistence.upsert_many(cls, key_list, rows, trx, "create"),
+        )
 
     @classmethod
     async def update_or_create_many(
@@ -553,8 +562,88 @@ class BaseModel:
         transaction; results follow the payload's order."""
         key_list = keys_list(keys, "update_or_create_many")
         rows = as_mapping_list(payload, "update_or_create_many")
-        async with client_for(cls, client, connection).transaction() as trx:
-            return await persistence.upsert_many(cls, key_list, rows, trx, "update")
+        return await persistence.retrying(
+            client_for(cls, client, connection),
+            lambda trx: persistence.upsert_many(cls, key_list, rows, trx, "update"),
+        )
+
+    @classmethod
+    async def upsert(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        conflict: str | Sequence[str],
+        merge: Sequence[str] | None = None,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> Self:
+        """Insert ``values``, or update the row that has the same ``conflict`` attributes (a
+        unique index) with the ``merge`` attributes (``None``: every given attribute but
+        ``conflict`` and ``created_at``-style timestamps), in one statement; returns the row
+        as an instance with its key. No hooks run (one statement, as Eloquent's ``upsert``)."""
+        rows = [values] if isinstance(values, Mapping) else values
+        made = await cls.upsert_many(
+            rows, conflict=conflict, merge=merge, client=client, connection=connection
+        )
+        return made[0]
+
+    @classmethod
+    async def upsert_many(
+        cls,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        conflict: str | Sequence[str],
+        merge: Sequence[str] | None = None,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> list[Self]:
+        """``upsert`` of several rows: one ``INSERT … ON CONFLICT … RETURNING`` (MySQL: ``ON
+        DUPLICATE KEY UPDATE … RETURNING``) per set of attributes; instances in payload order."""
+        payload = as_mapping_list(rows, "upsert_many")
+        if not payload:
+            return []
+        conflict_list = keys_list(conflict, "upsert_many")
+        merge_list = None if merge is None else ([merge] if isinstance(merge, str) else list(merge))
+        target = client_for(cls, client, connection)
+        return await persistence.upsert_rows(cls, payload, conflict_list, merge_list, target)
+
+    @classmethod
+    async def update_many(
+        cls,
+        instances: Sequence[Self],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> list[Self]:
+        """Write the changes of persisted instances: one ``UPDATE`` per set of changed columns
+        (each row its own values), in one transaction, update/save hooks per instance."""
+        items = list(instances)
+        if items:
+            target = client_for(items[0], client, connection)
+            await persistence.update_many(cls, items, target)
+        return items
+
+    @classmethod
+    async def save_many(
+        cls,
+        instances: Sequence[Self],
+        *,
+        client: Client | None = None,
+        connection: str | None = None,
+    ) -> list[Self]:
+        """Save several instances in one transaction: the new ones in one multi-row INSERT
+        (``create_many``), the changes of the persisted ones with ``update_many``."""
+        items = list(instances)
+        if not items:
+            return items
+        fresh = [m for m in items if not m.is_persisted]
+        changed = [m for m in items if m.is_persisted]
+        async with client_for(items[0], client, connection).transaction() as trx:
+            if fresh:
+                await persistence.insert_many(cls, fresh, trx)
+            if changed:
+                await persistence.update_many(cls, changed, trx)
+        return items
 
     @classmethod
     async def truncate(

@@ -6,17 +6,17 @@ client as an argument and journals itself in a transaction (journal.py)."""
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from sqlalchemy import Integer, Select, bindparam, insert, select
+from sqlalchemy import Integer, Select, bindparam, insert, literal, select, union_all
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 
 from ..database.manager import db
 from ..database.result import ExecResult
 from ..database.transaction import TransactionClient
-from ..errors import LucidError, ModelNotFoundError, missing_attribute
+from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
 from .binding import bind
 from .binding import client_for as client_for  # the resolver, also reachable from here
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .query_builder import ModelQueryBuilder
 
 M = TypeVar("M", bound="BaseModel")
+T = TypeVar("T")
 
 
 # -- writes of one instance ---------------------------------------------------------------------
@@ -448,15 +449,79 @@ async def update_or_create(
     model: type[M], search: Mapping[str, Any], payload: Mapping[str, Any], trx: Client
 ) -> M:
     """Update the row matching ``search`` (locked ``FOR UPDATE`` in ``trx``) with
-    ``payload``, or create ``search + payload``."""
-    found = await search_query(model, dict(search), None, trx).for_update().first()
-    if found is not None:
-        found.merge(payload)
-        await save(found, trx)
+    ``payload``, or create ``search + payload``; a concurrent creator of the same row makes
+    this one update it instead (``create_or_first``)."""
+    found = await locked_match(search_query(model, dict(search), None, trx))
+    if found is None:
+        instance = model().merge({**search, **payload})
+        found = await create_or_first(instance, search, trx, lock="update")
+        if found is instance:
+            return instance
+    found.merge(payload)
+    await save(found, trx)
+    return found
+
+
+async def locked_match(query: ModelQueryBuilder[M]) -> M | None:
+    """The first row of ``query``, locked ``FOR UPDATE`` by its primary key: a plain read
+    first, so that a row that does not exist yet takes no gap lock (MySQL's gap locks on a
+    missing key make concurrent creators of it deadlock on their INSERTs)."""
+    found = await query.first()
+    if found is None:
+        return None
+    model = type(found)
+    client = query.client
+    key = pk_value(found, "lock")
+    locked = await model.query(client=client).where(pk_column(model), key).for_update().first()
+    return locked
+
+
+async def retrying(base: Client, attempt: Callable[[TransactionClient], Awaitable[T]]) -> T:
+    """Run ``attempt`` in a transaction on ``base``; when the database chose it as a deadlock
+    victim (and rolled it back whole), run it again, up to 3 times. Inside a transaction of the
+    caller nothing is retried: the deadlock is raised (its work is gone)."""
+    for tries in range(3):
+        try:
+            async with base.transaction() as trx:
+                return await attempt(trx)
+        except QueryError as exc:
+            if base.is_transaction or tries == 2 or not is_deadlock(base, exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def is_deadlock(client: Client, exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised while handling) is a deadlock victim's."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if client.dialect_ops.is_deadlock(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def create_or_first(
+    instance: M, search: Mapping[str, Any], client: Client, lock: str = "share"
+) -> M:
+    """Save the new ``instance`` in a savepoint; when a concurrent caller created the row
+    first (a unique violation), return that row instead, read again with a locking read
+    (``lock``: "share" or "update"), which sees the latest commit also where the transaction
+    reads from an older snapshot (MySQL's REPEATABLE READ). Race-safe only with a unique index
+    on the ``search`` columns; without one both callers insert."""
+    model = type(instance)
+    try:
+        async with client.transaction() as savepoint:
+            await save(instance, savepoint)
+        return instance
+    except IntegrityError as exc:
+        if not client.dialect_ops.is_unique_violation(exc):
+            raise
+        query = search_query(model, dict(search), None, client)
+        query = query.for_update() if lock == "update" else query.for_share()
+        found = await query.first()
+        if found is None:
+            raise  # a duplicate of another unique key than the search columns
         return found
-    instance = model().merge({**search, **payload})
-    await save(instance, trx)
-    return instance
 
 
 # -- fetch-or-create/update of many rows ---------------------------------------------------------
@@ -464,7 +529,7 @@ async def update_or_create(
 UpsertMode = Literal["new_up", "create", "update"]
 
 
-def _require_keys(keys: list[str], payload: list[Mapping[str, Any]]) -> None:
+def _require_keys(keys: list[str], payload: Sequence[Mapping[str, Any]]) -> None:
     """Refuse a payload entry that lacks one of ``keys`` (``E_INVALID_ARGUMENT``)."""
     for row in payload:
         missing = [k for k in keys if k not in row]
@@ -476,10 +541,18 @@ def _require_keys(keys: list[str], payload: list[Mapping[str, Any]]) -> None:
             )
 
 
-async def _fetch_existing(
-    model: type[M], keys: list[str], payload: list[Mapping[str, Any]], client: Client
-) -> dict[tuple[Any, ...], M]:
-    """The rows matching the payload on ``keys``, by their key values."""
+async def match_rows(
+    model: type[M],
+    keys: list[str],
+    payload: Sequence[Mapping[str, Any]],
+    client: Client,
+    lock: bool = False,
+) -> list[M | None]:
+    """Per payload entry, the existing row equal to it on ``keys`` as the database compares
+    them (its collation: MariaDB's ``'A@X'`` finds a stored ``'a@x'``), else ``None``. One
+    ``WHERE keys IN (…)`` read; entries whose values differ from a found row's in Python but
+    not in the database are matched by a second query that the database answers. ``lock``
+    reads ``FOR SHARE`` (the latest commit, also in an older snapshot)."""
     _require_keys(keys, payload)
     query = model.query(client=client)
     columns = [column_name(model, k) for k in keys]
@@ -488,8 +561,47 @@ async def _fetch_existing(
         query.where_in(columns[0], [v[0] for v in values])
     else:
         query.where_in(columns, [list(v) for v in values])
+    if lock:
+        query.for_share()
     found = await query
-    return {tuple(getattr(m, k) for k in keys): m for m in found}
+    by_value = {tuple(getattr(m, k) for k in keys): m for m in found}
+    out: list[M | None] = [by_value.get(tuple(row[k] for k in keys)) for row in payload]
+    claimed = {id(m) for m in out if m is not None}
+    others = [m for m in found if id(m) not in claimed]
+    if others and None in out:
+        await _match_in_database(model, keys, payload, out, others, client)
+    return out
+
+
+async def _match_in_database(
+    model: type[M],
+    keys: list[str],
+    payload: Sequence[Mapping[str, Any]],
+    out: list[M | None],
+    candidates: list[M],
+    client: Client,
+) -> None:
+    """Fill ``out[i]`` for the unmatched entries with the candidate the database finds equal:
+    ``SELECT i, pk FROM t WHERE pk IN (candidates) AND keys = entry_i UNION ALL …``."""
+    info = info_of(model)
+    table = info.table
+    assert table is not None and info.primary_key is not None
+    pk = table.c[pk_column(model)]
+    by_key = {m.__dict__[info.primary_key]: m for m in candidates}
+    pending = [i for i, m in enumerate(out) if m is None]
+    for start in range(0, len(pending), 200):
+        parts = [
+            select(literal(i).label("i"), pk).where(
+                pk.in_(list(by_key)),
+                *[table.c[column_name(model, k)] == payload[i][k] for k in keys],
+            )
+            for i in pending[start : start + 200]
+        ]
+        stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+        result = await client.execute(stmt, write=False, model=model.__name__)
+        for i, key in result.rows:
+            if out[i] is None:
+                out[i] = by_key.get(key)
 
 
 async def upsert_many(
@@ -500,27 +612,266 @@ async def upsert_many(
     mode: UpsertMode,
 ) -> list[M]:
     """The core of ``fetch_or_new_up_many`` / ``fetch_or_create_many`` /
-    ``update_or_create_many``: per payload entry the existing row matching it on ``keys``
-    (merged and saved in "update" mode), else a new instance (created in one ``insert_many``
-    unless "new_up"). Entries with equal keys share one instance; results follow the payload.
-    ``client`` is the transaction of the creating modes."""
-    existing = await _fetch_existing(model, keys, rows, client)
+    ``update_or_create_many``: per payload entry the existing row matching it on ``keys`` in
+    the database (``match_rows``; merged and written with ``update_many`` in "update" mode),
+    else a new instance (created in one ``insert_many`` unless "new_up"). Entries with equal
+    keys share one instance; results follow the payload. ``client`` is the transaction of the
+    creating modes.
+
+    Race-safe: the new rows are inserted in a savepoint; when a concurrent caller created one
+    of them first (a unique violation), the savepoint rolls back, the rows are matched again
+    with a locking read and those still missing are created one by one, each in its own
+    savepoint (``create_or_first``)."""
+    matched = await match_rows(model, keys, rows, client)
     out: list[M] = []
     fresh: list[M] = []
-    for row in rows:
-        key = tuple(row[k] for k in keys)
-        found = existing.get(key)
+    new_by_key: dict[tuple[Any, ...], M] = {}
+    for row, found in zip(rows, matched, strict=True):
         if found is None:
-            found = model().merge(row)
-            if mode != "new_up":
-                existing[key] = found
-                fresh.append(found)
+            key = tuple(row[k] for k in keys)
+            found = new_by_key.get(key)
+            if found is None:
+                found = model().merge(row)
+                if mode != "new_up":
+                    new_by_key[key] = found
+                    fresh.append(found)
         elif mode == "update":
             found.merge(row)
-            if found.is_persisted:
-                await save(found, client)
         out.append(found)
+    if mode == "new_up":
+        return out
+    assert isinstance(client, TransactionClient)
     if fresh:
-        assert isinstance(client, TransactionClient)
-        await insert_many(model, fresh, client)
+        out = await _create_fresh(model, keys, rows, out, fresh, client, mode)
+    if mode == "update":
+        existing = list({id(m): m for m in out if m.is_persisted and m not in fresh}.values())
+        await update_many(model, [m for m in existing if m.is_dirty], client)
     return out
+
+
+async def _create_fresh(
+    model: type[M],
+    keys: list[str],
+    rows: list[Mapping[str, Any]],
+    out: list[M],
+    fresh: list[M],
+    trx: TransactionClient,
+    mode: UpsertMode,
+) -> list[M]:
+    """Insert ``fresh`` (one ``insert_many`` in a savepoint); on a unique violation, match
+    their entries again (locking read) and create the rest one by one (``create_or_first``)."""
+    try:
+        async with trx.transaction() as savepoint:
+            await insert_many(model, fresh, savepoint)
+        return out
+    except IntegrityError as exc:
+        if not trx.dialect_ops.is_unique_violation(exc):
+            raise
+    # The savepoint rolled back: ``fresh`` are new instances again (the journal).
+    is_fresh = {id(m) for m in fresh}
+    pending = [i for i, m in enumerate(out) if id(m) in is_fresh]
+    again = await match_rows(model, keys, [rows[i] for i in pending], trx, lock=True)
+    made: dict[int, M] = {}
+    for i, found in zip(pending, again, strict=True):
+        instance = out[i]
+        if found is not None:
+            if mode == "update":
+                found.merge(rows[i])
+            out[i] = found
+        elif id(instance) in made:
+            out[i] = made[id(instance)]
+        else:
+            search = {k: rows[i][k] for k in keys}
+            winner = await create_or_first(instance, search, trx)
+            if winner is not instance and mode == "update":
+                winner.merge(rows[i])
+            made[id(instance)] = out[i] = winner
+    return out
+
+
+# -- upsert ---------------------------------------------------------------------------------------
+
+
+async def upsert_rows(
+    model: type[M],
+    rows: list[Mapping[str, Any]],
+    conflict: list[str],
+    merge: Sequence[str] | None,
+    client: Client,
+) -> list[M]:
+    """``Model.upsert``/``upsert_many``: one ``INSERT … ON CONFLICT (conflict) DO UPDATE``
+    (MySQL: ``ON DUPLICATE KEY UPDATE``) ``… RETURNING`` per set of columns, the returned rows
+    hydrated in payload order. ``merge``: the attributes an existing row takes (``None``: every
+    attribute given but ``conflict`` and the ``auto_create``-only timestamps). No hooks run
+    (as Eloquent's ``upsert``): the write is one statement, not a save per instance."""
+    info = info_of(model)
+    table = info.table
+    assert table is not None and info.primary_key is not None
+    _require_keys(conflict, rows)
+    instances = hydration.new_many(model, rows)
+    touch_all(model, instances, True)
+    conflict_cols = [column_name(model, k) for k in conflict]
+    created_only = {name for name, col in info.timestamps if not col.auto_update}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    attrs: list[dict[str, Any]] = []
+    for i, inst in enumerate(instances):
+        d = inst.__dict__
+        values = {k: d[k] for k in model.columns if k in d}
+        attrs.append(values)
+        groups.setdefault(tuple(values), []).append(i)
+    out: list[M | None] = [None] * len(rows)
+    statements = []
+    for names, indexes in groups.items():
+        # The last entry of a key wins (PostgreSQL refuses to update one row twice).
+        last = {tuple(attrs[i][k] for k in conflict): i for i in indexes}
+        chosen = list(last.values())
+        if merge is None:
+            merge_attrs = [
+                k
+                for k in names
+                if k not in conflict and k not in created_only and k != info.primary_key
+            ]
+        else:
+            merge_attrs = list(merge)
+            for k in merge_attrs:
+                if k not in names:
+                    raise LucidError(
+                        f'upsert merge names "{k}", which the rows do not set',
+                        code="E_INVALID_ARGUMENT",
+                    )
+        params = [prepared(instances[i], attrs[i]) for i in chosen]
+        stmt = client.dialect_ops.upsert_statement(
+            table,
+            params if len(params) > 1 else params[0],
+            conflict_cols,
+            [column_name(model, k) for k in merge_attrs],
+        ).returning(*info.select_columns)
+        statements.append((stmt, indexes, chosen))
+    if len(statements) > 1 and not client.is_transaction:
+        async with client.transaction() as trx:
+            return await _run_upserts(model, conflict, attrs, statements, out, trx)
+    return await _run_upserts(model, conflict, attrs, statements, out, client)
+
+
+async def _run_upserts(
+    model: type[M],
+    conflict: list[str],
+    attrs: list[dict[str, Any]],
+    statements: list[tuple[Any, list[int], list[int]]],
+    out: list[M | None],
+    client: Client,
+) -> list[M]:
+    for stmt, indexes, chosen in statements:
+        try:
+            result = await client.execute(stmt, write=True, model=model.__name__)
+        except QueryError as exc:
+            if client.dialect_ops.missing_conflict_index(exc):
+                raise LucidError(
+                    f"{model.__name__}.upsert needs a unique index (or primary key) on exactly "
+                    f'({", ".join(conflict)}) of "{info_of(model).table_name}": {exc}',
+                    code="E_MISSING_UNIQUE_INDEX",
+                ) from exc
+            raise
+        found = hydration.hydrate(model, result.keys, result.rows, client)
+        if len(found) != len(chosen):
+            raise LucidError(
+                f"{model.__name__}.upsert: the database returned {len(found)} rows for "
+                f"{len(chosen)} (a duplicate of another unique key than "
+                f"({', '.join(conflict)})?)",
+                code="E_UPSERT_ROWS",
+            )
+        # RETURNING answers the rows in VALUES order; matched by value where they are equal
+        # in Python, by position where the stored key differs (collation).
+        by_value = {tuple(getattr(m, k) for k in conflict): m for m in found}
+        for pos, i in enumerate(chosen):
+            key = tuple(attrs[i][k] for k in conflict)
+            hit = by_value.get(key)
+            out[i] = hit if hit is not None else found[pos]
+        first = {tuple(attrs[i][k] for k in conflict): out[i] for i in chosen}
+        for i in indexes:
+            if out[i] is None:
+                out[i] = first[tuple(attrs[i][k] for k in conflict)]
+    return [m for m in out if m is not None]
+
+
+# -- bulk update ----------------------------------------------------------------------------------
+
+
+async def update_many(model: type[M], instances: Sequence[M], client: Client) -> None:
+    """Write the changes of persisted ``instances`` with one ``UPDATE`` per set of changed
+    columns (``Dialect.bulk_update_statement``, chunked under the parameter limit), all in one
+    transaction (a savepoint inside one), with the update/save hooks of each instance: before
+    hooks first, after hooks once every row is written, inside the transaction. All or
+    nothing: on any failure every instance is as it was (still dirty, its ``updated_at`` back).
+    A row that is gone raises ``ModelNotFoundError``."""
+    items = list(dict.fromkeys(instances))
+    if not items:
+        return
+    info = info_of(model)
+    table = info.table
+    assert table is not None and info.primary_key is not None
+    for inst in items:
+        if type(inst) is not model and not isinstance(inst, model):
+            raise LucidError(
+                f"update_many expects {model.__name__} instances, got {inst!r}",
+                code="E_INVALID_ARGUMENT",
+            )
+        if not inst.is_persisted:
+            raise LucidError(
+                f"update_many writes persisted instances; {inst!r} is new (use save_many)",
+                code="E_INVALID_ARGUMENT",
+            )
+    states = [dict(inst.__dict__) for inst in items]
+    try:
+        async with client.transaction() as trx:
+            await _update_many(model, items, trx)
+    except BaseException:
+        for inst, state in zip(items, states, strict=True):
+            inst.__dict__.clear()
+            inst.__dict__.update(state)
+        raise
+
+
+async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -> None:
+    info = info_of(model)
+    table = info.table
+    assert table is not None and info.primary_key is not None
+    bind(items, trx)
+    await _run_each(info.hooks, "before:update", "before:save", items)
+    # As save(): the before hooks may dirty an instance; one that is clean is not written.
+    dirty = [inst for inst in items if inst.is_dirty]
+    if not dirty:
+        return
+    originals = [original_of(inst) for inst in dirty]
+    befores = [dict(inst.__dict__) for inst in dirty]
+    stamps = touch_all(model, dirty, False) or {}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    changes: list[dict[str, Any]] = []
+    for i, inst in enumerate(dirty):
+        attrs = inst.dirty
+        changes.append(attrs)
+        groups.setdefault(tuple(k for k in model.columns if k in attrs), []).append(i)
+    pk_name = pk_column(model)
+    ops = trx.dialect_ops
+    for names, indexes in groups.items():
+        columns = [column_name(model, k) for k in names]
+        size = ops.bulk_update_parameters(len(columns))
+        for start in range(0, len(indexes), size):
+            chunk = indexes[start : start + size]
+            rows = []
+            for i in chunk:
+                values = prepared(dirty[i], changes[i])
+                rows.append((pk_value(dirty[i], "update"), *[values[c] for c in columns]))
+            stmt = ops.bulk_update_statement(table, pk_name, columns, rows)
+            result = await trx.execute(stmt, write=True, model=model.__name__)
+            if result.rowcount < len({r[0] for r in rows}):
+                keys = [r[0] for r in rows]
+                pk = table.c[pk_name]
+                found = await trx.execute(select(pk).where(pk.in_(keys)), write=False)
+                present = {r[0] for r in found.rows}
+                raise row_gone(model, "update", next(k for k in keys if k not in present))
+    for i, inst in enumerate(dirty):
+        own = {name: (befores[i].get(name, ABSENT), value) for name, (_, value) in stamps.items()}
+        updated(trx, inst, originals[i], own or None)
+        _written(inst)
+    await _run_each(info.hooks, "after:update", "after:save", dirty)

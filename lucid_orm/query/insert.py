@@ -29,6 +29,10 @@ class InsertQueryBuilder(RunSync):
         self._table: TableClause | None = None
         self._rows: list[Mapping[str, Any]] = []
         self._returning: list[str] = []
+        # on_conflict(...): the conflict columns, then merge() or ignore() says what to do.
+        self._conflict: tuple[str, ...] | None = None
+        self._merge: Any = None
+        self._ignore = False
 
     def table(self, name: str) -> Self:
         """The table to insert into."""
@@ -68,6 +72,19 @@ class InsertQueryBuilder(RunSync):
         self._rows = rows
         return self
 
+    def on_conflict(self, *columns: str) -> OnConflict:
+        """Knex's ``onConflict``: what to do when a row duplicates ``columns`` (the columns of
+        a unique index), finished by ``.merge()`` or ``.ignore()``::
+
+            await db.table("users").insert(row).on_conflict("email").merge()
+
+        PostgreSQL and SQLite need a unique index on exactly ``columns``; MySQL/MariaDB have no
+        conflict target and resolve a duplicate of any unique key."""
+        for c in columns:
+            check_identifier(c)
+        self._conflict = columns
+        return OnConflict(self)
+
     def _statements(self, inline: bool = False) -> list[Any]:
         table = self._table
         if table is None:
@@ -89,13 +106,35 @@ class InsertQueryBuilder(RunSync):
             values = [
                 {c: _value(r[k], inline) for c, k in zip(cols, keys, strict=True)} for r in rows
             ]
-            stmt = insert(table).values(values if len(values) > 1 else values[0])
+            stmt = self._insert(table, values if len(values) > 1 else values[0])
             if self._returning:
                 stmt = stmt.returning(
                     *[table_column(table, self._column_name(table, c)) for c in self._returning]
                 )
             statements.append(stmt)
         return statements
+
+    def _insert(self, table: TableClause, values: Any) -> Any:
+        if self._conflict is None:
+            return insert(table).values(values)
+        if not (self._ignore or self._merge is not None):
+            raise LucidError(
+                "on_conflict() needs merge() or ignore() after it", code="E_INVALID_ARGUMENT"
+            )
+        conflict = [self._column_name(table, c) for c in self._conflict]
+        for c in conflict:
+            table_column(table, c)  # the index columns must exist on the TableClause
+        merge = None if self._merge is True else self._merge
+        if isinstance(merge, Mapping):
+            merge = {
+                table_column(table, self._column_name(table, check_identifier(k))): _value(v)
+                for k, v in merge.items()
+            }
+        elif merge is not None:
+            merge = [self._column_name(table, check_identifier(c)) for c in merge]
+        return self.client.dialect_ops.upsert_statement(
+            table, values, conflict, merge, ignore=self._ignore
+        )
 
     def _column_name(self, table: TableClause, key: str) -> str:
         """``key`` without its qualifier, which must name the table inserted into."""
@@ -126,6 +165,32 @@ class InsertQueryBuilder(RunSync):
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self.exec().__await__()
+
+
+class OnConflict:
+    """What ``on_conflict(*columns)`` returns: say ``merge()`` or ``ignore()``."""
+
+    def __init__(self, builder: InsertQueryBuilder) -> None:
+        self._builder = builder
+
+    def merge(self, columns: Sequence[str] | Mapping[str, Any] | None = None) -> InsertQueryBuilder:
+        """Update the existing row instead: ``None`` with every inserted column but the
+        conflict columns, a list with those columns of the inserted row, a dict with its
+        values (``PostgreSQL/SQLite: DO UPDATE SET c = excluded.c``; MySQL: ``ON DUPLICATE KEY
+        UPDATE c = VALUES(c)``)."""
+        if isinstance(columns, str):
+            columns = [columns]
+        self._builder._merge = True if columns is None else columns
+        self._builder._ignore = False
+        return self._builder
+
+    def ignore(self) -> InsertQueryBuilder:
+        """Keep the existing row and skip the duplicate (PostgreSQL/SQLite ``DO NOTHING``;
+        MySQL ``ON DUPLICATE KEY UPDATE k = k``, which, unlike ``INSERT IGNORE``, still fails
+        on NOT NULL, foreign-key and bad-value errors)."""
+        self._builder._ignore = True
+        self._builder._merge = None
+        return self._builder
 
 
 def _value(value: Any, inline: bool = False) -> Any:

@@ -120,6 +120,10 @@ async def _checks() -> None:
     assert_type(await User.fetch_or_new_up_many("email", [{"email": "a"}]), list[User])
     assert_type(await User.fetch_or_create_many("email", [{"email": "a"}]), list[User])
     assert_type(await User.update_or_create_many(["email"], [{"email": "a"}]), list[User])
+    assert_type(await User.upsert({"email": "a"}, conflict="email"), User)
+    assert_type(await User.upsert_many([{"email": "a"}], conflict=["email"]), list[User])
+    assert_type(await User.update_many([User()]), list[User])
+    assert_type(await User.save_many([User()]), list[User])
     assert_type(await Gadget.find(uuid.uuid4()), Gadget | None)
 
     query = User.query()

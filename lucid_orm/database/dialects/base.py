@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Engine as SyncEngine
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, TableClause
+from sqlalchemy.sql import ColumnElement, Insert, TableClause
 
+from ...errors import LucidError
 from .json import JsonOps
 
 if TYPE_CHECKING:
@@ -31,6 +32,37 @@ if TYPE_CHECKING:
 # The parameter sets of a multi-row write, and the key column it returns.
 Rows = Sequence[Mapping[str, Any]]
 Key = ColumnElement[Any]
+# What an upsert sets on a duplicate: column names (from the inserted row), or column -> value.
+Merge = Sequence[str] | Mapping[str, Any]
+
+
+def inserted_columns(values: Rows | Mapping[str, Any]) -> list[str]:
+    row = values if isinstance(values, Mapping) else values[0]
+    return [c if isinstance(c, str) else c.name for c in row]
+
+
+def merge_set(
+    merge: Merge | None,
+    inserted: Sequence[str],
+    conflict: Sequence[str],
+    incoming: Callable[[str], Any],
+) -> dict[str, Any]:
+    """The ``SET`` of an upsert's update: ``incoming(name)`` is the dialect's "value the row
+    would have had" (``excluded.name``, ``VALUES(name)``)."""
+    if merge is None:
+        return {c: incoming(c) for c in inserted if c not in conflict}
+    if isinstance(merge, Mapping):
+        return dict(merge)
+    if isinstance(merge, str):
+        merge = [merge]
+    unknown = [c for c in merge if c not in inserted]
+    if unknown:
+        raise LucidError(
+            f'merge() names "{unknown[0]}", which the insert does not set; pass a dict to set '
+            "other values",
+            code="E_INVALID_ARGUMENT",
+        )
+    return {c: incoming(c) for c in merge}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +185,76 @@ class Dialect:
         result = await trx.execute(stmt, write=True, model=model, params=params)
         return list(result.rows)
 
+    # -- upsert -------------------------------------------------------------------------------
+    def upsert_statement(
+        self,
+        table: TableClause,
+        values: Rows | Mapping[str, Any],
+        conflict: Sequence[str],
+        merge: Merge | None,
+        ignore: bool = False,
+    ) -> Insert:
+        """``INSERT`` of ``values`` (one row or rows with the same keys, column name -> value)
+        that resolves a duplicate of ``conflict`` (column names of a unique index) instead of
+        failing: ``ignore`` keeps the existing row, else ``merge`` sets its columns (``None``:
+        every inserted column but ``conflict``; names: from the inserted row; a dict: column ->
+        value or expression). The portable form here is PostgreSQL's and SQLite's ``ON CONFLICT
+        (…) DO NOTHING`` / ``DO UPDATE SET c = excluded.c``, built by ``insert_for``."""
+        stmt: Any = self.insert_for(table).values(values)
+        if ignore:
+            return cast(Insert, stmt.on_conflict_do_nothing(index_elements=list(conflict) or None))
+        if not conflict:
+            raise LucidError(
+                "on_conflict().merge() needs the conflict columns (a unique index): "
+                'on_conflict("email").merge()',
+                code="E_INVALID_ARGUMENT",
+            )
+        inserted = inserted_columns(values)
+        sets = merge_set(merge, inserted, conflict, lambda name: stmt.excluded[name])
+        if not sets:
+            # Nothing to change: rewrite a key column with itself, so that RETURNING still
+            # answers the existing row (DO NOTHING would return none).
+            sets = {conflict[0]: stmt.excluded[conflict[0]]}
+        return cast(Insert, stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets))
+
+    def bulk_update_statement(
+        self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> sa.Update:
+        """One ``UPDATE`` giving each row its own values: ``rows`` are ``(key, *values)`` in
+        ``columns`` order. Portable form: ``SET c = CASE key WHEN k1 THEN v1 … END … WHERE key
+        IN (k1, …)``; the values are bound with their column's type."""
+        pk = table.c[key]
+        sets = {}
+        for i, name in enumerate(columns, start=1):
+            col = table.c[name]
+            whens = [(sa.literal(r[0], pk.type), sa.literal(r[i], col.type)) for r in rows]
+            sets[name] = sa.case(*[(pk == k, v) for k, v in whens], else_=col)
+        return sa.update(table).values(sets).where(pk.in_([r[0] for r in rows]))
+
+    def bulk_update_parameters(self, columns: int) -> int:
+        """How many rows one ``bulk_update_statement`` takes (the driver's parameter limit,
+        32,766 on SQLite and PostgreSQL, divided by the parameters of one row)."""
+        return max(1, min(1000, 30000 // (2 * columns + 1)))
+
+    def insert_for(self, table: TableClause) -> Any:
+        """The dialect's ``INSERT`` construct (``sqlalchemy.dialects.<name>.insert``)."""
+        raise LucidError(f"Upserts are not supported on {self.name}", code="E_UNSUPPORTED")
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (an ``IntegrityError``) is a duplicate of a unique index or key, not
+        another constraint (a foreign key, NOT NULL)."""
+        original = getattr(exc, "original", None)
+        return "unique" in str(original if original is not None else exc).lower()
+
+    def is_deadlock(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the server rolled the transaction back to break a deadlock."""
+        return False
+
+    def missing_conflict_index(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says that no unique index matches an ``ON CONFLICT`` target."""
+        text = str(exc).lower()
+        return "on conflict" in text and ("no unique" in text or "does not match" in text)
+
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         """Remove every row of ``table`` (``TRUNCATE``; ``cascade`` where the database has it)."""
         await client.execute(truncate_statement(named_table(table)), write=True)
@@ -243,3 +345,23 @@ def in_drop_order(metadata: sa.MetaData) -> list[sa.Table]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sa_exc.SAWarning)
         return list(reversed(metadata.sorted_tables))
+
+
+def joined_update(
+    table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> sa.Update:
+    """``UPDATE t SET c = v.c FROM (SELECT ? AS id, ? AS c UNION ALL SELECT ?, ? …) AS v WHERE
+    t.id = v.id`` (MySQL: ``UPDATE t, (…) AS v SET …``): one join on the key instead of a
+    CASE scanned per row. Each value is bound with its column's type."""
+    names = [key, *columns]
+    types = [table.c[n].type for n in names]
+    selects = [
+        sa.select(*[sa.literal(v, t).label(n) for v, t, n in zip(r, types, names, strict=True)])
+        for r in rows
+    ]
+    source = (selects[0] if len(selects) == 1 else sa.union_all(*selects)).subquery("lucid_rows")
+    return (
+        sa.update(table)
+        .values({c: source.c[c] for c in columns})
+        .where(table.c[key] == source.c[key])
+    )

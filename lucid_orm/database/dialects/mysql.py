@@ -5,14 +5,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.sql import Insert
 
-from .base import AdvisoryLock, Dialect, EngineSetup, named_table, truncate_statement
+from ...errors import LucidError
+from .base import (
+    AdvisoryLock,
+    Dialect,
+    EngineSetup,
+    Merge,
+    Rows,
+    inserted_columns,
+    joined_update,
+    merge_set,
+    named_table,
+    truncate_statement,
+)
 from .json import MysqlJson
 
 if TYPE_CHECKING:
@@ -64,6 +78,55 @@ class MysqlDialect(Dialect):
             # The driver interpolates the id client-side: KILL takes no server-side parameter.
             lambda session: sa.text("KILL :session").bindparams(session=int(session)),
         )
+
+    def bulk_update_statement(
+        self, table: sa.TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> sa.Update:
+        return joined_update(table, key, columns, rows)
+
+    def bulk_update_parameters(self, columns: int) -> int:
+        return max(1, min(1000, 30000 // (columns + 1)))
+
+    def insert_for(self, table: sa.TableClause) -> Any:
+        return mysql.insert(table)
+
+    def upsert_statement(
+        self,
+        table: sa.TableClause,
+        values: Rows | Mapping[str, Any],
+        conflict: Sequence[str],
+        merge: Merge | None,
+        ignore: bool = False,
+    ) -> Insert:
+        """``ON DUPLICATE KEY UPDATE c = VALUES(c)``. MySQL has no conflict target: a duplicate
+        of *any* unique key (the primary key too) takes the update. ``ignore`` is the no-op
+        update ``ON DUPLICATE KEY UPDATE k = k`` rather than ``INSERT IGNORE``, which would also
+        turn NOT NULL, foreign-key, truncation and bad-value errors into warnings."""
+        stmt = mysql.insert(table).values(values)
+        inserted = inserted_columns(values)
+        if ignore:
+            first = (list(conflict) or inserted)[0]
+            return stmt.on_duplicate_key_update({first: table.c[first]})
+        if not conflict:
+            raise LucidError(
+                "on_conflict().merge() needs the conflict columns (a unique index): "
+                'on_conflict("email").merge()',
+                code="E_INVALID_ARGUMENT",
+            )
+        sets = merge_set(merge, inserted, conflict, lambda name: stmt.inserted[name])
+        if not sets:
+            sets = {conflict[0]: table.c[conflict[0]]}
+        return stmt.on_duplicate_key_update(sets)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        original = getattr(exc, "original", None)
+        args: tuple[Any, ...] = getattr(original, "args", ())
+        return bool(args) and args[0] in (1062, 1169, 1557)
+
+    def is_deadlock(self, exc: BaseException) -> bool:
+        original = getattr(exc, "original", None)
+        args: tuple[Any, ...] = getattr(original, "args", ())
+        return bool(args) and args[0] == 1213
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         await client.execute(truncate_statement(named_table(table)), write=True)

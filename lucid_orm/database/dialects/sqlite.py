@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, func, insert, literal, literal_column, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Engine as SyncEngine
 from sqlalchemy.engine.interfaces import Dialect as SADialect
@@ -24,7 +25,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from ...errors import IntegrityError, LucidError, QueryError
 from ..events import DEBUG, enabled
 from ..executor import bind_processor, compile_insert, interrupt_sqlite, with_sql
-from .base import Dialect, EngineSetup, Key, Rows, named_table
+from .base import Dialect, EngineSetup, Key, Rows, joined_update, named_table
 from .json import SqliteJson, register_sqlite_functions
 
 if TYPE_CHECKING:
@@ -271,6 +272,18 @@ class SqliteDialect(Dialect):
         if len(cache) > _INSERT_CACHE_SIZE:
             cache.popitem(last=False)
         return shape
+
+    def bulk_update_statement(
+        self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> sa.Update:
+        return joined_update(table, key, columns, rows)
+
+    def bulk_update_parameters(self, columns: int) -> int:
+        # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
+        return max(1, min(500, 30000 // (columns + 1)))
+
+    def insert_for(self, table: TableClause) -> Any:
+        return sqlite.insert(table)
 
     async def truncate(self, client: Client, table: str, cascade: bool = False) -> None:
         await client.execute(sa.delete(named_table(table)), write=True)

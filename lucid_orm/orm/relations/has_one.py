@@ -7,8 +7,9 @@ import builtins
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
-from ...errors import LucidError
+from ...errors import LucidError, QueryError
 from ..model_info import column_name
+from ..persistence import create_or_first, is_deadlock, locked_match
 from .base import (
     KeyOptions,
     OneRelation,
@@ -118,6 +119,11 @@ class HasOneQueryClient(RelationQueryClient["HasRelation[R]"], Generic[R]):
             )
         return self.relation.related_model()().merge(values)
 
+    def _search(self, search: Mapping[str, Any]) -> dict[str, Any]:
+        values = dict(search)
+        self.relation.hydrate_for_persistence(self.parent, values)
+        return values
+
     def _lookup(self, search: Mapping[str, Any], trx: Client) -> Any:
         # A plain query on the related model plus the foreign key, as Lucid's
         # ``relatedModel().firstOrCreate(...)``: ``on_query`` never runs on a write's lookup.
@@ -162,8 +168,8 @@ class HasOneQueryClient(RelationQueryClient["HasRelation[R]"], Generic[R]):
                 return found
             instance = self._new({**search, **(save_payload or {})})
             rel.hydrate_for_persistence(self.parent, instance)
-            await instance.save(client=trx)
-            return instance
+            # Race-safe with a unique index on the search columns (+ the foreign key).
+            return await create_or_first(instance, self._search(search), trx)
 
     async def update_or_create(
         self,
@@ -173,19 +179,36 @@ class HasOneQueryClient(RelationQueryClient["HasRelation[R]"], Generic[R]):
         client: Client | None = None,
     ) -> R:
         """Update the parent's related row matching ``search`` (locked ``FOR UPDATE``), else
-        create ``search + update_payload`` for the parent."""
+        create ``search + update_payload`` for the parent. Race-safe with a unique index on the
+        search columns (+ the foreign key); a deadlock victim is run again when this call owns
+        its transaction."""
+        for tries in range(3):
+            try:
+                return await self._update_or_create(search, update_payload, client)
+            except QueryError as exc:
+                base = resolve(self, client)
+                if base.is_transaction or tries == 2 or not is_deadlock(base, exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _update_or_create(
+        self, search: Mapping[str, Any], update_payload: Mapping[str, Any], client: Client | None
+    ) -> R:
         rel = self.relation
         async with managed(self, client) as trx:
             await self.parent.save(client=trx)
-            found: R | None = await self._lookup(search, trx).for_update().first()
+            found: R | None = await locked_match(self._lookup(search, trx))
             if found is not None:
                 found.merge(update_payload)
                 await found.save(client=trx)
                 return found
             instance = self._new({**search, **update_payload})
             rel.hydrate_for_persistence(self.parent, instance)
-            await instance.save(client=trx)
-            return instance
+            winner = await create_or_first(instance, self._search(search), trx, lock="update")
+            if winner is not instance:  # a concurrent caller created it first: update it
+                winner.merge(update_payload)
+                await winner.save(client=trx)
+            return winner
 
 
 def has_one(

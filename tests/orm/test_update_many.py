@@ -1,0 +1,245 @@
+"""Bulk update with per-row values (issue 15, item 2): ``Model.update_many(instances)`` and
+``Model.save_many`` write the changes of many persisted instances with one UPDATE per set of
+changed columns (``UPDATE … FROM (VALUES …)`` on PostgreSQL, a joined ``UNION ALL`` derived
+table on SQLite and MariaDB), chunked under the parameter limit inside one transaction, with
+the update/save hooks of each instance, all or nothing: instance state changes only when the
+write holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from lucid_orm import IntegrityError, LucidError, ModelNotFoundError, after, before, db
+from lucid_orm.database import Database
+from tests.helpers import count_queries
+from tests.orm._upsert_schema import Account, rows, tables
+
+__all__ = ["tables"]
+
+events: list[tuple[str, Any]] = []
+
+
+class HookedAccount(Account):
+    @before("update")
+    def before_update(account: HookedAccount) -> None:
+        events.append(("before:update", account.email))
+        if account.name == "shout":
+            account.name = "SHOUT"  # a before hook's change is written too
+
+    @before("save")
+    def before_save(account: HookedAccount) -> None:
+        events.append(("before:save", account.email))
+
+    @after("update")
+    def after_update(account: HookedAccount) -> None:
+        events.append(("after:update", (account.email, account.is_dirty)))
+
+    @after("save")
+    def after_save(account: HookedAccount) -> None:
+        events.append(("after:save", account.email))
+
+
+def _updates(sqls: list[str]) -> list[str]:
+    return [s for s in sqls if s.lstrip().upper().startswith("UPDATE")]
+
+
+async def _accounts(n: int) -> list[Account]:
+    return await Account.create_many([{"email": f"{i}@x", "visits": 0} for i in range(n)])
+
+
+class TestUpdateMany:
+    async def test_one_statement_for_one_set_of_columns(
+        self, tables: Database, dialect: str
+    ) -> None:
+        accounts = await _accounts(5)
+        stamps = [a.updated_at for a in accounts]
+        for i, a in enumerate(accounts):
+            a.visits = i * 10
+        with count_queries() as q:
+            await Account.update_many(accounts)
+        updates = _updates(q.sqls)
+        assert len(updates) == 1 and q.count == 1, q.sqls
+        # A join on the key: PostgreSQL's VALUES list, a UNION ALL derived table elsewhere.
+        assert ("FROM (VALUES" in updates[0]) == (dialect == "postgresql")
+        assert ("UNION ALL" in updates[0]) == (dialect != "postgresql")
+        assert "CASE" not in updates[0]
+        assert [r["visits"] for r in await rows("up_accounts", "visits")] == [0, 10, 20, 30, 40]
+        assert not any(a.is_dirty for a in accounts)
+        for a, before_ in zip(accounts, stamps, strict=True):
+            assert a.updated_at is not None and before_ is not None
+            assert a.updated_at >= before_
+        stored = await Account.find(accounts[0].id)
+        assert stored is not None and stored.updated_at == accounts[0].updated_at
+
+    async def test_one_statement_per_set_of_changed_columns(self, tables: Database) -> None:
+        accounts = await _accounts(4)
+        accounts[0].visits = 1
+        accounts[1].visits = 2
+        accounts[2].name = "two"
+        accounts[3].name = "three"
+        accounts[3].visits = 3
+        with count_queries() as q:
+            await Account.update_many(accounts)
+        assert len(_updates(q.sqls)) == 3
+        assert await rows("up_accounts", "name", "visits") == [
+            {"name": None, "visits": 1},
+            {"name": None, "visits": 2},
+            {"name": "two", "visits": 0},
+            {"name": "three", "visits": 3},
+        ]
+
+    async def test_null_and_typed_values_per_row(self, tables: Database) -> None:
+        made = await Account.create_many([{"email": "a@x", "name": "x"}, {"email": "b@x"}])
+        made[0].name = None  # a NULL first: the derived table's column still takes text
+        made[1].name = "y"
+        when = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+        made[0].created_at = when
+        made[1].created_at = when
+        await Account.update_many(made)
+        assert await rows("up_accounts", "name") == [{"name": None}, {"name": "y"}]
+        again = await Account.find_or_fail(made[0].id)
+        assert again.created_at == when and again.name is None
+
+    async def test_clean_instances_are_not_written(self, tables: Database) -> None:
+        accounts = await _accounts(3)
+        with count_queries() as q:
+            await Account.update_many(accounts)
+        assert q.count == 0
+
+    async def test_chunks_under_the_parameter_limit_in_one_transaction(
+        self, tables: Database, dialect: str
+    ) -> None:
+        accounts = await _accounts(2500)
+        for i, a in enumerate(accounts):
+            a.visits = i
+        with count_queries() as q:
+            await Account.update_many(accounts)
+        # 1,000 rows per statement; 500 on SQLite (its compound SELECT limit).
+        assert len(_updates(q.sqls)) == (5 if dialect == "sqlite" else 3)
+        assert [r["visits"] for r in await rows("up_accounts", "visits")] == list(range(2500))
+
+    async def test_hooks_run_per_instance(self, tables: Database) -> None:
+        events.clear()
+        made = await HookedAccount.create_many([{"email": "a@x"}, {"email": "b@x"}])
+        events.clear()
+        made[0].name = "shout"
+        made[1].visits = 4
+        await HookedAccount.update_many(made)
+        assert events == [
+            ("before:update", "a@x"),
+            ("before:save", "a@x"),
+            ("before:update", "b@x"),
+            ("before:save", "b@x"),
+            ("after:update", ("a@x", False)),
+            ("after:save", "a@x"),
+            ("after:update", ("b@x", False)),
+            ("after:save", "b@x"),
+        ]
+        assert await rows("up_accounts", "name", "visits") == [
+            {"name": "SHOUT", "visits": None},
+            {"name": None, "visits": 4},
+        ]
+
+    async def test_new_instances_are_refused(self, tables: Database) -> None:
+        with pytest.raises(LucidError) as info:
+            await Account.update_many([Account(email="new@x")])
+        assert info.value.code == "E_INVALID_ARGUMENT"
+
+
+class TestAllOrNothing:
+    async def test_a_failing_row_writes_nothing_and_leaves_every_instance_dirty(
+        self, tables: Database
+    ) -> None:
+        accounts = await _accounts(3)
+        stamps = [a.updated_at for a in accounts]
+        accounts[0].visits = 7
+        accounts[1].name = "n"
+        accounts[2].email = "0@x"  # taken by accounts[0]: a unique violation
+        with pytest.raises(IntegrityError):
+            await Account.update_many(accounts)
+        assert await rows("up_accounts", "email", "name", "visits") == [
+            {"email": f"{i}@x", "name": None, "visits": 0} for i in range(3)
+        ]
+        assert [a.dirty for a in accounts] == [{"visits": 7}, {"name": "n"}, {"email": "0@x"}]
+        assert [a.updated_at for a in accounts] == stamps
+        # The instances tell the truth: fixed, the same call writes them.
+        accounts[2].email = "2b@x"
+        await Account.update_many(accounts)
+        assert not any(a.is_dirty for a in accounts)
+        assert await rows("up_accounts", "email") == [
+            {"email": "0@x"},
+            {"email": "1@x"},
+            {"email": "2b@x"},
+        ]
+
+    async def test_a_row_that_is_gone_raises_and_writes_nothing(self, tables: Database) -> None:
+        accounts = await _accounts(2)
+        await db.from_("up_accounts").where("id", accounts[1].id).delete()
+        accounts[0].visits = 1
+        accounts[1].visits = 2
+        with pytest.raises(ModelNotFoundError) as info:
+            await Account.update_many(accounts)
+        assert f"id={accounts[1].id}" in str(info.value)
+        assert await rows("up_accounts", "visits") == [{"visits": 0}]
+        assert accounts[0].dirty == {"visits": 1}
+
+    async def test_an_enclosing_rollback_makes_the_instances_dirty_again(
+        self, tables: Database
+    ) -> None:
+        accounts = await _accounts(2)
+        stamp = accounts[0].updated_at
+        async with db.transaction() as trx:
+            for a in accounts:
+                a.visits = 5
+            await Account.update_many(accounts, client=trx)
+            assert not accounts[0].is_dirty
+            await trx.rollback()
+        assert [a.dirty for a in accounts] == [{"visits": 5}, {"visits": 5}]
+        assert accounts[0].updated_at == stamp
+        assert await rows("up_accounts", "visits") == [{"visits": 0}, {"visits": 0}]
+
+    async def test_an_after_hook_that_raises_undoes_the_whole_write(self, tables: Database) -> None:
+        class Failing(Account):
+            @after("update")
+            def fail(account: Failing) -> None:
+                if account.visits == 2:
+                    raise RuntimeError("refused")
+
+        made = await Failing.create_many([{"email": "a@x"}, {"email": "b@x"}])
+        made[0].visits = 1
+        made[1].visits = 2
+        with pytest.raises(RuntimeError):
+            await Failing.update_many(made)
+        assert await rows("up_accounts", "visits") == [{"visits": None}, {"visits": None}]
+        assert [m.dirty for m in made] == [{"visits": 1}, {"visits": 2}]
+
+
+class TestSaveMany:
+    async def test_new_and_changed_instances_in_one_transaction(self, tables: Database) -> None:
+        accounts = await _accounts(3)
+        for a in accounts:
+            a.visits = 9
+        fresh = [Account(email="n1@x"), Account(email="n2@x")]
+        with count_queries() as q:
+            saved = await Account.save_many([*accounts, *fresh])
+        writes = [s for s in q.sqls if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+        assert len(writes) == 2, q.sqls
+        assert saved == [*accounts, *fresh]
+        assert all(a.is_persisted and not a.is_dirty for a in saved)
+        assert all(isinstance(a.id, int) for a in fresh)
+        assert [r["visits"] for r in await rows("up_accounts", "visits")] == [9, 9, 9, None, None]
+
+    async def test_a_failure_leaves_new_ones_new_and_changed_ones_dirty(
+        self, tables: Database
+    ) -> None:
+        accounts = await _accounts(1)
+        accounts[0].visits = 3
+        fresh = Account(email="0@x")  # a duplicate email: the INSERT fails
+        with pytest.raises(IntegrityError):
+            await Account.save_many([accounts[0], fresh])
+        assert not fresh.is_persisted and fresh.__dict__.get("id") is None
+        assert accounts[0].dirty == {"visits": 3}
+        assert await rows("up_accounts", "visits") == [{"visits": 0}]
