@@ -6,6 +6,7 @@ client as an argument and journals itself in a transaction (journal.py)."""
 from __future__ import annotations
 
 import datetime as _dt
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -644,7 +645,8 @@ async def upsert_many(
     if fresh:
         out = await _create_fresh(model, keys, rows, out, fresh, client, mode)
     if mode == "update":
-        existing = list({id(m): m for m in out if m.is_persisted and m not in fresh}.values())
+        created = {id(m) for m in fresh}  # by identity: a list scan per row is quadratic
+        existing = list({id(m): m for m in out if m.is_persisted and id(m) not in created}.values())
         await update_many(model, [m for m in existing if m.is_dirty], client)
     return out
 
@@ -658,35 +660,95 @@ async def _create_fresh(
     trx: TransactionClient,
     mode: UpsertMode,
 ) -> list[M]:
-    """Insert ``fresh`` (one ``insert_many`` in a savepoint); on a unique violation, match
-    their entries again (locking read) and create the rest one by one (``create_or_first``)."""
-    try:
-        async with trx.transaction() as savepoint:
-            await insert_many(model, fresh, savepoint)
-        return out
-    except IntegrityError as exc:
-        if not trx.dialect_ops.is_unique_violation(exc):
-            raise
-    # The savepoint rolled back: ``fresh`` are new instances again (the journal).
+    """Insert ``fresh`` (one ``insert_many`` in a savepoint). On a unique violation, match
+    their entries again with a locking read: when that finds rows a concurrent caller created
+    (a lost race), those are used and the rest inserted again, in bulk; when it finds none, the
+    violation is not a race on ``keys`` (a duplicate of another unique column) and is raised —
+    never a fallback to one insert per row, which would make a failing 40,000-row call take a
+    minute. After a few lost races in a row, the rest go one by one (``create_or_first``)."""
+    for _ in range(_BULK_RACE_ATTEMPTS):
+        try:
+            async with trx.transaction() as savepoint:
+                await insert_many(model, fresh, savepoint)
+            return out
+        except IntegrityError as exc:
+            if not trx.dialect_ops.is_unique_violation(exc):
+                raise
+            error = exc
+        # The savepoint rolled back: ``fresh`` are new instances again (the journal).
+        fresh, raced = await _rematch(model, keys, rows, out, fresh, trx, mode)
+        if not fresh:
+            return out
+        if not raced:
+            # No lost race. Two entries equal only under the column's collation ('a@x' and
+            # 'A@X' on MariaDB) are created one by one below, the second finding the first;
+            # else the violation is on another unique column: raise it now.
+            left = {id(m) for m in fresh}
+            if not _may_collide(keys, [rows[i] for i, m in enumerate(out) if id(m) in left]):
+                raise error
+            break
+    is_fresh = {id(m) for m in fresh}
+    made: dict[int, M] = {}
+    for i, instance in enumerate(out):
+        if id(instance) not in is_fresh:
+            continue
+        if id(instance) in made:
+            out[i] = made[id(instance)]
+            continue
+        search = {k: rows[i][k] for k in keys}
+        winner = await create_or_first(instance, search, trx)
+        if winner is not instance and mode == "update":
+            winner.merge(rows[i])
+        made[id(instance)] = out[i] = winner
+    return out
+
+
+# Bulk inserts retried after lost races before the rows go one by one.
+_BULK_RACE_ATTEMPTS = 3
+
+
+def _loose(value: Any) -> Any:
+    """``value`` as loosely as any collation compares it (case, accents, trailing spaces)."""
+    if not isinstance(value, str):
+        return value
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().rstrip(" ")
+
+
+def _may_collide(keys: list[str], rows: list[Mapping[str, Any]]) -> bool:
+    """Whether two of ``rows`` could be equal on ``keys`` under some collation."""
+    seen: set[tuple[Any, ...]] = set()
+    for row in rows:
+        key = tuple(_loose(row[k]) for k in keys)
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+async def _rematch(
+    model: type[M],
+    keys: list[str],
+    rows: list[Mapping[str, Any]],
+    out: list[M],
+    fresh: list[M],
+    trx: TransactionClient,
+    mode: UpsertMode,
+) -> tuple[list[M], bool]:
+    """Match the entries of ``fresh`` again (locking read); put the rows found in ``out``.
+    Returns the instances still to create and whether any row was found (a lost race)."""
     is_fresh = {id(m) for m in fresh}
     pending = [i for i, m in enumerate(out) if id(m) in is_fresh]
     again = await match_rows(model, keys, [rows[i] for i in pending], trx, lock=True)
-    made: dict[int, M] = {}
+    raced = False
     for i, found in zip(pending, again, strict=True):
-        instance = out[i]
         if found is not None:
+            raced = True
             if mode == "update":
                 found.merge(rows[i])
             out[i] = found
-        elif id(instance) in made:
-            out[i] = made[id(instance)]
-        else:
-            search = {k: rows[i][k] for k in keys}
-            winner = await create_or_first(instance, search, trx)
-            if winner is not instance and mode == "update":
-                winner.merge(rows[i])
-            made[id(instance)] = out[i] = winner
-    return out
+    still = {id(out[i]): out[i] for i in pending if id(out[i]) in is_fresh}
+    return list(still.values()), raced
 
 
 # -- upsert ---------------------------------------------------------------------------------------
