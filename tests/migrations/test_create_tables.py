@@ -56,7 +56,12 @@ MODELS = (CtBook, CtCode, CtAuthor)  # dependents first: create_tables orders th
 
 async def inspect(database: Database, fn: Callable[[Any], Any]) -> Any:
     async with database.engine().connect() as conn:
-        return await conn.run_sync(lambda c: fn(sa.inspect(c)))
+        # A pooled SQLite connection answers PRAGMA reflection from its cached schema until a
+        # statement reads sqlite_master (get_table_names does): else a connection that has not
+        # run a statement since another one's DDL reports the old foreign keys.
+        return await conn.run_sync(
+            lambda c: (sa.inspect(c).get_table_names(), fn(sa.inspect(c)))[1]
+        )
 
 
 @pytest.fixture
