@@ -85,7 +85,8 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,factories,docs]'
 	touch $(DOCS_STAMP)
 
-ci: lint typecheck docs test test-slow-paths test-min package-check
+# The test runs last, so that the run closes on the suite's own summary line.
+ci: lint typecheck docs package-check test-min test test-slow-paths
 
 # lucid_orm against the bare drivers and peer ORMs (the `bench` extra); rewrites
 # docs/benchmarks.md and docs/benchmarks.png. Sizes: make bench BENCH_ARGS="--users 200 --repeat 3".
