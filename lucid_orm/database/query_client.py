@@ -362,7 +362,8 @@ class QueryClient(ClientBase):
             return
         connection = self._connection
         engines = connection.read_engines()
-        engine = engines.engine if engines.backend == "postgresql" else engines.autocommit_engine
+        needs_trx = connection.dialect_ops.cursors_need_transaction
+        engine = engines.engine if needs_trx else engines.autocommit_engine
         async with connection.guard():
             with connecting(connection, engines):
                 conn = await engine.connect()

@@ -37,6 +37,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from .._loader import defined_subclasses
 from ..errors import LucidError
 from .builder import TableBuilder
 from .ddl import NAMING, _table_items, pk_name
@@ -59,15 +60,9 @@ def find_models(module: str | None, folder: Path, root: Path) -> list[type[BaseM
     modules = _import_package(module) if module else _import_folder(folder, root)
     found: dict[str, type[BaseModel]] = {}
     for mod in modules:
-        for value in vars(mod).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, BaseModel)
-                and value is not BaseModel
-                and value.__module__ == mod.__name__
-                and not value._lucid.abstract
-            ):
-                found.setdefault(value._lucid.table_name, value)
+        for model in defined_subclasses(mod, BaseModel):
+            if not model._lucid.abstract:
+                found.setdefault(model._lucid.table_name, model)
     if not found:
         where = f'module "{module}"' if module else f'"{folder}" (MODELS_PATH)'
         raise LucidError(

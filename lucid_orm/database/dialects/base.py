@@ -122,6 +122,9 @@ class Dialect:
     # A connection runs other statements while a server-side cursor of it is open (not
     # MySQL's unbuffered one): streams inside a transaction read batch by batch.
     interleaved_cursors: ClassVar[bool] = True
+    # A server-side cursor lives only inside a transaction (PostgreSQL): a stream outside one
+    # reads in a transaction of its own instead of in autocommit.
+    cursors_need_transaction: ClassVar[bool] = False
     # JSON conditions and extraction (dialects/json.py).
     json: ClassVar[JsonOps] = JsonOps()
 

@@ -112,6 +112,7 @@ class PostgresqlDialect(Dialect):
     default_port = 5432
     transactional_ddl = True
     json = PostgresqlJson()
+    cursors_need_transaction = True
     # A failed statement aborts the transaction until a rollback (to a savepoint).
     aborts_on_error = True
     # Statements outside transactions run in AUTOCOMMIT: nothing to commit after them.
