@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import inspect
-import sys
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -19,8 +18,9 @@ from sqlalchemy import Integer
 
 from .errors import InvalidArgumentError, LucidError
 from .orm.base_model import BaseModel as LucidModel
-from .orm.columns import UNSET, ColumnDef
+from .orm.columns import ColumnDef
 from .orm.model_info import declared, info_of
+from .orm.serializer import computed_key
 from .query.paginator import PaginationMetaKeys, SimplePaginator, SnakeCaseMetaKeys
 
 try:
@@ -52,17 +52,13 @@ _READ_CONFIG = ConfigDict(serialize_by_alias=True, ser_json_bytes="base64")
 
 
 def _annotation(model: type[LucidModel], name: str) -> Any:
-    """The annotation of column ``name``, evaluated in the module of the class declaring it
-    (``Any`` when it cannot be)."""
-    ann = declared(model).annotations.get(name, Any)
-    if not isinstance(ann, str):
-        return ann
-    klass = next((k for k in model.__mro__ if name in inspect.get_annotations(k)), model)
-    module = sys.modules.get(klass.__module__)
+    """The annotation of column ``name`` as the model resolves it (``Any`` when it has none
+    or it cannot be evaluated)."""
     try:
-        return eval(ann, {**vars(typing), **(vars(module) if module else {})})
+        ann = declared(model).annotation(name)
     except Exception:
         return Any
+    return Any if ann is None else ann
 
 
 def _return_annotation(fn: Callable[..., Any] | None) -> Any:
@@ -82,13 +78,6 @@ def _nullable(annotation: Any) -> bool:
     if origin is typing.Union or origin is types.UnionType:
         return type(None) in typing.get_args(annotation)
     return False
-
-
-def _computed_key(model: type[LucidModel], name: str, declared_as: Any) -> str | None:
-    """The key of a computed value in ``serialize()`` (``None``: hidden)."""
-    if declared_as is UNSET:
-        return model.naming_strategy.serialized_name(model, name)
-    return cast("str | None", declared_as)
 
 
 def _is_auto_key(col: ColumnDef) -> bool:
@@ -162,7 +151,7 @@ def _serialized_shape(
         # serialize() writes set columns only: a nullable one may be absent (never set).
         fields[col.serialize_as] = core_schema.typed_dict_field(leaf, required=not _nullable(ann))
     for name, comp in info.computed.items():
-        key = _computed_key(model, name, comp.serialize_as)
+        key = computed_key(model, name, comp.serialize_as)
         if key is not None:
             fields[key] = core_schema.typed_dict_field(_leaf(_return_annotation(comp.fn), handler))
     reached: list[type[LucidModel]] = []
@@ -389,7 +378,7 @@ def pydantic_model(
         fields[attr] = _field(_usable(ann), alias, attr, required)
     if mode == "read":
         for attr, comp in info.computed.items():
-            key = _computed_key(model, attr, comp.serialize_as)
+            key = computed_key(model, attr, comp.serialize_as)
             if key is not None and _picked(attr, include, exclude):
                 fields[attr] = _field(_usable(_return_annotation(comp.fn)), key, attr, True)
         for rel_name, shape in (relations or {}).items():

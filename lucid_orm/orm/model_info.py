@@ -128,18 +128,24 @@ class ModelInfo:
         for name, col in self.columns.items():
             if col.has_explicit_type and col.type_ is not None:
                 continue
-            ann = self.annotations.get(name)
-            if isinstance(ann, str):
-                try:
-                    # In the module of the class that declared it: a model extending a
-                    # generated schema class lives in another module, with other imports.
-                    module = _module_of(self._declaring_class(name))
-                    ann = eval(ann, {**vars(typing), **vars(module), **(namespace or {})})
-                except Exception:
-                    pending = True
-                    continue
+            try:
+                ann = self.annotation(name, namespace)
+            except Exception:
+                pending = True
+                continue
             col.type_ = sql_type_for(ann) if ann is not None else NullType()
         self.types_resolved = not pending
+
+    def annotation(self, name: str, namespace: dict[str, Any] | None = None) -> Any:
+        """Column ``name``'s annotation (``None`` when it has none), a string one evaluated in
+        the module of the class that declared it — a model extending a generated schema class
+        lives in another module, with other imports. Raises when it names something not
+        (yet) defined."""
+        ann = self.annotations.get(name)
+        if isinstance(ann, str):
+            module = _module_of(self._declaring_class(name))
+            ann = eval(ann, {**vars(typing), **vars(module), **(namespace or {})})
+        return ann
 
     def _declaring_class(self, name: str) -> type:
         """The class whose body annotated column ``name`` (a base for inherited columns)."""

@@ -9,7 +9,7 @@ import enum
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .columns import UNSET
 from .model_info import declared
@@ -65,15 +65,20 @@ def attributes(instance: BaseModel, fields: Any = None, raw: bool = False) -> di
     return out
 
 
+def computed_key(model: type[BaseModel], name: str, declared_as: Any) -> str | None:
+    """The key of computed value ``name`` in ``serialize()`` (``None``: hidden): its
+    ``serialize_as``, else the naming strategy's name."""
+    if declared_as is UNSET:
+        return model.naming_strategy.serialized_name(model, name)
+    return cast("str | None", declared_as)
+
+
 def computed_values(instance: BaseModel, fields: Any = None) -> dict[str, Any]:
     """``@computed`` values under their serialized names."""
     model = type(instance)
     out: dict[str, Any] = {}
-    strategy = model.naming_strategy
     for name, comp in declared(model).computed.items():
-        key = comp.serialize_as
-        if key is UNSET:
-            key = strategy.serialized_name(model, name)
+        key = computed_key(model, name, comp.serialize_as)
         if key is None or not _pick(key, fields):
             continue
         out[key] = json_ready(getattr(instance, name))
