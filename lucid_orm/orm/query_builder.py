@@ -203,8 +203,20 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             or self._dml_table("delete") is not self._info.table
         ):
             return await super().delete()
-        column = self._info.columns[attribute].column_name
-        return await self.update({column: _dt.datetime.now(_dt.UTC)})
+        return await self.update(self._trash_values(trash=True))
+
+    def _trash_values(self, *, trash: bool) -> dict[str, Any]:
+        """The columns a bulk soft delete (``trash``) or restore writes: the soft-delete stamp
+        and the ``auto_update`` timestamps, as an instance's delete and restore do."""
+        info = self._info
+        assert info.soft_delete is not None
+        now = _dt.datetime.now(_dt.UTC)
+        stamp = info.columns[info.soft_delete].column_name
+        values: dict[str, Any] = {stamp: now if trash else None}
+        for name, col in info.timestamps:
+            if col.auto_update and name != info.soft_delete:
+                values[col.column_name] = now if col.kind == "datetime" else now.date()
+        return values
 
     del_ = delete
 
@@ -219,9 +231,9 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     async def restore(self) -> int:
         """Clear ``deleted_at`` on the matching trashed rows (no hooks: a bulk write)."""
-        column = self._soft_delete_column("restore")
+        self._soft_delete_column("restore")
         copy = self.clone().only_trashed()
-        return await copy.update({column: None})
+        return await copy.update(self._trash_values(trash=False))
 
     # -- scopes, pojo, sideload ----------------------------------------------------------------
     def with_scopes(self, callback: Callable[[Any], Any]) -> Self:
