@@ -374,8 +374,9 @@ class Database:
         """A read-your-writes scope for ``sticky`` connections: ``async with
         db.sticky_scope(): ...`` (or ``with``). After a write (or a transaction) through a
         sticky connection inside it, the scope's reads on that connection go to the write side;
-        a new scope starts clean. Without one, the scope is the current task (and the tasks it
-        starts after the write). ``lucid_orm.contrib.fastapi`` opens one per request."""
+        a new scope starts clean. The scope is a context variable: each asyncio task has its
+        own (a task sees the writes made before it started, not those of other tasks).
+        ``lucid_orm.contrib.fastapi.StickyScopeMiddleware`` opens one per request."""
         return StickyScope()
 
     # -- events --------------------------------------------------------------------------------

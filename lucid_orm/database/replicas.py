@@ -32,40 +32,37 @@ DEFAULT_LAG_INTERVAL = 1.0
 
 # -- read-your-writes -----------------------------------------------------------------------------
 
-# The names of the sticky connections written in the current scope. A mutable set, so that the
-# tasks a scope starts after its first write share it; a new scope (sticky_scope(), one per web
-# request) sets a fresh one. None: no write yet in this task's context.
-_WRITTEN: ContextVar[set[str] | None] = ContextVar("lucid_sticky_writes", default=None)
+# The names of the sticky connections written in the current scope. A context variable: each
+# asyncio task (each web request) has its own; a task sees the writes its parent made before
+# starting it, never those of its siblings or children. sticky_scope() starts an empty one.
+_WRITTEN: ContextVar[frozenset[str]] = ContextVar("lucid_sticky_writes", default=frozenset())
 
 
 def note_write(name: str) -> None:
     """Record that connection ``name`` was written (or a transaction began on it) in the
     current scope: its reads go to the write side from now on, in this scope."""
     written = _WRITTEN.get()
-    if written is None:
-        _WRITTEN.set({name})
-    elif name not in written:
-        written.add(name)
+    if name not in written:
+        _WRITTEN.set(written | {name})
 
 
 def wrote_in_scope(name: str) -> bool:
     """Whether the current scope wrote through sticky connection ``name``."""
-    written = _WRITTEN.get()
-    return written is not None and name in written
+    return name in _WRITTEN.get()
 
 
 class StickyScope:
-    """A read-your-writes scope (``db.sticky_scope()``): writes made inside it send the reads
-    made inside it (tasks started inside included) to the write side; reads outside it are
-    not affected. ``with`` and ``async with`` both work."""
+    """A read-your-writes scope (``db.sticky_scope()``): it starts with no write; a write made
+    inside it sends the reads that follow in it (and in the tasks started after the write) to
+    the write side. Leaving it restores the enclosing scope. ``with`` and ``async with``."""
 
     __slots__ = ("_token",)
 
     def __init__(self) -> None:
-        self._token: Token[set[str] | None] | None = None
+        self._token: Token[frozenset[str]] | None = None
 
     def __enter__(self) -> StickyScope:
-        self._token = _WRITTEN.set(set())
+        self._token = _WRITTEN.set(frozenset())
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -75,8 +72,8 @@ class StickyScope:
                 _WRITTEN.reset(token)
             except ValueError:
                 # Left in another context than it was entered in (a framework running the
-                # exit elsewhere): that context's scope ends with it anyway.
-                _WRITTEN.set(None)
+                # exit elsewhere): that context ends with its request anyway.
+                _WRITTEN.set(frozenset())
 
     async def __aenter__(self) -> StickyScope:
         return self.__enter__()
@@ -128,7 +125,12 @@ class HostState:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    from .connection import mask_text
+
+    # The driver's own words (a LucidError from connecting() names the server again).
+    if isinstance(exc, LucidError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = mask_text(str(exc).strip()) or type(exc).__name__
     return text.splitlines()[0]
 
 
