@@ -3,7 +3,7 @@ primary): reads go to the standby, writes and transactions to the primary; a wri
 standby once replayed; a stopped standby sends reads to the primary; ``sticky`` scopes read
 their own writes; ``max_replica_lag`` skips a standby whose replay is paused.
 
-Where a statement ran shows in what it returns: ``inet_server_port()`` (PRIMARY_PORT the primary, STANDBY_PORT
+Where a statement ran shows in what it returns: ``inet_server_port()`` (5432 the primary, 5433
 the standby), and, while replay is paused (``pg_wal_replay_pause()``), whether a row written on
 the primary is there."""
 
