@@ -221,6 +221,30 @@ class TestSticky:
         assert seen_by_writer == ["task"]
         assert seen_by_reader == []
 
+    async def test_a_scope_per_web_request(self, pg: Database) -> None:
+        fastapi = pytest.importorskip("fastapi")
+        httpx = pytest.importorskip("httpx")
+        from lucid_orm.contrib.fastapi import StickyScopeMiddleware
+
+        app = fastapi.FastAPI()
+        app.add_middleware(StickyScopeMiddleware)
+
+        @app.post("/notes")
+        async def write() -> list[str]:
+            await pg.table(TABLE, connection="sticky").insert({"note": "request"})
+            return await _notes(pg, "sticky")
+
+        @app.get("/notes")
+        async def read() -> list[str]:
+            return await _notes(pg, "sticky")
+
+        await _pause_replay(pg)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            # The request that wrote reads its write; the next request reads the standby.
+            assert (await client.post("/notes")).json() == ["request"]
+            assert (await client.get("/notes")).json() == []
+
     async def test_a_transaction_makes_the_scope_sticky(self, pg: Database) -> None:
         await _pause_replay(pg)
         async with pg.sticky_scope():
