@@ -218,8 +218,14 @@ class TestSticky:
 
         async with pg.sticky_scope():
             seen_by_writer, seen_by_reader = await asyncio.gather(writer(), reader())
+            # The writer's scope was its own: this task did not write.
+            assert await _notes(pg, "sticky") == []
+            # A task started after a write of this scope sees it.
+            await pg.table(TABLE, connection="sticky").insert({"note": "parent"})
+            seen_by_child = await asyncio.create_task(_notes(pg, "sticky"))
         assert seen_by_writer == ["task"]
         assert seen_by_reader == []
+        assert seen_by_child == ["task", "parent"]
 
     async def test_a_scope_per_web_request(self, pg: Database) -> None:
         fastapi = pytest.importorskip("fastapi")
