@@ -20,6 +20,7 @@ from lucid_orm import (
     many_to_many,
 )
 from lucid_orm.database import Database
+from lucid_orm.factories import Factory
 from lucid_orm.orm.columns import ColumnAttribute
 from lucid_orm.relations import BelongsTo, HasMany, HasManyThrough, HasOne, ManyToMany
 from tests import models
@@ -270,3 +271,19 @@ class TestRelationAttributes:
         await seed()
         drafts = await Draft.query().preload(Post.author).where(Post.title, "Apex")
         assert [d.author.username if d.author else None for d in drafts] == ["bob"]
+
+
+class TestFactories:
+    async def test_relation_and_with_take_the_attribute(self, database: Database) -> None:
+        post_factory = Factory.define(Post, lambda faker: {"title": "t"}).build()
+        user_factory = (
+            Factory.define(User, lambda faker: {"username": "u"})
+            .relation(User.posts, lambda: post_factory)
+            .build()
+        )
+        user = await user_factory.with_(User.posts, 2).create()
+        assert [p.user_id for p in user.posts] == [user.id, user.id]
+        assert await Post.query().where(Post.user_id, user.id).count_rows() == 2
+        with pytest.raises(LucidError) as excinfo:
+            user_factory.with_(Post.author)
+        assert excinfo.value.code == "E_UNDEFINED_RELATIONSHIP"
