@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, overload
 
 from sqlalchemy import Select, and_, exists, not_
 from sqlalchemy.sql import ColumnElement
@@ -32,12 +32,31 @@ if TYPE_CHECKING:
     from ..database.query_client import Client
     from ..query.cursor import CursorPaginator, OrderKey
     from .base_model import BaseModel
-    from .relations.base import Relation
+    from .relations.base import (
+        ManyRelation,
+        OneRelation,
+        Relation,
+        RelationQueryBuilder,
+        SubQueryBuilder,
+    )
+    from .relations.has_many import HasManyQueryBuilder
+    from .relations.many_to_many import (
+        ManyToMany,
+        ManyToManyQueryBuilder,
+        ManyToManySubQueryBuilder,
+    )
+    from .relations.morph_to import MorphTo
 
 M = TypeVar("M", bound="BaseModel")
+R = TypeVar("R", bound="BaseModel")
 
 #: A relation as the relation-naming methods take it: its name or its attribute (``Post.author``).
 RelationRef: TypeAlias = "str | Relation[Any]"
+# A callback given with a relation's name: its query's kind is not known statically. With the
+# attribute, the overloads below type it: many_to_many's queries have the where_pivot family,
+# many-relations' preload queries group_limit.
+_Callback: TypeAlias = "Callable[[Any], Any]"
+_PerType: TypeAlias = "Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]]"
 
 # The models a ``where_has_morph`` names: classes or morph aliases, one or a list.
 MorphTypes: TypeAlias = "type[BaseModel] | str | Sequence[type[BaseModel] | str]"
@@ -287,11 +306,30 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         return copy
 
     # -- relationships -------------------------------------------------------------------------
+    @overload
     def preload(
         self,
-        relation: RelationRef,
-        callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
-    ) -> Self:
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManyQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def preload(
+        self,
+        relation: ManyRelation[R],
+        callback: Callable[[HasManyQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def preload(self, relation: MorphTo[R], callback: _PerType | None = None) -> Self: ...
+    @overload
+    def preload(
+        self,
+        relation: OneRelation[R],
+        callback: Callable[[RelationQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def preload(self, relation: str, callback: _PerType | None = None) -> Self: ...
+
+    def preload(self, relation: RelationRef, callback: _PerType | None = None) -> Self:
         """Eager-load a relation (one query per relation and level, whatever the number of
         rows): ``preload("author")``, ``preload("posts", lambda q: q.where(...))``,
         ``preload("posts.comments")``, or with the relation attribute: ``preload(Post.author)``.
@@ -355,10 +393,35 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     ) -> Self:
         return self._has(relation, None, operator, value, True, True, "or_doesnt_have")
 
+    @overload
+    def where_has(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def where_has(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def where_has(
+        self,
+        relation: str,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
     def where_has(
         self,
         relation: RelationRef,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
@@ -369,19 +432,69 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     and_where_has = where_has
 
+    @overload
+    def or_where_has(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def or_where_has(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def or_where_has(
+        self,
+        relation: str,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
     def or_where_has(
         self,
         relation: RelationRef,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
         return self._has(relation, callback, operator, value, True, False, "or_where_has")
 
+    @overload
+    def where_doesnt_have(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def where_doesnt_have(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def where_doesnt_have(
+        self,
+        relation: str,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
     def where_doesnt_have(
         self,
         relation: RelationRef,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
@@ -389,10 +502,35 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     and_where_doesnt_have = where_doesnt_have
 
+    @overload
+    def or_where_doesnt_have(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def or_where_doesnt_have(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def or_where_doesnt_have(
+        self,
+        relation: str,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
     def or_where_doesnt_have(
         self,
         relation: RelationRef,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
@@ -487,7 +625,20 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         """``where_doesnt_have_morph`` without a callback."""
         return self._has_morph(relation, types, None, None, None, False, True, "doesnt_have_morph")
 
-    def with_aggregate(self, relation: RelationRef, callback: Callable[[Any], Any]) -> Self:
+    @overload
+    def with_aggregate(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object],
+    ) -> Self: ...
+    @overload
+    def with_aggregate(
+        self, relation: Relation[R], callback: Callable[[SubQueryBuilder[R]], object]
+    ) -> Self: ...
+    @overload
+    def with_aggregate(self, relation: str, callback: _Callback) -> Self: ...
+
+    def with_aggregate(self, relation: RelationRef, callback: _Callback) -> Self:
         """Select an aggregate of the related rows into ``extras``:
         ``with_aggregate("posts", lambda q: q.max("score").as_("best_score"))``."""
         if callback is None:
@@ -508,9 +659,20 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         columns.append(correlated(sub).scalar_subquery().label(sub.state.alias))
         return self
 
+    @overload
     def with_count(
-        self, relation: RelationRef, callback: Callable[[Any], Any] | None = None
-    ) -> Self:
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def with_count(
+        self, relation: Relation[R], callback: Callable[[SubQueryBuilder[R]], object] | None = None
+    ) -> Self: ...
+    @overload
+    def with_count(self, relation: str, callback: _Callback | None = None) -> Self: ...
+
+    def with_count(self, relation: RelationRef, callback: _Callback | None = None) -> Self:
         """Select the number of related rows into ``extras["<relation>_count"]`` (rename with
         ``as_`` in the callback): ``with_count("posts", lambda q: q.where(...).as_("n"))``."""
         name = relation_key(self.model, relation)

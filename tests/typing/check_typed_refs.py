@@ -142,6 +142,22 @@ async def attribute_form(post: Post, user: User) -> None:
         .select(User.id, User.email),
         list[User],
     )
+    # With the attribute, the callbacks' queries are typed by the relation's kind (with a
+    # name they are not): many_to_many's have the where_pivot family, a many-relation's
+    # preload query group_limit; the marked lines are errors only because of that.
+    User.query().preload(User.posts, lambda q: q.group_limit(2))
+    User.query().preload(User.skills, lambda q: q.where_pivot("level", ">", 1))
+    User.query().where_has(User.skills, lambda q: q.where_pivot("level", 2))
+    User.query().with_count(User.posts, lambda q: q.where(Post.title, "x").as_("x_count"))
+    User.query().preload(User.posts, lambda q: q.group_limit("2"))  # type: ignore[arg-type]
+    User.query().where_has(User.posts, lambda q: q.wher(Post.title))  # type: ignore[attr-defined]
+    Post.query().preload(Post.author, lambda q: q.where_pivot("x", 1))  # type: ignore[attr-defined]
+
+    def latest(query: HasManyQueryBuilder[Post]) -> None:
+        query.order_by(Post.id, "desc").group_limit(1)
+
+    User.query().preload(User.posts, latest)
+    User.query().preload(User.skills, latest)  # type: ignore[arg-type]
     await post.load(Post.author)
     await user.load_once(User.posts)
     await user.load_count(User.posts)
