@@ -78,9 +78,12 @@ lint: $(STAMP)
 	$(PY) -m ruff check $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format --check $(EXISTING_LINT_PATHS)
 
+# mypy on the package; mypy --strict and pyright (basedpyright) on tests/typing, where each
+# planted error must be reported by both (an unused `# type: ignore` fails either run).
 typecheck: $(STAMP)
 	$(PY) -m mypy lucid_orm
 	$(PY) -m mypy --strict tests/typing
+	$(VENV)/bin/basedpyright --pythonpath $(PY) tests/typing
 
 fmt: $(STAMP)
 	$(PY) -m ruff check --fix $(EXISTING_LINT_PATHS)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 from .base import (
     KeyOptions,
     OneRelation,
+    P,
     RelationQueryBuilder,
     RelationQueryClient,
     SubQueryBuilder,
@@ -81,7 +82,7 @@ class BelongsToSubQueryBuilder(SubQueryBuilder[R]):
     """``has("author")`` / ``with_count("author")`` subquery."""
 
 
-class BelongsToQueryClient(RelationQueryClient["BelongsTo[R]"], Generic[R]):
+class BelongsToQueryClient(RelationQueryClient[P, "BelongsTo[R]"], Generic[P, R]):
     """``post.related("author")``: the related query plus ``associate``/``dissociate``.
     (No ``create``/``save``: create the related model, then ``associate`` it.)"""
 
