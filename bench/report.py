@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .contenders import Contender
-from .run import FLOOR, BackendResult, Cell, Failure
-from .workload import OPS, Op, Sizes
+from .run import FLOOR, NO_FEATURE, BackendResult, Cell, Failure
+from .workload import MEMORY_OPS, OPS, OPS_BY_KEY, Op, Sizes
 
 
 @dataclass
@@ -45,23 +45,34 @@ def _ratio(result: BackendResult, name: str, op: Op) -> str:
 
 
 def _statements(cell: Cell) -> str:
-    if cell.status == "n/a":
-        return "n/a"
+    if cell.status in ("n/a", NO_FEATURE):
+        return cell.status
     return "?" if cell.statements is None else str(cell.statements)
 
 
-def _memory(result: BackendResult, name: str) -> str:
-    peak = result.memory.get(name)
+def _memory(result: BackendResult, name: str, key: str) -> str:
+    peak = result.memory.get((name, key))
     if peak is None:
-        return result.memory_status.get(name, "?")
+        return result.memory_status.get((name, key), "?")
     return f"{peak / 2**20:.1f} MiB"
+
+
+def _throughput(result: BackendResult, name: str, tasks: int) -> str:
+    """Op 10 as tasks per second (the median run)."""
+    cell = result.cells[name, "concurrent_finds"]
+    if cell.median_ms is None:
+        return cell.status
+    return f"{tasks / cell.median_ms * 1000:,.0f}/s"
 
 
 def _sizes(s: Sizes) -> str:
     return (
         f"{s.users} users, {s.users * s.posts_per_user} posts ({s.posts_per_user} per user), "
         f"{s.users} profiles, {s.tags} tags, {s.tags_per_post} tags per post; "
-        f"create_many of {s.new_posts} posts; {s.finds} finds; seed {s.seed}"
+        f"create_many of {s.new_posts} posts; {s.finds} finds; update_many of {s.updates} "
+        f"posts; page {s.page} of {s.per_page}; {s.tasks} concurrent tasks on a pool of "
+        f"{s.pool}; upsert of {s.upserts} users; cursor pages of {s.cursor_page}; "
+        f"{s.stream_rows:,} rows streamed; seed {s.seed}"
     )
 
 
@@ -72,7 +83,7 @@ def _reasons(result: BackendResult, names: list[str]) -> list[str]:
         groups: dict[tuple[str, str], list[str]] = {}
         for op in OPS:
             cell = result.cells[name, op.key]
-            if cell.status != "ok":
+            if cell.status not in ("ok", NO_FEATURE):
                 groups.setdefault((cell.status, cell.reason), []).append(str(op.number))
         for (status, reason), numbers in groups.items():
             where = "every operation" if len(numbers) == len(OPS) else "op " + ", ".join(numbers)
@@ -104,8 +115,12 @@ def text(run: Run) -> str:
                     value = cell.status
                 row += f"{value:>{width + 8}}"
             out.append(row)
-        mem = "".join(f"{_memory(result, n):>{width + 8}}" for n in names)
-        out.append(f"   {'peak memory, op 1':<24}" + mem)
+        for key in MEMORY_OPS:
+            mem = "".join(f"{_memory(result, n, key):>{width + 8}}" for n in names)
+            out.append(f"   {f'peak memory, op {OPS_BY_KEY[key].number}':<24}" + mem)
+        tasks = run.sizes.tasks
+        rate = "".join(f"{_throughput(result, n, tasks):>{width + 8}}" for n in names)
+        out.append(f"   {'op 10 tasks per second':<24}" + rate)
         out.extend(f"   {line}" for line in _reasons(result, names))
         out.append("")
     return "\n".join(out)

@@ -1,4 +1,4 @@
-"""The contender interface: one class per library, each running the seven operations its own
+"""The contender interface: one class per library, each running the thirteen operations its own
 idiomatic way against the same tables, and a way to count the statements it sends."""
 
 from __future__ import annotations
@@ -20,21 +20,30 @@ _STATEMENT = re.compile(r"^\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.I)
 
 @dataclass(frozen=True)
 class Backend:
-    """A database the run measures on: ``sqlite`` (a file) or ``postgresql`` (a server)."""
+    """A database the run measures on: ``sqlite`` (a file), ``postgresql`` or ``mariadb`` (a
+    server, ``mysql://`` URL)."""
 
     name: str
     label: str
     sqlite_path: Path | None = None
     pg_url: str | None = None
+    mysql_url: str | None = None
 
     @property
     def lucid_url(self) -> str:
-        return f"sqlite:///{self.sqlite_path}" if self.name == "sqlite" else str(self.pg_url)
+        if self.name == "sqlite":
+            return f"sqlite:///{self.sqlite_path}"
+        return str(self.mysql_url if self.name == "mariadb" else self.pg_url)
 
 
 class Unsupported(Exception):
     """Raised by an operation the library cannot run on this backend at these sizes (a known
     limit of the library, not of the harness): the cell shows n/a with this reason."""
+
+
+class NoFeature(Unsupported):
+    """Raised by an operation the library has no feature for (no paginator, no streaming):
+    the cell shows "—" with this reason."""
 
 
 class StatementCounter:
@@ -50,9 +59,10 @@ class StatementCounter:
 
 
 class Contender:
-    """One library under test. Subclasses implement ``open``/``close`` and the seven operation
+    """One library under test. Subclasses implement ``open``/``close`` and the operation
     methods (sync or async), each returning plain tuples read from its own objects, so the
-    attribute access is part of what is timed."""
+    attribute access is part of what is timed. An operation the library has no feature for
+    raises ``NoFeature`` (the base class does, for ops 8-13): its cell shows "—"."""
 
     name: ClassVar[str]
     distribution: ClassVar[str]
@@ -80,7 +90,7 @@ class Contender:
         """Count statements inside the block; yields ``None`` where the library has no hook."""
         yield None
 
-    # The seven operations; ``data`` carries the arguments (word, rows to create, ids to find).
+    # The operations; ``data`` carries the arguments (word, rows to create, ids to find...).
     def posts_with_author(self, data: Data) -> Any:
         """(1) every post with its author preloaded:
         ``[(post.id, post.title, post.created_at, author.email)]``."""
@@ -111,6 +121,42 @@ class Contender:
         """(7) one ``find`` by primary key per id in ``data.find_ids``:
         ``[(id, email, created_at)]``."""
         raise NotImplementedError
+
+    def update_many(self, data: Data) -> Any:
+        """(8) the posts with ``id <= data.sizes.updates`` loaded, each title upper-cased, all
+        saved in one transaction with the library's bulk update: ``[(post.id, post.title)]``."""
+        raise NoFeature(NO_FEATURE)
+
+    def paginate(self, data: Data) -> Any:
+        """(9) page ``data.sizes.page`` (``per_page`` rows) of the posts ordered by
+        ``created_at`` desc, ``id`` desc, with the total: ``(total, [(post.id, post.title)])``."""
+        raise NoFeature(NO_FEATURE)
+
+    def concurrent_finds(self, data: Data) -> Any:
+        """(10) one task per id of ``data.task_ids``, all started at once on a pool of
+        ``data.sizes.pool`` connections, each finding the user and preloading its posts:
+        ``[(user.id, user.email, [post.id, ...])]`` in task order."""
+        raise NoFeature(NO_FEATURE)
+
+    def upsert_many(self, data: Data) -> Any:
+        """(11) ``data.upserts`` inserted, or merged (``name``) into the user with the same
+        email, in one statement or transaction: ``[(user.email, user.name)]``."""
+        raise NoFeature(NO_FEATURE)
+
+    def cursor_paginate(self, data: Data) -> Any:
+        """(12) every post, by keyset pages of ``data.sizes.cursor_page`` ordered by id, each
+        page asked for with the previous page's cursor: ``[(post.id, post.title)]`` in order."""
+        raise NoFeature(NO_FEATURE)
+
+    def stream(self, data: Data) -> Any:
+        """(13) every row of ``readings`` streamed as objects in constant memory (never the
+        whole result at once), totalled as ``readings_digest(count, sum of ids, sum of values,
+        characters of labels)``."""
+        raise NoFeature(NO_FEATURE)
+
+
+# The reason shown for an operation a library has no feature for.
+NO_FEATURE = "no such feature"
 
 
 class Missing(Contender):

@@ -99,6 +99,14 @@ class DjangoORM(Contender):
     def __init__(self) -> None:
         self._alias = ""
 
+    def unavailable(self, backend: Backend) -> str | None:
+        if backend.name == "mariadb":
+            try:
+                import MySQLdb  # noqa: F401
+            except ImportError:
+                return "mysqlclient (Django's MySQL driver) is not installed"
+        return None
+
     async def open(self, backend: Backend) -> None:
         self._alias = f"bench_{backend.name}"
         if backend.name == "sqlite":

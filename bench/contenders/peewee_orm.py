@@ -103,6 +103,11 @@ class PeeweeORM(Contender):
                 import psycopg2  # noqa: F401
             except ImportError:
                 return "psycopg2 is not installed"
+        if backend.name == "mariadb":
+            try:
+                import pymysql  # noqa: F401
+            except ImportError:
+                return "pymysql (Peewee's MySQL driver) is not installed"
         return None
 
     async def open(self, backend: Backend) -> None:

@@ -75,11 +75,15 @@ class SQLAlchemyORM(Contender):
         self._counter: StatementCounter | None = None
 
     async def open(self, backend: Backend) -> None:
+        connect_args: dict[str, Any] = {}
         if backend.name == "sqlite":
             url = f"sqlite+aiosqlite:///{backend.sqlite_path}"
+        elif backend.name == "mariadb":
+            url = str(backend.mysql_url).replace("mysql://", "mysql+asyncmy://", 1)
+            connect_args["init_command"] = "SET time_zone = '+00:00'"
         else:
             url = str(backend.pg_url).replace("postgresql://", "postgresql+asyncpg://", 1)
-        self._engine = create_async_engine(url)
+        self._engine = create_async_engine(url, connect_args=connect_args)
         self._session = async_sessionmaker(self._engine, expire_on_commit=False)
 
         @event.listens_for(self._engine.sync_engine, "before_cursor_execute")

@@ -85,6 +85,8 @@ class TortoiseORM(Contender):
     async def open(self, backend: Backend) -> None:
         if backend.name == "sqlite":
             url = f"sqlite://{backend.sqlite_path}"
+        elif backend.name == "mariadb":
+            url = str(backend.mysql_url)  # Tortoise's mysql:// runs on asyncmy
         else:
             url = str(backend.pg_url).replace("postgresql://", "asyncpg://", 1)
         # One connection name per backend: Tortoise caches each model's INSERT SQL per
