@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import inspect
 import os
@@ -164,6 +165,7 @@ class Runner:
         self.failures: list[Failure] = []
 
     async def run_backend(self, backend: Backend) -> BackendResult:
+        backend = dataclasses.replace(backend, pool=self.data.sizes.pool)
         result = BackendResult(backend)
         for c in self.contenders:
             for op in OPS:
@@ -350,7 +352,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="$LUCID_MYSQL_URL (a MariaDB server)",
     )
     p.add_argument("--out", type=Path, default=ROOT / "docs", help="where the report goes")
-    p.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        default=ROOT / "README.md",
+        help="the README whose table (between its bench:start/end markers) is rewritten",
+    )
+    p.add_argument(
+        "--no-write", action="store_true", help="print only; leave docs/ and the README alone"
+    )
     return p.parse_args(argv)
 
 
@@ -413,6 +423,10 @@ async def amain(args: argparse.Namespace) -> int:
         (args.out / "benchmarks.md").write_text(report.markdown(run))
         report.chart(run, args.out / "benchmarks.png")
         log(f"wrote {args.out / 'benchmarks.md'} and {args.out / 'benchmarks.png'}")
+        if args.readme.exists() and report.update_readme(run, args.readme):
+            log(f"rewrote the table in {args.readme}")
+        else:
+            log(f"{args.readme}: no {report.README_START} marker, its table left alone")
     if runner.failures:
         log(report.failures_text(run))
         return 1

@@ -28,6 +28,8 @@ class Backend:
     sqlite_path: Path | None = None
     pg_url: str | None = None
     mysql_url: str | None = None
+    # Connections each contender's pool may open (op 10 runs its tasks on them).
+    pool: int = 10
 
     @property
     def lucid_url(self) -> str:

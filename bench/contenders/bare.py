@@ -410,7 +410,8 @@ class Bare(Contender):
 
     async def concurrent_finds(self, data: Data) -> Any:
         if self._pool is None:
-            self._pool = await self._open_pool(data.sizes.pool)
+            assert self._backend is not None
+            self._pool = await self._open_pool(self._backend.pool)
         mark = self._marks(1)[0]
         user_sql = f"SELECT {_USER} FROM users WHERE id = {mark}"
         posts_sql = f"SELECT {_POST} FROM posts WHERE posts.user_id = {mark}"

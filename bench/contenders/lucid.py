@@ -55,16 +55,14 @@ class Lucid(Contender):
     notes = (
         "`preload`, `where_has` + `where_like`, `with_count`, `find_or_fail` then "
         '`user.related("posts").create_many(...)`, `User.find`, `Post.update_many`, '
-        '`paginate`, `User.query().where(id).preload("posts").first()` per task (the '
-        "connection's pool capped at the floor's size), `User.upsert_many(conflict=\"email\", "
+        '`paginate`, `User.query().where(id).preload("posts").first()` per task (every '
+        'contender\'s pool capped at the same size), `User.upsert_many(conflict="email", '
         'merge=["name"])`, `cursor_paginate` following `next_cursor`, `stream()` (default '
         "batch of 1,000); statements from `db.on_query`."
     )
 
     async def open(self, backend: Backend) -> None:
-        self._backend = backend
-        self._pool: int | None = None
-        db.configure(url=backend.lucid_url)
+        db.configure(url=backend.lucid_url, pool={"max": backend.pool})
 
     async def close(self) -> None:
         await db.close()
@@ -129,12 +127,6 @@ class Lucid(Contender):
         return (page.total, [(p.id, p.title) for p in page])
 
     async def concurrent_finds(self, data: Data) -> Any:
-        if self._pool != data.sizes.pool:
-            # The same pool size as the floor's (untimed: the warm-up rep comes first).
-            await db.close()
-            db.configure(url=self._backend.lucid_url, pool={"max": data.sizes.pool})
-            self._pool = data.sizes.pool
-
         async def task(key: int) -> tuple[Any, ...]:
             user = await User.query().where("id", key).preload("posts").first()
             assert user is not None
