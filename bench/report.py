@@ -375,10 +375,11 @@ def readme_table(run: Run) -> str:
 
 
 def update_readme(run: Run, path: Path) -> bool:
-    """Replace the README's table between its markers; ``False`` when it has none."""
+    """Replace the README's table between its markers; ``False`` when it has none (or the
+    run left lucid_orm out)."""
     text = path.read_text()
     start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
+    if start < 0 or end < start or "lucid_orm" not in run.names:
         return False
     body = f"{README_START}\n{readme_table(run)}\n{README_END}"
     path.write_text(text[:start] + body + text[end + len(README_END) :])

@@ -353,6 +353,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=ROOT / "docs", help="where the report goes")
     p.add_argument(
+        "--only",
+        help="comma-separated contenders besides the floor (modules or names: lucid,"
+        "sqlalchemy_orm,tortoise_orm,django_orm,peewee_orm); default: all",
+    )
+    p.add_argument(
         "--readme",
         type=Path,
         default=ROOT / "README.md",
@@ -385,7 +390,8 @@ async def amain(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     data = generate(sizes)
-    contenders = all_contenders()
+    only = None if args.only is None else {n.strip() for n in args.only.split(",") if n.strip()}
+    contenders = all_contenders(only)
     runner = Runner(contenders, data, args.repeat)
     wanted = {b.strip() for b in args.backends.split(",") if b.strip()}
     results: list[BackendResult] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -184,10 +184,13 @@ _CONTENDERS = (
 )
 
 
-def all_contenders() -> list[Contender]:
-    """Every contender, the floor first. One whose library is not installed still gets a row."""
+def all_contenders(only: Collection[str] | None = None) -> list[Contender]:
+    """Every contender (or those whose module or name is in ``only``), the floor first and
+    always. One whose library is not installed still gets a row."""
     found: list[Contender] = []
     for module, cls, name, distribution in _CONTENDERS:
+        if only is not None and module != "bare" and module not in only and name not in only:
+            continue
         try:
             found.append(getattr(importlib.import_module(f"{__name__}.{module}"), cls)())
         except ImportError as exc:
