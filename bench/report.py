@@ -314,11 +314,14 @@ def chart(run: Run, path: Path) -> None:
                 ratio = result.ratio(name, op)
                 if ratio is None:
                     status = result.cells[name, op.key].status
-                    ax.text(x, 1.02, status, rotation=90, ha="center", va="bottom", fontsize=7)
+                    turn = 0 if status == NO_FEATURE else 90
+                    ax.text(x, 1.02, status, rotation=turn, ha="center", va="bottom", fontsize=7)
                 else:
                     xs.append(x)
                     ys.append(ratio)
-            ax.bar(xs, ys, width, label=name, color=colors[i % len(colors)])
+            # A contender with no bar on this backend stays out of its legend.
+            label = name if xs else "_nolegend_"
+            ax.bar(xs, ys, width, label=label, color=colors[i % len(colors)])
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(FixedLocator([0.5, 1, 2, 5, 10, 20, 50, 100]))
