@@ -347,7 +347,8 @@ class Admin:
         if self.backend == "sqlite":
             await self.execute("PRAGMA journal_mode = WAL")
         if self.backend == "mariadb":
-            await self.execute("SET time_zone = '+00:00'")
+            # sql_notes: no "Unknown table" note (logged by asyncmy) per DROP TABLE IF EXISTS.
+            await self.execute("SET time_zone = '+00:00', sql_notes = 0")
         for table in TABLES:
             cascade = " CASCADE" if self.backend == "postgresql" else ""
             await self.execute(f"DROP TABLE IF EXISTS {table}{cascade}")
