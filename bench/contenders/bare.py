@@ -425,10 +425,8 @@ class Bare(Contender):
         return list(await asyncio.gather(*(task(key) for key in data.task_ids)))
 
     async def upsert_many(self, data: Data) -> Any:
-        users = [
-            UserRow(0, r["email"], r["name"], r["created_at"])  # type: ignore[arg-type]
-            for r in data.upserts
-        ]
+        # id 0 until RETURNING gives the row's key.
+        users = [UserRow(0, r["email"], r["name"], r["created_at"]) for r in data.upserts]
         params = [x for u in users for x in (u.email, u.name, self._bind_ts(u.created_at))]
         if self._my:
             conflict = "ON DUPLICATE KEY UPDATE name = VALUES(name)"
