@@ -1,4 +1,5 @@
-"""The results as a terminal table, docs/benchmarks.md and docs/benchmarks.png."""
+"""The results as a terminal table, docs/benchmarks.md, docs/benchmarks.png and the table in
+the README (between its ``bench:start`` / ``bench:end`` markers)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .contenders import Contender
-from .run import FLOOR, BackendResult, Cell, Failure
-from .workload import OPS, Op, Sizes
+from .run import FLOOR, NO_FEATURE, BackendResult, Cell, Failure
+from .workload import MEMORY_OPS, OPS, OPS_BY_KEY, Op, Sizes
 
 
 @dataclass
@@ -45,23 +46,34 @@ def _ratio(result: BackendResult, name: str, op: Op) -> str:
 
 
 def _statements(cell: Cell) -> str:
-    if cell.status == "n/a":
-        return "n/a"
+    if cell.status in ("n/a", NO_FEATURE):
+        return cell.status
     return "?" if cell.statements is None else str(cell.statements)
 
 
-def _memory(result: BackendResult, name: str) -> str:
-    peak = result.memory.get(name)
+def _memory(result: BackendResult, name: str, key: str) -> str:
+    peak = result.memory.get((name, key))
     if peak is None:
-        return result.memory_status.get(name, "?")
+        return result.memory_status.get((name, key), "?")
     return f"{peak / 2**20:.1f} MiB"
+
+
+def _throughput(result: BackendResult, name: str, tasks: int) -> str:
+    """Op 10 as tasks per second (the median run)."""
+    cell = result.cells[name, "concurrent_finds"]
+    if cell.median_ms is None:
+        return cell.status
+    return f"{tasks / cell.median_ms * 1000:,.0f}/s"
 
 
 def _sizes(s: Sizes) -> str:
     return (
         f"{s.users} users, {s.users * s.posts_per_user} posts ({s.posts_per_user} per user), "
         f"{s.users} profiles, {s.tags} tags, {s.tags_per_post} tags per post; "
-        f"create_many of {s.new_posts} posts; {s.finds} finds; seed {s.seed}"
+        f"create_many of {s.new_posts} posts; {s.finds} finds; update_many of {s.updates} "
+        f"posts; page {s.page} of {s.per_page}; {s.tasks} concurrent tasks on a pool of "
+        f"{s.pool}; upsert of {s.upserts} users; cursor pages of {s.cursor_page}; "
+        f"{s.stream_rows:,} rows streamed; seed {s.seed}"
     )
 
 
@@ -72,7 +84,7 @@ def _reasons(result: BackendResult, names: list[str]) -> list[str]:
         groups: dict[tuple[str, str], list[str]] = {}
         for op in OPS:
             cell = result.cells[name, op.key]
-            if cell.status != "ok":
+            if cell.status not in ("ok", NO_FEATURE):
                 groups.setdefault((cell.status, cell.reason), []).append(str(op.number))
         for (status, reason), numbers in groups.items():
             where = "every operation" if len(numbers) == len(OPS) else "op " + ", ".join(numbers)
@@ -104,8 +116,12 @@ def text(run: Run) -> str:
                     value = cell.status
                 row += f"{value:>{width + 8}}"
             out.append(row)
-        mem = "".join(f"{_memory(result, n):>{width + 8}}" for n in names)
-        out.append(f"   {'peak memory, op 1':<24}" + mem)
+        for key in MEMORY_OPS:
+            mem = "".join(f"{_memory(result, n, key):>{width + 8}}" for n in names)
+            out.append(f"   {f'peak memory, op {OPS_BY_KEY[key].number}':<24}" + mem)
+        tasks = run.sizes.tasks
+        rate = "".join(f"{_throughput(result, n, tasks):>{width + 8}}" for n in names)
+        out.append(f"   {'op 10 tasks per second':<24}" + rate)
         out.extend(f"   {line}" for line in _reasons(result, names))
         out.append("")
     return "\n".join(out)
@@ -180,10 +196,18 @@ def markdown(run: Run) -> str:
         "each rep), `gc.collect()` before each timing; medians. Django and Peewee are sync and "
         "are called directly in the same process. Statements counted: SELECT/INSERT/UPDATE/"
         "DELETE, not BEGIN/COMMIT; an executemany over N rows counts N. Peak memory: the "
-        "`tracemalloc` peak during one run of op 1, answer included.",
-        "- The floor is the async driver each async contender runs on (aiosqlite, asyncpg). "
-        "Django and Peewee use sync drivers (`sqlite3`, psycopg 3 / psycopg2), so on SQLite "
-        "they skip aiosqlite's hop to its worker thread and can come out below 1x.",
+        "`tracemalloc` peak during one untimed run of op 1 (answer included) and of op 13 "
+        "(whose answer is four totals: the peak is what the library holds at once; memory "
+        "outside Python's allocator, such as a C driver's buffers, is not seen). The writing "
+        "operations (6, 8, 11) are checked on their answer and on the rows read back "
+        "afterwards, then undone, untimed.",
+        "- The floor is the async driver each async contender runs on (aiosqlite, asyncpg, "
+        "asyncmy). Django and Peewee use sync drivers (`sqlite3`, psycopg 3 / psycopg2), so on "
+        "SQLite they skip aiosqlite's hop to its worker thread and can come out below 1x; on "
+        "MariaDB they need mysqlclient / PyMySQL, which the `bench` extra does not install.",
+        "- A cell is `—` where the library has no such feature (no paginator, no keyset "
+        "pagination, no streaming, no concurrent tasks in a sync ORM), `n/a` where it cannot "
+        "run here (the reason is listed under each backend).",
         "",
         "Operations:",
         "",
@@ -196,6 +220,22 @@ def markdown(run: Run) -> str:
         "transaction (each library's bulk create through its relation; rows deleted after each "
         "rep, untimed)",
         f"7. {run.sizes.finds} single-row `find` by primary key",
+        f"8. {run.sizes.updates} posts loaded, each title changed, all saved in one transaction "
+        "with the library's bulk update (`update_many`); titles restored after each rep, "
+        "untimed",
+        f"9. page {run.sizes.page} ({run.sizes.per_page} a page) of the posts ordered by "
+        "`created_at` desc, `id` desc, with the total (`paginate`)",
+        f"10. {run.sizes.tasks} concurrent tasks (`asyncio.gather`), each a `find` of a user "
+        f"with its posts preloaded, on a pool of {run.sizes.pool} connections; the table "
+        "gives the time for all of them (ratio = the floor's throughput ÷ the library's), "
+        "the tasks per second are below it",
+        f"11. upsert of {run.sizes.upserts} users on their unique email, half of them new "
+        "(one statement where the library can); users restored after each rep, untimed",
+        f"12. every post through keyset (cursor) pages of {run.sizes.cursor_page} ordered by "
+        "id, each page asked for with the previous one's cursor (`cursor_paginate`)",
+        f"13. {run.sizes.stream_rows:,} rows of a four-column table streamed as objects "
+        "(`stream`), totalled on the fly; the rows are generated by the database at load "
+        "(`--stream-rows 1000000` for the full size)",
         "",
     ]
     for result in run.results:
@@ -223,9 +263,16 @@ def markdown(run: Run) -> str:
             for title, op in zip(ops, OPS, strict=True)
         ]
         lines += [*_table(header, rows), ""]
-        lines += ["### Peak memory during op 1 (posts + author)", ""]
-        lines += _table(["", *names], [["tracemalloc peak", *(_memory(result, n) for n in names)]])
-        lines += [""]
+        lines += ["### Peak memory (tracemalloc)", ""]
+        rows = [
+            [f"{OPS_BY_KEY[key].number}. {OPS_BY_KEY[key].title}"]
+            + [_memory(result, n, key) for n in names]
+            for key in MEMORY_OPS
+        ]
+        lines += [*_table(["operation", *names], rows), ""]
+        lines += [f"### Op 10 throughput ({run.sizes.tasks} tasks, pool of {run.sizes.pool})", ""]
+        rate = [_throughput(result, n, run.sizes.tasks) for n in names]
+        lines += [*_table(["", *names], [["tasks per second", *rate]]), ""]
         reasons = _reasons(result, names)
         if reasons:
             lines += ["Not measured or failed:", "", *(f"- {r}" for r in reasons), ""]
@@ -255,7 +302,7 @@ def chart(run: Run, path: Path) -> None:
     if not measured:
         return
     fig, axes = plt.subplots(
-        len(measured), 1, figsize=(12, 4.2 * len(measured)), squeeze=False, sharey=True
+        len(measured), 1, figsize=(15, 4.8 * len(measured)), squeeze=False, sharey=True
     )
     width = 0.8 / len(names)
     colors = plt.get_cmap("tab10").colors
@@ -267,11 +314,14 @@ def chart(run: Run, path: Path) -> None:
                 ratio = result.ratio(name, op)
                 if ratio is None:
                     status = result.cells[name, op.key].status
-                    ax.text(x, 1.02, status, rotation=90, ha="center", va="bottom", fontsize=7)
+                    turn = 0 if status == NO_FEATURE else 90
+                    ax.text(x, 1.02, status, rotation=turn, ha="center", va="bottom", fontsize=7)
                 else:
                     xs.append(x)
                     ys.append(ratio)
-            ax.bar(xs, ys, width, label=name, color=colors[i % len(colors)])
+            # A contender with no bar on this backend stays out of its legend.
+            label = name if xs else "_nolegend_"
+            ax.bar(xs, ys, width, label=label, color=colors[i % len(colors)])
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(FixedLocator([0.5, 1, 2, 5, 10, 20, 50, 100]))
@@ -279,9 +329,61 @@ def chart(run: Run, path: Path) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylabel("ratio to the bare driver (log scale)")
         ax.set_title(f"{result.backend.label}: median time ÷ bare driver (lower is better)")
-        ax.set_xticks(range(len(OPS)), [f"{op.number}. {op.title}" for op in OPS], fontsize=8)
+        labels = [f"{op.number}. {op.title}" for op in OPS]
+        ax.set_xticks(range(len(OPS)), labels, fontsize=8, rotation=25, ha="right")
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=8, ncol=len(names), loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# -- README ---------------------------------------------------------------------------------------
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+
+
+def _best_peer(result: BackendResult, op: Op, names: list[str]) -> str:
+    peers = [n for n in names if n not in (FLOOR, "lucid_orm")]
+    ratios = [(r, n) for n in peers if (r := result.ratio(n, op)) is not None]
+    if not ratios:
+        return NO_FEATURE
+    ratio, name = min(ratios)
+    return f"{ratio:.2f}x {name}"
+
+
+def readme_table(run: Run) -> str:
+    """lucid_orm's ratio and the best peer's, per operation and backend, as markdown."""
+    measured = [r for r in run.results if not r.skipped]
+    header = ["operation"]
+    for result in measured:
+        label = result.backend.label.split()[0]
+        header += [f"{label}: lucid_orm", "best peer"]
+    rows = []
+    for op in OPS:
+        row = [f"{op.number}. {op.title}"]
+        for result in measured:
+            row += [_ratio(result, "lucid_orm", op), _best_peer(result, op, run.names)]
+        rows.append(row)
+    started = f"{run.started:%Y-%m-%d}"
+    return "\n".join(
+        [
+            f"Ratios to the bare driver from the run of {started} (lower is better; a shared "
+            "2-core machine: noisy, quote ratios only; `—`: no peer has the feature):",
+            "",
+            *_table(header, rows),
+        ]
+    )
+
+
+def update_readme(run: Run, path: Path) -> bool:
+    """Replace the README's table between its markers; ``False`` when it has none (or the
+    run left lucid_orm out)."""
+    text = path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start or "lucid_orm" not in run.names:
+        return False
+    body = f"{README_START}\n{readme_table(run)}\n{README_END}"
+    path.write_text(text[:start] + body + text[end + len(README_END) :])
+    return True

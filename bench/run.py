@@ -1,11 +1,13 @@
-"""``python -m bench``: load the same seeded data on each backend, check every contender's
-answers against the bare driver's, count statements, then time the operations round-robin
-and write docs/benchmarks.md and docs/benchmarks.png."""
+"""``python -m bench``: load the same seeded data on each backend (SQLite, PostgreSQL, MariaDB),
+check every contender's answers against the bare driver's, count statements, then time the
+operations round-robin and write docs/benchmarks.md, docs/benchmarks.png and the README's
+table."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import inspect
 import os
@@ -21,11 +23,25 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from .contenders import Backend, Contender, Unsupported, all_contenders
-from .workload import OPS, Admin, Data, Op, Sizes, digest, generate
+from .contenders import Backend, Contender, NoFeature, Unsupported, all_contenders
+from .workload import (
+    MEMORY_OPS,
+    OPS,
+    OPS_BY_KEY,
+    Admin,
+    Data,
+    Op,
+    Sizes,
+    digest,
+    generate,
+    mysql_params,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/bench"
+# The cell of an operation a library has no feature for.
+NO_FEATURE = "—"
 
 
 @dataclass
@@ -35,7 +51,7 @@ class Cell:
     times_ms: list[float] = field(default_factory=list)
     statements: int | None = None
     digest: str = ""
-    status: str = "ok"  # ok | n/a | error | mismatch
+    status: str = "ok"  # ok | n/a | — (no such feature) | error | mismatch
     reason: str = ""
 
     @property
@@ -48,8 +64,9 @@ class BackendResult:
     backend: Backend
     skipped: str = ""  # why the whole backend was not measured
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
-    memory: dict[str, int | None] = field(default_factory=dict)
-    memory_status: dict[str, str] = field(default_factory=dict)  # why no peak: n/a, error…
+    # Peak memory per (contender, op key) of MEMORY_OPS, or why there is none (n/a, error…).
+    memory: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    memory_status: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def ratio(self, contender: str, op: Op) -> float | None:
         mine = self.cells[contender, op.key].median_ms
@@ -98,6 +115,35 @@ async def postgresql_backend(url: str) -> tuple[Backend | None, str]:
     return Backend("postgresql", f"PostgreSQL {version.split()[0]}", pg_url=url), ""
 
 
+async def mariadb_backend(url: str) -> tuple[Backend | None, str]:
+    """The MariaDB backend at ``url`` (``mysql://``; its database created if missing), or
+    why not."""
+    import asyncmy
+
+    params = mysql_params(url)
+    name = params.pop("database")
+    try:
+        conn = await asyncmy.connect(**params, connect_timeout=5)
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+                    (name,),
+                )
+                if not (await cur.fetchone())[0]:
+                    # The name is the URL's own, quoted as an identifier.
+                    await cur.execute(f"CREATE DATABASE `{name.replace('`', '``')}`")
+                await cur.execute("SELECT VERSION()")
+                version = (await cur.fetchone())[0]
+        finally:
+            conn.close()
+    except (OSError, asyncmy.errors.Error) as exc:  # type: ignore[attr-defined]
+        return None, f"{type(exc).__name__}: {exc}"
+    if "mariadb" not in version.lower():
+        return None, f"not MariaDB: {version}"
+    return Backend("mariadb", f"MariaDB {version.split('-')[0]}", mysql_url=url), ""
+
+
 # -- running ------------------------------------------------------------------------------------
 
 
@@ -119,11 +165,12 @@ class Runner:
         self.failures: list[Failure] = []
 
     async def run_backend(self, backend: Backend) -> BackendResult:
+        backend = dataclasses.replace(backend, pool=self.data.sizes.pool)
         result = BackendResult(backend)
         for c in self.contenders:
             for op in OPS:
                 result.cells[c.name, op.key] = Cell()
-        target = backend.sqlite_path or backend.pg_url
+        target = backend.sqlite_path or backend.pg_url or backend.mysql_url
         async with Admin(backend.name, target) as admin:
             t0 = time.perf_counter()
             await admin.load(self.data)
@@ -159,7 +206,8 @@ class Runner:
                 continue
             for op in OPS:
                 result.cells[c.name, op.key] = Cell(status="n/a", reason=reason)
-            result.memory_status[c.name] = "n/a"
+            for key in MEMORY_OPS:
+                result.memory_status[c.name, key] = "n/a"
             log(f"  {c.name}: n/a on {backend.name} ({reason})")
         if not opened or opened[0].name != FLOOR:
             raise SystemExit(
@@ -179,8 +227,12 @@ class Runner:
                     with c.count_statements() as counter:
                         answer = await call(c, op, self.data)
                     canonical: Any = op.canonical(answer)
-                    if op.key == "create_many":
-                        canonical = (canonical, await admin.created_posts(self.data))
+                    if op.readback:
+                        written = await getattr(admin, op.readback)(self.data)
+                        canonical = (canonical, written)
+                except NoFeature as exc:
+                    cell.status, cell.reason = NO_FEATURE, str(exc)
+                    continue
                 except Unsupported as exc:
                     cell.status, cell.reason = "n/a", str(exc)
                     log(f"  {c.name}: op {op.number} n/a on {backend.name} ({exc})")
@@ -190,8 +242,8 @@ class Runner:
                     self._fail(backend, c, op, cell.reason, traceback.format_exc())
                     continue
                 finally:
-                    if op.key == "create_many":
-                        await admin.delete_created(self.data)
+                    if op.reset:
+                        await getattr(admin, op.reset)(self.data)
                 cell.statements = counter.n if counter is not None else None
                 cell.digest = digest(canonical)
                 floor = result.cells[FLOOR, op.key]
@@ -206,20 +258,24 @@ class Runner:
         log(f"  {backend.label}: answers checked, statements counted")
 
     async def _measure_memory(self, result: BackendResult, opened: list[Contender]) -> None:
-        op = OPS[0]
-        for c in opened:
-            if result.cells[c.name, op.key].status != "ok":
-                result.memory_status[c.name] = result.cells[c.name, op.key].status
-                continue
-            gc.collect()
-            tracemalloc.start()
-            try:
-                base = tracemalloc.get_traced_memory()[0]
-                answer = await call(c, op, self.data)
-                result.memory[c.name] = tracemalloc.get_traced_memory()[1] - base
-                del answer
-            finally:
-                tracemalloc.stop()
+        """The ``tracemalloc`` peak of one untimed run of each of MEMORY_OPS (op 1: the answer
+        included; op 13: a stream, whose answer is four numbers, so the peak is what the
+        library holds at once)."""
+        for key in MEMORY_OPS:
+            op = OPS_BY_KEY[key]
+            for c in opened:
+                if result.cells[c.name, op.key].status != "ok":
+                    result.memory_status[c.name, key] = result.cells[c.name, op.key].status
+                    continue
+                gc.collect()
+                tracemalloc.start()
+                try:
+                    base = tracemalloc.get_traced_memory()[0]
+                    answer = await call(c, op, self.data)
+                    result.memory[c.name, key] = tracemalloc.get_traced_memory()[1] - base
+                    del answer
+                finally:
+                    tracemalloc.stop()
 
     async def _time(self, result: BackendResult, opened: list[Contender], admin: Admin) -> None:
         """``repeat`` reps; in each, every operation runs once per contender, contenders in an
@@ -241,8 +297,8 @@ class Runner:
                         self._fail(result.backend, c, op, cell.reason, traceback.format_exc())
                         continue
                     finally:
-                        if op.key == "create_many":
-                            await admin.delete_created(self.data)
+                        if op.reset:
+                            await getattr(admin, op.reset)(self.data)
                     cell.times_ms.append(elapsed * 1000)
             elapsed_s = time.perf_counter() - started
             log(f"  {result.backend.label}: rep {rep + 1}/{self.repeat} ({elapsed_s:.0f} s)")
@@ -265,16 +321,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tags-per-post", type=int, default=d.tags_per_post)
     p.add_argument("--new-posts", type=int, default=d.new_posts, help="rows for create_many")
     p.add_argument("--finds", type=int, default=d.finds, help="finds by primary key")
+    p.add_argument("--updates", type=int, default=d.updates, help="posts bulk-updated (op 8)")
+    p.add_argument("--page", type=int, default=d.page, help="page read by op 9")
+    p.add_argument("--per-page", type=int, default=d.per_page, help="page size of op 9")
+    p.add_argument("--tasks", type=int, default=d.tasks, help="concurrent tasks (op 10)")
+    p.add_argument("--pool", type=int, default=d.pool, help="pool size for op 10")
+    p.add_argument("--upserts", type=int, default=d.upserts, help="rows upserted (op 11)")
+    p.add_argument("--cursor-page", type=int, default=d.cursor_page, help="op 12's page size")
+    p.add_argument(
+        "--stream-rows",
+        type=int,
+        default=d.stream_rows,
+        help="rows streamed by op 13 (the full size: 1000000, about 10x longer for op 13)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--repeat", type=int, default=7, help="timed reps after the warm-up rep")
     p.add_argument(
-        "--backends", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql"
+        "--backends",
+        default="sqlite,postgresql,mariadb",
+        help="comma-separated: sqlite,postgresql,mariadb",
     )
     p.add_argument(
-        "--pg-url", default=os.environ.get("LUCID_PG_URL", DEFAULT_PG_URL), help="$LUCID_PG_URL"
+        "--pg-url",
+        default=os.environ.get("LUCID_PG_URL", DEFAULT_PG_URL),
+        help="$LUCID_PG_URL",
+    )
+    p.add_argument(
+        "--mysql-url",
+        default=os.environ.get("LUCID_MYSQL_URL", DEFAULT_MYSQL_URL),
+        help="$LUCID_MYSQL_URL (a MariaDB server)",
     )
     p.add_argument("--out", type=Path, default=ROOT / "docs", help="where the report goes")
-    p.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    p.add_argument(
+        "--only",
+        help="comma-separated contenders besides the floor (modules or names: lucid,"
+        "sqlalchemy_orm,tortoise_orm,django_orm,peewee_orm); default: all",
+    )
+    p.add_argument(
+        "--readme",
+        type=Path,
+        default=ROOT / "README.md",
+        help="the README whose table (between its bench:start/end markers) is rewritten",
+    )
+    p.add_argument(
+        "--no-write", action="store_true", help="print only; leave docs/ and the README alone"
+    )
     return p.parse_args(argv)
 
 
@@ -288,10 +379,19 @@ async def amain(args: argparse.Namespace) -> int:
         tags_per_post=args.tags_per_post,
         new_posts=args.new_posts,
         finds=args.finds,
+        updates=args.updates,
+        page=args.page,
+        per_page=args.per_page,
+        tasks=args.tasks,
+        pool=args.pool,
+        upserts=args.upserts,
+        cursor_page=args.cursor_page,
+        stream_rows=args.stream_rows,
         seed=args.seed,
     )
     data = generate(sizes)
-    contenders = all_contenders()
+    only = None if args.only is None else {n.strip() for n in args.only.split(",") if n.strip()}
+    contenders = all_contenders(only)
     runner = Runner(contenders, data, args.repeat)
     wanted = {b.strip() for b in args.backends.split(",") if b.strip()}
     results: list[BackendResult] = []
@@ -306,6 +406,13 @@ async def amain(args: argparse.Namespace) -> int:
                 results.append(BackendResult(Backend("postgresql", "PostgreSQL"), skipped=reason))
             else:
                 results.append(await runner.run_backend(pg))
+        if "mariadb" in wanted:
+            maria, reason = await mariadb_backend(args.mysql_url)
+            if maria is None:
+                log(f"MariaDB at {args.mysql_url} not measured: {reason}")
+                results.append(BackendResult(Backend("mariadb", "MariaDB"), skipped=reason))
+            else:
+                results.append(await runner.run_backend(maria))
     run = report.Run(
         sizes=sizes,
         repeat=args.repeat,
@@ -322,6 +429,10 @@ async def amain(args: argparse.Namespace) -> int:
         (args.out / "benchmarks.md").write_text(report.markdown(run))
         report.chart(run, args.out / "benchmarks.png")
         log(f"wrote {args.out / 'benchmarks.md'} and {args.out / 'benchmarks.png'}")
+        if args.readme.exists() and report.update_readme(run, args.readme):
+            log(f"rewrote the table in {args.readme}")
+        else:
+            log(f"{args.readme}: no {report.README_START} marker, its table left alone")
     if runner.failures:
         log(report.failures_text(run))
         return 1

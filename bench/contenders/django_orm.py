@@ -37,11 +37,12 @@ if not settings.configured:
     )
     django.setup()
 
+from django.core.paginator import Paginator  # noqa: E402
 from django.db import OperationalError, connections, models, transaction  # noqa: E402
 from django.db.models import Count, Exists, OuterRef  # noqa: E402
 
-from ..workload import Data  # noqa: E402
-from . import Backend, Contender, StatementCounter, Unsupported  # noqa: E402
+from ..workload import Data, readings_digest  # noqa: E402
+from . import Backend, Contender, NoFeature, StatementCounter, Unsupported  # noqa: E402
 
 
 class User(models.Model):
@@ -81,6 +82,17 @@ class Post(models.Model):
         managed = False
 
 
+class Reading(models.Model):
+    sensor = models.IntegerField()
+    value = models.IntegerField()
+    label = models.CharField(max_length=20)
+
+    class Meta:
+        app_label = "bench"
+        db_table = "readings"
+        managed = False
+
+
 def _register(alias: str, config: dict[str, Any]) -> None:
     # Django reads DATABASES once; an alias added at run time goes through the same defaults.
     connections.settings[alias] = connections.configure_settings({"default": config})["default"]
@@ -93,11 +105,24 @@ class DjangoORM(Contender):
         "sync, called directly; PostgreSQL through psycopg 3. `prefetch_related`, "
         "`Exists(OuterRef)`, `annotate(Count)` (LEFT JOIN + GROUP BY), `bulk_create` in "
         "`atomic()` (on SQLite Django caps a statement at 999 parameters, so 1,000 posts take "
-        "several INSERTs), `objects.get`; statements from `connection.execute_wrapper`."
+        'several INSERTs), `objects.get`; update_many: `bulk_update([...], ["title"])` (CASE, '
+        "in batches under SQLite's parameter cap); paginate: `Paginator(...).page(n)` and "
+        "`paginator.count`; no concurrent tasks (a sync ORM); upsert: `bulk_create(..., "
+        "update_conflicts=True, unique_fields=..., update_fields=...)`; no keyset "
+        "pagination; streaming: `.iterator(chunk_size=1000)` (server-side cursor on "
+        "PostgreSQL); statements from `connection.execute_wrapper`."
     )
 
     def __init__(self) -> None:
         self._alias = ""
+
+    def unavailable(self, backend: Backend) -> str | None:
+        if backend.name == "mariadb":
+            try:
+                import MySQLdb  # noqa: F401
+            except ImportError:
+                return "mysqlclient (Django's MySQL driver) is not installed"
+        return None
 
     async def open(self, backend: Backend) -> None:
         self._alias = f"bench_{backend.name}"
@@ -180,3 +205,41 @@ class DjangoORM(Contender):
             user = users.get(pk=key)
             out.append((user.id, user.email, user.created_at))
         return out
+
+    def update_many(self, data: Data) -> Any:
+        with transaction.atomic(using=self._alias):
+            posts = list(
+                Post.objects.using(self._alias).filter(id__lte=data.sizes.updates).order_by("id")
+            )
+            for post in posts:
+                post.title = post.title.upper()
+            Post.objects.using(self._alias).bulk_update(posts, ["title"])
+        return [(p.id, p.title) for p in posts]
+
+    def paginate(self, data: Data) -> Any:
+        s = data.sizes
+        query = Post.objects.using(self._alias).order_by("-created_at", "-id")
+        page = Paginator(query, s.per_page).page(s.page)
+        return (page.paginator.count, [(p.id, p.title) for p in page])
+
+    def concurrent_finds(self, data: Data) -> Any:
+        raise NoFeature("a sync ORM: no concurrent tasks on one event loop")
+
+    def upsert_many(self, data: Data) -> Any:
+        users = [User(**values) for values in data.upserts]
+        self._users().bulk_create(
+            users, update_conflicts=True, unique_fields=["email"], update_fields=["name"]
+        )
+        return [(u.email, u.name) for u in users]
+
+    def cursor_paginate(self, data: Data) -> Any:
+        raise NoFeature("no keyset (cursor) pagination")
+
+    def stream(self, data: Data) -> Any:
+        count = id_sum = value_sum = chars = 0
+        for r in Reading.objects.using(self._alias).iterator(chunk_size=1000):
+            count += 1
+            id_sum += r.id
+            value_sum += r.value
+            chars += len(r.label)
+        return readings_digest(count, id_sum, value_sum, chars)

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from peewee import (
+    EXCLUDED,
     JOIN,
     SQL,
     AutoField,
@@ -19,6 +20,7 @@ from peewee import (
     Database,
     DateTimeField,
     ForeignKeyField,
+    IntegerField,
     Model,
     PostgresqlDatabase,
     SqliteDatabase,
@@ -27,13 +29,13 @@ from peewee import (
     prefetch,
 )
 
-from ..workload import Data
-from . import Backend, Contender, StatementCounter
+from ..workload import Data, readings_digest
+from . import Backend, Contender, NoFeature, StatementCounter
 
 
 class User(Model):
     id = AutoField()
-    email = CharField()
+    email = CharField(unique=True)
     name = CharField()
     created_at = DateTimeField()
 
@@ -70,7 +72,17 @@ class PostTag(Model):
         primary_key = CompositeKey("post", "tag")
 
 
-MODELS = [User, Post, Tag, PostTag]
+class Reading(Model):
+    id = AutoField()
+    sensor = IntegerField()
+    value = IntegerField()
+    label = CharField()
+
+    class Meta:
+        table_name = "readings"
+
+
+MODELS = [User, Post, Tag, PostTag, Reading]
 
 
 class _LogCounter(logging.Handler):
@@ -91,7 +103,12 @@ class PeeweeORM(Contender):
         "tags through the `post_tags` model since prefetch cannot follow a ManyToManyField), "
         "`fn.EXISTS`, LEFT JOIN + GROUP BY count, `bulk_create` in `atomic()` (SQLite opened "
         "with `returning_clause=True` so primary keys are set), `get_by_id`; statements from "
-        "the `peewee` DEBUG log."
+        "the `peewee` DEBUG log. update_many: `bulk_update(fields=[Post.title])` in "
+        "`atomic()` (CASE); paginate: `.paginate(page, n)` and `.count()`; no concurrent "
+        "tasks (a sync ORM); upsert: `insert_many(...).on_conflict(update={name: "
+        "EXCLUDED.name}).returning(User)`; no keyset pagination; streaming: `.iterator()` "
+        "(psycopg2's default cursor buffers the whole result in libpq, outside Python's "
+        "allocator, so tracemalloc does not see it)."
     )
 
     def __init__(self) -> None:
@@ -103,6 +120,11 @@ class PeeweeORM(Contender):
                 import psycopg2  # noqa: F401
             except ImportError:
                 return "psycopg2 is not installed"
+        if backend.name == "mariadb":
+            try:
+                import pymysql  # noqa: F401
+            except ImportError:
+                return "pymysql (Peewee's MySQL driver) is not installed"
         return None
 
     async def open(self, backend: Backend) -> None:
@@ -181,3 +203,42 @@ class PeeweeORM(Contender):
             user = User.get_by_id(key)
             out.append((user.id, user.email, user.created_at))
         return out
+
+    def update_many(self, data: Data) -> Any:
+        assert self._db is not None
+        with self._db.atomic():
+            posts = list(Post.select().where(Post.id <= data.sizes.updates).order_by(Post.id))
+            for post in posts:
+                post.title = post.title.upper()
+            Post.bulk_update(posts, fields=[Post.title])
+        return [(p.id, p.title) for p in posts]
+
+    def paginate(self, data: Data) -> Any:
+        s = data.sizes
+        query = Post.select().order_by(Post.created_at.desc(), Post.id.desc())
+        total = query.count()
+        return (total, [(p.id, p.title) for p in query.paginate(s.page, s.per_page)])
+
+    def concurrent_finds(self, data: Data) -> Any:
+        raise NoFeature("a sync ORM: no concurrent tasks on one event loop")
+
+    def upsert_many(self, data: Data) -> Any:
+        query = (
+            User.insert_many(data.upserts)
+            .on_conflict(conflict_target=[User.email], update={User.name: EXCLUDED.name})
+            .returning(User)
+        )
+        users = list(query.execute())
+        return [(u.email, u.name) for u in users]
+
+    def cursor_paginate(self, data: Data) -> Any:
+        raise NoFeature("no keyset (cursor) pagination")
+
+    def stream(self, data: Data) -> Any:
+        count = id_sum = value_sum = chars = 0
+        for r in Reading.select().iterator():
+            count += 1
+            id_sum += r.id
+            value_sum += r.value
+            chars += len(r.label)
+        return readings_digest(count, id_sum, value_sum, chars)

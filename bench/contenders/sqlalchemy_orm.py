@@ -1,9 +1,12 @@
 """SQLAlchemy 2 async ORM: ``selectinload``, ``relationship.any()`` (EXISTS), a correlated
-count, ``session.add_all`` in ``session.begin()``, ``session.get``. A new session per operation,
-so its identity map never answers from an earlier one."""
+count, ``session.add_all`` in ``session.begin()``, ``session.get``, the unit of work's flush of
+changed objects, a dialect ``insert`` upsert returning entities, ``stream_scalars`` with
+``yield_per``. A new session per operation (per task in op 10), so its identity map never
+answers from an earlier one."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,8 +17,8 @@ from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
-from ..workload import Data
-from . import Backend, Contender, StatementCounter
+from ..workload import Data, readings_digest
+from . import Backend, Contender, NoFeature, StatementCounter
 
 
 class Base(DeclarativeBase):
@@ -56,6 +59,14 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(String(50))
 
 
+class Reading(Base):
+    __tablename__ = "readings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sensor: Mapped[int]
+    value: Mapped[int]
+    label: Mapped[str] = mapped_column(String(20))
+
+
 class SQLAlchemyORM(Contender):
     name = "SQLAlchemy ORM"
     distribution = "sqlalchemy"
@@ -66,7 +77,13 @@ class SQLAlchemyORM(Contender):
         "`INSERT … RETURNING` on PostgreSQL; row by row on SQLite, where SQLAlchemy cannot "
         "rely on the order of RETURNING rows), `session.get(..., populate_existing=True)` "
         "(without it a repeated id comes from the identity map with no SQL); a new session "
-        "per operation; statements from engine events."
+        "per operation; update_many: the changed objects flushed on commit (one executemany of "
+        "UPDATEs); no paginator nor keyset pagination; concurrent finds: `session.get(..., "
+        "options=[selectinload(...)])`, a session per task, the engine's pool capped at the "
+        "floor's size; upsert: `insert(User).values([...]).on_conflict_do_update(...)` "
+        "(MariaDB: `on_duplicate_key_update`) `.returning(User)` through the session; "
+        "streaming: `session.stream_scalars(...)` with `yield_per(1000)`; statements from "
+        "engine events."
     )
 
     def __init__(self) -> None:
@@ -75,11 +92,18 @@ class SQLAlchemyORM(Contender):
         self._counter: StatementCounter | None = None
 
     async def open(self, backend: Backend) -> None:
+        connect_args: dict[str, Any] = {}
         if backend.name == "sqlite":
             url = f"sqlite+aiosqlite:///{backend.sqlite_path}"
+        elif backend.name == "mariadb":
+            url = str(backend.mysql_url).replace("mysql://", "mysql+asyncmy://", 1)
+            connect_args["init_command"] = "SET time_zone = '+00:00'"
         else:
             url = str(backend.pg_url).replace("postgresql://", "postgresql+asyncpg://", 1)
-        self._engine = create_async_engine(url)
+        self._backend = backend
+        self._engine = create_async_engine(
+            url, connect_args=connect_args, pool_size=backend.pool, max_overflow=0
+        )
         self._session = async_sessionmaker(self._engine, expire_on_commit=False)
 
         @event.listens_for(self._engine.sync_engine, "before_cursor_execute")
@@ -151,3 +175,71 @@ class SQLAlchemyORM(Contender):
                 user = await session.get(User, key, populate_existing=True)
                 out.append((user.id, user.email, user.created_at))
         return out
+
+    async def update_many(self, data: Data) -> Any:
+        assert self._session is not None
+        async with self._session() as session, session.begin():
+            posts = (
+                await session.scalars(
+                    select(Post).where(Post.id <= data.sizes.updates).order_by(Post.id)
+                )
+            ).all()
+            for post in posts:
+                post.title = post.title.upper()
+        return [(p.id, p.title) for p in posts]
+
+    def paginate(self, data: Data) -> Any:
+        raise NoFeature("no paginator (a count and a LIMIT/OFFSET query by hand)")
+
+    async def concurrent_finds(self, data: Data) -> Any:
+        assert self._session is not None
+        session_for = self._session
+
+        async def task(key: int) -> tuple[Any, ...]:
+            async with session_for() as session:
+                user = await session.get(User, key, options=[selectinload(User.posts)])
+                assert user is not None
+                return (user.id, user.email, [p.id for p in user.posts])
+
+        return list(await asyncio.gather(*(task(key) for key in data.task_ids)))
+
+    async def upsert_many(self, data: Data) -> Any:
+        assert self._session is not None
+        name = self._backend.name
+        if name == "mariadb":
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            stmt: Any = mysql_insert(User).values(data.upserts)
+            stmt = stmt.on_duplicate_key_update(name=stmt.inserted.name)
+        else:
+            if name == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            stmt = insert(User).values(data.upserts)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[User.email], set_={"name": stmt.excluded.name}
+            )
+        async with self._session() as session, session.begin():
+            users = (
+                await session.scalars(
+                    stmt.returning(User), execution_options={"populate_existing": True}
+                )
+            ).all()
+        return [(u.email, u.name) for u in users]
+
+    def cursor_paginate(self, data: Data) -> Any:
+        raise NoFeature("no keyset (cursor) pagination")
+
+    async def stream(self, data: Data) -> Any:
+        assert self._session is not None
+        count = id_sum = value_sum = chars = 0
+        async with self._session() as session:
+            stmt = select(Reading).execution_options(yield_per=1000)
+            # The identity map holds streamed objects weakly: memory stays flat.
+            async for r in await session.stream_scalars(stmt):
+                count += 1
+                id_sum += r.id
+                value_sum += r.value
+                chars += len(r.label)
+        return readings_digest(count, id_sum, value_sum, chars)

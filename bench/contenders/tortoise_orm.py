@@ -4,18 +4,20 @@ counted from the ``tortoise.db_client`` logger, which logs each one at DEBUG."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 from tortoise import Tortoise, fields
+from tortoise.exceptions import OperationalError
 from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from ..workload import Data
-from . import Backend, Contender, StatementCounter
+from . import Backend, Contender, NoFeature, StatementCounter, Unsupported
 
 
 class User(Model):
@@ -79,14 +81,21 @@ class TortoiseORM(Contender):
         "filter `posts__title__contains` + `distinct()` (a JOIN); `annotate(Count)` (LEFT JOIN "
         "+ GROUP BY); `bulk_create` in `in_transaction()`: an executemany of single-row "
         "INSERTs that does not set primary keys (Tortoise documents it); statements from the "
-        "`tortoise.db_client` DEBUG log."
+        '`tortoise.db_client` DEBUG log. update_many: `bulk_update(fields=["title"])` in '
+        "`in_transaction()` (CASE); no paginator, keyset pagination nor streaming; concurrent "
+        'finds: `User.get(id=...).prefetch_related("posts")` per task, the pool capped at '
+        "the floor's size (SQLite: Tortoise's one connection); upsert: `bulk_create(..., "
+        'on_conflict=["email"], update_fields=["name"])` (no keys back).'
     )
 
     async def open(self, backend: Backend) -> None:
+        pool = f"minsize=1&maxsize={backend.pool}"
         if backend.name == "sqlite":
             url = f"sqlite://{backend.sqlite_path}"
+        elif backend.name == "mariadb":
+            url = f"{backend.mysql_url}?{pool}"  # Tortoise's mysql:// runs on asyncmy
         else:
-            url = str(backend.pg_url).replace("postgresql://", "asyncpg://", 1)
+            url = str(backend.pg_url).replace("postgresql://", "asyncpg://", 1) + f"?{pool}"
         # One connection name per backend: Tortoise caches each model's INSERT SQL per
         # connection name for the life of the process, so a reused name would send SQLite's
         # SQL to PostgreSQL after re-initialising.
@@ -148,3 +157,41 @@ class TortoiseORM(Contender):
             user = await User.get(id=key)
             out.append((user.id, user.email, user.created_at))
         return out
+
+    async def update_many(self, data: Data) -> Any:
+        async with in_transaction():
+            posts = await Post.filter(id__lte=data.sizes.updates).order_by("id")
+            for post in posts:
+                post.title = post.title.upper()
+            await Post.bulk_update(posts, fields=["title"])
+        return [(p.id, p.title) for p in posts]
+
+    def paginate(self, data: Data) -> Any:
+        raise NoFeature("no paginator (a count and offset/limit by hand)")
+
+    async def concurrent_finds(self, data: Data) -> Any:
+        async def task(key: int) -> tuple[Any, ...]:
+            user = await User.get(id=key).prefetch_related("posts")
+            return (user.id, user.email, [p.id for p in user.posts])
+
+        return list(await asyncio.gather(*(task(key) for key in data.task_ids)))
+
+    async def upsert_many(self, data: Data) -> Any:
+        users = [User(**values) for values in data.upserts]
+        try:
+            async with in_transaction():
+                await User.bulk_create(users, on_conflict=["email"], update_fields=["name"])
+        except OperationalError as exc:
+            if "AS `new_" not in str(exc):
+                raise
+            raise Unsupported(
+                "Tortoise renders MySQL 8's `INSERT … AS new ON DUPLICATE KEY UPDATE`, which "
+                "MariaDB rejects"
+            ) from exc
+        return [(u.email, u.name) for u in users]
+
+    def cursor_paginate(self, data: Data) -> Any:
+        raise NoFeature("no keyset (cursor) pagination")
+
+    def stream(self, data: Data) -> Any:
+        raise NoFeature("no streaming: a query loads every row")
