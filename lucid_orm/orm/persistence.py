@@ -817,13 +817,15 @@ async def upsert_rows(
                         code="E_INVALID_ARGUMENT",
                     )
         params = [prepared(instances[i], attrs[i]) for i in chosen]
+        # One bound parameter per column, the rows passed as parameter sets: SQLAlchemy
+        # compiles this shape once (its statement cache) and sends the rows as multi-row
+        # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
+        # limit allows), instead of a statement built and compiled anew for every call.
+        template = {name: bindparam(name) for name in params[0]}
         stmt = client.dialect_ops.upsert_statement(
-            table,
-            params if len(params) > 1 else params[0],
-            conflict_cols,
-            [column_name(model, k) for k in merge_attrs],
+            table, template, conflict_cols, [column_name(model, k) for k in merge_attrs]
         ).returning(*info.select_columns)
-        statements.append((stmt, indexes, chosen))
+        statements.append((stmt, params, indexes, chosen))
     if len(statements) > 1 and not client.is_transaction:
         async with client.transaction() as trx:
             return await _run_upserts(model, conflict, attrs, statements, out, trx)
@@ -834,13 +836,13 @@ async def _run_upserts(
     model: type[M],
     conflict: list[str],
     attrs: list[dict[str, Any]],
-    statements: list[tuple[Any, list[int], list[int]]],
+    statements: list[tuple[Any, list[dict[str, Any]], list[int], list[int]]],
     out: list[M | None],
     client: Client,
 ) -> list[M]:
-    for stmt, indexes, chosen in statements:
+    for stmt, params, indexes, chosen in statements:
         try:
-            result = await client.execute(stmt, write=True, model=model.__name__)
+            result = await client.execute(stmt, write=True, model=model.__name__, params=params)
         except QueryError as exc:
             if client.dialect_ops.missing_conflict_index(exc):
                 raise LucidError(
@@ -932,23 +934,39 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
     ops = trx.dialect_ops
     for names, indexes in groups.items():
         columns = [column_name(model, k) for k in names]
+        rows = []
+        for i in indexes:
+            values = prepared(dirty[i], changes[i])
+            rows.append((pk_value(dirty[i], "update"), *[values[c] for c in columns]))
+        # All rows as a few parameters when the dialect can bind them so (the SQL is then the
+        # same for any row count: compiled once); else chunks under the parameter limit.
+        bound = ops.bulk_update_bound(table, pk_name, columns, rows, trx.dialect)
+        if bound is not None:
+            await _run_bulk_update(model, bound, rows, trx)
+            continue
         size = ops.bulk_update_parameters(len(columns))
-        for start in range(0, len(indexes), size):
-            chunk = indexes[start : start + size]
-            rows = []
-            for i in chunk:
-                values = prepared(dirty[i], changes[i])
-                rows.append((pk_value(dirty[i], "update"), *[values[c] for c in columns]))
-            stmt = ops.bulk_update_statement(table, pk_name, columns, rows)
-            result = await trx.execute(stmt, write=True, model=model.__name__)
-            if result.rowcount < len({r[0] for r in rows}):
-                keys = [r[0] for r in rows]
-                pk = table.c[pk_name]
-                found = await trx.execute(select(pk).where(pk.in_(keys)), write=False)
-                present = {r[0] for r in found.rows}
-                raise row_gone(model, "update", next(k for k in keys if k not in present))
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            stmt = ops.bulk_update_statement(table, pk_name, columns, chunk)
+            await _run_bulk_update(model, stmt, chunk, trx)
     for i, inst in enumerate(dirty):
         own = {name: (befores[i].get(name, ABSENT), value) for name, (_, value) in stamps.items()}
         updated(trx, inst, originals[i], own or None)
         _written(inst)
     await _run_each(info.hooks, "after:update", "after:save", dirty)
+
+
+async def _run_bulk_update(
+    model: type[M], stmt: Any, rows: list[tuple[Any, ...]], trx: TransactionClient
+) -> None:
+    """Run one bulk ``UPDATE`` of ``rows`` (``(key, *values)``); a row that is gone (fewer
+    rows matched than keys) raises ``ModelNotFoundError`` naming it."""
+    result = await trx.execute(stmt, write=True, model=model.__name__)
+    if result.rowcount < len({r[0] for r in rows}):
+        table = info_of(model).table
+        assert table is not None
+        keys = [r[0] for r in rows]
+        pk = table.c[pk_column(model)]
+        found = await trx.execute(select(pk).where(pk.in_(keys)), write=False)
+        present = {r[0] for r in found.rows}
+        raise row_gone(model, "update", next(k for k in keys if k not in present))

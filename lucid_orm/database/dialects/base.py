@@ -238,6 +238,20 @@ class Dialect:
             sets[name] = sa.case(*[(pk == k, v) for k, v in whens], else_=col)
         return sa.update(table).values(sets).where(pk.in_([r[0] for r in rows]))
 
+    def bulk_update_bound(
+        self,
+        table: TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        dialect: SADialect,
+    ) -> sa.Update | None:
+        """``bulk_update_statement`` for any number of ``rows`` with the rows bound as a few
+        parameters (one per column, or one in all), so that its SQL is the same for any row
+        count and compiles once; ``None`` where the dialect can't bind these values so
+        exactly (the caller then sends ``bulk_update_statement`` in chunks)."""
+        return None
+
     def bulk_update_parameters(self, columns: int) -> int:
         """How many rows one ``bulk_update_statement`` takes (the driver's parameter limit,
         32,766 on SQLite and PostgreSQL, divided by the parameters of one row)."""

@@ -105,6 +105,18 @@ def _element_type(column: Any, values: list[Any]) -> TypeEngine[Any] | None:
     return None
 
 
+# Column types whose values travel exactly as arrays of that type (``bulk_update_bound``).
+_ARRAYABLE = (sa.Integer, sa.String, sa.Boolean, sa.DateTime, sa.Date, sa.Time, Numeric, Uuid)
+
+
+def _arrayable(type_: TypeEngine[Any]) -> bool:
+    """Whether a column of ``type_`` can take its values from an ``unnest`` of an array of
+    ``type_`` (a decorated type by its implementation): not enums (named server types),
+    JSON, arrays or types of their own."""
+    impl = type_.impl_instance if isinstance(type_, sa.TypeDecorator) else type_
+    return isinstance(impl, _ARRAYABLE) and not isinstance(impl, sa.Enum | sa.ARRAY)
+
+
 class PostgresqlDialect(Dialect):
     """PostgreSQL through asyncpg."""
 
@@ -231,6 +243,37 @@ class PostgresqlDialect(Dialect):
             sa.values(*[sa.column(n, table.c[n].type) for n in names], name="lucid_rows")
             .data([tuple(r) for r in rows])
             .alias("lucid_rows")
+        )
+        return (
+            sa.update(table)
+            .values({c: source.c[c] for c in columns})
+            .where(table.c[key] == source.c[key])
+        )
+
+    def bulk_update_bound(
+        self,
+        table: sa.TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        dialect: SADialect,
+    ) -> sa.Update | None:
+        """``UPDATE t SET c = v.c FROM unnest($1::int[], $2::text[]) AS v (id, c) WHERE
+        t.id = v.id``: one array per column, of the column's own type (each value through
+        that type's bind processor, as a plain parameter would be), for column types whose
+        arrays asyncpg encodes exactly; ``None`` for the others (JSON, enums, arrays)."""
+        names = [key, *columns]
+        types = [table.c[n].type for n in names]
+        if not all(_arrayable(t) for t in types):
+            return None
+        arrays = [
+            cast(bindparam(None, [r[i] for r in rows], type_=KeyArray(t), unique=True), ARRAY(t))
+            for i, t in enumerate(types)
+        ]
+        source = (
+            func.unnest(*arrays)
+            .table_valued(*[sa.column(n, t) for n, t in zip(names, types, strict=True)])
+            .render_derived(name="lucid_rows")
         )
         return (
             sa.update(table)

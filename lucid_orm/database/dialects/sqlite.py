@@ -278,6 +278,42 @@ class SqliteDialect(Dialect):
     ) -> sa.Update:
         return joined_update(table, key, columns, rows)
 
+    def bulk_update_bound(
+        self,
+        table: TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        dialect: SADialect,
+    ) -> sa.Update | None:
+        """``UPDATE t SET c = v.c FROM (SELECT json_extract(value, '$[0]') AS id, … FROM
+        json_each(?)) AS v WHERE t.id = v.id``: the rows as one JSON array of arrays, each
+        value through its column type's bind processor first. JSON gives back the same SQLite
+        value only for 64-bit integers, text and NULL: any other value (a float, bytes, a
+        larger integer) keeps the chunked statement (``None``)."""
+        if not JSON_EACH:
+            return None
+        names = [key, *columns]
+        per_column = []
+        for i, name in enumerate(names):
+            values = _stored_values(table.c[name], [r[i] for r in rows], dialect)
+            if values is None:
+                return None
+            per_column.append(values)
+        packed = [list(r) for r in zip(*per_column, strict=True)]
+        parts = [
+            func.json_extract(literal_column("value"), literal(f"$[{i}]")).label(n)
+            for i, n in enumerate(names)
+        ]
+        source = (
+            select(*parts).select_from(func.json_each(_json_param(packed))).subquery("lucid_rows")
+        )
+        return (
+            sa.update(table)
+            .values({c: source.c[c] for c in columns})
+            .where(table.c[key] == source.c[key])
+        )
+
     def bulk_update_parameters(self, columns: int) -> int:
         # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
         return max(1, min(500, 30000 // (columns + 1)))
