@@ -132,6 +132,19 @@ def updated(
     record(trx, _Entry("update", [instance], original=original, stamps=stamps))
 
 
+def updated_many(
+    trx: Any,
+    instances: Sequence[BaseModel],
+    originals: Sequence[Any],
+    stamps: Sequence[dict[str, tuple[Any, Any]] | None],
+) -> None:
+    """``updated`` for each of ``instances`` (a bulk update), the journal looked up once."""
+    record(trx, _Entry("update", instances[:1], original=originals[0], stamps=stamps[0]))
+    entries = _journals[trx].entries
+    for i in range(1, len(instances)):
+        entries.append(_Entry("update", instances[i : i + 1], originals[i], stamps[i]))
+
+
 def deleted(trx: Any, instance: BaseModel) -> None:
     """Journal the delete of ``instance``."""
     record(trx, _Entry("delete", [instance]))

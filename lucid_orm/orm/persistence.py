@@ -22,12 +22,13 @@ from . import hydration
 from .binding import bind
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
-from .journal import ABSENT, created, deleted, updated
+from .journal import ABSENT, created, deleted, updated, updated_many
 from .model_info import ModelInfo, check_key_value, column_name, info_of, pk_column
 from .state import (
     DELETED,
     ORIGINAL,
     PERSISTED,
+    dirty_of,
     original_of,
     set_original,
 )
@@ -128,6 +129,19 @@ def _written(instance: BaseModel) -> None:
     attrs = {k: d[k] for k in model.columns if k in d}
     deep = info_of(model).json_attributes
     set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
+
+
+def _written_all(model: type[BaseModel], instances: Sequence[BaseModel]) -> None:
+    """``_written`` for many instances of ``model``."""
+    columns = model.columns
+    deep = info_of(model).json_attributes
+    for instance in instances:
+        if type(instance) is not model:
+            _written(instance)  # a subclass: its own columns
+            continue
+        d = instance.__dict__
+        attrs = {k: d[k] for k in columns if k in d}
+        set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
 
 
 async def insert_one(instance: BaseModel, client: Client) -> None:
@@ -788,7 +802,10 @@ async def upsert_rows(
     instances = hydration.new_many(model, rows)
     touch_all(model, instances, True)
     conflict_cols = [column_name(model, k) for k in conflict]
-    created_only = {name for name, col in info.timestamps if not col.auto_update}
+    # The stamps only a create sets; a plain date/datetime attribute is merged like any other.
+    created_only = {
+        name for name, col in info.timestamps if col.auto_create and not col.auto_update
+    }
     groups: dict[tuple[str, ...], list[int]] = {}
     attrs: list[dict[str, Any]] = []
     for i, inst in enumerate(instances):
@@ -918,18 +935,29 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
     bind(items, trx)
     await _run_each(info.hooks, "before:update", "before:save", items)
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
-    dirty = [inst for inst in items if inst.is_dirty]
+    # The changes are computed once per instance (the stamps set below are added to them).
+    columns = model.columns
+    dirty: list[M] = []
+    changes: list[dict[str, Any]] = []
+    for inst in items:
+        attrs = dirty_of(inst, columns)
+        if attrs:
+            dirty.append(inst)
+            changes.append(attrs)
     if not dirty:
         return
     originals = [original_of(inst) for inst in dirty]
-    befores = [dict(inst.__dict__) for inst in dirty]
+    stamped = [name for name, col in info.timestamps if col.auto_update]
+    befores = [{n: inst.__dict__.get(n, ABSENT) for n in stamped} for inst in dirty]
     stamps = touch_all(model, dirty, False) or {}
+    if stamps:
+        for inst, attrs in zip(dirty, changes, strict=True):
+            attrs.update(dirty_of(inst, stamps))
     groups: dict[tuple[str, ...], list[int]] = {}
-    changes: list[dict[str, Any]] = []
-    for i, inst in enumerate(dirty):
-        attrs = inst.dirty
-        changes.append(attrs)
-        groups.setdefault(tuple(k for k in model.columns if k in attrs), []).append(i)
+    for i, attrs in enumerate(changes):
+        # ``dirty_of`` lists the attributes in column order; added stamps may not be.
+        names = tuple(k for k in columns if k in attrs) if stamps else tuple(attrs)
+        groups.setdefault(names, []).append(i)
     pk_name = pk_column(model)
     ops = trx.dialect_ops
     for names, indexes in groups.items():
@@ -949,10 +977,12 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             chunk = rows[start : start + size]
             stmt = ops.bulk_update_statement(table, pk_name, columns, chunk)
             await _run_bulk_update(model, stmt, chunk, trx)
-    for i, inst in enumerate(dirty):
-        own = {name: (befores[i].get(name, ABSENT), value) for name, (_, value) in stamps.items()}
-        updated(trx, inst, originals[i], own or None)
-        _written(inst)
+    owns: list[dict[str, tuple[Any, Any]] | None] = [
+        {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()} or None
+        for before in befores
+    ]
+    updated_many(trx, dirty, originals, owns)
+    _written_all(model, dirty)
     await _run_each(info.hooks, "after:update", "after:save", dirty)
 
 

@@ -131,23 +131,41 @@ async def read_back(ids: list[int], attr: str) -> list[list[Any]]:
 
 
 async def write_all_ways(values: list[Any], attr: str) -> list[int]:
-    """Rows holding ``values`` in ``attr``: the first third by ``create``, the next by
-    ``save`` (an update of a row created with another value), the rest by ``create_many``;
-    ids in the order of ``values``."""
+    """Rows holding ``values`` in ``attr``, value ``i`` written the ``i % 5``-th way:
+    ``create``, ``save`` (an update of a row created with another value), ``create_many``,
+    ``update_many`` and ``upsert_many`` (rows created with another value, conflict on the key:
+    the bulk writes bind their rows as arrays or JSON where they can); ids in the order of
+    ``values``."""
     parent = await Parent.create({"name": "p"})
-    ids: list[int] = []
-    third = max(1, len(values) // 3)
-    for value in values[:third]:
-        ids.append((await Value.create({"parent_id": parent.id, attr: value})).id)
-    for value in values[third : 2 * third]:
+    ids: list[int] = [0] * len(values)
+    ways: list[list[int]] = [list(range(len(values)))[w::5] for w in range(5)]
+    for i in ways[0]:
+        ids[i] = (await Value.create({"parent_id": parent.id, attr: values[i]})).id
+    for i in ways[1]:
         row = await Value.create({"parent_id": parent.id, "label": "before"})
-        setattr(row, attr, value)
+        setattr(row, attr, values[i])
         await row.save()
-        ids.append(row.id)
-    created = await Value.create_many(
-        [{"parent_id": parent.id, attr: value} for value in values[2 * third :]]
-    )
-    ids += [row.id for row in created]
+        ids[i] = row.id
+    created = await Value.create_many([{"parent_id": parent.id, attr: values[i]} for i in ways[2]])
+    for i, row in zip(ways[2], created, strict=True):
+        ids[i] = row.id
+    if ways[3]:
+        rows = await Value.create_many([{"parent_id": parent.id, "label": "b"} for _ in ways[3]])
+        for i, row in zip(ways[3], rows, strict=True):
+            setattr(row, attr, values[i])
+            ids[i] = row.id
+        await Value.update_many(rows)
+        assert not any(row.is_dirty for row in rows)
+    if ways[4]:
+        rows = await Value.create_many([{"parent_id": parent.id, "label": "b"} for _ in ways[4]])
+        payload = [
+            {"id": row.id, "parent_id": parent.id, attr: values[i]}
+            for i, row in zip(ways[4], rows, strict=True)
+        ]
+        upserted = await Value.upsert_many(payload, conflict="id")
+        for i, row, again in zip(ways[4], rows, upserted, strict=True):
+            assert again.id == row.id
+            ids[i] = row.id
     return ids
 
 
@@ -260,6 +278,9 @@ class TestNotANumber:
             setattr(kept, attr, value)
             with pytest.raises(UnstorableValueError, match=message):
                 await kept.save()
+            with pytest.raises(UnstorableValueError, match=message):
+                await Value.update_many([kept])
+            assert kept.is_dirty
             setattr(kept, attr, kept_value)
             with pytest.raises(UnstorableValueError, match=message):
                 await Value.create_many([{attr: None}, {attr: value}, {attr: None}])

@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import IntegrityError, LucidError, ModelNotFoundError, after, before, db
+from lucid_orm import (
+    IntegrityError,
+    LucidError,
+    ModelNotFoundError,
+    QueryError,
+    after,
+    before,
+    db,
+)
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 from tests.orm._upsert_schema import Account, rows, tables
@@ -62,10 +70,15 @@ class TestUpdateMany:
             await Account.update_many(accounts)
         updates = _updates(q.sqls)
         assert len(updates) == 1 and q.count == 1, q.sqls
-        # A join on the key: PostgreSQL's VALUES list, a UNION ALL derived table elsewhere.
-        assert ("FROM (VALUES" in updates[0]) == (dialect == "postgresql")
-        assert ("UNION ALL" in updates[0]) == (dialect != "postgresql")
+        # A join on the key with the rows bound as a few parameters: one array per column on
+        # PostgreSQL (unnest), one JSON text on SQLite (json_each); a UNION ALL derived table
+        # on MariaDB.
+        assert ("unnest(" in updates[0]) == (dialect == "postgresql")
+        assert ("json_each(" in updates[0]) == (dialect == "sqlite")
+        assert ("UNION ALL" in updates[0]) == (dialect == "mysql")
         assert "CASE" not in updates[0]
+        if dialect != "mysql":
+            assert len(q.events[-1].bindings) <= (6 if dialect == "sqlite" else 3)
         assert [r["visits"] for r in await rows("up_accounts", "visits")] == [0, 10, 20, 30, 40]
         assert not any(a.is_dirty for a in accounts)
         for a, before_ in zip(accounts, stamps, strict=True):
@@ -117,9 +130,30 @@ class TestUpdateMany:
             a.visits = i
         with count_queries() as q:
             await Account.update_many(accounts)
-        # 1,000 rows per statement; 500 on SQLite (its compound SELECT limit).
-        assert len(_updates(q.sqls)) == (5 if dialect == "sqlite" else 3)
+        # Rows bound as arrays or JSON: one statement for any number; else 1,000 rows per
+        # statement (MariaDB).
+        assert len(_updates(q.sqls)) == (3 if dialect == "mysql" else 1)
         assert [r["visits"] for r in await rows("up_accounts", "visits")] == list(range(2500))
+
+    async def test_values_json_cannot_hold_take_the_chunked_statement(
+        self, tables: Database, dialect: str
+    ) -> None:
+        # SQLite: an integer beyond 64 bits (refused by SQLite either way) can't travel in
+        # JSON; the statement falls back to chunks of 500 rows (SQLite's compound SELECT
+        # limit) of plain parameters, and SQLite's own refusal is what is raised.
+        accounts = await _accounts(1200)
+        for i, a in enumerate(accounts):
+            a.visits = i
+        if dialect == "sqlite":
+            accounts[-1].visits = 2**70
+            with count_queries() as q, pytest.raises(QueryError):
+                await Account.update_many(accounts)
+            assert any("UNION ALL" in s for s in _updates(q.sqls))
+            assert accounts[1].is_dirty and accounts[-1].is_dirty
+            assert {r["visits"] for r in await rows("up_accounts", "visits")} == {0}
+            accounts[-1].visits = 1199
+        await Account.update_many(accounts)
+        assert [r["visits"] for r in await rows("up_accounts", "visits")] == list(range(1200))
 
     async def test_hooks_run_per_instance(self, tables: Database) -> None:
         events.clear()
