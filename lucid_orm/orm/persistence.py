@@ -838,7 +838,7 @@ async def upsert_rows(
         # compiles this shape once (its statement cache) and sends the rows as multi-row
         # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
         # limit allows), instead of a statement built and compiled anew for every call.
-        template = {name: bindparam(name) for name in params[0]}
+        template: dict[str, Any] = {name: bindparam(name) for name in params[0]}
         stmt = client.dialect_ops.upsert_statement(
             table, template, conflict_cols, [column_name(model, k) for k in merge_attrs]
         ).returning(*info.select_columns)
@@ -936,11 +936,11 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
     await _run_each(info.hooks, "before:update", "before:save", items)
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
-    columns = model.columns
+    attributes = model.columns
     dirty: list[M] = []
     changes: list[dict[str, Any]] = []
     for inst in items:
-        attrs = dirty_of(inst, columns)
+        attrs = dirty_of(inst, attributes)
         if attrs:
             dirty.append(inst)
             changes.append(attrs)
@@ -956,7 +956,7 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, attrs in enumerate(changes):
         # ``dirty_of`` lists the attributes in column order; added stamps may not be.
-        names = tuple(k for k in columns if k in attrs) if stamps else tuple(attrs)
+        names = tuple(k for k in attributes if k in attrs) if stamps else tuple(attrs)
         groups.setdefault(names, []).append(i)
     pk_name = pk_column(model)
     ops = trx.dialect_ops
