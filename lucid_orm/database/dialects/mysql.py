@@ -4,7 +4,9 @@ reads, FOREIGN_KEY_CHECKS around whole-database chores."""
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import Insert
 
 from ...errors import LucidError
+from ..executor import bind_processor
 from .base import (
     AdvisoryLock,
     Dialect,
@@ -84,6 +88,61 @@ class MysqlDialect(Dialect):
     ) -> sa.Update:
         return joined_update(table, key, columns, rows)
 
+    def bulk_update_bound(
+        self,
+        table: sa.TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        dialect: SADialect,
+    ) -> sa.Update | None:
+        """``UPDATE t, JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$[0]', c LONGTEXT PATH
+        '$[1]', …)) AS lucid_rows SET t.c = lucid_rows.c WHERE t.id = lucid_rows.id``: the rows
+        as one JSON text (MariaDB 10.6+, MySQL 8). Each value goes through its column type's
+        bind processor, then as the driver would write it into the SQL text: integers as
+        numbers, naive datetimes and dates as their text, strings as strings; the server
+        converts them to the column's type on assignment, with the errors of a plain value
+        (too long, out of range). An integer key only (a text key would compare under the
+        JSON column's collation); any other value (floats, decimals, bytes, booleans, aware
+        datetimes) keeps the chunked statement (``None``)."""
+        if not _json_table(dialect) or not isinstance(table.c[key].type, sa.Integer):
+            return None
+        names = [key, *columns]
+        packed: list[list[Any]] = [[] for _ in rows]
+        kinds: list[str] = []
+        for i, name in enumerate(names):
+            process = bind_processor(table.c[name].type, dialect)
+            numbers = True
+            for row, out in zip(rows, packed, strict=True):
+                value = row[i]
+                if value is not None and process is not None:
+                    value = process(value)
+                kind = type(value)
+                if kind is str or value is None:
+                    numbers = numbers and value is None
+                elif kind is int:
+                    if not _INT64[0] <= value < _INT64[1]:
+                        return None
+                elif (kind is _dt.datetime and value.tzinfo is None) or kind is _dt.date:
+                    value = value.isoformat(" ") if kind is _dt.datetime else value.isoformat()
+                    numbers = False
+                else:
+                    return None
+                out.append(value)
+            kinds.append("BIGINT" if numbers else "LONGTEXT")
+        if kinds[0] != "BIGINT":
+            return None
+        source = _JsonRows(
+            "lucid_rows",
+            json.dumps(packed, ensure_ascii=False),
+            list(zip(names, kinds, strict=True)),
+        )
+        return (
+            sa.update(table)
+            .values({c: source.c[c] for c in columns})
+            .where(table.c[key] == source.c[key])
+        )
+
     def bulk_update_parameters(self, columns: int) -> int:
         return max(1, min(1000, 30000 // (columns + 1)))
 
@@ -138,6 +197,44 @@ class MysqlDialect(Dialect):
     def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
         with _no_foreign_key_checks(conn):
             super().truncate_tables(conn, tables)
+
+
+# Integers a BIGINT column of JSON_TABLE holds.
+_INT64 = (-(2**63), 2**63)
+
+
+def _json_table(dialect: SADialect) -> bool:
+    """Whether the server has ``JSON_TABLE`` (MariaDB 10.6, MySQL 8.0.4)."""
+    version = dialect.server_version_info or ()
+    if getattr(dialect, "is_mariadb", False):
+        return tuple(version) >= (10, 6)
+    return tuple(version) >= (8, 0, 4)
+
+
+class _JsonRows(sa.TableClause):
+    """``JSON_TABLE(%s, '$[*]' COLUMNS (name TYPE PATH '$[i]', …)) AS name`` in a FROM list:
+    the rows of one JSON array of arrays as a table. Its SQL depends on the bound text, so it
+    is not cached."""
+
+    inherit_cache = False
+
+    def __init__(self, name: str, rows: str, columns: list[tuple[str, str]]) -> None:
+        super().__init__(name, *[sa.column(n) for n, _ in columns])
+        self.rows = sa.bindparam(None, rows, type_=sa.Text(), unique=True)
+        self.spec = columns
+
+
+@compiles(_JsonRows)
+def _compile_json_rows(element: _JsonRows, compiler: Any, asfrom: bool = False, **kw: Any) -> str:
+    preparer = compiler.preparer
+    name = preparer.quote(element.name)
+    if not asfrom:
+        return str(name)
+    spec = ", ".join(
+        f"{preparer.quote(n)} {kind} PATH '$[{i}]'" for i, (n, kind) in enumerate(element.spec)
+    )
+    rows = compiler.process(element.rows, **kw)
+    return f"JSON_TABLE({rows}, '$[*]' COLUMNS ({spec})) AS {name}"
 
 
 @contextlib.contextmanager
