@@ -814,7 +814,7 @@ async def upsert_rows(
         attrs.append(values)
         groups.setdefault(tuple(values), []).append(i)
     out: list[M | None] = [None] * len(rows)
-    statements = []
+    statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]] = []
     for names, indexes in groups.items():
         # The last entry of a key wins (PostgreSQL refuses to update one row twice).
         last = {tuple(attrs[i][k] for k in conflict): i for i in indexes}
@@ -834,14 +834,21 @@ async def upsert_rows(
                         code="E_INVALID_ARGUMENT",
                     )
         params = [prepared(instances[i], attrs[i]) for i in chosen]
-        # One bound parameter per column, the rows passed as parameter sets: SQLAlchemy
+        merge_cols = [column_name(model, k) for k in merge_attrs]
+        ops = client.dialect_ops
+        bound = ops.upsert_bound(table, params, conflict_cols, merge_cols, client.dialect)
+        if bound is not None:
+            # The rows as one parameter (SQLite's json_each): nothing per row for SQLAlchemy.
+            statements.append((bound.returning(*info.select_columns), None, indexes, chosen))
+            continue
+        # Else one bound parameter per column, the rows passed as parameter sets: SQLAlchemy
         # compiles this shape once (its statement cache) and sends the rows as multi-row
         # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
         # limit allows), instead of a statement built and compiled anew for every call.
         template: dict[str, Any] = {name: bindparam(name) for name in params[0]}
-        stmt = client.dialect_ops.upsert_statement(
-            table, template, conflict_cols, [column_name(model, k) for k in merge_attrs]
-        ).returning(*info.select_columns)
+        stmt = ops.upsert_statement(table, template, conflict_cols, merge_cols).returning(
+            *info.select_columns
+        )
         statements.append((stmt, params, indexes, chosen))
     if len(statements) > 1 and not client.is_transaction:
         async with client.transaction() as trx:
@@ -853,7 +860,7 @@ async def _run_upserts(
     model: type[M],
     conflict: list[str],
     attrs: list[dict[str, Any]],
-    statements: list[tuple[Any, list[dict[str, Any]], list[int], list[int]]],
+    statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]],
     out: list[M | None],
     client: Client,
 ) -> list[M]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import IntegrityError, LucidError, after, before, db
+from lucid_orm import IntegrityError, LucidError, QueryError, after, before, db
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 from tests.orm._upsert_schema import Account, Note, Stock, rows, tables
@@ -174,6 +174,33 @@ class TestModelUpsert:
             {"shop": "s1", "sku": "a", "qty": 8},
             {"shop": "s2", "sku": "a", "qty": 7},
         ]
+
+    async def test_upsert_many_sends_the_rows_bound_not_built_into_the_sql(
+        self, tables: Database, dialect: str
+    ) -> None:
+        await Stock.create_many([{"shop": "s", "sku": str(i), "qty": 0} for i in range(0, 2400, 2)])
+        payload = [{"shop": "s", "sku": str(i), "qty": i} for i in range(2400)]  # half new
+        with count_queries() as q:
+            made = await Stock.upsert_many(payload, conflict=["shop", "sku"])
+        if dialect == "sqlite":
+            # One JSON text (json_each): one statement, one row parameter, for any count.
+            assert q.count == 1 and "json_each(" in q.sqls[0]
+        else:
+            # Parameter sets sent as multi-row VALUES, 1,000 rows a statement.
+            assert q.count == 3 and "json" not in q.sqls[0].lower()
+        assert [(m.sku, m.qty) for m in made] == [(str(i), i) for i in range(2400)]
+        assert len({m.id for m in made}) == 2400
+        stored = await rows("up_stocks", "sku", "qty")
+        assert sorted((int(r["sku"]), r["qty"]) for r in stored) == [(i, i) for i in range(2400)]
+        # A value JSON can't carry exactly (SQLite: an integer beyond 64 bits): the rows go as
+        # parameter sets, and the database's refusal is raised with nothing written.
+        with pytest.raises(QueryError):
+            await Stock.upsert_many(
+                [{"shop": "s", "sku": "0", "qty": -1}, {"shop": "s", "sku": "x", "qty": 2**70}],
+                conflict=["shop", "sku"],
+            )
+        assert await db.from_("up_stocks").where("qty", -1).count_rows() == 0
+        assert await db.from_("up_stocks").count_rows() == 2400
 
     async def test_upsert_without_a_unique_index_says_so(
         self, tables: Database, dialect: str

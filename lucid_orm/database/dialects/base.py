@@ -224,6 +224,20 @@ class Dialect:
             sets = {conflict[0]: stmt.excluded[conflict[0]]}
         return cast(Insert, stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets))
 
+    def upsert_bound(
+        self,
+        table: TableClause,
+        rows: Rows,
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        dialect: SADialect,
+    ) -> Insert | None:
+        """``upsert_statement`` of ``rows`` (dicts with the same keys, column name -> value)
+        with the rows bound as one parameter (``INSERT … SELECT`` from it), so that its SQL is
+        the same for any row count; ``None`` where the dialect can't bind these values so
+        exactly (the caller sends the rows as parameter sets instead)."""
+        return None
+
     def bulk_update_statement(
         self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> sa.Update:

@@ -25,7 +25,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from ...errors import IntegrityError, LucidError, QueryError
 from ..events import DEBUG, enabled
 from ..executor import bind_processor, compile_insert, interrupt_sqlite, with_sql
-from .base import Dialect, EngineSetup, Key, Rows, joined_update, named_table
+from .base import Dialect, EngineSetup, Key, Rows, joined_update, merge_set, named_table
 from .json import SqliteJson, register_sqlite_functions
 
 if TYPE_CHECKING:
@@ -277,6 +277,40 @@ class SqliteDialect(Dialect):
         self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> sa.Update:
         return joined_update(table, key, columns, rows)
+
+    def upsert_bound(
+        self,
+        table: TableClause,
+        rows: Rows,
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        dialect: SADialect,
+    ) -> Any:
+        """``INSERT INTO t (a, b) SELECT json_extract(value, '$[0]'), … FROM json_each(?) WHERE
+        true ON CONFLICT (…) DO UPDATE SET …``: the rows as one JSON array of arrays, each
+        value through its column type's bind processor first (as ``bulk_update_bound``; any
+        value JSON can't carry exactly keeps the multi-row VALUES: ``None``). ``WHERE true``:
+        SQLite's parser would read ``ON CONFLICT`` after a bare ``FROM`` as a join's ``ON``."""
+        if not JSON_EACH or not rows or not conflict:
+            return None
+        names = list(rows[0])
+        per_column = []
+        for name in names:
+            values = _stored_values(table.c[name], [r[name] for r in rows], dialect)
+            if values is None:
+                return None
+            per_column.append(values)
+        packed = [list(r) for r in zip(*per_column, strict=True)]
+        parts = [
+            func.json_extract(literal_column("value"), literal(f"$[{i}]"))
+            for i in range(len(names))
+        ]
+        source = select(*parts).select_from(func.json_each(_json_param(packed))).where(sa.true())
+        stmt = sqlite.insert(table).from_select(names, source)
+        sets = merge_set(list(merge), names, conflict, lambda name: stmt.excluded[name])
+        if not sets:
+            sets = {conflict[0]: stmt.excluded[conflict[0]]}
+        return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
 
     def bulk_update_bound(
         self,
