@@ -108,40 +108,41 @@ class MysqlDialect(Dialect):
         if not _json_table(dialect) or not isinstance(table.c[key].type, sa.Integer):
             return None
         names = [key, *columns]
-        packed: list[list[Any]] = [[] for _ in rows]
-        kinds: list[str] = []
-        for i, name in enumerate(names):
-            process = bind_processor(table.c[name].type, dialect)
-            numbers = True
-            for row, out in zip(rows, packed, strict=True):
-                value = row[i]
-                if value is not None and process is not None:
-                    value = process(value)
-                kind = type(value)
-                if kind is str or value is None:
-                    numbers = numbers and value is None
-                elif kind is int:
-                    if not _INT64[0] <= value < _INT64[1]:
-                        return None
-                elif (kind is _dt.datetime and value.tzinfo is None) or kind is _dt.date:
-                    value = value.isoformat(" ") if kind is _dt.datetime else value.isoformat()
-                    numbers = False
-                else:
-                    return None
-                out.append(value)
-            kinds.append("BIGINT" if numbers else "LONGTEXT")
-        if kinds[0] != "BIGINT":
-            return None
-        source = _JsonRows(
-            "lucid_rows",
-            json.dumps(packed, ensure_ascii=False),
-            list(zip(names, kinds, strict=True)),
+        source = _json_rows(
+            table, names, [[r[i] for r in rows] for i in range(len(names))], dialect
         )
+        if source is None or source.spec[0][1] != "BIGINT":
+            return None
         return (
             sa.update(table)
             .values({c: source.c[c] for c in columns})
             .where(table.c[key] == source.c[key])
         )
+
+    def upsert_bound(
+        self,
+        table: sa.TableClause,
+        rows: Rows,
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        dialect: SADialect,
+    ) -> Any:
+        """``INSERT INTO t (a, b) SELECT a, b FROM JSON_TABLE(%s, …) AS lucid_rows ON DUPLICATE
+        KEY UPDATE …``: the rows as one JSON text, each value as ``bulk_update_bound`` sends it
+        (``None`` for a value it does not carry). MariaDB only: MySQL 8 writes the update's
+        incoming values with a row alias, which ``INSERT … SELECT`` does not take."""
+        mariadb = getattr(dialect, "is_mariadb", False)
+        if not mariadb or not _json_table(dialect) or not rows or not conflict:
+            return None
+        names = list(rows[0])
+        source = _json_rows(table, names, [[r[n] for r in rows] for n in names], dialect)
+        if source is None:
+            return None
+        stmt = mysql.insert(table).from_select(names, sa.select(*[source.c[n] for n in names]))
+        sets = merge_set(list(merge), names, conflict, lambda name: stmt.inserted[name])
+        if not sets:
+            sets = {conflict[0]: table.c[conflict[0]]}
+        return stmt.on_duplicate_key_update(sets)
 
     def bulk_update_parameters(self, columns: int) -> int:
         return max(1, min(1000, 30000 // (columns + 1)))
@@ -209,6 +210,42 @@ def _json_table(dialect: SADialect) -> bool:
     if getattr(dialect, "is_mariadb", False):
         return tuple(version) >= (10, 6)
     return tuple(version) >= (8, 0, 4)
+
+
+def _json_rows(
+    table: sa.TableClause, names: list[str], columns: list[list[Any]], dialect: SADialect
+) -> _JsonRows | None:
+    """The values of ``columns`` (one list per name in ``names``) as a ``JSON_TABLE``, each
+    through its column type's bind processor, then as the driver writes it into the SQL text:
+    integers (64-bit) as numbers (a ``BIGINT`` column), naive datetimes, dates and strings as
+    text (``LONGTEXT``); the server converts them on assignment as it does a plain value.
+    ``None`` for any other value (floats, decimals, bytes, booleans, aware datetimes)."""
+    packed: list[list[Any]] = [[] for _ in columns[0]] if columns else []
+    kinds: list[str] = []
+    low, high = _INT64
+    for name, values in zip(names, columns, strict=True):
+        process = bind_processor(table.c[name].type, dialect)
+        numbers = True
+        for value, out in zip(values, packed, strict=True):
+            if value is not None and process is not None:
+                value = process(value)
+            kind = type(value)
+            if value is None:
+                pass
+            elif kind is int:
+                if not low <= value < high:
+                    return None
+            elif kind is str:
+                numbers = False
+            elif (kind is _dt.datetime and value.tzinfo is None) or kind is _dt.date:
+                value = value.isoformat(" ") if kind is _dt.datetime else value.isoformat()
+                numbers = False
+            else:
+                return None
+            out.append(value)
+        kinds.append("BIGINT" if numbers else "LONGTEXT")
+    rows = json.dumps(packed, ensure_ascii=False)
+    return _JsonRows("lucid_rows", rows, list(zip(names, kinds, strict=True)))
 
 
 class _JsonRows(sa.TableClause):
