@@ -808,16 +808,19 @@ async def upsert_rows(
     }
     groups: dict[tuple[str, ...], list[int]] = {}
     attrs: list[dict[str, Any]] = []
+    attributes = model.columns
     for i, inst in enumerate(instances):
         d = inst.__dict__
-        values = {k: d[k] for k in model.columns if k in d}
+        values = {k: d[k] for k in attributes if k in d}
         attrs.append(values)
         groups.setdefault(tuple(values), []).append(i)
+    # Each entry's conflict key, computed once.
+    keys = [tuple(a[k] for k in conflict) for a in attrs]
     out: list[M | None] = [None] * len(rows)
     statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]] = []
     for names, indexes in groups.items():
         # The last entry of a key wins (PostgreSQL refuses to update one row twice).
-        last = {tuple(attrs[i][k] for k in conflict): i for i in indexes}
+        last = {keys[i]: i for i in indexes}
         chosen = list(last.values())
         if merge is None:
             merge_attrs = [
@@ -852,14 +855,14 @@ async def upsert_rows(
         statements.append((stmt, params, indexes, chosen))
     if len(statements) > 1 and not client.is_transaction:
         async with client.transaction() as trx:
-            return await _run_upserts(model, conflict, attrs, statements, out, trx)
-    return await _run_upserts(model, conflict, attrs, statements, out, client)
+            return await _run_upserts(model, conflict, keys, statements, out, trx)
+    return await _run_upserts(model, conflict, keys, statements, out, client)
 
 
 async def _run_upserts(
     model: type[M],
     conflict: list[str],
-    attrs: list[dict[str, Any]],
+    keys: list[tuple[Any, ...]],
     statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]],
     out: list[M | None],
     client: Client,
@@ -887,13 +890,12 @@ async def _run_upserts(
         # in Python, by position where the stored key differs (collation).
         by_value = {tuple(getattr(m, k) for k in conflict): m for m in found}
         for pos, i in enumerate(chosen):
-            key = tuple(attrs[i][k] for k in conflict)
-            hit = by_value.get(key)
+            hit = by_value.get(keys[i])
             out[i] = hit if hit is not None else found[pos]
-        first = {tuple(attrs[i][k] for k in conflict): out[i] for i in chosen}
+        first = {keys[i]: out[i] for i in chosen}
         for i in indexes:
             if out[i] is None:
-                out[i] = first[tuple(attrs[i][k] for k in conflict)]
+                out[i] = first[keys[i]]
     return [m for m in out if m is not None]
 
 
@@ -984,10 +986,14 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             chunk = rows[start : start + size]
             stmt = ops.bulk_update_statement(table, pk_name, columns, chunk)
             await _run_bulk_update(model, stmt, chunk, trx)
-    owns: list[dict[str, tuple[Any, Any]] | None] = [
-        {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()} or None
-        for before in befores
-    ]
+    owns: list[dict[str, tuple[Any, Any]] | None] = (
+        [
+            {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()}
+            for before in befores
+        ]
+        if stamps
+        else [None] * len(dirty)
+    )
     updated_many(trx, dirty, originals, owns)
     _written_all(model, dirty)
     await _run_each(info.hooks, "after:update", "after:save", dirty)
