@@ -256,6 +256,7 @@ class Database:
         *,
         isolation_level: str | None = None,
         connection: str | None = None,
+        retries: int = 0,
     ) -> TransactionStarter[T]: ...
 
     @overload
@@ -265,6 +266,7 @@ class Database:
         *,
         isolation_level: str | None = None,
         connection: str | None = None,
+        retries: int = 0,
     ) -> TransactionStarter[T]: ...
 
     def transaction(
@@ -273,11 +275,20 @@ class Database:
         *,
         isolation_level: str | None = None,
         connection: str | None = None,
+        retries: int = 0,
     ) -> TransactionStarter[Any]:
         """Start a transaction: ``trx = await db.transaction()`` (unmanaged),
         ``async with db.transaction() as trx:`` (managed) or
-        ``await db.transaction(callback)`` (managed; returns the callback's result)."""
-        return TransactionStarter(self.get_connection(connection), callback, isolation_level)
+        ``await db.transaction(callback)`` (managed; returns the callback's result).
+
+        ``retries=N`` (callback form only) runs the callback again, in a new transaction, when
+        the database gives up on one to keep concurrent transactions consistent (a
+        serialization failure or a deadlock): up to ``N`` extra attempts after a jittered
+        backoff, then ``TransactionConflictError`` naming the attempts. The callback may run
+        several times: keep side effects other than its queries out of it."""
+        return TransactionStarter(
+            self.get_connection(connection), callback, isolation_level, retries=retries
+        )
 
     # -- global transactions (test isolation) ---------------------------------------------------
     async def begin_global_transaction(
