@@ -436,6 +436,11 @@ class Database:
         errors (in the order of ``names``) is raised after the others finished, with a note
         naming its shard. Each callback has its own connections (one task per shard): the
         results are not one transaction. Unknown names raise ``LucidError`` before any runs."""
+        if isinstance(names, str):
+            raise LucidError(
+                f'each_shard() takes a list of connection names, got the string "{names}"',
+                code="E_INVALID_ARGUMENT",
+            )
         shards = list(dict.fromkeys(names))
         for name in shards:
             if not isinstance(name, str):

@@ -493,4 +493,7 @@ class TestEachShard:
         with pytest.raises(LucidError) as info:
             await db.each_shard([*shards, "shard_99"], record)
         assert info.value.code == "E_UNMANAGED_DB_CONNECTION"
+        with pytest.raises(LucidError) as info:
+            await db.each_shard(shards[0], record)
+        assert info.value.code == "E_INVALID_ARGUMENT"
         assert calls == []
