@@ -354,8 +354,8 @@ class TransactionStarter(Generic[T]):
         parent: TransactionClient | None = None,
         retries: int = 0,
     ) -> None:
-        if retries:
-            check_retries(retries, callback is not None)
+        if retries != 0 or type(retries) is not int:
+            _check_retries(retries, callback is not None)
         self._connection = connection
         self._callback = callback
         self._isolation_level = isolation_level
@@ -388,7 +388,7 @@ class TransactionStarter(Generic[T]):
                     _annotate(exc, f"gave up after {attempt} attempts (retries={self._retries})")
                     raise
             # The rollback has put back the instances the attempt wrote (their journal).
-            await asyncio.sleep(retry_delay(attempt))
+            await asyncio.sleep(_retry_delay(attempt))
             attempt += 1
 
     @staticmethod
@@ -424,17 +424,17 @@ class TransactionStarter(Generic[T]):
 # Retry backoff: the n-th retry waits between half and all of BASE * 2**(n-1) seconds, capped:
 # short enough for a transaction that lost a race to try again at once, spread so that two
 # that conflicted don't collide again in lockstep.
-RETRY_BASE_DELAY = 0.02
-RETRY_MAX_DELAY = 1.0
+_RETRY_BASE_DELAY = 0.02
+_RETRY_MAX_DELAY = 1.0
 
 
-def retry_delay(retry: int) -> float:
+def _retry_delay(retry: int) -> float:
     """Seconds to wait before retry number ``retry`` (1-based), with jitter."""
-    ceiling: float = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2.0 ** (retry - 1))
+    ceiling: float = min(_RETRY_MAX_DELAY, _RETRY_BASE_DELAY * 2.0 ** (retry - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def check_retries(retries: object, has_callback: bool) -> None:
+def _check_retries(retries: object, has_callback: bool) -> None:
     """Refuse a bad ``retries=`` before anything runs: a count of extra attempts, and only
     for the callback form (a block of code cannot be run again)."""
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:

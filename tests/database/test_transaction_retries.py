@@ -91,7 +91,7 @@ class TestArguments:
                 await database.transaction(retries=1)  # type: ignore[call-overload]
         assert log.count == 0
 
-    @pytest.mark.parametrize("retries", [-1, 1.5, True, "2"])
+    @pytest.mark.parametrize("retries", [-1, 1.5, 0.0, True, "2", None])
     async def test_retries_must_be_a_count(self, database: Database, retries: Any) -> None:
         calls = 0
 
