@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transf
 
 from ..errors import LucidError, ModelNotFoundError
 from . import persistence, serializer
-from .binding import bind, bind_transaction, client_for
+from .binding import bind, bind_transaction, client_for, client_for_new, search_values
 from .columns import ColumnDef
 from .model_info import ModelInfo, check_key_value, declared, info_of, pk_column, relation_key
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
@@ -104,6 +104,11 @@ class BaseModel:
     table: ClassVar[str]
     connection: ClassVar[str | None] = None
     primary_key: ClassVar[str] = "id"
+    #: Shards: ``shard_for = staticmethod(lambda key: "shard_1")`` names the connection of a
+    #: shard key value (``None``: no opinion); ``shard_key`` names its attribute (default:
+    #: the primary key). See ``orm/binding.py``.
+    shard_for: ClassVar[staticmethod[[Any], str | None] | None] = None
+    shard_key: ClassVar[str | None] = None
     #: Global scopes applied to every query of the model, by name: ``{"tenant": fn}`` where
     #: ``fn(query)`` adds conditions (see also ``@global_scope`` and ``add_global_scope``).
     global_scopes: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
@@ -371,7 +376,8 @@ class BaseModel:
         connection: str | None = None,
     ) -> Self | None:
         """The first row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
-        return await search_query(cls, key, value, client_for(cls, client, connection)).first()
+        target = client_for(cls, client, connection, values=search_values(key, value))
+        return await search_query(cls, key, value, target).first()
 
     @classmethod
     async def find_by_or_fail(
@@ -409,7 +415,8 @@ class BaseModel:
         connection: str | None = None,
     ) -> list[Self]:
         """Every row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
-        return await search_query(cls, key, value, client_for(cls, client, connection))
+        target = client_for(cls, client, connection, values=search_values(key, value))
+        return await search_query(cls, key, value, target)
 
     @classmethod
     async def first(
@@ -448,7 +455,7 @@ class BaseModel:
         given: the instance stays bound to it)."""
         instance = cls()
         instance.merge(values, allow_extra_properties)
-        return await instance.save(client=client_for(cls, client, connection))
+        return await instance.save(client=client_for(instance, client, connection))
 
     @classmethod
     async def create_many(
@@ -467,7 +474,7 @@ class BaseModel:
         instances = new_many(cls, rows, allow_extra_properties)
         if not instances:
             return []
-        async with client_for(cls, client, connection).transaction() as trx:
+        async with client_for_new(cls, instances, client, connection).transaction() as trx:
             await persistence.insert_many(cls, instances, trx)
         return instances
 
@@ -486,7 +493,7 @@ class BaseModel:
         if found is not None:
             return found
         instance = cls().merge({**search, **(save_payload or {})})
-        bind([instance], client_for(cls, client, connection))
+        bind([instance], client_for(cls, client, connection, values=search))
         return instance
 
     @classmethod
@@ -507,7 +514,7 @@ class BaseModel:
             search, save_payload, client=client, connection=connection
         )
         if not instance.is_persisted:
-            target = client_for(cls, client, connection)
+            target = client_for(cls, client, connection, values=search)
             return await persistence.create_or_first(instance, search, target)
         return instance
 
@@ -523,7 +530,7 @@ class BaseModel:
         """Update the row matching ``search`` with ``update_payload`` (locked ``FOR UPDATE``
         in a transaction), or create ``search + update_payload``."""
         return await persistence.retrying(
-            client_for(cls, client, connection),
+            client_for(cls, client, connection, values=search),
             lambda trx: persistence.update_or_create(cls, search, update_payload, trx),
         )
 

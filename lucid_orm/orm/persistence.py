@@ -19,7 +19,7 @@ from ..database.result import ExecResult
 from ..database.transaction import TransactionClient
 from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
-from .binding import bind
+from .binding import bind, check_connection, shard_connection
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
 from .journal import ABSENT, created, deleted, updated
@@ -149,7 +149,7 @@ async def insert_one(instance: BaseModel, client: Client) -> None:
     if client.is_transaction:
         created(client, [instance], pk_attr, [not had_key], stamps)
     _written(instance)
-    bind([instance], client)
+    bind([instance], client, checked=True)
 
 
 async def update_one(instance: BaseModel, client: Client) -> None:
@@ -176,7 +176,7 @@ async def update_one(instance: BaseModel, client: Client) -> None:
         if client.is_transaction:
             updated(client, instance, original, stamps)
     _written(instance)
-    bind([instance], client)
+    bind([instance], client, checked=True)
 
 
 async def save(instance: BaseModel, client: Client) -> None:
@@ -274,7 +274,7 @@ async def _set_trashed(instance: BaseModel, client: Client, value: Any, action: 
         updated(client, instance, original, changes)
     d.update(written)
     set_original(instance, {**original, **written})
-    bind([instance], client)
+    bind([instance], client, checked=True)
 
 
 def _update_stamps(info: ModelInfo, now: _dt.datetime) -> dict[str, Any]:
@@ -332,7 +332,10 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
     whose rollback then clears the keys already assigned."""
     info = info_of(model)
     assert info.primary_key is not None
-    bind(instances, trx)  # hooks see the transaction, as ``trx``
+    if model.shard_for is not None:
+        # New rows: only their shard keys can tie them to another connection.
+        check_connection(instances, trx)
+    bind(instances, trx, checked=True)  # hooks see the transaction, as ``trx``
     await _run_each(info.hooks, "before:create", "before:save", instances)
     stamps = touch_all(model, instances, True)
     pk_attr = info.primary_key
@@ -420,6 +423,13 @@ async def find(
     """``BaseModel.find``. Without a client and find hooks it takes the short path: one
     statement per model compiled once, no builder."""
     check_key_value(model, value)
+    if model.shard_for is not None and connection is None:
+        # Routed by the key (the shard key being the primary key); a transaction of another
+        # connection is refused.
+        values = {model.primary_key: value}
+        if client is not None:
+            client_for(model, client, values=values)
+        connection = shard_connection(model, values)
     info = info_of(model)
     hooks = info.hooks
     if (
