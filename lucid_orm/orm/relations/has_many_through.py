@@ -19,7 +19,7 @@ from sqlalchemy.types import NullType
 
 from ...errors import LucidError
 from ...query.chainable import check_identifier, compile_select, resolve_column, table_column
-from ..model_info import declared, info_of
+from ..model_info import declared, info_of, pk_column
 from ..query_builder import row_locked
 from .base import (
     ManyRelation,
@@ -30,6 +30,7 @@ from .base import (
     SubQueryBuilder,
     require_key,
     resolve,
+    single_key,
 )
 from .has_many import HasManyQueryBuilder
 
@@ -194,10 +195,12 @@ class ThroughRelation(Relation[R]):
         fks: list[str | None] = list(self._foreign_keys or [None] * links)
         lks: list[str | None] = list(self._local_keys or [None] * links)
         if self._foreign_keys is None:
-            fks[0] = self.options.get("foreign_key")
+            first = self.options.get("foreign_key")
+            fks[0] = None if first is None else single_key(self, first)
             fks[-1] = self._through_foreign_key_option or fks[-1]
         if self._local_keys is None:
-            lks[0] = self.options.get("local_key")
+            first = self.options.get("local_key")
+            lks[0] = None if first is None else single_key(self, first)
             lks[-1] = self._through_local_key_option or lks[-1]
         if links > 2:
             tables = [c if isinstance(c, str) else declared_table(c) for c in chain[1:]]
@@ -225,14 +228,20 @@ class ThroughRelation(Relation[R]):
                     )
             elif isinstance(near, str):  # pivot → model: the pivot holds the model's key
                 assert not isinstance(far, str)
-                back = back or strategy.relation_pivot_foreign_key("manyToMany", far, far, name)
-                key = key or far.primary_key
+                back = back or single_key(
+                    self, strategy.relation_pivot_foreign_key("manyToMany", far, far, name)
+                )
+                key = key or single_key(self, far.primary_key)
             else:
-                back = back or near.primary_key
+                back = back or single_key(self, near.primary_key)
                 if isinstance(far, str):
-                    key = key or strategy.relation_pivot_foreign_key("manyToMany", near, near, name)
+                    key = key or single_key(
+                        self, strategy.relation_pivot_foreign_key("manyToMany", near, near, name)
+                    )
                 else:
-                    key = key or strategy.relation_foreign_key(kind, near, far, name)
+                    key = key or single_key(
+                        self, strategy.relation_foreign_key(kind, near, far, name)
+                    )
             assert back is not None and key is not None
             back_col = (
                 check_identifier(back) if isinstance(near, str) else require_key(self, near, back)
@@ -373,7 +382,7 @@ class ThroughQueryBuilder(RelationQueryBuilder[R]):
         An UPDATE/DELETE/increment of this builder writes the rows it selects, no others:
         the inherited form would put the through table in a bare ``UPDATE … FROM users``."""
         model = self.model
-        pk = resolve_column(self, model.columns[model.primary_key].column_name)
+        pk = resolve_column(self, pk_column(model))
         state = self.state
         # The order only matters to pick the limited rows.
         order: list[ColumnElement[Any]] | None = (
@@ -434,9 +443,7 @@ class ThroughSubQueryBuilder(SubQueryBuilder[R]):
         row reached by several paths counts once."""
         if self._rel.distinct and (not columns or columns == ("*",)):
             model = self.model
-            return self.count_distinct(
-                self.own_column(model.columns[model.primary_key].column_name)
-            )
+            return self.count_distinct(self.own_column(pk_column(model)))
         return super().count(*columns)
 
 

@@ -20,7 +20,6 @@ from .base import (
     check_related,
     key_value,
     managed,
-    require_key,
     resolve,
 )
 
@@ -38,20 +37,22 @@ class HasRelation(Relation[R]):
     def _boot_keys(self) -> None:
         related = self.related_model()
         strategy = self.model.naming_strategy
-        self.local_key = self.options.get("local_key") or strategy.relation_local_key(
+        local = self.options.get("local_key") or strategy.relation_local_key(
             self.type,
             self.model,
             related,
             self.relation_name,
         )
-        self.foreign_key = self.options.get("foreign_key") or strategy.relation_foreign_key(
+        foreign = self.options.get("foreign_key") or strategy.relation_foreign_key(
             self.type,
             self.model,
             related,
             self.relation_name,
         )
-        self.local_key_column_name = require_key(self, self.model, self.local_key)
-        self.foreign_key_column_name = require_key(self, related, self.foreign_key)
+        if self._set_keys(local, foreign, self.model, related):
+            self.parent_keys = self.local_keys
+            self.match_columns = self.foreign_key_columns
+            self.parent_columns = self.local_key_columns
         self.parent_key = self.local_key
         self.match_column = self.foreign_key_column_name
         self.parent_column = self.local_key_column_name
@@ -59,15 +60,23 @@ class HasRelation(Relation[R]):
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """Set the related foreign key (on a model or a dict) from the parent's local key."""
         self.boot()
-        value = key_value(self, parent, self.local_key, "persist")
-        if value is None:
+        if self.composite:
+            keys = self.local_keys
+            row = [key_value(self, parent, k, "persist") for k in keys]
+            pairs = dict(zip(self.foreign_keys, row, strict=True))
+        else:
+            keys = (self.local_key,)
+            value = key_value(self, parent, self.local_key, "persist")
+            row = [value]
+            pairs = {self.foreign_key: value}
+        if None in row:
             raise LucidError(
                 f'Cannot persist "{self.relation_name}", value of '
-                f'"{type(parent).__name__}.{self.local_key}" is undefined',
+                f'"{type(parent).__name__}.{keys[row.index(None)]}" is undefined',
                 code="E_MISSING_MODEL_ATTRIBUTE",
             )
         if isinstance(values, MutableMapping):  # a dict of attributes, as Lucid's plain object
-            values[self.foreign_key] = value
+            values.update(pairs)
         elif isinstance(values, Mapping):
             raise LucidError(
                 f'Cannot persist "{self.relation_name}": the values must be a model or a mutable '
@@ -75,7 +84,7 @@ class HasRelation(Relation[R]):
                 code="E_INVALID_ARGUMENT",
             )
         else:
-            values.__dict__[self.foreign_key] = value
+            values.__dict__.update(pairs)
 
 
 class HasOne(HasRelation[R], OneRelation[R]):
@@ -86,6 +95,15 @@ class HasOne(HasRelation[R], OneRelation[R]):
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
+        if self.composite:
+            index_by: dict[tuple[Any, ...], Any] = {}
+            for r in related:
+                index_by.setdefault(tuple([r.__dict__.get(k) for k in self.foreign_keys]), r)
+            for parent in parents:
+                d = parent.__dict__
+                row = tuple([d.get(k) for k in self.local_keys])
+                d[self.relation_name] = index_by.get(row) if None not in row else None
+            return
         fk, key, name = self.foreign_key, self.local_key, self.relation_name
         index: dict[Any, Any] = {}
         for r in related:

@@ -40,6 +40,7 @@ from .base import (
     require_key,
     resolve,
     run_on_query,
+    single_key,
 )
 from .has_many import HasManyQueryBuilder
 from .pivot import PivotWhereMixin, pivot_table_column
@@ -137,15 +138,15 @@ class ManyToMany(ManyRelation[R]):
         model, related = self.model, self.related_model()
         strategy = model.naming_strategy
         name = self.relation_name
-        self.local_key = self.options.get("local_key") or model.primary_key
+        self.local_key = single_key(self, self.options.get("local_key") or model.primary_key)
         self.local_key_column_name = require_key(self, model, self.local_key)
-        self.related_key = self._related_key_option or related.primary_key
+        self.related_key = single_key(self, self._related_key_option or related.primary_key)
         self.related_key_column_name = require_key(self, related, self.related_key)
-        self.pivot_foreign_key = self._pivot_foreign_key_option or (
-            strategy.relation_pivot_foreign_key("manyToMany", model, related, name)
+        self.pivot_foreign_key = self._pivot_foreign_key_option or single_key(
+            self, strategy.relation_pivot_foreign_key("manyToMany", model, related, name)
         )
-        self.pivot_related_foreign_key = self._pivot_related_foreign_key_option or (
-            strategy.relation_pivot_foreign_key("manyToMany", related, model, name)
+        self.pivot_related_foreign_key = self._pivot_related_foreign_key_option or single_key(
+            self, strategy.relation_pivot_foreign_key("manyToMany", related, model, name)
         )
         self.pivot_table = self._pivot_table_option or strategy.relation_pivot_table(
             "manyToMany",
