@@ -211,12 +211,13 @@ async def insert_one(instance: BaseModel, client: Client) -> None:
 
 
 async def _insert_composite(instance: BaseModel, client: Client) -> None:
-    """``insert_one`` of a model with a composite key: the key is what the instance holds
-    (a component the database fills, such as an identity column, is read back where the
-    database has ``RETURNING``)."""
+    """``insert_one`` of a model with a composite key: the key is what the instance holds,
+    every component set (``E_MISSING_MODEL_ATTRIBUTE`` before the write otherwise); where
+    the database has ``RETURNING`` the stored key is read back (a type the column converts)."""
     model = type(instance)
     info = info_of(model)
     assert info.table is not None
+    _composite_value(instance, info.primary_keys, "insert")
     d = instance.__dict__
     stamps = touch_all(model, [instance], True)
     values = prepared(instance, {k: d[k] for k in model.columns if k in d})
@@ -432,6 +433,8 @@ async def _insert_many_composite(
     info = info_of(model)
     table = info.table
     assert table is not None
+    for inst in instances:
+        _composite_value(inst, info.primary_keys, "insert")
     with hydration.gc_paused(len(instances)):
         values = hydration.set_columns(instances, list(model.columns))
     created(trx, instances, info.primary_keys[0], [False] * len(instances), stamps)

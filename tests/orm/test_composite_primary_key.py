@@ -139,9 +139,7 @@ class TestFind:
         "value",
         [1, (1,), (1, 2, 3), [1, 2], (1, "2"), (1, 2.0), (True, 1), (None, 1), ((1, 2), 3)],
     )
-    async def test_a_bad_key_raises_before_any_query(
-        self, database: Database, value: Any
-    ) -> None:
+    async def test_a_bad_key_raises_before_any_query(self, database: Database, value: Any) -> None:
         with count_queries() as log, pytest.raises(LucidError) as info:
             await Account.find(value)
         assert info.value.code == "E_INVALID_ARGUMENT"
@@ -152,9 +150,9 @@ class TestFind:
     async def test_a_wrong_arity_says_what_the_key_is(self, database: Database) -> None:
         with pytest.raises(LucidError, match=r"expected a tuple of 2 values \(tenant_id, id\)"):
             await Account.find((1,))
-        with pytest.raises(LucidError, match='"id" of primary key.*expected int, got str'):
+        with pytest.raises(LucidError, match=r'"id" of primary key.*expected int, got str'):
             await Account.find((1, "1"))
-        with pytest.raises(LucidError, match='"tenant_id".*expected int, got str'):
+        with pytest.raises(LucidError, match=r'"tenant_id".*expected int, got str'):
             await Account.find_by("tenant_id", "1")
 
 
@@ -196,6 +194,20 @@ class TestWrites:
             await account.save()
         assert info.value.code == "E_MISSING_MODEL_ATTRIBUTE"
         assert log.count == 0
+
+    async def test_a_key_component_not_given_raises_before_the_insert(
+        self, database: Database
+    ) -> None:
+        with (
+            count_queries() as log,
+            pytest.raises(LucidError, match=r"\(tenant_id, id\) is not set \(tenant_id\)") as info,
+        ):
+            await Account.create({"id": 1, "name": "a"})
+        assert info.value.code == "E_MISSING_MODEL_ATTRIBUTE"
+        with pytest.raises(LucidError):
+            await Account.create_many([{"tenant_id": 1, "id": 1}, {"id": 2}])
+        assert log.count == 0 or all("INSERT" not in sql.upper() for sql in log.sqls)
+        assert await rows("ck_accounts") == []
 
     async def test_create_many_and_update_many(self, database: Database) -> None:
         made = await Account.create_many(

@@ -1,0 +1,427 @@
+"""Relations on composite keys (issue 16, item 3): ``foreign_key``/``local_key`` tuples on
+belongs_to, has_one and has_many — preload (nested, per-parent limits, 40,000 parents), the
+related query, the ``has`` family and aggregates, writes, serialization and the errors — on
+every dialect. The shape is multi-tenant: every table is keyed by ``(tenant_id, id)`` and the
+same ``id`` exists in several tenants, so a relation that matched on one component only would
+return another tenant's rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many, has_one, morph_one
+from lucid_orm.database import Database
+from lucid_orm.relations import BelongsTo, HasMany, HasOne
+from tests.helpers import count_queries
+from tests.orm.test_many_keys import series
+
+TENANT_KEY = ("tenant_id", "id")
+
+
+class Line(BaseModel):
+    table = "ck_lines"
+    primary_key = TENANT_KEY
+
+    tenant_id: int = column()
+    id: int = column()
+    order_id: int | None = column()
+    sku: str | None = column()
+
+
+class Order(BaseModel):
+    table = "ck_orders"
+    primary_key = TENANT_KEY
+
+    tenant_id: int = column()
+    id: int = column()
+    account_id: int | None = column()
+    total: int | None = column()
+
+    account: BelongsTo[Account] = belongs_to(
+        lambda: Account, foreign_key=("tenant_id", "account_id")
+    )
+    lines: HasMany[Line] = has_many(lambda: Line, foreign_key=("tenant_id", "order_id"))
+
+
+class Profile(BaseModel):
+    table = "ck_profiles"
+    primary_key = TENANT_KEY
+
+    tenant_id: int = column()
+    id: int = column()
+    account_id: int | None = column()
+    bio: str | None = column()
+
+
+class Account(BaseModel):
+    table = "ck_accounts"
+    primary_key = TENANT_KEY
+
+    tenant_id: int = column()
+    id: int = column()
+    name: str | None = column()
+
+    orders: HasMany[Order] = has_many(
+        lambda: Order, foreign_key=("tenant_id", "account_id"), local_key=("tenant_id", "id")
+    )
+    profile: HasOne[Profile] = has_one(lambda: Profile, foreign_key=("tenant_id", "account_id"))
+
+
+async def seed() -> None:
+    """Tenants 1 and 2 each have accounts 1 and 2; the orders and lines of equal ids differ
+    by tenant only."""
+    await Account.create_many(
+        [{"tenant_id": t, "id": i, "name": f"a{t}.{i}"} for t in (1, 2) for i in (1, 2)]
+    )
+    await Profile.create_many(
+        [
+            {"tenant_id": 1, "id": 1, "account_id": 1, "bio": "p1.1"},
+            {"tenant_id": 2, "id": 1, "account_id": 2, "bio": "p2.2"},
+        ]
+    )
+    await Order.create_many(
+        [
+            {"tenant_id": 1, "id": 1, "account_id": 1, "total": 10},
+            {"tenant_id": 1, "id": 2, "account_id": 1, "total": 20},
+            {"tenant_id": 2, "id": 1, "account_id": 1, "total": 30},
+            {"tenant_id": 2, "id": 2, "account_id": 2, "total": 40},
+        ]
+    )
+    await Line.create_many(
+        [
+            {"tenant_id": 1, "id": 1, "order_id": 1, "sku": "1.1-a"},
+            {"tenant_id": 1, "id": 2, "order_id": 1, "sku": "1.1-b"},
+            {"tenant_id": 2, "id": 1, "order_id": 1, "sku": "2.1-a"},
+        ]
+    )
+
+
+async def accounts() -> list[Account]:
+    return await Account.query().order_by("tenant_id").order_by("id")
+
+
+def keys(models: list[Any]) -> list[tuple[int, int]]:
+    return [(m.tenant_id, m.id) for m in models]
+
+
+# -- preload -------------------------------------------------------------------------------------
+class TestPreload:
+    async def test_has_many_has_one_and_belongs_to(self, database: Database) -> None:
+        await seed()
+        with count_queries() as log:
+            found = (
+                await Account.query()
+                .preload("orders", lambda q: q.order_by("total"))
+                .preload("profile")
+                .order_by("tenant_id")
+                .order_by("id")
+            )
+        assert log.count == 3
+        assert [[o.total for o in a.orders] for a in found] == [[10, 20], [], [30], [40]]
+        assert [a.profile.bio if a.profile else None for a in found] == [
+            "p1.1",
+            None,
+            None,
+            "p2.2",
+        ]
+
+        orders = await Order.query().preload("account").order_by("total")
+        assert [o.account.name if o.account else None for o in orders] == [
+            "a1.1",
+            "a1.1",
+            "a2.1",
+            "a2.2",
+        ]
+
+    async def test_nested_preload(self, database: Database) -> None:
+        await seed()
+        with count_queries() as log:
+            found = await Account.query().preload("orders", lambda q: q.preload("lines"))
+        assert log.count == 3
+        by_key = {(a.tenant_id, a.id): a for a in found}
+        lines = {
+            (o.tenant_id, o.id): sorted(line.sku or "" for line in o.lines)
+            for o in by_key[(1, 1)].orders
+        }
+        assert lines == {(1, 1): ["1.1-a", "1.1-b"], (1, 2): []}
+        assert [line.sku for o in by_key[(2, 1)].orders for line in o.lines] == ["2.1-a"]
+
+    async def test_a_null_component_gives_no_related_row(self, database: Database) -> None:
+        await seed()
+        await Order.create({"tenant_id": 1, "id": 9, "account_id": None})
+        with count_queries() as log:
+            order = await Order.query().where("id", 9).preload("account").first()
+        assert order is not None and order.account is None
+        assert log.count == 1  # no key tuple to look up: no preload query
+        lonely = await Order.find_or_fail((1, 9))
+        with count_queries() as log:
+            await lonely.load("account")
+        assert lonely.account is None
+        assert log.count == 0
+
+    async def test_cherry_picked_columns_still_match(self, database: Database) -> None:
+        await seed()
+        found = await Account.query().preload("orders", lambda q: q.select("total"))
+        assert sorted(o.total for a in found for o in a.orders) == [10, 20, 30, 40]
+        orders = await Order.query().preload("account", lambda q: q.select("name"))
+        assert sorted(o.account.name for o in orders if o.account) == [
+            "a1.1",
+            "a1.1",
+            "a2.1",
+            "a2.2",
+        ]
+
+    async def test_group_limit_partitions_by_the_key_tuple(self, database: Database) -> None:
+        await seed()
+        found = await accounts()
+        limited = await Account.query().preload(
+            "orders", lambda q: q.group_limit(1).group_order_by("total", "desc")
+        )
+        assert {(a.tenant_id, a.id): [o.total for o in a.orders] for a in limited} == {
+            (1, 1): [20],
+            (1, 2): [],
+            (2, 1): [30],
+            (2, 2): [40],
+        }
+        assert len(found) == 4
+
+    async def test_lazy_load_and_load_count(self, database: Database) -> None:
+        await seed()
+        account = await Account.find_or_fail((2, 1))
+        await account.load("orders")
+        assert [o.total for o in account.orders] == [30]
+        await account.load_count("orders")
+        assert account.extras["orders_count"] == 1
+
+    async def test_a_missing_key_attribute_raises(self, database: Database) -> None:
+        await seed()
+        order = await Order.find_or_fail((1, 1))
+        del order.__dict__["tenant_id"]
+        with pytest.raises(LucidError) as info:
+            await order.load("account")
+        assert info.value.code == "E_MISSING_MODEL_ATTRIBUTE"
+        assert "tenant_id" in str(info.value)
+
+
+class TestPreloadManyKeys:
+    """40,000 parents: the key tuples travel as one array per component on PostgreSQL
+    (``unnest``), one JSON text on SQLite (``json_each``), chunked row-value lists on MySQL."""
+
+    N = 40_000
+
+    async def test_has_many_and_belongs_to(self, database: Database, dialect: str) -> None:
+        n = self.N
+        await series("ck_accounts", {"tenant_id": 7, "id": "n", "name": "a"}, 1, n)
+        await series(
+            "ck_orders", {"tenant_id": 7, "id": "n", "account_id": "n", "total": "n"}, 1, n
+        )
+        with count_queries() as log:
+            found = await Account.query().preload("orders")
+        assert len(found) == n
+        assert all([o.total for o in a.orders] == [a.id] for a in found)
+        selects = [e for e in log.events if "ck_orders" in e.sql]
+        if dialect == "mysql":
+            assert len(selects) == 3  # 40,000 tuples in chunks of 15,000
+        else:
+            assert len(selects) == 1
+            # one array per component (PostgreSQL) / one JSON text and two paths (SQLite)
+            assert len(selects[0].bindings) <= 3
+
+        orders = await Order.query().preload("account")
+        assert all(o.account is not None and o.account.id == o.account_id for o in orders)
+
+
+# -- related query -------------------------------------------------------------------------------
+class TestRelatedQuery:
+    async def test_reads_only_the_parents_rows(self, database: Database) -> None:
+        await seed()
+        account = await Account.find_or_fail((1, 1))
+        query = account.related("orders").query()
+        assert sorted(o.total for o in await query) == [10, 20]
+        assert await account.related("orders").query().count_rows() == 2
+        assert (await account.related("profile").query().first()).bio == "p1.1"  # type: ignore[union-attr]
+        order = await Order.find_or_fail((2, 1))
+        assert (await order.related("account").query().first()).name == "a2.1"  # type: ignore[union-attr]
+        page = await account.related("orders").query().order_by("total").paginate(1, 1)
+        assert page.total == 2 and [o.total for o in page] == [10]
+
+    async def test_update_and_delete_stay_in_the_parent(self, database: Database) -> None:
+        await seed()
+        account = await Account.find_or_fail((1, 1))
+        assert await account.related("orders").query().update({"total": 0}) == 2
+        assert await account.related("orders").query().where("id", 2).delete() == 1
+        left = await db.from_("ck_orders").order_by("tenant_id").order_by("id")
+        assert [(r["tenant_id"], r["id"], r["total"]) for r in left] == [
+            (1, 1, 0),
+            (2, 1, 30),
+            (2, 2, 40),
+        ]
+
+    async def test_a_null_component_runs_no_query(self, database: Database) -> None:
+        order = Order(tenant_id=1, id=5, account_id=None)
+        with count_queries() as log:
+            assert await order.related("account").query().first() is None
+        assert log.count == 0
+
+
+# -- has family and aggregates -------------------------------------------------------------------
+class TestHasAndAggregates:
+    async def test_has_where_has_doesnt_have(self, database: Database) -> None:
+        await seed()
+        assert keys(await Account.query().has("orders").order_by("tenant_id").order_by("id")) == [
+            (1, 1),
+            (2, 1),
+            (2, 2),
+        ]
+        assert keys(await Account.query().has("orders", ">=", 2)) == [(1, 1)]
+        assert keys(await Account.query().doesnt_have("orders")) == [(1, 2)]
+        rich = await Account.query().where_has("orders", lambda q: q.where("total", ">", 25))
+        assert sorted(keys(rich)) == [(2, 1), (2, 2)]
+        assert sorted(keys(await Account.query().has("profile"))) == [(1, 1), (2, 2)]
+        assert sorted(
+            keys(await Order.query().where_has("account", lambda q: q.where("name", "a2.2")))
+        ) == [(2, 2)]
+
+    async def test_with_count_and_with_aggregate(self, database: Database) -> None:
+        await seed()
+        found = (
+            await Account.query()
+            .with_count("orders")
+            .with_aggregate("orders", lambda q: q.sum("total").as_("spent"))
+            .order_by("tenant_id")
+            .order_by("id")
+        )
+        assert [int(a.extras["orders_count"]) for a in found] == [2, 0, 1, 1]
+        assert [int(a.extras["spent"] or 0) for a in found] == [30, 0, 30, 40]
+
+
+# -- writes --------------------------------------------------------------------------------------
+class TestWrites:
+    async def test_has_many_create_save_create_many(self, database: Database) -> None:
+        account = await Account.create({"tenant_id": 3, "id": 1})
+        made = await account.related("orders").create({"tenant_id": 3, "id": 1, "total": 1})
+        assert (made.tenant_id, made.account_id) == (3, 1)
+        saved = await account.related("orders").save(Order(tenant_id=3, id=2, total=2))
+        assert saved.is_persisted and saved.account_id == 1
+        many = await account.related("orders").create_many(
+            [{"id": 3, "total": 3}, {"id": 4, "total": 4}]
+        )
+        assert [(o.tenant_id, o.account_id) for o in many] == [(3, 1), (3, 1)]
+        rows = await db.from_("ck_orders").order_by("id")
+        assert [(r["tenant_id"], r["id"], r["account_id"]) for r in rows] == [
+            (3, i, 1) for i in (1, 2, 3, 4)
+        ]
+
+    async def test_has_one_create_and_fetch_or_create_many(self, database: Database) -> None:
+        account = await Account.create({"tenant_id": 4, "id": 2})
+        profile = await account.related("profile").create({"id": 1, "bio": "hi"})
+        assert (profile.tenant_id, profile.account_id) == (4, 2)
+        got = await account.related("orders").fetch_or_create_many(
+            [{"id": 1, "total": 5}, {"id": 2, "total": 6}], "id"
+        )
+        again = await account.related("orders").fetch_or_create_many([{"id": 1, "total": 9}], "id")
+        assert [o.total for o in got] == [5, 6] and again[0].total == 5
+        assert await db.from_("ck_orders").count_rows() == 2
+
+    async def test_associate_and_dissociate(self, database: Database) -> None:
+        account = await Account.create({"tenant_id": 5, "id": 8, "name": "x"})
+        order = await Order.create({"tenant_id": 5, "id": 1})
+        await order.related("account").associate(account)
+        assert order.account_id == 8 and order.account is account
+        row = (await db.from_("ck_orders").first()) or {}
+        assert (row["tenant_id"], row["account_id"]) == (5, 8)
+        await order.related("account").dissociate()
+        # The tenant is also the order's own key: it stays, the other component is cleared.
+        assert (order.tenant_id, order.account_id, order.account) == (5, None, None)
+        row = (await db.from_("ck_orders").first()) or {}
+        assert (row["tenant_id"], row["account_id"]) == (5, None)
+
+    async def test_a_parent_without_its_key_writes_nothing(self, database: Database) -> None:
+        account = Account(id=1)
+        with count_queries() as log, pytest.raises(LucidError) as info:
+            await account.related("orders").create({"id": 1})
+        assert info.value.code == "E_MISSING_MODEL_ATTRIBUTE"
+        assert not [sql for sql in log.sqls if sql.lstrip().upper().startswith("INSERT")]
+        assert await db.from_("ck_orders").count_rows() == 0
+        assert await db.from_("ck_accounts").count_rows() == 0
+
+
+# -- serialization -------------------------------------------------------------------------------
+class TestSerialize:
+    async def test_preloaded_relations_serialize(self, database: Database) -> None:
+        await seed()
+        account = (
+            await Account.query()
+            .where({"tenant_id": 2, "id": 1})
+            .preload("orders", lambda q: q.preload("lines"))
+            .first()
+        )
+        assert account is not None
+        assert account.serialize() == {
+            "tenant_id": 2,
+            "id": 1,
+            "name": "a2.1",
+            "orders": [
+                {
+                    "tenant_id": 2,
+                    "id": 1,
+                    "account_id": 1,
+                    "total": 30,
+                    "lines": [{"tenant_id": 2, "id": 1, "order_id": 1, "sku": "2.1-a"}],
+                }
+            ],
+        }
+
+
+# -- declaration errors --------------------------------------------------------------------------
+class TestDeclarationErrors:
+    def test_keys_of_different_lengths(self) -> None:
+        class Bad(BaseModel):
+            table = "ck_accounts"
+            primary_key = TENANT_KEY
+            tenant_id: int = column()
+            id: int = column()
+            orders: HasMany[Order] = has_many(
+                lambda: Order, foreign_key=("tenant_id", "account_id"), local_key="id"
+            )
+
+        with pytest.raises(LucidError, match="as many attributes") as info:
+            Bad.orders.boot()
+        assert info.value.code == "E_INVALID_RELATION"
+
+    def test_a_component_that_is_not_a_column(self) -> None:
+        class Bad(BaseModel):
+            table = "ck_accounts"
+            primary_key = TENANT_KEY
+            tenant_id: int = column()
+            id: int = column()
+            orders: HasMany[Order] = has_many(lambda: Order, foreign_key=("tenant_id", "nope"))
+
+        with pytest.raises(LucidError, match='expects "nope" to exist on "Order"') as info:
+            Bad.orders.boot()
+        assert info.value.code == "E_MISSING_MODEL_ATTRIBUTE"
+
+    def test_the_default_foreign_key_of_a_composite_parent(self) -> None:
+        class Guess(BaseModel):
+            table = "ck_accounts"
+            primary_key = TENANT_KEY
+            tenant_id: int = column()
+            id: int = column()
+            orders: HasMany[Order] = has_many(lambda: Order)
+
+        with pytest.raises(LucidError, match='"guess_tenant_id"'):
+            Guess.orders.boot()
+
+    def test_a_morph_relation_refuses_tuple_keys(self) -> None:
+        class Bad(BaseModel):
+            table = "ck_accounts"
+            primary_key = TENANT_KEY
+            tenant_id: int = column()
+            id: int = column()
+            note: Any = morph_one(lambda: Line, name="notable")
+
+        with pytest.raises(LucidError, match="takes single-attribute keys") as info:
+            Bad.note.boot()
+        assert info.value.code == "E_INVALID_RELATION"
