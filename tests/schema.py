@@ -320,3 +320,31 @@ ck_codes = Table(
     Column("code", String(20), primary_key=True),
     Column("label", String(100), nullable=True),
 )
+
+ck_tags = Table(
+    "ck_tags",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=True),
+)
+
+# The pivot of accounts and tags: one tenant column shared by both keys.
+ck_account_tags = Table(
+    "ck_account_tags",
+    metadata,
+    Column("tenant_id", Integer),
+    Column("account_id", Integer),
+    Column("tag_id", Integer),
+    Column("weight", Integer, nullable=True),
+)
+
+# The pivot of accounts and codes: every key component has its own column.
+ck_account_codes = Table(
+    "ck_account_codes",
+    metadata,
+    Column("tenant_id", Integer),
+    Column("account_id", Integer),
+    Column("code_region", String(10)),
+    Column("code_code", String(20)),
+)

@@ -11,9 +11,19 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many, has_one, morph_one
+from lucid_orm import (
+    BaseModel,
+    LucidError,
+    belongs_to,
+    column,
+    db,
+    has_many,
+    has_one,
+    many_to_many,
+    morph_one,
+)
 from lucid_orm.database import Database
-from lucid_orm.relations import BelongsTo, HasMany, HasOne
+from lucid_orm.relations import BelongsTo, HasMany, HasOne, ManyToMany
 from tests.helpers import count_queries
 from tests.orm.test_many_keys import series
 
@@ -55,6 +65,31 @@ class Profile(BaseModel):
     bio: str | None = column()
 
 
+class Tag(BaseModel):
+    table = "ck_tags"
+    primary_key = TENANT_KEY
+
+    tenant_id: int = column()
+    id: int = column()
+    name: str | None = column()
+
+    accounts: ManyToMany[Account] = many_to_many(
+        lambda: Account,
+        pivot_table="ck_account_tags",
+        pivot_foreign_key=("tenant_id", "tag_id"),
+        pivot_related_foreign_key=("tenant_id", "account_id"),
+    )
+
+
+class Code(BaseModel):
+    table = "ck_codes"
+    primary_key = ("region", "code")
+
+    region: str = column()
+    code: str = column()
+    label: str | None = column()
+
+
 class Account(BaseModel):
     table = "ck_accounts"
     primary_key = TENANT_KEY
@@ -62,6 +97,22 @@ class Account(BaseModel):
     tenant_id: int = column()
     id: int = column()
     name: str | None = column()
+
+    # Both keys composite, one pivot column (tenant_id) shared by them.
+    tags: ManyToMany[Tag] = many_to_many(
+        lambda: Tag,
+        pivot_table="ck_account_tags",
+        pivot_foreign_key=("tenant_id", "account_id"),
+        pivot_related_foreign_key=("tenant_id", "tag_id"),
+        pivot_columns=["weight"],
+    )
+    # A text composite related key, each component its own pivot column.
+    codes: ManyToMany[Code] = many_to_many(
+        lambda: Code,
+        pivot_table="ck_account_codes",
+        pivot_foreign_key=("tenant_id", "account_id"),
+        pivot_related_foreign_key=("code_region", "code_code"),
+    )
 
     orders: HasMany[Order] = has_many(
         lambda: Order, foreign_key=("tenant_id", "account_id"), local_key=("tenant_id", "id")
@@ -346,6 +397,175 @@ class TestWrites:
         assert not [sql for sql in log.sqls if sql.lstrip().upper().startswith("INSERT")]
         assert await db.from_("ck_orders").count_rows() == 0
         assert await db.from_("ck_accounts").count_rows() == 0
+
+
+# -- many_to_many ----------------------------------------------------------------------------------
+async def seed_tags() -> None:
+    await seed()
+    await Tag.create_many(
+        [{"tenant_id": t, "id": i, "name": f"t{t}.{i}"} for t in (1, 2) for i in (1, 2)]
+    )
+    await db.table("ck_account_tags").multi_insert(
+        [
+            {"tenant_id": 1, "account_id": 1, "tag_id": 1, "weight": 5},
+            {"tenant_id": 1, "account_id": 1, "tag_id": 2, "weight": 6},
+            {"tenant_id": 2, "account_id": 1, "tag_id": 2, "weight": 7},
+            {"tenant_id": 2, "account_id": 2, "tag_id": 1, "weight": 8},
+        ]
+    )
+
+
+async def pivot_rows(table: str = "ck_account_tags") -> list[tuple[Any, ...]]:
+    rows = await db.from_(table)
+    return sorted(tuple(r.values()) for r in rows)
+
+
+class TestManyToMany:
+    async def test_preload_with_pivot_values(self, database: Database) -> None:
+        await seed_tags()
+        with count_queries() as log:
+            found = (
+                await Account.query()
+                .preload("tags", lambda q: q.order_by("ck_tags.id"))
+                .order_by("tenant_id")
+                .order_by("id")
+            )
+        assert log.count == 2
+        assert [[(t.name, t.extras["pivot_weight"]) for t in a.tags] for a in found] == [
+            [("t1.1", 5), ("t1.2", 6)],
+            [],
+            [("t2.2", 7)],
+            [("t2.1", 8)],
+        ]
+        tags = await Tag.query().preload("accounts").order_by("tenant_id").order_by("id")
+        assert [[a.name for a in t.accounts] for t in tags] == [
+            ["a1.1"],
+            ["a1.1"],
+            ["a2.2"],
+            ["a2.1"],
+        ]
+
+    async def test_nested_preload_and_serialize(self, database: Database) -> None:
+        await seed_tags()
+        found = (
+            await Order.query()
+            .preload("account", lambda q: q.preload("tags"))
+            .where({"tenant_id": 2, "id": 2})
+        )
+        assert found[0].account is not None
+        assert [t.name for t in found[0].account.tags] == ["t2.1"]
+        assert found[0].serialize()["account"]["tags"] == [
+            {"tenant_id": 2, "id": 1, "name": "t2.1"}
+        ]
+
+    async def test_related_query_and_pivot_query(self, database: Database) -> None:
+        await seed_tags()
+        account = await Account.find_or_fail((1, 1))
+        names = await account.related("tags").query().order_by("ck_tags.id")
+        assert [t.name for t in names] == ["t1.1", "t1.2"]
+        heavy = await account.related("tags").query().where_pivot("weight", ">", 5)
+        assert [t.name for t in heavy] == ["t1.2"]
+        pivots = await account.related("tags").pivot_query().order_by("tag_id")
+        assert [(p["tenant_id"], p["tag_id"]) for p in pivots] == [(1, 1), (1, 2)]
+        assert await account.related("tags").query().count_rows() == 2
+        # update/delete act on this parent's pivot rows only
+        assert (
+            await account.related("tags").query().where("name", "t1.2").update({"weight": 0}) == 1
+        )
+        assert await account.related("tags").query().where("name", "t1.1").delete() == 1
+        assert await pivot_rows() == [(1, 1, 2, 0), (2, 1, 2, 7), (2, 2, 1, 8)]
+
+    async def test_has_and_aggregates(self, database: Database) -> None:
+        await seed_tags()
+        assert sorted(keys(await Account.query().has("tags"))) == [(1, 1), (2, 1), (2, 2)]
+        assert keys(await Account.query().doesnt_have("tags")) == [(1, 2)]
+        heavy = await Account.query().where_has("tags", lambda q: q.where_pivot("weight", ">", 6))
+        assert sorted(keys(heavy)) == [(2, 1), (2, 2)]
+        found = (
+            await Account.query()
+            .with_count("tags")
+            .with_aggregate("tags", lambda q: q.sum("ck_account_tags.weight").as_("weights"))
+            .order_by("tenant_id")
+            .order_by("id")
+        )
+        assert [int(a.extras["tags_count"]) for a in found] == [2, 0, 1, 1]
+        assert [int(a.extras["weights"] or 0) for a in found] == [11, 0, 7, 8]
+
+    async def test_attach_detach_sync(self, database: Database) -> None:
+        await seed_tags()
+        account = await Account.find_or_fail((1, 2))
+        await account.related("tags").attach({(1, 1): {"weight": 1}, (1, 2): {"weight": 2}})
+        assert [r for r in await pivot_rows() if r[1] == 2 and r[0] == 1] == [
+            (1, 2, 1, 1),
+            (1, 2, 2, 2),
+        ]
+        assert await account.related("tags").detach([(1, 1)]) == 1
+        await account.related("tags").sync({(1, 1): {"weight": 9}, (1, 2): {"weight": 2}})
+        mine = [r for r in await pivot_rows() if r[:2] == (1, 2)]
+        assert mine == [(1, 2, 1, 9), (1, 2, 2, 2)]
+        with count_queries() as log:
+            await account.related("tags").sync({(1, 1): {"weight": 9}, (1, 2): {"weight": 2}})
+        writes = ("INSERT", "UPDATE", "DELETE")
+        assert not [s for s in log.sqls if s.lstrip().upper().startswith(writes)]
+        await account.related("tags").sync([(1, 2)])
+        assert [r for r in await pivot_rows() if r[:2] == (1, 2)] == [(1, 2, 2, 2)]
+        await account.related("tags").sync([(1, 1)], detach=False)
+        assert [r[2] for r in await pivot_rows() if r[:2] == (1, 2)] == [1, 2]
+        assert await account.related("tags").detach() == 2
+        # the other accounts' rows are untouched
+        assert await pivot_rows() == [(1, 1, 1, 5), (1, 1, 2, 6), (2, 1, 2, 7), (2, 2, 1, 8)]
+
+    async def test_save_create_and_text_keys(self, database: Database) -> None:
+        account = await Account.create({"tenant_id": 3, "id": 1})
+        tag = await account.related("tags").create({"tenant_id": 3, "id": 5, "name": "n"})
+        assert tag.is_persisted
+        await account.related("tags").save(
+            Tag(tenant_id=3, id=6, name="m"), pivot_attributes={"weight": 4}
+        )
+        made = await account.related("tags").create_many(
+            [{"tenant_id": 3, "id": 7}, {"tenant_id": 3, "id": 8}]
+        )
+        assert len(made) == 2
+        assert await pivot_rows() == [
+            (3, 1, 5, None),
+            (3, 1, 6, 4),
+            (3, 1, 7, None),
+            (3, 1, 8, None),
+        ]
+
+        await Code.create_many(
+            [
+                {"region": "eu", "code": "a", "label": "A"},
+                {"region": "us", "code": "a", "label": "B"},
+            ]
+        )
+        await account.related("codes").attach([("us", "a")])
+        await account.load("codes")
+        assert [c.label for c in account.codes] == ["B"]
+        await account.related("codes").sync([("eu", "a")])
+        assert await pivot_rows("ck_account_codes") == [(3, 1, "eu", "a")]
+        assert keys(await Account.query().has("codes")) == [(3, 1)]
+
+    @pytest.mark.parametrize("ids", [[1], [(1,)], [(1, 2, 3)], [(1, "2")], {(1, None): {}}])
+    async def test_bad_related_ids_raise_before_a_write(self, database: Database, ids: Any) -> None:
+        account = await Account.create({"tenant_id": 1, "id": 1})
+        with count_queries() as log, pytest.raises(LucidError) as info:
+            await account.related("tags").attach(ids)
+        assert info.value.code == "E_INVALID_ARGUMENT"
+        assert log.count == 0
+        with pytest.raises(LucidError):
+            await account.related("codes").sync([("eu", 1)])
+
+    async def test_preload_forty_thousand_parents(self, database: Database, dialect: str) -> None:
+        n = 40_000
+        await series("ck_accounts", {"tenant_id": 7, "id": "n", "name": "a"}, 1, n)
+        await Tag.create({"tenant_id": 7, "id": 1, "name": "only"})
+        await series("ck_account_tags", {"tenant_id": 7, "account_id": "n", "tag_id": 1}, 1, n)
+        with count_queries() as log:
+            found = await Account.query().preload("tags")
+        assert len(found) == n and all([t.name for t in a.tags] == ["only"] for a in found)
+        pivots = [e for e in log.events if "ck_account_tags" in e.sql]
+        assert len(pivots) == (3 if dialect == "mysql" else 1)
 
 
 # -- serialization -------------------------------------------------------------------------------
