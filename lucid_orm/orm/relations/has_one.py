@@ -61,21 +61,37 @@ class HasRelation(Relation[R]):
         """Set the related foreign key (on a model or a dict) from the parent's local key."""
         self.boot()
         if self.composite:
-            keys = self.local_keys
-            row = [key_value(self, parent, k, "persist") for k in keys]
-            pairs = dict(zip(self.foreign_keys, row, strict=True))
-        else:
-            keys = (self.local_key,)
-            value = key_value(self, parent, self.local_key, "persist")
-            row = [value]
-            pairs = {self.foreign_key: value}
-        if None in row:
+            self._hydrate_composite(parent, values)
+            return
+        value = key_value(self, parent, self.local_key, "persist")
+        if value is None:
             raise LucidError(
                 f'Cannot persist "{self.relation_name}", value of '
-                f'"{type(parent).__name__}.{keys[row.index(None)]}" is undefined',
+                f'"{type(parent).__name__}.{self.local_key}" is undefined',
                 code="E_MISSING_MODEL_ATTRIBUTE",
             )
         if isinstance(values, MutableMapping):  # a dict of attributes, as Lucid's plain object
+            values[self.foreign_key] = value
+        elif isinstance(values, Mapping):
+            raise LucidError(
+                f'Cannot persist "{self.relation_name}": the values must be a model or a mutable '
+                f"mapping, got {type(values).__name__}",
+                code="E_INVALID_ARGUMENT",
+            )
+        else:
+            values.__dict__[self.foreign_key] = value
+
+    def _hydrate_composite(self, parent: BaseModel, values: Any) -> None:
+        """``hydrate_for_persistence`` of composite keys: every component, or nothing."""
+        row = [key_value(self, parent, k, "persist") for k in self.local_keys]
+        if None in row:
+            raise LucidError(
+                f'Cannot persist "{self.relation_name}", value of '
+                f'"{type(parent).__name__}.{self.local_keys[row.index(None)]}" is undefined',
+                code="E_MISSING_MODEL_ATTRIBUTE",
+            )
+        pairs = dict(zip(self.foreign_keys, row, strict=True))
+        if isinstance(values, MutableMapping):
             values.update(pairs)
         elif isinstance(values, Mapping):
             raise LucidError(
