@@ -22,7 +22,7 @@ MIN_STAMP = $(MIN_VENV)/.make-stamp
 MIN_TESTS = tests/unit tests/database tests/orm tests/relations tests/migrations \
 	--ignore=tests/database/test_db_errors.py --ignore=tests/database/test_instrumentation.py
 
-.PHONY: install demo test test-slow-paths test-min package-check lint typecheck fmt docs ci clean bench
+.PHONY: install demo test test-cluster test-slow-paths test-min package-check lint typecheck fmt docs ci clean bench
 
 install: $(STAMP)
 
@@ -38,8 +38,19 @@ demo: $(STAMP)
 # The whole suite, against SQLite, PostgreSQL and MariaDB (see .ci/run for the servers), spread
 # over the cores by pytest-xdist: each worker runs on databases of its own (tests/helpers.py).
 # One file or test: $(PY) -m pytest tests/orm/test_crud.py (no -n: one process).
+# (tests/cluster is `make test-cluster`'s: it stops and starts servers.)
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --ignore=tests/cluster
+
+# The scale-out tests against real replication (tests/cluster, docs/scaling_out.md):
+# scripts/cluster up starts a PostgreSQL hot standby of the main server (port 5433) and a
+# three-node MariaDB Galera cluster (3307-3309) unless they run already (~15 s from nothing),
+# then the tests run in one process (they stop and start those servers). The servers stay up
+# for the next run; `scripts/cluster down` stops them and removes their data (.ci/run does).
+CLUSTER_DIR = $${LUCID_CLUSTER_DIR:-/var/tmp/lucid-cluster}
+test-cluster: $(STAMP)
+	scripts/cluster up >/dev/null
+	set -a && . $(CLUSTER_DIR)/env && set +a && $(PY) -m pytest -q -p no:xdist tests/cluster
 
 # The ORM and relation tests again with the lean read path off (LUCID_FAST_PATHS=0): every
 # statement through SQLAlchemy's execution layer, proving the fast paths answer as their twins.
@@ -67,9 +78,12 @@ lint: $(STAMP)
 	$(PY) -m ruff check $(EXISTING_LINT_PATHS)
 	$(PY) -m ruff format --check $(EXISTING_LINT_PATHS)
 
+# mypy on the package; mypy --strict and pyright (basedpyright) on tests/typing, where each
+# planted error must be reported by both (an unused `# type: ignore` fails either run).
 typecheck: $(STAMP)
 	$(PY) -m mypy lucid_orm
 	$(PY) -m mypy --strict tests/typing
+	$(VENV)/bin/basedpyright --pythonpath $(PY) tests/typing
 
 fmt: $(STAMP)
 	$(PY) -m ruff check --fix $(EXISTING_LINT_PATHS)
@@ -86,7 +100,7 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 	touch $(DOCS_STAMP)
 
 # The test runs last, so that the run closes on the suite's own summary line.
-ci: lint typecheck docs package-check test-min test test-slow-paths
+ci: lint typecheck docs package-check test-min test-cluster test test-slow-paths
 
 # lucid_orm against the bare drivers and peer ORMs (the `bench` extra); rewrites
 # docs/benchmarks.md and docs/benchmarks.png. Sizes: make bench BENCH_ARGS="--users 200 --repeat 3".

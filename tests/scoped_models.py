@@ -1,7 +1,7 @@
 """Tables and models of the global-scope and soft-delete tests (their own ``MetaData``, created
-per module by ``scoped_tables``): authors with a tenant scope, soft-deleting posts, comments and
-tags (tags stamp ``removed_at``), a pivot between posts and tags, and authors' comments through
-their posts."""
+per module by ``scoped_tables``): authors with a tenant scope, soft-deleting posts, comments
+(with an ``updated_at``) and tags (tags stamp ``removed_at``), a pivot between posts and tags,
+and authors' comments through their posts."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ sc_comments = Table(
     Column("post_id", Integer, nullable=True),
     Column("body", String(100)),
     Column("deleted_at", _DateTime, nullable=True),
+    Column("updated_at", _DateTime, nullable=True),
 )
 sc_tags = Table(
     "sc_tags",
@@ -127,6 +128,7 @@ class Comment(BaseModel, soft_deletes=True):
     post_id: int | None = column()
     body: str = column()
     deleted_at: datetime | None = column.date_time()
+    updated_at: datetime | None = column.date_time(auto_create=True, auto_update=True)
     post: BelongsTo[Post] = belongs_to(lambda: Post)
 
 

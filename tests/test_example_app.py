@@ -23,12 +23,13 @@ EXPECTED = [
     # 1. migrations, 2. schema classes, 3. seeders
     "✓ 1732190400001_create_countries_table",
     "✓ 1732190400006_create_tags_table",
-    "batch 1: 6 migrations run",
+    "batch 1: 7 migrations run",
     "database/schema.py is up to date with the migrations",
     "posts PostsSchema",
     "class Post(PostsSchema)",
     "✓ 01_country_seeder completed",
     "✓ 04_discussion_seeder completed",
+    "✓ 05_like_seeder completed",
     "rows: countries 5, users 12, profiles 10,",
     # 4. preload
     'Relation "author" of "Post" is not loaded: use preload("author")',
@@ -68,6 +69,10 @@ EXPECTED = [
     'rolled back on "changed my mind": Ada\'s posts 6 (was 6)',
     "votes restored True",
     "create_many with a NULL body IntegrityError, 0 rows written",
+    # 14. polymorphic
+    "6 likes, their users and targets: 6 queries Like → User → Post → User → Comment → Post",
+    'post.related("likes").first_or_create(...) post #',
+    "associate(comment): stored type and id comment #",
 ]
 
 
@@ -89,6 +94,6 @@ def test_the_blog_example_runs_and_prints_every_section(tmp_path: Path) -> None:
     missing = [text for text in EXPECTED if text not in out]
     assert not missing, f"missing from the output: {missing}\n{run.stdout}"
     headers = re.findall(r"^(\d+)\. ", run.stdout, flags=re.M)
-    assert headers == [str(n) for n in range(1, 14)]
+    assert headers == [str(n) for n in range(1, 15)]
     assert re.search(r"^Done: \d+ SQL statements in [\d.]+ s\.$", run.stdout, flags=re.M)
     assert took < 60, f"the demo took {took:.1f} s"

@@ -27,7 +27,7 @@ from report import line, section
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_FILE = HERE / "database" / "schema.py"
-TABLES = ["countries", "users", "profiles", "posts", "comments", "tags", "post_tags"]
+TABLES = ["countries", "users", "profiles", "posts", "comments", "tags", "post_tags", "likes"]
 
 
 async def migrate() -> None:

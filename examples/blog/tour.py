@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from lucid_orm import IntegrityError, RelationNotLoadedError, db
 
-from app.models import Comment, Country, Post, Tag, User
+from app.models import Comment, Country, Like, Post, Tag, User
 from report import clip, count_queries, line, models_of, section, show_json
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ async def run() -> None:
     await paginating()
     await serializing(ada)
     await transactions(ada, post)
+    await polymorphic(ada, reader)
 
 
 async def preloading() -> None:
@@ -306,3 +307,48 @@ async def transactions(ada: User, post: Post) -> None:
     except IntegrityError as error:
         written = await Comment.query().count_rows() - comments_before
         line("create_many with a NULL body", f"{type(error).__name__}, {written} rows written")
+
+
+async def polymorphic(ada: User, reader: User) -> None:
+    section("14. Polymorphic: one likes table for posts and comments (morph_to / morph_many)")
+    with count_queries() as seen:
+        likes = await (
+            Like.query()
+            .preload("user")
+            .preload(
+                "likeable",
+                # One query per type present, each with its own preloads.
+                {Post: lambda q: q.preload("author"), Comment: lambda q: q.preload("post")},
+            )
+            # The likes of the first posts and comments: both types in one result.
+            .order_by("likeable_id")
+            .order_by("id")
+            .limit(6)
+        )
+    line(f"6 likes, their users and targets: {len(seen)} queries", models_of(seen))
+    for like in likes:
+        target = like.likeable
+        if isinstance(target, Post):
+            by = target.author.full_name if target.author else "nobody"
+            what = f"post {clip(target.title, 24).rstrip()!r} by {by}"
+        elif isinstance(target, Comment):
+            what = f"comment #{target.id} on post #{target.post.id if target.post else '-'}"
+        else:
+            what = "nothing"
+        name = like.user.full_name if like.user else "-"
+        print(f"    {like.likeable_type:<8} {name:<22} likes {what}")
+
+    top = await Post.query().with_count("likes").order_by("likes_count", "desc").order_by("id")
+    line("most liked post (with_count)", f"{top[0].extras['likes_count']} likes")
+    fans = await Like.query().where_has_morph(
+        "likeable", [Post, Comment], lambda q: q.where("user_id", ada.id)
+    )
+    line("likes of Ada's posts/comments (where_has_morph)", len(fans))
+
+    post = await Post.query().where("user_id", ada.id).order_by("id").first_or_fail()
+    like = await post.related("likes").first_or_create({"user_id": reader.id})
+    line('post.related("likes").first_or_create(...)', f"{like.likeable_type} #{like.likeable_id}")
+    comment = await post.related("comments").query().order_by("id").first_or_fail()
+    await like.related("likeable").associate(comment)
+    stored = await Like.find_or_fail(like.id)
+    line("associate(comment): stored type and id", f"{stored.likeable_type} #{stored.likeable_id}")

@@ -1,6 +1,6 @@
 """FastAPI and Starlette integration (``pip install 'lucid-orm[fastapi]'``).
 
-Four pieces, each usable alone::
+The pieces, each usable alone::
 
     from fastapi import FastAPI
     from lucid_orm.contrib.fastapi import Pagination, Transaction, install, lifespan
@@ -30,6 +30,8 @@ Four pieces, each usable alone::
   endpoint returns normally — before the response is sent — and rolled back on any exception.
 * :func:`pagination` / :data:`Pagination`: ``page`` and ``per_page`` from the query string,
   clamped, and a paginator whose page URLs keep the request's path and other parameters.
+* :class:`StickyScopeMiddleware`: a read-your-writes scope per request for connections with
+  read replicas and ``sticky: True`` (``app.add_middleware(StickyScopeMiddleware)``).
 
 The lifespan, the handlers and :meth:`PageRequest.from_request` need only Starlette; the
 dependencies (:data:`Transaction`, :data:`Pagination`) are FastAPI's.
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PageRequest",
     "Pagination",
+    "StickyScopeMiddleware",
     "Transaction",
     "constraint_kind",
     "error_body",
@@ -262,6 +265,32 @@ def install(app: Starlette) -> None:
     application (``app.add_exception_handler``). Handlers registered for a subclass, before or
     after, take precedence for it."""
     app.add_exception_handler(LucidError, lucid_error_handler)
+
+
+# -- read-your-writes per request ---------------------------------------------------------------
+
+
+class StickyScopeMiddleware:
+    """An ASGI middleware that runs each request (HTTP or WebSocket) in a read-your-writes
+    scope of its own (``db.sticky_scope()``): after the request writes through a connection
+    configured with ``sticky: True``, its reads on that connection go to the write side, while
+    other requests keep reading the replicas::
+
+        app.add_middleware(StickyScopeMiddleware)
+
+    ``database``: the manager whose scope it opens (default: the global ``db``; the scope is
+    process-wide, so any manager's works)."""
+
+    def __init__(self, app: Any, database: Database | None = None) -> None:
+        self.app = app
+        self.database = db if database is None else database
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        async with self.database.sticky_scope():
+            await self.app(scope, receive, send)
 
 
 # -- a transaction per request ------------------------------------------------------------------

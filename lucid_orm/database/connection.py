@@ -24,6 +24,17 @@ from .dialects import Dialect, dialect_for
 from .dialects.base import EngineSetup
 from .events import DEBUG, Endpoint, QueryEmitter, driver_exception, enabled
 from .executor import StatementCache, invalidate_generation
+from .replicas import (
+    DEFAULT_COOLDOWN,
+    DEFAULT_LAG_INTERVAL,
+    HostState,
+    LagProbe,
+    install_failover,
+    note_write,
+    seconds_option,
+    write_hosts,
+    wrote_in_scope,
+)
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -169,18 +180,21 @@ class Connection:
         if replicas:
             write = replicas.get("write")
             reads = replicas.get("read") or []
-            if not write or not reads:
+            if not write or (not reads and isinstance(write, Mapping)):
                 raise LucidError(
-                    f'Connection "{name}": replicas need a "write" config and a "read" list',
+                    f'Connection "{name}": replicas need a "write" config and a "read" list, '
+                    'or a "write" list (several write hosts)',
                     code="E_INVALID_CONFIG",
                 )
-            self._write_cfg: dict[str, Any] = {**config, **write}
             self._read_cfgs: list[dict[str, Any]] = [{**config, **r} for r in reads]
         else:
-            if not config.get("url"):
+            if not config.get("url") and not config.get("hosts"):
                 raise LucidError(f'Connection "{name}" has no "url"', code="E_INVALID_CONFIG")
-            self._write_cfg = dict(config)
+            write = None
             self._read_cfgs = []
+        # Several write hosts (a multi-primary cluster): new connections fail over in order.
+        self._write_hosts = write_hosts(name, config, write)
+        self._write_cfg: dict[str, Any] = self._write_hosts[0]
         self.url, self.is_memory = parse_url(self._write_cfg["url"])
         # At configure time, not on the first statement: the missing extra is named before
         # the application starts serving.
@@ -188,6 +202,21 @@ class Connection:
         self.dialect_name = self.url.get_backend_name()
         # What this database does differently (dialects/): capabilities and operations.
         self.dialect_ops: Dialect = dialect_for(self.dialect_name)
+        # Read-your-writes: after a write in the current scope, its reads use the write side.
+        self.sticky = bool(config.get("sticky", False))
+        cooldown = seconds_option(config, "replica_cooldown", name)
+        self.replica_cooldown = DEFAULT_COOLDOWN if cooldown is None else cooldown
+        self.max_replica_lag = seconds_option(config, "max_replica_lag", name)
+        self.replica_lag_interval = seconds_option(config, "replica_lag_interval", name)
+        if self.max_replica_lag is not None and self.dialect_ops.replica_lag_sql is None:
+            raise LucidError(
+                f'Connection "{name}": max_replica_lag is supported on PostgreSQL streaming '
+                f"replicas, not on {self.dialect_name}",
+                code="E_INVALID_CONFIG",
+            )
+        # Reads choose among replicas (their health, the scope's writes, their lag) on the
+        # async path (QueryClient); connections without replicas never pay for it.
+        self.routed = bool(self._read_cfgs)
         self._write: Engines | None = None
         self._reads: list[Engines] = []
         self._read_cycle: Iterator[Engines] | None = None
@@ -240,11 +269,28 @@ class Connection:
 
     def _new_set(self) -> _EngineSet:
         write = Engines(self, self._write_cfg)
+        if len(self._write_hosts) > 1:
+            urls = [parse_url(cfg["url"])[0] for cfg in self._write_hosts]
+            count = len(urls)
+            states = [
+                HostState(
+                    f'write host {i} of {count} of "{self.name}" ({mask(url)})',
+                    self.replica_cooldown,
+                )
+                for i, url in enumerate(urls, 1)
+            ]
+            install_failover(write, urls, states)
         count = len(self._read_cfgs)
         reads = [
             Engines(self, cfg, f"read replica {i} of {count}")
             for i, cfg in enumerate(self._read_cfgs, 1)
         ]
+        lag_sql = self.dialect_ops.replica_lag_sql
+        for eng in reads:
+            eng.state = HostState(eng.describe(self.name), self.replica_cooldown)
+            if self.max_replica_lag is not None and lag_sql is not None:
+                interval = self.replica_lag_interval
+                eng.lag = LagProbe(lag_sql, DEFAULT_LAG_INTERVAL if interval is None else interval)
         return _EngineSet(write, reads, itertools.cycle(reads) if reads else None)
 
     def _dedicated_set(self) -> _EngineSet | None:
@@ -312,15 +358,58 @@ class Connection:
         return self._ensure().engine.dialect
 
     def write_engines(self) -> Engines:
+        """The write side, for a write or a transaction: on a ``sticky`` connection the
+        current scope's reads follow it from now on."""
+        if self.sticky:
+            note_write(self.name)
+        return self._ensure()
+
+    def primary_engines(self) -> Engines:
+        """The write side, for a read sent there (fallback, ``mode="write"``, sticky)."""
         return self._ensure()
 
     def read_engines(self) -> Engines:
+        """The write side, or on a connection with replicas the next replica in the rotation
+        (any; ``pick_read`` chooses one that answers)."""
         if DEDICATED_LOOPS:
             own = self._dedicated_set()
             if own is not None:
                 return next(own.cycle) if own.cycle is not None else own.write
         write = self._ensure()
         return next(self._read_cycle) if self._read_cycle is not None else write
+
+    async def pick_read(self) -> Engines:
+        """Where a read outside a transaction goes on a connection with replicas: the write
+        side after a write in this scope (``sticky``), else the next replica in the rotation
+        that is not in its cool-down after a failed connection and not behind by more than
+        ``max_replica_lag``; the write side when none is."""
+        write = self._ensure()
+        if self.sticky and wrote_in_scope(self.name):
+            return write
+        now = time.monotonic()
+        for _ in range(len(self._read_cfgs)):
+            eng = self.read_engines()
+            state = eng.state
+            if state is None or not state.available(now):
+                continue
+            probe = eng.lag
+            if probe is None:
+                return eng
+            try:
+                behind = await probe.seconds(eng)
+            except Exception as exc:
+                # Unreachable: the same as a failed read (skipped for its cool-down).
+                self.replica_failed(eng, exc)
+                continue
+            assert self.max_replica_lag is not None
+            if behind <= self.max_replica_lag:
+                return eng
+        return self.primary_engines()
+
+    def replica_failed(self, engines: Engines, exc: BaseException) -> None:
+        """A read replica did not answer: skip it for ``replica_cooldown`` seconds."""
+        if engines.state is not None:
+            engines.state.failed(exc, "reads go to the other replicas or the write side")
 
     @property
     def has_replicas(self) -> bool:
@@ -434,6 +523,10 @@ class Engines:
         kwargs.update(cfg.get("engine_options") or {})
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.dialect = self.engine.dialect
+        # Read replicas only: whether it answers (replicas.HostState) and its replay lag
+        # (replicas.LagProbe, with ``max_replica_lag``).
+        self.state: HostState | None = None
+        self.lag: LagProbe | None = None
         self.autocommit_engine: AsyncEngine = self.engine.execution_options(
             **ops.autocommit_options()
         )

@@ -15,6 +15,7 @@ from ..errors import LucidError
 from .connection import Connection, running_loop
 from .events import QueryEmitter, QueryListener
 from .query_client import QueryClient
+from .replicas import StickyScope
 from .transaction import TransactionClient, TransactionStarter
 
 if TYPE_CHECKING:
@@ -175,9 +176,16 @@ class Database:
             )
         return found
 
-    def connection(self, name: str | None = None) -> QueryClient:
-        """The query client of connection ``name`` (default: the primary one)."""
+    def connection(
+        self, name: str | None = None, *, mode: Literal["write"] | None = None
+    ) -> QueryClient:
+        """The query client of connection ``name`` (default: the primary one).
+        ``mode="write"``: a client whose reads go to the write side too (a read that must see
+        the latest writes on a connection with replicas): ``User.query(client=
+        db.connection(mode="write"))``."""
         conn = self.get_connection(name)
+        if mode is not None:
+            return self._write_client(conn, mode)
         client = self._clients.get(conn.name)
         if client is None:
             client = self._clients[conn.name] = QueryClient(conn)
@@ -348,6 +356,28 @@ class Database:
         from ..schema.models import drop_tables
 
         return await drop_tables(self.connection(connection), models)
+
+    # -- scale-out -----------------------------------------------------------------------------
+    def _write_client(self, conn: Connection, mode: object) -> QueryClient:
+        if mode != "write":
+            raise LucidError(
+                f'db.connection() mode must be "write" or None, got {mode!r}',
+                code="E_INVALID_ARGUMENT",
+            )
+        key = f"{conn.name}\0write"
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = QueryClient(conn, primary=True)
+        return client
+
+    def sticky_scope(self) -> StickyScope:
+        """A read-your-writes scope for ``sticky`` connections: ``async with
+        db.sticky_scope(): ...`` (or ``with``). After a write (or a transaction) through a
+        sticky connection inside it, the scope's reads on that connection go to the write side;
+        a new scope starts clean. The scope is a context variable: each asyncio task has its
+        own (a task sees the writes made before it started, not those of other tasks).
+        ``lucid_orm.contrib.fastapi.StickyScopeMiddleware`` opens one per request."""
+        return StickyScope()
 
     # -- events --------------------------------------------------------------------------------
     def on_query(self, listener: QueryListener) -> Callable[[], None]:

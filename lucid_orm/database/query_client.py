@@ -210,6 +210,10 @@ def connecting(
         raise connect_error(connection, exc, engines) from exc
 
 
+# A replica read that failed on these is run on the write side instead.
+_UNREACHABLE = frozenset({"E_CONNECTION_FAILED", "E_CONNECTION_LOST"})
+
+
 def connection_of(client: QueryClient | TransactionClient) -> Connection:
     """The ``Connection`` a query or transaction client runs on."""
     return client._connection
@@ -271,14 +275,23 @@ class QueryClient(ClientBase):
     """A client outside any transaction: each statement checks a connection out of the pool.
 
     Selects go to a read replica when the connection has replicas; everything else to the
-    write connection. Obtain one with ``db.connection(name)``.
+    write connection. Obtain one with ``db.connection(name)``; ``db.connection(name,
+    mode="write")`` is a client whose reads go to the write connection too.
     """
 
     is_transaction = False
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, primary: bool = False) -> None:
         self._connection = connection
         self.connection_name = connection.name
+        # mode="write": reads on the write side as well.
+        self._primary = primary
+
+    @property
+    def mode(self) -> str:
+        """``"write"`` when every statement goes to the write side, else ``"dual"`` (reads to
+        the replicas, as Lucid names it)."""
+        return "write" if self._primary else "dual"
 
     async def execute(
         self, stmt: Executable, *, write: bool, model: str | None = None, params: Params = None
@@ -291,7 +304,45 @@ class QueryClient(ClientBase):
             joined: ExecResult = await owner.execute(stmt, write=write, model=model, params=params)
             return joined
         connection = self._connection
-        engines = connection.write_engines() if write else connection.read_engines()
+        if write:
+            engines = connection.write_engines()
+        elif not connection.routed:
+            engines = connection.read_engines()
+        elif self._primary:
+            engines = connection.primary_engines()
+        else:
+            return await self._replica_read(stmt, model, params)
+        return await self._execute_on(engines, stmt, write, model, params)
+
+    async def _replica_read(
+        self, stmt: Executable, model: str | None, params: Params
+    ) -> ExecResult:
+        """A read on a connection with replicas (``Connection.pick_read``); a replica that
+        cannot be reached is skipped for its cool-down and the read runs on the write side
+        (nothing is written: nothing can run twice)."""
+        connection = self._connection
+        engines = await connection.pick_read()
+        if engines.state is None:
+            return await self._execute_on(engines, stmt, False, model, params)
+        try:
+            result = await self._execute_on(engines, stmt, False, model, params)
+        except LucidError as exc:
+            if exc.code not in _UNREACHABLE:
+                raise
+            connection.replica_failed(engines, exc)
+            return await self._execute_on(connection.primary_engines(), stmt, False, model, params)
+        engines.state.answered()
+        return result
+
+    async def _execute_on(
+        self,
+        engines: Engines,
+        stmt: Executable,
+        write: bool,
+        model: str | None,
+        params: Params,
+    ) -> ExecResult:
+        connection = self._connection
         if not write and params is None and isinstance(stmt, Select) and connection.fast_reads:
             # Errors other than LucidErrors come from the checkout.
             async with connection.guard():
@@ -361,12 +412,32 @@ class QueryClient(ClientBase):
                 yield joined
             return
         connection = self._connection
-        engines = connection.read_engines()
         needs_trx = connection.dialect_ops.cursors_need_transaction
-        engine = engines.engine if needs_trx else engines.autocommit_engine
-        async with connection.guard():
-            with connecting(connection, engines):
-                conn = await engine.connect()
+        if not connection.routed:
+            engines = connection.read_engines()
+        elif self._primary:
+            engines = connection.primary_engines()
+        else:
+            engines = await connection.pick_read()
+        try:
+            async with connection.guard():
+                with connecting(connection, engines):
+                    conn = await (
+                        engines.engine if needs_trx else engines.autocommit_engine
+                    ).connect()
+        except LucidError as exc:
+            if engines.state is None or exc.code not in _UNREACHABLE:
+                raise
+            connection.replica_failed(engines, exc)
+            engines = connection.primary_engines()
+            async with connection.guard():
+                with connecting(connection, engines):
+                    conn = await (
+                        engines.engine if needs_trx else engines.autocommit_engine
+                    ).connect()
+        else:
+            if engines.state is not None:
+                engines.state.answered()
         try:
             batches = stream_statement(conn, stmt, model, batch_size)
             try:
@@ -390,7 +461,12 @@ class QueryClient(ClientBase):
         connection = self._connection
         if not connection.fast_reads or connection.ambient_transaction() is not None:
             return None
-        engines = connection.read_engines()
+        if not connection.routed:
+            engines = connection.read_engines()
+        elif self._primary:
+            engines = connection.primary_engines()
+        else:
+            engines = await connection.pick_read()
         entry = connection.static_statements.get(key)
         if entry is None:
             entry = compile_static(build(), engines.dialect)
@@ -409,6 +485,19 @@ class QueryClient(ClientBase):
                 bindings=list(values),
                 original=exc,
             ) from exc
+        try:
+            async with connection.guard():
+                with connecting(connection, engines, (Exception,)):
+                    found = await run(connection, engines, entry, entry.sql, params, model)
+        except LucidError as exc:
+            if engines.state is None or exc.code not in _UNREACHABLE:
+                raise
+            connection.replica_failed(engines, exc)
+        else:
+            if engines.state is not None:
+                engines.state.answered()
+            return found
+        engines = connection.primary_engines()
         async with connection.guard():
             with connecting(connection, engines, (Exception,)):
                 return await run(connection, engines, entry, entry.sql, params, model)

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from ..database.manager import db
 from ..errors import LucidError
 from ..orm.base_model import BaseModel
+from ..orm.model_info import relation_key
 from .factory_context import FactoryCall, FactoryContext, arity, call_async, call_sync, ensure_sync
 from .main import Factory
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
     from ..database.transaction import TransactionClient
+    from ..orm.relations.base import Relation
     from .factory_model import FactoryModel
 
 M = TypeVar("M", bound=BaseModel)
@@ -129,7 +131,7 @@ class FactoryBuilder(Generic[M]):
 
     def with_(
         self,
-        relation: str,
+        relation: str | Relation[Any],
         count: int | BuilderCallback | None = None,
         callback: BuilderCallback | None = None,
     ) -> Self:
@@ -141,7 +143,9 @@ class FactoryBuilder(Generic[M]):
             await PostFactory.with_("author").create()   # belongs_to: the parent comes first
 
         ``count`` is ignored by one-relations (belongs_to, has_one); the same relation may be
-        given twice (3 published posts and 2 drafts)."""
+        given twice (3 published posts and 2 drafts). The relation attribute works too:
+        ``UserFactory.with_(User.posts, 3)``."""
+        relation = relation_key(self.model, relation)
         definition = self.factory.get_relation(relation)
         if callable(count):
             count, callback = None, count
@@ -371,7 +375,7 @@ class FactoryBuilderQuery(Generic[M]):
 
     def with_(
         self,
-        relation: str,
+        relation: str | Relation[Any],
         count: int | BuilderCallback | None = None,
         callback: BuilderCallback | None = None,
     ) -> FactoryBuilder[M]:

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ..errors import LucidError
 from ..orm.base_model import BaseModel
+from ..orm.model_info import relation_key
 from .factory_builder import FactoryBuilderQuery
 from .relations import FactoryRelation, make_relation
 
 if TYPE_CHECKING:
+    from ..orm.relations.base import Relation
     from .factory_context import FactoryContext
 
 M = TypeVar("M", bound=BaseModel)
@@ -71,7 +73,7 @@ class FactoryModel(Generic[M]):
         return self
 
     def relation(
-        self, name: str, factory: Callable[[], FactoryBuilderQuery[Any]]
+        self, name: str | Relation[Any], factory: Callable[[], FactoryBuilderQuery[Any]]
     ) -> FactoryModel[M]:
         """Let ``.with_(name, ...)`` build the model's relation ``name`` with the factory that
         ``factory()`` returns (a function, so factories may refer to each other)::
@@ -79,7 +81,8 @@ class FactoryModel(Generic[M]):
             .relation("posts", lambda: PostFactory)
 
         Raises ``LucidError`` when the model has no such relation, or it is a has_many_through
-        (which has no persistence API)."""
+        (which has no persistence API). The relation attribute works too (``User.posts``)."""
+        name = relation_key(self.model, name)
         if not self.model.has_relation(name):
             raise LucidError(
                 f'Cannot define "{name}" relationship. The relationship must exist on the '

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transform, overload
 
 from ..errors import LucidError, ModelNotFoundError
 from . import persistence, serializer
 from .binding import bind, bind_transaction, client_for
 from .columns import ColumnDef
-from .model_info import ModelInfo, check_key_value, declared, info_of, pk_column, pk_columns
+from .model_info import (
+    ModelInfo,
+    check_key_value,
+    declared,
+    info_of,
+    pk_column,
+    pk_columns,
+    relation_key,
+)
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
 from .persistence import search_query
@@ -44,9 +52,21 @@ from .state import (
 if TYPE_CHECKING:
     from ..database.query_client import Client
     from ..database.transaction import TransactionClient
-    from .query_builder import ModelQueryBuilder
+    from .query_builder import ModelQueryBuilder, RelationRef
+    from .relations.base import Relation, RelationClient
+    from .relations.belongs_to import BelongsTo, BelongsToQueryClient
+    from .relations.has_many import HasMany, HasManyQueryClient
+    from .relations.has_many_through import HasManyThrough, HasManyThroughClient
+    from .relations.has_one import HasOne, HasOneQueryClient
+    from .relations.has_one_through import HasOneThrough, HasOneThroughClient
+    from .relations.many_to_many import ManyToMany, ManyToManyQueryClient
+    from .relations.morph_many import MorphMany, MorphManyQueryClient
+    from .relations.morph_one import MorphOne, MorphOneQueryClient
+    from .relations.morph_to import MorphTo, MorphToQueryClient
+    from .relations.morph_to_many import MorphToMany, MorphToManyQueryClient
 
 M = TypeVar("M", bound="BaseModel")
+R = TypeVar("R", bound="BaseModel")
 
 
 def _found(model: type[M], found: M | None) -> M:
@@ -665,43 +685,77 @@ class BaseModel:
         await target.dialect_ops.truncate(target, info_of(cls).table_name, cascade)
 
     # -- relationships -------------------------------------------------------------------------
-    def related(self, name: str) -> Any:
-        """The query client of relation ``name`` for this instance: ``.query()`` and the
-        relation's writes (``associate``, ``create``, ``save_many``…), on the instance's
-        binding unless a write is given ``client=``."""
-        relation = type(self).get_relation(name)
-        relation.boot()
-        return relation.client(self, client_for(self))
+    # The attribute form returns the kind's own client, typed with this model and the related
+    # one; subclasses of a kind come before it (MorphOne before HasOne, …).
+    @overload
+    def related(self, relation: MorphTo[R]) -> MorphToQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: BelongsTo[R]) -> BelongsToQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: MorphOne[R]) -> MorphOneQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: HasOne[R]) -> HasOneQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: MorphMany[R]) -> MorphManyQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: HasMany[R]) -> HasManyQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: MorphToMany[R]) -> MorphToManyQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: ManyToMany[R]) -> ManyToManyQueryClient[Self, R]: ...
+    @overload
+    def related(self, relation: HasOneThrough[R]) -> HasOneThroughClient[Self, R]: ...
+    @overload
+    def related(self, relation: HasManyThrough[R]) -> HasManyThroughClient[Self, R]: ...
+    @overload
+    def related(self, relation: str) -> RelationClient[Self, Any]: ...
+
+    def related(self, relation: str | Relation[Any]) -> Any:
+        """The query client of a relation for this instance: ``.query()`` and the relation's
+        writes (``associate``, ``create``, ``save_many``…), on the instance's binding unless a
+        write is given ``client=``. Name the relation (``post.related("author")``) or pass its
+        attribute (``post.related(Post.author)``): the attribute form is typed with both
+        models (``BelongsToQueryClient[Post, User]``: ``query()`` builds ``User`` queries,
+        ``associate`` takes a ``User``)."""
+        found = type(self).get_relation(relation)
+        found.boot()
+        return found.client(self, client_for(self))
 
     async def load(
         self,
-        relation: str | Callable[[Any], Any],
+        relation: RelationRef | Callable[[Any], Any],
         callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
         *,
         client: Client | None = None,
     ) -> Self:
         """Load a relation onto this instance (one query): ``await post.load("author")``,
-        ``await user.load("posts", lambda q: q.where(...))``, or several at once with
+        ``await user.load("posts", lambda q: q.where(...))``, ``await post.load(Post.author)``,
+        or several at once with
         ``await post.load(lambda loader: loader.load("author").load("comments"))``."""
         await load_onto(self, relation, callback, client_for(self, client))
         return self
 
-    async def load_once(self, relation: str) -> Self:
+    async def load_once(self, relation: RelationRef) -> Self:
         """``load`` unless the relation is already loaded (a one-relation that resolved to
         ``None`` counts as loaded)."""
+        relation = relation_key(type(self), relation)
         if relation in self.__dict__:
             return self
         return await self.load(relation)
 
-    async def load_count(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
+    async def load_count(
+        self, relation: RelationRef, callback: Callable[[Any], Any] | None = None
+    ) -> Self:
         """Count related rows into ``extras["<relation>_count"]`` (one query)."""
+        relation = relation_key(type(self), relation)
         await load_aggregate_onto(
             self, relation, lambda q: q.with_count(relation, callback), client_for(self)
         )
         return self
 
-    async def load_aggregate(self, relation: str, callback: Callable[[Any], Any]) -> Self:
+    async def load_aggregate(self, relation: RelationRef, callback: Callable[[Any], Any]) -> Self:
         """Any aggregate of related rows into ``extras`` (the callback names it with ``as_``)."""
+        relation = relation_key(type(self), relation)
         await load_aggregate_onto(
             self, relation, lambda q: q.with_aggregate(relation, callback), client_for(self)
         )
@@ -723,8 +777,10 @@ class BaseModel:
         return name in cls.relations
 
     @classmethod
-    def get_relation(cls, name: str) -> Any:
-        """The relation object ``name``; raises ``E_UNDEFINED_RELATIONSHIP`` when unknown."""
+    def get_relation(cls, name: RelationRef) -> Any:
+        """The relation object ``name`` (a relation attribute is checked to be this model's);
+        raises ``E_UNDEFINED_RELATIONSHIP`` when unknown."""
+        name = relation_key(cls, name)
         if name not in cls.relations:
             message = f'"{name}" is not defined as a relationship on "{cls.__name__}" model'
             raise LucidError(message, code="E_UNDEFINED_RELATIONSHIP")

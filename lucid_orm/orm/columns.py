@@ -35,7 +35,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
 from ..errors import UnstorableValueError
-from ..query.chainable import utc_naive
+from ..query.chainable import ColumnReference, utc_naive
 
 UTC = _dt.UTC
 # "Not given" for options whose ``None`` means something (``serialize_as=None`` hides).
@@ -464,6 +464,35 @@ class ColumnDef:
     @property
     def is_json(self) -> bool:
         return isinstance(self.type_, JSON)
+
+
+class ColumnAttribute(ColumnReference):
+    """A column on its model class: ``Post.title`` is a column reference that the query
+    builders take wherever they take a column name (``where(Post.title, "like", "A%")``,
+    ``order_by(Post.created_at, "desc")``). Instances keep their values in ``__dict__``; this
+    is a non-data descriptor, so reading ``post.title`` never calls it (the same plain
+    attribute read as before) — only a column that was never set or selected lands here, and
+    reads ``None``."""
+
+    __slots__ = ("attribute",)
+
+    def __init__(self, model: type, table_name: str, definition: ColumnDef) -> None:
+        super().__init__(table_name, definition.column_name, model)
+        #: The attribute name (``column_name`` is the database column's).
+        self.attribute = definition.attribute_name
+
+    @typing.overload
+    def __get__(self, obj: None, owner: type) -> ColumnAttribute: ...
+
+    @typing.overload
+    def __get__(self, obj: object, owner: type) -> Any: ...
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        return self if obj is None else None
+
+    def __repr__(self) -> str:
+        owner = getattr(self.owner, "__name__", "?")
+        return f"<column {owner}.{self.attribute} ({self.qualified_name()})>"
 
 
 class _ColumnFactory:

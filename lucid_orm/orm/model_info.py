@@ -17,7 +17,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from sqlalchemy.types import NullType
 
 from ..errors import LucidError
-from .columns import UNSET, ColumnDef, UUIDType, computed, sql_type_for
+from .columns import UNSET, ColumnAttribute, ColumnDef, UUIDType, computed, sql_type_for
 from .hooks import GlobalScopeFn, Scope, collect_global_scopes, collect_hooks
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ class ModelInfo:
         model._lucid = info
         model.columns = parts.columns
         model.relations = parts.relations
+        _column_attributes(model, info)
         for name, rel in parts.relations.items():
             rel.attach(model, name)
         info.resolve_types()
@@ -212,6 +213,16 @@ class ModelInfo:
         return found
 
 
+def _column_attributes(model: type[BaseModel], info: ModelInfo) -> None:
+    """Make each column a column reference on the class (``Post.title``): the class's own
+    ones and the inherited ones, so that a subclass's name its own table and column names."""
+    own = model.__dict__
+    for name, col in info.columns.items():
+        current = own.get(name)  # None: inherited, or the class's own column (see below)
+        if current is None or isinstance(current, ColumnAttribute):
+            setattr(model, name, ColumnAttribute(model, info.table_name, col))
+
+
 def _module_of(klass: type) -> Any:
     # sys.modules first: a module loaded from a file path (importlib) may not be importable
     # by name.
@@ -255,7 +266,8 @@ def _inherited(model: type[BaseModel]) -> _Parts:
 
 def _collect_own(model: type[BaseModel], parts: _Parts) -> None:
     """Add what the class body of ``model`` declares: columns (their class attribute becomes
-    ``None``: unset columns read as None), scopes, computed values, relations and hooks."""
+    a ``ColumnAttribute`` once named: unset columns read as None), scopes, computed values,
+    relations and hooks."""
     own = model.__dict__
     parts.annotations.update(own.get("__annotations__", {}))
     reserved = reserved_names()
@@ -268,7 +280,7 @@ def _collect_own(model: type[BaseModel], parts: _Parts) -> None:
                 )
             value.attribute_name = name
             parts.columns[name] = value
-            setattr(model, name, None)
+            setattr(model, name, None)  # until _column_attributes replaces it
         elif isinstance(value, Scope):
             parts.scopes[name] = value
         elif isinstance(value, computed):
@@ -461,6 +473,32 @@ def column_name(model: type[BaseModel], attribute: str) -> str:
             code="E_UNKNOWN_ATTRIBUTE",
         )
     return col.column_name
+
+
+def relation_key(model: type[BaseModel], relation: Any) -> str:
+    """The name of ``relation`` on ``model``: a name as given (checked where it is looked up),
+    or a relation attribute (``Post.author``), which must be a relation of ``model`` or of a
+    base it inherits it from (``E_UNDEFINED_RELATIONSHIP`` otherwise)."""
+    if isinstance(relation, str):
+        return relation
+    if getattr(relation, "_lucid_relation", False):
+        name: str = relation.relation_name
+        owner = relation.model
+        if model.relations.get(name) is relation or (
+            name in model.relations and isinstance(owner, type) and issubclass(model, owner)
+        ):
+            return name
+        owner_name = getattr(owner, "__name__", "?")
+        raise LucidError(
+            f'"{owner_name}.{name}" is a relationship of "{owner_name}" model, not of '
+            f'"{model.__name__}"',
+            code="E_UNDEFINED_RELATIONSHIP",
+        )
+    raise LucidError(
+        f'Expected a relation name ("author") or a relation attribute (Post.author), got '
+        f"{relation!r}",
+        code="E_INVALID_ARGUMENT",
+    )
 
 
 def reserved_names() -> frozenset[str]:

@@ -34,6 +34,7 @@ from .binding import client_for as client_for  # the resolver, also reachable fr
 from .hooks import run_hooks
 from .journal import ABSENT, created, deleted, updated
 from .model_info import (
+    ModelInfo,
     check_component,
     check_key_value,
     column_name,
@@ -336,19 +337,36 @@ async def _set_trashed(instance: BaseModel, client: Client, value: Any, action: 
     info = info_of(model)
     assert info.table is not None and info.soft_delete is not None
     name = info.soft_delete
-    column = info.columns[name].column_name
+    # One moment for both stamps: a delete's ``deleted_at`` equals its ``updated_at``.
+    now = value if isinstance(value, _dt.datetime) else _dt.datetime.now(_dt.UTC)
+    written = {name: value, **_update_stamps(info, now)}
     key = pk_value(instance, action)
-    stmt = sa_update(info.table).values({column: value}).where(key_match(model, key))
+    stmt = (
+        sa_update(info.table)
+        .values({info.columns[attr].column_name: v for attr, v in written.items()})
+        .where(key_match(model, key))
+    )
     result = await client.execute(stmt, write=True, model=model.__name__)
     if result.rowcount == 0:
         raise row_gone(model, action, key)
     d = instance.__dict__
     original = original_of(instance)
     if client.is_transaction:
-        updated(client, instance, original, {name: (d.get(name, ABSENT), value)})
-    d[name] = value
-    set_original(instance, {**original, name: value})
+        changes = {attr: (d.get(attr, ABSENT), v) for attr, v in written.items()}
+        updated(client, instance, original, changes)
+    d.update(written)
+    set_original(instance, {**original, **written})
     bind([instance], client)
+
+
+def _update_stamps(info: ModelInfo, now: _dt.datetime) -> dict[str, Any]:
+    """The ``auto_update`` timestamps of a model, each set to ``now``: a soft delete or a
+    restore is an update of the row, so it moves ``updated_at`` as Eloquent's does."""
+    return {
+        name: now if col.kind == "datetime" else now.date()
+        for name, col in info.timestamps
+        if col.auto_update and name != info.soft_delete
+    }
 
 
 async def refresh(instance: BaseModel, client: Client) -> None:

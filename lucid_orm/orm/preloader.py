@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
 from . import lazy_guard
-from .model_info import pk_columns
+from .model_info import pk_columns, relation_key
 from .persistence import pk_value, where_key
 from .state import sideloaded_of
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
     from .base_model import BaseModel
+    from .relations.base import Relation
 
 
 def _reject_async(callback: Any) -> None:
@@ -59,9 +60,11 @@ class Preloader:
 
     def add(
         self,
-        path: str,
+        path: str | Relation[Any],
         callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
     ) -> Preloader:
+        if getattr(path, "_lucid_relation", False):  # a relation attribute (Post.author)
+            path = relation_key(self.model, path)
         if not isinstance(path, str) or not path:
             raise LucidError(f"preload() expects a relation name, got {path!r}")
         name, _, rest = path.partition(".")
@@ -91,7 +94,7 @@ class Preloader:
     # ``model.load(lambda loader: loader.load("author").load("comments"))``
     def load(
         self,
-        path: str,
+        path: str | Relation[Any],
         callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
     ) -> Preloader:
         return self.add(path, callback)
@@ -148,7 +151,7 @@ def _lazy_load_guard(instance: BaseModel) -> None:
 
 async def load_onto(
     instance: BaseModel,
-    relation: str | Callable[[Any], Any],
+    relation: str | Relation[Any] | Callable[[Any], Any],
     callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None,
     client: Client,
 ) -> None:

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, overload
 
 from sqlalchemy import Select, and_, exists, not_
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ColumnClause
 
 from ..errors import LucidError, ModelNotFoundError, runtime_error
-from ..query.chainable import Chainable, check_page, compare, correlated, run_callback
+from ..query.chainable import (
+    Chainable,
+    ColumnReference,
+    check_page,
+    compare,
+    correlated,
+    run_callback,
+)
 from ..query.paginator import SimplePaginator
 from ..query.state import fold
 from .hooks import GlobalScopeFn, ScopesProxy, run_hooks
 from .hydration import hydrate
-from .model_info import SOFT_DELETES, info_of
+from .model_info import SOFT_DELETES, info_of, relation_key
 from .preloader import Preloader
 from .state import extras_of, set_sideloaded
 
@@ -25,8 +32,31 @@ if TYPE_CHECKING:
     from ..database.query_client import Client
     from ..query.cursor import CursorPaginator, OrderKey
     from .base_model import BaseModel
+    from .relations.base import (
+        ManyRelation,
+        OneRelation,
+        Relation,
+        RelationQueryBuilder,
+        SubQueryBuilder,
+    )
+    from .relations.has_many import HasManyQueryBuilder
+    from .relations.many_to_many import (
+        ManyToMany,
+        ManyToManyQueryBuilder,
+        ManyToManySubQueryBuilder,
+    )
+    from .relations.morph_to import MorphTo
 
 M = TypeVar("M", bound="BaseModel")
+R = TypeVar("R", bound="BaseModel")
+
+#: A relation as the relation-naming methods take it: its name or its attribute (``Post.author``).
+RelationRef: TypeAlias = "str | Relation[Any]"
+# A callback given with a relation's name: its query's kind is not known statically. With the
+# attribute, the overloads below type it: many_to_many's queries have the where_pivot family,
+# many-relations' preload queries group_limit.
+_Callback: TypeAlias = "Callable[[Any], Any]"
+_PerType: TypeAlias = "Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]]"
 
 # The models a ``where_has_morph`` names: classes or morph aliases, one or a list.
 MorphTypes: TypeAlias = "type[BaseModel] | str | Sequence[type[BaseModel] | str]"
@@ -69,6 +99,17 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     def _unqualified(self, name: str) -> ColumnElement[Any]:
         found = self._info.column_for_db(name)
         return found if found is not None else ColumnClause(name)
+
+    def _reference(self, ref: ColumnReference) -> ColumnElement[Any]:
+        # A column of this model (or of a base it inherits the column from) is its own: read
+        # unqualified, as a column name is (a self-relation subquery's alias, a relation
+        # query's related table). Another model's is qualified with its table.
+        owner = ref.owner
+        if ref.table_name == self._info.table_name or (
+            isinstance(owner, type) and issubclass(self.model, owner)
+        ):
+            return self._unqualified(ref.column_name)
+        return super()._reference(ref)
 
     def _default_columns(self) -> list[ColumnElement[Any]]:
         return list(self._info.select_columns)
@@ -203,8 +244,20 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             or self._dml_table("delete") is not self._info.table
         ):
             return await super().delete()
-        column = self._info.columns[attribute].column_name
-        return await self.update({column: _dt.datetime.now(_dt.UTC)})
+        return await self.update(self._trash_values(trash=True))
+
+    def _trash_values(self, *, trash: bool) -> dict[str, Any]:
+        """The columns a bulk soft delete (``trash``) or restore writes: the soft-delete stamp
+        and the ``auto_update`` timestamps, as an instance's delete and restore do."""
+        info = self._info
+        assert info.soft_delete is not None
+        now = _dt.datetime.now(_dt.UTC)
+        stamp = info.columns[info.soft_delete].column_name
+        values: dict[str, Any] = {stamp: now if trash else None}
+        for name, col in info.timestamps:
+            if col.auto_update and name != info.soft_delete:
+                values[col.column_name] = now if col.kind == "datetime" else now.date()
+        return values
 
     del_ = delete
 
@@ -219,9 +272,9 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     async def restore(self) -> int:
         """Clear ``deleted_at`` on the matching trashed rows (no hooks: a bulk write)."""
-        column = self._soft_delete_column("restore")
+        self._soft_delete_column("restore")
         copy = self.clone().only_trashed()
-        return await copy.update({column: None})
+        return await copy.update(self._trash_values(trash=False))
 
     # -- scopes, pojo, sideload ----------------------------------------------------------------
     def with_scopes(self, callback: Callable[[Any], Any]) -> Self:
@@ -265,22 +318,42 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         return copy
 
     # -- relationships -------------------------------------------------------------------------
+    @overload
     def preload(
         self,
-        relation: str,
-        callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
-    ) -> Self:
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManyQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def preload(
+        self,
+        relation: ManyRelation[R],
+        callback: Callable[[HasManyQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def preload(self, relation: MorphTo[R], callback: _PerType | None = None) -> Self: ...
+    @overload
+    def preload(
+        self,
+        relation: OneRelation[R],
+        callback: Callable[[RelationQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def preload(self, relation: str, callback: _PerType | None = None) -> Self: ...
+
+    def preload(self, relation: RelationRef, callback: _PerType | None = None) -> Self:
         """Eager-load a relation (one query per relation and level, whatever the number of
         rows): ``preload("author")``, ``preload("posts", lambda q: q.where(...))``,
-        ``preload("posts.comments")``. The callback runs when the relation's query is built;
-        a morph_to takes one per model too: ``preload("commentable", {Post: callback})``."""
+        ``preload("posts.comments")``, or with the relation attribute: ``preload(Post.author)``.
+        The callback runs when the relation's query is built; a morph_to takes one per model
+        too: ``preload("commentable", {Post: callback})``."""
         if self._preloader is None:
             self._preloader = Preloader(self.model)
         self._preloader.add(relation, callback)
         return self
 
     def _sub_query(self, name: str, callback: Callable[[Any], Any] | None, method: str) -> Any:
-        relation = self.model.get_relation(name)
+        relation = self.model.get_relation(name)  # a name: callers resolve attributes
         relation.boot()
         sub = relation.sub_query(self.client, self.state.from_)
         sub.state.parent = self
@@ -290,7 +363,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def _has(
         self,
-        name: str,
+        name: RelationRef,
         callback: Callable[[Any], Any] | None,
         operator: str | None,
         value: Any,
@@ -298,7 +371,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         negate: bool,
         method: str,
     ) -> Self:
-        sub = self._sub_query(name, callback, method)
+        sub = self._sub_query(relation_key(self.model, name), callback, method)
         clause: Any
         if operator is None:
             clause = exists(correlated(sub))
@@ -309,29 +382,58 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         self.state.add_where(is_or, not_(clause) if negate else clause)
         return self
 
-    def has(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+    def has(self, relation: RelationRef, operator: str | None = None, value: Any = None) -> Self:
         """Rows that have related rows (``EXISTS``), or whose related count compares:
         ``has("comments", ">", 2)``."""
         return self._has(relation, None, operator, value, False, False, "has")
 
     and_has = has
 
-    def or_has(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+    def or_has(self, relation: RelationRef, operator: str | None = None, value: Any = None) -> Self:
         return self._has(relation, None, operator, value, True, False, "or_has")
 
-    def doesnt_have(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+    def doesnt_have(
+        self, relation: RelationRef, operator: str | None = None, value: Any = None
+    ) -> Self:
         """Rows without related rows (``NOT EXISTS``), or ``NOT (count op value)``."""
         return self._has(relation, None, operator, value, False, True, "doesnt_have")
 
     and_doesnt_have = doesnt_have
 
-    def or_doesnt_have(self, relation: str, operator: str | None = None, value: Any = None) -> Self:
+    def or_doesnt_have(
+        self, relation: RelationRef, operator: str | None = None, value: Any = None
+    ) -> Self:
         return self._has(relation, None, operator, value, True, True, "or_doesnt_have")
 
+    @overload
+    def where_has(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def where_has(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
     def where_has(
         self,
         relation: str,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
+    def where_has(
+        self,
+        relation: RelationRef,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
@@ -342,19 +444,69 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     and_where_has = where_has
 
+    @overload
+    def or_where_has(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def or_where_has(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
     def or_where_has(
         self,
         relation: str,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
+    def or_where_has(
+        self,
+        relation: RelationRef,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
         return self._has(relation, callback, operator, value, True, False, "or_where_has")
 
+    @overload
+    def where_doesnt_have(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def where_doesnt_have(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
     def where_doesnt_have(
         self,
         relation: str,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
+    def where_doesnt_have(
+        self,
+        relation: RelationRef,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
@@ -362,10 +514,35 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     and_where_doesnt_have = where_doesnt_have
 
+    @overload
+    def or_where_doesnt_have(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
+    def or_where_doesnt_have(
+        self,
+        relation: Relation[R],
+        callback: Callable[[SubQueryBuilder[R]], object] | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+    @overload
     def or_where_doesnt_have(
         self,
         relation: str,
-        callback: Callable[[Any], Any] | None = None,
+        callback: _Callback | None = None,
+        operator: str | None = None,
+        value: Any = None,
+    ) -> Self: ...
+
+    def or_where_doesnt_have(
+        self,
+        relation: RelationRef,
+        callback: _Callback | None = None,
         operator: str | None = None,
         value: Any = None,
     ) -> Self:
@@ -374,7 +551,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     # -- the has family of morph_to relations (Eloquent's whereHasMorph) -----------------------
     def _has_morph(
         self,
-        name: str,
+        name: RelationRef,
         types: MorphTypes,
         callback: Callable[..., Any] | None,
         operator: str | None,
@@ -383,6 +560,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         negate: bool,
         method: str,
     ) -> Self:
+        name = relation_key(self.model, name)
         relation = self.model.get_relation(name)
         relation.boot()
         if not getattr(relation, "_per_type", False):
@@ -397,7 +575,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def where_has_morph(
         self,
-        relation: str,
+        relation: RelationRef,
         types: MorphTypes,
         callback: Callable[..., Any] | None = None,
         operator: str | None = None,
@@ -413,7 +591,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def or_where_has_morph(
         self,
-        relation: str,
+        relation: RelationRef,
         types: MorphTypes,
         callback: Callable[..., Any] | None = None,
         operator: str | None = None,
@@ -425,7 +603,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def where_doesnt_have_morph(
         self,
-        relation: str,
+        relation: RelationRef,
         types: MorphTypes,
         callback: Callable[..., Any] | None = None,
     ) -> Self:
@@ -437,7 +615,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def or_where_doesnt_have_morph(
         self,
-        relation: str,
+        relation: RelationRef,
         types: MorphTypes,
         callback: Callable[..., Any] | None = None,
     ) -> Self:
@@ -446,21 +624,38 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         )
 
     def has_morph(
-        self, relation: str, types: MorphTypes, operator: str | None = None, value: Any = None
+        self,
+        relation: RelationRef,
+        types: MorphTypes,
+        operator: str | None = None,
+        value: Any = None,
     ) -> Self:
         """``where_has_morph`` without a callback."""
         return self._has_morph(relation, types, None, operator, value, False, False, "has_morph")
 
-    def doesnt_have_morph(self, relation: str, types: MorphTypes) -> Self:
+    def doesnt_have_morph(self, relation: RelationRef, types: MorphTypes) -> Self:
         """``where_doesnt_have_morph`` without a callback."""
         return self._has_morph(relation, types, None, None, None, False, True, "doesnt_have_morph")
 
-    def with_aggregate(self, relation: str, callback: Callable[[Any], Any]) -> Self:
+    @overload
+    def with_aggregate(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object],
+    ) -> Self: ...
+    @overload
+    def with_aggregate(
+        self, relation: Relation[R], callback: Callable[[SubQueryBuilder[R]], object]
+    ) -> Self: ...
+    @overload
+    def with_aggregate(self, relation: str, callback: _Callback) -> Self: ...
+
+    def with_aggregate(self, relation: RelationRef, callback: _Callback) -> Self:
         """Select an aggregate of the related rows into ``extras``:
         ``with_aggregate("posts", lambda q: q.max("score").as_("best_score"))``."""
         if callback is None:
             raise LucidError('"with_aggregate" needs a callback that defines the aggregate')
-        sub = self._sub_query(relation, callback, "with_aggregate")
+        sub = self._sub_query(relation_key(self.model, relation), callback, "with_aggregate")
         return self._select_aggregate(sub)
 
     def _select_aggregate(self, sub: Any) -> Self:
@@ -476,14 +671,28 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         columns.append(correlated(sub).scalar_subquery().label(sub.state.alias))
         return self
 
-    def with_count(self, relation: str, callback: Callable[[Any], Any] | None = None) -> Self:
+    @overload
+    def with_count(
+        self,
+        relation: ManyToMany[R],
+        callback: Callable[[ManyToManySubQueryBuilder[R]], object] | None = None,
+    ) -> Self: ...
+    @overload
+    def with_count(
+        self, relation: Relation[R], callback: Callable[[SubQueryBuilder[R]], object] | None = None
+    ) -> Self: ...
+    @overload
+    def with_count(self, relation: str, callback: _Callback | None = None) -> Self: ...
+
+    def with_count(self, relation: RelationRef, callback: _Callback | None = None) -> Self:
         """Select the number of related rows into ``extras["<relation>_count"]`` (rename with
         ``as_`` in the callback): ``with_count("posts", lambda q: q.where(...).as_("n"))``."""
-        sub = self._sub_query(relation, callback, "with_count")
+        name = relation_key(self.model, relation)
+        sub = self._sub_query(name, callback, "with_count")
         if not sub.state.has_aggregates:
             sub.count("*")
         if not sub.state.alias:
-            sub.state.alias = f"{relation}_count"
+            sub.state.alias = f"{name}_count"
         return self._select_aggregate(sub)
 
     async def exec(self) -> list[M]:

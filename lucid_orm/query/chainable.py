@@ -131,6 +131,29 @@ def table_column(source: FromClause, name: str) -> ColumnElement[Any]:
     return ColumnClause(name, _selectable=source)
 
 
+class ColumnReference:
+    """A column named by an object instead of a string: the ORM's column attributes
+    (``Post.title`` on the class) are these. The builders take one wherever they take a
+    column name and read it as ``"<table>.<column>"`` (a model query, its own table's column
+    by name), so a column of a table the query does not name is refused as a qualified name
+    would be."""
+
+    __slots__ = ("column_name", "owner", "table_name")
+
+    def __init__(self, table_name: str, column_name: str, owner: Any = None) -> None:
+        self.table_name = table_name
+        self.column_name = column_name
+        #: What declares the column (a model class), or ``None``.
+        self.owner = owner
+
+    def qualified_name(self) -> str:
+        """``"<table>.<column>"``."""
+        return f"{self.table_name}.{self.column_name}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.qualified_name()}>"
+
+
 def utc_naive(value: datetime) -> datetime:
     """An aware datetime as naive UTC, the form datetimes travel in (models write the same):
     bound as is, SQLite and MySQL would keep its wall-clock time and drop the offset."""
@@ -300,7 +323,10 @@ class JoinClause:
             (
                 is_or,
                 compare(
-                    b, b._col(first), op, b._col(second) if isinstance(second, str) else second
+                    b,
+                    b._col(first),
+                    op,
+                    b._col(second) if isinstance(second, str | ColumnReference) else second,
                 ),
             )
         )
@@ -385,11 +411,17 @@ class Chainable(JsonConditions, CteMethods, RunSync):
         """An unqualified column (hook: the model builder returns its typed columns)."""
         return ColumnClause(name)
 
+    def _reference(self, ref: ColumnReference) -> ColumnElement[Any]:
+        """A column reference (hook: a model query reads its own model's columns unqualified,
+        so they follow the query's alias of the table)."""
+        return self._col(ref.qualified_name())
+
     def _col(self, name: Any) -> ColumnElement[Any]:
-        if not isinstance(name, str) and (
-            isinstance(name, ClauseElement | Chainable) or hasattr(name, "to_core")
-        ):
-            return cast(ColumnElement[Any], self._value(name))
+        if not isinstance(name, str):
+            if isinstance(name, ColumnReference):
+                return self._reference(name)
+            if isinstance(name, ClauseElement | Chainable) or hasattr(name, "to_core"):
+                return cast(ColumnElement[Any], self._value(name))
         check_identifier(name)
         if name == "*":
             return literal_column("*")
@@ -1169,6 +1201,8 @@ class Chainable(JsonConditions, CteMethods, RunSync):
 
     def _dml_column(self, table: TableClause, key: Any) -> ColumnElement[Any]:
         """The column ``key`` of the table written to; a qualifier must name that table."""
+        if isinstance(key, ColumnReference):
+            key = key.qualified_name()
         check_identifier(key)
         qualifier, _, name = key.rpartition(".")
         if qualifier and self._lookup(qualifier) not in (table, self.state.from_):

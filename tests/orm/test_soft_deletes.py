@@ -12,7 +12,7 @@ import pytest
 from lucid_orm import BaseModel, LucidError, after, before, column
 from lucid_orm.database import Database
 from tests.helpers import count_queries
-from tests.scoped_models import Post, Tag, scoped, scoped_tables, seed
+from tests.scoped_models import Comment, Post, Tag, scoped, scoped_tables, seed
 
 __all__ = ["scoped", "scoped_tables"]
 
@@ -165,6 +165,72 @@ class TestInstanceDelete:
         assert [t.name for t in await Tag.query().only_trashed()] == ["t1"]
         await t1.restore()
         assert await Tag.query().count_rows() == 2
+
+
+class TestUpdatedAt:
+    """A soft delete and a restore are updates of the row: they move ``updated_at`` (as
+    Eloquent's do), on instances and builders alike; a rollback puts it back."""
+
+    async def stamps(self, scoped: Database, comment_id: int) -> tuple[Any, Any]:
+        row = await scoped.from_("sc_comments").where("id", comment_id).first()
+        assert row is not None
+        return row["deleted_at"], row["updated_at"]
+
+    async def test_instance_delete_and_restore_move_updated_at(self, scoped: Database) -> None:
+        c1: Comment = (await seed())["c1"]
+        created = c1.updated_at
+        assert created is not None
+        with count_queries() as q:
+            await c1.delete()
+        assert q.count == 1
+        assert c1.updated_at is not None and c1.updated_at > created
+        assert c1.updated_at == c1.deleted_at and not c1.is_dirty
+        deleted_at, updated_at = await self.stamps(scoped, c1.id)
+        assert deleted_at is not None and updated_at is not None
+        trashed = c1.updated_at
+        restored = await c1.restore()
+        assert restored.deleted_at is None and not restored.is_dirty
+        assert restored.updated_at is not None and restored.updated_at > trashed
+        fresh = await Comment.find_or_fail(c1.id)
+        assert fresh.updated_at == restored.updated_at
+
+    async def test_builder_delete_and_restore_move_updated_at(self, scoped: Database) -> None:
+        c1: Comment = (await seed())["c1"]
+        assert await Comment.query().where("id", c1.id).delete() == 1
+        trashed = await Comment.query().only_trashed().where("id", c1.id).first_or_fail()
+        assert c1.updated_at is not None and trashed.updated_at is not None
+        assert trashed.updated_at > c1.updated_at
+        assert await Comment.query().where("id", c1.id).restore() == 1
+        live = await Comment.find_or_fail(c1.id)
+        assert live.deleted_at is None
+        assert live.updated_at is not None and live.updated_at > trashed.updated_at
+
+    async def test_rollback_puts_updated_at_back(self, scoped: Database) -> None:
+        c1: Comment = (await seed())["c1"]
+        before_delete = c1.updated_at
+        with pytest.raises(RuntimeError):
+            async with scoped.transaction() as trx:
+                await c1.delete(client=trx)
+                assert c1.updated_at != before_delete
+                raise RuntimeError("roll back")
+        assert c1.updated_at == before_delete and not c1.is_trashed and not c1.is_dirty
+        assert (await Comment.find_or_fail(c1.id)).updated_at == before_delete
+
+
+class TestFirstOrCreate:
+    async def test_a_trashed_row_is_not_found_so_a_new_one_is_created(
+        self, scoped: Database
+    ) -> None:
+        p1: Post = (await seed())["p1"]
+        await p1.delete()
+        again = await Post.first_or_create({"title": "p1"}, {"tenant_id": 1})
+        assert again.id != p1.id and not again.is_trashed
+        assert await titles(Post.query().with_trashed().where("title", "p1")) == ["p1", "p1"]
+        assert len(await Post.query().only_trashed().where("title", "p1")) == 1
+        # Restored, the old row is found again (and is the only live one with a new title).
+        await again.force_delete()
+        await p1.restore()
+        assert (await Post.first_or_create({"title": "p1"})).id == p1.id
 
 
 class TestBuilder:

@@ -54,10 +54,13 @@ async def typed_access(
     c: Comment,
     p: Post,
     t: Tag,
-    to_client: MorphToQueryClient[Post | Video],
-    many_client: MorphManyQueryClient[Comment],
-    tags_client: MorphToManyQueryClient[Tag],
 ) -> None:
+    to_client = c.related(Comment.commentable)
+    assert_type(to_client, MorphToQueryClient[Comment, Post | Video])
+    many_client = p.related(Post.comments)
+    assert_type(many_client, MorphManyQueryClient[Post, Comment])
+    tags_client = p.related(Post.tags)
+    assert_type(tags_client, MorphToManyQueryClient[Post, Tag])
     assert_type(c.commentable, Post | Video | None)
     assert_type(Comment.commentable, MorphTo[Post | Video])
     assert_type(p.comments, list[Comment])

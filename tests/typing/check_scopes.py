@@ -4,7 +4,7 @@ error that must happen."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, ClassVar, assert_type
@@ -19,7 +19,7 @@ def by_tenant(query: ModelQueryBuilder[Any]) -> None:
 
 
 class Post(BaseModel, soft_deletes=True):
-    global_scopes: ClassVar[dict[str, Callable[[Any], Any]]] = {"tenant": by_tenant}
+    global_scopes: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"tenant": by_tenant}
     id: int = column(is_primary=True)
     tenant_id: int = column()
     deleted_at: datetime | None = column.date_time()

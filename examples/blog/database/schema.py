@@ -28,6 +28,15 @@ class CountriesSchema(BaseModel, abstract=True):
     name: str = column()
 
 
+class LikesSchema(BaseModel, abstract=True):
+    table = "likes"
+    id: int = column(is_primary=True)
+    user_id: int = column()
+    likeable_type: str = column()
+    likeable_id: int = column()
+    created_at: datetime | None = column.date_time(auto_create=True)
+
+
 class PostTagsSchema(BaseModel, abstract=True):
     table = "post_tags"
     id: int = column(is_primary=True)

@@ -127,6 +127,10 @@ class Dialect:
     cursors_need_transaction: ClassVar[bool] = False
     # JSON conditions and extraction (dialects/json.py).
     json: ClassVar[JsonOps] = JsonOps()
+    # One value: how many seconds a streaming replica's replay is behind (0 when it has
+    # replayed all it received, or is no replica); None: the dialect cannot tell
+    # (``max_replica_lag`` is refused). Run on the driver connection (replicas.LagProbe).
+    replica_lag_sql: ClassVar[str | None] = None
 
     # -- connections ---------------------------------------------------------------------------
     def engine_options(self, setup: EngineSetup) -> None:

@@ -117,6 +117,14 @@ class PostgresqlDialect(Dialect):
     aborts_on_error = True
     # Statements outside transactions run in AUTOCOMMIT: nothing to commit after them.
     commit_after_write = False
+    # A standby that has replayed everything it received is not behind, however old its last
+    # replayed commit; one with WAL waiting is as far behind as that commit. NULL (nothing
+    # replayed since it started, WAL waiting) counts as behind.
+    replica_lag_sql = (
+        "select case when not pg_is_in_recovery() then 0"
+        " when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0"
+        " else extract(epoch from now() - pg_last_xact_replay_timestamp()) end"
+    )
 
     def engine_options(self, setup: EngineSetup) -> None:
         # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.

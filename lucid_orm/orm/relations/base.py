@@ -7,9 +7,20 @@ from __future__ import annotations
 import builtins
 import copy
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypedDict, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    Self,
+    TypedDict,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
@@ -29,8 +40,11 @@ if TYPE_CHECKING:
     from ...database.query_client import Client
     from ...database.transaction import TransactionClient
     from ..base_model import BaseModel
+    from .many_to_many import ManyToManyPivotQueryBuilder
 
 R = TypeVar("R", bound="BaseModel")
+#: The parent model of a relation query client (``post.related(...)``: ``Post``).
+P = TypeVar("P", bound="BaseModel")
 
 # ``serialize_as`` not given: the relation serializes under its own name (``None`` hides it).
 _OWN_NAME: Any = object()
@@ -898,18 +912,18 @@ def check_related(relation: Relation[Any], value: Any) -> None:
 Rel = TypeVar("Rel", bound="Relation[Any]")
 
 
-class RelationQueryClient(Generic[Rel]):
+class RelationQueryClient(Generic[P, Rel]):
     """What every kind's query client (``parent.related(name)``) holds: the relation, the
     parent and the client ``related()`` resolved; reads and writes resolve theirs with
     ``resolve`` when they run."""
 
-    def __init__(self, relation: Rel, parent: BaseModel, client: Client) -> None:
+    def __init__(self, relation: Rel, parent: P, client: Client) -> None:
         self.relation = relation
         self.parent = parent
         self.client = client
 
 
-def resolve(query_client: RelationQueryClient[Any], client: Client | None = None) -> Client:
+def resolve(query_client: RelationQueryClient[Any, Any], client: Client | None = None) -> Client:
     """The client of a query client's statement, reads and writes alike: ``client`` when
     given, else the transaction the parent is bound to now, else the client ``related()``
     captured (the parent's connection then) unless that transaction has ended."""
@@ -926,7 +940,7 @@ def resolve(query_client: RelationQueryClient[Any], client: Client | None = None
 
 @asynccontextmanager
 async def managed(
-    query_client: RelationQueryClient[Any],
+    query_client: RelationQueryClient[Any, Any],
     client: Client | None,
     models: Iterable[BaseModel] = (),
 ) -> AsyncIterator[TransactionClient]:
@@ -939,3 +953,96 @@ async def managed(
     async with resolve(query_client, client).transaction() as trx:
         bind([parent, *models], trx)
         yield trx
+
+
+class RelationClient(Protocol[P, R]):
+    """What ``parent.related("name")`` — the string form — is typed as: every kind's query
+    client methods at once (the name does not tell the kind), ``R`` left open (``Any``). The
+    attribute form, ``parent.related(Post.author)``, returns the kind's own client instead,
+    typed with the parent and the related model (``BelongsToQueryClient[Post, User]``).
+    A method the relation's kind lacks raises ``AttributeError`` when called."""
+
+    relation: Any
+    parent: P
+
+    def query(self) -> RelationQueryBuilder[R]: ...
+
+    def pivot_query(self) -> ManyToManyPivotQueryBuilder: ...
+
+    async def associate(self, related: R, *, client: Client | None = None) -> None: ...
+
+    async def dissociate(self, *, client: Client | None = None) -> None: ...
+
+    async def save(
+        self,
+        related: R,
+        check_existing: bool = True,
+        pivot_attributes: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> R: ...
+
+    async def save_many(
+        self,
+        related: Sequence[R],
+        check_existing: bool = True,
+        pivot_attributes: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]: ...
+
+    async def create(
+        self,
+        values: Mapping[str, Any],
+        pivot_attributes: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> R: ...
+
+    async def create_many(
+        self,
+        values: Sequence[Mapping[str, Any]],
+        pivot_attributes: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]: ...
+
+    async def first_or_create(
+        self,
+        search: Mapping[str, Any],
+        save_payload: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> R: ...
+
+    async def update_or_create(
+        self,
+        search: Mapping[str, Any],
+        update_payload: Mapping[str, Any],
+        *,
+        client: Client | None = None,
+    ) -> R: ...
+
+    async def fetch_or_create_many(
+        self,
+        payload: Sequence[Mapping[str, Any]],
+        predicate: str | Sequence[str] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]: ...
+
+    async def update_or_create_many(
+        self,
+        payload: Sequence[Mapping[str, Any]],
+        predicate: str | Sequence[str] | None = None,
+        *,
+        client: Client | None = None,
+    ) -> list[R]: ...
+
+    async def attach(self, ids: Any, *, client: Client | None = None) -> None: ...
+
+    async def detach(self, ids: Any = None, *, client: Client | None = None) -> int: ...
+
+    async def sync(
+        self, ids: Any, detach: bool = True, *, client: Client | None = None
+    ) -> None: ...

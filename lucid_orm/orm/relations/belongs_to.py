@@ -11,6 +11,7 @@ from ..model_info import info_of
 from .base import (
     KeyOptions,
     OneRelation,
+    P,
     RelationQueryBuilder,
     RelationQueryClient,
     SubQueryBuilder,
@@ -95,7 +96,7 @@ class BelongsToSubQueryBuilder(SubQueryBuilder[R]):
     """``has("author")`` / ``with_count("author")`` subquery."""
 
 
-class BelongsToQueryClient(RelationQueryClient["BelongsTo[R]"], Generic[R]):
+class BelongsToQueryClient(RelationQueryClient[P, "BelongsTo[R]"], Generic[P, R]):
     """``post.related("author")``: the related query plus ``associate``/``dissociate``.
     (No ``create``/``save``: create the related model, then ``associate`` it.)"""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack, cast
 
 from ...errors import LucidError
 from ..hydration import new_many
@@ -14,6 +14,7 @@ from ..persistence import insert_many
 from .base import (
     KeyOptions,
     ManyRelation,
+    P,
     RelationQueryBuilder,
     SubQueryBuilder,
     check_related,
@@ -62,9 +63,13 @@ class HasManySubQueryBuilder(SubQueryBuilder[R]):
     """``has("posts", ">", 2)`` / ``with_count("posts")`` subquery."""
 
 
-class HasManyQueryClient(HasOneQueryClient[R]):
+class HasManyQueryClient(HasOneQueryClient[P, R]):
     """``user.related("posts")``: the related query and the writes of a has_many. The
     many-forms run in one transaction: all rows or none."""
+
+    def query(self) -> HasManyQueryBuilder[R]:
+        """The related rows as a query (none, without querying, when the parent key is NULL)."""
+        return cast("HasManyQueryBuilder[R]", super().query())
 
     async def save_many(self, related: Sequence[R], *, client: Client | None = None) -> list[R]:
         """Save several related instances for the parent in one transaction."""

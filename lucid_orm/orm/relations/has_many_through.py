@@ -23,6 +23,7 @@ from ..model_info import declared, info_of, pk_column, pk_columns
 from ..query_builder import row_locked
 from .base import (
     ManyRelation,
+    P,
     Relation,
     RelationOptions,
     RelationQueryBuilder,
@@ -514,7 +515,7 @@ class HasManyThroughSubQueryBuilder(ThroughSubQueryBuilder[R]):
     """``has("posts")`` / ``with_count("posts")`` through the intermediate tables."""
 
 
-class HasManyThroughClient(RelationQueryClient["HasManyThrough[R]"], Generic[R]):
+class HasManyThroughClient(RelationQueryClient[P, "HasManyThrough[R]"], Generic[P, R]):
     """``country.related("posts")``: the related query (a has_many_through is read-only)."""
 
     def query(self) -> HasManyThroughQueryBuilder[R]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, cast
 
 from ...errors import LucidError, QueryError
 from ..model_info import column_name
@@ -13,6 +13,7 @@ from ..persistence import create_or_first, is_deadlock, locked_match
 from .base import (
     KeyOptions,
     OneRelation,
+    P,
     Relation,
     RelationQueryBuilder,
     RelationQueryClient,
@@ -138,13 +139,16 @@ class HasOneSubQueryBuilder(SubQueryBuilder[R]):
     """``has("profile")`` / ``with_count("profile")`` subquery."""
 
 
-class HasOneQueryClient(RelationQueryClient["HasRelation[R]"], Generic[R]):
+class HasOneQueryClient(RelationQueryClient[P, "HasRelation[R]"], Generic[P, R]):
     """``user.related("profile")``: the related query and the writes of a has_one."""
 
-    def query(self) -> Any:
+    def query(self) -> RelationQueryBuilder[R]:
         """The related rows as a query (none, without querying, when the parent key is NULL)."""
         rel = self.relation
-        return rel.query_builder_class(rel, resolve(self), parent=self.parent)
+        return cast(
+            "RelationQueryBuilder[R]",
+            rel.query_builder_class(rel, resolve(self), parent=self.parent),
+        )
 
     def _new(self, values: Mapping[str, Any]) -> R:
         if not isinstance(values, Mapping):

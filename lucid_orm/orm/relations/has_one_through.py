@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 from ..state import EXTRAS
-from .base import OneRelation, RelationQueryClient, group_rows_by, resolve
+from .base import OneRelation, P, RelationQueryClient, group_rows_by, resolve
 from .has_many_through import (
     ThroughHop,
     ThroughOptions,
@@ -65,7 +65,7 @@ class HasOneThroughSubQueryBuilder(ThroughSubQueryBuilder[R]):
     """``has("owner")`` / ``with_count("owner")`` through the intermediate tables."""
 
 
-class HasOneThroughClient(RelationQueryClient["HasOneThrough[R]"], Generic[R]):
+class HasOneThroughClient(RelationQueryClient[P, "HasOneThrough[R]"], Generic[P, R]):
     """``mechanic.related("owner")``: the related query (a has_one_through is read-only)."""
 
     def query(self) -> HasOneThroughQueryBuilder[R]:

@@ -31,6 +31,7 @@ from ..payload import as_mapping_list
 from ..persistence import insert_many
 from .base import (
     ManyRelation,
+    P,
     RelationOptions,
     RelationQueryClient,
     SubQueryBuilder,
@@ -595,7 +596,7 @@ def _normalise_ids(ids: Any, relation: ManyToMany[Any]) -> dict[Any, dict[str, A
     return {_check_id(i, relation): {} for i in ids}
 
 
-class ManyToManyQueryClient(RelationQueryClient["ManyToMany[R]"], Generic[R]):
+class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, R]):
     """``user.related("skills")``: the related query, the pivot query and the writes
     (``attach``, ``detach``, ``sync``, ``save``, ``create`` and their many-forms). Writes run in
     one transaction (a savepoint inside ``client=`` or the parent's ``trx``); ``on_query`` is

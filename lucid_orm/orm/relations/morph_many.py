@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar, Unpack
+from typing import TYPE_CHECKING, Literal, TypeVar, Unpack, cast
 
+from .base import P
 from .has_many import HasMany, HasManyQueryBuilder, HasManyQueryClient
 from .morph_one import MorphOneOrMany, MorphOptions, MorphTypeQuery, MorphTypeSubQuery
 
@@ -32,14 +33,14 @@ class MorphManySubQueryBuilder(MorphTypeSubQuery[R]):
     """``has("comments")`` / ``with_count("comments")`` subquery."""
 
 
-class MorphManyQueryClient(HasManyQueryClient[R]):
+class MorphManyQueryClient(HasManyQueryClient[P, R]):
     """``post.related("comments")``: the related query and the writes of a morph_many
     (``save``, ``create`` and their many-forms, ``first_or_create`` & co.); every write sets
     the id and the type of the related rows."""
 
     def query(self) -> MorphManyQueryBuilder[R]:
         """The parent's related rows as a query."""
-        return super().query()  # type: ignore[no-any-return]
+        return cast("MorphManyQueryBuilder[R]", super().query())
 
     def _predicate(self, predicate: str | Sequence[str] | None, method: str) -> list[str]:
         # The type belongs to the identity of a row as much as the id does.

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, cast
 
 from sqlalchemy import and_
 from sqlalchemy.sql import ColumnElement
 
 from ...errors import LucidError
 from .base import (
+    P,
     RelationOptions,
     RelationQueryBuilder,
     SubQueryBuilder,
@@ -128,14 +129,14 @@ class MorphOneSubQueryBuilder(MorphTypeSubQuery[R]):
     """``has("image")`` / ``with_count("image")`` subquery."""
 
 
-class MorphOneQueryClient(HasOneQueryClient[R], Generic[R]):
+class MorphOneQueryClient(HasOneQueryClient[P, R], Generic[P, R]):
     """``post.related("image")``: the related query and the writes of a morph_one
     (``save``, ``create``, ``first_or_create``, ``update_or_create``): they set both the id and
     the type of the related row."""
 
     def query(self) -> MorphOneQueryBuilder[R]:
         """The parent's related row as a query."""
-        return super().query()  # type: ignore[no-any-return]
+        return cast("MorphOneQueryBuilder[R]", super().query())
 
 
 def morph_one(

@@ -21,6 +21,7 @@ from ...query.chainable import compare, correlated, run_callback
 from .base import (
     _OWN_NAME,
     OneRelation,
+    P,
     RelationQueryClient,
     key_value,
     managed,
@@ -269,7 +270,7 @@ class MorphToSubQueryBuilder(BelongsToSubQueryBuilder[R]):
         return kind if base is None else and_(base, kind)
 
 
-class MorphToQueryClient(RelationQueryClient["MorphTo[R]"], Generic[R]):
+class MorphToQueryClient(RelationQueryClient[P, "MorphTo[R]"], Generic[P, R]):
     """``comment.related("commentable")``: the related query of the row's type plus
     ``associate``/``dissociate``."""
 

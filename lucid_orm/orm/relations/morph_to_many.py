@@ -15,6 +15,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ColumnClause
 
 from ...errors import LucidError
+from .base import P
 from .many_to_many import (
     ManyToMany,
     ManyToManyOptions,
@@ -139,7 +140,7 @@ class MorphToManyPivotQueryBuilder(ManyToManyPivotQueryBuilder):
         return _with_type(super()._where_clause(), self.relation)
 
 
-class MorphToManyQueryClient(ManyToManyQueryClient[R], Generic[R]):
+class MorphToManyQueryClient(ManyToManyQueryClient[P, R], Generic[P, R]):
     """``post.related("tags")`` / ``tag.related("posts")``: many_to_many's reads and writes
     (``attach``, ``detach``, ``sync``, ``save``, ``create`` and their many-forms); the pivot
     rows written carry the type, those read, updated or removed are filtered by it."""
