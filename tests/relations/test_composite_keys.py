@@ -228,6 +228,24 @@ class TestPreload:
         assert lines == {(1, 1): ["1.1-a", "1.1-b"], (1, 2): []}
         assert [line.sku for o in by_key[(2, 1)].orders for line in o.lines] == ["2.1-a"]
 
+    async def test_relation_attributes_name_composite_relations(self, database: Database) -> None:
+        await seed()
+        found = (
+            await Account.query()
+            .preload(Account.orders, lambda q: q.preload(Order.lines))
+            .where_has(Account.orders, lambda q: q.where("total", ">", 25))
+            .with_count(Account.orders)
+            .order_by("tenant_id")
+            .order_by("id")
+        )
+        assert keys(found) == [(2, 1), (2, 2)]
+        assert [[line.sku for o in a.orders for line in o.lines] for a in found] == [
+            ["2.1-a"],
+            [],
+        ]
+        assert [a.extras["orders_count"] for a in found] == [1, 1]
+        assert [o.total for o in await found[0].related(Account.orders).query()] == [30]
+
     async def test_a_null_component_gives_no_related_row(self, database: Database) -> None:
         await seed()
         await Order.create({"tenant_id": 1, "id": 9, "account_id": None})
