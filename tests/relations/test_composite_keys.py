@@ -33,6 +33,7 @@ from lucid_orm.relations import (
     HasOneThrough,
     ManyToMany,
 )
+from tests import models
 from tests.helpers import count_queries
 from tests.orm.test_many_keys import series
 
@@ -716,6 +717,54 @@ class TestThrough:
         with pytest.raises(LucidError, match="link 1 must have as many attributes") as info:
             Bad.lines.boot()
         assert info.value.code == "E_INVALID_RELATION"
+
+
+# -- mixed keys and the remaining variants ---------------------------------------------------------
+class UserProfile(Profile):
+    """A composite-key model with a single-key relation (``account_id`` → ``users.id``)."""
+
+    user: BelongsTo[models.User] = belongs_to(lambda: models.User, foreign_key="account_id")
+
+
+class TestMixedAndVariants:
+    async def test_a_single_key_relation_on_a_composite_key_model(self, database: Database) -> None:
+        await seed()
+        await models.User.create({"id": 2, "username": "two"})
+        found = await UserProfile.query().preload("user").order_by("tenant_id")
+        assert [p.user.username if p.user else None for p in found] == [None, "two"]
+        assert keys(await UserProfile.query().has("user")) == [(2, 1)]
+
+    async def test_has_one_first_or_create_and_update_or_create(self, database: Database) -> None:
+        account = await Account.create({"tenant_id": 6, "id": 1})
+        await Account.create({"tenant_id": 7, "id": 1})
+        made = await account.related("profile").first_or_create({"id": 1}, {"bio": "a"})
+        again = await account.related("profile").first_or_create({"id": 1}, {"bio": "b"})
+        assert again.bio == "a" and (made.tenant_id, made.account_id) == (6, 1)
+        updated = await account.related("profile").update_or_create({"id": 1}, {"bio": "c"})
+        assert updated.bio == "c"
+        rows = await db.from_("ck_profiles")
+        assert [(r["tenant_id"], r["account_id"], r["bio"]) for r in rows] == [(6, 1, "c")]
+
+    async def test_group_limits_of_many_to_many_and_through(self, database: Database) -> None:
+        await seed_tags()
+        found = await Account.query().preload(
+            "tags", lambda q: q.group_limit(1).group_order_by("ck_tags.id", "desc")
+        )
+        assert {(a.tenant_id, a.id): [t.name for t in a.tags] for a in found} == {
+            (1, 1): ["t1.2"],
+            (1, 2): [],
+            (2, 1): ["t2.2"],
+            (2, 2): ["t2.1"],
+        }
+        through = await Account.query().preload(
+            "lines", lambda q: q.group_limit(1).group_order_by("ck_lines.id", "desc")
+        )
+        assert {(a.tenant_id, a.id): [line.sku for line in a.lines] for a in through} == {
+            (1, 1): ["1.1-b"],
+            (1, 2): [],
+            (2, 1): ["2.1-a"],
+            (2, 2): [],
+        }
 
 
 # -- serialization -------------------------------------------------------------------------------
