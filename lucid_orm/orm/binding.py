@@ -102,6 +102,15 @@ def search_values(key: str | Mapping[str, Any], value: Any) -> Mapping[str, Any]
     return {key: value} if isinstance(key, str) else None
 
 
+def shard_key(model: type[BaseModel]) -> str:
+    """The attribute ``shard_for`` routes by: ``shard_key``, else the primary key (the first
+    component of a composite one, typically its tenant)."""
+    if model.shard_key:
+        return model.shard_key
+    pk = model.primary_key
+    return pk if isinstance(pk, str) else pk[0]
+
+
 def shard_connection(model: type[BaseModel], values: Mapping[str, Any]) -> str | None:
     """The connection ``model.shard_for`` names for the shard key in ``values`` (attribute
     names to values): ``None`` when the model has no resolver, ``values`` lack the key, or the
@@ -109,7 +118,7 @@ def shard_connection(model: type[BaseModel], values: Mapping[str, Any]) -> str |
     resolver = model.shard_for
     if resolver is None:
         return None
-    key = model.shard_key or model.primary_key
+    key = shard_key(model)
     value = values.get(key)
     if value is None:
         if key not in model.columns:
@@ -152,7 +161,9 @@ def _check_home(
         return
     what = model.__name__
     if instance is not None:
-        key = instance.__dict__.get(model.primary_key)
+        pk = model.primary_key
+        d = instance.__dict__
+        key = d.get(pk) if isinstance(pk, str) else tuple(d.get(name) for name in pk)
         what = f"{what} instance" if key is None else f"{what}#{key}"
         how = "belongs to"
     else:

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from lucid_orm import LucidError, belongs_to, db, has_many
+from lucid_orm import BaseModel, LucidError, belongs_to, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import BelongsTo, HasMany
 from tests import models
 from tests.helpers import MYSQL_URL, PG_URL, DialectConfig, count_queries
-from tests.schema import metadata, posts, tags, users
+from tests.schema import ck_accounts, metadata, posts, tags, users
 
 # The shard connections of the running test (set by the ``shards`` fixture); the resolvers
 # below read it, as an application's would read its configuration.
@@ -54,6 +54,17 @@ class Tag(models.Tag):
     """Not sharded: goes where the scope says."""
 
 
+class Account(BaseModel):
+    """A composite key ``(tenant_id, id)`` sharded by its first component, the tenant."""
+
+    table = "ck_accounts"
+    primary_key = ("tenant_id", "id")
+    shard_for = staticmethod(_route)
+    tenant_id: int = column()
+    id: int = column()
+    name: str | None = column()
+
+
 class Directory(models.Tag):
     """Pinned to the main connection by its ``connection`` class option."""
 
@@ -61,7 +72,7 @@ class Directory(models.Tag):
     connection = "main"
 
 
-_TABLES = [users, posts, tags]
+_TABLES = [users, posts, tags, ck_accounts]
 
 
 def _server_url(base: str, suffix: str) -> str:
@@ -497,3 +508,26 @@ class TestEachShard:
             await db.each_shard(shards[0], record)
         assert info.value.code == "E_INVALID_ARGUMENT"
         assert calls == []
+
+
+class TestCompositeKeys:
+    async def test_a_composite_key_routes_by_its_first_component(self, shards: list[str]) -> None:
+        s1, s2 = shards[:2]
+        # Tenant 0 lives on shard_1, tenant 1 on shard_2 (_route: key % number of shards).
+        a = await Account.create({"tenant_id": 0, "id": 7, "name": "zero"})
+        b = await Account.create({"tenant_id": 1, "id": 7, "name": "one"})
+        assert await _everywhere("ck_accounts", shards, "name") == _empty(
+            shards, **{s1: ["zero"], s2: ["one"]}
+        )
+        with count_queries() as q:
+            found = await Account.find_or_fail((1, 7))
+        assert q.count == 1 and found.name == "one"
+        found.name = "renamed"
+        await found.save()  # stays on its shard
+        assert await _names("ck_accounts", s2, "name") == ["renamed"]
+        assert (await Account.find_or_fail((0, 7))).name == "zero"
+        async with db.transaction(connection=s1) as trx:
+            with pytest.raises(LucidError) as exc:
+                await Account.find((1, 7), client=trx)
+            assert exc.value.code == "E_CROSS_SHARD"
+        assert a.tenant_id == 0 and b.tenant_id == 1
