@@ -100,4 +100,3 @@ async def reads() -> None:
     assert_type(account.first_line, Line | None)
     order = await Order.find_or_fail((1, 2))
     assert_type(order.account, Account | None)
-    assert_type(Account.primary_key, tuple[str, str])
