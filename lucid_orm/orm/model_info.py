@@ -557,19 +557,26 @@ def check_key_value(model: type[BaseModel], value: Any) -> None:
     kind = value.__class__
     if kind in accepted:
         return
-    if (
-        value is None
-        or kind is bool
-        or isinstance(value, list | dict | tuple | set)
-        or hasattr(kind, "_lucid")  # a model instance
-        or (accepted and not _key_value_ok(value, accepted))
-    ):
+    if _refused_key(value, accepted):
         expected = " or ".join(t.__name__ for t in accepted) or "a scalar"
         raise LucidError(
             f'Invalid value {value!r} for primary key "{model.__name__}.{model.primary_key}": '
             f"expected {expected}, got {kind.__name__}",
             code="E_INVALID_ARGUMENT",
         )
+
+
+def _refused_key(value: Any, accepted: tuple[type, ...]) -> bool:
+    """Whether ``value``, not exactly of an ``accepted`` type, is no key value: None, a bool, a
+    container, a model instance, or a value that does not convert exactly."""
+    kind = value.__class__
+    return (
+        value is None
+        or kind is bool
+        or isinstance(value, list | dict | tuple | set)
+        or hasattr(kind, "_lucid")  # a model instance
+        or bool(accepted and not _key_value_ok(value, accepted))
+    )
 
 
 def check_component(model: type[BaseModel], attribute: str, value: Any, where: str) -> None:
@@ -580,13 +587,7 @@ def check_component(model: type[BaseModel], attribute: str, value: Any, where: s
     kind = value.__class__
     if kind in accepted:
         return
-    if (
-        value is None
-        or kind is bool
-        or isinstance(value, list | dict | tuple | set)
-        or hasattr(kind, "_lucid")
-        or (accepted and not _key_value_ok(value, accepted))
-    ):
+    if _refused_key(value, accepted):
         expected = " or ".join(t.__name__ for t in accepted) or "a scalar"
         raise LucidError(
             f'Invalid value {value!r} for "{attribute}" of {where}: expected {expected}, got '
