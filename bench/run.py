@@ -366,6 +366,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--no-write", action="store_true", help="print only; leave docs/ and the README alone"
     )
+    p.add_argument(
+        "--no-chart",
+        action="store_true",
+        help="write the report and the README table but not the chart (no matplotlib needed)",
+    )
     return p.parse_args(argv)
 
 
@@ -427,8 +432,10 @@ async def amain(args: argparse.Namespace) -> int:
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "benchmarks.md").write_text(report.markdown(run))
-        report.chart(run, args.out / "benchmarks.png")
-        log(f"wrote {args.out / 'benchmarks.md'} and {args.out / 'benchmarks.png'}")
+        log(f"wrote {args.out / 'benchmarks.md'}")
+        if not args.no_chart:
+            report.chart(run, args.out / "benchmarks.png")
+            log(f"wrote {args.out / 'benchmarks.png'}")
         if args.readme.exists() and report.update_readme(run, args.readme):
             log(f"rewrote the table in {args.readme}")
         else:

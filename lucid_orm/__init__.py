@@ -12,6 +12,7 @@ from .errors import (
     ModelNotFoundError,
     QueryError,
     RelationNotLoadedError,
+    TransactionConflictError,
     UnstorableValueError,
 )
 from .orm.base_model import BaseModel
@@ -61,6 +62,7 @@ __all__ = [
     "SimplePaginator",
     "SnakeCaseNamingStrategy",
     "TransactionClient",
+    "TransactionConflictError",
     "UnstorableValueError",
     "__version__",
     "after",

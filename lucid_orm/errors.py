@@ -87,6 +87,17 @@ class ConnectionLostError(QueryError):
     code = "E_CONNECTION_LOST"
 
 
+class TransactionConflictError(QueryError):
+    """The database gave up on the transaction to keep concurrent ones consistent: a
+    serialization failure (PostgreSQL ``40001``), a deadlock (PostgreSQL ``40P01``, MySQL and
+    MariaDB ``1213``) or a Galera certification failure (``1213`` at commit). The transaction's
+    work is gone; running it again usually succeeds: ``db.transaction(callback, retries=N)``
+    does that, and raises this error once the retries are spent."""
+
+    code = "E_TRANSACTION_CONFLICT"
+    status = 409
+
+
 class MigrationError(LucidError):
     """A migration that failed (``E_MIGRATION_FAILED``, the cause in ``original`` and
     ``__cause__``), a recorded migration whose file is gone (``E_MIGRATION_CORRUPT``), a
@@ -127,6 +138,7 @@ __all__ = [
     "ModelNotFoundError",
     "QueryError",
     "RelationNotLoadedError",
+    "TransactionConflictError",
     "missing_attribute",
     "runtime_error",
 ]

@@ -275,3 +275,76 @@ car_owners = Table(
     Column("name", String(100), nullable=True),
     Column("age", Integer, nullable=True),
 )
+
+# -- composite keys (tests/relations/test_composite_keys.py) -----------------------------------
+# A multi-tenant shape: every table is keyed by (tenant_id, id); relations carry the tenant.
+ck_accounts = Table(
+    "ck_accounts",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=True),
+)
+
+ck_profiles = Table(
+    "ck_profiles",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("account_id", Integer, nullable=True),
+    Column("bio", String(100), nullable=True),
+)
+
+ck_orders = Table(
+    "ck_orders",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("account_id", Integer, nullable=True),
+    Column("total", Integer, nullable=True),
+)
+
+ck_lines = Table(
+    "ck_lines",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("order_id", Integer, nullable=True),
+    Column("sku", String(20), nullable=True),
+)
+
+ck_codes = Table(
+    "ck_codes",
+    metadata,
+    Column("region", String(10), primary_key=True),
+    Column("code", String(20), primary_key=True),
+    Column("label", String(100), nullable=True),
+)
+
+ck_tags = Table(
+    "ck_tags",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=True),
+)
+
+# The pivot of accounts and tags: one tenant column shared by both keys.
+ck_account_tags = Table(
+    "ck_account_tags",
+    metadata,
+    Column("tenant_id", Integer),
+    Column("account_id", Integer),
+    Column("tag_id", Integer),
+    Column("weight", Integer, nullable=True),
+)
+
+# The pivot of accounts and codes: every key component has its own column.
+ck_account_codes = Table(
+    "ck_account_codes",
+    metadata,
+    Column("tenant_id", Integer),
+    Column("account_id", Integer),
+    Column("code_region", String(10)),
+    Column("code_code", String(20)),
+)

@@ -48,7 +48,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias, TypeVar
 
 from lucid_orm.database import Database, TransactionClient, db
-from lucid_orm.errors import IntegrityError, LucidError, ModelNotFoundError, QueryError
+from lucid_orm.errors import (
+    IntegrityError,
+    LucidError,
+    ModelNotFoundError,
+    QueryError,
+    TransactionConflictError,
+)
 from lucid_orm.query.paginator import SimplePaginator
 
 try:
@@ -224,7 +230,7 @@ def status_of(exc: LucidError) -> int:
     :func:`constraint_kind`), 422 for values a client sent that the model or the database
     refuses (``E_INVALID_VALUE``, ``E_UNKNOWN_ATTRIBUTE``), 503 when the database cannot be
     reached (``E_CONNECTION_FAILED``, ``E_CONNECTION_LOST``), else ``exc.status``
-    (``ModelNotFoundError``: 404)."""
+    (``ModelNotFoundError``: 404, ``TransactionConflictError``: 409)."""
     if isinstance(exc, IntegrityError):
         return _INTEGRITY[constraint_kind(exc)][0]
     return _STATUS_BY_CODE.get(exc.code, exc.status)
@@ -238,6 +244,8 @@ def error_body(exc: LucidError, status: int) -> dict[str, Any]:
         message = _INTEGRITY[constraint_kind(exc)][1]
     elif isinstance(exc, ModelNotFoundError):
         message = f"{exc.model} not found" if exc.model else "Row not found"
+    elif isinstance(exc, TransactionConflictError) and status == 409:
+        message = "The request conflicted with a concurrent one: try again"
     elif status == 503:
         message = "The database is unavailable"
     elif isinstance(exc, QueryError) or status >= 500:

@@ -43,7 +43,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from ..errors import ConnectionLostError, QueryError
+from ..errors import ConnectionLostError, QueryError, TransactionConflictError
 from .events import DEBUG, enabled
 from .result import ExecResult
 
@@ -297,7 +297,11 @@ async def run(
                 return await run(connection, engines, entry, sql, params, model, False)
             raise connection_lost(exc, sql, params, "retried") from exc
         await greenlet_spawn(raw.close)
-        raise QueryError(
+        # (imported here: the dialects import this module)
+        from .dialects import is_conflict
+
+        error = TransactionConflictError if is_conflict(exc) else QueryError
+        raise error(
             with_sql(str(exc).strip() or type(exc).__name__, sql),
             sql=sql,
             bindings=params,

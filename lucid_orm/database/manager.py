@@ -4,10 +4,10 @@ clients, transactions and query events."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -61,6 +61,8 @@ class Database:
         # Pools of a previous configure() being closed (see _retire).
         self._closing: set[asyncio.Task[None]] = set()
         self._lazy_load_guard: LazyLoadGuard | None = None
+        # The connection of the innermost ``using()`` scope (per task).
+        self._using: ContextVar[str | None] = ContextVar(f"lucid_using_{id(self)}", default=None)
 
     # -- configuration -------------------------------------------------------------------------
     def configure(
@@ -165,8 +167,9 @@ class Database:
         return self._default
 
     def get_connection(self, name: str | None = None) -> Connection:
-        """The ``Connection`` named ``name`` (default: the primary one)."""
-        key = name or self.primary_connection_name
+        """The ``Connection`` named ``name`` (default: the ``using()`` scope's, else the
+        primary one)."""
+        key = name or self._using.get() or self.primary_connection_name
         found = self._connections.get(key)
         if found is None:
             raise LucidError(
@@ -179,9 +182,9 @@ class Database:
     def connection(
         self, name: str | None = None, *, mode: Literal["write"] | None = None
     ) -> QueryClient:
-        """The query client of connection ``name`` (default: the primary one).
-        ``mode="write"``: a client whose reads go to the write side too (a read that must see
-        the latest writes on a connection with replicas): ``User.query(client=
+        """The query client of connection ``name`` (default: the ``using()`` scope's, else the
+        primary one). ``mode="write"``: a client whose reads go to the write side too (a read
+        that must see the latest writes on a connection with replicas): ``User.query(client=
         db.connection(mode="write"))``."""
         conn = self.get_connection(name)
         if mode is not None:
@@ -256,6 +259,7 @@ class Database:
         *,
         isolation_level: str | None = None,
         connection: str | None = None,
+        retries: int = 0,
     ) -> TransactionStarter[T]: ...
 
     @overload
@@ -265,6 +269,7 @@ class Database:
         *,
         isolation_level: str | None = None,
         connection: str | None = None,
+        retries: int = 0,
     ) -> TransactionStarter[T]: ...
 
     def transaction(
@@ -273,11 +278,20 @@ class Database:
         *,
         isolation_level: str | None = None,
         connection: str | None = None,
+        retries: int = 0,
     ) -> TransactionStarter[Any]:
         """Start a transaction: ``trx = await db.transaction()`` (unmanaged),
         ``async with db.transaction() as trx:`` (managed) or
-        ``await db.transaction(callback)`` (managed; returns the callback's result)."""
-        return TransactionStarter(self.get_connection(connection), callback, isolation_level)
+        ``await db.transaction(callback)`` (managed; returns the callback's result).
+
+        ``retries=N`` (callback form only) runs the callback again, in a new transaction, when
+        the database gives up on one to keep concurrent transactions consistent (a
+        serialization failure or a deadlock): up to ``N`` extra attempts after a jittered
+        backoff, then ``TransactionConflictError`` naming the attempts. The callback may run
+        several times: keep side effects other than its queries out of it."""
+        return TransactionStarter(
+            self.get_connection(connection), callback, isolation_level, retries=retries
+        )
 
     # -- global transactions (test isolation) ---------------------------------------------------
     async def begin_global_transaction(
@@ -400,6 +414,82 @@ class Database:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    # -- shards --------------------------------------------------------------------------------
+    def using(self, name: str) -> UsingScope:
+        """A scope in which connection ``name`` is the default one: ``with db.using("shard_2"):``
+        (or ``async with``). Inside it, whatever names no connection runs there — models
+        without a ``connection`` class option (``Model.query()``, ``find``, ``create``…),
+        ``db.from_()``, ``db.query()``, ``db.raw_query()``, ``db.transaction()``. An explicit
+        ``connection=``/``client=``, a model's ``shard_for`` or ``connection`` option, and the
+        connection an instance was read or written with all win over it. Per task (a context
+        variable): tasks started inside inherit it. Raises ``LucidError``
+        (``E_UNMANAGED_DB_CONNECTION``) when ``name`` is not configured."""
+        return UsingScope(self, name)
+
+    async def each_shard(
+        self, names: Iterable[str], callback: Callable[[str], Awaitable[T]]
+    ) -> dict[str, T]:
+        """Scatter-gather: run ``await callback(name)`` once per connection of ``names``,
+        concurrently, each inside ``db.using(name)``; returns ``{name: result}`` in the order
+        of ``names``. Every callback runs to its end; when some raised, the first of those
+        errors (in the order of ``names``) is raised after the others finished, with a note
+        naming its shard. Each callback has its own connections (one task per shard): the
+        results are not one transaction. Unknown names raise ``LucidError`` before any runs."""
+        if isinstance(names, str):
+            raise LucidError(
+                f'each_shard() takes a list of connection names, got the string "{names}"',
+                code="E_INVALID_ARGUMENT",
+            )
+        shards = list(dict.fromkeys(names))
+        for name in shards:
+            if not isinstance(name, str):
+                raise LucidError(
+                    f"each_shard() takes connection names, got {name!r}",
+                    code="E_INVALID_ARGUMENT",
+                )
+            self.get_connection(name)
+
+        async def one(name: str) -> T:
+            with self.using(name):
+                return await callback(name)
+
+        results = await asyncio.gather(*(one(n) for n in shards), return_exceptions=True)
+        failed = [(n, r) for n, r in zip(shards, results, strict=True) if isinstance(r, Exception)]
+        if failed:
+            name, error = failed[0]
+            names_failed = ", ".join(n for n, _ in failed)
+            error.add_note(f'each_shard: raised on shard "{name}" (failed: {names_failed})')
+            raise error
+        for result in results:
+            if isinstance(result, BaseException):  # a callback's own cancellation
+                raise result
+        return dict(zip(shards, cast("list[T]", results), strict=True))
+
+
+class UsingScope:
+    """``db.using(name)``: a sync or async context manager that makes ``name`` the default
+    connection inside it (see ``Database.using``)."""
+
+    def __init__(self, database: Database, name: str) -> None:
+        database.get_connection(name)
+        self._database = database
+        self.name = name
+        self._tokens: list[Token[str | None]] = []
+
+    def __enter__(self) -> str:
+        self._database.get_connection(self.name)
+        self._tokens.append(self._database._using.set(self.name))
+        return self.name
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._database._using.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> str:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__()
 
 
 db = Database()

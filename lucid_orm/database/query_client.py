@@ -11,10 +11,16 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
 
-from ..errors import ConnectionLostError, IntegrityError, LucidError, QueryError
+from ..errors import (
+    ConnectionLostError,
+    IntegrityError,
+    LucidError,
+    QueryError,
+    TransactionConflictError,
+)
 from ..query.client import Client, Params
 from .connection import Connection, Engines, mask, mask_text
-from .dialects import INTEGRITY_ERROR_CODES
+from .dialects import INTEGRITY_ERROR_CODES, is_conflict
 from .dialects import Dialect as DialectOps
 from .executor import compile_static, connection_lost, fetch, run, with_sql
 from .result import ExecResult
@@ -49,10 +55,15 @@ def _is_integrity(exc: sa_exc.DBAPIError, original: BaseException) -> bool:
 
 
 def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
-    """A driver error as ``QueryError`` (``IntegrityError`` for constraint violations)."""
+    """A driver error as ``QueryError`` (``IntegrityError`` for constraint violations,
+    ``TransactionConflictError`` for serialization failures and deadlocks)."""
     original = driver_error(exc)
     bindings = _bindings(exc.params)
-    cls = IntegrityError if _is_integrity(exc, original) else QueryError
+    cls: type[QueryError] = QueryError
+    if _is_integrity(exc, original):
+        cls = IntegrityError
+    elif is_conflict(original):
+        cls = TransactionConflictError
     message = str(original).strip() or type(original).__name__
     return cls(
         with_sql(message, exc.statement), sql=exc.statement, bindings=bindings, original=original

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -14,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import Executable
 
-from ..errors import LucidError, QueryError
+from ..errors import InvalidArgumentError, LucidError, QueryError, TransactionConflictError
 from ..query.client import Params
 from .connection import Connection
 from .query_client import ClientBase, connecting, run_statement, stream_statement, wrap_error
@@ -56,6 +57,10 @@ class TransactionClient(ClientBase):
         # (root only, PostgreSQL) A statement failed: the server ignores everything but a
         # rollback (to a savepoint) until then, and would turn COMMIT into a silent ROLLBACK.
         self._aborted = False
+        # (root only) The database gave up on the transaction (TransactionConflictError): on
+        # MySQL it is already rolled back, savepoints included, and everywhere only a rerun of
+        # the whole transaction can succeed, so it can no longer commit.
+        self._conflict: TransactionConflictError | None = None
 
     @classmethod
     async def begin(cls, connection: Connection, isolation_level: str | None) -> TransactionClient:
@@ -132,9 +137,8 @@ class TransactionClient(ClientBase):
         self._check_open()
         try:
             return await run_statement(self._conn, stmt, model, params)
-        except QueryError:
-            if self._connection.dialect_ops.aborts_on_error:
-                self._root._aborted = True
+        except QueryError as exc:
+            self._failed(exc)
             raise
         except asyncio.CancelledError:
             # Cancelled while the driver ran the statement: SQLAlchemy discards (invalidates)
@@ -156,10 +160,16 @@ class TransactionClient(ClientBase):
         try:
             async for batch in stream_statement(self._conn, stmt, model, batch_size, buffered):
                 yield batch
-        except QueryError:
-            if self._connection.dialect_ops.aborts_on_error:
-                self._root._aborted = True
+        except QueryError as exc:
+            self._failed(exc)
             raise
+
+    def _failed(self, exc: QueryError) -> None:
+        root = self._root
+        if self._connection.dialect_ops.aborts_on_error:
+            root._aborted = True
+        if isinstance(exc, TransactionConflictError) and root._conflict is None:
+            root._conflict = exc
 
     def transaction(
         self, callback: Callable[[TransactionClient], Any] | None = None
@@ -194,6 +204,18 @@ class TransactionClient(ClientBase):
         rolled back to a savepoint (PostgreSQL would roll back silently)."""
         self._check_open()
         root = self._root
+        if root._conflict is not None:
+            await _settle(self._end())
+            await self._run_hooks("rollback")
+            conflict = root._conflict
+            raise TransactionConflictError(
+                "Cannot commit: the database rolled the transaction back to resolve a conflict "
+                f"with a concurrent one ({conflict.message}); nothing was committed, run it "
+                "again",
+                sql=conflict.sql,
+                bindings=conflict.bindings,
+                original=conflict.original,
+            ) from conflict
         if root._aborted or root._broken:
             # PostgreSQL answers COMMIT of an aborted transaction with a ROLLBACK (a savepoint's
             # RELEASE with an error); a broken connection can't be trusted with a commit. A
@@ -253,6 +275,10 @@ class TransactionClient(ClientBase):
                     await self._discard()
                 # A savepoint of a broken connection: its root discards the whole transaction.
                 return
+            if root._conflict is not None and self.parent is not None:
+                # MySQL has rolled back the whole transaction (the savepoint is gone); anywhere
+                # the root must roll back too, which ends the savepoint with it.
+                return
             try:
                 await self._trx.rollback()
             except BaseException as exc:
@@ -308,6 +334,10 @@ class TransactionStarter(Generic[T]):
       end it in ``finally``/``except BaseException`` so a cancelled task rolls back too);
     - ``async with db.transaction() as trx``: commits on exit, rolls back on an exception;
     - ``await db.transaction(callback)``: awaits ``callback(trx)`` managed, returns its result.
+      With ``retries=N`` a transaction the database gave up on (``TransactionConflictError``:
+      a serialization failure or a deadlock) is rolled back and the callback runs again in a
+      new one, up to ``N`` more times, after a jittered exponential backoff; only a root
+      transaction retries (a savepoint's conflict belongs to the enclosing transaction).
 
     The managed forms roll back on any exception, ``asyncio.CancelledError`` included
     (``asyncio.wait_for``/``asyncio.timeout``): the rollback completes, and the connection
@@ -322,11 +352,15 @@ class TransactionStarter(Generic[T]):
         isolation_level: str | None,
         *,
         parent: TransactionClient | None = None,
+        retries: int = 0,
     ) -> None:
+        if retries != 0 or type(retries) is not int:
+            _check_retries(retries, callback is not None)
         self._connection = connection
         self._callback = callback
         self._isolation_level = isolation_level
         self._parent = parent
+        self._retries = retries
         self._trx: TransactionClient | None = None
 
     async def _begin(self) -> TransactionClient:
@@ -335,13 +369,32 @@ class TransactionStarter(Generic[T]):
         return await TransactionClient.begin(self._connection, self._isolation_level)
 
     async def _run(self) -> Any:
-        trx = await self._begin()
         if self._callback is None:
             # Unmanaged: the caller ends it. A task cancelled while holding it must still call
             # ``await trx.rollback()`` (in ``except``/``finally``), which is cancellation-safe.
-            return trx
+            return await self._begin()
+        attempt = 1
+        while True:
+            trx = await self._begin()
+            try:
+                return await self._attempt(trx, self._callback)
+            except TransactionConflictError as exc:
+                if not self._retries:
+                    raise
+                if trx.parent is not None:
+                    _annotate(exc, "not retried: it ran in a savepoint, retry the outermost")
+                    raise
+                if attempt > self._retries:
+                    _annotate(exc, f"gave up after {attempt} attempts (retries={self._retries})")
+                    raise
+            # The rollback has put back the instances the attempt wrote (their journal).
+            await asyncio.sleep(_retry_delay(attempt))
+            attempt += 1
+
+    @staticmethod
+    async def _attempt(trx: TransactionClient, callback: Callable[[TransactionClient], Any]) -> Any:
         async with managed(trx):
-            result = self._callback(trx)
+            result = callback(trx)
             if inspect.isawaitable(result):
                 result = await result
         return result
@@ -366,6 +419,39 @@ class TransactionStarter(Generic[T]):
             await trx.rollback()
         else:
             await trx.commit()
+
+
+# Retry backoff: the n-th retry waits between half and all of BASE * 2**(n-1) seconds, capped:
+# short enough for a transaction that lost a race to try again at once, spread so that two
+# that conflicted don't collide again in lockstep.
+_RETRY_BASE_DELAY = 0.02
+_RETRY_MAX_DELAY = 1.0
+
+
+def _retry_delay(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1-based), with jitter."""
+    ceiling: float = min(_RETRY_MAX_DELAY, _RETRY_BASE_DELAY * 2.0 ** (retry - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _check_retries(retries: object, has_callback: bool) -> None:
+    """Refuse a bad ``retries=`` before anything runs: a count of extra attempts, and only
+    for the callback form (a block of code cannot be run again)."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidArgumentError(
+            f"retries must be a whole number of extra attempts (0 or more), got {retries!r}"
+        )
+    if retries and not has_callback:
+        raise InvalidArgumentError(
+            "retries= needs the callback form, which can be run again: "
+            "await db.transaction(callback, retries=3); an `async with` block or an unmanaged "
+            "transaction cannot be re-run"
+        )
+
+
+def _annotate(exc: TransactionConflictError, note: str) -> None:
+    exc.message = f"Transaction conflict, {note}: {exc.message}"
+    exc.args = (exc.message,)
 
 
 @contextlib.asynccontextmanager

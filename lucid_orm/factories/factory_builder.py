@@ -262,7 +262,8 @@ class FactoryBuilder(Generic[M]):
         self._sync_hooks("after:make", instance, ctx)
         self._sync_hooks("before:make_stubbed", instance, ctx)
         pk = self.model.primary_key
-        if instance.__dict__.get(pk) is None:
+        # A composite key is the factory's to give (its components are ordinary columns).
+        if isinstance(pk, str) and instance.__dict__.get(pk) is None:
             setattr(instance, pk, Factory.next_stub_id(instance))
         inherited = self._recursive_for_relations()
         for entry in (*self._with_belongs_to, *self._with):

@@ -11,9 +11,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transf
 
 from ..errors import LucidError, ModelNotFoundError
 from . import persistence, serializer
-from .binding import bind, bind_transaction, client_for
+from .binding import bind, bind_transaction, client_for, client_for_new, search_values
 from .columns import ColumnDef
-from .model_info import ModelInfo, check_key_value, declared, info_of, pk_column, relation_key
+from .model_info import (
+    ModelInfo,
+    check_key_value,
+    declared,
+    info_of,
+    pk_column,
+    pk_columns,
+    relation_key,
+)
 from .naming import NamingStrategy, SnakeCaseNamingStrategy
 from .payload import as_mapping_list, keys_list
 from .persistence import search_query
@@ -103,7 +111,14 @@ class BaseModel:
     # -- class options (not columns) -----------------------------------------------------------
     table: ClassVar[str]
     connection: ClassVar[str | None] = None
-    primary_key: ClassVar[str] = "id"
+    #: The primary-key attribute, or a tuple of them for a composite key
+    #: (``primary_key = ("tenant_id", "id")``; ``find((tenant_id, id))``).
+    primary_key: ClassVar[str | tuple[str, ...]] = "id"
+    #: Shards: ``shard_for = staticmethod(lambda key: "shard_1")`` names the connection of a
+    #: shard key value (``None``: no opinion); ``shard_key`` names its attribute (default:
+    #: the primary key). See ``orm/binding.py``.
+    shard_for: ClassVar[staticmethod[[Any], str | None] | None] = None
+    shard_key: ClassVar[str | None] = None
     #: Global scopes applied to every query of the model, by name: ``{"tenant": fn}`` where
     #: ``fn(query)`` adds conditions (see also ``@global_scope`` and ``add_global_scope``).
     global_scopes: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
@@ -140,7 +155,9 @@ class BaseModel:
             object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
-        pk = self.__dict__.get(type(self).primary_key, None)
+        key = type(self).primary_key
+        d = self.__dict__
+        pk = d.get(key) if isinstance(key, str) else tuple(d.get(k) for k in key)
         state = "persisted" if self.is_persisted else "new"
         return f"<{type(self).__name__} {type(self).primary_key}={pk!r} ({state})>"
 
@@ -254,8 +271,9 @@ class BaseModel:
         cols = self._fillable(values, allow_extra_properties)
         d = self.__dict__
         pk = type(self).primary_key
+        keys = (pk,) if isinstance(pk, str) else pk
         for key in cols:
-            if key in d and not (key == pk and self.is_persisted):
+            if key in d and not (key in keys and self.is_persisted):
                 del d[key]
         return self.merge(values, allow_extra_properties)
 
@@ -314,7 +332,8 @@ class BaseModel:
         cls = type(self)
         pk_value = persistence.pk_value(self, "lock")
         async with client_for(self).transaction() as trx:
-            fresh = await cls.query(client=trx).for_update().where(pk_column(cls), pk_value).first()
+            query = persistence.where_key(cls.query(client=trx), cls, pk_value)
+            fresh = await query.for_update().first()
             if fresh is None:
                 raise _deleted_error()
             result = callback(fresh)
@@ -371,7 +390,8 @@ class BaseModel:
         connection: str | None = None,
     ) -> Self | None:
         """The first row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
-        return await search_query(cls, key, value, client_for(cls, client, connection)).first()
+        target = client_for(cls, client, connection, values=search_values(key, value))
+        return await search_query(cls, key, value, target).first()
 
     @classmethod
     async def find_by_or_fail(
@@ -392,12 +412,15 @@ class BaseModel:
         """Rows whose primary key is in ``values`` (ordered by primary key, descending)."""
         for v in values:
             check_key_value(cls, v)
+        query = cls.query(client=client, connection=connection)
+        if declared(cls).composite:
+            columns = list(pk_columns(cls))
+            query.where_in(columns, [list(v) for v in dict.fromkeys(values)])
+            for column in columns:
+                query.order_by(column, "desc")
+            return await query
         pk = pk_column(cls)
-        return (
-            await cls.query(client=client, connection=connection)
-            .where_in(pk, list(dict.fromkeys(values)))
-            .order_by(pk, "desc")
-        )
+        return await query.where_in(pk, list(dict.fromkeys(values))).order_by(pk, "desc")
 
     @classmethod
     async def find_many_by(
@@ -409,16 +432,18 @@ class BaseModel:
         connection: str | None = None,
     ) -> list[Self]:
         """Every row where attribute ``key`` equals ``value`` (or every pair of a dict)."""
-        return await search_query(cls, key, value, client_for(cls, client, connection))
+        target = client_for(cls, client, connection, values=search_values(key, value))
+        return await search_query(cls, key, value, target)
 
     @classmethod
     async def first(
         cls, *, client: Client | None = None, connection: str | None = None
     ) -> Self | None:
         """The first row by primary key."""
-        return (
-            await cls.query(client=client, connection=connection).order_by(pk_column(cls)).first()
-        )
+        query = cls.query(client=client, connection=connection)
+        for column in pk_columns(cls):
+            query.order_by(column)
+        return await query.first()
 
     @classmethod
     async def first_or_fail(
@@ -431,9 +456,10 @@ class BaseModel:
         cls, *, client: Client | None = None, connection: str | None = None
     ) -> list[Self]:
         """Every row, ordered by primary key descending (as Lucid)."""
-        return await cls.query(client=client, connection=connection).order_by(
-            pk_column(cls), "desc"
-        )
+        query = cls.query(client=client, connection=connection)
+        for column in pk_columns(cls):
+            query.order_by(column, "desc")
+        return await query
 
     @classmethod
     async def create(
@@ -448,7 +474,7 @@ class BaseModel:
         given: the instance stays bound to it)."""
         instance = cls()
         instance.merge(values, allow_extra_properties)
-        return await instance.save(client=client_for(cls, client, connection))
+        return await instance.save(client=client_for(instance, client, connection))
 
     @classmethod
     async def create_many(
@@ -467,7 +493,7 @@ class BaseModel:
         instances = new_many(cls, rows, allow_extra_properties)
         if not instances:
             return []
-        async with client_for(cls, client, connection).transaction() as trx:
+        async with client_for_new(cls, instances, client, connection).transaction() as trx:
             await persistence.insert_many(cls, instances, trx)
         return instances
 
@@ -486,7 +512,7 @@ class BaseModel:
         if found is not None:
             return found
         instance = cls().merge({**search, **(save_payload or {})})
-        bind([instance], client_for(cls, client, connection))
+        bind([instance], client_for(cls, client, connection, values=search))
         return instance
 
     @classmethod
@@ -507,7 +533,7 @@ class BaseModel:
             search, save_payload, client=client, connection=connection
         )
         if not instance.is_persisted:
-            target = client_for(cls, client, connection)
+            target = client_for(cls, client, connection, values=search)
             return await persistence.create_or_first(instance, search, target)
         return instance
 
@@ -523,7 +549,7 @@ class BaseModel:
         """Update the row matching ``search`` with ``update_payload`` (locked ``FOR UPDATE``
         in a transaction), or create ``search + update_payload``."""
         return await persistence.retrying(
-            client_for(cls, client, connection),
+            client_for(cls, client, connection, values=search),
             lambda trx: persistence.update_or_create(cls, search, update_payload, trx),
         )
 

@@ -1,14 +1,17 @@
 """The binding rule: which client an instance's statements use (``client_for``, the one
 resolver), the binding state rows carry from the client that read them, and how bound instances
-follow their transaction when it commits, is released into its parent or rolls back."""
+follow their transaction when it commits, is released into its parent or rolls back. Shards
+plug in here: the model's ``shard_for`` routes by shard key, ``db.using()`` scopes the default
+connection, and a transaction refuses an instance that belongs to another connection."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..database.manager import db
-from .state import CONN, TRX, bound_transaction
+from ..errors import LucidError
+from .state import CONN, DELETED, PERSISTED, TRX, bound_transaction
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -25,23 +28,152 @@ def client_for(
     target: BaseModel | type[BaseModel],
     client: Client | None = None,
     connection: str | None = None,
+    *,
+    values: Mapping[str, Any] | None = None,
 ) -> Client:
     """The one resolver: the client a statement for ``target`` runs on.
 
-    An explicit ``client`` wins, then an explicit ``connection`` name; an instance then uses
-    the transaction it is bound to while that lasts, else the connection it was read or created
-    with; a model class (or an unbound instance) uses its default connection.
+    An explicit ``client`` wins (a transaction refuses an instance, or ``values``, that
+    belong to another connection: ``E_CROSS_SHARD``), then an explicit ``connection`` name. An
+    instance then uses the transaction it is bound to while that lasts, else the connection it
+    was read or created with (a persisted instance without one: its model's default
+    connection). A model class, or a new instance, goes where the model's ``shard_for`` sends
+    its shard key (in ``values`` for a class), else to the model's ``connection`` class option,
+    else to the connection of the enclosing ``db.using()`` scope, else to the primary one.
     """
     if client is not None:
+        if client.is_transaction:
+            if isinstance(target, type):
+                if values is not None and target.shard_for is not None:
+                    _check_home(target, shard_connection(target, values), client, None)
+            else:
+                _check_home(type(target), home_connection(target), client, target)
         return client
     if connection is not None:
         return db.connection(connection)
     if isinstance(target, type):
+        if target.shard_for is not None and values is not None:
+            return db.connection(shard_connection(target, values) or target.connection)
         return db.connection(target.connection)
     trx = bound_transaction(target)
     if trx is not None:
         return trx
-    return db.connection(target.__dict__.get(CONN) or type(target).connection)
+    d = target.__dict__
+    name = d.get(CONN)
+    if name is None:
+        model = type(target)
+        if d.get(PERSISTED) or d.get(DELETED):
+            # Read or written on the model's default connection, whatever scope is open now.
+            name = default_connection(model)
+        elif model.shard_for is not None:
+            name = shard_connection(model, d)
+        if name is None:
+            name = model.connection
+    return db.connection(name)
+
+
+def client_for_new(
+    model: type[BaseModel],
+    instances: Sequence[BaseModel],
+    client: Client | None,
+    connection: str | None,
+) -> Client:
+    """``client_for`` for new ``instances`` written together (``create_many``): routed by
+    their shard keys when the model has ``shard_for``, which must agree (``E_CROSS_SHARD``:
+    one call per shard)."""
+    if client is not None or connection is not None or model.shard_for is None:
+        return client_for(model, client, connection)
+    names = list(dict.fromkeys(shard_connection(model, inst.__dict__) for inst in instances))
+    if len(names) > 1:
+        shown = ", ".join(f'"{n}"' if n else "the default connection" for n in names)
+        raise LucidError(
+            f"Cannot create these {model.__name__} rows together: their shard keys route them "
+            f"to {shown}, and one write spans one connection (no cross-shard transactions). "
+            "Group them by shard and create each group on its own",
+            code="E_CROSS_SHARD",
+        )
+    return db.connection(names[0] or model.connection)
+
+
+def search_values(key: str | Mapping[str, Any], value: Any) -> Mapping[str, Any] | None:
+    """The attribute values of a ``find_by``-style search (``key``, ``value`` or a dict)."""
+    if isinstance(key, Mapping):
+        return key
+    return {key: value} if isinstance(key, str) else None
+
+
+def shard_key(model: type[BaseModel]) -> str:
+    """The attribute ``shard_for`` routes by: ``shard_key``, else the primary key (the first
+    component of a composite one, typically its tenant)."""
+    if model.shard_key:
+        return model.shard_key
+    pk = model.primary_key
+    return pk if isinstance(pk, str) else pk[0]
+
+
+def shard_connection(model: type[BaseModel], values: Mapping[str, Any]) -> str | None:
+    """The connection ``model.shard_for`` names for the shard key in ``values`` (attribute
+    names to values): ``None`` when the model has no resolver, ``values`` lack the key, or the
+    resolver answers ``None``."""
+    resolver = model.shard_for
+    if resolver is None:
+        return None
+    key = shard_key(model)
+    value = values.get(key)
+    if value is None:
+        if key not in model.columns:
+            raise LucidError(
+                f'{model.__name__}.shard_key "{key}" is not a column of the model',
+                code="E_INVALID_ARGUMENT",
+            )
+        return None
+    name = resolver(value)
+    if name is not None and not isinstance(name, str):
+        raise LucidError(
+            f"{model.__name__}.shard_for({value!r}) must return a connection name or None, "
+            f"got {name!r}",
+            code="E_INVALID_ARGUMENT",
+        )
+    return name
+
+
+def home_connection(instance: BaseModel) -> str | None:
+    """The connection the row of ``instance`` lives on: the one it was read or written with
+    (a persisted or deleted instance), or the one its shard key routes a new one to; ``None``
+    for a new instance nothing routes (it may go anywhere)."""
+    model = type(instance)
+    return _home(model, instance.__dict__, model.shard_for is not None)
+
+
+def _home(model: type[BaseModel], d: dict[str, Any], routed: bool) -> str | None:
+    if d.get(PERSISTED) or d.get(DELETED):
+        name: str = d.get(CONN) or default_connection(model)
+        return name
+    return shard_connection(model, d) if routed else None
+
+
+def _check_home(
+    model: type[BaseModel], home: str | None, trx: Client, instance: BaseModel | None
+) -> None:
+    """Refuse to run a statement for a row of connection ``home`` in transaction ``trx`` of
+    another connection: a transaction covers one database (no cross-shard transactions)."""
+    if home is None or home == trx.connection_name:
+        return
+    what = model.__name__
+    if instance is not None:
+        pk = model.primary_key
+        d = instance.__dict__
+        key = d.get(pk) if isinstance(pk, str) else tuple(d.get(name) for name in pk)
+        what = f"{what} instance" if key is None else f"{what}#{key}"
+        how = "belongs to"
+    else:
+        how = f"is routed by {model.__name__}.shard_for to"
+    raise LucidError(
+        f'Cannot use {what} in a transaction of connection "{trx.connection_name}": it {how} '
+        f'connection "{home}", and a transaction spans one connection (no cross-shard '
+        f'transactions). Open the transaction there: db.transaction(connection="{home}")',
+        code="E_CROSS_SHARD",
+    )
 
 
 def binding(model: type[BaseModel], client: Client | None) -> dict[str, Any] | None:
@@ -58,13 +190,18 @@ def binding(model: type[BaseModel], client: Client | None) -> dict[str, Any] | N
     return out
 
 
-def bind(instances: Sequence[BaseModel], client: Client) -> None:
+def bind(instances: Sequence[BaseModel], client: Client, *, checked: bool = False) -> None:
     """Bind ``instances`` to the connection of ``client`` and, when it is a transaction, to it
-    while it lasts (see ``track``)."""
+    while it lasts (see ``track``); a transaction refuses instances that belong to another
+    connection (``E_CROSS_SHARD``), before any of them changes, unless the caller
+    ``checked`` them (``check_connection``; ``client_for`` checks what it resolves for)."""
     if not instances:
         return
     model = type(instances[0])
     name = client.connection_name
+    if client.is_transaction:
+        # First: it checks the instances' connections (before any binding changes).
+        bind_transaction(instances, client, checked=checked)
     conn = name if name != default_connection(model) else None
     for inst in instances:
         d = inst.__dict__
@@ -72,13 +209,26 @@ def bind(instances: Sequence[BaseModel], client: Client) -> None:
             d[CONN] = conn
         elif CONN in d:
             del d[CONN]
-    if client.is_transaction:
-        bind_transaction(instances, client)
 
 
-def bind_transaction(instances: Sequence[BaseModel], trx: Any) -> None:
+def check_connection(instances: Sequence[BaseModel], trx: Client) -> None:
+    """``E_CROSS_SHARD`` unless every instance may join transaction ``trx``: the rows of
+    persisted ones, and the shard keys of new ones, belong to its connection."""
+    name = trx.connection_name
+    model = type(instances[0])
+    routed = model.shard_for is not None
+    for inst in instances:
+        home = _home(model, inst.__dict__, routed)
+        if home is not None and home != name:
+            _check_home(model, home, trx, inst)
+
+
+def bind_transaction(instances: Sequence[BaseModel], trx: Any, *, checked: bool = False) -> None:
     """Bind ``instances`` to ``trx`` while it lasts (``use_transaction``), remembering the
-    transaction each had before for a rollback (see ``track``)."""
+    transaction each had before for a rollback (see ``track``). ``E_CROSS_SHARD`` when one
+    belongs to another connection than ``trx``'s (``check_connection``)."""
+    if instances and not checked:
+        check_connection(instances, trx)
     models: list[BaseModel] = []
     previous: list[Any] = []
     for inst in instances:

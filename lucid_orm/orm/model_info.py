@@ -59,6 +59,7 @@ class ModelInfo:
     model: type[BaseModel]
     table_name: str
     columns: dict[str, ColumnDef]  # attribute name -> definition
+    #: The primary-key attribute; ``None`` for a composite key (see ``primary_keys``).
     primary_key: str | None
     abstract: bool
     hooks: dict[str, list[Callable[..., Any]]]
@@ -82,6 +83,13 @@ class ModelInfo:
     global_scopes: dict[str, GlobalScopeFn] = field(default_factory=dict)
     #: The attribute stamped by a soft delete (``soft_deletes=``), or ``None``.
     soft_delete: str | None = None
+    #: Every primary-key attribute, in key order: one for a single key, several for a
+    #: composite one (``primary_key = ("tenant_id", "id")``).
+    primary_keys: tuple[str, ...] = ()
+    #: ``len(primary_keys) > 1``: code that handles both branches once on this flag.
+    composite: bool = False
+    # the Python types of each component of a composite key (check_key_value), once known
+    composite_key_types: tuple[tuple[type, ...], ...] | None = None
 
     @classmethod
     def build(
@@ -95,12 +103,13 @@ class ModelInfo:
         _collect_own(model, parts)
         _name_columns(model, parts.columns)
         global_scopes = _soft_deletes(model, parts, soft_deletes)
-        primary = _primary_key(model, parts.columns, abstract)
+        primaries = _primary_key(model, parts.columns, abstract)
+        composite = len(primaries) > 1
         info = cls(
             model=model,
             table_name=_table_name(model, abstract),
             columns=parts.columns,
-            primary_key=primary,
+            primary_key=primaries[0] if len(primaries) == 1 else None,
             abstract=abstract,
             hooks=parts.hooks,
             scopes=parts.scopes,
@@ -109,9 +118,11 @@ class ModelInfo:
             relations=parts.relations,
             global_scopes=global_scopes,
             soft_delete=parts.soft_delete,
+            primary_keys=primaries,
+            composite=composite,
         )
-        if primary is not None:
-            model.primary_key = primary
+        if primaries:
+            model.primary_key = primaries if composite else primaries[0]
         model._lucid = info
         model.columns = parts.columns
         model.relations = parts.relations
@@ -165,7 +176,10 @@ class ModelInfo:
                     col.column_name,
                     col.type_ or NullType(),
                     primary_key=col.is_primary,
-                    autoincrement=col.is_primary and isinstance(col.type_, Integer),
+                    # A composite key is given, not generated.
+                    autoincrement=col.is_primary
+                    and not self.composite
+                    and isinstance(col.type_, Integer),
                 )
             )
         schema, _, name = self.table_name.rpartition(".")
@@ -182,6 +196,7 @@ class ModelInfo:
         ]
         self.plans = {}
         self.key_types = None
+        self.composite_key_types = None
 
     def column_for_db(self, name: str) -> ColumnElement[Any] | None:
         if self.table is None or name not in self.by_column:
@@ -326,24 +341,60 @@ def _name_columns(model: type[BaseModel], columns: dict[str, ColumnDef]) -> None
 
 def _primary_key(
     model: type[BaseModel], columns: dict[str, ColumnDef], abstract: bool
-) -> str | None:
-    """The primary-key attribute: the one declared ``is_primary``, else ``id``."""
+) -> tuple[str, ...]:
+    """The primary-key attributes: the ``primary_key`` class option (an attribute name or a
+    tuple of them: a composite key), else the one column declared ``is_primary``, else
+    ``id``."""
+    option = model.__dict__.get("primary_key")
     primaries = [n for n, c in columns.items() if c.is_primary]
+    if option is not None:
+        names = (option,) if isinstance(option, str) else option
+        if (
+            not isinstance(names, tuple | list)
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)
+        ):
+            raise _model_error(
+                f'"{model.__name__}.primary_key" must be an attribute name or a tuple of '
+                f"distinct attribute names, got {option!r}"
+            )
+        for name in names:
+            if name not in columns:
+                raise _model_error(
+                    f'"{model.__name__}.primary_key" names "{name}", which is not a column'
+                )
+        extra = [n for n in primaries if n not in names]
+        if extra and any(n in inspect.get_annotations(model) for n in extra):
+            raise _model_error(
+                f'"{model.__name__}" declares primary_key={option!r} and also '
+                f"column(is_primary=True) on {', '.join(extra)}"
+            )
+        for name, col in columns.items():
+            col.is_primary = name in names
+        return tuple(names)
     if len(primaries) > 1:
+        for base in model.__mro__[1:]:
+            inherited: ModelInfo | None = base.__dict__.get("_lucid")
+            if inherited is not None and inherited.composite:
+                if set(inherited.primary_keys) == set(primaries):
+                    return inherited.primary_keys
+                break
         raise _model_error(
-            f'"{model.__name__}" declares more than one primary key: {", ".join(primaries)}'
+            f'"{model.__name__}" declares more than one primary key: {", ".join(primaries)} '
+            f"(a composite key is declared with primary_key = ({', '.join(map(repr, primaries))}))"
         )
     if primaries:
-        return primaries[0]
+        return (primaries[0],)
     if "id" in columns:
         columns["id"].is_primary = True
-        return "id"
+        return ("id",)
     if not abstract:
         raise _model_error(
             f'"{model.__name__}" has no primary key: declare one with column(is_primary=True) '
             'or a column named "id"'
         )
-    return None
+    return ()
 
 
 def _table_name(model: type[BaseModel], abstract: bool) -> str:
@@ -396,10 +447,21 @@ def declared(model: type[BaseModel]) -> ModelInfo:
 
 
 def pk_column(model: type[BaseModel]) -> str:
-    """The column name of the primary key of ``model``."""
+    """The column name of the primary key of ``model`` (a single key: see ``pk_columns``)."""
     info = info_of(model)
-    assert info.primary_key is not None
+    if info.primary_key is None:
+        raise LucidError(
+            f'"{model.__name__}" has a composite primary key {model.primary_key!r}: this '
+            "operation needs a single-column key",
+            code="E_COMPOSITE_KEY",
+        )
     return info.columns[info.primary_key].column_name
+
+
+def pk_columns(model: type[BaseModel]) -> tuple[str, ...]:
+    """The column names of the primary key of ``model``, in key order (one or several)."""
+    info = info_of(model)
+    return tuple(info.columns[name].column_name for name in info.primary_keys)
 
 
 def column_name(model: type[BaseModel], attribute: str) -> str:
@@ -454,9 +516,10 @@ def reserved_names() -> frozenset[str]:
 _RESERVED: frozenset[str] | None = None
 
 
-def _key_types(info: ModelInfo) -> tuple[type, ...]:
-    """The Python types a primary-key value may have (empty: not checked beyond scalars)."""
-    col = info.columns.get(info.primary_key or "")
+def _key_types(info: ModelInfo, attribute: str | None = None) -> tuple[type, ...]:
+    """The Python types a value of the primary key (or of its component ``attribute``) may
+    have (empty: not checked beyond scalars)."""
+    col = info.columns.get(attribute or info.primary_key or "")
     type_ = col.type_ if col is not None else None
     if isinstance(type_, Integer):
         return (int,)
@@ -485,22 +548,69 @@ def check_key_value(model: type[BaseModel], value: Any) -> None:
     """Refuse a key value that is not exactly of the key's type before any query: on
     PostgreSQL ``find(1.9)`` would otherwise match row 1 (the value is cast)."""
     info = model._lucid
+    if info.composite:
+        check_composite_key(model, value)
+        return
     accepted = info.key_types
     if accepted is None:
         accepted = info.key_types = _key_types(info)
     kind = value.__class__
     if kind in accepted:
         return
-    if (
-        value is None
-        or kind is bool
-        or isinstance(value, list | dict | tuple | set)
-        or hasattr(kind, "_lucid")  # a model instance
-        or (accepted and not _key_value_ok(value, accepted))
-    ):
+    if _refused_key(value, accepted):
         expected = " or ".join(t.__name__ for t in accepted) or "a scalar"
         raise LucidError(
             f'Invalid value {value!r} for primary key "{model.__name__}.{model.primary_key}": '
             f"expected {expected}, got {kind.__name__}",
             code="E_INVALID_ARGUMENT",
         )
+
+
+def _refused_key(value: Any, accepted: tuple[type, ...]) -> bool:
+    """Whether ``value``, not exactly of an ``accepted`` type, is no key value: None, a bool, a
+    container, a model instance, or a value that does not convert exactly."""
+    kind = value.__class__
+    return (
+        value is None
+        or kind is bool
+        or isinstance(value, list | dict | tuple | set)
+        or hasattr(kind, "_lucid")  # a model instance
+        or bool(accepted and not _key_value_ok(value, accepted))
+    )
+
+
+def check_component(model: type[BaseModel], attribute: str, value: Any, where: str) -> None:
+    """Refuse ``value`` for component ``attribute`` of a composite key (``where`` names the
+    key in the message) unless it is exactly of the component's type."""
+    col = model.columns.get(attribute)
+    accepted = _key_types(model._lucid, attribute) if col is not None else ()
+    kind = value.__class__
+    if kind in accepted:
+        return
+    if _refused_key(value, accepted):
+        expected = " or ".join(t.__name__ for t in accepted) or "a scalar"
+        raise LucidError(
+            f'Invalid value {value!r} for "{attribute}" of {where}: expected {expected}, got '
+            f"{kind.__name__}",
+            code="E_INVALID_ARGUMENT",
+        )
+
+
+def check_composite_key(model: type[BaseModel], value: Any) -> None:
+    """Refuse a value of a composite primary key that is not a tuple of one value per
+    component, each exactly of its component's type (``check_key_value``)."""
+    info = model._lucid
+    names = info.primary_keys
+    where = f'primary key "{model.__name__}.{names!r}"'
+    if not isinstance(value, tuple) or len(value) != len(names):
+        raise LucidError(
+            f"Invalid value {value!r} for composite {where}: expected a tuple of "
+            f"{len(names)} values ({', '.join(names)})",
+            code="E_INVALID_ARGUMENT",
+        )
+    accepted = info.composite_key_types
+    if accepted is None:
+        accepted = info.composite_key_types = tuple(_key_types(info, n) for n in names)
+    for name, types, component in zip(names, accepted, value, strict=True):
+        if component.__class__ not in types:
+            check_component(model, name, component, where)

@@ -43,16 +43,25 @@ RelationType = Literal[
 class ModelLike(Protocol):
     """A model as a naming strategy sees it; strategies take the class, ``type[ModelLike]``.
 
-    Only the class's ``__name__`` and ``primary_key`` (the primary key attribute name, declared
-    ``ClassVar[str]`` on the model base) are read.
+    Only the class's ``__name__`` and ``primary_key`` (the primary key attribute name, or a
+    tuple of them for a composite key) are read.
     """
 
-    primary_key: ClassVar[str]
+    primary_key: ClassVar[str | tuple[str, ...]]
 
 
 _ACRONYM_BOUNDARY = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _WORD_BOUNDARY = re.compile(r"([a-z\d])([A-Z])")
 _SEPARATORS = re.compile(r"[^A-Za-z\d]+")
+
+
+def _prefixed(model: type[ModelLike]) -> str | tuple[str, ...]:
+    """``<model>_<key>`` for each primary-key attribute of ``model``."""
+    prefix = snake_case(model.__name__)
+    key = model.primary_key
+    if isinstance(key, str):
+        return f"{prefix}_{key}"
+    return tuple(f"{prefix}_{k}" for k in key)
 
 
 def snake_case(name: str) -> str:
@@ -103,8 +112,9 @@ class NamingStrategy(Protocol):
         model: type[ModelLike],
         related_model: type[ModelLike],
         relation_name: str,
-    ) -> str:
-        """The local key attribute of a relation defined on ``model``."""
+    ) -> str | tuple[str, ...]:
+        """The local key attribute of a relation defined on ``model``. (a tuple
+        for a composite key)."""
         ...
 
     def relation_foreign_key(
@@ -113,8 +123,9 @@ class NamingStrategy(Protocol):
         model: type[ModelLike],
         related_model: type[ModelLike],
         relation_name: str,
-    ) -> str:
-        """The foreign key attribute of a relation defined on ``model``."""
+    ) -> str | tuple[str, ...]:
+        """The foreign key attribute of a relation defined on ``model``. (a tuple
+        for a composite key)."""
         ...
 
     def relation_pivot_table(
@@ -133,8 +144,9 @@ class NamingStrategy(Protocol):
         model: type[ModelLike],
         related_model: type[ModelLike],
         relation_name: str,
-    ) -> str:
-        """The pivot column that points at ``model`` (swap the models for the related side)."""
+    ) -> str | tuple[str, ...]:
+        """The pivot column that points at ``model`` (swap the models for the related side;
+        a tuple for a composite key)."""
         ...
 
     def pagination_meta_keys(self) -> PaginationMetaKeys:
@@ -173,8 +185,9 @@ class SnakeCaseNamingStrategy:
         model: type[ModelLike],
         related_model: type[ModelLike],
         relation_name: str,
-    ) -> str:
-        """The related model's primary key for ``belongsTo``, else the model's own."""
+    ) -> str | tuple[str, ...]:
+        """The related model's primary key for ``belongsTo``, else the model's own (a tuple
+        when that key is composite)."""
         if relation_type == "belongsTo":
             return related_model.primary_key
         return model.primary_key
@@ -185,14 +198,14 @@ class SnakeCaseNamingStrategy:
         model: type[ModelLike],
         related_model: type[ModelLike],
         relation_name: str,
-    ) -> str:
+    ) -> str | tuple[str, ...]:
         """``<related model>_<its primary key>`` for ``belongsTo``, else ``<model>_<its key>``.
 
         ``Post.author = belongs_to(User)`` and ``User.posts = has_many(Post)`` both give
-        ``user_id``.
+        ``user_id``; a composite key gives one such name per component.
         """
         owner = related_model if relation_type == "belongsTo" else model
-        return f"{snake_case(owner.__name__)}_{owner.primary_key}"
+        return _prefixed(owner)
 
     def relation_pivot_table(
         self,
@@ -211,9 +224,10 @@ class SnakeCaseNamingStrategy:
         model: type[ModelLike],
         related_model: type[ModelLike],
         relation_name: str,
-    ) -> str:
-        """``<model>_<its primary key>``: ``user_id`` for ``User``."""
-        return f"{snake_case(model.__name__)}_{model.primary_key}"
+    ) -> str | tuple[str, ...]:
+        """``<model>_<its primary key>``: ``user_id`` for ``User`` (one per component of a
+        composite key)."""
+        return _prefixed(model)
 
     def pagination_meta_keys(self) -> PaginationMetaKeys:
         """snake_case keys: ``per_page``, ``current_page``, ``first_page_url``, …"""

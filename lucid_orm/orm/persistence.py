@@ -10,7 +10,17 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from sqlalchemy import Integer, Select, bindparam, insert, literal, select, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    literal,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 
@@ -19,11 +29,19 @@ from ..database.result import ExecResult
 from ..database.transaction import TransactionClient
 from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
-from .binding import bind
+from .binding import bind, check_connection, shard_connection
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
 from .journal import ABSENT, created, deleted, updated, updated_many
-from .model_info import ModelInfo, check_key_value, column_name, info_of, pk_column
+from .model_info import (
+    ModelInfo,
+    check_component,
+    check_key_value,
+    column_name,
+    info_of,
+    pk_column,
+    pk_columns,
+)
 from .state import (
     DELETED,
     ORIGINAL,
@@ -57,14 +75,52 @@ def row_gone(model: type[BaseModel], action: str, key: Any) -> ModelNotFoundErro
 
 
 def pk_value(instance: BaseModel, action: str) -> Any:
-    """The primary-key value of ``instance``; ``E_MISSING_MODEL_ATTRIBUTE`` when unset."""
+    """The primary-key value of ``instance`` (a tuple for a composite key);
+    ``E_MISSING_MODEL_ATTRIBUTE`` when unset."""
     model = type(instance)
     pk = model.primary_key
+    if not isinstance(pk, str):
+        return _composite_value(instance, pk, action)
     value = instance.__dict__.get(pk)
     if value is None:
         message = f'Cannot {action} "{model.__name__}" instance: its primary key "{pk}" is not set'
         raise missing_attribute(message)
     return value
+
+
+def _composite_value(instance: BaseModel, names: tuple[str, ...], action: str) -> tuple[Any, ...]:
+    d = instance.__dict__
+    value = tuple(d.get(name) for name in names)
+    if None in value:
+        missing = ", ".join(n for n, v in zip(names, value, strict=True) if v is None)
+        raise missing_attribute(
+            f'Cannot {action} "{type(instance).__name__}" instance: its primary key '
+            f"({', '.join(names)}) is not set ({missing})"
+        )
+    return value
+
+
+def where_key(
+    query: ModelQueryBuilder[M], model: type[BaseModel], key: Any
+) -> ModelQueryBuilder[M]:
+    """``query`` constrained to the row of primary key ``key`` (a tuple for a composite key)."""
+    if not info_of(model).composite:
+        return query.where(pk_column(model), key)
+    for column, value in zip(pk_columns(model), key, strict=True):
+        query.where(column, value)
+    return query
+
+
+def key_match(model: type[BaseModel], key: Any) -> ColumnElement[Any]:
+    """``pk = key``: one comparison, or one per component of a composite key (``key`` a
+    tuple in key order)."""
+    info = info_of(model)
+    table = info.table
+    assert table is not None
+    if not info.composite:
+        clause: ColumnElement[Any] = table.c[pk_column(model)] == key
+        return clause
+    return and_(*[table.c[c] == v for c, v in zip(pk_columns(model), key, strict=True)])
 
 
 def prepared(instance: BaseModel, attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,6 +205,9 @@ async def insert_one(instance: BaseModel, client: Client) -> None:
     transaction, then bound to ``client``."""
     model = type(instance)
     info = info_of(model)
+    if info.composite:
+        await _insert_composite(instance, client)
+        return
     assert info.table is not None and info.primary_key is not None
     pk_attr = info.primary_key
     d = instance.__dict__
@@ -162,6 +221,33 @@ async def insert_one(instance: BaseModel, client: Client) -> None:
     d[PERSISTED] = True
     if client.is_transaction:
         created(client, [instance], pk_attr, [not had_key], stamps)
+    _written(instance)
+    bind([instance], client, checked=True)
+
+
+async def _insert_composite(instance: BaseModel, client: Client) -> None:
+    """``insert_one`` of a model with a composite key: the key is what the instance holds,
+    every component set (``E_MISSING_MODEL_ATTRIBUTE`` before the write otherwise); where
+    the database has ``RETURNING`` the stored key is read back (a type the column converts)."""
+    model = type(instance)
+    info = info_of(model)
+    assert info.table is not None
+    _composite_value(instance, info.primary_keys, "insert")
+    d = instance.__dict__
+    stamps = touch_all(model, [instance], True)
+    values = prepared(instance, {k: d[k] for k in model.columns if k in d})
+    stmt: Any = insert(info.table).values(values)
+    returning = client.dialect_ops.returning
+    if returning:
+        stmt = stmt.returning(*[info.table.c[c] for c in pk_columns(model)])
+    result = await client.execute(stmt, write=True, model=model.__name__)
+    if returning and result.rows:
+        for name, value in zip(info.primary_keys, result.rows[0], strict=True):
+            if value is not None:
+                d[name] = value
+    d[PERSISTED] = True
+    if client.is_transaction:
+        created(client, [instance], info.primary_keys[0], [False], stamps)
     _written(instance)
     bind([instance], client)
 
@@ -177,11 +263,7 @@ async def update_one(instance: BaseModel, client: Client) -> None:
     dirty = instance.dirty
     if dirty:
         key = pk_value(instance, "update")
-        stmt = (
-            sa_update(info.table)
-            .values(prepared(instance, dirty))
-            .where(info.table.c[pk_column(model)] == key)
-        )
+        stmt = sa_update(info.table).values(prepared(instance, dirty)).where(key_match(model, key))
         result = await client.execute(stmt, write=True, model=model.__name__)
         # MySQL counts matched rows here too (the FOUND_ROWS client flag), so an UPDATE that
         # changes nothing still counts its row.
@@ -190,7 +272,7 @@ async def update_one(instance: BaseModel, client: Client) -> None:
         if client.is_transaction:
             updated(client, instance, original, stamps)
     _written(instance)
-    bind([instance], client)
+    bind([instance], client, checked=True)
 
 
 async def save(instance: BaseModel, client: Client) -> None:
@@ -233,7 +315,7 @@ async def delete(instance: BaseModel, client: Client, *, force: bool = False) ->
         await run_hooks(info.hooks.get("after:delete"), instance)
         return
     key = pk_value(instance, "delete")
-    stmt = sa_delete(info.table).where(info.table.c[pk_column(model)] == key)
+    stmt = sa_delete(info.table).where(key_match(model, key))
     result = await client.execute(stmt, write=True, model=model.__name__)
     if result.rowcount == 0:
         raise row_gone(model, "delete", key)
@@ -276,7 +358,7 @@ async def _set_trashed(instance: BaseModel, client: Client, value: Any, action: 
     stmt = (
         sa_update(info.table)
         .values({info.columns[attr].column_name: v for attr, v in written.items()})
-        .where(info.table.c[pk_column(model)] == key)
+        .where(key_match(model, key))
     )
     result = await client.execute(stmt, write=True, model=model.__name__)
     if result.rowcount == 0:
@@ -288,7 +370,7 @@ async def _set_trashed(instance: BaseModel, client: Client, value: Any, action: 
         updated(client, instance, original, changes)
     d.update(written)
     set_original(instance, {**original, **written})
-    bind([instance], client)
+    bind([instance], client, checked=True)
 
 
 def _update_stamps(info: ModelInfo, now: _dt.datetime) -> dict[str, Any]:
@@ -309,7 +391,7 @@ async def refresh(instance: BaseModel, client: Client) -> None:
     key = pk_value(instance, "refresh")
     # Its own row by key: a trashed or out-of-scope row refreshes too.
     query = model.query(client=client).without_global_scopes()
-    fresh = await query.where(pk_column(model), key).first()
+    fresh = await where_key(query, model, key).first()
     if fresh is None:
         raise ModelNotFoundError(
             f'"{model.__name__}.refresh" failed: no row in "{info_of(model).table_name}" where '
@@ -345,10 +427,16 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
     Journaled first: every caller runs this inside a transaction (or savepoint) of its own,
     whose rollback then clears the keys already assigned."""
     info = info_of(model)
-    assert info.primary_key is not None
-    bind(instances, trx)  # hooks see the transaction, as ``trx``
+    if model.shard_for is not None:
+        # New rows: only their shard keys can tie them to another connection.
+        check_connection(instances, trx)
+    bind(instances, trx, checked=True)  # hooks see the transaction, as ``trx``
     await _run_each(info.hooks, "before:create", "before:save", instances)
     stamps = touch_all(model, instances, True)
+    if info.composite:
+        await _insert_many_composite(model, instances, trx, stamps)
+        return
+    assert info.primary_key is not None
     pk_attr = info.primary_key
     with hydration.gc_paused(len(instances)):
         values = hydration.set_columns(instances, list(model.columns))
@@ -364,6 +452,55 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
         d[PERSISTED] = True
         if pk_attr in d:
             attrs[pk_attr] = d[pk_attr]
+        d[ORIGINAL] = hydration.snapshot(attrs, deep) if deep else attrs
+    await _run_each(info.hooks, "after:create", "after:save", instances)
+
+
+async def _insert_many_composite(
+    model: type[M],
+    instances: list[M],
+    trx: TransactionClient,
+    stamps: dict[str, tuple[Any, Any]] | None,
+) -> None:
+    """``insert_many`` of a model with a composite key (its before hooks run): rows that set
+    the same columns in one multi-row INSERT, the key columns returned in parameter order
+    where the database has ``RETURNING``."""
+    info = info_of(model)
+    table = info.table
+    assert table is not None
+    for inst in instances:
+        _composite_value(inst, info.primary_keys, "insert")
+    with hydration.gc_paused(len(instances)):
+        values = hydration.set_columns(instances, list(model.columns))
+    created(trx, instances, info.primary_keys[0], [False] * len(instances), stamps)
+    key_cols = [table.c[c] for c in pk_columns(model)]
+    returning = trx.dialect_ops.returning
+    start = 0
+    while start < len(instances):
+        keys = values[start].keys()
+        end = start + 1
+        while end < len(values) and values[end].keys() == keys:
+            end += 1
+        batch = instances[start:end]
+        params = _prepared_many(model, batch, values[start:end])
+        stmt: Any = insert(table)
+        if returning:
+            stmt = stmt.returning(*key_cols, sort_by_parameter_order=True)
+        result = await trx.execute(stmt, write=True, model=model.__name__, params=params)
+        if returning:
+            for inst, row in zip(batch, result.rows, strict=False):
+                d = inst.__dict__
+                for name, value in zip(info.primary_keys, row, strict=True):
+                    if value is not None:
+                        d[name] = value
+        start = end
+    deep = info.json_attributes
+    for inst, attrs in zip(instances, values, strict=True):
+        d = inst.__dict__
+        d[PERSISTED] = True
+        for name in info.primary_keys:
+            if name in d:
+                attrs[name] = d[name]
         d[ORIGINAL] = hydration.snapshot(attrs, deep) if deep else attrs
     await _run_each(info.hooks, "after:create", "after:save", instances)
 
@@ -434,7 +571,17 @@ async def find(
     """``BaseModel.find``. Without a client and find hooks it takes the short path: one
     statement per model compiled once, no builder."""
     check_key_value(model, value)
+    if model.shard_for is not None and connection is None:
+        # Routed by the key (the shard key being the primary key); a transaction of another
+        # connection is refused.
+        pk = model.primary_key
+        values = {pk: value} if isinstance(pk, str) else dict(zip(pk, value, strict=True))
+        if client is not None:
+            client_for(model, client, values=values)
+        connection = shard_connection(model, values)
     info = info_of(model)
+    if info.composite:
+        return await _find_composite(model, value, client, connection)
     hooks = info.hooks
     if (
         client is None
@@ -453,6 +600,39 @@ async def find(
     return await query.where(pk_column(model), value).first()
 
 
+async def _find_composite(
+    model: type[M], value: tuple[Any, ...], client: Client | None, connection: str | None
+) -> M | None:
+    """``find`` of a composite key (checked): the short path with one parameter per
+    component, else the query."""
+    info = info_of(model)
+    hooks = info.hooks
+    if (
+        client is None
+        and "before:find" not in hooks
+        and "after:find" not in hooks
+        and not info.global_scopes
+    ):
+        query_client = db.connection(connection or model.connection)
+        result = await query_client.fetch_compiled(
+            (model, "find"), lambda: _find_composite_statement(model), list(value), model.__name__
+        )
+        if result is not None:
+            rows = hydration.hydrate(model, result.keys, result.rows, query_client)
+            return rows[0] if rows else None
+    query = model.query(client=client, connection=connection)
+    return await where_key(query, model, value).first()
+
+
+def _find_composite_statement(model: type[BaseModel]) -> Select[Any]:
+    info = info_of(model)
+    assert info.table is not None
+    columns = [info.table.c[name] for name in pk_columns(model)]
+    return select(*info.select_columns).where(
+        *[c == bindparam(f"lucid_pk_{i}", type_=c.type) for i, c in enumerate(columns)]
+    )
+
+
 def _find_statement(model: type[BaseModel]) -> Select[Any]:
     info = info_of(model)
     assert info.table is not None
@@ -468,9 +648,13 @@ def search_query(model: type[M], search: Any, value: Any, client: Client) -> Mod
     if not isinstance(search, Mapping) or not search:
         raise LucidError("Expected an attribute name and a value, or a dict of them")
     query = model.query(client=client)
+    primary = model.primary_key
+    composite = not isinstance(primary, str)
     for key, val in search.items():
-        if key == model.primary_key:
+        if key == primary:
             check_key_value(model, val)
+        elif composite and key in primary:
+            check_component(model, key, val, f'primary key "{model.__name__}.{primary!r}"')
         query.where(column_name(model, key), val)
     return query
 
@@ -502,7 +686,7 @@ async def locked_match(query: ModelQueryBuilder[M]) -> M | None:
     model = type(found)
     client = query.client
     key = pk_value(found, "lock")
-    locked = await model.query(client=client).where(pk_column(model), key).for_update().first()
+    locked = await where_key(model.query(client=client), model, key).for_update().first()
     return locked
 
 
@@ -615,23 +799,28 @@ async def _match_in_database(
     ``SELECT i, pk FROM t WHERE pk IN (candidates) AND keys = entry_i UNION ALL …``."""
     info = info_of(model)
     table = info.table
-    assert table is not None and info.primary_key is not None
-    pk = table.c[pk_column(model)]
-    by_key = {m.__dict__[info.primary_key]: m for m in candidates}
+    assert table is not None
+    names = info.primary_keys
+    pks = [table.c[c] for c in pk_columns(model)]
+    by_key = {tuple(m.__dict__[n] for n in names): m for m in candidates}
+    # ``pk IN (…)``, or ``(a, b) IN (…)`` for a composite key
+    in_candidates = (
+        tuple_(*pks).in_(list(by_key)) if len(pks) > 1 else pks[0].in_([k[0] for k in by_key])
+    )
     pending = [i for i, m in enumerate(out) if m is None]
     for start in range(0, len(pending), 200):
         parts = [
-            select(literal(i).label("i"), pk).where(
-                pk.in_(list(by_key)),
+            select(literal(i).label("i"), *pks).where(
+                in_candidates,
                 *[table.c[column_name(model, k)] == payload[i][k] for k in keys],
             )
             for i in pending[start : start + 200]
         ]
         stmt = parts[0] if len(parts) == 1 else union_all(*parts)
         result = await client.execute(stmt, write=False, model=model.__name__)
-        for i, key in result.rows:
+        for i, *key in result.rows:
             if out[i] is None:
-                out[i] = by_key.get(key)
+                out[i] = by_key.get(tuple(key))
 
 
 async def upsert_many(
@@ -797,7 +986,7 @@ async def upsert_rows(
     (as Eloquent's ``upsert``): the write is one statement, not a save per instance."""
     info = info_of(model)
     table = info.table
-    assert table is not None and info.primary_key is not None
+    assert table is not None
     _require_keys(conflict, rows)
     instances = hydration.new_many(model, rows)
     touch_all(model, instances, True)
@@ -826,7 +1015,7 @@ async def upsert_rows(
             merge_attrs = [
                 k
                 for k in names
-                if k not in conflict and k not in created_only and k != info.primary_key
+                if k not in conflict and k not in created_only and k not in info.primary_keys
             ]
         else:
             merge_attrs = list(merge)
@@ -914,7 +1103,7 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
         return
     info = info_of(model)
     table = info.table
-    assert table is not None and info.primary_key is not None
+    assert table is not None
     for inst in items:
         if type(inst) is not model and not isinstance(inst, model):
             raise LucidError(
@@ -940,6 +1129,12 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
 async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -> None:
     info = info_of(model)
     table = info.table
+    if info.composite:
+        # No one-statement bulk UPDATE keyed on several columns: one UPDATE per instance,
+        # inside this transaction (hooks as save()).
+        for inst in items:
+            await save(inst, trx)
+        return
     assert table is not None and info.primary_key is not None
     bind(items, trx)
     await _run_each(info.hooks, "before:update", "before:save", items)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
 from . import lazy_guard
-from .model_info import pk_column, relation_key
-from .persistence import pk_value
+from .model_info import pk_columns, relation_key
+from .persistence import pk_value, where_key
 from .state import sideloaded_of
 
 if TYPE_CHECKING:
@@ -175,12 +175,12 @@ async def load_aggregate_onto(
     _lazy_load_guard(instance)
     lazy_guard.check(instance, [relation], "load_count()/load_aggregate()")
     model = type(instance)
-    pk = pk_column(model)
-    query = model.query(client=client).select(pk).where(pk, pk_value(instance, "select"))
+    pks = pk_columns(model)
+    query = where_key(model.query(client=client).select(*pks), model, pk_value(instance, "select"))
     configure(query)
     rows: Any = await query.pojo()
     if rows:
         extras = instance.extras
         for key, value in rows[0].items():
-            if key != pk:
+            if key not in pks:
                 extras[key] = value

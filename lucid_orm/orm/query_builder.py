@@ -747,8 +747,12 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         columns must hold no NULLs. A cursor that does not fit the query raises
         ``E_INVALID_CURSOR`` (status 400)."""
         info = self._info
-        pk = info.primary_key
-        tie = [info.table.c[info.columns[pk].column_name]] if pk and info.table is not None else []
+        table = info.table
+        tie = (
+            [table.c[info.columns[pk].column_name] for pk in info.primary_keys]
+            if table is not None
+            else []
+        )
         from ..query.cursor import paginate_by_cursor  # loaded on first use
 
         return await paginate_by_cursor(

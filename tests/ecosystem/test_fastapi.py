@@ -211,6 +211,37 @@ async def test_an_unreachable_database_is_a_503_and_logged(
     assert "s3cret" not in caplog.text  # the log names the connection, its password masked
 
 
+async def test_a_transaction_conflict_is_a_409_without_sql_or_values(
+    database: Database, dialect: str
+) -> None:
+    """PostgreSQL: every attempt updates a row another connection changed since the
+    transaction's snapshot (40001), so the retries run out."""
+    if dialect != "postgresql":
+        pytest.skip("a deterministic conflict: PostgreSQL's REPEATABLE READ snapshot")
+    thing = await Thing.create({"name": "counter", "amount": 0})
+    app = make_app()
+
+    @app.post("/counter")
+    async def bump() -> dict[str, str]:
+        async def lose(trx: TransactionClient) -> None:
+            await trx.from_("things").where("id", thing.id).first()
+            await db.from_("things").where("id", thing.id).increment("amount")
+            await trx.from_("things").where("id", thing.id).increment("amount")
+
+        await db.transaction(lose, isolation_level="repeatable_read", retries=1)
+        return {"status": "ok"}
+
+    async with client_for(app) as client:
+        response = await client.post("/counter")
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "E_TRANSACTION_CONFLICT",
+        "message": "The request conflicted with a concurrent one: try again",
+    }
+    assert "things" not in response.text.lower()
+    assert [t.amount for t in await Thing.all()] == [2]  # the other connection's two
+
+
 # -- a transaction per request ------------------------------------------------------------------
 
 

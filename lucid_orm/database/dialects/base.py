@@ -97,7 +97,9 @@ class Dialect:
     ``transactional_ddl`` (DDL rolls back with its transaction), ``isolation_levels``
     (per-transaction isolation levels), ``loop_bound`` (driver connections belong to the event
     loop that opened them), ``integrity_error_codes`` (driver error codes that are constraint
-    violations although the driver files them elsewhere).
+    violations although the driver files them elsewhere), ``conflict_error_codes`` (driver
+    error codes or SQLSTATEs that mean the server gave up on the transaction to keep concurrent
+    ones consistent: ``TransactionConflictError``).
 
     Extension point: subclass, override what differs, and register the instance in
     ``dialects/__init__.py`` under SQLAlchemy's backend name.
@@ -109,6 +111,7 @@ class Dialect:
     isolation_levels: ClassVar[bool] = True
     loop_bound: ClassVar[bool] = True
     integrity_error_codes: ClassVar[frozenset[int]] = frozenset()
+    conflict_error_codes: ClassVar[frozenset[int | str]] = frozenset()
     # The server's port when the URL names none (``server.port`` of tracing spans).
     default_port: ClassVar[int | None] = None
     # A failed statement aborts the whole transaction until a rollback (PostgreSQL).

@@ -47,6 +47,9 @@ class MysqlDialect(Dialect):
     # Constraint errors that SQLAlchemy files under OperationalError: a NOT NULL column
     # without a default (1364), NULL into NOT NULL (1048), duplicates and foreign keys.
     integrity_error_codes = frozenset({1048, 1062, 1169, 1216, 1217, 1364, 1451, 1452, 1557, 4025})
+    # A deadlock victim, also Galera's certification failure at COMMIT (1213); a row changed
+    # since the snapshot read it (1020, MariaDB's innodb_snapshot_isolation).
+    conflict_error_codes = frozenset({1213, 1020})
     # A read may write too (a stored function in a SELECT): COMMIT ends its implicit
     # transaction instead of the rollback on close.
     commit_after_read = True

@@ -137,6 +137,8 @@ class PostgresqlDialect(Dialect):
         " when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0"
         " else extract(epoch from now() - pg_last_xact_replay_timestamp()) end"
     )
+    # serialization_failure, deadlock_detected.
+    conflict_error_codes = frozenset({"40001", "40P01"})
 
     def engine_options(self, setup: EngineSetup) -> None:
         # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.

@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
 from ...query.chainable import Chainable, check_page, correlated, resolve_column
-from ...query.keys import keys_in
+from ...query.keys import keys_in, rows_in
 from .. import lazy_guard
 from ..binding import bind, client_for
 from ..model_info import declared, info_of
@@ -59,10 +59,11 @@ class RelationOptions(TypedDict, total=False):
 
 
 class KeyOptions(RelationOptions, total=False):
-    """``RelationOptions`` plus the two keys of belongs_to, has_one and has_many."""
+    """``RelationOptions`` plus the two keys of belongs_to, has_one and has_many (a tuple of
+    attribute names for a composite key)."""
 
-    foreign_key: str | None
-    local_key: str | None
+    foreign_key: str | tuple[str, ...] | None
+    local_key: str | tuple[str, ...] | None
 
 
 _ROW_NUMBER = "lucid_row_number"
@@ -116,6 +117,52 @@ def group_rows(related: Sequence[Any], name: str, *, extra: bool = False) -> dic
     return groups
 
 
+def group_rows_by(
+    related: Sequence[Any], names: tuple[str, ...], *, extra: bool = False
+) -> dict[tuple[Any, ...], list[Any]]:
+    """``group_rows`` for a composite key: rows grouped by the tuple of their attributes
+    ``names`` (or of their extras of those names)."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for row in related:
+        source = (row.__dict__.get(EXTRAS) or _NO_EXTRAS) if extra else row.__dict__
+        groups.setdefault(tuple([source.get(n) for n in names]), []).append(row)
+    return groups
+
+
+def key_names(value: str | Sequence[str]) -> tuple[str, ...]:
+    """A key option as a tuple of attribute names (one for a single key)."""
+    if isinstance(value, str):
+        return (value,)
+    names = tuple(value)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise LucidError(
+            f"A relation key must be an attribute name or a tuple of them, got {value!r}",
+            code="E_INVALID_RELATION",
+        )
+    return names
+
+
+def single_key(relation: Relation[Any], value: str | Sequence[str]) -> str:
+    """A key option of a kind that takes single keys only (``E_INVALID_RELATION`` for a
+    tuple: the morph kinds)."""
+    if isinstance(value, str):
+        return value
+    names = tuple(value)
+    if len(names) == 1 and isinstance(names[0], str):
+        return names[0]
+    raise LucidError(
+        f'"{relation.model.__name__}.{relation.relation_name}": a {relation.type} relation '
+        f"takes single-attribute keys, got {value!r} (composite keys: belongs_to, has_one, "
+        "has_many, many_to_many)",
+        code="E_INVALID_RELATION",
+    )
+
+
+def key_label(names: Sequence[str]) -> str:
+    """How a composite key is named in messages: ``(tenant_id, user_id)``."""
+    return f"({', '.join(names)})"
+
+
 class Relation(Generic[R]):
     """A relation declared on a model: the descriptor and the relation object in one.
 
@@ -139,8 +186,8 @@ class Relation(Generic[R]):
         self,
         related: Callable[[], builtins.type[R]],
         *,
-        foreign_key: str | None = None,
-        local_key: str | None = None,
+        foreign_key: str | tuple[str, ...] | None = None,
+        local_key: str | tuple[str, ...] | None = None,
         serialize_as: str | None = _OWN_NAME,
         on_query: Callable[[Any], Any] | None = None,
         meta: Any = None,
@@ -173,6 +220,16 @@ class Relation(Generic[R]):
         self.parent_key = ""
         self.match_column = ""
         self.parent_column = ""
+        # A composite relation (tuple keys) keeps each of the above as a tuple here, the str
+        # attributes then naming the tuple for messages; code branches once on ``composite``.
+        self.composite = False
+        self.foreign_keys: tuple[str, ...] = ()
+        self.local_keys: tuple[str, ...] = ()
+        self.foreign_key_columns: tuple[str, ...] = ()
+        self.local_key_columns: tuple[str, ...] = ()
+        self.parent_keys: tuple[str, ...] = ()
+        self.match_columns: tuple[str, ...] = ()
+        self.parent_columns: tuple[str, ...] = ()
 
     # -- declaration ---------------------------------------------------------------------------
     def __set_name__(self, owner: builtins.type, name: str) -> None:
@@ -256,6 +313,9 @@ class Relation(Generic[R]):
         """Match ``related`` rows to ``parents`` in one pass (dicts, never nested loops). A
         many-relation groups them by ``_group_key()``, then gives each parent its group."""
         self.boot()
+        if self.composite:
+            self._set_related_composite(parents, related)
+            return
         groups = group_rows(related, self._group_key(), extra=self._group_in_extras)
         key, name = self.local_key, self.relation_name
         given: set[Any] = set()
@@ -276,11 +336,71 @@ class Relation(Generic[R]):
         """Hook of many-relations: the key ``set_related_for_many`` groups related rows by."""
         raise NotImplementedError
 
+    def _group_keys(self) -> tuple[str, ...]:
+        """Hook of composite many-relations: the keys related rows are grouped by."""
+        raise NotImplementedError
+
+    def _set_related_composite(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
+        """``set_related_for_many`` of a composite many-relation: groups by key tuples."""
+        groups = group_rows_by(related, self._group_keys(), extra=self._group_in_extras)
+        keys, name = self.local_keys, self.relation_name
+        given: set[Any] = set()
+        for parent in parents:
+            d = parent.__dict__
+            value = tuple(d.get(k) for k in keys)
+            bucket = groups.get(value) if None not in value else None
+            if bucket is None:
+                d[name] = []
+            elif value in given:
+                d[name] = list(bucket)
+            else:
+                given.add(value)
+                d[name] = bucket
+
+    def _set_keys(
+        self,
+        local: str | Sequence[str],
+        foreign: str | Sequence[str],
+        local_owner: builtins.type[BaseModel],
+        foreign_owner: builtins.type[BaseModel],
+    ) -> bool:
+        """Resolve ``local_key``/``foreign_key`` (an attribute, or a tuple of them for a
+        composite key) and their column names; ``True`` when the keys are composite (then the
+        tuple attributes hold them and the str ones name them)."""
+        locals_, foreigns = key_names(local), key_names(foreign)
+        if len(locals_) != len(foreigns):
+            raise LucidError(
+                f'"{self.model.__name__}.{self.relation_name}": local_key {local!r} and '
+                f"foreign_key {foreign!r} must have as many attributes",
+                code="E_INVALID_RELATION",
+            )
+        local_columns = tuple(require_key(self, local_owner, k) for k in locals_)
+        foreign_columns = tuple(require_key(self, foreign_owner, k) for k in foreigns)
+        self.composite = len(locals_) > 1
+        if not self.composite:
+            self.local_key, self.foreign_key = locals_[0], foreigns[0]
+            self.local_key_column_name = local_columns[0]
+            self.foreign_key_column_name = foreign_columns[0]
+            return False
+        self.local_keys, self.foreign_keys = locals_, foreigns
+        self.local_key, self.foreign_key = key_label(locals_), key_label(foreigns)
+        self.local_key_column_name = key_label(local_columns)
+        self.foreign_key_column_name = key_label(foreign_columns)
+        self.local_key_columns, self.foreign_key_columns = local_columns, foreign_columns
+        return True
+
     # -- queries (template methods: boot, then build the kind's class) --------------------------
     def eager_query(self, parents: Sequence[BaseModel], client: Client) -> RelationQueryBuilder[R]:
         """The preload query for ``parents`` (their distinct non-NULL ``parent_key`` values)."""
         self.boot()
         seen: dict[Any, None] = {}
+        if self.composite:
+            keys = self.parent_keys
+            for parent in parents:
+                row = tuple([key_value(self, parent, k, "preload") for k in keys])
+                if None not in row:
+                    seen[row] = None
+            return self.query_builder_class(self, client, values=list(seen))
         for parent in parents:
             value = key_value(self, parent, self.parent_key, "preload")
             if value is not None:
@@ -423,6 +543,10 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         self._one_param: bool | None = None
         self._parent_model = parent
         self._parent_key = relation.parent_key if parent_key is None else parent_key
+        # Composite relations: the tuples of the above (``_composite`` chosen once here).
+        self._composite = relation.composite
+        self._match_columns = relation.match_columns
+        self._parent_keys = relation.parent_keys
         self._action = "select"
         self._no_rows = values is not None and not values
         if parent is not None:  # related(...).query(): one parent's rows
@@ -439,6 +563,12 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
 
     def _parent_value(self) -> Any:
         assert self._parent_model is not None
+        if self._composite:
+            parent, action = self._parent_model, self._action
+            row = tuple([key_value(self.relation, parent, k, action) for k in self._parent_keys])
+            if None in row:
+                self._no_rows = True
+            return row
         value = key_value(self.relation, self._parent_model, self._parent_key, self._action)
         if value is None:
             self._no_rows = True
@@ -453,21 +583,41 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         """Hook: that column's key in the result rows."""
         return self._match_column
 
+    def _match_targets(self) -> list[ColumnElement[Any]]:
+        """Hook of composite relations: the columns compared with the parents' key tuples."""
+        return [self._unqualified(c) for c in self._match_columns]
+
+    def _match_keys(self) -> list[str]:
+        """Hook of composite relations: those columns' keys in the result rows."""
+        return list(self._match_columns)
+
     def _constraint(self) -> ColumnElement[Any] | None:
+        if self._composite:
+            return self._composite_constraint()
         column = self._match_target()
         if self._values is not None:
             return self._keys_in(column)
         clause: ColumnElement[Any] = column == self._parent_value()
         return clause
 
+    def _composite_constraint(self) -> ColumnElement[Any]:
+        """``(a, b) IN (…key tuples)`` for a preload (the tuples bound as the dialect binds
+        rows: ``query/keys.rows_in``), ``a = x AND b = y`` for one parent."""
+        columns = self._match_targets()
+        if self._values is not None:
+            return rows_in(columns, list(self._chunk or []), self.client.dialect)
+        value = self._parent_value()
+        return and_(*[c == v for c, v in zip(columns, value, strict=True)])
+
     def _key_columns(self, columns: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
         """Hook: the columns added to the SELECT list ``columns`` for the preloader. Here: a
         preload with cherry-picked columns still needs the key it matches on."""
         if self.is_related_preload_query and self.state.columns:
-            key = self._match_column
             names = {getattr(c, "key", None) for c in columns}
-            if key not in names and "*" not in names:
-                return [self._unqualified(key)]
+            if "*" in names:
+                return []
+            keys = self._match_columns if self._composite else (self._match_column,)
+            return [self._unqualified(key) for key in keys if key not in names]
         return []
 
     def _select_list(self) -> list[ColumnElement[Any]]:
@@ -484,15 +634,20 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         """Whether the keys travel as one parameter (PostgreSQL arrays, SQLite JSON): the
         dialect decides, once per builder."""
         if self._one_param is None:
-            self._one_param = self.client.dialect_ops.keys_as_one_parameter(self._values or [])
+            values = self._values or []
+            if self._composite:  # the components, as the dialect binds each
+                values = [v for row in values for v in row]
+            self._one_param = self.client.dialect_ops.keys_as_one_parameter(values)
         return self._one_param
 
     async def _chunked(self, run: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
         values = self._values or []
-        if len(values) <= PRELOAD_CHUNK or self._one_parameter():
+        # A composite key binds one parameter per component where its rows go as a list.
+        size = PRELOAD_CHUNK // len(self._match_columns) if self._composite else PRELOAD_CHUNK
+        if len(values) <= size or self._one_parameter():
             return await run()
         out: list[Any] = []
-        for chunk in _chunks(values):
+        for chunk in _chunks(values, size):
             self._chunk = chunk
             out.extend(await run())
         self._chunk = values
@@ -575,12 +730,16 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         # row_number() per parent in a subquery, filtered outside: one query for all parents.
         if self._group_order is not None:
             column, direction = self._group_order
+            orders = [(column, direction)]
         else:
-            model = self.model
-            column, direction = model.columns[model.primary_key].column_name, "desc"
-        order_col = resolve_column(self, column)
-        order = order_col.desc() if direction == "desc" else order_col.asc()
-        row_number = func.row_number().over(partition_by=self._match_target(), order_by=order)
+            info = info_of(self.model)
+            orders = [(info.columns[k].column_name, "desc") for k in info.primary_keys]
+        order = [
+            resolve_column(self, c).desc() if d == "desc" else resolve_column(self, c).asc()
+            for c, d in orders
+        ]
+        partition = self._match_targets() if self._composite else [self._match_target()]
+        row_number = func.row_number().over(partition_by=partition, order_by=order)
         # The query's own limit/offset (first(), paginate()) apply to the limited rows.
         state = self.state
         stmt = stmt.add_columns(row_number.label(_ROW_NUMBER))
@@ -593,7 +752,13 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         outer = (
             select(*outer_cols)
             .where(inner.c[_ROW_NUMBER] <= limit)
-            .order_by(inner.c[self._match_key()], inner.c[_ROW_NUMBER])
+            .order_by(
+                *[
+                    inner.c[k]
+                    for k in (self._match_keys() if self._composite else [self._match_key()])
+                ],
+                inner.c[_ROW_NUMBER],
+            )
         )
         if state.limit is not None:
             outer = outer.limit(state.limit)
@@ -690,6 +855,10 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
 
     def _constraint(self) -> ColumnElement[Any] | None:
         rel = self.relation
+        if rel.composite:
+            own, outer = self.own_column, self.outer_column
+            pairs = zip(rel.match_columns, rel.parent_columns, strict=True)
+            return and_(*[own(m) == outer(p) for m, p in pairs])
         return self.own_column(rel.match_column) == self.outer_column(rel.parent_column)
 
     def _where_clause(self) -> ColumnElement[Any] | None:

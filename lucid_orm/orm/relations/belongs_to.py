@@ -7,6 +7,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
+from ..model_info import info_of
 from .base import (
     KeyOptions,
     OneRelation,
@@ -17,7 +18,6 @@ from .base import (
     check_related,
     key_value,
     managed,
-    require_key,
     resolve,
 )
 
@@ -39,27 +39,37 @@ class BelongsTo(OneRelation[R]):
     def _boot_keys(self) -> None:
         related = self.related_model()
         strategy = self.model.naming_strategy
-        self.local_key = self.options.get("local_key") or strategy.relation_local_key(
+        local = self.options.get("local_key") or strategy.relation_local_key(
             "belongsTo",
             self.model,
             related,
             self.relation_name,
         )
-        self.foreign_key = self.options.get("foreign_key") or strategy.relation_foreign_key(
+        foreign = self.options.get("foreign_key") or strategy.relation_foreign_key(
             "belongsTo",
             self.model,
             related,
             self.relation_name,
         )
-        self.local_key_column_name = require_key(self, related, self.local_key)
-        self.foreign_key_column_name = require_key(self, self.model, self.foreign_key)
         # The parent holds the key: preloads collect its foreign key values.
+        if self._set_keys(local, foreign, related, self.model):
+            self.parent_keys = self.foreign_keys
+            self.match_columns = self.local_key_columns
+            self.parent_columns = self.foreign_key_columns
         self.parent_key = self.foreign_key
         self.match_column = self.local_key_column_name
         self.parent_column = self.foreign_key_column_name
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
+        if self.composite:
+            keys, fks = self.local_keys, self.foreign_keys
+            by_key = {tuple([r.__dict__.get(k) for k in keys]): r for r in related}
+            for parent in parents:
+                d = parent.__dict__
+                row = tuple([d.get(k) for k in fks])
+                d[self.relation_name] = by_key.get(row) if None not in row else None
+            return
         key, fk, name = self.local_key, self.foreign_key, self.relation_name
         index = {r.__dict__.get(key): r for r in related}
         for parent in parents:
@@ -69,6 +79,10 @@ class BelongsTo(OneRelation[R]):
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """Set ``parent``'s foreign key from the related instance ``values``."""
         self.boot()
+        if self.composite:
+            row = [key_value(self, values, k, "persist") for k in self.local_keys]
+            parent.__dict__.update(zip(self.foreign_keys, row, strict=True))
+            return
         value = key_value(self, values, self.local_key, "persist")
         parent.__dict__[self.foreign_key] = value
 
@@ -106,7 +120,14 @@ class BelongsToQueryClient(RelationQueryClient[P, "BelongsTo[R]"], Generic[P, R]
         """Set the foreign key to NULL and save the parent (never deletes the related row)."""
         rel = self.relation
         async with managed(self, client) as trx:
-            self.parent.__dict__[rel.foreign_key] = None
+            d = self.parent.__dict__
+            if rel.composite:
+                # The components that are also the parent's own key (a shared ``tenant_id``)
+                # stay: clearing one is enough to point at no row.
+                own = info_of(type(self.parent)).primary_keys
+                d.update({k: None for k in rel.foreign_keys if k not in own})
+            else:
+                d[rel.foreign_key] = None
             await self.parent.save(client=trx)
         rel.set_related(self.parent, None)
 

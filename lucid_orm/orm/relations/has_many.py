@@ -37,6 +37,9 @@ class HasMany(HasRelation[R], ManyRelation[R]):
     def _group_key(self) -> str:
         return self.foreign_key
 
+    def _group_keys(self) -> tuple[str, ...]:
+        return self.foreign_keys
+
 
 class HasManyQueryBuilder(RelationQueryBuilder[R]):
     """The related query of a has_many and its preload query, with per-parent limits:
@@ -110,8 +113,9 @@ class HasManyQueryClient(HasOneQueryClient[P, R]):
                 code="E_INVALID_ARGUMENT",
             )
         keys = [predicate] if isinstance(predicate, str) else list(predicate)
-        fk = self.relation.foreign_key
-        return keys if fk in keys else [*keys, fk]
+        rel = self.relation
+        fks = rel.foreign_keys if rel.composite else (rel.foreign_key,)
+        return [*keys, *[fk for fk in fks if fk not in keys]]
 
     async def fetch_or_create_many(
         self,

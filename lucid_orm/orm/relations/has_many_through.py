@@ -12,14 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeAlias, TypeVar, Unpack
 
-from sqlalchemy import select
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import NullType
 
 from ...errors import LucidError
 from ...query.chainable import check_identifier, compile_select, resolve_column, table_column
-from ..model_info import declared, info_of
+from ..model_info import declared, info_of, pk_column, pk_columns
 from ..query_builder import row_locked
 from .base import (
     ManyRelation,
@@ -29,6 +29,8 @@ from .base import (
     RelationQueryBuilder,
     RelationQueryClient,
     SubQueryBuilder,
+    key_label,
+    key_names,
     require_key,
     resolve,
 )
@@ -43,8 +45,11 @@ R = TypeVar("R", bound="BaseModel")
 #: One intermediate of a chain: a model (a class, or a function returning it, for models
 #: defined later) or a pivot table's name.
 ThroughHop: TypeAlias = "Callable[[], builtins.type[Any]] | builtins.type[Any] | str"
-#: Per-hop keys: one entry per link of the chain (``None``: the naming strategy's default).
-HopKeys: TypeAlias = "str | Sequence[str | None] | None"
+#: A link's key: an attribute (or pivot column) name, or a tuple of them (a composite key).
+LinkKey: TypeAlias = "str | tuple[str, ...]"
+#: The keys of a chain: one key for the first link (``foreign_key``/``local_key``), or a list
+#: with one entry per link (``None``: the naming strategy's default).
+HopKeys: TypeAlias = "str | tuple[str, ...] | list[str | tuple[str, ...] | None] | None"
 
 
 class ThroughOptions(RelationOptions, total=False):
@@ -54,10 +59,10 @@ class ThroughOptions(RelationOptions, total=False):
     related model) — or ``local_key``/``foreign_key`` as lists, one entry per link of a chain —
     and ``distinct`` (each related row once per parent, however many paths reach it)."""
 
-    foreign_key: str | Sequence[str | None] | None
-    local_key: str | Sequence[str | None] | None
-    through_foreign_key: str | None
-    through_local_key: str | None
+    foreign_key: HopKeys
+    local_key: HopKeys
+    through_foreign_key: str | tuple[str, ...] | None
+    through_local_key: str | tuple[str, ...] | None
     distinct: bool
 
 
@@ -75,6 +80,16 @@ class Hop:
     model: builtins.type[BaseModel] | None
     key: str
     back: str
+    #: Every column of ``key``/``back``: one, or several for a composite link (then ``key``
+    #: and ``back`` name them for messages).
+    keys: tuple[str, ...] = ()
+    backs: tuple[str, ...] = ()
+
+    def link(self, previous: TableClause, near: Sequence[ColumnElement[Any]]) -> ColumnElement[Any]:
+        """``previous.back = near`` for each column of the link (``previous``: the table
+        before this one in the chain, ``near``: this table's key columns)."""
+        pairs = zip(self.backs, near, strict=True)
+        return and_(*[table_column(previous, b) == n for b, n in pairs])
 
 
 def _model_of(hop: ThroughHop) -> Callable[[], builtins.type[Any]] | str:
@@ -92,9 +107,10 @@ def _model_of(hop: ThroughHop) -> Callable[[], builtins.type[Any]] | str:
     )
 
 
-def _per_link(option: HopKeys, links: int, name: str) -> list[str | None] | None:
-    """A list option (one key per link) checked for its length; ``None`` for a string."""
-    if option is None or isinstance(option, str):
+def _per_link(option: HopKeys, links: int, name: str) -> list[LinkKey | None] | None:
+    """A list option (one key per link) checked for its length; ``None`` for a key of the
+    first link (a string, or a tuple: a composite key)."""
+    if option is None or isinstance(option, str | tuple):
         return None
     keys = list(option)
     if len(keys) != links:
@@ -127,15 +143,15 @@ class ThroughRelation(Relation[R]):
         *,
         foreign_key: HopKeys = None,
         local_key: HopKeys = None,
-        through_foreign_key: str | None = None,
-        through_local_key: str | None = None,
+        through_foreign_key: str | tuple[str, ...] | None = None,
+        through_local_key: str | tuple[str, ...] | None = None,
         distinct: bool = False,
         **options: Unpack[RelationOptions],
     ) -> None:
         super().__init__(
             related,
-            foreign_key=foreign_key if isinstance(foreign_key, str) else None,
-            local_key=local_key if isinstance(local_key, str) else None,
+            foreign_key=foreign_key if isinstance(foreign_key, str | tuple) else None,
+            local_key=local_key if isinstance(local_key, str | tuple) else None,
             **options,
         )
         kind = type(self).__name__
@@ -192,8 +208,8 @@ class ThroughRelation(Relation[R]):
         name, kind = self.relation_name, self.type
         chain: list[builtins.type[BaseModel] | str] = [model, *self.through_models(), related]
         links = len(chain) - 1
-        fks: list[str | None] = list(self._foreign_keys or [None] * links)
-        lks: list[str | None] = list(self._local_keys or [None] * links)
+        fks: list[LinkKey | None] = list(self._foreign_keys or [None] * links)
+        lks: list[LinkKey | None] = list(self._local_keys or [None] * links)
         if self._foreign_keys is None:
             fks[0] = self.options.get("foreign_key")
             fks[-1] = self._through_foreign_key_option or fks[-1]
@@ -211,9 +227,10 @@ class ThroughRelation(Relation[R]):
                     "a chain names each table once",
                     code="E_RUNTIME_EXCEPTION",
                 )
-        # Attribute names (models) and column names (pivots) of each link, near side first.
-        attrs: list[tuple[str, str]] = []
-        columns: list[tuple[str, str]] = []
+        # Attribute names (models) and column names (pivots) of each link, near side first;
+        # each a tuple (several names for a composite link).
+        attrs: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        columns: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         for i in range(links):
             near, far = chain[i], chain[i + 1]
             back, key = lks[i], fks[i]
@@ -235,26 +252,48 @@ class ThroughRelation(Relation[R]):
                 else:
                     key = key or strategy.relation_foreign_key(kind, near, far, name)
             assert back is not None and key is not None
-            back_col = (
-                check_identifier(back) if isinstance(near, str) else require_key(self, near, back)
+            backs, keys = key_names(back), key_names(key)
+            if len(backs) != len(keys):
+                raise LucidError(
+                    f'"{model.__name__}.{name}": the keys {back!r} and {key!r} of link {i + 1} '
+                    "must have as many attributes",
+                    code="E_INVALID_RELATION",
+                )
+            back_cols = tuple(
+                check_identifier(b) if isinstance(near, str) else require_key(self, near, b)
+                for b in backs
             )
-            key_col = check_identifier(key) if isinstance(far, str) else require_key(self, far, key)
-            attrs.append((back, key))
-            columns.append((back_col, key_col))
+            key_cols = tuple(
+                check_identifier(k) if isinstance(far, str) else require_key(self, far, k)
+                for k in keys
+            )
+            attrs.append((backs, keys))
+            columns.append((back_cols, key_cols))
         self.hops = self._build_hops(chain, columns)
-        self.local_key, self.foreign_key = attrs[0]
-        self.local_key_column_name, self.foreign_key_column_name = columns[0]
-        self.through_local_key, self.through_foreign_key = attrs[-1]
-        self.through_local_key_column_name, self.through_foreign_key_column_name = columns[-1]
+        (local, foreign), (local_cols, foreign_cols) = attrs[0], columns[0]
+        self.composite = len(local) > 1
+        self.local_key, self.foreign_key = _name(local), _name(foreign)
+        self.local_key_column_name = _name(local_cols)
+        self.foreign_key_column_name = _name(foreign_cols)
+        self.through_local_key, self.through_foreign_key = map(_name, attrs[-1])
+        self.through_local_key_column_name = _name(columns[-1][0])
+        self.through_foreign_key_column_name = _name(columns[-1][1])
         self.parent_key = self.local_key
         self.match_column = self.foreign_key_column_name
         self.parent_column = self.local_key_column_name
+        if self.composite:
+            self.local_keys, self.foreign_keys = local, foreign
+            self.local_key_columns, self.foreign_key_columns = local_cols, foreign_cols
+            self.parent_keys = local
+            self.match_columns = foreign_cols
+            self.parent_columns = local_cols
 
     @staticmethod
     def _build_hops(
-        chain: list[builtins.type[BaseModel] | str], columns: list[tuple[str, str]]
+        chain: list[builtins.type[BaseModel] | str],
+        columns: list[tuple[tuple[str, ...], tuple[str, ...]]],
     ) -> list[Hop]:
-        """One ``Hop`` per table after the parent; a pivot table gets a table of its two key
+        """One ``Hop`` per table after the parent; a pivot table gets a table of its key
         columns, typed as the model columns they hold (PostgreSQL binds the keys by type)."""
 
         def column_type(item: builtins.type[BaseModel] | str, column: str) -> Any:
@@ -266,21 +305,29 @@ class ThroughRelation(Relation[R]):
 
         hops: list[Hop] = []
         for i, item in enumerate(chain[1:], start=1):
-            back, key = columns[i - 1]
+            backs, keys = columns[i - 1]
+            key, back = _name(keys), _name(backs)
             if isinstance(item, str):
-                nxt_back, nxt_key = columns[i]
+                nxt_backs, nxt_keys = columns[i]
                 schema, _, table_name = item.rpartition(".")
                 pivot = TableClause(
                     table_name,
-                    ColumnClause(key, column_type(chain[i - 1], back)),
-                    ColumnClause(nxt_back, column_type(chain[i + 1], nxt_key)),
+                    *[
+                        ColumnClause(k, column_type(chain[i - 1], b))
+                        for k, b in zip(keys, backs, strict=True)
+                    ],
+                    *[
+                        ColumnClause(b, column_type(chain[i + 1], k))
+                        for b, k in zip(nxt_backs, nxt_keys, strict=True)
+                        if b not in keys
+                    ],
                     schema=schema or None,
                 )
-                hops.append(Hop(pivot, None, key, back))
+                hops.append(Hop(pivot, None, key, back, keys, backs))
             else:
                 table = info_of(item).table
                 assert table is not None
-                hops.append(Hop(table, item, key, back))
+                hops.append(Hop(table, item, key, back, keys, backs))
         return hops
 
     def through_table(self) -> TableClause:
@@ -291,12 +338,20 @@ class ThroughRelation(Relation[R]):
     def _group_key(self) -> str:
         return _through_alias(self.foreign_key_column_name)
 
+    def _group_keys(self) -> tuple[str, ...]:
+        return tuple(_through_alias(c) for c in self.foreign_key_columns)
+
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         raise LucidError(
             f'Cannot persist through a {self.type} relationship "({self.relation_name})": '
             "create the rows through the intermediate model",
             code="E_RUNTIME_EXCEPTION",
         )
+
+
+def _name(names: tuple[str, ...]) -> str:
+    """A link key's one name, or the name of a composite one in messages."""
+    return names[0] if len(names) == 1 else key_label(names)
 
 
 def declared_table(model: builtins.type[BaseModel]) -> str:
@@ -342,12 +397,22 @@ class ThroughQueryBuilder(RelationQueryBuilder[R]):
     def _match_key(self) -> str:
         return _through_alias(self._rel.foreign_key_column_name)
 
+    def _match_targets(self) -> list[ColumnElement[Any]]:
+        first = self._rel.hops[0]
+        return [table_column(first.table, k) for k in first.keys]
+
+    def _match_keys(self) -> list[str]:
+        return [_through_alias(k) for k in self._rel.foreign_key_columns]
+
     def _key_columns(self, columns: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
         """The through key, whatever the user selects; but an aggregate query
         (``count("* as total")``) selects none: PostgreSQL rejects the ungrouped column
         (Lucid skips it the same way)."""
         if self.state.has_aggregates:
             return []
+        if self._composite:
+            pairs = zip(self._match_targets(), self._match_keys(), strict=True)
+            return [target.label(key) for target, key in pairs]
         return [self._match_target().label(self._match_key())]
 
     def _base_from(self) -> FromClause | None:
@@ -355,11 +420,11 @@ class ThroughQueryBuilder(RelationQueryBuilder[R]):
         hops = self._rel.hops
         joined = self.state.from_
         assert joined is not None
-        near = resolve_column(self, hops[-1].key)
+        near = [resolve_column(self, k) for k in hops[-1].keys]
         for i in range(len(hops) - 1, 0, -1):
             table = hops[i - 1].table
-            joined = joined.join(table, table_column(table, hops[i].back) == near)
-            near = table_column(table, hops[i - 1].key)
+            joined = joined.join(table, hops[i].link(table, near))
+            near = [table_column(table, k) for k in hops[i - 1].keys]
         return joined
 
     def _counts_over_subquery(self) -> bool:
@@ -374,15 +439,19 @@ class ThroughQueryBuilder(RelationQueryBuilder[R]):
         An UPDATE/DELETE/increment of this builder writes the rows it selects, no others:
         the inherited form would put the through table in a bare ``UPDATE … FROM users``."""
         model = self.model
-        pk = resolve_column(self, model.columns[model.primary_key].column_name)
+        pks = [resolve_column(self, c) for c in pk_columns(model)]
+        labels = [f"lucid_id_{i}" for i in range(len(pks))] if len(pks) > 1 else ["lucid_id"]
         state = self.state
         # The order only matters to pick the limited rows.
         order: list[ColumnElement[Any]] | None = (
             [] if state.limit is None and state.offset is None else None
         )
-        inner = compile_select(self, columns=[pk.label("lucid_id")], order_by=order)
+        picked: list[ColumnElement[Any]] = [pk.label(n) for pk, n in zip(pks, labels, strict=True)]
+        inner = compile_select(self, columns=picked, order_by=order)
         ids = row_locked(self, inner).subquery("lucid_through_ids")
-        return pk.in_(select(ids.c.lucid_id).scalar_subquery())
+        if len(pks) > 1:  # a composite related key: (a, b) IN (SELECT …)
+            return tuple_(*pks).in_(select(*[ids.c[n] for n in labels]))
+        return pks[0].in_(select(ids.c.lucid_id).scalar_subquery())
 
 
 class HasManyThroughQueryBuilder(ThroughQueryBuilder[R], HasManyQueryBuilder[R]):
@@ -415,16 +484,19 @@ class ThroughSubQueryBuilder(SubQueryBuilder[R]):
     def _relation_sources(self) -> None:
         hops = self._rel.hops
         state = self.state
-        near = self.own_column(hops[-1].key)
+        near = [self.own_column(k) for k in hops[-1].keys]
         for i in range(len(hops) - 1, 0, -1):
             table = hops[i - 1].table
             state.aliases[table.name] = table
-            state.joins.append((table, table_column(table, hops[i].back) == near, "inner"))
-            near = table_column(table, hops[i - 1].key)
+            state.joins.append((table, hops[i].link(table, near), "inner"))
+            near = [table_column(table, k) for k in hops[i - 1].keys]
 
     def _constraint(self) -> ColumnElement[Any] | None:
         rel = self._rel
         first = rel.hops[0]
+        if rel.composite:
+            pairs = zip(first.keys, rel.local_key_columns, strict=True)
+            return and_(*[table_column(first.table, k) == self.outer_column(c) for k, c in pairs])
         clause: ColumnElement[Any] = table_column(first.table, first.key) == self.outer_column(
             rel.local_key_column_name
         )
@@ -435,9 +507,7 @@ class ThroughSubQueryBuilder(SubQueryBuilder[R]):
         row reached by several paths counts once."""
         if self._rel.distinct and (not columns or columns == ("*",)):
             model = self.model
-            return self.count_distinct(
-                self.own_column(model.columns[model.primary_key].column_name)
-            )
+            return self.count_distinct(self.own_column(pk_column(model)))
         return super().count(*columns)
 
 

@@ -21,7 +21,6 @@ from .base import (
     check_related,
     key_value,
     managed,
-    require_key,
     resolve,
 )
 
@@ -39,20 +38,22 @@ class HasRelation(Relation[R]):
     def _boot_keys(self) -> None:
         related = self.related_model()
         strategy = self.model.naming_strategy
-        self.local_key = self.options.get("local_key") or strategy.relation_local_key(
+        local = self.options.get("local_key") or strategy.relation_local_key(
             self.type,
             self.model,
             related,
             self.relation_name,
         )
-        self.foreign_key = self.options.get("foreign_key") or strategy.relation_foreign_key(
+        foreign = self.options.get("foreign_key") or strategy.relation_foreign_key(
             self.type,
             self.model,
             related,
             self.relation_name,
         )
-        self.local_key_column_name = require_key(self, self.model, self.local_key)
-        self.foreign_key_column_name = require_key(self, related, self.foreign_key)
+        if self._set_keys(local, foreign, self.model, related):
+            self.parent_keys = self.local_keys
+            self.match_columns = self.foreign_key_columns
+            self.parent_columns = self.local_key_columns
         self.parent_key = self.local_key
         self.match_column = self.foreign_key_column_name
         self.parent_column = self.local_key_column_name
@@ -60,6 +61,9 @@ class HasRelation(Relation[R]):
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """Set the related foreign key (on a model or a dict) from the parent's local key."""
         self.boot()
+        if self.composite:
+            self._hydrate_composite(parent, values)
+            return
         value = key_value(self, parent, self.local_key, "persist")
         if value is None:
             raise LucidError(
@@ -78,6 +82,27 @@ class HasRelation(Relation[R]):
         else:
             values.__dict__[self.foreign_key] = value
 
+    def _hydrate_composite(self, parent: BaseModel, values: Any) -> None:
+        """``hydrate_for_persistence`` of composite keys: every component, or nothing."""
+        row = [key_value(self, parent, k, "persist") for k in self.local_keys]
+        if None in row:
+            raise LucidError(
+                f'Cannot persist "{self.relation_name}", value of '
+                f'"{type(parent).__name__}.{self.local_keys[row.index(None)]}" is undefined',
+                code="E_MISSING_MODEL_ATTRIBUTE",
+            )
+        pairs = dict(zip(self.foreign_keys, row, strict=True))
+        if isinstance(values, MutableMapping):
+            values.update(pairs)
+        elif isinstance(values, Mapping):
+            raise LucidError(
+                f'Cannot persist "{self.relation_name}": the values must be a model or a mutable '
+                f"mapping, got {type(values).__name__}",
+                code="E_INVALID_ARGUMENT",
+            )
+        else:
+            values.__dict__.update(pairs)
+
 
 class HasOne(HasRelation[R], OneRelation[R]):
     """``profile: HasOne[Profile] = has_one(lambda: Profile)``; ``user.profile`` is
@@ -87,6 +112,15 @@ class HasOne(HasRelation[R], OneRelation[R]):
 
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         self.boot()
+        if self.composite:
+            index_by: dict[tuple[Any, ...], Any] = {}
+            for r in related:
+                index_by.setdefault(tuple([r.__dict__.get(k) for k in self.foreign_keys]), r)
+            for parent in parents:
+                d = parent.__dict__
+                row = tuple([d.get(k) for k in self.local_keys])
+                d[self.relation_name] = index_by.get(row) if None not in row else None
+            return
         fk, key, name = self.foreign_key, self.local_key, self.relation_name
         index: dict[Any, Any] = {}
         for r in related:

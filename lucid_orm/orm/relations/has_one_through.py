@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 from ..state import EXTRAS
-from .base import OneRelation, P, RelationQueryClient, resolve
+from .base import OneRelation, P, RelationQueryClient, group_rows_by, resolve
 from .has_many_through import (
     ThroughHop,
     ThroughOptions,
@@ -38,6 +38,14 @@ class HasOneThrough(ThroughRelation[R], OneRelation[R]):
     def set_related_for_many(self, parents: Sequence[BaseModel], related: Sequence[Any]) -> None:
         """Each parent gets the first related row matched on its key (one pass, one dict)."""
         self.boot()
+        if self.composite:
+            groups = group_rows_by(related, self._group_keys(), extra=True)
+            for parent in parents:
+                d = parent.__dict__
+                row = tuple([d.get(k) for k in self.local_keys])
+                bucket = groups.get(row) if None not in row else None
+                d[self.relation_name] = bucket[0] if bucket else None
+            return
         group, key, name = self._group_key(), self.local_key, self.relation_name
         index: dict[Any, Any] = {}
         for row in related:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, Unpack
 
-from sqlalchemy import and_, delete, false, insert, select, update
+from sqlalchemy import and_, delete, false, insert, select, tuple_, update
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import NullType
@@ -23,9 +23,10 @@ from ...query.chainable import (
     written_conditions,
 )
 from ...query.database import DatabaseQueryBuilder
-from ...query.keys import keys_in
+from ...query.keys import keys_in, rows_in
 from ..columns import UTCDateTime
 from ..hydration import new_many
+from ..model_info import check_component
 from ..payload import as_mapping_list
 from ..persistence import insert_many
 from .base import (
@@ -36,6 +37,8 @@ from .base import (
     SubQueryBuilder,
     check_related,
     constrained,
+    key_label,
+    key_names,
     key_value,
     managed,
     require_key,
@@ -81,10 +84,10 @@ class ManyToManyOptions(RelationOptions, total=False):
     """The options of ``many_to_many()``: the keys and the pivot table (see ``ManyToMany``)."""
 
     pivot_table: str | None
-    local_key: str | None
-    pivot_foreign_key: str | None
-    related_key: str | None
-    pivot_related_foreign_key: str | None
+    local_key: str | tuple[str, ...] | None
+    pivot_foreign_key: str | tuple[str, ...] | None
+    related_key: str | tuple[str, ...] | None
+    pivot_related_foreign_key: str | tuple[str, ...] | None
     pivot_columns: Sequence[str] | None
     pivot_timestamps: PivotTimestamps
 
@@ -105,10 +108,10 @@ class ManyToMany(ManyRelation[R]):
         related: Callable[[], builtins.type[R]],
         *,
         pivot_table: str | None = None,
-        local_key: str | None = None,
-        pivot_foreign_key: str | None = None,
-        related_key: str | None = None,
-        pivot_related_foreign_key: str | None = None,
+        local_key: str | tuple[str, ...] | None = None,
+        pivot_foreign_key: str | tuple[str, ...] | None = None,
+        related_key: str | tuple[str, ...] | None = None,
+        pivot_related_foreign_key: str | tuple[str, ...] | None = None,
         pivot_columns: Sequence[str] | None = None,
         pivot_timestamps: PivotTimestamps = False,
         **options: Unpack[RelationOptions],
@@ -131,6 +134,14 @@ class ManyToMany(ManyRelation[R]):
         self.pivot_related_foreign_key_column_name = ""
         self.pivot_created_at: str | None = None
         self.pivot_updated_at: str | None = None
+        # Composite keys (tuples; the str attributes above then name them): the parent side
+        # (``local_keys`` ↔ ``pivot_foreign_keys``, ``composite``) and the related side
+        # (``related_keys`` ↔ ``pivot_related_foreign_keys``, ``related_composite``).
+        self.pivot_foreign_keys: tuple[str, ...] = ()
+        self.related_keys: tuple[str, ...] = ()
+        self.related_key_columns: tuple[str, ...] = ()
+        self.pivot_related_foreign_keys: tuple[str, ...] = ()
+        self.related_composite = False
         self._pivot: TableClause = TableClause("")
         self._related_id_type: builtins.type | None = None
 
@@ -138,15 +149,50 @@ class ManyToMany(ManyRelation[R]):
         model, related = self.model, self.related_model()
         strategy = model.naming_strategy
         name = self.relation_name
-        self.local_key = self.options.get("local_key") or model.primary_key
-        self.local_key_column_name = require_key(self, model, self.local_key)
-        self.related_key = self._related_key_option or related.primary_key
-        self.related_key_column_name = require_key(self, related, self.related_key)
-        self.pivot_foreign_key = self._pivot_foreign_key_option or (
-            strategy.relation_pivot_foreign_key("manyToMany", model, related, name)
+        locals_ = key_names(self.options.get("local_key") or model.primary_key)
+        related_keys = key_names(self._related_key_option or related.primary_key)
+        pivot_fks = key_names(
+            self._pivot_foreign_key_option
+            or strategy.relation_pivot_foreign_key("manyToMany", model, related, name)
         )
-        self.pivot_related_foreign_key = self._pivot_related_foreign_key_option or (
-            strategy.relation_pivot_foreign_key("manyToMany", related, model, name)
+        pivot_related_fks = key_names(
+            self._pivot_related_foreign_key_option
+            or strategy.relation_pivot_foreign_key("manyToMany", related, model, name)
+        )
+        for keys, pivot, side in (
+            (locals_, pivot_fks, "local_key and pivot_foreign_key"),
+            (related_keys, pivot_related_fks, "related_key and pivot_related_foreign_key"),
+        ):
+            if len(keys) != len(pivot):
+                raise LucidError(
+                    f'"{model.__name__}.{name}": {side} must have as many attributes, got '
+                    f"{keys!r} and {pivot!r}",
+                    code="E_INVALID_RELATION",
+                )
+        for column in (*pivot_fks, *pivot_related_fks):
+            check_identifier(column)
+        local_columns = tuple(require_key(self, model, k) for k in locals_)
+        related_columns = tuple(require_key(self, related, k) for k in related_keys)
+        self.composite = len(locals_) > 1
+        self.related_composite = len(related_keys) > 1
+        self.local_keys, self.local_key_columns = locals_, local_columns
+        self.pivot_foreign_keys = pivot_fks
+        self.related_keys, self.related_key_columns = related_keys, related_columns
+        self.pivot_related_foreign_keys = pivot_related_fks
+        # The str attributes: the key itself, or its name in messages for a composite one.
+        self.local_key = locals_[0] if not self.composite else key_label(locals_)
+        self.local_key_column_name = (
+            local_columns[0] if not self.composite else key_label(local_columns)
+        )
+        self.pivot_foreign_key = pivot_fks[0] if not self.composite else key_label(pivot_fks)
+        self.related_key = (
+            related_keys[0] if not self.related_composite else key_label(related_keys)
+        )
+        self.related_key_column_name = (
+            related_columns[0] if not self.related_composite else key_label(related_columns)
+        )
+        self.pivot_related_foreign_key = (
+            pivot_related_fks[0] if not self.related_composite else key_label(pivot_related_fks)
         )
         self.pivot_table = self._pivot_table_option or strategy.relation_pivot_table(
             "manyToMany",
@@ -157,28 +203,58 @@ class ManyToMany(ManyRelation[R]):
         check_identifier(self.pivot_table, "table")
         self.foreign_key = self.pivot_foreign_key
         self.foreign_key_column_name = self.pivot_foreign_key
+        self.foreign_keys = self.foreign_key_columns = pivot_fks if self.composite else ()
         self.pivot_foreign_key_column_name = self.pivot_foreign_key
         self.pivot_related_foreign_key_column_name = self.pivot_related_foreign_key
         self.parent_key = self.local_key
         self.match_column = self.pivot_foreign_key
         self.parent_column = self.local_key_column_name
+        if self.composite:
+            self.parent_keys = locals_
+            self.match_columns = pivot_fks
+            self.parent_columns = local_columns
         self.pivot_created_at, self.pivot_updated_at = self._pivot_timestamps_option
         # A relation-private pivot table with typed key and timestamp columns.
-        local_type = model.columns[self.local_key].type_ or NullType()
-        related_type = related.columns[self.related_key].type_ or NullType()
+        related_types = [related.columns[k].type_ or NullType() for k in related_keys]
         try:
-            self._related_id_type = related_type.python_type
+            self._related_id_type = related_types[0].python_type
         except NotImplementedError:
             self._related_id_type = None
         columns = [
-            ColumnClause(self.pivot_foreign_key, local_type),
-            ColumnClause(self.pivot_related_foreign_key, related_type),
+            *[
+                ColumnClause(c, model.columns[k].type_ or NullType())
+                for c, k in zip(pivot_fks, locals_, strict=True)
+            ],
+            *[ColumnClause(c, t) for c, t in zip(pivot_related_fks, related_types, strict=True)],
         ]
         for stamp in (self.pivot_created_at, self.pivot_updated_at):
             if stamp:
                 columns.append(ColumnClause(stamp, UTCDateTime()))
         schema, _, table = self.pivot_table.rpartition(".")
         self._pivot = TableClause(table, *columns, schema=schema or None)
+
+    def pivot_keys_match(self, keys: Sequence[str], value: Any) -> ColumnElement[Any]:
+        """``pivot.k = v`` for each pivot column of ``keys`` and component of ``value`` (a
+        tuple, one per column)."""
+        return and_(*[self.pivot_column(k) == v for k, v in zip(keys, value, strict=True)])
+
+    def related_ids_in(self, ids: list[Any], dialect: Any) -> ColumnElement[Any]:
+        """The pivot rows whose related key is one of ``ids`` (tuples for a composite related
+        key), the ids bound as the dialect binds key lists."""
+        if self.related_composite:
+            columns = [self.pivot_column(c) for c in self.pivot_related_foreign_keys]
+            return rows_in(columns, ids, dialect)
+        return keys_in(self.pivot_column(self.pivot_related_foreign_key), ids, dialect)
+
+    def related_join(self, column: Any) -> ColumnElement[Any]:
+        """The join of the related table (``column(name)`` gives its columns) to the pivot."""
+        if self.related_composite:
+            pairs = zip(self.related_key_columns, self.pivot_related_foreign_keys, strict=True)
+            return and_(*[column(r) == self.pivot_column(p) for r, p in pairs])
+        clause: ColumnElement[Any] = column(self.related_key_column_name) == self.pivot_column(
+            self.pivot_related_foreign_key
+        )
+        return clause
 
     @property
     def pivot_timestamps(self) -> list[str]:
@@ -188,15 +264,21 @@ class ManyToMany(ManyRelation[R]):
         return table_column(self._pivot, name)
 
     def pivot_owner(self, value: Any) -> ColumnElement[Any]:
-        """The pivot rows of the parent whose key is ``value`` (a hook of the writes:
-        morph_to_many adds its type column)."""
+        """The pivot rows of the parent whose key is ``value`` (a tuple for a composite key;
+        a hook of the writes: morph_to_many adds its type column)."""
+        if self.composite:
+            return self.pivot_keys_match(self.pivot_foreign_keys, value)
         clause: ColumnElement[Any] = self.pivot_column(self.pivot_foreign_key) == value
         return clause
 
     def _selected_pivot_columns(self, extra: Sequence[str] = ()) -> list[str]:
         names = [
-            self.pivot_foreign_key,
-            self.pivot_related_foreign_key,
+            *(self.pivot_foreign_keys if self.composite else (self.pivot_foreign_key,)),
+            *(
+                self.pivot_related_foreign_keys
+                if self.related_composite
+                else (self.pivot_related_foreign_key,)
+            ),
             *self.pivot_columns,
             *self.pivot_timestamps,
             *extra,
@@ -205,6 +287,9 @@ class ManyToMany(ManyRelation[R]):
 
     def _group_key(self) -> str:
         return _pivot_alias(self.pivot_foreign_key)
+
+    def _group_keys(self) -> tuple[str, ...]:
+        return tuple(_pivot_alias(k) for k in self.pivot_foreign_keys)
 
     def hydrate_for_persistence(self, parent: BaseModel, values: Any) -> None:
         """A many_to_many writes its keys to the pivot table, not to the related row."""
@@ -249,6 +334,12 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
     def _match_key(self) -> str:
         return _pivot_alias(self._rel.pivot_foreign_key)
 
+    def _match_targets(self) -> list[ColumnElement[Any]]:
+        return [self._rel.pivot_column(k) for k in self._rel.pivot_foreign_keys]
+
+    def _match_keys(self) -> list[str]:
+        return [_pivot_alias(k) for k in self._rel.pivot_foreign_keys]
+
     def _key_columns(self, columns: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
         """The pivot keys and columns. A preload always keeps them (it matches on them). A
         ``related(...).query()`` adds them to ``*`` but not to columns the user picks (or an
@@ -275,10 +366,7 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         rel = self._rel
         related = self.state.from_
         assert related is not None
-        on = self._unqualified(rel.related_key_column_name) == rel.pivot_column(
-            rel.pivot_related_foreign_key
-        )
-        return related.join(rel._pivot, on)
+        return related.join(rel._pivot, rel.related_join(self._unqualified))
 
     def _base_from(self) -> FromClause | None:
         return self._related_join()
@@ -321,15 +409,26 @@ class ManyToManyQueryBuilder(PivotWhereMixin, HasManyQueryBuilder[R]):
         user = constrained(self._global_scope_clause(), written_conditions(self))
         if user is None:
             return condition
+        if rel.related_composite:
+            keys = [self._unqualified(c) for c in rel.related_key_columns]
+            labels = [f"lucid_id_{i}" for i in range(len(keys))]
+            targets = [rel.pivot_column(c) for c in rel.pivot_related_foreign_keys]
+        else:
+            keys = [self._unqualified(rel.related_key_column_name)]
+            labels = ["lucid_id"]
+            targets = [rel.pivot_column(rel.pivot_related_foreign_key)]
         related_ids = (
-            select(self._unqualified(rel.related_key_column_name).label("lucid_id"))
+            select(*[k.label(n) for k, n in zip(keys, labels, strict=True)])
             .select_from(self._related_join())
             .where(and_(rel.pivot_owner(self._parent_value()), user))
             .subquery("lucid_pivot_ids")
         )
         # A derived table: MySQL refuses a subquery on the table being updated/deleted.
+        if len(targets) > 1:
+            rows = select(*[related_ids.c[n] for n in labels])
+            return and_(condition, tuple_(*targets).in_(rows))
         ids = select(related_ids.c.lucid_id).scalar_subquery()
-        return and_(condition, rel.pivot_column(rel.pivot_related_foreign_key).in_(ids))
+        return and_(condition, targets[0].in_(ids))
 
 
 class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
@@ -345,14 +444,7 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
     def _relation_sources(self) -> None:
         rel = self._rel
         self.state.aliases[rel._pivot.name] = rel._pivot
-        self.state.joins.append(
-            (
-                rel._pivot,
-                self.own_column(rel.related_key_column_name)
-                == rel.pivot_column(rel.pivot_related_foreign_key),
-                "inner",
-            )
-        )
+        self.state.joins.append((rel._pivot, rel.related_join(self.own_column), "inner"))
 
     def _pivot_table(self) -> TableClause:
         return self._rel._pivot
@@ -365,6 +457,9 @@ class ManyToManySubQueryBuilder(PivotWhereMixin, SubQueryBuilder[R]):
 
     def _constraint(self) -> ColumnElement[Any] | None:
         rel = self._rel
+        if rel.composite:
+            pairs = zip(rel.pivot_foreign_keys, rel.local_key_columns, strict=True)
+            return and_(*[rel.pivot_column(p) == self.outer_column(c) for p, c in pairs])
         clause: ColumnElement[Any] = rel.pivot_column(rel.pivot_foreign_key) == self.outer_column(
             rel.local_key_column_name
         )
@@ -397,10 +492,19 @@ class ManyToManyPivotQueryBuilder(PivotWhereMixin, DatabaseQueryBuilder):
 
     def _where_clause(self) -> ColumnElement[Any] | None:
         rel = self.relation
-        value = key_value(rel, self._parent_model, rel.local_key, "select")
-        constraint: ColumnElement[Any] = (
-            false() if value is None else rel.pivot_column(rel.pivot_foreign_key) == value
-        )
+        if rel.composite:
+            parent, keys = self._parent_model, rel.local_keys
+            row = tuple([key_value(rel, parent, k, "select") for k in keys])
+            value = None if None in row else row
+        else:
+            value = key_value(rel, self._parent_model, rel.local_key, "select")
+        constraint: ColumnElement[Any]
+        if value is None:
+            constraint = false()
+        elif rel.composite:
+            constraint = rel.pivot_keys_match(rel.pivot_foreign_keys, value)
+        else:
+            constraint = rel.pivot_column(rel.pivot_foreign_key) == value
         return constrained(constraint, super()._where_clause())
 
     async def exec(self) -> list[dict[str, Any]]:
@@ -427,6 +531,8 @@ def _pivot_values(relation: ManyToMany[Any], values: Mapping[str, Any]) -> dict[
 
 
 def _check_id(value: Any, relation: ManyToMany[Any]) -> Any:
+    if relation.related_composite:
+        return _check_composite_id(value, relation)
     if isinstance(value, bool) or not isinstance(value, int | str | uuid.UUID):
         raise LucidError(
             f'"{relation.model.__name__}.{relation.relation_name}" expects related ids '
@@ -447,6 +553,22 @@ def _check_id(value: Any, relation: ManyToMany[Any]) -> Any:
             ) from None
     if expected is str and isinstance(value, int):
         return str(value)
+    return value
+
+
+def _check_composite_id(value: Any, relation: ManyToMany[Any]) -> tuple[Any, ...]:
+    """A related id of a composite related key: a tuple of one value per component, each
+    exactly of its column's type (``E_INVALID_ARGUMENT``)."""
+    names = relation.related_keys
+    where = f'"{relation.model.__name__}.{relation.relation_name}" related key {names!r}'
+    if not isinstance(value, tuple) or len(value) != len(names):
+        raise LucidError(
+            f"{where} expects tuples of {len(names)} values ({', '.join(names)}), got {value!r}",
+            code="E_INVALID_ARGUMENT",
+        )
+    related = relation.related_model()
+    for name, component in zip(names, value, strict=True):
+        check_component(related, name, component, where)
     return value
 
 
@@ -490,6 +612,17 @@ class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, 
 
     def _parent_value(self) -> Any:
         rel = self.relation
+        if rel.composite:
+            d = self.parent.__dict__
+            row = tuple([d.get(k) for k in rel.local_keys])
+            if None in row:
+                missing = rel.local_keys[row.index(None)]
+                raise LucidError(
+                    f'Cannot persist "{rel.relation_name}", value of '
+                    f'"{type(self.parent).__name__}.{missing}" is undefined',
+                    code="E_MISSING_MODEL_ATTRIBUTE",
+                )
+            return row
         value = self.parent.__dict__.get(rel.local_key)
         if value is None:  # absent or NULL: the same error
             raise LucidError(
@@ -515,15 +648,36 @@ class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, 
         rel = self.relation
         parent_value = self._parent_value()
         stamps = self._stamps(True)
-        payload = [
-            {
-                rel.pivot_foreign_key: parent_value,
-                rel.pivot_related_foreign_key: related_id,
-                **stamps,
-                **values,
-            }
-            for related_id, values in rows.items()
-        ]
+        if rel.composite or rel.related_composite:
+            owner = (
+                dict(zip(rel.pivot_foreign_keys, parent_value, strict=True))
+                if rel.composite
+                else {rel.pivot_foreign_key: parent_value}
+            )
+            fks = rel.pivot_related_foreign_keys
+            payload = [
+                {
+                    **owner,
+                    **(
+                        dict(zip(fks, related_id, strict=True))
+                        if rel.related_composite
+                        else {rel.pivot_related_foreign_key: related_id}
+                    ),
+                    **stamps,
+                    **values,
+                }
+                for related_id, values in rows.items()
+            ]
+        else:
+            payload = [
+                {
+                    rel.pivot_foreign_key: parent_value,
+                    rel.pivot_related_foreign_key: related_id,
+                    **stamps,
+                    **values,
+                }
+                for related_id, values in rows.items()
+            ]
         # One statement per run of rows with the same columns (a multi-row VALUES needs one
         # shape); runs keep the rows in the order given.
         shapes: list[tuple[str, ...]] = []
@@ -567,8 +721,7 @@ class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, 
             if targets is not None:
                 if not targets:
                     return 0
-                related_fk = rel.pivot_column(rel.pivot_related_foreign_key)
-                stmt = stmt.where(keys_in(related_fk, targets, trx.dialect))
+                stmt = stmt.where(rel.related_ids_in(targets, trx.dialect))
             result = await trx.execute(stmt, write=True, model=rel.model.__name__)
             return result.rowcount
 
@@ -579,7 +732,19 @@ class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, 
         wanted = _normalise_ids(ids, rel)
         parent_value = self._parent_value()
         owned = rel.pivot_owner(parent_value)
-        related_fk = rel.pivot_column(rel.pivot_related_foreign_key)
+        related_fks = [
+            rel.pivot_column(c)
+            for c in (
+                rel.pivot_related_foreign_keys
+                if rel.related_composite
+                else (rel.pivot_related_foreign_key,)
+            )
+        ]
+        width = len(related_fks)
+        # By text: a UUID key reads back as uuid.UUID, may be given as str.
+        text_of: Callable[[Any], Any] = (
+            (lambda key: tuple(str(k) for k in key)) if rel.related_composite else str
+        )
         value_columns = sorted({c for values in wanted.values() for c in values})
         async with managed(self, client) as trx:
             if not wanted:
@@ -589,28 +754,28 @@ class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, 
                 return
             # Read the parent's pivot rows (all of them when detaching, as Lucid does, so that
             # a sync that changes nothing writes nothing; else only the wanted ids).
-            select_cols = [related_fk, *[rel.pivot_column(c) for c in value_columns]]
+            select_cols = [*related_fks, *[rel.pivot_column(c) for c in value_columns]]
             stmt = select(*select_cols).where(owned)
             if not detach:
-                stmt = stmt.where(keys_in(related_fk, list(wanted), trx.dialect))
+                stmt = stmt.where(rel.related_ids_in(list(wanted), trx.dialect))
             result = await trx.execute(stmt, write=False, model=rel.model.__name__)
-            wanted_text = {str(k) for k in wanted}
+            wanted_text = {text_of(k) for k in wanted}
             existing: dict[Any, dict[str, Any]] = {}
-            stale: dict[str, Any] = {}
+            stale: dict[Any, Any] = {}
             for row in result.rows:
-                # By text: a UUID key reads back as uuid.UUID, may be given as str.
-                text = str(row[0])
+                key = tuple(row[:width]) if width > 1 else row[0]
+                text = text_of(key)
                 if text in wanted_text:
-                    existing[text] = dict(zip(value_columns, row[1:], strict=True))
+                    existing[text] = dict(zip(value_columns, row[width:], strict=True))
                 else:
-                    stale[text] = row[0]
-            added = {k: v for k, v in wanted.items() if str(k) not in existing}
+                    stale[text] = key
+            added = {k: v for k, v in wanted.items() if text_of(k) not in existing}
             await self._insert_pivot(trx, added)
             # Changed pivot values: one UPDATE per distinct set of new values, for all the ids
             # that take it (a sync of 100,000 ids to one role is one statement).
             changes: dict[Any, tuple[dict[str, Any], list[Any]]] = {}
             for related_id, values in wanted.items():
-                current = existing.get(str(related_id))
+                current = existing.get(text_of(related_id))
                 if current is None or not values:
                     continue
                 if all(current.get(k) == v for k, v in values.items()):
@@ -625,18 +790,27 @@ class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, 
                 stmt_u = (
                     update(rel._pivot)
                     .values(_pivot_values(rel, {**self._stamps(False), **values}))
-                    .where(owned, keys_in(related_fk, ids, trx.dialect))
+                    .where(owned, rel.related_ids_in(ids, trx.dialect))
                 )
                 await trx.execute(stmt_u, write=True, model=rel.model.__name__)
             if detach and stale:
                 stmt_d = delete(rel._pivot).where(
-                    owned,
-                    keys_in(related_fk, list(stale.values()), trx.dialect),
+                    owned, rel.related_ids_in(list(stale.values()), trx.dialect)
                 )
                 await trx.execute(stmt_d, write=True, model=rel.model.__name__)
 
     def _related_id(self, related: BaseModel) -> Any:
         rel = self.relation
+        if rel.related_composite:
+            d = related.__dict__
+            row = tuple([d.get(k) for k in rel.related_keys])
+            if None in row:
+                raise LucidError(
+                    f'Cannot persist "{rel.relation_name}", value of '
+                    f'"{type(related).__name__}.{rel.related_keys[row.index(None)]}" is undefined',
+                    code="E_MISSING_MODEL_ATTRIBUTE",
+                )
+            return row
         value = related.__dict__.get(rel.related_key)
         if value is None:
             raise LucidError(

@@ -13,7 +13,14 @@ from sqlalchemy import and_
 from sqlalchemy.sql import ColumnElement
 
 from ...errors import LucidError
-from .base import P, RelationOptions, RelationQueryBuilder, SubQueryBuilder, require_key
+from .base import (
+    P,
+    RelationOptions,
+    RelationQueryBuilder,
+    SubQueryBuilder,
+    require_key,
+    single_key,
+)
 from .has_one import HasOne, HasOneQueryClient, HasRelation
 from .morph_map import morph_alias
 
@@ -60,8 +67,9 @@ class MorphOneOrMany(HasRelation[R]):
 
     def _boot_keys(self) -> None:
         related = self.related_model()
-        self.local_key = self.options.get("local_key") or self.model.primary_key
-        self.foreign_key = self.options.get("foreign_key") or f"{self.morph_name}_id"
+        self.local_key = single_key(self, self.options.get("local_key") or self.model.primary_key)
+        foreign = self.options.get("foreign_key") or f"{self.morph_name}_id"
+        self.foreign_key = single_key(self, foreign)
         self.type_key = self._type_column_option or f"{self.morph_name}_type"
         self.local_key_column_name = require_key(self, self.model, self.local_key)
         self.foreign_key_column_name = require_key(self, related, self.foreign_key)

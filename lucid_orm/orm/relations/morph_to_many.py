@@ -56,8 +56,8 @@ class MorphToMany(ManyToMany[R]):
         name: str,
         type_column: str | None = None,
         pivot_table: str | None = None,
-        pivot_foreign_key: str | None = None,
-        pivot_related_foreign_key: str | None = None,
+        pivot_foreign_key: str | tuple[str, ...] | None = None,
+        pivot_related_foreign_key: str | tuple[str, ...] | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -82,6 +82,13 @@ class MorphToMany(ManyToMany[R]):
 
     def _boot_keys(self) -> None:
         super()._boot_keys()
+        if self.composite or self.related_composite:
+            raise LucidError(
+                f'"{self.model.__name__}.{self.relation_name}": a {self.type} relation takes '
+                "single-attribute keys (composite keys: belongs_to, has_one, has_many, "
+                "many_to_many)",
+                code="E_INVALID_RELATION",
+            )
         if self._pivot.c.get(self.pivot_type_column) is None:
             self._pivot.append_column(ColumnClause(self.pivot_type_column, String()))
 
