@@ -1030,7 +1030,7 @@ async def upsert_rows(
         ops = client.dialect_ops
         bound = ops.upsert_bound(table, params, conflict_cols, merge_cols, client.dialect)
         if bound is not None:
-            # The rows as one parameter (SQLite's json_each): nothing per row for SQLAlchemy.
+            # The rows as one parameter (json_each, JSON_TABLE): nothing per row for SQLAlchemy.
             statements.append((bound.returning(*info.select_columns), None, indexes, chosen))
             continue
         # Else one bound parameter per column, the rows passed as parameter sets: SQLAlchemy
