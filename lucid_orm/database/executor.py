@@ -22,7 +22,14 @@ lean reads                  ``fetch``/``run`` here, called by             ``run_
                             fetch_compiled`` (static statement per model)  .first()``
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
+SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
+                            event-loop thread, interrupted after          aiosqlite's worker
+                            ``INLINE_BUDGET_S``)                          thread
 ==========================  ============================================  =====================
+
+SQLite inline reads have a switch of their own besides the two above: the connection option
+``inline_reads`` (default on for file databases in WAL mode) and ``LUCID_SQLITE_INLINE=0``
+process-wide (``SqliteDialect.inline_reads``).
 
 In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
 ``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
@@ -31,6 +38,7 @@ loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``mode
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -71,6 +79,9 @@ class Compiled:
     any_processor: bool = False
     convert: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # SQLite inline reads: how many more executions go straight to the worker thread after
+    # one ran over the budget (``fetch_sqlite``).
+    inline_skip: int = 0
 
 
 class StatementCache:
@@ -269,7 +280,11 @@ async def run(
         if backend == "sqlite":
             if entry.processors is None:
                 _resolve_processors(entry, dialect, [None] * len(entry.types))
-            rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
+            rows: Sequence[Sequence[Any]]
+            if engines.inline_reads:
+                rows = await fetch_sqlite(driver, entry, sql, params)
+            else:
+                rows = await driver.execute_fetchall(sql, params)
         elif backend == "postgresql":
             if entry.processors is None:
                 prepared_stmt = await driver.prepare(sql)
@@ -323,6 +338,134 @@ async def run(
     if emitter.active or enabled(DEBUG):
         emitter.record(engines.endpoint, sql, params, started, model, False)
     return ExecResult(_process(entry, rows), entry.keys, len(rows))
+
+
+# -- SQLite inline reads ---------------------------------------------------------------------------
+#
+# aiosqlite runs every statement of a connection on that connection's worker thread: a read
+# costs two thread hops (queue the call, wake the loop with the result), ~40 µs, several times
+# what a primary-key SELECT costs SQLite itself. A lean read (a plain SELECT outside a
+# transaction, on a connection this task holds and whose worker is idle) instead runs on the
+# event-loop thread, under a time budget: SQLite's progress handler looks at the clock every
+# ``INLINE_STEPS`` virtual-machine instructions and interrupts the statement once it has run
+# ``INLINE_BUDGET_S``; the read then runs again on the worker thread (a SELECT has no side
+# effects; the partial rows are dropped) and the next ``INLINE_BACKOFF`` executions of that
+# statement shape go to the worker directly. The loop is therefore never held longer than the
+# budget (plus one batch of instructions) by a read. Lock waits are the other way a statement
+# can block: the connection's busy timeout is 0 while the lean path holds it, so a read that
+# would wait for a lock fails at once inline and waits on the worker thread instead (with the
+# configured timeout restored for that call); it is restored for good when the connection
+# goes back to the pool (``SqliteDialect.install_events``). Writes always run on the worker.
+
+# The longest a read may hold the event loop, in seconds.
+INLINE_BUDGET_S = 0.001
+# SQLite virtual-machine instructions between two looks at the clock (~10-50 µs of work).
+INLINE_STEPS = 1000
+# Executions of a statement shape sent to the worker directly after one ran over the budget.
+INLINE_BACKOFF = 32
+_SQLITE_BUSY = 5
+
+
+@dataclass(slots=True)
+class InlineStats:
+    """Process-wide counters of SQLite lean reads: run ``inline`` on the loop thread,
+    ``interrupted`` over the budget (then run on the worker), ``busy`` (a lock wait, then on
+    the worker), ``worker`` (all reads run on the worker thread, for whatever reason)."""
+
+    inline: int = 0
+    interrupted: int = 0
+    busy: int = 0
+    worker: int = 0
+
+
+inline_stats = InlineStats()
+
+
+class _Budget:
+    """The progress handler of one connection: true (interrupt) once the deadline passed."""
+
+    __slots__ = ("busy_ms", "deadline", "fired")
+
+    def __init__(self, busy_ms: int) -> None:
+        self.busy_ms = busy_ms  # the connection's configured busy timeout
+        self.deadline = 0.0
+        self.fired = False
+
+    def __call__(self) -> bool:
+        if time.perf_counter() > self.deadline:
+            self.fired = True
+            return True
+        return False
+
+
+INLINE_ATTR = "_lucid_inline"
+
+
+def _budget_of(driver: Any, conn: sqlite3.Connection) -> _Budget:
+    """The connection's budget, set up on its first inline read: the configured busy timeout
+    read and replaced by 0 (restored on the worker and at check-in)."""
+    budget: _Budget | None = getattr(driver, INLINE_ATTR, None)
+    if budget is None:
+        busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        budget = _Budget(int(busy_ms))
+        setattr(driver, INLINE_ATTR, budget)
+    return budget
+
+
+def _on_worker(conn: sqlite3.Connection, sql: str, params: list[Any], busy_ms: int) -> Any:
+    """A read on the worker thread of a connection whose busy timeout is 0 while idle."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+
+
+async def fetch_sqlite(
+    driver: Any, entry: Compiled, sql: str, params: list[Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of a lean read on an aiosqlite connection: on the event-loop thread within
+    ``INLINE_BUDGET_S``, else on the connection's worker thread (see above)."""
+    conn: sqlite3.Connection | None = driver._connection
+    if conn is None or not driver._tx.empty():
+        # Closed (aiosqlite raises its own error), or a call still queued on the worker.
+        inline_stats.worker += 1
+        rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
+        return rows
+    budget = _budget_of(driver, conn)
+    if entry.inline_skip:
+        entry.inline_skip -= 1
+    else:
+        budget.fired = False
+        budget.deadline = time.perf_counter() + INLINE_BUDGET_S
+        conn.set_progress_handler(budget, INLINE_STEPS)
+        try:
+            rows = conn.execute(sql, params).fetchall()
+            inline_stats.inline += 1
+            return rows
+        except sqlite3.OperationalError as exc:
+            if budget.fired:
+                inline_stats.interrupted += 1
+                entry.inline_skip = INLINE_BACKOFF
+            elif exc.sqlite_errorcode & 0xFF == _SQLITE_BUSY:
+                inline_stats.busy += 1
+            else:
+                raise
+        finally:
+            conn.set_progress_handler(None, 0)
+    inline_stats.worker += 1
+    rows = await driver._execute(_on_worker, conn, sql, params, budget.busy_ms)
+    return rows
+
+
+def restore_busy_timeout(driver: Any) -> None:
+    """Give a connection that ran inline reads its configured busy timeout back (it goes
+    back to the pool, where writes and transactions need it); called on the loop thread while
+    its worker is idle."""
+    budget: _Budget | None = driver.__dict__.pop(INLINE_ATTR, None)
+    if budget is not None and driver._connection is not None:
+        driver._connection.execute(f"PRAGMA busy_timeout = {int(budget.busy_ms)}")
 
 
 def with_sql(message: str, sql: str | None) -> str:
