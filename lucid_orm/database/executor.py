@@ -38,7 +38,9 @@ loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``mode
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -370,12 +372,15 @@ _SQLITE_BUSY = 5
 class InlineStats:
     """Process-wide counters of SQLite lean reads: run ``inline`` on the loop thread,
     ``interrupted`` over the budget (then run on the worker), ``busy`` (a lock wait, then on
-    the worker), ``worker`` (all reads run on the worker thread, for whatever reason)."""
+    the worker), ``worker`` (all reads run on the worker thread, for whatever reason);
+    ``longest``: the longest an inline read held the loop, in seconds."""
 
     inline: int = 0
     interrupted: int = 0
     busy: int = 0
     worker: int = 0
+    # The longest an inline read held the loop (seconds), interrupted ones included.
+    longest: float = 0.0
 
 
 inline_stats = InlineStats()
@@ -399,6 +404,21 @@ class _Budget:
 
 
 INLINE_ATTR = "_lucid_inline"
+
+
+class _Held(threading.local):
+    """The event loop of this thread while a mark is pending (``fetch_sqlite``), and when the
+    first inline read of that turn of the loop started."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    since = 0.0
+
+
+def _turned() -> None:
+    _held.loop = None
+
+
+_held = _Held()
 
 
 def _budget_of(driver: Any, conn: sqlite3.Connection) -> _Budget:
@@ -437,8 +457,22 @@ async def fetch_sqlite(
     if entry.inline_skip:
         entry.inline_skip -= 1
     else:
+        # An inline read never suspends its task: a task reading in a loop would keep the
+        # event loop to itself. So the first inline read of each turn of the loop schedules
+        # a mark, and a read that finds the mark still pending a whole budget later yields
+        # first (the mark then runs, with everything else that was ready).
+        now = time.perf_counter()
+        held = _held
+        loop = asyncio.get_running_loop()
+        if held.loop is loop and now - held.since > INLINE_BUDGET_S:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+        if held.loop is not loop:
+            held.loop = loop
+            held.since = now
+            loop.call_soon(_turned)
         budget.fired = False
-        budget.deadline = time.perf_counter() + INLINE_BUDGET_S
+        budget.deadline = now + INLINE_BUDGET_S
         conn.set_progress_handler(budget, INLINE_STEPS)
         try:
             rows = conn.execute(sql, params).fetchall()
@@ -454,6 +488,9 @@ async def fetch_sqlite(
                 raise
         finally:
             conn.set_progress_handler(None, 0)
+            held_for = time.perf_counter() - now
+            if held_for > inline_stats.longest:
+                inline_stats.longest = held_for
     inline_stats.worker += 1
     rows = await driver._execute(_on_worker, conn, sql, params, budget.busy_ms)
     return rows
