@@ -47,8 +47,14 @@ class Pair:
 async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     path = tmp_path / "inline.db"
     inline, worker = Database(), Database()
-    inline.configure(url=f"sqlite:///{path}")
-    worker.configure(connections={"default": {"url": f"sqlite:///{path}", "inline_reads": False}})
+    # Both explicit, so that the pair holds under LUCID_FAST_PATHS=0 / LUCID_SQLITE_INLINE=0 too.
+    url = f"sqlite:///{path}"
+    inline.configure(
+        connections={"default": {"url": url, "fast_reads": True, "inline_reads": True}}
+    )
+    worker.configure(
+        connections={"default": {"url": url, "fast_reads": True, "inline_reads": False}}
+    )
     await inline.raw_query("create table t (id integer primary key, v text, n integer)")
     await inline.raw_query(
         "insert into t (v, n) select 'row ' || x, x % 7 from (with recursive c(x) as "
