@@ -352,8 +352,10 @@ async def run(
 # ``INLINE_STEPS`` virtual-machine instructions and interrupts the statement once it has run
 # ``INLINE_BUDGET_S``; the read then runs again on the worker thread (a SELECT has no side
 # effects; the partial rows are dropped) and the next ``INLINE_BACKOFF`` executions of that
-# statement shape go to the worker directly. The loop is therefore never held longer than the
-# budget (plus one batch of instructions) by a read. Lock waits are the other way a statement
+# statement shape go to the worker directly. Once one turn of the loop has run a budget of
+# inline reads, the next read goes to the worker too (``_held``). The loop is therefore never
+# held longer than about two budgets by reads (the interpreter lock and the OS scheduler
+# aside). Lock waits are the other way a statement
 # can block: the connection's busy timeout is 0 while the lean path holds it, so a read that
 # would wait for a lock fails at once inline and waits on the worker thread instead (with the
 # configured timeout restored for that call); it is restored for good when the connection
@@ -454,19 +456,17 @@ async def fetch_sqlite(
         rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
         return rows
     budget = _budget_of(driver, conn)
+    # An inline read never suspends its task: a task reading in a loop would keep the event
+    # loop (and the interpreter lock, which the other threads wait for) to itself. So the
+    # first inline read of each turn of the loop schedules a mark, and a read that finds the
+    # mark still pending a whole budget later runs on the worker thread: the loop turns (the
+    # mark and everything else that was ready run) and other threads get the lock meanwhile.
+    now = time.perf_counter()
+    held = _held
+    loop = asyncio.get_running_loop()
     if entry.inline_skip:
         entry.inline_skip -= 1
-    else:
-        # An inline read never suspends its task: a task reading in a loop would keep the
-        # event loop to itself. So the first inline read of each turn of the loop schedules
-        # a mark, and a read that finds the mark still pending a whole budget later yields
-        # first (the mark then runs, with everything else that was ready).
-        now = time.perf_counter()
-        held = _held
-        loop = asyncio.get_running_loop()
-        if held.loop is loop and now - held.since > INLINE_BUDGET_S:
-            await asyncio.sleep(0)
-            now = time.perf_counter()
+    elif held.loop is not loop or now - held.since <= INLINE_BUDGET_S:
         if held.loop is not loop:
             held.loop = loop
             held.since = now

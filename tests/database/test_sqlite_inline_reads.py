@@ -80,11 +80,15 @@ def delta(before: InlineStats) -> dict[str, int]:
 
 
 async def short_read(database: Database, ident: int) -> list[dict[str, Any]]:
+    # A new turn of the event loop first: the read is then the first inline read of its turn,
+    # which always runs inline (later ones of a long turn go to the worker).
+    await asyncio.sleep(0)
     rows: list[dict[str, Any]] = await database.from_("t").select("id", "v", "n").where("id", ident)
     return rows
 
 
 async def long_read(database: Database) -> list[dict[str, Any]]:
+    await asyncio.sleep(0)
     rows: list[dict[str, Any]] = await (
         database.from_("t").select("id", "n").where_like("v", "%77%").order_by("id")
     )
@@ -175,6 +179,31 @@ class TestInlineReads:
             assert (await driver.execute_fetchall("PRAGMA busy_timeout", [])) == [(5000,)]
         finally:
             await driver.close()
+
+    async def test_a_task_reading_in_a_loop_lets_the_loop_turn(self, pair: Pair) -> None:
+        # Reads back to back never suspend the task while they run inline; once a turn of
+        # the loop has run a budget of them, the next read goes to the worker thread and the
+        # other tasks run. 2,000 reads take far longer than the 1 ms budget.
+        seen_at: list[int] = []
+        done = 0
+
+        async def reader() -> None:
+            nonlocal done
+            for i in range(2000):
+                rows = await pair.inline.from_("t").select("id").where("id", i % 100 + 1)
+                assert rows == [{"id": i % 100 + 1}]
+                done += 1
+
+        async def other() -> None:
+            await asyncio.sleep(0)
+            seen_at.append(done)
+
+        before = counts()
+        await asyncio.gather(reader(), other())
+        changed = delta(before)
+        assert changed["inline"] + changed["worker"] == 2000
+        assert changed["worker"] >= 1 and changed["inline"] >= 1
+        assert 0 < seen_at[0] < 2000
 
     async def test_connections_go_back_to_the_pool_with_their_busy_timeout(
         self, pair: Pair
