@@ -167,6 +167,7 @@ class TestInlineReads:
             timer = threading.Timer(0.3, lambda: (other.execute("COMMIT"), other.close()))
             timer.start()
             before = counts()
+            await asyncio.sleep(0)  # a new turn of the loop: this read starts inline
             try:
                 rows = await fetch_sqlite(driver, entry, entry.sql, [1])
             finally:
