@@ -39,6 +39,7 @@ loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``mode
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import threading
 import time
@@ -359,7 +360,9 @@ async def run(
 # can block: the connection's busy timeout is 0 while the lean path holds it, so a read that
 # would wait for a lock fails at once inline and waits on the worker thread instead (with the
 # configured timeout restored for that call); it is restored for good when the connection
-# goes back to the pool (``SqliteDialect.install_events``). Writes always run on the worker.
+# goes back to the pool (``SqliteDialect.install_events``). The first read of a connection the
+# lean path checks out runs on the worker: a cancelled task may have left a statement running
+# there. Writes always run on the worker.
 
 # The longest a read may hold the event loop, in seconds.
 INLINE_BUDGET_S = 0.001
@@ -423,16 +426,13 @@ def _turned() -> None:
 _held = _Held()
 
 
-def _budget_of(driver: Any, conn: sqlite3.Connection) -> _Budget:
-    """The connection's budget, set up on its first inline read: the configured busy timeout
-    read and replaced by 0 (restored on the worker and at check-in)."""
-    budget: _Budget | None = getattr(driver, INLINE_ATTR, None)
-    if budget is None:
-        busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-        conn.execute("PRAGMA busy_timeout = 0")
-        budget = _Budget(int(busy_ms))
-        setattr(driver, INLINE_ATTR, budget)
-    return budget
+def _set_up_on_worker(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Any:
+    """The first lean read of a checked-out connection, on its worker thread: the configured
+    busy timeout read and replaced by 0 (restored on the worker and at check-in)."""
+    busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    rows = conn.execute(sql, params).fetchall()
+    conn.execute("PRAGMA busy_timeout = 0")
+    return busy_ms, rows
 
 
 def _on_worker(conn: sqlite3.Connection, sql: str, params: list[Any], busy_ms: int) -> Any:
@@ -455,7 +455,15 @@ async def fetch_sqlite(
         inline_stats.worker += 1
         rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
         return rows
-    budget = _budget_of(driver, conn)
+    budget: _Budget | None = getattr(driver, INLINE_ATTR, None)
+    if budget is None:
+        # A connection just checked out from the pool: its worker may still be finishing a
+        # statement of a cancelled task, which an inline read would wait for. Its first read
+        # runs on the worker (queued behind anything in flight); later ones may run inline.
+        inline_stats.worker += 1
+        busy_ms, rows = await driver._execute(_set_up_on_worker, conn, sql, params)
+        setattr(driver, INLINE_ATTR, _Budget(int(busy_ms)))
+        return rows
     # An inline read never suspends its task: a task reading in a loop would keep the event
     # loop (and the interpreter lock, which the other threads wait for) to itself. So the
     # first inline read of each turn of the loop schedules a mark, and a read that finds the
@@ -496,13 +504,18 @@ async def fetch_sqlite(
     return rows
 
 
+def _set_busy_timeout(conn: sqlite3.Connection, busy_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+
 def restore_busy_timeout(driver: Any) -> None:
-    """Give a connection that ran inline reads its configured busy timeout back (it goes
-    back to the pool, where writes and transactions need it); called on the loop thread while
-    its worker is idle."""
+    """Give a connection that ran lean reads its configured busy timeout back as it goes back
+    to the pool, where writes and transactions need it: queued on its worker thread, ahead of
+    whatever the connection runs next (its worker may still run a cancelled statement)."""
     budget: _Budget | None = driver.__dict__.pop(INLINE_ATTR, None)
-    if budget is not None and driver._connection is not None:
-        driver._connection.execute(f"PRAGMA busy_timeout = {int(budget.busy_ms)}")
+    conn = driver._connection
+    if budget is not None and conn is not None:
+        driver._tx.put_nowait((None, functools.partial(_set_busy_timeout, conn, budget.busy_ms)))
 
 
 def with_sql(message: str, sql: str | None) -> str:

@@ -60,6 +60,10 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         "insert into t (v, n) select 'row ' || x, x % 7 from (with recursive c(x) as "
         f"(select 1 union all select x + 1 from c where x < {BIG}) select x from c)"
     )
+    # The first lean read of a checked-out connection runs on its worker thread (see
+    # test_a_connection_s_first_read_runs_on_the_worker); the tests start after it.
+    await short_read(inline, 1)
+    await short_read(worker, 1)
     try:
         yield Pair(inline, worker, path)
     finally:
@@ -84,6 +88,12 @@ async def short_read(database: Database, ident: int) -> list[dict[str, Any]]:
     # which always runs inline (later ones of a long turn go to the worker).
     await asyncio.sleep(0)
     rows: list[dict[str, Any]] = await database.from_("t").select("id", "v", "n").where("id", ident)
+    return rows
+
+
+async def short_f(database: Database) -> list[dict[str, Any]]:
+    await asyncio.sleep(0)
+    rows: list[dict[str, Any]] = await database.from_("f").select("id").where("id", 1)
     return rows
 
 
@@ -205,6 +215,40 @@ class TestInlineReads:
         assert changed["inline"] + changed["worker"] == 2000
         assert changed["worker"] >= 1 and changed["inline"] >= 1
         assert 0 < seen_at[0] < 2000
+
+    async def test_a_connection_s_first_read_runs_on_the_worker(self, tmp_path: Path) -> None:
+        database = Database()
+        url = f"sqlite:///{tmp_path / 'first.db'}"
+        database.configure(
+            connections={"default": {"url": url, "fast_reads": True, "inline_reads": True}}
+        )
+        await database.raw_query("create table f (id integer primary key)")
+        await database.table("f").insert({"id": 1})
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 1}
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+        await database.close()
+
+    async def test_a_read_cancelled_on_the_worker_leaves_the_next_read_correct(
+        self, pair: Pair
+    ) -> None:
+        # A long read cancelled while its statement runs on the worker thread: the connection
+        # goes back to the pool with the statement still running there. The next reads (on
+        # whichever connection) answer correctly, and a transaction finds its busy timeout.
+        await long_read(pair.inline)  # interrupted once: the shape now runs on the worker
+        task = asyncio.ensure_future(long_read(pair.inline))
+        await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        results = await asyncio.gather(*(short_read(pair.inline, i) for i in (1, 2, 3)))
+        assert results == [[{"id": i, "v": f"row {i}", "n": i % 7}] for i in (1, 2, 3)]
+        async with pair.inline.transaction() as trx:
+            rows = await trx.raw_query("PRAGMA busy_timeout")
+        assert list(rows[0].values()) == [5000]
 
     async def test_connections_go_back_to_the_pool_with_their_busy_timeout(
         self, pair: Pair
