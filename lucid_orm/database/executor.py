@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -285,7 +286,11 @@ async def run(
                 _resolve_processors(entry, dialect, [None] * len(entry.types))
             rows: Sequence[Sequence[Any]]
             if engines.inline_reads:
-                rows = await fetch_sqlite(driver, entry, sql, params)
+                # Inline only while no other connection of the pool is in use: their worker
+                # threads would wait for the interpreter lock behind a busy event loop.
+                pool = engines.engine.pool
+                alone = isinstance(pool, QueuePool) and pool.checkedout() <= len(idle) + 1
+                rows = await fetch_sqlite(driver, entry, sql, params, alone)
             else:
                 rows = await driver.execute_fetchall(sql, params)
         elif backend == "postgresql":
@@ -356,13 +361,18 @@ async def run(
 # statement shape go to the worker directly. Once one turn of the loop has run a budget of
 # inline reads, the next read goes to the worker too (``_held``). The loop is therefore never
 # held longer than about two budgets by reads (the interpreter lock and the OS scheduler
-# aside). Lock waits are the other way a statement
-# can block: the connection's busy timeout is 0 while the lean path holds it, so a read that
-# would wait for a lock fails at once inline and waits on the worker thread instead (with the
-# configured timeout restored for that call); it is restored for good when the connection
-# goes back to the pool (``SqliteDialect.install_events``). The first read of a connection the
-# lean path checks out runs on the worker: a cancelled task may have left a statement running
-# there. Writes always run on the worker.
+# aside). Lock waits are the other way a statement can block: the connection's busy timeout
+# is 0 while the lean path holds it, so a read that would wait for a lock fails at once inline
+# and waits on the worker thread instead (with the configured timeout restored for that call);
+# it is restored for good when the connection goes back to the pool
+# (``SqliteDialect.install_events``).
+#
+# Reads run inline only while no other connection of the pool is checked out: with statements
+# running on other worker threads (concurrent reads, a transaction), a busy loop thread makes
+# those threads wait for the interpreter lock (measured: 200 concurrent find + preload tasks
+# ran twice as long). The first read of a connection the lean path checks out runs on the
+# worker: a cancelled task may have left a statement running there. Writes always run on the
+# worker.
 
 # The longest a read may hold the event loop, in seconds.
 INLINE_BUDGET_S = 0.001
@@ -426,13 +436,8 @@ def _turned() -> None:
 _held = _Held()
 
 
-def _set_up_on_worker(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Any:
-    """The first lean read of a checked-out connection, on its worker thread: the configured
-    busy timeout read and replaced by 0 (restored on the worker and at check-in)."""
-    busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-    rows = conn.execute(sql, params).fetchall()
-    conn.execute("PRAGMA busy_timeout = 0")
-    return busy_ms, rows
+# The mark of a connection whose first lean read since check-out ran on its worker thread.
+_CHECKED = object()
 
 
 def _on_worker(conn: sqlite3.Connection, sql: str, params: list[Any], busy_ms: int) -> Any:
@@ -445,25 +450,34 @@ def _on_worker(conn: sqlite3.Connection, sql: str, params: list[Any], busy_ms: i
 
 
 async def fetch_sqlite(
-    driver: Any, entry: Compiled, sql: str, params: list[Any]
+    driver: Any, entry: Compiled, sql: str, params: list[Any], alone: bool = True
 ) -> Sequence[Sequence[Any]]:
     """The rows of a lean read on an aiosqlite connection: on the event-loop thread within
-    ``INLINE_BUDGET_S``, else on the connection's worker thread (see above)."""
+    ``INLINE_BUDGET_S``, else on the connection's worker thread (see above); on the worker
+    too unless ``alone`` (no other connection of its pool in use)."""
     conn: sqlite3.Connection | None = driver._connection
     if conn is None or not driver._tx.empty():
         # Closed (aiosqlite raises its own error), or a call still queued on the worker.
         inline_stats.worker += 1
         rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
         return rows
-    budget: _Budget | None = getattr(driver, INLINE_ATTR, None)
+    budget: Any = getattr(driver, INLINE_ATTR, None)
     if budget is None:
         # A connection just checked out from the pool: its worker may still be finishing a
         # statement of a cancelled task, which an inline read would wait for. Its first read
-        # runs on the worker (queued behind anything in flight); later ones may run inline.
+        # runs on the worker (queued behind anything in flight); once that returned, the
+        # worker is idle for as long as the lean path keeps the connection.
+        setattr(driver, INLINE_ATTR, _CHECKED)
         inline_stats.worker += 1
-        busy_ms, rows = await driver._execute(_set_up_on_worker, conn, sql, params)
-        setattr(driver, INLINE_ATTR, _Budget(int(busy_ms)))
+        rows = await driver.execute_fetchall(sql, params)
         return rows
+    if budget is _CHECKED:
+        # The second read: the lean path kept the connection (a connection it gives back
+        # after one read never pays for this).
+        busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        budget = _Budget(int(busy_ms))
+        setattr(driver, INLINE_ATTR, budget)
     # An inline read never suspends its task: a task reading in a loop would keep the event
     # loop (and the interpreter lock, which the other threads wait for) to itself. So the
     # first inline read of each turn of the loop schedules a mark, and a read that finds the
@@ -474,6 +488,8 @@ async def fetch_sqlite(
     loop = asyncio.get_running_loop()
     if entry.inline_skip:
         entry.inline_skip -= 1
+    elif not alone:
+        pass
     elif held.loop is not loop or now - held.since <= INLINE_BUDGET_S:
         if held.loop is not loop:
             held.loop = loop
@@ -512,9 +528,9 @@ def restore_busy_timeout(driver: Any) -> None:
     """Give a connection that ran lean reads its configured busy timeout back as it goes back
     to the pool, where writes and transactions need it: queued on its worker thread, ahead of
     whatever the connection runs next (its worker may still run a cancelled statement)."""
-    budget: _Budget | None = driver.__dict__.pop(INLINE_ATTR, None)
+    budget = driver.__dict__.pop(INLINE_ATTR, None)
     conn = driver._connection
-    if budget is not None and conn is not None:
+    if isinstance(budget, _Budget) and conn is not None:
         driver._tx.put_nowait((None, functools.partial(_set_busy_timeout, conn, budget.busy_ms)))
 
 
