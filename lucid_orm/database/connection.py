@@ -535,6 +535,8 @@ class Engines:
         # state: SQLite and PostgreSQL reads run in autocommit, MySQL reads end with COMMIT.
         # (pooled connection, its driver connection) pairs
         self.idle: list[tuple[Any, Any]] = []
+        # SQLite: short lean reads run on the event-loop thread (executor.fetch_sqlite).
+        self.inline_reads = ops.inline_reads(cfg, memory)
         if memory or "max" not in pool:
             self.hold = 2
         else:

@@ -22,7 +22,14 @@ lean reads                  ``fetch``/``run`` here, called by             ``run_
                             fetch_compiled`` (static statement per model)  .first()``
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
+SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
+                            event-loop thread, interrupted after          aiosqlite's worker
+                            ``INLINE_BUDGET_S``)                          thread
 ==========================  ============================================  =====================
+
+SQLite inline reads have a switch of their own besides the two above: the connection option
+``inline_reads`` (default on for file databases in WAL mode) and ``LUCID_SQLITE_INLINE=0``
+process-wide (``SqliteDialect.inline_reads``).
 
 In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
 ``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
@@ -31,6 +38,10 @@ loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``mode
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -39,6 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -71,6 +83,9 @@ class Compiled:
     any_processor: bool = False
     convert: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # SQLite inline reads: how many more executions go straight to the worker thread after
+    # one ran over the budget (``fetch_sqlite``).
+    inline_skip: int = 0
 
 
 class StatementCache:
@@ -269,7 +284,15 @@ async def run(
         if backend == "sqlite":
             if entry.processors is None:
                 _resolve_processors(entry, dialect, [None] * len(entry.types))
-            rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
+            rows: Sequence[Sequence[Any]]
+            if engines.inline_reads:
+                # Inline only while no other connection of the pool is in use: their worker
+                # threads would wait for the interpreter lock behind a busy event loop.
+                pool = engines.engine.pool
+                alone = isinstance(pool, QueuePool) and pool.checkedout() <= len(idle) + 1
+                rows = await fetch_sqlite(driver, entry, sql, params, alone)
+            else:
+                rows = await driver.execute_fetchall(sql, params)
         elif backend == "postgresql":
             if entry.processors is None:
                 prepared_stmt = await driver.prepare(sql)
@@ -323,6 +346,192 @@ async def run(
     if emitter.active or enabled(DEBUG):
         emitter.record(engines.endpoint, sql, params, started, model, False)
     return ExecResult(_process(entry, rows), entry.keys, len(rows))
+
+
+# -- SQLite inline reads ---------------------------------------------------------------------------
+#
+# aiosqlite runs every statement of a connection on that connection's worker thread: a read
+# costs two thread hops (queue the call, wake the loop with the result), ~40 µs, several times
+# what a primary-key SELECT costs SQLite itself. A lean read (a plain SELECT outside a
+# transaction, on a connection this task holds and whose worker is idle) instead runs on the
+# event-loop thread, under a time budget: SQLite's progress handler looks at the clock every
+# ``INLINE_STEPS`` virtual-machine instructions and interrupts the statement once it has run
+# ``INLINE_BUDGET_S``; the read then runs again on the worker thread (a SELECT has no side
+# effects; the partial rows are dropped) and the next ``INLINE_BACKOFF`` executions of that
+# statement shape go to the worker directly. Once one turn of the loop has run a budget of
+# inline reads, the next read goes to the worker too (``_held``). The loop is therefore never
+# held longer than about two budgets by reads (the interpreter lock and the OS scheduler
+# aside). Lock waits are the other way a statement can block: the connection's busy timeout
+# is 0 while the lean path holds it, so a read that would wait for a lock fails at once inline
+# and waits on the worker thread instead (with the configured timeout restored for that call);
+# it is restored for good when the connection goes back to the pool
+# (``SqliteDialect.install_events``).
+#
+# Reads run inline only while no other connection of the pool is checked out: with statements
+# running on other worker threads (concurrent reads, a transaction), a busy loop thread makes
+# those threads wait for the interpreter lock (measured: 200 concurrent find + preload tasks
+# ran twice as long). The first read of a connection the lean path checks out runs on the
+# worker: a cancelled task may have left a statement running there. Writes always run on the
+# worker.
+
+# The longest a read may hold the event loop, in seconds.
+INLINE_BUDGET_S = 0.001
+# SQLite virtual-machine instructions between two looks at the clock (~10-50 µs of work).
+INLINE_STEPS = 1000
+# Executions of a statement shape sent to the worker directly after one ran over the budget.
+INLINE_BACKOFF = 32
+_SQLITE_BUSY = 5
+
+
+@dataclass(slots=True)
+class InlineStats:
+    """Process-wide counters of SQLite lean reads: run ``inline`` on the loop thread,
+    ``interrupted`` over the budget (then run on the worker), ``busy`` (a lock wait, then on
+    the worker), ``worker`` (all reads run on the worker thread, for whatever reason);
+    ``longest``: the longest an inline read held the loop, in seconds."""
+
+    inline: int = 0
+    interrupted: int = 0
+    busy: int = 0
+    worker: int = 0
+    # The longest an inline read held the loop (seconds), interrupted ones included.
+    longest: float = 0.0
+
+
+inline_stats = InlineStats()
+
+
+class _Budget:
+    """The progress handler of one connection: true (interrupt) once the deadline passed."""
+
+    __slots__ = ("busy_ms", "deadline", "fired")
+
+    def __init__(self, busy_ms: int) -> None:
+        self.busy_ms = busy_ms  # the connection's configured busy timeout
+        self.deadline = 0.0
+        self.fired = False
+
+    def __call__(self) -> bool:
+        if time.perf_counter() > self.deadline:
+            self.fired = True
+            return True
+        return False
+
+
+INLINE_ATTR = "_lucid_inline"
+
+
+class _Held(threading.local):
+    """The event loop of this thread while a mark is pending (``fetch_sqlite``), and when the
+    first inline read of that turn of the loop started."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    since = 0.0
+
+
+def _turned() -> None:
+    _held.loop = None
+
+
+_held = _Held()
+
+
+# The mark of a connection whose first lean read since check-out ran on its worker thread.
+_CHECKED = object()
+
+
+def _on_worker(conn: sqlite3.Connection, sql: str, params: list[Any], busy_ms: int) -> Any:
+    """A read on the worker thread of a connection whose busy timeout is 0 while idle."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+
+
+async def fetch_sqlite(
+    driver: Any, entry: Compiled, sql: str, params: list[Any], alone: bool = True
+) -> Sequence[Sequence[Any]]:
+    """The rows of a lean read on an aiosqlite connection: on the event-loop thread within
+    ``INLINE_BUDGET_S``, else on the connection's worker thread (see above); on the worker
+    too unless ``alone`` (no other connection of its pool in use)."""
+    conn: sqlite3.Connection | None = driver._connection
+    if conn is None or not driver._tx.empty():
+        # Closed (aiosqlite raises its own error), or a call still queued on the worker.
+        inline_stats.worker += 1
+        rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
+        return rows
+    budget: Any = getattr(driver, INLINE_ATTR, None)
+    if budget is None:
+        # A connection just checked out from the pool: its worker may still be finishing a
+        # statement of a cancelled task, which an inline read would wait for. Its first read
+        # runs on the worker (queued behind anything in flight); once that returned, the
+        # worker is idle for as long as the lean path keeps the connection.
+        setattr(driver, INLINE_ATTR, _CHECKED)
+        inline_stats.worker += 1
+        rows = await driver.execute_fetchall(sql, params)
+        return rows
+    if budget is _CHECKED:
+        # The second read: the lean path kept the connection (a connection it gives back
+        # after one read never pays for this).
+        busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        budget = _Budget(int(busy_ms))
+        setattr(driver, INLINE_ATTR, budget)
+    # An inline read never suspends its task: a task reading in a loop would keep the event
+    # loop (and the interpreter lock, which the other threads wait for) to itself. So the
+    # first inline read of each turn of the loop schedules a mark, and a read that finds the
+    # mark still pending a whole budget later runs on the worker thread: the loop turns (the
+    # mark and everything else that was ready run) and other threads get the lock meanwhile.
+    now = time.perf_counter()
+    held = _held
+    loop = asyncio.get_running_loop()
+    if entry.inline_skip:
+        entry.inline_skip -= 1
+    elif not alone:
+        pass
+    elif held.loop is not loop or now - held.since <= INLINE_BUDGET_S:
+        if held.loop is not loop:
+            held.loop = loop
+            held.since = now
+            loop.call_soon(_turned)
+        budget.fired = False
+        budget.deadline = now + INLINE_BUDGET_S
+        conn.set_progress_handler(budget, INLINE_STEPS)
+        try:
+            rows = conn.execute(sql, params).fetchall()
+            inline_stats.inline += 1
+            return rows
+        except sqlite3.OperationalError as exc:
+            if budget.fired:
+                inline_stats.interrupted += 1
+                entry.inline_skip = INLINE_BACKOFF
+            elif exc.sqlite_errorcode & 0xFF == _SQLITE_BUSY:
+                inline_stats.busy += 1
+            else:
+                raise
+        finally:
+            conn.set_progress_handler(None, 0)
+            held_for = time.perf_counter() - now
+            if held_for > inline_stats.longest:
+                inline_stats.longest = held_for
+    inline_stats.worker += 1
+    rows = await driver._execute(_on_worker, conn, sql, params, budget.busy_ms)
+    return rows
+
+
+def _set_busy_timeout(conn: sqlite3.Connection, busy_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+
+def restore_busy_timeout(driver: Any) -> None:
+    """Give a connection that ran lean reads its configured busy timeout back as it goes back
+    to the pool, where writes and transactions need it: queued on its worker thread, ahead of
+    whatever the connection runs next (its worker may still run a cancelled statement)."""
+    budget = driver.__dict__.pop(INLINE_ATTR, None)
+    conn = driver._connection
+    if isinstance(budget, _Budget) and conn is not None:
+        driver._tx.put_nowait((None, functools.partial(_set_busy_timeout, conn, budget.busy_ms)))
 
 
 def with_sql(message: str, sql: str | None) -> str:

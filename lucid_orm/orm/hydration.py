@@ -101,7 +101,12 @@ def filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[...
             column_values.append(f"v{i}")
             names.append(attr)
     if extras:
-        lines.append(f"        d[{ROW!r}] = {_tuple(column_values)}")
+        if min(extra_at) >= len(names):
+            # The extras follow every column (a preload's pivot or through keys): the row
+            # itself serves as ROW, whose reader stops at the last column (state.py).
+            lines.append(f"        d[{ROW!r}] = row")
+        else:
+            lines.append(f"        d[{ROW!r}] = {_tuple(column_values)}")
         pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
         lines.append(f"        d[{EXTRAS!r}] = {{{pairs}}}")
     else:

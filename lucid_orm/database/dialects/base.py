@@ -140,6 +140,11 @@ class Dialect:
         """Adjust ``setup.kwargs`` (``create_async_engine`` keyword arguments) and
         ``setup.connect_args`` (the driver's) in place."""
 
+    def inline_reads(self, cfg: Mapping[str, Any], memory: bool) -> bool:
+        """Whether lean reads of a connection configured by ``cfg`` may run on the event-loop
+        thread (``executor.fetch_sqlite``; SQLite only)."""
+        return False
+
     def autocommit_options(self) -> dict[str, Any]:
         """Execution options of the engine that runs statements outside transactions."""
         return {"lucid_autocommit": True}

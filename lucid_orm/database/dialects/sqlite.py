@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections import OrderedDict
@@ -24,7 +25,13 @@ from sqlalchemy.sql import ColumnElement, TableClause
 
 from ...errors import IntegrityError, LucidError, QueryError
 from ..events import DEBUG, enabled
-from ..executor import bind_processor, compile_insert, interrupt_sqlite, with_sql
+from ..executor import (
+    bind_processor,
+    compile_insert,
+    interrupt_sqlite,
+    restore_busy_timeout,
+    with_sql,
+)
 from .base import Dialect, EngineSetup, Key, Rows, joined_update, merge_set, named_table
 from .json import SqliteJson, register_sqlite_functions
 
@@ -96,6 +103,31 @@ def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
     return value
 
 
+def inline_reads_default() -> bool:
+    """Whether SQLite connections run short lean reads on the event-loop thread unless
+    configured: ``LUCID_SQLITE_INLINE=0`` (or ``LUCID_FAST_PATHS=0``) turns it off
+    process-wide."""
+    for name in ("LUCID_SQLITE_INLINE", "LUCID_FAST_PATHS"):
+        if os.environ.get(name, "1").strip().lower() in ("0", "false", "off"):
+            return False
+    return True
+
+
+def _inline_reads(name: str, cfg: Mapping[str, Any], memory: bool) -> bool:
+    value = cfg.get("inline_reads", None)
+    if value is not None and not isinstance(value, bool):
+        raise LucidError(
+            f'Connection "{name}": "inline_reads" must be True or False, got {value!r}',
+            code="E_INVALID_CONFIG",
+        )
+    if value is False or (value is None and not inline_reads_default()):
+        return False
+    # In-memory databases share one connection (StaticPool) between tasks; without WAL a
+    # read can wait for a writer's lock; a connection pinned to its thread can't be reached.
+    thread_bound = (cfg.get("connect_args") or {}).get("check_same_thread") is True
+    return not memory and bool(cfg.get("wal", True)) and not thread_bound
+
+
 @dataclass(frozen=True, slots=True)
 class InsertShape:
     """A one-row ``INSERT … VALUES (?, ?) RETURNING …`` compiled by SQLAlchemy, cut around
@@ -146,6 +178,15 @@ class SqliteDialect(Dialect):
         if setup.memory:
             kwargs["poolclass"] = StaticPool
             connect_args.setdefault("check_same_thread", False)
+        if _inline_reads(setup.name, cfg, setup.memory):
+            # Inline reads call the sqlite3 connection from the event-loop thread, only while
+            # its worker thread is idle (executor.fetch_sqlite): never two threads at once.
+            connect_args["check_same_thread"] = False
+
+    def inline_reads(self, cfg: Mapping[str, Any], memory: bool) -> bool:
+        """Short lean reads run on the event-loop thread (``executor.fetch_sqlite``): the
+        connection option ``inline_reads`` (default on), file databases in WAL mode only."""
+        return _inline_reads(str(cfg.get("name", "")), cfg, memory)
 
     def install_events(self, engine: SyncEngine, cfg: Mapping[str, Any], memory: bool) -> None:
         foreign_keys = cfg.get("foreign_keys", True)
@@ -164,6 +205,14 @@ class SqliteDialect(Dialect):
             if foreign_keys:
                 cursor.execute("PRAGMA foreign_keys = ON")
             cursor.close()
+
+        @event.listens_for(engine, "checkin")
+        def _sqlite_checkin(dbapi_conn: Any, _record: Any) -> None:
+            # A connection the lean path held ran its inline reads with busy timeout 0:
+            # back in the pool it serves writes and transactions, which wait for locks.
+            if dbapi_conn is not None:
+                with contextlib.suppress(Exception):
+                    restore_busy_timeout(dbapi_conn._connection)
 
         @event.listens_for(engine, "invalidate")
         def _sqlite_invalidate(dbapi_conn: Any, _record: Any, _exc: Any) -> None:

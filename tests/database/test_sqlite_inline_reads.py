@@ -1,0 +1,308 @@
+"""SQLite inline reads (``executor.fetch_sqlite``): a lean read runs on the event-loop thread
+under a time budget; one that runs over it is interrupted and runs again on aiosqlite's worker
+thread, as does one that would wait for a lock. The answers are those of the worker thread's;
+every read is reported and its errors are the same. SQLite only: the other dialects have no
+inline reads. Each test uses a fresh file database of its own (every option at its default)
+beside one with ``inline_reads: False``."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from lucid_orm import LucidError, QueryError
+from lucid_orm.database import Database
+from lucid_orm.database.events import QueryEvent
+from lucid_orm.database.executor import (
+    INLINE_BACKOFF,
+    InlineStats,
+    compile_static,
+    fetch_sqlite,
+    inline_stats,
+    restore_busy_timeout,
+)
+
+# Enough rows that a full scan with LIKE runs for far more than the 1 ms budget.
+BIG = 200_000
+
+
+@dataclass
+class Pair:
+    inline: Database
+    worker: Database
+    path: Path
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    path = tmp_path / "inline.db"
+    inline, worker = Database(), Database()
+    # Both explicit, so that the pair holds under LUCID_FAST_PATHS=0 / LUCID_SQLITE_INLINE=0 too.
+    url = f"sqlite:///{path}"
+    inline.configure(
+        connections={"default": {"url": url, "fast_reads": True, "inline_reads": True}}
+    )
+    worker.configure(
+        connections={"default": {"url": url, "fast_reads": True, "inline_reads": False}}
+    )
+    await inline.raw_query("create table t (id integer primary key, v text, n integer)")
+    await inline.raw_query(
+        "insert into t (v, n) select 'row ' || x, x % 7 from (with recursive c(x) as "
+        f"(select 1 union all select x + 1 from c where x < {BIG}) select x from c)"
+    )
+    # The first lean read of a checked-out connection runs on its worker thread (see
+    # test_a_connection_s_first_read_runs_on_the_worker); the tests start after it.
+    await short_read(inline, 1)
+    await short_read(worker, 1)
+    try:
+        yield Pair(inline, worker, path)
+    finally:
+        await inline.close()
+        await worker.close()
+
+
+COUNTERS = ("inline", "interrupted", "busy", "worker")
+
+
+def counts() -> InlineStats:
+    return InlineStats(**{k: getattr(inline_stats, k) for k in COUNTERS})
+
+
+def delta(before: InlineStats) -> dict[str, int]:
+    now = counts()
+    return {k: getattr(now, k) - getattr(before, k) for k in COUNTERS}
+
+
+async def short_read(database: Database, ident: int) -> list[dict[str, Any]]:
+    # A new turn of the event loop first: the read is then the first inline read of its turn,
+    # which always runs inline (later ones of a long turn go to the worker).
+    await asyncio.sleep(0)
+    rows: list[dict[str, Any]] = await database.from_("t").select("id", "v", "n").where("id", ident)
+    return rows
+
+
+async def short_f(database: Database) -> list[dict[str, Any]]:
+    await asyncio.sleep(0)
+    rows: list[dict[str, Any]] = await database.from_("f").select("id").where("id", 1)
+    return rows
+
+
+async def long_read(database: Database) -> list[dict[str, Any]]:
+    await asyncio.sleep(0)
+    rows: list[dict[str, Any]] = await (
+        database.from_("t").select("id", "n").where_like("v", "%77%").order_by("id")
+    )
+    return rows
+
+
+class TestInlineReads:
+    async def test_short_reads_run_inline_with_the_worker_s_answers(self, pair: Pair) -> None:
+        before = counts()
+        inline = [await short_read(pair.inline, i) for i in (1, 2, BIG, BIG + 1)]
+        assert delta(before)["inline"] == 4
+        before = counts()
+        worker = [await short_read(pair.worker, i) for i in (1, 2, BIG, BIG + 1)]
+        assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 0}
+        assert inline == worker
+        assert inline[0] == [{"id": 1, "v": "row 1", "n": 1}]
+        assert inline[3] == []
+
+    async def test_a_long_read_is_interrupted_and_completes_on_the_worker(self, pair: Pair) -> None:
+        before = counts()
+        rows = await long_read(pair.inline)
+        assert delta(before) == {"inline": 0, "interrupted": 1, "busy": 0, "worker": 1}
+        assert rows == await long_read(pair.worker)
+        assert len(rows) > 1000
+        # The statement shape now goes to the worker directly, for INLINE_BACKOFF runs.
+        before = counts()
+        again = await long_read(pair.inline)
+        assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 1}
+        assert again == rows
+        # Other shapes still run inline.
+        before = counts()
+        await short_read(pair.inline, 3)
+        assert delta(before)["inline"] == 1
+        assert INLINE_BACKOFF > 1
+
+    async def test_concurrent_tasks_get_their_own_answers(self, pair: Pair) -> None:
+        async def writer() -> None:
+            for i in range(20):
+                await pair.inline.table("t").insert({"v": f"new {i}", "n": -1})
+
+        results = await asyncio.gather(
+            long_read(pair.inline),
+            *(short_read(pair.inline, i) for i in range(1, 40)),
+            writer(),
+            long_read(pair.inline),
+        )
+        expected = await long_read(pair.worker)
+        assert results[0] == expected
+        assert results[-1] == expected
+        for i, rows in enumerate(results[1:40], start=1):
+            assert rows == [{"id": i, "v": f"row {i}", "n": i % 7}]
+        assert len(await pair.inline.from_("t").select("id").where("n", -1)) == 20
+
+    async def test_a_read_that_would_wait_for_a_lock_waits_on_the_worker(
+        self, tmp_path: Path
+    ) -> None:
+        # WAL readers wait for a lock only in rare cases (another connection in exclusive
+        # locking mode, recovery); a rollback-journal database shows the same wait at will:
+        # fetch_sqlite on a driver connection while another connection holds the exclusive
+        # lock, released 0.3 s later.
+        path = tmp_path / "journal.db"
+        setup = sqlite3.connect(path, isolation_level=None)
+        setup.execute("create table t (id integer primary key, v text)")
+        setup.execute("insert into t (v) values ('before')")
+        setup.close()
+        driver = await aiosqlite.connect(path, timeout=5, check_same_thread=False)
+        entry = compile_static(
+            sa.select(sa.column("v")).select_from(sa.table("t")).where(sa.column("id") == 1),
+            sqlite_dialect.dialect(),
+        )
+        try:
+            assert list(await fetch_sqlite(driver, entry, entry.sql, [1])) == [("before",)]
+            other = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            other.execute("BEGIN EXCLUSIVE")
+            other.execute("UPDATE t SET v = 'after' WHERE id = 1")
+            timer = threading.Timer(0.3, lambda: (other.execute("COMMIT"), other.close()))
+            timer.start()
+            before = counts()
+            await asyncio.sleep(0)  # a new turn of the loop: this read starts inline
+            try:
+                rows = await fetch_sqlite(driver, entry, entry.sql, [1])
+            finally:
+                timer.join()
+            assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 1, "worker": 1}
+            assert list(rows) == [("after",)]
+            # Between reads the connection keeps busy timeout 0; given back, its own again.
+            assert (await driver.execute_fetchall("PRAGMA busy_timeout", [])) == [(0,)]
+            restore_busy_timeout(driver)
+            assert (await driver.execute_fetchall("PRAGMA busy_timeout", [])) == [(5000,)]
+        finally:
+            await driver.close()
+
+    async def test_a_task_reading_in_a_loop_lets_the_loop_turn(self, pair: Pair) -> None:
+        # Reads back to back never suspend the task while they run inline; once a turn of
+        # the loop has run a budget of them, the next read goes to the worker thread and the
+        # other tasks run. 2,000 reads take far longer than the 1 ms budget.
+        seen_at: list[int] = []
+        done = 0
+
+        async def reader() -> None:
+            nonlocal done
+            for i in range(2000):
+                rows = await pair.inline.from_("t").select("id").where("id", i % 100 + 1)
+                assert rows == [{"id": i % 100 + 1}]
+                done += 1
+
+        async def other() -> None:
+            await asyncio.sleep(0)
+            seen_at.append(done)
+
+        before = counts()
+        await asyncio.gather(reader(), other())
+        changed = delta(before)
+        assert changed["inline"] + changed["worker"] == 2000
+        assert changed["worker"] >= 1 and changed["inline"] >= 1
+        assert 0 < seen_at[0] < 2000
+
+    async def test_a_connection_s_first_read_runs_on_the_worker(self, tmp_path: Path) -> None:
+        database = Database()
+        url = f"sqlite:///{tmp_path / 'first.db'}"
+        database.configure(
+            connections={"default": {"url": url, "fast_reads": True, "inline_reads": True}}
+        )
+        await database.raw_query("create table f (id integer primary key)")
+        await database.table("f").insert({"id": 1})
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 1}
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+        await database.close()
+
+    async def test_a_read_cancelled_on_the_worker_leaves_the_next_read_correct(
+        self, pair: Pair
+    ) -> None:
+        # A long read cancelled while its statement runs on the worker thread: the connection
+        # goes back to the pool with the statement still running there. The next reads (on
+        # whichever connection) answer correctly, and a transaction finds its busy timeout.
+        await long_read(pair.inline)  # interrupted once: the shape now runs on the worker
+        task = asyncio.ensure_future(long_read(pair.inline))
+        await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        results = await asyncio.gather(*(short_read(pair.inline, i) for i in (1, 2, 3)))
+        assert results == [[{"id": i, "v": f"row {i}", "n": i % 7}] for i in (1, 2, 3)]
+        async with pair.inline.transaction() as trx:
+            rows = await trx.raw_query("PRAGMA busy_timeout")
+        assert list(rows[0].values()) == [5000]
+
+    async def test_connections_go_back_to_the_pool_with_their_busy_timeout(
+        self, pair: Pair
+    ) -> None:
+        for _ in range(5):
+            await asyncio.gather(*(short_read(pair.inline, j) for j in range(1, 6)))
+        async with pair.inline.transaction() as trx:
+            rows = await trx.raw_query("PRAGMA busy_timeout")
+        assert list(rows[0].values()) == [5000]
+
+    async def test_errors_and_events_are_those_of_the_worker_path(self, pair: Pair) -> None:
+        seen: dict[str, list[QueryEvent]] = {"inline": [], "worker": []}
+        pair.inline.on_query(seen["inline"].append)
+        pair.worker.on_query(seen["worker"].append)
+        assert await short_read(pair.inline, 1) == await short_read(pair.worker, 1)
+        await long_read(pair.inline)  # interrupted, then on the worker: reported once
+        await long_read(pair.worker)
+        inline_events = [(e.sql, e.bindings) for e in seen["inline"]]
+        assert inline_events == [(e.sql, e.bindings) for e in seen["worker"]]
+        assert len(inline_events) == 2 and inline_events[0][1] == [1]
+        with pytest.raises(QueryError) as inline_error:
+            await pair.inline.from_("t").select("id", "missing_column")
+        with pytest.raises(QueryError) as worker_error:
+            await pair.worker.from_("t").select("id", "missing_column")
+        assert str(inline_error.value) == str(worker_error.value)
+        assert "no such column" in str(inline_error.value)
+        assert isinstance(inline_error.value.original, sqlite3.OperationalError)
+        # The connection that failed is not reused in a broken state.
+        assert await short_read(pair.inline, 2) == [{"id": 2, "v": "row 2", "n": 2}]
+
+
+class TestSwitch:
+    async def test_inline_reads_false_runs_every_read_on_the_worker(self, pair: Pair) -> None:
+        before = counts()
+        await short_read(pair.worker, 1)
+        await long_read(pair.worker)
+        assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 0}
+
+    async def test_the_option_must_be_a_boolean(self, tmp_path: Path) -> None:
+        database = Database()
+        database.configure(
+            connections={"default": {"url": f"sqlite:///{tmp_path / 'x.db'}", "inline_reads": 1}}
+        )
+        with pytest.raises(LucidError) as error:
+            await database.raw_query("select 1")
+        assert error.value.code == "E_INVALID_CONFIG"
+        assert '"inline_reads" must be True or False' in str(error.value)
+        await database.close()
+
+    async def test_in_memory_databases_read_on_the_worker(self) -> None:
+        database = Database()
+        database.configure(url="sqlite://:memory:")
+        await database.raw_query("create table m (id integer primary key)")
+        before = counts()
+        assert await database.from_("m").select("id") == []
+        assert delta(before)["inline"] == 0
+        await database.close()
