@@ -31,6 +31,7 @@ loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``mode
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -255,13 +256,7 @@ async def run(
     A connection the server dropped (restart, failover, idle kill) is invalidated with its
     whole generation and the read runs once more on a fresh one (``retry``)."""
     backend = engines.backend
-    idle = engines.idle
-    driver: Any
-    if idle:
-        raw, driver = idle.pop()
-    else:
-        raw = await engines.engine.raw_connection()
-        driver = raw.driver_connection
+    raw, driver = await acquire(engines)
     # The statement's own time, as SQLAlchemy's cursor events measure it (no checkout).
     started = time.perf_counter()
     try:
@@ -279,24 +274,25 @@ async def run(
             else:
                 rows = await driver.fetch(sql, *params)
         else:
+            # The connection is in autocommit mode while the lean path holds it
+            # (``acquire``): a SELECT that writes (a stored function) is committed and no
+            # snapshot outlives the statement, without a COMMIT round trip per read.
             async with driver.cursor() as cursor:
                 await cursor.execute(sql, params)
                 rows = await cursor.fetchall()
                 if entry.processors is None:
                     _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
-            # A SELECT may write (a stored function): end its implicit transaction with
-            # COMMIT, never with the pool's rollback, and leave the connection stateless.
-            await driver.commit()
     except Exception as exc:
         emitter = connection.emitter
         if emitter.active or enabled(DEBUG):
             emitter.record(engines.endpoint, sql, params, started, model, False, exc)
         if engines.is_disconnect(exc, driver):
+            engines.dropped()
             await engines.invalidate(raw, exc)
             if retry:
                 return await run(connection, engines, entry, sql, params, model, False)
             raise connection_lost(exc, sql, params, "retried") from exc
-        await greenlet_spawn(raw.close)
+        await discard(engines, raw, driver)
         raise QueryError(
             with_sql(str(exc).strip() or type(exc).__name__, sql),
             sql=sql,
@@ -304,21 +300,121 @@ async def run(
             original=exc,
         ) from exc
     except BaseException:
-        await greenlet_spawn(raw.close)
+        await discard(engines, raw, driver)
         raise
-    # Reads run in autocommit (SQLite, PostgreSQL) or end with COMMIT (MySQL): the connection
-    # holds no state and can stay checked out for the next read (no pool round trip, no
-    # greenlet hop).
-    if len(idle) < engines.hold:
-        idle.append((raw, driver))
-    else:
-        await greenlet_spawn(raw.close)
+    # Reads run in autocommit: the connection holds no state and goes to the next lean read
+    # (a waiting one first, else kept idle), with no pool round trip and no greenlet hop.
+    await release(engines, raw, driver)
     # The instrumentation point (events.py); when nothing listens, one attribute and the
     # logger's cached level are all this costs.
     emitter = connection.emitter
     if emitter.active or enabled(DEBUG):
         emitter.record(engines.endpoint, sql, params, started, model, False)
     return ExecResult(_process(entry, rows), entry.keys, len(rows))
+
+
+# -- the lean path's connections ------------------------------------------------------------
+#
+# Lean reads take driver connections out of SQLAlchemy's pool and keep them between reads:
+# ``Engines.idle`` holds up to ``Engines.hold`` of them while nothing waits, and while more
+# than ``Engines.cap`` lean reads run at once (a capped pool, one connection always left for
+# transactions and writes), the next ones queue on ``Engines.waiters`` and get a connection
+# straight from a read that finished, instead of a check-in and a check-out through the pool
+# (its queue, events and reset-on-return). A connection a read had to give up (a disconnect,
+# an error) passes its place to the first waiter, which then checks one out of the pool.
+# ``Engines.busy`` counts lean reads holding a connection: every path out of ``run`` gives
+# its place back (``release``, ``discard`` or ``Engines.dropped``).
+
+
+def lean_capacity(pool: Any) -> int:
+    """How many lean reads may hold a connection of ``pool`` at once before the next ones
+    wait for one of theirs (``0``: no limit of the lean path's own, the pool's applies)."""
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", -1)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return 0
+    return max(0, int(size()) + overflow - 1)
+
+
+async def acquire(engines: Engines) -> tuple[Any, Any]:
+    """A ``(pooled connection, driver connection)`` pair for one lean read."""
+    idle = engines.idle
+    if idle:
+        engines.busy += 1
+        return idle.pop()
+    if engines.cap and engines.busy >= engines.cap:
+        waiter: asyncio.Future[tuple[Any, Any] | None] = asyncio.get_running_loop().create_future()
+        engines.waiters.append(waiter)
+        try:
+            pair = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a place (and maybe a connection) just as this task was cancelled.
+                got = waiter.result()
+                if got is None:
+                    engines.dropped()
+                else:
+                    await release(engines, *got)
+            raise
+        # The finishing read's place is this read's now (``busy`` unchanged).
+        if pair is not None:
+            return pair
+    else:
+        engines.busy += 1
+    try:
+        raw = await engines.engine.raw_connection()
+        driver: Any = raw.driver_connection
+        if engines.backend not in ("sqlite", "postgresql") and not driver.get_autocommit():
+            # MySQL: autocommit while the lean path holds it (restored by ``checkin``).
+            await driver.autocommit(True)
+            raw.info[_AUTOCOMMIT_SET] = True
+    except BaseException:
+        engines.dropped()
+        raise
+    return raw, driver
+
+
+_AUTOCOMMIT_SET = "lucid_lean_autocommit"
+
+
+async def release(engines: Engines, raw: Any, driver: Any) -> None:
+    """Give a healthy connection back after a lean read: to the first waiting read, else to
+    the idle ones, else to the pool."""
+    waiters = engines.waiters
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result((raw, driver))
+            return
+    engines.busy -= 1
+    if len(engines.idle) < engines.hold:
+        engines.idle.append((raw, driver))
+    else:
+        await checkin(raw, driver)
+
+
+async def discard(engines: Engines, raw: Any, driver: Any) -> None:
+    """Return the connection of a read that failed (not a disconnect) to the pool, its place
+    to the first waiting read."""
+    engines.dropped()
+    await checkin(raw, driver, clean=False)
+
+
+async def checkin(raw: Any, driver: Any, clean: bool = True) -> None:
+    """Return a lean-path connection to the pool, as it was checked out (MySQL: autocommit
+    off again). ``clean``: it holds no transaction (reads run in autocommit), so the pool's
+    rollback-on-return is skipped."""
+    try:
+        if raw.info.pop(_AUTOCOMMIT_SET, False):
+            await driver.autocommit(False)
+    except Exception as exc:
+        # It can't be put back as the pool expects it: closed instead.
+        await greenlet_spawn(raw.invalidate, exc)
+        return
+    if clean:
+        await greenlet_spawn(raw._close_special, True)
+    else:
+        await greenlet_spawn(raw.close)
 
 
 def with_sql(message: str, sql: str | None) -> str:
