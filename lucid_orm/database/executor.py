@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -176,16 +176,23 @@ async def fetch(
     model: str | None,
 ) -> ExecResult | None:
     """Run a SELECT on a pooled driver connection; ``None`` means: use SQLAlchemy instead."""
-    try:
-        prepared = cache.prepare(stmt, engines.dialect)
-    except (SQLAlchemyError, TypeError, ValueError) as exc:
-        # A statement SQLAlchemy can't compile for this dialect, or a value a bind processor
-        # refuses: the same QueryError the SQLAlchemy path gives.
-        raise QueryError(f"Cannot run the statement: {exc}", bindings=[], original=exc) from exc
+    prepared = prepare_read(cache, stmt, engines.dialect)
     if prepared is None:
         return None
     entry, sql, params = prepared
     return await run(connection, engines, entry, sql, params, model)
+
+
+def prepare_read(
+    cache: StatementCache, stmt: Select[Any], dialect: Dialect
+) -> tuple[Compiled, str, list[Any]] | None:
+    """``StatementCache.prepare`` with its errors as ``QueryError``."""
+    try:
+        return cache.prepare(stmt, dialect)
+    except (SQLAlchemyError, TypeError, ValueError) as exc:
+        # A statement SQLAlchemy can't compile for this dialect, or a value a bind processor
+        # refuses: the same QueryError the SQLAlchemy path gives.
+        raise QueryError(f"Cannot run the statement: {exc}", bindings=[], original=exc) from exc
 
 
 def _entry(compiled: SQLCompiler) -> Compiled:
@@ -415,6 +422,123 @@ async def checkin(raw: Any, driver: Any, clean: bool = True) -> None:
         await greenlet_spawn(raw._close_special, True)
     else:
         await greenlet_spawn(raw.close)
+
+
+# -- lean streams ---------------------------------------------------------------------------
+#
+# ``QueryClient.stream`` outside a transaction on PostgreSQL and MySQL: the driver's own
+# server-side cursor (asyncpg's cursor in a read-only transaction, asyncmy's unbuffered
+# ``SSCursor`` in autocommit) on a lean-path connection, batches converted by the statement
+# shape's result processors. Slow twin: ``stream_statement`` (SQLAlchemy's ``stream()``).
+# SQLite keeps the slow twin: its lean connections are set up for short reads.
+
+
+async def stream(
+    connection: Connection,
+    engines: Engines,
+    pair: tuple[Any, Any],
+    entry: Compiled,
+    sql: str,
+    params: list[Any],
+    model: str | None,
+    batch_size: int,
+) -> AsyncGenerator[ExecResult, None]:
+    """Yield the rows of a compiled SELECT ``batch_size`` at a time through a server-side
+    cursor on ``pair`` (from ``acquire``; given back when the generator closes). The statement
+    is reported (``QueryEmitter.record``) once its cursor is open, or with its error; driver
+    errors raise ``QueryError`` (a dropped connection is invalidated with its generation)."""
+    raw, driver = pair
+    started = time.perf_counter()
+    emitter = connection.emitter
+    opened = False
+    settled = False
+    if engines.backend == "postgresql":
+        batches = _pg_batches(driver, entry, engines.dialect, sql, params, batch_size)
+    else:
+        batches = _mysql_batches(driver, entry, engines.dialect, sql, params, batch_size)
+    try:
+        try:
+            while True:
+                try:
+                    rows = await batches.__anext__()
+                except StopAsyncIteration:
+                    break
+                if not opened:
+                    # The cursor is open: the statement ran (SQLAlchemy reports it here).
+                    opened = True
+                    if emitter.active or enabled(DEBUG):
+                        emitter.record(engines.endpoint, sql, params, started, model, False)
+                    continue
+                assert rows is not None
+                yield ExecResult(_process(entry, rows), entry.keys, len(rows))
+        finally:
+            await batches.aclose()
+    except Exception as exc:
+        if not opened and (emitter.active or enabled(DEBUG)):
+            emitter.record(engines.endpoint, sql, params, started, model, False, exc)
+        settled = True
+        if engines.is_disconnect(exc, driver):
+            engines.dropped()
+            await engines.invalidate(raw, exc)
+        else:
+            await discard(engines, raw, driver)
+        raise QueryError(
+            with_sql(str(exc).strip() or type(exc).__name__, sql),
+            sql=sql,
+            bindings=params,
+            original=exc,
+        ) from exc
+    except GeneratorExit:
+        # Closed early (``break``): the cursor is closed and, on PostgreSQL, its transaction
+        # rolled back (``batches.aclose()`` above): the connection is clean.
+        raise
+    except BaseException:
+        # Cancelled: where the driver stood (a cursor, a transaction) is unknown, and the
+        # pool's reset doesn't know of them: the connection is closed.
+        settled = True
+        engines.dropped()
+        await greenlet_spawn(raw.invalidate)
+        raise
+    finally:
+        if not settled:
+            await release(engines, raw, driver)
+
+
+async def _pg_batches(
+    driver: Any, entry: Compiled, dialect: Dialect, sql: str, params: list[Any], size: int
+) -> AsyncGenerator[Sequence[Any] | None, None]:
+    """``None`` once the cursor is open, then its batches (a read-only transaction around
+    it: asyncpg cursors live in one; rolled back when the generator closes)."""
+    trx = driver.transaction(readonly=True)
+    await trx.start()
+    try:
+        if entry.processors is None:
+            prepared = await driver.prepare(sql)
+            _resolve_processors(entry, dialect, [a.type.oid for a in prepared.get_attributes()])
+            cursor = await prepared.cursor(*params)
+        else:
+            cursor = await driver.cursor(sql, *params)
+        yield None
+        while batch := await cursor.fetch(size):
+            yield batch
+    finally:
+        await trx.rollback()
+
+
+async def _mysql_batches(
+    driver: Any, entry: Compiled, dialect: Dialect, sql: str, params: list[Any], size: int
+) -> AsyncGenerator[Sequence[Any] | None, None]:
+    """``None`` once the unbuffered cursor ran the statement, then its batches (the
+    connection is in autocommit while the lean path holds it: no transaction is left)."""
+    from asyncmy.cursors import SSCursor
+
+    async with driver.cursor(SSCursor) as cursor:
+        await cursor.execute(sql, params)
+        if entry.processors is None:
+            _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
+        yield None
+        while batch := await cursor.fetchmany(size):
+            yield batch
 
 
 def with_sql(message: str, sql: str | None) -> str:

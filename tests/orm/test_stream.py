@@ -48,8 +48,10 @@ async def settle() -> None:
 
 
 def checked_out() -> int:
-    """Connections the write side's pool has handed out (the lean path's idle ones included)."""
-    return int(db.get_connection().write_engines().engine.pool.checkedout())
+    """Connections the write side's pool has handed out and in use: the lean path's idle ones
+    left out (a lean stream takes one of them, and gives it back)."""
+    engines = db.get_connection().write_engines()
+    return int(engines.engine.pool.checkedout()) - len(engines.idle)
 
 
 class TestStream:
