@@ -20,9 +20,15 @@ lean reads                  ``fetch``/``run`` here, called by             ``run_
                             ``QueryClient.execute``                       (query_client.py)
 ``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()
                             fetch_compiled`` (static statement per model)  .first()``
+lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stream_statement``
+MySQL)                      cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
 ==========================  ============================================  =====================
+
+Lean reads and streams share the driver connections they take from the pool: kept between reads
+(``Engines.idle``) and, when more lean reads run than a capped pool leaves room for, handed from
+a finishing read to the next waiting one (``acquire``/``release`` below).
 
 In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
 ``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
