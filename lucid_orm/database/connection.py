@@ -604,6 +604,11 @@ class Engines:
 
         await greenlet_spawn(drop)
 
+    def pool_full(self) -> bool:
+        """Whether every connection of a capped pool is checked out (the lean path's idle
+        ones included); ``False`` when the pool has no cap of the lean path's (``cap``)."""
+        return bool(self.cap) and self.engine.sync_engine.pool.checkedout() > self.cap  # type: ignore[attr-defined]
+
     def dropped(self) -> None:
         """A lean read gave up its connection (executor.py): its place goes to the first
         waiting read, which checks one out of the pool."""

@@ -355,7 +355,10 @@ async def acquire(engines: Engines) -> tuple[Any, Any]:
     if idle:
         engines.busy += 1
         return idle.pop()
-    if engines.cap and engines.busy >= engines.cap:
+    if engines.cap and (engines.busy >= engines.cap or (engines.busy and engines.pool_full())):
+        # At the lean path's share of the pool, or the pool has nothing left (streams and
+        # transactions hold the rest) while a lean read runs: wait for that read's connection
+        # rather than in the pool's queue, which lean reads keep their connections out of.
         waiter: asyncio.Future[tuple[Any, Any] | None] = asyncio.get_running_loop().create_future()
         engines.waiters.append(waiter)
         try:
@@ -375,16 +378,42 @@ async def acquire(engines: Engines) -> tuple[Any, Any]:
     else:
         engines.busy += 1
     try:
-        raw = await engines.engine.raw_connection()
-        driver: Any = raw.driver_connection
-        if engines.backend not in ("sqlite", "postgresql") and not driver.get_autocommit():
-            # MySQL: autocommit while the lean path holds it (restored by ``checkin``).
-            await driver.autocommit(True)
-            raw.info[_AUTOCOMMIT_SET] = True
+        return await _checkout(engines)
     except BaseException:
         engines.dropped()
         raise
+
+
+async def _checkout(engines: Engines) -> tuple[Any, Any]:
+    raw = await engines.engine.raw_connection()
+    driver: Any = raw.driver_connection
+    if engines.backend not in ("sqlite", "postgresql") and not driver.get_autocommit():
+        # MySQL: autocommit while the lean path holds it (restored by ``checkin``).
+        await driver.autocommit(True)
+        raw.info[_AUTOCOMMIT_SET] = True
     return raw, driver
+
+
+async def acquire_for_stream(engines: Engines) -> tuple[Any, Any]:
+    """A pair for a lean stream: an idle one, else one from the pool, never a wait for a lean
+    read's. A stream holds its connection while the loop body runs, and the body's own reads
+    (a preload per batch) must not wait for it: streams stay out of ``Engines.busy``."""
+    if engines.idle:
+        return engines.idle.pop()
+    return await _checkout(engines)
+
+
+async def release_stream(engines: Engines, raw: Any, driver: Any) -> None:
+    """Give back a stream's healthy connection: to a waiting lean read (which counts it from
+    now on), else to the idle ones, else to the pool."""
+    waiters = engines.waiters
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            engines.busy += 1
+            waiter.set_result((raw, driver))
+            return
+    await _keep_or_checkin(engines, raw, driver)
 
 
 _AUTOCOMMIT_SET = "lucid_lean_autocommit"
@@ -400,7 +429,12 @@ async def release(engines: Engines, raw: Any, driver: Any) -> None:
             waiter.set_result((raw, driver))
             return
     engines.busy -= 1
-    if len(engines.idle) < engines.hold:
+    await _keep_or_checkin(engines, raw, driver)
+
+
+async def _keep_or_checkin(engines: Engines, raw: Any, driver: Any) -> None:
+    # Kept idle unless the pool has nothing left: then someone may be waiting in its queue.
+    if len(engines.idle) < engines.hold and not engines.pool_full():
         engines.idle.append((raw, driver))
     else:
         await checkin(raw, driver)
@@ -450,9 +484,10 @@ async def stream(
     batch_size: int,
 ) -> AsyncGenerator[ExecResult, None]:
     """Yield the rows of a compiled SELECT ``batch_size`` at a time through a server-side
-    cursor on ``pair`` (from ``acquire``; given back when the generator closes). The statement
-    is reported (``QueryEmitter.record``) once its cursor is open, or with its error; driver
-    errors raise ``QueryError`` (a dropped connection is invalidated with its generation)."""
+    cursor on ``pair`` (from ``acquire_for_stream``; given back when the generator closes).
+    The statement is reported (``QueryEmitter.record``) once its cursor is open, or with its
+    error; driver errors raise ``QueryError`` (a dropped connection is invalidated with its
+    generation)."""
     raw, driver = pair
     started = time.perf_counter()
     emitter = connection.emitter
@@ -484,10 +519,9 @@ async def stream(
             emitter.record(engines.endpoint, sql, params, started, model, False, exc)
         settled = True
         if engines.is_disconnect(exc, driver):
-            engines.dropped()
             await engines.invalidate(raw, exc)
         else:
-            await discard(engines, raw, driver)
+            await checkin(raw, driver, clean=False)
         raise QueryError(
             with_sql(str(exc).strip() or type(exc).__name__, sql),
             sql=sql,
@@ -502,12 +536,11 @@ async def stream(
         # Cancelled: where the driver stood (a cursor, a transaction) is unknown, and the
         # pool's reset doesn't know of them: the connection is closed.
         settled = True
-        engines.dropped()
         await greenlet_spawn(raw.invalidate)
         raise
     finally:
         if not settled:
-            await release(engines, raw, driver)
+            await release_stream(engines, raw, driver)
 
 
 async def _pg_batches(

@@ -17,7 +17,7 @@ from .connection import Connection, Engines, mask, mask_text
 from .dialects import INTEGRITY_ERROR_CODES
 from .dialects import Dialect as DialectOps
 from .executor import (
-    acquire,
+    acquire_for_stream,
     compile_static,
     connection_lost,
     fetch,
@@ -476,19 +476,19 @@ class QueryClient(ClientBase):
             await conn.close()
 
     async def _lean_pair(self, engines: Engines) -> tuple[Engines, tuple[Any, Any]]:
-        """A lean-path connection of ``engines`` (``executor.acquire``) for a stream; a replica
-        that cannot be reached is skipped for its cool-down for the write side's."""
+        """A lean-path connection of ``engines`` for a stream (``executor.acquire_for_stream``);
+        a replica that cannot be reached is skipped for its cool-down for the write side's."""
         connection = self._connection
         try:
             with connecting(connection, engines, (Exception,)):
-                pair = await acquire(engines)
+                pair = await acquire_for_stream(engines)
         except LucidError as exc:
             if engines.state is None or exc.code not in _UNREACHABLE:
                 raise
             connection.replica_failed(engines, exc)
             engines = connection.primary_engines()
             with connecting(connection, engines, (Exception,)):
-                pair = await acquire(engines)
+                pair = await acquire_for_stream(engines)
         else:
             if engines.state is not None:
                 engines.state.answered()

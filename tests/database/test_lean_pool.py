@@ -11,9 +11,16 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import QueryError
+from lucid_orm import QueryError, has_many
 from lucid_orm.database import Database
+from lucid_orm.relations import HasMany
+from tests import models
 from tests.helpers import DialectConfig, count_queries
+
+
+class LpUser(models.BaseUser):
+    posts: HasMany[models.Post] = has_many(lambda: models.Post, foreign_key="user_id")
+
 
 POOL = 3
 READS = 40
@@ -130,3 +137,36 @@ async def test_connections_go_back_to_the_pool_transactional(
     await asyncio.gather(*(rolled_back(i) for i in range(POOL)))
     rows = await capped.from_("users").where_like("username", "undone%")
     assert rows == []
+
+
+@pytest.mark.parametrize("pool", [2, 3])
+async def test_streams_whose_batches_preload_finish(
+    dialect_config: DialectConfig, users: list[int], database: Database, pool: int
+) -> None:
+    # A stream holds its connection while the loop body runs; each batch's preload is a read
+    # of its own. Streams at the pool's lean capacity must not leave those reads waiting for a
+    # connection that only the streams could give back.
+    await database.table("posts").multi_insert(
+        [{"user_id": key, "title": f"t{key}"} for key in users]
+    )
+    other = Database()
+    other.configure(
+        connection="small",
+        connections={"small": {"url": dialect_config.url, "pool": {"max": pool, "timeout": 5}}},
+    )
+    try:
+        client = other.connection()
+
+        async def titles() -> list[list[str]]:
+            query = LpUser.query(client=client).preload("posts").order_by("id")
+            return [[p.title for p in u.posts] async for u in query.stream(batch_size=2)]
+
+        expected = [[f"t{key}"] for key in users]
+        # (a hang guard, not a timing check: a deadlock would never finish)
+        done = await asyncio.wait_for(
+            asyncio.gather(*(titles() for _ in range(pool - 1))), timeout=60
+        )
+        assert done == [expected] * (pool - 1)
+        _settled(other)
+    finally:
+        await other.close()
