@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib.util
 import itertools
@@ -23,7 +24,7 @@ from ..errors import LucidError
 from .dialects import Dialect, dialect_for
 from .dialects.base import EngineSetup
 from .events import DEBUG, Endpoint, QueryEmitter, driver_exception, enabled
-from .executor import StatementCache, invalidate_generation
+from .executor import StatementCache, checkin, invalidate_generation, lean_capacity
 from .replicas import (
     DEFAULT_COOLDOWN,
     DEFAULT_LAG_INTERVAL,
@@ -541,6 +542,11 @@ class Engines:
             self.hold = 2
         else:
             self.hold = max(0, min(2, int(pool["max"]) - 1))
+        # Lean reads holding a connection, the most that may (0: no limit of their own) and
+        # those waiting for one of theirs to finish (executor.acquire).
+        self.busy = 0
+        self.cap = 0 if memory else lean_capacity(self.engine.sync_engine.pool)
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         # Where its statements run, for observers (spans) and log lines.
         self.endpoint = Endpoint(
             connection=conn.name,
@@ -600,11 +606,27 @@ class Engines:
 
         await greenlet_spawn(drop)
 
+    def pool_full(self) -> bool:
+        """Whether every connection of a capped pool is checked out (the lean path's idle
+        ones included); ``False`` when the pool has no cap of the lean path's (``cap``)."""
+        return bool(self.cap) and self.engine.sync_engine.pool.checkedout() > self.cap  # type: ignore[attr-defined]
+
+    def dropped(self) -> None:
+        """A lean read gave up its connection (executor.py): its place goes to the first
+        waiting read, which checks one out of the pool."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy -= 1
+
     async def release_idle(self) -> None:
         """Return the connections kept for lean reads to the pool."""
         idle, self.idle = self.idle, []
         for pair in idle:
-            await greenlet_spawn(pair[0].close)
+            await checkin(*pair)
 
 
 def _report_statements(sync: Any, emitter: QueryEmitter, endpoint: Endpoint) -> None:

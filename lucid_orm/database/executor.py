@@ -20,6 +20,8 @@ lean reads                  ``fetch``/``run`` here, called by             ``run_
                             ``QueryClient.execute``                       (query_client.py)
 ``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()
                             fetch_compiled`` (static statement per model)  .first()``
+lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stream_statement``
+MySQL)                      cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
@@ -30,6 +32,10 @@ SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the sa
 SQLite inline reads have a switch of their own besides the two above: the connection option
 ``inline_reads`` (default on for file databases in WAL mode) and ``LUCID_SQLITE_INLINE=0``
 process-wide (``SqliteDialect.inline_reads``).
+
+Lean reads and streams share the driver connections they take from the pool: kept between reads
+(``Engines.idle``) and, when more lean reads run than a capped pool leaves room for, handed from
+a finishing read to the next waiting one (``acquire``/``release`` below).
 
 In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
 ``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
@@ -44,7 +50,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -190,16 +196,23 @@ async def fetch(
     model: str | None,
 ) -> ExecResult | None:
     """Run a SELECT on a pooled driver connection; ``None`` means: use SQLAlchemy instead."""
-    try:
-        prepared = cache.prepare(stmt, engines.dialect)
-    except (SQLAlchemyError, TypeError, ValueError) as exc:
-        # A statement SQLAlchemy can't compile for this dialect, or a value a bind processor
-        # refuses: the same QueryError the SQLAlchemy path gives.
-        raise QueryError(f"Cannot run the statement: {exc}", bindings=[], original=exc) from exc
+    prepared = prepare_read(cache, stmt, engines.dialect)
     if prepared is None:
         return None
     entry, sql, params = prepared
     return await run(connection, engines, entry, sql, params, model)
+
+
+def prepare_read(
+    cache: StatementCache, stmt: Select[Any], dialect: Dialect
+) -> tuple[Compiled, str, list[Any]] | None:
+    """``StatementCache.prepare`` with its errors as ``QueryError``."""
+    try:
+        return cache.prepare(stmt, dialect)
+    except (SQLAlchemyError, TypeError, ValueError) as exc:
+        # A statement SQLAlchemy can't compile for this dialect, or a value a bind processor
+        # refuses: the same QueryError the SQLAlchemy path gives.
+        raise QueryError(f"Cannot run the statement: {exc}", bindings=[], original=exc) from exc
 
 
 def _entry(compiled: SQLCompiler) -> Compiled:
@@ -270,13 +283,7 @@ async def run(
     A connection the server dropped (restart, failover, idle kill) is invalidated with its
     whole generation and the read runs once more on a fresh one (``retry``)."""
     backend = engines.backend
-    idle = engines.idle
-    driver: Any
-    if idle:
-        raw, driver = idle.pop()
-    else:
-        raw = await engines.engine.raw_connection()
-        driver = raw.driver_connection
+    raw, driver = await acquire(engines)
     # The statement's own time, as SQLAlchemy's cursor events measure it (no checkout).
     started = time.perf_counter()
     try:
@@ -289,7 +296,7 @@ async def run(
                 # Inline only while no other connection of the pool is in use: their worker
                 # threads would wait for the interpreter lock behind a busy event loop.
                 pool = engines.engine.pool
-                alone = isinstance(pool, QueuePool) and pool.checkedout() <= len(idle) + 1
+                alone = isinstance(pool, QueuePool) and pool.checkedout() <= len(engines.idle) + 1
                 rows = await fetch_sqlite(driver, entry, sql, params, alone)
             else:
                 rows = await driver.execute_fetchall(sql, params)
@@ -302,24 +309,25 @@ async def run(
             else:
                 rows = await driver.fetch(sql, *params)
         else:
+            # The connection is in autocommit mode while the lean path holds it
+            # (``acquire``): a SELECT that writes (a stored function) is committed and no
+            # snapshot outlives the statement, without a COMMIT round trip per read.
             async with driver.cursor() as cursor:
                 await cursor.execute(sql, params)
                 rows = await cursor.fetchall()
                 if entry.processors is None:
                     _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
-            # A SELECT may write (a stored function): end its implicit transaction with
-            # COMMIT, never with the pool's rollback, and leave the connection stateless.
-            await driver.commit()
     except Exception as exc:
         emitter = connection.emitter
         if emitter.active or enabled(DEBUG):
             emitter.record(engines.endpoint, sql, params, started, model, False, exc)
         if engines.is_disconnect(exc, driver):
+            engines.dropped()
             await engines.invalidate(raw, exc)
             if retry:
                 return await run(connection, engines, entry, sql, params, model, False)
             raise connection_lost(exc, sql, params, "retried") from exc
-        await greenlet_spawn(raw.close)
+        await discard(engines, raw, driver)
         # (imported here: the dialects import this module)
         from .dialects import is_conflict
 
@@ -331,15 +339,11 @@ async def run(
             original=exc,
         ) from exc
     except BaseException:
-        await greenlet_spawn(raw.close)
+        await discard(engines, raw, driver)
         raise
-    # Reads run in autocommit (SQLite, PostgreSQL) or end with COMMIT (MySQL): the connection
-    # holds no state and can stay checked out for the next read (no pool round trip, no
-    # greenlet hop).
-    if len(idle) < engines.hold:
-        idle.append((raw, driver))
-    else:
-        await greenlet_spawn(raw.close)
+    # Reads run in autocommit: the connection holds no state and goes to the next lean read
+    # (a waiting one first, else kept idle), with no pool round trip and no greenlet hop.
+    await release(engines, raw, driver)
     # The instrumentation point (events.py); when nothing listens, one attribute and the
     # logger's cached level are all this costs.
     emitter = connection.emitter
@@ -532,6 +536,260 @@ def restore_busy_timeout(driver: Any) -> None:
     conn = driver._connection
     if isinstance(budget, _Budget) and conn is not None:
         driver._tx.put_nowait((None, functools.partial(_set_busy_timeout, conn, budget.busy_ms)))
+
+
+# -- the lean path's connections ------------------------------------------------------------
+#
+# Lean reads take driver connections out of SQLAlchemy's pool and keep them between reads:
+# ``Engines.idle`` holds up to ``Engines.hold`` of them while nothing waits, and while more
+# than ``Engines.cap`` lean reads run at once (a capped pool, one connection always left for
+# transactions and writes), the next ones queue on ``Engines.waiters`` and get a connection
+# straight from a read that finished, instead of a check-in and a check-out through the pool
+# (its queue, events and reset-on-return). A connection a read had to give up (a disconnect,
+# an error) passes its place to the first waiter, which then checks one out of the pool.
+# ``Engines.busy`` counts lean reads holding a connection: every path out of ``run`` gives
+# its place back (``release``, ``discard`` or ``Engines.dropped``).
+
+
+def lean_capacity(pool: Any) -> int:
+    """How many lean reads may hold a connection of ``pool`` at once before the next ones
+    wait for one of theirs (``0``: no limit of the lean path's own, the pool's applies)."""
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", -1)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return 0
+    return max(0, int(size()) + overflow - 1)
+
+
+async def acquire(engines: Engines) -> tuple[Any, Any]:
+    """A ``(pooled connection, driver connection)`` pair for one lean read."""
+    idle = engines.idle
+    if idle:
+        engines.busy += 1
+        return idle.pop()
+    if engines.cap and (engines.busy >= engines.cap or (engines.busy and engines.pool_full())):
+        # At the lean path's share of the pool, or the pool has nothing left (streams and
+        # transactions hold the rest) while a lean read runs: wait for that read's connection
+        # rather than in the pool's queue, which lean reads keep their connections out of.
+        waiter: asyncio.Future[tuple[Any, Any] | None] = asyncio.get_running_loop().create_future()
+        engines.waiters.append(waiter)
+        try:
+            pair = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a place (and maybe a connection) just as this task was cancelled.
+                got = waiter.result()
+                if got is None:
+                    engines.dropped()
+                else:
+                    await release(engines, *got)
+            raise
+        # The finishing read's place is this read's now (``busy`` unchanged).
+        if pair is not None:
+            return pair
+    else:
+        engines.busy += 1
+    try:
+        return await _checkout(engines)
+    except BaseException:
+        engines.dropped()
+        raise
+
+
+async def _checkout(engines: Engines) -> tuple[Any, Any]:
+    raw = await engines.engine.raw_connection()
+    driver: Any = raw.driver_connection
+    if engines.backend not in ("sqlite", "postgresql") and not driver.get_autocommit():
+        # MySQL: autocommit while the lean path holds it (restored by ``checkin``).
+        await driver.autocommit(True)
+        raw.info[_AUTOCOMMIT_SET] = True
+    return raw, driver
+
+
+async def acquire_for_stream(engines: Engines) -> tuple[Any, Any]:
+    """A pair for a lean stream: an idle one, else one from the pool, never a wait for a lean
+    read's. A stream holds its connection while the loop body runs, and the body's own reads
+    (a preload per batch) must not wait for it: streams stay out of ``Engines.busy``."""
+    if engines.idle:
+        return engines.idle.pop()
+    return await _checkout(engines)
+
+
+async def release_stream(engines: Engines, raw: Any, driver: Any) -> None:
+    """Give back a stream's healthy connection: to a waiting lean read (which counts it from
+    now on), else to the idle ones, else to the pool."""
+    waiters = engines.waiters
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            engines.busy += 1
+            waiter.set_result((raw, driver))
+            return
+    await _keep_or_checkin(engines, raw, driver)
+
+
+_AUTOCOMMIT_SET = "lucid_lean_autocommit"
+
+
+async def release(engines: Engines, raw: Any, driver: Any) -> None:
+    """Give a healthy connection back after a lean read: to the first waiting read, else to
+    the idle ones, else to the pool."""
+    waiters = engines.waiters
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result((raw, driver))
+            return
+    engines.busy -= 1
+    await _keep_or_checkin(engines, raw, driver)
+
+
+async def _keep_or_checkin(engines: Engines, raw: Any, driver: Any) -> None:
+    # Kept idle unless the pool has nothing left: then someone may be waiting in its queue.
+    if len(engines.idle) < engines.hold and not engines.pool_full():
+        engines.idle.append((raw, driver))
+    else:
+        await checkin(raw, driver)
+
+
+async def discard(engines: Engines, raw: Any, driver: Any) -> None:
+    """Return the connection of a read that failed (not a disconnect) to the pool, its place
+    to the first waiting read."""
+    engines.dropped()
+    await checkin(raw, driver, clean=False)
+
+
+async def checkin(raw: Any, driver: Any, clean: bool = True) -> None:
+    """Return a lean-path connection to the pool, as it was checked out (MySQL: autocommit
+    off again). ``clean``: it holds no transaction (reads run in autocommit), so the pool's
+    rollback-on-return is skipped."""
+    try:
+        if raw.info.pop(_AUTOCOMMIT_SET, False):
+            await driver.autocommit(False)
+    except Exception as exc:
+        # It can't be put back as the pool expects it: closed instead.
+        await greenlet_spawn(raw.invalidate, exc)
+        return
+    if clean:
+        await greenlet_spawn(raw._close_special, True)
+    else:
+        await greenlet_spawn(raw.close)
+
+
+# -- lean streams ---------------------------------------------------------------------------
+#
+# ``QueryClient.stream`` outside a transaction on PostgreSQL and MySQL: the driver's own
+# server-side cursor (asyncpg's cursor in a read-only transaction, asyncmy's unbuffered
+# ``SSCursor`` in autocommit) on a lean-path connection, batches converted by the statement
+# shape's result processors. Slow twin: ``stream_statement`` (SQLAlchemy's ``stream()``).
+# SQLite keeps the slow twin: its lean connections are set up for short reads.
+
+
+async def stream(
+    connection: Connection,
+    engines: Engines,
+    pair: tuple[Any, Any],
+    entry: Compiled,
+    sql: str,
+    params: list[Any],
+    model: str | None,
+    batch_size: int,
+) -> AsyncGenerator[ExecResult, None]:
+    """Yield the rows of a compiled SELECT ``batch_size`` at a time through a server-side
+    cursor on ``pair`` (from ``acquire_for_stream``; given back when the generator closes).
+    The statement is reported (``QueryEmitter.record``) once its cursor is open, or with its
+    error; driver errors raise ``QueryError`` (a dropped connection is invalidated with its
+    generation)."""
+    raw, driver = pair
+    started = time.perf_counter()
+    emitter = connection.emitter
+    opened = False
+    settled = False
+    if engines.backend == "postgresql":
+        batches = _pg_batches(driver, entry, engines.dialect, sql, params, batch_size)
+    else:
+        batches = _mysql_batches(driver, entry, engines.dialect, sql, params, batch_size)
+    try:
+        try:
+            while True:
+                try:
+                    rows = await batches.__anext__()
+                except StopAsyncIteration:
+                    break
+                if not opened:
+                    # The cursor is open: the statement ran (SQLAlchemy reports it here).
+                    opened = True
+                    if emitter.active or enabled(DEBUG):
+                        emitter.record(engines.endpoint, sql, params, started, model, False)
+                    continue
+                assert rows is not None
+                yield ExecResult(_process(entry, rows), entry.keys, len(rows))
+        finally:
+            await batches.aclose()
+    except Exception as exc:
+        if not opened and (emitter.active or enabled(DEBUG)):
+            emitter.record(engines.endpoint, sql, params, started, model, False, exc)
+        settled = True
+        if engines.is_disconnect(exc, driver):
+            await engines.invalidate(raw, exc)
+        else:
+            await checkin(raw, driver, clean=False)
+        raise QueryError(
+            with_sql(str(exc).strip() or type(exc).__name__, sql),
+            sql=sql,
+            bindings=params,
+            original=exc,
+        ) from exc
+    except GeneratorExit:
+        # Closed early (``break``): the cursor is closed and, on PostgreSQL, its transaction
+        # rolled back (``batches.aclose()`` above): the connection is clean.
+        raise
+    except BaseException:
+        # Cancelled: where the driver stood (a cursor, a transaction) is unknown, and the
+        # pool's reset doesn't know of them: the connection is closed.
+        settled = True
+        await greenlet_spawn(raw.invalidate)
+        raise
+    finally:
+        if not settled:
+            await release_stream(engines, raw, driver)
+
+
+async def _pg_batches(
+    driver: Any, entry: Compiled, dialect: Dialect, sql: str, params: list[Any], size: int
+) -> AsyncGenerator[Sequence[Any] | None, None]:
+    """``None`` once the cursor is open, then its batches (a read-only transaction around
+    it: asyncpg cursors live in one; rolled back when the generator closes)."""
+    trx = driver.transaction(readonly=True)
+    await trx.start()
+    try:
+        if entry.processors is None:
+            prepared = await driver.prepare(sql)
+            _resolve_processors(entry, dialect, [a.type.oid for a in prepared.get_attributes()])
+            cursor = await prepared.cursor(*params)
+        else:
+            cursor = await driver.cursor(sql, *params)
+        yield None
+        while batch := await cursor.fetch(size):
+            yield batch
+    finally:
+        await trx.rollback()
+
+
+async def _mysql_batches(
+    driver: Any, entry: Compiled, dialect: Dialect, sql: str, params: list[Any], size: int
+) -> AsyncGenerator[Sequence[Any] | None, None]:
+    """``None`` once the unbuffered cursor ran the statement, then its batches (the
+    connection is in autocommit while the lean path holds it: no transaction is left)."""
+    from asyncmy.cursors import SSCursor
+
+    async with driver.cursor(SSCursor) as cursor:
+        await cursor.execute(sql, params)
+        if entry.processors is None:
+            _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
+        yield None
+        while batch := await cursor.fetchmany(size):
+            yield batch
 
 
 def with_sql(message: str, sql: str | None) -> str:

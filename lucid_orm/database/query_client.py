@@ -22,7 +22,16 @@ from ..query.client import Client, Params
 from .connection import Connection, Engines, mask, mask_text
 from .dialects import INTEGRITY_ERROR_CODES, is_conflict
 from .dialects import Dialect as DialectOps
-from .executor import compile_static, connection_lost, fetch, run, with_sql
+from .executor import (
+    acquire_for_stream,
+    compile_static,
+    connection_lost,
+    fetch,
+    prepare_read,
+    run,
+    with_sql,
+)
+from .executor import stream as lean_stream
 from .result import ExecResult
 
 if TYPE_CHECKING:
@@ -430,6 +439,19 @@ class QueryClient(ClientBase):
             engines = connection.primary_engines()
         else:
             engines = await connection.pick_read()
+        if connection.fast_reads and engines.backend != "sqlite" and isinstance(stmt, Select):
+            prepared = prepare_read(connection.statements, stmt, engines.dialect)
+            if prepared is not None:
+                engines, pair = await self._lean_pair(engines)
+                batches = lean_stream(
+                    connection, engines, pair, *prepared, model=model, batch_size=batch_size
+                )
+                try:
+                    async for batch in batches:
+                        yield batch
+                finally:
+                    await batches.aclose()
+                return
         try:
             async with connection.guard():
                 with connecting(connection, engines):
@@ -463,6 +485,25 @@ class QueryClient(ClientBase):
                 await batches.aclose()
         finally:
             await conn.close()
+
+    async def _lean_pair(self, engines: Engines) -> tuple[Engines, tuple[Any, Any]]:
+        """A lean-path connection of ``engines`` for a stream (``executor.acquire_for_stream``);
+        a replica that cannot be reached is skipped for its cool-down for the write side's."""
+        connection = self._connection
+        try:
+            with connecting(connection, engines, (Exception,)):
+                pair = await acquire_for_stream(engines)
+        except LucidError as exc:
+            if engines.state is None or exc.code not in _UNREACHABLE:
+                raise
+            connection.replica_failed(engines, exc)
+            engines = connection.primary_engines()
+            with connecting(connection, engines, (Exception,)):
+                pair = await acquire_for_stream(engines)
+        else:
+            if engines.state is not None:
+                engines.state.answered()
+        return engines, pair
 
     async def fetch_compiled(
         self, key: Any, build: Callable[[], Select[Any]], values: list[Any], model: str | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, overload
 
 from sqlalchemy import Select, and_, exists, not_
@@ -756,25 +757,31 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         from ..query.cursor import paginate_by_cursor  # loaded on first use
 
         return await paginate_by_cursor(
-            self, per_page, cursor, tie, self._cursor_value, self.model.naming_strategy
+            self, per_page, cursor, tie, self._cursor_reader, self.model.naming_strategy
         )
 
-    def _cursor_value(self, row: Any, key: OrderKey) -> Any:
+    def _cursor_reader(self, key: OrderKey) -> Callable[[Any], Any]:
+        """The function reading sort value ``key`` back from a row of this query."""
+        name = key.name
         if self._pojo:
-            return row.get(key.name)
+            return lambda row: row.get(name)
         info = self._info
-        found = info.by_column.get(key.name)
+        found = info.by_column.get(name)
         table = getattr(key.column, "table", None)
         if found is not None and (table is None or table is info.table):
-            return getattr(row, found.attribute_name)
-        extras = extras_of(row)
-        if key.name not in extras:
-            raise LucidError(
-                f'cursor_paginate() cannot read sort column "{key.name}" back from the rows: '
-                "select it",
-                code="E_INVALID_ARGUMENT",
-            )
-        return extras[key.name]
+            return attrgetter(found.attribute_name)
+
+        def extra(row: Any) -> Any:
+            extras = extras_of(row)
+            if name not in extras:
+                raise LucidError(
+                    f'cursor_paginate() cannot read sort column "{name}" back from the rows: '
+                    "select it",
+                    code="E_INVALID_ARGUMENT",
+                )
+            return extras[name]
+
+        return extra
 
     # -- streaming (orm/streaming.py) ----------------------------------------------------------
     async def stream(self, batch_size: int = 1000) -> AsyncGenerator[M, None]:

@@ -1330,9 +1330,7 @@ def compile_select(
         raise LucidError(
             "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
         )
-    stmt: Select[Any] = CheckedSelect(*(builder._select_list() if columns is None else columns))
-    if frm is not None:
-        stmt = stmt.select_from(frm)
+    stmt = _base_select(builder._select_list() if columns is None else columns, frm)
     where = builder._where_clause()
     if where is not None:
         stmt = stmt.where(where)
@@ -1354,6 +1352,36 @@ def compile_select(
         stmt = builder._rebind_early_refs(stmt)
     if state.ctes:
         stmt = add_ctes(stmt, state.ctes)
+    return stmt
+
+
+# ``SELECT <list> FROM <from>`` per (select list, FROM) of the same construct objects: a
+# model's default columns and table are the same objects on every query of it, so the SELECT
+# they open with (each column coerced, the FROM added) is built once. SQLAlchemy statements
+# are immutable (``where``, ``order_by``… return copies), so sharing one is safe. Keys hold
+# their constructs, so no id is reused while an entry lives; bounded, cleared when full.
+_BASE_SELECTS: dict[tuple[Any, ...], Select[Any]] = {}
+_BASE_SELECTS_MAX = 1024
+
+
+def _base_select(columns: Sequence[Any], frm: FromClause | None) -> Select[Any]:
+    # ColumnElement hashes by identity; the tuple compares its items by identity first, and
+    # only identical objects share a hash here (both are kept alive by the key).
+    key = (frm, *columns)
+    try:
+        return _BASE_SELECTS[key]
+    except KeyError:
+        pass
+    except TypeError:
+        # An unhashable item in the list (never a construct SQLAlchemy makes, but be safe).
+        key = ()
+    stmt: Select[Any] = CheckedSelect(*columns)
+    if frm is not None:
+        stmt = stmt.select_from(frm)
+    if key:
+        if len(_BASE_SELECTS) >= _BASE_SELECTS_MAX:
+            _BASE_SELECTS.clear()
+        _BASE_SELECTS[key] = stmt
     return stmt
 
 

@@ -333,12 +333,13 @@ async def paginate_by_cursor(
     per_page: int,
     cursor: str | None,
     tie_breakers: Sequence[ColumnElement[Any]],
-    value_of: Callable[[Any, OrderKey], Any],
+    reader_of: Callable[[OrderKey], Callable[[Any], Any]],
     naming_strategy: MetaKeysNaming | None = None,
 ) -> CursorPaginator[Any]:
     """Run one page of ``builder`` (a ``Chainable`` whose ``exec()`` returns rows):
     ``tie_breakers`` (the primary key) are appended to its ordering unless it has them;
-    ``value_of(row, key)`` reads a sort value back from a row."""
+    ``reader_of(key)`` is the function that reads that sort value back from a row (resolved
+    once per page, not per row)."""
     from .chainable import check_page
 
     check_page(1, per_page, "cursor_paginate")
@@ -360,15 +361,17 @@ async def paginate_by_cursor(
     rows = list(await page.exec())
     # A NULL sort value would drop out of every later keyset comparison: refuse it as soon
     # as such a row is read (the extra row included), never skip rows silently.
-    for row in rows:
-        encode_check([value_of(row, k) for k in keys], keys)
+    readers = [reader_of(k) for k in keys]
+    for key, read in zip(keys, readers, strict=True):
+        if any(value is None for value in map(read, rows)):
+            encode_check([None], [key])
     more = len(rows) > per_page
     rows = rows[:per_page]
     if not forward:
         rows.reverse()
 
     def boundary(row: Any, direction: str) -> str:
-        return encode_cursor([value_of(row, k) for k in keys], direction, keys)
+        return encode_cursor([read(row) for read in readers], direction, keys)
 
     next_cursor = previous_cursor = None
     if rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LucidError
@@ -48,7 +48,7 @@ class DatabaseQueryBuilder(Chainable):
         tie = [self._col(key)] if key is not None else []
         from .cursor import paginate_by_cursor  # loaded on first use
 
-        return await paginate_by_cursor(self, per_page, cursor, tie, lambda row, k: row.get(k.name))
+        return await paginate_by_cursor(self, per_page, cursor, tie, _reader)
 
     # -- streaming ------------------------------------------------------------------------------
     async def each_chunk(self, size: int) -> AsyncGenerator[list[dict[str, Any]], None]:
@@ -74,3 +74,9 @@ class DatabaseQueryBuilder(Chainable):
                     yield row
         finally:
             await chunks.aclose()
+
+
+def _reader(key: Any) -> Callable[[Any], Any]:
+    """Reads the sort value ``key`` back from a row (a dict) of a database query."""
+    name = key.name
+    return lambda row: row.get(name)

@@ -111,6 +111,15 @@ class TestReplicas:
         assert await _where(db, "primary") == ["primary", "in trx"]
         assert await _where(db, "replicated") == ["replica"]
 
+    @pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+    async def test_streams_read_the_replica(self, replicated: Replicated, fast: bool) -> None:
+        db = replicated.db
+        db.get_connection("replicated").fast_reads = fast
+        assert [r["origin"] async for r in db.from_(TABLE).select("origin").stream()] == ["replica"]
+        async with db.transaction() as trx:
+            assert [r["origin"] async for r in trx.from_(TABLE).stream()] == ["primary"]
+        assert [e.connection for e in replicated.events] == ["replicated", "replicated"]
+
     async def test_round_robin(self, replicated: Replicated) -> None:
         db = replicated.db
         seen = [(await _where(db, "round_robin"))[0] for _ in range(4)]

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, after, db, has_many
+from lucid_orm import BaseModel, LucidError, QueryError, after, column, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
 from tests import models
@@ -32,6 +34,12 @@ class HookedPost(models.Post):
         HookedPost.batches.append(len(rows))
 
 
+class Stamped(models.Post):
+    table = "posts"
+    is_published: bool | None = column()
+    created_at: datetime | None = column.date_time()
+
+
 async def make_posts(n: int) -> None:
     await db.table("posts").multi_insert([{"user_id": 1, "title": f"p{i:03d}"} for i in range(n)])
 
@@ -48,8 +56,10 @@ async def settle() -> None:
 
 
 def checked_out() -> int:
-    """Connections the write side's pool has handed out (the lean path's idle ones included)."""
-    return int(db.get_connection().write_engines().engine.pool.checkedout())
+    """Connections the write side's pool has handed out and in use: the lean path's idle ones
+    left out (a lean stream takes one of them, and gives it back)."""
+    engines = db.get_connection().write_engines()
+    return int(engines.engine.pool.checkedout()) - len(engines.idle)
 
 
 class TestStream:
@@ -221,3 +231,61 @@ class TestFlatMemory:
         # Holding 200,000 instances takes well over 50 MB; a batch of 1,000 a few hundred KB.
         assert big_peak < 8_000_000
         assert big_peak < small_peak * 1.5 + 500_000
+
+
+class TestStreamPaths:
+    """The same answers, reports and errors with the lean path on (the driver's own cursor on
+    PostgreSQL and MySQL) and off (SQLAlchemy's ``stream()``)."""
+
+    async def test_values_come_converted(self, database: Database, fast_paths: bool) -> None:
+        created = datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+        made = await Stamped.create({"title": "t", "is_published": True, "created_at": created})
+        streamed = [p async for p in Stamped.query().stream()]
+        fetched = await Stamped.query()
+        got = [(p.id, p.title, p.is_published, p.created_at) for p in streamed]
+        assert got == [(made.id, "t", True, created)]
+        assert got == [(p.id, p.title, p.is_published, p.created_at) for p in fetched]
+
+    async def test_a_driver_error_is_a_query_error(
+        self, database: Database, fast_paths: bool
+    ) -> None:
+        await make_posts(3)
+        await Post.query().first()
+        before = checked_out()
+        seen: list[Any] = []
+        stop = database._emitter.observe(seen.append)
+        try:
+            with pytest.raises(QueryError) as info:
+                [r async for r in db.from_("no_such_table").select("id").stream()]
+        finally:
+            stop()
+        assert "no_such_table" in (info.value.sql or "")
+        assert [s.error is not None for s in seen] == [True]
+        assert checked_out() == before
+        assert [p.title async for p in Post.query().order_by("id").stream()] == [
+            "p000",
+            "p001",
+            "p002",
+        ]
+
+    async def test_a_cancelled_stream_gives_its_connection_back(
+        self, database: Database, fast_paths: bool
+    ) -> None:
+        await make_posts(30)
+        await Post.query().first()
+        before = checked_out()
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in Post.query().stream(batch_size=5):
+                started.set()
+                await asyncio.sleep(10)
+
+        task = asyncio.ensure_future(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settle()
+        assert checked_out() == before
+        assert await Post.query().count_rows() == 30
