@@ -42,6 +42,8 @@ DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/bench"
 # The cell of an operation a library has no feature for.
 NO_FEATURE = "—"
+# The status of an operation left out by ``--ops``.
+NOT_RUN = "not run"
 
 
 @dataclass
@@ -158,10 +160,18 @@ async def call(contender: Contender, op: Op, data: Data) -> Any:
 class Runner:
     """Runs every contender on one backend: open, verify (the warm-up rep), memory, timing."""
 
-    def __init__(self, contenders: list[Contender], data: Data, repeat: int) -> None:
+    def __init__(
+        self,
+        contenders: list[Contender],
+        data: Data,
+        repeat: int,
+        ops: frozenset[int] | None = None,
+    ) -> None:
         self.contenders = contenders
         self.data = data
         self.repeat = repeat
+        # The operation numbers to run (``--ops``); the others show as not selected.
+        self.ops = ops
         self.failures: list[Failure] = []
 
     async def run_backend(self, backend: Backend) -> BackendResult:
@@ -169,7 +179,10 @@ class Runner:
         result = BackendResult(backend)
         for c in self.contenders:
             for op in OPS:
-                result.cells[c.name, op.key] = Cell()
+                if self.ops is None or op.number in self.ops:
+                    result.cells[c.name, op.key] = Cell()
+                else:
+                    result.cells[c.name, op.key] = Cell(status=NOT_RUN, reason="not in --ops")
         target = backend.sqlite_path or backend.pg_url or backend.mysql_url
         async with Admin(backend.name, target) as admin:
             t0 = time.perf_counter()
@@ -221,6 +234,8 @@ class Runner:
         """The warm-up rep: each answer hashed and checked against the floor's, statements
         counted (instrumentation stays out of the timed reps)."""
         for op in OPS:
+            if self.ops is not None and op.number not in self.ops:
+                continue
             for c in opened:
                 cell = result.cells[c.name, op.key]
                 try:
@@ -358,6 +373,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "sqlalchemy_orm,tortoise_orm,django_orm,peewee_orm); default: all",
     )
     p.add_argument(
+        "--ops",
+        help="comma-separated operation numbers to run (e.g. 8,11); the others are not run and"
+        " nothing is written (implies --no-write)",
+    )
+    p.add_argument(
         "--readme",
         type=Path,
         default=ROOT / "README.md",
@@ -397,7 +417,14 @@ async def amain(args: argparse.Namespace) -> int:
     data = generate(sizes)
     only = None if args.only is None else {n.strip() for n in args.only.split(",") if n.strip()}
     contenders = all_contenders(only)
-    runner = Runner(contenders, data, args.repeat)
+    ops = None
+    if args.ops:
+        ops = frozenset(int(n) for n in args.ops.split(","))
+        unknown = ops - {op.number for op in OPS}
+        if unknown:
+            raise SystemExit(f"--ops: no operation {', '.join(map(str, sorted(unknown)))}")
+        args.no_write = True  # a partial run never replaces the published report
+    runner = Runner(contenders, data, args.repeat, ops)
     wanted = {b.strip() for b in args.backends.split(",") if b.strip()}
     results: list[BackendResult] = []
     started = datetime.now(UTC)
