@@ -535,7 +535,17 @@ def restore_busy_timeout(driver: Any) -> None:
     budget = driver.__dict__.pop(INLINE_ATTR, None)
     conn = driver._connection
     if isinstance(budget, _Budget) and conn is not None:
-        driver._tx.put_nowait((None, functools.partial(_set_busy_timeout, conn, budget.busy_ms)))
+        restore = functools.partial(_set_busy_timeout, conn, budget.busy_ms)
+        try:
+            # A future nobody awaits: aiosqlite before 0.22 sets a result on every queued
+            # call (a ``None`` there would end the connection's worker thread).
+            future = asyncio.get_running_loop().create_future()
+        except RuntimeError:
+            # No loop (a connection collected outside one): nothing can be queued; SQLite
+            # serializes calls on a connection, so set it from here.
+            restore()
+            return
+        driver._tx.put_nowait((future, restore))
 
 
 # -- the lean path's connections ------------------------------------------------------------

@@ -275,6 +275,7 @@ class TestRelationAttributes:
 
 class TestFactories:
     async def test_relation_and_with_take_the_attribute(self, database: Database) -> None:
+        pytest.importorskip("faker", reason="factories need the `factories` extra")
         post_factory = Factory.define(Post, lambda faker: {"title": "t"}).build()
         user_factory = (
             Factory.define(User, lambda faker: {"username": "u"})
