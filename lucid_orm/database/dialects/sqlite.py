@@ -416,10 +416,14 @@ class SqliteDialect(Dialect):
         trx._check_open()
         raw = await open_connection(trx).get_raw_connection()
         driver: Any = raw.driver_connection
+        conn: sqlite3.Connection | None = driver._connection
+        if conn is None:
+            # Closed under the transaction: SQLAlchemy's path raises the error it maps.
+            return None
         emitter = connection.emitter
         started = time.perf_counter()
         try:
-            count: int = await driver._execute(_rowcount, driver._connection, sql, values)
+            count: int = await driver._execute(_rowcount, conn, sql, values)
         except sqlite3.Error as exc:
             if emitter.active or enabled(DEBUG):
                 endpoint = connection.write_engines().endpoint
