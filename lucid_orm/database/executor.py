@@ -24,6 +24,8 @@ lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stre
 MySQL)                      cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
+SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (the       ``bulk_update_bound``
+(``update_many``)           json_each UPDATE on the driver connection)    through SQLAlchemy
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread

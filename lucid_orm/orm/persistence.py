@@ -1171,7 +1171,12 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             values = prepared(dirty[i], changes[i])
             rows.append((pk_value(dirty[i], "update"), *[values[c] for c in columns]))
         # All rows as a few parameters when the dialect can bind them so (the SQL is then the
-        # same for any row count: compiled once); else chunks under the parameter limit.
+        # same for any row count: compiled once), on the driver connection where the dialect
+        # has that fast path; else chunks under the parameter limit.
+        count = await ops.bulk_update_fast(trx, table, pk_name, columns, rows, model.__name__)
+        if count is not None:
+            await _check_matched(model, count, rows, trx)
+            continue
         bound = ops.bulk_update_bound(table, pk_name, columns, rows, trx.dialect)
         if bound is not None:
             await _run_bulk_update(model, bound, rows, trx)
@@ -1200,7 +1205,15 @@ async def _run_bulk_update(
     """Run one bulk ``UPDATE`` of ``rows`` (``(key, *values)``); a row that is gone (fewer
     rows matched than keys) raises ``ModelNotFoundError`` naming it."""
     result = await trx.execute(stmt, write=True, model=model.__name__)
-    if result.rowcount < len({r[0] for r in rows}):
+    await _check_matched(model, result.rowcount, rows, trx)
+
+
+async def _check_matched(
+    model: type[M], matched: int, rows: list[tuple[Any, ...]], trx: TransactionClient
+) -> None:
+    """``ModelNotFoundError`` naming a row of ``rows`` that is gone, when the bulk ``UPDATE``
+    of them matched fewer rows than keys."""
+    if matched < len({r[0] for r in rows}):
         table = info_of(model).table
         assert table is not None
         keys = [r[0] for r in rows]

@@ -7,10 +7,14 @@ write holds."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from lucid_orm import (
     IntegrityError,
@@ -274,3 +278,79 @@ class TestSaveMany:
         assert not fresh.is_persisted and fresh.__dict__.get("id") is None
         assert accounts[0].dirty == {"visits": 3}
         assert await rows("up_accounts", "visits") == [{"visits": 0}]
+
+
+@contextlib.contextmanager
+def _through_sqlalchemy(database: Database) -> Iterator[list[str]]:
+    """The statements SQLAlchemy's execution layer sends to the driver meanwhile (its
+    ``before_cursor_execute`` event): a fast path's statements never pass there."""
+    seen: list[str] = []
+    engine = database.engine().sync_engine
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", listener)
+
+
+class TestSqliteDriverUpdate:
+    """SQLite's fast path: the bulk UPDATE runs on the transaction's driver connection; with
+    the fast paths off (its twin) the same statement goes through SQLAlchemy."""
+
+    async def test_the_update_skips_sqlalchemy_only_on_the_fast_path(
+        self, tables: Database, dialect: str, fast_paths: bool
+    ) -> None:
+        if dialect != "sqlite":
+            pytest.skip("the driver-level bulk UPDATE is SQLite's fast path")
+        accounts = await _accounts(3)
+        for i, a in enumerate(accounts):
+            a.visits = i + 1
+            a.name = f"n{i}"
+        with count_queries() as q, _through_sqlalchemy(tables) as sent:
+            await Account.update_many(accounts)
+        updates = _updates(q.sqls)
+        assert len(updates) == 1 and q.count == 1
+        assert len(_updates(sent)) == (0 if fast_paths else 1)
+        event = q.events[0]
+        assert event.model == "Account" and event.in_transaction is True
+        # The same SQL and bindings either way: the JSON paths, then the rows as one text.
+        assert "json_each(" in event.sql
+        assert event.bindings[:4] == ["$[0]", "$[1]", "$[2]", "$[3]"]
+        assert isinstance(event.bindings[4], str) and '"n2"' in event.bindings[4]
+        assert await rows("up_accounts", "name", "visits") == [
+            {"name": f"n{i}", "visits": i + 1} for i in range(3)
+        ]
+        assert not any(a.is_dirty for a in accounts)
+
+    async def test_errors_and_rollback_match_the_twin(
+        self, tables: Database, dialect: str, fast_paths: bool
+    ) -> None:
+        accounts = await _accounts(3)
+        accounts[0].email = "z@x"
+        accounts[1].email = "2@x"  # taken by accounts[2], which is not written
+        with count_queries() as q, pytest.raises(IntegrityError) as caught:
+            await Account.update_many(accounts[:2])
+        assert caught.value.sql is not None and "UPDATE" in caught.value.sql.upper()
+        if dialect == "sqlite":
+            assert isinstance(caught.value.original, sqlite3.IntegrityError)
+        assert q.count == 0  # db.on_query hears of statements that succeeded
+        assert [a.dirty for a in accounts] == [{"email": "z@x"}, {"email": "2@x"}, {}]
+        assert await rows("up_accounts", "email") == [{"email": f"{i}@x"} for i in range(3)]
+
+    async def test_an_enclosing_rollback_puts_the_instances_back(
+        self, tables: Database, fast_paths: bool
+    ) -> None:
+        accounts = await _accounts(2)
+        async with db.transaction() as trx:
+            for a in accounts:
+                a.visits = 8
+            await Account.update_many(accounts, client=trx)
+            assert all(a.trx is trx for a in accounts)
+            assert await trx.from_("up_accounts").where("visits", 8).count_rows() == 2
+            await trx.rollback()
+        assert [a.dirty for a in accounts] == [{"visits": 8}, {"visits": 8}]
+        assert await rows("up_accounts", "visits") == [{"visits": 0}, {"visits": 0}]

@@ -274,6 +274,21 @@ class Dialect:
         exactly (the caller then sends ``bulk_update_statement`` in chunks)."""
         return None
 
+    async def bulk_update_fast(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        model: str | None,
+    ) -> int | None:
+        """Fast path of ``bulk_update_bound``: run it on the transaction's driver connection
+        and return the matched row count, or ``None`` when the dialect has no such path (or
+        the fast paths are off, or the values can't be bound so): the caller then runs
+        ``bulk_update_bound`` through SQLAlchemy, its twin."""
+        return None
+
     def bulk_update_parameters(self, columns: int) -> int:
         """How many rows one ``bulk_update_statement`` takes (the driver's parameter limit,
         32,766 on SQLite and PostgreSQL, divided by the parameters of one row)."""

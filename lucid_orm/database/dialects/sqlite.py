@@ -3,6 +3,7 @@ DELETE for TRUNCATE."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,7 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement, TableClause
 
-from ...errors import IntegrityError, LucidError, QueryError
+from ...errors import IntegrityError, LucidError, QueryError, TransactionConflictError
 from ..events import DEBUG, enabled
 from ..executor import (
     bind_processor,
@@ -55,6 +56,8 @@ _INT64 = (-(2**63), 2**63)
 _UNORDERED = "integer overflow"
 # Compiled INSERT shapes kept per (table, columns, key).
 _INSERT_CACHE_SIZE = 256
+# The bound parameter that carries a bulk UPDATE's rows (one JSON text).
+_ROWS_PARAM = "lucid_rows"
 
 
 def json_keys(keys: Sequence[Any]) -> bool:
@@ -163,6 +166,8 @@ class SqliteDialect(Dialect):
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)
         self._inserts: OrderedDict[Any, InsertShape] = OrderedDict()
+        # (table, key, columns) -> (sql, parameters, position of the rows' JSON text)
+        self._updates: OrderedDict[Any, tuple[str, list[Any], int]] = OrderedDict()
 
     # -- connections ---------------------------------------------------------------------------
     def engine_options(self, setup: EngineSetup) -> None:
@@ -376,26 +381,89 @@ class SqliteDialect(Dialect):
         larger integer) keeps the chunked statement (``None``)."""
         if not JSON_EACH:
             return None
-        names = [key, *columns]
-        per_column = []
-        for i, name in enumerate(names):
-            values = _stored_values(table.c[name], [r[i] for r in rows], dialect)
-            if values is None:
-                return None
-            per_column.append(values)
-        packed = [list(r) for r in zip(*per_column, strict=True)]
-        parts = [
-            func.json_extract(literal_column("value"), literal(f"$[{i}]")).label(n)
-            for i, n in enumerate(names)
-        ]
-        source = (
-            select(*parts).select_from(func.json_each(_json_param(packed))).subquery("lucid_rows")
+        packed = _packed_update(table, key, columns, rows, dialect)
+        if packed is None:
+            return None
+        return _bulk_update(table, key, columns, _json_param(packed))
+
+    async def bulk_update_fast(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        model: str | None,
+    ) -> int | None:
+        """``bulk_update_bound`` on the transaction's driver connection: the SQL compiled
+        once per (table, key, columns) and kept, the rows one JSON text, one trip to
+        aiosqlite's thread (execute and rowcount); errors and query events are those of
+        every other statement. ``None`` (SQLAlchemy's path runs instead) with the fast paths
+        off (``LUCID_FAST_PATHS=0``) or values JSON can't carry."""
+        from ..query_client import connection_of
+        from ..transaction import open_connection
+
+        connection = connection_of(trx)
+        if not JSON_EACH or not connection.fast_reads:
+            return None
+        sa_dialect = trx.dialect
+        packed = _packed_update(table, key, columns, rows, sa_dialect)
+        if packed is None:
+            return None
+        sql, template, slot = self._compiled_update(sa_dialect, table, key, columns)
+        values = list(template)
+        values[slot] = json.dumps(packed)
+        trx._check_open()
+        raw = await open_connection(trx).get_raw_connection()
+        driver: Any = raw.driver_connection
+        conn: sqlite3.Connection | None = driver._connection
+        if conn is None:
+            # Closed under the transaction: SQLAlchemy's path raises the error it maps.
+            return None
+        emitter = connection.emitter
+        started = time.perf_counter()
+        try:
+            count: int = await driver._execute(_rowcount, conn, sql, values)
+        except sqlite3.Error as exc:
+            if emitter.active or enabled(DEBUG):
+                endpoint = connection.write_engines().endpoint
+                emitter.record(endpoint, sql, values, started, model, True, exc)
+            error = _driver_error(exc, sql, values)
+            trx._failed(error)
+            raise error from exc
+        except asyncio.CancelledError:
+            # As TransactionClient.execute: the driver may still run the statement, the
+            # connection's state is unknown; the transaction can only roll back (discarded).
+            trx._root._broken = True
+            raise
+        if emitter.active or enabled(DEBUG):
+            endpoint = connection.write_engines().endpoint
+            emitter.record(endpoint, sql, values, started, model, True)
+        return count
+
+    def _compiled_update(
+        self, dialect: SADialect, table: TableClause, key: str, columns: Sequence[str]
+    ) -> tuple[str, list[Any], int]:
+        """The SQL of ``bulk_update_bound``'s statement, its parameters (the JSON paths) and
+        the position of the rows' JSON text among them; compiled once and kept (LRU)."""
+        shape_key = ("update", table, key, tuple(columns))
+        cache = self._updates
+        found = cache.get(shape_key)
+        if found is not None:
+            cache.move_to_end(shape_key)
+            return found
+        stmt = _bulk_update(table, key, columns, sa.bindparam(_ROWS_PARAM))
+        compiled = stmt.compile(dialect=dialect)
+        params = compiled.construct_params({_ROWS_PARAM: None})
+        order = list(compiled.positiontup or [])
+        found = cache[shape_key] = (
+            compiled.string,
+            [params[name] for name in order],
+            order.index(_ROWS_PARAM),
         )
-        return (
-            sa.update(table)
-            .values({c: source.c[c] for c in columns})
-            .where(table.c[key] == source.c[key])
-        )
+        if len(cache) > _INSERT_CACHE_SIZE:
+            cache.popitem(last=False)
+        return found
 
     def bulk_update_parameters(self, columns: int) -> int:
         # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
@@ -429,6 +497,64 @@ class SqliteDialect(Dialect):
         if has_sequence:
             sequence = sa.table("sqlite_sequence", sa.column("name"))
             conn.execute(sequence.delete().where(sequence.c.name.in_([t.name for t in tables])))
+
+
+def _packed_update(
+    table: TableClause,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    dialect: SADialect,
+) -> list[list[Any]] | None:
+    """The ``(key, *values)`` rows of a bulk UPDATE as SQLite stores them (each column's bind
+    processor applied), one list per row, or ``None`` when a value can't travel as JSON."""
+    per_column = []
+    for i, name in enumerate([key, *columns]):
+        values = _stored_values(table.c[name], [r[i] for r in rows], dialect)
+        if values is None:
+            return None
+        per_column.append(values)
+    return [list(r) for r in zip(*per_column, strict=True)]
+
+
+def _bulk_update(table: TableClause, key: str, columns: Sequence[str], param: Any) -> sa.Update:
+    """``UPDATE t SET c = v.c FROM (SELECT json_extract(value, '$[i]') AS … FROM
+    json_each(param)) AS v WHERE t.key = v.key``."""
+    names = [key, *columns]
+    parts = [
+        func.json_extract(literal_column("value"), literal(f"$[{i}]")).label(n)
+        for i, n in enumerate(names)
+    ]
+    source = select(*parts).select_from(func.json_each(param)).subquery("lucid_rows")
+    return (
+        sa.update(table)
+        .values({c: source.c[c] for c in columns})
+        .where(table.c[key] == source.c[key])
+    )
+
+
+def _driver_error(exc: sqlite3.Error, sql: str, values: list[Any]) -> QueryError:
+    """A driver error of a fast-path statement as the error its SQLAlchemy twin raises
+    (``query_client.wrap_error``): ``IntegrityError`` for constraint violations,
+    ``TransactionConflictError`` for a lock that could not be taken, else ``QueryError``."""
+    from . import is_conflict
+
+    kind: type[QueryError] = QueryError
+    if isinstance(exc, sqlite3.IntegrityError):
+        kind = IntegrityError
+    elif is_conflict(exc):
+        kind = TransactionConflictError
+    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
+    return kind(message, sql=sql, bindings=values, original=exc)
+
+
+def _rowcount(conn: sqlite3.Connection, sql: str, params: list[Any]) -> int:
+    """On aiosqlite's thread: run ``sql``, the rows it changed."""
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
 
 
 def _ordered_key(table: TableClause, key: ColumnElement[Any]) -> ColumnElement[Any]:
