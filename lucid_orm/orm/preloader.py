@@ -4,14 +4,20 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Select, bindparam, select
+
+from ..database.dialects import dialect_of
+from ..database.executor import bind_processor
 from ..errors import LucidError
 from . import lazy_guard
-from .model_info import pk_columns, relation_key
+from .hydration import FAST_PATHS, hydrate
+from .model_info import info_of, pk_columns, relation_key
 from .persistence import pk_value, where_key
-from .state import sideloaded_of
+from .state import set_sideloaded, sideloaded_of
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -121,6 +127,14 @@ class Preloader:
             if getattr(relation, "_per_type", False):  # morph_to: one query per type present
                 await relation.preload_each_type(parents, client, callbacks, sideloaded)
                 continue
+            if not callbacks and FAST_PATHS:
+                found = await static_preload(relation, parents, client)
+                if found is not None:
+                    if sideloaded:
+                        for row in found:
+                            set_sideloaded(row, dict(sideloaded))
+                    relation.set_related_for_many(parents, found)
+                    continue
             query = relation.eager_query(parents, client)
             if sideloaded:
                 query.sideload(sideloaded)
@@ -128,6 +142,106 @@ class Preloader:
                 callback(query)
             related = await query.exec()
             relation.set_related_for_many(parents, related)
+
+
+# Keys bound one parameter each (MySQL/MariaDB): statements are kept per number of keys up to
+# this many; longer lists take the query builder (their cost is in the rows, not the SQL).
+STATIC_PLAIN_KEYS = 32
+
+
+def _static_kind(relation: Relation[Any]) -> bool:
+    """Whether ``relation``'s preload query is the bare ``SELECT <columns> FROM <related>
+    WHERE <match column> IN (<keys>)`` (belongs_to, has_one, has_many; not their morph
+    kinds, which add a type constraint)."""
+    from .relations.belongs_to import BelongsToQueryBuilder
+    from .relations.has_many import HasManyQueryBuilder
+    from .relations.has_one import HasOneQueryBuilder
+
+    return relation.query_builder_class in (
+        BelongsToQueryBuilder,
+        HasOneQueryBuilder,
+        HasManyQueryBuilder,
+    )
+
+
+async def static_preload(
+    relation: Relation[Any], parents: Sequence[BaseModel], client: Client
+) -> list[Any] | None:
+    """The related rows of a preload without callback through a statement compiled once per
+    (relation, key-binding form) and kept on the connection like ``find``'s: each call binds
+    the keys only (PostgreSQL: one array; SQLite: one JSON text; MySQL: one parameter each, a
+    statement per count of keys up to ``STATIC_PLAIN_KEYS``). ``None`` when the query builder
+    must run: a relation with ``on_query`` or composite keys, a related model with global
+    scopes (they may read context at call time), soft deletes, fetch hooks or a shard router,
+    a transaction, the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
+    from .relations.base import key_value
+
+    fetch = getattr(client, "fetch_compiled", None)
+    if fetch is None:  # a transaction
+        return None
+    relation.boot()
+    if relation.composite or relation.on_query is not None or not _static_kind(relation):
+        return None
+    related = relation.related_model()
+    info = info_of(related)
+    if (
+        info.global_scopes
+        or info.soft_delete is not None
+        or "before:fetch" in info.hooks
+        or "after:fetch" in info.hooks
+        or related.shard_for is not None
+        or info.table is None
+    ):
+        return None
+    column = info.column_for_db(relation.match_column)
+    if column is None:
+        return None
+    seen: dict[Any, None] = {}
+    name = relation.parent_key
+    for parent in parents:
+        value = key_value(relation, parent, name, "preload")
+        if value is not None:
+            seen[value] = None
+    if not seen:
+        return []  # as the slow twin: no query
+    keys = list(seen)
+    dialect = client.dialect
+    ops = dialect_of(dialect)
+    param: list[Any]
+    if not ops.keys_as_one_parameter(()):
+        if len(keys) > STATIC_PLAIN_KEYS:
+            return None
+        count = len(keys)
+        form: Any = count
+
+        def build() -> Select[Any]:
+            marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
+            return select(*info.select_columns).where(column.in_(marks))
+
+        param = keys
+    elif dialect.name == "sqlite":
+        # As ``SqliteDialect.bind_keys``: the keys as stored (the column type's bind
+        # processor applied), sent as one JSON array when they survive the round trip.
+        process = bind_processor(column.type, dialect)
+        stored = keys if process is None else [process(k) for k in keys]
+        if not ops.keys_as_one_parameter(stored):
+            return None
+        form = "json"
+        param = [json.dumps(stored)]
+
+        def build() -> Select[Any]:
+            return select(*info.select_columns).where(ops.bind_keys(column, stored, dialect, False))
+    else:
+        form = "array"
+        param = [keys]
+
+        def build() -> Select[Any]:
+            return select(*info.select_columns).where(ops.bind_keys(column, keys, dialect, False))
+
+    result = await fetch((relation, "preload", form), build, param, related.__name__)
+    if result is None:
+        return None
+    return hydrate(related, result.keys, result.rows, client)
 
 
 def _check_path(model: type[BaseModel], path: str) -> None:
