@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, bindparam, select
+from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql.elements import ColumnClause
 
 from ..database.dialects import dialect_of
 from ..database.executor import bind_processor
@@ -22,6 +24,7 @@ from .state import set_sideloaded, sideloaded_of
 if TYPE_CHECKING:
     from ..database.query_client import Client
     from .base_model import BaseModel
+    from .model_info import ModelInfo
     from .relations.base import Relation
 
 
@@ -149,19 +152,40 @@ class Preloader:
 STATIC_PLAIN_KEYS = 32
 
 
-def _static_kind(relation: Relation[Any]) -> bool:
-    """Whether ``relation``'s preload query is the bare ``SELECT <columns> FROM <related>
-    WHERE <match column> IN (<keys>)`` (belongs_to, has_one, has_many; not their morph
-    kinds, which add a type constraint)."""
+def _static_shape(
+    relation: Relation[Any], info: ModelInfo
+) -> tuple[ColumnElement[Any], list[Any], FromClause | None] | None:
+    """What the preload query of ``relation`` selects when no callback changes it: the column
+    compared with the parents' keys, the SELECT list and the FROM clause (``None``: the
+    related table). belongs_to, has_one and has_many read the related table; many_to_many
+    joins the pivot and selects its columns as ``pivot_<column>``. ``None`` for the other kinds
+    (morph kinds add a type constraint, through kinds intermediate tables)."""
     from .relations.belongs_to import BelongsToQueryBuilder
     from .relations.has_many import HasManyQueryBuilder
     from .relations.has_one import HasOneQueryBuilder
+    from .relations.many_to_many import ManyToMany, ManyToManyQueryBuilder
 
-    return relation.query_builder_class in (
-        BelongsToQueryBuilder,
-        HasOneQueryBuilder,
-        HasManyQueryBuilder,
-    )
+    kind = relation.query_builder_class
+    if kind in (BelongsToQueryBuilder, HasOneQueryBuilder, HasManyQueryBuilder):
+        column = info.column_for_db(relation.match_column)
+        return None if column is None else (column, list(info.select_columns), None)
+    if kind is ManyToManyQueryBuilder and isinstance(relation, ManyToMany):
+        if relation.related_composite:
+            return None
+        table = info.table
+        assert table is not None
+
+        def unqualified(name: str) -> ColumnElement[Any]:
+            found = info.column_for_db(name)
+            return found if found is not None else ColumnClause(name)
+
+        pivot = [
+            relation.pivot_column(c).label(f"pivot_{c}") for c in relation._selected_pivot_columns()
+        ]
+        joined = table.join(relation._pivot, relation.related_join(unqualified))
+        column = relation.pivot_column(relation.pivot_foreign_key)
+        return column, [*info.select_columns, *pivot], joined
+    return None
 
 
 async def static_preload(
@@ -180,7 +204,7 @@ async def static_preload(
     if fetch is None:  # a transaction
         return None
     relation.boot()
-    if relation.composite or relation.on_query is not None or not _static_kind(relation):
+    if relation.composite or relation.on_query is not None:
         return None
     related = relation.related_model()
     info = info_of(related)
@@ -193,9 +217,17 @@ async def static_preload(
         or info.table is None
     ):
         return None
-    column = info.column_for_db(relation.match_column)
-    if column is None:
+    shape = _static_shape(relation, info)
+    if shape is None:
         return None
+    column, columns, from_ = shape
+
+    def statement(clause: ColumnElement[Any]) -> Select[Any]:
+        stmt = select(*columns)
+        if from_ is not None:
+            stmt = stmt.select_from(from_)
+        return stmt.where(clause)
+
     seen: dict[Any, None] = {}
     name = relation.parent_key
     for parent in parents:
@@ -216,7 +248,7 @@ async def static_preload(
 
         def build() -> Select[Any]:
             marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
-            return select(*info.select_columns).where(column.in_(marks))
+            return statement(column.in_(marks))
 
         param = keys
     elif dialect.name == "sqlite":
@@ -230,13 +262,13 @@ async def static_preload(
         param = [json.dumps(stored)]
 
         def build() -> Select[Any]:
-            return select(*info.select_columns).where(ops.bind_keys(column, stored, dialect, False))
+            return statement(ops.bind_keys(column, stored, dialect, False))
     else:
         form = "array"
         param = [keys]
 
         def build() -> Select[Any]:
-            return select(*info.select_columns).where(ops.bind_keys(column, keys, dialect, False))
+            return statement(ops.bind_keys(column, keys, dialect, False))
 
     result = await fetch((relation, "preload", form), build, param, related.__name__)
     if result is None:

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import belongs_to, db, has_many, has_one
+from lucid_orm import belongs_to, db, has_many, has_one, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.orm import hydration
-from lucid_orm.relations import BelongsTo, HasMany, HasOne
+from lucid_orm.relations import BelongsTo, HasMany, HasOne, ManyToMany
 from tests import models
 from tests.helpers import count_queries
+from tests.models import Skill
 from tests.scoped_models import Author, current_tenant, scoped, scoped_tables, seed
 from tests.scoped_models import Post as ScopedPost
 
@@ -29,6 +30,7 @@ class Post(models.Post):
 class User(models.BaseUser):
     posts: HasMany[Post] = has_many(lambda: Post)
     first_post: HasOne[Post] = has_one(lambda: Post)
+    skills: ManyToMany[Skill] = many_to_many(lambda: Skill)
 
 
 def preload_keys() -> list[Any]:
@@ -108,6 +110,43 @@ class TestCachedStatement:
             [t, "n1", None] for t in ("v1", "v2")
         )
         assert (cached(Post.user) and cached(User.first_post)) is hydration.FAST_PATHS
+
+    async def test_many_to_many_with_pivot_columns(self, database: Database) -> None:
+        virk, nikk, romain = await seed_users()
+        php, go = await Skill.create_many([{"name": "php"}, {"name": "go"}])
+        await database.table("skill_user").multi_insert(
+            [
+                {"user_id": virk.id, "skill_id": php.id},
+                {"user_id": virk.id, "skill_id": go.id},
+                {"user_id": romain.id, "skill_id": go.id},
+            ]
+        )
+
+        def skills(users: list[User]) -> list[list[tuple[str | None, Any, Any]]]:
+            return [
+                sorted(
+                    (s.name, s.extras["pivot_user_id"], s.extras["pivot_skill_id"])
+                    for s in u.skills
+                )
+                for u in users
+            ]
+
+        with count_queries() as slow:
+            expected = await User.query().preload("skills", lambda q: None).order_by("id")
+        with count_queries() as fast:
+            users = await User.query().preload("skills").order_by("id")
+        assert (
+            skills(users)
+            == skills(expected)
+            == [
+                [("go", virk.id, go.id), ("php", virk.id, php.id)],
+                [],
+                [("go", romain.id, go.id)],
+            ]
+        )
+        assert fast.sqls[1] == slow.sqls[1]
+        assert cached(User.skills) is hydration.FAST_PATHS
+        assert nikk.id not in {s.extras["pivot_user_id"] for u in users for s in u.skills}
 
     async def test_parents_without_keys_run_no_statement(self, database: Database) -> None:
         await Post.create({"user_id": None, "title": "orphan"})
