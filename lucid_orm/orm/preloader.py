@@ -198,7 +198,7 @@ async def static_preload(
     must run: a relation with ``on_query`` or composite keys, a related model with global
     scopes (they may read context at call time), soft deletes, fetch hooks or a shard router,
     a transaction, the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
-    from .relations.base import key_value
+    from .relations import base
 
     fetch = getattr(client, "fetch_compiled", None)
     if fetch is None:  # a transaction
@@ -231,7 +231,7 @@ async def static_preload(
     seen: dict[Any, None] = {}
     name = relation.parent_key
     for parent in parents:
-        value = key_value(relation, parent, name, "preload")
+        value = base.key_value(relation, parent, name, "preload")
         if value is not None:
             seen[value] = None
     if not seen:
@@ -241,7 +241,8 @@ async def static_preload(
     ops = dialect_of(dialect)
     param: list[Any]
     if not ops.keys_as_one_parameter(()):
-        if len(keys) > STATIC_PLAIN_KEYS:
+        # Past the preload chunk size, the slow twin sends several statements.
+        if len(keys) > STATIC_PLAIN_KEYS or len(keys) > base.PRELOAD_CHUNK:
             return None
         count = len(keys)
         form: Any = count
