@@ -20,6 +20,9 @@ lean reads                  ``fetch``/``run`` here, called by             ``run_
                             ``QueryClient.execute``                       (query_client.py)
 ``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()
                             fetch_compiled`` (static statement per model)  .first()``
+preload without callback    ``preloader.static_preload`` (static          ``eager_query(...)
+(belongs_to, has_one,       statement per relation and key form, through  .exec()``
+has_many)                   ``QueryClient.fetch_compiled``)
 lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stream_statement``
 MySQL)                      cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues

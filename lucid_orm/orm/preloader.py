@@ -4,18 +4,27 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql.elements import ColumnClause
+
+from ..database.dialects import dialect_of
+from ..database.executor import bind_processor
 from ..errors import LucidError
 from . import lazy_guard
-from .model_info import pk_columns, relation_key
+from .hydration import FAST_PATHS, hydrate
+from .model_info import info_of, pk_columns, relation_key
 from .persistence import pk_value, where_key
-from .state import sideloaded_of
+from .state import set_sideloaded, sideloaded_of
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
     from .base_model import BaseModel
+    from .model_info import ModelInfo
     from .relations.base import Relation
 
 
@@ -121,6 +130,14 @@ class Preloader:
             if getattr(relation, "_per_type", False):  # morph_to: one query per type present
                 await relation.preload_each_type(parents, client, callbacks, sideloaded)
                 continue
+            if not callbacks and FAST_PATHS:
+                found = await static_preload(relation, parents, client)
+                if found is not None:
+                    if sideloaded:
+                        for row in found:
+                            set_sideloaded(row, dict(sideloaded))
+                    relation.set_related_for_many(parents, found)
+                    continue
             query = relation.eager_query(parents, client)
             if sideloaded:
                 query.sideload(sideloaded)
@@ -128,6 +145,136 @@ class Preloader:
                 callback(query)
             related = await query.exec()
             relation.set_related_for_many(parents, related)
+
+
+# Keys bound one parameter each (MySQL/MariaDB): statements are kept per number of keys up to
+# this many; longer lists take the query builder (their cost is in the rows, not the SQL).
+STATIC_PLAIN_KEYS = 32
+
+
+def _static_shape(
+    relation: Relation[Any], info: ModelInfo
+) -> tuple[ColumnElement[Any], list[Any], FromClause | None] | None:
+    """What the preload query of ``relation`` selects when no callback changes it: the column
+    compared with the parents' keys, the SELECT list and the FROM clause (``None``: the
+    related table). belongs_to, has_one and has_many read the related table; many_to_many
+    joins the pivot and selects its columns as ``pivot_<column>``. ``None`` for the other kinds
+    (morph kinds add a type constraint, through kinds intermediate tables)."""
+    from .relations.belongs_to import BelongsToQueryBuilder
+    from .relations.has_many import HasManyQueryBuilder
+    from .relations.has_one import HasOneQueryBuilder
+    from .relations.many_to_many import ManyToMany, ManyToManyQueryBuilder
+
+    kind = relation.query_builder_class
+    if kind in (BelongsToQueryBuilder, HasOneQueryBuilder, HasManyQueryBuilder):
+        column = info.column_for_db(relation.match_column)
+        return None if column is None else (column, list(info.select_columns), None)
+    if kind is ManyToManyQueryBuilder and isinstance(relation, ManyToMany):
+        if relation.related_composite:
+            return None
+        table = info.table
+        assert table is not None
+
+        def unqualified(name: str) -> ColumnElement[Any]:
+            found = info.column_for_db(name)
+            return found if found is not None else ColumnClause(name)
+
+        pivot = [
+            relation.pivot_column(c).label(f"pivot_{c}") for c in relation._selected_pivot_columns()
+        ]
+        joined = table.join(relation._pivot, relation.related_join(unqualified))
+        column = relation.pivot_column(relation.pivot_foreign_key)
+        return column, [*info.select_columns, *pivot], joined
+    return None
+
+
+async def static_preload(
+    relation: Relation[Any], parents: Sequence[BaseModel], client: Client
+) -> list[Any] | None:
+    """The related rows of a preload without callback through a statement compiled once per
+    (relation, key-binding form) and kept on the connection like ``find``'s: each call binds
+    the keys only (PostgreSQL: one array; SQLite: one JSON text; MySQL: one parameter each, a
+    statement per count of keys up to ``STATIC_PLAIN_KEYS``). ``None`` when the query builder
+    must run: a relation with ``on_query`` or composite keys, a related model with global
+    scopes (they may read context at call time), soft deletes, fetch hooks or a shard router,
+    a transaction, the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
+    from .relations import base
+
+    fetch = getattr(client, "fetch_compiled", None)
+    if fetch is None:  # a transaction
+        return None
+    relation.boot()
+    if relation.composite or relation.on_query is not None:
+        return None
+    related = relation.related_model()
+    info = info_of(related)
+    if (
+        info.global_scopes
+        or info.soft_delete is not None
+        or "before:fetch" in info.hooks
+        or "after:fetch" in info.hooks
+        or related.shard_for is not None
+        or info.table is None
+    ):
+        return None
+    shape = _static_shape(relation, info)
+    if shape is None:
+        return None
+    column, columns, from_ = shape
+
+    def statement(clause: ColumnElement[Any]) -> Select[Any]:
+        stmt = select(*columns)
+        if from_ is not None:
+            stmt = stmt.select_from(from_)
+        return stmt.where(clause)
+
+    seen: dict[Any, None] = {}
+    name = relation.parent_key
+    for parent in parents:
+        value = base.key_value(relation, parent, name, "preload")
+        if value is not None:
+            seen[value] = None
+    if not seen:
+        return []  # as the slow twin: no query
+    keys = list(seen)
+    dialect = client.dialect
+    ops = dialect_of(dialect)
+    param: list[Any]
+    if not ops.keys_as_one_parameter(()):
+        # Past the preload chunk size, the slow twin sends several statements.
+        if len(keys) > STATIC_PLAIN_KEYS or len(keys) > base.PRELOAD_CHUNK:
+            return None
+        count = len(keys)
+        form: Any = count
+
+        def build() -> Select[Any]:
+            marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
+            return statement(column.in_(marks))
+
+        param = keys
+    elif dialect.name == "sqlite":
+        # As ``SqliteDialect.bind_keys``: the keys as stored (the column type's bind
+        # processor applied), sent as one JSON array when they survive the round trip.
+        process = bind_processor(column.type, dialect)
+        stored = keys if process is None else [process(k) for k in keys]
+        if not ops.keys_as_one_parameter(stored):
+            return None
+        form = "json"
+        param = [json.dumps(stored)]
+
+        def build() -> Select[Any]:
+            return statement(ops.bind_keys(column, stored, dialect, False))
+    else:
+        form = "array"
+        param = [keys]
+
+        def build() -> Select[Any]:
+            return statement(ops.bind_keys(column, keys, dialect, False))
+
+    result = await fetch((relation, "preload", form), build, param, related.__name__)
+    if result is None:
+        return None
+    return hydrate(related, result.keys, result.rows, client)
 
 
 def _check_path(model: type[BaseModel], path: str) -> None:

@@ -1,0 +1,202 @@
+"""Preloads through a statement compiled once per relation (``preloader.static_preload``):
+the cached statement runs for a preload without callback (one statement, the same SQL and
+rows as the query builder's), and every condition that needs the query builder takes it — a
+callback, a related model's global scope (which reads its context at call time), a
+transaction, more plain keys than are cached, the lean path switched off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lucid_orm import belongs_to, db, has_many, has_one, many_to_many
+from lucid_orm.database import Database
+from lucid_orm.orm import hydration
+from lucid_orm.relations import BelongsTo, HasMany, HasOne, ManyToMany
+from tests import models
+from tests.helpers import count_queries
+from tests.models import Skill
+from tests.scoped_models import Author, current_tenant, scoped, scoped_tables, seed
+from tests.scoped_models import Post as ScopedPost
+
+__all__ = ["scoped", "scoped_tables"]
+
+
+class Post(models.Post):
+    user: BelongsTo[User] = belongs_to(lambda: User)
+
+
+class User(models.BaseUser):
+    posts: HasMany[Post] = has_many(lambda: Post)
+    first_post: HasOne[Post] = has_one(lambda: Post)
+    skills: ManyToMany[Skill] = many_to_many(lambda: Skill)
+
+
+def preload_keys() -> list[Any]:
+    """The preload statements kept on the default connection."""
+    statements = db.connection()._connection.static_statements
+    return [k for k in statements if isinstance(k, tuple) and k[1:2] == ("preload",)]
+
+
+@pytest.fixture(autouse=True)
+def no_preload_statements() -> None:
+    """Each test starts without kept preload statements (the connection outlives tests)."""
+    statements = db.connection()._connection.static_statements
+    for key in preload_keys():
+        del statements[key]
+
+
+def cached(relation: Any) -> bool:
+    return any(k[0] is relation for k in preload_keys())
+
+
+async def seed_users() -> tuple[User, User, User]:
+    virk, nikk, romain = await User.create_many(
+        [{"username": "virk"}, {"username": "nikk"}, {"username": "romain"}]
+    )
+    await Post.create_many(
+        [
+            {"user_id": virk.id, "title": "v1"},
+            {"user_id": nikk.id, "title": "n1"},
+            {"user_id": virk.id, "title": "v2"},
+            {"user_id": None, "title": "orphan"},
+        ]
+    )
+    return virk, nikk, romain
+
+
+def shape(users: list[User]) -> list[tuple[str | None, list[str | None]]]:
+    return [(u.username, sorted(p.title or "" for p in u.posts)) for u in users]
+
+
+class TestCachedStatement:
+    async def test_same_rows_and_sql_as_the_query_builder(self, database: Database) -> None:
+        await seed_users()
+        with count_queries() as slow:
+            # A callback, even a no-op one, takes the query builder.
+            expected = await User.query().preload("posts", lambda q: None).order_by("id")
+        with count_queries() as fast:
+            users = await User.query().preload("posts").order_by("id")
+        assert (
+            shape(users)
+            == shape(expected)
+            == [
+                ("virk", ["v1", "v2"]),
+                ("nikk", ["n1"]),
+                ("romain", []),
+            ]
+        )
+        assert fast.count == slow.count == 2
+        assert fast.sqls[1] == slow.sqls[1]
+        assert fast.events[1].model == slow.events[1].model == "Post"
+        assert cached(User.posts) is hydration.FAST_PATHS
+
+    async def test_each_call_binds_its_own_keys(self, database: Database) -> None:
+        virk, nikk, _ = await seed_users()
+        for user, titles in ((virk, ["v1", "v2"]), (nikk, ["n1"]), (virk, ["v1", "v2"])):
+            found = await User.query().where("id", user.id).preload("posts").first()
+            assert found is not None
+            assert sorted(p.title or "" for p in found.posts) == titles
+        posts = await Post.query().preload("user").order_by("id")
+        assert [p.user.username if p.user else None for p in posts] == [
+            "virk",
+            "nikk",
+            "virk",
+            None,
+        ]
+        users = await User.query().preload("first_post").order_by("id")
+        assert [u.first_post.title if u.first_post else None for u in users] in (
+            [t, "n1", None] for t in ("v1", "v2")
+        )
+        assert (cached(Post.user) and cached(User.first_post)) is hydration.FAST_PATHS
+
+    async def test_many_to_many_with_pivot_columns(self, database: Database) -> None:
+        virk, nikk, romain = await seed_users()
+        php, go = await Skill.create_many([{"name": "php"}, {"name": "go"}])
+        await database.table("skill_user").multi_insert(
+            [
+                {"user_id": virk.id, "skill_id": php.id},
+                {"user_id": virk.id, "skill_id": go.id},
+                {"user_id": romain.id, "skill_id": go.id},
+            ]
+        )
+
+        def skills(users: list[User]) -> list[list[tuple[str | None, Any, Any]]]:
+            return [
+                sorted(
+                    (s.name, s.extras["pivot_user_id"], s.extras["pivot_skill_id"])
+                    for s in u.skills
+                )
+                for u in users
+            ]
+
+        with count_queries() as slow:
+            expected = await User.query().preload("skills", lambda q: None).order_by("id")
+        with count_queries() as fast:
+            users = await User.query().preload("skills").order_by("id")
+        assert (
+            skills(users)
+            == skills(expected)
+            == [
+                [("go", virk.id, go.id), ("php", virk.id, php.id)],
+                [],
+                [("go", romain.id, go.id)],
+            ]
+        )
+        assert fast.sqls[1] == slow.sqls[1]
+        assert cached(User.skills) is hydration.FAST_PATHS
+        assert nikk.id not in {s.extras["pivot_user_id"] for u in users for s in u.skills}
+
+    async def test_parents_without_keys_run_no_statement(self, database: Database) -> None:
+        await Post.create({"user_id": None, "title": "orphan"})
+        with count_queries() as q:
+            posts = await Post.query().preload("user")
+        assert q.count == 1 and posts[0].user is None
+
+
+class TestFallbacks:
+    async def test_callback_takes_the_query_builder(self, database: Database) -> None:
+        await seed_users()
+        users = await User.query().preload("posts", lambda q: q.where("title", "v2"))
+        assert sorted(shape(users)) == [("nikk", []), ("romain", []), ("virk", ["v2"])]
+        assert not cached(User.posts)
+
+    async def test_transaction_takes_the_query_builder(self, database: Database) -> None:
+        await seed_users()
+        async with db.transaction() as trx:
+            users = await User.query(client=trx).preload("posts").order_by("id")
+            assert users[0].posts[0].trx is trx
+        assert shape(users)[0] == ("virk", ["v1", "v2"])
+        assert not cached(User.posts)
+
+    async def test_many_plain_keys(self, database: Database, dialect: str) -> None:
+        names = [f"u{i}" for i in range(40)]
+        users = await User.create_many([{"username": n} for n in names])
+        await Post.create_many([{"user_id": u.id, "title": u.username} for u in users])
+        loaded = await User.query().preload("posts").order_by("id")
+        assert [[p.title for p in u.posts] for u in loaded] == [[n] for n in names]
+        # MySQL keeps statements for up to 32 keys; the other dialects bind one parameter.
+        assert cached(User.posts) is (hydration.FAST_PATHS and dialect != "mysql")
+
+    async def test_global_scope_is_read_at_each_preload(self, scoped: Database) -> None:
+        rows = await seed()
+        query = ScopedPost.query().without_global_scopes().preload("author").order_by("title")
+
+        async def authors() -> list[str | None]:
+            return [p.author.name if p.author else None for p in await query.clone()]
+
+        current_tenant.set(1)
+        assert await authors() == ["ada", "ada", None]
+        current_tenant.set(2)
+        assert await authors() == [None, None, "bob"]
+        current_tenant.set(None)
+        assert await authors() == ["ada", "ada", "bob"]
+        assert rows["ada"].name == "ada" and not cached(ScopedPost.author)
+        # Soft deletes are a global scope too.
+        posts = await Author.query().without_global_scopes().preload("posts").order_by("name")
+        await rows["p1"].delete()
+        again = await Author.query().without_global_scopes().preload("posts").order_by("name")
+        assert [len(a.posts) for a in posts] == [2, 1]
+        assert [len(a.posts) for a in again] == [1, 1]
+        assert not cached(Author.posts)
