@@ -433,12 +433,7 @@ class QueryClient(ClientBase):
             return
         connection = self._connection
         needs_trx = connection.dialect_ops.cursors_need_transaction
-        if not connection.routed:
-            engines = connection.read_engines()
-        elif self._primary:
-            engines = connection.primary_engines()
-        else:
-            engines = await connection.pick_read()
+        engines = await self._read_side()
         if connection.fast_reads and engines.backend != "sqlite" and isinstance(stmt, Select):
             prepared = prepare_read(connection.statements, stmt, engines.dialect)
             if prepared is not None:
@@ -505,6 +500,17 @@ class QueryClient(ClientBase):
                 engines.state.answered()
         return engines, pair
 
+    async def _read_side(self) -> Engines:
+        """The engines a read of this client runs on: the connection's only ones, the write
+        side (a ``mode="write"`` client), or a replica picked for it (skipping one in its
+        cool-down)."""
+        connection = self._connection
+        if not connection.routed:
+            return connection.read_engines()
+        if self._primary:
+            return connection.primary_engines()
+        return await connection.pick_read()
+
     async def fetch_compiled(
         self, key: Any, build: Callable[[], Select[Any]], values: list[Any], model: str | None
     ) -> ExecResult | None:
@@ -513,12 +519,7 @@ class QueryClient(ClientBase):
         connection = self._connection
         if not connection.fast_reads or connection.ambient_transaction() is not None:
             return None
-        if not connection.routed:
-            engines = connection.read_engines()
-        elif self._primary:
-            engines = connection.primary_engines()
-        else:
-            engines = await connection.pick_read()
+        engines = await self._read_side()
         entry = connection.static_statements.get(key)
         if entry is None:
             entry = compile_static(build(), engines.dialect)
