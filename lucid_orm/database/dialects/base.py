@@ -418,6 +418,13 @@ def joined_update(
         for r in rows
     ]
     source = (selects[0] if len(selects) == 1 else sa.union_all(*selects)).subquery("lucid_rows")
+    return update_from(table, key, columns, source)
+
+
+def update_from(table: TableClause, key: str, columns: Sequence[str], source: Any) -> sa.Update:
+    """``UPDATE table SET c = source.c … WHERE table.key = source.key``: the bulk UPDATE every
+    dialect builds around its own row source (a union, ``VALUES``, ``unnest``, ``json_each``,
+    ``JSON_TABLE``)."""
     return (
         sa.update(table)
         .values({c: source.c[c] for c in columns})

@@ -30,6 +30,7 @@ from .base import (
     merge_set,
     named_table,
     truncate_statement,
+    update_from,
 )
 from .json import MysqlJson
 
@@ -116,11 +117,7 @@ class MysqlDialect(Dialect):
         )
         if source is None or source.spec[0][1] != "BIGINT":
             return None
-        return (
-            sa.update(table)
-            .values({c: source.c[c] for c in columns})
-            .where(table.c[key] == source.c[key])
-        )
+        return update_from(table, key, columns, source)
 
     def upsert_bound(
         self,

@@ -35,7 +35,15 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
-from .base import AdvisoryLock, Dialect, EngineSetup, Key, named_table, truncate_statement
+from .base import (
+    AdvisoryLock,
+    Dialect,
+    EngineSetup,
+    Key,
+    named_table,
+    truncate_statement,
+    update_from,
+)
 from .json import PostgresqlJson
 from .sqlite import typed
 
@@ -246,11 +254,7 @@ class PostgresqlDialect(Dialect):
             .data([tuple(r) for r in rows])
             .alias("lucid_rows")
         )
-        return (
-            sa.update(table)
-            .values({c: source.c[c] for c in columns})
-            .where(table.c[key] == source.c[key])
-        )
+        return update_from(table, key, columns, source)
 
     def bulk_update_bound(
         self,
@@ -277,11 +281,7 @@ class PostgresqlDialect(Dialect):
             .table_valued(*[sa.column(n, t) for n, t in zip(names, types, strict=True)])
             .render_derived(name="lucid_rows")
         )
-        return (
-            sa.update(table)
-            .values({c: source.c[c] for c in columns})
-            .where(table.c[key] == source.c[key])
-        )
+        return update_from(table, key, columns, source)
 
     def bulk_update_parameters(self, columns: int) -> int:
         return max(1, min(1000, 30000 // (columns + 1)))

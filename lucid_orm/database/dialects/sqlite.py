@@ -33,7 +33,16 @@ from ..executor import (
     restore_busy_timeout,
     with_sql,
 )
-from .base import Dialect, EngineSetup, Key, Rows, joined_update, merge_set, named_table
+from .base import (
+    Dialect,
+    EngineSetup,
+    Key,
+    Rows,
+    joined_update,
+    merge_set,
+    named_table,
+    update_from,
+)
 from .json import SqliteJson, register_sqlite_functions
 
 if TYPE_CHECKING:
@@ -526,11 +535,7 @@ def _bulk_update(table: TableClause, key: str, columns: Sequence[str], param: An
         for i, n in enumerate(names)
     ]
     source = select(*parts).select_from(func.json_each(param)).subquery("lucid_rows")
-    return (
-        sa.update(table)
-        .values({c: source.c[c] for c in columns})
-        .where(table.c[key] == source.c[key])
-    )
+    return update_from(table, key, columns, source)
 
 
 def _driver_error(exc: sqlite3.Error, sql: str, values: list[Any]) -> QueryError:
