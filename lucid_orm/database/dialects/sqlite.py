@@ -680,9 +680,7 @@ class _BulkInsert:
                 emitter.record(endpoint, sql, values, started, self.model, True, exc)
             if ordered and str(exc) == _UNORDERED:
                 raise _Unordered from exc
-            kind = IntegrityError if isinstance(exc, sqlite3.IntegrityError) else QueryError
-            message = with_sql(str(exc).strip() or type(exc).__name__, sql)
-            raise kind(message, sql=sql, bindings=values, original=exc) from exc
+            raise _driver_error(exc, sql, values) from exc
         if emitter.active or enabled(DEBUG):
             endpoint = self.connection.write_engines().endpoint
             emitter.record(endpoint, sql, values, started, self.model, True)
