@@ -580,8 +580,6 @@ async def find(
             client_for(model, client, values=values)
         connection = shard_connection(model, values)
     info = info_of(model)
-    if info.composite:
-        return await _find_composite(model, value, client, connection)
     hooks = info.hooks
     if (
         client is None
@@ -590,32 +588,9 @@ async def find(
         and not info.global_scopes  # the static statement knows no scope
     ):
         query_client = db.connection(connection or model.connection)
+        params = list(value) if info.composite else [value]
         result = await query_client.fetch_compiled(
-            (model, "find"), lambda: _find_statement(model), [value], model.__name__
-        )
-        if result is not None:
-            rows = hydration.hydrate(model, result.keys, result.rows, query_client)
-            return rows[0] if rows else None
-    query = model.query(client=client, connection=connection)
-    return await query.where(pk_column(model), value).first()
-
-
-async def _find_composite(
-    model: type[M], value: tuple[Any, ...], client: Client | None, connection: str | None
-) -> M | None:
-    """``find`` of a composite key (checked): the short path with one parameter per
-    component, else the query."""
-    info = info_of(model)
-    hooks = info.hooks
-    if (
-        client is None
-        and "before:find" not in hooks
-        and "after:find" not in hooks
-        and not info.global_scopes
-    ):
-        query_client = db.connection(connection or model.connection)
-        result = await query_client.fetch_compiled(
-            (model, "find"), lambda: _find_composite_statement(model), list(value), model.__name__
+            (model, "find"), lambda: _find_statement(model), params, model.__name__
         )
         if result is not None:
             rows = hydration.hydrate(model, result.keys, result.rows, query_client)
@@ -624,20 +599,15 @@ async def _find_composite(
     return await where_key(query, model, value).first()
 
 
-def _find_composite_statement(model: type[BaseModel]) -> Select[Any]:
+def _find_statement(model: type[BaseModel]) -> Select[Any]:
+    """``find``'s static statement: one parameter per primary-key column, in key order."""
     info = info_of(model)
     assert info.table is not None
     columns = [info.table.c[name] for name in pk_columns(model)]
+    names = ["lucid_pk"] if len(columns) == 1 else [f"lucid_pk_{i}" for i in range(len(columns))]
     return select(*info.select_columns).where(
-        *[c == bindparam(f"lucid_pk_{i}", type_=c.type) for i, c in enumerate(columns)]
+        *[c == bindparam(n, type_=c.type) for c, n in zip(columns, names, strict=True)]
     )
-
-
-def _find_statement(model: type[BaseModel]) -> Select[Any]:
-    info = info_of(model)
-    assert info.table is not None
-    pk = info.table.c[pk_column(model)]
-    return select(*info.select_columns).where(pk == bindparam("lucid_pk", type_=pk.type))
 
 
 def search_query(model: type[M], search: Any, value: Any, client: Client) -> ModelQueryBuilder[M]:
