@@ -393,6 +393,7 @@ class Admin:
 
     async def delete_created(self, data: Data) -> None:
         await self.execute("DELETE FROM posts WHERE id > ?", data.max_post_id)
+        await self.settle("posts")
 
     # -- op 8 --------------------------------------------------------------------------------
     async def updated_posts(self, data: Data) -> list[tuple[Any, ...]]:
@@ -403,6 +404,7 @@ class Admin:
         # The seeded titles are lower-case words: lower() gives them back exactly.
         sql = "UPDATE posts SET title = lower(title) WHERE id <= ?"
         await self.execute(sql, data.sizes.updates)
+        await self.settle("posts")
 
     # -- op 11 -------------------------------------------------------------------------------
     async def upserted_users(self, data: Data) -> list[tuple[Any, ...]]:
@@ -415,6 +417,18 @@ class Admin:
         await self.execute("DELETE FROM users WHERE id > ?", data.max_user_id)
         seeded = [(name, i) for i, _email, name, _c in data.users[: data.renamed]]
         await self._executemany("UPDATE users SET name = ? WHERE id = ?", seeded)
+        await self.settle("users")
+
+    async def settle(self, table: str) -> None:
+        """After an undo, what autovacuum does on a production server (untimed): on
+        PostgreSQL, ``VACUUM (ANALYZE)`` the table. Without it, the dead rows each writing op
+        and its undo leave pile up over the reps (autovacuum may be off, or not yet due),
+        the planner's estimates grow with the table's pages, and past ``jit_above_cost``
+        a 5 ms read is JIT-compiled on every run: the later a contender's statement is first
+        planned, the slower it gets (asyncpg's floor keeps the plan it made on fresh data).
+        MariaDB's InnoDB purges on its own, SQLite rewrites pages in place."""
+        if self.backend == "postgresql":
+            await self.execute(f"VACUUM (ANALYZE) {table}")
 
 
 _MARIADB_ANALYZE = "ANALYZE TABLE users, profiles, posts, tags, post_tags, readings"
