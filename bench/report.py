@@ -200,7 +200,9 @@ def markdown(run: Run) -> str:
         "(whose answer is four totals: the peak is what the library holds at once; memory "
         "outside Python's allocator, such as a C driver's buffers, is not seen). The writing "
         "operations (6, 8, 11) are checked on their answer and on the rows read back "
-        "afterwards, then undone, untimed.",
+        "afterwards, then undone, untimed (on PostgreSQL the undo ends with `VACUUM (ANALYZE)` of "
+        "the table, as autovacuum would: without it the reps' dead rows grow the planner's "
+        "estimates until small reads cross `jit_above_cost`).",
         "- The floor is the async driver each async contender runs on (aiosqlite, asyncpg, "
         "asyncmy). Django and Peewee use sync drivers (`sqlite3`, psycopg 3 / psycopg2), so on "
         "SQLite they skip aiosqlite's hop to its worker thread and can come out below 1x; on "
