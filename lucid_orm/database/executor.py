@@ -24,7 +24,7 @@ preload without callback    ``preloader.static_preload`` (static          ``eage
 (belongs_to, has_one,       statement per relation and key form, through  .exec()``
 has_many)                   ``QueryClient.fetch_compiled``)
 lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stream_statement``
-MySQL)                      cursor), called by ``QueryClient.stream``     (query_client.py)
+MySQL, SQLite files)        cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
 SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (the       ``bulk_update_bound``
@@ -44,7 +44,8 @@ a finishing read to the next waiting one (``acquire``/``release`` below).
 
 In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
 ``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
-loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``model().merge``).
+loop ``_fill_general``), ``stream()``'s instance-per-row hydration (``hydrate_each``; slow twin:
+the batch's list) and ``new_many``'s direct state setup (slow twin: ``model().merge``).
 """
 
 from __future__ import annotations
@@ -693,11 +694,12 @@ async def checkin(raw: Any, driver: Any, clean: bool = True) -> None:
 
 # -- lean streams ---------------------------------------------------------------------------
 #
-# ``QueryClient.stream`` outside a transaction on PostgreSQL and MySQL: the driver's own
-# server-side cursor (asyncpg's cursor in a read-only transaction, asyncmy's unbuffered
-# ``SSCursor`` in autocommit) on a lean-path connection, batches converted by the statement
-# shape's result processors. Slow twin: ``stream_statement`` (SQLAlchemy's ``stream()``).
-# SQLite keeps the slow twin: its lean connections are set up for short reads.
+# ``QueryClient.stream`` outside a transaction: the driver's own server-side cursor
+# (asyncpg's cursor in a read-only transaction, asyncmy's unbuffered ``SSCursor`` in
+# autocommit, the sqlite3 cursor stepped on aiosqlite's worker thread) on a lean-path
+# connection, batches converted by the statement shape's result processors. Slow twin:
+# ``stream_statement`` (SQLAlchemy's ``stream()``). In-memory SQLite keeps the slow twin: its
+# one connection is shared under ``Connection.guard`` per batch.
 
 
 async def stream(
@@ -722,6 +724,8 @@ async def stream(
     settled = False
     if engines.backend == "postgresql":
         batches = _pg_batches(driver, entry, engines.dialect, sql, params, batch_size)
+    elif engines.backend == "sqlite":
+        batches = _sqlite_batches(driver, entry, engines.dialect, sql, params, batch_size)
     else:
         batches = _mysql_batches(driver, entry, engines.dialect, sql, params, batch_size)
     try:
@@ -805,6 +809,26 @@ async def _mysql_batches(
         yield None
         while batch := await cursor.fetchmany(size):
             yield batch
+
+
+async def _sqlite_batches(
+    driver: Any, entry: Compiled, dialect: Dialect, sql: str, params: list[Any], size: int
+) -> AsyncGenerator[Sequence[Any] | None, None]:
+    """``None`` once the statement ran, then its batches, each fetched on the connection's
+    worker thread (the statement's steps run there, never on the event loop). The connection
+    reads in autocommit: the cursor's read snapshot ends when it is closed."""
+    # The stream waits for locks as a thread-path read does: the connection's configured
+    # busy timeout back (queued ahead of the statement), and its inline reads start over.
+    restore_busy_timeout(driver)
+    if entry.processors is None:
+        _resolve_processors(entry, dialect, [None] * len(entry.types))
+    cursor = await driver.execute(sql, params)
+    try:
+        yield None
+        while batch := await cursor.fetchmany(size):
+            yield batch
+    finally:
+        await cursor.close()
 
 
 def with_sql(message: str, sql: str | None) -> str:
