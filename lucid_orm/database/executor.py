@@ -96,8 +96,9 @@ class Compiled:
     convert: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # SQLite inline reads: how many more executions go straight to the worker thread after
-    # one ran over the budget (``fetch_sqlite``).
+    # one ran over the budget, and how many inline attempts in a row did (``fetch_sqlite``).
     inline_skip: int = 0
+    inline_misses: int = 0
 
 
 class StatementCache:
@@ -368,7 +369,8 @@ async def run(
 # ``INLINE_STEPS`` virtual-machine instructions and interrupts the statement once it has run
 # ``INLINE_BUDGET_S``; the read then runs again on the worker thread (a SELECT has no side
 # effects; the partial rows are dropped) and the next ``INLINE_BACKOFF`` executions of that
-# statement shape go to the worker directly. Once one turn of the loop has run a budget of
+# statement shape go to the worker directly (doubled per further attempt in a row that ran
+# over). Once one turn of the loop has run a budget of
 # inline reads, the next read goes to the worker too (``_held``). The loop is therefore never
 # held longer than about two budgets by reads (the interpreter lock and the OS scheduler
 # aside). Lock waits are the other way a statement can block: the connection's busy timeout
@@ -388,8 +390,11 @@ async def run(
 INLINE_BUDGET_S = 0.001
 # SQLite virtual-machine instructions between two looks at the clock (~10-50 µs of work).
 INLINE_STEPS = 1000
-# Executions of a statement shape sent to the worker directly after one ran over the budget.
+# Executions of a statement shape sent to the worker directly after one ran over the budget,
+# doubled for each further attempt in a row that did (a shape that is always long wastes a
+# budget once per ``INLINE_BACKOFF << INLINE_MAX_DOUBLINGS`` runs, not once per 33).
 INLINE_BACKOFF = 32
+INLINE_MAX_DOUBLINGS = 5
 _SQLITE_BUSY = 5
 
 
@@ -511,11 +516,14 @@ async def fetch_sqlite(
         try:
             rows = conn.execute(sql, params).fetchall()
             inline_stats.inline += 1
+            entry.inline_misses = 0
             return rows
         except sqlite3.OperationalError as exc:
             if budget.fired:
                 inline_stats.interrupted += 1
-                entry.inline_skip = INLINE_BACKOFF
+                misses = entry.inline_misses
+                entry.inline_skip = INLINE_BACKOFF << misses
+                entry.inline_misses = min(misses + 1, INLINE_MAX_DOUBLINGS)
             elif exc.sqlite_errorcode & 0xFF == _SQLITE_BUSY:
                 inline_stats.busy += 1
             else:
