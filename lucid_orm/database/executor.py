@@ -24,7 +24,7 @@ preload without callback    ``preloader.static_preload`` (static          ``eage
 (belongs_to, has_one,       statement per relation and key form, through  .exec()``
 has_many)                   ``QueryClient.fetch_compiled``)
 lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stream_statement``
-MySQL)                      cursor), called by ``QueryClient.stream``     (query_client.py)
+MySQL, SQLite files)        cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
 SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (the       ``bulk_update_bound``
@@ -44,7 +44,8 @@ a finishing read to the next waiting one (``acquire``/``release`` below).
 
 In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
 ``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
-loop ``_fill_general``) and ``new_many``'s direct state setup (slow twin: ``model().merge``).
+loop ``_fill_general``), ``stream()``'s instance-per-row hydration (``hydrate_each``; slow twin:
+the batch's list) and ``new_many``'s direct state setup (slow twin: ``model().merge``).
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class Compiled:
     convert: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # SQLite inline reads: how many more executions go straight to the worker thread after
-    # one ran over the budget (``fetch_sqlite``).
+    # one ran over the budget, and how many inline attempts in a row did (``fetch_sqlite``).
     inline_skip: int = 0
+    inline_misses: int = 0
 
 
 class StatementCache:
@@ -367,7 +369,8 @@ async def run(
 # ``INLINE_STEPS`` virtual-machine instructions and interrupts the statement once it has run
 # ``INLINE_BUDGET_S``; the read then runs again on the worker thread (a SELECT has no side
 # effects; the partial rows are dropped) and the next ``INLINE_BACKOFF`` executions of that
-# statement shape go to the worker directly. Once one turn of the loop has run a budget of
+# statement shape go to the worker directly (doubled per further attempt in a row that ran
+# over). Once one turn of the loop has run a budget of
 # inline reads, the next read goes to the worker too (``_held``). The loop is therefore never
 # held longer than about two budgets by reads (the interpreter lock and the OS scheduler
 # aside). Lock waits are the other way a statement can block: the connection's busy timeout
@@ -387,8 +390,11 @@ async def run(
 INLINE_BUDGET_S = 0.001
 # SQLite virtual-machine instructions between two looks at the clock (~10-50 µs of work).
 INLINE_STEPS = 1000
-# Executions of a statement shape sent to the worker directly after one ran over the budget.
+# Executions of a statement shape sent to the worker directly after one ran over the budget,
+# doubled for each further attempt in a row that did (a shape that is always long wastes a
+# budget once per ``INLINE_BACKOFF << INLINE_MAX_DOUBLINGS`` runs, not once per 33).
 INLINE_BACKOFF = 32
+INLINE_MAX_DOUBLINGS = 5
 _SQLITE_BUSY = 5
 
 
@@ -510,11 +516,14 @@ async def fetch_sqlite(
         try:
             rows = conn.execute(sql, params).fetchall()
             inline_stats.inline += 1
+            entry.inline_misses = 0
             return rows
         except sqlite3.OperationalError as exc:
             if budget.fired:
                 inline_stats.interrupted += 1
-                entry.inline_skip = INLINE_BACKOFF
+                misses = entry.inline_misses
+                entry.inline_skip = INLINE_BACKOFF << misses
+                entry.inline_misses = min(misses + 1, INLINE_MAX_DOUBLINGS)
             elif exc.sqlite_errorcode & 0xFF == _SQLITE_BUSY:
                 inline_stats.busy += 1
             else:
@@ -693,11 +702,12 @@ async def checkin(raw: Any, driver: Any, clean: bool = True) -> None:
 
 # -- lean streams ---------------------------------------------------------------------------
 #
-# ``QueryClient.stream`` outside a transaction on PostgreSQL and MySQL: the driver's own
-# server-side cursor (asyncpg's cursor in a read-only transaction, asyncmy's unbuffered
-# ``SSCursor`` in autocommit) on a lean-path connection, batches converted by the statement
-# shape's result processors. Slow twin: ``stream_statement`` (SQLAlchemy's ``stream()``).
-# SQLite keeps the slow twin: its lean connections are set up for short reads.
+# ``QueryClient.stream`` outside a transaction: the driver's own server-side cursor
+# (asyncpg's cursor in a read-only transaction, asyncmy's unbuffered ``SSCursor`` in
+# autocommit, the sqlite3 cursor stepped on aiosqlite's worker thread) on a lean-path
+# connection, batches converted by the statement shape's result processors. Slow twin:
+# ``stream_statement`` (SQLAlchemy's ``stream()``). In-memory SQLite keeps the slow twin: its
+# one connection is shared under ``Connection.guard`` per batch.
 
 
 async def stream(
@@ -722,6 +732,8 @@ async def stream(
     settled = False
     if engines.backend == "postgresql":
         batches = _pg_batches(driver, entry, engines.dialect, sql, params, batch_size)
+    elif engines.backend == "sqlite":
+        batches = _sqlite_batches(driver, entry, engines.dialect, sql, params, batch_size)
     else:
         batches = _mysql_batches(driver, entry, engines.dialect, sql, params, batch_size)
     try:
@@ -805,6 +817,26 @@ async def _mysql_batches(
         yield None
         while batch := await cursor.fetchmany(size):
             yield batch
+
+
+async def _sqlite_batches(
+    driver: Any, entry: Compiled, dialect: Dialect, sql: str, params: list[Any], size: int
+) -> AsyncGenerator[Sequence[Any] | None, None]:
+    """``None`` once the statement ran, then its batches, each fetched on the connection's
+    worker thread (the statement's steps run there, never on the event loop). The connection
+    reads in autocommit: the cursor's read snapshot ends when it is closed."""
+    # The stream waits for locks as a thread-path read does: the connection's configured
+    # busy timeout back (queued ahead of the statement), and its inline reads start over.
+    restore_busy_timeout(driver)
+    if entry.processors is None:
+        _resolve_processors(entry, dialect, [None] * len(entry.types))
+    cursor = await driver.execute(sql, params)
+    try:
+        yield None
+        while batch := await cursor.fetchmany(size):
+            yield batch
+    finally:
+        await cursor.close()
 
 
 def with_sql(message: str, sql: str | None) -> str:

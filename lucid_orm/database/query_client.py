@@ -434,7 +434,9 @@ class QueryClient(ClientBase):
         connection = self._connection
         needs_trx = connection.dialect_ops.cursors_need_transaction
         engines = await self._read_side()
-        if connection.fast_reads and engines.backend != "sqlite" and isinstance(stmt, Select):
+        # (In-memory SQLite has one connection, shared under the guard: the slow twin.)
+        lean = engines.backend != "sqlite" or not connection.is_memory
+        if connection.fast_reads and lean and isinstance(stmt, Select):
             prepared = prepare_read(connection.statements, stmt, engines.dialect)
             if prepared is not None:
                 engines, pair = await self._lean_pair(engines)

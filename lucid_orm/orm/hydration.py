@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import gc
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -60,6 +60,9 @@ class HydrationPlan:
     # of exactly this width, written out once per shape (see filler); None when JSON copies or
     # consume functions need the slow path.
     fill: Callable[..., list[Any]] | None = None
+    # ``each(cls, rows, stamp)``: the same loop as a generator, one instance per step
+    # (``hydrate_each``); None with ``fill``.
+    each: Callable[..., Iterator[Any]] | None = None
 
 
 def build_plan(by_column: Mapping[str, ColumnDef], keys: Sequence[str]) -> HydrationPlan:
@@ -81,15 +84,18 @@ def build_plan(by_column: Mapping[str, ColumnDef], keys: Sequence[str]) -> Hydra
             consume.append((col.attribute_name, col.consume))
     plan = HydrationPlan(attributes, extras, deep, consume)
     if not deep and not consume:
-        plan.fill = filler(attributes, extras)
+        plan.fill, plan.each = filler(attributes, extras)
     return plan
 
 
-def filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[..., list[Any]]:
+def filler(
+    attributes: list[str], extras: list[tuple[int, str]]
+) -> tuple[Callable[..., list[Any]], Callable[..., Iterator[Any]]]:
     """The hydration loop for one result shape, generated: each row is unpacked into locals
     and stored with one subscript per attribute, which is several times cheaper per row than
     ``dict.update(zip(...))``. The code holds only quoted names (attributes and the state keys
-    of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``."""
+    of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``. Returns the
+    loop twice: building a list (``fill``) and as a generator (``each``)."""
     extra_at = {i: k for i, k in extras}
     values = [f"v{i}" for i in range(len(attributes))]
     lines = [f"        {_tuple(values)} = row"]
@@ -111,27 +117,34 @@ def filler(attributes: list[str], extras: list[tuple[int, str]]) -> Callable[...
         lines.append(f"        d[{EXTRAS!r}] = {{{pairs}}}")
     else:
         lines.append(f"        d[{ROW!r}] = row")
+    body = [
+        "    for row in rows:",
+        "        obj = new(cls)",
+        "        d = obj.__dict__",
+        *lines,
+        f"        d[{ROW_ATTRS!r}] = names",
+        f"        d[{PERSISTED!r}] = True",
+        "        if stamp is not None:",
+        "            d.update(stamp)",
+    ]
     source = "\n".join(
         [
             "def fill(cls, rows, stamp):",
             "    out = []",
             "    append = out.append",
-            "    for row in rows:",
-            "        obj = new(cls)",
-            "        d = obj.__dict__",
-            *lines,
-            f"        d[{ROW_ATTRS!r}] = names",
-            f"        d[{PERSISTED!r}] = True",
-            "        if stamp is not None:",
-            "            d.update(stamp)",
+            *body,
             "        append(obj)",
             "    return out",
+            "def each(cls, rows, stamp):",
+            *body,
+            "        yield obj",
         ]
     )
     namespace: dict[str, Any] = {"new": object.__new__, "names": tuple(names)}
     exec(source, namespace)
     fill: Callable[..., list[Any]] = namespace["fill"]
-    return fill
+    each: Callable[..., Iterator[Any]] = namespace["each"]
+    return fill, each
 
 
 def _tuple(names: list[str]) -> str:
@@ -157,6 +170,30 @@ def hydrate(
         return _hydrate_rows(model, keys, rows, client)
     with gc_paused(len(rows)):
         return _hydrate_rows(model, keys, rows, client)
+
+
+def hydrate_each(
+    model: type[M], keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None
+) -> Iterable[M]:
+    """As ``hydrate``, but each instance is built as the caller's iteration reaches its row,
+    when nothing needs the rows' instances all at once: no transaction journals them and the
+    N+1 guard is off (else: ``hydrate``'s list). A stream that hands instances out one by one
+    then holds one at a time, not a batch of them: memory stays that of the rows, and the
+    instances die young, before the garbage collector's scans would have promoted them."""
+    plan = info_of(model).plan(keys)
+    each = plan.each
+    if (
+        each is None
+        or not FAST_PATHS
+        or (rows and len(rows[0]) != len(plan.attributes))
+        or lazy_guard.active() is not None
+    ):
+        return hydrate(model, keys, rows, client)
+    stamp = binding(model, client)
+    if stamp is not None and stamp.get(TRX) is not None:
+        return hydrate(model, keys, rows, client)
+    instances: Iterable[M] = each(model, rows, stamp)
+    return instances
 
 
 def _hydrate_rows(

@@ -789,10 +789,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         Post.query().stream(batch_size=1000):``. Rows are read with a server-side cursor and
         hydrated (and preloaded) ``batch_size`` at a time; the connection is held for the loop
         and released when it ends, breaks or raises."""
-        from .streaming import check_batch_size, model_batches  # loaded on first use
+        from .streaming import check_batch_size, model_instances  # loaded on first use
 
         check_batch_size(batch_size, "stream")
-        batches = model_batches(self, batch_size)
+        batches = model_instances(self, batch_size)
         try:
             async for batch in batches:
                 for model in batch:

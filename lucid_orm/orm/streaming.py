@@ -10,12 +10,12 @@ the connection."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import LucidError
 from .hooks import run_hooks
-from .hydration import hydrate
+from .hydration import hydrate, hydrate_each
 from .state import set_sideloaded
 
 if TYPE_CHECKING:
@@ -36,16 +36,45 @@ async def model_batches(
 ) -> AsyncGenerator[list[Any], None]:
     """Lists of at most ``batch_size`` instances (dicts after ``pojo()``) of ``builder``'s
     rows, each preloaded, read with one server-side cursor."""
+    batches = _batches(builder, batch_size, False)
+    try:
+        async for batch in batches:
+            yield cast(list[Any], batch)
+    finally:
+        await batches.aclose()
+
+
+async def model_instances(
+    builder: ModelQueryBuilder[Any], batch_size: int
+) -> AsyncGenerator[Iterable[Any], None]:
+    """As ``model_batches``, for a caller that hands the instances out one by one
+    (``stream``): when no hook, preload or side-loaded value needs a batch's instances all at
+    once, each is built as the iteration reaches its row (``hydrate_each``)."""
+    batches = _batches(builder, batch_size, True)
+    try:
+        async for batch in batches:
+            yield batch
+    finally:
+        await batches.aclose()
+
+
+async def _batches(
+    builder: ModelQueryBuilder[Any], batch_size: int, lazy: bool
+) -> AsyncGenerator[Iterable[Any], None]:
     info = builder._info
     await run_hooks(info.hooks.get("before:fetch"), builder)
     client = builder.client
     model = builder.model
     after = info.hooks.get("after:fetch")
+    lazy = lazy and not after and builder._preloader is None and builder._sideloaded is None
     batches = client.stream(builder.to_core(), model=model.__name__, batch_size=batch_size)
     try:
         async for result in batches:
             if builder._pojo:
                 yield result.dicts()
+                continue
+            if lazy:
+                yield hydrate_each(model, result.keys, result.rows, client)
                 continue
             models = hydrate(model, result.keys, result.rows, client)
             if builder._sideloaded is not None:

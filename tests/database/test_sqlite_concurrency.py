@@ -192,6 +192,39 @@ class TestSQLiteSettings:
         finally:
             await private.close()
 
+    async def test_file_database_reads_through_a_128_mib_memory_map(
+        self, concurrency: str, dialect: str
+    ) -> None:
+        only_on(dialect, "sqlite", "the memory map is a SQLite setting")
+        assert await pragma("mmap_size") == 128 * 1024 * 1024
+        # Every connection of the pool, those of lean reads and streams included.
+        rows = [r async for r in db.from_("users", connection=CONN).select("id").stream()]
+        assert rows == []
+        assert await db.from_("users", connection=CONN).select("id") == []
+
+    @pytest.mark.parametrize("value", [0, 4096])
+    async def test_the_memory_map_is_configurable(self, tmp_path: Path, value: int) -> None:
+        private = Database()
+        url = f"sqlite:///{tmp_path / 'mmap.db'}"
+        private.configure(connections={"s": {"url": url, "mmap_size": value}})
+        try:
+            assert await pragma("mmap_size", "s", private) == value
+        finally:
+            await private.close()
+
+    @pytest.mark.parametrize("value", [-1, 1.5, "4096", True])
+    async def test_bad_memory_map_size_is_refused(self, tmp_path: Path, value: Any) -> None:
+        private = Database()
+        url = f"sqlite:///{tmp_path / 'bad.db'}"
+        private.configure(connections={"s": {"url": url, "mmap_size": value}})
+        try:
+            with pytest.raises(LucidError) as info:
+                await private.raw_query("select 1")
+            assert info.value.code == "E_INVALID_CONFIG"
+            assert "mmap_size" in info.value.message
+        finally:
+            await private.close()
+
     async def test_transactions_take_the_write_lock_up_front(self, tmp_path: Path) -> None:
         """A transaction that has only read already holds the write lock (BEGIN IMMEDIATE): a
         second one waits for it (here: gives up after its short busy timeout, with a

@@ -134,6 +134,47 @@ class TestInlineReads:
         assert delta(before)["inline"] == 1
         assert INLINE_BACKOFF > 1
 
+    async def test_a_shape_that_keeps_running_over_the_budget_backs_off_longer(
+        self, pair: Pair
+    ) -> None:
+        # One statement shape, long or short by its parameter: each inline attempt in a row
+        # that runs over the budget doubles the runs sent straight to the worker; one that
+        # fits starts over.
+        t = sa.table("t", sa.column("id"), sa.column("v"))
+        stmt = sa.select(t.c.id).where(t.c.id <= sa.bindparam("top"), t.c.v.like("%77%"))
+        entry = compile_static(stmt, sqlite_dialect.dialect())
+        values = {"top": BIG}
+        values.update({k: "%77%" for k in entry.positiontup if k != "top"})
+        long = [values[k] for k in entry.positiontup]
+        short = [10 if k == "top" else values[k] for k in entry.positiontup]
+        driver = await aiosqlite.connect(pair.path, check_same_thread=False)
+        direct = sqlite3.connect(pair.path)
+        try:
+            expected_long = direct.execute(entry.sql, long).fetchall()
+            assert len(expected_long) > 1000
+            # The first read of a connection runs on the worker.
+            assert list(await fetch_sqlite(driver, entry, entry.sql, long)) == expected_long
+            skips = []
+            for _ in range(3):
+                await asyncio.sleep(0)  # a new turn of the loop: the read starts inline
+                before = counts()
+                rows = await fetch_sqlite(driver, entry, entry.sql, long)
+                assert delta(before) == {"inline": 0, "interrupted": 1, "busy": 0, "worker": 1}
+                assert list(rows) == expected_long
+                skips.append(entry.inline_skip)
+                entry.inline_skip = 0  # as if that many runs had gone to the worker
+            assert skips == [INLINE_BACKOFF, 2 * INLINE_BACKOFF, 4 * INLINE_BACKOFF]
+            await asyncio.sleep(0)
+            before = counts()
+            assert list(await fetch_sqlite(driver, entry, entry.sql, short)) == []
+            assert delta(before)["inline"] == 1
+            await asyncio.sleep(0)
+            assert list(await fetch_sqlite(driver, entry, entry.sql, long)) == expected_long
+            assert entry.inline_skip == INLINE_BACKOFF
+        finally:
+            direct.close()
+            await driver.close()
+
     async def test_concurrent_tasks_get_their_own_answers(self, pair: Pair) -> None:
         async def writer() -> None:
             for i in range(20):

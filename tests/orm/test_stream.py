@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import BaseModel, LucidError, QueryError, after, column, db, has_many
+from lucid_orm import (
+    BaseModel,
+    LazyLoadError,
+    LucidError,
+    QueryError,
+    after,
+    column,
+    db,
+    has_many,
+)
 from lucid_orm.database import Database
 from lucid_orm.relations import HasMany
 from tests import models
@@ -149,6 +158,64 @@ class TestStream:
                 ]
         assert sizes == [[1, 1], [1, 1], [1, 1]]
         assert q.count == 4
+
+
+class TestStreamedInstances:
+    """``stream()`` builds each instance as the loop reaches its row when no hook, preload or
+    side-loaded value needs a whole batch (and no transaction or N+1 guard tracks one): the
+    instances are those a plain query returns, state included."""
+
+    async def test_the_same_state_as_a_query(self, database: Database, fast_paths: bool) -> None:
+        await make_posts(5)
+        query = Post.query().select("id", "title", {"heading": "title"}).order_by("id")
+        streamed = [p async for p in query.clone().stream(batch_size=2)]
+        fetched = await query
+
+        def state(p: Post) -> tuple[Any, ...]:
+            return (p.id, p.attributes, p.extras, p.original, p.is_dirty, p.is_persisted)
+
+        assert [state(p) for p in streamed] == [state(p) for p in fetched]
+        assert [p.extras["heading"] for p in streamed] == [f"p{i:03d}" for i in range(5)]
+        changed = streamed[3]
+        changed.title = "changed"
+        assert changed.dirty == {"title": "changed"}
+        with count_queries() as q:
+            await changed.save()
+        assert q.count == 1
+        assert (await Post.find_or_fail(changed.id)).title == "changed"
+
+    async def test_instances_read_in_a_transaction_are_bound_to_it(
+        self, database: Database
+    ) -> None:
+        await make_posts(3)
+        async with db.transaction() as trx:
+            streamed = [p async for p in Post.query(client=trx).stream(batch_size=2)]
+            assert [p.trx for p in streamed] == [trx] * 3
+        assert [p.trx for p in streamed] == [None] * 3
+
+    async def test_the_lazy_load_guard_sees_each_batch_as_one_result(
+        self, database: Database
+    ) -> None:
+        await make_posts(3)
+        with database.lazy_load_guard("raise"):
+            async for post in Post.query().order_by("id").stream(batch_size=10):
+                if post.title == "p000":
+                    await post.load("comments")
+                else:
+                    with pytest.raises(LazyLoadError):
+                        await post.load("comments")
+
+    async def test_the_connection_reads_normally_after_a_stream(self, database: Database) -> None:
+        # (SQLite: the stream's connection goes back to the lean path's idle ones, from where
+        # the next reads, inline or not, take it.)
+        await make_posts(12)
+        for _ in range(3):
+            assert len([p async for p in Post.query().stream(batch_size=5)]) == 12
+            assert [p.title for p in await Post.query().order_by("id").limit(2)] == [
+                "p000",
+                "p001",
+            ]
+            assert (await Post.query().where("title", "p011").first_or_fail()).title == "p011"
 
 
 class TestConnectionRelease:

@@ -59,6 +59,11 @@ MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 # SQLite's wait for a locked database (ms) unless the connection sets ``busy_timeout_ms``.
 BUSY_TIMEOUT_MS = 5000
 
+# Bytes of a file database that SQLite reads through a memory map unless the connection sets
+# ``mmap_size``: pages come straight from the OS page cache, shared by every connection,
+# instead of a read() into each connection's own page cache (2 MiB by default).
+MMAP_SIZE = 128 * 1024 * 1024
+
 _INT64 = (-(2**63), 2**63)
 # SQLite's answer to ``abs(-2**63)``: the statement's deliberate failure when a row's key
 # can't be shown to follow the rows before it (``_ordered_key``).
@@ -110,6 +115,17 @@ def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
         raise LucidError(
             f'Connection "{name}": "busy_timeout_ms" must be a whole number of milliseconds '
             f"(0 or more), got {value!r}",
+            code="E_INVALID_CONFIG",
+        )
+    return value
+
+
+def _mmap_size(name: str, cfg: Mapping[str, Any]) -> int:
+    value = cfg.get("mmap_size", MMAP_SIZE)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LucidError(
+            f'Connection "{name}": "mmap_size" must be a whole number of bytes (0 turns the '
+            f"memory map off), got {value!r}",
             code="E_INVALID_CONFIG",
         )
     return value
@@ -189,6 +205,7 @@ class SqliteDialect(Dialect):
         # locked" (pysqlite's ``timeout`` sets SQLite's busy timeout, no extra statement).
         if "busy_timeout_ms" in cfg or "timeout" not in connect_args:
             connect_args["timeout"] = _busy_timeout(setup.name, cfg) / 1000.0
+        _mmap_size(setup.name, cfg)  # a bad value fails at configure time
         if setup.memory:
             kwargs["poolclass"] = StaticPool
             connect_args.setdefault("check_same_thread", False)
@@ -207,6 +224,8 @@ class SqliteDialect(Dialect):
         # WAL lets readers run beside the one writer; a file database keeps it once set.
         # In-memory databases have no journal to change.
         wal = not memory and cfg.get("wal", True)
+        # In-memory databases have no file to map.
+        mmap_size = 0 if memory else _mmap_size(str(cfg.get("name", "")), cfg)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -218,6 +237,8 @@ class SqliteDialect(Dialect):
                 cursor.execute("PRAGMA journal_mode = WAL")
             if foreign_keys:
                 cursor.execute("PRAGMA foreign_keys = ON")
+            if mmap_size:
+                cursor.execute(f"PRAGMA mmap_size = {int(mmap_size)}")
             cursor.close()
 
         @event.listens_for(engine, "checkin")
