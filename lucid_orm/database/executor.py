@@ -105,6 +105,25 @@ class StatementCache:
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self.size = size
         self._entries: OrderedDict[Any, Compiled] = OrderedDict()
+        # Statements compiled per model query shape (query/shape.py), LRU as well.
+        self._shapes: OrderedDict[Any, Compiled] = OrderedDict()
+
+    def shaped(self, key: Any) -> Compiled | None:
+        """The statement compiled for the query shape ``key``, if one was."""
+        shapes = self._shapes
+        entry = shapes.get(key)
+        if entry is not None:
+            shapes.move_to_end(key)
+        return entry
+
+    def keep_shape(self, key: Any, entry: Compiled) -> None:
+        """Remember ``entry`` for the query shape ``key`` (the least recent one goes when the
+        cache is full; the entry holds its statement, so the objects the key names by
+        identity live as long as it does)."""
+        shapes = self._shapes
+        shapes[key] = entry
+        if len(shapes) > self.size:
+            shapes.popitem(last=False)
 
     def prepare(
         self, stmt: Select[Any], dialect: Dialect

@@ -47,6 +47,7 @@ from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
 from .run_sync import RunSync
+from .shape import COUNT_TOTAL
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -1304,7 +1305,8 @@ class Chainable(JsonConditions, CteMethods, RunSync):
         ):
             sub = base.to_core().subquery("lucid_count")
             return select(func.count().label("total")).select_from(sub)
-        base.state.columns = [func.count().label("total")]
+        # One shared construct: a count's SELECT list keys its statement shape (shape.py).
+        base.state.columns = [COUNT_TOTAL]
         return base.to_core()
 
     async def exec(self) -> Any:
@@ -1315,15 +1317,21 @@ class Chainable(JsonConditions, CteMethods, RunSync):
         return self.exec().__await__()
 
 
+# ``compile_select``'s default ``where``: ask the builder's hook.
+_HOOK: Any = object()
+
+
 def compile_select(
     builder: Chainable,
     *,
     columns: list[ColumnElement[Any]] | None = None,
     order_by: list[ColumnElement[Any]] | None = None,
+    where: Any = _HOOK,
 ) -> Select[Any]:
     """``builder``'s statement from its hooks, before ``_finish``; ``columns``/``order_by``
     replace the SELECT list and the ORDER BY when given (a variant select of the same rows:
-    the id filter of a relation's UPDATE/DELETE)."""
+    the id filter of a relation's UPDATE/DELETE); ``where``, the WHERE condition already made
+    by ``_where_clause()`` (the global scopes run once per query: ``query/shape.py``)."""
     state = builder.state
     frm = builder._from_clause()
     if frm is None and not state.columns:
@@ -1331,7 +1339,8 @@ def compile_select(
             "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
         )
     stmt = _base_select(builder._select_list() if columns is None else columns, frm)
-    where = builder._where_clause()
+    if where is _HOOK:
+        where = builder._where_clause()
     if where is not None:
         stmt = stmt.where(where)
     if state.group_by:

@@ -1,0 +1,210 @@
+"""Statement shapes: a model query's structure with its bound values abstracted.
+
+A model query whose shape was seen before on a connection skips building its SQLAlchemy
+statement, SQLAlchemy's cache key and its parameter extraction: the SQL compiled for the first
+query of that shape is run with this query's values (``QueryClient.fetch_shaped``). Its slow
+twin is the statement built and run as usual (``to_core()`` + ``QueryClient.execute``): what
+runs when the lean read path is off, in a transaction, or when a query has no shape.
+
+A shape is only taken from parts whose SQL this module reads completely; anything else (a raw
+fragment, a subquery, a join, a function, an ``IN`` list, an alias…) makes the query
+shapeless, and it runs as before. What a shape key holds:
+
+- the FROM table, the SELECT list and the ORDER BY columns by identity (model tables and
+  columns live as long as their models, and the compiled entry keeps every object it was keyed
+  by alive, so an identity is never reused for another object while the entry exists);
+- the WHERE condition as a tree (``AND``/``OR``, groups, ``column <op> :value``, ``IS NULL``),
+  each comparison by its column, its operator, its modifiers and the SQL type of its value —
+  the global scopes (soft deletes included) are applied first, so they are part of it;
+- whether LIMIT and OFFSET are there (their values are bound), DISTINCT, the row lock and its
+  options, and the dialect of the connection.
+
+The values are the comparison parameters, in the order the tree lists them, then LIMIT and
+OFFSET. On the first query of a shape the statement is built and compiled, and the position of
+each of those values among the compiled statement's parameters recorded (by the identity of the
+parameter objects); a compiled statement whose parameters are not all accounted for (SQLAlchemy
+added one of its own, or expands a parameter when it runs) is remembered as shapeless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select
+from sqlalchemy.sql import ColumnElement, sqltypes
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    Grouping,
+    Null,
+    UnaryExpression,
+)
+from sqlalchemy.sql.schema import Column
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import Dialect
+
+    from ..database.executor import Compiled
+
+# SQL types SQLAlchemy gives a value compared with an untyped column: one shared instance per
+# Python type, so they key by identity (any other type not the column's own makes no shape).
+_SHARED_TYPES = frozenset(id(t) for t in sqltypes._type_map.values())
+
+
+class Shape:
+    """One query's shape: ``key`` (hashable), the parameter objects whose values it binds (in
+    the order of the key), LIMIT and OFFSET, and the WHERE it was read from (the statement of a
+    first query is built around that same condition, so its parameters are these)."""
+
+    __slots__ = ("binds", "key", "limit", "offset", "where")
+
+    def __init__(
+        self,
+        key: Hashable,
+        binds: list[BindParameter[Any]],
+        limit: int | None,
+        offset: int | None,
+        where: ColumnElement[Any] | None,
+    ) -> None:
+        self.key = key
+        self.binds = binds
+        self.limit = limit
+        self.offset = offset
+        self.where = where
+
+    def values(self) -> list[Any]:
+        """The slot values: the parameters', then LIMIT and OFFSET (``None`` when absent)."""
+        out = [bp.value for bp in self.binds]
+        out.append(self.limit)
+        out.append(self.offset)
+        return out
+
+
+def _column_key(element: Any) -> int | None:
+    """A table column by identity; anything else has no shape."""
+    if type(element) is Column and element.table is not None:
+        return id(element)
+    return None
+
+
+def condition_shape(element: Any, binds: list[BindParameter[Any]]) -> Hashable | None:
+    """The shape of a WHERE condition, appending its parameters to ``binds``; ``None`` when
+    a part of it is not one this module reads completely."""
+    kind = type(element)
+    if kind is BooleanClauseList:
+        parts: list[Hashable] = [element.operator]
+        for clause in element.clauses:
+            shape = condition_shape(clause, binds)
+            if shape is None:
+                return None
+            parts.append(shape)
+        return tuple(parts)
+    if kind is Grouping:
+        inner = condition_shape(element.element, binds)
+        return None if inner is None else ("(", inner)
+    if kind is BinaryExpression:
+        left = _column_key(element.left)
+        if left is None:
+            return None
+        modifiers = element.modifiers
+        mods: Hashable = ()
+        if modifiers:
+            try:
+                mods = tuple(sorted(modifiers.items()))
+                hash(mods)
+            except TypeError:
+                return None
+        right = element.right
+        right_kind = type(right)
+        if right_kind is BindParameter:
+            if right.expanding or right.literal_execute or right.callable is not None:
+                return None
+            type_ = right.type
+            if type_ is element.left.type:
+                type_key: Hashable = "column"
+            elif id(type_) in _SHARED_TYPES:
+                type_key = id(type_)
+            else:
+                return None
+            binds.append(right)
+            return ("?", left, element.operator, element.negate, mods, type_key)
+        if right_kind is Null:
+            return ("null", left, element.operator, element.negate, mods)
+    return None
+
+
+def order_shape(items: list[Any]) -> Hashable | None:
+    """The shape of an ORDER BY: table columns with a direction, by identity."""
+    parts: list[Hashable] = []
+    for item in items:
+        if type(item) is UnaryExpression and item.operator is None:
+            column = _column_key(item.element)
+            if column is None:
+                return None
+            parts.append((column, item.modifier))
+        else:
+            return None
+    return tuple(parts)
+
+
+def columns_shape(columns: list[Any]) -> Hashable | None:
+    """The shape of a SELECT list: each item by identity (``None`` for an empty list)."""
+    parts: list[int] = []
+    for column in columns:
+        if (type(column) is Column and column.table is not None) or column is COUNT_TOTAL:
+            parts.append(id(column))
+        else:
+            return None
+    return tuple(parts)
+
+
+def _count_total() -> ColumnElement[Any]:
+    from sqlalchemy import func
+
+    return func.count().label("total")
+
+
+#: ``count(*) AS total``, the SELECT list of ``count_rows`` (one shared construct, immutable).
+COUNT_TOTAL: ColumnElement[Any] = _count_total()
+
+
+def compile_shape(
+    shape: Shape, build: Callable[[], Select[Any]], dialect: Dialect
+) -> Compiled | None:
+    """Compile the statement of ``shape``'s first query (``build``, made around
+    ``shape.where``) and record where each slot value goes among its parameters
+    (``entry.extra["slots"]``, ``None`` when the statement has parameters no slot fills).
+    ``None`` when the statement does not build or compile: the slow twin raises the error."""
+    from ..database.executor import compile_static
+
+    try:
+        stmt = build()
+        entry = compile_static(stmt, dialect)
+    except Exception:
+        return None
+    compiled = entry.compiled
+    slots: list[int] | None = []
+    assert slots is not None
+    if entry.expanding or not entry.keys or "*" in entry.keys:
+        slots = None
+    else:
+        index = {id(bp): i for i, bp in enumerate(shape.binds)}
+        count = len(shape.binds)
+        limit = getattr(stmt, "_limit_clause", None)
+        offset = getattr(stmt, "_offset_clause", None)
+        for name in entry.positiontup:
+            bp = compiled.binds.get(name)
+            found = index.get(id(bp))
+            if found is not None:
+                slots.append(found)
+            elif bp is not None and bp is limit and shape.limit is not None:
+                slots.append(count)
+            elif bp is not None and bp is offset and shape.offset is not None:
+                slots.append(count + 1)
+            else:
+                slots = None
+                break
+    entry.extra["slots"] = slots
+    return entry
