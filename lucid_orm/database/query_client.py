@@ -575,6 +575,7 @@ class QueryClient(ClientBase):
         if slots is None:
             return None
         values = shape.values()
+        values += entry.extra["constants"]
         params = _bind(entry, [values[i] for i in slots])
         engines = await self._read_side()
         return await self._run_lean(engines, entry, params, model)

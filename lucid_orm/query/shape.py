@@ -32,7 +32,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select
-from sqlalchemy.sql import ColumnElement, sqltypes
+from sqlalchemy.sql import ColumnElement, sqltypes, visitors
 from sqlalchemy.sql.elements import (
     BinaryExpression,
     BindParameter,
@@ -184,27 +184,48 @@ def compile_shape(
         entry = compile_static(stmt, dialect)
     except Exception:
         return None
-    compiled = entry.compiled
-    slots: list[int] | None = []
-    assert slots is not None
-    if entry.expanding or not entry.keys or "*" in entry.keys:
-        slots = None
-    else:
-        index = {id(bp): i for i, bp in enumerate(shape.binds)}
-        count = len(shape.binds)
-        limit = getattr(stmt, "_limit_clause", None)
-        offset = getattr(stmt, "_offset_clause", None)
-        for name in entry.positiontup:
-            bp = compiled.binds.get(name)
-            found = index.get(id(bp))
-            if found is not None:
-                slots.append(found)
-            elif bp is not None and bp is limit and shape.limit is not None:
-                slots.append(count)
-            elif bp is not None and bp is offset and shape.offset is not None:
-                slots.append(count + 1)
-            else:
-                slots = None
-                break
-    entry.extra["slots"] = slots
+    entry.extra["slots"], entry.extra["constants"] = _slots(shape, stmt, entry)
     return entry
+
+
+def _slots(shape: Shape, stmt: Select[Any], entry: Compiled) -> tuple[list[int] | None, list[Any]]:
+    """Where each parameter of ``entry`` takes its value from: the index of a slot of
+    ``shape.values()`` (then of the constants that follow them), and those constants: the
+    parameters the compiler made itself, outside the statement (SQLite's ``OFFSET 0`` after a
+    LIMIT without offset). ``None`` when a parameter of the statement is not one of the shape's.
+    """
+    if entry.expanding or not entry.keys or "*" in entry.keys:
+        return None, []
+    binds = entry.compiled.binds
+    index = {id(bp): i for i, bp in enumerate(shape.binds)}
+    count = len(shape.binds)
+    limit = getattr(stmt, "_limit_clause", None)
+    offset = getattr(stmt, "_offset_clause", None)
+    # Every parameter object of the statement itself: one of them the shape does not hold
+    # carries a value of this query that another query of the shape would not share.
+    own = {id(node) for node in visitors.iterate(stmt) if isinstance(node, BindParameter)}
+    slots: list[int] = []
+    constants: list[Any] = []
+    for name in entry.positiontup:
+        bp = binds.get(name)
+        found = index.get(id(bp))
+        if found is not None:
+            slots.append(found)
+        elif bp is None:
+            return None, []
+        elif bp is limit and shape.limit is not None:
+            slots.append(count)
+        elif bp is offset and shape.offset is not None:
+            slots.append(count + 1)
+        elif (
+            id(bp) not in own
+            and bp is not limit
+            and bp is not offset
+            and bp.callable is None
+            and not bp.expanding
+        ):
+            slots.append(count + 2 + len(constants))
+            constants.append(bp.value)
+        else:
+            return None, []
+    return slots, constants

@@ -73,6 +73,9 @@ class TestReuse:
         assert [b[0] for b in q.bindings] == [u.id for u in users[:3]]
         if lean():
             assert shapes_kept() == before + 1
+            # Run by shape: the statement takes every value from the query's slots.
+            statements = connection_of(db.connection()).statements
+            assert all(e.extra["slots"] is not None for e in statements._shapes.values())
 
     async def test_no_row(self, users: list[User]) -> None:
         assert await User.query().where("id", -1).first() is None
