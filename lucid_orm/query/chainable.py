@@ -21,8 +21,10 @@ from sqlalchemy import (
     Boolean,
     Select,
     and_,
+    asc,
     bindparam,
     delete,
+    desc,
     distinct,
     exists,
     func,
@@ -47,7 +49,7 @@ from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
 from .run_sync import RunSync
-from .shape import COUNT_TOTAL
+from .shape import COUNT_TOTAL, plain_compare
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -270,6 +272,11 @@ def compare(builder: Chainable, column: Any, op: Any, value: Any) -> ColumnEleme
             f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
             code="E_INVALID_OPERATOR",
         )
+    plain = plain_compare(column, fn, value)
+    if plain is not None:
+        # A table column of a plain type against an int, str or float: the same construct,
+        # without SQLAlchemy's operator dispatch (query/shape.py).
+        return plain
     if fn in _IN_OPERATORS and isinstance(value, list | tuple) and isinstance(column, ColumnClause):
         # ``where(col, "in", keys)`` is a where_in: any number of keys (see keys.py).
         return keys_in(column, list(value), builder.client.dialect, fn is not _IN)
@@ -896,7 +903,11 @@ class Chainable(JsonConditions, CteMethods, RunSync):
             target = self._nested(column)._scalar()
         else:
             target = self._col(column)
-        self.state.order_by.append(target.desc() if d == "desc" else target.asc())
+        if type(target) is Column:
+            # A table column: what ``target.asc()`` makes, without the operator dispatch.
+            self.state.order_by.append(desc(target) if d == "desc" else asc(target))
+        else:
+            self.state.order_by.append(target.desc() if d == "desc" else target.asc())
         return self
 
     def order_by_raw(self, sql: str, bindings: Any = None) -> Self:

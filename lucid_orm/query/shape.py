@@ -28,11 +28,12 @@ added one of its own, or expands a parameter when it runs) is remembered as shap
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select
-from sqlalchemy.sql import ColumnElement, sqltypes, visitors
+from sqlalchemy.sql import ColumnElement, operators, sqltypes, visitors
 from sqlalchemy.sql.elements import (
     BinaryExpression,
     BindParameter,
@@ -42,6 +43,8 @@ from sqlalchemy.sql.elements import (
     UnaryExpression,
 )
 from sqlalchemy.sql.schema import Column
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import Dialect
@@ -158,6 +161,81 @@ def columns_shape(columns: list[Any]) -> Hashable | None:
         else:
             return None
     return tuple(parts)
+
+
+# -- plain comparisons, built directly ------------------------------------------------------
+#
+# ``column <op> value`` through SQLAlchemy's operator dispatch (the type's comparator, the
+# operator lookup, the coercion of the value) costs several times the two objects it makes.
+# For a table column of a plain type (numbers, strings: their comparator is the default one)
+# and a value of an exact built-in type, ``plain_compare`` makes the same objects directly:
+# the parameter SQLAlchemy would make (the column's name as key, the type the column's type
+# gives a compared value) and the comparison with its negation.
+
+_NEGATIONS: dict[Any, Any] = {
+    operator.eq: operator.ne,
+    operator.ne: operator.eq,
+    operator.lt: operator.ge,
+    operator.ge: operator.lt,
+    operator.gt: operator.le,
+    operator.le: operator.gt,
+}
+_PLAIN_VALUES = frozenset({int, str, float})
+_PLAIN_BASES = (sqltypes.Integer, sqltypes.String, sqltypes.Float, sqltypes.Numeric)
+_NOT_PLAIN = (sqltypes.Enum, sqltypes.JSON, sqltypes.ARRAY, TypeDecorator, UserDefinedType)
+_plain_types: dict[type, bool] = {}
+
+
+def _is_plain(type_: Any) -> bool:
+    """Whether SQLAlchemy compares a column of ``type_`` through its default comparator."""
+    cls = type(type_)
+    found = _plain_types.get(cls)
+    if found is None:
+        found = (
+            isinstance(type_, _PLAIN_BASES)
+            and not isinstance(type_, _NOT_PLAIN)
+            and cls.comparator_factory.operate is TypeEngine.Comparator.operate
+            and cls.comparator_factory._resolve_operator_lookup
+            is TypeEngine.Comparator._resolve_operator_lookup
+        )
+        classes = getattr(operators, "_OPERATOR_CLASSES", None)
+        if found and classes is not None:
+            # SQLAlchemy 2.1 warns on an operator outside the type's operator classes.
+            found = all(classes[op] & type_.operator_classes for op in _NEGATIONS)
+        _plain_types[cls] = found
+    return found
+
+
+def plain_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None:
+    """``column <op> value`` as SQLAlchemy makes it, without its dispatch; ``None`` unless
+    ``column`` is a table column of a plain type, ``op`` a comparison and ``value`` an int, a
+    str or a float (not a bool, not a subclass)."""
+    if type(column) is not Column or type(value) not in _PLAIN_VALUES:
+        return None
+    negate = _NEGATIONS.get(op)
+    if negate is None:
+        return None
+    type_ = column.type
+    if not _is_plain(type_):
+        return None
+    bind = BindParameter(
+        column.key, value, type_=type_.coerce_compared_value(op, value), unique=True
+    )
+    if bind.type._isnull:
+        return None
+    return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
+
+
+def plain_literal_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None:
+    """``column <op> literal(value, column.type)`` without the dispatch (the keyset of a
+    cursor page), under ``plain_compare``'s conditions."""
+    if type(column) is not Column or type(value) not in _PLAIN_VALUES:
+        return None
+    negate = _NEGATIONS.get(op)
+    if negate is None or not _is_plain(column.type):
+        return None
+    bind = BindParameter(None, value, type_=column.type, unique=True)
+    return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
 
 
 def _count_total() -> ColumnElement[Any]:

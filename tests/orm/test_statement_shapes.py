@@ -305,3 +305,53 @@ class TestTransactions:
             await trx.rollback()
         found = await User.query().where("id", users[0].id).first()
         assert found is not None and found.username == users[0].username
+
+
+def test_plain_comparisons_are_sqlalchemys_own() -> None:
+    """``plain_compare`` makes what SQLAlchemy's operators make (same construct, same SQL on
+    each dialect, same negation), and declines the types it does not read (dates, booleans,
+    enums, JSON), bools and None."""
+    import operator
+
+    from sqlalchemy import (
+        JSON,
+        BigInteger,
+        Boolean,
+        Column,
+        DateTime,
+        Enum,
+        Float,
+        Integer,
+        MetaData,
+        Numeric,
+        String,
+        Table,
+        Text,
+        literal,
+    )
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from lucid_orm.query.shape import plain_compare, plain_literal_compare
+
+    types = [Integer(), String(20), Float(), Numeric(10, 2), Text(), BigInteger()]
+    declined = [DateTime(), Boolean(), Enum("a", "b"), JSON()]
+    table = Table("t", MetaData(), *[Column(f"c{i}", t) for i, t in enumerate([*types, *declined])])
+    dialects = [postgresql.asyncpg.dialect(), mysql.asyncmy.dialect(), sqlite.aiosqlite.dialect()]
+    ops = [operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge]
+    for col in list(table.c)[: len(types)]:
+        for op in ops:
+            for value in (5, "x", 2.5):
+                for made, ref in (
+                    (plain_compare(col, op, value), op(col, value)),
+                    (plain_literal_compare(col, op, value), op(col, literal(value, col.type))),
+                ):
+                    assert made is not None
+                    assert made.compare(ref)
+                    assert made._generate_cache_key() == ref._generate_cache_key()
+                    for d in dialects:
+                        assert str(made.compile(dialect=d)) == str(ref.compile(dialect=d))
+                        assert str((~made).compile(dialect=d)) == str((~ref).compile(dialect=d))
+        assert plain_compare(col, operator.eq, True) is None
+        assert plain_compare(col, operator.eq, None) is None
+    for col in list(table.c)[len(types) :]:
+        assert plain_compare(col, operator.eq, 1) is None
