@@ -4,7 +4,6 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,6 @@ from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
 
 from ..database.dialects import dialect_of
-from ..database.executor import bind_processor
 from ..errors import LucidError
 from . import lazy_guard
 from .hydration import FAST_PATHS, hydrate
@@ -252,21 +250,14 @@ async def static_preload(
             return statement(column.in_(marks))
 
         param = keys
-    elif dialect.name == "sqlite":
-        # As ``SqliteDialect.bind_keys``: the keys as stored (the column type's bind
-        # processor applied), sent as one JSON array when they survive the round trip.
-        process = bind_processor(column.type, dialect)
-        stored = keys if process is None else [process(k) for k in keys]
-        if not ops.keys_as_one_parameter(stored):
-            return None
-        form = "json"
-        param = [json.dumps(stored)]
-
-        def build() -> Select[Any]:
-            return statement(ops.bind_keys(column, stored, dialect, False))
     else:
-        form = "array"
-        param = [keys]
+        # The one parameter ``bind_keys`` binds the keys as (PostgreSQL: an array; SQLite: a
+        # JSON text of the keys as stored), given to the statement compiled for the first.
+        value = ops.key_parameter(column, keys, dialect)
+        if value is None:
+            return None
+        form = "one"
+        param = [value]
 
         def build() -> Select[Any]:
             return statement(ops.bind_keys(column, keys, dialect, False))
