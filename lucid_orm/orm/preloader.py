@@ -4,6 +4,7 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,14 @@ class Preloader:
 STATIC_PLAIN_KEYS = 32
 
 
+_StaticShape = tuple[ColumnElement[Any], list[Any], FromClause | None]
+# ``_static_shape`` per relation (its declaration and the related model's columns don't change
+# once booted), with the related model's info it was read from.
+_SHAPES: weakref.WeakKeyDictionary[Relation[Any], tuple[ModelInfo, _StaticShape | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _static_shape(
     relation: Relation[Any], info: ModelInfo
 ) -> tuple[ColumnElement[Any], list[Any], FromClause | None] | None:
@@ -215,7 +224,11 @@ async def static_preload(
         or info.table is None
     ):
         return None
-    shape = _static_shape(relation, info)
+    cached = _SHAPES.get(relation)
+    if cached is None or cached[0] is not info:
+        cached = (info, _static_shape(relation, info))
+        _SHAPES[relation] = cached
+    shape = cached[1]
     if shape is None:
         return None
     column, columns, from_ = shape
