@@ -251,6 +251,23 @@ def connecting(
         raise connect_error(connection, exc, engines) from exc
 
 
+async def _lean_run(
+    connection: Connection, engines: Engines, entry: Compiled, params: list[Any], model: str | None
+) -> ExecResult:
+    """``executor.run`` under the connection's guard, its checkout errors as ``connecting``
+    gives them (written out: a generator context manager per statement costs more than the
+    rest of this)."""
+    async with connection.guard():
+        try:
+            return await run(connection, engines, entry, entry.sql, params, model)
+        except LucidError:
+            raise
+        except sa_exc.DBAPIError as exc:
+            raise connect_error(connection, driver_error(exc), engines) from exc
+        except Exception as exc:
+            raise connect_error(connection, exc, engines) from exc
+
+
 # A replica read that failed on these is run on the write side instead.
 _UNREACHABLE = frozenset({"E_CONNECTION_FAILED", "E_CONNECTION_LOST"})
 
@@ -387,8 +404,14 @@ class QueryClient(ClientBase):
         if not write and params is None and isinstance(stmt, Select) and connection.fast_reads:
             # Errors other than LucidErrors come from the checkout.
             async with connection.guard():
-                with connecting(connection, engines, (Exception,)):
+                try:
                     fast = await fetch(connection, engines, connection.statements, stmt, model)
+                except LucidError:
+                    raise
+                except sa_exc.DBAPIError as exc:
+                    raise connect_error(connection, driver_error(exc), engines) from exc
+                except Exception as exc:
+                    raise connect_error(connection, exc, engines) from exc
             if fast is not None:
                 return fast
         try:
@@ -587,9 +610,7 @@ class QueryClient(ClientBase):
         replica that cannot be reached is skipped for its cool-down for the write side."""
         connection = self._connection
         try:
-            async with connection.guard():
-                with connecting(connection, engines, (Exception,)):
-                    found = await run(connection, engines, entry, entry.sql, params, model)
+            found = await _lean_run(connection, engines, entry, params, model)
         except LucidError as exc:
             if engines.state is None or exc.code not in _UNREACHABLE:
                 raise
@@ -598,10 +619,7 @@ class QueryClient(ClientBase):
             if engines.state is not None:
                 engines.state.answered()
             return found
-        engines = connection.primary_engines()
-        async with connection.guard():
-            with connecting(connection, engines, (Exception,)):
-                return await run(connection, engines, entry, entry.sql, params, model)
+        return await _lean_run(connection, connection.primary_engines(), entry, params, model)
 
     def transaction(
         self, callback: Any = None, *, isolation_level: str | None = None
