@@ -21,10 +21,8 @@ from sqlalchemy import (
     Boolean,
     Select,
     and_,
-    asc,
     bindparam,
     delete,
-    desc,
     distinct,
     exists,
     func,
@@ -49,7 +47,7 @@ from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
 from .run_sync import RunSync
-from .shape import COUNT_TOTAL, plain_compare
+from .shape import COUNT_TOTAL, plain_compare, plain_order
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -903,11 +901,11 @@ class Chainable(JsonConditions, CteMethods, RunSync):
             target = self._nested(column)._scalar()
         else:
             target = self._col(column)
-        if type(target) is Column:
-            # A table column: what ``target.asc()`` makes, without the operator dispatch.
-            self.state.order_by.append(desc(target) if d == "desc" else asc(target))
-        else:
-            self.state.order_by.append(target.desc() if d == "desc" else target.asc())
+        # A table column: what ``target.asc()`` makes, without the operator dispatch.
+        ordered = plain_order(target, d == "desc")
+        if ordered is None:
+            ordered = target.desc() if d == "desc" else target.asc()
+        self.state.order_by.append(ordered)
         return self
 
     def order_by_raw(self, sql: str, bindings: Any = None) -> Self:

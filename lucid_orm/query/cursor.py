@@ -35,14 +35,12 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, literal, or_, tuple_
-from sqlalchemy import asc as sa_asc
-from sqlalchemy import desc as sa_desc
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import UnaryExpression
 
 from ..errors import LucidError
 from .paginator import MetaKeysNaming, SnakeCaseMetaKeys
-from .shape import plain_literal_compare
+from .shape import plain_literal_compare, plain_order
 
 __all__ = ["CursorPaginator", "OrderKey", "decode_cursor", "encode_cursor", "keyset_condition"]
 
@@ -66,10 +64,10 @@ class OrderKey:
 
     def ordered(self, reverse: bool) -> ColumnElement[Any]:
         """``column ASC``/``DESC`` (flipped when reading backwards)."""
-        # ``asc(column)``: what ``column.asc()`` makes, without the operator dispatch.
-        ordered: ColumnElement[Any] = (
-            sa_asc(self.column) if self.desc == reverse else sa_desc(self.column)
-        )
+        descending = self.desc != reverse
+        ordered = plain_order(self.column, descending)
+        if ordered is None:
+            ordered = self.column.desc() if descending else self.column.asc()
         return ordered
 
 

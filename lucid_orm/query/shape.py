@@ -238,6 +238,15 @@ def plain_literal_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any
     return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
 
 
+def plain_order(column: Any, descending: bool) -> ColumnElement[Any] | None:
+    """``column.asc()``/``.desc()`` as SQLAlchemy makes it, without its dispatch (several
+    calls deep in 2.1, ``sqlalchemy.asc()`` included); ``None`` unless ``column`` is a table
+    column."""
+    if type(column) is not Column:
+        return None
+    return UnaryExpression(column, modifier=operators.desc_op if descending else operators.asc_op)
+
+
 def _count_total() -> ColumnElement[Any]:
     from sqlalchemy import func
 

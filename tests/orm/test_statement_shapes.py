@@ -331,7 +331,7 @@ def test_plain_comparisons_are_sqlalchemys_own() -> None:
     )
     from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-    from lucid_orm.query.shape import plain_compare, plain_literal_compare
+    from lucid_orm.query.shape import plain_compare, plain_literal_compare, plain_order
 
     types = [Integer(), String(20), Float(), Numeric(10, 2), Text(), BigInteger()]
     declined = [DateTime(), Boolean(), Enum("a", "b"), JSON()]
@@ -355,3 +355,12 @@ def test_plain_comparisons_are_sqlalchemys_own() -> None:
         assert plain_compare(col, operator.eq, None) is None
     for col in list(table.c)[len(types) :]:
         assert plain_compare(col, operator.eq, 1) is None
+    for col in table.c:
+        for descending in (False, True):
+            ordered = plain_order(col, descending)
+            ref = col.desc() if descending else col.asc()
+            assert ordered is not None and ordered.compare(ref)
+            assert ordered._generate_cache_key() == ref._generate_cache_key()
+            for d in dialects:
+                assert str(ordered.compile(dialect=d)) == str(ref.compile(dialect=d))
+    assert plain_order(literal(1), False) is None
