@@ -6,8 +6,9 @@ context, the DBAPI cursor emulation over the async driver and several thread hop
 trips — which dominated short queries. Anything this path does not handle (writes, raw SQL,
 statements SQLAlchemy can't cache) goes through SQLAlchemy as before.
 
-This is the only module that uses SQLAlchemy's private APIs (cache keys, compiled bind and
-result processors); everything else goes through the helpers here.
+This module and ``query/shape.py`` (statement shapes, plain comparisons) are the only ones
+that use SQLAlchemy's private APIs (cache keys, compiled bind and result processors, its type
+map); everything else goes through the helpers here and there.
 
 The fast paths, all governed by one switch, ``Connection.fast_reads`` (connection option
 ``fast_reads``, default on; ``LUCID_FAST_PATHS=0`` in the environment turns it off
@@ -18,6 +19,9 @@ fast path                   where                                         slow t
 ==========================  ============================================  =====================
 lean reads                  ``fetch``/``run`` here, called by             ``run_statement``
                             ``QueryClient.execute``                       (query_client.py)
+model query by shape        ``QueryClient.fetch_shaped`` (the statement   ``to_core()`` +
+                            compiled for the first query of a shape,      ``execute``
+                            ``query/shape.py``)
 ``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()
                             fetch_compiled`` (static statement per model)  .first()``
 preload without callback    ``preloader.static_preload`` (static          ``eager_query(...)
@@ -107,6 +111,25 @@ class StatementCache:
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self.size = size
         self._entries: OrderedDict[Any, Compiled] = OrderedDict()
+        # Statements compiled per model query shape (query/shape.py), LRU as well.
+        self._shapes: OrderedDict[Any, Compiled] = OrderedDict()
+
+    def shaped(self, key: Any) -> Compiled | None:
+        """The statement compiled for the query shape ``key``, if one was."""
+        shapes = self._shapes
+        entry = shapes.get(key)
+        if entry is not None:
+            shapes.move_to_end(key)
+        return entry
+
+    def keep_shape(self, key: Any, entry: Compiled) -> None:
+        """Remember ``entry`` for the query shape ``key`` (the least recent one goes when the
+        cache is full; the entry holds its statement, so the objects the key names by
+        identity live as long as it does)."""
+        shapes = self._shapes
+        shapes[key] = entry
+        if len(shapes) > self.size:
+            shapes.popitem(last=False)
 
     def prepare(
         self, stmt: Select[Any], dialect: Dialect

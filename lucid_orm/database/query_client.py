@@ -19,10 +19,12 @@ from ..errors import (
     TransactionConflictError,
 )
 from ..query.client import Client, Params
+from ..query.shape import Shape, compile_shape
 from .connection import Connection, Engines, mask, mask_text
 from .dialects import INTEGRITY_ERROR_CODES, is_conflict
 from .dialects import Dialect as DialectOps
 from .executor import (
+    Compiled,
     acquire_for_stream,
     compile_static,
     connection_lost,
@@ -77,6 +79,25 @@ def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
     return cls(
         with_sql(message, exc.statement), sql=exc.statement, bindings=bindings, original=original
     )
+
+
+def _bind(entry: Compiled, values: list[Any]) -> list[Any]:
+    """``values`` (in the order of ``entry``'s parameters) through their bind processors."""
+    procs = entry.bind_processors
+    params = []
+    try:
+        for name, value in zip(entry.positiontup, values, strict=True):
+            proc = procs.get(name)
+            params.append(proc(value) if proc is not None and value is not None else value)
+    except (TypeError, ValueError) as exc:
+        raise QueryError(
+            # The value stays in ``bindings``: messages never quote values.
+            with_sql(f"Cannot bind a value: {exc}", entry.sql),
+            sql=entry.sql,
+            bindings=list(values),
+            original=exc,
+        ) from exc
+    return params
 
 
 def _bindings(params: Any) -> list[Any]:
@@ -230,6 +251,23 @@ def connecting(
         raise connect_error(connection, exc, engines) from exc
 
 
+async def _lean_run(
+    connection: Connection, engines: Engines, entry: Compiled, params: list[Any], model: str | None
+) -> ExecResult:
+    """``executor.run`` under the connection's guard, its checkout errors as ``connecting``
+    gives them (written out: a generator context manager per statement costs more than the
+    rest of this)."""
+    async with connection.guard():
+        try:
+            return await run(connection, engines, entry, entry.sql, params, model)
+        except LucidError:
+            raise
+        except sa_exc.DBAPIError as exc:
+            raise connect_error(connection, driver_error(exc), engines) from exc
+        except Exception as exc:
+            raise connect_error(connection, exc, engines) from exc
+
+
 # A replica read that failed on these is run on the write side instead.
 _UNREACHABLE = frozenset({"E_CONNECTION_FAILED", "E_CONNECTION_LOST"})
 
@@ -366,8 +404,14 @@ class QueryClient(ClientBase):
         if not write and params is None and isinstance(stmt, Select) and connection.fast_reads:
             # Errors other than LucidErrors come from the checkout.
             async with connection.guard():
-                with connecting(connection, engines, (Exception,)):
+                try:
                     fast = await fetch(connection, engines, connection.statements, stmt, model)
+                except LucidError:
+                    raise
+                except sa_exc.DBAPIError as exc:
+                    raise connect_error(connection, driver_error(exc), engines) from exc
+                except Exception as exc:
+                    raise connect_error(connection, exc, engines) from exc
             if fast is not None:
                 return fast
         try:
@@ -526,24 +570,49 @@ class QueryClient(ClientBase):
         if entry is None:
             entry = compile_static(build(), engines.dialect)
             connection.static_statements[key] = entry
-        procs = entry.bind_processors
-        params = []
+        params = _bind(entry, values)
+        return await self._run_lean(engines, entry, params, model)
+
+    def lean_reads(self) -> bool:
+        """Whether a read of this client may take the lean path now (``fast_reads`` on, no
+        transaction this task's queries join)."""
+        connection = self._connection
+        return connection.fast_reads and connection.ambient_transaction() is None
+
+    async def fetch_shaped(
+        self, shape: Shape, build: Callable[[], Select[Any]], model: str | None
+    ) -> ExecResult | None:
+        """Run a model query by its shape (``query/shape.py``): the statement compiled for the
+        first query of that shape on this connection (``build`` makes it), with ``shape``'s
+        values. ``None`` when the lean path is off or the shape has no reusable statement:
+        the caller builds the statement and runs it (``execute``)."""
+        if not self.lean_reads():
+            return None
+        connection = self._connection
+        cache = connection.statements
+        entry = cache.shaped(shape.key)
+        if entry is None:
+            entry = compile_shape(shape, build, connection.dialect)
+            if entry is None:
+                return None
+            cache.keep_shape(shape.key, entry)
+        slots: list[int] | None = entry.extra["slots"]
+        if slots is None:
+            return None
+        values = shape.values()
+        values += entry.extra["constants"]
+        params = _bind(entry, [values[i] for i in slots])
+        engines = await self._read_side()
+        return await self._run_lean(engines, entry, params, model)
+
+    async def _run_lean(
+        self, engines: Engines, entry: Compiled, params: list[Any], model: str | None
+    ) -> ExecResult:
+        """Run a compiled read on ``engines`` through the lean path (``executor.run``); a
+        replica that cannot be reached is skipped for its cool-down for the write side."""
+        connection = self._connection
         try:
-            for name, value in zip(entry.positiontup, values, strict=True):
-                proc = procs.get(name)
-                params.append(proc(value) if proc is not None and value is not None else value)
-        except (TypeError, ValueError) as exc:
-            raise QueryError(
-                # The value stays in ``bindings``: messages never quote values.
-                with_sql(f"Cannot bind a value: {exc}", entry.sql),
-                sql=entry.sql,
-                bindings=list(values),
-                original=exc,
-            ) from exc
-        try:
-            async with connection.guard():
-                with connecting(connection, engines, (Exception,)):
-                    found = await run(connection, engines, entry, entry.sql, params, model)
+            found = await _lean_run(connection, engines, entry, params, model)
         except LucidError as exc:
             if engines.state is None or exc.code not in _UNREACHABLE:
                 raise
@@ -552,10 +621,7 @@ class QueryClient(ClientBase):
             if engines.state is not None:
                 engines.state.answered()
             return found
-        engines = connection.primary_engines()
-        async with connection.guard():
-            with connecting(connection, engines, (Exception,)):
-                return await run(connection, engines, entry, entry.sql, params, model)
+        return await _lean_run(connection, connection.primary_engines(), entry, params, model)
 
     def transaction(
         self, callback: Any = None, *, isolation_level: str | None = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import sys
 import types
 import typing
 import uuid
@@ -29,9 +28,6 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
 from ..errors import UnstorableValueError
@@ -64,58 +60,20 @@ def _to_utc(value: _dt.datetime) -> _dt.datetime:
         ) from None
 
 
-class _FiniteTimestamp(ColumnElement[Any]):
-    """A selected ``UTCDateTime`` column; on PostgreSQL ``infinity``/``-infinity`` read as the
-    last/first microsecond, elsewhere the column itself (see ``UTCDateTime``)."""
-
-    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
-    inherit_cache = True
-
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        self.column = column
-        self.type = column.type
-
-
-@compiles(_FiniteTimestamp)
-def _compile_finite(element: _FiniteTimestamp, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.column, **kw))
-
-
-@compiles(_FiniteTimestamp, "postgresql")
-def _compile_finite_pg(element: _FiniteTimestamp, compiler: Any, **kw: Any) -> str:
-    # Untyped literals take the column's type (timestamp or timestamptz; a timestamp ignores
-    # the offset). The server does this per value; the client keeps asyncpg's C decoding.
-    column = compiler.process(element.column, **kw)
-    return (
-        f"CASE WHEN {column} = 'infinity' THEN '9999-12-31 23:59:59.999999+00' "
-        f"WHEN {column} = '-infinity' THEN '0001-01-01 00:00:00+00' ELSE {column} END"
-    )
-
-
 class UTCDateTime(TypeDecorator[_dt.datetime]):
     """Writes datetimes as UTC (naive UTC on the wire) and reads them back timezone-aware UTC,
     ``datetime.max``/``datetime.min`` included.
 
     asyncpg sends ``datetime.max``/``min`` (naive or aware) as PostgreSQL's ``infinity`` /
     ``-infinity`` (the binary protocol has no other form for them) and reads those back as
-    *naive* datetimes, which would escape the aware-UTC rule from a ``timestamptz`` column
-    (the only one not read through ``result_processor``). So a selected column reads them as
-    the finite last/first microsecond in SQL: no per-value work on the client, where every
-    ``timestamptz`` otherwise goes straight from the driver to the model."""
+    *naive* datetimes; from a ``timestamptz`` column, which asyncpg otherwise decodes as aware
+    UTC, the result processor makes those aware. (They were once mapped in SQL, a ``CASE``
+    around each selected column: the server then evaluated it for every row a sort read, not
+    only for the rows returned — 10,000 rows for a page of 20 from an ORDER BY … LIMIT …
+    OFFSET, more than the page itself cost.)"""
 
     impl = DateTime
     cache_ok = True
-
-    def column_expression(self, column: Any) -> Any:
-        # This type as asyncpg binds it. Looked up in sys.modules, not imported: SQLAlchemy's
-        # PostgreSQL dialect (~40 ms) loads only when a PostgreSQL connection is configured,
-        # and until then no impl can be one of its types.
-        asyncpg_types = sys.modules.get("sqlalchemy.dialects.postgresql.asyncpg")
-        if asyncpg_types is not None and isinstance(
-            self.impl_instance, asyncpg_types.AsyncpgDateTime
-        ):
-            return _FiniteTimestamp(column)
-        return column
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, _dt.datetime):
@@ -162,14 +120,19 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
         # One function per value instead of SQLAlchemy's impl-then-decorator chain: this runs
         # for every datetime of every row. ``replace(tzinfo=)`` is slow (keyword parsing);
         # parsing the offset along with the text, or ``combine``, is several times faster.
-        if coltype == _PG_TIMESTAMPTZ_OID and dialect.driver == "asyncpg":
-            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already; ``infinity``,
-            # which it would hand back naive, is read as a finite value (``column_expression``).
-            return None
         parse = _dt.datetime.fromisoformat
         combine = _dt.datetime.combine
         utc = UTC
         datetime_cls = _dt.datetime
+        if coltype == _PG_TIMESTAMPTZ_OID and dialect.driver == "asyncpg":
+            # asyncpg decodes ``timestamptz`` as aware UTC datetimes already; only ``infinity``
+            # and ``-infinity`` come back naive (``datetime.max``/``min``).
+            def aware(value: Any) -> Any:
+                if value is not None and value.tzinfo is None:
+                    return combine(value.date(), value.time(), utc)
+                return value
+
+            return aware
 
         def process(value: Any) -> Any:
             if value is None:

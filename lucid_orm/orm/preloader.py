@@ -4,7 +4,7 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 
 from __future__ import annotations
 
-import json
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,6 @@ from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
 
 from ..database.dialects import dialect_of
-from ..database.executor import bind_processor
 from ..errors import LucidError
 from . import lazy_guard
 from .hydration import FAST_PATHS, hydrate
@@ -152,6 +151,14 @@ class Preloader:
 STATIC_PLAIN_KEYS = 32
 
 
+_StaticShape = tuple[ColumnElement[Any], list[Any], FromClause | None]
+# ``_static_shape`` per relation (its declaration and the related model's columns don't change
+# once booted), with the related model's info it was read from.
+_SHAPES: weakref.WeakKeyDictionary[Relation[Any], tuple[ModelInfo, _StaticShape | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _static_shape(
     relation: Relation[Any], info: ModelInfo
 ) -> tuple[ColumnElement[Any], list[Any], FromClause | None] | None:
@@ -217,7 +224,11 @@ async def static_preload(
         or info.table is None
     ):
         return None
-    shape = _static_shape(relation, info)
+    cached = _SHAPES.get(relation)
+    if cached is None or cached[0] is not info:
+        cached = (info, _static_shape(relation, info))
+        _SHAPES[relation] = cached
+    shape = cached[1]
     if shape is None:
         return None
     column, columns, from_ = shape
@@ -252,21 +263,14 @@ async def static_preload(
             return statement(column.in_(marks))
 
         param = keys
-    elif dialect.name == "sqlite":
-        # As ``SqliteDialect.bind_keys``: the keys as stored (the column type's bind
-        # processor applied), sent as one JSON array when they survive the round trip.
-        process = bind_processor(column.type, dialect)
-        stored = keys if process is None else [process(k) for k in keys]
-        if not ops.keys_as_one_parameter(stored):
-            return None
-        form = "json"
-        param = [json.dumps(stored)]
-
-        def build() -> Select[Any]:
-            return statement(ops.bind_keys(column, stored, dialect, False))
     else:
-        form = "array"
-        param = [keys]
+        # The one parameter ``bind_keys`` binds the keys as (PostgreSQL: an array; SQLite: a
+        # JSON text of the keys as stored), given to the statement compiled for the first.
+        value = ops.key_parameter(column, keys, dialect)
+        if value is None:
+            return None
+        form = "one"
+        param = [value]
 
         def build() -> Select[Any]:
             return statement(ops.bind_keys(column, keys, dialect, False))

@@ -18,10 +18,12 @@ from ..query.chainable import (
     ColumnReference,
     check_page,
     compare,
+    compile_select,
     correlated,
     run_callback,
 )
 from ..query.paginator import SimplePaginator
+from ..query.shape import COUNT_TOTAL, Shape, columns_shape, condition_shape, order_shape
 from ..query.state import fold
 from .hooks import GlobalScopeFn, ScopesProxy, run_hooks
 from .hydration import hydrate
@@ -31,6 +33,7 @@ from .state import extras_of, set_sideloaded
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
+    from ..database.result import ExecResult
     from ..query.cursor import CursorPaginator, OrderKey
     from .base_model import BaseModel
     from .relations.base import (
@@ -298,7 +301,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     # -- execution -----------------------------------------------------------------------------
     async def _rows(self) -> Any:
         client = self.client
-        result = await client.execute(self.to_core(), write=False, model=self.model.__name__)
+        result = await self._read()
         if self._pojo:
             return result.dicts()
         models = hydrate(self.model, result.keys, result.rows, client)
@@ -307,6 +310,100 @@ class ModelQueryBuilder(Chainable, Generic[M]):
                 set_sideloaded(m, dict(self._sideloaded))
         await self._after_hydrate(models)
         return models
+
+    async def _read(self) -> ExecResult:
+        """Run this query's SELECT: by its shape when it has one and the lean path is open
+        (``query/shape.py``), else built and run as usual (its slow twin)."""
+        client = self.client
+        model = self.model.__name__
+        shape = self._statement_shape()
+        if shape is None:
+            return await client.execute(self.to_core(), write=False, model=model)
+        where = shape.where
+
+        def build() -> Select[Any]:
+            # Around the WHERE the shape was read from: the global scopes ran once.
+            return self._finish(compile_select(self, where=where))
+
+        fetch_shaped = getattr(client, "fetch_shaped", None)
+        if fetch_shaped is not None:
+            found: ExecResult | None = await fetch_shaped(shape, build, model)
+            if found is not None:
+                return found
+        return await client.execute(build(), write=False, model=model)
+
+    def _statement_shape(self) -> Shape | None:
+        """This query's shape (``query/shape.py``), or ``None``: a builder of a subclass (a
+        relation's: its hooks add to the statement), a part the shape can't read, or a
+        client whose reads can't take the lean path (a transaction, fast paths off)."""
+        if type(self) is not ModelQueryBuilder:
+            return None
+        lean = getattr(self.client, "lean_reads", None)
+        if lean is None or not lean():
+            return None
+        state = self.state
+        info = self._info
+        if (
+            state.from_ is not info.table
+            or state.joins
+            or state.group_by
+            or state.havings
+            or state.early_refs
+            or state.ctes
+            or state.parent is not None
+        ):
+            return None
+        columns = columns_shape(state.columns or info.select_columns)
+        if columns is None:
+            return None
+        order = order_shape(state.order_by)
+        if order is None:
+            return None
+        where = self._where_clause()
+        binds: list[Any] = []
+        if where is None:
+            condition: Any = ()
+        else:
+            condition = condition_shape(where, binds)
+            if condition is None:
+                return None
+        lock: Any = None
+        if self._lock is not None:
+            lock = (self._lock, *sorted(self._lock_options.items()))
+        key = (
+            "model",
+            id(info.table),
+            columns,
+            condition,
+            order,
+            state.limit is not None,
+            state.offset is not None,
+            state.distinct,
+            lock,
+            self.client.dialect_name,
+        )
+        return Shape(key, binds, state.limit, state.offset, where)
+
+    async def count_rows(self) -> int:
+        """The number of rows this query matches (respects distinct and group_by)."""
+        state = self.state
+        if (
+            type(self) is not ModelQueryBuilder
+            or state.distinct
+            or state.group_by
+            or state.havings
+            or state.has_aggregates
+        ):
+            return await super().count_rows()
+        # ``_count_statement``'s plain form, run by shape when it has one.
+        base = self.clone()
+        base_state = base.state
+        base_state.order_by = []
+        base_state.limit = None
+        base_state.offset = None
+        base_state.columns = [COUNT_TOTAL]
+        result = await base._read()
+        return int((result.rows[0][0] if result.rows else None) or 0)
 
     async def _after_hydrate(self, models: list[M]) -> None:
         if self._preloader is not None and models:

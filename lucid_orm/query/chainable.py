@@ -47,6 +47,7 @@ from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
 from .run_sync import RunSync
+from .shape import COUNT_TOTAL, plain_compare, plain_order
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -269,6 +270,11 @@ def compare(builder: Chainable, column: Any, op: Any, value: Any) -> ColumnEleme
             f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
             code="E_INVALID_OPERATOR",
         )
+    plain = plain_compare(column, fn, value)
+    if plain is not None:
+        # A table column of a plain type against an int, str or float: the same construct,
+        # without SQLAlchemy's operator dispatch (query/shape.py).
+        return plain
     if fn in _IN_OPERATORS and isinstance(value, list | tuple) and isinstance(column, ColumnClause):
         # ``where(col, "in", keys)`` is a where_in: any number of keys (see keys.py).
         return keys_in(column, list(value), builder.client.dialect, fn is not _IN)
@@ -895,7 +901,11 @@ class Chainable(JsonConditions, CteMethods, RunSync):
             target = self._nested(column)._scalar()
         else:
             target = self._col(column)
-        self.state.order_by.append(target.desc() if d == "desc" else target.asc())
+        # A table column: what ``target.asc()`` makes, without the operator dispatch.
+        ordered = plain_order(target, d == "desc")
+        if ordered is None:
+            ordered = target.desc() if d == "desc" else target.asc()
+        self.state.order_by.append(ordered)
         return self
 
     def order_by_raw(self, sql: str, bindings: Any = None) -> Self:
@@ -1304,7 +1314,8 @@ class Chainable(JsonConditions, CteMethods, RunSync):
         ):
             sub = base.to_core().subquery("lucid_count")
             return select(func.count().label("total")).select_from(sub)
-        base.state.columns = [func.count().label("total")]
+        # One shared construct: a count's SELECT list keys its statement shape (shape.py).
+        base.state.columns = [COUNT_TOTAL]
         return base.to_core()
 
     async def exec(self) -> Any:
@@ -1315,15 +1326,21 @@ class Chainable(JsonConditions, CteMethods, RunSync):
         return self.exec().__await__()
 
 
+# ``compile_select``'s default ``where``: ask the builder's hook.
+_HOOK: Any = object()
+
+
 def compile_select(
     builder: Chainable,
     *,
     columns: list[ColumnElement[Any]] | None = None,
     order_by: list[ColumnElement[Any]] | None = None,
+    where: Any = _HOOK,
 ) -> Select[Any]:
     """``builder``'s statement from its hooks, before ``_finish``; ``columns``/``order_by``
     replace the SELECT list and the ORDER BY when given (a variant select of the same rows:
-    the id filter of a relation's UPDATE/DELETE)."""
+    the id filter of a relation's UPDATE/DELETE); ``where``, the WHERE condition already made
+    by ``_where_clause()`` (the global scopes run once per query: ``query/shape.py``)."""
     state = builder.state
     frm = builder._from_clause()
     if frm is None and not state.columns:
@@ -1331,7 +1348,8 @@ def compile_select(
             "This query selects from no table: call from_() first", code="E_INVALID_ARGUMENT"
         )
     stmt = _base_select(builder._select_list() if columns is None else columns, frm)
-    where = builder._where_clause()
+    if where is _HOOK:
+        where = builder._where_clause()
     if where is not None:
         stmt = stmt.where(where)
     if state.group_by:

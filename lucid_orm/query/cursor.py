@@ -24,7 +24,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
+import operator
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +40,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from ..errors import LucidError
 from .paginator import MetaKeysNaming, SnakeCaseMetaKeys
+from .shape import plain_literal_compare, plain_order
 
 __all__ = ["CursorPaginator", "OrderKey", "decode_cursor", "encode_cursor", "keyset_condition"]
 
@@ -61,7 +64,11 @@ class OrderKey:
 
     def ordered(self, reverse: bool) -> ColumnElement[Any]:
         """``column ASC``/``DESC`` (flipped when reading backwards)."""
-        return self.column.asc() if self.desc == reverse else self.column.desc()
+        descending = self.desc != reverse
+        ordered = plain_order(self.column, descending)
+        if ordered is None:
+            ordered = self.column.desc() if descending else self.column.asc()
+        return ordered
 
 
 def order_keys(order_by: Sequence[ColumnElement[Any]], method: str) -> list[OrderKey]:
@@ -158,11 +165,12 @@ def encode_check(values: Sequence[Any], keys: Sequence[OrderKey]) -> None:
 def encode_cursor(values: Sequence[Any], direction: str, keys: Sequence[OrderKey]) -> str:
     """The token of a page boundary: ``direction`` is ``"next"`` or ``"prev"``."""
     encode_check(values, keys)
-    doc = {
-        "d": "n" if direction == "next" else "p",
-        "v": [_encode_value(v) for v in values],
-        "o": signature(keys),
-    }
+    return _pack([_encode_value(v) for v in values], direction, keys)
+
+
+def _pack(encoded: list[Any], direction: str, keys: Sequence[OrderKey]) -> str:
+    """The token of values already checked and encoded (``_encode_value``)."""
+    doc = {"d": "n" if direction == "next" else "p", "v": encoded, "o": signature(keys)}
     raw = json.dumps(doc, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -217,6 +225,12 @@ def keyset_condition(
     """The rows after (``forward``) or before the boundary ``values`` in the order of
     ``keys``: one row-value comparison when every key sorts the same way, else the expanded
     OR of equal prefixes."""
+    if len(keys) == 1:
+        # asc + forward or desc + backward: greater; else smaller.
+        op = operator.gt if keys[0].desc != forward else operator.lt
+        plain = plain_literal_compare(keys[0].column, op, values[0])
+        if plain is not None:
+            return plain
     bound = [literal(v, k.column.type) for k, v in zip(keys, values, strict=True)]
     if all(k.desc == keys[0].desc for k in keys):
         # asc + forward or desc + backward: greater; else smaller.
@@ -233,6 +247,9 @@ def keyset_condition(
         equal = [keys[j].column == bound[j] for j in range(i)]
         terms.append(and_(*equal, step) if equal else step)
     return or_(*terms)
+
+
+_is_none = functools.partial(operator.is_, None)
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -252,16 +269,53 @@ class CursorPaginator(Generic[T]):
     ) -> None:
         self.data: list[T] = list(rows)
         self.per_page = per_page
-        self.next_cursor = next_cursor
-        self.previous_cursor = previous_cursor
+        self._next_cursor = next_cursor
+        self._previous_cursor = previous_cursor
+        # The boundary values of a token not encoded yet, by direction ("next"/"prev").
+        self._boundaries: dict[str, tuple[list[Any], Sequence[OrderKey]]] = {}
         self.naming_strategy: MetaKeysNaming = (
             SnakeCaseMetaKeys() if naming_strategy is None else naming_strategy
         )
 
+    def _token(self, direction: str) -> str | None:
+        pending = self._boundaries.pop(direction, None)
+        if pending is None:
+            return None
+        token = _pack(pending[0], direction, pending[1])
+        if direction == "next":
+            self._next_cursor = token
+        else:
+            self._previous_cursor = token
+        return token
+
+    @property
+    def next_cursor(self) -> str | None:
+        """The token of the page after this one, ``None`` on the last page."""
+        if self._next_cursor is None and self._boundaries:
+            return self._token("next")
+        return self._next_cursor
+
+    @next_cursor.setter
+    def next_cursor(self, value: str | None) -> None:
+        self._boundaries.pop("next", None)
+        self._next_cursor = value
+
+    @property
+    def previous_cursor(self) -> str | None:
+        """The token of the page before this one, ``None`` on the first page."""
+        if self._previous_cursor is None and self._boundaries:
+            return self._token("prev")
+        return self._previous_cursor
+
+    @previous_cursor.setter
+    def previous_cursor(self, value: str | None) -> None:
+        self._boundaries.pop("prev", None)
+        self._previous_cursor = value
+
     @property
     def has_more(self) -> bool:
         """Whether a page follows this one (``next_cursor`` is set)."""
-        return self.next_cursor is not None
+        return self._next_cursor is not None or "next" in self._boundaries
 
     @property
     def is_empty(self) -> bool:
@@ -363,22 +417,20 @@ async def paginate_by_cursor(
     # as such a row is read (the extra row included), never skip rows silently.
     readers = [reader_of(k) for k in keys]
     for key, read in zip(keys, readers, strict=True):
-        if any(value is None for value in map(read, rows)):
+        if any(map(_is_none, map(read, rows))):
             encode_check([None], [key])
     more = len(rows) > per_page
     rows = rows[:per_page]
     if not forward:
         rows.reverse()
 
-    def boundary(row: Any, direction: str) -> str:
-        return encode_cursor([read(row) for read in readers], direction, keys)
-
-    next_cursor = previous_cursor = None
+    page_of = CursorPaginator(rows, per_page, None, None, naming_strategy)
     if rows:
         # Forward: a next page when the extra row came; a previous one when we came from one.
-        # Backward: the mirror image.
+        # Backward: the mirror image. The values are read and encoded now (a value no token
+        # can hold raises here); the token itself is packed when first read.
         if more if forward else True:
-            next_cursor = boundary(rows[-1], "next")
+            page_of._boundaries["next"] = ([_encode_value(r(rows[-1])) for r in readers], keys)
         if (cursor is not None) if forward else more:
-            previous_cursor = boundary(rows[0], "prev")
-    return CursorPaginator(rows, per_page, next_cursor, previous_cursor, naming_strategy)
+            page_of._boundaries["prev"] = ([_encode_value(r(rows[0])) for r in readers], keys)
+    return page_of

@@ -274,3 +274,31 @@ class TestInvalid:
         with pytest.raises(LucidError) as info:
             await Post.query().cursor_paginate(0)
         assert info.value.code == "E_INVALID_ARGUMENT"
+
+
+class TestTokens:
+    async def test_tokens_are_the_same_however_often_read(self, posts: list[Post]) -> None:
+        first = await Post.query().order_by("score").cursor_paginate(3)
+        assert first.has_more and first.previous_cursor is None
+        token = first.next_cursor
+        assert token is not None and first.next_cursor == token
+        second = await Post.query().order_by("score").cursor_paginate(3, token)
+        assert second.previous_cursor == second.previous_cursor is not None
+        back = await Post.query().order_by("score").cursor_paginate(3, second.previous_cursor)
+        assert [p.id for p in back] == [p.id for p in first]
+        assert first.get_meta()["next_cursor"] == token
+        assert first.serialize()["meta"]["has_more"] is True
+
+    async def test_tokens_can_be_replaced(self, posts: list[Post]) -> None:
+        page = await Post.query().order_by("id").cursor_paginate(3)
+        page.next_cursor = None
+        assert page.next_cursor is None and page.has_more is False
+        page.previous_cursor = "x"
+        assert page.previous_cursor == "x"
+
+    async def test_a_row_mutated_after_the_page_keeps_its_token(self, posts: list[Post]) -> None:
+        page = await Post.query().order_by("score").cursor_paginate(3)
+        page.data[-1].score = 99
+        following = await Post.query().order_by("score").cursor_paginate(3, page.next_cursor)
+        everyone = sorted(posts, key=lambda p: (p.score, p.id))
+        assert [p.id for p in following] == [p.id for p in everyone[3:6]]

@@ -326,6 +326,22 @@ class TestDatetimes:
             )
             assert (raw[0]["p"], raw[0]["t"]) == ("infinity", "-infinity")
 
+    async def test_extremes_are_made_aware_on_the_client(
+        self, fid: Database, fast_paths: bool
+    ) -> None:
+        # The SELECT reads the columns as they are (no per-row CASE for the server to evaluate
+        # on every row a sort reads); the result processor makes infinity aware.
+        await Value.create({"at_plain": MAX_UTC, "at_tz": MIN_UTC})
+        await Value.create({"at_plain": MIN_UTC, "at_tz": MAX_UTC})
+        with count_queries() as q:
+            rows = await Value.query().order_by("at_tz", "desc").limit(1)
+        assert "CASE" not in q.sqls[0].upper()
+        assert (rows[0].at_plain, rows[0].at_tz) == (MIN_UTC, MAX_UTC)
+        assert rows[0].at_tz.tzinfo is UTC and rows[0].at_plain.tzinfo is UTC
+        streamed = [v async for v in Value.query().order_by("at_tz").stream()]
+        assert [(v.at_plain, v.at_tz) for v in streamed] == [(MAX_UTC, MIN_UTC), (MIN_UTC, MAX_UTC)]
+        await Value.query().delete()
+
     async def test_unrepresentable_in_utc_is_refused(self, fid: Database) -> None:
         east = datetime.min.replace(tzinfo=IST)  # 5:30 before year 1 in UTC
         west = datetime.max.replace(tzinfo=timezone(timedelta(hours=-1)))

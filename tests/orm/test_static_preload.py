@@ -200,3 +200,39 @@ class TestFallbacks:
         assert [len(a.posts) for a in posts] == [2, 1]
         assert [len(a.posts) for a in again] == [1, 1]
         assert not cached(Author.posts)
+
+
+def test_the_key_parameter_is_the_one_bind_keys_binds() -> None:
+    """``Dialect.key_parameter`` gives the value of the one parameter ``bind_keys`` binds the
+    keys as (the preload's static statement takes it in place of the first keys'): the array
+    on PostgreSQL, the JSON text of the keys as stored on SQLite (UUIDs as SQLite stores
+    them), ``None`` where each key is a parameter (MySQL) or the keys can't travel as JSON."""
+    import uuid
+
+    from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from lucid_orm.database.dialects import dialect_of
+
+    table = Table(
+        "kp", MetaData(), Column("i", Integer), Column("s", String(20)), Column("u", Uuid())
+    )
+    samples = {
+        "i": [3, 1, 2],
+        "s": ["a", "b"],
+        "u": [uuid.UUID(int=1), uuid.UUID(int=2)],
+    }
+    for sa_dialect in (postgresql.asyncpg.dialect(), sqlite.aiosqlite.dialect()):
+        ops = dialect_of(sa_dialect)
+        for name, keys in samples.items():
+            column = table.c[name]
+            value = ops.key_parameter(column, keys, sa_dialect)
+            assert value is not None
+            compiled = ops.bind_keys(column, keys, sa_dialect, False).compile(dialect=sa_dialect)
+            assert list(compiled.params.values()) == [value]
+            again = ops.bind_keys(column, keys[:1], sa_dialect, False).compile(dialect=sa_dialect)
+            assert str(again) == str(compiled)  # one statement whatever the keys
+    lite = sqlite.aiosqlite.dialect()
+    assert dialect_of(lite).key_parameter(table.c.i, [2**70], lite) is None
+    my = mysql.asyncmy.dialect()
+    assert dialect_of(my).key_parameter(table.c.i, [1, 2], my) is None

@@ -182,6 +182,12 @@ class Dialect:
         """``column IN (keys)`` (``NOT IN`` with ``negate``): one parameter per key here."""
         return column.not_in(keys) if negate else column.in_(keys)
 
+    def key_parameter(self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect) -> Any:
+        """The value ``bind_keys`` binds ``keys`` (not empty) of ``column`` as, when it binds
+        them as one parameter (a statement compiled once then takes it as is: the preload's
+        static statement); ``None`` when it binds one parameter per key (here)."""
+        return None
+
     def bind_rows(
         self, columns: list[Key], rows: list[tuple[Any, ...]], dialect: SADialect, negate: bool
     ) -> Key | None:

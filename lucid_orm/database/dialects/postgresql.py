@@ -210,6 +210,10 @@ class PostgresqlDialect(Dialect):
     def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
         return True
 
+    def key_parameter(self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect) -> Any:
+        """The keys as they are: one array parameter (its type's processor binds it)."""
+        return keys
+
     def bind_keys(
         self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect, negate: bool
     ) -> ColumnElement[Any]:

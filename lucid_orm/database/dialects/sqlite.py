@@ -106,6 +106,7 @@ def _stored_values(column: Any, keys: Sequence[Any], dialect: SADialect) -> list
 
 
 def _json_param(values: list[Any]) -> Any:
+    # ``key_parameter`` gives the value of this parameter for the same keys.
     return sa.bindparam(None, json.dumps(values), unique=True)
 
 
@@ -273,6 +274,14 @@ class SqliteDialect(Dialect):
     # -- keys as parameters --------------------------------------------------------------------
     def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
         return JSON_EACH and json_keys(keys)
+
+    def key_parameter(self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect) -> Any:
+        """The keys as stored (the column type's bind processor applied), as one JSON text;
+        ``None`` when they don't survive the round trip (``bind_keys`` then binds each)."""
+        if not JSON_EACH:
+            return None
+        values = _stored_values(column, keys, dialect)
+        return None if values is None else json.dumps(values)
 
     def bind_keys(
         self, column: ColumnElement[Any], keys: list[Any], dialect: SADialect, negate: bool

@@ -1,0 +1,366 @@
+"""Model queries run by statement shape (``query/shape.py``): a query whose shape was seen
+before on the connection runs the statement compiled for the first one with its own values.
+Two queries that differ in anything that changes the SQL (column, operator, NULL, order,
+LIMIT/OFFSET, DISTINCT, selected columns, row lock, global scopes, soft deletes, count or rows,
+table) each get their own statement and rows, whichever ran first; every statement is still
+reported with its SQL and values; transactions and the slow twin give the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from lucid_orm import db
+from lucid_orm.database import Database
+from lucid_orm.database.query_client import connection_of
+from tests.helpers import count_queries
+from tests.models import Post, User
+from tests.scoped_models import Author, current_tenant, scoped, scoped_tables, seed
+from tests.scoped_models import Post as ScopedPost
+
+__all__ = ["scoped", "scoped_tables"]
+
+
+@pytest.fixture
+async def users(database: Database) -> list[User]:
+    return await User.create_many(
+        [{"username": f"user{i}", "points": i % 3, "country_id": i % 2 + 1} for i in range(1, 8)]
+        + [{"username": None, "points": None, "country_id": None}]
+    )
+
+
+def shapes_kept() -> int:
+    """How many statements the default connection keeps by query shape."""
+    return len(connection_of(db.connection()).statements._shapes)
+
+
+def lean() -> bool:
+    return connection_of(db.connection()).fast_reads
+
+
+async def ids(query: Any) -> list[int]:
+    return [row.id for row in await query]
+
+
+async def run_both(
+    first: Callable[[], Any], second: Callable[[], Any]
+) -> tuple[list[int], list[int], list[str]]:
+    """Run ``first`` twice (its shape is then known), then ``second`` twice; the rows of
+    each (the same both times) and the SQL of the four statements."""
+    with count_queries() as q:
+        a1, a2 = await ids(first()), await ids(first())
+        b1, b2 = await ids(second()), await ids(second())
+    assert a1 == a2 and b1 == b2
+    assert q.count == 4
+    return a1, b1, q.sqls
+
+
+def expected(users: list[User], keep: Callable[[User], bool]) -> list[int]:
+    return [u.id for u in users if keep(u)]
+
+
+class TestReuse:
+    async def test_same_shape_other_values_reuses_the_statement(self, users: list[User]) -> None:
+        before = shapes_kept()
+        with count_queries() as q:
+            found = [await User.query().where("id", u.id).first() for u in users[:3]]
+        assert [u.id if u else None for u in found] == [u.id for u in users[:3]]
+        # Every statement reported, with its own values.
+        assert q.count == 3
+        assert len(set(q.sqls)) == 1
+        assert [b[0] for b in q.bindings] == [u.id for u in users[:3]]
+        if lean():
+            assert shapes_kept() == before + 1
+            # Run by shape: the statement takes every value from the query's slots.
+            statements = connection_of(db.connection()).statements
+            assert all(e.extra["slots"] is not None for e in statements._shapes.values())
+
+    async def test_no_row(self, users: list[User]) -> None:
+        assert await User.query().where("id", -1).first() is None
+        assert await User.query().where("id", -2).first() is None
+
+    async def test_count_and_page(self, users: list[User]) -> None:
+        for page_no in (1, 2, 3):
+            page = await User.query().order_by("id").paginate(page_no, 3)
+            assert page.total == len(users)
+            assert [u.id for u in page] == [u.id for u in users][(page_no - 1) * 3 : page_no * 3]
+
+    async def test_cursor_pages(self, users: list[User]) -> None:
+        seen: list[int] = []
+        cursor = None
+        with count_queries() as q:
+            while True:
+                page = await User.query().order_by("id").cursor_paginate(2, cursor)
+                seen += [u.id for u in page]
+                if not page.has_more:
+                    break
+                cursor = page.next_cursor
+        assert seen == [u.id for u in users]
+        assert q.count == 4
+        # The keyset value is bound, page after page.
+        assert [b[0] for b in q.bindings[1:]] == [users[1].id, users[3].id, users[5].id]
+
+
+class TestDistinctShapes:
+    async def test_column(self, users: list[User]) -> None:
+        a, b, sqls = await run_both(
+            lambda: User.query().where("points", 1).order_by("id"),
+            lambda: User.query().where("country_id", 1).order_by("id"),
+        )
+        assert a == expected(users, lambda u: u.points == 1)
+        assert b == expected(users, lambda u: u.country_id == 1)
+        assert sqls[0] != sqls[2]
+
+    async def test_operator(self, users: list[User]) -> None:
+        a, b, sqls = await run_both(
+            lambda: User.query().where("points", 1).order_by("id"),
+            lambda: User.query().where("points", ">", 1).order_by("id"),
+        )
+        assert a == expected(users, lambda u: u.points == 1)
+        assert b == expected(users, lambda u: u.points is not None and u.points > 1)
+        assert sqls[0] != sqls[2]
+        a, b, _ = await run_both(
+            lambda: User.query().where("points", "!=", 1).order_by("id"),
+            lambda: User.query().where("points", "<=", 1).order_by("id"),
+        )
+        assert a == expected(users, lambda u: u.points is not None and u.points != 1)
+        assert b == expected(users, lambda u: u.points is not None and u.points <= 1)
+
+    async def test_null(self, users: list[User]) -> None:
+        a, b, sqls = await run_both(
+            lambda: User.query().where("points", 0).order_by("id"),
+            lambda: User.query().where("points", None).order_by("id"),
+        )
+        assert a == expected(users, lambda u: u.points == 0)
+        assert b == expected(users, lambda u: u.points is None)
+        assert "NULL" in sqls[2].upper() and "NULL" not in sqls[0].upper()
+        a, b, _ = await run_both(
+            lambda: User.query().where_null("points").order_by("id"),
+            lambda: User.query().where_not_null("points").order_by("id"),
+        )
+        assert a == expected(users, lambda u: u.points is None)
+        assert b == expected(users, lambda u: u.points is not None)
+
+    async def test_and_or(self, users: list[User]) -> None:
+        a, b, _ = await run_both(
+            lambda: User.query().where("points", 1).where("country_id", 1).order_by("id"),
+            lambda: User.query().where("points", 1).or_where("country_id", 1).order_by("id"),
+        )
+        assert a == expected(users, lambda u: u.points == 1 and u.country_id == 1)
+        assert b == expected(users, lambda u: u.points == 1 or u.country_id == 1)
+        a, b, _ = await run_both(
+            lambda: (
+                User.query()
+                .where("points", 2)
+                .where(lambda q: q.where("country_id", 1).or_where("points", 0))
+                .order_by("id")
+            ),
+            lambda: (
+                User.query()
+                .where("points", 2)
+                .or_where(lambda q: q.where("country_id", 1).where("points", 0))
+                .order_by("id")
+            ),
+        )
+        assert a == expected(
+            users, lambda u: u.points == 2 and (u.country_id == 1 or u.points == 0)
+        )
+        assert b == expected(
+            users, lambda u: u.points == 2 or (u.country_id == 1 and u.points == 0)
+        )
+
+    async def test_like(self, users: list[User]) -> None:
+        a, b, _ = await run_both(
+            lambda: User.query().where("username", "like", "user1%").order_by("id"),
+            lambda: User.query().where("username", "=", "user1%").order_by("id"),
+        )
+        assert a == expected(users, lambda u: (u.username or "").startswith("user1"))
+        assert b == []
+
+    async def test_order(self, users: list[User]) -> None:
+        a, b, sqls = await run_both(
+            lambda: User.query().where_not_null("points").order_by("id"),
+            lambda: User.query().where_not_null("points").order_by("id", "desc"),
+        )
+        assert b == list(reversed(a))
+        assert sqls[0] != sqls[2]
+        a, b, _ = await run_both(
+            lambda: User.query().where_not_null("points").order_by("points").order_by("id"),
+            lambda: User.query().where_not_null("points").order_by("id").order_by("points"),
+        )
+        with_points = [u for u in users if u.points is not None]
+        assert a == [u.id for u in sorted(with_points, key=lambda u: (u.points, u.id))]
+        assert b == [u.id for u in with_points]
+
+    async def test_limit_and_offset(self, users: list[User]) -> None:
+        everyone = [u.id for u in users]
+        a, b, _ = await run_both(
+            lambda: User.query().order_by("id"),
+            lambda: User.query().order_by("id").limit(2),
+        )
+        assert a == everyone and b == everyone[:2]
+        a, b, _ = await run_both(
+            lambda: User.query().order_by("id").limit(3),
+            lambda: User.query().order_by("id").limit(3).offset(2),
+        )
+        assert a == everyone[:3] and b == everyone[2:5]
+        # Same shape, other values.
+        a, b, _ = await run_both(
+            lambda: User.query().order_by("id").limit(3).offset(1),
+            lambda: User.query().order_by("id").limit(2).offset(4),
+        )
+        assert a == everyone[1:4] and b == everyone[4:6]
+
+    async def test_distinct_and_columns(self, users: list[User]) -> None:
+        plain = await User.query().select("country_id").order_by("country_id").pojo()
+        twice = await User.query().select("country_id").order_by("country_id").pojo()
+        distinct = await User.query().select("country_id").distinct().order_by("country_id").pojo()
+        assert plain == twice
+        assert len(plain) == len(users)
+        assert sorted(r["country_id"] for r in distinct if r["country_id"] is not None) == [1, 2]
+        assert len(distinct) == 3
+        rows = await User.query().select("id", "username").where("id", users[0].id).pojo()
+        assert rows == [{"id": users[0].id, "username": users[0].username}]
+        rows = await User.query().where("id", users[0].id).pojo()
+        assert rows[0]["points"] == users[0].points
+
+    async def test_count_and_rows_of_one_shape(self, users: list[User]) -> None:
+        query = User.query().where("points", 1)
+        assert await query.clone().count_rows() == 3
+        assert len(await query.clone()) == 3
+        assert await query.clone().count_rows() == 3
+        assert await User.query().where("points", 2).count_rows() == 2
+
+    async def test_table(self, users: list[User]) -> None:
+        post = await Post.create({"user_id": users[0].id, "title": "t"})
+        assert await ids(Post.query().where("id", post.id)) == [post.id]
+        assert await ids(User.query().where("id", post.id)) == (
+            [post.id] if post.id in {u.id for u in users} else []
+        )
+
+    async def test_row_lock(self, users: list[User], dialect: str) -> None:
+        with count_queries() as q:
+            await User.query().where("id", users[0].id).first()
+            await User.query().where("id", users[0].id).for_update().first()
+            await User.query().where("id", users[0].id).for_share().first()
+        if dialect == "sqlite":
+            assert q.sqls[0] == q.sqls[1] == q.sqls[2]  # no row locks
+        else:
+            assert "FOR UPDATE" not in q.sqls[0].upper()
+            assert "FOR UPDATE" in q.sqls[1].upper()
+            assert q.sqls[2] not in (q.sqls[0], q.sqls[1])
+
+
+class TestScopes:
+    async def test_global_scope_read_at_each_query(self, scoped: Database) -> None:
+        rows = await seed()
+        ada, bob = rows["ada"].id, rows["bob"].id
+        names: list[list[str]] = []
+        for tenant in (None, 1, 2, None, 2):
+            current_tenant.set(tenant)
+            names.append([a.name for a in await Author.query().order_by("id")])
+        assert names == [["ada", "bob"], ["ada"], ["bob"], ["ada", "bob"], ["bob"]]
+        current_tenant.set(1)
+        assert await Author.query().where("id", bob).first() is None
+        assert (await Author.query().where("id", ada).first()) is not None
+        current_tenant.set(None)
+        assert (await Author.query().where("id", bob).first()) is not None
+        assert await Author.query().without_global_scopes().where("id", bob).first() is not None
+
+    async def test_soft_deletes(self, scoped: Database) -> None:
+        rows = await seed()
+        await rows["p2"].delete()
+        p1, p2, p3 = rows["p1"].id, rows["p2"].id, rows["p3"].id
+
+        async def titles(query: Any) -> list[str]:
+            return [p.title for p in await query.order_by("id")]
+
+        for _ in range(2):
+            assert await titles(ScopedPost.query()) == ["p1", "p3"]
+            assert await titles(ScopedPost.query().with_trashed()) == ["p1", "p2", "p3"]
+            assert await titles(ScopedPost.query().only_trashed()) == ["p2"]
+        assert await ScopedPost.query().where("id", p2).first() is None
+        assert await ScopedPost.query().with_trashed().where("id", p2).first() is not None
+        assert await ScopedPost.query().only_trashed().where("id", p1).first() is None
+        current_tenant.set(2)
+        assert await titles(ScopedPost.query().with_trashed()) == ["p3"]
+        assert await ScopedPost.query().count_rows() == 1
+        current_tenant.set(1)
+        assert await ScopedPost.query().count_rows() == 1
+        assert await ScopedPost.query().with_trashed().count_rows() == 2
+        assert await ScopedPost.query().where("id", p3).first() is None
+
+
+class TestTransactions:
+    async def test_a_transaction_sees_its_own_rows(self, users: list[User]) -> None:
+        await User.query().where("id", users[0].id).first()
+        async with db.transaction() as trx:
+            await User.query(client=trx).where("id", users[0].id).update({"username": "in"})
+            with count_queries() as q:
+                found = await User.query(client=trx).where("id", users[0].id).first()
+            assert found is not None and found.username == "in"
+            assert q.count == 1
+            await trx.rollback()
+        found = await User.query().where("id", users[0].id).first()
+        assert found is not None and found.username == users[0].username
+
+
+def test_plain_comparisons_are_sqlalchemys_own() -> None:
+    """``plain_compare`` makes what SQLAlchemy's operators make (same construct, same SQL on
+    each dialect, same negation), and declines the types it does not read (dates, booleans,
+    enums, JSON), bools and None."""
+    import operator
+
+    from sqlalchemy import (
+        JSON,
+        BigInteger,
+        Boolean,
+        Column,
+        DateTime,
+        Enum,
+        Float,
+        Integer,
+        MetaData,
+        Numeric,
+        String,
+        Table,
+        Text,
+        literal,
+    )
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from lucid_orm.query.shape import plain_compare, plain_literal_compare, plain_order
+
+    types = [Integer(), String(20), Float(), Numeric(10, 2), Text(), BigInteger()]
+    declined = [DateTime(), Boolean(), Enum("a", "b"), JSON()]
+    table = Table("t", MetaData(), *[Column(f"c{i}", t) for i, t in enumerate([*types, *declined])])
+    dialects = [postgresql.asyncpg.dialect(), mysql.asyncmy.dialect(), sqlite.aiosqlite.dialect()]
+    ops = [operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge]
+    for col in list(table.c)[: len(types)]:
+        for op in ops:
+            for value in (5, "x", 2.5):
+                for made, ref in (
+                    (plain_compare(col, op, value), op(col, value)),
+                    (plain_literal_compare(col, op, value), op(col, literal(value, col.type))),
+                ):
+                    assert made is not None
+                    assert made.compare(ref)
+                    assert made._generate_cache_key() == ref._generate_cache_key()
+                    for d in dialects:
+                        assert str(made.compile(dialect=d)) == str(ref.compile(dialect=d))
+                        assert str((~made).compile(dialect=d)) == str((~ref).compile(dialect=d))
+        assert plain_compare(col, operator.eq, True) is None
+        assert plain_compare(col, operator.eq, None) is None
+    for col in list(table.c)[len(types) :]:
+        assert plain_compare(col, operator.eq, 1) is None
+    for col in table.c:
+        for descending in (False, True):
+            ordered = plain_order(col, descending)
+            ref = col.desc() if descending else col.asc()
+            assert ordered is not None and ordered.compare(ref)
+            assert ordered._generate_cache_key() == ref._generate_cache_key()
+            for d in dialects:
+                assert str(ordered.compile(dialect=d)) == str(ref.compile(dialect=d))
+    assert plain_order(literal(1), False) is None
