@@ -97,7 +97,7 @@ class Compiled:
     # result processors, resolved on first execution (PostgreSQL needs the column type codes)
     processors: list[Processor] | None = None
     any_processor: bool = False
-    convert: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
+    convert: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # SQLite inline reads: how many more executions go straight to the worker thread after
     # one ran over the budget, and how many inline attempts in a row did (``fetch_sqlite``).
@@ -194,20 +194,38 @@ def _resolve_processors(entry: Compiled, dialect: Dialect, coltypes: Sequence[An
     entry.convert = _converter(procs) if entry.any_processor else None
 
 
-def _converter(procs: Sequence[Processor]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """A ``row -> tuple`` function for one result shape, written out once: each processed
+# A result processor flagged with this attribute returns its value unchanged unless the value
+# is a naive datetime (asyncpg's ``timestamptz`` ``infinity``, see columns.UTCDateTime).
+NAIVE_ONLY = "lucid_naive_only"
+
+
+def _converter(
+    procs: Sequence[Processor],
+) -> Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]]:
+    """A ``rows -> rows`` function for one result shape, written out once: each processed
     column becomes ``p3(r[3]) if r[3] is not None else None``, the others ``r[i]``. The code
-    holds only indexes; the processors are passed in as names."""
+    holds only indexes; the processors are passed in as names.
+
+    When every processor is ``NAIVE_ONLY``, a row is rebuilt only if one of its values is a
+    naive datetime, and the others are kept as the driver gave them: a check per value instead
+    of a call and a tuple per row (a third of the cost on 10,000 rows)."""
     names: dict[str, Any] = {}
     parts: list[str] = []
+    checks: list[str] = []
     for i, proc in enumerate(procs):
         if proc is None:
             parts.append(f"r[{i}]")
         else:
             names[f"p{i}"] = proc
             parts.append(f"(p{i}(r[{i}]) if r[{i}] is not None else None)")
-    source = f"lambda r: ({', '.join(parts)},)"
-    convert: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(source, names)
+            checks.append(f"(r[{i}] is None or r[{i}].tzinfo is not None)")
+    row = f"lambda r: ({', '.join(parts)},)"
+    names["convert"] = eval(row, names)
+    if all(p is None or getattr(p, NAIVE_ONLY, False) for p in procs):
+        source = f"lambda rows: [r if {' and '.join(checks)} else convert(r) for r in rows]"
+    else:
+        source = "lambda rows: [convert(r) for r in rows]"
+    convert: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] = eval(source, names)
     return convert
 
 
@@ -215,7 +233,7 @@ def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequenc
     convert = entry.convert
     if convert is None:
         return rows
-    return [convert(row) for row in rows]
+    return convert(rows)
 
 
 async def fetch(

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
+from ..database.executor import NAIVE_ONLY
 from ..errors import UnstorableValueError
 from ..query.chainable import ColumnReference, utc_naive
 
@@ -132,6 +133,9 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
                     return combine(value.date(), value.time(), utc)
                 return value
 
+            # The lean read path then checks these values in one pass per result and converts
+            # only the rare row holding one (executor._converter): no tuple per row.
+            aware.__dict__[NAIVE_ONLY] = True
             return aware
 
         def process(value: Any) -> Any:

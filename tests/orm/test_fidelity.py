@@ -342,6 +342,31 @@ class TestDatetimes:
         assert [(v.at_plain, v.at_tz) for v in streamed] == [(MAX_UTC, MIN_UTC), (MIN_UTC, MAX_UTC)]
         await Value.query().delete()
 
+    async def test_extremes_among_finite_rows(self, fid: Database, fast_paths: bool) -> None:
+        # The lean path rebuilds only the rows holding an infinity (a naive value from
+        # asyncpg) and keeps the others as the driver gave them: every value comes back aware
+        # and equal to what was written, whichever rows hold the extremes.
+        written = [
+            {"at_plain": MAX_UTC, "at_tz": datetime(2024, 5, 1, 12, 0, tzinfo=UTC)},
+            {"at_plain": datetime(2023, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "at_tz": MIN_UTC},
+            {"at_plain": datetime(2020, 2, 29, tzinfo=UTC), "at_tz": None},
+            {"at_plain": None, "at_tz": MAX_UTC},
+        ]
+        created = [await Value.create(row) for row in written]
+        read = await Value.query().order_by("id")
+        assert [(v.at_plain, v.at_tz) for v in read] == [
+            (row["at_plain"], row["at_tz"]) for row in written
+        ]
+        for v in read:
+            for value in (v.at_plain, v.at_tz):
+                assert value is None or value.tzinfo is UTC
+        assert [v.id for v in read] == [c.id for c in created]
+        # Only the timestamptz column (PostgreSQL: the one processor is the naive-only check).
+        tz_only = await Value.query().select("id", "at_tz").order_by("id")
+        assert [v.at_tz for v in tz_only] == [row["at_tz"] for row in written]
+        assert all(v.at_tz is None or v.at_tz.tzinfo is UTC for v in tz_only)
+        await Value.query().delete()
+
     async def test_unrepresentable_in_utc_is_refused(self, fid: Database) -> None:
         east = datetime.min.replace(tzinfo=IST)  # 5:30 before year 1 in UTC
         west = datetime.max.replace(tzinfo=timezone(timedelta(hours=-1)))
