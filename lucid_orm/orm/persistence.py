@@ -6,6 +6,7 @@ client as an argument and journals itself in a transaction (journal.py)."""
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -32,7 +33,7 @@ from . import hydration
 from .binding import bind, check_connection, shard_connection
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
-from .journal import ABSENT, created, deleted, updated, updated_many
+from .journal import ABSENT, created, deleted, updated, updated_batch
 from .model_info import (
     ModelInfo,
     check_component,
@@ -46,7 +47,8 @@ from .state import (
     DELETED,
     ORIGINAL,
     PERSISTED,
-    dirty_of,
+    ROW,
+    ROW_ATTRS,
     original_of,
     set_original,
 )
@@ -185,19 +187,6 @@ def _written(instance: BaseModel) -> None:
     attrs = {k: d[k] for k in model.columns if k in d}
     deep = info_of(model).json_attributes
     set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
-
-
-def _written_all(model: type[BaseModel], instances: Sequence[BaseModel]) -> None:
-    """``_written`` for many instances of ``model``."""
-    columns = model.columns
-    deep = info_of(model).json_attributes
-    for instance in instances:
-        if type(instance) is not model:
-            _written(instance)  # a subclass: its own columns
-            continue
-        d = instance.__dict__
-        attrs = {k: d[k] for k in columns if k in d}
-        set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
 
 
 async def insert_one(instance: BaseModel, client: Client) -> None:
@@ -1071,29 +1060,130 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
     items = list(dict.fromkeys(instances))
     if not items:
         return
-    info = info_of(model)
-    table = info.table
-    assert table is not None
+    # One pass: each instance checked and its state kept for a failure.
+    states: list[dict[str, Any]] = []
+    keep = states.append
     for inst in items:
         if type(inst) is not model and not isinstance(inst, model):
             raise LucidError(
                 f"update_many expects {model.__name__} instances, got {inst!r}",
                 code="E_INVALID_ARGUMENT",
             )
-        if not inst.is_persisted:
+        d = inst.__dict__
+        if not d.get(PERSISTED, False):
             raise LucidError(
                 f"update_many writes persisted instances; {inst!r} is new (use save_many)",
                 code="E_INVALID_ARGUMENT",
             )
-    states = [dict(inst.__dict__) for inst in items]
+        keep(d.copy())
     try:
         async with client.transaction() as trx:
             await _update_many(model, items, trx)
     except BaseException:
         for inst, state in zip(items, states, strict=True):
-            inst.__dict__.clear()
-            inst.__dict__.update(state)
+            d = inst.__dict__
+            d.clear()
+            d.update(state)
         raise
+
+
+_MISSING: Any = object()
+
+
+def _row_getter(model: type[BaseModel]) -> tuple[tuple[str, ...], Callable[[Any], Any]] | None:
+    """The column attributes of ``model`` and a C-level getter of their values from an
+    instance ``__dict__`` as one tuple, for models whose ``original`` can stay in the lazy
+    row form (state.py's ``ROW``): at least two columns, no JSON column (whose ``original``
+    must be a deep copy). ``None`` otherwise."""
+    info = info_of(model)
+    found = info.__dict__.get("_lucid_row_getter", _MISSING)
+    if found is _MISSING:
+        names = tuple(model.columns)
+        found = None
+        if len(names) >= 2 and not info.json_attributes:
+            found = (names, operator.itemgetter(*names))
+        info.__dict__["_lucid_row_getter"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, Any]], list[Any]]:
+    """The persisted ``items`` that have changes: ``(dirty, changes, originals)``, per dirty
+    instance its changed attributes (``dirty_of``, in column order) and its ``original``
+    before the write, for the journal: the ``original`` dict, or ``(row, names)`` when it
+    was still the hydrated row (``ROW``/``ROW_ATTRS``: compared in place, no dict built)."""
+    attributes = model.columns
+    dirty: list[M] = []
+    changes: list[dict[str, Any]] = []
+    originals: list[Any] = []
+    missing = _MISSING
+    plan = _row_getter(model)
+    names, getter = plan if plan is not None else ((), None)
+    o: Any
+    for inst in items:
+        d = inst.__dict__
+        row = d.get(ROW)
+        if getter is not None and row is not None and d.get(ORIGINAL) is None:
+            row_names = d[ROW_ATTRS]
+            if row_names is names or row_names == names:
+                try:
+                    values = getter(d)
+                except KeyError:  # an attribute deleted: the general comparison
+                    pass
+                else:
+                    old = row if type(row) is tuple and len(row) == len(names) else tuple(row)
+                    if len(old) > len(names):
+                        old = old[: len(names)]  # extras follow the columns
+                    if values == old and list(map(type, values)) == list(map(type, old)):
+                        continue  # clean: the same values, of the same types
+                    changed = {
+                        k: v
+                        for k, o, v in zip(names, old, values, strict=True)
+                        if v is not o and (o != v or type(o) is not type(v))
+                    }
+                    if changed:
+                        dirty.append(inst)
+                        changes.append(changed)
+                        originals.append((row, row_names))
+                    continue
+        orig = d.get(ORIGINAL)
+        if orig is None:
+            orig = original_of(inst)
+        changed = {}
+        for k in attributes:
+            if k in d:
+                v = d[k]
+                o = orig.get(k, missing)
+                if o is missing or o != v or type(o) is not type(v):
+                    changed[k] = v
+        if changed:
+            dirty.append(inst)
+            changes.append(changed)
+            originals.append(orig)
+    return dirty, changes, originals
+
+
+def _written_many(model: type[BaseModel], instances: Sequence[BaseModel]) -> None:
+    """``_written`` for many instances of ``model``: their ``original`` becomes what they
+    hold, kept as a row (state.py's ``ROW``, read into a dict only when asked for) where the
+    model allows it (``_row_getter``)."""
+    plan = _row_getter(model)
+    if plan is None:
+        for inst in instances:
+            _written(inst)
+        return
+    names, getter = plan
+    for inst in instances:
+        d = inst.__dict__
+        if type(inst) is not model:
+            _written(inst)  # a subclass: its own columns
+            continue
+        try:
+            d[ROW] = getter(d)
+        except KeyError:  # an attribute unset: the dict form
+            _written(inst)
+            continue
+        d[ROW_ATTRS] = names
+        d.pop(ORIGINAL, None)
 
 
 async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -> None:
@@ -1111,35 +1201,48 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
     attributes = model.columns
-    dirty: list[M] = []
-    changes: list[dict[str, Any]] = []
-    for inst in items:
-        attrs = dirty_of(inst, attributes)
-        if attrs:
-            dirty.append(inst)
-            changes.append(attrs)
+    dirty, changes, originals = _changes(model, items)
     if not dirty:
         return
-    originals = [original_of(inst) for inst in dirty]
     stamped = [name for name, col in info.timestamps if col.auto_update]
-    befores = [{n: inst.__dict__.get(n, ABSENT) for n in stamped} for inst in dirty]
+    befores = (
+        [{n: inst.__dict__.get(n, ABSENT) for n in stamped} for inst in dirty] if stamped else []
+    )
     stamps = touch_all(model, dirty, False) or {}
     if stamps:
-        for inst, attrs in zip(dirty, changes, strict=True):
-            attrs.update(dirty_of(inst, stamps))
+        for inst, attrs, orig in zip(dirty, changes, originals, strict=True):
+            d = inst.__dict__
+            before = orig if isinstance(orig, dict) else dict(zip(orig[1], orig[0], strict=False))
+            for name in stamps:
+                v = d[name]
+                o = before.get(name, _MISSING)
+                if o is _MISSING or o != v or type(o) is not type(v):
+                    attrs[name] = v
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, attrs in enumerate(changes):
-        # ``dirty_of`` lists the attributes in column order; added stamps may not be.
+        # The changes list the attributes in column order; added stamps may not be.
         names = tuple(k for k in attributes if k in attrs) if stamps else tuple(attrs)
         groups.setdefault(names, []).append(i)
     pk_name = pk_column(model)
+    pk_attr = info.primary_key
+    prepare = info.prepare_map
     ops = trx.dialect_ops
     for names, indexes in groups.items():
-        columns = [column_name(model, k) for k in names]
-        rows = []
+        columns = [prepare[k][0] for k in names]
+        pairs = [(k, prepare[k][1]) for k in names]
+        prepares = any(fn is not None for _, fn in pairs)
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
         for i in indexes:
-            values = prepared(dirty[i], changes[i])
-            rows.append((pk_value(dirty[i], "update"), *[values[c] for c in columns]))
+            inst = dirty[i]
+            key = inst.__dict__.get(pk_attr)
+            if key is None:
+                key = pk_value(inst, "update")  # raises: the key is not set
+            attrs = changes[i]
+            if prepares:
+                add((key, *[attrs[k] if fn is None else fn(attrs[k], k, inst) for k, fn in pairs]))
+            else:
+                add((key, *[attrs[k] for k in names]))
         # All rows as a few parameters when the dialect can bind them so (the SQL is then the
         # same for any row count: compiled once), on the driver connection where the dialect
         # has that fast path; else chunks under the parameter limit.
@@ -1156,16 +1259,16 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             chunk = rows[start : start + size]
             stmt = ops.bulk_update_statement(table, pk_name, columns, chunk)
             await _run_bulk_update(model, stmt, chunk, trx)
-    owns: list[dict[str, tuple[Any, Any]] | None] = (
+    owns: list[dict[str, tuple[Any, Any]] | None] | None = (
         [
             {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()}
             for before in befores
         ]
         if stamps
-        else [None] * len(dirty)
+        else None
     )
-    updated_many(trx, dirty, originals, owns)
-    _written_all(model, dirty)
+    updated_batch(trx, dirty, originals, owns)
+    _written_many(model, dirty)
     await _run_each(info.hooks, "after:update", "after:save", dirty)
 
 

@@ -252,6 +252,80 @@ class TestAllOrNothing:
         assert [m.dirty for m in made] == [{"visits": 1}, {"visits": 2}]
 
 
+class TestFetchedInstances:
+    """Instances read from the database keep their ``original`` as the fetched row until it
+    is asked for; ``update_many`` compares and journals them in that form."""
+
+    async def test_only_changed_rows_and_columns_are_written(self, tables: Database) -> None:
+        await _accounts(4)
+        fetched = await Account.query().order_by("id")
+        fetched[1].visits = 3
+        fetched[3].name = "n"
+        fetched[2].visits = 0  # the same value: clean
+        with count_queries() as q:
+            await Account.update_many(fetched)
+        assert len(_updates(q.sqls)) == 2, q.sqls  # {visits} and {name}: one UPDATE each
+        assert not any(a.is_dirty for a in fetched)
+        assert [a.original == a.attributes for a in fetched] == [True] * 4
+        assert await rows("up_accounts", "name", "visits") == [
+            {"name": None, "visits": 0},
+            {"name": None, "visits": 3},
+            {"name": None, "visits": 0},
+            {"name": "n", "visits": 0},
+        ]
+        # Written twice: the second call compares with what the first wrote.
+        fetched[1].visits = 4
+        await Account.update_many(fetched)
+        assert await rows("up_accounts", "visits") == [
+            {"visits": 0},
+            {"visits": 4},
+            {"visits": 0},
+            {"visits": 0},
+        ]
+        assert not fetched[1].is_dirty
+
+    async def test_a_change_of_type_alone_is_a_change(self, tables: Database) -> None:
+        await _accounts(1)
+        (account,) = await Account.query()
+        account.visits = 0.0  # type: ignore[assignment]  # equal to 0, another type
+        assert account.dirty == {"visits": 0.0}
+        with count_queries() as q:
+            await Account.update_many([account])
+        assert len(_updates(q.sqls)) == 1
+
+    async def test_an_enclosing_rollback_gives_back_the_fetched_state(
+        self, tables: Database
+    ) -> None:
+        await _accounts(2)
+        fetched = await Account.query().order_by("id")
+        before = [a.original for a in fetched]
+        stamps = [a.updated_at for a in fetched]
+        async with db.transaction() as trx:
+            for a in fetched:
+                a.visits = 9
+            await Account.update_many(fetched, client=trx)
+            assert not any(a.is_dirty for a in fetched)
+            await trx.rollback()
+        assert [a.dirty for a in fetched] == [{"visits": 9}, {"visits": 9}]
+        assert [a.original for a in fetched] == before
+        assert [a.updated_at for a in fetched] == stamps
+        await Account.update_many(fetched)
+        assert await rows("up_accounts", "visits") == [{"visits": 9}, {"visits": 9}]
+
+    async def test_a_failure_leaves_fetched_instances_as_they_were(
+        self, tables: Database
+    ) -> None:
+        await _accounts(2)
+        fetched = await Account.query().order_by("id")
+        fetched[0].visits = 1
+        fetched[1].email = "0@x"  # a unique violation
+        with pytest.raises(IntegrityError):
+            await Account.update_many(fetched)
+        assert [a.dirty for a in fetched] == [{"visits": 1}, {"email": "0@x"}]
+        assert [a.original["email"] for a in fetched] == ["0@x", "1@x"]
+        assert await rows("up_accounts", "visits") == [{"visits": 0}, {"visits": 0}]
+
+
 class TestSaveMany:
     async def test_new_and_changed_instances_in_one_transaction(self, tables: Database) -> None:
         accounts = await _accounts(3)
