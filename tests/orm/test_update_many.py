@@ -312,9 +312,7 @@ class TestFetchedInstances:
         await Account.update_many(fetched)
         assert await rows("up_accounts", "visits") == [{"visits": 9}, {"visits": 9}]
 
-    async def test_a_failure_leaves_fetched_instances_as_they_were(
-        self, tables: Database
-    ) -> None:
+    async def test_a_failure_leaves_fetched_instances_as_they_were(self, tables: Database) -> None:
         await _accounts(2)
         fetched = await Account.query().order_by("id")
         fetched[0].visits = 1
