@@ -955,17 +955,25 @@ async def upsert_rows(
         name for name, col in info.timestamps if col.auto_create and not col.auto_update
     }
     groups: dict[tuple[str, ...], list[int]] = {}
-    attrs: list[dict[str, Any]] = []
-    attributes = model.columns
-    for i, inst in enumerate(instances):
-        d = inst.__dict__
-        values = {k: d[k] for k in attributes if k in d}
-        attrs.append(values)
-        groups.setdefault(tuple(values), []).append(i)
+    with hydration.gc_paused(len(instances)):
+        attrs = hydration.set_columns(instances, list(model.columns))
+    names: tuple[str, ...] = ()
+    last: Any = None
+    for i, values in enumerate(attrs):
+        shape = values.keys()
+        if shape != last:
+            names = tuple(values)
+            last = shape
+        groups.setdefault(names, []).append(i)
     # Each entry's conflict key, computed once.
-    keys = [tuple(a[k] for k in conflict) for a in attrs]
+    keys = _key_tuples(attrs, conflict)
     out: list[M | None] = [None] * len(rows)
-    statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]] = []
+    ops = client.dialect_ops
+    # The driver-level upsert (SqliteDialect.upsert_fast) runs in a transaction: one of its own
+    # when the caller has none (one statement is atomic anyway; a few when the rows set
+    # different columns, all or nothing).
+    fast = ops.upserts_fast(client)
+    statements: list[_Upsert] = []
     for names, indexes in groups.items():
         # The last entry of a key wins (PostgreSQL refuses to update one row twice).
         last = {keys[i]: i for i in indexes}
@@ -984,67 +992,168 @@ async def upsert_rows(
                         f'upsert merge names "{k}", which the rows do not set',
                         code="E_INVALID_ARGUMENT",
                     )
-        params = [prepared(instances[i], attrs[i]) for i in chosen]
+        params = _prepared_many(model, [instances[i] for i in chosen], [attrs[i] for i in chosen])
         merge_cols = [column_name(model, k) for k in merge_attrs]
-        ops = client.dialect_ops
-        bound = ops.upsert_bound(table, params, conflict_cols, merge_cols, client.dialect)
-        if bound is not None:
-            # The rows as one parameter (json_each, JSON_TABLE): nothing per row for SQLAlchemy.
-            statements.append((bound.returning(*info.select_columns), None, indexes, chosen))
+        if fast:
+            statements.append((None, params, indexes, chosen, merge_cols))
             continue
-        # Else one bound parameter per column, the rows passed as parameter sets: SQLAlchemy
-        # compiles this shape once (its statement cache) and sends the rows as multi-row
-        # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
-        # limit allows), instead of a statement built and compiled anew for every call.
-        template: dict[str, Any] = {name: bindparam(name) for name in params[0]}
-        stmt = ops.upsert_statement(table, template, conflict_cols, merge_cols).returning(
-            *info.select_columns
-        )
-        statements.append((stmt, params, indexes, chosen))
-    if len(statements) > 1 and not client.is_transaction:
-        async with client.transaction() as trx:
-            return await _run_upserts(model, conflict, keys, statements, out, trx)
-    return await _run_upserts(model, conflict, keys, statements, out, client)
-
-
-async def _run_upserts(
-    model: type[M],
-    conflict: list[str],
-    keys: list[tuple[Any, ...]],
-    statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]],
-    out: list[M | None],
-    client: Client,
-) -> list[M]:
-    for stmt, params, indexes, chosen in statements:
-        try:
-            result = await client.execute(stmt, write=True, model=model.__name__, params=params)
-        except QueryError as exc:
-            if client.dialect_ops.missing_conflict_index(exc):
-                raise LucidError(
-                    f"{model.__name__}.upsert needs a unique index (or primary key) on exactly "
-                    f'({", ".join(conflict)}) of "{info_of(model).table_name}": {exc}',
-                    code="E_MISSING_UNIQUE_INDEX",
-                ) from exc
-            raise
-        found = hydration.hydrate(model, result.keys, result.rows, client)
-        if len(found) != len(chosen):
-            raise LucidError(
-                f"{model.__name__}.upsert: the database returned {len(found)} rows for "
-                f"{len(chosen)} (a duplicate of another unique key than "
-                f"({', '.join(conflict)})?)",
-                code="E_UPSERT_ROWS",
+        statements.append(
+            (
+                *_upsert_statement(model, params, conflict_cols, merge_cols, client),
+                indexes,
+                chosen,
+                merge_cols,
             )
-        # RETURNING answers the rows in VALUES order; matched by value where they are equal
-        # in Python, by position where the stored key differs (collation).
-        by_value = {tuple(getattr(m, k) for k in conflict): m for m in found}
-        for pos, i in enumerate(chosen):
-            hit = by_value.get(keys[i])
-            out[i] = hit if hit is not None else found[pos]
-        first = {keys[i]: out[i] for i in chosen}
-        for i in indexes:
-            if out[i] is None:
-                out[i] = first[keys[i]]
-    return [m for m in out if m is not None]
+        )
+    run = _Upserts(model, conflict, conflict_cols, keys, statements, out, client)
+    if (fast or len(statements) > 1) and not client.is_transaction:
+        async with client.transaction() as trx:
+            return await run(trx)
+    return await run(client)
+
+
+# One upsert statement: (the SQLAlchemy statement, or None for the driver-level one; its
+# parameter sets, None when bound into the statement; the payload entries it covers; the
+# entries it writes, one per key; the merged columns).
+_Upsert = tuple[Any, list[dict[str, Any]] | None, list[int], list[int], list[str]]
+
+
+def _upsert_statement(
+    model: type[BaseModel],
+    params: list[dict[str, Any]],
+    conflict_cols: list[str],
+    merge_cols: list[str],
+    client: Client,
+) -> tuple[Any, list[dict[str, Any]] | None]:
+    """The SQLAlchemy upsert of ``params`` returning every column, and its parameter sets
+    (``None``: the rows are bound in the statement)."""
+    info = info_of(model)
+    table = info.table
+    assert table is not None
+    ops = client.dialect_ops
+    bound = ops.upsert_bound(table, params, conflict_cols, merge_cols, client.dialect)
+    if bound is not None:
+        # The rows as one parameter (json_each, JSON_TABLE): nothing per row for SQLAlchemy.
+        return bound.returning(*info.select_columns), None
+    # Else one bound parameter per column, the rows passed as parameter sets: SQLAlchemy
+    # compiles this shape once (its statement cache) and sends the rows as multi-row
+    # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
+    # limit allows), instead of a statement built and compiled anew for every call.
+    template: dict[str, Any] = {name: bindparam(name) for name in params[0]}
+    stmt = ops.upsert_statement(table, template, conflict_cols, merge_cols).returning(
+        *info.select_columns
+    )
+    return stmt, params
+
+
+def _key_tuples(values: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """``tuple(v[k] for k in names)`` for each of ``values`` (``None`` for a missing name),
+    with one C-level getter per row where every row has them."""
+    if len(names) == 1:
+        (name,) = names
+        try:
+            return [(v[name],) for v in values]
+        except KeyError:
+            pass
+    else:
+        get = operator.itemgetter(*names)
+        try:
+            return [get(v) for v in values]
+        except KeyError:
+            pass
+    return [tuple(v.get(k) for k in names) for v in values]
+
+
+class _Upserts:
+    """Runs the upsert statements of one call on a client (its transaction, or the
+    caller's client), filling ``out`` in payload order."""
+
+    def __init__(
+        self,
+        model: type[M],
+        conflict: list[str],
+        conflict_cols: list[str],
+        keys: list[tuple[Any, ...]],
+        statements: list[_Upsert],
+        out: list[Any],
+        caller: Client,
+    ) -> None:
+        self.model = model
+        self.conflict = conflict
+        self.conflict_cols = conflict_cols
+        self.keys = keys
+        self.statements = statements
+        self.out = out
+        # The client the returned instances are bound to: the caller's (a transaction opened
+        # here for the statements ends before they are returned).
+        self.caller = caller
+
+    async def __call__(self, client: Client) -> list[Any]:
+        model, conflict, keys, out = self.model, self.conflict, self.keys, self.out
+        for stmt, params, indexes, chosen, merge_cols in self.statements:
+            try:
+                columns, rows = await self._execute(client, stmt, params, merge_cols)
+            except QueryError as exc:
+                if client.dialect_ops.missing_conflict_index(exc):
+                    raise LucidError(
+                        f"{model.__name__}.upsert needs a unique index (or primary key) on "
+                        f'exactly ({", ".join(conflict)}) of "{info_of(model).table_name}": '
+                        f"{exc}",
+                        code="E_MISSING_UNIQUE_INDEX",
+                    ) from exc
+                raise
+            bind_to = (
+                self.caller if client.is_transaction and not self.caller.is_transaction else client
+            )
+            found = hydration.hydrate(model, columns, rows, bind_to)
+            if len(found) != len(chosen):
+                raise LucidError(
+                    f"{model.__name__}.upsert: the database returned {len(found)} rows for "
+                    f"{len(chosen)} (a duplicate of another unique key than "
+                    f"({', '.join(conflict)})?)",
+                    code="E_UPSERT_ROWS",
+                )
+            # RETURNING answers the rows in VALUES order; matched by value where they are
+            # equal in Python, by position where the stored key differs (collation).
+            found_keys = _key_tuples([m.__dict__ for m in found], conflict)
+            by_value = dict(zip(found_keys, found, strict=True))
+            for pos, i in enumerate(chosen):
+                hit = by_value.get(keys[i])
+                out[i] = hit if hit is not None else found[pos]
+            first = {keys[i]: out[i] for i in chosen}
+            for i in indexes:
+                if out[i] is None:
+                    out[i] = first[keys[i]]
+        return [m for m in out if m is not None]
+
+    async def _execute(
+        self,
+        client: Client,
+        stmt: Any,
+        params: list[dict[str, Any]] | None,
+        merge_cols: list[str],
+    ) -> tuple[Sequence[str], Sequence[Sequence[Any]]]:
+        """One statement's returned ``(keys, rows)``: the driver-level upsert when ``stmt``
+        is ``None`` (SQLAlchemy's statement when the dialect declines it after all)."""
+        model = self.model
+        if stmt is None:
+            assert params is not None and isinstance(client, TransactionClient)
+            info = info_of(model)
+            assert info.table is not None
+            fast = await client.dialect_ops.upsert_fast(
+                client,
+                info.table,
+                params,
+                self.conflict_cols,
+                merge_cols,
+                info.select_columns,
+                model.__name__,
+            )
+            if fast is not None:
+                return fast
+            stmt, params = _upsert_statement(model, params, self.conflict_cols, merge_cols, client)
+        result = await client.execute(stmt, write=True, model=model.__name__, params=params)
+        return result.keys, result.rows
 
 
 # -- bulk update ----------------------------------------------------------------------------------

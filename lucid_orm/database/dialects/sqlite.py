@@ -27,10 +27,13 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from ...errors import IntegrityError, LucidError, QueryError, TransactionConflictError
 from ..events import DEBUG, enabled
 from ..executor import (
+    Compiled,
     bind_processor,
     compile_insert,
+    compile_returning,
     interrupt_sqlite,
     restore_busy_timeout,
+    returned_rows,
     with_sql,
 )
 from .base import (
@@ -161,6 +164,23 @@ class InsertShape:
         return self.head + ", ".join([self.group] * rows) + self.ordered
 
 
+@dataclass(frozen=True, slots=True)
+class UpsertShape:
+    """A one-row ``INSERT … VALUES (?, ?) ON CONFLICT (…) DO UPDATE SET … RETURNING …``
+    compiled by SQLAlchemy, cut around its VALUES group (as ``InsertShape``); ``result``: the
+    returned columns' keys and result processors."""
+
+    head: str
+    group: str
+    tail: str
+    order: list[str]
+    processors: list[Callable[[Any], Any] | None]
+    result: Compiled
+
+    def sql(self, rows: int) -> str:
+        return self.head + ", ".join([self.group] * rows) + self.tail
+
+
 class SqliteDialect(Dialect):
     """SQLite through aiosqlite."""
 
@@ -177,6 +197,8 @@ class SqliteDialect(Dialect):
         self._inserts: OrderedDict[Any, InsertShape] = OrderedDict()
         # (table, key, columns) -> (sql, parameters, position of the rows' JSON text)
         self._updates: OrderedDict[Any, tuple[str, list[Any], int]] = OrderedDict()
+        # (table, columns, conflict, merge, returning) -> the upsert's shape
+        self._upserts: OrderedDict[Any, UpsertShape] = OrderedDict()
 
     # -- connections ---------------------------------------------------------------------------
     def engine_options(self, setup: EngineSetup) -> None:
@@ -374,6 +396,123 @@ class SqliteDialect(Dialect):
         if not sets:
             sets = {conflict[0]: stmt.excluded[conflict[0]]}
         return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
+
+    def upserts_fast(self, client: Client) -> bool:
+        from ..query_client import connection_of
+
+        found: Any = client  # a QueryClient or a TransactionClient
+        return RETURNING and bool(connection_of(found).fast_reads)
+
+    async def upsert_fast(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        rows: Rows,
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        returning: Sequence[ColumnElement[Any]],
+        model: str | None,
+    ) -> tuple[list[str], list[Sequence[Any]]] | None:
+        """The upsert as multi-row ``INSERT … VALUES … ON CONFLICT DO UPDATE … RETURNING`` on
+        the transaction's driver connection: the statement compiled once per shape and kept
+        (``upsert_statement``'s SQL, the VALUES group repeated), each column's bind processor
+        applied once per value, at most ``MAX_PARAMS`` values a statement, one trip to
+        aiosqlite's thread per statement, the returned rows through the columns' result
+        processors; errors and query events are those of every other statement. Its twin
+        (``LUCID_FAST_PATHS=0``): the same statement through SQLAlchemy."""
+        from ..query_client import connection_of
+        from ..transaction import open_connection
+
+        connection = connection_of(trx)
+        if not RETURNING or not rows or not conflict or not connection.fast_reads:
+            return None
+        columns = list(rows[0])
+        if not columns:
+            return None
+        shape = self._compiled_upsert(trx.dialect, table, columns, conflict, merge, returning)
+        raw = await open_connection(trx).get_raw_connection()
+        driver: Any = raw.driver_connection
+        if driver._connection is None:
+            # Closed under the transaction: SQLAlchemy's path raises the error it maps.
+            return None
+        order = shape.order
+        width = len(order)
+        per_statement = max(1, MAX_PARAMS // width)
+        emitter = connection.emitter
+        out: list[Sequence[Any]] = []
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = shape.sql(len(chunk))
+            if order == columns:
+                # The rows set the same columns in the same order (the caller's groups).
+                values = [value for row in chunk for value in row.values()]
+            else:
+                values = [row[c] for row in chunk for c in order]
+            try:
+                for i, process in enumerate(shape.processors):
+                    if process is not None:
+                        values[i::width] = map(process, values[i::width])
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                # A value the column type's bind processor refuses (SQLAlchemy: StatementError).
+                raise QueryError(
+                    with_sql(f"Cannot run the statement: {exc}", sql),
+                    sql=sql,
+                    bindings=values,
+                    original=exc,
+                ) from exc
+            trx._check_open()
+            started = time.perf_counter()
+            try:
+                fetched: list[Any] = await driver.execute_fetchall(sql, values)
+            except (sqlite3.Error, OverflowError) as exc:
+                # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
+                if emitter.active or enabled(DEBUG):
+                    endpoint = connection.write_engines().endpoint
+                    emitter.record(endpoint, sql, values, started, model, True, exc)
+                if isinstance(exc, sqlite3.Error):
+                    error = _driver_error(exc, sql, values)
+                else:
+                    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
+                    error = QueryError(message, sql=sql, bindings=values, original=exc)
+                trx._failed(error)
+                raise error from exc
+            except asyncio.CancelledError:
+                # As TransactionClient.execute: the statement may still run, the connection's
+                # state is unknown; the transaction can only roll back (discarded).
+                trx._root._broken = True
+                raise
+            if emitter.active or enabled(DEBUG):
+                endpoint = connection.write_engines().endpoint
+                emitter.record(endpoint, sql, values, started, model, True)
+            out.extend(fetched)
+        return list(shape.result.keys), list(returned_rows(shape.result, out))
+
+    def _compiled_upsert(
+        self,
+        dialect: SADialect,
+        table: TableClause,
+        columns: list[str],
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        returning: Sequence[ColumnElement[Any]],
+    ) -> UpsertShape:
+        """``upsert_fast``'s statement shape, compiled once per (table, columns, conflict,
+        merge, returned columns) and kept (LRU)."""
+        shape_key = ("upsert", table, tuple(columns), tuple(conflict), tuple(merge), *returning)
+        cache = self._upserts
+        shape = cache.get(shape_key)
+        if shape is not None:
+            cache.move_to_end(shape_key)
+            return shape
+        template: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
+        stmt = self.upsert_statement(table, template, conflict, list(merge)).returning(*returning)
+        head, group, tail, order = compile_insert(stmt, dialect)
+        processors = [bind_processor(table.c[c].type, dialect) for c in order]
+        result = compile_returning(stmt, dialect)
+        shape = cache[shape_key] = UpsertShape(head, group, tail, order, processors, result)
+        if len(cache) > _INSERT_CACHE_SIZE:
+            cache.popitem(last=False)
+        return shape
 
     def bulk_update_bound(
         self,
