@@ -27,8 +27,9 @@ lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stre
 MySQL)                      cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
-SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (the       ``bulk_update_bound``
-(``update_many``)           json_each UPDATE on the driver connection)    through SQLAlchemy
+SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (UPDATE    ``bulk_update_bound``
+(``update_many``)           … FROM a multi-row VALUES on the driver       (json_each) through
+                            connection)                                   SQLAlchemy
 SQLite upsert               ``SqliteDialect.upsert_fast`` (multi-row      ``upsert_bound``'s
 (``upsert_many``)           VALUES … ON CONFLICT on a transaction's       json_each statement
                             driver connection)                            through SQLAlchemy

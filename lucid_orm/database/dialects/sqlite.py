@@ -58,6 +58,8 @@ JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
 # RETURNING arrived in SQLite 3.35; the bound-parameter limit rose from 999 in 3.32.
 RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+# UPDATE … FROM arrived in SQLite 3.33.
+UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 
 # SQLite's wait for a locked database (ms) unless the connection sets ``busy_timeout_ms``.
 BUSY_TIMEOUT_MS = 5000
@@ -68,8 +70,6 @@ _INT64 = (-(2**63), 2**63)
 _UNORDERED = "integer overflow"
 # Compiled INSERT shapes kept per (table, columns, key).
 _INSERT_CACHE_SIZE = 256
-# The bound parameter that carries a bulk UPDATE's rows (one JSON text).
-_ROWS_PARAM = "lucid_rows"
 
 
 def json_keys(keys: Sequence[Any]) -> bool:
@@ -165,6 +165,23 @@ class InsertShape:
 
 
 @dataclass(frozen=True, slots=True)
+class RowsShape:
+    """A statement over rows given as ``SELECT ? AS a, ? AS b``, compiled by SQLAlchemy:
+    ``head`` ends with that first row, more rows follow as ``UNION ALL VALUES`` groups;
+    ``processors``: each column's bind processor (``None``: the value goes as is)."""
+
+    head: str
+    group: str
+    tail: str
+    processors: list[Callable[[Any], Any] | None]
+
+    def sql(self, rows: int) -> str:
+        if rows == 1:
+            return self.head + self.tail
+        return self.head + " UNION ALL VALUES " + ", ".join([self.group] * (rows - 1)) + self.tail
+
+
+@dataclass(frozen=True, slots=True)
 class UpsertShape:
     """A one-row ``INSERT … VALUES (?, ?) ON CONFLICT (…) DO UPDATE SET … RETURNING …``
     compiled by SQLAlchemy, cut around its VALUES group (as ``InsertShape``); ``result``: the
@@ -195,8 +212,8 @@ class SqliteDialect(Dialect):
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)
         self._inserts: OrderedDict[Any, InsertShape] = OrderedDict()
-        # (table, key, columns) -> (sql, parameters, position of the rows' JSON text)
-        self._updates: OrderedDict[Any, tuple[str, list[Any], int]] = OrderedDict()
+        # (table, key, columns) -> the fast bulk UPDATE's shape (None: not cut)
+        self._update_rows: OrderedDict[Any, RowsShape | None] = OrderedDict()
         # (table, columns, conflict, merge, returning) -> the upsert's shape
         self._upserts: OrderedDict[Any, UpsertShape] = OrderedDict()
 
@@ -469,11 +486,7 @@ class SqliteDialect(Dialect):
                 if emitter.active or enabled(DEBUG):
                     endpoint = connection.write_engines().endpoint
                     emitter.record(endpoint, sql, values, started, model, True, exc)
-                if isinstance(exc, sqlite3.Error):
-                    error = _driver_error(exc, sql, values)
-                else:
-                    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
-                    error = QueryError(message, sql=sql, bindings=values, original=exc)
+                error = _fast_error(exc, sql, values)
                 trx._failed(error)
                 raise error from exc
             except asyncio.CancelledError:
@@ -543,24 +556,24 @@ class SqliteDialect(Dialect):
         rows: Sequence[Sequence[Any]],
         model: str | None,
     ) -> int | None:
-        """``bulk_update_bound`` on the transaction's driver connection: the SQL compiled
-        once per (table, key, columns) and kept, the rows one JSON text, one trip to
-        aiosqlite's thread (execute and rowcount); errors and query events are those of
-        every other statement. ``None`` (SQLAlchemy's path runs instead) with the fast paths
-        off (``LUCID_FAST_PATHS=0``) or values JSON can't carry."""
+        """The bulk UPDATE on the transaction's driver connection: ``UPDATE t SET c =
+        lucid_rows.c FROM (SELECT ? AS id, ? AS c UNION ALL VALUES (?, ?), …) AS lucid_rows
+        WHERE t.id = lucid_rows.id``, compiled once per (table, key, columns) and kept, the
+        rows' values one flat list with each column's bind processor applied once per value,
+        at most ``MAX_PARAMS`` values a statement (a multi-row VALUES has no compound-SELECT
+        limit), one trip to aiosqlite's thread each (execute and rowcount). SQLite runs it
+        several times faster than reading the same rows out of one JSON text. Errors and
+        query events are those of every other statement. ``None`` (SQLAlchemy's path runs
+        ``bulk_update_bound`` instead) with the fast paths off (``LUCID_FAST_PATHS=0``)."""
         from ..query_client import connection_of
         from ..transaction import open_connection
 
         connection = connection_of(trx)
-        if not JSON_EACH or not connection.fast_reads:
+        if not UPDATE_FROM or not rows or not connection.fast_reads:
             return None
-        sa_dialect = trx.dialect
-        packed = _packed_update(table, key, columns, rows, sa_dialect)
-        if packed is None:
+        shape = self._compiled_update_rows(trx.dialect, table, key, columns)
+        if shape is None:
             return None
-        sql, template, slot = self._compiled_update(sa_dialect, table, key, columns)
-        values = list(template)
-        values[slot] = json.dumps(packed)
         trx._check_open()
         raw = await open_connection(trx).get_raw_connection()
         driver: Any = raw.driver_connection
@@ -569,49 +582,80 @@ class SqliteDialect(Dialect):
             # Closed under the transaction: SQLAlchemy's path raises the error it maps.
             return None
         emitter = connection.emitter
-        started = time.perf_counter()
-        try:
-            count: int = await driver._execute(_rowcount, conn, sql, values)
-        except sqlite3.Error as exc:
+        width = len(columns) + 1
+        per_statement = max(1, MAX_PARAMS // width)
+        total = 0
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = shape.sql(len(chunk))
+            values = [value for row in chunk for value in row]
+            try:
+                for i, process in enumerate(shape.processors):
+                    if process is not None:
+                        values[i::width] = map(process, values[i::width])
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                # A value the column type's bind processor refuses (SQLAlchemy: StatementError).
+                raise QueryError(
+                    with_sql(f"Cannot run the statement: {exc}", sql),
+                    sql=sql,
+                    bindings=values,
+                    original=exc,
+                ) from exc
+            started = time.perf_counter()
+            try:
+                count: int = await driver._execute(_rowcount, conn, sql, values)
+            except (sqlite3.Error, OverflowError) as exc:
+                # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
+                if emitter.active or enabled(DEBUG):
+                    endpoint = connection.write_engines().endpoint
+                    emitter.record(endpoint, sql, values, started, model, True, exc)
+                error = _fast_error(exc, sql, values)
+                trx._failed(error)
+                raise error from exc
+            except asyncio.CancelledError:
+                # As TransactionClient.execute: the driver may still run the statement, the
+                # connection's state is unknown; the transaction can only roll back (discarded).
+                trx._root._broken = True
+                raise
             if emitter.active or enabled(DEBUG):
                 endpoint = connection.write_engines().endpoint
-                emitter.record(endpoint, sql, values, started, model, True, exc)
-            error = _driver_error(exc, sql, values)
-            trx._failed(error)
-            raise error from exc
-        except asyncio.CancelledError:
-            # As TransactionClient.execute: the driver may still run the statement, the
-            # connection's state is unknown; the transaction can only roll back (discarded).
-            trx._root._broken = True
-            raise
-        if emitter.active or enabled(DEBUG):
-            endpoint = connection.write_engines().endpoint
-            emitter.record(endpoint, sql, values, started, model, True)
-        return count
+                emitter.record(endpoint, sql, values, started, model, True)
+            total += count
+        return total
 
-    def _compiled_update(
+    def _compiled_update_rows(
         self, dialect: SADialect, table: TableClause, key: str, columns: Sequence[str]
-    ) -> tuple[str, list[Any], int]:
-        """The SQL of ``bulk_update_bound``'s statement, its parameters (the JSON paths) and
-        the position of the rows' JSON text among them; compiled once and kept (LRU)."""
-        shape_key = ("update", table, key, tuple(columns))
-        cache = self._updates
-        found = cache.get(shape_key)
-        if found is not None:
+    ) -> RowsShape | None:
+        """``bulk_update_fast``'s statement for one row, ``… FROM (SELECT ? AS id, ? AS c) AS
+        lucid_rows …``, compiled from Core once per (table, key, columns) and kept (LRU), cut
+        around its row so that more rows follow as ``UNION ALL VALUES (?, ?), …``; ``None``
+        when the compiled form is not that (the caller takes SQLAlchemy's path)."""
+        shape_key = ("update_rows", table, key, tuple(columns))
+        cache = self._update_rows
+        if shape_key in cache:
             cache.move_to_end(shape_key)
-            return found
-        stmt = _bulk_update(table, key, columns, sa.bindparam(_ROWS_PARAM))
-        compiled = stmt.compile(dialect=dialect)
-        params = compiled.construct_params({_ROWS_PARAM: None})
-        order = list(compiled.positiontup or [])
-        found = cache[shape_key] = (
-            compiled.string,
-            [params[name] for name in order],
-            order.index(_ROWS_PARAM),
+            return cache[shape_key]
+        names = [key, *columns]
+        row = select(
+            *[
+                sa.bindparam(f"lucid_{i}", type_=table.c[n].type).label(n)
+                for i, n in enumerate(names)
+            ]
         )
+        stmt = update_from(table, key, columns, row.subquery("lucid_rows"))
+        compiled = stmt.compile(dialect=dialect)
+        one = str(row.compile(dialect=dialect))
+        head, found, tail = compiled.string.partition(one)
+        shape: RowsShape | None = None
+        order = list(getattr(compiled, "positiontup", None) or [])
+        if found and order == [f"lucid_{i}" for i in range(len(names))] and one not in tail:
+            processors = [bind_processor(table.c[n].type, dialect) for n in names]
+            group = "(" + ", ".join(["?"] * len(names)) + ")"
+            shape = RowsShape(head + one, group, tail, processors)
+        cache[shape_key] = shape
         if len(cache) > _INSERT_CACHE_SIZE:
             cache.popitem(last=False)
-        return found
+        return shape
 
     def bulk_update_parameters(self, columns: int) -> int:
         # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
@@ -690,6 +734,15 @@ def _driver_error(exc: sqlite3.Error, sql: str, values: list[Any]) -> QueryError
         kind = TransactionConflictError
     message = with_sql(str(exc).strip() or type(exc).__name__, sql)
     return kind(message, sql=sql, bindings=values, original=exc)
+
+
+def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any]) -> QueryError:
+    """``_driver_error``, and an integer sqlite3 can't bind (``OverflowError``, beyond 64
+    bits) as the ``QueryError`` SQLAlchemy's path raises for it."""
+    if isinstance(exc, sqlite3.Error):
+        return _driver_error(exc, sql, values)
+    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
+    return QueryError(message, sql=sql, bindings=values, original=exc)
 
 
 def _rowcount(conn: sqlite3.Connection, sql: str, params: list[Any]) -> int:
