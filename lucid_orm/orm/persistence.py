@@ -1224,35 +1224,36 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
     dirty: list[M] = []
     changes: list[dict[str, Any]] = []
     originals: list[Any] = []
+    add_dirty, add_change, add_original = dirty.append, changes.append, originals.append
     missing = _MISSING
     plan = _row_getter(model)
     names, getter = plan if plan is not None else ((), None)
+    width = len(names)
+    same: Any = names  # the last ROW_ATTRS found equal to ``names`` (usually one per query)
     o: Any
     for inst in items:
         d = inst.__dict__
         row = d.get(ROW)
         if getter is not None and row is not None and d.get(ORIGINAL) is None:
             row_names = d[ROW_ATTRS]
-            if row_names is names or row_names == names:
+            if row_names is same or row_names == names:
+                same = row_names
                 try:
                     values = getter(d)
                 except KeyError:  # an attribute deleted: the general comparison
                     pass
                 else:
-                    old = row if type(row) is tuple and len(row) == len(names) else tuple(row)
-                    if len(old) > len(names):
-                        old = old[: len(names)]  # extras follow the columns
+                    old = row if type(row) is tuple and len(row) == width else tuple(row)[:width]
                     if values == old and list(map(type, values)) == list(map(type, old)):
                         continue  # clean: the same values, of the same types
-                    changed = {
-                        k: v
-                        for k, o, v in zip(names, old, values, strict=True)
-                        if v is not o and (o != v or type(o) is not type(v))
-                    }
+                    changed = {}
+                    for k, o, v in zip(names, old, values, strict=True):
+                        if v is not o and (o != v or type(o) is not type(v)):
+                            changed[k] = v
                     if changed:
-                        dirty.append(inst)
-                        changes.append(changed)
-                        originals.append((row, row_names))
+                        add_dirty(inst)
+                        add_change(changed)
+                        add_original((row, row_names))
                     continue
         orig = d.get(ORIGINAL)
         if orig is None:
