@@ -1311,7 +1311,8 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
     attributes = model.columns
-    dirty, changes, originals = _changes(model, items)
+    with hydration.gc_paused(len(items)):  # a dict per changed row, no cycles
+        dirty, changes, originals = _changes(model, items)
     if not dirty:
         return
     stamped = [name for name, col in info.timestamps if col.auto_update]
