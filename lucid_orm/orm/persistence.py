@@ -947,16 +947,23 @@ async def upsert_rows(
     table = info.table
     assert table is not None
     _require_keys(conflict, rows)
-    instances = hydration.new_many(model, rows)
-    touch_all(model, instances, True)
+    columns = list(model.columns)
+    instances: list[M] | None = None
+    with hydration.gc_paused(len(rows)):
+        if _plain_rows(model, rows):
+            # Nothing to stamp or prepare: the rows' column values are the parameters, with
+            # no instance built for each (new_many's fast path would only copy them in).
+            attrs = [{k: row[k] for k in columns if k in row} for row in rows]
+        else:
+            instances = hydration.new_many(model, rows)
+            touch_all(model, instances, True)
+            attrs = hydration.set_columns(instances, columns)
     conflict_cols = [column_name(model, k) for k in conflict]
     # The stamps only a create sets; a plain date/datetime attribute is merged like any other.
     created_only = {
         name for name, col in info.timestamps if col.auto_create and not col.auto_update
     }
     groups: dict[tuple[str, ...], list[int]] = {}
-    with hydration.gc_paused(len(instances)):
-        attrs = hydration.set_columns(instances, list(model.columns))
     names: tuple[str, ...] = ()
     last: Any = None
     for i, values in enumerate(attrs):
@@ -992,7 +999,12 @@ async def upsert_rows(
                         f'upsert merge names "{k}", which the rows do not set',
                         code="E_INVALID_ARGUMENT",
                     )
-        params = _prepared_many(model, [instances[i] for i in chosen], [attrs[i] for i in chosen])
+        if instances is None:
+            params = [attrs[i] for i in chosen]  # no prepare function (``_plain_rows``)
+        else:
+            params = _prepared_many(
+                model, [instances[i] for i in chosen], [attrs[i] for i in chosen]
+            )
         merge_cols = [column_name(model, k) for k in merge_attrs]
         if fast:
             statements.append((None, params, indexes, chosen, merge_cols))
@@ -1010,6 +1022,24 @@ async def upsert_rows(
         async with client.transaction() as trx:
             return await run(trx)
     return await run(client)
+
+
+def _plain_rows(model: type[BaseModel], rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether upsert ``rows`` can be written without an instance each: the model stamps no
+    timestamp on create, has no ``prepare`` function and no column named apart from its
+    attribute, builds instances the default way, and every row names only columns (what
+    ``new_many``'s fast path copies in as is)."""
+    from .base_model import BaseModel
+
+    info = info_of(model)
+    if not hydration.FAST_PATHS or model.__init__ is not BaseModel.__init__:
+        return False
+    if any(col.auto_create or col.auto_update for _, col in info.timestamps):
+        return False
+    if any(prepare != (key, None) for key, prepare in info.prepare_map.items()):
+        return False
+    cols = model.columns.keys()
+    return all(row.keys() <= cols for row in rows)
 
 
 # One upsert statement: (the SQLAlchemy statement, or None for the driver-level one; its

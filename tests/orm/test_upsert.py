@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import IntegrityError, LucidError, QueryError, after, before, db
+from lucid_orm import BaseModel, IntegrityError, LucidError, QueryError, after, before, column, db
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 from tests.orm._upsert_schema import Account, Note, Stock, rows, tables
@@ -488,3 +488,52 @@ class TestSqliteDriverUpsert:
         with pytest.raises(QueryError):
             await Account.upsert_many(bad, conflict="email")
         assert await db.from_("up_accounts").count_rows() == 2
+
+
+class PreparedStock(Stock):
+    # ``prepare`` runs on the way in, per row; an instance of the model is what it is given.
+    qty: int | None = column(prepare=lambda v, _attr, model: None if v is None else v * 10)
+
+
+class RenamedNote(BaseModel):
+    table = "up_notes"
+    id: int = column(is_primary=True)
+    heading: str | None = column(column_name="title")
+
+
+class TestUpsertColumnWork:
+    """Rows whose model has nothing to stamp or prepare go in as they are; ``prepare``
+    functions, renamed columns and auto timestamps still apply per row otherwise."""
+
+    async def test_prepare_functions_run_per_row(self, tables: Database) -> None:
+        await Stock.create_many([{"shop": "s", "sku": "a", "qty": 1}])
+        made = await PreparedStock.upsert_many(
+            [{"shop": "s", "sku": "a", "qty": 2}, {"shop": "s", "sku": "b", "qty": 3}],
+            conflict=["shop", "sku"],
+        )
+        assert [m.sku for m in made] == ["a", "b"]
+        assert await rows("up_stocks", "sku", "qty") == [
+            {"sku": "a", "qty": 20},
+            {"sku": "b", "qty": 30},
+        ]
+
+    async def test_a_renamed_column_is_written_under_its_name(self, tables: Database) -> None:
+        made = await RenamedNote.upsert_many([{"id": 7, "heading": "x"}], conflict="id")
+        assert [(m.id, m.heading) for m in made] == [(7, "x")]
+        made = await RenamedNote.upsert_many([{"id": 7, "heading": "y"}], conflict="id")
+        assert made[0].heading == "y"
+        assert await rows("up_notes", "id", "title") == [{"id": 7, "title": "y"}]
+
+    async def test_auto_timestamps_are_stamped(self, tables: Database) -> None:
+        (made,) = await Account.upsert_many([{"email": "a@x"}], conflict="email")
+        assert made.created_at is not None and made.updated_at is not None
+        stored = await Account.find(made.id)
+        assert stored is not None and stored.created_at == made.created_at
+
+    async def test_an_unknown_attribute_is_refused_before_any_write(self, tables: Database) -> None:
+        with count_queries() as q, pytest.raises(LucidError):
+            await Stock.upsert_many(
+                [{"shop": "s", "sku": "a"}, {"shop": "s", "sku": "b", "nope": 1}],
+                conflict=["shop", "sku"],
+            )
+        assert q.count == 0
