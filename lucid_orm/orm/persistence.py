@@ -1385,6 +1385,8 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             attrs = changes[i]
             if prepares:
                 add((key, *[attrs[k] if fn is None else fn(attrs[k], k, inst) for k, fn in pairs]))
+            elif not stamps:
+                add((key, *attrs.values()))  # ``names`` is ``tuple(attrs)``: the same order
             else:
                 add((key, *[attrs[k] for k in names]))
         # All rows as a few parameters when the dialect can bind them so (the SQL is then the
