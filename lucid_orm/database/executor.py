@@ -31,8 +31,12 @@ lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stre
 MySQL, SQLite files)        cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues
 (``create_many``)           (dialects/sqlite.py)                          (dialects/base.py)
-SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (the       ``bulk_update_bound``
-(``update_many``)           json_each UPDATE on the driver connection)    through SQLAlchemy
+SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (UPDATE    ``bulk_update_bound``
+(``update_many``)           … FROM a multi-row VALUES on the driver       (json_each) through
+                            connection)                                   SQLAlchemy
+SQLite upsert               ``SqliteDialect.upsert_fast`` (multi-row      ``upsert_bound``'s
+(``upsert_many``)           VALUES … ON CONFLICT on a transaction's       json_each statement
+                            driver connection)                            through SQLAlchemy
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
@@ -314,6 +318,23 @@ def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
     compiled = stmt.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     return _entry(compiled)
+
+
+def compile_returning(stmt: Any, dialect: Dialect) -> Compiled:
+    """A writing statement with ``RETURNING`` compiled once for a write fast path: its
+    result keys and, resolved now, the result processors of its returned columns (without
+    driver column types: SQLite's)."""
+    compiled = stmt.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    entry = _entry(compiled)
+    _resolve_processors(entry, dialect, [None] * len(entry.types))
+    return entry
+
+
+def returned_rows(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """The rows a write fast path read back, through the result processors of ``entry``
+    (``compile_returning``), as SQLAlchemy's result would give them."""
+    return _process(entry, rows)
 
 
 async def run(

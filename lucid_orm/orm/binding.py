@@ -217,8 +217,15 @@ def check_connection(instances: Sequence[BaseModel], trx: Client) -> None:
     name = trx.connection_name
     model = type(instances[0])
     routed = model.shard_for is not None
+    # ``_home`` inlined for persisted rows (the common case of a bulk write), the model's
+    # default connection looked up once.
+    default = default_connection(model)
     for inst in instances:
-        home = _home(model, inst.__dict__, routed)
+        d = inst.__dict__
+        if d.get(PERSISTED) or d.get(DELETED):
+            home: str | None = d.get(CONN) or default
+        else:
+            home = shard_connection(model, d) if routed else None
         if home is not None and home != name:
             _check_home(model, home, trx, inst)
 

@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .state import DELETED, ORIGINAL, PERSISTED, ROW
+from .state import DELETED, ORIGINAL, PERSISTED, ROW, ROW_ATTRS
 
 if TYPE_CHECKING:
     from .base_model import BaseModel
@@ -34,7 +34,7 @@ _journals: weakref.WeakKeyDictionary[Any, _Journal] = weakref.WeakKeyDictionary(
 
 class _Entry:
     """Undo information for one write of one instance (``instances`` has one element) or of
-    a batch of created instances."""
+    a batch of created or bulk-updated instances."""
 
     __slots__ = ("generated", "instances", "kind", "original", "stamps")
 
@@ -43,14 +43,15 @@ class _Entry:
         kind: str,
         instances: Sequence[BaseModel],
         original: Any = None,
-        stamps: dict[str, tuple[Any, Any]] | None = None,
+        stamps: Any = None,
         generated: Any = None,
     ) -> None:
         self.kind = kind
         self.instances = instances
-        # update: the ``original`` dict before the write
+        # update: the ``original`` dict before the write (update_many: one per instance)
         self.original = original
-        # attribute -> (value before the write or ABSENT, value the write set)
+        # attribute -> (value before the write or ABSENT, value the write set); for
+        # "update_many" one such dict (or None) per instance, or None
         self.stamps = stamps
         # create: the key attribute and, per instance, whether the database made its key
         self.generated = generated
@@ -66,6 +67,22 @@ class _Entry:
             d[ORIGINAL] = self.original
             d.pop(ROW, None)
             _restore(d, stamps)
+            return
+        if self.kind == "update_many":
+            # A bulk update: per instance its ``original`` before the write and its stamps
+            # (each instance once: their order does not matter).
+            per_stamps = self.stamps
+            for i, (inst, original) in enumerate(zip(self.instances, self.original, strict=True)):
+                d = inst.__dict__
+                if type(original) is tuple:
+                    # It was still the hydrated row: put that back.
+                    d.pop(ORIGINAL, None)
+                    d[ROW], d[ROW_ATTRS] = original
+                else:
+                    d[ORIGINAL] = original
+                    d.pop(ROW, None)
+                if per_stamps is not None:
+                    _restore(d, per_stamps[i])
             return
         pk, made = self.generated
         for i, inst in enumerate(self.instances):
@@ -132,17 +149,17 @@ def updated(
     record(trx, _Entry("update", [instance], original=original, stamps=stamps))
 
 
-def updated_many(
+def updated_batch(
     trx: Any,
     instances: Sequence[BaseModel],
     originals: Sequence[Any],
-    stamps: Sequence[dict[str, tuple[Any, Any]] | None],
+    stamps: Sequence[dict[str, tuple[Any, Any]] | None] | None,
 ) -> None:
-    """``updated`` for each of ``instances`` (a bulk update), the journal looked up once."""
-    record(trx, _Entry("update", instances[:1], original=originals[0], stamps=stamps[0]))
-    entries = _journals[trx].entries
-    for i in range(1, len(instances)):
-        entries.append(_Entry("update", instances[i : i + 1], originals[i], stamps[i]))
+    """Journal a bulk update of ``instances`` (distinct) as one entry: ``originals[i]`` the
+    ``original`` of ``instances[i]`` before the write (its dict, or ``(row, names)`` when it
+    was the hydrated row, state.py's ``ROW``/``ROW_ATTRS``), ``stamps[i]`` its stamped values
+    (``None``: no stamps)."""
+    record(trx, _Entry("update_many", list(instances), original=list(originals), stamps=stamps))
 
 
 def deleted(trx: Any, instance: BaseModel) -> None:

@@ -6,6 +6,7 @@ client as an argument and journals itself in a transaction (journal.py)."""
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -32,7 +33,7 @@ from . import hydration
 from .binding import bind, check_connection, shard_connection
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
-from .journal import ABSENT, created, deleted, updated, updated_many
+from .journal import ABSENT, created, deleted, updated, updated_batch
 from .model_info import (
     ModelInfo,
     check_component,
@@ -46,7 +47,8 @@ from .state import (
     DELETED,
     ORIGINAL,
     PERSISTED,
-    dirty_of,
+    ROW,
+    ROW_ATTRS,
     original_of,
     set_original,
 )
@@ -185,19 +187,6 @@ def _written(instance: BaseModel) -> None:
     attrs = {k: d[k] for k in model.columns if k in d}
     deep = info_of(model).json_attributes
     set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
-
-
-def _written_all(model: type[BaseModel], instances: Sequence[BaseModel]) -> None:
-    """``_written`` for many instances of ``model``."""
-    columns = model.columns
-    deep = info_of(model).json_attributes
-    for instance in instances:
-        if type(instance) is not model:
-            _written(instance)  # a subclass: its own columns
-            continue
-        d = instance.__dict__
-        attrs = {k: d[k] for k in columns if k in d}
-        set_original(instance, hydration.snapshot(attrs, deep) if deep else attrs)
 
 
 async def insert_one(instance: BaseModel, client: Client) -> None:
@@ -715,7 +704,10 @@ UpsertMode = Literal["new_up", "create", "update"]
 
 def _require_keys(keys: list[str], payload: Sequence[Mapping[str, Any]]) -> None:
     """Refuse a payload entry that lacks one of ``keys`` (``E_INVALID_ARGUMENT``)."""
+    needed = set(keys)
     for row in payload:
+        if isinstance(row, dict) and row.keys() >= needed:
+            continue  # one C-level check per row
         missing = [k for k in keys if k not in row]
         if missing:
             raise LucidError(
@@ -958,25 +950,40 @@ async def upsert_rows(
     table = info.table
     assert table is not None
     _require_keys(conflict, rows)
-    instances = hydration.new_many(model, rows)
-    touch_all(model, instances, True)
+    columns = list(model.columns)
+    instances: list[M] | None = None
+    with hydration.gc_paused(len(rows)):
+        if _plain_rows(model, rows):
+            # Nothing to stamp or prepare: the rows' column values are the parameters, with
+            # no instance built for each (new_many's fast path would only copy them in).
+            attrs = [{k: row[k] for k in columns if k in row} for row in rows]
+        else:
+            instances = hydration.new_many(model, rows)
+            touch_all(model, instances, True)
+            attrs = hydration.set_columns(instances, columns)
     conflict_cols = [column_name(model, k) for k in conflict]
     # The stamps only a create sets; a plain date/datetime attribute is merged like any other.
     created_only = {
         name for name, col in info.timestamps if col.auto_create and not col.auto_update
     }
     groups: dict[tuple[str, ...], list[int]] = {}
-    attrs: list[dict[str, Any]] = []
-    attributes = model.columns
-    for i, inst in enumerate(instances):
-        d = inst.__dict__
-        values = {k: d[k] for k in attributes if k in d}
-        attrs.append(values)
-        groups.setdefault(tuple(values), []).append(i)
+    names: tuple[str, ...] = ()
+    last: Any = None
+    for i, values in enumerate(attrs):
+        shape = values.keys()
+        if shape != last:
+            names = tuple(values)
+            last = shape
+        groups.setdefault(names, []).append(i)
     # Each entry's conflict key, computed once.
-    keys = [tuple(a[k] for k in conflict) for a in attrs]
+    keys = _key_tuples(attrs, conflict)
     out: list[M | None] = [None] * len(rows)
-    statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]] = []
+    ops = client.dialect_ops
+    # The driver-level upsert (SqliteDialect.upsert_fast) runs in a transaction: one of its own
+    # when the caller has none (one statement is atomic anyway; a few when the rows set
+    # different columns, all or nothing).
+    fast = ops.upserts_fast(client)
+    statements: list[_Upsert] = []
     for names, indexes in groups.items():
         # The last entry of a key wins (PostgreSQL refuses to update one row twice).
         last = {keys[i]: i for i in indexes}
@@ -995,67 +1002,191 @@ async def upsert_rows(
                         f'upsert merge names "{k}", which the rows do not set',
                         code="E_INVALID_ARGUMENT",
                     )
-        params = [prepared(instances[i], attrs[i]) for i in chosen]
-        merge_cols = [column_name(model, k) for k in merge_attrs]
-        ops = client.dialect_ops
-        bound = ops.upsert_bound(table, params, conflict_cols, merge_cols, client.dialect)
-        if bound is not None:
-            # The rows as one parameter (json_each, JSON_TABLE): nothing per row for SQLAlchemy.
-            statements.append((bound.returning(*info.select_columns), None, indexes, chosen))
-            continue
-        # Else one bound parameter per column, the rows passed as parameter sets: SQLAlchemy
-        # compiles this shape once (its statement cache) and sends the rows as multi-row
-        # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
-        # limit allows), instead of a statement built and compiled anew for every call.
-        template: dict[str, Any] = {name: bindparam(name) for name in params[0]}
-        stmt = ops.upsert_statement(table, template, conflict_cols, merge_cols).returning(
-            *info.select_columns
-        )
-        statements.append((stmt, params, indexes, chosen))
-    if len(statements) > 1 and not client.is_transaction:
-        async with client.transaction() as trx:
-            return await _run_upserts(model, conflict, keys, statements, out, trx)
-    return await _run_upserts(model, conflict, keys, statements, out, client)
-
-
-async def _run_upserts(
-    model: type[M],
-    conflict: list[str],
-    keys: list[tuple[Any, ...]],
-    statements: list[tuple[Any, list[dict[str, Any]] | None, list[int], list[int]]],
-    out: list[M | None],
-    client: Client,
-) -> list[M]:
-    for stmt, params, indexes, chosen in statements:
-        try:
-            result = await client.execute(stmt, write=True, model=model.__name__, params=params)
-        except QueryError as exc:
-            if client.dialect_ops.missing_conflict_index(exc):
-                raise LucidError(
-                    f"{model.__name__}.upsert needs a unique index (or primary key) on exactly "
-                    f'({", ".join(conflict)}) of "{info_of(model).table_name}": {exc}',
-                    code="E_MISSING_UNIQUE_INDEX",
-                ) from exc
-            raise
-        found = hydration.hydrate(model, result.keys, result.rows, client)
-        if len(found) != len(chosen):
-            raise LucidError(
-                f"{model.__name__}.upsert: the database returned {len(found)} rows for "
-                f"{len(chosen)} (a duplicate of another unique key than "
-                f"({', '.join(conflict)})?)",
-                code="E_UPSERT_ROWS",
+        if instances is None:
+            params = [attrs[i] for i in chosen]  # no prepare function (``_plain_rows``)
+        else:
+            params = _prepared_many(
+                model, [instances[i] for i in chosen], [attrs[i] for i in chosen]
             )
-        # RETURNING answers the rows in VALUES order; matched by value where they are equal
-        # in Python, by position where the stored key differs (collation).
-        by_value = {tuple(getattr(m, k) for k in conflict): m for m in found}
-        for pos, i in enumerate(chosen):
-            hit = by_value.get(keys[i])
-            out[i] = hit if hit is not None else found[pos]
-        first = {keys[i]: out[i] for i in chosen}
-        for i in indexes:
-            if out[i] is None:
-                out[i] = first[keys[i]]
-    return [m for m in out if m is not None]
+        merge_cols = [column_name(model, k) for k in merge_attrs]
+        if fast:
+            statements.append((None, params, indexes, chosen, merge_cols))
+            continue
+        statements.append(
+            (
+                *_upsert_statement(model, params, conflict_cols, merge_cols, client),
+                indexes,
+                chosen,
+                merge_cols,
+            )
+        )
+    run = _Upserts(model, conflict, conflict_cols, keys, statements, out, client)
+    if (fast or len(statements) > 1) and not client.is_transaction:
+        async with client.transaction() as trx:
+            return await run(trx)
+    return await run(client)
+
+
+def _plain_rows(model: type[BaseModel], rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether upsert ``rows`` can be written without an instance each: the model stamps no
+    timestamp on create, has no ``prepare`` function and no column named apart from its
+    attribute, builds instances the default way, and every row names only columns (what
+    ``new_many``'s fast path copies in as is)."""
+    from .base_model import BaseModel
+
+    info = info_of(model)
+    if not hydration.FAST_PATHS or model.__init__ is not BaseModel.__init__:
+        return False
+    if any(col.auto_create or col.auto_update for _, col in info.timestamps):
+        return False
+    if any(prepare != (key, None) for key, prepare in info.prepare_map.items()):
+        return False
+    cols = model.columns.keys()
+    return all(row.keys() <= cols for row in rows)
+
+
+# One upsert statement: (the SQLAlchemy statement, or None for the driver-level one; its
+# parameter sets, None when bound into the statement; the payload entries it covers; the
+# entries it writes, one per key; the merged columns).
+_Upsert = tuple[Any, list[dict[str, Any]] | None, list[int], list[int], list[str]]
+
+
+def _upsert_statement(
+    model: type[BaseModel],
+    params: list[dict[str, Any]],
+    conflict_cols: list[str],
+    merge_cols: list[str],
+    client: Client,
+) -> tuple[Any, list[dict[str, Any]] | None]:
+    """The SQLAlchemy upsert of ``params`` returning every column, and its parameter sets
+    (``None``: the rows are bound in the statement)."""
+    info = info_of(model)
+    table = info.table
+    assert table is not None
+    ops = client.dialect_ops
+    bound = ops.upsert_bound(table, params, conflict_cols, merge_cols, client.dialect)
+    if bound is not None:
+        # The rows as one parameter (json_each, JSON_TABLE): nothing per row for SQLAlchemy.
+        return bound.returning(*info.select_columns), None
+    # Else one bound parameter per column, the rows passed as parameter sets: SQLAlchemy
+    # compiles this shape once (its statement cache) and sends the rows as multi-row
+    # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
+    # limit allows), instead of a statement built and compiled anew for every call.
+    template: dict[str, Any] = {name: bindparam(name) for name in params[0]}
+    stmt = ops.upsert_statement(table, template, conflict_cols, merge_cols).returning(
+        *info.select_columns
+    )
+    return stmt, params
+
+
+def _key_tuples(values: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """``tuple(v[k] for k in names)`` for each of ``values`` (``None`` for a missing name),
+    with one C-level getter per row where every row has them."""
+    if len(names) == 1:
+        (name,) = names
+        try:
+            return [(v[name],) for v in values]
+        except KeyError:
+            pass
+    else:
+        get = operator.itemgetter(*names)
+        try:
+            return [get(v) for v in values]
+        except KeyError:
+            pass
+    return [tuple(v.get(k) for k in names) for v in values]
+
+
+class _Upserts:
+    """Runs the upsert statements of one call on a client (its transaction, or the
+    caller's client), filling ``out`` in payload order."""
+
+    def __init__(
+        self,
+        model: type[M],
+        conflict: list[str],
+        conflict_cols: list[str],
+        keys: list[tuple[Any, ...]],
+        statements: list[_Upsert],
+        out: list[Any],
+        caller: Client,
+    ) -> None:
+        self.model = model
+        self.conflict = conflict
+        self.conflict_cols = conflict_cols
+        self.keys = keys
+        self.statements = statements
+        self.out = out
+        # The client the returned instances are bound to: the caller's (a transaction opened
+        # here for the statements ends before they are returned).
+        self.caller = caller
+
+    async def __call__(self, client: Client) -> list[Any]:
+        model, conflict, keys, out = self.model, self.conflict, self.keys, self.out
+        for stmt, params, indexes, chosen, merge_cols in self.statements:
+            try:
+                columns, rows = await self._execute(client, stmt, params, merge_cols)
+            except QueryError as exc:
+                if client.dialect_ops.missing_conflict_index(exc):
+                    raise LucidError(
+                        f"{model.__name__}.upsert needs a unique index (or primary key) on "
+                        f'exactly ({", ".join(conflict)}) of "{info_of(model).table_name}": '
+                        f"{exc}",
+                        code="E_MISSING_UNIQUE_INDEX",
+                    ) from exc
+                raise
+            bind_to = (
+                self.caller if client.is_transaction and not self.caller.is_transaction else client
+            )
+            found = hydration.hydrate(model, columns, rows, bind_to)
+            if len(found) != len(chosen):
+                raise LucidError(
+                    f"{model.__name__}.upsert: the database returned {len(found)} rows for "
+                    f"{len(chosen)} (a duplicate of another unique key than "
+                    f"({', '.join(conflict)})?)",
+                    code="E_UPSERT_ROWS",
+                )
+            # RETURNING answers the rows in VALUES order; matched by value where they are
+            # equal in Python, by position where the stored key differs (collation).
+            found_keys = _key_tuples([m.__dict__ for m in found], conflict)
+            by_value = dict(zip(found_keys, found, strict=True))
+            for pos, i in enumerate(chosen):
+                hit = by_value.get(keys[i])
+                out[i] = hit if hit is not None else found[pos]
+            first = {keys[i]: out[i] for i in chosen}
+            for i in indexes:
+                if out[i] is None:
+                    out[i] = first[keys[i]]
+        return [m for m in out if m is not None]
+
+    async def _execute(
+        self,
+        client: Client,
+        stmt: Any,
+        params: list[dict[str, Any]] | None,
+        merge_cols: list[str],
+    ) -> tuple[Sequence[str], Sequence[Sequence[Any]]]:
+        """One statement's returned ``(keys, rows)``: the driver-level upsert when ``stmt``
+        is ``None`` (SQLAlchemy's statement when the dialect declines it after all)."""
+        model = self.model
+        if stmt is None:
+            assert params is not None and isinstance(client, TransactionClient)
+            info = info_of(model)
+            assert info.table is not None
+            fast = await client.dialect_ops.upsert_fast(
+                client,
+                info.table,
+                params,
+                self.conflict_cols,
+                merge_cols,
+                info.select_columns,
+                model.__name__,
+            )
+            if fast is not None:
+                return fast
+            stmt, params = _upsert_statement(model, params, self.conflict_cols, merge_cols, client)
+        result = await client.execute(stmt, write=True, model=model.__name__, params=params)
+        return result.keys, result.rows
 
 
 # -- bulk update ----------------------------------------------------------------------------------
@@ -1071,29 +1202,131 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
     items = list(dict.fromkeys(instances))
     if not items:
         return
-    info = info_of(model)
-    table = info.table
-    assert table is not None
+    # One pass: each instance checked and its state kept for a failure.
+    states: list[dict[str, Any]] = []
+    keep = states.append
     for inst in items:
         if type(inst) is not model and not isinstance(inst, model):
             raise LucidError(
                 f"update_many expects {model.__name__} instances, got {inst!r}",
                 code="E_INVALID_ARGUMENT",
             )
-        if not inst.is_persisted:
+        d = inst.__dict__
+        if not d.get(PERSISTED, False):
             raise LucidError(
                 f"update_many writes persisted instances; {inst!r} is new (use save_many)",
                 code="E_INVALID_ARGUMENT",
             )
-    states = [dict(inst.__dict__) for inst in items]
+        keep(d.copy())
     try:
         async with client.transaction() as trx:
             await _update_many(model, items, trx)
     except BaseException:
         for inst, state in zip(items, states, strict=True):
-            inst.__dict__.clear()
-            inst.__dict__.update(state)
+            d = inst.__dict__
+            d.clear()
+            d.update(state)
         raise
+
+
+_MISSING: Any = object()
+
+
+def _row_getter(model: type[BaseModel]) -> tuple[tuple[str, ...], Callable[[Any], Any]] | None:
+    """The column attributes of ``model`` and a C-level getter of their values from an
+    instance ``__dict__`` as one tuple, for models whose ``original`` can stay in the lazy
+    row form (state.py's ``ROW``): at least two columns, no JSON column (whose ``original``
+    must be a deep copy). ``None`` otherwise."""
+    info = info_of(model)
+    found = info.__dict__.get("_lucid_row_getter", _MISSING)
+    if found is _MISSING:
+        names = tuple(model.columns)
+        found = None
+        if len(names) >= 2 and not info.json_attributes:
+            found = (names, operator.itemgetter(*names))
+        info.__dict__["_lucid_row_getter"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, Any]], list[Any]]:
+    """The persisted ``items`` that have changes: ``(dirty, changes, originals)``, per dirty
+    instance its changed attributes (``dirty_of``, in column order) and its ``original``
+    before the write, for the journal: the ``original`` dict, or ``(row, names)`` when it
+    was still the hydrated row (``ROW``/``ROW_ATTRS``: compared in place, no dict built)."""
+    attributes = model.columns
+    dirty: list[M] = []
+    changes: list[dict[str, Any]] = []
+    originals: list[Any] = []
+    add_dirty, add_change, add_original = dirty.append, changes.append, originals.append
+    missing = _MISSING
+    plan = _row_getter(model)
+    names, getter = plan if plan is not None else ((), None)
+    width = len(names)
+    same: Any = names  # the last ROW_ATTRS found equal to ``names`` (usually one per query)
+    o: Any
+    for inst in items:
+        d = inst.__dict__
+        row = d.get(ROW)
+        if getter is not None and row is not None and d.get(ORIGINAL) is None:
+            row_names = d[ROW_ATTRS]
+            if row_names is same or row_names == names:
+                same = row_names
+                try:
+                    values = getter(d)
+                except KeyError:  # an attribute deleted: the general comparison
+                    pass
+                else:
+                    old = row if type(row) is tuple and len(row) == width else tuple(row)[:width]
+                    if values == old and list(map(type, values)) == list(map(type, old)):
+                        continue  # clean: the same values, of the same types
+                    changed = {}
+                    for k, o, v in zip(names, old, values, strict=True):
+                        if v is not o and (o != v or type(o) is not type(v)):
+                            changed[k] = v
+                    if changed:
+                        add_dirty(inst)
+                        add_change(changed)
+                        add_original((row, row_names))
+                    continue
+        orig = d.get(ORIGINAL)
+        if orig is None:
+            orig = original_of(inst)
+        changed = {}
+        for k in attributes:
+            if k in d:
+                v = d[k]
+                o = orig.get(k, missing)
+                if o is missing or o != v or type(o) is not type(v):
+                    changed[k] = v
+        if changed:
+            dirty.append(inst)
+            changes.append(changed)
+            originals.append(orig)
+    return dirty, changes, originals
+
+
+def _written_many(model: type[BaseModel], instances: Sequence[BaseModel]) -> None:
+    """``_written`` for many instances of ``model``: their ``original`` becomes what they
+    hold, kept as a row (state.py's ``ROW``, read into a dict only when asked for) where the
+    model allows it (``_row_getter``)."""
+    plan = _row_getter(model)
+    if plan is None:
+        for inst in instances:
+            _written(inst)
+        return
+    names, getter = plan
+    for inst in instances:
+        d = inst.__dict__
+        if type(inst) is not model:
+            _written(inst)  # a subclass: its own columns
+            continue
+        try:
+            d[ROW] = getter(d)
+        except KeyError:  # an attribute unset: the dict form
+            _written(inst)
+            continue
+        d[ROW_ATTRS] = names
+        d.pop(ORIGINAL, None)
 
 
 async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -> None:
@@ -1111,35 +1344,51 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
     attributes = model.columns
-    dirty: list[M] = []
-    changes: list[dict[str, Any]] = []
-    for inst in items:
-        attrs = dirty_of(inst, attributes)
-        if attrs:
-            dirty.append(inst)
-            changes.append(attrs)
+    with hydration.gc_paused(len(items)):  # a dict per changed row, no cycles
+        dirty, changes, originals = _changes(model, items)
     if not dirty:
         return
-    originals = [original_of(inst) for inst in dirty]
     stamped = [name for name, col in info.timestamps if col.auto_update]
-    befores = [{n: inst.__dict__.get(n, ABSENT) for n in stamped} for inst in dirty]
+    befores = (
+        [{n: inst.__dict__.get(n, ABSENT) for n in stamped} for inst in dirty] if stamped else []
+    )
     stamps = touch_all(model, dirty, False) or {}
     if stamps:
-        for inst, attrs in zip(dirty, changes, strict=True):
-            attrs.update(dirty_of(inst, stamps))
+        for inst, attrs, orig in zip(dirty, changes, originals, strict=True):
+            d = inst.__dict__
+            before = orig if isinstance(orig, dict) else dict(zip(orig[1], orig[0], strict=False))
+            for name in stamps:
+                v = d[name]
+                o = before.get(name, _MISSING)
+                if o is _MISSING or o != v or type(o) is not type(v):
+                    attrs[name] = v
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, attrs in enumerate(changes):
-        # ``dirty_of`` lists the attributes in column order; added stamps may not be.
+        # The changes list the attributes in column order; added stamps may not be.
         names = tuple(k for k in attributes if k in attrs) if stamps else tuple(attrs)
         groups.setdefault(names, []).append(i)
     pk_name = pk_column(model)
+    pk_attr = info.primary_key
+    prepare = info.prepare_map
     ops = trx.dialect_ops
     for names, indexes in groups.items():
-        columns = [column_name(model, k) for k in names]
-        rows = []
+        columns = [prepare[k][0] for k in names]
+        pairs = [(k, prepare[k][1]) for k in names]
+        prepares = any(fn is not None for _, fn in pairs)
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
         for i in indexes:
-            values = prepared(dirty[i], changes[i])
-            rows.append((pk_value(dirty[i], "update"), *[values[c] for c in columns]))
+            inst = dirty[i]
+            key = inst.__dict__.get(pk_attr)
+            if key is None:
+                key = pk_value(inst, "update")  # raises: the key is not set
+            attrs = changes[i]
+            if prepares:
+                add((key, *[attrs[k] if fn is None else fn(attrs[k], k, inst) for k, fn in pairs]))
+            elif not stamps:
+                add((key, *attrs.values()))  # ``names`` is ``tuple(attrs)``: the same order
+            else:
+                add((key, *[attrs[k] for k in names]))
         # All rows as a few parameters when the dialect can bind them so (the SQL is then the
         # same for any row count: compiled once), on the driver connection where the dialect
         # has that fast path; else chunks under the parameter limit.
@@ -1156,16 +1405,16 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             chunk = rows[start : start + size]
             stmt = ops.bulk_update_statement(table, pk_name, columns, chunk)
             await _run_bulk_update(model, stmt, chunk, trx)
-    owns: list[dict[str, tuple[Any, Any]] | None] = (
+    owns: list[dict[str, tuple[Any, Any]] | None] | None = (
         [
             {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()}
             for before in befores
         ]
         if stamps
-        else [None] * len(dirty)
+        else None
     )
-    updated_many(trx, dirty, originals, owns)
-    _written_all(model, dirty)
+    updated_batch(trx, dirty, originals, owns)
+    _written_many(model, dirty)
     await _run_each(info.hooks, "after:update", "after:save", dirty)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import IntegrityError, LucidError, QueryError, after, before, db
+from lucid_orm import BaseModel, IntegrityError, LucidError, QueryError, after, before, column, db
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 from tests.orm._upsert_schema import Account, Note, Stock, rows, tables
@@ -182,7 +182,13 @@ class TestModelUpsert:
         payload = [{"shop": "s", "sku": str(i), "qty": i} for i in range(2400)]  # half new
         with count_queries() as q:
             made = await Stock.upsert_many(payload, conflict=["shop", "sku"])
-        if dialect == "sqlite":
+        if dialect == "sqlite" and tables.get_connection().fast_reads:
+            # The fast path: one multi-row VALUES on the driver connection, every value a
+            # parameter (32,766 a statement).
+            assert q.count == 1 and "json" not in q.sqls[0].lower()
+            assert q.sqls[0].count("(?, ?, ?)") == 2400 and "'s'" not in q.sqls[0]
+            assert len(q.events[0].bindings) == 3 * 2400
+        elif dialect == "sqlite":
             # One JSON text (json_each): one statement, one row parameter, for any count.
             assert q.count == 1 and "json_each(" in q.sqls[0]
         elif dialect == "mysql":
@@ -413,3 +419,121 @@ class TestTheLostRace:
             {"email": "a@x", "name": "rival", "visits": None},
             {"email": "b@x", "name": "rival", "visits": 9},
         ]
+
+
+class TestSqliteDriverUpsert:
+    """SQLite's fast path: ``upsert_many`` runs one multi-row ``INSERT … ON CONFLICT``
+    on a transaction's driver connection; its twin (fast paths off) sends the rows through
+    SQLAlchemy. Rows, returned instances, errors and events agree either way (and on the other
+    dialects, which have SQLAlchemy's path only)."""
+
+    async def test_rows_and_instances_agree_with_the_twin(
+        self, tables: Database, dialect: str, fast_paths: bool
+    ) -> None:
+        await Account.create_many([{"email": f"{i}@x", "name": "old"} for i in range(0, 6, 2)])
+        payload = [{"email": f"{i}@x", "name": f"n{i}", "visits": i} for i in range(6)]
+        with count_queries() as q:
+            made = await Account.upsert_many(payload, conflict="email", merge=["name"])
+        assert q.count == 1 and q.events[0].model == "Account"
+        assert [(m.email, m.name) for m in made] == [(f"{i}@x", f"n{i}") for i in range(6)]
+        # Existing rows kept the columns not merged; the returned instances hold the row.
+        assert [m.visits for m in made] == [None, 1, None, 3, None, 5]
+        assert all(m.is_persisted and not m.is_dirty and m.trx is None for m in made)
+        assert all(m.created_at is not None and m.created_at.tzinfo is not None for m in made)
+        assert await rows("up_accounts", "email", "name") == [
+            {"email": f"{i}@x", "name": f"n{i}"} for i in [0, 2, 4, 1, 3, 5]
+        ]
+        made[1].name = "again"
+        await made[1].save()
+        assert await db.from_("up_accounts").where("name", "again").count_rows() == 1
+
+    async def test_a_duplicate_of_another_unique_key_writes_nothing(
+        self, tables: Database, dialect: str, fast_paths: bool
+    ) -> None:
+        if dialect == "mysql":
+            pytest.skip("MySQL's ON DUPLICATE KEY UPDATE resolves a duplicate of any unique key")
+        (first,) = await Account.create_many([{"email": "a@x"}])
+        payload = [{"id": first.id + 10, "email": "b@x"}, {"id": first.id + 11, "email": "a@x"}]
+        with count_queries() as q, pytest.raises(IntegrityError) as caught:
+            await Account.upsert_many(payload, conflict="id")
+        assert caught.value.sql is not None and "INSERT" in caught.value.sql.upper()
+        assert q.count == 0  # db.on_query hears of statements that succeeded
+        assert await rows("up_accounts", "email") == [{"email": "a@x"}]
+
+    async def test_inside_a_transaction_that_rolls_back(
+        self, tables: Database, fast_paths: bool
+    ) -> None:
+        await Account.create_many([{"email": "a@x", "name": "old"}])
+        async with db.transaction() as trx:
+            made = await Account.upsert_many(
+                [{"email": "a@x", "name": "new"}, {"email": "b@x", "name": "b"}],
+                conflict="email",
+                client=trx,
+            )
+            assert [m.trx for m in made] == [trx, trx]
+            assert await trx.from_("up_accounts").count_rows() == 2
+            await trx.rollback()
+        assert await rows("up_accounts", "email", "name") == [{"email": "a@x", "name": "old"}]
+
+    async def test_rows_that_set_different_columns_are_one_transaction(
+        self, tables: Database, fast_paths: bool
+    ) -> None:
+        payload = [{"email": "a@x", "name": "a"}, {"email": "b@x", "visits": 1}]
+        with count_queries() as q:
+            made = await Account.upsert_many(payload, conflict="email")
+        assert q.count == 2 and all(e.in_transaction for e in q.events)
+        assert [(m.email, m.name, m.visits) for m in made] == [("a@x", "a", None), ("b@x", None, 1)]
+        # The second fails: the first is not kept either.
+        bad = [{"email": "c@x", "name": "c"}, {"email": "d@x", "visits": 2**70}]
+        with pytest.raises(QueryError):
+            await Account.upsert_many(bad, conflict="email")
+        assert await db.from_("up_accounts").count_rows() == 2
+
+
+class PreparedStock(Stock):
+    # ``prepare`` runs on the way in, per row; an instance of the model is what it is given.
+    qty: int | None = column(prepare=lambda v, _attr, model: None if v is None else v * 10)
+
+
+class RenamedNote(BaseModel):
+    table = "up_notes"
+    id: int = column(is_primary=True)
+    heading: str | None = column(column_name="title")
+
+
+class TestUpsertColumnWork:
+    """Rows whose model has nothing to stamp or prepare go in as they are; ``prepare``
+    functions, renamed columns and auto timestamps still apply per row otherwise."""
+
+    async def test_prepare_functions_run_per_row(self, tables: Database) -> None:
+        await Stock.create_many([{"shop": "s", "sku": "a", "qty": 1}])
+        made = await PreparedStock.upsert_many(
+            [{"shop": "s", "sku": "a", "qty": 2}, {"shop": "s", "sku": "b", "qty": 3}],
+            conflict=["shop", "sku"],
+        )
+        assert [m.sku for m in made] == ["a", "b"]
+        assert await rows("up_stocks", "sku", "qty") == [
+            {"sku": "a", "qty": 20},
+            {"sku": "b", "qty": 30},
+        ]
+
+    async def test_a_renamed_column_is_written_under_its_name(self, tables: Database) -> None:
+        made = await RenamedNote.upsert_many([{"id": 7, "heading": "x"}], conflict="id")
+        assert [(m.id, m.heading) for m in made] == [(7, "x")]
+        made = await RenamedNote.upsert_many([{"id": 7, "heading": "y"}], conflict="id")
+        assert made[0].heading == "y"
+        assert await rows("up_notes", "id", "title") == [{"id": 7, "title": "y"}]
+
+    async def test_auto_timestamps_are_stamped(self, tables: Database) -> None:
+        (made,) = await Account.upsert_many([{"email": "a@x"}], conflict="email")
+        assert made.created_at is not None and made.updated_at is not None
+        stored = await Account.find(made.id)
+        assert stored is not None and stored.created_at == made.created_at
+
+    async def test_an_unknown_attribute_is_refused_before_any_write(self, tables: Database) -> None:
+        with count_queries() as q, pytest.raises(LucidError):
+            await Stock.upsert_many(
+                [{"shop": "s", "sku": "a"}, {"shop": "s", "sku": "b", "nope": 1}],
+                conflict=["shop", "sku"],
+            )
+        assert q.count == 0

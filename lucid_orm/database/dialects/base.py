@@ -252,6 +252,28 @@ class Dialect:
         exactly (the caller sends the rows as parameter sets instead)."""
         return None
 
+    async def upsert_fast(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        rows: Rows,
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        returning: Sequence[ColumnElement[Any]],
+        model: str | None,
+    ) -> tuple[list[str], list[Sequence[Any]]] | None:
+        """``upsert_statement`` of ``rows`` (dicts with the same keys, column name -> value)
+        ``RETURNING returning``, run on the driver connection of ``trx``: ``(keys, rows)``
+        as ``ExecResult`` would hold them, or ``None`` where the dialect has no such fast path
+        (or it is off, ``LUCID_FAST_PATHS=0``): the caller runs the statement through
+        SQLAlchemy instead."""
+        return None
+
+    def upserts_fast(self, client: Client) -> bool:
+        """Whether ``upsert_fast`` runs for statements of ``client`` (checked before the
+        caller opens the transaction it needs)."""
+        return False
+
     def bulk_update_statement(
         self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> sa.Update:

@@ -27,10 +27,13 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from ...errors import IntegrityError, LucidError, QueryError, TransactionConflictError
 from ..events import DEBUG, enabled
 from ..executor import (
+    Compiled,
     bind_processor,
     compile_insert,
+    compile_returning,
     interrupt_sqlite,
     restore_busy_timeout,
+    returned_rows,
     with_sql,
 )
 from .base import (
@@ -55,6 +58,8 @@ JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
 # RETURNING arrived in SQLite 3.35; the bound-parameter limit rose from 999 in 3.32.
 RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+# UPDATE … FROM arrived in SQLite 3.33.
+UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 
 # SQLite's wait for a locked database (ms) unless the connection sets ``busy_timeout_ms``.
 BUSY_TIMEOUT_MS = 5000
@@ -70,8 +75,6 @@ _INT64 = (-(2**63), 2**63)
 _UNORDERED = "integer overflow"
 # Compiled INSERT shapes kept per (table, columns, key).
 _INSERT_CACHE_SIZE = 256
-# The bound parameter that carries a bulk UPDATE's rows (one JSON text).
-_ROWS_PARAM = "lucid_rows"
 
 
 def json_keys(keys: Sequence[Any]) -> bool:
@@ -178,6 +181,40 @@ class InsertShape:
         return self.head + ", ".join([self.group] * rows) + self.ordered
 
 
+@dataclass(frozen=True, slots=True)
+class RowsShape:
+    """A statement over rows given as ``SELECT ? AS a, ? AS b``, compiled by SQLAlchemy:
+    ``head`` ends with that first row, more rows follow as ``UNION ALL VALUES`` groups;
+    ``processors``: each column's bind processor (``None``: the value goes as is)."""
+
+    head: str
+    group: str
+    tail: str
+    processors: list[Callable[[Any], Any] | None]
+
+    def sql(self, rows: int) -> str:
+        if rows == 1:
+            return self.head + self.tail
+        return self.head + " UNION ALL VALUES " + ", ".join([self.group] * (rows - 1)) + self.tail
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertShape:
+    """A one-row ``INSERT … VALUES (?, ?) ON CONFLICT (…) DO UPDATE SET … RETURNING …``
+    compiled by SQLAlchemy, cut around its VALUES group (as ``InsertShape``); ``result``: the
+    returned columns' keys and result processors."""
+
+    head: str
+    group: str
+    tail: str
+    order: list[str]
+    processors: list[Callable[[Any], Any] | None]
+    result: Compiled
+
+    def sql(self, rows: int) -> str:
+        return self.head + ", ".join([self.group] * rows) + self.tail
+
+
 class SqliteDialect(Dialect):
     """SQLite through aiosqlite."""
 
@@ -192,8 +229,10 @@ class SqliteDialect(Dialect):
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)
         self._inserts: OrderedDict[Any, InsertShape] = OrderedDict()
-        # (table, key, columns) -> (sql, parameters, position of the rows' JSON text)
-        self._updates: OrderedDict[Any, tuple[str, list[Any], int]] = OrderedDict()
+        # (table, key, columns) -> the fast bulk UPDATE's shape (None: not cut)
+        self._update_rows: OrderedDict[Any, RowsShape | None] = OrderedDict()
+        # (table, columns, conflict, merge, returning) -> the upsert's shape
+        self._upserts: OrderedDict[Any, UpsertShape] = OrderedDict()
 
     # -- connections ---------------------------------------------------------------------------
     def engine_options(self, setup: EngineSetup) -> None:
@@ -405,6 +444,119 @@ class SqliteDialect(Dialect):
             sets = {conflict[0]: stmt.excluded[conflict[0]]}
         return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
 
+    def upserts_fast(self, client: Client) -> bool:
+        from ..query_client import connection_of
+
+        found: Any = client  # a QueryClient or a TransactionClient
+        return RETURNING and bool(connection_of(found).fast_reads)
+
+    async def upsert_fast(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        rows: Rows,
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        returning: Sequence[ColumnElement[Any]],
+        model: str | None,
+    ) -> tuple[list[str], list[Sequence[Any]]] | None:
+        """The upsert as multi-row ``INSERT … VALUES … ON CONFLICT DO UPDATE … RETURNING`` on
+        the transaction's driver connection: the statement compiled once per shape and kept
+        (``upsert_statement``'s SQL, the VALUES group repeated), each column's bind processor
+        applied once per value, at most ``MAX_PARAMS`` values a statement, one trip to
+        aiosqlite's thread per statement, the returned rows through the columns' result
+        processors; errors and query events are those of every other statement. Its twin
+        (``LUCID_FAST_PATHS=0``): the same statement through SQLAlchemy."""
+        from ..query_client import connection_of
+        from ..transaction import open_connection
+
+        connection = connection_of(trx)
+        if not RETURNING or not rows or not conflict or not connection.fast_reads:
+            return None
+        columns = list(rows[0])
+        if not columns:
+            return None
+        shape = self._compiled_upsert(trx.dialect, table, columns, conflict, merge, returning)
+        raw = await open_connection(trx).get_raw_connection()
+        driver: Any = raw.driver_connection
+        if driver._connection is None:
+            # Closed under the transaction: SQLAlchemy's path raises the error it maps.
+            return None
+        order = shape.order
+        width = len(order)
+        per_statement = max(1, MAX_PARAMS // width)
+        emitter = connection.emitter
+        out: list[Sequence[Any]] = []
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = shape.sql(len(chunk))
+            if order == columns:
+                # The rows set the same columns in the same order (the caller's groups).
+                values = [value for row in chunk for value in row.values()]
+            else:
+                values = [row[c] for row in chunk for c in order]
+            try:
+                for i, process in enumerate(shape.processors):
+                    if process is not None:
+                        values[i::width] = map(process, values[i::width])
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                # A value the column type's bind processor refuses (SQLAlchemy: StatementError).
+                raise QueryError(
+                    with_sql(f"Cannot run the statement: {exc}", sql),
+                    sql=sql,
+                    bindings=values,
+                    original=exc,
+                ) from exc
+            trx._check_open()
+            started = time.perf_counter()
+            try:
+                fetched: list[Any] = await driver.execute_fetchall(sql, values)
+            except (sqlite3.Error, OverflowError) as exc:
+                # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
+                if emitter.active or enabled(DEBUG):
+                    endpoint = connection.write_engines().endpoint
+                    emitter.record(endpoint, sql, values, started, model, True, exc)
+                error = _fast_error(exc, sql, values)
+                trx._failed(error)
+                raise error from exc
+            except asyncio.CancelledError:
+                # As TransactionClient.execute: the statement may still run, the connection's
+                # state is unknown; the transaction can only roll back (discarded).
+                trx._root._broken = True
+                raise
+            if emitter.active or enabled(DEBUG):
+                endpoint = connection.write_engines().endpoint
+                emitter.record(endpoint, sql, values, started, model, True)
+            out.extend(fetched)
+        return list(shape.result.keys), list(returned_rows(shape.result, out))
+
+    def _compiled_upsert(
+        self,
+        dialect: SADialect,
+        table: TableClause,
+        columns: list[str],
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        returning: Sequence[ColumnElement[Any]],
+    ) -> UpsertShape:
+        """``upsert_fast``'s statement shape, compiled once per (table, columns, conflict,
+        merge, returned columns) and kept (LRU)."""
+        shape_key = ("upsert", table, tuple(columns), tuple(conflict), tuple(merge), *returning)
+        cache = self._upserts
+        shape = cache.get(shape_key)
+        if shape is not None:
+            cache.move_to_end(shape_key)
+            return shape
+        template: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
+        stmt = self.upsert_statement(table, template, conflict, list(merge)).returning(*returning)
+        head, group, tail, order = compile_insert(stmt, dialect)
+        processors = [bind_processor(table.c[c].type, dialect) for c in order]
+        result = compile_returning(stmt, dialect)
+        shape = cache[shape_key] = UpsertShape(head, group, tail, order, processors, result)
+        if len(cache) > _INSERT_CACHE_SIZE:
+            cache.popitem(last=False)
+        return shape
+
     def bulk_update_bound(
         self,
         table: TableClause,
@@ -434,24 +586,24 @@ class SqliteDialect(Dialect):
         rows: Sequence[Sequence[Any]],
         model: str | None,
     ) -> int | None:
-        """``bulk_update_bound`` on the transaction's driver connection: the SQL compiled
-        once per (table, key, columns) and kept, the rows one JSON text, one trip to
-        aiosqlite's thread (execute and rowcount); errors and query events are those of
-        every other statement. ``None`` (SQLAlchemy's path runs instead) with the fast paths
-        off (``LUCID_FAST_PATHS=0``) or values JSON can't carry."""
+        """The bulk UPDATE on the transaction's driver connection: ``UPDATE t SET c =
+        lucid_rows.c FROM (SELECT ? AS id, ? AS c UNION ALL VALUES (?, ?), …) AS lucid_rows
+        WHERE t.id = lucid_rows.id``, compiled once per (table, key, columns) and kept, the
+        rows' values one flat list with each column's bind processor applied once per value,
+        at most ``MAX_PARAMS`` values a statement (a multi-row VALUES has no compound-SELECT
+        limit), one trip to aiosqlite's thread each (execute and rowcount). SQLite runs it
+        several times faster than reading the same rows out of one JSON text. Errors and
+        query events are those of every other statement. ``None`` (SQLAlchemy's path runs
+        ``bulk_update_bound`` instead) with the fast paths off (``LUCID_FAST_PATHS=0``)."""
         from ..query_client import connection_of
         from ..transaction import open_connection
 
         connection = connection_of(trx)
-        if not JSON_EACH or not connection.fast_reads:
+        if not UPDATE_FROM or not rows or not connection.fast_reads:
             return None
-        sa_dialect = trx.dialect
-        packed = _packed_update(table, key, columns, rows, sa_dialect)
-        if packed is None:
+        shape = self._compiled_update_rows(trx.dialect, table, key, columns)
+        if shape is None:
             return None
-        sql, template, slot = self._compiled_update(sa_dialect, table, key, columns)
-        values = list(template)
-        values[slot] = json.dumps(packed)
         trx._check_open()
         raw = await open_connection(trx).get_raw_connection()
         driver: Any = raw.driver_connection
@@ -460,49 +612,80 @@ class SqliteDialect(Dialect):
             # Closed under the transaction: SQLAlchemy's path raises the error it maps.
             return None
         emitter = connection.emitter
-        started = time.perf_counter()
-        try:
-            count: int = await driver._execute(_rowcount, conn, sql, values)
-        except sqlite3.Error as exc:
+        width = len(columns) + 1
+        per_statement = max(1, MAX_PARAMS // width)
+        total = 0
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = shape.sql(len(chunk))
+            values = [value for row in chunk for value in row]
+            try:
+                for i, process in enumerate(shape.processors):
+                    if process is not None:
+                        values[i::width] = map(process, values[i::width])
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                # A value the column type's bind processor refuses (SQLAlchemy: StatementError).
+                raise QueryError(
+                    with_sql(f"Cannot run the statement: {exc}", sql),
+                    sql=sql,
+                    bindings=values,
+                    original=exc,
+                ) from exc
+            started = time.perf_counter()
+            try:
+                count: int = await driver._execute(_rowcount, conn, sql, values)
+            except (sqlite3.Error, OverflowError) as exc:
+                # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
+                if emitter.active or enabled(DEBUG):
+                    endpoint = connection.write_engines().endpoint
+                    emitter.record(endpoint, sql, values, started, model, True, exc)
+                error = _fast_error(exc, sql, values)
+                trx._failed(error)
+                raise error from exc
+            except asyncio.CancelledError:
+                # As TransactionClient.execute: the driver may still run the statement, the
+                # connection's state is unknown; the transaction can only roll back (discarded).
+                trx._root._broken = True
+                raise
             if emitter.active or enabled(DEBUG):
                 endpoint = connection.write_engines().endpoint
-                emitter.record(endpoint, sql, values, started, model, True, exc)
-            error = _driver_error(exc, sql, values)
-            trx._failed(error)
-            raise error from exc
-        except asyncio.CancelledError:
-            # As TransactionClient.execute: the driver may still run the statement, the
-            # connection's state is unknown; the transaction can only roll back (discarded).
-            trx._root._broken = True
-            raise
-        if emitter.active or enabled(DEBUG):
-            endpoint = connection.write_engines().endpoint
-            emitter.record(endpoint, sql, values, started, model, True)
-        return count
+                emitter.record(endpoint, sql, values, started, model, True)
+            total += count
+        return total
 
-    def _compiled_update(
+    def _compiled_update_rows(
         self, dialect: SADialect, table: TableClause, key: str, columns: Sequence[str]
-    ) -> tuple[str, list[Any], int]:
-        """The SQL of ``bulk_update_bound``'s statement, its parameters (the JSON paths) and
-        the position of the rows' JSON text among them; compiled once and kept (LRU)."""
-        shape_key = ("update", table, key, tuple(columns))
-        cache = self._updates
-        found = cache.get(shape_key)
-        if found is not None:
+    ) -> RowsShape | None:
+        """``bulk_update_fast``'s statement for one row, ``… FROM (SELECT ? AS id, ? AS c) AS
+        lucid_rows …``, compiled from Core once per (table, key, columns) and kept (LRU), cut
+        around its row so that more rows follow as ``UNION ALL VALUES (?, ?), …``; ``None``
+        when the compiled form is not that (the caller takes SQLAlchemy's path)."""
+        shape_key = ("update_rows", table, key, tuple(columns))
+        cache = self._update_rows
+        if shape_key in cache:
             cache.move_to_end(shape_key)
-            return found
-        stmt = _bulk_update(table, key, columns, sa.bindparam(_ROWS_PARAM))
-        compiled = stmt.compile(dialect=dialect)
-        params = compiled.construct_params({_ROWS_PARAM: None})
-        order = list(compiled.positiontup or [])
-        found = cache[shape_key] = (
-            compiled.string,
-            [params[name] for name in order],
-            order.index(_ROWS_PARAM),
+            return cache[shape_key]
+        names = [key, *columns]
+        row = select(
+            *[
+                sa.bindparam(f"lucid_{i}", type_=table.c[n].type).label(n)
+                for i, n in enumerate(names)
+            ]
         )
+        stmt = update_from(table, key, columns, row.subquery("lucid_rows"))
+        compiled = stmt.compile(dialect=dialect)
+        one = str(row.compile(dialect=dialect))
+        head, found, tail = compiled.string.partition(one)
+        shape: RowsShape | None = None
+        order = list(getattr(compiled, "positiontup", None) or [])
+        if found and order == [f"lucid_{i}" for i in range(len(names))] and one not in tail:
+            processors = [bind_processor(table.c[n].type, dialect) for n in names]
+            group = "(" + ", ".join(["?"] * len(names)) + ")"
+            shape = RowsShape(head + one, group, tail, processors)
+        cache[shape_key] = shape
         if len(cache) > _INSERT_CACHE_SIZE:
             cache.popitem(last=False)
-        return found
+        return shape
 
     def bulk_update_parameters(self, columns: int) -> int:
         # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
@@ -581,6 +764,15 @@ def _driver_error(exc: sqlite3.Error, sql: str, values: list[Any]) -> QueryError
         kind = TransactionConflictError
     message = with_sql(str(exc).strip() or type(exc).__name__, sql)
     return kind(message, sql=sql, bindings=values, original=exc)
+
+
+def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any]) -> QueryError:
+    """``_driver_error``, and an integer sqlite3 can't bind (``OverflowError``, beyond 64
+    bits) as the ``QueryError`` SQLAlchemy's path raises for it."""
+    if isinstance(exc, sqlite3.Error):
+        return _driver_error(exc, sql, values)
+    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
+    return QueryError(message, sql=sql, bindings=values, original=exc)
 
 
 def _rowcount(conn: sqlite3.Connection, sql: str, params: list[Any]) -> int:
