@@ -382,8 +382,10 @@ async def run(
 # those threads wait for the interpreter lock (measured: 200 concurrent find + preload tasks
 # ran twice as long). Concurrent lean reads alone run inline, each between two turns of the
 # loop, with no thread hop. The first read of a connection the lean path checks out runs on
-# the worker: a cancelled task may have left a statement running there. Writes always run on
-# the worker.
+# the worker: a cancelled task may have left a statement running there. Not so when the lean
+# path itself gave it back and nothing used it since: the busy-timeout restore it queued at
+# check-in has run, and so has everything queued before it (``DRAINED_ATTR``). Writes always
+# run on the worker.
 
 # The longest a read may hold the event loop, in seconds.
 INLINE_BUDGET_S = 0.001
@@ -435,6 +437,9 @@ class _Budget:
 
 
 INLINE_ATTR = "_lucid_inline"
+# ``(future, busy timeout)`` of the busy-timeout restore queued when the lean path gave the
+# connection back (``restore_busy_timeout``); dropped by any other check-in.
+DRAINED_ATTR = "_lucid_drained"
 
 
 class _Held(threading.local):
@@ -496,6 +501,16 @@ async def fetch_sqlite(
         inline_stats.worker += 1
         return await _on_worker_thread(engines, driver.execute_fetchall(sql, params))
     budget: Any = getattr(driver, INLINE_ATTR, None)
+    if budget is None:
+        drained = driver.__dict__.pop(DRAINED_ATTR, None)
+        if drained is not None and _finished(drained[0]):
+            # Back from the pool after lean reads, and nothing used it since: the restore of
+            # its busy timeout queued at check-in has run, so has everything queued before it
+            # (a cancelled read's statement included), and nothing is queued now. The
+            # worker is idle: inline reads from this one on.
+            conn.execute("PRAGMA busy_timeout = 0")
+            budget = _Budget(drained[1])
+            setattr(driver, INLINE_ATTR, budget)
     if budget is None:
         # A connection just checked out from the pool: its worker may still be finishing a
         # statement of a cancelled task, which an inline read would wait for. Its first read
@@ -597,6 +612,9 @@ def restore_busy_timeout(driver: Any) -> None:
     to the pool, where writes and transactions need it: queued on its worker thread, ahead of
     whatever the connection runs next (its worker may still run a cancelled statement)."""
     budget = driver.__dict__.pop(INLINE_ATTR, None)
+    # Whoever held the connection since the last mark (a transaction, a write, a stream) may
+    # have left work on its worker thread: no mark unless this check-in sets a new one.
+    driver.__dict__.pop(DRAINED_ATTR, None)
     conn = driver._connection
     if isinstance(budget, _Budget) and conn is not None:
         restore = functools.partial(_set_busy_timeout, conn, budget.busy_ms)
@@ -610,6 +628,16 @@ def restore_busy_timeout(driver: Any) -> None:
             restore()
             return
         driver._tx.put_nowait((future, restore))
+        # Done once the worker has run the restore and everything queued before it: the
+        # next lean read to check the connection out needs no trip to the worker to know
+        # it idle (``fetch_sqlite``), unless something else used the connection meanwhile.
+        driver.__dict__[DRAINED_ATTR] = (future, budget.busy_ms)
+
+
+def _finished(future: asyncio.Future[Any]) -> bool:
+    """Whether the worker ran the call of ``future`` without an error (its exception is
+    retrieved, so a failed restore is not reported as never retrieved)."""
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 # -- the lean path's connections ------------------------------------------------------------
@@ -884,6 +912,8 @@ async def _sqlite_batches(
     # The stream waits for locks as a thread-path read does: the connection's configured
     # busy timeout back (queued ahead of the statement), and its inline reads start over.
     restore_busy_timeout(driver)
+    # The stream's statement runs on the worker: a later read can't take it for idle.
+    driver.__dict__.pop(DRAINED_ATTR, None)
     if entry.processors is None:
         _resolve_processors(entry, dialect, [None] * len(entry.types))
     cursor = await driver.execute(sql, params)

@@ -350,6 +350,38 @@ class TestInlineReads:
         assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
         await database.close()
 
+    async def test_a_connection_the_lean_path_gave_back_reads_inline_at_once(
+        self, tmp_path: Path
+    ) -> None:
+        # Back in the pool after lean reads, then checked out again by one: its worker ran the
+        # busy-timeout restore queued at check-in, so it is known idle. Used by a transaction
+        # in between, the first read goes to the worker again.
+        database = Database()
+        url = f"sqlite:///{tmp_path / 'back.db'}"
+        database.configure(
+            connections={"default": {"url": url, "fast_reads": True, "inline_reads": True}}
+        )
+        await database.raw_query("create table f (id integer primary key)")
+        await database.table("f").insert({"id": 1})
+        engines = database.get_connection().write_engines()
+        assert await short_f(database) == [{"id": 1}]  # on the worker: first of its checkout
+        assert await short_f(database) == [{"id": 1}]  # inline
+        await engines.release_idle()
+        await asyncio.sleep(0.05)  # the worker runs the restore; the loop sees it done
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+        # Its lock waits as configured once back in the pool, and a lean read after that
+        # transaction goes to the worker first.
+        await engines.release_idle()
+        async with database.transaction() as trx:
+            rows = await trx.raw_query("PRAGMA busy_timeout")
+            assert list(rows[0].values()) == [5000]
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 1}
+        await database.close()
+
     async def test_a_read_cancelled_on_the_worker_leaves_the_next_read_correct(
         self, pair: Pair
     ) -> None:
