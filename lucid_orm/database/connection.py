@@ -547,6 +547,10 @@ class Engines:
         self.busy = 0
         self.cap = 0 if memory else lean_capacity(self.engine.sync_engine.pool)
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # SQLite: lean reads whose statement runs on a worker thread, and connections of
+        # finished lean reads on their way back to the pool (executor.pool_alone).
+        self.on_worker = 0
+        self.returning = 0
         # Where its statements run, for observers (spans) and log lines.
         self.endpoint = Endpoint(
             connection=conn.name,

@@ -64,7 +64,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -362,11 +362,7 @@ async def run(
                 _resolve_processors(entry, dialect, [None] * len(entry.types))
             rows: Sequence[Sequence[Any]]
             if engines.inline_reads:
-                # Inline only while no other connection of the pool is in use: their worker
-                # threads would wait for the interpreter lock behind a busy event loop.
-                pool = engines.engine.pool
-                alone = isinstance(pool, QueuePool) and pool.checkedout() <= len(engines.idle) + 1
-                rows = await fetch_sqlite(driver, entry, sql, params, alone)
+                rows = await fetch_sqlite(driver, entry, sql, params, engines)
             else:
                 rows = await driver.execute_fetchall(sql, params)
         elif backend == "postgresql":
@@ -432,21 +428,26 @@ async def run(
 # ``INLINE_BUDGET_S``; the read then runs again on the worker thread (a SELECT has no side
 # effects; the partial rows are dropped) and the next ``INLINE_BACKOFF`` executions of that
 # statement shape go to the worker directly (doubled per further attempt in a row that ran
-# over). Once one turn of the loop has run a budget of
-# inline reads, the next read goes to the worker too (``_held``). The loop is therefore never
-# held longer than about two budgets by reads (the interpreter lock and the OS scheduler
-# aside). Lock waits are the other way a statement can block: the connection's busy timeout
-# is 0 while the lean path holds it, so a read that would wait for a lock fails at once inline
-# and waits on the worker thread instead (with the configured timeout restored for that call);
-# it is restored for good when the connection goes back to the pool
+# over). Once one turn of the loop has run a budget of inline reads, the next read lets the
+# loop turn before it runs (``_held``). The loop is therefore never held longer than about
+# two budgets by reads (the interpreter lock and the OS scheduler aside). Lock waits are the
+# other way a statement can block: the connection's busy timeout is 0 while the lean path
+# holds it, so a read that would wait for a lock fails at once inline and waits on the worker
+# thread instead (with the configured timeout restored for that call); it is restored for
+# good when the connection goes back to the pool
 # (``SqliteDialect.install_events``).
 #
-# Reads run inline only while no other connection of the pool is checked out: with statements
-# running on other worker threads (concurrent reads, a transaction), a busy loop thread makes
+# Reads run inline only while no other thread runs a statement of the pool (``pool_alone``):
+# every checked-out connection is held by a lean read or kept idle by the lean path, and no
+# lean read waits on a worker thread (``Engines.on_worker``). With statements running on other
+# worker threads (a transaction, a stream, a read over the budget), a busy loop thread makes
 # those threads wait for the interpreter lock (measured: 200 concurrent find + preload tasks
-# ran twice as long). The first read of a connection the lean path checks out runs on the
-# worker: a cancelled task may have left a statement running there. Writes always run on the
-# worker.
+# ran twice as long). Concurrent lean reads alone run inline, each between two turns of the
+# loop, with no thread hop. The first read of a connection the lean path checks out runs on
+# the worker: a cancelled task may have left a statement running there. Not so when the lean
+# path itself gave it back and nothing used it since: the busy-timeout restore it queued at
+# check-in has run, and so has everything queued before it (``DRAINED_ATTR``). Writes always
+# run on the worker.
 
 # The longest a read may hold the event loop, in seconds.
 INLINE_BUDGET_S = 0.001
@@ -471,6 +472,8 @@ class InlineStats:
     interrupted: int = 0
     busy: int = 0
     worker: int = 0
+    # Inline reads that let the loop turn first (a turn had run a budget of them already).
+    yielded: int = 0
     # The longest an inline read held the loop (seconds), interrupted ones included.
     longest: float = 0.0
 
@@ -496,6 +499,9 @@ class _Budget:
 
 
 INLINE_ATTR = "_lucid_inline"
+# ``(future, busy timeout)`` of the busy-timeout restore queued when the lean path gave the
+# connection back (``restore_busy_timeout``); dropped by any other check-in.
+DRAINED_ATTR = "_lucid_drained"
 
 
 class _Held(threading.local):
@@ -526,27 +532,57 @@ def _on_worker(conn: sqlite3.Connection, sql: str, params: list[Any], busy_ms: i
         conn.execute("PRAGMA busy_timeout = 0")
 
 
+def pool_alone(engines: Engines) -> bool:
+    """Whether no thread but the event loop's runs a statement of ``engines``' pool: every
+    checked-out connection is held by a lean read (or kept idle, or being given back, by the
+    lean path), and none of those reads runs on its worker thread. Streams, transactions and
+    writes hold their connections outside ``Engines.busy`` and run on their worker threads:
+    while one holds a connection, the pool is not alone."""
+    pool = engines.engine.pool
+    return (
+        not engines.on_worker
+        and isinstance(pool, QueuePool)
+        and pool.checkedout() <= len(engines.idle) + engines.busy + engines.returning
+    )
+
+
 async def fetch_sqlite(
-    driver: Any, entry: Compiled, sql: str, params: list[Any], alone: bool = True
+    driver: Any,
+    entry: Compiled,
+    sql: str,
+    params: list[Any],
+    engines: Engines | None = None,
 ) -> Sequence[Sequence[Any]]:
     """The rows of a lean read on an aiosqlite connection: on the event-loop thread within
     ``INLINE_BUDGET_S``, else on the connection's worker thread (see above); on the worker
-    too unless ``alone`` (no other connection of its pool in use)."""
+    too while another thread runs a statement of ``engines``' pool (``pool_alone``; no
+    ``engines``: the connection is taken to be alone)."""
     conn: sqlite3.Connection | None = driver._connection
     if conn is None or not driver._tx.empty():
         # Closed (aiosqlite raises its own error), or a call still queued on the worker.
         inline_stats.worker += 1
-        rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
-        return rows
+        return await _on_worker_thread(engines, driver.execute_fetchall(sql, params))
     budget: Any = getattr(driver, INLINE_ATTR, None)
+    if budget is None:
+        drained = driver.__dict__.pop(DRAINED_ATTR, None)
+        if drained is not None and _finished(drained[0]):
+            # Back from the pool after lean reads, and nothing used it since: the restore of
+            # its busy timeout queued at check-in has run, so has everything queued before it
+            # (a cancelled read's statement included), and nothing is queued now. The
+            # worker is idle: inline reads from this one on.
+            conn.execute("PRAGMA busy_timeout = 0")
+            budget = _Budget(drained[1])
+            setattr(driver, INLINE_ATTR, budget)
     if budget is None:
         # A connection just checked out from the pool: its worker may still be finishing a
         # statement of a cancelled task, which an inline read would wait for. Its first read
         # runs on the worker (queued behind anything in flight); once that returned, the
         # worker is idle for as long as the lean path keeps the connection.
+        # Not counted in ``Engines.on_worker``: a short read, once per check-out, and
+        # counting it would send every read of a burst's start to the workers too.
         setattr(driver, INLINE_ATTR, _CHECKED)
         inline_stats.worker += 1
-        rows = await driver.execute_fetchall(sql, params)
+        rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
         return rows
     if budget is _CHECKED:
         # The second read: the lean path kept the connection (a connection it gives back
@@ -556,18 +592,30 @@ async def fetch_sqlite(
         budget = _Budget(int(busy_ms))
         setattr(driver, INLINE_ATTR, budget)
     # An inline read never suspends its task: a task reading in a loop would keep the event
-    # loop (and the interpreter lock, which the other threads wait for) to itself. So the
-    # first inline read of each turn of the loop schedules a mark, and a read that finds the
-    # mark still pending a whole budget later runs on the worker thread: the loop turns (the
-    # mark and everything else that was ready run) and other threads get the lock meanwhile.
-    now = time.perf_counter()
+    # loop to itself. So the first inline read of each turn of the loop schedules a mark, and
+    # a read that finds the mark still pending a whole budget later first lets the loop turn
+    # (``asyncio.sleep(0)``: the mark and everything else that was ready run), then runs.
     held = _held
     loop = asyncio.get_running_loop()
     if entry.inline_skip:
         entry.inline_skip -= 1
-    elif not alone:
-        pass
-    elif held.loop is not loop or now - held.since <= INLINE_BUDGET_S:
+        alone = False
+    else:
+        alone = engines is None or pool_alone(engines)
+        while alone and held.loop is loop and time.perf_counter() - held.since > INLINE_BUDGET_S:
+            # This turn of the loop already ran a budget of inline reads: let it turn (the
+            # mark and everything else that was ready run) before this one runs inline, rather
+            # than send it to the worker thread, which would make every other read of the
+            # pool go there too while it runs (``pool_alone``). Again if the reads that
+            # yielded before it used up the next turn's budget (at most one per connection
+            # the lean path holds). Cancelled here, the read has not started: the
+            # connection is as it was.
+            inline_stats.yielded += 1
+            await asyncio.sleep(0)
+            # Meanwhile another read may have gone to a worker, or a transaction begun.
+            alone = engines is None or pool_alone(engines)
+    now = time.perf_counter()
+    if alone and (held.loop is not loop or now - held.since <= INLINE_BUDGET_S):
         if held.loop is not loop:
             held.loop = loop
             held.since = now
@@ -596,8 +644,25 @@ async def fetch_sqlite(
             if held_for > inline_stats.longest:
                 inline_stats.longest = held_for
     inline_stats.worker += 1
-    rows = await driver._execute(_on_worker, conn, sql, params, budget.busy_ms)
-    return rows
+    return await _on_worker_thread(
+        engines, driver._execute(_on_worker, conn, sql, params, budget.busy_ms)
+    )
+
+
+async def _on_worker_thread(
+    engines: Engines | None, call: Awaitable[Sequence[Sequence[Any]]]
+) -> Sequence[Sequence[Any]]:
+    """Await a read on a connection's worker thread, counted in ``Engines.on_worker`` while
+    it runs (``pool_alone``). A cancelled read stops being counted at once, though its
+    statement may run on a little longer: its connection goes back to the pool (``discard``)
+    and the next lean read that checks it out runs on the worker first."""
+    if engines is None:
+        return await call
+    engines.on_worker += 1
+    try:
+        return await call
+    finally:
+        engines.on_worker -= 1
 
 
 def _set_busy_timeout(conn: sqlite3.Connection, busy_ms: int) -> None:
@@ -609,6 +674,9 @@ def restore_busy_timeout(driver: Any) -> None:
     to the pool, where writes and transactions need it: queued on its worker thread, ahead of
     whatever the connection runs next (its worker may still run a cancelled statement)."""
     budget = driver.__dict__.pop(INLINE_ATTR, None)
+    # Whoever held the connection since the last mark (a transaction, a write, a stream) may
+    # have left work on its worker thread: no mark unless this check-in sets a new one.
+    driver.__dict__.pop(DRAINED_ATTR, None)
     conn = driver._connection
     if isinstance(budget, _Budget) and conn is not None:
         restore = functools.partial(_set_busy_timeout, conn, budget.busy_ms)
@@ -622,6 +690,16 @@ def restore_busy_timeout(driver: Any) -> None:
             restore()
             return
         driver._tx.put_nowait((future, restore))
+        # Done once the worker has run the restore and everything queued before it: the
+        # next lean read to check the connection out needs no trip to the worker to know
+        # it idle (``fetch_sqlite``), unless something else used the connection meanwhile.
+        driver.__dict__[DRAINED_ATTR] = (future, budget.busy_ms)
+
+
+def _finished(future: asyncio.Future[Any]) -> bool:
+    """Whether the worker ran the call of ``future`` without an error (its exception is
+    retrieved, so a failed restore is not reported as never retrieved)."""
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 # -- the lean path's connections ------------------------------------------------------------
@@ -735,7 +813,13 @@ async def _keep_or_checkin(engines: Engines, raw: Any, driver: Any) -> None:
     if len(engines.idle) < engines.hold and not engines.pool_full():
         engines.idle.append((raw, driver))
     else:
-        await checkin(raw, driver)
+        # Still checked out until the pool has it back (its check-in may suspend): counted
+        # as the lean path's meanwhile (``pool_alone``).
+        engines.returning += 1
+        try:
+            await checkin(raw, driver)
+        finally:
+            engines.returning -= 1
 
 
 async def discard(engines: Engines, raw: Any, driver: Any) -> None:
@@ -890,6 +974,8 @@ async def _sqlite_batches(
     # The stream waits for locks as a thread-path read does: the connection's configured
     # busy timeout back (queued ahead of the statement), and its inline reads start over.
     restore_busy_timeout(driver)
+    # The stream's statement runs on the worker: a later read can't take it for idle.
+    driver.__dict__.pop(DRAINED_ATTR, None)
     if entry.processors is None:
         _resolve_processors(entry, dialect, [None] * len(entry.types))
     cursor = await driver.execute(sql, params)

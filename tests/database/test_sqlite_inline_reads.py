@@ -234,8 +234,8 @@ class TestInlineReads:
 
     async def test_a_task_reading_in_a_loop_lets_the_loop_turn(self, pair: Pair) -> None:
         # Reads back to back never suspend the task while they run inline; once a turn of
-        # the loop has run a budget of them, the next read goes to the worker thread and the
-        # other tasks run. 2,000 reads take far longer than the 1 ms budget.
+        # the loop has run a budget of them, the next read lets the loop turn first (the
+        # other tasks run), then runs inline. 2,000 reads take far longer than the 1 ms budget.
         seen_at: list[int] = []
         done = 0
 
@@ -251,11 +251,88 @@ class TestInlineReads:
             seen_at.append(done)
 
         before = counts()
+        yielded = inline_stats.yielded
         await asyncio.gather(reader(), other())
         changed = delta(before)
+        # No other thread runs a statement of the pool: no read needs the worker thread (but
+        # the first of a connection the lean path checks out, if it gave the fixture's back).
         assert changed["inline"] + changed["worker"] == 2000
-        assert changed["worker"] >= 1 and changed["inline"] >= 1
+        assert changed["worker"] <= 1 and changed["interrupted"] == changed["busy"] == 0
+        assert inline_stats.yielded > yielded
         assert 0 < seen_at[0] < 2000
+
+    async def test_concurrent_reads_run_inline_while_only_lean_reads_hold_connections(
+        self, pair: Pair
+    ) -> None:
+        # 100 tasks, two reads each: every checked-out connection is held by a lean read, so
+        # they run inline; only a connection's first read after a check-out goes to its
+        # worker thread (at most one per connection the lean path may hold).
+        engines = pair.inline.get_connection().write_engines()
+        assert engines.cap
+
+        async def task(i: int) -> list[list[dict[str, Any]]]:
+            return [await short_read(pair.inline, i), await short_read(pair.inline, i + 1)]
+
+        before = counts()
+        results = await asyncio.gather(*(task(i) for i in range(1, 101)))
+        assert results == [
+            [[{"id": j, "v": f"row {j}", "n": j % 7}] for j in (i, i + 1)] for i in range(1, 101)
+        ]
+        changed = delta(before)
+        assert changed["inline"] + changed["worker"] == 200
+        assert changed["worker"] <= engines.cap
+        assert engines.on_worker == 0 and engines.busy == 0 and not engines.waiters
+
+    async def test_reads_go_to_the_worker_while_a_transaction_holds_a_connection(
+        self, pair: Pair
+    ) -> None:
+        # The transaction's statements run on its connection's worker thread: a busy loop
+        # would make that thread wait for the interpreter lock.
+        async with pair.inline.transaction() as trx:
+            await trx.from_("t").select("id").where("id", 1)
+            before = counts()
+            assert await short_read(pair.inline, 2) == [{"id": 2, "v": "row 2", "n": 2}]
+            assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 1}
+        before = counts()
+        assert await short_read(pair.inline, 2) == [{"id": 2, "v": "row 2", "n": 2}]
+        assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+
+    async def test_reads_go_to_the_worker_while_another_read_runs_there(self, pair: Pair) -> None:
+        # A long read runs on a worker thread (its shape backs off after one interruption):
+        # the short reads started meanwhile go to theirs too; once it is done, inline again.
+        await long_read(pair.inline)
+        engines = pair.inline.get_connection().write_engines()
+        long_task = asyncio.ensure_future(long_read(pair.inline))
+        while not engines.on_worker:
+            await asyncio.sleep(0)
+        before = counts()
+        assert await short_read(pair.inline, 3) == [{"id": 3, "v": "row 3", "n": 3}]
+        assert delta(before)["worker"] == 1
+        assert await long_task == await long_read(pair.worker)
+        assert engines.on_worker == 0
+        before = counts()
+        assert await short_read(pair.inline, 3) == [{"id": 3, "v": "row 3", "n": 3}]
+        assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+
+    async def test_a_read_cancelled_while_the_loop_turns_leaks_nothing(self, pair: Pair) -> None:
+        # Tasks whose read lets the loop turn first, cancelled there: their connections and
+        # places go back, and the reads after them answer.
+        engines = pair.inline.get_connection().write_engines()
+
+        async def reader() -> None:
+            while True:
+                await pair.inline.from_("t").select("id").where("id", 1)
+
+        tasks = [asyncio.ensure_future(reader()) for _ in range(8)]
+        yielded = inline_stats.yielded
+        while inline_stats.yielded < yielded + 20:
+            await asyncio.sleep(0)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert engines.busy == 0 and engines.on_worker == 0 and not engines.waiters
+        assert len(engines.idle) <= engines.hold
+        assert await short_read(pair.inline, 4) == [{"id": 4, "v": "row 4", "n": 4}]
 
     async def test_a_connection_s_first_read_runs_on_the_worker(self, tmp_path: Path) -> None:
         database = Database()
@@ -271,6 +348,38 @@ class TestInlineReads:
         before = counts()
         assert await short_f(database) == [{"id": 1}]
         assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+        await database.close()
+
+    async def test_a_connection_the_lean_path_gave_back_reads_inline_at_once(
+        self, tmp_path: Path
+    ) -> None:
+        # Back in the pool after lean reads, then checked out again by one: its worker ran the
+        # busy-timeout restore queued at check-in, so it is known idle. Used by a transaction
+        # in between, the first read goes to the worker again.
+        database = Database()
+        url = f"sqlite:///{tmp_path / 'back.db'}"
+        database.configure(
+            connections={"default": {"url": url, "fast_reads": True, "inline_reads": True}}
+        )
+        await database.raw_query("create table f (id integer primary key)")
+        await database.table("f").insert({"id": 1})
+        engines = database.get_connection().write_engines()
+        assert await short_f(database) == [{"id": 1}]  # on the worker: first of its checkout
+        assert await short_f(database) == [{"id": 1}]  # inline
+        await engines.release_idle()
+        await asyncio.sleep(0.05)  # the worker runs the restore; the loop sees it done
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+        # Its lock waits as configured once back in the pool, and a lean read after that
+        # transaction goes to the worker first.
+        await engines.release_idle()
+        async with database.transaction() as trx:
+            rows = await trx.raw_query("PRAGMA busy_timeout")
+            assert list(rows[0].values()) == [5000]
+        before = counts()
+        assert await short_f(database) == [{"id": 1}]
+        assert delta(before) == {"inline": 0, "interrupted": 0, "busy": 0, "worker": 1}
         await database.close()
 
     async def test_a_read_cancelled_on_the_worker_leaves_the_next_read_correct(
