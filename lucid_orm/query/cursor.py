@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -38,6 +39,7 @@ from sqlalchemy import and_, literal, or_, tuple_
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import UnaryExpression
 
+from ..database.connection import fast_paths_default
 from ..errors import LucidError
 from .paginator import MetaKeysNaming, SnakeCaseMetaKeys
 from .shape import plain_literal_compare, plain_order
@@ -168,18 +170,73 @@ def encode_cursor(values: Sequence[Any], direction: str, keys: Sequence[OrderKey
     return _pack([_encode_value(v) for v in values], direction, keys)
 
 
-def _pack(encoded: list[Any], direction: str, keys: Sequence[OrderKey]) -> str:
-    """The token of values already checked and encoded (``_encode_value``)."""
-    doc = {"d": "n" if direction == "next" else "p", "v": encoded, "o": signature(keys)}
-    raw = json.dumps(doc, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+# ``json.dumps(doc, separators=(",", ":"))`` without building an encoder per token.
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+# The tokens this process packed lately, with what decoding them gives: ``(ordering checksum,
+# forward, values)``. A page's ``next_cursor`` is usually the next request's cursor: its
+# decoding (base64, JSON, the tagged values) is then a look-up. Decoding is a pure function of
+# the token, so a hit answers exactly what the long way would (the values' fit to the columns
+# is still checked per query). Bounded: the oldest entry goes first.
+_PACKED: dict[str, tuple[int, bool, tuple[Any, ...]]] = {}
+_PACKED_MAX = 256
+_MAX_TOKEN = 4096
+# Scalars JSON gives back as themselves (subclasses, e.g. an IntEnum, come back as the base).
+_PLAIN = frozenset({int, str, float, bool, type(None)})
+# With ``LUCID_FAST_PATHS=0`` every cursor is decoded the long way.
+_REMEMBER = fast_paths_default()
 
 
-def decode_cursor(token: Any, keys: Sequence[OrderKey]) -> tuple[bool, list[Any]]:
+def _pack(
+    encoded: list[Any], direction: str, keys: Sequence[OrderKey], checksum: int | None = None
+) -> str:
+    """The token of values already checked and encoded (``_encode_value``); ``checksum``:
+    ``signature(keys)`` when the caller has it."""
+    if checksum is None:
+        checksum = signature(keys)
+    doc = {"d": "n" if direction == "next" else "p", "v": encoded, "o": checksum}
+    token = base64.urlsafe_b64encode(_DUMPS(doc).encode()).rstrip(b"=").decode()
+    if _REMEMBER and len(token) <= _MAX_TOKEN:
+        _remember(token, checksum, direction == "next", encoded)
+    return token
+
+
+def _remember(token: str, checksum: int, forward: bool, encoded: list[Any]) -> None:
+    values: list[Any] = []
+    for value in encoded:
+        if isinstance(value, dict):
+            try:
+                value = _decode_value(value)
+            except LucidError:
+                return  # decoded the long way (and refused) when it comes back
+        elif type(value) not in _PLAIN:
+            return
+        values.append(value)
+    if len(_PACKED) >= _PACKED_MAX:
+        # Another thread may evict at the same time: one entry more or less is fine.
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+            del _PACKED[next(iter(_PACKED))]
+    _PACKED[token] = (checksum, forward, tuple(values))
+
+
+def decode_cursor(
+    token: Any, keys: Sequence[OrderKey], checksum: int | None = None
+) -> tuple[bool, list[Any]]:
     """``(forward, values)`` of a token made by ``encode_cursor`` for the same ordering;
-    ``E_INVALID_CURSOR`` (status 400) for anything else."""
-    if not isinstance(token, str) or not token or len(token) > 4096:
+    ``E_INVALID_CURSOR`` (status 400) for anything else. ``checksum``: ``signature(keys)``
+    when the caller has it."""
+    if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN:
         raise invalid_cursor("expected a cursor string")
+    if checksum is None:
+        checksum = signature(keys)
+    packed = _PACKED.get(token)
+    if packed is not None:
+        if packed[0] != checksum or len(packed[2]) != len(keys):
+            raise invalid_cursor("it was made for another ordering of the query")
+        decoded = list(packed[2])
+        for key, value in zip(keys, decoded, strict=True):
+            _check_type(key, value)
+        return packed[1], decoded
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = json.loads(raw)
@@ -190,7 +247,7 @@ def decode_cursor(token: Any, keys: Sequence[OrderKey]) -> tuple[bool, list[Any]
     direction, values = doc["d"], doc["v"]
     if direction not in ("n", "p") or not isinstance(values, list):
         raise invalid_cursor("unexpected content")
-    if doc["o"] != signature(keys) or len(values) != len(keys):
+    if doc["o"] != checksum or len(values) != len(keys):
         raise invalid_cursor("it was made for another ordering of the query")
     decoded = [_decode_value(v) for v in values]
     for key, value in zip(keys, decoded, strict=True):
@@ -272,7 +329,8 @@ class CursorPaginator(Generic[T]):
         self._next_cursor = next_cursor
         self._previous_cursor = previous_cursor
         # The boundary values of a token not encoded yet, by direction ("next"/"prev").
-        self._boundaries: dict[str, tuple[list[Any], Sequence[OrderKey]]] = {}
+        # (values, ordering, its checksum)
+        self._boundaries: dict[str, tuple[list[Any], Sequence[OrderKey], int]] = {}
         self.naming_strategy: MetaKeysNaming = (
             SnakeCaseMetaKeys() if naming_strategy is None else naming_strategy
         )
@@ -281,7 +339,7 @@ class CursorPaginator(Generic[T]):
         pending = self._boundaries.pop(direction, None)
         if pending is None:
             return None
-        token = _pack(pending[0], direction, pending[1])
+        token = _pack(pending[0], direction, pending[1], pending[2])
         if direction == "next":
             self._next_cursor = token
         else:
@@ -402,11 +460,12 @@ async def paginate_by_cursor(
     for column in tie_breakers:
         if _qualified(column) not in named:
             keys.append(OrderKey(column, False, str(getattr(column, "name", ""))))
+    checksum = signature(keys)
     forward = True
     page = builder.clone()
     state = page.state
     if cursor is not None:
-        forward, values = decode_cursor(cursor, keys)
+        forward, values = decode_cursor(cursor, keys, checksum)
         # AND-ed around the user's conditions: an or_where can't escape the keyset.
         state.scoped.append(keyset_condition(keys, values, forward))
     state.order_by = [k.ordered(not forward) for k in keys]
@@ -430,7 +489,9 @@ async def paginate_by_cursor(
         # Backward: the mirror image. The values are read and encoded now (a value no token
         # can hold raises here); the token itself is packed when first read.
         if more if forward else True:
-            page_of._boundaries["next"] = ([_encode_value(r(rows[-1])) for r in readers], keys)
+            last = [_encode_value(r(rows[-1])) for r in readers]
+            page_of._boundaries["next"] = (last, keys, checksum)
         if (cursor is not None) if forward else more:
-            page_of._boundaries["prev"] = ([_encode_value(r(rows[0])) for r in readers], keys)
+            first = [_encode_value(r(rows[0])) for r in readers]
+            page_of._boundaries["prev"] = (first, keys, checksum)
     return page_of

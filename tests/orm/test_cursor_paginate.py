@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from lucid_orm import CamelCaseNamingStrategy, LucidError, column, db, has_many, scope
 from lucid_orm.database import Database
+from lucid_orm.query import cursor as cursor_module
 from lucid_orm.query.cursor import CursorPaginator
 from lucid_orm.relations import HasMany
 from tests import models
@@ -302,3 +304,83 @@ class TestTokens:
         following = await Post.query().order_by("score").cursor_paginate(3, page.next_cursor)
         everyone = sorted(posts, key=lambda p: (p.score, p.id))
         assert [p.id for p in following] == [p.id for p in everyone[3:6]]
+
+
+# Off with ``LUCID_FAST_PATHS=0``: every token is then decoded the long way.
+REMEMBER = cursor_module._REMEMBER
+
+
+class TestRememberedTokens:
+    """A token this process packed is decoded by look-up (``cursor._PACKED``): the same pages
+    and the same refusals as decoding it the long way."""
+
+    @pytest.mark.parametrize(
+        "order",
+        [[("id", "asc")], [("created_at", "desc")], [("score", "desc"), ("title", "asc")]],
+    )
+    async def test_same_pages_as_the_long_way(
+        self, posts: list[Post], order: list[tuple[str, str]]
+    ) -> None:
+        query = Post.query()
+        for name, direction in order:
+            query = query.order_by(name, direction)
+        remembered = await walk(query, 3)
+        tokens = [p.next_cursor for p in remembered[:-1]]
+        assert all((t in cursor_module._PACKED) == REMEMBER for t in tokens)
+        cursor_module._PACKED.clear()
+        long_way = await walk(query, 3)
+        assert [ids(p) for p in remembered] == [ids(p) for p in long_way]
+        assert [p.next_cursor for p in remembered] == [p.next_cursor for p in long_way]
+        # backwards from a remembered previous cursor, and with none remembered
+        last = long_way[-1]
+        assert (last.previous_cursor in cursor_module._PACKED) == REMEMBER
+        back = await query.clone().cursor_paginate(3, last.previous_cursor)
+        cursor_module._PACKED.clear()
+        again = await query.clone().cursor_paginate(3, last.previous_cursor)
+        assert ids(back) == ids(again) == ids(long_way[-2])
+
+    async def test_datetime_values_come_back_as_decoded(self, posts: list[Post]) -> None:
+        page = await Post.query().order_by("created_at", "desc").cursor_paginate(3)
+        token = page.next_cursor
+        assert token is not None
+        keys = cursor_module.order_keys(
+            Post.query().order_by("created_at", "desc").order_by("id").state.order_by, "t"
+        )
+        remembered = cursor_module.decode_cursor(token, keys)
+        cursor_module._PACKED.clear()
+        assert cursor_module.decode_cursor(token, keys) == remembered
+        assert isinstance(remembered[1][0], dt.datetime)
+
+    async def test_foreign_ordering_is_refused_when_remembered(self, posts: list[Post]) -> None:
+        page = await Post.query().order_by("id").cursor_paginate(2)
+        token = page.next_cursor
+        assert (token in cursor_module._PACKED) == REMEMBER
+        with count_queries() as q, pytest.raises(LucidError) as info:
+            await Post.query().order_by("title").cursor_paginate(2, token)
+        assert info.value.code == "E_INVALID_CURSOR" and q.count == 0
+
+    async def test_subclassed_scalars_are_not_remembered(self, database: Database) -> None:
+        keys = score_keys()
+        token = cursor_module.encode_cursor([Level.HIGH], "next", keys)
+        assert token not in cursor_module._PACKED
+        forward, values = cursor_module.decode_cursor(token, keys)
+        assert forward and values == [2] and type(values[0]) is int
+        plain = cursor_module.encode_cursor([2], "next", keys)
+        assert plain == token and (plain in cursor_module._PACKED) == REMEMBER
+        assert type(cursor_module.decode_cursor(plain, keys)[1][0]) is int
+
+    async def test_bounded(self, database: Database) -> None:
+        keys = score_keys()
+        for i in range(cursor_module._PACKED_MAX + 50):
+            cursor_module.encode_cursor([i], "next", keys)
+        assert len(cursor_module._PACKED) == (cursor_module._PACKED_MAX if REMEMBER else 0)
+        newest = cursor_module.encode_cursor([10**6], "prev", keys)
+        assert cursor_module.decode_cursor(newest, keys) == (False, [10**6])
+
+
+def score_keys() -> list[cursor_module.OrderKey]:
+    return cursor_module.order_keys(Post.query().order_by("score").state.order_by, "test")
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
