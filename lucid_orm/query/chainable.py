@@ -47,7 +47,7 @@ from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
 from .run_sync import RunSync
-from .shape import COUNT_TOTAL, plain_compare, plain_order
+from .shape import COUNT_TOTAL, plain_compare, plain_like, plain_order
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -674,12 +674,22 @@ class Chainable(JsonConditions, CteMethods, RunSync):
 
     def where_like(self, column: str, pattern: Any) -> Self:
         """``column LIKE pattern``."""
-        return self._add_where(False, self._col(column).like(self._value(pattern)))
+        return self._add_where(False, self._like(column, pattern))
 
     and_where_like = where_like
 
     def or_where_like(self, column: str, pattern: Any) -> Self:
-        return self._add_where(True, self._col(column).like(self._value(pattern)))
+        return self._add_where(True, self._like(column, pattern))
+
+    def _like(self, column: str, pattern: Any) -> ColumnElement[Any]:
+        col = self._col(column)
+        # A string column and a str pattern: the construct SQLAlchemy's ``like`` makes, built
+        # without its operator dispatch (query/shape.py).
+        plain = plain_like(col, pattern)
+        if plain is not None:
+            return plain
+        like: ColumnElement[Any] = col.like(self._value(pattern))
+        return like
 
     def where_ilike(self, column: str, pattern: Any) -> Self:
         """Case-insensitive LIKE (``ILIKE`` on PostgreSQL, ``lower() LIKE lower()`` elsewhere)."""
