@@ -258,6 +258,12 @@ def _columns_of(element: Any, source: Any) -> list[str]:
     ]
 
 
+# ``count(*)`` and ``count(*) AS count`` (``count()``, ``with_count``, ``has``): immutable
+# constructs, one of each shared by every query instead of made anew for each.
+_COUNT_STAR: ColumnElement[Any] = func.count()
+_COUNT_STAR_LABEL: ColumnElement[Any] = _COUNT_STAR.label("count")
+
+
 def compare(builder: Chainable, column: Any, op: Any, value: Any) -> ColumnElement[Any]:
     """``column <op> value`` as the builders write it: operators checked, values bound (a
     boolean too), a list with ``in`` as ``keys_in`` (any number of keys)."""
@@ -992,20 +998,22 @@ class Chainable(JsonConditions, CteMethods, RunSync):
             expr = self._agg_expr(fn, arg, is_distinct)
             if alias is None:
                 self.state.pending_aggregate = len(self.state.columns)
-                self.state.columns.append(expr.label(fn))
+                self.state.columns.append(
+                    _COUNT_STAR_LABEL if expr is _COUNT_STAR else expr.label(fn)
+                )
             else:
                 self.state.columns.append(expr.label(alias))
         return self
 
     def _agg_expr(self, fn: str, arg: Any, is_distinct: bool) -> ColumnElement[Any]:
+        if fn == "count" and arg == "*" and not is_distinct:
+            return _COUNT_STAR
         if arg == "*":
             target: Any = literal_column("*")
         else:
             target = self._col(arg)
         if is_distinct:
             target = distinct(target)
-        if fn == "count" and arg == "*" and not is_distinct:
-            return func.count()
         expr: ColumnElement[Any] = getattr(func, fn)(target)
         return expr
 

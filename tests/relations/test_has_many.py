@@ -1697,3 +1697,25 @@ class TestHasManySubQueryConstraint:
             assert [m.username for m in await Member.query().has("children")] == ["root"]
             # (members are rows of ``users`` too)
             assert await names(User.query().doesnt_have("posts")) == ["romain", "root", "child"]
+
+    async def test_counts_named_and_unnamed_each_their_own(self, database: Database) -> None:
+        """``count(*) AS count`` is one shared construct: renaming it (``as_``) in one query
+        leaves the others' as they were."""
+        await _seed_counts()
+        for _ in range(2):
+            named = await User.query().with_count("posts", lambda p: p.as_("n")).order_by("id")
+            assert [(u.username, u.extras["n"]) for u in named] == [
+                ("virk", 2),
+                ("nikk", 1),
+                ("romain", 0),
+            ]
+            plain = await User.query().with_count("posts").order_by("id")
+            assert [u.extras for u in plain] == [
+                {"posts_count": 2},
+                {"posts_count": 1},
+                {"posts_count": 0},
+            ]
+            total = await Post.query().count("*").as_("total").pojo()
+            assert total == [{"total": 3}]
+            counted = await Post.query().count("*").pojo()
+            assert counted == [{"count": 3}]
