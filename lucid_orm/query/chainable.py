@@ -47,7 +47,7 @@ from .json import JsonConditions, JsonExtract
 from .keys import keys_in, rows_in
 from .raw import Raw
 from .run_sync import RunSync
-from .shape import COUNT_TOTAL, plain_compare, plain_order
+from .shape import COUNT_TOTAL, plain_compare, plain_like, plain_order
 from .state import BuilderState, fold
 
 if TYPE_CHECKING:
@@ -256,6 +256,12 @@ def _columns_of(element: Any, source: Any) -> list[str]:
         for node in visitors.iterate(element)
         if isinstance(node, ColumnClause) and node.table is source
     ]
+
+
+# ``count(*)`` and ``count(*) AS count`` (``count()``, ``with_count``, ``has``): immutable
+# constructs, one of each shared by every query instead of made anew for each.
+_COUNT_STAR: ColumnElement[Any] = func.count()
+_COUNT_STAR_LABEL: ColumnElement[Any] = _COUNT_STAR.label("count")
 
 
 def compare(builder: Chainable, column: Any, op: Any, value: Any) -> ColumnElement[Any]:
@@ -674,12 +680,22 @@ class Chainable(JsonConditions, CteMethods, RunSync):
 
     def where_like(self, column: str, pattern: Any) -> Self:
         """``column LIKE pattern``."""
-        return self._add_where(False, self._col(column).like(self._value(pattern)))
+        return self._add_where(False, self._like(column, pattern))
 
     and_where_like = where_like
 
     def or_where_like(self, column: str, pattern: Any) -> Self:
-        return self._add_where(True, self._col(column).like(self._value(pattern)))
+        return self._add_where(True, self._like(column, pattern))
+
+    def _like(self, column: str, pattern: Any) -> ColumnElement[Any]:
+        col = self._col(column)
+        # A string column and a str pattern: the construct SQLAlchemy's ``like`` makes, built
+        # without its operator dispatch (query/shape.py).
+        plain = plain_like(col, pattern)
+        if plain is not None:
+            return plain
+        like: ColumnElement[Any] = col.like(self._value(pattern))
+        return like
 
     def where_ilike(self, column: str, pattern: Any) -> Self:
         """Case-insensitive LIKE (``ILIKE`` on PostgreSQL, ``lower() LIKE lower()`` elsewhere)."""
@@ -982,20 +998,22 @@ class Chainable(JsonConditions, CteMethods, RunSync):
             expr = self._agg_expr(fn, arg, is_distinct)
             if alias is None:
                 self.state.pending_aggregate = len(self.state.columns)
-                self.state.columns.append(expr.label(fn))
+                self.state.columns.append(
+                    _COUNT_STAR_LABEL if expr is _COUNT_STAR else expr.label(fn)
+                )
             else:
                 self.state.columns.append(expr.label(alias))
         return self
 
     def _agg_expr(self, fn: str, arg: Any, is_distinct: bool) -> ColumnElement[Any]:
+        if fn == "count" and arg == "*" and not is_distinct:
+            return _COUNT_STAR
         if arg == "*":
             target: Any = literal_column("*")
         else:
             target = self._col(arg)
         if is_distinct:
             target = distinct(target)
-        if fn == "count" and arg == "*" and not is_distinct:
-            return func.count()
         expr: ColumnElement[Any] = getattr(func, fn)(target)
         return expr
 

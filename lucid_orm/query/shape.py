@@ -226,6 +226,33 @@ def plain_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None
     return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
 
 
+def plain_like(column: Any, value: Any) -> ColumnElement[Any] | None:
+    """``column.like(value)`` as SQLAlchemy makes it, without its dispatch; ``None`` unless
+    ``column`` is a table column of a plain string type and ``value`` a str."""
+    if type(column) is not Column or type(value) is not str:
+        return None
+    type_ = column.type
+    if not isinstance(type_, sqltypes.String) or not _is_plain(type_):
+        return None
+    classes = getattr(operators, "_OPERATOR_CLASSES", None)
+    if classes is not None and not classes[operators.like_op] & type_.operator_classes:
+        return None
+    op = operators.like_op
+    bind = BindParameter(
+        column.key, value, type_=type_.coerce_compared_value(op, value), unique=True
+    )
+    if bind.type._isnull:
+        return None
+    return BinaryExpression(
+        column,
+        bind,
+        op,
+        type_=sqltypes.BOOLEANTYPE,
+        negate=operators.not_like_op,
+        modifiers={"escape": None},
+    )
+
+
 def plain_literal_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None:
     """``column <op> literal(value, column.type)`` without the dispatch (the keyset of a
     cursor page), under ``plain_compare``'s conditions."""

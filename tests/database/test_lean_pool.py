@@ -170,3 +170,33 @@ async def test_streams_whose_batches_preload_finish(
         _settled(other)
     finally:
         await other.close()
+
+
+async def test_reads_one_after_another_keep_their_connection_after_a_burst(
+    users: list[int], dialect_config: DialectConfig
+) -> None:
+    """Idle connections are taken in the order of their first lean checkout: a read after a
+    burst of concurrent ones runs on the connection the reads before the burst ran on (its
+    prepared statements and plans are there), not on whichever finished last."""
+    other = Database()
+    other.configure(
+        connection="wide",
+        connections={"wide": {"url": dialect_config.url, "pool": {"max": 6, "timeout": 5}}},
+    )
+    try:
+        if not other.get_connection().fast_reads:
+            pytest.skip("no lean reads with the fast paths off")
+        engines = other.get_connection().write_engines()
+        assert await _name(other, users[0]) == "u0"
+        first = engines.idle[-1][1]
+        pool = engines.engine.sync_engine.pool
+        for _ in range(3):
+            names = await asyncio.gather(*(_name(other, key) for key in users * 8))
+            assert names == [f"u{i}" for i in range(len(users))] * 8
+            _settled(other)
+            assert await _name(other, users[1]) == "u1"
+            assert engines.idle[-1][1] is first
+        # The bursts did spread over several connections.
+        assert pool.checkedin() + pool.checkedout() > 1
+    finally:
+        await other.close()

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import literal_column
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from lucid_orm import db
 from lucid_orm.database import Database
@@ -364,3 +366,50 @@ def test_plain_comparisons_are_sqlalchemys_own() -> None:
             for d in dialects:
                 assert str(ordered.compile(dialect=d)) == str(ref.compile(dialect=d))
     assert plain_order(literal(1), False) is None
+
+
+class TestPlainLike:
+    """``where_like`` on a string column with a str pattern builds SQLAlchemy's own ``like``
+    construct directly (``shape.plain_like``): the same statement, cache key and rows."""
+
+    def test_the_construct_is_sqlalchemys(self) -> None:
+        from lucid_orm.query.shape import plain_like
+
+        username = User.query().state.from_.c.username
+        ours = plain_like(username, "a%")
+        assert ours is not None
+        theirs = username.like("a%")
+        assert ours.compare(theirs)
+        for dialect in (
+            postgresql.asyncpg.dialect(),
+            sqlite.aiosqlite.dialect(),
+            mysql.asyncmy.dialect(),
+        ):
+            assert str(ours.compile(dialect=dialect)) == str(theirs.compile(dialect=dialect))
+        # Not a str pattern, not a string column, not a table column: SQLAlchemy's dispatch.
+        assert plain_like(username, 1) is None
+        assert plain_like(User.query().state.from_.c.id, "1%") is None
+        assert plain_like(literal_column("username"), "a%") is None
+
+    async def test_patterns_each_their_rows(self, users: list[User]) -> None:
+        a, b, sqls = await run_both(
+            lambda: User.query().where_like("username", "user1%").order_by("id"),
+            lambda: User.query().where_like("username", "%er3").order_by("id"),
+        )
+        assert a == expected(users, lambda u: (u.username or "").startswith("user1"))
+        assert b == expected(users, lambda u: (u.username or "").endswith("er3"))
+        assert a != b
+        # One statement, each query's own pattern bound.
+        assert sqls[0] == sqls[2]
+
+    async def test_or_where_like_and_a_non_string_pattern(self, users: list[User]) -> None:
+        query = (
+            User.query()
+            .where_like("username", "user2")
+            .or_where_like("username", "%7")
+            .order_by("id")
+        )
+        assert await ids(query) == expected(users, lambda u: u.username in ("user2", "user7"))
+        # A raw pattern goes through SQLAlchemy's ``like``.
+        same = User.query().where_like("username", db.raw("username")).order_by("id")
+        assert await ids(same) == expected(users, lambda u: u.username is not None)

@@ -1652,3 +1652,70 @@ class TestHasManySerialize:
         assert [p["title"] for p in data["articles"]] == ["Adonis 101"]
         assert "posts" not in data and "drafts" not in data
         assert [p.title for p in loaded.drafts] == ["Adonis 101"]
+
+
+class TestHasManySubQueryConstraint:
+    """The relation's constraint of a subquery between two model tables is built once and
+    shared: subqueries that differ in their own conditions, their aggregate or their outer
+    query each keep their SQL and rows, and an aliased (self-relation) one its own."""
+
+    async def test_where_has_patterns_each_their_rows(self, database: Database) -> None:
+        await _seed_counts()
+        with count_queries() as q:
+            for _ in range(2):
+                assert await names(
+                    User.query().where_has("posts", lambda p: p.where_like("title", "Lucid%"))
+                ) == ["nikk"]
+                assert await names(
+                    User.query().where_has("posts", lambda p: p.where_like("title", "Adonis%"))
+                ) == ["virk"]
+        assert q.count == 4
+        assert [b[-1] for b in q.bindings] == ["Lucid%", "Adonis%"] * 2
+
+    async def test_has_with_count_and_where_has_together(self, database: Database) -> None:
+        await _seed_counts()
+        for _ in range(2):
+            users = await (
+                User.query()
+                .with_count("posts")
+                .where_has("posts", lambda p: p.where("score", ">", 30), "<", 1)
+                .order_by("id")
+            )
+            assert [(u.username, u.extras["posts_count"]) for u in users] == [
+                ("virk", 2),
+                ("romain", 0),
+            ]
+            counted = await User.query().where("username", "nikk").with_count("posts")
+            assert [(u.username, u.extras["posts_count"]) for u in counted] == [("nikk", 1)]
+
+    async def test_self_relation_after_a_plain_one(self, database: Database) -> None:
+        await _seed_counts()
+        root = await Member.create({"username": "root"})
+        await Member.create({"username": "child", "parent_id": root.id})
+        for _ in range(2):
+            assert await names(User.query().has("posts")) == ["virk", "nikk"]
+            assert [m.username for m in await Member.query().has("children")] == ["root"]
+            # (members are rows of ``users`` too)
+            assert await names(User.query().doesnt_have("posts")) == ["romain", "root", "child"]
+
+    async def test_counts_named_and_unnamed_each_their_own(self, database: Database) -> None:
+        """``count(*) AS count`` is one shared construct: renaming it (``as_``) in one query
+        leaves the others' as they were."""
+        await _seed_counts()
+        for _ in range(2):
+            named = await User.query().with_count("posts", lambda p: p.as_("n")).order_by("id")
+            assert [(u.username, u.extras["n"]) for u in named] == [
+                ("virk", 2),
+                ("nikk", 1),
+                ("romain", 0),
+            ]
+            plain = await User.query().with_count("posts").order_by("id")
+            assert [u.extras for u in plain] == [
+                {"posts_count": 2},
+                {"posts_count": 1},
+                {"posts_count": 0},
+            ]
+            total = await Post.query().count("*").as_("total").pojo()
+            assert total == [{"total": 3}]
+            counted = await Post.query().count("*").pojo()
+            assert counted == [{"count": 3}]

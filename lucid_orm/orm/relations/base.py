@@ -25,6 +25,7 @@ from typing import (
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.sql import ColumnElement, FromClause, TableClause
 from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.schema import Table
 
 from ...errors import LucidError, RelationNotLoadedError, missing_attribute, runtime_error
 from ...query.chainable import Chainable, check_page, correlated, resolve_column
@@ -229,6 +230,9 @@ class Relation(Generic[R]):
         self.local_key_columns: tuple[str, ...] = ()
         self.parent_keys: tuple[str, ...] = ()
         self.match_columns: tuple[str, ...] = ()
+        # The constraint of its correlated subqueries between two model tables
+        # (``SubQueryBuilder._constraint``): (related table, outer table, columns, clause).
+        self._sub_constraint: tuple[Any, Any, tuple[str, str], ColumnElement[Any]] | None = None
         self.parent_columns: tuple[str, ...] = ()
 
     # -- declaration ---------------------------------------------------------------------------
@@ -859,7 +863,18 @@ class SubQueryBuilder(ModelQueryBuilder[R]):
             own, outer = self.own_column, self.outer_column
             pairs = zip(rel.match_columns, rel.parent_columns, strict=True)
             return and_(*[own(m) == outer(p) for m, p in pairs])
-        return self.own_column(rel.match_column) == self.outer_column(rel.parent_column)
+        target, parent = self._target, self.outer
+        columns = (rel.match_column, rel.parent_column)
+        kept = rel._sub_constraint
+        if kept is not None and kept[0] is target and kept[1] is parent and kept[2] == columns:
+            return kept[3]
+        clause = self.own_column(columns[0]) == self.outer_column(columns[1])
+        if target is self._table and isinstance(parent, Table):
+            # Between two model tables (no alias, which a subquery makes anew): the same
+            # immutable construct serves every subquery of the relation, built once (the
+            # tuple keeps both tables, so neither identity can be another table's).
+            rel._sub_constraint = (target, parent, columns, clause)
+        return clause
 
     def _where_clause(self) -> ColumnElement[Any] | None:
         return constrained(self._constraint(), super()._where_clause())
