@@ -1263,6 +1263,10 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
     names, getter = plan if plan is not None else ((), None)
     width = len(names)
     same: Any = names  # the last ROW_ATTRS found equal to ``names`` (usually one per query)
+    # Which columns are not the very object hydrated, as a tuple of flags (compared in C),
+    # mapped to their positions: a batch usually changes the same columns in every row.
+    positions: dict[tuple[bool, ...], tuple[int, ...]] = {}
+    is_not = operator.is_not
     o: Any
     for inst in items:
         d = inst.__dict__
@@ -1277,12 +1281,18 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
                     pass
                 else:
                     old = row if type(row) is tuple and len(row) == width else tuple(row)[:width]
-                    if values == old and list(map(type, values)) == list(map(type, old)):
-                        continue  # clean: the same values, of the same types
+                    flags = tuple(map(is_not, old, values))
+                    where = positions.get(flags)
+                    if where is None:
+                        where = positions[flags] = tuple(i for i, f in enumerate(flags) if f)
+                    if not where:
+                        continue  # clean: every value the very one hydrated
+                    # Another object: changed unless equal and of the same type.
                     changed = {}
-                    for k, o, v in zip(names, old, values, strict=True):
-                        if v is not o and (o != v or type(o) is not type(v)):
-                            changed[k] = v
+                    for i in where:
+                        o, v = old[i], values[i]
+                        if o != v or type(o) is not type(v):
+                            changed[names[i]] = v
                     if changed:
                         add_dirty(inst)
                         add_change(changed)
