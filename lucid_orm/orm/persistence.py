@@ -956,7 +956,7 @@ async def upsert_rows(
         if _plain_rows(model, rows):
             # Nothing to stamp or prepare: the rows' column values are the parameters, with
             # no instance built for each (new_many's fast path would only copy them in).
-            attrs = [{k: row[k] for k in columns if k in row} for row in rows]
+            attrs = _column_dicts(columns, rows)
         else:
             instances = hydration.new_many(model, rows)
             touch_all(model, instances, True)
@@ -1025,6 +1025,25 @@ async def upsert_rows(
         async with client.transaction() as trx:
             return await run(trx)
     return await run(client)
+
+
+def _column_dicts(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's column values in column order: a C-level copy of a dict that names them in
+    that order already (checked once per key order), else picked column by column."""
+    out: list[dict[str, Any]] = []
+    add = out.append
+    in_order: dict[tuple[str, ...], bool] = {}
+    for row in rows:
+        if type(row) is dict:
+            shape = tuple(row)
+            ok = in_order.get(shape)
+            if ok is None:
+                ok = in_order[shape] = shape == tuple(k for k in columns if k in row)
+            if ok:
+                add(row.copy())
+                continue
+        add({k: row[k] for k in columns if k in row})
+    return out
 
 
 def _plain_rows(model: type[BaseModel], rows: Sequence[Mapping[str, Any]]) -> bool:
