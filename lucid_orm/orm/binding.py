@@ -237,13 +237,16 @@ def bind_transaction(instances: Sequence[BaseModel], trx: Any, *, checked: bool 
     if instances and not checked:
         check_connection(instances, trx)
     dicts = [inst.__dict__ for inst in instances]
-    if [d.get(TRX) for d in dicts].count(None) == len(dicts):
+    currents = [d.get(TRX) for d in dicts]
+    if currents.count(None) == len(dicts):
         # The common case (none bound to a transaction yet): no previous one to remember.
         for d in dicts:
             d[TRX] = trx
         if dicts:
             track(trx, list(instances))
         return
+    if currents.count(trx) == len(dicts):
+        return  # all bound to it already (a relation's write binds, then the bulk insert)
     models: list[BaseModel] = []
     previous: list[Any] = []
     for inst in instances:
