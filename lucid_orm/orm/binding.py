@@ -236,6 +236,17 @@ def bind_transaction(instances: Sequence[BaseModel], trx: Any, *, checked: bool 
     belongs to another connection than ``trx``'s (``check_connection``)."""
     if instances and not checked:
         check_connection(instances, trx)
+    dicts = [inst.__dict__ for inst in instances]
+    currents = [d.get(TRX) for d in dicts]
+    if currents.count(None) == len(dicts):
+        # The common case (none bound to a transaction yet): no previous one to remember.
+        for d in dicts:
+            d[TRX] = trx
+        if dicts:
+            track(trx, list(instances))
+        return
+    if currents.count(trx) == len(dicts):
+        return  # all bound to it already (a relation's write binds, then the bulk insert)
     models: list[BaseModel] = []
     previous: list[Any] = []
     for inst in instances:
@@ -258,14 +269,17 @@ def track(trx: Any, models: list[Any], previous: list[Any] | None = None) -> Non
 
     def committed() -> None:
         parent = getattr(trx, "parent", None)
+        if parent is None or parent.is_completed:
+            for m in models:  # a root commit (or an orphaned savepoint's): all unbound
+                d = m.__dict__
+                if d.get(TRX) is trx:
+                    del d[TRX]
+            return
         moved: list[Any] = []
         before: list[Any] = []
         for i, m in enumerate(models):
             d = m.__dict__
             if d.get(TRX) is not trx:
-                continue
-            if parent is None or parent.is_completed:
-                del d[TRX]
                 continue
             d[TRX] = parent
             prev = previous[i] if previous is not None else None

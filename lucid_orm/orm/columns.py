@@ -85,14 +85,30 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
         return value
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        composed = super().bind_processor(dialect)
+        composed: Any = super().bind_processor(dialect)
+        utc = UTC
+        datetime_cls = _dt.datetime
         if dialect.name != "sqlite":
-            return composed
+            # ``process_bind_param`` then the impl's processor, in one call for a plain
+            # datetime (the composed chain is three calls and an isinstance per value); any
+            # other value (None, a subclass, a date) takes the composed chain.
+            impl = self.impl_instance.bind_processor(dialect)
+            combine = _dt.datetime.combine
+
+            def naive_utc(value: Any) -> Any:
+                if value.__class__ is datetime_cls:
+                    tz = value.tzinfo
+                    if tz is not None:
+                        if tz is not utc:
+                            value = _to_utc(value)
+                        value = combine(value.date(), value.time())
+                    return value if impl is None else impl(value)
+                return composed(value)
+
+            return naive_utc
         # SQLite stores SQLAlchemy's DATETIME text, ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC;
         # ``isoformat`` writes exactly that in one C call (the composed chain does two
         # conversions and a %-format per value).
-        utc = UTC
-        datetime_cls = _dt.datetime
 
         def process(value: Any) -> Any:
             if value.__class__ is datetime_cls:

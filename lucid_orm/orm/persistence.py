@@ -956,7 +956,7 @@ async def upsert_rows(
         if _plain_rows(model, rows):
             # Nothing to stamp or prepare: the rows' column values are the parameters, with
             # no instance built for each (new_many's fast path would only copy them in).
-            attrs = [{k: row[k] for k in columns if k in row} for row in rows]
+            attrs = _column_dicts(columns, rows)
         else:
             instances = hydration.new_many(model, rows)
             touch_all(model, instances, True)
@@ -1025,6 +1025,25 @@ async def upsert_rows(
         async with client.transaction() as trx:
             return await run(trx)
     return await run(client)
+
+
+def _column_dicts(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's column values in column order: a C-level copy of a dict that names them in
+    that order already (checked once per key order), else picked column by column."""
+    out: list[dict[str, Any]] = []
+    add = out.append
+    in_order: dict[tuple[str, ...], bool] = {}
+    for row in rows:
+        if type(row) is dict:
+            shape = tuple(row)
+            ok = in_order.get(shape)
+            if ok is None:
+                ok = in_order[shape] = shape == tuple(k for k in columns if k in row)
+            if ok:
+                add(row.copy())
+                continue
+        add({k: row[k] for k in columns if k in row})
+    return out
 
 
 def _plain_rows(model: type[BaseModel], rows: Sequence[Mapping[str, Any]]) -> bool:
@@ -1263,6 +1282,10 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
     names, getter = plan if plan is not None else ((), None)
     width = len(names)
     same: Any = names  # the last ROW_ATTRS found equal to ``names`` (usually one per query)
+    # Which columns are not the very object hydrated, as a tuple of flags (compared in C),
+    # mapped to their positions: a batch usually changes the same columns in every row.
+    positions: dict[tuple[bool, ...], tuple[int, ...]] = {}
+    is_not = operator.is_not
     o: Any
     for inst in items:
         d = inst.__dict__
@@ -1277,12 +1300,18 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
                     pass
                 else:
                     old = row if type(row) is tuple and len(row) == width else tuple(row)[:width]
-                    if values == old and list(map(type, values)) == list(map(type, old)):
-                        continue  # clean: the same values, of the same types
+                    flags = tuple(map(is_not, old, values))
+                    where = positions.get(flags)
+                    if where is None:
+                        where = positions[flags] = tuple(i for i, f in enumerate(flags) if f)
+                    if not where:
+                        continue  # clean: every value the very one hydrated
+                    # Another object: changed unless equal and of the same type.
                     changed = {}
-                    for k, o, v in zip(names, old, values, strict=True):
-                        if v is not o and (o != v or type(o) is not type(v)):
-                            changed[k] = v
+                    for i in where:
+                        o, v = old[i], values[i]
+                        if o != v or type(o) is not type(v):
+                            changed[names[i]] = v
                     if changed:
                         add_dirty(inst)
                         add_change(changed)

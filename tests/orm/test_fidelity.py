@@ -313,6 +313,37 @@ class TestDatetimes:
                 ]
             await Value.query().delete()
 
+    async def test_naive_aware_and_subclassed_datetimes_store_the_same_instant(
+        self, fid: Database, fast_paths: bool
+    ) -> None:
+        class Stamp(datetime):
+            pass
+
+        instant = datetime(2024, 5, 6, 7, 8, 9, 10, tzinfo=UTC)
+        moments = [
+            datetime(2024, 5, 6, 7, 8, 9, 10),  # naive: UTC
+            instant,
+            datetime(2024, 5, 6, 9, 8, 9, 10, tzinfo=timezone(timedelta(hours=2))),
+            Stamp(2024, 5, 6, 7, 8, 9, 10, tzinfo=UTC),  # a subclass: the general binding
+            Stamp(2024, 5, 6, 7, 8, 9, 10),
+        ]
+        made = await Value.create_many([{"at_plain": m, "at_tz": m} for m in moments])
+        made.append(await Value.create({"at_plain": moments[2], "at_tz": moments[3]}))
+        read = await Value.query().order_by("id")
+        assert [(v.at_plain, v.at_tz) for v in read] == [(instant, instant)] * 6
+        assert all(v.at_plain.tzinfo is UTC and v.at_tz.tzinfo is UTC for v in read)
+        for attr in ("at_plain", "at_tz"):
+            for moment in moments:
+                assert len(await Value.query().where(attr, moment).select("id")) == 6
+        await Value.update_many([*made])  # clean: nothing written
+        later = datetime(2025, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))
+        for v in made:
+            v.at_tz = later
+        await Value.update_many(made)
+        read = await Value.query().order_by("id")
+        assert {v.at_tz for v in read} == {datetime(2025, 1, 1, tzinfo=UTC)}
+        await Value.query().delete()
+
     async def test_stored_extremes(self, fid: Database, dialect: str) -> None:
         row = await Value.create({"at_plain": MAX_UTC, "at_tz": MIN_UTC})
         found = await Value.query().where("at_tz", MIN_UTC).where("at_plain", MAX_UTC).first()

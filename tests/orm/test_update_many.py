@@ -304,6 +304,45 @@ class TestFetchedInstances:
             await Account.update_many([account])
         assert len(_updates(q.sqls)) == 1
 
+    async def test_an_equal_value_in_another_object_is_clean(self, tables: Database) -> None:
+        await _accounts(3)
+        fetched = await Account.query().order_by("id")
+        fetched[0].email = "".join(["0", "@x"])  # equal, not the object read: clean
+        fetched[1].email = "".join(["1", "@y"])  # another value: written
+        fetched[2].visits = 0.0  # type: ignore[assignment]  # equal, another type: written
+        with count_queries() as q:
+            await Account.update_many(fetched)
+        assert len(_updates(q.sqls)) == 2, q.sqls  # {email} and {visits}
+        assert await rows("up_accounts", "email") == [
+            {"email": "0@x"},
+            {"email": "1@y"},
+            {"email": "2@x"},
+        ]
+        assert not any(a.is_dirty for a in fetched)
+
+    async def test_instances_follow_the_savepoint_then_the_transaction(
+        self, tables: Database
+    ) -> None:
+        await _accounts(2)
+        fetched = await Account.query().order_by("id")
+        async with db.transaction() as trx:
+            async with trx.transaction() as savepoint:
+                for a in fetched:
+                    a.visits = 5
+                await Account.update_many(fetched, client=savepoint)
+                assert [a.trx for a in fetched] == [savepoint, savepoint]
+            # Released: they belong to the enclosing transaction, whose rollback undoes them.
+            assert [a.trx for a in fetched] == [trx, trx]
+            async with trx.transaction() as again:
+                for a in fetched:
+                    a.visits = 6
+                await Account.update_many(fetched, client=again)
+                await again.rollback()
+            assert [a.trx for a in fetched] == [trx, trx]
+            assert [a.dirty for a in fetched] == [{"visits": 6}, {"visits": 6}]
+        assert [a.trx for a in fetched] == [None, None]
+        assert await rows("up_accounts", "visits") == [{"visits": 5}, {"visits": 5}]
+
     async def test_an_enclosing_rollback_gives_back_the_fetched_state(
         self, tables: Database
     ) -> None:

@@ -505,6 +505,31 @@ class TestUpsertColumnWork:
     """Rows whose model has nothing to stamp or prepare go in as they are; ``prepare``
     functions, renamed columns and auto timestamps still apply per row otherwise."""
 
+    async def test_plain_rows_in_any_key_order_are_one_statement(
+        self, tables: Database, fast_paths: bool
+    ) -> None:
+        from types import MappingProxyType
+
+        await Stock.create_many([{"shop": "s", "sku": "a", "qty": 1}])
+        payload: list[Any] = [
+            {"shop": "s", "sku": "a", "qty": 2},  # column order
+            {"qty": 3, "sku": "b", "shop": "s"},  # another order: the same columns
+            MappingProxyType({"sku": "c", "shop": "s", "qty": 4}),  # not a dict
+            {"shop": "s", "sku": "d", "qty": 5},
+        ]
+        with count_queries() as q:
+            made = await Stock.upsert_many(payload, conflict=["shop", "sku"], merge=["qty"])
+        assert len(_writes(q.sqls)) == 1, q.sqls
+        assert [(m.sku, m.qty) for m in made] == [("a", 2), ("b", 3), ("c", 4), ("d", 5)]
+        assert all(m.is_persisted and not m.is_dirty for m in made)
+        assert await rows("up_stocks", "sku", "qty") == [
+            {"sku": "a", "qty": 2},
+            {"sku": "b", "qty": 3},
+            {"sku": "c", "qty": 4},
+            {"sku": "d", "qty": 5},
+        ]
+        assert payload[1] == {"qty": 3, "sku": "b", "shop": "s"}  # the payload is untouched
+
     async def test_prepare_functions_run_per_row(self, tables: Database) -> None:
         await Stock.create_many([{"shop": "s", "sku": "a", "qty": 1}])
         made = await PreparedStock.upsert_many(

@@ -1337,6 +1337,20 @@ class TestHasManyCreateMany:
         assert await table_rows("hm_tasks", "id") == []
         assert user.trx is None
 
+    async def test_created_rows_follow_their_transaction(self, database: Database) -> None:
+        [virk] = await make_users("virk")
+        async with db.transaction() as trx:
+            posts = await virk.related("posts").create_many([{"title": "a"}], client=trx)
+            assert [p.trx for p in posts] == [trx]
+            async with trx.transaction() as savepoint:
+                more = await virk.related("posts").create_many([{"title": "b"}], client=savepoint)
+                assert [p.trx for p in more] == [savepoint]
+            assert [p.trx for p in more] == [trx]  # released: the enclosing transaction's
+        assert [p.trx for p in [*posts, *more]] == [None, None]
+        assert [r["title"] for r in await table_rows("posts", "title")] == ["a", "b"]
+        plain = await virk.related("posts").create_many([{"title": "c"}, {"title": "d"}])
+        assert [p.trx for p in plain] == [None, None]  # its own transaction, committed
+
     async def test_uses_the_parent_transaction(self, database: Database) -> None:
         trx = await db.transaction()
         user = User(username="virk")
