@@ -10,9 +10,9 @@ import os
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, func, insert, literal, literal_column, select
@@ -485,7 +485,6 @@ class SqliteDialect(Dialect):
         order = shape.order
         width = len(order)
         per_statement = max(1, MAX_PARAMS // width)
-        emitter = connection.emitter
         out: list[Sequence[Any]] = []
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
@@ -495,38 +494,11 @@ class SqliteDialect(Dialect):
                 values = [value for row in chunk for value in row.values()]
             else:
                 values = [row[c] for row in chunk for c in order]
-            try:
-                for i, process in enumerate(shape.processors):
-                    if process is not None:
-                        values[i::width] = map(process, values[i::width])
-            except (TypeError, ValueError, ArithmeticError) as exc:
-                # A value the column type's bind processor refuses (SQLAlchemy: StatementError).
-                raise QueryError(
-                    with_sql(f"Cannot run the statement: {exc}", sql),
-                    sql=sql,
-                    bindings=values,
-                    original=exc,
-                ) from exc
+            _bind_values(shape.processors, values, width, sql)
             trx._check_open()
-            started = time.perf_counter()
-            try:
-                fetched: list[Any] = await driver.execute_fetchall(sql, values)
-            except (sqlite3.Error, OverflowError) as exc:
-                # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
-                if emitter.active or enabled(DEBUG):
-                    endpoint = connection.write_engines().endpoint
-                    emitter.record(endpoint, sql, values, started, model, True, exc)
-                error = _fast_error(exc, sql, values)
-                trx._failed(error)
-                raise error from exc
-            except asyncio.CancelledError:
-                # As TransactionClient.execute: the statement may still run, the connection's
-                # state is unknown; the transaction can only roll back (discarded).
-                trx._root._broken = True
-                raise
-            if emitter.active or enabled(DEBUG):
-                endpoint = connection.write_engines().endpoint
-                emitter.record(endpoint, sql, values, started, model, True)
+            fetched: list[Any] = await _run_on_driver(
+                trx, connection, sql, values, model, driver.execute_fetchall(sql, values)
+            )
             out.extend(fetched)
         return list(shape.result.keys), list(returned_rows(shape.result, out))
 
@@ -611,7 +583,6 @@ class SqliteDialect(Dialect):
         if conn is None:
             # Closed under the transaction: SQLAlchemy's path raises the error it maps.
             return None
-        emitter = connection.emitter
         width = len(columns) + 1
         per_statement = max(1, MAX_PARAMS // width)
         total = 0
@@ -619,37 +590,10 @@ class SqliteDialect(Dialect):
             chunk = rows[start : start + per_statement]
             sql = shape.sql(len(chunk))
             values = [value for row in chunk for value in row]
-            try:
-                for i, process in enumerate(shape.processors):
-                    if process is not None:
-                        values[i::width] = map(process, values[i::width])
-            except (TypeError, ValueError, ArithmeticError) as exc:
-                # A value the column type's bind processor refuses (SQLAlchemy: StatementError).
-                raise QueryError(
-                    with_sql(f"Cannot run the statement: {exc}", sql),
-                    sql=sql,
-                    bindings=values,
-                    original=exc,
-                ) from exc
-            started = time.perf_counter()
-            try:
-                count: int = await driver._execute(_rowcount, conn, sql, values)
-            except (sqlite3.Error, OverflowError) as exc:
-                # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
-                if emitter.active or enabled(DEBUG):
-                    endpoint = connection.write_engines().endpoint
-                    emitter.record(endpoint, sql, values, started, model, True, exc)
-                error = _fast_error(exc, sql, values)
-                trx._failed(error)
-                raise error from exc
-            except asyncio.CancelledError:
-                # As TransactionClient.execute: the driver may still run the statement, the
-                # connection's state is unknown; the transaction can only roll back (discarded).
-                trx._root._broken = True
-                raise
-            if emitter.active or enabled(DEBUG):
-                endpoint = connection.write_engines().endpoint
-                emitter.record(endpoint, sql, values, started, model, True)
+            _bind_values(shape.processors, values, width, sql)
+            count: int = await _run_on_driver(
+                trx, connection, sql, values, model, driver._execute(_rowcount, conn, sql, values)
+            )
             total += count
         return total
 
@@ -737,6 +681,62 @@ def _packed_update(
             return None
         per_column.append(values)
     return [list(r) for r in zip(*per_column, strict=True)]
+
+
+T = TypeVar("T")
+
+
+def _bind_values(
+    processors: Sequence[Callable[[Any], Any] | None], values: list[Any], width: int, sql: str
+) -> None:
+    """Apply each column's bind processor to its values in ``values`` (one flat list, ``width``
+    values a row), in place; a value a processor refuses is the ``QueryError`` SQLAlchemy's
+    path gives (its ``StatementError``)."""
+    try:
+        for i, process in enumerate(processors):
+            if process is not None:
+                values[i::width] = map(process, values[i::width])
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise QueryError(
+            with_sql(f"Cannot run the statement: {exc}", sql),
+            sql=sql,
+            bindings=values,
+            original=exc,
+        ) from exc
+
+
+async def _run_on_driver(
+    trx: TransactionClient,
+    connection: Any,
+    sql: str,
+    values: list[Any],
+    model: str | None,
+    call: Awaitable[T],
+) -> T:
+    """Await ``call``, one statement on the transaction's aiosqlite connection, as
+    ``TransactionClient.execute`` runs one: reported to the query listeners, its driver error
+    mapped (and the transaction marked failed), a cancellation leaving the transaction only
+    able to roll back (the driver may still run the statement: the connection's state is
+    unknown)."""
+    emitter = connection.emitter
+    started = time.perf_counter()
+    try:
+        result = await call
+    except (sqlite3.Error, OverflowError) as exc:
+        # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
+        if emitter.active or enabled(DEBUG):
+            emitter.record(
+                connection.write_engines().endpoint, sql, values, started, model, True, exc
+            )
+        error = _fast_error(exc, sql, values)
+        trx._failed(error)
+        raise error from exc
+    except asyncio.CancelledError:
+        trx._root._broken = True
+        raise
+    if emitter.active or enabled(DEBUG):
+        emitter.record(connection.write_engines().endpoint, sql, values, started, model, True)
+    return result
 
 
 def _bulk_update(table: TableClause, key: str, columns: Sequence[str], param: Any) -> sa.Update:
