@@ -114,22 +114,18 @@ def _json_param(values: list[Any]) -> Any:
 
 
 def _busy_timeout(name: str, cfg: Mapping[str, Any]) -> int:
-    value = cfg.get("busy_timeout_ms", BUSY_TIMEOUT_MS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise LucidError(
-            f'Connection "{name}": "busy_timeout_ms" must be a whole number of milliseconds '
-            f"(0 or more), got {value!r}",
-            code="E_INVALID_CONFIG",
-        )
-    return value
+    return _whole_number(name, cfg, "busy_timeout_ms", BUSY_TIMEOUT_MS, "milliseconds (0 or more)")
 
 
 def _mmap_size(name: str, cfg: Mapping[str, Any]) -> int:
-    value = cfg.get("mmap_size", MMAP_SIZE)
+    return _whole_number(name, cfg, "mmap_size", MMAP_SIZE, "bytes (0 turns the memory map off)")
+
+
+def _whole_number(name: str, cfg: Mapping[str, Any], key: str, default: int, unit: str) -> int:
+    value = cfg.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise LucidError(
-            f'Connection "{name}": "mmap_size" must be a whole number of bytes (0 turns the '
-            f"memory map off), got {value!r}",
+            f'Connection "{name}": "{key}" must be a whole number of {unit}, got {value!r}',
             code="E_INVALID_CONFIG",
         )
     return value
