@@ -67,7 +67,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import SQLAlchemyError
@@ -86,6 +86,30 @@ if TYPE_CHECKING:
 Processor = Callable[[Any], Any] | None
 
 _CACHE_SIZE = 2000
+V = TypeVar("V")
+
+
+class LRU(OrderedDict[Any, V]):
+    """A dict of compiled shapes that keeps its ``size`` most recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def recent(self, key: Any) -> V | None:
+        """The value of ``key``, now the most recently used one; ``None`` if absent."""
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def keep(self, key: Any, value: V) -> V:
+        """Store ``value`` under ``key`` and drop the least recently used entry past
+        ``size``; returns ``value``."""
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value
 
 
 @dataclass(slots=True)
@@ -115,26 +139,19 @@ class StatementCache:
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self.size = size
-        self._entries: OrderedDict[Any, Compiled] = OrderedDict()
+        self._entries: LRU[Compiled] = LRU(size)
         # Statements compiled per model query shape (query/shape.py), LRU as well.
-        self._shapes: OrderedDict[Any, Compiled] = OrderedDict()
+        self._shapes: LRU[Compiled] = LRU(size)
 
     def shaped(self, key: Any) -> Compiled | None:
         """The statement compiled for the query shape ``key``, if one was."""
-        shapes = self._shapes
-        entry = shapes.get(key)
-        if entry is not None:
-            shapes.move_to_end(key)
-        return entry
+        return self._shapes.recent(key)
 
     def keep_shape(self, key: Any, entry: Compiled) -> None:
         """Remember ``entry`` for the query shape ``key`` (the least recent one goes when the
         cache is full; the entry holds its statement, so the objects the key names by
         identity live as long as it does)."""
-        shapes = self._shapes
-        shapes[key] = entry
-        if len(shapes) > self.size:
-            shapes.popitem(last=False)
+        self._shapes.keep(key, entry)
 
     def prepare(
         self, stmt: Select[Any], dialect: Dialect
@@ -144,7 +161,7 @@ class StatementCache:
         if key is None:
             return None
         entries = self._entries
-        entry = entries.get(key.key)
+        entry = entries.recent(key.key)
         if entry is None:
             compiled = stmt.compile(dialect=dialect, cache_key=key)
             if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
@@ -154,11 +171,7 @@ class StatementCache:
                 # ``SELECT *``: the columns are only known from the cursor; SQLAlchemy's path
                 # reads them there.
                 return None
-            entries[key.key] = entry
-            if len(entries) > self.size:
-                entries.popitem(last=False)
-        else:
-            entries.move_to_end(key.key)
+            entries.keep(key.key, entry)
         params = entry.compiled.construct_params(
             extracted_parameters=key.bindparams, escape_names=False, _no_postcompile=True
         )

@@ -9,7 +9,6 @@ import json
 import os
 import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +26,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from ...errors import IntegrityError, LucidError, QueryError, TransactionConflictError
 from ..events import DEBUG, enabled
 from ..executor import (
+    LRU,
     Compiled,
     bind_processor,
     compile_insert,
@@ -224,11 +224,11 @@ class SqliteDialect(Dialect):
 
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)
-        self._inserts: OrderedDict[Any, InsertShape] = OrderedDict()
+        self._inserts: LRU[InsertShape] = LRU(_INSERT_CACHE_SIZE)
         # (table, key, columns) -> the fast bulk UPDATE's shape (None: not cut)
-        self._update_rows: OrderedDict[Any, RowsShape | None] = OrderedDict()
+        self._update_rows: LRU[RowsShape | None] = LRU(_INSERT_CACHE_SIZE)
         # (table, columns, conflict, merge, returning) -> the upsert's shape
-        self._upserts: OrderedDict[Any, UpsertShape] = OrderedDict()
+        self._upserts: LRU[UpsertShape] = LRU(_INSERT_CACHE_SIZE)
 
     # -- connections ---------------------------------------------------------------------------
     def engine_options(self, setup: EngineSetup) -> None:
@@ -385,9 +385,8 @@ class SqliteDialect(Dialect):
         Core once per (table, columns, key) and kept (LRU)."""
         shape_key = (table, tuple(columns), key.name)
         cache = self._inserts
-        shape = cache.get(shape_key)
+        shape = cache.recent(shape_key)
         if shape is not None:
-            cache.move_to_end(shape_key)
             return shape
         values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
         table_key = table.c[key.name]
@@ -396,10 +395,7 @@ class SqliteDialect(Dialect):
         head, group, tail, order = compile_insert(ordered, dialect)
         single = compile_insert(plain, dialect)[2]
         processors = [bind_processor(table.c[c].type, dialect) for c in order]
-        shape = cache[shape_key] = InsertShape(head, group, tail, single, order, processors)
-        if len(cache) > _INSERT_CACHE_SIZE:
-            cache.popitem(last=False)
-        return shape
+        return cache.keep(shape_key, InsertShape(head, group, tail, single, order, processors))
 
     def bulk_update_statement(
         self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -511,19 +507,15 @@ class SqliteDialect(Dialect):
         merge, returned columns) and kept (LRU)."""
         shape_key = ("upsert", table, tuple(columns), tuple(conflict), tuple(merge), *returning)
         cache = self._upserts
-        shape = cache.get(shape_key)
+        shape = cache.recent(shape_key)
         if shape is not None:
-            cache.move_to_end(shape_key)
             return shape
         template: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
         stmt = self.upsert_statement(table, template, conflict, list(merge)).returning(*returning)
         head, group, tail, order = compile_insert(stmt, dialect)
         processors = [bind_processor(table.c[c].type, dialect) for c in order]
         result = compile_returning(stmt, dialect)
-        shape = cache[shape_key] = UpsertShape(head, group, tail, order, processors, result)
-        if len(cache) > _INSERT_CACHE_SIZE:
-            cache.popitem(last=False)
-        return shape
+        return cache.keep(shape_key, UpsertShape(head, group, tail, order, processors, result))
 
     def bulk_update_bound(
         self,
@@ -603,6 +595,7 @@ class SqliteDialect(Dialect):
         shape_key = ("update_rows", table, key, tuple(columns))
         cache = self._update_rows
         if shape_key in cache:
+            # (a kept None too: the statement could not be cut; SQLAlchemy's path runs)
             cache.move_to_end(shape_key)
             return cache[shape_key]
         names = [key, *columns]
@@ -622,10 +615,7 @@ class SqliteDialect(Dialect):
             processors = [bind_processor(table.c[n].type, dialect) for n in names]
             group = "(" + ", ".join(["?"] * len(names)) + ")"
             shape = RowsShape(head + one, group, tail, processors)
-        cache[shape_key] = shape
-        if len(cache) > _INSERT_CACHE_SIZE:
-            cache.popitem(last=False)
-        return shape
+        return cache.keep(shape_key, shape)
 
     def bulk_update_parameters(self, columns: int) -> int:
         # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
