@@ -327,6 +327,16 @@ def compile_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str
     return head, group, tail, list(compiled.positiontup)
 
 
+def sorts_by_generated_key(stmt: Any, dialect: Dialect) -> bool:
+    """Whether SQLAlchemy's "insertmanyvalues" runs ``stmt`` (an ``INSERT … RETURNING`` with
+    ``sort_by_parameter_order``) by sorting the returned rows on the generated integer key
+    (its "implicit sentinel": the database counts the keys up in the order of the rows)
+    rather than by a sentinel it sends or row by row."""
+    compiled = stmt.compile(dialect=dialect, for_executemany=True)
+    imv = getattr(compiled, "_insertmanyvalues", None)
+    return bool(imv is not None and imv.implicit_sentinel and imv.num_sentinel_columns == 1)
+
+
 def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:
     """A statement compiled once for reuse with positional values (``find`` by key)."""
     compiled = stmt.compile(dialect=dialect)

@@ -35,11 +35,14 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
+from ..executor import LRU, sorts_by_generated_key
 from .base import (
     AdvisoryLock,
     Dialect,
     EngineSetup,
     Key,
+    Rows,
+    merge_set,
     named_table,
     truncate_statement,
     update_from,
@@ -49,6 +52,7 @@ from .sqlite import typed
 
 if TYPE_CHECKING:
     from ...query.client import Client
+    from ..transaction import TransactionClient
 
 # Tuple keys on untyped columns (``db.from_``) keep the plain row-value list while it fits in
 # one statement: there the server types each value from its column; the arrays of the
@@ -113,6 +117,11 @@ def _element_type(column: Any, values: list[Any]) -> TypeEngine[Any] | None:
     return None
 
 
+# Compiled-shape facts kept per (table, columns, key).
+_SHAPE_CACHE_SIZE = 256
+# The column of ``unnest(…) WITH ORDINALITY`` numbering the rows of a bulk INSERT.
+_ORDINAL = "lucid_ordinal"
+
 # Column types whose values travel exactly as arrays of that type (``bulk_update_bound``).
 _ARRAYABLE = (sa.Integer, sa.String, sa.Boolean, sa.DateTime, sa.Date, sa.Time, Numeric, Uuid)
 
@@ -147,6 +156,11 @@ class PostgresqlDialect(Dialect):
     )
     # serialization_failure, deadlock_detected.
     conflict_error_codes = frozenset({"40001", "40P01"})
+
+    def __init__(self) -> None:
+        # (table, columns, key) -> whether SQLAlchemy sorts a multi-row INSERT's returned
+        # rows on the generated key (``insert_many_returning``)
+        self._sorted_inserts: LRU[bool] = LRU(_SHAPE_CACHE_SIZE)
 
     def engine_options(self, setup: EngineSetup) -> None:
         # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
@@ -289,6 +303,98 @@ class PostgresqlDialect(Dialect):
 
     def bulk_update_parameters(self, columns: int) -> int:
         return max(1, min(1000, 30000 // (columns + 1)))
+
+    async def insert_many_returning(
+        self, trx: TransactionClient, table: sa.TableClause, params: Rows, key: Key, model: str | None
+    ) -> list[Any]:
+        """``INSERT INTO t (a, b) SELECT … FROM unnest($1::t1[], $2::t2[]) WITH ORDINALITY
+        … ORDER BY ordinality RETURNING key``: one array per column, of the column's own type
+        (each value through that type's bind processor, as a plain parameter would be), so
+        the SQL is the same for any row count and SQLAlchemy has nothing to do per row.
+
+        The keys come back in parameter order as SQLAlchemy's "insertmanyvalues" gives them
+        (its ``INSERT … SELECT … FROM (VALUES …) ORDER BY sen_counter``): the database counts
+        the generated keys up in the order the SELECT hands over the rows, so the sorted keys
+        are the rows' keys. Used where SQLAlchemy itself relies on that (an integer key it
+        takes as the "implicit sentinel") and every column's values travel exactly as arrays
+        (``bulk_update_bound``'s types); anything else takes SQLAlchemy's path."""
+        names = list(params[0]) if params else []
+        types = [table.c[n].type for n in names]
+        dialect = trx.dialect
+        if (
+            not names
+            or _ORDINAL in names
+            or not all(_arrayable(t) for t in types)
+            or not self._sorted_on_key(dialect, table, names, key)
+        ):
+            return await super().insert_many_returning(trx, table, params, key, model)
+        arrays = [
+            cast(bindparam(None, [r[n] for r in params], type_=KeyArray(t), unique=True), ARRAY(t))
+            for n, t in zip(names, types, strict=True)
+        ]
+        rows = (
+            func.unnest(*arrays)
+            .table_valued(
+                *[sa.column(n, t) for n, t in zip(names, types, strict=True)],
+                with_ordinality=_ORDINAL,
+            )
+            .render_derived(name="lucid_rows")
+        )
+        source = select(*[rows.c[n] for n in names]).order_by(rows.c[_ORDINAL])
+        stmt = sa.insert(table).from_select(names, source).returning(table.c[key.name])
+        result = await trx.execute(stmt, write=True, model=model)
+        keys = sorted(row[0] for row in result.rows)
+        return [(k,) for k in keys]
+
+    def _sorted_on_key(
+        self, dialect: SADialect, table: sa.TableClause, names: list[str], key: Key
+    ) -> bool:
+        """Whether SQLAlchemy runs the multi-row INSERT of ``names`` into ``table``
+        returning ``key`` in parameter order by sorting on the generated key (kept per
+        shape, LRU)."""
+        shape_key = (table, tuple(names), key.name)
+        cache = self._sorted_inserts
+        if shape_key in cache:
+            cache.move_to_end(shape_key)
+            return cache[shape_key]
+        stmt = sa.insert(table).returning(table.c[key.name], sort_by_parameter_order=True)
+        stmt = stmt.values({n: bindparam(n) for n in names})
+        return cache.keep(shape_key, sorts_by_generated_key(stmt, dialect))
+
+    def upsert_bound(
+        self,
+        table: sa.TableClause,
+        rows: Rows,
+        conflict: Sequence[str],
+        merge: Sequence[str],
+        dialect: SADialect,
+    ) -> sa.Insert | None:
+        """``INSERT INTO t (a, b) SELECT … FROM unnest($1::t1[], $2::t2[]) ON CONFLICT (…)
+        DO UPDATE SET …``: one array per column, of the column's own type, each value through
+        that type's bind processor (as ``bulk_update_bound``); ``None`` (the multi-row VALUES)
+        for column types whose arrays asyncpg does not encode exactly (JSON, enums, arrays).
+        The rows come back in the order of the arrays, which ``upsert_many`` does not rely on
+        (it matches them by their conflict key)."""
+        if not rows or not conflict:
+            return None
+        names = list(rows[0])
+        types = [table.c[n].type for n in names]
+        if not names or not all(_arrayable(t) for t in types):
+            return None
+        arrays = [
+            cast(bindparam(None, [r[n] for r in rows], type_=KeyArray(t), unique=True), ARRAY(t))
+            for n, t in zip(names, types, strict=True)
+        ]
+        source = (
+            func.unnest(*arrays)
+            .table_valued(*[sa.column(n, t) for n, t in zip(names, types, strict=True)])
+            .render_derived(name="lucid_rows")
+        )
+        stmt = postgresql.insert(table).from_select(names, select(*source.c))
+        sets = merge_set(list(merge), names, conflict, lambda name: stmt.excluded[name])
+        if not sets:
+            sets = {conflict[0]: stmt.excluded[conflict[0]]}
+        return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
 
     def insert_for(self, table: sa.TableClause) -> Any:
         return postgresql.insert(table)
