@@ -3,12 +3,15 @@ RESTART IDENTITY, DROP … CASCADE."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import hashlib
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import (
@@ -35,7 +38,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
-from ..executor import LRU, sorts_by_generated_key
+from ...errors import IntegrityError, QueryError, TransactionConflictError
+from ..events import DEBUG, enabled
+from ..executor import LRU, bind_processor, connection_lost, sorts_by_generated_key, with_sql
 from .base import (
     AdvisoryLock,
     Dialect,
@@ -52,6 +57,7 @@ from .sqlite import typed
 
 if TYPE_CHECKING:
     from ...query.client import Client
+    from ..connection import Connection
     from ..transaction import TransactionClient
 
 # Tuple keys on untyped columns (``db.from_``) keep the plain row-value list while it fits in
@@ -117,6 +123,9 @@ def _element_type(column: Any, values: list[Any]) -> TypeEngine[Any] | None:
     return None
 
 
+Processor = Callable[[Any], Any] | None
+T = TypeVar("T")
+
 # Compiled-shape facts kept per (table, columns, key).
 _SHAPE_CACHE_SIZE = 256
 # The column of ``unnest(…) WITH ORDINALITY`` numbering the rows of a bulk INSERT.
@@ -161,6 +170,8 @@ class PostgresqlDialect(Dialect):
         # (table, columns, key) -> whether SQLAlchemy sorts a multi-row INSERT's returned
         # rows on the generated key (``insert_many_returning``)
         self._sorted_inserts: LRU[bool] = LRU(_SHAPE_CACHE_SIZE)
+        # (table, key, columns) -> the driver-level bulk UPDATE (None: not this form)
+        self._updates: LRU[_ArrayUpdate | None] = LRU(_SHAPE_CACHE_SIZE)
 
     def engine_options(self, setup: EngineSetup) -> None:
         # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
@@ -301,11 +312,93 @@ class PostgresqlDialect(Dialect):
         )
         return update_from(table, key, columns, source)
 
+    async def bulk_update_fast(
+        self,
+        trx: TransactionClient,
+        table: sa.TableClause,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        model: str | None,
+    ) -> int | None:
+        """``bulk_update_bound``'s statement on the transaction's asyncpg connection: its SQL
+        compiled once per (table, key, columns) and kept, each column's values one array with
+        the column type's bind processor applied to each value (as ``KeyArray`` does), no
+        SQLAlchemy execution per call. Errors, query events, the transaction's state and
+        cancellation are those of ``TransactionClient.execute``. ``None`` (the caller runs
+        ``bulk_update_bound`` through SQLAlchemy, its twin) with the fast paths off
+        (``LUCID_FAST_PATHS=0``) and for the column types ``bulk_update_bound`` declines."""
+        from ..query_client import connection_of
+
+        connection = connection_of(trx)
+        if not rows or not connection.fast_reads:
+            return None
+        shape = self._compiled_update(trx.dialect, table, key, columns)
+        if shape is None:
+            return None
+        arrays = [list(values) for values in zip(*rows, strict=True)]
+        sql = shape.sql
+        try:
+            for values, process in zip(arrays, shape.processors, strict=True):
+                if process is not None:
+                    values[:] = [None if v is None else process(v) for v in values]
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # As SQLAlchemy's path reports a value a bind processor refuses.
+            raise QueryError(
+                with_sql(f"Cannot run the statement: {exc}", sql),
+                sql=sql,
+                bindings=arrays,
+                original=exc,
+            ) from exc
+        status = await run_on_driver(
+            trx, connection, sql, arrays, model, lambda driver: driver.execute(sql, *arrays)
+        )
+        if status is None:
+            return None
+        return _affected(status)
+
+    def _compiled_update(
+        self, dialect: SADialect, table: sa.TableClause, key: str, columns: Sequence[str]
+    ) -> _ArrayUpdate | None:
+        """``bulk_update_fast``'s statement: ``bulk_update_bound``'s for named array
+        parameters, compiled once per (table, key, columns) and kept (LRU); ``None`` for
+        column types it declines, or when the compiled parameters are not the columns in
+        order."""
+        shape_key = (table, key, tuple(columns))
+        cache = self._updates
+        if shape_key in cache:
+            cache.move_to_end(shape_key)
+            return cache[shape_key]
+        names = [key, *columns]
+        types = [table.c[n].type for n in names]
+        shape: _ArrayUpdate | None = None
+        if all(_arrayable(t) for t in types):
+            arrays = [
+                cast(bindparam(f"lucid_{i}", type_=KeyArray(t)), ARRAY(t))
+                for i, t in enumerate(types)
+            ]
+            source = (
+                func.unnest(*arrays)
+                .table_valued(*[sa.column(n, t) for n, t in zip(names, types, strict=True)])
+                .render_derived(name="lucid_rows")
+            )
+            compiled = update_from(table, key, columns, source).compile(dialect=dialect)
+            order = list(getattr(compiled, "positiontup", None) or [])
+            if order == [f"lucid_{i}" for i in range(len(names))]:
+                processors = [bind_processor(t, dialect) for t in types]
+                shape = _ArrayUpdate(compiled.string, processors)
+        return cache.keep(shape_key, shape)
+
     def bulk_update_parameters(self, columns: int) -> int:
         return max(1, min(1000, 30000 // (columns + 1)))
 
     async def insert_many_returning(
-        self, trx: TransactionClient, table: sa.TableClause, params: Rows, key: Key, model: str | None
+        self,
+        trx: TransactionClient,
+        table: sa.TableClause,
+        params: Rows,
+        key: Key,
+        model: str | None,
     ) -> list[Any]:
         """``INSERT INTO t (a, b) SELECT … FROM unnest($1::t1[], $2::t2[]) WITH ORDINALITY
         … ORDER BY ordinality RETURNING key``: one array per column, of the column's own type
@@ -418,6 +511,93 @@ class PostgresqlDialect(Dialect):
 
     def truncate_tables(self, conn: SyncConnection, tables: list[sa.Table]) -> None:
         conn.execute(truncate_statement(*tables, restart=True, cascade=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _ArrayUpdate:
+    """A bulk ``UPDATE … FROM unnest($1::t1[], …)`` compiled by SQLAlchemy: its SQL and, per
+    array, the bind processor of its elements' column type (``None``: values go as they
+    are)."""
+
+    sql: str
+    processors: list[Processor]
+
+
+def _affected(status: str) -> int:
+    """The row count of an asyncpg command status (``"UPDATE 3"``)."""
+    count = status.rsplit(" ", 1)[-1]
+    return int(count) if count.isdigit() else -1
+
+
+async def run_on_driver(
+    trx: TransactionClient,
+    connection: Connection,
+    sql: str,
+    values: list[Any],
+    model: str | None,
+    call: Callable[[Any], Awaitable[T]],
+) -> T | None:
+    """Run one statement, ``call(asyncpg connection)``, inside ``trx`` on its driver
+    connection, as ``TransactionClient.execute`` runs one through SQLAlchemy: the
+    transaction's BEGIN sent first when SQLAlchemy's adapter has not sent it yet (it does so
+    lazily, before a transaction's first statement) and under the adapter's lock, the
+    statement reported to the query listeners, a driver error mapped to the error the
+    SQLAlchemy path raises (the transaction marked failed), a lost connection as
+    ``ConnectionLostError``, a cancellation leaving the transaction only able to roll back
+    (the connection is then discarded). ``None``: the driver connection is closed (the
+    caller takes SQLAlchemy's path, which raises the error it maps)."""
+    from ..transaction import open_connection
+
+    trx._check_open()
+    raw = await open_connection(trx).get_raw_connection()
+    adapter: Any = raw.dbapi_connection
+    driver: Any = raw.driver_connection
+    if driver is None or driver.is_closed():
+        return None
+    emitter = connection.emitter
+    started = time.perf_counter()
+    try:
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+            result = await call(driver)
+    except asyncio.CancelledError:
+        # Cancelled while the driver ran the statement: the connection's state is unknown.
+        trx._root._broken = True
+        raise
+    except Exception as exc:
+        # SQLAlchemy's adapter (BEGIN) raises its own error, the driver's as the cause.
+        cause = exc.__cause__
+        original = cause if type(exc).__module__.startswith("sqlalchemy") and cause else exc
+        if emitter.active or enabled(DEBUG):
+            endpoint = connection.write_engines().endpoint
+            emitter.record(endpoint, sql, values, started, model, True, original)
+        if isinstance(original, OSError) or driver.is_closed():
+            trx._root._broken = True
+            raise connection_lost(original, sql, values, "transaction") from exc
+        error = _driver_error(original, sql, values)
+        trx._failed(error)
+        raise error from exc
+    if emitter.active or enabled(DEBUG):
+        emitter.record(connection.write_engines().endpoint, sql, values, started, model, True)
+    return result
+
+
+def _driver_error(original: BaseException, sql: str, values: list[Any]) -> QueryError:
+    """An asyncpg error as the error SQLAlchemy's path raises for it (``wrap_error``):
+    ``IntegrityError`` for constraint violations (SQLSTATE class 23),
+    ``TransactionConflictError`` for serialization failures and deadlocks, else
+    ``QueryError``."""
+    from . import is_conflict
+
+    code = str(getattr(original, "sqlstate", None) or "")
+    kind: type[QueryError] = QueryError
+    if code.startswith("23"):
+        kind = IntegrityError
+    elif is_conflict(original):
+        kind = TransactionConflictError
+    message = with_sql(str(original).strip() or type(original).__name__, sql)
+    return kind(message, sql=sql, bindings=values, original=original)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
