@@ -1280,7 +1280,6 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
     missing = _MISSING
     plan = _row_getter(model)
     names, getter = plan if plan is not None else ((), None)
-    width = len(names)
     same: Any = names  # the last ROW_ATTRS found equal to ``names`` (usually one per query)
     # Which columns are not the very object hydrated, as a tuple of flags (compared in C),
     # mapped to their positions: a batch usually changes the same columns in every row.
@@ -1299,8 +1298,9 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
                 except KeyError:  # an attribute deleted: the general comparison
                     pass
                 else:
-                    old = row if type(row) is tuple and len(row) == width else tuple(row)[:width]
-                    flags = tuple(map(is_not, old, values))
+                    # The row as hydrated (a tuple, or the driver's record: indexed in
+                    # place, no copy); ``map`` stops at the last column (``values``).
+                    flags = tuple(map(is_not, row, values))
                     where = positions.get(flags)
                     if where is None:
                         where = positions[flags] = tuple(i for i, f in enumerate(flags) if f)
@@ -1309,7 +1309,7 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
                     # Another object: changed unless equal and of the same type.
                     changed = {}
                     for i in where:
-                        o, v = old[i], values[i]
+                        o, v = row[i], values[i]
                         if o != v or type(o) is not type(v):
                             changed[names[i]] = v
                     if changed:
