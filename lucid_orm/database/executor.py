@@ -37,6 +37,10 @@ SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (UPDATE    ``bulk
 SQLite upsert               ``SqliteDialect.upsert_fast`` (multi-row      ``upsert_bound``'s
 (``upsert_many``)           VALUES … ON CONFLICT on a transaction's       json_each statement
                             driver connection)                            through SQLAlchemy
+PostgreSQL bulk UPDATE      ``PostgresqlDialect.bulk_update_fast``        ``bulk_update_bound``
+(``update_many``)           (UPDATE … FROM unnest of one array per        (the same statement)
+                            column, compiled once, on the transaction's   through SQLAlchemy
+                            driver connection)
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
@@ -59,13 +63,14 @@ the batch's list) and ``new_many``'s direct state setup (slow twin: ``model().me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -325,6 +330,20 @@ def compile_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str
     head, group, tail = compiled.string.partition("(" + expr + ")")
     assert group
     return head, group, tail, list(compiled.positiontup)
+
+
+@contextlib.asynccontextmanager
+async def asyncpg_turn(raw: Any) -> AsyncIterator[Any]:
+    """The asyncpg connection of ``raw`` (a pooled connection SQLAlchemy holds inside a
+    transaction) for statements run on it directly: under the lock SQLAlchemy's adapter runs
+    each of its statements under, with the transaction's BEGIN sent first when the adapter
+    has not sent it yet (it sends it lazily, before the transaction's first statement), so
+    that the adapter's COMMIT or ROLLBACK ends what runs here."""
+    adapter = raw.dbapi_connection
+    async with adapter._execute_mutex:
+        if adapter._transaction is None:
+            await adapter._start_transaction()
+        yield raw.driver_connection
 
 
 def sorts_by_generated_key(stmt: Any, dialect: Dialect) -> bool:

@@ -40,7 +40,14 @@ from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
 from ...errors import IntegrityError, QueryError, TransactionConflictError
 from ..events import DEBUG, enabled
-from ..executor import LRU, bind_processor, connection_lost, sorts_by_generated_key, with_sql
+from ..executor import (
+    LRU,
+    asyncpg_turn,
+    bind_processor,
+    connection_lost,
+    sorts_by_generated_key,
+    with_sql,
+)
 from .base import (
     AdvisoryLock,
     Dialect,
@@ -550,16 +557,13 @@ async def run_on_driver(
 
     trx._check_open()
     raw = await open_connection(trx).get_raw_connection()
-    adapter: Any = raw.dbapi_connection
     driver: Any = raw.driver_connection
     if driver is None or driver.is_closed():
         return None
     emitter = connection.emitter
     started = time.perf_counter()
     try:
-        async with adapter._execute_mutex:
-            if adapter._transaction is None:
-                await adapter._start_transaction()
+        async with asyncpg_turn(raw):
             result = await call(driver)
     except asyncio.CancelledError:
         # Cancelled while the driver ran the statement: the connection's state is unknown.
