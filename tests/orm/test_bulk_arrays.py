@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import mysql
 
-from lucid_orm import BaseModel, IntegrityError, QueryError, column, db
+from lucid_orm import BaseModel, IntegrityError, QueryError, after, column, db
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 
@@ -82,6 +82,15 @@ class Thing(BaseModel):
     clock: time | None = column()
     token: uuid.UUID | None = column()
     level: Level | None = column()
+
+
+class PickyThing(Thing):
+    """Refuses a row named "boom" once it is written: the write must be undone."""
+
+    @after("create")
+    def refuse(thing: PickyThing) -> None:
+        if thing.name == "boom":
+            raise ValueError("boom")
 
 
 class Doc(BaseModel):
@@ -200,6 +209,27 @@ class TestCreateMany:
         for i, m in enumerate(made):
             assert _as_read(stored[m.id])[1:] == _expected(i)
 
+    async def test_postgresql_sends_the_insert_on_the_driver_only_on_the_fast_path(
+        self, ba: Database, dialect: str, fast_paths: bool
+    ) -> None:
+        if dialect != "postgresql":
+            pytest.skip("the driver-level multi-row INSERT with arrays is PostgreSQL's")
+        payload = [{"name": f"n{i}", "big": i, "day": date(2024, 3, i + 1)} for i in range(3)]
+        async with db.transaction() as trx:
+            with count_queries() as q, _through_sqlalchemy(ba) as sent:
+                made = await Thing.create_many(payload, client=trx)
+        (event,) = q.events
+        assert len(_inserts(sent)) == (0 if fast_paths else 1)
+        # Both paths: the same SQL (the twin's), the same bindings (one array per column).
+        assert "WITH ORDINALITY" in event.sql and event.model == "Thing"
+        assert event.bindings == [
+            ["n0", "n1", "n2"],
+            [0, 1, 2],
+            [date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)],
+        ]
+        stored = {t.id: (t.name, t.big, t.day) for t in await Thing.query()}
+        assert [stored[m.id] for m in made] == [(p["name"], p["big"], p["day"]) for p in payload]
+
     async def test_json_columns_keep_the_per_row_form(self, ba: Database, dialect: str) -> None:
         payload = [{"name": f"d{i}", "payload": {"i": i, "tags": ["a", None]}} for i in range(5)]
         payload[2]["payload"] = None
@@ -223,6 +253,29 @@ class TestCreateMany:
         again = await Thing.create_many([p for p in payload if p["name"] != "taken"])
         assert sorted(t.name for t in await Thing.query()) == ["a", "b", "c", "taken"]
         assert all(m.is_persisted for m in again)
+
+    async def test_a_failure_after_the_insert_undoes_it(self, ba: Database, dialect: str) -> None:
+        # The INSERT is the first statement of create_many's own transaction; an after hook
+        # that raises rolls that transaction back, the rows with it.
+        payload = [{"name": "a"}, {"name": "boom"}, {"name": "c"}]
+        with pytest.raises(ValueError, match="boom"):
+            await PickyThing.create_many(payload)
+        assert await Thing.query() == []
+
+    async def test_an_enclosing_rollback_undoes_the_rows_and_the_keys(
+        self, ba: Database, dialect: str
+    ) -> None:
+        trx = await db.transaction()
+        try:
+            made = await Thing.create_many([{"name": f"n{i}"} for i in range(3)], client=trx)
+            assert all(m.is_persisted and m.id is not None for m in made)
+        finally:
+            await trx.rollback()
+        assert await Thing.query() == []
+        # The journal made them new again: they are created afresh, with new keys.
+        assert not any(m.is_persisted for m in made)
+        await Thing.create_many([{"name": m.name} for m in made])
+        assert sorted(t.name for t in await Thing.query()) == ["n0", "n1", "n2"]
 
     async def test_a_value_the_column_refuses_raises_the_query_error(
         self, ba: Database, dialect: str

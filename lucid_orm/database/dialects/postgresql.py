@@ -42,9 +42,12 @@ from ...errors import IntegrityError, QueryError, TransactionConflictError
 from ..events import DEBUG, enabled
 from ..executor import (
     LRU,
+    Compiled,
     asyncpg_turn,
     bind_processor,
+    compile_returning,
     connection_lost,
+    returned_rows,
     sorts_by_generated_key,
     with_sql,
 )
@@ -179,6 +182,8 @@ class PostgresqlDialect(Dialect):
         self._sorted_inserts: LRU[bool] = LRU(_SHAPE_CACHE_SIZE)
         # (table, key, columns) -> the driver-level bulk UPDATE (None: not this form)
         self._updates: LRU[_ArrayUpdate | None] = LRU(_SHAPE_CACHE_SIZE)
+        # (table, columns, key) -> the driver-level multi-row INSERT (None: not this form)
+        self._inserts: LRU[_ArrayInsert | None] = LRU(_SHAPE_CACHE_SIZE)
 
     def engine_options(self, setup: EngineSetup) -> None:
         # Datetimes travel as UTC: naive values mean UTC whatever the server's zone is.
@@ -345,18 +350,7 @@ class PostgresqlDialect(Dialect):
             return None
         arrays = [list(values) for values in zip(*rows, strict=True)]
         sql = shape.sql
-        try:
-            for values, process in zip(arrays, shape.processors, strict=True):
-                if process is not None:
-                    values[:] = [None if v is None else process(v) for v in values]
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            # As SQLAlchemy's path reports a value a bind processor refuses.
-            raise QueryError(
-                with_sql(f"Cannot run the statement: {exc}", sql),
-                sql=sql,
-                bindings=arrays,
-                original=exc,
-            ) from exc
+        _bind_arrays(shape.processors, arrays, sql)
         status = await run_on_driver(
             trx, connection, sql, arrays, model, lambda driver: driver.execute(sql, *arrays)
         )
@@ -428,23 +422,51 @@ class PostgresqlDialect(Dialect):
             or not self._sorted_on_key(dialect, table, names, key)
         ):
             return await super().insert_many_returning(trx, table, params, key, model)
+        from ..query_client import connection_of
+
+        columns = [[r[n] for r in params] for n in names]
+        connection = connection_of(trx)
+        if connection.fast_reads:
+            # The fast path: the statement compiled once per shape, run on the driver.
+            shape = self._compiled_insert(dialect, table, names, key)
+            if shape is not None:
+                sql = shape.sql
+                _bind_arrays(shape.processors, columns, sql)
+                fetched = await run_on_driver(
+                    trx, connection, sql, columns, model, lambda d: d.fetch(sql, *columns)
+                )
+                if fetched is not None:
+                    returned = returned_rows(shape.result, fetched)
+                    return [(k,) for k in sorted(row[0] for row in returned)]
         arrays = [
-            cast(bindparam(None, [r[n] for r in params], type_=KeyArray(t), unique=True), ARRAY(t))
-            for n, t in zip(names, types, strict=True)
+            bindparam(None, values, type_=KeyArray(t), unique=True)
+            for values, t in zip(columns, types, strict=True)
         ]
-        rows = (
-            func.unnest(*arrays)
-            .table_valued(
-                *[sa.column(n, t) for n, t in zip(names, types, strict=True)],
-                with_ordinality=_ORDINAL,
-            )
-            .render_derived(name="lucid_rows")
-        )
-        source = select(*[rows.c[n] for n in names]).order_by(rows.c[_ORDINAL])
-        stmt = sa.insert(table).from_select(names, source).returning(table.c[key.name])
+        stmt = _ordered_insert(table, names, types, key, arrays)
         result = await trx.execute(stmt, write=True, model=model)
-        keys = sorted(row[0] for row in result.rows)
-        return [(k,) for k in keys]
+        return [(k,) for k in sorted(row[0] for row in result.rows)]
+
+    def _compiled_insert(
+        self, dialect: SADialect, table: sa.TableClause, names: list[str], key: Key
+    ) -> _ArrayInsert | None:
+        """``insert_many_returning``'s statement for named array parameters, compiled once
+        per (table, columns, key) and kept (LRU); ``None`` when the compiled parameters are
+        not the columns in order (SQLAlchemy's path runs)."""
+        shape_key = ("insert", table, tuple(names), key.name)
+        cache = self._inserts
+        if shape_key in cache:
+            cache.move_to_end(shape_key)
+            return cache[shape_key]
+        types = [table.c[n].type for n in names]
+        params = [bindparam(f"lucid_{i}", type_=KeyArray(t)) for i, t in enumerate(types)]
+        stmt = _ordered_insert(table, names, types, key, params)
+        compiled = stmt.compile(dialect=dialect)
+        order = list(getattr(compiled, "positiontup", None) or [])
+        shape: _ArrayInsert | None = None
+        if order == [f"lucid_{i}" for i in range(len(names))]:
+            processors = [bind_processor(t, dialect) for t in types]
+            shape = _ArrayInsert(compiled.string, processors, compile_returning(stmt, dialect))
+        return cache.keep(shape_key, shape)
 
     def _sorted_on_key(
         self, dialect: SADialect, table: sa.TableClause, names: list[str], key: Key
@@ -528,6 +550,56 @@ class _ArrayUpdate:
 
     sql: str
     processors: list[Processor]
+
+
+@dataclass(frozen=True, slots=True)
+class _ArrayInsert:
+    """``insert_many_returning``'s ``INSERT … SELECT … FROM unnest($1::t1[], …) WITH
+    ORDINALITY … RETURNING key`` compiled by SQLAlchemy: its SQL, per array the bind
+    processor of its elements' column type, and the returned key's result processing."""
+
+    sql: str
+    processors: list[Processor]
+    result: Compiled
+
+
+def _ordered_insert(
+    table: sa.TableClause,
+    names: list[str],
+    types: list[TypeEngine[Any]],
+    key: Key,
+    arrays: list[Any],
+) -> sa.Insert:
+    """``INSERT INTO t (a, b) SELECT a, b FROM unnest($1::t1[], $2::t2[]) WITH ORDINALITY AS
+    lucid_rows (a, b, n) ORDER BY n RETURNING key``: ``arrays`` are the columns' bound
+    arrays (``KeyArray`` parameters), cast to arrays of the columns' types."""
+    rows = (
+        func.unnest(*[cast(a, ARRAY(t)) for a, t in zip(arrays, types, strict=True)])
+        .table_valued(
+            *[sa.column(n, t) for n, t in zip(names, types, strict=True)],
+            with_ordinality=_ORDINAL,
+        )
+        .render_derived(name="lucid_rows")
+    )
+    source = select(*[rows.c[n] for n in names]).order_by(rows.c[_ORDINAL])
+    return sa.insert(table).from_select(names, source).returning(table.c[key.name])
+
+
+def _bind_arrays(processors: Sequence[Processor], arrays: list[list[Any]], sql: str) -> None:
+    """Apply each column's bind processor to the values of its array (``None`` stays
+    ``None``, as ``KeyArray`` binds it), in place; a value a processor refuses is the
+    ``QueryError`` SQLAlchemy's path reports for it."""
+    try:
+        for values, process in zip(arrays, processors, strict=True):
+            if process is not None:
+                values[:] = [None if v is None else process(v) for v in values]
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise QueryError(
+            with_sql(f"Cannot run the statement: {exc}", sql),
+            sql=sql,
+            bindings=arrays,
+            original=exc,
+        ) from exc
 
 
 def _affected(status: str) -> int:
