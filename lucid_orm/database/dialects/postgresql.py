@@ -438,6 +438,8 @@ class PostgresqlDialect(Dialect):
                 if fetched is not None:
                     returned = returned_rows(shape.result, fetched)
                     return [(k,) for k in sorted(row[0] for row in returned)]
+                # (the connection is closed: SQLAlchemy's path binds the values afresh)
+                columns = [[r[n] for r in params] for n in names]
         arrays = [
             bindparam(None, values, type_=KeyArray(t), unique=True)
             for values, t in zip(columns, types, strict=True)
