@@ -41,6 +41,10 @@ PostgreSQL bulk UPDATE      ``PostgresqlDialect.bulk_update_fast``        ``bulk
 (``update_many``)           (UPDATE … FROM unnest of one array per        (the same statement)
                             column, compiled once, on the transaction's   through SQLAlchemy
                             driver connection)
+PostgreSQL multi-row        ``PostgresqlDialect.insert_many_returning``   the same statement
+INSERT (``create_many``)    (INSERT … SELECT … FROM unnest … WITH         through SQLAlchemy
+                            ORDINALITY, compiled once, on the
+                            transaction's driver connection)
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
