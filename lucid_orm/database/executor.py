@@ -319,6 +319,23 @@ def compile_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str
     cut around its VALUES group: ``(head, group, tail, parameter names in order)``."""
     # Compiled as for executemany: SQLAlchemy then records the VALUES group it would repeat.
     compiled = stmt.compile(dialect=dialect, for_executemany=True)
+    return _cut_insert(compiled)
+
+
+def compile_sorted_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str]] | None:
+    """``compile_insert`` of an ``INSERT … RETURNING`` with ``sort_by_parameter_order``,
+    when SQLAlchemy's "insertmanyvalues" puts its returned rows in parameter order by sorting
+    each batch on an autoincrement key the database counts up (its "implicit sentinel",
+    returned last); ``None`` when it orders them otherwise (row by row, or by a sentinel
+    value sent with each row)."""
+    compiled = stmt.compile(dialect=dialect, for_executemany=True)
+    imv = getattr(compiled, "_insertmanyvalues", None)
+    if imv is None or not imv.implicit_sentinel or imv.num_sentinel_columns != 1:
+        return None
+    return _cut_insert(compiled)
+
+
+def _cut_insert(compiled: Any) -> tuple[str, str, str, list[str]]:
     assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
     expr = compiled.insert_single_values_expr
     assert expr is not None

@@ -41,6 +41,7 @@ from .base import (
     EngineSetup,
     Key,
     Rows,
+    bind_values,
     joined_update,
     merge_set,
     named_table,
@@ -486,7 +487,7 @@ class SqliteDialect(Dialect):
                 values = [value for row in chunk for value in row.values()]
             else:
                 values = [row[c] for row in chunk for c in order]
-            _bind_values(shape.processors, values, width, sql)
+            bind_values(shape.processors, values, width, sql)
             trx._check_open()
             fetched: list[Any] = await _run_on_driver(
                 trx, connection, sql, values, model, driver.execute_fetchall(sql, values)
@@ -578,7 +579,7 @@ class SqliteDialect(Dialect):
             chunk = rows[start : start + per_statement]
             sql = shape.sql(len(chunk))
             values = [value for row in chunk for value in row]
-            _bind_values(shape.processors, values, width, sql)
+            bind_values(shape.processors, values, width, sql)
             count: int = await _run_on_driver(
                 trx, connection, sql, values, model, driver._execute(_rowcount, conn, sql, values)
             )
@@ -670,25 +671,6 @@ def _packed_update(
 
 
 T = TypeVar("T")
-
-
-def _bind_values(
-    processors: Sequence[Callable[[Any], Any] | None], values: list[Any], width: int, sql: str
-) -> None:
-    """Apply each column's bind processor to its values in ``values`` (one flat list, ``width``
-    values a row), in place; a value a processor refuses is the ``QueryError`` SQLAlchemy's
-    path gives (its ``StatementError``)."""
-    try:
-        for i, process in enumerate(processors):
-            if process is not None:
-                values[i::width] = map(process, values[i::width])
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise QueryError(
-            with_sql(f"Cannot run the statement: {exc}", sql),
-            sql=sql,
-            bindings=values,
-            original=exc,
-        ) from exc
 
 
 async def _run_on_driver(
