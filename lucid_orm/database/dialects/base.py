@@ -21,8 +21,7 @@ from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Insert, TableClause
 
-from ...errors import LucidError, QueryError
-from ..executor import with_sql
+from ...errors import LucidError
 from .json import JsonOps
 
 if TYPE_CHECKING:
@@ -459,22 +458,3 @@ def update_from(table: TableClause, key: str, columns: Sequence[str], source: An
         .values({c: source.c[c] for c in columns})
         .where(table.c[key] == source.c[key])
     )
-
-
-def bind_values(
-    processors: Sequence[Callable[[Any], Any] | None], values: list[Any], width: int, sql: str
-) -> None:
-    """Apply each column's bind processor to its values in ``values`` (one flat list, ``width``
-    values a row), in place; a value a processor refuses is the ``QueryError`` SQLAlchemy's
-    path gives (its ``StatementError``)."""
-    try:
-        for i, process in enumerate(processors):
-            if process is not None:
-                values[i::width] = map(process, values[i::width])
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise QueryError(
-            with_sql(f"Cannot run the statement: {exc}", sql),
-            sql=sql,
-            bindings=values,
-            original=exc,
-        ) from exc
