@@ -37,6 +37,15 @@ SQLite bulk UPDATE          ``SqliteDialect.bulk_update_fast`` (UPDATE    ``bulk
 SQLite upsert               ``SqliteDialect.upsert_fast`` (multi-row      ``upsert_bound``'s
 (``upsert_many``)           VALUES … ON CONFLICT on a transaction's       json_each statement
                             driver connection)                            through SQLAlchemy
+MySQL/MariaDB multi-row     ``MysqlDialect.insert_many_returning`` (its   insertmanyvalues
+INSERT (``create_many``)    statement compiled once per shape, on the     (dialects/base.py)
+                            transaction's driver connection)
+MariaDB bulk UPDATE         ``MysqlDialect.bulk_update_fast`` (UPDATE t,  ``bulk_update_bound``
+(``update_many``)           (SELECT … UNION ALL VALUES …); MySQL 8:       (JSON_TABLE) or the
+                            the JSON_TABLE one compiled once)             chunked UNION ALL
+MariaDB upsert              ``MysqlDialect.upsert_fast`` (the JSON_TABLE  ``upsert_bound``'s
+(``upsert_many``)           statement compiled once per shape)            statement through
+                                                                          SQLAlchemy
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
