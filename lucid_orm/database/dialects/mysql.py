@@ -1,6 +1,6 @@
 """MySQL/MariaDB: UTC sessions, constraint errors filed elsewhere by the driver, COMMIT after
 reads, FOREIGN_KEY_CHECKS around whole-database chores, and the bulk writes on the driver
-connection (multi-row INSERT, JSON_TABLE UPDATE and upsert, compiled once per shape)."""
+connection (multi-row INSERT, bulk UPDATE, JSON_TABLE upsert), compiled once per shape."""
 
 from __future__ import annotations
 
