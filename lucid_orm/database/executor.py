@@ -45,6 +45,15 @@ PostgreSQL multi-row        ``PostgresqlDialect.insert_many_returning``   the sa
 INSERT (``create_many``)    (INSERT … SELECT … FROM unnest … WITH         through SQLAlchemy
                             ORDINALITY, compiled once, on the
                             transaction's driver connection)
+MySQL/MariaDB multi-row     ``MysqlDialect.insert_many_returning`` (its   insertmanyvalues
+INSERT (``create_many``)    statement compiled once per shape, on the     (dialects/base.py)
+                            transaction's driver connection)
+MariaDB bulk UPDATE         ``MysqlDialect.bulk_update_fast`` (UPDATE t,  ``bulk_update_bound``
+(``update_many``)           (SELECT … UNION ALL VALUES …); MySQL 8:       (JSON_TABLE) or the
+                            the JSON_TABLE one compiled once)             chunked UNION ALL
+MariaDB upsert              ``MysqlDialect.upsert_fast`` (the JSON_TABLE  ``upsert_bound``'s
+(``upsert_many``)           statement compiled once per shape)            statement through
+                                                                          SQLAlchemy
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
@@ -328,6 +337,32 @@ def compile_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str
     cut around its VALUES group: ``(head, group, tail, parameter names in order)``."""
     # Compiled as for executemany: SQLAlchemy then records the VALUES group it would repeat.
     compiled = stmt.compile(dialect=dialect, for_executemany=True)
+    return _cut_insert(compiled)
+
+
+def compile_sorted_insert(stmt: Any, dialect: Dialect) -> tuple[str, str, str, list[str]] | None:
+    """``compile_insert`` of an ``INSERT … RETURNING`` with ``sort_by_parameter_order`` when
+    ``sorts_by_generated_key`` holds for it; ``None`` when SQLAlchemy orders its returned rows
+    otherwise (row by row, or by a sentinel value sent with each row)."""
+    compiled = stmt.compile(dialect=dialect, for_executemany=True)
+    return _cut_insert(compiled) if _sorts_on_key(compiled) else None
+
+
+def sorts_by_generated_key(stmt: Any, dialect: Dialect) -> bool:
+    """Whether SQLAlchemy's "insertmanyvalues" runs ``stmt`` (an ``INSERT … RETURNING`` with
+    ``sort_by_parameter_order``) by sorting each batch's returned rows on the generated integer
+    key (its "implicit sentinel": the database counts the keys up in the order of the rows,
+    returned last) rather than by a sentinel it sends or row by row."""
+    return _sorts_on_key(stmt.compile(dialect=dialect, for_executemany=True))
+
+
+def _sorts_on_key(compiled: Any) -> bool:
+    # A private attribute of SQLAlchemy's compiler: kept here, with the other internals.
+    imv = getattr(compiled, "_insertmanyvalues", None)
+    return bool(imv is not None and imv.implicit_sentinel and imv.num_sentinel_columns == 1)
+
+
+def _cut_insert(compiled: Any) -> tuple[str, str, str, list[str]]:
     assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
     expr = compiled.insert_single_values_expr
     assert expr is not None
@@ -348,16 +383,6 @@ async def asyncpg_turn(raw: Any) -> AsyncIterator[Any]:
         if adapter._transaction is None:
             await adapter._start_transaction()
         yield raw.driver_connection
-
-
-def sorts_by_generated_key(stmt: Any, dialect: Dialect) -> bool:
-    """Whether SQLAlchemy's "insertmanyvalues" runs ``stmt`` (an ``INSERT … RETURNING`` with
-    ``sort_by_parameter_order``) by sorting the returned rows on the generated integer key
-    (its "implicit sentinel": the database counts the keys up in the order of the rows)
-    rather than by a sentinel it sends or row by row."""
-    compiled = stmt.compile(dialect=dialect, for_executemany=True)
-    imv = getattr(compiled, "_insertmanyvalues", None)
-    return bool(imv is not None and imv.implicit_sentinel and imv.num_sentinel_columns == 1)
 
 
 def compile_static(stmt: Select[Any], dialect: Dialect) -> Compiled:

@@ -47,6 +47,7 @@ from .base import (
     update_from,
 )
 from .json import SqliteJson, register_sqlite_functions
+from .shapes import RowsShape, bind_values, compile_update_rows
 
 if TYPE_CHECKING:
     from ...query.client import Client
@@ -175,23 +176,6 @@ class InsertShape:
         if rows == 1:
             return self.head + self.group + self.single
         return self.head + ", ".join([self.group] * rows) + self.ordered
-
-
-@dataclass(frozen=True, slots=True)
-class RowsShape:
-    """A statement over rows given as ``SELECT ? AS a, ? AS b``, compiled by SQLAlchemy:
-    ``head`` ends with that first row, more rows follow as ``UNION ALL VALUES`` groups;
-    ``processors``: each column's bind processor (``None``: the value goes as is)."""
-
-    head: str
-    group: str
-    tail: str
-    processors: list[Callable[[Any], Any] | None]
-
-    def sql(self, rows: int) -> str:
-        if rows == 1:
-            return self.head + self.tail
-        return self.head + " UNION ALL VALUES " + ", ".join([self.group] * (rows - 1)) + self.tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +470,7 @@ class SqliteDialect(Dialect):
                 values = [value for row in chunk for value in row.values()]
             else:
                 values = [row[c] for row in chunk for c in order]
-            _bind_values(shape.processors, values, width, sql)
+            bind_values(shape.processors, values, width, sql)
             trx._check_open()
             fetched: list[Any] = await _run_on_driver(
                 trx, connection, sql, values, model, driver.execute_fetchall(sql, values)
@@ -578,7 +562,7 @@ class SqliteDialect(Dialect):
             chunk = rows[start : start + per_statement]
             sql = shape.sql(len(chunk))
             values = [value for row in chunk for value in row]
-            _bind_values(shape.processors, values, width, sql)
+            bind_values(shape.processors, values, width, sql)
             count: int = await _run_on_driver(
                 trx, connection, sql, values, model, driver._execute(_rowcount, conn, sql, values)
             )
@@ -588,34 +572,15 @@ class SqliteDialect(Dialect):
     def _compiled_update_rows(
         self, dialect: SADialect, table: TableClause, key: str, columns: Sequence[str]
     ) -> RowsShape | None:
-        """``bulk_update_fast``'s statement for one row, ``… FROM (SELECT ? AS id, ? AS c) AS
-        lucid_rows …``, compiled from Core once per (table, key, columns) and kept (LRU), cut
-        around its row so that more rows follow as ``UNION ALL VALUES (?, ?), …``; ``None``
-        when the compiled form is not that (the caller takes SQLAlchemy's path)."""
+        """``bulk_update_fast``'s statement (``compile_update_rows``), compiled once per
+        (table, key, columns) and kept (LRU); ``None`` (kept too) when it could not be cut
+        (SQLAlchemy's path runs)."""
         shape_key = ("update_rows", table, key, tuple(columns))
         cache = self._update_rows
         if shape_key in cache:
-            # (a kept None too: the statement could not be cut; SQLAlchemy's path runs)
             cache.move_to_end(shape_key)
             return cache[shape_key]
-        names = [key, *columns]
-        row = select(
-            *[
-                sa.bindparam(f"lucid_{i}", type_=table.c[n].type).label(n)
-                for i, n in enumerate(names)
-            ]
-        )
-        stmt = update_from(table, key, columns, row.subquery("lucid_rows"))
-        compiled = stmt.compile(dialect=dialect)
-        one = str(row.compile(dialect=dialect))
-        head, found, tail = compiled.string.partition(one)
-        shape: RowsShape | None = None
-        order = list(getattr(compiled, "positiontup", None) or [])
-        if found and order == [f"lucid_{i}" for i in range(len(names))] and one not in tail:
-            processors = [bind_processor(table.c[n].type, dialect) for n in names]
-            group = "(" + ", ".join(["?"] * len(names)) + ")"
-            shape = RowsShape(head + one, group, tail, processors)
-        return cache.keep(shape_key, shape)
+        return cache.keep(shape_key, compile_update_rows(dialect, table, key, columns))
 
     def bulk_update_parameters(self, columns: int) -> int:
         # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
@@ -670,25 +635,6 @@ def _packed_update(
 
 
 T = TypeVar("T")
-
-
-def _bind_values(
-    processors: Sequence[Callable[[Any], Any] | None], values: list[Any], width: int, sql: str
-) -> None:
-    """Apply each column's bind processor to its values in ``values`` (one flat list, ``width``
-    values a row), in place; a value a processor refuses is the ``QueryError`` SQLAlchemy's
-    path gives (its ``StatementError``)."""
-    try:
-        for i, process in enumerate(processors):
-            if process is not None:
-                values[i::width] = map(process, values[i::width])
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise QueryError(
-            with_sql(f"Cannot run the statement: {exc}", sql),
-            sql=sql,
-            bindings=values,
-            original=exc,
-        ) from exc
 
 
 async def _run_on_driver(
