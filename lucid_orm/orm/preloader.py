@@ -4,6 +4,7 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from .persistence import pk_value, where_key
 from .state import set_sideloaded, sideloaded_of
 
 if TYPE_CHECKING:
+    from ..database.executor import Compiled
     from ..database.query_client import Client
     from .base_model import BaseModel
     from .model_info import ModelInfo
@@ -310,10 +312,14 @@ async def static_read(
 
     seen: dict[Any, None] = {}
     name = relation.parent_key
-    for parent in parents:
-        value = base.key_value(relation, parent, name, "preload")
-        if value is not None:
-            seen[value] = None
+    try:
+        for parent in parents:
+            seen[parent.__dict__[name]] = None
+    except KeyError:
+        for parent in parents:  # the error naming the parent without the key
+            base.key_value(relation, parent, name, "preload")
+        raise
+    seen.pop(None, None)  # NULL keys match nothing
     if not seen:
         return (), ()  # as the slow twin: no query
     keys = list(seen)
@@ -327,9 +333,15 @@ async def static_read(
         count = plain_key_slots(len(keys))
         form: Any = count
 
-        def build() -> Select[Any]:
+        def plain(count: int) -> Select[Any]:
             marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
             return statement(column.in_(marks))
+
+        if count > STATIC_PLAIN_KEYS:
+            _keep_spread(client, relation, count, plain)
+
+        def build() -> Select[Any]:
+            return plain(count)
 
         # The slots past the keys repeat the last one: ``IN`` matches the same rows (the
         # statement and its bindings show the repeats).
@@ -350,6 +362,54 @@ async def static_read(
     if result is None:
         return None
     return result.keys, result.rows
+
+
+def _keep_spread(
+    client: Client, relation: Relation[Any], count: int, build: Callable[[int], Select[Any]]
+) -> None:
+    """Keep the statement of ``relation``'s preload with ``count`` keys bound one each (MySQL)
+    on the connection, made from the one with two keys by repeating its parameter marker:
+    compiling a statement of thousands of parameters costs a second and a kilobyte per
+    parameter, this a string join and a name per parameter. Nothing kept when the two-key
+    statement does not end with its key list (``fetch_compiled`` then compiles it whole)."""
+    from ..database.executor import compile_static
+
+    lean = getattr(client, "lean_reads", None)
+    connection = getattr(client, "_connection", None)
+    statements = getattr(connection, "static_statements", None)
+    if lean is None or statements is None or not lean():
+        return
+    key = (relation, "preload", count)
+    if key in statements:
+        return
+    pair = (relation, "preload", 2)
+    template = statements.get(pair)
+    if template is None:
+        template = statements[pair] = compile_static(build(2), client.dialect)
+    spread = spread_keys(template, count)
+    if spread is not None:
+        statements[key] = spread
+
+
+def spread_keys(template: Compiled, count: int) -> Compiled | None:
+    """``template`` (a statement ending with ``IN (<mark>, <mark>)``, its only two parameters,
+    of one type) with ``count`` parameters in that list; ``None`` for any other statement."""
+    head, found, tail = template.sql.rpartition(" IN (")
+    names = template.positiontup
+    if not found or len(names) != 2 or template.expanding or not tail.endswith(")"):
+        return None
+    first, comma, second = tail[:-1].partition(", ")
+    if not comma or first != second or "," in second:
+        return None
+    processors = template.bind_processors
+    if processors.get(names[0]) is not processors.get(names[1]):
+        return None
+    return dataclasses.replace(
+        template,
+        sql=f"{head} IN ({', '.join([first] * count)})",
+        positiontup=[names[0]] * count,
+        extra={},
+    )
 
 
 def _check_path(model: type[BaseModel], path: str) -> None:

@@ -242,6 +242,35 @@ def test_plain_key_slots() -> None:
     assert len(set(slots)) < STATIC_PLAIN_KEYS + 100
 
 
+def test_spread_keys_is_the_compiled_statement() -> None:
+    """The statement of n keys made from the two-key one is the one SQLAlchemy compiles for n
+    keys (MySQL's and SQLite's markers); other statements are left to the compiler."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
+    from sqlalchemy.dialects import mysql, sqlite
+
+    from lucid_orm.database.executor import compile_static
+    from lucid_orm.orm.preloader import spread_keys
+
+    table = Table("sk", MetaData(), Column("id", Integer), Column("name", String(20)))
+
+    def keys_in(count: int) -> Any:
+        marks = [bindparam(f"lucid_key_{i}", type_=table.c.id.type) for i in range(count)]
+        return select(table).where(table.c.id.in_(marks))
+
+    for dialect in (mysql.asyncmy.dialect(), sqlite.aiosqlite.dialect()):
+        two = compile_static(keys_in(2), dialect)
+        for count in (3, 40, 1024):
+            spread = spread_keys(two, count)
+            full = compile_static(keys_in(count), dialect)
+            assert spread is not None
+            assert (spread.sql, spread.positiontup) == (full.sql, ["lucid_key_0"] * count)
+            assert spread.keys == full.keys
+        ordered = compile_static(keys_in(2).order_by(table.c.id), dialect)
+        assert spread_keys(ordered, 40) is None
+        other = compile_static(keys_in(2).where(table.c.name == "x"), dialect)
+        assert spread_keys(other, 40) is None
+
+
 class TestFallbacks:
     async def test_callback_takes_the_query_builder(self, database: Database) -> None:
         await seed_users()
@@ -270,7 +299,9 @@ class TestFallbacks:
             # 41 keys bound one each go to the statement of 44 slots, the last key repeated.
             keys = [u.id for u in users]
             assert q.events[1].bindings == [*keys, keys[-1], keys[-1], keys[-1]]
-            assert preload_keys() == [(User.posts, "preload", 44)]
+            assert q.sqls[1].count("%s") == 44
+            # Made from the two-key statement (``spread_keys``), kept beside it.
+            assert sorted(k[2] for k in preload_keys()) == [2, 44]
 
     async def test_global_scope_is_read_at_each_preload(self, scoped: Database) -> None:
         rows = await seed()
