@@ -337,8 +337,8 @@ async def static_read(
             marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
             return statement(column.in_(marks))
 
-        if count > STATIC_PLAIN_KEYS:
-            _keep_spread(client, relation, count, plain)
+        if count > STATIC_PLAIN_KEYS and not _keep_spread(client, relation, count, plain):
+            return None
 
         def build() -> Select[Any]:
             return plain(count)
@@ -366,29 +366,32 @@ async def static_read(
 
 def _keep_spread(
     client: Client, relation: Relation[Any], count: int, build: Callable[[int], Select[Any]]
-) -> None:
+) -> bool:
     """Keep the statement of ``relation``'s preload with ``count`` keys bound one each (MySQL)
     on the connection, made from the one with two keys by repeating its parameter marker:
-    compiling a statement of thousands of parameters costs a second and a kilobyte per
-    parameter, this a string join and a name per parameter. Nothing kept when the two-key
-    statement does not end with its key list (``fetch_compiled`` then compiles it whole)."""
+    compiling a statement of thousands of parameters costs up to a second and a kilobyte per
+    parameter, this a string join and a name per parameter. ``False`` (nothing kept: the
+    query builder runs) when the lean path is off or the two-key statement does not end with
+    its key list."""
     from ..database.executor import compile_static
 
     lean = getattr(client, "lean_reads", None)
     connection = getattr(client, "_connection", None)
     statements = getattr(connection, "static_statements", None)
     if lean is None or statements is None or not lean():
-        return
+        return False
     key = (relation, "preload", count)
     if key in statements:
-        return
+        return True
     pair = (relation, "preload", 2)
     template = statements.get(pair)
     if template is None:
         template = statements[pair] = compile_static(build(2), client.dialect)
     spread = spread_keys(template, count)
-    if spread is not None:
-        statements[key] = spread
+    if spread is None:
+        return False
+    statements[key] = spread
+    return True
 
 
 def spread_keys(template: Compiled, count: int) -> Compiled | None:

@@ -303,6 +303,26 @@ class TestFallbacks:
             # Made from the two-key statement (``spread_keys``), kept beside it.
             assert sorted(k[2] for k in preload_keys()) == [2, 44]
 
+    async def test_many_plain_keys_without_a_spread_statement(
+        self, database: Database, dialect: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past 32 keys bound one each, a two-key statement that can't be spread takes the
+        query builder: no statement of thousands of parameters is compiled and kept."""
+        from lucid_orm.orm import preloader
+
+        monkeypatch.setattr(preloader, "spread_keys", lambda template, count: None)
+        users = await User.create_many([{"username": f"u{i}"} for i in range(41)])
+        await Post.create_many([{"user_id": u.id, "title": u.username} for u in users])
+        with count_queries() as q:
+            loaded = await User.query().preload("posts").order_by("id")
+        assert [[p.title for p in u.posts] for u in loaded] == [[u.username] for u in users]
+        assert q.count == 2
+        forms = [k[2] for k in preload_keys()]
+        if dialect == "mysql":
+            assert 44 not in forms and q.events[1].bindings == [u.id for u in users]
+        else:
+            assert forms == (["one"] if hydration.FAST_PATHS else [])
+
     async def test_global_scope_is_read_at_each_preload(self, scoped: Database) -> None:
         rows = await seed()
         query = ScopedPost.query().without_global_scopes().preload("author").order_by("title")
