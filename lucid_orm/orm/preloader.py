@@ -4,6 +4,7 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from .persistence import pk_value, where_key
 from .state import set_sideloaded, sideloaded_of
 
 if TYPE_CHECKING:
+    from ..database.executor import Compiled
     from ..database.query_client import Client
     from .base_model import BaseModel
     from .model_info import ModelInfo
@@ -54,6 +56,20 @@ class PerType:
         callback = self.callbacks.get(query.model)
         if callback is not None:
             callback(query)
+
+
+class _Nested:
+    """The callback of a nested path (``add("posts.comments")``: ``q.preload("comments")``),
+    told apart from the user's callbacks so that a preload with nested paths only can still
+    take the static statement (the nested relations then load onto its rows)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, query: Any) -> None:
+        query.preload(self.path)
 
 
 class Preloader:
@@ -94,7 +110,7 @@ class Preloader:
         if rest and not per_type:
             _check_path(relation.related_model(), rest)
         if rest:
-            callbacks.append(lambda query: query.preload(rest))
+            callbacks.append(_Nested(rest))
         if callback is not None:
             callbacks.append(callback)
         return self
@@ -129,14 +145,12 @@ class Preloader:
             if getattr(relation, "_per_type", False):  # morph_to: one query per type present
                 await relation.preload_each_type(parents, client, callbacks, sideloaded)
                 continue
-            if not callbacks and FAST_PATHS:
-                found = await static_preload(relation, parents, client)
-                if found is not None:
-                    if sideloaded:
-                        for row in found:
-                            set_sideloaded(row, dict(sideloaded))
-                    relation.set_related_for_many(parents, found)
-                    continue
+            if (
+                FAST_PATHS
+                and all(type(c) is _Nested for c in callbacks)
+                and await _process_static(relation, parents, client, callbacks, sideloaded)
+            ):
+                continue
             query = relation.eager_query(parents, client)
             if sideloaded:
                 query.sideload(sideloaded)
@@ -147,8 +161,23 @@ class Preloader:
 
 
 # Keys bound one parameter each (MySQL/MariaDB): statements are kept per number of keys up to
-# this many; longer lists take the query builder (their cost is in the rows, not the SQL).
+# this many; a longer list is padded to the next of a few sizes (``plain_key_slots``).
 STATIC_PLAIN_KEYS = 32
+
+
+def plain_key_slots(count: int) -> int:
+    """The number of parameters of the statement that takes ``count`` keys bound one each:
+    ``count`` itself up to ``STATIC_PLAIN_KEYS``, then the next multiple of an eighth of the
+    power of two below ``count`` (at most an eighth more, about eight statements per doubling
+    of the key count, so a relation keeps a few dozen statements at most instead of one per
+    count), capped at ``PRELOAD_CHUNK``: the slow twin's chunk size, past which it sends
+    several statements."""
+    from .relations.base import PRELOAD_CHUNK
+
+    if count <= STATIC_PLAIN_KEYS:
+        return count
+    step = 1 << (count.bit_length() - 4)
+    return min(-(-count // step) * step, max(count, PRELOAD_CHUNK))
 
 
 _StaticShape = tuple[ColumnElement[Any], list[Any], FromClause | None]
@@ -195,16 +224,58 @@ def _static_shape(
     return None
 
 
+async def _process_static(
+    relation: Relation[Any],
+    parents: Sequence[BaseModel],
+    client: Client,
+    nested: list[Any],
+    sideloaded: Mapping[str, Any] | None,
+) -> bool:
+    """``Preloader.process`` for one relation without user callback (``nested``: its nested
+    paths' callbacks) through ``static_read``: the rows hydrated, sideloaded, their nested
+    relations loaded on them, then set on ``parents``, as the query builder's path does (its
+    slow twin). ``False`` (nothing run) when the query builder must run."""
+    loader = None
+    if nested:
+        # Built before the query, as the query builder runs the callbacks before its query.
+        loader = Preloader(relation.related_model())
+        for callback in nested:
+            loader.add(callback.path)
+    read = await static_read(relation, parents, client)
+    if read is None:
+        return False
+    keys, rows = read
+    found = hydrate(relation.related_model(), keys, rows, client) if rows else []
+    if sideloaded:
+        for row in found:
+            set_sideloaded(row, dict(sideloaded))
+    if loader is not None and found:
+        await loader.process(found, client, sideloaded)
+    relation.set_related_for_many(parents, found)
+    return True
+
+
 async def static_preload(
     relation: Relation[Any], parents: Sequence[BaseModel], client: Client
 ) -> list[Any] | None:
+    """The related instances of ``static_read``'s rows (``None``: the query builder must
+    run)."""
+    read = await static_read(relation, parents, client)
+    if read is None:
+        return None
+    return hydrate(relation.related_model(), read[0], read[1], client)
+
+
+async def static_read(
+    relation: Relation[Any], parents: Sequence[BaseModel], client: Client
+) -> tuple[Sequence[str], Sequence[Sequence[Any]]] | None:
     """The related rows of a preload without callback through a statement compiled once per
     (relation, key-binding form) and kept on the connection like ``find``'s: each call binds
     the keys only (PostgreSQL: one array; SQLite: one JSON text; MySQL: one parameter each, a
-    statement per count of keys up to ``STATIC_PLAIN_KEYS``). ``None`` when the query builder
-    must run: a relation with ``on_query`` or composite keys, a related model with global
-    scopes (they may read context at call time), soft deletes, fetch hooks or a shard router,
-    a transaction, the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
+    statement per ``plain_key_slots`` count). ``None`` when the query builder must run: a
+    relation with ``on_query`` or composite keys, a related model with global scopes (they may
+    read context at call time), soft deletes, fetch hooks or a shard router, a transaction,
+    the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
     from .relations import base
 
     fetch = getattr(client, "fetch_compiled", None)
@@ -241,28 +312,40 @@ async def static_preload(
 
     seen: dict[Any, None] = {}
     name = relation.parent_key
-    for parent in parents:
-        value = base.key_value(relation, parent, name, "preload")
-        if value is not None:
-            seen[value] = None
+    try:
+        for parent in parents:
+            seen[parent.__dict__[name]] = None
+    except KeyError:
+        for parent in parents:  # the error naming the parent without the key
+            base.key_value(relation, parent, name, "preload")
+        raise
+    seen.pop(None, None)  # NULL keys match nothing
     if not seen:
-        return []  # as the slow twin: no query
+        return (), ()  # as the slow twin: no query
     keys = list(seen)
     dialect = client.dialect
     ops = dialect_of(dialect)
     param: list[Any]
     if not ops.keys_as_one_parameter(()):
         # Past the preload chunk size, the slow twin sends several statements.
-        if len(keys) > STATIC_PLAIN_KEYS or len(keys) > base.PRELOAD_CHUNK:
+        if len(keys) > base.PRELOAD_CHUNK:
             return None
-        count = len(keys)
+        count = plain_key_slots(len(keys))
         form: Any = count
 
-        def build() -> Select[Any]:
+        def plain(count: int) -> Select[Any]:
             marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
             return statement(column.in_(marks))
 
-        param = keys
+        if count > STATIC_PLAIN_KEYS and not _keep_spread(client, relation, count, plain):
+            return None
+
+        def build() -> Select[Any]:
+            return plain(count)
+
+        # The slots past the keys repeat the last one: ``IN`` matches the same rows (the
+        # statement and its bindings show the repeats).
+        param = keys + [keys[-1]] * (count - len(keys))
     else:
         # The one parameter ``bind_keys`` binds the keys as (PostgreSQL: an array; SQLite: a
         # JSON text of the keys as stored), given to the statement compiled for the first.
@@ -278,7 +361,58 @@ async def static_preload(
     result = await fetch((relation, "preload", form), build, param, related.__name__)
     if result is None:
         return None
-    return hydrate(related, result.keys, result.rows, client)
+    return result.keys, result.rows
+
+
+def _keep_spread(
+    client: Client, relation: Relation[Any], count: int, build: Callable[[int], Select[Any]]
+) -> bool:
+    """Keep the statement of ``relation``'s preload with ``count`` keys bound one each (MySQL)
+    on the connection, made from the one with two keys by repeating its parameter marker:
+    compiling a statement of thousands of parameters costs up to a second and a kilobyte per
+    parameter, this a string join and a name per parameter. ``False`` (nothing kept: the
+    query builder runs) when the lean path is off or the two-key statement does not end with
+    its key list."""
+    from ..database.executor import compile_static
+
+    lean = getattr(client, "lean_reads", None)
+    connection = getattr(client, "_connection", None)
+    statements = getattr(connection, "static_statements", None)
+    if lean is None or statements is None or not lean():
+        return False
+    key = (relation, "preload", count)
+    if key in statements:
+        return True
+    pair = (relation, "preload", 2)
+    template = statements.get(pair)
+    if template is None:
+        template = statements[pair] = compile_static(build(2), client.dialect)
+    spread = spread_keys(template, count)
+    if spread is None:
+        return False
+    statements[key] = spread
+    return True
+
+
+def spread_keys(template: Compiled, count: int) -> Compiled | None:
+    """``template`` (a statement ending with ``IN (<mark>, <mark>)``, its only two parameters,
+    of one type) with ``count`` parameters in that list; ``None`` for any other statement."""
+    head, found, tail = template.sql.rpartition(" IN (")
+    names = template.positiontup
+    if not found or len(names) != 2 or template.expanding or not tail.endswith(")"):
+        return None
+    first, comma, second = tail[:-1].partition(", ")
+    if not comma or first != second or "," in second:
+        return None
+    processors = template.bind_processors
+    if processors.get(names[0]) is not processors.get(names[1]):
+        return None
+    return dataclasses.replace(
+        template,
+        sql=f"{head} IN ({', '.join([first] * count)})",
+        positiontup=[names[0]] * count,
+        extra={},
+    )
 
 
 def _check_path(model: type[BaseModel], path: str) -> None:

@@ -2,7 +2,8 @@
 the cached statement runs for a preload without callback (one statement, the same SQL and
 rows as the query builder's), and every condition that needs the query builder takes it — a
 callback, a related model's global scope (which reads its context at call time), a
-transaction, more plain keys than are cached, the lean path switched off."""
+transaction, the lean path switched off. Nested paths alone keep the cached statement; on
+MySQL, keys bound one parameter each go to a statement per few sizes of key lists."""
 
 from __future__ import annotations
 
@@ -155,6 +156,121 @@ class TestCachedStatement:
         assert q.count == 1 and posts[0].user is None
 
 
+class TestNestedPaths:
+    """A preload whose only callbacks are its nested paths (``preload("posts.user")``) takes
+    the cached statement too, its nested relations loaded onto the rows as the query builder's
+    path loads them."""
+
+    async def test_same_rows_and_sql_as_the_query_builder(self, database: Database) -> None:
+        await seed_users()
+
+        def titles_and_authors(users: list[User]) -> list[list[tuple[Any, Any]]]:
+            return [
+                sorted((p.title, p.user.username if p.user else None) for p in u.posts)
+                for u in users
+            ]
+
+        with count_queries() as slow:
+            expected = (
+                await User.query()
+                .preload("posts", lambda q: q.preload("user"))
+                .sideload({"tenant": 7})
+                .order_by("id")
+            )
+        with count_queries() as fast:
+            users = await User.query().preload("posts.user").sideload({"tenant": 7}).order_by("id")
+        assert (
+            titles_and_authors(users)
+            == titles_and_authors(expected)
+            == [[("v1", "virk"), ("v2", "virk")], [("n1", "nikk")], []]
+        )
+        assert fast.count == slow.count == 3
+        assert fast.sqls[1:] == slow.sqls[1:]
+        for found in (users, expected):
+            posts = [p for u in found for p in u.posts]
+            assert all(p.sideloaded == {"tenant": 7} for p in posts)
+            assert all(p.user is not None and p.user.sideloaded == {"tenant": 7} for p in posts)
+        assert (cached(User.posts) and cached(Post.user)) is hydration.FAST_PATHS
+
+    async def test_a_callback_beside_the_path_takes_the_query_builder(
+        self, database: Database
+    ) -> None:
+        await seed_users()
+        users = (
+            await User.query()
+            .preload("posts.user")
+            .preload("posts", lambda q: q.where("title", "v2"))
+            .order_by("id")
+        )
+        assert [[(p.title, p.user.username) for p in u.posts] for u in users] == [
+            [("v2", "virk")],
+            [],
+            [],
+        ]
+        assert not cached(User.posts)
+        # The nested level has no callback of its own: its statement is the cached one.
+        assert cached(Post.user) is hydration.FAST_PATHS
+
+    async def test_no_rows_no_nested_statement(self, database: Database) -> None:
+        await User.create({"username": "alone"})
+        with count_queries() as q:
+            users = await User.query().preload("posts.user")
+        assert q.count == 2 and users[0].posts == []
+
+
+def test_plain_key_slots() -> None:
+    """Keys bound one parameter each go to a statement of ``plain_key_slots`` parameters:
+    the count itself up to ``STATIC_PLAIN_KEYS``, then at most an eighth more, never more
+    than the preload chunk, and a few sizes only."""
+    from lucid_orm.orm.preloader import STATIC_PLAIN_KEYS, plain_key_slots
+    from lucid_orm.orm.relations.base import PRELOAD_CHUNK
+
+    assert [plain_key_slots(n) for n in (1, 32, 33, 40, 41, 1000, 10_000)] == [
+        1,
+        32,
+        36,
+        40,
+        44,
+        1024,
+        10_240,
+    ]
+    slots = [plain_key_slots(n) for n in range(1, PRELOAD_CHUNK + 1)]
+    assert all(s >= n for n, s in enumerate(slots, 1))
+    assert all(s <= n + n // 8 for n, s in enumerate(slots, 1) if n > STATIC_PLAIN_KEYS)
+    assert max(slots) == PRELOAD_CHUNK
+    assert slots == sorted(slots)
+    assert len(set(slots)) < STATIC_PLAIN_KEYS + 100
+
+
+def test_spread_keys_is_the_compiled_statement() -> None:
+    """The statement of n keys made from the two-key one is the one SQLAlchemy compiles for n
+    keys (MySQL's and SQLite's markers); other statements are left to the compiler."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
+    from sqlalchemy.dialects import mysql, sqlite
+
+    from lucid_orm.database.executor import compile_static
+    from lucid_orm.orm.preloader import spread_keys
+
+    table = Table("sk", MetaData(), Column("id", Integer), Column("name", String(20)))
+
+    def keys_in(count: int) -> Any:
+        marks = [bindparam(f"lucid_key_{i}", type_=table.c.id.type) for i in range(count)]
+        return select(table).where(table.c.id.in_(marks))
+
+    for dialect in (mysql.asyncmy.dialect(), sqlite.aiosqlite.dialect()):
+        two = compile_static(keys_in(2), dialect)
+        for count in (3, 40, 1024):
+            spread = spread_keys(two, count)
+            full = compile_static(keys_in(count), dialect)
+            assert spread is not None
+            assert (spread.sql, spread.positiontup) == (full.sql, ["lucid_key_0"] * count)
+            assert spread.keys == full.keys
+        ordered = compile_static(keys_in(2).order_by(table.c.id), dialect)
+        assert spread_keys(ordered, 40) is None
+        other = compile_static(keys_in(2).where(table.c.name == "x"), dialect)
+        assert spread_keys(other, 40) is None
+
+
 class TestFallbacks:
     async def test_callback_takes_the_query_builder(self, database: Database) -> None:
         await seed_users()
@@ -171,13 +287,41 @@ class TestFallbacks:
         assert not cached(User.posts)
 
     async def test_many_plain_keys(self, database: Database, dialect: str) -> None:
-        names = [f"u{i}" for i in range(40)]
+        names = [f"u{i}" for i in range(41)]
         users = await User.create_many([{"username": n} for n in names])
+        await Post.create_many([{"user_id": u.id, "title": u.username} for u in users[1:]])
+        with count_queries() as q:
+            loaded = await User.query().preload("posts").order_by("id")
+        assert [[p.title for p in u.posts] for u in loaded] == [[], *[[n] for n in names[1:]]]
+        assert q.count == 2
+        assert cached(User.posts) is hydration.FAST_PATHS
+        if hydration.FAST_PATHS and dialect == "mysql":
+            # 41 keys bound one each go to the statement of 44 slots, the last key repeated.
+            keys = [u.id for u in users]
+            assert q.events[1].bindings == [*keys, keys[-1], keys[-1], keys[-1]]
+            assert q.sqls[1].count("%s") == 44
+            # Made from the two-key statement (``spread_keys``), kept beside it.
+            assert sorted(k[2] for k in preload_keys()) == [2, 44]
+
+    async def test_many_plain_keys_without_a_spread_statement(
+        self, database: Database, dialect: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past 32 keys bound one each, a two-key statement that can't be spread takes the
+        query builder: no statement of thousands of parameters is compiled and kept."""
+        from lucid_orm.orm import preloader
+
+        monkeypatch.setattr(preloader, "spread_keys", lambda template, count: None)
+        users = await User.create_many([{"username": f"u{i}"} for i in range(41)])
         await Post.create_many([{"user_id": u.id, "title": u.username} for u in users])
-        loaded = await User.query().preload("posts").order_by("id")
-        assert [[p.title for p in u.posts] for u in loaded] == [[n] for n in names]
-        # MySQL keeps statements for up to 32 keys; the other dialects bind one parameter.
-        assert cached(User.posts) is (hydration.FAST_PATHS and dialect != "mysql")
+        with count_queries() as q:
+            loaded = await User.query().preload("posts").order_by("id")
+        assert [[p.title for p in u.posts] for u in loaded] == [[u.username] for u in users]
+        assert q.count == 2
+        forms = [k[2] for k in preload_keys()]
+        if dialect == "mysql":
+            assert 44 not in forms and q.events[1].bindings == [u.id for u in users]
+        else:
+            assert forms == (["one"] if hydration.FAST_PATHS else [])
 
     async def test_global_scope_is_read_at_each_preload(self, scoped: Database) -> None:
         rows = await seed()
