@@ -295,16 +295,6 @@ def _entry(compiled: SQLCompiler) -> Compiled:
     )
 
 
-async def pg_prepare(driver: Any, sql: str) -> Any:
-    """asyncpg's prepared statement of ``sql``, through the connection's statement cache:
-    ``Connection.prepare()`` bypasses it, and the connection's next ``fetch`` of the same SQL
-    would parse it once more (a round trip) and leave a second statement on the server."""
-    prepare = getattr(driver, "_prepare", None)
-    if prepare is None:
-        return await driver.prepare(sql)
-    return await prepare(sql, use_cache=True)
-
-
 def bind_processor(type_: Any, dialect: Dialect) -> Processor:
     """The bind processor of SQL type ``type_`` for ``dialect`` (its dialect implementation
     is cached by SQLAlchemy; callers keep the processor per statement shape or query)."""
@@ -391,7 +381,7 @@ async def run(
                 rows = await driver.execute_fetchall(sql, params)
         elif backend == "postgresql":
             if entry.processors is None:
-                prepared_stmt = await pg_prepare(driver, sql)
+                prepared_stmt = await driver.prepare(sql)
                 oids = [a.type.oid for a in prepared_stmt.get_attributes()]
                 _resolve_processors(entry, dialect, oids)
                 rows = await prepared_stmt.fetch(*params)
@@ -989,7 +979,7 @@ async def _pg_batches(
     await trx.start()
     try:
         if entry.processors is None:
-            prepared = await pg_prepare(driver, sql)
+            prepared = await driver.prepare(sql)
             _resolve_processors(entry, dialect, [a.type.oid for a in prepared.get_attributes()])
             cursor = await prepared.cursor(*params)
         else:

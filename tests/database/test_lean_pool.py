@@ -200,37 +200,3 @@ async def test_reads_one_after_another_keep_their_connection_after_a_burst(
         assert pool.checkedin() + pool.checkedout() > 1
     finally:
         await other.close()
-
-
-async def test_postgresql_prepares_a_statement_once_per_connection(
-    users: list[int], dialect: str, dialect_config: DialectConfig
-) -> None:
-    """The first lean read of a statement prepares it through asyncpg's statement cache: the
-    reads after it on that connection use that statement, not one parsed again beside it."""
-    if dialect != "postgresql":
-        pytest.skip("asyncpg's statement cache")
-    other = Database()
-    other.configure(
-        connection="one",
-        connections={"one": {"url": dialect_config.url, "pool": {"max": 2, "timeout": 5}}},
-    )
-    try:
-        if not other.get_connection().fast_reads:
-            pytest.skip("no lean reads with the fast paths off")
-        engines = other.get_connection().write_engines()
-        for key in users[:3]:
-            row = await other.from_("users").select("username").where("id", key).first()
-            assert row is not None and row["username"] == f"u{users.index(key)}"
-        _settled(other)
-        driver = engines.idle[-1][1]
-        # Each statement on the server with the times it ran (PostgreSQL 14+): one that
-        # served all three reads, not one for the first and a second for the others.
-        runs = await driver.fetch(
-            "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
-            " WHERE statement LIKE $1 AND statement NOT LIKE $2",
-            "%username%",
-            "%pg_prepared_statements%",
-        )
-        assert [r[0] for r in runs] == [3]
-    finally:
-        await other.close()
