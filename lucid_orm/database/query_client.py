@@ -257,15 +257,29 @@ async def _lean_run(
     """``executor.run`` under the connection's guard, its checkout errors as ``connecting``
     gives them (written out: a generator context manager per statement costs more than the
     rest of this)."""
-    async with connection.guard():
-        try:
-            return await run(connection, engines, entry, entry.sql, params, model)
-        except LucidError:
-            raise
-        except sa_exc.DBAPIError as exc:
-            raise connect_error(connection, driver_error(exc), engines) from exc
-        except Exception as exc:
-            raise connect_error(connection, exc, engines) from exc
+    lock = connection.lock
+    if lock is not None:  # the single in-memory SQLite connection (``Connection.guard``)
+        async with lock:
+            try:
+                return await run(connection, engines, entry, entry.sql, params, model)
+            except LucidError:
+                raise
+            except Exception as exc:
+                raise _checkout_error(connection, engines, exc) from exc
+    # No guard to enter otherwise: not even ``guard()``'s null context, two coroutines a read.
+    try:
+        return await run(connection, engines, entry, entry.sql, params, model)
+    except LucidError:
+        raise
+    except Exception as exc:
+        raise _checkout_error(connection, engines, exc) from exc
+
+
+def _checkout_error(connection: Connection, engines: Engines, exc: Exception) -> LucidError:
+    """The error of a lean read that failed taking its connection (``connecting``'s)."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return connect_error(connection, driver_error(exc), engines)
+    return connect_error(connection, exc, engines)
 
 
 # A replica read that failed on these is run on the write side instead.

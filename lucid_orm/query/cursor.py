@@ -78,20 +78,86 @@ def order_keys(order_by: Sequence[ColumnElement[Any]], method: str) -> list[Orde
     a name can't give a cursor value (``E_INVALID_ARGUMENT``)."""
     keys: list[OrderKey] = []
     for element in order_by:
-        desc = False
-        target: Any = element
-        if isinstance(element, UnaryExpression):
-            if element.modifier is operators.desc_op:
-                desc = True
-            target = element.element
-        name = getattr(target, "name", None)
-        if not isinstance(name, str) or not isinstance(target, ColumnElement):
-            raise LucidError(
-                f'{method}() orders by columns only (order_by("column", "desc")); got {element}',
-                code="E_INVALID_ARGUMENT",
-            )
-        keys.append(OrderKey(target, desc, name))
+        target, desc = _sort_column(element, method)
+        keys.append(OrderKey(target, desc, target.name))
     return keys
+
+
+def _sort_column(element: Any, method: str) -> tuple[Any, bool]:
+    """``(column, descending)`` of one ``order_by`` element (see ``order_keys``)."""
+    desc = False
+    target: Any = element
+    if isinstance(element, UnaryExpression):
+        if element.modifier is operators.desc_op:
+            desc = True
+        target = element.element
+    name = getattr(target, "name", None)
+    if not isinstance(name, str) or not isinstance(target, ColumnElement):
+        raise LucidError(
+            f'{method}() orders by columns only (order_by("column", "desc")); got {element}',
+            code="E_INVALID_ARGUMENT",
+        )
+    return target, desc
+
+
+@dataclass(slots=True, frozen=True)
+class Ordering:
+    """What a page needs of its query's ordering, the same for every page of it: the keys
+    (tie-breakers appended), their checksum, and the ORDER BY reading forward and backward."""
+
+    keys: tuple[OrderKey, ...]
+    checksum: int
+    forward: tuple[ColumnElement[Any], ...]
+    backward: tuple[ColumnElement[Any], ...]
+
+    def order_by(self, forward: bool) -> list[ColumnElement[Any]]:
+        """The ORDER BY of a page read forward or backward (a new list: the state's own)."""
+        return list(self.forward if forward else self.backward)
+
+
+def ordering(
+    order_by: Sequence[ColumnElement[Any]], tie_breakers: Sequence[ColumnElement[Any]]
+) -> Ordering:
+    """The ``Ordering`` of a query ordered by ``order_by`` with ``tie_breakers`` (the primary
+    key) appended unless it has them; ``E_INVALID_ARGUMENT`` for what can't give a cursor
+    value (``order_keys``)."""
+    sort = tuple(_sort_column(element, "cursor_paginate") for element in order_by)
+    if not _REMEMBER:
+        return _ordering(sort, tie_breakers)
+    # Keyed by the column objects themselves (a table's columns are long-lived; the ORDER BY
+    # constructs made per query are not): each page of a query otherwise re-derives the
+    # same keys, checksum and ORDER BY constructs, which are immutable and can be shared.
+    key = (sort, tuple(tie_breakers))
+    found = _ORDERINGS.get(key)
+    if found is None:
+        found = _ordering(sort, tie_breakers)
+        if len(_ORDERINGS) >= _ORDERINGS_MAX:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _ORDERINGS[next(iter(_ORDERINGS))]
+        _ORDERINGS[key] = found
+    return found
+
+
+def _ordering(
+    sort: Sequence[tuple[Any, bool]], tie_breakers: Sequence[ColumnElement[Any]]
+) -> Ordering:
+    keys = [OrderKey(target, desc, target.name) for target, desc in sort]
+    named = {_qualified(k.column) for k in keys}
+    for column in tie_breakers:
+        if _qualified(column) not in named:
+            keys.append(OrderKey(column, False, str(getattr(column, "name", ""))))
+    return Ordering(
+        tuple(keys),
+        signature(keys),
+        tuple(k.ordered(False) for k in keys),
+        tuple(k.ordered(True) for k in keys),
+    )
+
+
+# The orderings of recent queries (``ordering``), keyed by their columns and directions.
+# Bounded: the oldest entry goes first (columns of ad-hoc aliases would otherwise pile up).
+_ORDERINGS: dict[tuple[Any, ...], Ordering] = {}
+_ORDERINGS_MAX = 256
 
 
 def signature(keys: Sequence[OrderKey]) -> int:
@@ -455,12 +521,8 @@ async def paginate_by_cursor(
     from .chainable import check_page
 
     check_page(1, per_page, "cursor_paginate")
-    keys = order_keys(builder.state.order_by, "cursor_paginate")
-    named = {_qualified(k.column) for k in keys}
-    for column in tie_breakers:
-        if _qualified(column) not in named:
-            keys.append(OrderKey(column, False, str(getattr(column, "name", ""))))
-    checksum = signature(keys)
+    order = ordering(builder.state.order_by, tie_breakers)
+    keys, checksum = order.keys, order.checksum
     forward = True
     page = builder.clone()
     state = page.state
@@ -468,7 +530,7 @@ async def paginate_by_cursor(
         forward, values = decode_cursor(cursor, keys, checksum)
         # AND-ed around the user's conditions: an or_where can't escape the keyset.
         state.scoped.append(keyset_condition(keys, values, forward))
-    state.order_by = [k.ordered(not forward) for k in keys]
+    state.order_by = order.order_by(forward)
     state.limit = per_page + 1
     state.offset = None
     rows = list(await page.exec())

@@ -378,6 +378,50 @@ class TestRememberedTokens:
         assert cursor_module.decode_cursor(newest, keys) == (False, [10**6])
 
 
+class TestRememberedOrderings:
+    """The keys, checksum and ORDER BY of an ordering are kept per columns and directions
+    (``cursor._ORDERINGS``): pages of one ordering never get another's, whichever ran
+    first."""
+
+    async def test_directions_and_columns_stay_apart(self, posts: list[Post]) -> None:
+        orders = [
+            [("score", "asc")],
+            [("score", "desc")],
+            [("score", "desc"), ("title", "asc")],
+            [("score", "desc"), ("title", "desc")],
+        ]
+        for _ in range(2):  # the second round runs on remembered orderings
+            for order in orders:
+                query = Post.query()
+                for name, direction in order:
+                    query = query.order_by(name, direction)
+                expected = ids_of(await query.clone().order_by("id"))
+                with count_queries() as q:
+                    pages = await walk(query, 3)
+                assert [i for p in pages for i in ids(p)] == expected
+                # the first page's ORDER BY: the columns as asked, the key last
+                wanted = [f"posts.{n} {d.upper()}" for n, d in order] + ["posts.id ASC"]
+                assert ", ".join(wanted) in q.sqls[0].replace("`", "").replace('"', "")
+                back = await query.clone().cursor_paginate(3, pages[-1].previous_cursor)
+                assert ids(back) == ids(pages[-2])
+        assert (len(cursor_module._ORDERINGS) >= len(orders)) == REMEMBER
+
+    async def test_a_cursor_of_the_other_direction_is_refused(self, posts: list[Post]) -> None:
+        asc = await Post.query().order_by("score").cursor_paginate(2)
+        await Post.query().order_by("score", "desc").cursor_paginate(2)
+        with pytest.raises(LucidError) as info:
+            await Post.query().order_by("score", "desc").cursor_paginate(2, asc.next_cursor)
+        assert info.value.code == "E_INVALID_CURSOR"
+
+    async def test_bounded(self, posts: list[Post]) -> None:
+        table = Post.query().order_by("id").state.order_by[0].element.table
+        for i in range(cursor_module._ORDERINGS_MAX + 10):
+            cursor_module.ordering([table.c.id.label(f"id{i}")], [table.c.id])
+        assert len(cursor_module._ORDERINGS) <= cursor_module._ORDERINGS_MAX
+        with pytest.raises(LucidError):
+            cursor_module.ordering([table.c.id + 1], [table.c.id])
+
+
 def score_keys() -> list[cursor_module.OrderKey]:
     return cursor_module.order_keys(Post.query().order_by("score").state.order_by, "test")
 
