@@ -93,53 +93,60 @@ def filler(
     """The hydration loop for one result shape, generated: each row is unpacked into locals
     and stored with one subscript per attribute, which is several times cheaper per row than
     ``dict.update(zip(...))``. The code holds only quoted names (attributes and the state keys
-    of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``. Returns the
-    loop twice: building a list (``fill``) and as a generator (``each``)."""
+    of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``, and extras
+    from the row (state.py's ``EXTRAS`` pair: no dict per row, which a preload's thousands of
+    pivot rows would each keep). Returns the loop twice: building a list (``fill``) and as a
+    generator (``each``)."""
     extra_at = {i: k for i, k in extras}
     values = [f"v{i}" for i in range(len(attributes))]
-    lines = [f"        {_tuple(values)} = row"]
+    lines = [f"{_tuple(values)} = row"]
     column_values: list[str] = []
     names: list[str] = []  # the column attributes, in row order
     for i, attr in enumerate(attributes):
         if i not in extra_at:
-            lines.append(f"        d[{attr!r}] = v{i}")
+            lines.append(f"d[{attr!r}] = v{i}")
             column_values.append(f"v{i}")
             names.append(attr)
     if extras:
         if min(extra_at) >= len(names):
             # The extras follow every column (a preload's pivot or through keys): the row
             # itself serves as ROW, whose reader stops at the last column (state.py).
-            lines.append(f"        d[{ROW!r}] = row")
+            lines.append(f"d[{ROW!r}] = row")
         else:
-            lines.append(f"        d[{ROW!r}] = {_tuple(column_values)}")
-        pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
-        lines.append(f"        d[{EXTRAS!r}] = {{{pairs}}}")
+            lines.append(f"d[{ROW!r}] = {_tuple(column_values)}")
+        lines.append(f"d[{EXTRAS!r}] = (row, positions)")
     else:
-        lines.append(f"        d[{ROW!r}] = row")
-    body = [
-        "    for row in rows:",
-        "        obj = new(cls)",
-        "        d = obj.__dict__",
-        *lines,
-        f"        d[{ROW_ATTRS!r}] = names",
-        f"        d[{PERSISTED!r}] = True",
-        "        if stamp is not None:",
-        "            d.update(stamp)",
-    ]
+        lines.append(f"d[{ROW!r}] = row")
+    lines += [f"d[{ROW_ATTRS!r}] = names", f"d[{PERSISTED!r}] = True"]
+
+    def loop(indent: str, tail: list[str]) -> list[str]:
+        # The stamp test is made once per call, not per row: one loop per case.
+        inner = ["obj = new(cls)", "d = obj.__dict__", *lines]
+        return [
+            f"{indent}if stamp is None:",
+            f"{indent}    for row in rows:",
+            *(f"{indent}        {line}" for line in [*inner, *tail]),
+            f"{indent}else:",
+            f"{indent}    for row in rows:",
+            *(f"{indent}        {line}" for line in [*inner, "d.update(stamp)", *tail]),
+        ]
+
     source = "\n".join(
         [
             "def fill(cls, rows, stamp):",
             "    out = []",
             "    append = out.append",
-            *body,
-            "        append(obj)",
+            *loop("    ", ["append(obj)"]),
             "    return out",
             "def each(cls, rows, stamp):",
-            *body,
-            "        yield obj",
+            *loop("    ", ["yield obj"]),
         ]
     )
-    namespace: dict[str, Any] = {"new": object.__new__, "names": tuple(names)}
+    namespace: dict[str, Any] = {
+        "new": object.__new__,
+        "names": tuple(names),
+        "positions": {k: i for i, k in extras},
+    }
     exec(source, namespace)
     fill: Callable[..., list[Any]] = namespace["fill"]
     each: Callable[..., Iterator[Any]] = namespace["each"]

@@ -18,7 +18,9 @@ LOCAL = "_lucid_local"  # True for instances made in code, absent for fetched on
 ORIGINAL = "_lucid_original"  # attribute values as last read/written (built lazily, see ROW)
 ROW = "_lucid_row"  # hydration's column values, in result order: ORIGINAL on first use
 ROW_ATTRS = "_lucid_row_attrs"  # the attribute names of ROW's values
-EXTRAS = "_lucid_extras"  # selected values that are not columns (aggregates, pivot columns)
+EXTRAS = "_lucid_extras"  # selected values that are not columns (aggregates, pivot columns):
+# a dict, or as hydrated the lazy pair ``(row, positions)`` (``positions``: name → index in
+# ``row``, one dict per result shape), read into a dict on first use (``extras_of``)
 SIDELOADED = "_lucid_sideloaded"  # values handed down by query.sideload()
 CONN = "_lucid_conn"  # the connection name it was read/written with, when not the default
 TRX = "_lucid_trx"  # the transaction it is bound to (Lucid's ``$trx``), while that lasts
@@ -74,17 +76,42 @@ def set_original(instance: Any, values: dict[str, Any]) -> None:
 
 def extras_of(instance: Any) -> dict[str, Any]:
     """The extras of ``instance`` for reading (a shared empty dict when it has none)."""
-    found: dict[str, Any] | None = instance.__dict__.get(EXTRAS)
-    return found if found is not None else _NO_VALUES
+    found: Any = instance.__dict__.get(EXTRAS)
+    if found is None:
+        return _NO_VALUES
+    if type(found) is tuple:
+        return _read_extras(instance.__dict__, found)
+    return found  # type: ignore[no-any-return]
+
+
+def extra_value(found: Any, name: str) -> Any:
+    """The extra ``name`` of an instance from its ``__dict__[EXTRAS]`` entry ``found`` (a
+    dict, the lazy pair, or ``None``), without building the dict: ``None`` when absent."""
+    if found is None:
+        return None
+    if type(found) is tuple:
+        row, positions = found
+        at = positions.get(name)
+        return row[at] if at is not None else None
+    return found.get(name)
+
+
+def _read_extras(d: dict[str, Any], lazy: tuple[Any, dict[str, int]]) -> dict[str, Any]:
+    """The lazy extras ``(row, positions)`` read into their dict, which replaces them."""
+    row, positions = lazy
+    found = d[EXTRAS] = {k: row[i] for k, i in positions.items()}
+    return found
 
 
 def own_dict(instance: Any, key: str) -> dict[str, Any]:
     """The dict kept under ``key`` (``EXTRAS``, ``SIDELOADED``), created on first use."""
     d = instance.__dict__
-    found: dict[str, Any] | None = d.get(key)
+    found: Any = d.get(key)
     if found is None:
         found = d[key] = {}
-    return found
+    elif type(found) is tuple:  # the lazy extras, as hydrated
+        found = _read_extras(d, found)
+    return found  # type: ignore[no-any-return]
 
 
 def set_sideloaded(instance: Any, values: dict[str, Any]) -> None:

@@ -913,6 +913,119 @@ class TestHydration:
             assert user.original == user.attributes
             assert names[user.id] == user.username
 
+    async def test_pivot_extras_survive_every_use_of_the_instance(self, fp: Database) -> None:
+        # Pivot values are read from the row only when asked for: they must be the same
+        # before and after the instance's original, a change, a save, update_many and refresh.
+        virk, romain = await User.create_many([{"username": "virk"}, {"username": "romain"}])
+        php, go = await Skill.create_many([{"name": "php"}, {"name": "go"}])
+        await fp.table("skill_user").multi_insert(
+            [
+                {"user_id": virk.id, "skill_id": php.id, "proficiency": "high"},
+                {"user_id": virk.id, "skill_id": go.id, "proficiency": "low"},
+                {"user_id": romain.id, "skill_id": go.id, "proficiency": None},
+            ]
+        )
+        users = (
+            await User.query()
+            .preload("skills", lambda q: q.pivot_columns(["proficiency"]))
+            .order_by("id")
+        )
+        got = [sorted(u.skills, key=lambda s: s.id) for u in users]
+        assert [[(s.name, s.extras) for s in skills] for skills in got] == [
+            [
+                (
+                    "php",
+                    {
+                        "pivot_user_id": virk.id,
+                        "pivot_skill_id": php.id,
+                        "pivot_proficiency": "high",
+                    },
+                ),
+                (
+                    "go",
+                    {"pivot_user_id": virk.id, "pivot_skill_id": go.id, "pivot_proficiency": "low"},
+                ),
+            ],
+            [
+                (
+                    "go",
+                    {
+                        "pivot_user_id": romain.id,
+                        "pivot_skill_id": go.id,
+                        "pivot_proficiency": None,
+                    },
+                ),
+            ],
+        ]
+        (v_php, v_go), (r_go,) = got
+        assert v_go is not r_go
+        for skill in (v_php, v_go, r_go):
+            assert skill.is_persisted and not skill.is_dirty and skill.dirty == {}
+            assert skill.original == skill.attributes == {"id": skill.id, "name": skill.name}
+        assert v_php.to_dict() == {
+            "id": php.id,
+            "name": "php",
+            "extras": {
+                "pivot_user_id": virk.id,
+                "pivot_skill_id": php.id,
+                "pivot_proficiency": "high",
+            },
+        }
+        # A change: dirty, saved, the extras untouched.
+        v_php.name = "PHP"
+        assert v_php.dirty == {"name": "PHP"}
+        assert v_php.original["name"] == "php"
+        await v_php.save()
+        assert v_php.dirty == {} and v_php.original["name"] == "PHP"
+        assert v_php.extras["pivot_proficiency"] == "high"
+        # Written to: the dict the next reads see.
+        v_go.extras["note"] = 1
+        assert v_go.extras == {
+            "pivot_user_id": virk.id,
+            "pivot_skill_id": go.id,
+            "pivot_proficiency": "low",
+            "note": 1,
+        }
+        assert v_go.to_dict()["extras"]["note"] == 1
+        # update_many replaces the hydrated row its original was kept in.
+        r_go.name = "golang"
+        await Skill.update_many([r_go])
+        assert r_go.dirty == {} and r_go.original["name"] == "golang"
+        assert r_go.extras == {
+            "pivot_user_id": romain.id,
+            "pivot_skill_id": go.id,
+            "pivot_proficiency": None,
+        }
+        # refresh re-reads the columns only.
+        await v_go.refresh()
+        assert v_go.name == "golang" and v_go.dirty == {}
+        assert v_go.extras["pivot_proficiency"] == "low" and v_go.extras["note"] == 1
+
+    async def test_extras_before_the_columns(self, fp: Database) -> None:
+        virk = await User.create({"username": "virk", "points": 3})
+        (found,) = await User.query().select({"handle": "username"}, "id", "points")
+        assert found.extras == {"handle": "virk"}
+        assert found.attributes == {"id": virk.id, "points": 3}
+        assert found.original == {"id": virk.id, "points": 3}
+        assert found.dirty == {} and found.is_persisted
+        found.points = 4
+        assert found.dirty == {"points": 4}
+        await found.save()
+        assert found.extras == {"handle": "virk"}
+        assert (await User.find_or_fail(virk.id)).points == 4
+
+    async def test_streamed_instances_keep_their_extras(self, fp: Database) -> None:
+        virk, _ = await User.create_many([{"username": "virk"}, {"username": "nikk"}])
+        await Post.create_many([{"user_id": virk.id, "title": t} for t in "ab"])
+        streamed = [
+            (u.username, u.extras, u.dirty, u.is_persisted)
+            async for u in User.query().with_count("posts").order_by("id").stream()
+        ]
+        assert streamed == [
+            ("virk", {"posts_count": 2}, {}, True),
+            ("nikk", {"posts_count": 0}, {}, True),
+        ]
+
 
 # -- 6. preload matching -----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from ..binding import bind, client_for
 from ..model_info import declared, info_of
 from ..naming import RelationType
 from ..query_builder import ModelQueryBuilder
-from ..state import EXTRAS, bound_transaction
+from ..state import EXTRAS, bound_transaction, extras_of
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -100,8 +100,17 @@ def group_rows(related: Sequence[Any], name: str, *, extra: bool = False) -> dic
     get = groups.get
     if extra:
         key = EXTRAS
+        shape: Any = None  # the positions of the last lazy extras (one per result shape)
+        at: int | None = None
         for row in related:
-            value = (row.__dict__.get(key) or _NO_EXTRAS).get(name)
+            found = row.__dict__.get(key)
+            if type(found) is tuple:  # the extras as hydrated: (row, positions), state.py
+                values, positions = found
+                if positions is not shape:
+                    shape, at = positions, positions.get(name)
+                value = values[at] if at is not None else None
+            else:
+                value = (found or _NO_EXTRAS).get(name)
             bucket = get(value)
             if bucket is None:
                 groups[value] = [row]
@@ -125,7 +134,7 @@ def group_rows_by(
     ``names`` (or of their extras of those names)."""
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for row in related:
-        source = (row.__dict__.get(EXTRAS) or _NO_EXTRAS) if extra else row.__dict__
+        source = extras_of(row) if extra else row.__dict__
         groups.setdefault(tuple([source.get(n) for n in names]), []).append(row)
     return groups
 

@@ -9,7 +9,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
-from ..state import EXTRAS
+from ..state import EXTRAS, extra_value
 from .base import OneRelation, P, RelationQueryClient, group_rows_by, resolve
 from .has_many_through import (
     ThroughHop,
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from ..base_model import BaseModel
 
 R = TypeVar("R", bound="BaseModel")
-
-_NO_EXTRAS: dict[str, Any] = {}
 
 
 class HasOneThrough(ThroughRelation[R], OneRelation[R]):
@@ -49,7 +47,7 @@ class HasOneThrough(ThroughRelation[R], OneRelation[R]):
         group, key, name = self._group_key(), self.local_key, self.relation_name
         index: dict[Any, Any] = {}
         for row in related:
-            index.setdefault((row.__dict__.get(EXTRAS) or _NO_EXTRAS).get(group), row)
+            index.setdefault(extra_value(row.__dict__.get(EXTRAS), group), row)
         for parent in parents:
             d = parent.__dict__
             value = d.get(key)
