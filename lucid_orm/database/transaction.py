@@ -88,7 +88,7 @@ class TransactionClient(ClientBase):
                             code="E_INVALID_ARGUMENT",
                         ) from exc
                 await cls._before_begin(conn)
-                trx = await conn.begin()
+                trx = await ops.begin(conn, connection.fast_reads)
             except BaseException as exc:
                 # Cancelled halfway through BEGIN, the driver connection is in an unknown
                 # state: it is closed, never handed back to the pool.

@@ -25,6 +25,8 @@ from ...errors import LucidError
 from .json import JsonOps
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+
     from ...query.client import Client
     from ..transaction import TransactionClient
 
@@ -301,6 +303,12 @@ class Dialect:
         count and compiles once; ``None`` where the dialect can't bind these values so
         exactly (the caller then sends ``bulk_update_statement`` in chunks)."""
         return None
+
+    async def begin(self, conn: AsyncConnection, fast: bool) -> AsyncTransaction:
+        """Begin the root transaction of a newly checked-out ``conn`` (``fast``: the
+        connection's fast paths are on). SQLAlchemy's ``conn.begin()``; a dialect may send
+        its BEGIN on the driver connection instead, the same statement in fewer trips."""
+        return await conn.begin()
 
     async def bulk_update_fast(
         self,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, func, insert, literal, literal_column, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Engine as SyncEngine
@@ -50,6 +51,8 @@ from .json import SqliteJson, register_sqlite_functions
 from .shapes import RowsShape, bind_values, compile_update_rows
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+
     from ...query.client import Client
     from ..connection import Connection
     from ..transaction import TransactionClient
@@ -69,6 +72,11 @@ BUSY_TIMEOUT_MS = 5000
 # ``mmap_size``: pages come straight from the OS page cache, shared by every connection,
 # instead of a read() into each connection's own page cache (2 MiB by default).
 MMAP_SIZE = 128 * 1024 * 1024
+
+# The transaction SQLite's connections begin (see ``install_events``), and the key of
+# ``Connection.info`` that mutes the "begin" listener while ``SqliteDialect.begin`` sends it.
+_BEGIN = "BEGIN IMMEDIATE"
+_DRIVER_BEGIN = "lucid_driver_begin"
 
 _INT64 = (-(2**63), 2**63)
 # SQLite's answer to ``abs(-2**63)``: the statement's deliberate failure when a row's key
@@ -283,12 +291,41 @@ class SqliteDialect(Dialect):
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(sa_conn: Any) -> None:
+            if sa_conn.info.get(_DRIVER_BEGIN):
+                return  # ``begin`` sends the same BEGIN IMMEDIATE on the driver connection
             if not sa_conn.get_execution_options().get("lucid_autocommit"):
                 # IMMEDIATE takes the write lock now (waiting up to the busy timeout): a
                 # deferred transaction that read and then writes fails at once with
                 # SQLITE_BUSY_SNAPSHOT, which no busy timeout retries. It also stands in for
                 # SELECT ... FOR UPDATE, which SQLite has not.
-                sa_conn.exec_driver_sql("BEGIN IMMEDIATE")
+                sa_conn.exec_driver_sql(_BEGIN)
+
+    async def begin(self, conn: AsyncConnection, fast: bool) -> AsyncTransaction:
+        """SQLAlchemy's ``conn.begin()`` with its BEGIN IMMEDIATE (the "begin" listener of
+        ``install_events``) sent on the driver connection: one trip to aiosqlite's thread
+        instead of three (cursor, execute, close) and SQLAlchemy's statement execution around
+        them. The same statement on the same connection, so the same write lock and busy
+        wait; its error is SQLAlchemy's for it (``DBAPIError.instance``), which the caller
+        maps as before; a cancellation during it leaves the connection's state unknown, as
+        before (the caller discards it). With the fast paths off, SQLAlchemy's path."""
+        sync = conn.sync_connection
+        if not fast or sync is None or sync.get_execution_options().get("lucid_autocommit"):
+            return await conn.begin()
+        driver: Any = sync.connection.driver_connection
+        if driver is None or driver._connection is None:
+            # Closed under us: SQLAlchemy's path raises the error it maps.
+            return await conn.begin()
+        info = sync.info
+        info[_DRIVER_BEGIN] = True
+        try:
+            trx = await conn.begin()  # no statement: the listener is muted
+        finally:
+            info.pop(_DRIVER_BEGIN, None)
+        try:
+            await driver._execute(_begin_immediate, driver._connection)
+        except sqlite3.Error as exc:
+            raise sa_exc.DBAPIError.instance(_BEGIN, (), exc, sqlite3.Error) from exc
+        return trx
 
     # -- keys as parameters --------------------------------------------------------------------
     def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
@@ -705,6 +742,11 @@ def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any])
         return _driver_error(exc, sql, values)
     message = with_sql(str(exc).strip() or type(exc).__name__, sql)
     return QueryError(message, sql=sql, bindings=values, original=exc)
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """On aiosqlite's thread: ``BEGIN IMMEDIATE`` (what the "begin" listener sends)."""
+    conn.execute(_BEGIN).close()
 
 
 def _rowcount(conn: sqlite3.Connection, sql: str, params: list[Any]) -> int:
