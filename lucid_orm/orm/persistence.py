@@ -27,7 +27,7 @@ from sqlalchemy import update as sa_update
 
 from ..database.manager import db
 from ..database.result import ExecResult
-from ..database.transaction import TransactionClient
+from ..database.transaction import TransactionClient, begun, implicit
 from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
 from .binding import bind, check_connection, shard_connection
@@ -1238,7 +1238,8 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
             )
         keep(d.copy())
     try:
-        async with client.transaction() as trx:
+        # Its BEGIN may still run on the driver while the changes are computed (``implicit``).
+        async with implicit(client) as trx:
             await _update_many(model, items, trx)
     except BaseException:
         for inst, state in zip(items, states, strict=True):
@@ -1369,7 +1370,10 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
         return
     assert table is not None and info.primary_key is not None
     bind(items, trx)
-    await _run_each(info.hooks, "before:update", "before:save", items)
+    hooks = info.hooks
+    if hooks.get("before:update") or hooks.get("before:save"):
+        await begun(trx)  # user code runs inside a transaction that has begun
+        await _run_each(hooks, "before:update", "before:save", items)
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
     attributes = model.columns

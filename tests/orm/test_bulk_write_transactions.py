@@ -82,6 +82,16 @@ class LockProbe(Thing):
             other.close()
 
 
+class Counted(Thing):
+    """Counts its before:update hook's calls."""
+
+    calls: ClassVar[int] = 0
+
+    @before("update")
+    def count(self) -> None:
+        Counted.calls += 1
+
+
 # Whether the current ``bulk_db`` runs with the fast paths (its parameter).
 FAST = [True]
 
@@ -239,6 +249,43 @@ class TestSqliteWriteLock:
             holder.close()
         await Thing.update_many(things)
         assert [r[2] for r in await _rows()] == [0] * 5
+
+    async def test_a_begin_that_fails_runs_no_hook_and_fails_with_nothing_to_write(
+        self, bulk_db: str, tmp_path: Path
+    ) -> None:
+        """The BEGIN's error comes before any before hook runs, and also when no instance
+        is dirty (the transaction then only begins and commits)."""
+        _sqlite_only(bulk_db)
+        await _seed()
+        await db.close()
+        db.configure(
+            connections={
+                CONN: {
+                    "url": f"sqlite:///{tmp_path / 'bulk.db'}",
+                    "busy_timeout_ms": 50,
+                    "fast_reads": FAST[0],
+                }
+            }
+        )
+        Counted.calls = 0
+        counted = await Counted.query().order_by("id")
+        holder = sqlite3.connect(tmp_path / "bulk.db")
+        holder.isolation_level = None
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(QueryError, match=r"^Cannot begin a transaction"):
+                await Counted.update_many(counted)  # nothing dirty
+            counted[0].amount = 0
+            with pytest.raises(QueryError, match=r"^Cannot begin a transaction"):
+                await Counted.update_many(counted)
+            assert Counted.calls == 0
+            assert counted[0].dirty == {"amount": 0}
+        finally:
+            holder.rollback()
+            holder.close()
+        await Counted.update_many(counted)
+        assert Counted.calls == 5
+        assert [r[2] for r in await _rows()] == [0, 2, 3, 4, 5]
 
     async def test_a_task_cancelled_while_its_begin_waits_leaves_no_lock_behind(
         self, bulk_db: str, tmp_path: Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -300,32 +301,43 @@ class SqliteDialect(Dialect):
                 # SELECT ... FOR UPDATE, which SQLite has not.
                 sa_conn.exec_driver_sql(_BEGIN)
 
-    async def begin(self, conn: AsyncConnection, fast: bool) -> AsyncTransaction:
+    async def begin(
+        self, conn: AsyncConnection, fast: bool, pipelined: bool = False
+    ) -> tuple[AsyncTransaction, asyncio.Future[Any] | None]:
         """SQLAlchemy's ``conn.begin()`` with its BEGIN IMMEDIATE (the "begin" listener of
         ``install_events``) sent on the driver connection: one trip to aiosqlite's thread
         instead of three (cursor, execute, close) and SQLAlchemy's statement execution around
         them. The same statement on the same connection, so the same write lock and busy
         wait; its error is SQLAlchemy's for it (``DBAPIError.instance``), which the caller
         maps as before; a cancellation during it leaves the connection's state unknown, as
-        before (the caller discards it). With the fast paths off, SQLAlchemy's path."""
+        before (the caller discards it). ``pipelined``: queued on aiosqlite's thread and not
+        awaited (the future of its outcome is returned): whatever the connection runs next
+        queues behind it, and the caller's Python work meanwhile overlaps it. With the fast
+        paths off, SQLAlchemy's path."""
         sync = conn.sync_connection
         if not fast or sync is None or sync.get_execution_options().get("lucid_autocommit"):
-            return await conn.begin()
+            return await conn.begin(), None
         driver: Any = sync.connection.driver_connection
         if driver is None or driver._connection is None:
             # Closed under us: SQLAlchemy's path raises the error it maps.
-            return await conn.begin()
+            return await conn.begin(), None
         info = sync.info
         info[_DRIVER_BEGIN] = True
         try:
             trx = await conn.begin()  # no statement: the listener is muted
         finally:
             info.pop(_DRIVER_BEGIN, None)
+        if pipelined:
+            # Queued now, in order: aiosqlite's own ``_execute`` would queue it only once
+            # awaited. Its outcome is a result, never an exception nobody retrieves.
+            future = asyncio.get_running_loop().create_future()
+            driver._tx.put_nowait((future, functools.partial(_begin_queued, driver._connection)))
+            return trx, future
         try:
             await driver._execute(_begin_immediate, driver._connection)
         except sqlite3.Error as exc:
             raise sa_exc.DBAPIError.instance(_BEGIN, (), exc, sqlite3.Error) from exc
-        return trx
+        return trx, None
 
     # -- keys as parameters --------------------------------------------------------------------
     def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
@@ -481,7 +493,7 @@ class SqliteDialect(Dialect):
         processors; errors and query events are those of every other statement. Its twin
         (``LUCID_FAST_PATHS=0``): the same statement through SQLAlchemy."""
         from ..query_client import connection_of
-        from ..transaction import open_connection
+        from ..transaction import begun, open_connection
 
         connection = connection_of(trx)
         if not RETURNING or not rows or not conflict or not connection.fast_reads:
@@ -490,6 +502,7 @@ class SqliteDialect(Dialect):
         if not columns:
             return None
         shape = self._compiled_upsert(trx.dialect, table, columns, conflict, merge, returning)
+        await begun(trx)
         raw = await open_connection(trx).get_raw_connection()
         driver: Any = raw.driver_connection
         if driver._connection is None:
@@ -577,7 +590,7 @@ class SqliteDialect(Dialect):
         query events are those of every other statement. ``None`` (SQLAlchemy's path runs
         ``bulk_update_bound`` instead) with the fast paths off (``LUCID_FAST_PATHS=0``)."""
         from ..query_client import connection_of
-        from ..transaction import open_connection
+        from ..transaction import begun, open_connection
 
         connection = connection_of(trx)
         if not UPDATE_FROM or not rows or not connection.fast_reads:
@@ -586,6 +599,7 @@ class SqliteDialect(Dialect):
         if shape is None:
             return None
         trx._check_open()
+        await begun(trx)
         raw = await open_connection(trx).get_raw_connection()
         driver: Any = raw.driver_connection
         conn: sqlite3.Connection | None = driver._connection
@@ -749,6 +763,21 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
     conn.execute(_BEGIN).close()
 
 
+def _begin_queued(conn: sqlite3.Connection) -> sa_exc.StatementError | None:
+    """On aiosqlite's thread: ``_begin_immediate`` run for a pipelined begin, its error
+    returned (as SQLAlchemy raises it) rather than raised. After a failure the connection
+    begins a DEFERRED transaction instead (no lock taken, nothing to wait for): nothing is
+    meant to run before the caller has seen the outcome, but anything queued behind it
+    anyway then runs inside a transaction the caller rolls back, never in autocommit."""
+    try:
+        _begin_immediate(conn)
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("BEGIN").close()
+        return sa_exc.DBAPIError.instance(_BEGIN, (), exc, sqlite3.Error)
+    return None
+
+
 def _rowcount(conn: sqlite3.Connection, sql: str, params: list[Any]) -> int:
     """On aiosqlite's thread: run ``sql``, the rows it changed."""
     cursor = conn.execute(sql, params)
@@ -826,9 +855,10 @@ class _BulkInsert:
     driver: Any = None
 
     async def run(self, columns: list[str], params: Rows) -> list[Any]:
-        from ..transaction import open_connection
+        from ..transaction import begun, open_connection
 
         if self.connection.fast_reads:
+            await begun(self.trx)
             raw = await open_connection(self.trx).get_raw_connection()
             self.driver = raw.driver_connection
         per_statement = max(1, MAX_PARAMS // len(columns))
