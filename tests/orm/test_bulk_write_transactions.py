@@ -244,11 +244,16 @@ class TestSqliteWriteLock:
             assert info.value.message.startswith("Cannot begin a transaction")
             assert "database is locked" in info.value.message
             assert all(t.dirty == {"amount": 0} for t in things)
+            # (one statement: in a transaction of its own on the fast path, else autocommit)
+            with pytest.raises(QueryError, match="database is locked"):
+                await Thing.upsert_many([{"name": "t1", "amount": 9}], conflict="name")
         finally:
             holder.rollback()
             holder.close()
         await Thing.update_many(things)
         assert [r[2] for r in await _rows()] == [0] * 5
+        await Thing.upsert_many([{"name": "t1", "amount": 9}], conflict="name")
+        assert [r[2] for r in await _rows()] == [9, 0, 0, 0, 0]
 
     async def test_a_begin_that_fails_runs_no_hook_and_fails_with_nothing_to_write(
         self, bulk_db: str, tmp_path: Path

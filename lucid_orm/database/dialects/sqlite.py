@@ -78,6 +78,10 @@ MMAP_SIZE = 128 * 1024 * 1024
 # ``Connection.info`` that mutes the "begin" listener while ``SqliteDialect.begin`` sends it.
 _BEGIN = "BEGIN IMMEDIATE"
 _DRIVER_BEGIN = "lucid_driver_begin"
+# Noted on an aiosqlite connection (its ``__dict__``, on its own thread) when a pipelined
+# BEGIN failed; what a driver statement queued behind it answers instead of running.
+_BEGIN_FAILED = "_lucid_begin_failed"
+_SKIPPED: Any = object()
 
 _INT64 = (-(2**63), 2**63)
 # SQLite's answer to ``abs(-2**63)``: the statement's deliberate failure when a row's key
@@ -331,7 +335,8 @@ class SqliteDialect(Dialect):
             # Queued now, in order: aiosqlite's own ``_execute`` would queue it only once
             # awaited. Its outcome is a result, never an exception nobody retrieves.
             future = asyncio.get_running_loop().create_future()
-            driver._tx.put_nowait((future, functools.partial(_begin_queued, driver._connection)))
+            begin = functools.partial(_begin_queued, driver, driver._connection)
+            driver._tx.put_nowait((future, begin))
             return trx, future
         try:
             await driver._execute(_begin_immediate, driver._connection)
@@ -493,7 +498,7 @@ class SqliteDialect(Dialect):
         processors; errors and query events are those of every other statement. Its twin
         (``LUCID_FAST_PATHS=0``): the same statement through SQLAlchemy."""
         from ..query_client import connection_of
-        from ..transaction import begun, open_connection
+        from ..transaction import open_connection
 
         connection = connection_of(trx)
         if not RETURNING or not rows or not conflict or not connection.fast_reads:
@@ -502,7 +507,6 @@ class SqliteDialect(Dialect):
         if not columns:
             return None
         shape = self._compiled_upsert(trx.dialect, table, columns, conflict, merge, returning)
-        await begun(trx)
         raw = await open_connection(trx).get_raw_connection()
         driver: Any = raw.driver_connection
         if driver._connection is None:
@@ -523,7 +527,12 @@ class SqliteDialect(Dialect):
             bind_values(shape.processors, values, width, sql)
             trx._check_open()
             fetched: list[Any] = await _run_on_driver(
-                trx, connection, sql, values, model, driver.execute_fetchall(sql, values)
+                trx,
+                connection,
+                sql,
+                values,
+                model,
+                _queued(trx, driver, driver._execute_fetchall, sql, values),
             )
             out.extend(fetched)
         return list(shape.result.keys), list(returned_rows(shape.result, out))
@@ -590,7 +599,7 @@ class SqliteDialect(Dialect):
         query events are those of every other statement. ``None`` (SQLAlchemy's path runs
         ``bulk_update_bound`` instead) with the fast paths off (``LUCID_FAST_PATHS=0``)."""
         from ..query_client import connection_of
-        from ..transaction import begun, open_connection
+        from ..transaction import open_connection
 
         connection = connection_of(trx)
         if not UPDATE_FROM or not rows or not connection.fast_reads:
@@ -599,7 +608,6 @@ class SqliteDialect(Dialect):
         if shape is None:
             return None
         trx._check_open()
-        await begun(trx)
         raw = await open_connection(trx).get_raw_connection()
         driver: Any = raw.driver_connection
         conn: sqlite3.Connection | None = driver._connection
@@ -615,7 +623,12 @@ class SqliteDialect(Dialect):
             values = [value for row in chunk for value in row]
             bind_values(shape.processors, values, width, sql)
             count: int = await _run_on_driver(
-                trx, connection, sql, values, model, driver._execute(_rowcount, conn, sql, values)
+                trx,
+                connection,
+                sql,
+                values,
+                model,
+                _queued(trx, driver, _rowcount, conn, sql, values),
             )
             total += count
         return total
@@ -700,11 +713,17 @@ async def _run_on_driver(
     ``TransactionClient.execute`` runs one: reported to the query listeners, its driver error
     mapped (and the transaction marked failed), a cancellation leaving the transaction only
     able to roll back (the driver may still run the statement: the connection's state is
-    unknown)."""
+    unknown). A statement queued behind a pipelined BEGIN (``_queued``) raises the BEGIN's
+    error when that failed."""
     emitter = connection.emitter
     started = time.perf_counter()
     try:
         result = await call
+        if trx._root._pending is not None:
+            # A pipelined BEGIN ran just before (``_queued``): its error, raised as BEGIN's,
+            # comes first (the statement was then skipped: nothing to report).
+            await trx._begun()
+            assert result is not _SKIPPED
     except (sqlite3.Error, OverflowError) as exc:
         # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
         if emitter.active or enabled(DEBUG):
@@ -763,19 +782,40 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
     conn.execute(_BEGIN).close()
 
 
-def _begin_queued(conn: sqlite3.Connection) -> sa_exc.StatementError | None:
+def _begin_queued(driver: Any, conn: sqlite3.Connection) -> sa_exc.StatementError | None:
     """On aiosqlite's thread: ``_begin_immediate`` run for a pipelined begin, its error
-    returned (as SQLAlchemy raises it) rather than raised. After a failure the connection
-    begins a DEFERRED transaction instead (no lock taken, nothing to wait for): nothing is
-    meant to run before the caller has seen the outcome, but anything queued behind it
-    anyway then runs inside a transaction the caller rolls back, never in autocommit."""
+    returned (as SQLAlchemy raises it) rather than raised, and noted on the driver connection
+    for the driver statements queued right behind it (``_queued``), which then do not run.
+    After a failure the connection begins a DEFERRED transaction instead (no lock taken,
+    nothing to wait for): anything else queued behind it runs inside a transaction the caller
+    rolls back, never in autocommit."""
+    notes = driver.__dict__
+    notes.pop(_BEGIN_FAILED, None)
     try:
         _begin_immediate(conn)
     except sqlite3.Error as exc:
+        notes[_BEGIN_FAILED] = True
         with contextlib.suppress(sqlite3.Error):
             conn.execute("BEGIN").close()
         return sa_exc.DBAPIError.instance(_BEGIN, (), exc, sqlite3.Error)
     return None
+
+
+def _queued(trx: TransactionClient, driver: Any, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """``fn(*args)`` on aiosqlite's thread. While ``trx``'s pipelined BEGIN has not been
+    seen to succeed, it is queued right behind it without waiting for it (one trip for
+    both) and runs only if the BEGIN did: ``_SKIPPED`` otherwise (the caller then raises the
+    BEGIN's error, ``_run_on_driver``)."""
+    if trx._root._pending is None:
+        return driver._execute(fn, *args)  # type: ignore[no-any-return]
+    return driver._execute(_if_begun, driver, fn, *args)  # type: ignore[no-any-return]
+
+
+def _if_begun(driver: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """On aiosqlite's thread, after a pipelined BEGIN: ``fn(*args)`` unless it failed."""
+    if _BEGIN_FAILED in driver.__dict__:
+        return _SKIPPED
+    return fn(*args)
 
 
 def _rowcount(conn: sqlite3.Connection, sql: str, params: list[Any]) -> int:
