@@ -322,7 +322,7 @@ class SqliteDialect(Dialect):
         if not fast or sync is None or sync.get_execution_options().get("lucid_autocommit"):
             return await conn.begin(), None
         driver: Any = sync.connection.driver_connection
-        if driver is None or driver._connection is None:
+        if driver is None or driver._connection is None or not driver._running:
             # Closed under us: SQLAlchemy's path raises the error it maps.
             return await conn.begin(), None
         info = sync.info
