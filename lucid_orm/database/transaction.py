@@ -61,9 +61,18 @@ class TransactionClient(ClientBase):
         # MySQL it is already rolled back, savepoints included, and everywhere only a rerun of
         # the whole transaction can succeed, so it can no longer commit.
         self._conflict: TransactionConflictError | None = None
+        # (root only) The outcome of a BEGIN still running on the driver (a pipelined begin,
+        # ``begin(pipelined=True)``): awaited by ``_begun`` before anything else runs here.
+        self._pending: asyncio.Future[Any] | None = None
 
     @classmethod
-    async def begin(cls, connection: Connection, isolation_level: str | None) -> TransactionClient:
+    async def begin(
+        cls, connection: Connection, isolation_level: str | None, *, pipelined: bool = False
+    ) -> TransactionClient:
+        """Open a root transaction on ``connection`` (a savepoint of its ambient one, if
+        any). ``pipelined``: the dialect may leave its BEGIN running on the driver (SQLite),
+        to be awaited by the transaction's first use (``_begun``); its error then surfaces
+        there, mapped as BEGIN's."""
         engines = connection.write_engines()
         owner = connection.ambient_transaction()
         if owner is not None:
@@ -88,7 +97,7 @@ class TransactionClient(ClientBase):
                             code="E_INVALID_ARGUMENT",
                         ) from exc
                 await cls._before_begin(conn)
-                trx = await conn.begin()
+                trx, pending = await ops.begin(conn, connection.fast_reads, pipelined)
             except BaseException as exc:
                 # Cancelled halfway through BEGIN, the driver connection is in an unknown
                 # state: it is closed, never handed back to the pool.
@@ -102,6 +111,7 @@ class TransactionClient(ClientBase):
                 connection.lock.release()
             raise
         client = cls(connection, conn, trx, None)
+        client._pending = pending
         if ops.kill_on_discard:
             with contextlib.suppress(Exception):
                 sync: Any = conn.sync_connection
@@ -119,6 +129,24 @@ class TransactionClient(ClientBase):
     async def _after_failed_begin(cls, conn: AsyncConnection) -> None:
         """Undoes ``_before_begin`` when BEGIN (or it) failed; the connection then closes."""
 
+    async def _begun(self) -> None:
+        """Wait for a pipelined BEGIN (``begin(pipelined=True)``) to have run; its error
+        raised as a BEGIN's (``QueryError``, "Cannot begin a transaction: …"). Cancelled
+        meanwhile, the connection's state is unknown: the transaction can only roll back
+        (and discards it)."""
+        root = self._root
+        pending = root._pending
+        if pending is None:
+            return
+        try:
+            error = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            root._broken = True
+            raise
+        root._pending = None
+        if error is not None:
+            raise _transaction_error(error, "begin a transaction", self._conn) from error
+
     @property
     def is_nested(self) -> bool:
         return self.parent is not None
@@ -135,6 +163,8 @@ class TransactionClient(ClientBase):
     ) -> ExecResult:
         """Run ``stmt`` inside this transaction."""
         self._check_open()
+        if self._root._pending is not None:
+            await self._begun()
         try:
             return await run_statement(self._conn, stmt, model, params)
         except QueryError as exc:
@@ -156,6 +186,8 @@ class TransactionClient(ClientBase):
         rows are read whole first: flat memory on MySQL/MariaDB is for streams outside a
         transaction."""
         self._check_open()
+        if self._root._pending is not None:
+            await self._begun()
         buffered = not self._connection.dialect_ops.interleaved_cursors
         try:
             async for batch in stream_statement(self._conn, stmt, model, batch_size, buffered):
@@ -179,6 +211,8 @@ class TransactionClient(ClientBase):
 
     async def _begin_nested(self) -> TransactionClient:
         self._check_open()
+        if self._root._pending is not None:
+            await self._begun()
         try:
             savepoint = await self._conn.begin_nested()
         except sa_exc.SQLAlchemyError as exc:
@@ -204,6 +238,14 @@ class TransactionClient(ClientBase):
         rolled back to a savepoint (PostgreSQL would roll back silently)."""
         self._check_open()
         root = self._root
+        if root._pending is not None:
+            try:
+                await self._begun()
+            except BaseException:
+                # Nothing ran: the transaction only ends (its failed BEGIN's error raised).
+                await _settle(self._end())
+                await self._run_hooks("rollback")
+                raise
         if root._conflict is not None:
             await _settle(self._end())
             await self._run_hooks("rollback")
@@ -269,6 +311,9 @@ class TransactionClient(ClientBase):
         """Roll back and finish; a root whose rollback fails is discarded instead (closing
         the connection rolls the transaction back on the server)."""
         root = self._root
+        # A pipelined BEGIN still running: the rollback queues behind it on the driver (its
+        # outcome no longer matters).
+        root._pending = None
         try:
             if root._broken:
                 if self.parent is None:
@@ -353,6 +398,7 @@ class TransactionStarter(Generic[T]):
         *,
         parent: TransactionClient | None = None,
         retries: int = 0,
+        pipelined: bool = False,
     ) -> None:
         if retries != 0 or type(retries) is not int:
             _check_retries(retries, callback is not None)
@@ -361,12 +407,15 @@ class TransactionStarter(Generic[T]):
         self._isolation_level = isolation_level
         self._parent = parent
         self._retries = retries
+        self._pipelined = pipelined
         self._trx: TransactionClient | None = None
 
     async def _begin(self) -> TransactionClient:
         if self._parent is not None:
             return await self._parent._begin_nested()
-        return await TransactionClient.begin(self._connection, self._isolation_level)
+        return await TransactionClient.begin(
+            self._connection, self._isolation_level, pipelined=self._pipelined
+        )
 
     async def _run(self) -> Any:
         if self._callback is None:
@@ -466,6 +515,26 @@ async def managed(trx: TransactionClient) -> AsyncIterator[TransactionClient]:
         raise
     if not trx.is_completed:
         await trx.commit()
+
+
+def implicit(client: Any) -> TransactionStarter[Any]:
+    """The transaction a write of many rows opens for itself on ``client`` (``async with``):
+    a savepoint inside a transaction, else a root transaction whose BEGIN may be left running
+    on the driver while the caller prepares its statements (``begin(pipelined=True)``). The
+    caller awaits ``begun(trx)`` before running hooks (user code), and every statement,
+    commit or savepoint awaits it first anyway."""
+    from .query_client import QueryClient
+
+    if type(client) is QueryClient:
+        return TransactionStarter(client._connection, None, None, pipelined=True)
+    starter: TransactionStarter[Any] = client.transaction()
+    return starter
+
+
+async def begun(trx: TransactionClient) -> None:
+    """Wait for ``trx``'s pipelined BEGIN (see ``implicit``); raises its error."""
+    if trx._root._pending is not None:
+        await trx._begun()
 
 
 def open_connection(trx: TransactionClient) -> AsyncConnection:

@@ -27,7 +27,7 @@ from sqlalchemy import update as sa_update
 
 from ..database.manager import db
 from ..database.result import ExecResult
-from ..database.transaction import TransactionClient
+from ..database.transaction import TransactionClient, begun, implicit
 from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
 from .binding import bind, check_connection, shard_connection
@@ -1022,7 +1022,8 @@ async def upsert_rows(
         )
     run = _Upserts(model, conflict, conflict_cols, keys, statements, out, client)
     if (fast or len(statements) > 1) and not client.is_transaction:
-        async with client.transaction() as trx:
+        # Its BEGIN and the first statement may go to the driver in one trip (``implicit``).
+        async with implicit(client) as trx:
             return await run(trx)
     return await run(client)
 
@@ -1238,7 +1239,8 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
             )
         keep(d.copy())
     try:
-        async with client.transaction() as trx:
+        # Its BEGIN may still run on the driver while the changes are computed (``implicit``).
+        async with implicit(client) as trx:
             await _update_many(model, items, trx)
     except BaseException:
         for inst, state in zip(items, states, strict=True):
@@ -1369,7 +1371,10 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
         return
     assert table is not None and info.primary_key is not None
     bind(items, trx)
-    await _run_each(info.hooks, "before:update", "before:save", items)
+    hooks = info.hooks
+    if hooks.get("before:update") or hooks.get("before:save"):
+        await begun(trx)  # user code runs inside a transaction that has begun
+        await _run_each(hooks, "before:update", "before:save", items)
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
     attributes = model.columns
@@ -1404,20 +1409,33 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
         columns = [prepare[k][0] for k in names]
         pairs = [(k, prepare[k][1]) for k in names]
         prepares = any(fn is not None for _, fn in pairs)
-        rows: list[tuple[Any, ...]] = []
-        add = rows.append
-        for i in indexes:
-            inst = dirty[i]
-            key = inst.__dict__.get(pk_attr)
-            if key is None:
-                key = pk_value(inst, "update")  # raises: the key is not set
-            attrs = changes[i]
-            if prepares:
-                add((key, *[attrs[k] if fn is None else fn(attrs[k], k, inst) for k, fn in pairs]))
-            elif not stamps:
-                add((key, *attrs.values()))  # ``names`` is ``tuple(attrs)``: the same order
-            else:
-                add((key, *[attrs[k] for k in names]))
+        rows: list[tuple[Any, ...]]
+        if not prepares and not stamps:
+            # The common case in one comprehension: ``names`` is ``tuple(attrs)``, the same
+            # order; a key not set is found (and raised) below.
+            rows = [(dirty[i].__dict__.get(pk_attr), *changes[i].values()) for i in indexes]
+            if None in [row[0] for row in rows]:
+                for row, i in zip(rows, indexes, strict=True):
+                    if row[0] is None:
+                        pk_value(dirty[i], "update")  # raises: the key is not set
+        else:
+            rows = []
+            add = rows.append
+            for i in indexes:
+                inst = dirty[i]
+                key = inst.__dict__.get(pk_attr)
+                if key is None:
+                    key = pk_value(inst, "update")  # raises: the key is not set
+                attrs = changes[i]
+                if prepares:
+                    add(
+                        (
+                            key,
+                            *[attrs[k] if fn is None else fn(attrs[k], k, inst) for k, fn in pairs],
+                        )
+                    )
+                else:
+                    add((key, *[attrs[k] for k in names]))
         # All rows as a few parameters when the dialect can bind them so (the SQL is then the
         # same for any row count: compiled once), on the driver connection where the dialect
         # has that fast path; else chunks under the parameter limit.
@@ -1461,6 +1479,8 @@ async def _check_matched(
 ) -> None:
     """``ModelNotFoundError`` naming a row of ``rows`` that is gone, when the bulk ``UPDATE``
     of them matched fewer rows than keys."""
+    if matched >= len(rows):
+        return  # every key matched (no more distinct keys than rows)
     if matched < len({r[0] for r in rows}):
         table = info_of(model).table
         assert table is not None

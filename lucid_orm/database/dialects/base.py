@@ -7,6 +7,7 @@ dialect). The defaults here are the portable forms, built from SQLAlchemy Core; 
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from ...errors import LucidError
 from .json import JsonOps
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+
     from ...query.client import Client
     from ..transaction import TransactionClient
 
@@ -301,6 +304,17 @@ class Dialect:
         count and compiles once; ``None`` where the dialect can't bind these values so
         exactly (the caller then sends ``bulk_update_statement`` in chunks)."""
         return None
+
+    async def begin(
+        self, conn: AsyncConnection, fast: bool, pipelined: bool = False
+    ) -> tuple[AsyncTransaction, asyncio.Future[Any] | None]:
+        """Begin the root transaction of a newly checked-out ``conn`` (``fast``: the
+        connection's fast paths are on): SQLAlchemy's ``conn.begin()``. A dialect may send
+        its BEGIN on the driver connection instead, the same statement in fewer trips, and
+        when ``pipelined``, without waiting for it: then it also returns a future of its
+        outcome (``None``, or the ``SQLAlchemyError`` it raised), which the transaction
+        awaits before anything else runs on the connection (``TransactionClient._begun``)."""
+        return await conn.begin(), None
 
     async def bulk_update_fast(
         self,

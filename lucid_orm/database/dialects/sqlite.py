@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, func, insert, literal, literal_column, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Engine as SyncEngine
@@ -50,6 +52,8 @@ from .json import SqliteJson, register_sqlite_functions
 from .shapes import RowsShape, bind_values, compile_update_rows
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+
     from ...query.client import Client
     from ..connection import Connection
     from ..transaction import TransactionClient
@@ -69,6 +73,15 @@ BUSY_TIMEOUT_MS = 5000
 # ``mmap_size``: pages come straight from the OS page cache, shared by every connection,
 # instead of a read() into each connection's own page cache (2 MiB by default).
 MMAP_SIZE = 128 * 1024 * 1024
+
+# The transaction SQLite's connections begin (see ``install_events``), and the key of
+# ``Connection.info`` that mutes the "begin" listener while ``SqliteDialect.begin`` sends it.
+_BEGIN = "BEGIN IMMEDIATE"
+_DRIVER_BEGIN = "lucid_driver_begin"
+# Noted on an aiosqlite connection (its ``__dict__``, on its own thread) when a pipelined
+# BEGIN failed; what a driver statement queued behind it answers instead of running.
+_BEGIN_FAILED = "_lucid_begin_failed"
+_SKIPPED: Any = object()
 
 _INT64 = (-(2**63), 2**63)
 # SQLite's answer to ``abs(-2**63)``: the statement's deliberate failure when a row's key
@@ -283,12 +296,53 @@ class SqliteDialect(Dialect):
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(sa_conn: Any) -> None:
+            if sa_conn.info.get(_DRIVER_BEGIN):
+                return  # ``begin`` sends the same BEGIN IMMEDIATE on the driver connection
             if not sa_conn.get_execution_options().get("lucid_autocommit"):
                 # IMMEDIATE takes the write lock now (waiting up to the busy timeout): a
                 # deferred transaction that read and then writes fails at once with
                 # SQLITE_BUSY_SNAPSHOT, which no busy timeout retries. It also stands in for
                 # SELECT ... FOR UPDATE, which SQLite has not.
-                sa_conn.exec_driver_sql("BEGIN IMMEDIATE")
+                sa_conn.exec_driver_sql(_BEGIN)
+
+    async def begin(
+        self, conn: AsyncConnection, fast: bool, pipelined: bool = False
+    ) -> tuple[AsyncTransaction, asyncio.Future[Any] | None]:
+        """SQLAlchemy's ``conn.begin()`` with its BEGIN IMMEDIATE (the "begin" listener of
+        ``install_events``) sent on the driver connection: one trip to aiosqlite's thread
+        instead of three (cursor, execute, close) and SQLAlchemy's statement execution around
+        them. The same statement on the same connection, so the same write lock and busy
+        wait; its error is SQLAlchemy's for it (``DBAPIError.instance``), which the caller
+        maps as before; a cancellation during it leaves the connection's state unknown, as
+        before (the caller discards it). ``pipelined``: queued on aiosqlite's thread and not
+        awaited (the future of its outcome is returned): whatever the connection runs next
+        queues behind it, and the caller's Python work meanwhile overlaps it. With the fast
+        paths off, SQLAlchemy's path."""
+        sync = conn.sync_connection
+        if not fast or sync is None or sync.get_execution_options().get("lucid_autocommit"):
+            return await conn.begin(), None
+        driver: Any = sync.connection.driver_connection
+        if driver is None or driver._connection is None or not driver._running:
+            # Closed under us: SQLAlchemy's path raises the error it maps.
+            return await conn.begin(), None
+        info = sync.info
+        info[_DRIVER_BEGIN] = True
+        try:
+            trx = await conn.begin()  # no statement: the listener is muted
+        finally:
+            info.pop(_DRIVER_BEGIN, None)
+        if pipelined:
+            # Queued now, in order: aiosqlite's own ``_execute`` would queue it only once
+            # awaited. Its outcome is a result, never an exception nobody retrieves.
+            future = asyncio.get_running_loop().create_future()
+            begin = functools.partial(_begin_queued, driver, driver._connection)
+            driver._tx.put_nowait((future, begin))
+            return trx, future
+        try:
+            await driver._execute(_begin_immediate, driver._connection)
+        except sqlite3.Error as exc:
+            raise sa_exc.DBAPIError.instance(_BEGIN, (), exc, sqlite3.Error) from exc
+        return trx, None
 
     # -- keys as parameters --------------------------------------------------------------------
     def keys_as_one_parameter(self, keys: Sequence[Any]) -> bool:
@@ -473,7 +527,12 @@ class SqliteDialect(Dialect):
             bind_values(shape.processors, values, width, sql)
             trx._check_open()
             fetched: list[Any] = await _run_on_driver(
-                trx, connection, sql, values, model, driver.execute_fetchall(sql, values)
+                trx,
+                connection,
+                sql,
+                values,
+                model,
+                _queued(trx, driver, driver._execute_fetchall, sql, values),
             )
             out.extend(fetched)
         return list(shape.result.keys), list(returned_rows(shape.result, out))
@@ -564,7 +623,12 @@ class SqliteDialect(Dialect):
             values = [value for row in chunk for value in row]
             bind_values(shape.processors, values, width, sql)
             count: int = await _run_on_driver(
-                trx, connection, sql, values, model, driver._execute(_rowcount, conn, sql, values)
+                trx,
+                connection,
+                sql,
+                values,
+                model,
+                _queued(trx, driver, _rowcount, conn, sql, values),
             )
             total += count
         return total
@@ -649,11 +713,17 @@ async def _run_on_driver(
     ``TransactionClient.execute`` runs one: reported to the query listeners, its driver error
     mapped (and the transaction marked failed), a cancellation leaving the transaction only
     able to roll back (the driver may still run the statement: the connection's state is
-    unknown)."""
+    unknown). A statement queued behind a pipelined BEGIN (``_queued``) raises the BEGIN's
+    error when that failed."""
     emitter = connection.emitter
     started = time.perf_counter()
     try:
         result = await call
+        if trx._root._pending is not None:
+            # A pipelined BEGIN ran just before (``_queued``): its error, raised as BEGIN's,
+            # comes first (the statement was then skipped: nothing to report).
+            await trx._begun()
+            assert result is not _SKIPPED
     except (sqlite3.Error, OverflowError) as exc:
         # OverflowError: an integer sqlite3 can't bind (beyond 64 bits).
         if emitter.active or enabled(DEBUG):
@@ -705,6 +775,47 @@ def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any])
         return _driver_error(exc, sql, values)
     message = with_sql(str(exc).strip() or type(exc).__name__, sql)
     return QueryError(message, sql=sql, bindings=values, original=exc)
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """On aiosqlite's thread: ``BEGIN IMMEDIATE`` (what the "begin" listener sends)."""
+    conn.execute(_BEGIN).close()
+
+
+def _begin_queued(driver: Any, conn: sqlite3.Connection) -> sa_exc.StatementError | None:
+    """On aiosqlite's thread: ``_begin_immediate`` run for a pipelined begin, its error
+    returned (as SQLAlchemy raises it) rather than raised, and noted on the driver connection
+    for the driver statements queued right behind it (``_queued``), which then do not run.
+    After a failure the connection begins a DEFERRED transaction instead (no lock taken,
+    nothing to wait for): anything else queued behind it runs inside a transaction the caller
+    rolls back, never in autocommit."""
+    notes = driver.__dict__
+    notes.pop(_BEGIN_FAILED, None)
+    try:
+        _begin_immediate(conn)
+    except sqlite3.Error as exc:
+        notes[_BEGIN_FAILED] = True
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("BEGIN").close()
+        return sa_exc.DBAPIError.instance(_BEGIN, (), exc, sqlite3.Error)
+    return None
+
+
+def _queued(trx: TransactionClient, driver: Any, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """``fn(*args)`` on aiosqlite's thread. While ``trx``'s pipelined BEGIN has not been
+    seen to succeed, it is queued right behind it without waiting for it (one trip for
+    both) and runs only if the BEGIN did: ``_SKIPPED`` otherwise (the caller then raises the
+    BEGIN's error, ``_run_on_driver``)."""
+    if trx._root._pending is None:
+        return driver._execute(fn, *args)  # type: ignore[no-any-return]
+    return driver._execute(_if_begun, driver, fn, *args)  # type: ignore[no-any-return]
+
+
+def _if_begun(driver: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """On aiosqlite's thread, after a pipelined BEGIN: ``fn(*args)`` unless it failed."""
+    if _BEGIN_FAILED in driver.__dict__:
+        return _SKIPPED
+    return fn(*args)
 
 
 def _rowcount(conn: sqlite3.Connection, sql: str, params: list[Any]) -> int:
@@ -784,9 +895,10 @@ class _BulkInsert:
     driver: Any = None
 
     async def run(self, columns: list[str], params: Rows) -> list[Any]:
-        from ..transaction import open_connection
+        from ..transaction import begun, open_connection
 
         if self.connection.fast_reads:
+            await begun(self.trx)
             raw = await open_connection(self.trx).get_raw_connection()
             self.driver = raw.driver_connection
         per_statement = max(1, MAX_PARAMS // len(columns))
