@@ -54,6 +54,10 @@ MariaDB bulk UPDATE         ``MysqlDialect.bulk_update_fast`` (UPDATE t,  ``bulk
 MariaDB upsert              ``MysqlDialect.upsert_fast`` (the JSON_TABLE  ``upsert_bound``'s
 (``upsert_many``)           statement compiled once per shape)            statement through
                                                                           SQLAlchemy
+SQLite BEGIN (every root    ``SqliteDialect.begin`` (BEGIN IMMEDIATE in   SQLAlchemy's
+transaction)                one trip to the driver; a bulk write's own    ``conn.begin()``
+                            transaction queues its first statement
+                            behind it: ``transaction.implicit``)
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
