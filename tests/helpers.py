@@ -74,6 +74,23 @@ BASE_PG_REPLICA_URL = os.environ.get("LUCID_PG_REPLICA_URL") or make_url(BASE_PG
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
+@contextmanager
+def through_sqlalchemy(database: Database = db) -> Iterator[list[str]]:
+    """The statements SQLAlchemy's execution layer sends to the driver meanwhile: a
+    driver-level fast path's statements never pass there."""
+    seen: list[str] = []
+    engine = database.engine().sync_engine
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+
+
 def worker_url(url: str) -> str:
     """``url`` with the worker's suffix on its database name (unchanged outside xdist)."""
     if not WORKER:

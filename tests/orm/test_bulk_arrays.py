@@ -8,10 +8,9 @@ statement, and a failed, cancelled or nested write leaves rows and instances as 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -31,12 +30,11 @@ from sqlalchemy import (
     Table,
     Time,
 )
-from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import mysql
 
 from lucid_orm import BaseModel, IntegrityError, QueryError, after, column, db
 from lucid_orm.database import Database
-from tests.helpers import count_queries
+from tests.helpers import count_queries, through_sqlalchemy
 
 ba_metadata = MetaData()
 # MySQL's DATETIME drops microseconds unless asked for them.
@@ -164,23 +162,6 @@ def _expected(i: int) -> tuple[Any, ...]:
     )
 
 
-@contextlib.contextmanager
-def _through_sqlalchemy(database: Database) -> Iterator[list[str]]:
-    """The statements SQLAlchemy's execution layer sends to the driver meanwhile: a
-    driver-level fast path's statements never pass there."""
-    seen: list[str] = []
-    engine = database.engine().sync_engine
-
-    def listener(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        seen.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", listener)
-
-
 def _inserts(sqls: list[str]) -> list[str]:
     return [s for s in sqls if s.lstrip().upper().startswith("INSERT")]
 
@@ -216,7 +197,7 @@ class TestCreateMany:
             pytest.skip("the driver-level multi-row INSERT with arrays is PostgreSQL's")
         payload = [{"name": f"n{i}", "big": i, "day": date(2024, 3, i + 1)} for i in range(3)]
         async with db.transaction() as trx:
-            with count_queries() as q, _through_sqlalchemy(ba) as sent:
+            with count_queries() as q, through_sqlalchemy(ba) as sent:
                 made = await Thing.create_many(payload, client=trx)
         (event,) = q.events
         assert len(_inserts(sent)) == (0 if fast_paths else 1)
@@ -343,7 +324,7 @@ class TestUpdateMany:
         for i, t in enumerate(things):
             t.big = 10 + i
             t.day = date(2024, 2, i + 1)
-        with count_queries() as q, _through_sqlalchemy(ba) as sent:
+        with count_queries() as q, through_sqlalchemy(ba) as sent:
             await Thing.update_many(things)
         (event,) = q.events
         updated = [s for s in sent if s.lstrip().upper().startswith("UPDATE")]

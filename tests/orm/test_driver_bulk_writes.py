@@ -6,23 +6,21 @@ is what ran (its statements never pass through SQLAlchemy's execution layer)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import mysql
 
 from lucid_orm import BaseModel, ConnectionLostError, IntegrityError, QueryError, column, db
 from lucid_orm.database import Database
 from lucid_orm.database.dialects import mysql as mysql_ops
 from lucid_orm.orm.model_info import info_of
-from tests.helpers import count_queries
+from tests.helpers import count_queries, through_sqlalchemy
 
 KOLKATA = ZoneInfo("Asia/Kolkata")  # UTC+05:30
 _DateTime = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
@@ -76,22 +74,6 @@ def _driver_level(database: Database, dialect: str, fast: bool) -> bool:
     return fast and (dialect == "sqlite" or mariadb)
 
 
-@contextlib.contextmanager
-def _through_sqlalchemy(database: Database) -> Iterator[list[str]]:
-    """The statements SQLAlchemy's execution layer sends meanwhile (a fast path's never do)."""
-    seen: list[str] = []
-    engine = database.engine().sync_engine
-
-    def listener(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        seen.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", listener)
-
-
 def _writes(sqls: list[str]) -> list[str]:
     return [s for s in sqls if s.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE")]
 
@@ -134,7 +116,7 @@ class TestCreateMany:
         self, gears: Database, dialect: str, fast_paths: bool
     ) -> None:
         payload = [_row(i) for i in range(25)]
-        with count_queries() as q, _through_sqlalchemy(gears) as sent:
+        with count_queries() as q, through_sqlalchemy(gears) as sent:
             made = await Gear.create_many(payload)
         ids = [g.id for g in made]
         assert ids == sorted(ids) and len(set(ids)) == 25
@@ -182,7 +164,7 @@ class TestUpdateMany:
             g.seen_at = dt.datetime(2025, 1, 2, 3, 4, 5, i, tzinfo=dt.UTC)
             g.due_on = dt.date(2025, 2, 1 + i)
         expected = [_seen(g) for g in found]
-        with count_queries() as q, _through_sqlalchemy(gears) as sent:
+        with count_queries() as q, through_sqlalchemy(gears) as sent:
             await Gear.update_many(found)
         assert not any(g.is_dirty for g in found)
         assert await _stored() == expected
@@ -252,7 +234,7 @@ class TestUpsertMany:
             {"code": f"c{i}", "name": f"n{i}", "qty": i, "seen_at": _row(i)["seen_at"]}
             for i in range(8)
         ]
-        with count_queries() as q, _through_sqlalchemy(gears) as sent:
+        with count_queries() as q, through_sqlalchemy(gears) as sent:
             made = await Gear.upsert_many(payload, conflict="code", merge=["name", "seen_at"])
         assert [(g.code, g.name) for g in made] == [(f"c{i}", f"n{i}") for i in range(8)]
         # Existing rows keep the columns not merged; the instances hold the row.

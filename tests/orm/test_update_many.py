@@ -7,14 +7,11 @@ write holds."""
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event as sa_event
 
 from lucid_orm import (
     IntegrityError,
@@ -26,7 +23,7 @@ from lucid_orm import (
     db,
 )
 from lucid_orm.database import Database
-from tests.helpers import count_queries
+from tests.helpers import count_queries, through_sqlalchemy
 from tests.orm._upsert_schema import Account, rows, tables
 
 __all__ = ["tables"]
@@ -409,23 +406,6 @@ class TestSaveMany:
         assert await rows("up_accounts", "visits") == [{"visits": 0}]
 
 
-@contextlib.contextmanager
-def _through_sqlalchemy(database: Database) -> Iterator[list[str]]:
-    """The statements SQLAlchemy's execution layer sends to the driver meanwhile (its
-    ``before_cursor_execute`` event): a fast path's statements never pass there."""
-    seen: list[str] = []
-    engine = database.engine().sync_engine
-
-    def listener(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        seen.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", listener)
-
-
 class TestSqliteDriverUpdate:
     """SQLite's fast path: the bulk UPDATE runs on the transaction's driver connection, the
     rows as a multi-row VALUES; with the fast paths off (its twin) the rows go as one JSON
@@ -440,7 +420,7 @@ class TestSqliteDriverUpdate:
         for i, a in enumerate(accounts):
             a.visits = i + 1
             a.name = f"n{i}"
-        with count_queries() as q, _through_sqlalchemy(tables) as sent:
+        with count_queries() as q, through_sqlalchemy(tables) as sent:
             await Account.update_many(accounts)
         updates = _updates(q.sqls)
         assert len(updates) == 1 and q.count == 1
