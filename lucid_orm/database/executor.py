@@ -125,6 +125,14 @@ class LRU(OrderedDict[Any, V]):
             self.move_to_end(key)
         return value
 
+    def cached(self, key: Any, make: Callable[[], V]) -> V:
+        """The value of ``key``, now the most recently used one; made by ``make()`` and kept
+        when absent (a ``None`` it makes is kept too: "this shape has no fast form")."""
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return self.keep(key, make())
+
     def keep(self, key: Any, value: V) -> V:
         """Store ``value`` under ``key`` and drop the least recently used entry past
         ``size``; returns ``value``."""

@@ -1,5 +1,7 @@
 """The LRU the compiled-shape caches share (executor.LRU)."""
 
+from collections.abc import Callable
+
 from lucid_orm.database.executor import LRU
 
 
@@ -20,3 +22,24 @@ def test_an_absent_key_changes_nothing() -> None:
     cache.keep("y", 2)
     assert cache.recent("z") is None
     assert list(cache.items()) == [("x", 1), ("y", 2)]
+
+
+def test_cached_makes_once_keeps_none_and_counts_as_use() -> None:
+    cache: LRU[str | None] = LRU(2)
+    made: list[str] = []
+
+    def make(value: str | None) -> Callable[[], str | None]:
+        def run() -> str | None:
+            made.append(str(value))
+            return value
+
+        return run
+
+    assert cache.cached("a", make("A")) == "A"
+    # A shape with no fast form (None) is kept: it is not made again.
+    assert cache.cached("n", make(None)) is None
+    assert cache.cached("n", make("other")) is None
+    assert cache.cached("a", make("other")) == "A"  # "a" is now the most recent
+    assert made == ["A", "None"]
+    cache.cached("c", make("C"))
+    assert list(cache) == ["a", "c"]

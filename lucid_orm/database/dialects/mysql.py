@@ -227,10 +227,7 @@ class MysqlDialect(Dialect):
         ``None`` (kept too) when it could not be cut."""
         shape_key = (dialect, table, key, tuple(columns))
         cache = self._update_rows
-        if shape_key in cache:
-            cache.move_to_end(shape_key)
-            return cache[shape_key]
-        return cache.keep(shape_key, compile_update_rows(dialect, table, key, columns))
+        return cache.cached(shape_key, lambda: compile_update_rows(dialect, table, key, columns))
 
     def upsert_bound(
         self,
@@ -353,19 +350,20 @@ class MysqlDialect(Dialect):
         ``None`` (kept too) when SQLAlchemy does not sort the returned rows on the key."""
         shape_key = (dialect, table, tuple(columns), key.name)
         cache = self._inserts
-        if shape_key in cache:
-            cache.move_to_end(shape_key)
-            return cache[shape_key]
-        values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
-        stmt = sa.insert(table).values(values)
-        stmt = stmt.returning(table.c[key.name], sort_by_parameter_order=True)
-        cut = compile_sorted_insert(stmt, dialect)
-        shape = None
-        if cut is not None:
-            head, group, tail, order = cut
-            processors = [bind_processor(table.c[c].type, dialect) for c in order]
-            shape = _InsertShape(head, group, tail, order, processors)
-        return cache.keep(shape_key, shape)
+
+        def make() -> _InsertShape | None:
+            values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
+            stmt = sa.insert(table).values(values)
+            stmt = stmt.returning(table.c[key.name], sort_by_parameter_order=True)
+            cut = compile_sorted_insert(stmt, dialect)
+            shape = None
+            if cut is not None:
+                head, group, tail, order = cut
+                processors = [bind_processor(table.c[c].type, dialect) for c in order]
+                shape = _InsertShape(head, group, tail, order, processors)
+            return shape
+
+        return cache.cached(shape_key, make)
 
     def bulk_update_parameters(self, columns: int) -> int:
         return max(1, min(1000, 30000 // (columns + 1)))

@@ -367,28 +367,29 @@ class PostgresqlDialect(Dialect):
         order."""
         shape_key = (table, key, tuple(columns))
         cache = self._updates
-        if shape_key in cache:
-            cache.move_to_end(shape_key)
-            return cache[shape_key]
-        names = [key, *columns]
-        types = [table.c[n].type for n in names]
-        shape: _ArrayUpdate | None = None
-        if all(_arrayable(t) for t in types):
-            arrays = [
-                cast(bindparam(f"lucid_{i}", type_=KeyArray(t)), ARRAY(t))
-                for i, t in enumerate(types)
-            ]
-            source = (
-                func.unnest(*arrays)
-                .table_valued(*[sa.column(n, t) for n, t in zip(names, types, strict=True)])
-                .render_derived(name="lucid_rows")
-            )
-            compiled = update_from(table, key, columns, source).compile(dialect=dialect)
-            order = list(getattr(compiled, "positiontup", None) or [])
-            if order == [f"lucid_{i}" for i in range(len(names))]:
-                processors = [bind_processor(t, dialect) for t in types]
-                shape = _ArrayUpdate(compiled.string, processors)
-        return cache.keep(shape_key, shape)
+
+        def make() -> _ArrayUpdate | None:
+            names = [key, *columns]
+            types = [table.c[n].type for n in names]
+            shape: _ArrayUpdate | None = None
+            if all(_arrayable(t) for t in types):
+                arrays = [
+                    cast(bindparam(f"lucid_{i}", type_=KeyArray(t)), ARRAY(t))
+                    for i, t in enumerate(types)
+                ]
+                source = (
+                    func.unnest(*arrays)
+                    .table_valued(*[sa.column(n, t) for n, t in zip(names, types, strict=True)])
+                    .render_derived(name="lucid_rows")
+                )
+                compiled = update_from(table, key, columns, source).compile(dialect=dialect)
+                order = list(getattr(compiled, "positiontup", None) or [])
+                if order == [f"lucid_{i}" for i in range(len(names))]:
+                    processors = [bind_processor(t, dialect) for t in types]
+                    shape = _ArrayUpdate(compiled.string, processors)
+            return shape
+
+        return cache.cached(shape_key, make)
 
     def bulk_update_parameters(self, columns: int) -> int:
         return max(1, min(1000, 30000 // (columns + 1)))
@@ -456,19 +457,20 @@ class PostgresqlDialect(Dialect):
         not the columns in order (SQLAlchemy's path runs)."""
         shape_key = ("insert", table, tuple(names), key.name)
         cache = self._inserts
-        if shape_key in cache:
-            cache.move_to_end(shape_key)
-            return cache[shape_key]
-        types = [table.c[n].type for n in names]
-        params = [bindparam(f"lucid_{i}", type_=KeyArray(t)) for i, t in enumerate(types)]
-        stmt = _ordered_insert(table, names, types, key, params)
-        compiled = stmt.compile(dialect=dialect)
-        order = list(getattr(compiled, "positiontup", None) or [])
-        shape: _ArrayInsert | None = None
-        if order == [f"lucid_{i}" for i in range(len(names))]:
-            processors = [bind_processor(t, dialect) for t in types]
-            shape = _ArrayInsert(compiled.string, processors, compile_returning(stmt, dialect))
-        return cache.keep(shape_key, shape)
+
+        def make() -> _ArrayInsert | None:
+            types = [table.c[n].type for n in names]
+            params = [bindparam(f"lucid_{i}", type_=KeyArray(t)) for i, t in enumerate(types)]
+            stmt = _ordered_insert(table, names, types, key, params)
+            compiled = stmt.compile(dialect=dialect)
+            order = list(getattr(compiled, "positiontup", None) or [])
+            shape: _ArrayInsert | None = None
+            if order == [f"lucid_{i}" for i in range(len(names))]:
+                processors = [bind_processor(t, dialect) for t in types]
+                shape = _ArrayInsert(compiled.string, processors, compile_returning(stmt, dialect))
+            return shape
+
+        return cache.cached(shape_key, make)
 
     def _sorted_on_key(
         self, dialect: SADialect, table: sa.TableClause, names: list[str], key: Key
@@ -478,12 +480,13 @@ class PostgresqlDialect(Dialect):
         shape, LRU)."""
         shape_key = (table, tuple(names), key.name)
         cache = self._sorted_inserts
-        if shape_key in cache:
-            cache.move_to_end(shape_key)
-            return cache[shape_key]
-        stmt = sa.insert(table).returning(table.c[key.name], sort_by_parameter_order=True)
-        stmt = stmt.values({n: bindparam(n) for n in names})
-        return cache.keep(shape_key, sorts_by_generated_key(stmt, dialect))
+
+        def make() -> bool:
+            stmt = sa.insert(table).returning(table.c[key.name], sort_by_parameter_order=True)
+            stmt = stmt.values({n: bindparam(n) for n in names})
+            return sorts_by_generated_key(stmt, dialect)
+
+        return cache.cached(shape_key, make)
 
     def upsert_bound(
         self,

@@ -641,10 +641,7 @@ class SqliteDialect(Dialect):
         (SQLAlchemy's path runs)."""
         shape_key = ("update_rows", table, key, tuple(columns))
         cache = self._update_rows
-        if shape_key in cache:
-            cache.move_to_end(shape_key)
-            return cache[shape_key]
-        return cache.keep(shape_key, compile_update_rows(dialect, table, key, columns))
+        return cache.cached(shape_key, lambda: compile_update_rows(dialect, table, key, columns))
 
     def bulk_update_parameters(self, columns: int) -> int:
         # SQLite's compound SELECT limit (SQLITE_MAX_COMPOUND_SELECT) is 500.
