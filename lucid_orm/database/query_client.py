@@ -69,16 +69,25 @@ def wrap_error(exc: sa_exc.DBAPIError) -> QueryError:
     """A driver error as ``QueryError`` (``IntegrityError`` for constraint violations,
     ``TransactionConflictError`` for serialization failures and deadlocks)."""
     original = driver_error(exc)
-    bindings = _bindings(exc.params)
+    return mapped_error(
+        original, exc.statement, _bindings(exc.params), integrity=_is_integrity(exc, original)
+    )
+
+
+def mapped_error(
+    original: BaseException, sql: str | None, bindings: list[Any], *, integrity: bool
+) -> QueryError:
+    """The driver error ``original`` of statement ``sql`` as lucid's error: ``IntegrityError``
+    when ``integrity`` (a constraint violation, as the driver's dialect tells it),
+    ``TransactionConflictError`` for serialization failures and deadlocks, else
+    ``QueryError``. ``wrap_error`` and the dialects' driver-level fast paths share it."""
     cls: type[QueryError] = QueryError
-    if _is_integrity(exc, original):
+    if integrity:
         cls = IntegrityError
     elif is_conflict(original):
         cls = TransactionConflictError
     message = str(original).strip() or type(original).__name__
-    return cls(
-        with_sql(message, exc.statement), sql=exc.statement, bindings=bindings, original=original
-    )
+    return cls(with_sql(message, sql), sql=sql, bindings=bindings, original=original)
 
 
 def _bind(entry: Compiled, values: list[Any]) -> list[Any]:

@@ -22,7 +22,7 @@ from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Insert
 
-from ...errors import IntegrityError, LucidError, QueryError, TransactionConflictError
+from ...errors import LucidError, QueryError
 from ..events import DEBUG, enabled
 from ..executor import (
     LRU,
@@ -623,22 +623,18 @@ def _driver_error(exc: Exception, sql: str, values: list[Any]) -> QueryError:
     ``IntegrityError``, or a code the dialects file as one), ``TransactionConflictError`` for
     deadlocks and conflicts, else ``QueryError``; a value the driver can't write into the SQL
     text as ``run_statement`` reports it."""
-    from . import INTEGRITY_ERROR_CODES, is_conflict
+    from ..query_client import mapped_error
+    from . import INTEGRITY_ERROR_CODES
 
     if isinstance(exc, TypeError | ValueError | ArithmeticError):
         message = with_sql(f"Cannot run the statement: {exc}", sql)
         return QueryError(message, sql=sql, original=exc)
     args: tuple[Any, ...] = getattr(exc, "args", ())
     code = args[0] if args else None
-    kind: type[QueryError] = QueryError
-    if any(c.__name__ == "IntegrityError" for c in type(exc).__mro__) or (
+    integrity = any(c.__name__ == "IntegrityError" for c in type(exc).__mro__) or (
         isinstance(code, int) and code in INTEGRITY_ERROR_CODES
-    ):
-        kind = IntegrityError
-    elif is_conflict(exc):
-        kind = TransactionConflictError
-    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
-    return kind(message, sql=sql, bindings=values, original=exc)
+    )
+    return mapped_error(exc, sql, values, integrity=integrity)
 
 
 class _JsonRows(sa.TableClause):

@@ -38,7 +38,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine, UserDefinedType
 
-from ...errors import IntegrityError, QueryError, TransactionConflictError
+from ...errors import QueryError
 from ..events import DEBUG, enabled
 from ..executor import (
     LRU,
@@ -669,16 +669,10 @@ def _driver_error(original: BaseException, sql: str, values: list[Any]) -> Query
     ``IntegrityError`` for constraint violations (SQLSTATE class 23),
     ``TransactionConflictError`` for serialization failures and deadlocks, else
     ``QueryError``."""
-    from . import is_conflict
+    from ..query_client import mapped_error
 
     code = str(getattr(original, "sqlstate", None) or "")
-    kind: type[QueryError] = QueryError
-    if code.startswith("23"):
-        kind = IntegrityError
-    elif is_conflict(original):
-        kind = TransactionConflictError
-    message = with_sql(str(original).strip() or type(original).__name__, sql)
-    return kind(message, sql=sql, bindings=values, original=original)
+    return mapped_error(original, sql, values, integrity=code.startswith("23"))
 
 
 def _sqlstate(exc: BaseException) -> str | None:

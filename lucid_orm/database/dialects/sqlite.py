@@ -25,7 +25,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement, TableClause
 
-from ...errors import IntegrityError, LucidError, QueryError, TransactionConflictError
+from ...errors import LucidError, QueryError
 from ..events import DEBUG, enabled
 from ..executor import (
     LRU,
@@ -754,15 +754,9 @@ def _driver_error(exc: sqlite3.Error, sql: str, values: list[Any]) -> QueryError
     """A driver error of a fast-path statement as the error its SQLAlchemy twin raises
     (``query_client.wrap_error``): ``IntegrityError`` for constraint violations,
     ``TransactionConflictError`` for a lock that could not be taken, else ``QueryError``."""
-    from . import is_conflict
+    from ..query_client import mapped_error
 
-    kind: type[QueryError] = QueryError
-    if isinstance(exc, sqlite3.IntegrityError):
-        kind = IntegrityError
-    elif is_conflict(exc):
-        kind = TransactionConflictError
-    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
-    return kind(message, sql=sql, bindings=values, original=exc)
+    return mapped_error(exc, sql, values, integrity=isinstance(exc, sqlite3.IntegrityError))
 
 
 def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any]) -> QueryError:
