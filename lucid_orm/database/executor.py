@@ -24,7 +24,7 @@ model query by shape        ``QueryClient.fetch_shaped`` (the statement   ``to_c
                             ``query/shape.py``)
 ``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()
                             fetch_compiled`` (static statement per model)  .first()``
-preload without callback    ``preloader.static_preload`` (static          ``eager_query(...)
+preload without callback    ``preloader.static_read`` (static             ``eager_query(...)
 (belongs_to, has_one,       statement per relation and key form, through  .exec()``
 has_many)                   ``QueryClient.fetch_compiled``)
 lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stream_statement``

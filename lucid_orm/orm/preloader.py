@@ -255,17 +255,6 @@ async def _process_static(
     return True
 
 
-async def static_preload(
-    relation: Relation[Any], parents: Sequence[BaseModel], client: Client
-) -> list[Any] | None:
-    """The related instances of ``static_read``'s rows (``None``: the query builder must
-    run)."""
-    read = await static_read(relation, parents, client)
-    if read is None:
-        return None
-    return hydrate(relation.related_model(), read[0], read[1], client)
-
-
 async def static_read(
     relation: Relation[Any], parents: Sequence[BaseModel], client: Client
 ) -> tuple[Sequence[str], Sequence[Sequence[Any]]] | None:
