@@ -73,8 +73,9 @@ a finishing read to the next waiting one (``acquire``/``release`` below).
 
 In the ORM, under the process-wide switch only (``LUCID_FAST_PATHS``, read once at import:
 ``orm/hydration.FAST_PATHS``): the generated fill loop per result shape (slow twin: the general
-loop ``_fill_general``), ``stream()``'s instance-per-row hydration (``hydrate_each``; slow twin:
-the batch's list) and ``new_many``'s direct state setup (slow twin: ``model().merge``).
+loop ``_fill_general``), ``stream()``'s instance-per-row hydration (``hydrate_each``, and for
+rows of the model's own columns the plan's generated async loop ``HydrationPlan.stream``; slow
+twin: the batch's list) and ``new_many``'s direct state setup (slow twin: ``model().merge``).
 """
 
 from __future__ import annotations

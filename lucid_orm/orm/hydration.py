@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import gc
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -62,6 +62,9 @@ class HydrationPlan:
     # ``each(cls, rows, stamp)``: the same loop as a generator, one instance per step
     # (``hydrate_each``); None with ``fill``.
     each: Callable[..., Iterator[Any]] | None = None
+    # ``stream(cls, batches)``: the same loop as an async generator over a stream's batches
+    # (``stream_batch``), one instance per step; None with ``fill``.
+    stream: Callable[..., AsyncGenerator[Any, None]] | None = None
 
 
 def build_plan(by_column: Mapping[str, ColumnDef], keys: Sequence[str]) -> HydrationPlan:
@@ -83,20 +86,26 @@ def build_plan(by_column: Mapping[str, ColumnDef], keys: Sequence[str]) -> Hydra
             consume.append((col.attribute_name, col.consume))
     plan = HydrationPlan(attributes, extras, deep, consume)
     if not deep and not consume:
-        plan.fill, plan.each = filler(attributes, extras)
+        plan.fill, plan.each, plan.stream = filler(attributes, extras)
     return plan
 
 
 def filler(
     attributes: list[str], extras: list[tuple[int, str]]
-) -> tuple[Callable[..., list[Any]], Callable[..., Iterator[Any]]]:
+) -> tuple[
+    Callable[..., list[Any]],
+    Callable[..., Iterator[Any]],
+    Callable[..., AsyncGenerator[Any, None]],
+]:
     """The hydration loop for one result shape, generated: each row is unpacked into locals
     and stored with one subscript per attribute, which is several times cheaper per row than
     ``dict.update(zip(...))``. The code holds only quoted names (attributes and the state keys
     of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``, and extras
     from the row (state.py's ``EXTRAS`` pair: no dict per row, which a preload's thousands of
-    pivot rows would each keep). Returns the loop twice: building a list (``fill``) and as a
-    generator (``each``)."""
+    pivot rows would each keep). Returns the loop three times: building a list (``fill``), as
+    a generator (``each``) and as an async generator over a stream's batches (``stream``:
+    ``stream()`` hands out each instance from the loop itself, one generator step per row
+    instead of two)."""
     extra_at = {i: k for i, k in extras}
     values = [f"v{i}" for i in range(len(attributes))]
     lines = [f"{_tuple(values)} = row"]
@@ -140,6 +149,18 @@ def filler(
             "    return out",
             "def each(cls, rows, stamp):",
             *loop("    ", ["yield obj"]),
+            # ``batches`` yields ``(rows, stamp, None)`` for rows of this shape to hydrate
+            # here, ``(None, None, instances)`` for a batch hydrated otherwise.
+            "async def stream(cls, batches):",
+            "    try:",
+            "        async for rows, stamp, ready in batches:",
+            "            if ready is not None:",
+            "                for obj in ready:",
+            "                    yield obj",
+            "                continue",
+            *loop("            ", ["yield obj"]),
+            "    finally:",
+            "        await batches.aclose()",
         ]
     )
     namespace: dict[str, Any] = {
@@ -150,7 +171,8 @@ def filler(
     exec(source, namespace)
     fill: Callable[..., list[Any]] = namespace["fill"]
     each: Callable[..., Iterator[Any]] = namespace["each"]
-    return fill, each
+    stream: Callable[..., AsyncGenerator[Any, None]] = namespace["stream"]
+    return fill, each, stream
 
 
 def _tuple(names: list[str]) -> str:
@@ -200,6 +222,39 @@ def hydrate_each(
         return hydrate(model, keys, rows, client)
     instances: Iterable[M] = each(model, rows, stamp)
     return instances
+
+
+def stream_plan(model: type[BaseModel]) -> HydrationPlan | None:
+    """The plan whose generated ``stream`` loop ``stream()`` runs for ``model``: that of its
+    columns selected in declaration order (the result of a query with no ``select()``; a
+    batch of another shape is hydrated by ``stream_batch`` instead). ``None`` when no
+    generated loop applies."""
+    if not FAST_PATHS:
+        return None
+    info = info_of(model)
+    plan = info.plan([c.column_name for c in info.columns.values() if c.column_name])
+    return plan if plan.stream is not None else None
+
+
+def stream_batch(
+    model: type[M],
+    plan: HydrationPlan,
+    keys: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    client: Client | None,
+) -> tuple[Sequence[Sequence[Any]] | None, Any, Iterable[M] | None]:
+    """What ``plan.stream`` takes per batch: ``(rows, stamp, None)`` when the rows have the
+    plan's shape and may be hydrated one by one (``hydrate_each``'s conditions), else
+    ``(None, None, instances)`` (``hydrate_each``)."""
+    if (
+        info_of(model).plan(keys) is plan
+        and (not rows or len(rows[0]) == len(plan.attributes))
+        and lazy_guard.active() is None
+    ):
+        stamp = binding(model, client)
+        if stamp is None or stamp.get(TRX) is None:
+            return rows, stamp, None
+    return None, None, hydrate_each(model, keys, rows, client)
 
 
 def _hydrate_rows(

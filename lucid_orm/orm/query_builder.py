@@ -881,21 +881,16 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         return extra
 
     # -- streaming (orm/streaming.py) ----------------------------------------------------------
-    async def stream(self, batch_size: int = 1000) -> AsyncGenerator[M, None]:
+    def stream(self, batch_size: int = 1000) -> AsyncGenerator[M, None]:
         """Iterate over the query's instances in constant memory: ``async for post in
         Post.query().stream(batch_size=1000):``. Rows are read with a server-side cursor and
         hydrated (and preloaded) ``batch_size`` at a time; the connection is held for the loop
-        and released when it ends, breaks or raises."""
-        from .streaming import check_batch_size, model_instances  # loaded on first use
+        and released when it ends, breaks or raises. A ``batch_size`` that is not a positive
+        int raises ``E_INVALID_ARGUMENT`` here, before any query."""
+        from .streaming import check_batch_size, model_stream  # loaded on first use
 
         check_batch_size(batch_size, "stream")
-        batches = model_instances(self, batch_size)
-        try:
-            async for batch in batches:
-                for model in batch:
-                    yield model
-        finally:
-            await batches.aclose()
+        return model_stream(self, batch_size)
 
     async def each_chunk(self, size: int) -> AsyncGenerator[list[M], None]:
         """As ``stream``, yielding lists of at most ``size`` instances."""

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import LucidError
 from .hooks import run_hooks
-from .hydration import hydrate, hydrate_each
+from .hydration import hydrate, hydrate_each, stream_batch, stream_plan
 from .state import set_sideloaded
 
 if TYPE_CHECKING:
+    from .hydration import HydrationPlan
     from .query_builder import ModelQueryBuilder
 
 
@@ -58,9 +59,35 @@ async def model_instances(
         await batches.aclose()
 
 
+def model_stream(builder: ModelQueryBuilder[Any], batch_size: int) -> AsyncGenerator[Any, None]:
+    """The instances of ``builder``'s rows one by one (``stream``). For rows of the model's
+    own columns, with nothing that needs a batch's instances all at once, the generated loop
+    of their hydration plan is the async generator itself (``HydrationPlan.stream``): each
+    instance is built and handed out in one generator step; every other batch is hydrated as
+    ``model_instances`` does and handed out by the same loop."""
+    plan = stream_plan(builder.model)
+    if plan is None or plan.stream is None:
+        return _one_by_one(builder, batch_size)
+    return plan.stream(builder.model, _batches(builder, batch_size, True, plan))
+
+
+async def _one_by_one(
+    builder: ModelQueryBuilder[Any], batch_size: int
+) -> AsyncGenerator[Any, None]:
+    batches = model_instances(builder, batch_size)
+    try:
+        async for batch in batches:
+            for model in batch:
+                yield model
+    finally:
+        await batches.aclose()
+
+
 async def _batches(
-    builder: ModelQueryBuilder[Any], batch_size: int, lazy: bool
-) -> AsyncGenerator[Iterable[Any], None]:
+    builder: ModelQueryBuilder[Any], batch_size: int, lazy: bool, plan: HydrationPlan | None = None
+) -> AsyncGenerator[Any, None]:
+    """Each batch's instances; with ``plan`` (``model_stream``), the ``(rows, stamp,
+    instances)`` triple its ``stream`` loop takes (``stream_batch``)."""
     info = builder._info
     await run_hooks(info.hooks.get("before:fetch"), builder)
     client = builder.client
@@ -71,10 +98,13 @@ async def _batches(
     try:
         async for result in batches:
             if builder._pojo:
-                yield result.dicts()
+                yield result.dicts() if plan is None else (None, None, result.dicts())
                 continue
             if lazy:
-                yield hydrate_each(model, result.keys, result.rows, client)
+                if plan is not None:
+                    yield stream_batch(model, plan, result.keys, result.rows, client)
+                else:
+                    yield hydrate_each(model, result.keys, result.rows, client)
                 continue
             models = hydrate(model, result.keys, result.rows, client)
             if builder._sideloaded is not None:
@@ -82,7 +112,7 @@ async def _batches(
                     set_sideloaded(m, dict(builder._sideloaded))
             await builder._after_hydrate(models)
             await run_hooks(after, models)
-            yield models
+            yield models if plan is None else (None, None, models)
     finally:
         # Close the cursor now, not when the garbage collector finds the generator.
         await batches.aclose()

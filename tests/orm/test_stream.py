@@ -184,6 +184,40 @@ class TestStreamedInstances:
         assert q.count == 1
         assert (await Post.find_or_fail(changed.id)).title == "changed"
 
+    async def test_the_model_columns_give_the_same_state_as_a_query(
+        self, database: Database, fast_paths: bool
+    ) -> None:
+        # No select(): the shape stream() hydrates in its own loop, one instance per step.
+        await make_posts(5)
+        query = Post.query().order_by("id")
+        streamed = [p async for p in query.clone().stream(batch_size=2)]
+        fetched = await query
+
+        def state(p: Post) -> tuple[Any, ...]:
+            return (type(p), p.attributes, p.extras, p.original, p.is_dirty, p.is_persisted)
+
+        assert [state(p) for p in streamed] == [state(p) for p in fetched]
+        changed = streamed[4]
+        changed.title = "changed"
+        assert changed.dirty == {"title": "changed"}
+        with count_queries() as q:
+            await changed.save()
+        assert q.count == 1
+        assert (await Post.find_or_fail(changed.id)).title == "changed"
+
+    async def test_break_and_close_give_the_connection_back(self, database: Database) -> None:
+        await make_posts(6)
+        before = checked_out()
+        stream = Post.query().order_by("id").stream(batch_size=2)
+        titles = []
+        async for post in stream:
+            titles.append(post.title)
+            if len(titles) == 3:
+                break
+        await stream.aclose()
+        assert titles == ["p000", "p001", "p002"]
+        assert checked_out() == before
+
     async def test_instances_read_in_a_transaction_are_bound_to_it(
         self, database: Database
     ) -> None:
