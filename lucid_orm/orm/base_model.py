@@ -207,6 +207,19 @@ class BaseModel:
     @property
     def extras(self) -> dict[str, Any]:
         """Values the query selected that are not columns (aggregates, pivot columns…)."""
+        # ``own_dict`` written out: read once per row after a ``with_count`` over thousands of
+        # rows, where its two calls and a comprehension cost more than the rest of the read.
+        d = self.__dict__
+        found: Any = d.get(EXTRAS)
+        if type(found) is dict:
+            return found
+        if type(found) is tuple:  # the lazy extras, as hydrated (state.py)
+            row, positions = found
+            read: dict[str, Any] = {}
+            for name, at in positions.items():
+                read[name] = row[at]
+            d[EXTRAS] = read
+            return read
         return own_dict(self, EXTRAS)
 
     @property

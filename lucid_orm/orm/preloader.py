@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, bindparam, select
@@ -251,8 +252,37 @@ async def _process_static(
             set_sideloaded(row, dict(sideloaded))
     if loader is not None and found:
         await loader.process(found, client, sideloaded)
-    relation.set_related_for_many(parents, found)
+    from .relations import base
+
+    at = _group_position(relation, keys) if found else None
+    if at is not None:
+        relation.give_groups(parents, base.group_by_values(found, map(itemgetter(at), rows)))
+    else:
+        relation.set_related_for_many(parents, found)
     return True
+
+
+def _group_position(relation: Relation[Any], keys: Sequence[str]) -> int | None:
+    """The result column holding the value ``set_related_for_many`` groups the related rows
+    by, when it gives each instance exactly that value (the plan hydration used: one column
+    to that attribute or extra, no ``consume`` function), for a relation grouping the base
+    way; else ``None`` (the rows are grouped from the instances)."""
+    from .relations import base
+
+    if type(relation).set_related_for_many is not base.Relation.set_related_for_many:
+        return None
+    if relation.composite or not relation._is_many:
+        return None
+    plan = info_of(relation.related_model()).plan(keys)
+    name = relation._group_key()
+    if relation._group_in_extras:
+        found = [i for i, k in plan.extras_index if k == name]
+    else:
+        if plan.consume:
+            return None
+        extras = {i for i, _ in plan.extras_index}
+        found = [i for i, a in enumerate(plan.attributes) if a == name and i not in extras]
+    return found[0] if len(found) == 1 else None
 
 
 async def static_read(

@@ -4,13 +4,14 @@ fetch/find/paginate hooks, scopes, ``pojo()``, ``sideload()``, row locks and pag
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Hashable, Mapping, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, overload
 
 from sqlalchemy import Select, and_, exists, not_
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.schema import Column
 
 from ..errors import LucidError, ModelNotFoundError, runtime_error
 from ..query.chainable import (
@@ -98,6 +99,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         # Replaced, never mutated: clones share it.
         self._without_scopes: frozenset[str] | bool = frozenset()
         self._force_delete = False
+        # The shapes of selected aggregate subqueries (``with_count``): ``(label, key,
+        # binds)`` per column whose SQL is known from its key (``_statement_shape``).
+        # Replaced, never mutated: clones share it.
+        self._column_shapes: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
 
     # -- columns -------------------------------------------------------------------------------
     def _unqualified(self, name: str) -> ColumnElement[Any]:
@@ -353,14 +358,17 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             or state.parent is not None
         ):
             return None
-        columns = columns_shape(state.columns or info.select_columns)
+        binds: list[Any] = []
+        selected = state.columns or info.select_columns
+        columns = columns_shape(selected)
         if columns is None:
-            return None
+            columns = self._aggregate_columns_shape(selected, binds)
+            if columns is None:
+                return None
         order = order_shape(state.order_by)
         if order is None:
             return None
         where = self._where_clause()
-        binds: list[Any] = []
         if where is None:
             condition: Any = ()
         else:
@@ -383,6 +391,68 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             self.client.dialect_name,
         )
         return Shape(key, binds, state.limit, state.offset, where)
+
+    def _aggregate_columns_shape(self, columns: list[Any], binds: list[Any]) -> Hashable | None:
+        """The shape of a SELECT list of table columns and ``with_count`` subqueries whose
+        shape was taken when they were made (``_count_shape``), their parameters appended to
+        ``binds``; ``None`` for anything else."""
+        known = self._column_shapes
+        if not known:
+            return None
+        parts: list[Hashable] = []
+        for column in columns:
+            if type(column) is Column and column.table is not None:
+                parts.append(id(column))
+                continue
+            for label, key, sub_binds in known:
+                if label is column:
+                    parts.append(key)
+                    binds.extend(sub_binds)
+                    break
+            else:
+                return None
+        return tuple(parts)
+
+    def _count_shape(
+        self, relation: Any, sub: Any, stmt: Select[Any]
+    ) -> tuple[Hashable, list[Any]] | None:
+        """The shape of ``with_count(relation)`` without callback, as the correlated
+        ``count(*)`` of ``stmt`` (``sub`` compiled): the relation and its subquery builder
+        class make the SQL around the condition, which is read as a WHERE is
+        (``condition_shape``). ``None`` when anything else could change the SQL: an
+        ``on_query``, composite keys, an aliased (self) relation, global scopes or soft
+        deletes of the related model, or a subquery builder that joined or added parts."""
+        if relation.on_query is not None or relation.composite:
+            return None
+        info = info_of(relation.related_model())
+        state = sub.state
+        if (
+            info.global_scopes
+            or info.soft_delete is not None
+            or sub._target is not sub._table
+            or state.from_ is not info.table
+            or state.joins
+            or state.wheres
+            or state.scoped
+            or state.group_by
+            or state.havings
+            or state.order_by
+            or state.limit is not None
+            or state.offset is not None
+            or state.distinct
+            or state.ctes
+            or state.early_refs
+            or len(state.columns) != 1
+        ):
+            return None
+        where = stmt.whereclause
+        if where is None:
+            return None
+        sub_binds: list[Any] = []
+        condition = condition_shape(where, sub_binds)
+        if condition is None:
+            return None
+        return ("count", id(relation), type(sub), state.alias, condition), sub_binds
 
     async def count_rows(self) -> int:
         """The number of rows this query matches (respects distinct and group_by)."""
@@ -791,7 +861,19 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             sub.count("*")
         if not sub.state.alias:
             sub.state.alias = f"{name}_count"
-        return self._select_aggregate(sub)
+        if callback is not None:
+            return self._select_aggregate(sub)
+        stmt = correlated(sub)
+        label = stmt.scalar_subquery().label(sub.state.alias)
+        found = self._count_shape(self.model.get_relation(name), sub, stmt)
+        if found is not None:
+            key, sub_binds = found
+            self._column_shapes = (*self._column_shapes, (label, key, sub_binds))
+        columns = self.state.columns
+        if not columns:
+            columns.extend(self._default_columns())
+        columns.append(label)
+        return self
 
     async def exec(self) -> list[M]:
         """Run the query and return model instances (dicts after ``pojo()``)."""

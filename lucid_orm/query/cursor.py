@@ -260,8 +260,14 @@ def _pack(
     ``signature(keys)`` when the caller has it."""
     if checksum is None:
         checksum = signature(keys)
-    doc = {"d": "n" if direction == "next" else "p", "v": encoded, "o": checksum}
-    token = base64.urlsafe_b64encode(_DUMPS(doc).encode()).rstrip(b"=").decode()
+    d = "n" if direction == "next" else "p"
+    if all(type(v) is int for v in encoded):
+        # Integer keys (the usual primary key): the exact text ``_DUMPS`` writes for them,
+        # without the encoder's generic walk (a third of a page's own cost on a short page).
+        text = f'{{"d":"{d}","v":[{",".join(map(str, encoded))}],"o":{checksum}}}'
+    else:
+        text = _DUMPS({"d": d, "v": encoded, "o": checksum})
+    token = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
     if _REMEMBER and len(token) <= _MAX_TOKEN:
         _remember(token, checksum, direction == "next", encoded)
     return token

@@ -8,12 +8,15 @@ runs when the lean read path is off, in a transaction, or when a query has no sh
 
 A shape is only taken from parts whose SQL this module reads completely; anything else (a raw
 fragment, a subquery, a join, a function, an ``IN`` list, an alias…) makes the query
-shapeless, and it runs as before. What a shape key holds:
+shapeless, and it runs as before — except a ``with_count`` without callback, whose correlated
+``count(*)`` is keyed by its relation, its subquery builder class, its alias and its condition
+(``ModelQueryBuilder._count_shape``). What a shape key holds:
 
 - the FROM table, the SELECT list and the ORDER BY columns by identity (model tables and
   columns live as long as their models, and the compiled entry keeps every object it was keyed
   by alive, so an identity is never reused for another object while the entry exists);
-- the WHERE condition as a tree (``AND``/``OR``, groups, ``column <op> :value``, ``IS NULL``),
+- the WHERE condition as a tree (``AND``/``OR``, groups, ``column <op> :value``, ``IS NULL``,
+  ``column <op> column``),
   each comparison by its column, its operator, its modifiers and the SQL type of its value —
   the global scopes (soft deletes included) are applied first, so they are part of it;
 - whether LIMIT and OFFSET are there (their values are bound), DISTINCT, the row lock and its
@@ -135,6 +138,10 @@ def condition_shape(element: Any, binds: list[BindParameter[Any]]) -> Hashable |
             return ("?", left, element.operator, element.negate, mods, type_key)
         if right_kind is Null:
             return ("null", left, element.operator, element.negate, mods)
+        right_column = _column_key(right)
+        if right_column is not None:
+            # Two table columns (a relation's correlation): no value, both by identity.
+            return ("column", left, right_column, element.operator, element.negate, mods)
     return None
 
 

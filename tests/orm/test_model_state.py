@@ -132,6 +132,37 @@ class TestExtras:
         assert row.extras == {"total": 2}
         assert row.attributes == {}
 
+    async def test_lazy_extras_read_once_into_a_kept_dict(self, database: Database) -> None:
+        # Two extras after the columns: hydration keeps them unread; the first ``extras``
+        # builds the dict, which later reads return and a write into it stays in.
+        await User.create_many([{"username": "a", "points": 4}, {"username": "b", "points": 6}])
+        rows = (
+            await User.query()
+            .select("username")
+            .sum("points as total")
+            .max("points as best")
+            .group_by("username")
+            .order_by("username")
+        )
+        assert [(r.username, int(r.extras["total"]), int(r.extras["best"])) for r in rows] == [
+            ("a", 4, 4),
+            ("b", 6, 6),
+        ]
+        first = rows[0].extras
+        assert rows[0].extras is first
+        first["note"] = "x"
+        assert rows[0].extras == {"total": first["total"], "best": first["best"], "note": "x"}
+        assert rows[1].extras.keys() == {"total", "best"}
+
+    async def test_extras_of_a_row_without_any_is_a_kept_empty_dict(
+        self, database: Database
+    ) -> None:
+        await User.create({"username": "a"})
+        user = await User.first_or_fail()
+        assert user.extras == {}
+        user.extras["k"] = 1
+        assert user.extras == {"k": 1}
+
     async def test_extras_next_to_columns(self, database: Database) -> None:
         await User.create_many([{"username": "a", "points": 1}, {"username": "a", "points": 2}])
         [row] = await User.query().select("username").sum("points as total").group_by("username")

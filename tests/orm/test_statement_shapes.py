@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import literal_column
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from lucid_orm import db
+from lucid_orm import db, has_many, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.database.query_client import connection_of
+from lucid_orm.relations import HasMany, ManyToMany
 from tests.helpers import count_queries
-from tests.models import Post, User
+from tests.models import Post, Skill, User
 from tests.scoped_models import Author, current_tenant, scoped, scoped_tables, seed
 from tests.scoped_models import Post as ScopedPost
 
@@ -413,3 +414,112 @@ class TestPlainLike:
         # A raw pattern goes through SQLAlchemy's ``like``.
         same = User.query().where_like("username", db.raw("username")).order_by("id")
         assert await ids(same) == expected(users, lambda u: u.username is not None)
+
+
+class CountedUser(User):
+    posts: HasMany[Post] = has_many(lambda: Post, foreign_key="user_id")
+    # The same table and foreign key, matched on another column of the user: the same SQL
+    # but for one column of the correlation.
+    posts_by_points: HasMany[Post] = has_many(
+        lambda: Post, foreign_key="user_id", local_key="points"
+    )
+    skills: ManyToMany[Skill] = many_to_many(
+        lambda: Skill, pivot_table="skill_user", pivot_foreign_key="user_id"
+    )
+
+
+class TestWithCount:
+    """``with_count`` without callback runs by shape: its correlated ``count(*)`` is keyed by
+    relation, builder class, alias and condition, so two counts that differ get their own
+    statement and counts whichever ran first; anything else still builds its statement."""
+
+    @pytest.fixture
+    async def posts(self, users: list[User]) -> list[Post]:
+        # user1 (points 1) 3 posts, user2 (points 2) 1, users[2] (points 0) none, one
+        # post for the user id 0 nobody has, and posts of the users whose id is a points value.
+        rows = [users[0].id] * 3 + [users[1].id] + [0, 1, 1, 2]
+        return await Post.create_many(
+            [{"user_id": u, "title": f"p{i}"} for i, u in enumerate(rows)]
+        )
+
+    @staticmethod
+    def counts(rows: list[CountedUser], name: str) -> list[tuple[int, int]]:
+        return [(u.id, int(u.extras[name])) for u in rows]
+
+    @staticmethod
+    def expect(users: list[User], posts: list[Post], key: Callable[[User], Any]) -> list[Any]:
+        return [(u.id, sum(1 for p in posts if p.user_id == key(u))) for u in users]
+
+    async def test_two_relations_each_their_statement_and_counts(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        before = shapes_kept()
+        with count_queries() as q:
+            for _ in range(2):
+                by_id = await CountedUser.query().with_count("posts").order_by("id")
+                by_points = await CountedUser.query().with_count("posts_by_points").order_by("id")
+                assert self.counts(by_id, "posts_count") == self.expect(
+                    users, posts, lambda u: u.id
+                )
+                assert self.counts(by_points, "posts_by_points_count") == self.expect(
+                    users, posts, lambda u: u.points
+                )
+        assert q.count == 4
+        assert q.sqls[0] == q.sqls[2] and q.sqls[1] == q.sqls[3]
+        assert q.sqls[0] != q.sqls[1]
+        assert "= users.points" in q.sqls[1] and "= users.id" in q.sqls[0]
+        if lean():
+            assert shapes_kept() == before + 2
+            # Run by shape: every value of the statements comes from the queries' slots.
+            statements = connection_of(db.connection()).statements
+            assert all(e.extra["slots"] is not None for e in statements._shapes.values())
+
+    async def test_same_count_other_values_and_the_order_first_run_does_not_matter(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        expected_counts = dict(self.expect(users, posts, lambda u: u.id))
+        for points in (1, 2, 0, 1):
+            rows = await CountedUser.query().where("points", points).with_count("posts")
+            assert sorted(self.counts(rows, "posts_count")) == sorted(
+                (u.id, expected_counts[u.id]) for u in users if u.points == points
+            )
+        # The count before the condition, or two counts: other SELECT lists, other statements.
+        with count_queries() as q:
+            two = await CountedUser.query().with_count("posts").with_count("posts_by_points")
+            one = await CountedUser.query().with_count("posts_by_points")
+        assert len(set(q.sqls)) == 2
+        assert sorted(self.counts(two, "posts_count")) == sorted(expected_counts.items())
+        assert sorted(self.counts(two, "posts_by_points_count")) == sorted(
+            self.counts(one, "posts_by_points_count")
+        )
+
+    async def test_what_is_not_shaped_still_counts(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        expected_counts = dict(self.expect(users, posts, lambda u: u.id))
+        plain = await CountedUser.query().with_count("posts").order_by("id")
+        # A callback (its own conditions and alias), a where_has beside it, a many-to-many.
+        titled = (
+            await CountedUser.query()
+            .with_count("posts", lambda q: q.where("title", "p0").as_("n"))
+            .order_by("id")
+        )
+        has = await CountedUser.query().where_has("posts").with_count("posts").order_by("id")
+        skills = await CountedUser.query().with_count("skills").order_by("id")
+        assert self.counts(plain, "posts_count") == sorted(expected_counts.items())
+        assert self.counts(titled, "n") == [(u.id, int(u.id == users[0].id)) for u in users]
+        assert self.counts(has, "posts_count") == [
+            (i, n) for i, n in sorted(expected_counts.items()) if n
+        ]
+        assert self.counts(skills, "skills_count") == [(u.id, 0) for u in users]
+
+    async def test_same_sql_and_counts_in_a_transaction(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        with count_queries() as q:
+            lean_rows = await CountedUser.query().with_count("posts").order_by("id")
+            async with db.transaction() as trx:
+                built = await CountedUser.query(client=trx).with_count("posts").order_by("id")
+        assert self.counts(lean_rows, "posts_count") == self.counts(built, "posts_count")
+        selects = [s for s in q.sqls if s.lstrip().upper().startswith("SELECT")]
+        assert selects[0] == selects[1]

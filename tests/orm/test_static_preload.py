@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import belongs_to, db, has_many, has_one, many_to_many
+from lucid_orm import BaseModel, belongs_to, column, db, has_many, has_one, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.orm import hydration
 from lucid_orm.relations import BelongsTo, HasMany, HasOne, ManyToMany
@@ -154,6 +154,62 @@ class TestCachedStatement:
         with count_queries() as q:
             posts = await Post.query().preload("user")
         assert q.count == 1 and posts[0].user is None
+
+
+class OwnedPost(BaseModel):
+    table = "posts"
+    # The foreign key under another attribute name, and an attribute named as the foreign
+    # key's column but mapped to another: grouping reads the column hydration gave "owner".
+    user_id: int = column(column_name="id", is_primary=True)
+    owner: int | None = column(column_name="user_id")
+    title: str | None = column()
+
+
+class Owner(models.BaseUser):
+    posts: HasMany[OwnedPost] = has_many(lambda: OwnedPost, foreign_key="owner")
+
+
+def _twice(value: Any, _attribute: str, _model: Any) -> Any:
+    return None if value is None else value * 2
+
+
+class DoubledPost(BaseModel):
+    table = "posts"
+    id: int = column(is_primary=True)
+    title: str | None = column()
+    # A consume function: the instance holds another value than the row, so the rows are
+    # grouped by what the instances hold (no parent matches the doubled keys but one).
+    user_id: int | None = column(consume=_twice)
+
+
+class Doubler(models.BaseUser):
+    posts: HasMany[DoubledPost] = has_many(lambda: DoubledPost, foreign_key="user_id")
+
+
+class TestGrouping:
+    async def test_renamed_foreign_key(self, database: Database) -> None:
+        await seed_users()
+        owners = await Owner.query().preload("posts").order_by("id")
+        assert [(o.username, sorted(p.title or "" for p in o.posts)) for o in owners] == [
+            ("virk", ["v1", "v2"]),
+            ("nikk", ["n1"]),
+            ("romain", []),
+        ]
+        assert all(p.owner == o.id for o in owners for p in o.posts)
+
+    async def test_consumed_foreign_key_groups_by_the_instance_value(
+        self, database: Database
+    ) -> None:
+        virk, _, _ = await seed_users()
+        slow = await Doubler.query().preload("posts", lambda q: None).order_by("id")
+        fast = await Doubler.query().preload("posts").order_by("id")
+        got = [(d.id, sorted(p.title or "" for p in d.posts)) for d in fast]
+        assert got == [(d.id, sorted(p.title or "" for p in d.posts)) for d in slow]
+        # The instances hold twice the row's key: virk's posts go to the parent whose id is
+        # twice virk's, if any (grouping by the rows' values would have given them to virk).
+        by_id = dict(got)
+        assert by_id[virk.id] == []
+        assert by_id.get(2 * virk.id, ["v1", "v2"]) == ["v1", "v2"]
 
 
 class TestNestedPaths:
