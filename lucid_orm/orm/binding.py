@@ -197,20 +197,32 @@ def binding(model: type[BaseModel], client: Client | None) -> dict[str, Any] | N
     return out
 
 
-def bind(instances: Sequence[BaseModel], client: Client, *, checked: bool = False) -> None:
+def bind(
+    instances: Sequence[BaseModel], client: Client, *, checked: bool = False, unseen: bool = False
+) -> None:
     """Bind ``instances`` to the connection of ``client`` and, when it is a transaction, to it
     while it lasts (see ``track``); a transaction refuses instances that belong to another
     connection (``E_CROSS_SHARD``), before any of them changes, unless the caller
-    ``checked`` them (``check_connection``; ``client_for`` checks what it resolves for)."""
+    ``checked`` them (``check_connection``; ``client_for`` checks what it resolves for).
+
+    ``unseen``: ``client`` is a root transaction the caller opened for itself and commits or
+    rolls back before it returns, running no user code in it (no hooks): when none of
+    ``instances`` is bound to a transaction, none is bound to it either, as its end would
+    unbind them again with nothing in between to see the binding (their connection is
+    still checked and bound)."""
     if not instances:
         return
     model = type(instances[0])
     name = client.connection_name
-    if client.is_transaction:
-        # First: it checks the instances' connections (before any binding changes).
-        bind_transaction(instances, client, checked=checked)
-    conn = name if name != default_connection(model) else None
     dicts = list(map(_dict_of, instances))
+    if client.is_transaction:
+        if unseen and not any(map(dict.get, dicts, repeat(TRX))):
+            if not checked:
+                check_connection(instances, client)
+        else:
+            # First: it checks the instances' connections (before any binding changes).
+            bind_transaction(instances, client, checked=checked)
+    conn = name if name != default_connection(model) else None
     if conn is not None:
         _consume(map(dict.__setitem__, dicts, repeat(CONN), repeat(conn)))
     elif any(map(dict.__contains__, dicts, repeat(CONN))):

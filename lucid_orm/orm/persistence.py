@@ -1472,8 +1472,11 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             await save(inst, trx)
         return
     assert table is not None and info.primary_key is not None
-    bind(items, trx)
     hooks = info.hooks
+    # No hook to run and a transaction of its own (no savepoint: ``implicit``), which ends
+    # before update_many returns: nothing could see the instances bound to it.
+    user_code = any(hooks.get(h) for h in ("before:update", "before:save", *_AFTER_UPDATE))
+    bind(items, trx, unseen=trx.parent is None and not user_code)
     if hooks.get("before:update") or hooks.get("before:save"):
         await begun(trx)  # user code runs inside a transaction that has begun
         await _run_each(hooks, "before:update", "before:save", items)
@@ -1542,7 +1545,10 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             await _run_bulk_update(model, stmt, chunk, trx)
     updated_batch(trx, dirty, originals, owns)
     _written_many(model, dirty, written)
-    await _run_each(info.hooks, "after:update", "after:save", dirty)
+    await _run_each(info.hooks, *_AFTER_UPDATE, dirty)
+
+
+_AFTER_UPDATE = ("after:update", "after:save")
 
 
 def _batches(
