@@ -1367,7 +1367,9 @@ def _row_changes(
     if None in rows or list(map(dict.get, dicts, repeat(ORIGINAL))).count(None) != n:
         return None
     row_names = list(map(dict.get, dicts, repeat(ROW_ATTRS)))
-    if row_names.count(names) != n:
+    # Usually one tuple shared by the rows of a query: counted by identity.
+    first = row_names[0]
+    if first != names or row_names.count(first) != n:
         return None
     try:
         values = list(map(getter, dicts))
