@@ -115,18 +115,17 @@ class TestFetchedBatch:
         assert await rows("up_stocks", "qty") == [{"qty": 0}, {"qty": 0}]
 
 
-class HookedStock(Stock):
-    seen: list[Any] = []
+seen: list[Any] = []  # the transaction each before hook saw its instance bound to
 
+
+class HookedStock(Stock):
     @before("update")
     def remember_transaction(stock: HookedStock) -> None:
-        HookedStock.seen.append(stock.trx)
+        seen.append(stock.trx)
 
 
 class TestBinding:
-    async def test_without_hooks_no_instance_is_bound_to_the_write(
-        self, tables: Database
-    ) -> None:
+    async def test_without_hooks_no_instance_is_bound_to_the_write(self, tables: Database) -> None:
         # Nothing runs inside update_many's own transaction that could use the binding.
         stocks = await _stocks(3)
         for s in stocks:
@@ -141,17 +140,15 @@ class TestBinding:
         assert [s.trx for s in stocks] == [None] * 3
         assert await rows("up_stocks", "qty") == [{"qty": 1}] * 3
 
-    async def test_hooks_run_with_the_instances_bound_to_the_write(
-        self, tables: Database
-    ) -> None:
+    async def test_hooks_run_with_the_instances_bound_to_the_write(self, tables: Database) -> None:
         await _stocks(2)
         stocks = await HookedStock.query().order_by("id")
         for s in stocks:
             s.qty = 2
-        HookedStock.seen.clear()
+        seen.clear()
         await HookedStock.update_many(stocks)
-        assert len(HookedStock.seen) == 2
-        assert all(t is not None for t in HookedStock.seen)
+        assert len(seen) == 2
+        assert all(t is not None for t in seen)
         assert [s.trx for s in stocks] == [None, None]  # unbound once committed
 
     async def test_inside_a_transaction_the_instances_follow_it(self, tables: Database) -> None:
