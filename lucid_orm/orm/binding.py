@@ -6,7 +6,10 @@ connection, and a transaction refuses an instance that belongs to another connec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ..database.manager import db
@@ -16,6 +19,10 @@ from .state import CONN, DELETED, PERSISTED, TRX, bound_transaction
 if TYPE_CHECKING:
     from ..database.query_client import Client
     from .base_model import BaseModel
+
+_dict_of = operator.attrgetter("__dict__")
+# Runs an iterator to its end (the ``map`` of a C-level setter), keeping nothing.
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def default_connection(model: type[BaseModel]) -> str:
@@ -190,25 +197,37 @@ def binding(model: type[BaseModel], client: Client | None) -> dict[str, Any] | N
     return out
 
 
-def bind(instances: Sequence[BaseModel], client: Client, *, checked: bool = False) -> None:
+def bind(
+    instances: Sequence[BaseModel], client: Client, *, checked: bool = False, unseen: bool = False
+) -> None:
     """Bind ``instances`` to the connection of ``client`` and, when it is a transaction, to it
     while it lasts (see ``track``); a transaction refuses instances that belong to another
     connection (``E_CROSS_SHARD``), before any of them changes, unless the caller
-    ``checked`` them (``check_connection``; ``client_for`` checks what it resolves for)."""
+    ``checked`` them (``check_connection``; ``client_for`` checks what it resolves for).
+
+    ``unseen``: ``client`` is a root transaction the caller opened for itself and commits or
+    rolls back before it returns, running no user code in it (no hooks): when none of
+    ``instances`` is bound to a transaction, none is bound to it either, as its end would
+    unbind them again with nothing in between to see the binding (their connection is
+    still checked and bound)."""
     if not instances:
         return
     model = type(instances[0])
     name = client.connection_name
+    dicts = list(map(_dict_of, instances))
     if client.is_transaction:
-        # First: it checks the instances' connections (before any binding changes).
-        bind_transaction(instances, client, checked=checked)
+        if unseen and not any(map(dict.get, dicts, repeat(TRX))):
+            if not checked:
+                check_connection(instances, client)
+        else:
+            # First: it checks the instances' connections (before any binding changes).
+            bind_transaction(instances, client, checked=checked)
     conn = name if name != default_connection(model) else None
-    for inst in instances:
-        d = inst.__dict__
-        if conn is not None:
-            d[CONN] = conn
-        elif CONN in d:
-            del d[CONN]
+    if conn is not None:
+        _consume(map(dict.__setitem__, dicts, repeat(CONN), repeat(conn)))
+    elif any(map(dict.__contains__, dicts, repeat(CONN))):
+        for d in dicts:
+            d.pop(CONN, None)
 
 
 def check_connection(instances: Sequence[BaseModel], trx: Client) -> None:
@@ -220,6 +239,13 @@ def check_connection(instances: Sequence[BaseModel], trx: Client) -> None:
     # ``_home`` inlined for persisted rows (the common case of a bulk write), the model's
     # default connection looked up once.
     default = default_connection(model)
+    dicts = list(map(_dict_of, instances))
+    if all(map(dict.get, dicts, repeat(PERSISTED))):
+        # All persisted (a bulk update): their homes are the few distinct connections they
+        # were read with, checked at once (in C); the loop below names one that differs.
+        homes = {conn or default for conn in set(map(dict.get, dicts, repeat(CONN)))}
+        if homes <= {name}:
+            return
     for inst in instances:
         d = inst.__dict__
         if d.get(PERSISTED) or d.get(DELETED):
@@ -236,16 +262,15 @@ def bind_transaction(instances: Sequence[BaseModel], trx: Any, *, checked: bool 
     belongs to another connection than ``trx``'s (``check_connection``)."""
     if instances and not checked:
         check_connection(instances, trx)
-    dicts = [inst.__dict__ for inst in instances]
-    currents = [d.get(TRX) for d in dicts]
+    dicts = list(map(_dict_of, instances))
+    currents = list(map(dict.get, dicts, repeat(TRX)))
     if currents.count(None) == len(dicts):
         # The common case (none bound to a transaction yet): no previous one to remember.
-        for d in dicts:
-            d[TRX] = trx
+        _consume(map(dict.__setitem__, dicts, repeat(TRX), repeat(trx)))
         if dicts:
             track(trx, list(instances))
         return
-    if currents.count(trx) == len(dicts):
+    if all(map(operator.is_, currents, repeat(trx))):
         return  # all bound to it already (a relation's write binds, then the bulk insert)
     models: list[BaseModel] = []
     previous: list[Any] = []
@@ -270,8 +295,13 @@ def track(trx: Any, models: list[Any], previous: list[Any] | None = None) -> Non
     def committed() -> None:
         parent = getattr(trx, "parent", None)
         if parent is None or parent.is_completed:
-            for m in models:  # a root commit (or an orphaned savepoint's): all unbound
-                d = m.__dict__
+            # A root commit (or an orphaned savepoint's): all unbound (in C when all are
+            # still bound to it, as they usually are).
+            dicts = list(map(_dict_of, models))
+            if all(map(operator.is_, map(dict.get, dicts, repeat(TRX)), repeat(trx))):
+                _consume(map(dict.__delitem__, dicts, repeat(TRX)))
+                return
+            for d in dicts:
                 if d.get(TRX) is trx:
                     del d[TRX]
             return

@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy import (
@@ -1222,22 +1224,26 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
     items = list(dict.fromkeys(instances))
     if not items:
         return
-    # One pass: each instance checked and its state kept for a failure.
-    states: list[dict[str, Any]] = []
-    keep = states.append
-    for inst in items:
-        if type(inst) is not model and not isinstance(inst, model):
-            raise LucidError(
-                f"update_many expects {model.__name__} instances, got {inst!r}",
-                code="E_INVALID_ARGUMENT",
-            )
-        d = inst.__dict__
-        if not d.get(PERSISTED, False):
-            raise LucidError(
-                f"update_many writes persisted instances; {inst!r} is new (use save_many)",
-                code="E_INVALID_ARGUMENT",
-            )
-        keep(d.copy())
+    dicts = list(map(_dict_of, items))
+    # Checked in C over the whole batch (instances of ``model`` itself, all persisted); a
+    # subclass or a refusal takes the loop, which raises for the first instance refused.
+    if not (
+        all(map(operator.is_, map(type, items), repeat(model)))
+        and all(map(dict.get, dicts, repeat(PERSISTED)))
+    ):
+        for inst in items:
+            if type(inst) is not model and not isinstance(inst, model):
+                raise LucidError(
+                    f"update_many expects {model.__name__} instances, got {inst!r}",
+                    code="E_INVALID_ARGUMENT",
+                )
+            if not inst.__dict__.get(PERSISTED, False):
+                raise LucidError(
+                    f"update_many writes persisted instances; {inst!r} is new (use save_many)",
+                    code="E_INVALID_ARGUMENT",
+                )
+    # Each instance's state, kept for a failure.
+    states = list(map(dict.copy, dicts))
     try:
         # Its BEGIN may still run on the driver while the changes are computed (``implicit``).
         async with implicit(client) as trx:
@@ -1251,6 +1257,9 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
 
 
 _MISSING: Any = object()
+_dict_of = operator.attrgetter("__dict__")
+# Runs an iterator to its end (the ``map`` of a C-level setter), keeping nothing.
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def _row_getter(model: type[BaseModel]) -> tuple[tuple[str, ...], Callable[[Any], Any]] | None:
@@ -1336,16 +1345,106 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
     return dirty, changes, originals
 
 
-def _written_many(model: type[BaseModel], instances: Sequence[BaseModel]) -> None:
+def _row_changes(
+    model: type[M], items: list[M], key: str
+) -> tuple[list[M], list[Any], list[Any], list[_Batch[M]]] | None:
+    """``_changes`` for a batch whose every instance is of ``model`` itself and still holds
+    its hydrated row (state.py's ``ROW``, no ``original`` dict, ``ROW_ATTRS`` the model's
+    columns: ``_row_getter``), compared column by column in C: ``(dirty, originals,
+    written, batches)``, per dirty instance its ``original`` for the journal (``(row,
+    names)``) and its values as one tuple (its ``ROW`` once written, ``_written_many``), and
+    the rows to write per set of changed columns (``_Batch``). ``None`` when the batch is
+    not all so (``_changes`` then compares instance by instance)."""
+    plan = _row_getter(model)
+    if plan is None:
+        return None
+    names, getter = plan
+    if key not in names or not all(map(operator.is_, map(type, items), repeat(model))):
+        return None
+    n = len(items)
+    dicts = list(map(_dict_of, items))
+    rows = list(map(dict.get, dicts, repeat(ROW)))
+    if None in rows or list(map(dict.get, dicts, repeat(ORIGINAL))).count(None) != n:
+        return None
+    row_names = list(map(dict.get, dicts, repeat(ROW_ATTRS)))
+    # Usually one tuple shared by the rows of a query: counted by identity.
+    first = row_names[0]
+    if first != names or row_names.count(first) != n:
+        return None
+    try:
+        values = list(map(getter, dicts))
+    except KeyError:  # an attribute deleted: the general comparison
+        return None
+    # Column by column: the values as hydrated (a row may hold more values after its
+    # columns: ``zip`` stops at the last column) and as they are now. A column whose every
+    # value is the very object hydrated is clean; in another, a row changed unless equal
+    # and of the same type (as ``_changes``).
+    news = list(zip(*values, strict=True))
+    changed: list[tuple[int, list[Any]]] = []
+    for j, (was, now) in enumerate(zip(zip(*rows, strict=False), news, strict=False)):
+        if all(map(operator.is_, was, now)):
+            continue
+        flags = [
+            o is not v and (o != v or type(o) is not type(v)) for o, v in zip(was, now, strict=True)
+        ]
+        if any(flags):
+            changed.append((j, flags))
+    if not changed:
+        return [], [], [], []
+    keys = news[names.index(key)]
+    columns = [j for j, _ in changed]
+    if all(all(flags) for _, flags in changed):
+        # Every row changed in every changed column (a batch usually changes the same
+        # columns): one batch, its rows zipped in C.
+        batch = (
+            tuple(names[j] for j in columns),
+            items,
+            list(zip(keys, *[news[j] for j in columns], strict=True)),
+        )
+        return items, list(zip(rows, row_names, strict=True)), values, [batch]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    dirty_at: list[int] = []
+    for i, pattern in enumerate(zip(*[flags for _, flags in changed], strict=True)):
+        if any(pattern):
+            dirty_at.append(i)
+            groups.setdefault(pattern, []).append(i)
+    batches: list[_Batch[M]] = []
+    for pattern, at in groups.items():
+        set_columns = [j for j, bit in zip(columns, pattern, strict=True) if bit]
+        batches.append(
+            (
+                tuple(names[j] for j in set_columns),
+                [items[i] for i in at],
+                [(keys[i], *[news[j][i] for j in set_columns]) for i in at],
+            )
+        )
+    return (
+        [items[i] for i in dirty_at],
+        [(rows[i], row_names[i]) for i in dirty_at],
+        [values[i] for i in dirty_at],
+        batches,
+    )
+
+
+def _written_many(
+    model: type[BaseModel], instances: Sequence[BaseModel], written: list[Any] | None = None
+) -> None:
     """``_written`` for many instances of ``model``: their ``original`` becomes what they
     hold, kept as a row (state.py's ``ROW``, read into a dict only when asked for) where the
-    model allows it (``_row_getter``)."""
+    model allows it (``_row_getter``). ``written``: the values written, one tuple per
+    instance in ``_row_getter``'s order (``_row_changes``), stored as they are."""
     plan = _row_getter(model)
     if plan is None:
         for inst in instances:
             _written(inst)
         return
     names, getter = plan
+    if written is not None:
+        dicts = list(map(_dict_of, instances))
+        _consume(map(dict.pop, dicts, repeat(ORIGINAL), repeat(None)))
+        _consume(map(dict.__setitem__, dicts, repeat(ROW), written))
+        _consume(map(dict.__setitem__, dicts, repeat(ROW_ATTRS), repeat(names)))
+        return
     for inst in instances:
         d = inst.__dict__
         if type(inst) is not model:
@@ -1360,6 +1459,11 @@ def _written_many(model: type[BaseModel], instances: Sequence[BaseModel]) -> Non
         d.pop(ORIGINAL, None)
 
 
+# The rows of one bulk UPDATE: the attributes it sets (column order), the instances and per
+# instance ``(key, *values)``.
+_Batch = tuple[tuple[str, ...], list[M], list[tuple[Any, ...]]]
+
+
 async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -> None:
     info = info_of(model)
     table = info.table
@@ -1370,72 +1474,61 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             await save(inst, trx)
         return
     assert table is not None and info.primary_key is not None
-    bind(items, trx)
     hooks = info.hooks
+    # No hook to run and a transaction of its own (no savepoint: ``implicit``), which ends
+    # before update_many returns: nothing could see the instances bound to it.
+    user_code = any(hooks.get(h) for h in ("before:update", "before:save", *_AFTER_UPDATE))
+    bind(items, trx, unseen=trx.parent is None and not user_code)
     if hooks.get("before:update") or hooks.get("before:save"):
         await begun(trx)  # user code runs inside a transaction that has begun
         await _run_each(hooks, "before:update", "before:save", items)
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
-    attributes = model.columns
+    pk_attr = info.primary_key
+    stamped = [name for name, col in info.timestamps if col.auto_update]
+    written: list[Any] | None = None
+    owns: list[dict[str, tuple[Any, Any]] | None] | None = None
     with hydration.gc_paused(len(items)):  # a dict per changed row, no cycles
-        dirty, changes, originals = _changes(model, items)
+        fast = None if stamped else _row_changes(model, items, pk_attr)
+        if fast is not None:
+            dirty, originals, written, batches = fast
+        else:
+            dirty, changes, originals = _changes(model, items)
     if not dirty:
         return
-    stamped = [name for name, col in info.timestamps if col.auto_update]
-    befores = (
-        [{n: inst.__dict__.get(n, ABSENT) for n in stamped} for inst in dirty] if stamped else []
-    )
-    stamps = touch_all(model, dirty, False) or {}
-    if stamps:
-        for inst, attrs, orig in zip(dirty, changes, originals, strict=True):
-            d = inst.__dict__
-            before = orig if isinstance(orig, dict) else dict(zip(orig[1], orig[0], strict=False))
-            for name in stamps:
-                v = d[name]
-                o = before.get(name, _MISSING)
-                if o is _MISSING or o != v or type(o) is not type(v):
-                    attrs[name] = v
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, attrs in enumerate(changes):
-        # The changes list the attributes in column order; added stamps may not be.
-        names = tuple(k for k in attributes if k in attrs) if stamps else tuple(attrs)
-        groups.setdefault(names, []).append(i)
+    if fast is None:
+        befores = (
+            [{n: inst.__dict__.get(n, ABSENT) for n in stamped} for inst in dirty]
+            if stamped
+            else []
+        )
+        stamps = touch_all(model, dirty, False) or {}
+        batches = _batches(model, dirty, changes, originals, stamps)
+        if stamps:
+            owns = [
+                {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()}
+                for before in befores
+            ]
     pk_name = pk_column(model)
-    pk_attr = info.primary_key
     prepare = info.prepare_map
     ops = trx.dialect_ops
-    for names, indexes in groups.items():
+    for names, instances, rows in batches:
+        keys = [row[0] for row in rows]
+        if None in keys:
+            pk_value(instances[keys.index(None)], "update")  # raises: the key is not set
         columns = [prepare[k][0] for k in names]
         pairs = [(k, prepare[k][1]) for k in names]
-        prepares = any(fn is not None for _, fn in pairs)
-        rows: list[tuple[Any, ...]]
-        if not prepares and not stamps:
-            # The common case in one comprehension: ``names`` is ``tuple(attrs)``, the same
-            # order; a key not set is found (and raised) below.
-            rows = [(dirty[i].__dict__.get(pk_attr), *changes[i].values()) for i in indexes]
-            if None in [row[0] for row in rows]:
-                for row, i in zip(rows, indexes, strict=True):
-                    if row[0] is None:
-                        pk_value(dirty[i], "update")  # raises: the key is not set
-        else:
-            rows = []
-            add = rows.append
-            for i in indexes:
-                inst = dirty[i]
-                key = inst.__dict__.get(pk_attr)
-                if key is None:
-                    key = pk_value(inst, "update")  # raises: the key is not set
-                attrs = changes[i]
-                if prepares:
-                    add(
-                        (
-                            key,
-                            *[attrs[k] if fn is None else fn(attrs[k], k, inst) for k, fn in pairs],
-                        )
-                    )
-                else:
-                    add((key, *[attrs[k] for k in names]))
+        if any(fn is not None for _, fn in pairs):
+            rows = [
+                (
+                    row[0],
+                    *[
+                        v if fn is None else fn(v, k, inst)
+                        for v, (k, fn) in zip(row[1:], pairs, strict=True)
+                    ],
+                )
+                for row, inst in zip(rows, instances, strict=True)
+            ]
         # All rows as a few parameters when the dialect can bind them so (the SQL is then the
         # same for any row count: compiled once), on the driver connection where the dialect
         # has that fast path; else chunks under the parameter limit.
@@ -1452,17 +1545,56 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             chunk = rows[start : start + size]
             stmt = ops.bulk_update_statement(table, pk_name, columns, chunk)
             await _run_bulk_update(model, stmt, chunk, trx)
-    owns: list[dict[str, tuple[Any, Any]] | None] | None = (
-        [
-            {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()}
-            for before in befores
-        ]
-        if stamps
-        else None
-    )
     updated_batch(trx, dirty, originals, owns)
-    _written_many(model, dirty)
-    await _run_each(info.hooks, "after:update", "after:save", dirty)
+    _written_many(model, dirty, written)
+    await _run_each(info.hooks, *_AFTER_UPDATE, dirty)
+
+
+_AFTER_UPDATE = ("after:update", "after:save")
+
+
+def _batches(
+    model: type[M],
+    dirty: list[M],
+    changes: list[dict[str, Any]],
+    originals: list[Any],
+    stamps: dict[str, tuple[Any, Any]],
+) -> list[_Batch[M]]:
+    """The bulk UPDATEs of ``_changes``' result: the stamps that changed added to each
+    instance's changes, then one batch per set of changed attributes."""
+    attributes = model.columns
+    if stamps:
+        for inst, attrs, orig in zip(dirty, changes, originals, strict=True):
+            d = inst.__dict__
+            before = orig if isinstance(orig, dict) else dict(zip(orig[1], orig[0], strict=False))
+            for name in stamps:
+                v = d[name]
+                o = before.get(name, _MISSING)
+                if o is _MISSING or o != v or type(o) is not type(v):
+                    attrs[name] = v
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, attrs in enumerate(changes):
+        # The changes list the attributes in column order; added stamps may not be.
+        names = tuple(k for k in attributes if k in attrs) if stamps else tuple(attrs)
+        groups.setdefault(names, []).append(i)
+    pk_attr = info_of(model).primary_key
+    assert isinstance(pk_attr, str)
+    batches: list[_Batch[M]] = []
+    for names, indexes in groups.items():
+        instances = [dirty[i] for i in indexes]
+        if stamps:
+            rows = [
+                (inst.__dict__.get(pk_attr), *[changes[i][k] for k in names])
+                for inst, i in zip(instances, indexes, strict=True)
+            ]
+        else:
+            # ``names`` is ``tuple(attrs)``: the same order.
+            rows = [
+                (inst.__dict__.get(pk_attr), *changes[i].values())
+                for inst, i in zip(instances, indexes, strict=True)
+            ]
+        batches.append((names, instances, rows))
+    return batches
 
 
 async def _run_bulk_update(
