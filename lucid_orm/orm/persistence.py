@@ -410,6 +410,15 @@ async def _run_each(
             await run_hooks(b, inst)
 
 
+async def create_many(model: type[M], instances: list[M], client: Client) -> None:
+    """``BaseModel.create_many``: ``insert_many`` in a transaction of its own (a savepoint
+    inside the caller's), all rows or none. On SQLite its BEGIN IMMEDIATE is left running on
+    the driver while the rows are prepared, and the first INSERT queues right behind it: one
+    trip to aiosqlite's thread for both (``implicit``)."""
+    async with implicit(client) as trx:
+        await insert_many(model, instances, trx)
+
+
 async def insert_many(model: type[M], instances: list[M], trx: TransactionClient) -> None:
     """Insert ``instances`` (new, of ``model``) inside ``trx`` with their create/save hooks:
     consecutive instances that set the same columns share one multi-row INSERT … RETURNING.
@@ -420,7 +429,10 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
         # New rows: only their shard keys can tie them to another connection.
         check_connection(instances, trx)
     bind(instances, trx, checked=True)  # hooks see the transaction, as ``trx``
-    await _run_each(info.hooks, "before:create", "before:save", instances)
+    hooks = info.hooks
+    if hooks.get("before:create") or hooks.get("before:save"):
+        await begun(trx)  # user code runs inside a transaction that has begun
+        await _run_each(hooks, "before:create", "before:save", instances)
     stamps = touch_all(model, instances, True)
     if info.composite:
         await _insert_many_composite(model, instances, trx, stamps)

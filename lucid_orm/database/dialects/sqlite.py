@@ -768,6 +768,21 @@ def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any])
     return QueryError(message, sql=sql, bindings=values, original=exc)
 
 
+def _driver_of(trx: TransactionClient) -> Any:
+    """The aiosqlite connection ``trx`` runs on, without a trip through SQLAlchemy's
+    greenlet (``get_raw_connection``); ``None`` when the connection is closed or lost
+    (SQLAlchemy's path then raises the error it maps)."""
+    from ..transaction import open_connection
+
+    sync = open_connection(trx).sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    driver: Any = sync.connection.driver_connection
+    if driver is None or driver._connection is None or not driver._running:
+        return None
+    return driver
+
+
 def _begin_immediate(conn: sqlite3.Connection) -> None:
     """On aiosqlite's thread: ``BEGIN IMMEDIATE`` (what the "begin" listener sends)."""
     conn.execute(_BEGIN).close()
@@ -886,12 +901,9 @@ class _BulkInsert:
     driver: Any = None
 
     async def run(self, columns: list[str], params: Rows) -> list[Any]:
-        from ..transaction import begun, open_connection
-
         if self.connection.fast_reads:
-            await begun(self.trx)
-            raw = await open_connection(self.trx).get_raw_connection()
-            self.driver = raw.driver_connection
+            # Not waiting for a pipelined BEGIN: the first INSERT queues right behind it.
+            self.driver = _driver_of(self.trx)
         per_statement = max(1, MAX_PARAMS // len(columns))
         out: list[Any] = []
         for start in range(0, len(params), per_statement):
@@ -925,22 +937,23 @@ class _BulkInsert:
             if process is not None:
                 values[i::width] = map(process, values[i::width])
         sql = shape.sql(len(chunk))
-        started = time.perf_counter()
-        emitter = self.connection.emitter
+        trx, driver = self.trx, self.driver
+        trx._check_open()
         try:
-            fetched: list[Any] = await self.driver.execute_fetchall(sql, values)
-        except sqlite3.Error as exc:
             # Reported as failed also when it is ``_ordered_key``'s deliberate failure: the
             # statement ran (and was undone), as its SQLAlchemy twin reports it.
-            if emitter.active or enabled(DEBUG):
-                endpoint = self.connection.write_engines().endpoint
-                emitter.record(endpoint, sql, values, started, self.model, True, exc)
-            if ordered and str(exc) == _UNORDERED:
+            fetched: list[Any] = await _run_on_driver(
+                trx,
+                self.connection,
+                sql,
+                values,
+                self.model,
+                _queued(trx, driver, driver._execute_fetchall, sql, values),
+            )
+        except QueryError as exc:
+            if ordered and str(exc.original) == _UNORDERED:
                 raise _Unordered from exc
-            raise _driver_error(exc, sql, values) from exc
-        if emitter.active or enabled(DEBUG):
-            endpoint = self.connection.write_engines().endpoint
-            emitter.record(endpoint, sql, values, started, self.model, True)
+            raise
         return fetched
 
     async def insert_through_sqlalchemy(self, chunk: Rows, ordered: bool) -> list[Any]:
