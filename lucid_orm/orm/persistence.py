@@ -440,6 +440,11 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
     assert info.primary_key is not None
     pk_attr = info.primary_key
     with hydration.gc_paused(len(instances)):
+        plan = _tuple_plan(model, instances)
+    if plan is not None:
+        await _insert_tuples(model, instances, trx, stamps, *plan)
+        return
+    with hydration.gc_paused(len(instances)):
         values = hydration.set_columns(instances, list(model.columns))
     created(trx, instances, pk_attr, [pk_attr not in attrs for attrs in values], stamps)
     start = 0
@@ -454,6 +459,85 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
         if pk_attr in d:
             attrs[pk_attr] = d[pk_attr]
         d[ORIGINAL] = hydration.snapshot(attrs, deep) if deep else attrs
+    await _run_each(info.hooks, "after:create", "after:save", instances)
+
+
+def _tuple_plan(
+    model: type[BaseModel], instances: Sequence[BaseModel]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]] | None:
+    """The common bulk insert in its lean form: every instance of ``model`` itself sets the
+    same columns (at least two), none its key, which the database counts up (an integer),
+    no column has a ``prepare`` function or a name of its own, none holds JSON. Then the
+    rows are value tuples in column order (one C-level getter per row, no dict) and the
+    column names; ``None`` otherwise (``insert_many``'s general path)."""
+    info = info_of(model)
+    pk_attr = info.primary_key
+    if (
+        len(instances) < 2
+        or pk_attr is None
+        or info.json_attributes
+        or not isinstance(info.columns[pk_attr].type_, Integer)
+    ):
+        return None
+    first = instances[0].__dict__
+    names = tuple(k for k in model.columns if k in first)
+    if len(names) < 2 or pk_attr in first:
+        return None
+    prepare = info.prepare_map
+    if any(prepare[k] != (k, None) for k in names):
+        return None
+    absent = [k for k in model.columns if k not in first]
+    get = operator.itemgetter(*names)
+    rows: list[tuple[Any, ...]] = []
+    add = rows.append
+    try:
+        for inst in instances:
+            d = inst.__dict__
+            if type(inst) is not model:
+                return None
+            for k in absent:
+                if k in d:
+                    return None  # another set of columns (the general path batches them)
+            add(get(d))
+    except KeyError:
+        return None  # a column the first row sets is missing here
+    return names, rows
+
+
+async def _insert_tuples(
+    model: type[BaseModel],
+    instances: Sequence[BaseModel],
+    trx: TransactionClient,
+    stamps: dict[str, tuple[Any, Any]] | None,
+    names: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """``insert_many``'s write of ``_tuple_plan`` rows: one multi-row INSERT per parameter
+    limit, the keys set, each instance's ``original`` kept as its row (state.py's ``ROW``,
+    read into a dict only when asked for), then the after hooks."""
+    info = info_of(model)
+    table = info.table
+    pk_attr = info.primary_key
+    assert table is not None and pk_attr is not None
+    created(trx, instances, pk_attr, [True] * len(instances), stamps)
+    pk_col = table.c[pk_column(model)]
+    ops = trx.dialect_ops
+    returned = await ops.insert_tuples_returning(trx, table, names, rows, pk_col, model.__name__)
+    # The key in its column's place: with every column set, the names are the model's
+    # columns, which a later ``update_many`` compares in place (``_changes``).
+    with_key = tuple(k for k in model.columns if k in names or k == pk_attr)
+    at = with_key.index(pk_attr)
+    for inst, row, got in zip(instances, rows, returned, strict=True):
+        d = inst.__dict__
+        d[PERSISTED] = True
+        d.pop(ORIGINAL, None)
+        key = got[0]
+        if key is None:
+            d[ROW], d[ROW_ATTRS] = row, names
+            continue
+        d[pk_attr] = key
+        d[ROW] = (key, *row) if at == 0 else (*row[:at], key, *row[at:])
+        d[ROW_ATTRS] = with_key
     await _run_each(info.hooks, "after:create", "after:save", instances)
 
 

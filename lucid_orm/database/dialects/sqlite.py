@@ -416,6 +416,24 @@ class SqliteDialect(Dialect):
             return await super().insert_many_returning(trx, table, params, key, model)
         return await _BulkInsert(self, trx, connection, table, key, model).run(columns, params)
 
+    async def insert_tuples_returning(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Key,
+        model: str | None,
+    ) -> list[Any]:
+        """``insert_many_returning`` of value tuples in ``columns`` order: the same
+        statements, the values flattened straight from the tuples."""
+        if not RETURNING or not columns:
+            return await super().insert_tuples_returning(trx, table, columns, rows, key, model)
+        from ..query_client import connection_of
+
+        bulk = _BulkInsert(self, trx, connection_of(trx), table, key, model)
+        return await bulk.run(list(columns), rows)
+
     def compiled_insert(
         self, dialect: SADialect, table: TableClause, columns: list[str], key: Key
     ) -> InsertShape:
@@ -900,7 +918,9 @@ class _BulkInsert:
     model: str | None
     driver: Any = None
 
-    async def run(self, columns: list[str], params: Rows) -> list[Any]:
+    async def run(self, columns: list[str], params: Sequence[Any]) -> list[Any]:
+        """Insert ``params`` (dicts keyed by ``columns``, or tuples in ``columns`` order);
+        each row's key, in ``params`` order."""
         if self.connection.fast_reads:
             # Not waiting for a pipelined BEGIN: the first INSERT queues right behind it.
             self.driver = _driver_of(self.trx)
@@ -920,16 +940,25 @@ class _BulkInsert:
                 out.extend(returned)
         return out
 
-    async def insert(self, columns: list[str], chunk: Rows, ordered: bool) -> list[Any]:
+    async def insert(self, columns: list[str], chunk: Sequence[Any], ordered: bool) -> list[Any]:
         """Insert ``chunk``; its keys (in any order when ``ordered``, which raises
         ``_Unordered`` when they don't ascend with the rows)."""
+        tuples = bool(chunk) and type(chunk[0]) is tuple
         if self.driver is None:
+            if tuples:
+                chunk = [dict(zip(columns, row, strict=True)) for row in chunk]
             return await self.insert_through_sqlalchemy(chunk, ordered)
         table, sa_dialect = self.table, self.trx.dialect
         shape = self.dialect.compiled_insert(sa_dialect, table, columns, self.key)
         order = shape.order
         width = len(order)
-        if order == columns:
+        if tuples:
+            if order == columns:
+                values = [value for row in chunk for value in row]
+            else:
+                at = [columns.index(c) for c in order]
+                values = [row[i] for row in chunk for i in at]
+        elif order == columns:
             values = [value for row in chunk for value in row.values()]
         else:
             values = [row[c] for row in chunk for c in order]
