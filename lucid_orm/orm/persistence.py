@@ -1045,32 +1045,30 @@ async def upsert_rows(
     info = info_of(model)
     table = info.table
     assert table is not None
-    _require_keys(conflict, rows)
     columns = list(model.columns)
     instances: list[M] | None = None
     with hydration.gc_paused(len(rows)):
-        if _plain_rows(model, rows):
-            # Nothing to stamp or prepare: the rows' column values are the parameters, with
-            # no instance built for each (new_many's fast path would only copy them in).
-            attrs = _column_dicts(columns, rows)
+        grouped = _plain_groups(model, rows, conflict)
+        if grouped is not None:
+            # Dicts of columns in column order, each shape checked once: one pass.
+            attrs, groups = grouped
         else:
-            instances = hydration.new_many(model, rows)
-            touch_all(model, instances, True)
-            attrs = hydration.set_columns(instances, columns)
+            _require_keys(conflict, rows)
+            if _plain_rows(model, rows):
+                # Nothing to stamp or prepare: the rows' column values are the parameters,
+                # with no instance built for each (new_many's fast path would only copy
+                # them in).
+                attrs = _column_dicts(columns, rows)
+            else:
+                instances = hydration.new_many(model, rows)
+                touch_all(model, instances, True)
+                attrs = hydration.set_columns(instances, columns)
+            groups = _shape_groups(attrs)
     conflict_cols = [column_name(model, k) for k in conflict]
     # The stamps only a create sets; a plain date/datetime attribute is merged like any other.
     created_only = {
         name for name, col in info.timestamps if col.auto_create and not col.auto_update
     }
-    groups: dict[tuple[str, ...], list[int]] = {}
-    names: tuple[str, ...] = ()
-    last: Any = None
-    for i, values in enumerate(attrs):
-        shape = values.keys()
-        if shape != last:
-            names = tuple(values)
-            last = shape
-        groups.setdefault(names, []).append(i)
     # Each entry's conflict key, computed once.
     keys = _key_tuples(attrs, conflict)
     out: list[M | None] = [None] * len(rows)
@@ -1122,6 +1120,62 @@ async def upsert_rows(
         async with implicit(client) as trx:
             return await run(trx)
     return await run(client)
+
+
+def _shape_groups(attrs: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[int]]:
+    """The indexes of ``attrs`` per set of keys (in their order): one statement each."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    names: tuple[str, ...] = ()
+    last: Any = None
+    for i, values in enumerate(attrs):
+        shape = values.keys()
+        if shape != last:
+            names = tuple(values)
+            last = shape
+        groups.setdefault(names, []).append(i)
+    return groups
+
+
+def _plain_groups(
+    model: type[BaseModel], rows: Sequence[Mapping[str, Any]], conflict: list[str]
+) -> tuple[list[dict[str, Any]], dict[tuple[str, ...], list[int]]] | None:
+    """``upsert_rows``' parameters and statement groups in one pass, for the usual payload:
+    ``_plain_rows`` (no instance needed), every row a dict that names only columns, in
+    column order, the ``conflict`` keys among them. The checks run once per key order, not
+    per row (``_require_keys``, ``_plain_rows``, ``_column_dicts`` and ``_shape_groups``
+    each walk every row). ``None`` otherwise: those run, and raise what they raise."""
+    from .base_model import BaseModel
+
+    info = info_of(model)
+    if not hydration.FAST_PATHS or model.__init__ is not BaseModel.__init__:
+        return None
+    if any(col.auto_create or col.auto_update for _, col in info.timestamps):
+        return None
+    if any(prepare != (key, None) for key, prepare in info.prepare_map.items()):
+        return None
+    columns = model.columns
+    needed = set(conflict)
+    attrs: list[dict[str, Any]] = []
+    add = attrs.append
+    groups: dict[tuple[str, ...], list[int]] = {}
+    last: tuple[str, ...] | None = None
+    at: list[int] = []
+    for i, row in enumerate(rows):
+        if type(row) is not dict:
+            return None
+        shape = tuple(row)
+        if shape != last:
+            found = groups.get(shape)
+            if found is None:
+                in_order = tuple(k for k in columns if k in row)
+                if shape != in_order or not needed <= row.keys():
+                    return None
+                found = groups[shape] = []
+            at, last = found, shape
+        at.append(i)
+        # A copy: the statement reads it later, after the caller's code may have run.
+        add(row.copy())
+    return attrs, groups
 
 
 def _column_dicts(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
