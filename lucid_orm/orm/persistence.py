@@ -1323,10 +1323,12 @@ class _Upserts:
             for pos, i in enumerate(chosen):
                 hit = by_value.get(keys[i])
                 out[i] = hit if hit is not None else found[pos]
-            first = {keys[i]: out[i] for i in chosen}
-            for i in indexes:
-                if out[i] is None:
-                    out[i] = first[keys[i]]
+            if len(chosen) != len(indexes):
+                # Entries with a key seen again later share that one's instance.
+                first = {keys[i]: out[i] for i in chosen}
+                for i in indexes:
+                    if out[i] is None:
+                        out[i] = first[keys[i]]
         return [m for m in out if m is not None]
 
     async def _execute(
