@@ -506,8 +506,9 @@ class BaseModel:
         instances = new_many(cls, rows, allow_extra_properties)
         if not instances:
             return []
-        async with client_for_new(cls, instances, client, connection).transaction() as trx:
-            await persistence.insert_many(cls, instances, trx)
+        await persistence.create_many(
+            cls, instances, client_for_new(cls, instances, client, connection)
+        )
         return instances
 
     @classmethod

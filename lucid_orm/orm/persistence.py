@@ -412,6 +412,15 @@ async def _run_each(
             await run_hooks(b, inst)
 
 
+async def create_many(model: type[M], instances: list[M], client: Client) -> None:
+    """``BaseModel.create_many``: ``insert_many`` in a transaction of its own (a savepoint
+    inside the caller's), all rows or none. On SQLite its BEGIN IMMEDIATE is left running on
+    the driver while the rows are prepared, and the first INSERT queues right behind it: one
+    trip to aiosqlite's thread for both (``implicit``)."""
+    async with implicit(client) as trx:
+        await insert_many(model, instances, trx)
+
+
 async def insert_many(model: type[M], instances: list[M], trx: TransactionClient) -> None:
     """Insert ``instances`` (new, of ``model``) inside ``trx`` with their create/save hooks:
     consecutive instances that set the same columns share one multi-row INSERT … RETURNING.
@@ -422,13 +431,21 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
         # New rows: only their shard keys can tie them to another connection.
         check_connection(instances, trx)
     bind(instances, trx, checked=True)  # hooks see the transaction, as ``trx``
-    await _run_each(info.hooks, "before:create", "before:save", instances)
+    hooks = info.hooks
+    if hooks.get("before:create") or hooks.get("before:save"):
+        await begun(trx)  # user code runs inside a transaction that has begun
+        await _run_each(hooks, "before:create", "before:save", instances)
     stamps = touch_all(model, instances, True)
     if info.composite:
         await _insert_many_composite(model, instances, trx, stamps)
         return
     assert info.primary_key is not None
     pk_attr = info.primary_key
+    with hydration.gc_paused(len(instances)):
+        plan = _tuple_plan(model, instances)
+    if plan is not None:
+        await _insert_tuples(model, instances, trx, stamps, *plan)
+        return
     with hydration.gc_paused(len(instances)):
         values = hydration.set_columns(instances, list(model.columns))
     created(trx, instances, pk_attr, [pk_attr not in attrs for attrs in values], stamps)
@@ -444,6 +461,85 @@ async def insert_many(model: type[M], instances: list[M], trx: TransactionClient
         if pk_attr in d:
             attrs[pk_attr] = d[pk_attr]
         d[ORIGINAL] = hydration.snapshot(attrs, deep) if deep else attrs
+    await _run_each(info.hooks, "after:create", "after:save", instances)
+
+
+def _tuple_plan(
+    model: type[BaseModel], instances: Sequence[BaseModel]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]] | None:
+    """The common bulk insert in its lean form: every instance of ``model`` itself sets the
+    same columns (at least two), none its key, which the database counts up (an integer),
+    no column has a ``prepare`` function or a name of its own, none holds JSON. Then the
+    rows are value tuples in column order (one C-level getter per row, no dict) and the
+    column names; ``None`` otherwise (``insert_many``'s general path)."""
+    info = info_of(model)
+    pk_attr = info.primary_key
+    if (
+        len(instances) < 2
+        or pk_attr is None
+        or info.json_attributes
+        or not isinstance(info.columns[pk_attr].type_, Integer)
+    ):
+        return None
+    first = instances[0].__dict__
+    names = tuple(k for k in model.columns if k in first)
+    if len(names) < 2 or pk_attr in first:
+        return None
+    prepare = info.prepare_map
+    if any(prepare[k] != (k, None) for k in names):
+        return None
+    absent = [k for k in model.columns if k not in first]
+    get = operator.itemgetter(*names)
+    rows: list[tuple[Any, ...]] = []
+    add = rows.append
+    try:
+        for inst in instances:
+            d = inst.__dict__
+            if type(inst) is not model:
+                return None
+            for k in absent:
+                if k in d:
+                    return None  # another set of columns (the general path batches them)
+            add(get(d))
+    except KeyError:
+        return None  # a column the first row sets is missing here
+    return names, rows
+
+
+async def _insert_tuples(
+    model: type[BaseModel],
+    instances: Sequence[BaseModel],
+    trx: TransactionClient,
+    stamps: dict[str, tuple[Any, Any]] | None,
+    names: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """``insert_many``'s write of ``_tuple_plan`` rows: one multi-row INSERT per parameter
+    limit, the keys set, each instance's ``original`` kept as its row (state.py's ``ROW``,
+    read into a dict only when asked for), then the after hooks."""
+    info = info_of(model)
+    table = info.table
+    pk_attr = info.primary_key
+    assert table is not None and pk_attr is not None
+    created(trx, instances, pk_attr, [True] * len(instances), stamps)
+    pk_col = table.c[pk_column(model)]
+    ops = trx.dialect_ops
+    returned = await ops.insert_tuples_returning(trx, table, names, rows, pk_col, model.__name__)
+    # The key in its column's place: with every column set, the names are the model's
+    # columns, which a later ``update_many`` compares in place (``_changes``).
+    with_key = tuple(k for k in model.columns if k in names or k == pk_attr)
+    at = with_key.index(pk_attr)
+    for inst, row, got in zip(instances, rows, returned, strict=True):
+        d = inst.__dict__
+        d[PERSISTED] = True
+        d.pop(ORIGINAL, None)
+        key = got[0]
+        if key is None:
+            d[ROW], d[ROW_ATTRS] = row, names
+            continue
+        d[pk_attr] = key
+        d[ROW] = (key, *row) if at == 0 else (*row[:at], key, *row[at:])
+        d[ROW_ATTRS] = with_key
     await _run_each(info.hooks, "after:create", "after:save", instances)
 
 
@@ -951,32 +1047,30 @@ async def upsert_rows(
     info = info_of(model)
     table = info.table
     assert table is not None
-    _require_keys(conflict, rows)
     columns = list(model.columns)
     instances: list[M] | None = None
     with hydration.gc_paused(len(rows)):
-        if _plain_rows(model, rows):
-            # Nothing to stamp or prepare: the rows' column values are the parameters, with
-            # no instance built for each (new_many's fast path would only copy them in).
-            attrs = _column_dicts(columns, rows)
+        grouped = _plain_groups(model, rows, conflict)
+        if grouped is not None:
+            # Dicts of columns in column order, each shape checked once: one pass.
+            attrs, groups = grouped
         else:
-            instances = hydration.new_many(model, rows)
-            touch_all(model, instances, True)
-            attrs = hydration.set_columns(instances, columns)
+            _require_keys(conflict, rows)
+            if _plain_rows(model, rows):
+                # Nothing to stamp or prepare: the rows' column values are the parameters,
+                # with no instance built for each (new_many's fast path would only copy
+                # them in).
+                attrs = _column_dicts(columns, rows)
+            else:
+                instances = hydration.new_many(model, rows)
+                touch_all(model, instances, True)
+                attrs = hydration.set_columns(instances, columns)
+            groups = _shape_groups(attrs)
     conflict_cols = [column_name(model, k) for k in conflict]
     # The stamps only a create sets; a plain date/datetime attribute is merged like any other.
     created_only = {
         name for name, col in info.timestamps if col.auto_create and not col.auto_update
     }
-    groups: dict[tuple[str, ...], list[int]] = {}
-    names: tuple[str, ...] = ()
-    last: Any = None
-    for i, values in enumerate(attrs):
-        shape = values.keys()
-        if shape != last:
-            names = tuple(values)
-            last = shape
-        groups.setdefault(names, []).append(i)
     # Each entry's conflict key, computed once.
     keys = _key_tuples(attrs, conflict)
     out: list[M | None] = [None] * len(rows)
@@ -1028,6 +1122,62 @@ async def upsert_rows(
         async with implicit(client) as trx:
             return await run(trx)
     return await run(client)
+
+
+def _shape_groups(attrs: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[int]]:
+    """The indexes of ``attrs`` per set of keys (in their order): one statement each."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    names: tuple[str, ...] = ()
+    last: Any = None
+    for i, values in enumerate(attrs):
+        shape = values.keys()
+        if shape != last:
+            names = tuple(values)
+            last = shape
+        groups.setdefault(names, []).append(i)
+    return groups
+
+
+def _plain_groups(
+    model: type[BaseModel], rows: Sequence[Mapping[str, Any]], conflict: list[str]
+) -> tuple[list[dict[str, Any]], dict[tuple[str, ...], list[int]]] | None:
+    """``upsert_rows``' parameters and statement groups in one pass, for the usual payload:
+    ``_plain_rows`` (no instance needed), every row a dict that names only columns, in
+    column order, the ``conflict`` keys among them. The checks run once per key order, not
+    per row (``_require_keys``, ``_plain_rows``, ``_column_dicts`` and ``_shape_groups``
+    each walk every row). ``None`` otherwise: those run, and raise what they raise."""
+    from .base_model import BaseModel
+
+    info = info_of(model)
+    if not hydration.FAST_PATHS or model.__init__ is not BaseModel.__init__:
+        return None
+    if any(col.auto_create or col.auto_update for _, col in info.timestamps):
+        return None
+    if any(prepare != (key, None) for key, prepare in info.prepare_map.items()):
+        return None
+    columns = model.columns
+    needed = set(conflict)
+    attrs: list[dict[str, Any]] = []
+    add = attrs.append
+    groups: dict[tuple[str, ...], list[int]] = {}
+    last: tuple[str, ...] | None = None
+    at: list[int] = []
+    for i, row in enumerate(rows):
+        if type(row) is not dict:
+            return None
+        shape = tuple(row)
+        if shape != last:
+            found = groups.get(shape)
+            if found is None:
+                in_order = tuple(k for k in columns if k in row)
+                if shape != in_order or not needed <= row.keys():
+                    return None
+                found = groups[shape] = []
+            at, last = found, shape
+        at.append(i)
+        # A copy: the statement reads it later, after the caller's code may have run.
+        add(row.copy())
+    return attrs, groups
 
 
 def _column_dicts(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -1175,10 +1325,12 @@ class _Upserts:
             for pos, i in enumerate(chosen):
                 hit = by_value.get(keys[i])
                 out[i] = hit if hit is not None else found[pos]
-            first = {keys[i]: out[i] for i in chosen}
-            for i in indexes:
-                if out[i] is None:
-                    out[i] = first[keys[i]]
+            if len(chosen) != len(indexes):
+                # Entries with a key seen again later share that one's instance.
+                first = {keys[i]: out[i] for i in chosen}
+                for i in indexes:
+                    if out[i] is None:
+                        out[i] = first[keys[i]]
         return [m for m in out if m is not None]
 
     async def _execute(

@@ -16,8 +16,9 @@ from typing import ClassVar
 
 import pytest
 
-from lucid_orm import BaseModel, IntegrityError, QueryError, before, column, db
+from lucid_orm import BaseModel, IntegrityError, QueryError, before, column, db, has_many
 from lucid_orm.database import Database
+from lucid_orm.relations import HasMany
 from tests.helpers import DialectConfig, count_queries
 from tests.schema import metadata
 
@@ -90,6 +91,66 @@ class Counted(Thing):
     @before("update")
     def count(self) -> None:
         Counted.calls += 1
+
+
+class CreateProbe(Thing):
+    """Its before:create hook tries to take SQLite's write lock from another connection."""
+
+    seen: ClassVar[list[str]] = []
+
+    @before("create")
+    def probe(self) -> None:
+        if not CreateProbe.seen:
+            CreateProbe.seen.append(_try_lock(LockProbe.path))
+
+
+class CountedCreate(Thing):
+    """Counts its before:create hook's calls."""
+
+    calls: ClassVar[int] = 0
+
+    @before("create")
+    def count(self) -> None:
+        CountedCreate.calls += 1
+
+
+class Task(BaseModel):
+    connection = CONN
+    table = "hm_tasks"
+    id: int = column(is_primary=True)
+    user_id: int | None = column()
+    name: str = column()
+    points: int | None = column()
+
+
+class Owner(BaseModel):
+    connection = CONN
+    table = "users"
+    id: int = column(is_primary=True)
+    username: str | None = column()
+    tasks: HasMany[Task] = has_many(lambda: Task, foreign_key="user_id")
+
+
+class ProbedOwner(Owner):
+    """Its before:save hook (the parent's save of a relation write) probes the lock."""
+
+    seen: ClassVar[list[str]] = []
+
+    @before("save")
+    def probe(self) -> None:
+        ProbedOwner.seen.append(_try_lock(LockProbe.path))
+
+
+def _try_lock(path: Path) -> str:
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.rollback()
+        return "got the lock"
+    except sqlite3.OperationalError as exc:
+        return str(exc)
+    finally:
+        other.close()
 
 
 # Whether the current ``bulk_db`` runs with the fast paths (its parameter).
@@ -321,6 +382,102 @@ class TestSqliteWriteLock:
             checker.close()
         await Thing.update_many(things)
         assert [r[2] for r in await _rows()] == [0] * 5
+
+    async def test_create_many_holds_the_write_lock_when_its_before_hooks_run(
+        self, bulk_db: str, tmp_path: Path
+    ) -> None:
+        """create_many's BEGIN may be left running on the driver while the rows are
+        prepared, but a before hook (user code) runs only once it has taken the lock."""
+        _sqlite_only(bulk_db)
+        LockProbe.path = tmp_path / "bulk.db"
+        CreateProbe.seen = []
+        made = await CreateProbe.create_many([{"name": "p1"}, {"name": "p2"}])
+        assert CreateProbe.seen == ["database is locked"]
+        assert [m.is_persisted for m in made] == [True, True]
+        assert [r[1] for r in await _rows()] == ["p1", "p2"]
+
+    async def test_a_relation_create_many_waits_for_begin_before_the_parents_hooks(
+        self, bulk_db: str, tmp_path: Path
+    ) -> None:
+        _sqlite_only(bulk_db)
+        LockProbe.path = tmp_path / "bulk.db"
+        owner = await Owner.create({"username": "o"})
+        probed = await ProbedOwner.find_or_fail(owner.id)
+        ProbedOwner.seen = []
+        tasks = await probed.related("tasks").create_many([{"name": "a"}, {"name": "b"}])
+        assert ProbedOwner.seen == ["database is locked"]
+        assert [(t.user_id, t.is_persisted) for t in tasks] == [(owner.id, True)] * 2
+
+    async def test_a_create_many_whose_begin_fails_runs_no_hook_and_writes_nothing(
+        self, bulk_db: str, tmp_path: Path
+    ) -> None:
+        _sqlite_only(bulk_db)
+        await _seed()
+        await db.close()
+        db.configure(
+            connections={
+                CONN: {
+                    "url": f"sqlite:///{tmp_path / 'bulk.db'}",
+                    "busy_timeout_ms": 50,
+                    "fast_reads": FAST[0],
+                }
+            }
+        )
+        owner = await Owner.create({"username": "o"})
+        CountedCreate.calls = 0
+        holder = sqlite3.connect(tmp_path / "bulk.db")
+        holder.isolation_level = None
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            rows = [{"name": "n1"}, {"name": "n2"}]
+            for create in (
+                lambda: CountedCreate.create_many(rows),
+                lambda: Thing.create_many(rows),
+                lambda: owner.related("tasks").create_many(rows),
+            ):
+                with count_queries(db) as q, pytest.raises(QueryError) as info:
+                    await create()
+                assert info.value.message.startswith("Cannot begin a transaction")
+                assert "database is locked" in info.value.message
+                # The INSERT queued behind the failed BEGIN did not run, nor was reported.
+                assert q.count == 0, q.sqls
+            assert CountedCreate.calls == 0
+        finally:
+            holder.rollback()
+            holder.close()
+        assert len(await _rows()) == 5
+        made = await Thing.create_many(rows)
+        assert [m.is_persisted for m in made] == [True, True]
+        tasks = await owner.related("tasks").create_many([{"name": "a"}])
+        assert tasks[0].is_persisted and tasks[0].user_id == owner.id
+
+    async def test_a_task_cancelled_while_its_create_many_begin_waits_leaves_no_lock_behind(
+        self, bulk_db: str, tmp_path: Path
+    ) -> None:
+        _sqlite_only(bulk_db)
+        await _seed()
+        holder = sqlite3.connect(tmp_path / "bulk.db", check_same_thread=False)
+        holder.isolation_level = None
+        holder.execute("BEGIN IMMEDIATE")
+        things = [Thing(name="c1"), Thing(name="c2")]
+        task = asyncio.ensure_future(Thing.create_many([{"name": "c1"}, {"name": "c2"}]))
+        await asyncio.sleep(0.2)  # BEGIN IMMEDIATE is waiting for the holder's lock
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        holder.rollback()
+        holder.close()
+        assert len(await _rows()) == 5
+        checker = sqlite3.connect(tmp_path / "bulk.db", timeout=2)
+        try:
+            checker.execute("BEGIN IMMEDIATE")
+            checker.rollback()
+        finally:
+            checker.close()
+        assert not any(t.is_persisted for t in things)
+        made = await Thing.create_many([{"name": "c1"}, {"name": "c2"}])
+        assert [m.is_persisted for m in made] == [True, True]
 
     async def test_concurrent_bulk_writers_on_one_file_all_commit(self, bulk_db: str) -> None:
         _sqlite_only(bulk_db)

@@ -331,3 +331,100 @@ class TestJsonRows:
             assert self._pack(column_, [value]) is None, value
         aware = dt.datetime(2024, 1, 2, tzinfo=KOLKATA)
         assert self._pack("name", [aware]) is None
+
+
+part = sa.Table(
+    "dbw_part",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(40), nullable=False, unique=True),
+    sa.Column("qty", sa.Integer, nullable=True),
+    sa.Column("seen_at", _DateTime, nullable=True),
+)
+
+
+class Part(BaseModel):
+    """No JSON column, no ``prepare``: ``create_many`` of rows that set the same columns
+    takes the lean form (value tuples, ``original`` kept as the row)."""
+
+    table = "dbw_part"
+    id: int = column(is_primary=True)
+    code: str = column()
+    qty: int | None = column()
+    seen_at: dt.datetime | None = column.date_time()
+
+
+@pytest.fixture
+async def parts(database: Database) -> AsyncIterator[Database]:
+    async with database.engine().begin() as conn:
+        await conn.run_sync(lambda c: meta.drop_all(c, tables=[part]))
+        await conn.run_sync(lambda c: meta.create_all(c, tables=[part]))
+    try:
+        yield database
+    finally:
+        async with database.engine().begin() as conn:
+            await conn.run_sync(lambda c: meta.drop_all(c, tables=[part]))
+
+
+def _part(i: int) -> dict[str, Any]:
+    return {
+        "code": f"p{i}",
+        "qty": i,
+        "seen_at": dt.datetime(2024, 5, 1, 10, i, 30, tzinfo=KOLKATA),
+    }
+
+
+class TestCreateManyState:
+    async def test_created_instances_are_clean_and_their_original_is_what_was_written(
+        self, parts: Database, fast_paths: bool
+    ) -> None:
+        with count_queries() as q:
+            made = await Part.create_many([_part(i) for i in range(5)])
+        assert len(_writes(q.sqls)) == 1
+        for i, p in enumerate(made):
+            assert p.is_persisted and not p.is_dirty
+            assert p.original == {"id": p.id, **_part(i)}
+            assert p.original == p.attributes
+        made[1].qty = 100
+        made[3].code = "renamed"
+        assert made[1].dirty == {"qty": 100} and made[3].dirty == {"code": "renamed"}
+        await Part.update_many(made)
+        assert not any(p.is_dirty for p in made)
+        stored = [(p.code, p.qty) for p in await Part.query().order_by("id")]
+        assert stored == [("p0", 0), ("p1", 100), ("p2", 2), ("renamed", 3), ("p4", 4)]
+        made[0].qty = -1
+        await made[0].save()
+        assert (await Part.find_or_fail(made[0].id)).qty == -1
+
+    async def test_a_rolled_back_create_many_leaves_its_instances_new(
+        self, parts: Database, fast_paths: bool
+    ) -> None:
+        async with db.transaction() as trx:
+            made = await Part.create_many([_part(i) for i in range(3)], client=trx)
+            assert all(p.is_persisted and p.id is not None for p in made)
+            await trx.rollback()
+        assert not any(p.is_persisted for p in made)
+        assert all("id" not in p.attributes and p.original == {} for p in made)
+        assert await Part.query() == []
+        again = await Part.create_many([{"code": p.code, "qty": p.qty} for p in made])
+        assert [p.original == p.attributes for p in again] == [True] * 3
+
+    async def test_rows_that_set_other_columns_each_keep_their_own(
+        self, parts: Database, fast_paths: bool
+    ) -> None:
+        rows: list[dict[str, Any]] = [
+            {"code": "a", "qty": 1},
+            {"code": "b"},
+            {"code": "c", "qty": 3, "seen_at": None},
+            {"code": "d", "qty": 4},
+        ]
+        made = await Part.create_many(rows)
+        assert [p.original == {"id": p.id, **r} for p, r in zip(made, rows, strict=True)] == [
+            True
+        ] * 4
+        assert [(p.code, p.qty) for p in await Part.query().order_by("id")] == [
+            ("a", 1),
+            ("b", None),
+            ("c", 3),
+            ("d", 4),
+        ]

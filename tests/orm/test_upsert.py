@@ -531,6 +531,26 @@ class TestUpsertColumnWork:
         ]
         assert payload[1] == {"qty": 3, "sku": "b", "shop": "s"}  # the payload is untouched
 
+    async def test_interleaved_column_sets_are_one_statement_each_in_payload_order(
+        self, tables: Database, fast_paths: bool
+    ) -> None:
+        payload: list[Any] = [
+            {"shop": "s", "sku": "a", "qty": 1},
+            {"shop": "s", "sku": "b"},
+            {"shop": "s", "sku": "c", "qty": 3},
+            {"shop": "s", "sku": "d"},
+            {"shop": "s", "sku": "a", "qty": 9},  # the same key again: the last one wins
+        ]
+        with count_queries() as q:
+            made = await Stock.upsert_many(payload, conflict=["shop", "sku"])
+        assert len(_writes(q.sqls)) == 2, q.sqls
+        assert [m.sku for m in made] == ["a", "b", "c", "d", "a"]
+        assert made[0] is made[4] and made[0].qty == 9
+        stored = sorted((r["sku"], r["qty"]) for r in await rows("up_stocks", "sku", "qty"))
+        assert stored == [("a", 9), ("b", None), ("c", 3), ("d", None)]
+        with pytest.raises(LucidError, match="needs the key"):
+            await Stock.upsert_many([{"shop": "s", "sku": "e"}, {"shop": "s"}], conflict="sku")
+
     async def test_prepare_functions_run_per_row(self, tables: Database) -> None:
         await Stock.create_many([{"shop": "s", "sku": "a", "qty": 1}])
         made = await PreparedStock.upsert_many(

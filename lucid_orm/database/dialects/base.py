@@ -209,6 +209,20 @@ class Dialect:
         result = await trx.execute(stmt, write=True, model=model, params=params)
         return list(result.rows)
 
+    async def insert_tuples_returning(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Key,
+        model: str | None,
+    ) -> list[Any]:
+        """``insert_many_returning`` of rows given as value tuples in ``columns`` order (a
+        bulk insert that built no dict per row); here as those dicts."""
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+        return await self.insert_many_returning(trx, table, params, key, model)
+
     # -- upsert -------------------------------------------------------------------------------
     def upsert_statement(
         self,

@@ -416,6 +416,24 @@ class SqliteDialect(Dialect):
             return await super().insert_many_returning(trx, table, params, key, model)
         return await _BulkInsert(self, trx, connection, table, key, model).run(columns, params)
 
+    async def insert_tuples_returning(
+        self,
+        trx: TransactionClient,
+        table: TableClause,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Key,
+        model: str | None,
+    ) -> list[Any]:
+        """``insert_many_returning`` of value tuples in ``columns`` order: the same
+        statements, the values flattened straight from the tuples."""
+        if not RETURNING or not columns:
+            return await super().insert_tuples_returning(trx, table, columns, rows, key, model)
+        from ..query_client import connection_of
+
+        bulk = _BulkInsert(self, trx, connection_of(trx), table, key, model)
+        return await bulk.run(list(columns), rows)
+
     def compiled_insert(
         self, dialect: SADialect, table: TableClause, columns: list[str], key: Key
     ) -> InsertShape:
@@ -768,6 +786,21 @@ def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any])
     return QueryError(message, sql=sql, bindings=values, original=exc)
 
 
+def _driver_of(trx: TransactionClient) -> Any:
+    """The aiosqlite connection ``trx`` runs on, without a trip through SQLAlchemy's
+    greenlet (``get_raw_connection``); ``None`` when the connection is closed or lost
+    (SQLAlchemy's path then raises the error it maps)."""
+    from ..transaction import open_connection
+
+    sync = open_connection(trx).sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    driver: Any = sync.connection.driver_connection
+    if driver is None or driver._connection is None or not driver._running:
+        return None
+    return driver
+
+
 def _begin_immediate(conn: sqlite3.Connection) -> None:
     """On aiosqlite's thread: ``BEGIN IMMEDIATE`` (what the "begin" listener sends)."""
     conn.execute(_BEGIN).close()
@@ -885,13 +918,12 @@ class _BulkInsert:
     model: str | None
     driver: Any = None
 
-    async def run(self, columns: list[str], params: Rows) -> list[Any]:
-        from ..transaction import begun, open_connection
-
+    async def run(self, columns: list[str], params: Sequence[Any]) -> list[Any]:
+        """Insert ``params`` (dicts keyed by ``columns``, or tuples in ``columns`` order);
+        each row's key, in ``params`` order."""
         if self.connection.fast_reads:
-            await begun(self.trx)
-            raw = await open_connection(self.trx).get_raw_connection()
-            self.driver = raw.driver_connection
+            # Not waiting for a pipelined BEGIN: the first INSERT queues right behind it.
+            self.driver = _driver_of(self.trx)
         per_statement = max(1, MAX_PARAMS // len(columns))
         out: list[Any] = []
         for start in range(0, len(params), per_statement):
@@ -908,16 +940,25 @@ class _BulkInsert:
                 out.extend(returned)
         return out
 
-    async def insert(self, columns: list[str], chunk: Rows, ordered: bool) -> list[Any]:
+    async def insert(self, columns: list[str], chunk: Sequence[Any], ordered: bool) -> list[Any]:
         """Insert ``chunk``; its keys (in any order when ``ordered``, which raises
         ``_Unordered`` when they don't ascend with the rows)."""
+        tuples = bool(chunk) and type(chunk[0]) is tuple
         if self.driver is None:
+            if tuples:
+                chunk = [dict(zip(columns, row, strict=True)) for row in chunk]
             return await self.insert_through_sqlalchemy(chunk, ordered)
         table, sa_dialect = self.table, self.trx.dialect
         shape = self.dialect.compiled_insert(sa_dialect, table, columns, self.key)
         order = shape.order
         width = len(order)
-        if order == columns:
+        if tuples:
+            if order == columns:
+                values = [value for row in chunk for value in row]
+            else:
+                at = [columns.index(c) for c in order]
+                values = [row[i] for row in chunk for i in at]
+        elif order == columns:
             values = [value for row in chunk for value in row.values()]
         else:
             values = [row[c] for row in chunk for c in order]
@@ -925,22 +966,23 @@ class _BulkInsert:
             if process is not None:
                 values[i::width] = map(process, values[i::width])
         sql = shape.sql(len(chunk))
-        started = time.perf_counter()
-        emitter = self.connection.emitter
+        trx, driver = self.trx, self.driver
+        trx._check_open()
         try:
-            fetched: list[Any] = await self.driver.execute_fetchall(sql, values)
-        except sqlite3.Error as exc:
             # Reported as failed also when it is ``_ordered_key``'s deliberate failure: the
             # statement ran (and was undone), as its SQLAlchemy twin reports it.
-            if emitter.active or enabled(DEBUG):
-                endpoint = self.connection.write_engines().endpoint
-                emitter.record(endpoint, sql, values, started, self.model, True, exc)
-            if ordered and str(exc) == _UNORDERED:
+            fetched: list[Any] = await _run_on_driver(
+                trx,
+                self.connection,
+                sql,
+                values,
+                self.model,
+                _queued(trx, driver, driver._execute_fetchall, sql, values),
+            )
+        except QueryError as exc:
+            if ordered and str(exc.original) == _UNORDERED:
                 raise _Unordered from exc
-            raise _driver_error(exc, sql, values) from exc
-        if emitter.active or enabled(DEBUG):
-            endpoint = self.connection.write_engines().endpoint
-            emitter.record(endpoint, sql, values, started, self.model, True)
+            raise
         return fetched
 
     async def insert_through_sqlalchemy(self, chunk: Rows, ordered: bool) -> list[Any]:

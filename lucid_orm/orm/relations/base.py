@@ -988,15 +988,30 @@ async def managed(
     query_client: RelationQueryClient[Any, Any],
     client: Client | None,
     models: Iterable[BaseModel] = (),
+    *,
+    pipelined: bool = False,
 ) -> AsyncIterator[TransactionClient]:
     """The transaction of a relation write: resolve (``resolve``), open a transaction (a
     savepoint inside one) on it, yield it. The write passes it explicitly to every statement.
     The parent and ``models`` take part in the write, so they are bound to it as Lucid sets
     ``parent.$trx`` (a released savepoint hands them to the enclosing transaction, a rollback
-    gives them back their earlier binding)."""
+    gives them back their earlier binding).
+
+    ``pipelined`` (a bulk insert that starts with ``parent.save``): a root transaction's
+    BEGIN may be left running on the driver (``transaction.implicit``), awaited here first
+    only when the parent's save runs before hooks (user code runs inside a transaction
+    that has begun); every statement awaits it anyway."""
+    from ...database.transaction import begun, implicit
+
     parent = query_client.parent
-    async with resolve(query_client, client).transaction() as trx:
+    target = resolve(query_client, client)
+    starter = implicit(target) if pipelined else target.transaction()
+    async with starter as trx:
         bind([parent, *models], trx)
+        if pipelined:
+            hooks = info_of(type(parent)).hooks
+            if any(hooks.get(f"before:{e}") for e in ("save", "create", "update")):
+                await begun(trx)
         yield trx
 
 

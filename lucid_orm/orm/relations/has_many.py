@@ -95,7 +95,8 @@ class HasManyQueryClient(HasOneQueryClient[P, R]):
         instances = new_many(model, as_mapping_list(values, "create_many"))
         if not instances:
             return []
-        async with managed(self, client, instances) as trx:
+        # Its BEGIN may run on the driver while the rows are prepared (``implicit``).
+        async with managed(self, client, instances, pipelined=True) as trx:
             await self.parent.save(client=trx)
             key: dict[str, Any] = {}
             rel.hydrate_for_persistence(self.parent, key)

@@ -903,7 +903,8 @@ class ManyToManyQueryClient(RelationQueryClient[P, "ManyToMany[R]"], Generic[P, 
             return []
         model = self.relation.related_model()
         instances = new_many(model, rows)  # a bad row fails before anything is written
-        async with managed(self, client, instances) as trx:
+        # Its BEGIN may run on the driver while the rows are prepared (``implicit``).
+        async with managed(self, client, instances, pipelined=True) as trx:
             await self.parent.save(client=trx)
             # The model's bulk insert inside this transaction: one multi-row INSERT, then the
             # pivot rows.
