@@ -22,6 +22,9 @@ from .query_client import ClientBase, connecting, run_statement, stream_statemen
 from .result import ExecResult
 
 T = TypeVar("T")
+# Key of a pooled connection's ``info``: set just before the close that follows a successful
+# COMMIT of a root transaction, popped by the check-in's pool "reset" listener (MySQL).
+COMMITTED = "lucid_orm.committed"
 Hook = Callable[[], Any]
 
 
@@ -64,6 +67,8 @@ class TransactionClient(ClientBase):
         # (root only) The outcome of a BEGIN still running on the driver (a pipelined begin,
         # ``begin(pipelined=True)``): awaited by ``_begun`` before anything else runs here.
         self._pending: asyncio.Future[Any] | None = None
+        # COMMIT succeeded: the check-in of the closing connection need not roll back.
+        self._committed = False
 
     @classmethod
     async def begin(
@@ -294,6 +299,7 @@ class TransactionClient(ClientBase):
             root._broken = True
             await _settle(self._end())
             raise
+        self._committed = True
         await self._finish()
         await self._run_hooks("commit")
 
@@ -356,6 +362,14 @@ class TransactionClient(ClientBase):
         self.is_completed = True
         if self.parent is None:
             connection = self._connection
+            if self._committed and not self._conn.invalidated:
+                # The root's COMMIT succeeded (commit() sets _committed right after it) and
+                # nothing ran since: the connection holds no transaction, so the rollback on
+                # check-in would be a wasted round trip. A dialect's pool "reset" listener
+                # (MySQL) consumes this mark on the check-in of the close just below (no other
+                # task runs in between); every other check-in still rolls back.
+                sync: Any = self._conn.sync_connection
+                sync.connection.info[COMMITTED] = True
             try:
                 await self._conn.close()
             finally:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import Engine as SyncEngine
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Insert
@@ -121,6 +123,36 @@ class MysqlDialect(Dialect):
 
     def engine_options(self, setup: EngineSetup) -> None:
         setup.connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+        # The pool's rollback on check-in runs in the "reset" listener of install_events
+        # instead, which skips it after a committed transaction.
+        setup.kwargs["pool_reset_on_return"] = None
+
+    def install_events(self, engine: SyncEngine, cfg: Mapping[str, Any], memory: bool) -> None:
+        """The pool's reset on check-in (``pool_reset_on_return=None`` in ``engine_options``):
+        SQLAlchemy's default rollback, skipped only for the check-in that follows a successful
+        COMMIT of a root transaction (``TransactionClient._finish`` marks the connection): the
+        connection holds no transaction, and its ROLLBACK would be a round trip for nothing.
+        Every other check-in rolls back as SQLAlchemy's would: a failed or rolled back
+        transaction, the REPEATABLE READ snapshot of a read on the driver connection
+        (connections do not autocommit; the lean path switches autocommit on only while it
+        holds one). A ``pool_reset_on_return`` of the connection's ``engine_options`` is left
+        to SQLAlchemy."""
+        from ..transaction import COMMITTED
+
+        if "pool_reset_on_return" in (cfg.get("engine_options") or {}):
+            return
+        dialect = engine.dialect
+
+        @event.listens_for(engine, "reset")
+        def _rollback_unless_committed(dbapi_conn: Any, record: Any, state: Any) -> None:
+            # Popped whatever happens next, so a mark never outlives its check-in.
+            committed = record is not None and record.info.pop(COMMITTED, False)
+            # As SQLAlchemy's reset_rollback (_ConnectionFairy._reset): no I/O outside the
+            # event loop (a garbage-collected connection), nothing when Connection.close
+            # already rolled back.
+            if committed or not state.asyncio_safe or state.transaction_was_reset:
+                return
+            dialect.do_rollback(dbapi_conn)
 
     def is_disconnect(self, exc: BaseException, driver: Any, dialect: SADialect) -> bool:
         if isinstance(exc, OSError):
