@@ -813,9 +813,12 @@ def lean_capacity(pool: Any) -> int:
 async def acquire(engines: Engines) -> tuple[Any, Any]:
     """A ``(pooled connection, driver connection)`` pair for one lean read."""
     idle = engines.idle
-    if idle:
-        engines.busy += 1
-        return idle.pop()
+    while idle:
+        kept = idle.pop()
+        if _current(engines, kept[0]):
+            engines.busy += 1
+            return kept
+        await _drop_stale(kept)
     if engines.cap and (engines.busy >= engines.cap or (engines.busy and engines.pool_full())):
         # At the lean path's share of the pool, or the pool has nothing left (streams and
         # transactions hold the rest) while a lean read runs: wait for that read's connection
@@ -845,7 +848,7 @@ async def acquire(engines: Engines) -> tuple[Any, Any]:
         raise
 
 
-async def _checkout(engines: Engines) -> tuple[Any, Any]:
+async def _checkout(engines: Engines, retry: bool = True) -> tuple[Any, Any]:
     raw = await engines.engine.raw_connection()
     driver: Any = raw.driver_connection
     info = raw.info
@@ -855,7 +858,16 @@ async def _checkout(engines: Engines) -> tuple[Any, Any]:
         info[_LEAN_RANK] = next(_lean_ranks)
     if engines.backend not in ("sqlite", "postgresql") and not driver.get_autocommit():
         # MySQL: autocommit while the lean path holds it (restored by ``checkin``).
-        await driver.autocommit(True)
+        try:
+            await driver.autocommit(True)
+        except Exception as exc:
+            if not (retry and engines.is_disconnect(exc, driver)):
+                await greenlet_spawn(raw.invalidate, exc)
+                raise
+            # Dropped by the server while it sat in the pool: its generation goes (the idle
+            # ones too) and the pool opens a fresh one, as a pre-ping would have.
+            await engines.invalidate(raw, exc)
+            return await _checkout(engines, False)
         raw.info[_AUTOCOMMIT_SET] = True
     return raw, driver
 
@@ -864,14 +876,41 @@ async def acquire_for_stream(engines: Engines) -> tuple[Any, Any]:
     """A pair for a lean stream: an idle one, else one from the pool, never a wait for a lean
     read's. A stream holds its connection while the loop body runs, and the body's own reads
     (a preload per batch) must not wait for it: streams stay out of ``Engines.busy``."""
-    if engines.idle:
-        return engines.idle.pop()
+    idle = engines.idle
+    while idle:
+        pair = idle.pop()
+        if _current(engines, pair[0]):
+            return pair
+        await _drop_stale(pair)
     return await _checkout(engines)
+
+
+def _current(engines: Engines, raw: Any) -> bool:
+    """Whether the idle connection ``raw`` belongs to the pool's current generation: the
+    pool's own check-out recycles a connection opened before its last invalidation, and so
+    must the idle list, which check-outs bypass. A pool invalidated by SQLAlchemy's own
+    execution (a transaction that found a dropped connection), or while a read still held
+    ``raw``, leaves it here though its server may have dropped it; reading on it would also
+    defeat the retry, since SQLAlchemy opens no new generation for a connection of an
+    invalidated one (the retry would then get a newer connection the server dropped too).
+    Private attributes of SQLAlchemy's pool: kept here, with the other internals."""
+    record = raw._connection_record
+    # (Read through the engine each time: ``dispose()`` gives the engine a new pool.)
+    pool: Any = engines.engine.sync_engine.pool
+    return record is not None and record.starttime >= pool._invalidate_time
+
+
+async def _drop_stale(pair: tuple[Any, Any]) -> None:
+    """Close an idle connection of an invalidated generation (not counted in ``busy``)."""
+    await greenlet_spawn(pair[0].invalidate)
 
 
 async def release_stream(engines: Engines, raw: Any, driver: Any) -> None:
     """Give back a stream's healthy connection: to a waiting lean read (which counts it from
     now on), else to the idle ones, else to the pool."""
+    if not _current(engines, raw):
+        await _drop_stale((raw, driver))
+        return
     waiters = engines.waiters
     while waiters:
         waiter = waiters.popleft()
@@ -895,6 +934,11 @@ _lean_ranks = itertools.count()
 async def release(engines: Engines, raw: Any, driver: Any) -> None:
     """Give a healthy connection back after a lean read: to the first waiting read, else to
     the idle ones, else to the pool."""
+    if not _current(engines, raw):
+        # The pool was invalidated while the read held it: its place, not it, is handed on.
+        engines.dropped()
+        await _drop_stale((raw, driver))
+        return
     waiters = engines.waiters
     while waiters:
         waiter = waiters.popleft()
