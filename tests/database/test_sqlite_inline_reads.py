@@ -257,7 +257,13 @@ class TestInlineReads:
         # No other thread runs a statement of the pool: no read needs the worker thread (but
         # the first of a connection the lean path checks out, if it gave the fixture's back).
         assert changed["inline"] + changed["worker"] == 2000
-        assert changed["worker"] <= 1 and changed["interrupted"] == changed["busy"] == 0
+        # A read the OS preempted for more than the budget is interrupted, and it and the
+        # next reads of its shape go to the worker (the back-off): a loaded machine may do
+        # that to a few of these 2,000, never to most of them.
+        backoff = sum(INLINE_BACKOFF << n for n in range(changed["interrupted"]))
+        assert changed["interrupted"] <= 3 and changed["busy"] == 0
+        assert changed["worker"] <= 1 + changed["interrupted"] + backoff
+        assert changed["inline"] >= 2000 - 1 - changed["interrupted"] - backoff
         assert inline_stats.yielded > yielded
         assert 0 < seen_at[0] < 2000
 
