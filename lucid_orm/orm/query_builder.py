@@ -309,12 +309,25 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         result = await self._read()
         if self._pojo:
             return result.dicts()
-        models = hydrate(self.model, result.keys, result.rows, client)
+        models = hydrate(self.model, result.keys, result.rows, client, self._extras_are_keys())
         if self._sideloaded is not None:
             for m in models:
                 set_sideloaded(m, dict(self._sideloaded))
         await self._after_hydrate(models)
         return models
+
+    def _extras_are_keys(self) -> bool:
+        """Whether the extras of this query's rows, if any, are only the keys a relation
+        builder adds to the SELECT list for its own use (``_select_list``: the pivot or through
+        columns a preload groups by): the query's own list (``state.columns``, what the user
+        selected: ``with_count`` and ``with_aggregate`` subqueries, raw or computed columns,
+        another table's) holds nothing but this model's table columns. ``hydrate`` keeps
+        such extras lazily (``lazy_extras``); the user's are read on every row."""
+        table = self._info.table
+        for column in self.state.columns:
+            if type(column) is not Column or column.table is not table:
+                return False
+        return True
 
     async def _read(self) -> ExecResult:
         """Run this query's SELECT: by its shape when it has one and the lean path is open
