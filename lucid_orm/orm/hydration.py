@@ -57,8 +57,11 @@ class HydrationPlan:
     consume: list[tuple[str, Callable[[Any, str, Any], Any]]]
     # ``fill(cls, rows, stamp) -> instances`` (``stamp``: the binding state, or None) for rows
     # of exactly this width, written out once per shape (see filler); None when JSON copies or
-    # consume functions need the slow path.
+    # consume functions need the slow path. Its extras are a dict per row, as the slow path's.
     fill: Callable[..., list[Any]] | None = None
+    # ``fill`` keeping the extras as the lazy pair (``hydrate(..., lazy_extras=True)``); None
+    # without extras (``fill`` serves) or without ``fill``.
+    fill_lazy: Callable[..., list[Any]] | None = None
     # ``each(cls, rows, stamp)``: the same loop as a generator, one instance per step
     # (``hydrate_each``); None with ``fill``.
     each: Callable[..., Iterator[Any]] | None = None
@@ -87,11 +90,13 @@ def build_plan(by_column: Mapping[str, ColumnDef], keys: Sequence[str]) -> Hydra
     plan = HydrationPlan(attributes, extras, deep, consume)
     if not deep and not consume:
         plan.fill, plan.each, plan.stream = filler(attributes, extras)
+        if extras:
+            plan.fill_lazy = filler(attributes, extras, lazy=True)[0]
     return plan
 
 
 def filler(
-    attributes: list[str], extras: list[tuple[int, str]]
+    attributes: list[str], extras: list[tuple[int, str]], *, lazy: bool = False
 ) -> tuple[
     Callable[..., list[Any]],
     Callable[..., Iterator[Any]],
@@ -99,10 +104,12 @@ def filler(
 ]:
     """The hydration loop for one result shape, generated: each row is unpacked into locals
     and stored with one subscript per attribute, which is several times cheaper per row than
-    ``dict.update(zip(...))``. The code holds only quoted names (attributes and the state keys
-    of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``, and extras
-    from the row (state.py's ``EXTRAS`` pair: no dict per row, which a preload's thousands of
-    pivot rows would each keep). Returns the loop three times: building a list (``fill``), as
+    ``dict.update(zip(...))``. The code holds only quoted names (attributes, extras and the
+    state keys of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``. The
+    extras are a dict per row, written out (``{"posts_count": v5}``: the aggregates a user
+    selected, read on every row), or with ``lazy`` read from the row on first use (state.py's
+    ``EXTRAS`` pair: no dict per row, which a preload's thousands of pivot rows would each keep
+    for nobody). Returns the loop three times: building a list (``fill``), as
     a generator (``each``) and as an async generator over a stream's batches (``stream``:
     ``stream()`` hands out each instance from the loop itself, one generator step per row
     instead of two)."""
@@ -123,7 +130,12 @@ def filler(
             lines.append(f"d[{ROW!r}] = row")
         else:
             lines.append(f"d[{ROW!r}] = {_tuple(column_values)}")
-        lines.append(f"d[{EXTRAS!r}] = (row, positions)")
+        if lazy:
+            lines.append(f"d[{EXTRAS!r}] = (row, positions)")
+        else:
+            # A repeated name keeps its last value, as the slow path's comprehension does.
+            pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
+            lines.append(f"d[{EXTRAS!r}] = {{{pairs}}}")
     else:
         lines.append(f"d[{ROW!r}] = row")
     lines += [f"d[{ROW_ATTRS!r}] = names", f"d[{PERSISTED!r}] = True"]
@@ -190,14 +202,23 @@ def snapshot(values: dict[str, Any], deep: list[str]) -> dict[str, Any]:
 
 
 def hydrate(
-    model: type[M], keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None
+    model: type[M],
+    keys: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    client: Client | None,
+    lazy_extras: bool = False,
 ) -> list[M]:
     """Rows → persisted instances of ``model`` (the garbage collector paused for large
-    batches), bound to ``client`` when that is not the model's default (see persistence)."""
+    batches), bound to ``client`` when that is not the model's default (see persistence).
+    ``lazy_extras``: the rows' extras are only the keys a relation selected to match them to
+    their parents (pivot or through columns), which its grouping reads from the rows and a
+    user seldom does: each instance keeps them as the lazy pair (state.py), not a dict. The
+    extras a user selected (aggregates, computed columns) are read on every row: a dict each,
+    filled with the row. Either way an instance reads and writes its extras the same."""
     if len(rows) < GC_PAUSE_ROWS:  # a find: no context manager to enter
-        return _hydrate_rows(model, keys, rows, client)
+        return _hydrate_rows(model, keys, rows, client, lazy_extras)
     with gc_paused(len(rows)):
-        return _hydrate_rows(model, keys, rows, client)
+        return _hydrate_rows(model, keys, rows, client, lazy_extras)
 
 
 def hydrate_each(
@@ -258,7 +279,11 @@ def stream_batch(
 
 
 def _hydrate_rows(
-    model: type[M], keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None
+    model: type[M],
+    keys: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    client: Client | None,
+    lazy_extras: bool = False,
 ) -> list[M]:
     """One plan per result shape, one dict copy per row."""
     plan = info_of(model).plan(keys)
@@ -267,7 +292,7 @@ def _hydrate_rows(
     # default, or through a transaction, keep it for their own statements.
     stamp = binding(model, client)
     trx = stamp.get(TRX) if stamp is not None else None
-    fill = plan.fill
+    fill = plan.fill_lazy if lazy_extras and plan.fill_lazy is not None else plan.fill
     if fill is not None and FAST_PATHS and (not rows or len(rows[0]) == len(attrs)):
         out: list[M] = fill(model, rows, stamp)
     else:

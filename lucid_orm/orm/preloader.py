@@ -246,7 +246,8 @@ async def _process_static(
     if read is None:
         return False
     keys, rows = read
-    found = hydrate(relation.related_model(), keys, rows, client) if rows else []
+    # Its only extras are the relation's pivot keys and columns (``_static_shape``).
+    found = hydrate(relation.related_model(), keys, rows, client, True) if rows else []
     if sideloaded:
         for row in found:
             set_sideloaded(row, dict(sideloaded))

@@ -103,6 +103,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         # binds)`` per column whose SQL is known from its key (``_statement_shape``).
         # Replaced, never mutated: clones share it.
         self._column_shapes: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
+        # The same for conditions: ``(clause, key, binds)`` per ``has``/``where_has`` EXISTS
+        # whose SQL is known from its key (``_exists_shape``), read by ``condition_shape``.
+        # Replaced, never mutated: clones share it.
+        self._clause_shapes: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
 
     # -- columns -------------------------------------------------------------------------------
     def _unqualified(self, name: str) -> ColumnElement[Any]:
@@ -309,12 +313,25 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         result = await self._read()
         if self._pojo:
             return result.dicts()
-        models = hydrate(self.model, result.keys, result.rows, client)
+        models = hydrate(self.model, result.keys, result.rows, client, self._extras_are_keys())
         if self._sideloaded is not None:
             for m in models:
                 set_sideloaded(m, dict(self._sideloaded))
         await self._after_hydrate(models)
         return models
+
+    def _extras_are_keys(self) -> bool:
+        """Whether the extras of this query's rows, if any, are only the keys a relation
+        builder adds to the SELECT list for its own use (``_select_list``: the pivot or through
+        columns a preload groups by): the query's own list (``state.columns``, what the user
+        selected: ``with_count`` and ``with_aggregate`` subqueries, raw or computed columns,
+        another table's) holds nothing but this model's table columns. ``hydrate`` keeps
+        such extras lazily (``lazy_extras``); the user's are read on every row."""
+        table = self._info.table
+        for column in self.state.columns:
+            if type(column) is not Column or column.table is not table:
+                return False
+        return True
 
     async def _read(self) -> ExecResult:
         """Run this query's SELECT: by its shape when it has one and the lean path is open
@@ -372,7 +389,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         if where is None:
             condition: Any = ()
         else:
-            condition = condition_shape(where, binds)
+            condition = condition_shape(where, binds, self._clause_shapes)
             if condition is None:
                 return None
         lock: Any = None
@@ -542,12 +559,21 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         sub = self._sub_query(relation_key(self.model, name), callback, method)
         clause: Any
         if operator is None:
-            clause = exists(correlated(sub))
+            stmt = correlated(sub)
+            clause = exists(stmt)
+            if negate:
+                clause = not_(clause)
+            found = _exists_shape(sub, stmt, negate)
+            if found is not None:
+                key, sub_binds = found
+                self._clause_shapes = (*self._clause_shapes, (clause, key, sub_binds))
         else:
             if value is None:
                 raise LucidError(f"{method}() with an operator needs a value to compare with")
             clause = compare(self, sub.aggregate_select().scalar_subquery(), operator, value)
-        self.state.add_where(is_or, not_(clause) if negate else clause)
+            if negate:
+                clause = not_(clause)
+        self.state.add_where(is_or, clause)
         return self
 
     def has(self, relation: RelationRef, operator: str | None = None, value: Any = None) -> Self:
@@ -988,6 +1014,78 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def __await__(self) -> Generator[Any, None, list[M]]:
         return self.exec().__await__()
+
+
+# The compile hooks of a relation's subquery builder that make the SQL around its WHERE (the
+# SELECT list, the FROM, the correlation, the last step): a class that overrides one may make
+# other SQL for the same relation and condition, so its EXISTS has no shape.
+_AROUND_WHERE = (
+    "_select_list",
+    "_default_columns",
+    "_base_from",
+    "_from_clause",
+    "_own_froms",
+    "_finish",
+    "to_core",
+)
+_plain_subqueries: dict[type, bool] = {}
+
+
+def _plain_subquery_class(kind: type) -> bool:
+    """Whether subquery builder class ``kind`` makes the SQL around its WHERE as
+    ``SubQueryBuilder`` does (``_AROUND_WHERE``): from the relation alone."""
+    found = _plain_subqueries.get(kind)
+    if found is None:
+        from .relations.base import SubQueryBuilder
+
+        found = issubclass(kind, SubQueryBuilder) and all(
+            getattr(kind, name) is getattr(SubQueryBuilder, name) for name in _AROUND_WHERE
+        )
+        _plain_subqueries[kind] = found
+    return found
+
+
+def _exists_shape(sub: Any, stmt: Select[Any], negate: bool) -> tuple[Hashable, list[Any]] | None:
+    """The shape of ``[NOT] EXISTS (stmt)``, the correlated subquery of ``has``/``where_has``
+    without operator (``sub`` compiled): keyed by the relation, its subquery builder class and
+    the subquery's WHERE, read as a WHERE is (``condition_shape``: the relation's constraint,
+    the callback's conditions, the related model's global scopes, a nested ``where_has``'s
+    EXISTS), its parameters in ``binds``. The relation and the class make the rest of the SQL
+    when the subquery has nothing else: ``None`` (no shape) for an ``on_query``, composite
+    keys, an aliased (self) relation, a class with its own compile hooks, or a callback or
+    kind that selected columns, joined a table (a pivot, an intermediate) or added grouping,
+    order, paging, DISTINCT, CTEs, a row lock or a qualifier not yet bound to a table."""
+    relation = sub.relation
+    if relation.on_query is not None or relation.composite:
+        return None
+    if not _plain_subquery_class(type(sub)):
+        return None
+    state = sub.state
+    if (
+        sub._target is not sub._table
+        or state.from_ is not sub._table
+        or sub._lock is not None
+        or state.columns
+        or state.joins
+        or state.group_by
+        or state.havings
+        or state.order_by
+        or state.limit is not None
+        or state.offset is not None
+        or state.distinct
+        or state.ctes
+        or state.early_refs
+    ):
+        return None
+    where = stmt.whereclause
+    if where is None:
+        return None
+    sub_binds: list[Any] = []
+    condition = condition_shape(where, sub_binds, sub._clause_shapes)
+    if condition is None:
+        return None
+    # The relation itself (not its id): the key keeps it, so no other relation takes its id.
+    return ("exists", relation, type(sub), negate, condition), sub_binds
 
 
 def _run_scopes(

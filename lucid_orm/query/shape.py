@@ -10,7 +10,10 @@ A shape is only taken from parts whose SQL this module reads completely; anythin
 fragment, a subquery, a join, a function, an ``IN`` list, an alias…) makes the query
 shapeless, and it runs as before — except a ``with_count`` without callback, whose correlated
 ``count(*)`` is keyed by its relation, its subquery builder class, its alias and its condition
-(``ModelQueryBuilder._count_shape``). What a shape key holds:
+(``ModelQueryBuilder._count_shape``), and a ``has``/``where_has`` ``[NOT] EXISTS`` whose
+subquery has nothing but a WHERE this module reads (its callback's conditions included), keyed
+by its relation, its subquery builder class, the negation and that WHERE (``_exists_shape``).
+What a shape key holds:
 
 - the FROM table, the SELECT list and the ORDER BY columns by identity (model tables and
   columns live as long as their models, and the compiled entry keeps every object it was keyed
@@ -95,20 +98,30 @@ def _column_key(element: Any) -> int | None:
     return None
 
 
-def condition_shape(element: Any, binds: list[BindParameter[Any]]) -> Hashable | None:
+def condition_shape(
+    element: Any,
+    binds: list[BindParameter[Any]],
+    known: tuple[tuple[Any, Hashable, list[BindParameter[Any]]], ...] = (),
+) -> Hashable | None:
     """The shape of a WHERE condition, appending its parameters to ``binds``; ``None`` when
-    a part of it is not one this module reads completely."""
+    a part of it is not one this module reads completely. ``known``: ``(clause, key,
+    parameters)`` for conditions whose shape their builder took when it made them (a
+    ``where_has`` EXISTS), matched by identity."""
+    for clause, key, parameters in known:
+        if clause is element:
+            binds.extend(parameters)
+            return key
     kind = type(element)
     if kind is BooleanClauseList:
         parts: list[Hashable] = [element.operator]
         for clause in element.clauses:
-            shape = condition_shape(clause, binds)
+            shape = condition_shape(clause, binds, known)
             if shape is None:
                 return None
             parts.append(shape)
         return tuple(parts)
     if kind is Grouping:
-        inner = condition_shape(element.element, binds)
+        inner = condition_shape(element.element, binds, known)
         return None if inner is None else ("(", inner)
     if kind is BinaryExpression:
         left = _column_key(element.left)

@@ -523,3 +523,212 @@ class TestWithCount:
         assert self.counts(lean_rows, "posts_count") == self.counts(built, "posts_count")
         selects = [s for s in q.sqls if s.lstrip().upper().startswith("SELECT")]
         assert selects[0] == selects[1]
+
+
+class TestWhereHas:
+    """``has``/``where_has`` without operator run by shape: their correlated ``EXISTS`` is
+    keyed by relation, builder class, negation and the subquery's own WHERE (the callback's
+    conditions, the related model's scopes, a nested ``where_has``), so two that differ get
+    their own statement and rows whichever ran first; anything else around the condition (a
+    pivot join, a callback's select, order or limit, an IN list, an ``on_query``) still
+    builds its statement."""
+
+    @pytest.fixture
+    async def posts(self, users: list[User]) -> list[Post]:
+        # user1 posts "a0", "a1", "b2"; user2 "b3"; posts of user ids 1 and 2 by points.
+        rows = [(users[0].id, "a0"), (users[0].id, "a1"), (users[0].id, "b2"), (users[1].id, "b3")]
+        rows += [(1, "c4"), (2, "c5")]
+        return await Post.create_many([{"user_id": u, "title": t} for u, t in rows])
+
+    @staticmethod
+    def having(
+        users: list[User], posts: list[Post], keep: Callable[[User, Post], bool]
+    ) -> list[int]:
+        return [u.id for u in users if any(keep(u, p) for p in posts)]
+
+    async def test_differently_shaped_where_has_each_their_sql_and_rows(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        def by_id(pattern: str) -> Any:
+            return (
+                CountedUser.query()
+                .where_has("posts", lambda q: q.where_like("title", pattern))
+                .order_by("id")
+            )
+
+        def by_points(pattern: str) -> Any:
+            return (
+                CountedUser.query()
+                .where_has("posts_by_points", lambda q: q.where_like("title", pattern))
+                .order_by("id")
+            )
+
+        def equal(title: str) -> Any:
+            return (
+                CountedUser.query()
+                .where_has("posts", lambda q: q.where("title", title))
+                .order_by("id")
+            )
+
+        def without(pattern: str) -> Any:
+            return (
+                CountedUser.query()
+                .where_doesnt_have("posts", lambda q: q.where_like("title", pattern))
+                .order_by("id")
+            )
+
+        def plain_has() -> Any:
+            return CountedUser.query().has("posts").order_by("id")
+
+        like_a = self.having(users, posts, lambda u, p: p.user_id == u.id and p.title[0] == "a")
+        like_c_points = self.having(
+            users, posts, lambda u, p: p.user_id == u.points and p.title[0] == "c"
+        )
+        equal_b3 = self.having(users, posts, lambda u, p: p.user_id == u.id and p.title == "b3")
+        not_b = [
+            u.id
+            for u in users
+            if u.id
+            not in self.having(users, posts, lambda u, p: p.user_id == u.id and p.title[0] == "b")
+        ]
+        any_post = self.having(users, posts, lambda u, p: p.user_id == u.id)
+        pairs = [
+            (lambda: by_id("a%"), lambda: by_points("c%"), like_a, like_c_points),
+            (lambda: by_id("a%"), lambda: equal("b3"), like_a, equal_b3),
+            (lambda: by_id("a%"), lambda: without("b%"), like_a, not_b),
+            (plain_has, lambda: by_id("a%"), any_post, like_a),
+        ]
+        for first, second, rows_first, rows_second in pairs:
+            # Each order: the shape seen first must not hand its SQL to the other.
+            a, b, sqls = await run_both(first, second)
+            assert (a, b) == (rows_first, rows_second)
+            assert sqls[0] == sqls[1] and sqls[2] == sqls[3] and sqls[0] != sqls[2]
+            b, a, sqls = await run_both(second, first)
+            assert (a, b) == (rows_first, rows_second)
+            assert sqls[0] != sqls[2]
+        assert like_a and like_c_points and equal_b3 and not_b and any_post
+
+    async def test_same_shape_other_values_one_statement(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        before = shapes_kept()
+        with count_queries() as q:
+            for letter in "abcab":
+                rows = await ids(
+                    CountedUser.query()
+                    .where("points", ">=", 0)
+                    .where_has("posts", lambda q, x=letter: q.where_like("title", f"{x}%"))
+                    .order_by("id")
+                )
+                assert rows == self.having(
+                    users,
+                    posts,
+                    lambda u, p, x=letter: (
+                        u.points is not None and p.user_id == u.id and p.title[0] == x
+                    ),
+                )
+        assert q.count == 5 and len(set(q.sqls)) == 1
+        assert [b[-1] for b in q.bindings] == ["a%", "b%", "c%", "a%", "b%"]
+        if lean():
+            assert shapes_kept() == before + 1
+            statements = connection_of(db.connection()).statements
+            assert all(e.extra["slots"] is not None for e in statements._shapes.values())
+
+    async def test_or_and_negated_forms(self, users: list[User], posts: list[Post]) -> None:
+        a_ids = self.having(users, posts, lambda u, p: p.user_id == u.id and p.title[0] == "a")
+        has_any = self.having(users, posts, lambda u, p: p.user_id == u.id)
+        for _ in range(2):
+            either = await ids(
+                CountedUser.query()
+                .where("points", 0)
+                .or_where_has("posts", lambda q: q.where_like("title", "a%"))
+                .order_by("id")
+            )
+            assert either == [u.id for u in users if u.points == 0 or u.id in a_ids]
+            neither = await ids(
+                CountedUser.query().where("points", 0).or_doesnt_have("posts").order_by("id")
+            )
+            assert neither == [u.id for u in users if u.points == 0 or u.id not in has_any]
+
+    async def test_what_is_not_shaped_still_answers(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        before = shapes_kept()
+        first_titles = {u.id: sorted(p.title for p in posts if p.user_id == u.id) for u in users}
+        with_a = [u for u, t in first_titles.items() if any(x.startswith("a") for x in t)]
+        queries = {
+            # An IN list, a callback's own select, order and limit, a pivot join.
+            "in": CountedUser.query().where_has("posts", lambda q: q.where_in("title", ["a0"])),
+            "select": CountedUser.query().where_has(
+                "posts", lambda q: q.select("id").where_like("title", "a%")
+            ),
+            "limit": CountedUser.query().where_has(
+                "posts", lambda q: q.where_like("title", "a%").order_by("id").limit(5)
+            ),
+            "pivot": CountedUser.query().where_has("skills"),
+            "count": CountedUser.query().has("posts", ">=", 2),
+        }
+        got = {k: await ids(v.order_by("id")) for k, v in queries.items()}
+        assert got == {
+            "in": [users[0].id],
+            "select": with_a,
+            "limit": with_a,
+            "pivot": [],
+            "count": [u for u, t in first_titles.items() if len(t) >= 2],
+        }
+        if lean():
+            assert shapes_kept() == before
+
+    async def test_same_sql_and_rows_in_a_transaction(
+        self, users: list[User], posts: list[Post]
+    ) -> None:
+        def query(client: Any = None) -> Any:
+            return (
+                CountedUser.query(client=client)
+                .where_has("posts", lambda q: q.where_like("title", "b%"))
+                .order_by("id")
+            )
+
+        with count_queries() as q:
+            lean_rows = await ids(query())
+            async with db.transaction() as trx:
+                built = await ids(query(trx))
+        assert lean_rows == built == [users[0].id, users[1].id]
+        selects = [s for s in q.sqls if s.lstrip().upper().startswith("SELECT")]
+        assert selects[0] == selects[1]
+
+    async def test_scopes_soft_deletes_and_a_nested_where_has(self, scoped: Database) -> None:
+        rows = await seed()
+        ada, bob = rows["ada"].id, rows["bob"].id
+        await rows["c3"].delete()  # p2's only comment, soft-deleted
+        before = shapes_kept()
+
+        def with_comment(body: str) -> Any:
+            return (
+                Author.query()
+                .where_has(
+                    "posts", lambda q: q.where_has("comments", lambda c: c.where("body", body))
+                )
+                .order_by("id")
+            )
+
+        for _ in range(2):
+            current_tenant.set(None)
+            assert await ids(with_comment("c1")) == [ada]
+            assert await ids(with_comment("c3")) == []  # soft-deleted
+            assert await ids(with_comment("c4")) == [bob]
+            # The tenant scope of the related posts (and the authors') read at each query.
+            current_tenant.set(2)
+            assert await ids(with_comment("c4")) == [bob]
+            assert await ids(with_comment("c1")) == []
+            current_tenant.set(None)
+            await rows["p3"].delete()
+            assert await ids(with_comment("c4")) == []
+            await ScopedPost.query().with_trashed().where("id", rows["p3"].id).restore()
+            assert await ids(Author.query().has("posts").order_by("id")) == [ada, bob]
+        if lean():
+            # With and without a tenant (the outer and both inner queries' scope conditions
+            # differ), and has(): three shapes, each run with its values.
+            assert shapes_kept() == before + 3
+            statements = connection_of(db.connection()).statements
+            assert all(e.extra["slots"] is not None for e in statements._shapes.values())
