@@ -588,7 +588,9 @@ class QueryClient(ClientBase):
         connection = self._connection
         if not connection.fast_reads or connection.ambient_transaction() is not None:
             return None
-        engines = await self._read_side()
+        # Not routed (no replica): the read side is the connection's only engines, taken
+        # without the coroutine ``_read_side`` is (the usual case, once per read).
+        engines = connection.read_engines() if not connection.routed else await self._read_side()
         entry = connection.static_statements.get(key)
         if entry is None:
             entry = compile_static(build(), engines.dialect)
@@ -625,7 +627,7 @@ class QueryClient(ClientBase):
         values = shape.values()
         values += entry.extra["constants"]
         params = _bind(entry, [values[i] for i in slots])
-        engines = await self._read_side()
+        engines = connection.read_engines() if not connection.routed else await self._read_side()
         return await self._run_lean(engines, entry, params, model)
 
     async def _run_lean(

@@ -161,6 +161,21 @@ class Preloader:
             relation.set_related_for_many(parents, related)
 
 
+_RELATIONS_BASE: Any = None
+
+
+def _relations_base() -> Any:
+    """``orm.relations.base`` (it imports this module through the query builder, so it can't
+    be imported at the top), looked up once: an import statement in the functions a preload
+    runs through costs a microsecond or two per call, every call."""
+    global _RELATIONS_BASE
+    if _RELATIONS_BASE is None:
+        from .relations import base
+
+        _RELATIONS_BASE = base
+    return _RELATIONS_BASE
+
+
 # Keys bound one parameter each (MySQL/MariaDB): statements are kept per number of keys up to
 # this many; a longer list is padded to the next of a few sizes (``plain_key_slots``).
 STATIC_PLAIN_KEYS = 32
@@ -173,12 +188,11 @@ def plain_key_slots(count: int) -> int:
     of the key count, so a relation keeps a few dozen statements at most instead of one per
     count), capped at ``PRELOAD_CHUNK``: the slow twin's chunk size, past which it sends
     several statements."""
-    from .relations.base import PRELOAD_CHUNK
-
     if count <= STATIC_PLAIN_KEYS:
         return count
     step = 1 << (count.bit_length() - 4)
-    return min(-(-count // step) * step, max(count, PRELOAD_CHUNK))
+    chunk: int = _relations_base().PRELOAD_CHUNK
+    return min(-(-count // step) * step, max(count, chunk))
 
 
 _StaticShape = tuple[ColumnElement[Any], list[Any], FromClause | None]
@@ -253,11 +267,10 @@ async def _process_static(
             set_sideloaded(row, dict(sideloaded))
     if loader is not None and found:
         await loader.process(found, client, sideloaded)
-    from .relations import base
-
     at = _group_position(relation, keys) if found else None
     if at is not None:
-        relation.give_groups(parents, base.group_by_values(found, map(itemgetter(at), rows)))
+        groups = _relations_base().group_by_values(found, map(itemgetter(at), rows))
+        relation.give_groups(parents, groups)
     else:
         relation.set_related_for_many(parents, found)
     return True
@@ -267,14 +280,38 @@ def _group_position(relation: Relation[Any], keys: Sequence[str]) -> int | None:
     """The result column holding the value ``set_related_for_many`` groups the related rows
     by, when it gives each instance exactly that value (the plan hydration used: one column
     to that attribute or extra, no ``consume`` function), for a relation grouping the base
-    way; else ``None`` (the rows are grouped from the instances)."""
-    from .relations import base
+    way; else ``None`` (the rows are grouped from the instances). Found once per relation,
+    related model and result columns (``_POSITIONS``)."""
+    info = info_of(relation.related_model())
+    known = _POSITIONS.get(relation)
+    if known is None:
+        known = _POSITIONS[relation] = {}
+    key = tuple(keys)
+    found = known.get(key)
+    if found is not None and found[0] is info:
+        return found[1]
+    at = _find_group_position(relation, info, keys)
+    known[key] = (info, at)
+    return at
 
+
+# ``_group_position`` per relation and result columns, with the related model's info it was
+# read from: what it reads (the relation's class and declaration, the hydration plan of those
+# columns) is fixed once the relation is booted.
+_POSITIONS: weakref.WeakKeyDictionary[
+    Relation[Any], dict[tuple[str, ...], tuple[ModelInfo, int | None]]
+] = weakref.WeakKeyDictionary()
+
+
+def _find_group_position(
+    relation: Relation[Any], info: ModelInfo, keys: Sequence[str]
+) -> int | None:
+    base = _relations_base()
     if type(relation).set_related_for_many is not base.Relation.set_related_for_many:
         return None
     if relation.composite or not relation._is_many:
         return None
-    plan = info_of(relation.related_model()).plan(keys)
+    plan = info.plan(keys)
     name = relation._group_key()
     if relation._group_in_extras:
         found = [i for i, k in plan.extras_index if k == name]
@@ -296,8 +333,7 @@ async def static_read(
     relation with ``on_query`` or composite keys, a related model with global scopes (they may
     read context at call time), soft deletes, fetch hooks or a shard router, a transaction,
     the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
-    from .relations import base
-
+    base = _relations_base()
     fetch = getattr(client, "fetch_compiled", None)
     if fetch is None:  # a transaction
         return None

@@ -41,6 +41,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from ..database.connection import fast_paths_default
 from ..errors import LucidError
+from .chainable import check_page
 from .paginator import MetaKeysNaming, SnakeCaseMetaKeys
 from .shape import plain_literal_compare, plain_order
 
@@ -524,8 +525,6 @@ async def paginate_by_cursor(
     ``tie_breakers`` (the primary key) are appended to its ordering unless it has them;
     ``reader_of(key)`` is the function that reads that sort value back from a row (resolved
     once per page, not per row)."""
-    from .chainable import check_page
-
     check_page(1, per_page, "cursor_paginate")
     order = ordering(builder.state.order_by, tie_breakers)
     keys, checksum = order.keys, order.checksum
@@ -544,7 +543,9 @@ async def paginate_by_cursor(
     # as such a row is read (the extra row included), never skip rows silently.
     readers = [reader_of(k) for k in keys]
     for key, read in zip(keys, readers, strict=True):
-        if any(map(_is_none, map(read, rows))):
+        # ``None in`` is the quick test (compared in C, identity first); a value that claims
+        # equality with None is then told apart by identity, which is what counts.
+        if None in map(read, rows) and any(map(_is_none, map(read, rows))):
             encode_check([None], [key])
     more = len(rows) > per_page
     rows = rows[:per_page]
