@@ -239,6 +239,21 @@ def connect_error(
     )
 
 
+# Key of a pooled connection's ``info``: set just before the close that follows a successful
+# COMMIT, popped by the check-in's pool "reset" listener (MySQL, dialects/mysql.py).
+COMMITTED = "lucid_orm.committed"
+
+
+def mark_committed(conn: AsyncConnection) -> None:
+    """Mark ``conn``'s pooled connection as holding no transaction, just before its close: its
+    COMMIT succeeded and nothing ran since, so the rollback on check-in would be a round trip
+    for nothing. A dialect's pool "reset" listener (MySQL) consumes the mark on the check-in
+    of that close (no other task runs in between); every other check-in still rolls back."""
+    if not conn.invalidated:
+        sync: Any = conn.sync_connection
+        sync.connection.info[COMMITTED] = True
+
+
 @contextmanager
 def connecting(
     connection: Connection,
@@ -480,6 +495,7 @@ class QueryClient(ClientBase):
                                 driver_error(exc), None, [], "write" if write else "retried"
                             ) from exc
                         raise wrap_error(exc) from exc
+                    mark_committed(conn)
                 return result
             finally:
                 await conn.close()

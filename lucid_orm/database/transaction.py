@@ -18,13 +18,17 @@ from sqlalchemy.sql import Executable
 from ..errors import InvalidArgumentError, LucidError, QueryError, TransactionConflictError
 from ..query.client import Params
 from .connection import Connection
-from .query_client import ClientBase, connecting, run_statement, stream_statement, wrap_error
+from .query_client import (
+    ClientBase,
+    connecting,
+    mark_committed,
+    run_statement,
+    stream_statement,
+    wrap_error,
+)
 from .result import ExecResult
 
 T = TypeVar("T")
-# Key of a pooled connection's ``info``: set just before the close that follows a successful
-# COMMIT of a root transaction, popped by the check-in's pool "reset" listener (MySQL).
-COMMITTED = "lucid_orm.committed"
 Hook = Callable[[], Any]
 
 
@@ -362,14 +366,10 @@ class TransactionClient(ClientBase):
         self.is_completed = True
         if self.parent is None:
             connection = self._connection
-            if self._committed and not self._conn.invalidated:
+            if self._committed:
                 # The root's COMMIT succeeded (commit() sets _committed right after it) and
-                # nothing ran since: the connection holds no transaction, so the rollback on
-                # check-in would be a wasted round trip. A dialect's pool "reset" listener
-                # (MySQL) consumes this mark on the check-in of the close just below (no other
-                # task runs in between); every other check-in still rolls back.
-                sync: Any = self._conn.sync_connection
-                sync.connection.info[COMMITTED] = True
+                # nothing ran since: no rollback on the check-in of the close below.
+                mark_committed(self._conn)
             try:
                 await self._conn.close()
             finally:

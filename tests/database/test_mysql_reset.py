@@ -139,6 +139,36 @@ async def test_failed_transaction_still_rolls_back_on_checkin(single: Database) 
     assert [r["name"] for r in await single.from_("tags")] == ["a"]
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+async def test_statements_outside_transactions_send_no_rollback(
+    single: Database, fast: bool
+) -> None:
+    """A write outside a transaction (its own COMMIT) and a read on the slow path (which ends
+    with COMMIT too: a SELECT may call a writing function) go back to the pool without the
+    rollback."""
+    single.get_connection().fast_reads = fast
+
+    async def work() -> None:
+        await single.table("tags").insert({"name": "a"})
+        assert [r["name"] for r in await single.from_("tags")] == ["a"]
+
+    count = await _counted(single, work)
+    # The insert's COMMIT, and the read's on the slow path (a lean read may have run on the
+    # slow path too: a pool of one connection leaves the lean path no share of it).
+    assert count.rollbacks == 0 and count.commits >= (1 if fast else 2)
+
+
+async def test_failed_write_outside_a_transaction_still_rolls_back(single: Database) -> None:
+    await single.table("tags").insert({"id": 1, "name": "a"})
+
+    async def work() -> None:
+        with pytest.raises(QueryError):
+            await single.table("tags").insert({"id": 1, "name": "duplicate"})
+
+    count = await _counted(single, work)
+    assert (count.commits, count.rollbacks) == (0, 1)
+
+
 async def _driver_read(database: Database) -> list[str]:
     """The tags' names read on the pooled connection's driver with autocommit off (a driver
     level read SQLAlchemy does not know of): the SELECT opens a REPEATABLE READ snapshot that

@@ -130,14 +130,15 @@ class MysqlDialect(Dialect):
     def install_events(self, engine: SyncEngine, cfg: Mapping[str, Any], memory: bool) -> None:
         """The pool's reset on check-in (``pool_reset_on_return=None`` in ``engine_options``):
         SQLAlchemy's default rollback, skipped only for the check-in that follows a successful
-        COMMIT of a root transaction (``TransactionClient._finish`` marks the connection): the
-        connection holds no transaction, and its ROLLBACK would be a round trip for nothing.
+        COMMIT (``query_client.mark_committed``: a root transaction's, or a statement's outside
+        transactions): the connection holds no transaction, and its ROLLBACK would be a round
+        trip for nothing.
         Every other check-in rolls back as SQLAlchemy's would: a failed or rolled back
         transaction, the REPEATABLE READ snapshot of a read on the driver connection
         (connections do not autocommit; the lean path switches autocommit on only while it
         holds one). A ``pool_reset_on_return`` of the connection's ``engine_options`` is left
         to SQLAlchemy."""
-        from ..transaction import COMMITTED
+        from ..query_client import COMMITTED
 
         if "pool_reset_on_return" in (cfg.get("engine_options") or {}):
             return
