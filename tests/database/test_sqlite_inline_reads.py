@@ -257,13 +257,13 @@ class TestInlineReads:
         # No other thread runs a statement of the pool: no read needs the worker thread (but
         # the first of a connection the lean path checks out, if it gave the fixture's back).
         assert changed["inline"] + changed["worker"] == 2000
-        # A read the OS preempted for more than the budget is interrupted, and it and the
-        # next reads of its shape go to the worker (the back-off): a loaded machine may do
-        # that to a few of these 2,000, never to most of them.
+        # On a loaded machine a few reads may still take the worker: one the OS preempted for
+        # more than the budget is interrupted, and it and the next reads of its shape go there
+        # (the back-off); one may find the worker still busy with the connection's queued
+        # call (its busy-timeout restore). A few of these 2,000, never most of them.
         backoff = sum(INLINE_BACKOFF << n for n in range(changed["interrupted"]))
         assert changed["interrupted"] <= 3 and changed["busy"] == 0
-        assert changed["worker"] <= 1 + changed["interrupted"] + backoff
-        assert changed["inline"] >= 2000 - 1 - changed["interrupted"] - backoff
+        assert changed["worker"] <= 20 + changed["interrupted"] + backoff
         assert inline_stats.yielded > yielded
         assert 0 < seen_at[0] < 2000
 
