@@ -893,6 +893,10 @@ async def _checkout(engines: Engines, retry: bool = True) -> tuple[Any, Any]:
             # ones too) and the pool opens a fresh one, as a pre-ping would have.
             await engines.invalidate(raw, exc)
             return await _checkout(engines, False)
+        # For the listener: the lean path switched it, SQLAlchemy's checkout switches it back
+        # (not a connection that autocommits by configuration, an ``isolation_level`` of
+        # ``"AUTOCOMMIT"``). The pool clears ``info`` when it replaces the connection.
+        info[AUTOCOMMIT_SET] = True
     return raw, driver
 
 
@@ -945,6 +949,8 @@ async def release_stream(engines: Engines, raw: Any, driver: Any) -> None:
     await _keep_or_checkin(engines, raw, driver)
 
 
+# Marks a pooled connection the lean path switched to autocommit (``_checkout``).
+AUTOCOMMIT_SET = "lucid_lean_autocommit"
 # Set while the lean path checks a connection out of the pool (``_checkout``).
 lean_checkout: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "lucid_lean_checkout", default=False

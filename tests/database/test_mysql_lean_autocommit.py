@@ -144,3 +144,20 @@ async def test_stream_then_transaction(single: Database) -> None:
     assert (await trx.raw_query("SELECT @@autocommit AS a"))[0]["a"] == 0
     await trx.rollback()
     await _lean_reads(single, ["a", "b"])
+
+
+async def test_configured_autocommit_is_left_on(
+    dialect: str, dialect_config: DialectConfig, database: Database
+) -> None:
+    """A connection that autocommits by configuration (``isolation_level`` ``"AUTOCOMMIT"``)
+    is not the lean path's to switch: SQLAlchemy's checkouts after lean reads leave it on,
+    and no SET is sent."""
+    single = _single(dialect, dialect_config, engine_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        session, before, autocommit = await _session(single)
+        assert autocommit == 1
+        await _lean_reads(single, [])
+        after_session, after, autocommit = await _session(single)
+        assert (after_session, autocommit, after - before) == (session, 1, 0)
+    finally:
+        await single.close()
