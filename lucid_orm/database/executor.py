@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import itertools
 import sqlite3
@@ -863,7 +864,13 @@ async def acquire(engines: Engines) -> tuple[Any, Any]:
 
 
 async def _checkout(engines: Engines, retry: bool = True) -> tuple[Any, Any]:
-    raw = await engines.engine.raw_connection()
+    # Tells the MySQL dialect's pool "checkout" listener (``install_events``) to leave the
+    # connection in autocommit if the lean path left it so: this checkout is the lean path's.
+    token = lean_checkout.set(True)
+    try:
+        raw = await engines.engine.raw_connection()
+    finally:
+        lean_checkout.reset(token)
     driver: Any = raw.driver_connection
     info = raw.info
     if _LEAN_RANK not in info:
@@ -871,7 +878,11 @@ async def _checkout(engines: Engines, retry: bool = True) -> tuple[Any, Any]:
         # ``info`` when it replaces the connection.
         info[_LEAN_RANK] = next(_lean_ranks)
     if engines.backend not in ("sqlite", "postgresql") and not driver.get_autocommit():
-        # MySQL: autocommit while the lean path holds it (restored by ``checkin``).
+        # MySQL: autocommit while the lean path holds it, and after (``checkin``) until
+        # SQLAlchemy checks it out (the dialect's "checkout" listener switches it off). The
+        # driver's flag is the server's own status of the connection's last reply: a
+        # connection last used by SQLAlchemy, or a new one (the driver opens it with
+        # autocommit off), is switched here, one the lean path returned is not.
         try:
             await driver.autocommit(True)
         except Exception as exc:
@@ -882,7 +893,10 @@ async def _checkout(engines: Engines, retry: bool = True) -> tuple[Any, Any]:
             # ones too) and the pool opens a fresh one, as a pre-ping would have.
             await engines.invalidate(raw, exc)
             return await _checkout(engines, False)
-        raw.info[_AUTOCOMMIT_SET] = True
+        # For the listener: the lean path switched it, SQLAlchemy's checkout switches it back
+        # (not a connection that autocommits by configuration, an ``isolation_level`` of
+        # ``"AUTOCOMMIT"``). The pool clears ``info`` when it replaces the connection.
+        info[AUTOCOMMIT_SET] = True
     return raw, driver
 
 
@@ -935,7 +949,12 @@ async def release_stream(engines: Engines, raw: Any, driver: Any) -> None:
     await _keep_or_checkin(engines, raw, driver)
 
 
-_AUTOCOMMIT_SET = "lucid_lean_autocommit"
+# Marks a pooled connection the lean path switched to autocommit (``_checkout``).
+AUTOCOMMIT_SET = "lucid_lean_autocommit"
+# Set while the lean path checks a connection out of the pool (``_checkout``).
+lean_checkout: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lucid_lean_checkout", default=False
+)
 # Idle connections are kept in the order of their first lean checkout, the earliest taken
 # first: reads one after another then run on one connection, before and after a burst of
 # concurrent ones, instead of on whichever finished last. Its driver-side caches stay warm
@@ -1001,16 +1020,11 @@ async def discard(engines: Engines, raw: Any, driver: Any) -> None:
 
 
 async def checkin(raw: Any, driver: Any, clean: bool = True) -> None:
-    """Return a lean-path connection to the pool, as it was checked out (MySQL: autocommit
-    off again). ``clean``: it holds no transaction (reads run in autocommit), so the pool's
-    rollback-on-return is skipped."""
-    try:
-        if raw.info.pop(_AUTOCOMMIT_SET, False):
-            await driver.autocommit(False)
-    except Exception as exc:
-        # It can't be put back as the pool expects it: closed instead.
-        await greenlet_spawn(raw.invalidate, exc)
-        return
+    """Return a lean-path connection to the pool. ``clean``: it holds no transaction (reads
+    run in autocommit), so the pool's rollback-on-return is skipped. MySQL: it goes back in
+    autocommit, for the lean path's next checkout to find it so; SQLAlchemy's next checkout
+    switches it off first (the dialect's "checkout" listener), one round trip only when the
+    connection changes hands rather than two per lean checkout."""
     if clean:
         await greenlet_spawn(raw._close_special, True)
     else:

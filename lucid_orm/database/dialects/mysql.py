@@ -135,14 +135,41 @@ class MysqlDialect(Dialect):
         trip for nothing.
         Every other check-in rolls back as SQLAlchemy's would: a failed or rolled back
         transaction, the REPEATABLE READ snapshot of a read on the driver connection
-        (connections do not autocommit; the lean path switches autocommit on only while it
-        holds one). A ``pool_reset_on_return`` of the connection's ``engine_options`` is left
-        to SQLAlchemy."""
+        (SQLAlchemy's connections do not autocommit, below). The lean path's check-ins skip
+        it (``executor.checkin``: in autocommit no transaction is left), but a failed lean
+        read's. A ``pool_reset_on_return`` of the connection's ``engine_options`` is left to
+        SQLAlchemy (the checkout listener below is installed all the same).
+
+        A pool "checkout" listener switches autocommit off before SQLAlchemy uses a
+        connection the lean path switched on and returned so (``executor.checkin``): its
+        transactions are implicit, they rely on it being off (a connection configured to
+        autocommit is left as it is). The lean path's own checkouts
+        (``executor.lean_checkout``) keep it on. A connection dropped meanwhile raises
+        ``DisconnectionError``: the pool replaces it and retries, as a pre-ping would; any
+        other error invalidates it and raises, as any failed checkout does."""
+        from ..executor import AUTOCOMMIT_SET, lean_checkout
         from ..query_client import COMMITTED
+
+        dialect = engine.dialect
+
+        @event.listens_for(engine, "checkout")
+        def _autocommit_off(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+            # Only a connection the lean path switched (its mark, which the pool clears when
+            # it replaces the connection): one in autocommit by configuration stays so. (The
+            # driver's flag: the server's status in the connection's last reply.)
+            if lean_checkout.get() or not record.info.pop(AUTOCOMMIT_SET, False):
+                return
+            if not dbapi_conn.get_autocommit():
+                return
+            try:
+                dbapi_conn.autocommit(False)
+            except Exception as exc:
+                if self.is_disconnect(exc, None, dialect):
+                    raise sa.exc.DisconnectionError(str(exc)) from exc
+                raise
 
         if "pool_reset_on_return" in (cfg.get("engine_options") or {}):
             return
-        dialect = engine.dialect
 
         @event.listens_for(engine, "reset")
         def _rollback_unless_committed(dbapi_conn: Any, record: Any, state: Any) -> None:
