@@ -1146,14 +1146,7 @@ def _plain_groups(
     column order, the ``conflict`` keys among them. The checks run once per key order, not
     per row (``_require_keys``, ``_plain_rows``, ``_column_dicts`` and ``_shape_groups``
     each walk every row). ``None`` otherwise: those run, and raise what they raise."""
-    from .base_model import BaseModel
-
-    info = info_of(model)
-    if not hydration.FAST_PATHS or model.__init__ is not BaseModel.__init__:
-        return None
-    if any(col.auto_create or col.auto_update for _, col in info.timestamps):
-        return None
-    if any(prepare != (key, None) for key, prepare in info.prepare_map.items()):
+    if not _plain_model(model):
         return None
     columns = model.columns
     needed = set(conflict)
@@ -1204,6 +1197,16 @@ def _plain_rows(model: type[BaseModel], rows: Sequence[Mapping[str, Any]]) -> bo
     timestamp on create, has no ``prepare`` function and no column named apart from its
     attribute, builds instances the default way, and every row names only columns (what
     ``new_many``'s fast path copies in as is)."""
+    if not _plain_model(model):
+        return False
+    cols = model.columns.keys()
+    return all(row.keys() <= cols for row in rows)
+
+
+def _plain_model(model: type[BaseModel]) -> bool:
+    """Whether ``model``'s upsert rows need no instance to be written: fast paths on, instances
+    built the default way, no timestamp stamped on create, no ``prepare`` function and no
+    column named apart from its attribute."""
     from .base_model import BaseModel
 
     info = info_of(model)
@@ -1211,10 +1214,7 @@ def _plain_rows(model: type[BaseModel], rows: Sequence[Mapping[str, Any]]) -> bo
         return False
     if any(col.auto_create or col.auto_update for _, col in info.timestamps):
         return False
-    if any(prepare != (key, None) for key, prepare in info.prepare_map.items()):
-        return False
-    cols = model.columns.keys()
-    return all(row.keys() <= cols for row in rows)
+    return all(prepare == (key, None) for key, prepare in info.prepare_map.items())
 
 
 # One upsert statement: (the SQLAlchemy statement, or None for the driver-level one; its
