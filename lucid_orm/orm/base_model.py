@@ -80,6 +80,19 @@ def _deleted_error() -> LucidError:
     return LucidError("Cannot mutate a deleted model instance", code="E_MODEL_DELETED")
 
 
+# ``ModelQueryBuilder``, imported on the first ``query()`` (query_builder imports modules that
+# import this one) and kept here: an import statement in ``query()`` costs a lookup in
+# ``sys.modules`` and the package on every query built.
+_builders: list[type[ModelQueryBuilder[Any]]] = []
+
+
+def _builder_class() -> type[ModelQueryBuilder[Any]]:
+    from .query_builder import ModelQueryBuilder
+
+    _builders.append(ModelQueryBuilder)
+    return ModelQueryBuilder
+
+
 @dataclass_transform(
     kw_only_default=True,
     eq_default=False,
@@ -375,9 +388,8 @@ class BaseModel:
     ) -> ModelQueryBuilder[Self]:
         """A query builder returning instances of this model: ``await User.query().where(...)``.
         ``client=trx`` runs it in a transaction; ``connection=`` picks a named connection."""
-        from .query_builder import ModelQueryBuilder
-
-        return ModelQueryBuilder(cls, client_for(cls, client, connection))
+        builder = _builders[0] if _builders else _builder_class()
+        return builder(cls, client_for(cls, client, connection))
 
     @classmethod
     async def find(

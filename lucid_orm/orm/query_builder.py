@@ -23,9 +23,10 @@ from ..query.chainable import (
     correlated,
     run_callback,
 )
+from ..query.cursor import paginate_by_cursor
 from ..query.paginator import SimplePaginator
 from ..query.shape import COUNT_TOTAL, Shape, columns_shape, condition_shape, order_shape
-from ..query.state import fold
+from ..query.state import BuilderState, fold
 from .hooks import GlobalScopeFn, ScopesProxy, run_hooks
 from .hydration import hydrate
 from .model_info import SOFT_DELETES, info_of, relation_key
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ..database.result import ExecResult
     from ..query.cursor import CursorPaginator, OrderKey
     from .base_model import BaseModel
+    from .model_info import ModelInfo
     from .relations.base import (
         ManyRelation,
         OneRelation,
@@ -79,34 +81,56 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     is_related_sub_query: bool = False
     is_pivot_only_query: bool = False
 
+    # Defaults of the options below, on the class: each is replaced, never mutated, so an
+    # instance (and its clones, which share its ``__dict__``'s values) reads the class's until
+    # it sets its own. Fewer stores in ``__init__``, which every ``Model.query()`` runs.
+    _pojo = False
+    _sideloaded: dict[str, Any] | None = None
+    _lock: str | None = None
+    _lock_options: Mapping[str, bool] = {}
+    _preloader: Preloader | None = None
+    # The global scopes lifted (``without_global_scopes``): names, or True for all.
+    _without_scopes: frozenset[str] | bool = frozenset()
+    _force_delete = False
+    # The shapes of selected aggregate subqueries (``with_count``): ``(label, key, binds)`` per
+    # column whose SQL is known from its key (``_statement_shape``).
+    _column_shapes: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
+    # The same for conditions: ``(clause, key, binds)`` per ``has``/``where_has`` EXISTS whose
+    # SQL is known from its key (``_exists_shape``), read by ``condition_shape``.
+    _clause_shapes: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
+
     def __init__(self, model: type[M], client: Client) -> None:
-        super().__init__(client)
-        info = info_of(model)
-        self.model = model
-        self._info = info
+        info = model._lucid
+        if not info.types_resolved or info.abstract:
+            info = info_of(model)
         table = info.table
         assert table is not None
-        self.state.from_ = table
-        self.state.aliases[info.table_name] = table
+        aliases: dict[str, Any] = {info.table_name: table}
         if table.schema is not None:
-            self.state.aliases[table.name] = table  # "users.id" names "public.users" too
-        self._pojo = False
-        self._sideloaded: dict[str, Any] | None = None
-        self._lock: str | None = None
-        self._lock_options: dict[str, bool] = {}
-        self._preloader: Preloader | None = None
-        # The global scopes lifted (``without_global_scopes``): names, or True for all.
-        # Replaced, never mutated: clones share it.
-        self._without_scopes: frozenset[str] | bool = frozenset()
-        self._force_delete = False
-        # The shapes of selected aggregate subqueries (``with_count``): ``(label, key,
-        # binds)`` per column whose SQL is known from its key (``_statement_shape``).
-        # Replaced, never mutated: clones share it.
-        self._column_shapes: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
-        # The same for conditions: ``(clause, key, binds)`` per ``has``/``where_has`` EXISTS
-        # whose SQL is known from its key (``_exists_shape``), read by ``condition_shape``.
-        # Replaced, never mutated: clones share it.
-        self._clause_shapes: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
+            aliases[table.name] = table  # "users.id" names "public.users" too
+        # ``Chainable.__init__``'s state, made here with its FROM and aliases in place.
+        self.client = client
+        self.state = BuilderState(
+            table,
+            aliases,
+            {},
+            None,
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            None,
+            None,
+            False,
+            None,
+            None,
+            False,
+        )
+        self.model = model
+        self._info = info
 
     # -- columns -------------------------------------------------------------------------------
     def _unqualified(self, name: str) -> ColumnElement[Any]:
@@ -376,8 +400,17 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         ):
             return None
         binds: list[Any] = []
-        selected = state.columns or info.select_columns
-        columns = columns_shape(selected)
+        if state.columns:
+            selected = state.columns
+            columns = columns_shape(selected)
+        else:
+            # The model's own columns: the same shape on every query, read once per table.
+            selected = info.select_columns
+            found = _DEFAULT_COLUMNS.get(id(selected))
+            if found is None or found[0] is not selected:
+                found = (selected, columns_shape(selected))
+                _DEFAULT_COLUMNS[id(selected)] = found
+            columns = found[1]
         if columns is None:
             columns = self._aggregate_columns_shape(selected, binds)
             if columns is None:
@@ -952,17 +985,13 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         neighbours. The primary key is appended to the ordering as the tie-breaker; sort
         columns must hold no NULLs. A cursor that does not fit the query raises
         ``E_INVALID_CURSOR`` (status 400)."""
-        info = self._info
-        table = info.table
-        tie = (
-            [table.c[info.columns[pk].column_name] for pk in info.primary_keys]
-            if table is not None
-            else []
-        )
-        from ..query.cursor import paginate_by_cursor  # loaded on first use
-
         return await paginate_by_cursor(
-            self, per_page, cursor, tie, self._cursor_reader, self.model.naming_strategy
+            self,
+            per_page,
+            cursor,
+            _tie_breakers(self._info),
+            self._cursor_reader,
+            self.model.naming_strategy,
         )
 
     def _cursor_reader(self, key: OrderKey) -> Callable[[Any], Any]:
@@ -1110,3 +1139,25 @@ def row_locked(builder: ModelQueryBuilder[Any], stmt: Select[Any]) -> Select[Any
         skip_locked=opts.get("skip_locked", False),
         nowait=opts.get("nowait", False),
     )
+
+
+# The primary-key columns of a model's table (its cursor pages' tie-breakers), by table: the
+# column look-ups are the same on every page. Keyed by the table's identity, which the entry
+# keeps alive.
+_TIES: dict[int, tuple[Any, tuple[ColumnElement[Any], ...]]] = {}
+
+
+def _tie_breakers(info: ModelInfo) -> tuple[ColumnElement[Any], ...]:
+    table = info.table
+    if table is None:
+        return ()
+    found = _TIES.get(id(table))
+    if found is None or found[0] is not table:
+        found = (table, tuple(table.c[info.columns[pk].column_name] for pk in info.primary_keys))
+        _TIES[id(table)] = found
+    return found[1]
+
+
+# ``columns_shape`` of a model's default SELECT list (``info.select_columns``), by the list's
+# identity (the entry keeps it alive).
+_DEFAULT_COLUMNS: dict[int, tuple[Any, Hashable | None]] = {}

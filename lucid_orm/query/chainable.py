@@ -94,6 +94,13 @@ _IN_OPERATORS = (_IN, _OPERATORS["not in"])
 
 _SHARED_TABLES: dict[tuple[str | None, str], TableClause] = {}
 
+# Column names ``_col`` has checked (``check_identifier``) and found unqualified: the check (a
+# regular expression) and the split run once per name, not on every ``where``/``order_by``.
+# Bounded, so names made on the fly can't grow it without limit (past it, names are checked
+# each time, as before).
+_PLAIN_NAMES: set[str] = set()
+_PLAIN_NAMES_MAX = 4096
+
 
 def shared_table(name: str) -> TableClause:
     """The one ``TableClause`` for a table name, so subqueries correlate by identity."""
@@ -267,10 +274,15 @@ _COUNT_STAR_LABEL: ColumnElement[Any] = _COUNT_STAR.label("count")
 def compare(builder: Chainable, column: Any, op: Any, value: Any) -> ColumnElement[Any]:
     """``column <op> value`` as the builders write it: operators checked, values bound (a
     boolean too), a list with ``in`` as ``keys_in`` (any number of keys)."""
-    if not isinstance(op, str):
-        raise LucidError(f"Invalid operator {op!r}", code="E_INVALID_OPERATOR")
-    key = op.lower().strip()
-    fn = _OPERATORS.get(key)
+    # An operator already in its normal form (``"="``, ``"like"``: the usual spelling) is
+    # looked up as is.
+    fn = _OPERATORS.get(op) if type(op) is str else None
+    key = op
+    if fn is None:
+        if not isinstance(op, str):
+            raise LucidError(f"Invalid operator {op!r}", code="E_INVALID_OPERATOR")
+        key = op.lower().strip()
+        fn = _OPERATORS.get(key)
     if fn is None:
         raise LucidError(
             f'Invalid operator "{op}": use one of {", ".join(sorted(_OPERATORS))}',
@@ -429,6 +441,9 @@ class Chainable(JsonConditions, CteMethods, RunSync):
         return self._col(ref.qualified_name())
 
     def _col(self, name: Any) -> ColumnElement[Any]:
+        if type(name) is str and name in _PLAIN_NAMES:
+            # Checked before: an identifier without qualifier (``check_identifier`` passed).
+            return self._unqualified(name)
         if not isinstance(name, str):
             if isinstance(name, ColumnReference):
                 return self._reference(name)
@@ -439,6 +454,8 @@ class Chainable(JsonConditions, CteMethods, RunSync):
             return literal_column("*")
         qualifier, _, column = name.rpartition(".")
         if not qualifier:
+            if type(name) is str and len(_PLAIN_NAMES) < _PLAIN_NAMES_MAX:
+                _PLAIN_NAMES.add(name)
             return self._unqualified(name)
         return table_column(self._source(qualifier, name), column)
 
