@@ -47,8 +47,6 @@ from sqlalchemy.sql.elements import (
     Grouping,
     Null,
     UnaryExpression,
-    _anonymous_label,
-    _bind_key_escape,
 )
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.type_api import TypeEngine
@@ -228,94 +226,6 @@ def _is_plain(type_: Any) -> bool:
     return found
 
 
-# ``BindParameter(key, value, type_=t, unique=True)`` and ``BinaryExpression(column, bind, op,
-# BOOLEANTYPE, negate)`` for a table column and a comparison are a fixed set of attributes: made
-# by the constructors, they cost more than the rest of a ``where()`` (the anonymous key's
-# escaping regex, the argument checks). ``_fast_bind``/``_fast_binary`` set the same attributes
-# directly, the key's escaped body cached per column key; ``_fast_ok`` checks once, against
-# the constructors of the installed SQLAlchemy, that they make the same objects (else the
-# constructors are used).
-_bind_bodies: dict[str, str] = {}
-_new_bind = BindParameter.__new__
-_new_binary = BinaryExpression.__new__
-
-
-def _fast_bind(key: str | None, value: Any, type_: Any) -> BindParameter[Any]:
-    body = _bind_bodies.get(key) if key is not None else "param"
-    if body is None:
-        assert key is not None
-        body = _bind_key_escape.sub("_", key).strip("_").replace("%", "%%")
-        _bind_bodies[key] = body
-    bind = _new_bind(BindParameter)
-    anon = f"{id(bind)} {body}"
-    label = _anonymous_label(f"%({anon})s")
-    bind.__dict__.update(
-        key=label,
-        _anon_map_key=anon,
-        _identifying_key=label,
-        _orig_key=key or "param",
-        unique=True,
-        value=value,
-        callable=None,
-        isoutparam=False,
-        required=False,
-        expanding=False,
-        expand_op=None,
-        literal_execute=False,
-        type=type_,
-    )
-    return bind
-
-
-def _fast_binary(column: Any, bind: Any, op: Any, negate: Any) -> BinaryExpression[Any]:
-    binary = _new_binary(BinaryExpression)
-    binary.__dict__.update(
-        _orig=(column.__hash__(), bind.__hash__()),
-        _propagate_attrs=column._propagate_attrs or bind._propagate_attrs,
-        left=column,
-        right=bind,
-        operator=op,
-        type=sqltypes.BOOLEANTYPE,
-        negate=negate,
-        _is_implicitly_boolean=True,
-        modifiers={},
-    )
-    return binary
-
-
-def _fast_ok() -> bool:
-    """Whether ``_fast_bind``/``_fast_binary`` make what the constructors make."""
-    try:
-        column = Column("a.b%(c)", sqltypes.Integer())
-        for key in ("a.b%(c)", None):
-            slow = BindParameter(key, 1, type_=column.type, unique=True)
-            fast = _fast_bind(key, 1, column.type)
-            slow_d = dict(slow.__dict__)
-            fast_d = dict(fast.__dict__)
-            for d, b in ((slow_d, slow), (fast_d, fast)):
-                d["key"] = d["key"].replace(str(id(b)), "")
-                d["_identifying_key"] = d["_identifying_key"].replace(str(id(b)), "")
-                d["_anon_map_key"] = d["_anon_map_key"].replace(str(id(b)), "")
-            if slow_d != fast_d:
-                return False
-            for op, negate in _NEGATIONS.items():
-                slow_b = BinaryExpression(
-                    column, slow, op, type_=sqltypes.BOOLEANTYPE, negate=negate
-                ).__dict__
-                fast_b = _fast_binary(column, slow, op, negate).__dict__
-                if slow_b.keys() != fast_b.keys() or any(
-                    slow_b[k] is not fast_b[k] and slow_b[k] != fast_b[k] for k in slow_b
-                ):
-                    return False
-        return True
-    except Exception:
-        return False
-
-
-_FAST = _fast_ok()
-_bind_bodies.clear()
-
-
 def plain_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None:
     """``column <op> value`` as SQLAlchemy makes it, without its dispatch; ``None`` unless
     ``column`` is a table column of a plain type, ``op`` a comparison and ``value`` an int, a
@@ -331,8 +241,6 @@ def plain_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None
     bind_type = type_.coerce_compared_value(op, value)
     if bind_type._isnull:
         return None
-    if _FAST:
-        return _fast_binary(column, _fast_bind(column.key, value, bind_type), op, negate)
     bind = BindParameter(column.key, value, type_=bind_type, unique=True)
     return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
 
@@ -372,8 +280,6 @@ def plain_literal_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any
     negate = _NEGATIONS.get(op)
     if negate is None or not _is_plain(column.type):
         return None
-    if _FAST:
-        return _fast_binary(column, _fast_bind(None, value, column.type), op, negate)
     bind = BindParameter(None, value, type_=column.type, unique=True)
     return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
 

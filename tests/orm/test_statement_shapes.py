@@ -369,43 +369,6 @@ def test_plain_comparisons_are_sqlalchemys_own() -> None:
     assert plain_order(literal(1), False) is None
 
 
-def test_direct_constructs_hold_what_the_constructors_set() -> None:
-    """``plain_compare`` sets the attributes of SQLAlchemy's ``BindParameter`` and
-    ``BinaryExpression`` itself (the installed version passes the check that enables it): the
-    same attributes and values as the constructors', a unique parameter key per comparison,
-    and column keys that need escaping escaped as the constructor escapes them."""
-    import operator
-
-    from sqlalchemy import Column, Integer, MetaData, Table
-    from sqlalchemy.sql.elements import BinaryExpression, BindParameter
-
-    from lucid_orm.query import shape
-
-    assert shape._FAST
-    table = Table("t", MetaData(), Column("a", Integer()), Column("b.c%(d)", Integer(), key="x"))
-    for col in table.c:
-        made = shape.plain_compare(col, operator.lt, 3)
-        assert isinstance(made, BinaryExpression)
-        bind = made.right
-        ref = BindParameter(col.key, 3, type_=col.type, unique=True)
-        ours = {k: v for k, v in vars(bind).items() if "key" not in k}
-        theirs = {k: v for k, v in vars(ref).items() if "key" not in k}
-        assert ours == theirs
-        # The key as the constructor makes it, with this object's id.
-        assert bind.key == bind._identifying_key
-        assert bind.key.replace(str(id(bind)), "") == ref.key.replace(str(id(ref)), "")
-        assert bind._orig_key == ref._orig_key
-        twin = BinaryExpression(col, bind, operator.lt, negate=operator.ge)
-        assert vars(made).keys() == vars(twin).keys()
-        again = shape.plain_compare(col, operator.lt, 3)
-        assert again is not None and again.right.key != bind.key
-    # Two comparisons of one column in one statement: two parameters, each its value.
-    a = table.c.a
-    both = shape.plain_compare(a, operator.gt, 1) & shape.plain_compare(a, operator.lt, 9)
-    compiled = both.compile()
-    assert sorted(compiled.params.values()) == [1, 9]
-
-
 def test_order_constructs_are_shared_and_still_compile_alike() -> None:
     """``plain_order`` keeps one construct per column and direction (immutable): each query
     ordering by a column gets it, with the SQL of ``column.asc()``/``desc()``."""
