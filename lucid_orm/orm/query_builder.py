@@ -481,18 +481,10 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             or info.soft_delete is not None
             or sub._target is not sub._table
             or state.from_ is not info.table
-            or state.joins
             or state.wheres
             or state.scoped
-            or state.group_by
-            or state.havings
-            or state.order_by
-            or state.limit is not None
-            or state.offset is not None
-            or state.distinct
-            or state.ctes
-            or state.early_refs
             or len(state.columns) != 1
+            or _adds_parts(state)
         ):
             return None
         where = stmt.whereclause
@@ -1074,6 +1066,23 @@ def _plain_subquery_class(kind: type) -> bool:
     return found
 
 
+def _adds_parts(state: Any) -> bool:
+    """Whether a correlated subquery's builder state holds more than its FROM, SELECT list and
+    WHERE: a join, grouping, order, paging, DISTINCT, CTEs or a qualifier not yet bound to a
+    table (any of which a statement shape keyed on the WHERE alone would miss)."""
+    return bool(
+        state.joins
+        or state.group_by
+        or state.havings
+        or state.order_by
+        or state.limit is not None
+        or state.offset is not None
+        or state.distinct
+        or state.ctes
+        or state.early_refs
+    )
+
+
 def _exists_shape(sub: Any, stmt: Select[Any], negate: bool) -> tuple[Hashable, list[Any]] | None:
     """The shape of ``[NOT] EXISTS (stmt)``, the correlated subquery of ``has``/``where_has``
     without operator (``sub`` compiled): keyed by the relation, its subquery builder class and
@@ -1095,15 +1104,7 @@ def _exists_shape(sub: Any, stmt: Select[Any], negate: bool) -> tuple[Hashable, 
         or state.from_ is not sub._table
         or sub._lock is not None
         or state.columns
-        or state.joins
-        or state.group_by
-        or state.havings
-        or state.order_by
-        or state.limit is not None
-        or state.offset is not None
-        or state.distinct
-        or state.ctes
-        or state.early_refs
+        or _adds_parts(state)
     ):
         return None
     where = stmt.whereclause
