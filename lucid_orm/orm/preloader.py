@@ -382,7 +382,9 @@ async def static_read(
     dialect = client.dialect
     ops = dialect_of(dialect)
     param: list[Any]
-    if not ops.keys_as_one_parameter(()):
+    # One key where the dialect's one-parameter form costs more: the plain form too, as the
+    # query builder's preload binds it (``Relation._keys_in``).
+    if not ops.keys_as_one_parameter(()) or (len(keys) == 1 and ops.plain_single_key):
         # Past the preload chunk size, the slow twin sends several statements.
         if len(keys) > base.PRELOAD_CHUNK:
             return None

@@ -112,6 +112,28 @@ class TestCachedStatement:
         )
         assert (cached(Post.user) and cached(User.first_post)) is hydration.FAST_PATHS
 
+    async def test_one_parent_binds_its_key_as_the_query_builder_does(
+        self, database: Database, dialect: str
+    ) -> None:
+        """One key: the cached statement and the query builder's send the same SQL; on SQLite
+        the plain ``IN (?)`` (``Dialect.plain_single_key``), not ``json_each``, which costs a
+        virtual table and a list subquery per statement."""
+        virk, _, _ = await seed_users()
+        with count_queries() as slow:
+            expected = await User.query().where("id", virk.id).preload("posts", lambda q: None)
+        with count_queries() as fast:
+            users = await User.query().where("id", virk.id).preload("posts")
+        assert shape(users) == shape(expected) == [("virk", ["v1", "v2"])]
+        assert fast.count == slow.count == 2
+        assert fast.sqls[1] == slow.sqls[1]
+        assert fast.events[1].bindings == slow.events[1].bindings
+        if dialect == "sqlite":
+            assert "json_each" not in fast.sqls[1]
+            assert fast.events[1].bindings == [virk.id]
+        with count_queries() as two:
+            await User.query().preload("posts").order_by("id")
+        assert ("json_each" in two.sqls[1]) == (dialect == "sqlite")
+
     async def test_many_to_many_with_pivot_columns(self, database: Database) -> None:
         virk, nikk, romain = await seed_users()
         php, go = await Skill.create_many([{"name": "php"}, {"name": "go"}])

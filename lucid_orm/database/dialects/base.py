@@ -133,6 +133,10 @@ class Dialect:
     cursors_need_transaction: ClassVar[bool] = False
     # JSON conditions and extraction (dialects/json.py).
     json: ClassVar[JsonOps] = JsonOps()
+    # A preload's static statement (orm/preloader.py) takes a single key as a plain
+    # ``IN (?)`` rather than as the one parameter ``bind_keys`` sends a list as, where that
+    # form costs the server a fixed price per statement (SQLite's ``json_each``).
+    plain_single_key: ClassVar[bool] = False
     # One value: how many seconds a streaming replica's replay is behind (0 when it has
     # replayed all it received, or is no replica); None: the dialect cannot tell
     # (``max_replica_lag`` is refused). Run on the driver connection (replicas.LagProbe).

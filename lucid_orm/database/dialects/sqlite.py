@@ -218,6 +218,10 @@ class SqliteDialect(Dialect):
     loop_bound = False
     commit_after_write = True
     json = SqliteJson()
+    # ``IN (SELECT value FROM json_each(?))`` of one key runs the virtual table and a list
+    # subquery besides the index lookup: about twice what ``IN (?)`` costs on a
+    # has_many of ten rows (measured 36 µs against 18).
+    plain_single_key = True
 
     def __init__(self) -> None:
         # (table, columns, rows) -> (sql, the row-by-row sql)

@@ -661,8 +661,14 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
 
     def _keys_in(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         """``column IN (…keys)``, the keys as one parameter on PostgreSQL and SQLite (one
-        compiled statement whatever the number of keys, no chunking; see query/keys.py)."""
-        return keys_in(column, list(self._chunk or []), self.client.dialect)
+        compiled statement whatever the number of keys, no chunking; see query/keys.py).
+        A single key where the dialect says that form costs more than the plain list
+        (``Dialect.plain_single_key``): ``column IN (?)``, as the preload's cached statement
+        binds it (``preloader.static_read``)."""
+        keys = list(self._chunk or [])
+        if len(keys) == 1 and self.client.dialect_ops.plain_single_key:
+            return column.in_(keys)
+        return keys_in(column, keys, self.client.dialect)
 
     def _one_parameter(self) -> bool:
         """Whether the keys travel as one parameter (PostgreSQL arrays, SQLite JSON): the
