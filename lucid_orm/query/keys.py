@@ -8,7 +8,8 @@ form their dialect chooses (``Dialect.bind_keys``/``bind_rows`` in ``database/di
 - PostgreSQL: one array, ``column = ANY($1)`` (``column <> ALL($1)`` for ``NOT IN``), and
   ``(a, b) IN (SELECT * FROM unnest($1::t1[], $2::t2[]))`` for tuples;
 - SQLite: one JSON text, ``column IN (SELECT value FROM json_each(?))``, and
-  ``json_extract(value, '$[i]')`` over an array of arrays for tuples;
+  ``json_extract(value, '$[i]')`` over an array of arrays for tuples (a preload of a
+  single key: the plain ``IN (?)``, cheaper there, ``Dialect.plain_single_key``);
 - MySQL/MariaDB: the plain list. The driver interpolates it into the SQL text client-side, so
   the only limit is the server's ``max_allowed_packet`` (16 MB by default on MariaDB 10.11,
   well over a million integer keys; 100,000 keys measured 0.8 s, no chunking needed).
