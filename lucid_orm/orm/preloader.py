@@ -269,8 +269,7 @@ async def _process_static(
         await loader.process(found, client, sideloaded)
     at = _group_position(relation, keys) if found else None
     if at is not None:
-        groups = _relations_base().group_by_values(found, map(itemgetter(at), rows))
-        relation.give_groups(parents, groups)
+        relation.give_rows(parents, found, map(itemgetter(at), rows))
     else:
         relation.set_related_for_many(parents, found)
     return True
