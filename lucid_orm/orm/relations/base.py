@@ -7,10 +7,8 @@ from __future__ import annotations
 import builtins
 import copy
 import inspect
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from itertools import repeat
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -93,8 +91,6 @@ def constrained(
 
 
 _NO_EXTRAS: dict[str, Any] = {}
-# Runs an iterator to its end (a ``map`` of a C-level method), keeping nothing.
-_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def group_rows(related: Sequence[Any], name: str, *, extra: bool = False) -> dict[Any, list[Any]]:
@@ -377,9 +373,11 @@ class Relation(Generic[R]):
                 lists[value] = d[name] = []
             else:
                 sharing.append((d, bucket))
-        # Each row appended to the list of its value, in one C-level pass (``map`` over the
-        # lists' ``get``, a row whose value no parent has appended to a list dropped after).
-        _consume(map(list.append, map(lists.get, values, repeat([])), related))
+        get = lists.get
+        for value, row in zip(values, related, strict=True):
+            bucket = get(value)
+            if bucket is not None:
+                bucket.append(row)
         # Parents sharing a key value each get their own list, once it is filled.
         for d, bucket in sharing:
             d[name] = list(bucket)
