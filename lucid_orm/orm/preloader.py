@@ -269,7 +269,8 @@ async def _process_static(
         await loader.process(found, client, sideloaded)
     at = _group_position(relation, keys) if found else None
     if at is not None:
-        relation.give_rows(parents, found, map(itemgetter(at), rows))
+        groups = _relations_base().group_by_values(found, map(itemgetter(at), rows))
+        relation.give_groups(parents, groups)
     else:
         relation.set_related_for_many(parents, found)
     return True

@@ -127,6 +127,21 @@ def group_rows(related: Sequence[Any], name: str, *, extra: bool = False) -> dic
     return groups
 
 
+def group_by_values(related: Sequence[Any], values: Iterable[Any]) -> dict[Any, list[Any]]:
+    """``group_rows`` with each row's key value given (``values``, in the order of
+    ``related``): a preload that has the result rows reads them there, one C-level pass,
+    instead of from each instance."""
+    groups: dict[Any, list[Any]] = {}
+    get = groups.get
+    for value, row in zip(values, related, strict=True):
+        bucket = get(value)
+        if bucket is None:
+            groups[value] = [row]
+        else:
+            bucket.append(row)
+    return groups
+
+
 def group_rows_by(
     related: Sequence[Any], names: tuple[str, ...], *, extra: bool = False
 ) -> dict[tuple[Any, ...], list[Any]]:
@@ -350,37 +365,6 @@ class Relation(Generic[R]):
             else:
                 given.add(value)
                 d[name] = bucket
-
-    def give_rows(
-        self, parents: Sequence[BaseModel], related: Sequence[Any], values: Iterable[Any]
-    ) -> None:
-        """``set_related_for_many`` (single keys) with each related row's key value given
-        (``values``, in the order of ``related``: a preload reads them from its result rows):
-        each parent gets a new list first, then each row goes straight into the list of its
-        key value, as ``give_groups`` would give them, without the intermediate groups. Rows
-        whose value no parent has (NULL among them) go nowhere."""
-        key, name = self.local_key, self.relation_name
-        lists: dict[Any, list[Any]] = {}
-        sharing: list[tuple[dict[str, Any], list[Any]]] = []
-        for parent in parents:
-            d = parent.__dict__
-            value = d.get(key)
-            if value is None:
-                d[name] = []
-                continue
-            bucket = lists.get(value)
-            if bucket is None:
-                lists[value] = d[name] = []
-            else:
-                sharing.append((d, bucket))
-        get = lists.get
-        for value, row in zip(values, related, strict=True):
-            bucket = get(value)
-            if bucket is not None:
-                bucket.append(row)
-        # Parents sharing a key value each get their own list, once it is filled.
-        for d, bucket in sharing:
-            d[name] = list(bucket)
 
     def _group_key(self) -> str:
         """Hook of many-relations: the key ``set_related_for_many`` groups related rows by."""
