@@ -112,8 +112,9 @@ def extra_value(d: dict[str, Any], name: str) -> Any:
 def read_extras(d: dict[str, Any], lazy: LazyExtras) -> dict[str, Any]:
     """The lazy extras ``lazy`` of the instance whose ``__dict__`` is ``d`` read into their
     dict, which replaces them."""
-    row = d.pop(EXTRAS_ROW)
+    row = d[EXTRAS_ROW]
     found = d[EXTRAS] = {k: row[i] for k, i in lazy.positions.items()}
+    del d[EXTRAS_ROW]
     return found
 
 
