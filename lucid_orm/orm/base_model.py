@@ -43,10 +43,12 @@ from .state import (
     ORIGINAL,
     PERSISTED,
     SIDELOADED,
+    LazyExtras,
     bound_transaction,
     dirty_of,
     original_of,
     own_dict,
+    read_extras,
 )
 
 if TYPE_CHECKING:
@@ -226,13 +228,8 @@ class BaseModel:
         found: Any = d.get(EXTRAS)
         if type(found) is dict:
             return found
-        if type(found) is tuple:  # the lazy extras, as hydrated (state.py)
-            row, positions = found
-            read: dict[str, Any] = {}
-            for name, at in positions.items():
-                read[name] = row[at]
-            d[EXTRAS] = read
-            return read
+        if type(found) is LazyExtras:  # the lazy extras, as hydrated (state.py)
+            return read_extras(d, found)
         return own_dict(self, EXTRAS)
 
     @property

@@ -14,7 +14,7 @@ from ..database.connection import fast_paths_default
 from . import lazy_guard
 from .binding import binding, track
 from .model_info import info_of
-from .state import EXTRAS, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, TRX
+from .state import EXTRAS, EXTRAS_ROW, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, TRX, LazyExtras
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -59,8 +59,8 @@ class HydrationPlan:
     # of exactly this width, written out once per shape (see filler); None when JSON copies or
     # consume functions need the slow path. Its extras are a dict per row, as the slow path's.
     fill: Callable[..., list[Any]] | None = None
-    # ``fill`` keeping the extras as the lazy pair (``hydrate(..., lazy_extras=True)``); None
-    # without extras (``fill`` serves) or without ``fill``.
+    # ``fill`` keeping the extras lazy (state.py's ``LazyExtras``: ``hydrate(...,
+    # lazy_extras=True)``); None without extras (``fill`` serves) or without ``fill``.
     fill_lazy: Callable[..., list[Any]] | None = None
     # ``each(cls, rows, stamp)``: the same loop as a generator, one instance per step
     # (``hydrate_each``); None with ``fill``.
@@ -108,11 +108,11 @@ def filler(
     state keys of state.py); ``original`` is built lazily from ``ROW`` and ``ROW_ATTRS``. The
     extras are a dict per row, written out (``{"posts_count": v5}``: the aggregates a user
     selected, read on every row), or with ``lazy`` read from the row on first use (state.py's
-    ``EXTRAS`` pair: no dict per row, which a preload's thousands of pivot rows would each keep
-    for nobody). Returns the loop three times: building a list (``fill``), as
-    a generator (``each``) and as an async generator over a stream's batches (``stream``:
-    ``stream()`` hands out each instance from the loop itself, one generator step per row
-    instead of two)."""
+    ``LazyExtras``, one per shape, and the row: no dict per row, which a preload's thousands
+    of pivot rows would each keep for nobody). Returns the loop three times: building a list
+    (``fill``), as a generator (``each``) and as an async generator over a stream's batches
+    (``stream``: ``stream()`` hands out each instance from the loop itself, one generator step
+    per row instead of two)."""
     extra_at = {i: k for i, k in extras}
     values = [f"v{i}" for i in range(len(attributes))]
     lines = [f"{_tuple(values)} = row"]
@@ -131,7 +131,7 @@ def filler(
         else:
             lines.append(f"d[{ROW!r}] = {_tuple(column_values)}")
         if lazy:
-            lines.append(f"d[{EXTRAS!r}] = (row, positions)")
+            lines += [f"d[{EXTRAS!r}] = lazy", f"d[{EXTRAS_ROW!r}] = row"]
         else:
             # A repeated name keeps its last value, as the slow path's comprehension does.
             pairs = ", ".join(f"{k!r}: v{i}" for i, k in extras)
@@ -178,7 +178,7 @@ def filler(
     namespace: dict[str, Any] = {
         "new": object.__new__,
         "names": tuple(names),
-        "positions": {k: i for i, k in extras},
+        "lazy": LazyExtras({k: i for i, k in extras}),
     }
     exec(source, namespace)
     fill: Callable[..., list[Any]] = namespace["fill"]
@@ -212,9 +212,10 @@ def hydrate(
     batches), bound to ``client`` when that is not the model's default (see persistence).
     ``lazy_extras``: the rows' extras are only the keys a relation selected to match them to
     their parents (pivot or through columns), which its grouping reads from the rows and a
-    user seldom does: each instance keeps them as the lazy pair (state.py), not a dict. The
-    extras a user selected (aggregates, computed columns) are read on every row: a dict each,
-    filled with the row. Either way an instance reads and writes its extras the same."""
+    user seldom does: each instance keeps them lazy (the shape's ``LazyExtras`` and the row,
+    state.py), not a dict. The extras a user selected (aggregates, computed columns) are read
+    on every row: a dict each, filled with the row. Either way an instance reads and writes
+    its extras the same."""
     if len(rows) < GC_PAUSE_ROWS:  # a find: no context manager to enter
         return _hydrate_rows(model, keys, rows, client, lazy_extras)
     with gc_paused(len(rows)):

@@ -19,13 +19,26 @@ ORIGINAL = "_lucid_original"  # attribute values as last read/written (built laz
 ROW = "_lucid_row"  # hydration's column values, in result order: ORIGINAL on first use
 ROW_ATTRS = "_lucid_row_attrs"  # the attribute names of ROW's values
 EXTRAS = "_lucid_extras"  # selected values that are not columns (aggregates, pivot columns):
-# a dict, or as hydrated the lazy pair ``(row, positions)`` (``positions``: name → index in
-# ``row``, one dict per result shape), read into a dict on first use (``extras_of``)
+# a dict, or as hydrated lazily the ``LazyExtras`` of the result shape (where each extra is in
+# the row kept under EXTRAS_ROW), read into a dict on first use (``extras_of``)
+EXTRAS_ROW = "_lucid_extras_row"  # the result row lazy extras are read from
 SIDELOADED = "_lucid_sideloaded"  # values handed down by query.sideload()
 CONN = "_lucid_conn"  # the connection name it was read/written with, when not the default
 TRX = "_lucid_trx"  # the transaction it is bound to (Lucid's ``$trx``), while that lasts
 
 _NO_VALUES: dict[str, Any] = {}
+
+
+class LazyExtras:
+    """The extras of one result shape as hydration keeps them (``EXTRAS``): ``positions``
+    maps each name to its index in the instance's ``EXTRAS_ROW``. One object per shape,
+    shared by its instances, so lazy extras cost an instance no object of its own (a
+    preload's thousands of pivot rows would each keep one for nobody)."""
+
+    __slots__ = ("positions",)
+
+    def __init__(self, positions: dict[str, int]) -> None:
+        self.positions = positions
 
 
 def is_persisted(instance: Any) -> bool:
@@ -79,27 +92,29 @@ def extras_of(instance: Any) -> dict[str, Any]:
     found: Any = instance.__dict__.get(EXTRAS)
     if found is None:
         return _NO_VALUES
-    if type(found) is tuple:
-        return _read_extras(instance.__dict__, found)
+    if type(found) is LazyExtras:
+        return read_extras(instance.__dict__, found)
     return found  # type: ignore[no-any-return]
 
 
-def extra_value(found: Any, name: str) -> Any:
-    """The extra ``name`` of an instance from its ``__dict__[EXTRAS]`` entry ``found`` (a
-    dict, the lazy pair, or ``None``), without building the dict: ``None`` when absent."""
+def extra_value(d: dict[str, Any], name: str) -> Any:
+    """The extra ``name`` of the instance whose ``__dict__`` is ``d``, without building its
+    extras dict: ``None`` when absent."""
+    found: Any = d.get(EXTRAS)
     if found is None:
         return None
-    if type(found) is tuple:
-        row, positions = found
-        at = positions.get(name)
-        return row[at] if at is not None else None
+    if type(found) is LazyExtras:
+        at = found.positions.get(name)
+        return d[EXTRAS_ROW][at] if at is not None else None
     return found.get(name)
 
 
-def _read_extras(d: dict[str, Any], lazy: tuple[Any, dict[str, int]]) -> dict[str, Any]:
-    """The lazy extras ``(row, positions)`` read into their dict, which replaces them."""
-    row, positions = lazy
-    found = d[EXTRAS] = {k: row[i] for k, i in positions.items()}
+def read_extras(d: dict[str, Any], lazy: LazyExtras) -> dict[str, Any]:
+    """The lazy extras ``lazy`` of the instance whose ``__dict__`` is ``d`` read into their
+    dict, which replaces them."""
+    row = d[EXTRAS_ROW]
+    found = d[EXTRAS] = {k: row[i] for k, i in lazy.positions.items()}
+    del d[EXTRAS_ROW]
     return found
 
 
@@ -109,8 +124,8 @@ def own_dict(instance: Any, key: str) -> dict[str, Any]:
     found: Any = d.get(key)
     if found is None:
         found = d[key] = {}
-    elif type(found) is tuple:  # the lazy extras, as hydrated
-        found = _read_extras(d, found)
+    elif type(found) is LazyExtras:  # the lazy extras, as hydrated
+        found = read_extras(d, found)
     return found  # type: ignore[no-any-return]
 
 

@@ -1,9 +1,10 @@
 """The two forms hydration keeps a row's extras in (orm/hydration.py): a dict filled with the
 row for the values a user selected (``with_count``, ``with_aggregate``, computed or aliased
-columns), the lazy ``(row, positions)`` pair for the keys a relation selects for its own use (a
-preload's or a related query's pivot columns). Which form an instance got shows in nothing a
-user does with it: reads, writes, ``original``/``dirty``, saves, serialization (``to_dict``,
-``serialize`` with ``serialize_extras``, pydantic) and the preloader's grouping are the same."""
+columns), the lazy form (state.py's ``LazyExtras``, one per result shape, and the row) for the
+keys a relation selects for its own use (a preload's or a related query's pivot columns). Which
+form an instance got shows in nothing a user does with it: reads, writes, ``original``/``dirty``,
+saves, serialization (``to_dict``, ``serialize`` with ``serialize_extras``, pydantic) and the
+preloader's grouping are the same."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from lucid_orm import has_many, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.orm import hydration
 from lucid_orm.orm.relations.base import group_rows
-from lucid_orm.orm.state import EXTRAS, extra_value, extras_of
+from lucid_orm.orm.state import EXTRAS, EXTRAS_ROW, LazyExtras, extra_value, extras_of
 from lucid_orm.relations import HasMany, ManyToMany
 from tests.models import Post, Skill, User
 
@@ -117,9 +118,9 @@ class TestWhoAsked:
             "with_aggregate": {dict},
             "aliased": {dict},
             "labelled": {dict},
-            "preload": {tuple},
-            "pivot_columns": {tuple},
-            "related": {tuple},
+            "preload": {LazyExtras},
+            "pivot_columns": {LazyExtras},
+            "related": {LazyExtras},
         }
 
 
@@ -136,7 +137,7 @@ def uses(instances: list[MetaUser]) -> list[Any]:
     before and after a write."""
     out: list[Any] = []
     first = instances[0]
-    out.append([extra_value(i.__dict__.get(EXTRAS), "posts_count") for i in instances])
+    out.append([extra_value(i.__dict__, "posts_count") for i in instances])
     out.append(
         {
             k: [i.id for i in v]
@@ -154,7 +155,7 @@ def uses(instances: list[MetaUser]) -> list[Any]:
     first.extras["posts_count"] = 9
     out.append(first.extras is first.extras)
     out.append([i.extras for i in instances])
-    out.append([extra_value(i.__dict__.get(EXTRAS), "posts_count") for i in instances])
+    out.append([extra_value(i.__dict__, "posts_count") for i in instances])
     out.append([i.serialize()["meta"] for i in instances])
     first.points = 5
     out.append((first.dirty, first.original, first.extras))
@@ -165,7 +166,7 @@ class TestSameForUsers:
     def test_every_read_and_write_is_the_same_in_both_forms(self) -> None:
         lazy, eager = hydrated(True), hydrated(False)
         if hydration.FAST_PATHS:
-            assert {form(i) for i in lazy} == {tuple} and {form(i) for i in eager} == {dict}
+            assert {form(i) for i in lazy} == {LazyExtras} and {form(i) for i in eager} == {dict}
         assert uses(lazy) == uses(eager)
         again = hydrated(False)
         assert again[0].serialize() == {
@@ -175,6 +176,20 @@ class TestSameForUsers:
             "country_id": None,
             "meta": {"posts_count": 2, "pivot_user_id": 7},
         }
+
+    def test_the_lazy_form_is_one_object_per_shape_and_the_row(self) -> None:
+        if not hydration.FAST_PATHS:
+            return  # the general loop: a dict each
+        lazy = hydrated(True)
+        shared = lazy[0].__dict__[EXTRAS]
+        # No object per instance: the shape's positions, shared, and the row itself.
+        assert all(i.__dict__[EXTRAS] is shared for i in lazy)
+        assert [i.__dict__[EXTRAS_ROW] for i in lazy] == ROWS
+        assert shared.positions == {"posts_count": 4, "pivot_user_id": 5}
+        # Read once, the extras become the instance's own dict and the row reference goes.
+        assert lazy[1].extras == {"posts_count": 0, "pivot_user_id": 7}
+        assert EXTRAS_ROW not in lazy[1].__dict__ and EXTRAS_ROW in lazy[0].__dict__
+        assert type(lazy[1].__dict__[EXTRAS]) is dict
 
     async def test_a_saved_instance_keeps_its_extras_in_both_forms(
         self, seeded: tuple[list[MetaUser], list[Skill]]

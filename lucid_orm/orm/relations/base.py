@@ -35,7 +35,7 @@ from ..binding import bind, client_for
 from ..model_info import declared, info_of
 from ..naming import RelationType
 from ..query_builder import ModelQueryBuilder
-from ..state import EXTRAS, bound_transaction, extras_of
+from ..state import EXTRAS, EXTRAS_ROW, LazyExtras, bound_transaction, extras_of
 
 if TYPE_CHECKING:
     from ...database.query_client import Client
@@ -100,15 +100,15 @@ def group_rows(related: Sequence[Any], name: str, *, extra: bool = False) -> dic
     get = groups.get
     if extra:
         key = EXTRAS
-        shape: Any = None  # the positions of the last lazy extras (one per result shape)
+        shape: Any = None  # the last lazy extras (one per result shape)
         at: int | None = None
         for row in related:
-            found = row.__dict__.get(key)
-            if type(found) is tuple:  # the extras as hydrated: (row, positions), state.py
-                values, positions = found
-                if positions is not shape:
-                    shape, at = positions, positions.get(name)
-                value = values[at] if at is not None else None
+            d = row.__dict__
+            found = d.get(key)
+            if type(found) is LazyExtras:  # the extras as hydrated, state.py
+                if found is not shape:
+                    shape, at = found, found.positions.get(name)
+                value = d[EXTRAS_ROW][at] if at is not None else None
             else:
                 value = (found or _NO_EXTRAS).get(name)
             bucket = get(value)

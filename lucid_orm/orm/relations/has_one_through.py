@@ -9,7 +9,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
-from ..state import EXTRAS, extra_value
+from ..state import extra_value
 from .base import OneRelation, P, RelationQueryClient, group_rows_by, resolve
 from .has_many_through import (
     ThroughHop,
@@ -47,7 +47,7 @@ class HasOneThrough(ThroughRelation[R], OneRelation[R]):
         group, key, name = self._group_key(), self.local_key, self.relation_name
         index: dict[Any, Any] = {}
         for row in related:
-            index.setdefault(extra_value(row.__dict__.get(EXTRAS), group), row)
+            index.setdefault(extra_value(row.__dict__, group), row)
         for parent in parents:
             d = parent.__dict__
             value = d.get(key)
