@@ -138,11 +138,15 @@ def filler(
             lines.append(f"d[{EXTRAS!r}] = {{{pairs}}}")
     else:
         lines.append(f"d[{ROW!r}] = row")
+    # The stream loop runs only for rows of the model's own columns in declaration order
+    # (``stream_plan``), whose names are the ones ``ROW_ATTRS`` stands for when absent
+    # (state.py): one store less per row, about 3% of ``stream()``'s time per row.
+    stream_lines = [*lines, f"d[{PERSISTED!r}] = True"]
     lines += [f"d[{ROW_ATTRS!r}] = names", f"d[{PERSISTED!r}] = True"]
 
-    def loop(indent: str, tail: list[str]) -> list[str]:
+    def loop(indent: str, tail: list[str], body: list[str] | None = None) -> list[str]:
         # The stamp test is made once per call, not per row: one loop per case.
-        inner = ["obj = new(cls)", "d = obj.__dict__", *lines]
+        inner = ["obj = new(cls)", "d = obj.__dict__", *(lines if body is None else body)]
         return [
             f"{indent}if stamp is None:",
             f"{indent}    for row in rows:",
@@ -170,7 +174,7 @@ def filler(
             "                for obj in ready:",
             "                    yield obj",
             "                continue",
-            *loop("            ", ["yield obj"]),
+            *loop("            ", ["yield obj"], None if extras else stream_lines),
             "    finally:",
             "        await batches.aclose()",
         ]
@@ -255,7 +259,10 @@ def stream_plan(model: type[BaseModel]) -> HydrationPlan | None:
         return None
     info = info_of(model)
     plan = info.plan([c.column_name for c in info.columns.values() if c.column_name])
-    return plan if plan.stream is not None else None
+    if plan.stream is None or plan.extras_index or plan.attributes != list(model.columns):
+        # Its loop leaves ``ROW_ATTRS`` out: only for rows whose names it stands for.
+        return None
+    return plan
 
 
 def stream_batch(

@@ -1453,7 +1453,9 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
         d = inst.__dict__
         row = d.get(ROW)
         if getter is not None and row is not None and d.get(ORIGINAL) is None:
-            row_names = d[ROW_ATTRS]
+            row_names = d.get(ROW_ATTRS)
+            if row_names is None:  # the model's columns (state.py)
+                row_names = names if type(inst) is model else tuple(type(inst).columns)
             if row_names is same or row_names == names:
                 same = row_names
                 try:
@@ -1518,7 +1520,8 @@ def _row_changes(
     rows = list(map(dict.get, dicts, repeat(ROW)))
     if None in rows or list(map(dict.get, dicts, repeat(ORIGINAL))).count(None) != n:
         return None
-    row_names = list(map(dict.get, dicts, repeat(ROW_ATTRS)))
+    # (Absent: the model's columns, state.py.)
+    row_names = list(map(dict.get, dicts, repeat(ROW_ATTRS), repeat(names)))
     # Usually one tuple shared by the rows of a query: counted by identity.
     first = row_names[0]
     if first != names or row_names.count(first) != n:

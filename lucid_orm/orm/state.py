@@ -17,7 +17,8 @@ DELETED = "_lucid_deleted"  # True after delete(): the instance refuses mutation
 LOCAL = "_lucid_local"  # True for instances made in code, absent for fetched ones
 ORIGINAL = "_lucid_original"  # attribute values as last read/written (built lazily, see ROW)
 ROW = "_lucid_row"  # hydration's column values, in result order: ORIGINAL on first use
-ROW_ATTRS = "_lucid_row_attrs"  # the attribute names of ROW's values
+ROW_ATTRS = "_lucid_row_attrs"  # the attribute names of ROW's values; absent beside ROW:
+# the model's columns in declaration order (``stream()``'s rows: one store less per row)
 EXTRAS = "_lucid_extras"  # selected values that are not columns (aggregates, pivot columns):
 # a dict, or as hydrated lazily the ``LazyExtras`` of the result shape (where each extra is in
 # the row kept under EXTRAS_ROW), read into a dict on first use (``extras_of``)
@@ -60,7 +61,10 @@ def original_of(instance: Any) -> dict[str, Any]:
         row = d.pop(ROW, None)
         if row is None:
             return {}
-        found = d[ORIGINAL] = dict(zip(d.pop(ROW_ATTRS), row, strict=False))
+        names = d.pop(ROW_ATTRS, None)
+        if names is None:
+            names = type(instance).columns
+        found = d[ORIGINAL] = dict(zip(names, row, strict=False))
     return found
 
 

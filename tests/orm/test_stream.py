@@ -6,6 +6,7 @@ whatever the row count."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import tracemalloc
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from lucid_orm import (
     has_many,
 )
 from lucid_orm.database import Database
+from lucid_orm.orm.state import ROW_ATTRS
 from lucid_orm.relations import HasMany
 from tests import models
 from tests.helpers import count_queries
@@ -204,6 +206,37 @@ class TestStreamedInstances:
             await changed.save()
         assert q.count == 1
         assert (await Post.find_or_fail(changed.id)).title == "changed"
+
+    async def test_streamed_rows_keep_their_state_through_writes_and_copies(
+        self, database: Database, fast_paths: bool
+    ) -> None:
+        # The model-columns loop leaves the row's names implied (state.py's ``ROW_ATTRS``):
+        # every reader of the row (``original``, bulk updates compared in place, the journal
+        # that puts the row back on rollback, a copy) sees the model's columns.
+        await make_posts(4)
+        streamed = [p async for p in Post.query().order_by("id").stream(batch_size=3)]
+        if fast_paths:  # the names left out, one store less per row
+            assert ROW_ATTRS not in streamed[0].__dict__
+        fetched = await Post.query().order_by("id")
+        copies = [copy.copy(p) for p in streamed]
+        assert [c.original for c in copies] == [p.original for p in fetched]
+        for p in streamed:
+            p.title = p.title.upper()
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as trx:
+                await Post.update_many(streamed, client=trx)
+                assert all(not p.is_dirty for p in streamed)
+                raise RuntimeError("roll back")
+        # Rolled back: each original is the row as streamed again, the change dirty again.
+        assert [p.original for p in streamed] == [p.original for p in fetched]
+        assert [p.dirty for p in streamed] == [{"title": p.title.upper()} for p in fetched]
+        with count_queries() as q:
+            await Post.update_many(streamed)
+        assert q.count == 1
+        assert [p.title for p in await Post.query().order_by("id")] == [
+            f"P{i:03d}" for i in range(4)
+        ]
+        assert all(p.is_persisted and not p.is_dirty for p in streamed)
 
     async def test_break_and_close_give_the_connection_back(self, database: Database) -> None:
         await make_posts(6)
