@@ -209,7 +209,7 @@ class ModelInfo:
         if found is None:
             from .hydration import build_plan  # hydration reads models through info_of
 
-            found = self.plans[tuple(keys)] = build_plan(self.by_column, keys)
+            found = self.plans[tuple(keys)] = build_plan(self.by_column, keys, tuple(self.columns))
         return found
 
 

@@ -18,7 +18,7 @@ LOCAL = "_lucid_local"  # True for instances made in code, absent for fetched on
 ORIGINAL = "_lucid_original"  # attribute values as last read/written (built lazily, see ROW)
 ROW = "_lucid_row"  # hydration's column values, in result order: ORIGINAL on first use
 ROW_ATTRS = "_lucid_row_attrs"  # the attribute names of ROW's values; absent beside ROW:
-# the model's columns in declaration order (``stream()``'s rows: one store less per row)
+# the model's columns in declaration order (rows of a query without select(): one store less)
 EXTRAS = "_lucid_extras"  # selected values that are not columns (aggregates, pivot columns):
 # a dict, or as hydrated lazily the ``LazyExtras`` of the result shape (where each extra is in
 # the row kept under EXTRAS_ROW), read into a dict on first use (``extras_of``)

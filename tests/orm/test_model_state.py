@@ -9,6 +9,8 @@ import pytest
 
 from lucid_orm import LucidError, column
 from lucid_orm.database import Database
+from lucid_orm.orm import hydration
+from lucid_orm.orm.state import ROW_ATTRS
 from tests import models
 from tests.helpers import count_queries
 
@@ -100,6 +102,49 @@ class TestPersistedInstance:
         original = user.original
         original["username"] = "changed"
         assert user.original["username"] == "virk"
+
+
+class TestHydratedRowNames:
+    """Hydration keeps each row as the instance's ``original`` until it is read; the names of
+    the row's values are left out when they are the model's columns in declaration order
+    (state.py's ``ROW_ATTRS``). Every reader must see the same state either way."""
+
+    async def test_rows_of_the_model_columns_leave_their_names_out(
+        self, database: Database
+    ) -> None:
+        await User.create_many([{"username": "a", "points": 1}, {"username": "b", "points": 2}])
+        users = await User.query().order_by("id")
+        if hydration.FAST_PATHS:
+            assert all(ROW_ATTRS not in u.__dict__ for u in users)
+        assert [u.original for u in users] == [
+            {"id": u.id, "username": n, "email": None, "points": p, "meta": None}
+            for u, n, p in zip(users, "ab", (1, 2), strict=True)
+        ]
+        for u in users:
+            u.points = (u.points or 0) + 10
+        assert [u.dirty for u in users] == [{"points": 11}, {"points": 12}]
+        with count_queries() as q:
+            await User.update_many(users)
+        assert q.count == 1
+        assert not any(u.is_dirty for u in users)
+        assert [u.points for u in await User.query().order_by("id")] == [11, 12]
+
+    async def test_rows_of_another_shape_keep_their_names(self, database: Database) -> None:
+        await User.create({"username": "a", "points": 1})
+        # The columns in another order, and a subset: the names go with the row.
+        for columns in (["points", "username", "id"], ["id", "points"]):
+            user = await User.query().select(*columns).first_or_fail()
+            if hydration.FAST_PATHS:
+                assert user.__dict__[ROW_ATTRS] == tuple(columns)
+            assert user.original == {c: getattr(user, c) for c in columns}
+            user.points = 5
+            assert user.dirty == {"points": 5}
+            with count_queries() as q:
+                await User.update_many([user])
+            assert q.count == 1
+            user.points = 1
+            await user.save()
+            assert not user.is_dirty
 
 
 class TestAbsentVsNone:
