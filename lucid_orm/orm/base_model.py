@@ -5,6 +5,7 @@ dicts to ``serializer``."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transform, overload
@@ -39,10 +40,13 @@ from .relations.morph_to_many import morph_to_many, morphed_by_many
 from .state import (
     DELETED,
     EXTRAS,
+    EXTRAS_ROW,
     LOCAL,
     ORIGINAL,
     PERSISTED,
+    ROW,
     SIDELOADED,
+    TRX,
     LazyExtras,
     bound_transaction,
     dirty_of,
@@ -160,6 +164,45 @@ class BaseModel:
         d[ORIGINAL] = {}
         if values:
             self.merge(values)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state ``pickle`` and ``copy.deepcopy`` take: the instance's ``__dict__`` with the
+        result rows hydration keeps for lazy reads (``original``, pivot extras) as tuples (a
+        driver's row type, asyncpg's ``Record``, can be neither pickled nor copied) and without
+        the binding to a transaction (a live connection, which no copy can carry)."""
+        d = self.__dict__
+        row = d.get(ROW)
+        extras_row = d.get(EXTRAS_ROW)
+        if (
+            (row is None or type(row) is tuple)
+            and (extras_row is None or type(extras_row) is tuple)
+            and TRX not in d
+        ):
+            return d
+        state = dict(d)
+        state.pop(TRX, None)
+        if row is not None:
+            state[ROW] = tuple(row)
+        if extras_row is not None:
+            state[EXTRAS_ROW] = tuple(extras_row)
+        return state
+
+    def __copy__(self) -> Self:
+        """A shallow copy: the same values, state and transaction binding."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        """A deep copy of the values and state (preloaded relations included), bound to the
+        same transaction as this instance, if any: the transaction itself is not copied."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__getstate__(), memo))
+        trx = self.__dict__.get(TRX)
+        if trx is not None:
+            copied.__dict__[TRX] = trx
+        return copied
 
     if not TYPE_CHECKING:
         # Hidden from type checkers: a visible __setattr__ would let mypy and pyright accept an

@@ -8,6 +8,8 @@ preloader's grouping are the same."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from lucid_orm.orm import hydration
 from lucid_orm.orm.relations.base import group_rows
 from lucid_orm.orm.state import EXTRAS, EXTRAS_ROW, LazyExtras, extra_value, extras_of
 from lucid_orm.relations import HasMany, ManyToMany
+from tests.helpers import count_queries
 from tests.models import Post, Skill, User
 
 try:  # an optional extra: the minimum-versions run has no pydantic
@@ -206,3 +209,45 @@ class TestSameForUsers:
         assert skill.extras["pivot_user_id"] == virk.id and skill.dirty == {}
         assert (await MetaUser.find_or_fail(virk.id)).points == 7
         assert counted.serialize()["meta"] == {"posts_count": 2}
+
+    async def test_fetched_instances_pickle_and_copy_in_both_forms(
+        self, seeded: tuple[list[MetaUser], list[Skill]]
+    ) -> None:
+        # Hydration keeps the driver's rows for lazy reads (``original``, pivot keys); on
+        # PostgreSQL those are asyncpg Records, which neither pickle nor copy.deepcopy take.
+        users = await MetaUser.query().preload("skills").with_count("posts").order_by("id")
+
+        def state(u: MetaUser) -> tuple[Any, ...]:
+            skills = [(s.attributes, s.original, s.extras, s.is_persisted) for s in u.skills]
+            return (u.attributes, u.original, u.extras, u.is_persisted, u.dirty, skills)
+
+        expected = [
+            state(u)
+            for u in await MetaUser.query().preload("skills").with_count("posts").order_by("id")
+        ]
+        for copied in (pickle.loads(pickle.dumps(users)), copy.deepcopy(users)):
+            assert [state(u) for u in copied] == expected
+            skill = copied[0].skills[0]
+            skill.name = "changed"
+            assert skill.dirty == {"name": "changed"}
+            with count_queries() as q:
+                await skill.save()
+            assert q.count == 1
+            assert (await Skill.find_or_fail(skill.id)).name == "changed"
+        # The instances copied from are as they were: their rows still lazy.
+        assert [state(u) for u in users] == expected
+
+    async def test_an_instance_bound_to_a_transaction_pickles_unbound_and_copies_bound(
+        self, seeded: tuple[list[MetaUser], list[Skill]], database: Database
+    ) -> None:
+        async with database.transaction() as trx:
+            user = await MetaUser.query(client=trx).order_by("id").first_or_fail()
+            assert user.trx is trx
+            unpickled = pickle.loads(pickle.dumps(user))
+            deep, shallow = copy.deepcopy(user), copy.copy(user)
+            assert unpickled.trx is None and deep.trx is trx and shallow.trx is trx
+            assert unpickled.original == deep.original == shallow.original == user.original
+            deep.points = 41
+            await deep.save()  # through the transaction it is bound to
+            assert (await MetaUser.find_or_fail(user.id, client=trx)).points == 41
+        assert (await MetaUser.find_or_fail(user.id)).points == 41
