@@ -8,7 +8,7 @@ import inspect
 import sys
 import typing
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.sql import ColumnElement, TableClause
 from sqlalchemy.types import NullType
 
 from ..errors import LucidError
+from ..query.shape import columns_shape
 from .columns import UNSET, ColumnAttribute, ColumnDef, UUIDType, computed, sql_type_for
 from .hooks import GlobalScopeFn, Scope, collect_global_scopes, collect_hooks
 
@@ -69,6 +70,11 @@ class ModelInfo:
     table: TableClause | None = None
     by_column: dict[str, ColumnDef] = field(default_factory=dict)
     select_columns: list[ColumnElement[Any]] = field(default_factory=list)
+    # ``columns_shape`` of ``select_columns``: the SELECT list of every query that selects
+    # nothing itself (query/shape.py), taken once per table.
+    select_shape: Hashable | None = None
+    # The primary-key columns, in key order: the tie-breakers of cursor pages.
+    key_columns: tuple[ColumnElement[Any], ...] = ()
     plans: dict[tuple[str, ...], HydrationPlan] = field(default_factory=dict)
     types_resolved: bool = False
     relations: dict[str, Any] = field(default_factory=dict)
@@ -194,6 +200,8 @@ class ModelInfo:
         self.select_columns = [
             table.c[c.column_name] for c in self.columns.values() if c.column_name
         ]
+        self.select_shape = columns_shape(self.select_columns)
+        self.key_columns = tuple(table.c[self.columns[k].column_name] for k in self.primary_keys)
         self.plans = {}
         self.key_types = None
         self.composite_key_types = None

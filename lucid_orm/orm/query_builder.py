@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from ..database.result import ExecResult
     from ..query.cursor import CursorPaginator, OrderKey
     from .base_model import BaseModel
-    from .model_info import ModelInfo
     from .relations.base import (
         ManyRelation,
         OneRelation,
@@ -404,13 +403,9 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             selected = state.columns
             columns = columns_shape(selected)
         else:
-            # The model's own columns: the same shape on every query, read once per table.
+            # The model's own columns: the same shape on every query, taken once per table.
             selected = info.select_columns
-            found = _DEFAULT_COLUMNS.get(id(selected))
-            if found is None or found[0] is not selected:
-                found = (selected, columns_shape(selected))
-                _DEFAULT_COLUMNS[id(selected)] = found
-            columns = found[1]
+            columns = info.select_shape
         if columns is None:
             columns = self._aggregate_columns_shape(selected, binds)
             if columns is None:
@@ -487,14 +482,12 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             or _adds_parts(state)
         ):
             return None
-        where = stmt.whereclause
-        if where is None:
+        found = _where_shape(stmt)
+        if found is None:
             return None
-        sub_binds: list[Any] = []
-        condition = condition_shape(where, sub_binds)
-        if condition is None:
-            return None
-        return ("count", id(relation), type(sub), state.alias, condition), sub_binds
+        condition, sub_binds = found
+        # The relation itself (not its id): the key keeps it, so no other relation takes its id.
+        return ("count", relation, type(sub), state.alias, condition), sub_binds
 
     async def count_rows(self) -> int:
         """The number of rows this query matches (respects distinct and group_by)."""
@@ -981,7 +974,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             self,
             per_page,
             cursor,
-            _tie_breakers(self._info),
+            self._info.key_columns,
             self._cursor_reader,
             self.model.naming_strategy,
         )
@@ -1107,15 +1100,26 @@ def _exists_shape(sub: Any, stmt: Select[Any], negate: bool) -> tuple[Hashable, 
         or _adds_parts(state)
     ):
         return None
+    found = _where_shape(stmt, sub._clause_shapes)
+    if found is None:
+        return None
+    condition, sub_binds = found
+    # The relation itself (not its id): the key keeps it, so no other relation takes its id.
+    return ("exists", relation, type(sub), negate, condition), sub_binds
+
+
+def _where_shape(
+    stmt: Select[Any], known: tuple[tuple[Any, Hashable, list[Any]], ...] = ()
+) -> tuple[Hashable, list[Any]] | None:
+    """The shape of a correlated subquery's WHERE, read as a query's is (``condition_shape``,
+    ``known``: its own shaped EXISTS conditions), and its parameters; ``None`` without a WHERE
+    or with a part it doesn't read completely."""
     where = stmt.whereclause
     if where is None:
         return None
-    sub_binds: list[Any] = []
-    condition = condition_shape(where, sub_binds, sub._clause_shapes)
-    if condition is None:
-        return None
-    # The relation itself (not its id): the key keeps it, so no other relation takes its id.
-    return ("exists", relation, type(sub), negate, condition), sub_binds
+    binds: list[Any] = []
+    condition = condition_shape(where, binds, known)
+    return None if condition is None else (condition, binds)
 
 
 def _run_scopes(
@@ -1140,25 +1144,3 @@ def row_locked(builder: ModelQueryBuilder[Any], stmt: Select[Any]) -> Select[Any
         skip_locked=opts.get("skip_locked", False),
         nowait=opts.get("nowait", False),
     )
-
-
-# The primary-key columns of a model's table (its cursor pages' tie-breakers), by table: the
-# column look-ups are the same on every page. Keyed by the table's identity, which the entry
-# keeps alive.
-_TIES: dict[int, tuple[Any, tuple[ColumnElement[Any], ...]]] = {}
-
-
-def _tie_breakers(info: ModelInfo) -> tuple[ColumnElement[Any], ...]:
-    table = info.table
-    if table is None:
-        return ()
-    found = _TIES.get(id(table))
-    if found is None or found[0] is not table:
-        found = (table, tuple(table.c[info.columns[pk].column_name] for pk in info.primary_keys))
-        _TIES[id(table)] = found
-    return found[1]
-
-
-# ``columns_shape`` of a model's default SELECT list (``info.select_columns``), by the list's
-# identity (the entry keeps it alive).
-_DEFAULT_COLUMNS: dict[int, tuple[Any, Hashable | None]] = {}
