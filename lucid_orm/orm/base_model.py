@@ -47,12 +47,10 @@ from .state import (
     ROW,
     SIDELOADED,
     TRX,
-    LazyExtras,
     bound_transaction,
     dirty_of,
     original_of,
     own_dict,
-    read_extras,
 )
 
 if TYPE_CHECKING:
@@ -271,8 +269,7 @@ class BaseModel:
         found: Any = d.get(EXTRAS)
         if type(found) is dict:
             return found
-        if type(found) is LazyExtras:  # the lazy extras, as hydrated (state.py)
-            return read_extras(d, found)
+        # Absent, or lazy as hydrated: made or read into the instance's dict (state.py).
         return own_dict(self, EXTRAS)
 
     @property

@@ -97,7 +97,7 @@ def extras_of(instance: Any) -> dict[str, Any]:
     if found is None:
         return _NO_VALUES
     if type(found) is LazyExtras:
-        return read_extras(instance.__dict__, found)
+        return _read_extras(instance.__dict__, found)
     return found  # type: ignore[no-any-return]
 
 
@@ -113,7 +113,7 @@ def extra_value(d: dict[str, Any], name: str) -> Any:
     return found.get(name)
 
 
-def read_extras(d: dict[str, Any], lazy: LazyExtras) -> dict[str, Any]:
+def _read_extras(d: dict[str, Any], lazy: LazyExtras) -> dict[str, Any]:
     """The lazy extras ``lazy`` of the instance whose ``__dict__`` is ``d`` read into their
     dict, which replaces them."""
     row = d[EXTRAS_ROW]
@@ -129,7 +129,7 @@ def own_dict(instance: Any, key: str) -> dict[str, Any]:
     if found is None:
         found = d[key] = {}
     elif type(found) is LazyExtras:  # the lazy extras, as hydrated
-        found = read_extras(d, found)
+        found = _read_extras(d, found)
     return found  # type: ignore[no-any-return]
 
 
