@@ -56,7 +56,8 @@ async def galera(galera_urls: list[str]) -> AsyncIterator[Galera]:
     db.configure(
         connection="cluster",
         connections={
-            "node1": {"url": urls[0]},
+            # Causal on both: the test reads from node 1 what node 3 wrote, and the other way.
+            "node1": {"url": urls[0], "connect_args": causal},
             "node3": {"url": urls[2], "connect_args": causal},
             # Several write hosts: new connections go to the first one that answers.
             "cluster": {
