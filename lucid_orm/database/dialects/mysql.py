@@ -10,6 +10,7 @@ import datetime as _dt
 import hashlib
 import json
 import operator
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ if TYPE_CHECKING:
 
 # Compiled statement shapes kept per kind (INSERT, bulk UPDATE, upsert).
 _SHAPE_CACHE_SIZE = 256
+# Sessions run in UTC: datetimes travel as UTC, and CURRENT_TIMESTAMP (``schema.now()``, the
+# ``timestamps()`` defaults) must give UTC too.
+_UTC_SESSION = "SET time_zone = '+00:00'"
+_SETS_TIME_ZONE = re.compile(r"\btime_zone\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,9 @@ class MysqlDialect(Dialect):
         self._upserts: LRU[_RowsShape] = LRU(_SHAPE_CACHE_SIZE)
 
     def engine_options(self, setup: EngineSetup) -> None:
-        setup.connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+        # The session's time zone is set by the driver's ``init_command`` (no round trip of
+        # its own), or after the user's own command when there is one (``install_events``).
+        setup.connect_args.setdefault("init_command", _UTC_SESSION)
         # The pool's rollback on check-in runs in the "reset" listener of install_events
         # instead, which skips it after a committed transaction.
         setup.kwargs["pool_reset_on_return"] = None
@@ -146,11 +153,28 @@ class MysqlDialect(Dialect):
         autocommit is left as it is). The lean path's own checkouts
         (``executor.lean_checkout``) keep it on. A connection dropped meanwhile raises
         ``DisconnectionError``: the pool replaces it and retries, as a pre-ping would; any
-        other error invalidates it and raises, as any failed checkout does."""
+        other error invalidates it and raises, as any failed checkout does.
+
+        A ``connect_args`` ``init_command`` of the user's replaces the driver's one that sets
+        the session to UTC: a "connect" listener then sets it, unless that command names
+        ``time_zone`` itself (the user's choice)."""
         from ..executor import AUTOCOMMIT_SET, lean_checkout
         from ..query_client import COMMITTED
 
         dialect = engine.dialect
+
+        command = (cfg.get("connect_args") or {}).get("init_command")
+        if command is not None and not _SETS_TIME_ZONE.search(str(command)):
+            # A user's ``init_command`` takes the driver's place of lucid_orm's (it has one
+            # statement): the session is set to UTC right after it, on every new connection,
+            # unless the command sets a time zone itself.
+            @event.listens_for(engine, "connect")
+            def _utc_session(dbapi_conn: Any, record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                try:
+                    cursor.execute(_UTC_SESSION)
+                finally:
+                    cursor.close()
 
         @event.listens_for(engine, "checkout")
         def _autocommit_off(dbapi_conn: Any, record: Any, proxy: Any) -> None:
