@@ -10,6 +10,7 @@ import typing
 import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid
@@ -76,6 +77,8 @@ class ModelInfo:
     # The primary-key columns, in key order: the tie-breakers of cursor pages.
     key_columns: tuple[ColumnElement[Any], ...] = ()
     plans: dict[tuple[str, ...], HydrationPlan] = field(default_factory=dict)
+    # Column attribute -> annotated optional (``is_optional``), as found.
+    optional: dict[str, bool] = field(default_factory=dict)
     types_resolved: bool = False
     relations: dict[str, Any] = field(default_factory=dict)
     prepare_map: dict[str, tuple[str, Any]] = field(default_factory=dict)
@@ -164,6 +167,24 @@ class ModelInfo:
             module = _module_of(self._declaring_class(name))
             ann = eval(ann, {**vars(typing), **vars(module), **(namespace or {})})
         return ann
+
+    def is_optional(self, name: str) -> bool:
+        """Whether column attribute ``name`` is annotated optional (``X | None``,
+        ``Optional[X]``): it may hold NULL. Found once per attribute."""
+        known = self.optional.get(name)
+        if known is None:
+            try:
+                ann = self.annotation(name)
+            except Exception:
+                return False  # not resolvable yet: asked again next time
+            if typing.get_origin(ann) is typing.Annotated:
+                ann = typing.get_args(ann)[0]
+            origin = typing.get_origin(ann)
+            known = (origin is typing.Union or origin is UnionType) and type(
+                None
+            ) in typing.get_args(ann)
+            self.optional[name] = known
+        return known
 
     def _declaring_class(self, name: str) -> type:
         """The class whose body annotated column ``name`` (a base for inherited columns)."""

@@ -968,7 +968,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         ``page = await Post.query().order_by("created_at", "desc").cursor_paginate(20,
         cursor=request_cursor)``; ``page.next_cursor`` / ``page.previous_cursor`` fetch the
         neighbours. The primary key is appended to the ordering as the tie-breaker; sort
-        columns must hold no NULLs. A cursor that does not fit the query raises
+        columns annotated optional (``int | None``) may hold NULLs, paged in the database's
+        NULL order; others must hold none. A cursor that does not fit the query raises
         ``E_INVALID_CURSOR`` (status 400)."""
         return await paginate_by_cursor(
             self,
@@ -977,7 +978,18 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             self._info.key_columns,
             self._cursor_reader,
             self.model.naming_strategy,
+            self._cursor_nullable,
         )
+
+    def _cursor_nullable(self, key: OrderKey) -> bool:
+        """Whether sort column ``key`` may hold NULL: a column of this model whose attribute
+        is annotated optional (``int | None``)."""
+        info = self._info
+        found = info.by_column.get(key.name)
+        table = getattr(key.column, "table", None)
+        if found is None or found.is_primary or (table is not None and table is not info.table):
+            return False
+        return info.is_optional(found.attribute_name)
 
     def _cursor_reader(self, key: OrderKey) -> Callable[[Any], Any]:
         """The function reading sort value ``key`` back from a row of this query."""

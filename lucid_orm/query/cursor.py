@@ -13,10 +13,13 @@ cursor made for another ``order_by`` is refused. Anything that does not decode, 
 values do not fit the columns, is ``E_INVALID_CURSOR`` (status 400). A cursor is not signed:
 forging one only moves to another position of the same query, whose values are bound.
 
-NULLs: a keyset comparison never matches NULL, so the sort columns must hold no NULLs
-(declare them NOT NULL). A page that reads a row with a NULL sort value raises
-``E_INVALID_ARGUMENT``; rows with NULLs that the database sorts after a cursor's boundary can't
-be reached by any keyset comparison, which is why the columns must not allow them.
+NULLs: a plain keyset comparison never matches NULL. A sort column the query says may hold
+NULL (a model column annotated optional, ``int | None``: ``OrderKey.nullable``) gets a
+NULL-aware condition instead, in the database's own NULL order (``Dialect.nulls_sort_high``:
+PostgreSQL sorts NULL above every value, SQLite and MySQL below), with ``IS NULL`` /
+``IS NOT NULL`` terms, so its NULL rows are paged like any other. Any other sort column must
+hold no NULLs: a page that reads a row with a NULL value there raises ``E_INVALID_ARGUMENT``
+rather than lose rows silently.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, literal, or_, tuple_
+from sqlalchemy import and_, false, literal, or_, tuple_
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -59,11 +62,13 @@ def invalid_cursor(reason: str) -> LucidError:
 
 @dataclass(slots=True, frozen=True)
 class OrderKey:
-    """One column of the ordering: the column, its direction and its result key."""
+    """One column of the ordering: the column, its direction and its result key;
+    ``nullable``: the column may hold NULL (the keyset condition then takes NULLs in)."""
 
     column: ColumnElement[Any]
     desc: bool
     name: str
+    nullable: bool = False
 
     def ordered(self, reverse: bool) -> ColumnElement[Any]:
         """``column ASC``/``DESC`` (flipped when reading backwards)."""
@@ -221,9 +226,9 @@ def _decode_value(value: Any) -> Any:
 
 
 def encode_check(values: Sequence[Any], keys: Sequence[OrderKey]) -> None:
-    """Refuse NULL sort values (``E_INVALID_ARGUMENT``)."""
+    """Refuse NULL values of sort columns not known to hold NULLs (``E_INVALID_ARGUMENT``)."""
     for key, value in zip(keys, values, strict=True):
-        if value is None:
+        if value is None and not key.nullable:
             raise LucidError(
                 f'cursor_paginate() found NULL in sort column "{key.name}": keyset pagination '
                 "needs non-null sort columns (a comparison with NULL matches no row)",
@@ -331,6 +336,8 @@ def decode_cursor(
 def _check_type(key: OrderKey, value: Any) -> None:
     """Refuse a value the column can't hold (a forged cursor), before the database does."""
     if value is None:
+        if key.nullable:
+            return
         raise invalid_cursor("a sort value is missing")
     try:
         expected = key.column.type.python_type
@@ -350,11 +357,21 @@ def _check_type(key: OrderKey, value: Any) -> None:
 
 # -- the keyset condition --------------------------------------------------------------------------
 def keyset_condition(
-    keys: Sequence[OrderKey], values: Sequence[Any], forward: bool
+    keys: Sequence[OrderKey], values: Sequence[Any], forward: bool, nulls_high: bool = False
 ) -> ColumnElement[Any]:
     """The rows after (``forward``) or before the boundary ``values`` in the order of
     ``keys``: one row-value comparison when every key sorts the same way, else the expanded
-    OR of equal prefixes."""
+    OR of equal prefixes; NULL-aware (``_with_nulls``) when a key may hold NULL, in the order
+    of a database that sorts NULL above every value (``nulls_high``) or below."""
+    if any(k.nullable for k in keys) and (
+        any(v is None for v in values)
+        or any(k.nullable and nulls_high == (k.desc != forward) for k in keys)
+    ):
+        # NULLs past the boundary, or a NULL boundary value. Otherwise (non-NULL values,
+        # every NULL before them in the reading direction: SQLite and MySQL reading
+        # ascending columns forward) the plain forms below are exact: a comparison with
+        # NULL is never true, and those rows are behind the boundary anyway.
+        return _with_nulls(keys, values, forward, nulls_high)
     if len(keys) == 1:
         # asc + forward or desc + backward: greater; else smaller.
         op = operator.gt if keys[0].desc != forward else operator.lt
@@ -377,6 +394,35 @@ def keyset_condition(
         equal = [keys[j].column == bound[j] for j in range(i)]
         terms.append(and_(*equal, step) if equal else step)
     return or_(*terms)
+
+
+def _with_nulls(
+    keys: Sequence[OrderKey], values: Sequence[Any], forward: bool, nulls_high: bool
+) -> ColumnElement[Any]:
+    """The expanded keyset condition with NULL as the database orders it: per key, the rows
+    past the boundary value in the reading direction, after an equal prefix (``IS NULL`` for
+    a NULL boundary value). Reading towards greater values where NULL sorts high (or towards
+    smaller ones where it sorts low), the NULLs come after every value: past a value are the
+    greater ones and the NULLs, past NULL nothing (that term drops out); the other way round,
+    past a value are the smaller ones only, past NULL every non-NULL value."""
+    terms: list[ColumnElement[Any]] = []
+    equal: list[ColumnElement[Any]] = []
+    for key, value in zip(keys, values, strict=True):
+        col = key.column
+        greater = key.desc != forward
+        nulls_after = nulls_high == greater
+        step: ColumnElement[Any] | None
+        if value is None:
+            step = None if nulls_after else col.is_not(None)
+        else:
+            bound = literal(value, col.type)
+            step = col > bound if greater else col < bound
+            if key.nullable and nulls_after:
+                step = or_(step, col.is_(None))
+        if step is not None:
+            terms.append(and_(*equal, step) if equal else step)
+        equal.append(col.is_(None) if value is None else col == literal(value, col.type))
+    return or_(*terms) if terms else false()
 
 
 _is_none = functools.partial(operator.is_, None)
@@ -520,21 +566,29 @@ async def paginate_by_cursor(
     tie_breakers: Sequence[ColumnElement[Any]],
     reader_of: Callable[[OrderKey], Callable[[Any], Any]],
     naming_strategy: MetaKeysNaming | None = None,
+    nullable: Callable[[OrderKey], bool] | None = None,
 ) -> CursorPaginator[Any]:
     """Run one page of ``builder`` (a ``Chainable`` whose ``exec()`` returns rows):
     ``tie_breakers`` (the primary key) are appended to its ordering unless it has them;
     ``reader_of(key)`` is the function that reads that sort value back from a row (resolved
-    once per page, not per row)."""
+    once per page, not per row); ``nullable(key)``: whether that sort column may hold NULL
+    (none may, without it)."""
     check_page(1, per_page, "cursor_paginate")
     order = ordering(builder.state.order_by, tie_breakers)
     keys, checksum = order.keys, order.checksum
+    if nullable is not None and any(flags := [nullable(k) for k in keys]):
+        keys = tuple(
+            OrderKey(k.column, k.desc, k.name, True) if flag else k
+            for k, flag in zip(keys, flags, strict=True)
+        )
     forward = True
     page = builder.clone()
     state = page.state
     if cursor is not None:
         forward, values = decode_cursor(cursor, keys, checksum)
         # AND-ed around the user's conditions: an or_where can't escape the keyset.
-        state.scoped.append(keyset_condition(keys, values, forward))
+        nulls_high = builder.client.dialect_ops.nulls_sort_high
+        state.scoped.append(keyset_condition(keys, values, forward, nulls_high))
     state.order_by = order.order_by(forward)
     state.limit = per_page + 1
     state.offset = None
@@ -543,6 +597,8 @@ async def paginate_by_cursor(
     # as such a row is read (the extra row included), never skip rows silently.
     readers = [reader_of(k) for k in keys]
     for key, read in zip(keys, readers, strict=True):
+        if key.nullable:
+            continue
         # ``None in`` is the quick test (compared in C, identity first); a value that claims
         # equality with None is then told apart by identity, which is what counts.
         if None in map(read, rows) and any(map(_is_none, map(read, rows))):

@@ -37,6 +37,14 @@ class User(models.User):
     posts: HasMany[Post] = has_many(lambda: Post)
 
 
+class StrictPost(models.Post):
+    """``posts`` with ``score`` declared never NULL."""
+
+    table = "posts"
+    title: str = column()
+    score: int = column()
+
+
 class CamelPost(models.Post):
     table = "posts"
     naming_strategy = CamelCaseNamingStrategy()
@@ -109,7 +117,7 @@ class TestForward:
         assert " OR " in q.sqls[1].upper()
 
     async def test_same_direction_uses_a_row_value(self, posts: list[Post]) -> None:
-        query = Post.query().order_by("score").order_by("title")
+        query = StrictPost.query().order_by("score").order_by("title")
         expected = ids_of(await query.clone().order_by("id"))
         with count_queries() as q:
             pages = await walk(query, 3)
@@ -283,13 +291,15 @@ class TestInvalid:
             await Post.query().order_by_raw("lower(title)").cursor_paginate(2)
         assert info.value.code == "E_INVALID_ARGUMENT"
 
-    async def test_null_sort_value_is_refused(self, posts: list[Post]) -> None:
+    async def test_null_in_a_column_not_annotated_optional_is_refused(
+        self, posts: list[Post]
+    ) -> None:
         await Post.query().where("id", posts[0].id).update({"score": None})
         # In the direction where the database sorts NULLs first (PostgreSQL sorts them last
         # in ascending order): the row is read, and refused, on the first page.
         direction = "desc" if db.get_connection().dialect_name == "postgresql" else "asc"
         with pytest.raises(LucidError) as info:
-            await walk(Post.query().order_by("score", direction), 3)
+            await walk(StrictPost.query().order_by("score", direction), 3)
         assert info.value.code == "E_INVALID_ARGUMENT"
         assert "NULL" in info.value.message
 
@@ -449,3 +459,101 @@ def score_keys() -> list[cursor_module.OrderKey]:
 
 class Level(enum.IntEnum):
     HIGH = 2
+
+
+class TestNulls:
+    """Sort columns annotated optional (``int | None``) may hold NULLs: pages follow the
+    database's own NULL order (PostgreSQL: above every value; SQLite, MySQL: below), forward
+    and backward, with no row lost or repeated."""
+
+    @pytest.fixture
+    async def with_nulls(self, posts: list[Post]) -> list[Post]:
+        # Three NULL scores, among ties of every other score; one NULL creation time.
+        for i in (0, 3, 5):
+            await Post.query().where("id", posts[i].id).update({"score": None})
+        await Post.query().where("id", posts[6].id).update({"created_at": None})
+        return posts
+
+    @pytest.mark.parametrize("direction", ["asc", "desc"])
+    @pytest.mark.parametrize("per_page", [1, 2, 3])
+    async def test_walks_every_row_in_the_databases_order(
+        self, with_nulls: list[Post], direction: str, per_page: int
+    ) -> None:
+        query = Post.query().order_by("score", direction)
+        # The order the database itself gives the query, the key breaking ties.
+        expected = [p.id for p in await query.clone().order_by("id")]
+        assert len(expected) == len(ROWS)
+        pages = await walk(query, per_page)
+        assert [i for page in pages for i in ids(page)] == expected
+        assert all(len(page) == per_page for page in pages[:-1])
+        # And back again from the last page, through the same pages.
+        back = [pages[-1]]
+        while back[-1].previous_cursor is not None:
+            back.append(await query.clone().cursor_paginate(per_page, back[-1].previous_cursor))
+        assert [ids(page) for page in reversed(back)] == [ids(page) for page in pages]
+
+    @pytest.mark.parametrize(
+        "order", [("score", "asc", "title", "desc"), ("title", "asc", "score", "desc")]
+    )
+    async def test_mixed_directions_and_a_second_nullable_column(
+        self, with_nulls: list[Post], order: tuple[str, str, str, str]
+    ) -> None:
+        query = (
+            Post.query()
+            .order_by(order[0], order[1])
+            .order_by(order[2], order[3])
+            .order_by("created_at", "desc")
+        )
+        expected = [p.id for p in await query.clone().order_by("id")]
+        pages = await walk(query, 2)
+        assert [i for page in pages for i in ids(page)] == expected
+
+    async def test_a_null_boundary_goes_through_the_cursor(self, with_nulls: list[Post]) -> None:
+        # The first page ends on a NULL score in the dialect's NULL order.
+        direction = "asc" if db.get_connection().dialect_name != "postgresql" else "desc"
+        query = Post.query().order_by("score", direction)
+        first = await query.clone().cursor_paginate(2)
+        assert [p.score for p in first] == [None, None]
+        with count_queries() as q:
+            second = await query.clone().cursor_paginate(2, first.next_cursor)
+        assert len(q) == 1
+        assert [p.score for p in second][0] is None
+        assert not set(ids(first)) & set(ids(second))
+
+    async def test_a_forged_null_in_a_column_that_holds_none_is_refused(
+        self, with_nulls: list[Post]
+    ) -> None:
+        token = base64.urlsafe_b64encode(
+            json.dumps(
+                {
+                    "d": "n",
+                    "v": [None, None],
+                    "o": cursor_module.signature(
+                        cursor_module.ordering(
+                            [StrictPost.query().order_by("score").state.order_by[0]],
+                            [StrictPost.query()._info.key_columns[0]],
+                        ).keys
+                    ),
+                }
+            ).encode()
+        ).decode()
+        with pytest.raises(LucidError) as info:
+            await StrictPost.query().order_by("score").cursor_paginate(2, token)
+        assert info.value.code == "E_INVALID_CURSOR"
+
+    async def test_the_row_value_stays_where_nulls_sort_before_the_boundary(
+        self, with_nulls: list[Post]
+    ) -> None:
+        # Ascending, forward, past non-NULL values: SQLite and MySQL sort NULL first, so a
+        # row-value comparison is exact (and index-friendly); PostgreSQL sorts NULL last,
+        # and the NULL rows must be taken in.
+        query = Post.query().order_by("score").order_by("title")
+        first = await query.clone().cursor_paginate(4)
+        assert first[-1].score is not None
+        with count_queries() as q:
+            await query.clone().cursor_paginate(4, first.next_cursor)
+        sql = q.sqls[0].replace("`", "").upper()
+        if db.get_connection().dialect_name == "postgresql":
+            assert "POSTS.SCORE IS NULL" in sql
+        else:
+            assert "(POSTS.SCORE, POSTS.TITLE, POSTS.ID) >" in sql and " NULL" not in sql

@@ -137,6 +137,9 @@ class Dialect:
     # ``IN (?)`` rather than as the one parameter ``bind_keys`` sends a list as, where that
     # form costs the server a fixed price per statement (SQLite's ``json_each``).
     plain_single_key: ClassVar[bool] = False
+    # NULL sorts above every value (NULLS LAST ascending, FIRST descending: PostgreSQL), not
+    # below (SQLite, MySQL): cursor pagination's NULL-aware keyset (query/cursor.py).
+    nulls_sort_high: ClassVar[bool] = False
     # One value: how many seconds a streaming replica's replay is behind (0 when it has
     # replayed all it received, or is no replica); None: the dialect cannot tell
     # (``max_replica_lag`` is refused). Run on the driver connection (replicas.LagProbe).

@@ -161,6 +161,7 @@ class PostgresqlDialect(Dialect):
     transactional_ddl = True
     json = PostgresqlJson()
     cursors_need_transaction = True
+    nulls_sort_high = True
     # A failed statement aborts the transaction until a rollback (to a savepoint).
     aborts_on_error = True
     # Statements outside transactions run in AUTOCOMMIT: nothing to commit after them.
