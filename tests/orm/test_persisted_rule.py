@@ -13,7 +13,7 @@ import pytest
 
 from lucid_orm import LucidError, belongs_to, db, has_many
 from lucid_orm.database import Database
-from lucid_orm.orm import state
+from lucid_orm.orm import hydration, state
 from lucid_orm.relations import BelongsTo, HasMany
 from tests import models
 from tests.helpers import count_queries
@@ -43,8 +43,12 @@ async def _seed() -> list[int]:
 
 
 def _fetched_form(instance: object) -> None:
-    """``instance`` as hydration leaves it: the row, no flag (what the rule is about)."""
+    """``instance`` as hydration leaves it: the row, no flag (what the rule is about); with
+    ``LUCID_FAST_PATHS=0`` the general loop states the flag beside an ``original`` dict."""
     d = instance.__dict__
+    if not hydration.FAST_PATHS:
+        assert d[state.PERSISTED] is True
+        return
     assert state.ROW in d
     assert state.PERSISTED not in d
 
@@ -78,6 +82,7 @@ class TestFetchedInstances:
     async def test_reading_original_keeps_it_persisted(self, database: Database) -> None:
         ids = await _seed()
         user = await User.find_or_fail(ids[1])
+        _fetched_form(user)
         assert user.original["username"] == "b"
         assert state.ROW not in user.__dict__
         assert user.is_persisted
