@@ -51,6 +51,7 @@ from .state import (
     dirty_of,
     original_of,
     own_dict,
+    persisted_in,
 )
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ class BaseModel:
     @property
     def is_persisted(self) -> bool:
         """Whether the row exists in the database (fetched or saved)."""
-        return bool(self.__dict__.get(PERSISTED, False))
+        return persisted_in(self.__dict__)
 
     @property
     def is_new(self) -> bool:

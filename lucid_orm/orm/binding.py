@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..database.manager import db
 from ..errors import LucidError
-from .state import CONN, DELETED, PERSISTED, TRX, bound_transaction
+from .state import CONN, DELETED, TRX, bound_transaction, persisted_flags, persisted_in
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -69,7 +69,7 @@ def client_for(
     name = d.get(CONN)
     if name is None:
         model = type(target)
-        if d.get(PERSISTED) or d.get(DELETED):
+        if persisted_in(d) or d.get(DELETED):
             # Read or written on the model's default connection, whatever scope is open now.
             name = default_connection(model)
         elif model.shard_for is not None:
@@ -153,7 +153,7 @@ def home_connection(instance: BaseModel) -> str | None:
 
 
 def _home(model: type[BaseModel], d: dict[str, Any], routed: bool) -> str | None:
-    if d.get(PERSISTED) or d.get(DELETED):
+    if persisted_in(d) or d.get(DELETED):
         name: str = d.get(CONN) or default_connection(model)
         return name
     return shard_connection(model, d) if routed else None
@@ -240,7 +240,7 @@ def check_connection(instances: Sequence[BaseModel], trx: Client) -> None:
     # default connection looked up once.
     default = default_connection(model)
     dicts = list(map(_dict_of, instances))
-    if all(map(dict.get, dicts, repeat(PERSISTED))):
+    if all(persisted_flags(dicts)):
         # All persisted (a bulk update): their homes are the few distinct connections they
         # were read with, checked at once (in C); the loop below names one that differs.
         homes = {conn or default for conn in set(map(dict.get, dicts, repeat(CONN)))}
@@ -248,7 +248,7 @@ def check_connection(instances: Sequence[BaseModel], trx: Client) -> None:
             return
     for inst in instances:
         d = inst.__dict__
-        if d.get(PERSISTED) or d.get(DELETED):
+        if persisted_in(d) or d.get(DELETED):
             home: str | None = d.get(CONN) or default
         else:
             home = shard_connection(model, d) if routed else None

@@ -151,7 +151,8 @@ def filler(
         # ``select()``, a preload's related rows) leave ``ROW_ATTRS`` out: absent, it stands
         # for those names (state.py). One store less per row, about 3% of a stream's time.
         lines.append(f"d[{ROW_ATTRS!r}] = names")
-    lines.append(f"d[{PERSISTED!r}] = True")
+    # No ``PERSISTED``: the ``ROW`` says a hydrated instance is persisted (state.py's
+    # ``persisted_in``), one store less per row.
 
     def loop(indent: str, tail: list[str]) -> list[str]:
         # The stamp test is made once per call, not per row: one loop per case.

@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .state import DELETED, ORIGINAL, PERSISTED, ROW, ROW_ATTRS
+from .state import DELETED, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, drop_row
 
 if TYPE_CHECKING:
     from .base_model import BaseModel
@@ -65,7 +65,7 @@ class _Entry:
         if self.kind == "update":
             d = self.instances[0].__dict__
             d[ORIGINAL] = self.original
-            d.pop(ROW, None)
+            drop_row(d)
             _restore(d, stamps)
             return
         if self.kind == "update_many":
@@ -80,7 +80,7 @@ class _Entry:
                     d[ROW], d[ROW_ATTRS] = original
                 else:
                     d[ORIGINAL] = original
-                    d.pop(ROW, None)
+                    drop_row(d)
                 if per_stamps is not None:
                     _restore(d, per_stamps[i])
             return

@@ -52,6 +52,8 @@ from .state import (
     ROW,
     ROW_ATTRS,
     original_of,
+    persisted_flags,
+    persisted_in,
     set_original,
 )
 
@@ -1380,8 +1382,7 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
     # Checked in C over the whole batch (instances of ``model`` itself, all persisted); a
     # subclass or a refusal takes the loop, which raises for the first instance refused.
     if not (
-        all(map(operator.is_, map(type, items), repeat(model)))
-        and all(map(dict.get, dicts, repeat(PERSISTED)))
+        all(map(operator.is_, map(type, items), repeat(model))) and all(persisted_flags(dicts))
     ):
         for inst in items:
             if type(inst) is not model and not isinstance(inst, model):
@@ -1389,7 +1390,7 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
                     f"update_many expects {model.__name__} instances, got {inst!r}",
                     code="E_INVALID_ARGUMENT",
                 )
-            if not inst.__dict__.get(PERSISTED, False):
+            if not persisted_in(inst.__dict__):
                 raise LucidError(
                     f"update_many writes persisted instances; {inst!r} is new (use save_many)",
                     code="E_INVALID_ARGUMENT",

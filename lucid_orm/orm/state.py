@@ -3,6 +3,8 @@ values, as named constants, and the accessors every module uses to read or write
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,7 +14,9 @@ if TYPE_CHECKING:
 # with one subscript each in its generated loop, which costs nothing per row beyond the column
 # values themselves. They start with ``_lucid_`` so that no column attribute can clash.
 
-PERSISTED = "_lucid_persisted"  # True once the row exists (fetched or saved)
+PERSISTED = "_lucid_persisted"  # whether the row exists (fetched or saved); absent on a
+# hydrated instance, which its ROW says is persisted (one store less per row, about 3.5% of a
+# stream's time): read through ``persisted_in``/``persisted_flags``, never directly
 DELETED = "_lucid_deleted"  # True after delete(): the instance refuses mutation
 LOCAL = "_lucid_local"  # True for instances made in code, absent for fetched ones
 ORIGINAL = "_lucid_original"  # attribute values as last read/written (built lazily, see ROW)
@@ -42,9 +46,33 @@ class LazyExtras:
         self.positions = positions
 
 
+def persisted_in(d: dict[str, Any]) -> bool:
+    """Whether the row of the instance whose ``__dict__`` is ``d`` exists (fetched or saved):
+    its ``PERSISTED`` when set, else whether it holds a hydrated ``ROW`` (hydration leaves
+    ``PERSISTED`` out; every other writer sets it, and ``drop_row`` keeps it when the row
+    goes)."""
+    found = d.get(PERSISTED)
+    if found is None:
+        return ROW in d
+    return bool(found)
+
+
+def persisted_flags(dicts: Sequence[dict[str, Any]]) -> Iterator[Any]:
+    """``persisted_in`` of each of ``dicts``, in C: for ``all(...)`` over a batch."""
+    return map(dict.get, dicts, repeat(PERSISTED), map(dict.__contains__, dicts, repeat(ROW)))
+
+
 def is_persisted(instance: Any) -> bool:
     """Whether the row of ``instance`` exists (fetched or saved)."""
-    return bool(instance.__dict__.get(PERSISTED, False))
+    return persisted_in(instance.__dict__)
+
+
+def drop_row(d: dict[str, Any]) -> None:
+    """Remove the hydrated ``ROW`` of the instance whose ``__dict__`` is ``d`` (its
+    ``original`` is held otherwise now), stating ``PERSISTED`` in its place when absent:
+    without the row, ``persisted_in`` would read a fetched instance as new."""
+    if d.pop(ROW, None) is not None and PERSISTED not in d:
+        d[PERSISTED] = True
 
 
 def is_deleted(instance: Any) -> bool:
@@ -61,6 +89,8 @@ def original_of(instance: Any) -> dict[str, Any]:
         row = d.pop(ROW, None)
         if row is None:
             return {}
+        if PERSISTED not in d:
+            d[PERSISTED] = True  # the row, which said so, is gone (``persisted_in``)
         names = d.pop(ROW_ATTRS, None)
         if names is None:
             names = type(instance).columns
@@ -72,8 +102,8 @@ def dirty_of(instance: Any, columns: Any) -> dict[str, Any]:
     """The set ``columns`` of ``instance`` that differ from ``original`` (by value or type);
     every set one for a new instance."""
     d = instance.__dict__
+    persisted = persisted_in(d)
     orig = original_of(instance)
-    persisted = d.get(PERSISTED, False)
     out: dict[str, Any] = {}
     for k in columns:
         if k not in d:
@@ -88,7 +118,7 @@ def set_original(instance: Any, values: dict[str, Any]) -> None:
     """Make ``values`` the ``original`` of ``instance`` (after a write or a refresh)."""
     d = instance.__dict__
     d[ORIGINAL] = values
-    d.pop(ROW, None)
+    drop_row(d)
 
 
 def extras_of(instance: Any) -> dict[str, Any]:
