@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import db, has_many
+from lucid_orm import QueryError, db, has_many
 from lucid_orm.database import Database
 from lucid_orm.database.transaction import TransactionClient
 from lucid_orm.relations import HasMany
@@ -295,3 +295,21 @@ class TestFlatMemory:
         # 50,000 rows take several MB; a batch of 500 some tens of KB. On MySQL/MariaDB a
         # stream that read its whole result first peaked as high as reading every row.
         assert stream_peak * 4 < whole_peak, (stream_peak, whole_peak)
+
+
+class TestErrors:
+    async def test_a_driver_error_is_a_query_error(self, database: Database) -> None:
+        await titled_posts(3)
+        seen: list[Any] = []
+        stop = database._emitter.observe(seen.append)
+        trx = await db.transaction()
+        try:
+            with pytest.raises(QueryError) as info:
+                [r async for r in trx.from_("no_such_table").select("id").stream()]
+            assert "no_such_table" in (info.value.sql or "")
+            assert [s.error is not None for s in seen] == [True]
+        finally:
+            stop()
+            await trx.rollback()
+        # The connection went back to the pool in a usable state.
+        assert [p.title async for p in Post.query().order_by("id").stream()] == titles(3)

@@ -107,7 +107,8 @@ class MysqlDialect(Dialect):
     commit_after_read = True
     # A discarded connection's server thread is KILLed so its locks go at once.
     kill_on_discard = True
-    # An unbuffered cursor must be read to its end before the next statement.
+    # An unbuffered cursor must be read to its end before the next statement (a transaction's
+    # stream is drained first: ``TransactionClient.stream``).
     interleaved_cursors = False
 
     def __init__(self) -> None:
