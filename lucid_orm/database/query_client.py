@@ -214,6 +214,9 @@ class OpenCursor:
                 self.rows = await result.fetchall()
             except Exception as exc:
                 self.error = exc
+            except BaseException:
+                self.abandon()
+                raise
 
     async def fetch(self, size: int) -> Sequence[Row[Any]] | None:
         """The next ``size`` rows from the open result (empty at its end); ``None`` once it
@@ -225,9 +228,15 @@ class OpenCursor:
             return await self.result.fetchmany(size)
 
     def abandon(self) -> None:
-        """Leave the result as it is (its connection is discarded): ``close`` does nothing."""
+        """Leave the result as it is, its read cut off by a cancellation (the transaction can
+        only roll back, and discards the connection): ``close`` does nothing, and the stream,
+        if it goes on, raises."""
         self.closed = True
         self.result = None
+        if self.error is None:
+            self.error = QueryError(
+                "Cannot read the rest of the stream: reading its rows was cancelled"
+            )
 
     async def close(self) -> None:
         """Close the result (the driver reads and drops what the stream left unread)."""
