@@ -367,7 +367,7 @@ class TransactionClient(ClientBase):
         # outcome no longer matters).
         root._pending = None
         try:
-            if type(pending) is OpenCursor and not root._broken:
+            if isinstance(pending, OpenCursor) and not root._broken:
                 # A stream's open cursor: its rest read first (the stream goes on from it).
                 await pending.drain()
             if root._broken:
