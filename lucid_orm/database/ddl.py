@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import IntegrityError, LucidError
 from .query_client import QueryClient, connecting, connection_of
-from .transaction import TransactionClient, connection_in, open_connection
+from .transaction import TransactionClient, begun, connection_in, open_connection
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -41,7 +41,9 @@ def client_connection(client: Client) -> Connection:
 async def run_sync(trx: TransactionClient, fn: Callable[..., T], *args: Any) -> T:
     """``fn(sync_connection, *args)`` on the transaction's connection (Alembic, reflection);
     ``E_TRANSACTION_COMPLETED`` once the transaction has ended."""
-    return await open_connection(trx).run_sync(fn, *args)
+    conn = open_connection(trx)
+    await begun(trx)  # a stream's cursor still open on the connection is drained first (MySQL)
+    return await conn.run_sync(fn, *args)
 
 
 @asynccontextmanager

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Row
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncResult
 from sqlalchemy.sql import Executable, Select
 
 from ..errors import (
@@ -181,27 +183,94 @@ async def run_statement(
         ) from exc
 
 
+class OpenCursor:
+    """A stream's unbuffered (MySQL ``SSCursor``) result open on a transaction's connection,
+    which the transaction's other statements share: a statement run while the cursor is open
+    would end its result, so ``drain`` (``TransactionClient._begun``, before any other
+    statement) first reads the rows the stream has not read yet into ``rows``, from which the
+    stream goes on. A failure of that read is the stream's: kept in ``error`` and raised by
+    the stream when it goes on, not by the statement that asked for the drain. ``lock``
+    serializes the reads of the result: the stream's, a drain, and the close of a stream left
+    by ``break`` (run by the event loop in a task of its own, concurrently with the loop's
+    next statements)."""
+
+    __slots__ = ("closed", "error", "lock", "result", "rows")
+
+    def __init__(self) -> None:
+        self.result: AsyncResult[Any] | None = None
+        self.rows: Sequence[Row[Any]] | None = None
+        self.error: Exception | None = None
+        self.closed = False
+        self.lock = asyncio.Lock()
+
+    async def drain(self) -> None:
+        """Read the rest of the result into ``rows`` (cancellation raised: the connection's
+        state is then unknown)."""
+        async with self.lock:
+            result = self.result
+            if result is None or self.closed or self.rows is not None or self.error is not None:
+                return
+            try:
+                self.rows = await result.fetchall()
+            except Exception as exc:
+                self.error = exc
+            except BaseException:
+                self.abandon()
+                raise
+
+    async def fetch(self, size: int) -> Sequence[Row[Any]] | None:
+        """The next ``size`` rows from the open result (empty at its end); ``None`` once it
+        was drained (the rows are in ``rows``) or failed (``error``)."""
+        async with self.lock:
+            if self.rows is not None or self.error is not None:
+                return None
+            assert self.result is not None
+            return await self.result.fetchmany(size)
+
+    def abandon(self) -> None:
+        """Leave the result as it is, its read cut off by a cancellation (the transaction can
+        only roll back, and discards the connection): ``close`` does nothing, and the stream,
+        if it goes on, raises."""
+        self.closed = True
+        self.result = None
+        if self.error is None:
+            self.error = QueryError(
+                "Cannot read the rest of the stream: reading its rows was cancelled"
+            )
+
+    async def close(self) -> None:
+        """Close the result (the driver reads and drops what the stream left unread)."""
+        async with self.lock:
+            self.closed = True
+            if self.result is not None:
+                await self.result.close()
+
+
 async def stream_statement(
     conn: AsyncConnection,
     stmt: Executable,
     model: str | None,
     batch_size: int,
-    buffered: bool = False,
+    cursor: OpenCursor | None = None,
 ) -> AsyncGenerator[ExecResult, None]:
     """Run a SELECT with a server-side cursor (SQLAlchemy's ``stream()``: asyncpg's cursor,
     asyncmy's unbuffered ``SSCursor``, the SQLite cursor) and yield its rows ``batch_size`` at a
-    time: only one batch is ever held. ``buffered``: read the whole result first (a plain
-    cursor), still handed out in batches. SQLAlchemy's execution reports the statement
-    (``QueryEmitter.record``) like every other one. Errors as ``run_statement``'s."""
-    options: dict[str, Any] = {} if buffered else {"yield_per": batch_size}
+    time: only one batch is ever held. ``cursor`` (an unbuffered cursor on a connection other
+    statements share): the open result is read through it, and once it was drained
+    (``OpenCursor``) the rest of the rows come from its ``rows``. SQLAlchemy's execution
+    reports the statement (``QueryEmitter.record``) like every other one. Errors as
+    ``run_statement``'s."""
+    options: dict[str, Any] = {"yield_per": batch_size}
     if model is not None:
         options["lucid_model"] = model
     try:
-        if buffered:
-            whole = await conn.execute(stmt, execution_options=options)
-            keys = list(whole.keys())
-            for rows in whole.partitions(batch_size):
-                yield ExecResult(rows, keys, len(rows))
+        if cursor is not None:
+            batches = _through(cursor, conn, stmt, options, batch_size)
+            try:
+                async for batch in batches:
+                    yield batch
+            finally:
+                await batches.aclose()
             return
         result = await conn.stream(stmt, execution_options=options)
         try:
@@ -214,6 +283,33 @@ async def stream_statement(
         raise wrap_error(exc) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise _statement_error(exc, stmt) from exc
+
+
+async def _through(
+    cursor: OpenCursor,
+    conn: AsyncConnection,
+    stmt: Executable,
+    options: dict[str, Any],
+    batch_size: int,
+) -> AsyncGenerator[ExecResult, None]:
+    """``stream_statement``'s batches read through ``cursor``."""
+    try:
+        async with cursor.lock:
+            cursor.result = await conn.stream(stmt, execution_options=options)
+        keys = list(cursor.result.keys())
+        while (rows := await cursor.fetch(batch_size)) is not None:
+            if not rows:
+                return
+            yield ExecResult(rows, keys, len(rows))
+        if cursor.error is not None:
+            raise cursor.error
+        rest, cursor.rows = cursor.rows, ()
+        assert rest is not None
+        for start in range(0, len(rest), batch_size):
+            rows = rest[start : start + batch_size]
+            yield ExecResult(rows, keys, len(rows))
+    finally:
+        await cursor.close()
 
 
 def _sql_of(stmt: Executable, conn: AsyncConnection) -> str | None:

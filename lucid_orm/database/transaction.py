@@ -20,6 +20,7 @@ from ..query.client import Params
 from .connection import Connection
 from .query_client import (
     ClientBase,
+    OpenCursor,
     connecting,
     mark_committed,
     run_statement,
@@ -68,9 +69,11 @@ class TransactionClient(ClientBase):
         # MySQL it is already rolled back, savepoints included, and everywhere only a rerun of
         # the whole transaction can succeed, so it can no longer commit.
         self._conflict: TransactionConflictError | None = None
-        # (root only) The outcome of a BEGIN still running on the driver (a pipelined begin,
-        # ``begin(pipelined=True)``): awaited by ``_begun`` before anything else runs here.
-        self._pending: asyncio.Future[Any] | None = None
+        # (root only) What must settle before anything else runs on the connection (``_begun``,
+        # one test per statement): the outcome of a BEGIN still running on the driver (a
+        # pipelined begin, ``begin(pipelined=True)``), or (MySQL) a stream's unbuffered cursor
+        # still open, whose rest is then read into the stream's buffer (``OpenCursor.drain``).
+        self._pending: asyncio.Future[Any] | OpenCursor | None = None
         # COMMIT succeeded: the check-in of the closing connection need not roll back.
         self._committed = False
 
@@ -140,12 +143,20 @@ class TransactionClient(ClientBase):
 
     async def _begun(self) -> None:
         """Wait for a pipelined BEGIN (``begin(pipelined=True)``) to have run; its error
-        raised as a BEGIN's (``QueryError``, "Cannot begin a transaction: …"). Cancelled
-        meanwhile, the connection's state is unknown: the transaction can only roll back
-        (and discards it)."""
+        raised as a BEGIN's (``QueryError``, "Cannot begin a transaction: …"). A stream's open
+        cursor (MySQL) is drained instead (``OpenCursor.drain``). Cancelled meanwhile, the
+        connection's state is unknown: the transaction can only roll back (and discards it)."""
         root = self._root
         pending = root._pending
         if pending is None:
+            return
+        if isinstance(pending, OpenCursor):
+            root._pending = None
+            try:
+                await pending.drain()
+            except asyncio.CancelledError:
+                root._broken = True
+                raise
             return
         try:
             error = await asyncio.shield(pending)
@@ -190,20 +201,50 @@ class TransactionClient(ClientBase):
     ) -> AsyncGenerator[ExecResult, None]:
         """Run a SELECT inside this transaction and yield its rows in batches
         (``stream_statement``); the transaction's other statements may run between batches.
-        MySQL's unbuffered cursor would have to be read to its end before the connection
-        runs another statement (one run in between silently ends the result), so there the
-        rows are read whole first: flat memory on MySQL/MariaDB is for streams outside a
-        transaction."""
+        MySQL's unbuffered cursor must be read to its end before the connection runs another
+        statement (one run in between would silently end the result): while it is open it is
+        the root's ``_pending``, and the next statement on the connection (the loop body's, a
+        preload, a savepoint, COMMIT/ROLLBACK, another stream) first reads the rest of its
+        rows into the stream's buffer (``OpenCursor``). Memory stays flat as long as nothing
+        else runs during the loop."""
         self._check_open()
-        if self._root._pending is not None:
+        root = self._root
+        if root._pending is not None:
             await self._begun()
-        buffered = not self._connection.dialect_ops.interleaved_cursors
+        if self._connection.dialect_ops.interleaved_cursors:
+            try:
+                async for batch in stream_statement(self._conn, stmt, model, batch_size):
+                    yield batch
+            except QueryError as exc:
+                self._failed(exc)
+                raise
+            return
+        cursor = OpenCursor()
+        batches = stream_statement(self._conn, stmt, model, batch_size, cursor)
+        root._pending = cursor
         try:
-            async for batch in stream_statement(self._conn, stmt, model, batch_size, buffered):
+            async for batch in batches:
                 yield batch
         except QueryError as exc:
             self._failed(exc)
             raise
+        except asyncio.CancelledError:
+            # Cancelled while the driver read the rows: the connection's state is unknown, its
+            # result is left as it is (the transaction can only roll back, and discards it).
+            root._broken = True
+            cursor.abandon()
+            raise
+        finally:
+            try:
+                # Left early (``break``, an error): the driver reads and drops the rows left,
+                # before another statement may run (``root._pending`` is this cursor until then).
+                await batches.aclose()
+            except asyncio.CancelledError:
+                root._broken = True
+                raise
+            finally:
+                if root._pending is cursor:
+                    root._pending = None
 
     def _failed(self, exc: QueryError) -> None:
         root = self._root
@@ -321,10 +362,14 @@ class TransactionClient(ClientBase):
         """Roll back and finish; a root whose rollback fails is discarded instead (closing
         the connection rolls the transaction back on the server)."""
         root = self._root
+        pending = root._pending
         # A pipelined BEGIN still running: the rollback queues behind it on the driver (its
         # outcome no longer matters).
         root._pending = None
         try:
+            if isinstance(pending, OpenCursor) and not root._broken:
+                # A stream's open cursor: its rest read first (the stream goes on from it).
+                await pending.drain()
             if root._broken:
                 if self.parent is None:
                     await self._discard()

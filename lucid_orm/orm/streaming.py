@@ -65,6 +65,10 @@ def model_stream(builder: ModelQueryBuilder[Any], batch_size: int) -> AsyncGener
     of their hydration plan is the async generator itself (``HydrationPlan.stream``): each
     instance is built and handed out in one generator step; every other batch is hydrated as
     ``model_instances`` does and handed out by the same loop."""
+    # An async generator step is the cheapest per-row hand-out on CPython 3.11 (about 70 ns
+    # over a plain generator's): an iterator class whose ``__anext__`` is a coroutine costs
+    # 35-80 ns more per row, one returning a completed future about 230 ns more. The batches
+    # below come from the driver's own cursor, as fast as reading it directly.
     plan = stream_plan(builder.model)
     if plan is None or plan.stream is None:
         return _one_by_one(builder, batch_size)

@@ -148,7 +148,7 @@ class TestStream:
 
     async def test_preload_inside_a_transaction(self, database: Database) -> None:
         # The preload queries run on the transaction's connection between batches: the
-        # stream must still deliver every row (MySQL reads the result whole first).
+        # stream must still deliver every row (MySQL drains the open cursor before a preload).
         await make_posts(6)
         ids = [p["id"] for p in await db.from_("posts").select("id").order_by("id")]
         await db.table("comments").multi_insert([{"post_id": i, "body": "x"} for i in ids])

@@ -126,7 +126,8 @@ class Dialect:
     # A discarded connection's server thread is killed (MySQL: its locks go at once).
     kill_on_discard: ClassVar[bool] = False
     # A connection runs other statements while a server-side cursor of it is open (not
-    # MySQL's unbuffered one): streams inside a transaction read batch by batch.
+    # MySQL's unbuffered one, which a transaction drains into its stream's buffer before it
+    # runs another statement: ``TransactionClient.stream``).
     interleaved_cursors: ClassVar[bool] = True
     # A server-side cursor lives only inside a transaction (PostgreSQL): a stream outside one
     # reads in a transaction of its own instead of in autocommit.

@@ -112,7 +112,8 @@ class MysqlDialect(Dialect):
     commit_after_read = True
     # A discarded connection's server thread is KILLed so its locks go at once.
     kill_on_discard = True
-    # An unbuffered cursor must be read to its end before the next statement.
+    # An unbuffered cursor must be read to its end before the next statement (a transaction's
+    # stream is drained first: ``TransactionClient.stream``).
     interleaved_cursors = False
 
     def __init__(self) -> None:
@@ -669,9 +670,11 @@ async def _on_driver(
     marked failed); a dropped connection invalidated with its pool's generation and raised
     as ``ConnectionLostError``; a cancellation leaving the transaction only able to roll
     back (the server may still run the statement)."""
-    from ..transaction import open_connection
+    from ..transaction import begun, open_connection
 
-    raw = await open_connection(trx).get_raw_connection()
+    conn = open_connection(trx)
+    await begun(trx)  # a stream's cursor still open on the connection is drained first
+    raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     emitter = connection.emitter
     started = time.perf_counter()
