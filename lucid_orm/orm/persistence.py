@@ -1595,10 +1595,12 @@ def _written_many(
         return
     names, getter = plan
     if written is not None:
+        # (``operator.setitem``: a C function, called about three times as fast as the slot
+        # wrapper ``dict.__setitem__``.)
         dicts = list(map(_dict_of, instances))
         _consume(map(dict.pop, dicts, repeat(ORIGINAL), repeat(None)))
-        _consume(map(dict.__setitem__, dicts, repeat(ROW), written))
-        _consume(map(dict.__setitem__, dicts, repeat(ROW_ATTRS), repeat(names)))
+        _consume(map(operator.setitem, dicts, repeat(ROW), written))
+        _consume(map(operator.setitem, dicts, repeat(ROW_ATTRS), repeat(names)))
         return
     for inst in instances:
         d = inst.__dict__
