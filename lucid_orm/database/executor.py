@@ -105,6 +105,8 @@ from .events import DEBUG, enabled
 from .result import ExecResult
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from .connection import Connection, Engines
 
 Processor = Callable[[Any], Any] | None
@@ -397,6 +399,18 @@ def _cut_insert(compiled: Any) -> tuple[str, str, str, list[str]]:
     head, group, tail = compiled.string.partition("(" + expr + ")")
     assert group
     return head, group, tail, list(compiled.positiontup)
+
+
+async def raw_connection(conn: AsyncConnection) -> Any:
+    """``conn.get_raw_connection()`` (the pooled connection a transaction holds) without
+    its trip through a greenlet when that connection is at hand: SQLAlchemy's
+    ``Connection.connection`` then returns it as it is. Otherwise (not at hand: it
+    revalidates, or raises the error SQLAlchemy maps) that call itself."""
+    sync: Any = conn.sync_connection
+    raw = None if sync is None else sync._dbapi_connection
+    if raw is not None:
+        return raw
+    return await conn.get_raw_connection()
 
 
 @contextlib.asynccontextmanager

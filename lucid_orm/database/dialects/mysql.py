@@ -33,6 +33,7 @@ from ..executor import (
     compile_returning,
     compile_sorted_insert,
     connection_lost,
+    raw_connection,
     returned_rows,
     with_sql,
 )
@@ -647,7 +648,7 @@ async def _on_driver(
     back (the server may still run the statement)."""
     from ..transaction import open_connection
 
-    raw = await open_connection(trx).get_raw_connection()
+    raw = await raw_connection(open_connection(trx))
     driver: Any = raw.driver_connection
     emitter = connection.emitter
     started = time.perf_counter()

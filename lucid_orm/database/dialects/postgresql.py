@@ -47,6 +47,7 @@ from ..executor import (
     bind_processor,
     compile_returning,
     connection_lost,
+    raw_connection,
     returned_rows,
     sorts_by_generated_key,
     with_sql,
@@ -633,7 +634,7 @@ async def run_on_driver(
     from ..transaction import open_connection
 
     trx._check_open()
-    raw = await open_connection(trx).get_raw_connection()
+    raw = await raw_connection(open_connection(trx))
     driver: Any = raw.driver_connection
     if driver is None or driver.is_closed():
         return None
