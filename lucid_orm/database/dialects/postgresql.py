@@ -54,6 +54,7 @@ from ..executor import (
 )
 from .base import (
     AdvisoryLock,
+    ColumnRows,
     Dialect,
     EngineSetup,
     Key,
@@ -349,7 +350,10 @@ class PostgresqlDialect(Dialect):
         shape = self._compiled_update(trx.dialect, table, key, columns)
         if shape is None:
             return None
-        arrays = [list(values) for values in zip(*rows, strict=True)]
+        if type(rows) is ColumnRows:
+            arrays = [list(values) for values in rows.columns]
+        else:
+            arrays = [list(values) for values in zip(*rows, strict=True)]
         sql = shape.sql
         _bind_arrays(shape.processors, arrays, sql)
         status = await run_on_driver(
