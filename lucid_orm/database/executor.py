@@ -93,8 +93,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncTransaction
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -411,6 +413,25 @@ async def raw_connection(conn: AsyncConnection) -> Any:
     if raw is not None:
         return raw
     return await conn.get_raw_connection()
+
+
+def begin_inline(conn: AsyncConnection) -> AsyncTransaction | None:
+    """``await conn.begin()`` run here, without its trip through SQLAlchemy's greenlet, when
+    that BEGIN sends nothing: the dialect's ``do_begin`` is SQLAlchemy's default one (a no-op:
+    asyncpg's and asyncmy's adapters begin lazily, before the transaction's first statement),
+    no "begin" listener is installed, and the pooled connection is at hand. ``None``
+    otherwise: the caller awaits ``conn.begin()``."""
+    sync: Any = conn.sync_connection
+    if (
+        sync is None
+        or sync._dbapi_connection is None
+        or type(sync.dialect).do_begin is not DefaultDialect.do_begin
+        or sync.dispatch.begin
+    ):
+        return None
+    trx = AsyncTransaction(conn)
+    trx.sync_transaction = trx._assign_proxied(sync.begin())
+    return trx
 
 
 @contextlib.asynccontextmanager

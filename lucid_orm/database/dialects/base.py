@@ -23,6 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Insert, TableClause
 
 from ...errors import LucidError
+from ..executor import begin_inline
 from .json import JsonOps
 
 if TYPE_CHECKING:
@@ -365,7 +366,13 @@ class Dialect:
         its BEGIN on the driver connection instead, the same statement in fewer trips, and
         when ``pipelined``, without waiting for it: then it also returns a future of its
         outcome (``None``, or the ``SQLAlchemyError`` it raised), which the transaction
-        awaits before anything else runs on the connection (``TransactionClient._begun``)."""
+        awaits before anything else runs on the connection (``TransactionClient._begun``).
+        With the fast paths on, a BEGIN that sends nothing runs without SQLAlchemy's
+        greenlet (``executor.begin_inline``)."""
+        if fast:
+            trx = begin_inline(conn)
+            if trx is not None:
+                return trx, None
         return await conn.begin(), None
 
     async def bulk_update_fast(
