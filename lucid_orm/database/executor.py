@@ -58,6 +58,10 @@ SQLite BEGIN (every root    ``SqliteDialect.begin`` (BEGIN IMMEDIATE in   SQLAlc
 transaction)                one trip to the driver; a bulk write's own    ``conn.begin()``
                             transaction queues its first statement
                             behind it: ``transaction.implicit``)
+PostgreSQL/MySQL BEGIN      ``begin_inline`` here, from ``Dialect.begin`` SQLAlchemy's
+(every root transaction)    (SQLAlchemy's ``Connection.begin()`` without  ``conn.begin()``
+                            its greenlet, when the dialect's BEGIN sends
+                            nothing and no "begin" listener is set)
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
