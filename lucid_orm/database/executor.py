@@ -58,6 +58,10 @@ SQLite BEGIN (every root    ``SqliteDialect.begin`` (BEGIN IMMEDIATE in   SQLAlc
 transaction)                one trip to the driver; a bulk write's own    ``conn.begin()``
                             transaction queues its first statement
                             behind it: ``transaction.implicit``)
+PostgreSQL/MySQL BEGIN      ``begin_inline`` here, from ``Dialect.begin`` SQLAlchemy's
+(every root transaction)    (SQLAlchemy's ``Connection.begin()`` without  ``conn.begin()``
+                            its greenlet, when the dialect's BEGIN sends
+                            nothing and no "begin" listener is set)
 SQLite inline reads         ``fetch_sqlite`` here (a lean read on the     the same read on
                             event-loop thread, interrupted after          aiosqlite's worker
                             ``INLINE_BUDGET_S``)                          thread
@@ -93,8 +97,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncTransaction
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -105,6 +111,8 @@ from .events import DEBUG, enabled
 from .result import ExecResult
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from .connection import Connection, Engines
 
 Processor = Callable[[Any], Any] | None
@@ -397,6 +405,37 @@ def _cut_insert(compiled: Any) -> tuple[str, str, str, list[str]]:
     head, group, tail = compiled.string.partition("(" + expr + ")")
     assert group
     return head, group, tail, list(compiled.positiontup)
+
+
+async def raw_connection(conn: AsyncConnection) -> Any:
+    """``conn.get_raw_connection()`` (the pooled connection a transaction holds) without
+    its trip through a greenlet when that connection is at hand: SQLAlchemy's
+    ``Connection.connection`` then returns it as it is. Otherwise (not at hand: it
+    revalidates, or raises the error SQLAlchemy maps) that call itself."""
+    sync: Any = conn.sync_connection
+    raw = None if sync is None else sync._dbapi_connection
+    if raw is not None:
+        return raw
+    return await conn.get_raw_connection()
+
+
+def begin_inline(conn: AsyncConnection) -> AsyncTransaction | None:
+    """``await conn.begin()`` run here, without its trip through SQLAlchemy's greenlet, when
+    that BEGIN sends nothing: the dialect's ``do_begin`` is SQLAlchemy's default one (a no-op:
+    asyncpg's and asyncmy's adapters begin lazily, before the transaction's first statement),
+    no "begin" listener is installed, and the pooled connection is at hand. ``None``
+    otherwise: the caller awaits ``conn.begin()``."""
+    sync: Any = conn.sync_connection
+    if (
+        sync is None
+        or sync._dbapi_connection is None
+        or type(sync.dialect).do_begin is not DefaultDialect.do_begin
+        or sync.dispatch.begin
+    ):
+        return None
+    trx = AsyncTransaction(conn)
+    trx.sync_transaction = trx._assign_proxied(sync.begin())
+    return trx
 
 
 @contextlib.asynccontextmanager

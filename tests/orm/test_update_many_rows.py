@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lucid_orm import IntegrityError, before, db
+from lucid_orm import IntegrityError, ModelNotFoundError, before, db
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 from tests.orm._upsert_schema import Stock, rows, tables
@@ -97,6 +97,18 @@ class TestFetchedBatch:
             {"sku": "k0", "qty": 0},
             {"sku": "k1", "qty": 0},
         ]
+
+    async def test_a_row_gone_from_a_one_column_batch_is_named(self, tables: Database) -> None:
+        # Every row changed in the same column: the rows travel column by column.
+        stocks = await _stocks(3)
+        await db.from_("up_stocks").where("id", stocks[1].id).delete()
+        for i, s in enumerate(stocks):
+            s.qty = i + 7
+        with pytest.raises(ModelNotFoundError) as info:
+            await Stock.update_many(stocks)
+        assert f"id={stocks[1].id}" in str(info.value)
+        assert await rows("up_stocks", "qty") == [{"qty": 0}, {"qty": 0}]
+        assert [s.dirty for s in stocks] == [{"qty": 7}, {"qty": 8}, {"qty": 9}]
 
     async def test_an_enclosing_rollback_gives_back_the_fetched_rows(
         self, tables: Database

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast, overload
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -23,6 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Insert, TableClause
 
 from ...errors import LucidError
+from ..executor import begin_inline
 from .json import JsonOps
 
 if TYPE_CHECKING:
@@ -37,6 +38,40 @@ Rows = Sequence[Mapping[str, Any]]
 Key = ColumnElement[Any]
 # What an upsert sets on a duplicate: column names (from the inserted row), or column -> value.
 Merge = Sequence[str] | Mapping[str, Any]
+
+
+class ColumnRows(Sequence[tuple[Any, ...]]):
+    """The rows ``(key, *values)`` of a bulk UPDATE held column by column (``columns``: the
+    keys, then each column's values), as a batch whose every row changed the same columns
+    has them: the row tuples are made only when read, and PostgreSQL's driver-level bulk
+    UPDATE, which binds one array per column, takes the columns as they are."""
+
+    __slots__ = ("_rows", "columns")
+
+    def __init__(self, columns: Sequence[Sequence[Any]]) -> None:
+        self.columns = columns
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def _all(self) -> list[tuple[Any, ...]]:
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = list(zip(*self.columns, strict=True))
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Any, ...]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._all())
 
 
 def inserted_columns(values: Rows | Mapping[str, Any]) -> list[str]:
@@ -335,7 +370,13 @@ class Dialect:
         its BEGIN on the driver connection instead, the same statement in fewer trips, and
         when ``pipelined``, without waiting for it: then it also returns a future of its
         outcome (``None``, or the ``SQLAlchemyError`` it raised), which the transaction
-        awaits before anything else runs on the connection (``TransactionClient._begun``)."""
+        awaits before anything else runs on the connection (``TransactionClient._begun``).
+        With the fast paths on, a BEGIN that sends nothing runs without SQLAlchemy's
+        greenlet (``executor.begin_inline``)."""
+        if fast:
+            trx = begin_inline(conn)
+            if trx is not None:
+                return trx, None
         return await conn.begin(), None
 
     async def bulk_update_fast(

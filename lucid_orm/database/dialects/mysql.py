@@ -34,6 +34,7 @@ from ..executor import (
     compile_returning,
     compile_sorted_insert,
     connection_lost,
+    raw_connection,
     returned_rows,
     with_sql,
 )
@@ -672,9 +673,8 @@ async def _on_driver(
     back (the server may still run the statement)."""
     from ..transaction import begun, open_connection
 
-    conn = open_connection(trx)
     await begun(trx)  # a stream's cursor still open on the connection is drained first
-    raw = await conn.get_raw_connection()
+    raw = await raw_connection(open_connection(trx))
     driver: Any = raw.driver_connection
     emitter = connection.emitter
     started = time.perf_counter()

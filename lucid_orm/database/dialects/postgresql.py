@@ -47,12 +47,14 @@ from ..executor import (
     bind_processor,
     compile_returning,
     connection_lost,
+    raw_connection,
     returned_rows,
     sorts_by_generated_key,
     with_sql,
 )
 from .base import (
     AdvisoryLock,
+    ColumnRows,
     Dialect,
     EngineSetup,
     Key,
@@ -349,7 +351,10 @@ class PostgresqlDialect(Dialect):
         shape = self._compiled_update(trx.dialect, table, key, columns)
         if shape is None:
             return None
-        arrays = [list(values) for values in zip(*rows, strict=True)]
+        if type(rows) is ColumnRows:
+            arrays = [list(values) for values in rows.columns]
+        else:
+            arrays = [list(values) for values in zip(*rows, strict=True)]
         sql = shape.sql
         _bind_arrays(shape.processors, arrays, sql)
         status = await run_on_driver(
@@ -634,7 +639,7 @@ async def run_on_driver(
     from ..transaction import open_connection
 
     trx._check_open()
-    raw = await open_connection(trx).get_raw_connection()
+    raw = await raw_connection(open_connection(trx))
     driver: Any = raw.driver_connection
     if driver is None or driver.is_closed():
         return None

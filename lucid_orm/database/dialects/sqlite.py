@@ -34,6 +34,7 @@ from ..executor import (
     compile_insert,
     compile_returning,
     interrupt_sqlite,
+    raw_connection,
     restore_busy_timeout,
     returned_rows,
     with_sql,
@@ -529,7 +530,7 @@ class SqliteDialect(Dialect):
         if not columns:
             return None
         shape = self._compiled_upsert(trx.dialect, table, columns, conflict, merge, returning)
-        raw = await open_connection(trx).get_raw_connection()
+        raw = await raw_connection(open_connection(trx))
         driver: Any = raw.driver_connection
         if driver._connection is None:
             # Closed under the transaction: SQLAlchemy's path raises the error it maps.
@@ -630,7 +631,7 @@ class SqliteDialect(Dialect):
         if shape is None:
             return None
         trx._check_open()
-        raw = await open_connection(trx).get_raw_connection()
+        raw = await raw_connection(open_connection(trx))
         driver: Any = raw.driver_connection
         conn: sqlite3.Connection | None = driver._connection
         if conn is None:
