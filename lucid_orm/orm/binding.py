@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..database.manager import db
 from ..errors import LucidError
-from .state import CONN, DELETED, TRX, bound_transaction, persisted_flags, persisted_in
+from .state import (
+    CONN,
+    DELETED,
+    TRX,
+    bound_transaction,
+    open_transaction,
+    persisted_flags,
+    persisted_in,
+)
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -216,7 +224,11 @@ def bind(
     name = client.connection_name
     dicts = list(map(_dict_of, instances))
     if client.is_transaction:
-        if unseen and not any(map(dict.get, dicts, repeat(TRX))):
+        # (An ended transaction's ``TRX`` may remain: bound only while it resolves to an
+        # open one, ``bound_transaction``.)
+        if unseen and (
+            not any(map(dict.get, dicts, repeat(TRX))) or not any(map(bound_transaction, instances))
+        ):
             if not checked:
                 check_connection(instances, client)
         else:
@@ -276,11 +288,11 @@ def bind_transaction(instances: Sequence[BaseModel], trx: Any, *, checked: bool 
     previous: list[Any] = []
     for inst in instances:
         d = inst.__dict__
-        current = d.get(TRX)
+        current = open_transaction(d.get(TRX))
         if current is trx:
-            continue
+            continue  # bound to it already (through a savepoint released into it, maybe)
         models.append(inst)
-        previous.append(current if current is not None and not current.is_completed else None)
+        previous.append(current)
         d[TRX] = trx
     if models:
         track(trx, models, previous)
@@ -324,8 +336,8 @@ def track(trx: Any, models: list[Any], previous: list[Any] | None = None) -> Non
             d = m.__dict__
             if d.get(TRX) is not trx:
                 continue
-            prev = previous[i] if previous is not None else None
-            if prev is not None and not prev.is_completed:
+            prev = open_transaction(previous[i]) if previous is not None else None
+            if prev is not None:
                 d[TRX] = prev
             else:
                 del d[TRX]

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..database.connection import fast_paths_default
 from . import lazy_guard
-from .binding import binding, track
+from .binding import binding
 from .model_info import info_of
-from .state import EXTRAS, EXTRAS_ROW, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, TRX, LazyExtras
+from .state import EXTRAS, EXTRAS_ROW, ORIGINAL, PERSISTED, ROW, ROW_ATTRS, LazyExtras
 
 if TYPE_CHECKING:
     from ..database.query_client import Client
@@ -240,8 +240,9 @@ def hydrate_each(
     model: type[M], keys: Sequence[str], rows: Sequence[Sequence[Any]], client: Client | None
 ) -> Iterable[M]:
     """As ``hydrate``, but each instance is built as the caller's iteration reaches its row,
-    when nothing needs the rows' instances all at once: no transaction journals them and the
-    N+1 guard is off (else: ``hydrate``'s list). A stream that hands instances out one by one
+    when nothing needs the rows' instances all at once: the N+1 guard is off (else:
+    ``hydrate``'s list), inside a transaction too (whose end they follow with no list of
+    them, state.py's ``open_transaction``). A stream that hands instances out one by one
     then holds one at a time, not a batch of them: memory stays that of the rows, and the
     instances die young, before the garbage collector's scans would have promoted them."""
     plan = info_of(model).plan(keys)
@@ -253,10 +254,7 @@ def hydrate_each(
         or lazy_guard.active() is not None
     ):
         return hydrate(model, keys, rows, client)
-    stamp = binding(model, client)
-    if stamp is not None and stamp.get(TRX) is not None:
-        return hydrate(model, keys, rows, client)
-    instances: Iterable[M] = each(model, rows, stamp)
+    instances: Iterable[M] = each(model, rows, binding(model, client))
     return instances
 
 
@@ -287,9 +285,7 @@ def stream_batch(
         and (not rows or len(rows[0]) == len(plan.attributes))
         and lazy_guard.active() is None
     ):
-        stamp = binding(model, client)
-        if stamp is None or stamp.get(TRX) is None:
-            return rows, stamp, None
+        return rows, binding(model, client), None
     return None, None, hydrate_each(model, keys, rows, client)
 
 
@@ -304,16 +300,15 @@ def _hydrate_rows(
     plan = info_of(model).plan(keys)
     attrs = plan.attributes
     # The binding (persistence.py): rows read through another connection than the model's
-    # default, or through a transaction, keep it for their own statements.
+    # default, or through a transaction, keep it for their own statements. Bound to a
+    # transaction, they follow it when it ends with no hook of theirs (state.py's
+    # ``open_transaction``): nothing keeps them alive but their holders.
     stamp = binding(model, client)
-    trx = stamp.get(TRX) if stamp is not None else None
     fill = plan.fill_lazy if lazy_extras and plan.fill_lazy is not None else plan.fill
     if fill is not None and FAST_PATHS and (not rows or len(rows[0]) == len(attrs)):
         out: list[M] = fill(model, rows, stamp)
     else:
         out = _fill_general(model, plan, rows, stamp)
-    if trx is not None and out:
-        track(trx, out)
     if len(out) > 1 and lazy_guard.active() is not None:  # the N+1 guard is on
         lazy_guard.tag(out)
     return out

@@ -29,7 +29,8 @@ EXTRAS = "_lucid_extras"  # selected values that are not columns (aggregates, pi
 EXTRAS_ROW = "_lucid_extras_row"  # the result row lazy extras are read from
 SIDELOADED = "_lucid_sideloaded"  # values handed down by query.sideload()
 CONN = "_lucid_conn"  # the connection name it was read/written with, when not the default
-TRX = "_lucid_trx"  # the transaction it is bound to (Lucid's ``$trx``), while that lasts
+TRX = "_lucid_trx"  # the transaction it is bound to (Lucid's ``$trx``), while that lasts:
+# read through ``bound_transaction``/``open_transaction`` (an ended one may still be here)
 
 _NO_VALUES: dict[str, Any] = {}
 
@@ -175,6 +176,25 @@ def sideloaded_of(instance: Any) -> dict[str, Any] | None:
 
 
 def bound_transaction(instance: Any) -> TransactionClient | None:
-    """The transaction ``instance`` is bound to while it is open, else ``None``."""
+    """The transaction ``instance`` is bound to while it is open, else ``None``: its ``TRX``
+    as ``open_transaction`` resolves it (the one reader of ``TRX`` as a binding)."""
     trx: TransactionClient | None = instance.__dict__.get(TRX)
-    return trx if trx is not None and not trx.is_completed else None
+    if trx is None or not trx.is_completed:
+        return trx
+    return open_transaction(trx)
+
+
+def open_transaction(trx: TransactionClient | None) -> TransactionClient | None:
+    """The open transaction an instance whose ``TRX`` is ``trx`` belongs to now: ``trx``
+    while it is open; once it ended, the transaction it was released into (a savepoint that
+    committed hands its instances to its parent, and so on up while those committed too);
+    ``None`` after a rollback or a root's commit.
+
+    Hydration binds the instances it reads in a transaction this way only, with no
+    ``after()`` hook per query to move them when it ends (``binding.track``, which writes
+    keep: a rollback gives a written instance back its earlier binding): a stream inside a
+    transaction then holds none of them past the loop body."""
+    while trx is not None and trx.is_completed:
+        # ``_committed``: COMMIT (RELEASE for a savepoint) succeeded, set before completion.
+        trx = trx.parent if trx._committed else None
+    return trx
