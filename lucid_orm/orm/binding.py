@@ -236,7 +236,7 @@ def bind(
             bind_transaction(instances, client, checked=checked)
     conn = name if name != default_connection(model) else None
     if conn is not None:
-        _consume(map(dict.__setitem__, dicts, repeat(CONN), repeat(conn)))
+        _consume(map(operator.setitem, dicts, repeat(CONN), repeat(conn)))
     elif any(map(dict.__contains__, dicts, repeat(CONN))):
         for d in dicts:
             d.pop(CONN, None)
@@ -278,7 +278,7 @@ def bind_transaction(instances: Sequence[BaseModel], trx: Any, *, checked: bool 
     currents = list(map(dict.get, dicts, repeat(TRX)))
     if currents.count(None) == len(dicts):
         # The common case (none bound to a transaction yet): no previous one to remember.
-        _consume(map(dict.__setitem__, dicts, repeat(TRX), repeat(trx)))
+        _consume(map(operator.setitem, dicts, repeat(TRX), repeat(trx)))
         if dicts:
             track(trx, list(instances))
         return
@@ -311,7 +311,7 @@ def track(trx: Any, models: list[Any], previous: list[Any] | None = None) -> Non
             # still bound to it, as they usually are).
             dicts = list(map(_dict_of, models))
             if all(map(operator.is_, map(dict.get, dicts, repeat(TRX)), repeat(trx))):
-                _consume(map(dict.__delitem__, dicts, repeat(TRX)))
+                _consume(map(operator.delitem, dicts, repeat(TRX)))
                 return
             for d in dicts:
                 if d.get(TRX) is trx:
