@@ -246,10 +246,14 @@ def _column_attributes(model: type[BaseModel], info: ModelInfo) -> None:
     """Make each column a column reference on the class (``Post.title``): the class's own
     ones and the inherited ones, so that a subclass's name its own table and column names."""
     own = model.__dict__
+    plain: list[str] = []
     for name, col in info.columns.items():
         current = own.get(name)  # None: inherited, or the class's own column (see below)
         if current is None or isinstance(current, ColumnAttribute):
             setattr(model, name, ColumnAttribute(model, info.table_name, col))
+            plain.append(name)
+    # Assignments to these go straight into the instance ``__dict__`` (BaseModel.__setattr__).
+    model._lucid_plain_columns = frozenset(plain)
 
 
 def _module_of(klass: type) -> Any:
