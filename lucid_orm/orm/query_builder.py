@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..database.result import ExecResult
     from ..query.cursor import CursorPaginator, OrderKey
     from .base_model import BaseModel
+    from .columns import ColumnDef
     from .relations.base import (
         ManyRelation,
         OneRelation,
@@ -981,25 +982,29 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             self._cursor_nullable,
         )
 
-    def _cursor_nullable(self, key: OrderKey) -> bool:
-        """Whether sort column ``key`` may hold NULL: a column of this model whose attribute
-        is annotated optional (``int | None``)."""
+    def _own_column(self, key: OrderKey) -> ColumnDef | None:
+        """The column of this model sort column ``key`` is (``None``: a column of another
+        table, or a selected value)."""
         info = self._info
         found = info.by_column.get(key.name)
         table = getattr(key.column, "table", None)
-        if found is None or found.is_primary or (table is not None and table is not info.table):
+        return found if table is None or table is info.table else None
+
+    def _cursor_nullable(self, key: OrderKey) -> bool:
+        """Whether sort column ``key`` may hold NULL: a column of this model whose attribute
+        is annotated optional (``int | None``)."""
+        found = self._own_column(key)
+        if found is None or found.is_primary:
             return False
-        return info.is_optional(found.attribute_name)
+        return self._info.is_optional(found.attribute_name)
 
     def _cursor_reader(self, key: OrderKey) -> Callable[[Any], Any]:
         """The function reading sort value ``key`` back from a row of this query."""
         name = key.name
         if self._pojo:
             return lambda row: row.get(name)
-        info = self._info
-        found = info.by_column.get(name)
-        table = getattr(key.column, "table", None)
-        if found is not None and (table is None or table is info.table):
+        found = self._own_column(key)
+        if found is not None:
             return attrgetter(found.attribute_name)
 
         def extra(row: Any) -> Any:

@@ -68,12 +68,15 @@ def is_persisted(instance: Any) -> bool:
     return persisted_in(instance.__dict__)
 
 
-def drop_row(d: dict[str, Any]) -> None:
+def drop_row(d: dict[str, Any]) -> Any:
     """Remove the hydrated ``ROW`` of the instance whose ``__dict__`` is ``d`` (its
-    ``original`` is held otherwise now), stating ``PERSISTED`` in its place when absent:
-    without the row, ``persisted_in`` would read a fetched instance as new."""
-    if d.pop(ROW, None) is not None and PERSISTED not in d:
+    ``original`` is held otherwise now) and return it (``None``: there was none), stating
+    ``PERSISTED`` in its place when absent: without the row, ``persisted_in`` would read a
+    fetched instance as new."""
+    row = d.pop(ROW, None)
+    if row is not None and PERSISTED not in d:
         d[PERSISTED] = True
+    return row
 
 
 def is_deleted(instance: Any) -> bool:
@@ -87,11 +90,9 @@ def original_of(instance: Any) -> dict[str, Any]:
     d = instance.__dict__
     found: dict[str, Any] | None = d.get(ORIGINAL)
     if found is None:
-        row = d.pop(ROW, None)
+        row = drop_row(d)
         if row is None:
             return {}
-        if PERSISTED not in d:
-            d[PERSISTED] = True  # the row, which said so, is gone (``persisted_in``)
         names = d.pop(ROW_ATTRS, None)
         if names is None:
             names = type(instance).columns
@@ -178,10 +179,7 @@ def sideloaded_of(instance: Any) -> dict[str, Any] | None:
 def bound_transaction(instance: Any) -> TransactionClient | None:
     """The transaction ``instance`` is bound to while it is open, else ``None``: its ``TRX``
     as ``open_transaction`` resolves it (the one reader of ``TRX`` as a binding)."""
-    trx: TransactionClient | None = instance.__dict__.get(TRX)
-    if trx is None or not trx.is_completed:
-        return trx
-    return open_transaction(trx)
+    return open_transaction(instance.__dict__.get(TRX))
 
 
 def open_transaction(trx: TransactionClient | None) -> TransactionClient | None:

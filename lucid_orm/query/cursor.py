@@ -412,16 +412,19 @@ def _with_nulls(
         greater = key.desc != forward
         nulls_after = nulls_high == greater
         step: ColumnElement[Any] | None
+        same: ColumnElement[Any]
         if value is None:
             step = None if nulls_after else col.is_not(None)
+            same = col.is_(None)
         else:
             bound = literal(value, col.type)
             step = col > bound if greater else col < bound
             if key.nullable and nulls_after:
                 step = or_(step, col.is_(None))
+            same = col == bound
         if step is not None:
             terms.append(and_(*equal, step) if equal else step)
-        equal.append(col.is_(None) if value is None else col == literal(value, col.type))
+        equal.append(same)
     return or_(*terms) if terms else false()
 
 
