@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import inspect
-import types
 import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
@@ -18,7 +17,7 @@ from sqlalchemy import Integer
 
 from .errors import InvalidArgumentError, LucidError
 from .orm.base_model import BaseModel as LucidModel
-from .orm.columns import ColumnDef
+from .orm.columns import ColumnDef, allows_none
 from .orm.model_info import declared, info_of
 from .orm.serializer import computed_key
 from .query.paginator import PaginationMetaKeys, SimplePaginator, SnakeCaseMetaKeys
@@ -70,14 +69,7 @@ def _return_annotation(fn: Callable[..., Any] | None) -> Any:
 
 
 def _nullable(annotation: Any) -> bool:
-    if annotation is Any or annotation is None or annotation is type(None):
-        return True
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _nullable(typing.get_args(annotation)[0])
-    if origin is typing.Union or origin is types.UnionType:
-        return type(None) in typing.get_args(annotation)
-    return False
+    return allows_none(annotation, untyped=True)
 
 
 def _is_auto_key(col: ColumnDef) -> bool:

@@ -364,6 +364,22 @@ class BoolType(TypeDecorator[bool]):
         return bool(value) if value is not None else None
 
 
+def allows_none(annotation: Any, *, untyped: bool = False) -> bool:
+    """Whether a column annotation admits ``None``: ``X | None``, ``Optional[X]``, ``None``
+    itself, also inside ``Annotated[...]``. ``untyped``: the answer for no annotation
+    (``None`` here) and for ``Any``."""
+    if annotation is None or annotation is typing.Any:
+        return untyped
+    if annotation is type(None):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return allows_none(typing.get_args(annotation)[0], untyped=untyped)
+    if origin is typing.Union or origin is types.UnionType:
+        return type(None) in typing.get_args(annotation)
+    return False
+
+
 def _strip_optional(annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin is typing.Union or origin is types.UnionType:

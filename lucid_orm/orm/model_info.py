@@ -10,7 +10,6 @@ import typing
 import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from types import UnionType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid
@@ -19,7 +18,15 @@ from sqlalchemy.types import NullType
 
 from ..errors import LucidError
 from ..query.shape import columns_shape
-from .columns import UNSET, ColumnAttribute, ColumnDef, UUIDType, computed, sql_type_for
+from .columns import (
+    UNSET,
+    ColumnAttribute,
+    ColumnDef,
+    UUIDType,
+    allows_none,
+    computed,
+    sql_type_for,
+)
 from .hooks import GlobalScopeFn, Scope, collect_global_scopes, collect_hooks
 
 if TYPE_CHECKING:
@@ -177,13 +184,7 @@ class ModelInfo:
                 ann = self.annotation(name)
             except Exception:
                 return False  # not resolvable yet: asked again next time
-            if typing.get_origin(ann) is typing.Annotated:
-                ann = typing.get_args(ann)[0]
-            origin = typing.get_origin(ann)
-            known = (origin is typing.Union or origin is UnionType) and type(
-                None
-            ) in typing.get_args(ann)
-            self.optional[name] = known
+            known = self.optional[name] = allows_none(ann)
         return known
 
     def _declaring_class(self, name: str) -> type:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-import types
-import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +43,7 @@ from ..orm.columns import (
     FloatType,
     UTCDateTime,
     UUIDType,
+    allows_none,
 )
 from ..orm.model_info import info_of
 from ..query.raw import Raw
@@ -205,18 +204,9 @@ def _generic_type(name: str, type_: TypeEngine[Any]) -> ColumnSpec | None:
 
 def _nullable(annotation: Any) -> bool:
     """Whether a column annotation admits ``None`` (no annotation: nullable)."""
-    if annotation is None:
-        return True
     if isinstance(annotation, str):
         return bool(re.search(r"\bNone\b|\bOptional\[|\bAny\b", annotation))
-    if annotation is typing.Any:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _nullable(typing.get_args(annotation)[0])
-    if origin is typing.Union or origin is types.UnionType:
-        return type(None) in typing.get_args(annotation)
-    return False
+    return allows_none(annotation, untyped=True)
 
 
 # -- models → tables ---------------------------------------------------------------------------
