@@ -4,9 +4,11 @@ and the per-dialect configuration of the global ``db``."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
-from collections.abc import Iterator, Sequence
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,3 +249,26 @@ async def _truncate(conn: AsyncConnection, big: list[sa.Table], tables: Sequence
         if conn.in_transaction():
             await conn.rollback()
         return False
+
+
+async def insert_posts(n: int) -> None:
+    """``n`` posts of user 1 titled ``title``, in one statement (the rows made by the database:
+    tens of thousands without sending them)."""
+    digits = " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10))
+    product = ", ".join(f"({digits}) d{i}" for i in range(5))
+    number = "d0.d + 10*d1.d + 100*d2.d + 1000*d3.d + 10000*d4.d"
+    await db.raw_query(
+        f"INSERT INTO posts (user_id, title) SELECT 1, 'title' FROM {product} WHERE {number} < ?",
+        [n],
+    ).exec()
+
+
+async def peak_traced(read: Callable[[], Awaitable[int]]) -> tuple[int, int]:
+    """``(rows, peak traced bytes)`` of ``read()`` (tracemalloc, after a collection)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        rows = await read()
+        return rows, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

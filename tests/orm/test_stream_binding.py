@@ -7,42 +7,17 @@ instance whose transaction ended goes to its model's default connection."""
 from __future__ import annotations
 
 import copy
-import gc
-import tracemalloc
-from typing import Any
 
 from lucid_orm import db
 from lucid_orm.database import Database
 from tests import models
-from tests.helpers import count_queries
+from tests.helpers import count_queries, insert_posts, peak_traced
 
 Post = models.Post
 
 
-async def insert_posts(n: int) -> None:
-    """``n`` posts titled ``title``, in one statement."""
-    digits = " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10))
-    product = ", ".join(f"({digits}) d{i}" for i in range(5))
-    number = "d0.d + 10*d1.d + 100*d2.d + 1000*d3.d + 10000*d4.d"
-    await db.raw_query(
-        f"INSERT INTO posts (user_id, title) SELECT 1, 'title' FROM {product} WHERE {number} < ?",
-        [n],
-    ).exec()
-
-
 async def some_posts(n: int = 3) -> None:
     await db.table("posts").multi_insert([{"user_id": 1, "title": f"p{i}"} for i in range(n)])
-
-
-async def _peak(read: Any) -> tuple[int, int]:
-    """(rows, peak traced bytes) of ``read()``."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        rows = await read()
-        return rows, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 class TestFlatMemory:
@@ -68,9 +43,9 @@ class TestFlatMemory:
             async def whole() -> int:
                 return len(await Post.query(client=trx))
 
-            streamed, stream_peak = await _peak(stream)
-            chunked, chunk_peak = await _peak(chunks)
-            read, whole_peak = await _peak(whole)
+            streamed, stream_peak = await peak_traced(stream)
+            chunked, chunk_peak = await peak_traced(chunks)
+            read, whole_peak = await peak_traced(whole)
             # Still bound while the transaction lasts.
             post = await Post.query(client=trx).first()
             assert post is not None and post.trx is trx

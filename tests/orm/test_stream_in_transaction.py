@@ -8,8 +8,6 @@ the stream goes on from there. The answers are the same everywhere."""
 from __future__ import annotations
 
 import asyncio
-import gc
-import tracemalloc
 from contextlib import aclosing
 from typing import Any
 
@@ -21,22 +19,11 @@ from lucid_orm.database import Database
 from lucid_orm.database.transaction import TransactionClient
 from lucid_orm.relations import HasMany
 from tests import models
-from tests.helpers import count_queries
+from tests.helpers import count_queries, insert_posts, peak_traced
 
 
 class Post(models.Post):
     comments: HasMany[models.Comment] = has_many(lambda: models.Comment)
-
-
-async def insert_posts(n: int) -> None:
-    """``n`` posts titled ``t000000``, ``t000001``… in id order, in one statement."""
-    digits = " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10))
-    product = ", ".join(f"({digits}) d{i}" for i in range(5))
-    number = "d0.d + 10*d1.d + 100*d2.d + 1000*d3.d + 10000*d4.d"
-    await db.raw_query(
-        f"INSERT INTO posts (user_id, title) SELECT 1, 'title' FROM {product} WHERE {number} < ?",
-        [n],
-    ).exec()
 
 
 async def titled_posts(n: int) -> list[int]:
@@ -263,17 +250,6 @@ class TestEndingTheTransactionMidStream:
         assert await models.Comment.query().count_rows() == 1
 
 
-async def _peak(read: Any) -> tuple[int, int]:
-    """(rows, peak traced bytes) of ``read()``."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        rows = await read()
-        return rows, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 class TestFlatMemory:
     async def test_a_stream_in_a_transaction_holds_one_batch(self, database: Database) -> None:
         await insert_posts(50_000)
@@ -290,8 +266,8 @@ class TestFlatMemory:
             async def whole() -> int:
                 return len(await trx.from_("posts").select("id", "title"))
 
-            streamed, stream_peak = await _peak(stream)
-            read, whole_peak = await _peak(whole)
+            streamed, stream_peak = await peak_traced(stream)
+            read, whole_peak = await peak_traced(whole)
         assert (streamed, read) == (100_000, 50_000)
         # 50,000 rows take several MB; a batch of 500 some tens of KB. On MySQL/MariaDB a
         # stream that read its whole result first peaked as high as reading every row.
