@@ -28,7 +28,7 @@ from lucid_orm.database import Database
 from lucid_orm.orm.state import ROW_ATTRS
 from lucid_orm.relations import HasMany
 from tests import models
-from tests.helpers import count_queries
+from tests.helpers import count_queries, insert_posts
 
 
 class Post(models.Post):
@@ -329,18 +329,6 @@ class TestConnectionRelease:
         assert await Post.query().count_rows() == 30  # the connection pool still works
 
 
-async def insert_many_rows(n: int) -> None:
-    """``n`` posts (a multiple of 100,000 up to 900,000) in one INSERT … SELECT over a cross
-    join of digits: seconds instead of minutes of multi-row INSERTs."""
-    digits = " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10))
-    product = ", ".join(f"({digits}) d{i}" for i in range(6))
-    number = "d0.d + 10*d1.d + 100*d2.d + 1000*d3.d + 10000*d4.d + 100000*d5.d"
-    await db.raw_query(
-        f"INSERT INTO posts (user_id, title) SELECT 1, 'title' FROM {product} WHERE {number} < ?",
-        [n],
-    ).exec()
-
-
 async def peak_while_streaming() -> tuple[int, int]:
     """(rows seen, peak traced bytes) of streaming every post in batches of 1,000."""
     gc.collect()
@@ -357,9 +345,9 @@ async def peak_while_streaming() -> tuple[int, int]:
 class TestFlatMemory:
     async def test_peak_memory_does_not_grow_with_the_row_count(self, database: Database) -> None:
         # 200,000 rows here (the 1,000,000-row figure is measured the same way, by hand).
-        await insert_many_rows(20_000)
+        await insert_posts(20_000)
         small_rows, small_peak = await peak_while_streaming()
-        await insert_many_rows(180_000)
+        await insert_posts(180_000)
         big_rows, big_peak = await peak_while_streaming()
         assert (small_rows, big_rows) == (20_000, 200_000)
         # Holding 200,000 instances takes well over 50 MB; a batch of 1,000 a few hundred KB.
