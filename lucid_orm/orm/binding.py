@@ -206,7 +206,12 @@ def binding(model: type[BaseModel], client: Client | None) -> dict[str, Any] | N
 
 
 def bind(
-    instances: Sequence[BaseModel], client: Client, *, checked: bool = False, unseen: bool = False
+    instances: Sequence[BaseModel],
+    client: Client,
+    *,
+    checked: bool = False,
+    unseen: bool = False,
+    dicts: list[dict[str, Any]] | None = None,
 ) -> None:
     """Bind ``instances`` to the connection of ``client`` and, when it is a transaction, to it
     while it lasts (see ``track``); a transaction refuses instances that belong to another
@@ -217,20 +222,19 @@ def bind(
     rolls back before it returns, running no user code in it (no hooks): when none of
     ``instances`` is bound to a transaction, none is bound to it either, as its end would
     unbind them again with nothing in between to see the binding (their connection is
-    still checked and bound)."""
+    still checked and bound).
+
+    ``dicts``: the instances' ``__dict__`` when the caller has them (in order)."""
     if not instances:
         return
     model = type(instances[0])
     name = client.connection_name
-    dicts = list(map(_dict_of, instances))
+    if dicts is None:
+        dicts = list(map(_dict_of, instances))
     if client.is_transaction:
-        # (An ended transaction's ``TRX`` may remain: bound only while it resolves to an
-        # open one, ``bound_transaction``.)
-        if unseen and (
-            not any(map(dict.get, dicts, repeat(TRX))) or not any(map(bound_transaction, instances))
-        ):
+        if unseen and not transaction_bound(dicts):
             if not checked:
-                check_connection(instances, client)
+                check_connection(instances, client, dicts)
         else:
             # First: it checks the instances' connections (before any binding changes).
             bind_transaction(instances, client, checked=checked)
@@ -242,17 +246,48 @@ def bind(
             d.pop(CONN, None)
 
 
-def check_connection(instances: Sequence[BaseModel], trx: Client) -> None:
+def transaction_bound(dicts: Sequence[dict[str, Any]]) -> bool:
+    """Whether an instance of these ``__dict__``s is bound to an open transaction (an ended
+    transaction's ``TRX`` may remain: bound only while it resolves to an open one,
+    ``bound_transaction``)."""
+    return any(map(dict.get, dicts, repeat(TRX))) and any(
+        map(open_transaction, map(dict.get, dicts, repeat(TRX)))
+    )
+
+
+def bound_as(model: type[BaseModel], dicts: Sequence[dict[str, Any]], client: Client) -> bool:
+    """Whether ``bind(instances, client, unseen=True)`` would change none of the instances
+    of ``model`` whose ``__dict__``s are ``dicts`` (``client`` a transaction they may join,
+    ``check_connection``): none is bound to an open transaction, and each already holds the
+    connection ``bind`` would store (none for the model's default)."""
+    if transaction_bound(dicts):
+        return False
+    name = client.connection_name
+    conns = map(dict.get, dicts, repeat(CONN))
+    if name != default_connection(model):
+        return all(map(operator.eq, conns, repeat(name)))
+    return not any(map(dict.__contains__, dicts, repeat(CONN)))
+
+
+def check_connection(
+    instances: Sequence[BaseModel],
+    trx: Client,
+    dicts: Sequence[dict[str, Any]] | None = None,
+    persisted: bool = False,
+) -> None:
     """``E_CROSS_SHARD`` unless every instance may join transaction ``trx``: the rows of
-    persisted ones, and the shard keys of new ones, belong to its connection."""
+    persisted ones, and the shard keys of new ones, belong to its connection. ``dicts``: the
+    instances' ``__dict__`` when the caller has them; ``persisted``: it knows them all
+    persisted."""
     name = trx.connection_name
     model = type(instances[0])
     routed = model.shard_for is not None
     # ``_home`` inlined for persisted rows (the common case of a bulk write), the model's
     # default connection looked up once.
     default = default_connection(model)
-    dicts = list(map(_dict_of, instances))
-    if all(persisted_flags(dicts)):
+    if dicts is None:
+        dicts = list(map(_dict_of, instances))
+    if persisted or all(persisted_flags(dicts)):
         # All persisted (a bulk update): their homes are the few distinct connections they
         # were read with, checked at once (in C); the loop below names one that differs.
         homes = {conn or default for conn in set(map(dict.get, dicts, repeat(CONN)))}

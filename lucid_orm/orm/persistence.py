@@ -10,6 +10,7 @@ import operator
 import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -33,7 +34,7 @@ from ..database.result import ExecResult
 from ..database.transaction import TransactionClient, begun, implicit
 from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
-from .binding import bind, check_connection, shard_connection
+from .binding import bind, bound_as, check_connection, shard_connection
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
 from .journal import ABSENT, created, deleted, updated, updated_batch
@@ -1380,11 +1381,10 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
     if not items:
         return
     dicts = list(map(_dict_of, items))
+    exact = all(map(operator.is_, map(type, items), repeat(model)))
     # Checked in C over the whole batch (instances of ``model`` itself, all persisted); a
     # subclass or a refusal takes the loop, which raises for the first instance refused.
-    if not (
-        all(map(operator.is_, map(type, items), repeat(model))) and all(persisted_flags(dicts))
-    ):
+    if not (exact and all(persisted_flags(dicts))):
         for inst in items:
             if type(inst) is not model and not isinstance(inst, model):
                 raise LucidError(
@@ -1396,18 +1396,29 @@ async def update_many(model: type[M], instances: Sequence[M], client: Client) ->
                     f"update_many writes persisted instances; {inst!r} is new (use save_many)",
                     code="E_INVALID_ARGUMENT",
                 )
-    # Each instance's state, kept for a failure.
-    states = list(map(dict.copy, dicts))
+    # What puts every instance back as it was on a failure, set by ``_update_many`` before
+    # it changes any.
+    restore: list[Callable[[], None]] = []
     try:
         # Its BEGIN may still run on the driver while the changes are computed (``implicit``).
         async with implicit(client) as trx:
-            await _update_many(model, items, trx)
+            await _update_many(model, items, dicts, exact, trx, restore)
     except BaseException:
-        for inst, state in zip(items, states, strict=True):
-            d = inst.__dict__
+        for undo in restore:
+            undo()
+        raise
+
+
+def _states_kept(dicts: list[dict[str, Any]]) -> Callable[[], None]:
+    """What puts back the instance state ``dicts`` hold now: a copy of each."""
+    states = list(map(dict.copy, dicts))
+
+    def restore() -> None:
+        for d, state in zip(dicts, states, strict=True):
             d.clear()
             d.update(state)
-        raise
+
+    return restore
 
 
 _MISSING: Any = object()
@@ -1502,42 +1513,48 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
 
 
 def _row_changes(
-    model: type[M], items: list[M], key: str
-) -> tuple[list[M], list[Any], list[Any], list[_Batch[M]]] | None:
-    """``_changes`` for a batch whose every instance is of ``model`` itself and still holds
-    its hydrated row (state.py's ``ROW``, no ``original`` dict, ``ROW_ATTRS`` the model's
-    columns: ``_row_getter``), compared column by column in C: ``(dirty, originals,
-    written, batches)``, per dirty instance its ``original`` for the journal (``(row,
-    names)``) and its values as one tuple (its ``ROW`` once written, ``_written_many``), and
-    the rows to write per set of changed columns (``_Batch``). ``None`` when the batch is
-    not all so (``_changes`` then compares instance by instance)."""
+    model: type[M], items: list[M], dicts: list[dict[str, Any]], exact: bool, key: str
+) -> _RowChanges[M] | None:
+    """``_changes`` for a batch whose every instance is of ``model`` itself (``exact``) and
+    still holds its hydrated row (state.py's ``ROW``, no ``original`` dict, ``ROW_ATTRS``
+    absent or the model's columns: ``_row_getter``), compared column by column in C:
+    ``(dirty, their dicts, their rows, written, batches)``, per dirty instance its ``ROW``
+    before the write (the journal's ``original``) and its values as one tuple (its ``ROW``
+    once written: ``ROW_ATTRS`` and ``ORIGINAL`` stay as they are), and the rows to write per
+    set of changed columns (``_Batch``). ``None`` when the batch is not all so (``_changes``
+    then compares instance by instance). ``items[i]`` owns ``dicts[i]``."""
     plan = _row_getter(model)
-    if plan is None:
+    if plan is None or not exact:
         return None
-    names, getter = plan
-    if key not in names or not all(map(operator.is_, map(type, items), repeat(model))):
+    names = plan[0]
+    if key not in names:
         return None
-    n = len(items)
-    dicts = list(map(_dict_of, items))
-    rows = list(map(dict.get, dicts, repeat(ROW)))
-    if None in rows or list(map(dict.get, dicts, repeat(ORIGINAL))).count(None) != n:
+    n = len(dicts)
+    rows: list[Any] = list(map(dict.get, dicts, repeat(ROW)))
+    if None in rows:
         return None
-    # (Absent: the model's columns, state.py.)
-    row_names = list(map(dict.get, dicts, repeat(ROW_ATTRS), repeat(names)))
-    # Usually one tuple shared by the rows of a query: counted by identity.
-    first = row_names[0]
-    if first != names or row_names.count(first) != n:
+    if any(map(dict.__contains__, dicts, repeat(ORIGINAL))) and any(
+        map(operator.is_not, map(dict.get, dicts, repeat(ORIGINAL)), repeat(None))
+    ):
         return None
+    if any(map(dict.__contains__, dicts, repeat(ROW_ATTRS))):
+        # (Absent: the model's columns, state.py.) Usually one tuple shared by the rows of a
+        # query: counted by identity.
+        row_names = list(map(dict.get, dicts, repeat(ROW_ATTRS), repeat(names)))
+        first = row_names[0]
+        if first != names or row_names.count(first) != n:
+            return None
     try:
-        values = list(map(getter, dicts))
+        values = list(map(plan[1], dicts))
     except KeyError:  # an attribute deleted: the general comparison
         return None
     # Column by column: the values as hydrated (a row may hold more values after its
     # columns: ``zip`` stops at the last column) and as they are now. A column whose every
     # value is the very object hydrated is clean; in another, a row changed unless equal
-    # and of the same type (as ``_changes``).
+    # and of the same type (as ``_changes``). (Transposed in C: faster than one ``map``
+    # per column, or ``!=`` and the types compared by nested ``map``s.)
     news = list(zip(*values, strict=True))
-    changed: list[tuple[int, list[Any]]] = []
+    changed: list[tuple[int, list[bool]]] = []
     for j, (was, now) in enumerate(zip(zip(*rows, strict=False), news, strict=False)):
         if all(map(operator.is_, was, now)):
             continue
@@ -1547,7 +1564,7 @@ def _row_changes(
         if any(flags):
             changed.append((j, flags))
     if not changed:
-        return [], [], [], []
+        return [], [], [], [], []
     keys = news[names.index(key)]
     columns = [j for j, _ in changed]
     if all(all(flags) for _, flags in changed):
@@ -1558,7 +1575,7 @@ def _row_changes(
             items,
             ColumnRows([keys, *[news[j] for j in columns]]),
         )
-        return items, list(zip(rows, row_names, strict=True)), values, [batch]
+        return items, dicts, rows, values, [batch]
     groups: dict[tuple[Any, ...], list[int]] = {}
     dirty_at: list[int] = []
     for i, pattern in enumerate(zip(*[flags for _, flags in changed], strict=True)):
@@ -1577,33 +1594,23 @@ def _row_changes(
         )
     return (
         [items[i] for i in dirty_at],
-        [(rows[i], row_names[i]) for i in dirty_at],
+        [dicts[i] for i in dirty_at],
+        [rows[i] for i in dirty_at],
         [values[i] for i in dirty_at],
         batches,
     )
 
 
-def _written_many(
-    model: type[BaseModel], instances: Sequence[BaseModel], written: list[Any] | None = None
-) -> None:
+def _written_many(model: type[BaseModel], instances: Sequence[BaseModel]) -> None:
     """``_written`` for many instances of ``model``: their ``original`` becomes what they
     hold, kept as a row (state.py's ``ROW``, read into a dict only when asked for) where the
-    model allows it (``_row_getter``). ``written``: the values written, one tuple per
-    instance in ``_row_getter``'s order (``_row_changes``), stored as they are."""
+    model allows it (``_row_getter``)."""
     plan = _row_getter(model)
     if plan is None:
         for inst in instances:
             _written(inst)
         return
     names, getter = plan
-    if written is not None:
-        # (``operator.setitem``: a C function, called about three times as fast as the slot
-        # wrapper ``dict.__setitem__``.)
-        dicts = list(map(_dict_of, instances))
-        _consume(map(dict.pop, dicts, repeat(ORIGINAL), repeat(None)))
-        _consume(map(operator.setitem, dicts, repeat(ROW), written))
-        _consume(map(operator.setitem, dicts, repeat(ROW_ATTRS), repeat(names)))
-        return
     for inst in instances:
         d = inst.__dict__
         if type(inst) is not model:
@@ -1621,12 +1628,26 @@ def _written_many(
 # The rows of one bulk UPDATE: the attributes it sets (column order), the instances and per
 # instance ``(key, *values)``.
 _Batch = tuple[tuple[str, ...], list[M], Sequence[tuple[Any, ...]]]
+# ``_row_changes``: the dirty instances, their dicts, their rows before the write and the
+# values written (one tuple each), and the batches.
+_RowChanges = tuple[list[M], list[dict[str, Any]], list[Any], list[Any], list[_Batch[M]]]
 
 
-async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -> None:
+async def _update_many(
+    model: type[M],
+    items: list[M],
+    dicts: list[dict[str, Any]],
+    exact: bool,
+    trx: TransactionClient,
+    restore: list[Callable[[], None]],
+) -> None:
+    """The work of ``update_many`` in its transaction ``trx``: ``dicts[i]`` is the
+    ``__dict__`` of ``items[i]``, ``exact`` says all are of ``model`` itself; appends to
+    ``restore`` what puts the instances back as they were, before it changes any."""
     info = info_of(model)
     table = info.table
     if info.composite:
+        restore.append(_states_kept(dicts))
         # No one-statement bulk UPDATE keyed on several columns: one UPDATE per instance,
         # inside this transaction (hooks as save()).
         for inst in items:
@@ -1634,23 +1655,46 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
         return
     assert table is not None and info.primary_key is not None
     hooks = info.hooks
+    pk_attr = info.primary_key
+    stamped = [name for name, col in info.timestamps if col.auto_update]
     # No hook to run and a transaction of its own (no savepoint: ``implicit``), which ends
     # before update_many returns: nothing could see the instances bound to it.
     user_code = any(hooks.get(h) for h in ("before:update", "before:save", *_AFTER_UPDATE))
-    bind(items, trx, unseen=trx.parent is None and not user_code)
+    unseen = trx.parent is None and not user_code
+    fast: _RowChanges[M] | None = None
+    checked = False
+    if unseen and not stamped and bound_as(model, dicts, trx):
+        # Binding would change no instance, and the changes are computed before any is
+        # changed: only the rows written change them, and the restore puts those back
+        # (no copy of each state). No journal entry either: this root transaction's commit
+        # would drop it, and on a failure the restore does what its undo would.
+        check_connection(items, trx, dicts, persisted=True)
+        checked = True
+        with hydration.gc_paused(len(items)):  # a tuple per changed row, no cycles
+            fast = _row_changes(model, items, dicts, exact, pk_attr)
+        if fast is not None:
+            if fast[0]:  # (dirty, their dicts, their rows before, written, batches)
+                await _write_batches(model, info, fast[4], trx)
+                restore.append(partial(_consume_rows, fast[1], fast[2]))
+                _consume_rows(fast[1], fast[3])
+            return
+    restore.append(_states_kept(dicts))
+    bind(items, trx, unseen=unseen, checked=checked, dicts=dicts)
     if hooks.get("before:update") or hooks.get("before:save"):
         await begun(trx)  # user code runs inside a transaction that has begun
         await _run_each(hooks, "before:update", "before:save", items)
     # As save(): the before hooks may dirty an instance; one that is clean is not written.
     # The changes are computed once per instance (the stamps set below are added to them).
-    pk_attr = info.primary_key
-    stamped = [name for name, col in info.timestamps if col.auto_update]
     written: list[Any] | None = None
+    dirty_dicts: list[dict[str, Any]] = []
     owns: list[dict[str, tuple[Any, Any]] | None] | None = None
     with hydration.gc_paused(len(items)):  # a dict per changed row, no cycles
-        fast = None if stamped else _row_changes(model, items, pk_attr)
+        fast = None if stamped else _row_changes(model, items, dicts, exact, pk_attr)
         if fast is not None:
-            dirty, originals, written, batches = fast
+            dirty, dirty_dicts, before, written, batches = fast
+            # (``_row_changes``: the rows follow the model's columns, ``_row_getter``'s.)
+            names = _row_getter(model)[0]  # type: ignore[index]
+            originals: list[Any] = list(zip(before, repeat(names)))
         else:
             dirty, changes, originals = _changes(model, items)
     if not dirty:
@@ -1668,6 +1712,31 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
                 {name: (before.get(name, ABSENT), value) for name, (_, value) in stamps.items()}
                 for before in befores
             ]
+    await _write_batches(model, info, batches, trx)
+    updated_batch(trx, dirty, originals, owns)
+    if written is not None:
+        _consume_rows(dirty_dicts, written)
+    else:
+        _written_many(model, dirty)
+    await _run_each(info.hooks, *_AFTER_UPDATE, dirty)
+
+
+def _consume_rows(dicts: list[dict[str, Any]], rows: list[Any]) -> None:
+    """Make ``rows[i]`` the hydrated ``ROW`` of the instance whose ``__dict__`` is
+    ``dicts[i]``, whose ``original`` is that row (``_row_changes``: no ``ORIGINAL``, and
+    ``ROW_ATTRS`` absent or the model's columns, which ``rows`` follow)."""
+    # (``operator.setitem``: a C function, called about three times as fast as the slot
+    # wrapper ``dict.__setitem__``.)
+    _consume(map(operator.setitem, dicts, repeat(ROW), rows))
+
+
+async def _write_batches(
+    model: type[M], info: ModelInfo, batches: list[_Batch[M]], trx: TransactionClient
+) -> None:
+    """Run the bulk UPDATEs of ``batches`` in ``trx``; ``ModelNotFoundError`` for a row
+    that is gone."""
+    table = info.table
+    assert table is not None
     pk_name = pk_column(model)
     prepare = info.prepare_map
     ops = trx.dialect_ops
@@ -1704,9 +1773,6 @@ async def _update_many(model: type[M], items: list[M], trx: TransactionClient) -
             chunk = rows[start : start + size]
             stmt = ops.bulk_update_statement(table, pk_name, columns, chunk)
             await _run_bulk_update(model, stmt, chunk, trx)
-    updated_batch(trx, dirty, originals, owns)
-    _written_many(model, dirty, written)
-    await _run_each(info.hooks, *_AFTER_UPDATE, dirty)
 
 
 _AFTER_UPDATE = ("after:update", "after:save")
