@@ -34,7 +34,7 @@ from ..database.result import ExecResult
 from ..database.transaction import TransactionClient, begun, implicit
 from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
-from .binding import bind, bound_as, check_connection, shard_connection
+from .binding import bind, bound_as, check_connection, default_connection, shard_connection
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
 from .journal import ABSENT, created, deleted, updated, updated_batch
@@ -1513,7 +1513,12 @@ def _changes(model: type[M], items: list[M]) -> tuple[list[M], list[dict[str, An
 
 
 def _row_changes(
-    model: type[M], items: list[M], dicts: list[dict[str, Any]], exact: bool, key: str
+    model: type[M],
+    items: list[M],
+    dicts: list[dict[str, Any]],
+    exact: bool,
+    key: str,
+    plain: bool = False,
 ) -> _RowChanges[M] | None:
     """``_changes`` for a batch whose every instance is of ``model`` itself (``exact``) and
     still holds its hydrated row (state.py's ``ROW``, no ``original`` dict, ``ROW_ATTRS``
@@ -1522,7 +1527,8 @@ def _row_changes(
     before the write (the journal's ``original``) and its values as one tuple (its ``ROW``
     once written: ``ROW_ATTRS`` and ``ORIGINAL`` stay as they are), and the rows to write per
     set of changed columns (``_Batch``). ``None`` when the batch is not all so (``_changes``
-    then compares instance by instance). ``items[i]`` owns ``dicts[i]``."""
+    then compares instance by instance). ``items[i]`` owns ``dicts[i]``; ``plain``: each of
+    ``dicts`` holds one key more than the model has columns (``_plain``)."""
     plan = _row_getter(model)
     if plan is None or not exact:
         return None
@@ -1533,11 +1539,14 @@ def _row_changes(
     rows: list[Any] = list(map(dict.get, dicts, repeat(ROW)))
     if None in rows:
         return None
-    if any(map(dict.__contains__, dicts, repeat(ORIGINAL))) and any(
-        map(operator.is_not, map(dict.get, dicts, repeat(ORIGINAL)), repeat(None))
+    # (``plain``: ``ROW`` and every column, read below, are all the keys there are.)
+    if (
+        not plain
+        and any(map(dict.__contains__, dicts, repeat(ORIGINAL)))
+        and any(map(operator.is_not, map(dict.get, dicts, repeat(ORIGINAL)), repeat(None)))
     ):
         return None
-    if any(map(dict.__contains__, dicts, repeat(ROW_ATTRS))):
+    if not plain and any(map(dict.__contains__, dicts, repeat(ROW_ATTRS))):
         # (Absent: the model's columns, state.py.) Usually one tuple shared by the rows of a
         # query: counted by identity.
         row_names = list(map(dict.get, dicts, repeat(ROW_ATTRS), repeat(names)))
@@ -1663,15 +1672,26 @@ async def _update_many(
     unseen = trx.parent is None and not user_code
     fast: _RowChanges[M] | None = None
     checked = False
-    if unseen and not stamped and bound_as(model, dicts, trx):
-        # Binding would change no instance, and the changes are computed before any is
-        # changed: only the rows written change them, and the restore puts those back
-        # (no copy of each state). No journal entry either: this root transaction's commit
-        # would drop it, and on a failure the restore does what its undo would.
-        check_connection(items, trx, dicts, persisted=True)
-        checked = True
+    if unseen and not stamped:
+        plain = _plain(model, dicts)
         with hydration.gc_paused(len(items)):  # a tuple per changed row, no cycles
-            fast = _row_changes(model, items, dicts, exact, pk_attr)
+            fast = _row_changes(model, items, dicts, exact, pk_attr, plain)
+        if fast is None:
+            pass
+        elif plain:
+            # Each holds its row and columns alone: no transaction or connection to bind
+            # it to, and its home is the model's default connection (``check_connection``).
+            if trx.connection_name != default_connection(model):
+                fast = None  # ``bind`` below raises E_CROSS_SHARD
+        elif bound_as(model, dicts, trx):
+            check_connection(items, trx, dicts, persisted=True)
+            checked = True
+        else:
+            fast = None
+        # Binding would change no instance, and the changes were computed before any
+        # changed: only the rows written change them, and the restore puts those back (no
+        # copy of each state). No journal entry either: this root transaction's commit
+        # would drop it, and on a failure the restore does what its undo would.
         if fast is not None:
             if fast[0]:  # (dirty, their dicts, their rows before, written, batches)
                 await _write_batches(model, info, fast[4], trx)
@@ -1719,6 +1739,15 @@ async def _update_many(
     else:
         _written_many(model, dirty)
     await _run_each(info.hooks, *_AFTER_UPDATE, dirty)
+
+
+def _plain(model: type[BaseModel], dicts: list[dict[str, Any]]) -> bool:
+    """Whether each of ``dicts`` (instance ``__dict__``s of ``model``) holds one key more than
+    the model has columns, as an instance holds when it was hydrated with every column and
+    is still as read but for values set: those keys are then its columns and ``ROW`` alone
+    once ``_row_changes`` found both in each (no state key: no ``original`` dict, no
+    binding). Counted in C, instead of a scan per state key."""
+    return not any(map(operator.ne, map(len, dicts), repeat(len(model.columns) + 1)))
 
 
 def _consume_rows(dicts: list[dict[str, Any]], rows: list[Any]) -> None:
