@@ -5,11 +5,20 @@ bound to while the write runs."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from lucid_orm import IntegrityError, ModelNotFoundError, before, db
+from lucid_orm import (
+    BaseModel,
+    IntegrityError,
+    LucidError,
+    ModelNotFoundError,
+    before,
+    column,
+    db,
+)
 from lucid_orm.database import Database
 from tests.helpers import count_queries
 from tests.orm._upsert_schema import Stock, rows, tables
@@ -172,3 +181,134 @@ class TestBinding:
             assert [s.trx for s in stocks] == [trx, trx]
         assert [s.trx for s in stocks] == [None, None]
         assert await rows("up_stocks", "qty") == [{"qty": 3}, {"qty": 3}]
+
+
+class ShelfStock(Stock):
+    """A subclass on the same table, with no hooks: a batch mixing it with ``Stock`` is not
+    of one model (compared instance by instance)."""
+
+
+class TestBatchShapes:
+    async def test_a_batch_mixing_a_subclass_is_written_and_clean(self, tables: Database) -> None:
+        await _stocks(3)
+        plain = await Stock.query().order_by("id")
+        shelf = await ShelfStock.query().order_by("id")
+        mixed = [plain[0], shelf[1], plain[2]]
+        for i, s in enumerate(mixed):
+            s.qty = i + 20
+        with count_queries() as q:
+            await Stock.update_many(mixed)
+        assert len(_updates(q.sqls)) == 1, q.sqls
+        assert await rows("up_stocks", "qty") == [{"qty": 20}, {"qty": 21}, {"qty": 22}]
+        assert not any(s.is_dirty for s in mixed)
+        assert [s.original["qty"] for s in mixed] == [20, 21, 22]
+
+    async def test_a_failure_leaves_a_mixed_batch_as_it_was(self, tables: Database) -> None:
+        await _stocks(2)
+        first = await Stock.query().order_by("id").first()
+        second = await ShelfStock.query().order_by("id", "desc").first()
+        assert first is not None and second is not None
+        first.qty = 5
+        second.sku = "k0"  # (shop, sku) taken: a unique violation
+        with pytest.raises(IntegrityError):
+            await Stock.update_many([first, second])
+        assert [first.dirty, second.dirty] == [{"qty": 5}, {"sku": "k0"}]
+        assert [first.original["qty"], second.original["sku"]] == [0, "k1"]
+        assert await rows("up_stocks", "sku", "qty") == [
+            {"sku": "k0", "qty": 0},
+            {"sku": "k1", "qty": 0},
+        ]
+
+    async def test_created_rows_are_compared_with_what_each_write_stored(
+        self, tables: Database
+    ) -> None:
+        # Rows of create_many keep their attribute names beside the row; the write keeps them.
+        stocks = await Stock.create_many(
+            [{"shop": "s", "sku": f"k{i}", "qty": 0} for i in range(3)]
+        )
+        for s in stocks:
+            s.qty = 1
+        await Stock.update_many(stocks)
+        stocks[1].qty = 2
+        with count_queries() as q:
+            await Stock.update_many(stocks)
+        assert len(_updates(q.sqls)) == 1, q.sqls
+        assert await rows("up_stocks", "qty") == [{"qty": 1}, {"qty": 2}, {"qty": 1}]
+        assert [s.original for s in stocks] == [s.attributes for s in stocks]
+        assert not any(s.is_dirty for s in stocks)
+
+
+class Pin(BaseModel):
+    table = "up_pins"
+    id: int = column(is_primary=True)
+    board_id: int | None = column()
+    label: str | None = column()
+
+
+@pytest.fixture
+async def pins(tables: Database, dialect: str) -> AsyncIterator[None]:
+    """``up_pins`` whose ``board_id`` references ``up_boards`` by a foreign key checked at
+    COMMIT (deferred): an UPDATE that breaks it succeeds, its COMMIT fails."""
+    if dialect == "mysql":
+        pytest.skip("MariaDB has no deferred foreign keys: no COMMIT fails on its own")
+    await db.raw_query("drop table if exists up_pins")
+    await db.raw_query("drop table if exists up_boards")
+    await db.raw_query("create table up_boards (id integer primary key)")
+    await db.raw_query(
+        "create table up_pins (id integer primary key, board_id integer references "
+        "up_boards (id) deferrable initially deferred, label varchar(50))"
+    )
+    try:
+        yield
+    finally:
+        await db.raw_query("drop table up_pins")
+        await db.raw_query("drop table up_boards")
+
+
+class TestFailedCommit:
+    """The rows are written, then the COMMIT fails: every instance is as it was."""
+
+    async def test_the_instances_are_dirty_again_with_their_rows(self, pins: None) -> None:
+        await db.table("up_boards").insert({"id": 1})
+        await Pin.create_many([{"id": i, "board_id": 1, "label": f"p{i}"} for i in (1, 2, 3)])
+        found = await Pin.query().order_by("id")
+        for p in found:
+            p.board_id = 99  # no such board: refused at COMMIT
+        found[1].label = "moved"
+        with count_queries() as q, pytest.raises(LucidError):
+            await Pin.update_many(found)
+        assert len(_updates(q.sqls)) == 2, q.sqls  # written before the COMMIT failed
+        assert [p.dirty for p in found] == [
+            {"board_id": 99},
+            {"board_id": 99, "label": "moved"},
+            {"board_id": 99},
+        ]
+        assert [p.original["board_id"] for p in found] == [1, 1, 1]
+        assert [p.trx for p in found] == [None, None, None]
+        assert await rows("up_pins", "board_id", "label") == [
+            {"board_id": 1, "label": f"p{i}"} for i in (1, 2, 3)
+        ]
+        # Still dirty: written once the board exists.
+        await db.table("up_boards").insert({"id": 99})
+        await Pin.update_many(found)
+        assert not any(p.is_dirty for p in found)
+        assert await rows("up_pins", "board_id", "label") == [
+            {"board_id": 99, "label": "p1"},
+            {"board_id": 99, "label": "moved"},
+            {"board_id": 99, "label": "p3"},
+        ]
+
+    async def test_a_clean_column_stays_clean(self, pins: None) -> None:
+        await db.table("up_boards").insert({"id": 1})
+        await Pin.create_many([{"id": i, "board_id": 1, "label": f"p{i}"} for i in (1, 2)])
+        found = await Pin.query().order_by("id")
+        for p in found:
+            p.board_id = 7
+        with pytest.raises(LucidError):
+            await Pin.update_many(found)
+        for p in found:
+            p.board_id = 1  # back to the value read: clean
+        assert not any(p.is_dirty for p in found)
+        with count_queries() as q:
+            await Pin.update_many(found)
+        assert q.sqls == []
