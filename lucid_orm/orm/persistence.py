@@ -1747,7 +1747,8 @@ def _plain(model: type[BaseModel], dicts: list[dict[str, Any]]) -> bool:
     is still as read but for values set: those keys are then its columns and ``ROW`` alone
     once ``_row_changes`` found both in each (no state key: no ``original`` dict, no
     binding). Counted in C, instead of a scan per state key."""
-    return not any(map(operator.ne, map(len, dicts), repeat(len(model.columns) + 1)))
+    # (``count`` compares small ints by identity first: twice as fast as ``map(ne, …)``.)
+    return list(map(len, dicts)).count(len(model.columns) + 1) == len(dicts)
 
 
 def _consume_rows(dicts: list[dict[str, Any]], rows: list[Any]) -> None:
