@@ -1712,9 +1712,9 @@ async def _update_many(
         fast = None if stamped else _row_changes(model, items, dicts, exact, pk_attr)
         if fast is not None:
             dirty, dirty_dicts, before, written, batches = fast
-            # (``_row_changes``: the rows follow the model's columns, ``_row_getter``'s.)
-            names = _row_getter(model)[0]  # type: ignore[index]
-            originals: list[Any] = list(zip(before, repeat(names)))
+            plan = _row_getter(model)
+            assert plan is not None  # (``_row_changes``: rows in the order of its names)
+            originals: list[Any] = list(zip(before, repeat(plan[0])))
         else:
             dirty, changes, originals = _changes(model, items)
     if not dirty:

@@ -438,6 +438,32 @@ class TestNoCrossShardTransactions:
         assert await _names("users", s1) == [None]
         assert await _names("users", s2) == [None]
 
+    async def test_fetched_instances_of_two_shards_are_refused_together(
+        self, shards: list[str]
+    ) -> None:
+        # Rows as hydrated on each shard (each bound to its connection): update_many checks
+        # their connections before it writes, and each shard's batch is written there.
+        s1, s2 = shards[:2]
+        for name in (s1, s2):
+            key = next(k for k in range(1, 10) if _route(k) == name)
+            await User.create({"id": key, "username": f"on {name}"})
+        (a,) = await User.query(connection=s1)
+        (b,) = await User.query(connection=s2)
+        a.username, b.username = "a", "b"
+        with pytest.raises(LucidError) as info:
+            await User.update_many([a, b])
+        assert info.value.code == "E_CROSS_SHARD"
+        assert [a.dirty, b.dirty] == [{"username": "a"}, {"username": "b"}]
+        assert [await _names("users", s1), await _names("users", s2)] == [
+            [f"on {s1}"],
+            [f"on {s2}"],
+        ]
+        await User.update_many([a])
+        await User.update_many([b])
+        assert [await _names("users", s1), await _names("users", s2)] == [["a"], ["b"]]
+        assert not a.is_dirty and not b.is_dirty
+        assert await _names("users", "main") == []
+
     async def test_a_transaction_on_the_instance_shard_is_fine(self, shards: list[str]) -> None:
         s2 = shards[1]
         key = next(k for k in range(1, 10) if _route(k) == s2)
