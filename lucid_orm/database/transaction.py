@@ -296,10 +296,10 @@ class TransactionClient(ClientBase):
                 await _settle(self._end())
                 await self._run_hooks("rollback")
                 raise
-        if root._conflict is not None:
+        conflict = root._conflict
+        if conflict is not None:
             await _settle(self._end())
             await self._run_hooks("rollback")
-            conflict = root._conflict
             raise TransactionConflictError(
                 "Cannot commit: the database rolled the transaction back to resolve a conflict "
                 f"with a concurrent one ({conflict.message}); nothing was committed, run it "
@@ -410,6 +410,11 @@ class TransactionClient(ClientBase):
             return
         self.is_completed = True
         if self.parent is None:
+            # Instances read in the transaction keep this object as their ``TRX`` (state.py's
+            # ``open_transaction`` reads only ``is_completed``, ``_committed`` and ``parent``
+            # once it ended): the conflict that ended it, and with it its traceback's frames
+            # and their locals, must not live on with them.
+            self._conflict = None
             connection = self._connection
             if self._committed:
                 # The root's COMMIT succeeded (commit() sets _committed right after it) and
