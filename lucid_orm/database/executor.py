@@ -168,10 +168,10 @@ class Compiled:
     any_processor: bool = False
     convert: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    # SQLite inline reads: how many more executions go straight to the worker thread after
-    # one ran over the budget, and how many inline attempts in a row did (``fetch_sqlite``).
-    inline_skip: int = 0
-    inline_misses: int = 0
+    # SQLite inline reads: per size class of the bound values that ran over the budget,
+    # ``[runs still sent straight to the worker thread, inline attempts in a row that ran
+    # over]``; ``None`` while no class has a back-off pending (``fetch_sqlite``).
+    inline_backoff: dict[int, list[int]] | None = None
 
 
 class StatementCache:
@@ -566,15 +566,15 @@ async def run(
 # ``INLINE_STEPS`` virtual-machine instructions and interrupts the statement once it has run
 # ``INLINE_BUDGET_S``; the read then runs again on the worker thread (a SELECT has no side
 # effects; the partial rows are dropped) and the next ``INLINE_BACKOFF`` executions of that
-# statement shape go to the worker directly (doubled per further attempt in a row that ran
-# over). Once one turn of the loop has run a budget of inline reads, the next read lets the
-# loop turn before it runs (``_held``). The loop is therefore never held longer than about
-# two budgets by reads (the interpreter lock and the OS scheduler aside). Lock waits are the
-# other way a statement can block: the connection's busy timeout is 0 while the lean path
-# holds it, so a read that would wait for a lock fails at once inline and waits on the worker
-# thread instead (with the configured timeout restored for that call); it is restored for
-# good when the connection goes back to the pool
-# (``SqliteDialect.install_events``).
+# statement shape with bound values of the same size class (see below) go to the worker
+# directly (doubled per further attempt in a row of that class that ran over). Once one turn
+# of the loop has run a budget of inline reads, the next read lets the loop turn before it
+# runs (``_held``). The loop is therefore never held longer than about two budgets by reads
+# (the interpreter lock and the OS scheduler aside). Lock waits are the other way a statement
+# can block: the connection's busy timeout is 0 while the lean path holds it, so a read that
+# would wait for a lock fails at once inline and waits on the worker thread instead (with the
+# configured timeout restored for that call); it is restored for good when the connection
+# goes back to the pool (``SqliteDialect.install_events``).
 #
 # Reads run inline only while no other thread runs a statement of the pool (``pool_alone``):
 # every checked-out connection is held by a lean read or kept idle by the lean path, and no
@@ -587,14 +587,31 @@ async def run(
 # path itself gave it back and nothing used it since: the busy-timeout restore it queued at
 # check-in has run, and so has everything queued before it (``DRAINED_ATTR``). Writes always
 # run on the worker.
+#
+# Why a size class (``_size_class``): one statement shape can serve very different amounts of
+# work. A preload binds its 2..N keys as one JSON text (``json_each``), so the posts of 20
+# users and of 1,000 users are one shape, as are two ``where_in`` lists, or two pages whose
+# LIMIT and OFFSET are bound values. The preload of 1,000 users running over the budget must
+# not send the next 32 to 1,024 preloads of 5 users to the worker (two thread hops each, and
+# every other read of the pool with them while one runs there). The class is the bit length
+# of the parameter count plus the length of the text and bytes values, and apart from it that
+# of the sum of the positive integers (a LIMIT, an OFFSET; a key's value merely splits its
+# shape by magnitude): two parts, so that an integer key bound beside a JSON key list does
+# not swamp the list's length. Sizes within a factor of two share a class. The back-off
+# period of a class counts the runs of that class, so a shape that is always long still
+# wastes one budget per period of each class it runs with: more classes add their first
+# attempts (six each before the longest period), not a higher rate of wasted budgets. A
+# shape with no back-off pending pays one attribute test per read (``Compiled.inline_backoff``);
+# only the reads of a shape that has one compute their class (the cost of a few calls).
 
 # The longest a read may hold the event loop, in seconds.
 INLINE_BUDGET_S = 0.001
 # SQLite virtual-machine instructions between two looks at the clock (~10-50 µs of work).
 INLINE_STEPS = 1000
-# Executions of a statement shape sent to the worker directly after one ran over the budget,
-# doubled for each further attempt in a row that did (a shape that is always long wastes a
-# budget once per ``INLINE_BACKOFF << INLINE_MAX_DOUBLINGS`` runs, not once per 33).
+# Executions of a statement shape and size class sent to the worker directly after one ran
+# over the budget, doubled for each further attempt in a row that did (a shape that is always
+# long wastes a budget once per ``INLINE_BACKOFF << INLINE_MAX_DOUBLINGS`` runs of a class, not
+# once per 33).
 INLINE_BACKOFF = 32
 INLINE_MAX_DOUBLINGS = 5
 _SQLITE_BUSY = 5
@@ -604,13 +621,15 @@ _SQLITE_BUSY = 5
 class InlineStats:
     """Process-wide counters of SQLite lean reads: run ``inline`` on the loop thread,
     ``interrupted`` over the budget (then run on the worker), ``busy`` (a lock wait, then on
-    the worker), ``worker`` (all reads run on the worker thread, for whatever reason);
-    ``longest``: the longest an inline read held the loop, in seconds."""
+    the worker), ``worker`` (all reads run on the worker thread, for whatever reason),
+    ``backed_off`` (of those, sent there directly by the back-off of their statement shape
+    and size class); ``longest``: the longest an inline read held the loop, in seconds."""
 
     inline: int = 0
     interrupted: int = 0
     busy: int = 0
     worker: int = 0
+    backed_off: int = 0
     # Inline reads that let the loop turn first (a turn had run a budget of them already).
     yielded: int = 0
     # The longest an inline read held the loop (seconds), interrupted ones included.
@@ -736,8 +755,9 @@ async def fetch_sqlite(
     # (``asyncio.sleep(0)``: the mark and everything else that was ready run), then runs.
     held = _held
     loop = asyncio.get_running_loop()
-    if entry.inline_skip:
-        entry.inline_skip -= 1
+    # The size class of the bound values is computed only for a shape with a back-off pending.
+    if entry.inline_backoff is not None and _backing_off(entry, params):
+        inline_stats.backed_off += 1
         alone = False
     else:
         alone = engines is None or pool_alone(engines)
@@ -765,14 +785,13 @@ async def fetch_sqlite(
         try:
             rows = conn.execute(sql, params).fetchall()
             inline_stats.inline += 1
-            entry.inline_misses = 0
+            if entry.inline_backoff is not None:
+                _fitted(entry, params)
             return rows
         except sqlite3.OperationalError as exc:
             if budget.fired:
                 inline_stats.interrupted += 1
-                misses = entry.inline_misses
-                entry.inline_skip = INLINE_BACKOFF << misses
-                entry.inline_misses = min(misses + 1, INLINE_MAX_DOUBLINGS)
+                _ran_over(entry, params)
             elif exc.sqlite_errorcode & 0xFF == _SQLITE_BUSY:
                 inline_stats.busy += 1
             else:
@@ -786,6 +805,54 @@ async def fetch_sqlite(
     return await _on_worker_thread(
         engines, driver._execute(_on_worker, conn, sql, params, budget.busy_ms)
     )
+
+
+def _size_class(params: list[Any]) -> int:
+    """The size class of a read's bound values: the bit length of their count plus the total
+    length of the text and bytes among them, and above it that of the sum of the positive
+    integers (sizes within a factor of two share a class)."""
+    text = len(params)
+    ints = 0
+    for value in params:
+        kind = type(value)
+        if kind is str or kind is bytes:
+            text += len(value)
+        elif kind is int and value > 0:
+            ints += value
+    return text.bit_length() | ints.bit_length() << 8
+
+
+def _backing_off(entry: Compiled, params: list[Any]) -> bool:
+    """Whether this read goes to the worker directly, its size class backing off (one run of
+    the back-off counted)."""
+    backoff = entry.inline_backoff
+    state = None if backoff is None else backoff.get(_size_class(params))
+    if state is None or not state[0]:
+        return False
+    state[0] -= 1
+    return True
+
+
+def _ran_over(entry: Compiled, params: list[Any]) -> None:
+    """Back this read's size class off: it ran over the budget."""
+    size = _size_class(params)
+    backoff = entry.inline_backoff
+    if backoff is None:
+        backoff = entry.inline_backoff = {}
+    state = backoff.get(size)
+    misses = 0 if state is None else state[1]
+    backoff[size] = [INLINE_BACKOFF << misses, min(misses + 1, INLINE_MAX_DOUBLINGS)]
+
+
+def _fitted(entry: Compiled, params: list[Any]) -> None:
+    """Forget the back-off of this read's size class: it fitted the budget, so the next run
+    over starts at ``INLINE_BACKOFF`` again; with no class backing off, the shape is back to
+    one attribute test per read."""
+    backoff = entry.inline_backoff
+    if backoff is not None:
+        backoff.pop(_size_class(params), None)
+        if not backoff:
+            entry.inline_backoff = None
 
 
 async def _on_worker_thread(

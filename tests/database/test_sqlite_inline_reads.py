@@ -8,6 +8,7 @@ beside one with ``inline_reads: False``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from lucid_orm import LucidError, QueryError
+from lucid_orm import LucidError, QueryError, belongs_to
 from lucid_orm.database import Database, executor
 from lucid_orm.database.events import QueryEvent
 from lucid_orm.database.executor import (
@@ -31,6 +32,14 @@ from lucid_orm.database.executor import (
     inline_stats,
     restore_busy_timeout,
 )
+from lucid_orm.relations import BelongsTo
+from tests import models
+
+
+class SizedPost(models.Post):
+    table = "posts"
+    user: BelongsTo[models.User] = belongs_to(lambda: models.User, foreign_key="user_id")
+
 
 # Enough rows that a full scan with LIKE runs for far more than the 1 ms budget.
 BIG = 200_000
@@ -135,11 +144,12 @@ class TestInlineReads:
         assert INLINE_BACKOFF > 1
 
     async def test_a_shape_that_keeps_running_over_the_budget_backs_off_longer(
-        self, pair: Pair
+        self, pair: Pair, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # One statement shape, long or short by its parameter: each inline attempt in a row
-        # that runs over the budget doubles the runs sent straight to the worker; one that
-        # fits starts over.
+        # One statement shape, long or short by its bound ``top`` (two size classes):
+        # each inline attempt in a row of a class that runs over the budget doubles the runs
+        # of that class sent straight to the worker; one that fits starts over. The short
+        # class runs inline throughout.
         t = sa.table("t", sa.column("id"), sa.column("v"))
         stmt = sa.select(t.c.id).where(t.c.id <= sa.bindparam("top"), t.c.v.like("%77%"))
         entry = compile_static(stmt, sqlite_dialect.dialect())
@@ -149,28 +159,45 @@ class TestInlineReads:
         short = [10 if k == "top" else values[k] for k in entry.positiontup]
         driver = await aiosqlite.connect(pair.path, check_same_thread=False)
         direct = sqlite3.connect(pair.path)
+
+        def skips() -> list[int]:
+            assert entry.inline_backoff is not None
+            return [state[0] for state in entry.inline_backoff.values()]
+
         try:
             expected_long = direct.execute(entry.sql, long).fetchall()
             assert len(expected_long) > 1000
             # The first read of a connection runs on the worker.
             assert list(await fetch_sqlite(driver, entry, entry.sql, long)) == expected_long
-            skips = []
+            seen = []
             for _ in range(3):
                 await asyncio.sleep(0)  # a new turn of the loop: the read starts inline
                 before = counts()
                 rows = await fetch_sqlite(driver, entry, entry.sql, long)
                 assert delta(before) == {"inline": 0, "interrupted": 1, "busy": 0, "worker": 1}
                 assert list(rows) == expected_long
-                skips.append(entry.inline_skip)
-                entry.inline_skip = 0  # as if that many runs had gone to the worker
-            assert skips == [INLINE_BACKOFF, 2 * INLINE_BACKOFF, 4 * INLINE_BACKOFF]
+                [skip] = skips()
+                seen.append(skip)
+                await asyncio.sleep(0)
+                before = counts()
+                assert list(await fetch_sqlite(driver, entry, entry.sql, short)) == []
+                assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
+                assert skips() == [skip]
+                assert entry.inline_backoff is not None
+                [state] = entry.inline_backoff.values()
+                state[0] = 0  # as if that many runs had gone to the worker
+            assert seen == [INLINE_BACKOFF, 2 * INLINE_BACKOFF, 4 * INLINE_BACKOFF]
+            # With a budget it fits in, the long class starts over.
+            monkeypatch.setattr(executor, "INLINE_BUDGET_S", 60.0)
             await asyncio.sleep(0)
             before = counts()
-            assert list(await fetch_sqlite(driver, entry, entry.sql, short)) == []
+            assert list(await fetch_sqlite(driver, entry, entry.sql, long)) == expected_long
             assert delta(before)["inline"] == 1
+            assert entry.inline_backoff is None
+            monkeypatch.undo()
             await asyncio.sleep(0)
             assert list(await fetch_sqlite(driver, entry, entry.sql, long)) == expected_long
-            assert entry.inline_skip == INLINE_BACKOFF
+            assert skips() == [INLINE_BACKOFF]
         finally:
             direct.close()
             await driver.close()
@@ -438,6 +465,176 @@ class TestInlineReads:
         assert isinstance(inline_error.value.original, sqlite3.OperationalError)
         # The connection that failed is not reused in a broken state.
         assert await short_read(pair.inline, 2) == [{"id": 2, "v": "row 2", "n": 2}]
+
+
+COUNTED = (*COUNTERS, "backed_off")
+
+
+def counted() -> dict[str, int]:
+    return {k: getattr(inline_stats, k) for k in COUNTED}
+
+
+def since(before: dict[str, int]) -> dict[str, int]:
+    return {k: getattr(inline_stats, k) - before[k] for k in COUNTED}
+
+
+class TestSizeClasses:
+    """The back-off of a statement shape that ran over the budget holds for the size class of
+    its bound values only: a key list bound as one JSON text makes reads of 5 keys and of
+    20,000 keys one shape, and the big one backing off leaves the small ones inline."""
+
+    async def keys_read(self, database: Database, keys: list[int]) -> list[dict[str, Any]]:
+        await asyncio.sleep(0)  # a new turn of the loop: the read is the first of its turn
+        rows: list[dict[str, Any]] = await (
+            database.from_("t").select("id", "v").where_in("id", keys).order_by("id")
+        )
+        return rows
+
+    async def test_a_big_key_list_backs_off_alone(self, pair: Pair) -> None:
+        big, small = list(range(1, 20_001)), [3, 1, 4, 15, 9]
+        expected_big = await self.keys_read(pair.worker, big)
+        expected_small = await self.keys_read(pair.worker, small)
+        assert len(expected_big) == 20_000
+        assert expected_small == [{"id": i, "v": f"row {i}"} for i in sorted(small)]
+
+        before = counted()
+        assert await self.keys_read(pair.inline, big) == expected_big
+        assert since(before) == {
+            "inline": 0, "interrupted": 1, "busy": 0, "worker": 1, "backed_off": 0
+        }  # fmt: skip
+        # The small lists of the same statement shape still run inline, the big one goes to
+        # the worker directly, and each answers as the worker does.
+        for _ in range(3):
+            before = counted()
+            assert await self.keys_read(pair.inline, small) == expected_small
+            assert since(before) == {
+                "inline": 1, "interrupted": 0, "busy": 0, "worker": 0, "backed_off": 0
+            }  # fmt: skip
+            before = counted()
+            assert await self.keys_read(pair.inline, big) == expected_big
+            assert since(before) == {
+                "inline": 0, "interrupted": 0, "busy": 0, "worker": 1, "backed_off": 1
+            }  # fmt: skip
+
+    async def test_a_small_read_that_fits_leaves_the_big_one_s_back_off(self, pair: Pair) -> None:
+        # The class that fits forgets only its own back-off: the next big read still goes to
+        # the worker directly rather than wasting another budget.
+        t = sa.table("t", sa.column("id"), sa.column("v"))
+        stmt = sa.select(t.c.id).where(
+            t.c.id.in_(
+                sa.select(sa.literal_column("value"))
+                .select_from(sa.func.json_each(sa.bindparam("keys")))
+                .scalar_subquery()
+            )
+        )
+        entry = compile_static(stmt, sqlite_dialect.dialect())
+        big = ["[" + ",".join(map(str, range(1, 40_001))) + "]"]
+        small = ["[1,2]"]
+        driver = await aiosqlite.connect(pair.path, check_same_thread=False)
+        try:
+            assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000  # 1st: worker
+            await asyncio.sleep(0)
+            before = counted()
+            assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000
+            assert since(before)["interrupted"] == 1
+            assert entry.inline_backoff is not None
+            assert [state[0] for state in entry.inline_backoff.values()] == [INLINE_BACKOFF]
+            await asyncio.sleep(0)
+            before = counted()
+            assert list(await fetch_sqlite(driver, entry, entry.sql, small)) == [(1,), (2,)]
+            assert since(before)["inline"] == 1
+            assert [state[0] for state in entry.inline_backoff.values()] == [INLINE_BACKOFF]
+            await asyncio.sleep(0)
+            before = counted()
+            assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000
+            assert since(before) == {
+                "inline": 0, "interrupted": 0, "busy": 0, "worker": 1, "backed_off": 1
+            }  # fmt: skip
+            assert [state[0] for state in entry.inline_backoff.values()] == [INLINE_BACKOFF - 1]
+        finally:
+            await driver.close()
+
+    async def test_a_big_preload_backs_off_alone(self, database: Database, dialect: str) -> None:
+        # The preload of 20,000 posts' users and that of 5 are one statement shape (the keys
+        # as one JSON text); so are the two posts queries (``where_in``). The big ones run over
+        # the budget once, then go to the worker directly; the small ones keep running inline.
+        engines = database.get_connection().write_engines()
+        if dialect != "sqlite" or not engines.inline_reads:
+            pytest.skip("inline reads are SQLite's, and on only with the fast paths")
+        n = 20_000
+        series = f"(with recursive c(x) as (select 1 union all select x + 1 from c where x < {n}) "
+        await database.raw_query(
+            f"insert into users (id, username) select x, 'user ' || x from {series}select x from c)"
+        )
+        await database.raw_query(
+            f"insert into posts (id, user_id, title) select x, x, 'post ' || x from {series}"
+            "select x from c)"
+        )
+
+        async def load(ids: list[int]) -> list[tuple[int, int, str | None]]:
+            await asyncio.sleep(0)
+            posts = await SizedPost.query().where_in("id", ids).preload("user").order_by("id")
+            return [(p.id, p.user.id, p.user.username) for p in posts]
+
+        big, small = list(range(1, n + 1)), [7, 70, 700, 7_000, 17_000]
+        await load(small)  # a connection's first read runs on the worker
+        before = counted()
+        assert len(await load(big)) == n
+        assert since(before)["interrupted"] == 2  # the posts query and the users preload
+        for _ in range(3):
+            before = counted()
+            assert await load(small) == [(i, i, f"user {i}") for i in small]
+            assert since(before) == {
+                "inline": 2, "interrupted": 0, "busy": 0, "worker": 0, "backed_off": 0
+            }  # fmt: skip
+            before = counted()
+            loaded = await load(big)
+            assert since(before) == {
+                "inline": 0, "interrupted": 0, "busy": 0, "worker": 2, "backed_off": 2
+            }  # fmt: skip
+            assert loaded == [(i, i, f"user {i}") for i in big]
+
+    async def test_a_far_page_backs_off_alone(self, pair: Pair) -> None:
+        # LIMIT and OFFSET are bound values: a page far into the table (SQLite steps over
+        # every row before it) and the first page are one statement shape.
+        async def page(offset: int) -> list[dict[str, Any]]:
+            await asyncio.sleep(0)
+            rows: list[dict[str, Any]] = await (
+                pair.inline.from_("t").select("id").order_by("id").limit(3).offset(offset)
+            )
+            return rows
+
+        far = BIG - 3
+        before = counted()
+        assert await page(far) == [{"id": i} for i in range(far + 1, far + 4)]
+        assert since(before)["interrupted"] == 1
+        for _ in range(3):
+            before = counted()
+            assert await page(0) == [{"id": 1}, {"id": 2}, {"id": 3}]
+            assert since(before) == {
+                "inline": 1, "interrupted": 0, "busy": 0, "worker": 0, "backed_off": 0
+            }  # fmt: skip
+            before = counted()
+            assert await page(far) == [{"id": i} for i in range(far + 1, far + 4)]
+            assert since(before) == {
+                "inline": 0, "interrupted": 0, "busy": 0, "worker": 1, "backed_off": 1
+            }  # fmt: skip
+
+    def test_size_classes(self) -> None:
+        # Text and bytes count by their length and every value by one; apart, the positive
+        # integers by their sum. Sizes within a factor of two share a class.
+        size_class = executor._size_class
+        few = json.dumps(list(range(1, 21)))
+        many = json.dumps(list(range(1, 1001)))
+        assert size_class([few]) != size_class([many])
+        assert size_class([json.dumps(list(range(501, 521)))]) == size_class([few])
+        assert size_class([b"x" * 100, 7]) == size_class([7, "x" * 100])
+        # An integer key beside the list does not swamp its length.
+        assert size_class([70_000, few]) != size_class([70_000, many])
+        # The first page and a far one (LIMIT, OFFSET).
+        assert size_class([5, 20, 0]) != size_class([5, 20, 100_000])
+        # Other values count by one: booleans, floats, None, negative integers.
+        assert size_class([True]) == size_class([1.5]) == size_class([None]) == size_class([-9])
 
 
 class TestSwitch:
