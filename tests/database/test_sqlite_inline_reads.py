@@ -8,10 +8,11 @@ beside one with ``inline_reads: False``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,8 @@ class TestInlineReads:
                 seen.append(skip)
                 await asyncio.sleep(0)
                 before = counts()
-                assert list(await fetch_sqlite(driver, entry, entry.sql, short)) == []
+                with budget(FITS):
+                    assert list(await fetch_sqlite(driver, entry, entry.sql, short)) == []
                 assert delta(before) == {"inline": 1, "interrupted": 0, "busy": 0, "worker": 0}
                 assert skips() == [skip]
                 assert entry.inline_backoff is not None
@@ -478,6 +480,23 @@ def since(before: dict[str, int]) -> dict[str, int]:
     return {k: getattr(inline_stats, k) - before[k] for k in COUNTED}
 
 
+@contextlib.contextmanager
+def budget(seconds: float) -> Iterator[None]:
+    """The inline budget set to ``seconds`` meanwhile: 0 interrupts any read past its first
+    progress check (a big one, surely), a minute none (a small one, even on a machine so
+    loaded that a preemption outlasts 1 ms). The back-off under test is then decided by the
+    reads' sizes, not by the clock."""
+    saved = executor.INLINE_BUDGET_S
+    executor.INLINE_BUDGET_S = seconds
+    try:
+        yield
+    finally:
+        executor.INLINE_BUDGET_S = saved
+
+
+OVER, FITS = 0.0, 60.0
+
+
 class TestSizeClasses:
     """The back-off of a statement shape that ran over the budget holds for the size class of
     its bound values only: a key list bound as one JSON text makes reads of 5 keys and of
@@ -498,7 +517,8 @@ class TestSizeClasses:
         assert expected_small == [{"id": i, "v": f"row {i}"} for i in sorted(small)]
 
         before = counted()
-        assert await self.keys_read(pair.inline, big) == expected_big
+        with budget(OVER):
+            assert await self.keys_read(pair.inline, big) == expected_big
         assert since(before) == {
             "inline": 0, "interrupted": 1, "busy": 0, "worker": 1, "backed_off": 0
         }  # fmt: skip
@@ -506,12 +526,14 @@ class TestSizeClasses:
         # the worker directly, and each answers as the worker does.
         for _ in range(3):
             before = counted()
-            assert await self.keys_read(pair.inline, small) == expected_small
+            with budget(FITS):
+                assert await self.keys_read(pair.inline, small) == expected_small
             assert since(before) == {
                 "inline": 1, "interrupted": 0, "busy": 0, "worker": 0, "backed_off": 0
             }  # fmt: skip
             before = counted()
-            assert await self.keys_read(pair.inline, big) == expected_big
+            with budget(OVER):
+                assert await self.keys_read(pair.inline, big) == expected_big
             assert since(before) == {
                 "inline": 0, "interrupted": 0, "busy": 0, "worker": 1, "backed_off": 1
             }  # fmt: skip
@@ -535,18 +557,21 @@ class TestSizeClasses:
             assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000  # 1st: worker
             await asyncio.sleep(0)
             before = counted()
-            assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000
+            with budget(OVER):
+                assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000
             assert since(before)["interrupted"] == 1
             assert entry.inline_backoff is not None
             assert [state[0] for state in entry.inline_backoff.values()] == [INLINE_BACKOFF]
             await asyncio.sleep(0)
             before = counted()
-            assert list(await fetch_sqlite(driver, entry, entry.sql, small)) == [(1,), (2,)]
+            with budget(FITS):
+                assert list(await fetch_sqlite(driver, entry, entry.sql, small)) == [(1,), (2,)]
             assert since(before)["inline"] == 1
             assert [state[0] for state in entry.inline_backoff.values()] == [INLINE_BACKOFF]
             await asyncio.sleep(0)
             before = counted()
-            assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000
+            with budget(OVER):
+                assert len(await fetch_sqlite(driver, entry, entry.sql, big)) == 40_000
             assert since(before) == {
                 "inline": 0, "interrupted": 0, "busy": 0, "worker": 1, "backed_off": 1
             }  # fmt: skip
@@ -579,16 +604,19 @@ class TestSizeClasses:
         big, small = list(range(1, n + 1)), [7, 70, 700, 7_000, 17_000]
         await load(small)  # a connection's first read runs on the worker
         before = counted()
-        assert len(await load(big)) == n
+        with budget(OVER):
+            assert len(await load(big)) == n
         assert since(before)["interrupted"] == 2  # the posts query and the users preload
         for _ in range(3):
             before = counted()
-            assert await load(small) == [(i, i, f"user {i}") for i in small]
+            with budget(FITS):
+                assert await load(small) == [(i, i, f"user {i}") for i in small]
             assert since(before) == {
                 "inline": 2, "interrupted": 0, "busy": 0, "worker": 0, "backed_off": 0
             }  # fmt: skip
             before = counted()
-            loaded = await load(big)
+            with budget(OVER):
+                loaded = await load(big)
             assert since(before) == {
                 "inline": 0, "interrupted": 0, "busy": 0, "worker": 2, "backed_off": 2
             }  # fmt: skip
@@ -606,16 +634,19 @@ class TestSizeClasses:
 
         far = BIG - 3
         before = counted()
-        assert await page(far) == [{"id": i} for i in range(far + 1, far + 4)]
+        with budget(OVER):
+            assert await page(far) == [{"id": i} for i in range(far + 1, far + 4)]
         assert since(before)["interrupted"] == 1
         for _ in range(3):
             before = counted()
-            assert await page(0) == [{"id": 1}, {"id": 2}, {"id": 3}]
+            with budget(FITS):
+                assert await page(0) == [{"id": 1}, {"id": 2}, {"id": 3}]
             assert since(before) == {
                 "inline": 1, "interrupted": 0, "busy": 0, "worker": 0, "backed_off": 0
             }  # fmt: skip
             before = counted()
-            assert await page(far) == [{"id": i} for i in range(far + 1, far + 4)]
+            with budget(OVER):
+                assert await page(far) == [{"id": i} for i in range(far + 1, far + 4)]
             assert since(before) == {
                 "inline": 0, "interrupted": 0, "busy": 0, "worker": 1, "backed_off": 1
             }  # fmt: skip
