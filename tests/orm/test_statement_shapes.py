@@ -369,6 +369,50 @@ def test_plain_comparisons_are_sqlalchemys_own() -> None:
     assert plain_order(literal(1), False) is None
 
 
+def test_plain_constructs_hold_sqlalchemys_attributes() -> None:
+    """The comparisons and parameters ``plain_compare``, ``plain_like`` and
+    ``plain_literal_compare`` set up without SQLAlchemy's constructors hold every attribute
+    SQLAlchemy's own hold, equal but for the anonymous key made from the object's identity;
+    made twice, each its own key, value and modifiers."""
+    import operator
+
+    from sqlalchemy import Column, Float, Integer, MetaData, String, Table, literal
+
+    from lucid_orm.query.shape import plain_compare, plain_like, plain_literal_compare
+
+    table = Table(
+        "t", MetaData(), Column("n", Integer()), Column("s", String(9)), Column("f", Float())
+    )
+
+    def same(made: Any, ref: Any) -> None:
+        assert type(made) is type(ref)
+        mine, theirs = dict(made.__dict__), dict(ref.__dict__)
+        bind, ref_bind = mine.pop("right"), theirs.pop("right")
+        assert mine.pop("_orig") == (made.left.__hash__(), bind.__hash__())
+        theirs.pop("_orig")
+        assert mine == theirs
+        b, r = dict(bind.__dict__), dict(ref_bind.__dict__)
+        assert b.pop("_anon_map_key") == f"{id(bind)} {r.pop('_anon_map_key').split(' ', 1)[1]}"
+        assert b.pop("key") == b.pop("_identifying_key") == f"%({id(bind)} {b['_orig_key']})s"
+        for k in ("key", "_identifying_key"):
+            r.pop(k)
+        assert b == r
+
+    for _ in range(2):  # the first call of a key and type makes SQLAlchemy's, later ones copy it
+        for col, values in ((table.c.n, (3, 2.5)), (table.c.s, ("x",)), (table.c.f, (1.5, 2))):
+            for value in values:
+                for op in (operator.eq, operator.ne, operator.lt, operator.ge):
+                    same(plain_compare(col, op, value), op(col, value))
+                    same(plain_literal_compare(col, op, value), op(col, literal(value, col.type)))
+        same(plain_like(table.c.s, "a%"), table.c.s.like("a%"))
+    one, two = plain_compare(table.c.n, operator.eq, 1), plain_compare(table.c.n, operator.eq, 2)
+    assert one is not None and two is not None
+    assert (one.right.value, two.right.value) == (1, 2)
+    assert one.right.key != two.right.key
+    first, second = plain_like(table.c.s, "a%"), plain_like(table.c.s, "b%")
+    assert first is not None and second is not None and first.modifiers is not second.modifiers
+
+
 def test_order_constructs_are_shared_and_still_compile_alike() -> None:
     """``plain_order`` keeps one construct per column and direction (immutable): each query
     ordering by a column gets it, with the SQL of ``column.asc()``/``desc()``."""
