@@ -238,6 +238,7 @@ def _is_plain(type_: Any) -> bool:
 # itself). tests/orm/test_statement_shapes.py compares every attribute with SQLAlchemy's.
 _BINDS: dict[tuple[str | None, int], tuple[TypeEngine[Any], dict[str, Any], str]] = {}
 _BINDS_MAX = 4096
+_new_str = str.__new__
 
 
 def _bind(key: str | None, value: Any, type_: TypeEngine[Any]) -> BindParameter[Any]:
@@ -255,7 +256,10 @@ def _bind(key: str | None, value: Any, type_: TypeEngine[Any]) -> BindParameter[
         return made
     bind: BindParameter[Any] = BindParameter.__new__(BindParameter)
     anon = f"{id(bind)} {found[2]}"
-    label = _anonymous_label(f"%({anon})s")
+    # ``_anonymous_label(text)``: a str with ``quote`` None (its constructor's two Python
+    # ``__new__`` calls set nothing else).
+    label = _new_str(_anonymous_label, f"%({anon})s")
+    label.quote = None
     attrs = found[1].copy()
     attrs["key"] = attrs["_identifying_key"] = label
     attrs["_anon_map_key"] = anon

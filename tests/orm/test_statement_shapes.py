@@ -394,6 +394,7 @@ def test_plain_constructs_hold_sqlalchemys_attributes() -> None:
         b, r = dict(bind.__dict__), dict(ref_bind.__dict__)
         assert b.pop("_anon_map_key") == f"{id(bind)} {r.pop('_anon_map_key').split(' ', 1)[1]}"
         assert b.pop("key") == b.pop("_identifying_key") == f"%({id(bind)} {b['_orig_key']})s"
+        assert type(bind.key) is type(ref_bind.key) and bind.key.quote == ref_bind.key.quote
         for k in ("key", "_identifying_key"):
             r.pop(k)
         assert b == r
