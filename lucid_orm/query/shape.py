@@ -250,7 +250,15 @@ def _bind(key: str | None, value: Any, type_: TypeEngine[Any]) -> BindParameter[
             _BINDS.clear()
         # The entry keeps the type alive: its identity is not reused while it is cached.
         anon_key = made._anon_map_key
-        if anon_key is not None:  # (always, for a unique parameter)
+        # Kept only when the parameter's keys have the form set below (always, for a
+        # unique parameter of SQLAlchemy 2.1): else every call takes the constructor.
+        if (
+            anon_key is not None
+            and type(made.key) is _anonymous_label
+            and made.key == f"%({anon_key})s"
+            and made._identifying_key is made.key
+            and anon_key.startswith(f"{id(made)} ")
+        ):
             body = anon_key.split(" ", 1)[1]
             _BINDS[(key, id(type_))] = (type_, dict(made.__dict__), body)
         return made
@@ -268,11 +276,39 @@ def _bind(key: str | None, value: Any, type_: TypeEngine[Any]) -> BindParameter[
     return bind
 
 
+# What ``BinaryExpression.__init__`` sets for a comparison of a column with a parameter
+# (``_binary``); ``_binary_direct``: whether it was so (``None`` until the first comparison).
+_BINARY_ATTRIBUTES = frozenset(
+    {
+        "_orig",
+        "_propagate_attrs",
+        "left",
+        "right",
+        "operator",
+        "type",
+        "negate",
+        "_is_implicitly_boolean",
+        "modifiers",
+    }
+)
+_binary_direct: bool | None = None
+
+
 def _binary(
     column: Column[Any], bind: BindParameter[Any], op: Any, negate: Any, modifiers: dict[str, Any]
 ) -> BinaryExpression[Any]:
     """``BinaryExpression(column, bind, op, type_=BOOLEANTYPE, negate=negate,
     modifiers=modifiers)`` for a comparison ``op`` (``_NEGATIONS`` or LIKE)."""
+    global _binary_direct
+    if not _binary_direct:
+        made = BinaryExpression(
+            column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate, modifiers=modifiers
+        )
+        if _binary_direct is None:
+            # The first comparison says whether SQLAlchemy's constructor sets exactly the
+            # attributes set below: if a release sets others, every comparison takes it.
+            _binary_direct = made.__dict__.keys() == _BINARY_ATTRIBUTES
+        return made
     expr: BinaryExpression[Any] = BinaryExpression.__new__(BinaryExpression)
     expr.__dict__ = {
         "_orig": (column.__hash__(), bind.__hash__()),

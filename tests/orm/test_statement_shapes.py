@@ -17,6 +17,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from lucid_orm import db, has_many, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.database.query_client import connection_of
+from lucid_orm.query import shape
 from lucid_orm.relations import HasMany, ManyToMany
 from tests.helpers import count_queries
 from tests.models import Post, Skill, User
@@ -412,6 +413,32 @@ def test_plain_constructs_hold_sqlalchemys_attributes() -> None:
     assert one.right.key != two.right.key
     first, second = plain_like(table.c.s, "a%"), plain_like(table.c.s, "b%")
     assert first is not None and second is not None and first.modifiers is not second.modifiers
+    # (On the SQLAlchemy release installed, the comparisons were set up directly.)
+    assert shape._binary_direct is True
+
+
+def test_plain_comparisons_take_the_constructor_when_it_sets_other_attributes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SQLAlchemy release whose comparison constructor sets an attribute ``_binary`` does
+    not know: the first comparison finds it out, and every one is then SQLAlchemy's own."""
+    import operator
+
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.sql.elements import BinaryExpression
+
+    table = Table("t", MetaData(), Column("n", Integer()))
+    original = BinaryExpression.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.added_by_a_release = True
+
+    monkeypatch.setattr(BinaryExpression, "__init__", init)
+    monkeypatch.setattr(shape, "_binary_direct", None)
+    made = [shape.plain_compare(table.c.n, operator.eq, i) for i in range(3)]
+    assert shape._binary_direct is False
+    assert all(getattr(m, "added_by_a_release", False) for m in made)
 
 
 def test_order_constructs_are_shared_and_still_compile_alike() -> None:
