@@ -47,6 +47,7 @@ from sqlalchemy.sql.elements import (
     Grouping,
     Null,
     UnaryExpression,
+    _anonymous_label,
 )
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.type_api import TypeEngine
@@ -226,6 +227,103 @@ def _is_plain(type_: Any) -> bool:
     return found
 
 
+# ``BindParameter(key, value, type_=type_, unique=True)`` and ``BinaryExpression(column, bind,
+# op, type_=BOOLEANTYPE, negate=..., modifiers=...)`` run a dozen Python calls each (the
+# anonymous key's regex, ``self_group`` twice, the type coercion) to set attributes that,
+# for a table column compared with a fresh parameter, depend only on the key, the type and
+# the operator. ``_bind`` and ``_binary`` set the same attributes directly: a parameter's
+# from the snapshot of one SQLAlchemy made for that key and type (its anonymous key made
+# anew from this object's identity, as SQLAlchemy does), a comparison's as its __init__
+# would (``self_group`` of a column and of a parameter under a comparison is the element
+# itself). tests/orm/test_statement_shapes.py compares every attribute with SQLAlchemy's.
+_BINDS: dict[tuple[str | None, int], tuple[TypeEngine[Any], dict[str, Any], str]] = {}
+_BINDS_MAX = 4096
+_new_str = str.__new__
+
+
+def _bind(key: str | None, value: Any, type_: TypeEngine[Any]) -> BindParameter[Any]:
+    """``BindParameter(key, value, type_=type_, unique=True)``: the same attributes."""
+    found = _BINDS.get((key, id(type_)))
+    if found is None or found[0] is not type_:
+        made: BindParameter[Any] = BindParameter(key, value, type_=type_, unique=True)
+        if len(_BINDS) >= _BINDS_MAX:
+            _BINDS.clear()
+        # The entry keeps the type alive: its identity is not reused while it is cached.
+        anon_key = made._anon_map_key
+        # Kept only when the parameter's keys have the form set below (always, for a
+        # unique parameter of SQLAlchemy 2.1): else every call takes the constructor.
+        if (
+            anon_key is not None
+            and type(made.key) is _anonymous_label
+            and made.key == f"%({anon_key})s"
+            and made._identifying_key is made.key
+            and anon_key.startswith(f"{id(made)} ")
+        ):
+            body = anon_key.split(" ", 1)[1]
+            _BINDS[(key, id(type_))] = (type_, dict(made.__dict__), body)
+        return made
+    bind: BindParameter[Any] = BindParameter.__new__(BindParameter)
+    anon = f"{id(bind)} {found[2]}"
+    # ``_anonymous_label(text)``: a str with ``quote`` None (its constructor's two Python
+    # ``__new__`` calls set nothing else).
+    label = _new_str(_anonymous_label, f"%({anon})s")
+    label.quote = None
+    attrs = found[1].copy()
+    attrs["key"] = attrs["_identifying_key"] = label
+    attrs["_anon_map_key"] = anon
+    attrs["value"] = value
+    bind.__dict__ = attrs
+    return bind
+
+
+# What ``BinaryExpression.__init__`` sets for a comparison of a column with a parameter
+# (``_binary``); ``_binary_direct``: whether it was so (``None`` until the first comparison).
+_BINARY_ATTRIBUTES = frozenset(
+    {
+        "_orig",
+        "_propagate_attrs",
+        "left",
+        "right",
+        "operator",
+        "type",
+        "negate",
+        "_is_implicitly_boolean",
+        "modifiers",
+    }
+)
+_binary_direct: bool | None = None
+
+
+def _binary(
+    column: Column[Any], bind: BindParameter[Any], op: Any, negate: Any, modifiers: dict[str, Any]
+) -> BinaryExpression[Any]:
+    """``BinaryExpression(column, bind, op, type_=BOOLEANTYPE, negate=negate,
+    modifiers=modifiers)`` for a comparison ``op`` (``_NEGATIONS`` or LIKE)."""
+    global _binary_direct
+    if not _binary_direct:
+        made = BinaryExpression(
+            column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate, modifiers=modifiers
+        )
+        if _binary_direct is None:
+            # The first comparison says whether SQLAlchemy's constructor sets exactly the
+            # attributes set below: if a release sets others, every comparison takes it.
+            _binary_direct = made.__dict__.keys() == _BINARY_ATTRIBUTES
+        return made
+    expr: BinaryExpression[Any] = BinaryExpression.__new__(BinaryExpression)
+    expr.__dict__ = {
+        "_orig": (column.__hash__(), bind.__hash__()),
+        "_propagate_attrs": column._propagate_attrs or bind._propagate_attrs,
+        "left": column,
+        "right": bind,
+        "operator": op,
+        "type": sqltypes.BOOLEANTYPE,
+        "negate": negate,
+        "_is_implicitly_boolean": True,
+        "modifiers": modifiers,
+    }
+    return expr
+
+
 def plain_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None:
     """``column <op> value`` as SQLAlchemy makes it, without its dispatch; ``None`` unless
     ``column`` is a table column of a plain type, ``op`` a comparison and ``value`` an int, a
@@ -241,8 +339,7 @@ def plain_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None
     bind_type = type_.coerce_compared_value(op, value)
     if bind_type._isnull:
         return None
-    bind = BindParameter(column.key, value, type_=bind_type, unique=True)
-    return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
+    return _binary(column, _bind(column.key, value, bind_type), op, negate, {})
 
 
 def plain_like(column: Any, value: Any) -> ColumnElement[Any] | None:
@@ -257,19 +354,11 @@ def plain_like(column: Any, value: Any) -> ColumnElement[Any] | None:
     if classes is not None and not classes[operators.like_op] & type_.operator_classes:
         return None
     op = operators.like_op
-    bind = BindParameter(
-        column.key, value, type_=type_.coerce_compared_value(op, value), unique=True
-    )
-    if bind.type._isnull:
+    bind_type = type_.coerce_compared_value(op, value)
+    if bind_type._isnull:
         return None
-    return BinaryExpression(
-        column,
-        bind,
-        op,
-        type_=sqltypes.BOOLEANTYPE,
-        negate=operators.not_like_op,
-        modifiers={"escape": None},
-    )
+    bind = _bind(column.key, value, bind_type)
+    return _binary(column, bind, op, operators.not_like_op, {"escape": None})
 
 
 def plain_literal_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None:
@@ -280,8 +369,7 @@ def plain_literal_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any
     negate = _NEGATIONS.get(op)
     if negate is None or not _is_plain(column.type):
         return None
-    bind = BindParameter(None, value, type_=column.type, unique=True)
-    return BinaryExpression(column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate)
+    return _binary(column, _bind(None, value, column.type), op, negate, {})
 
 
 def plain_order(column: Any, descending: bool) -> ColumnElement[Any] | None:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from lucid_orm import db, has_many, many_to_many
 from lucid_orm.database import Database
 from lucid_orm.database.query_client import connection_of
+from lucid_orm.query import shape
 from lucid_orm.relations import HasMany, ManyToMany
 from tests.helpers import count_queries
 from tests.models import Post, Skill, User
@@ -367,6 +368,77 @@ def test_plain_comparisons_are_sqlalchemys_own() -> None:
             for d in dialects:
                 assert str(ordered.compile(dialect=d)) == str(ref.compile(dialect=d))
     assert plain_order(literal(1), False) is None
+
+
+def test_plain_constructs_hold_sqlalchemys_attributes() -> None:
+    """The comparisons and parameters ``plain_compare``, ``plain_like`` and
+    ``plain_literal_compare`` set up without SQLAlchemy's constructors hold every attribute
+    SQLAlchemy's own hold, equal but for the anonymous key made from the object's identity;
+    made twice, each its own key, value and modifiers."""
+    import operator
+
+    from sqlalchemy import Column, Float, Integer, MetaData, String, Table, literal
+
+    from lucid_orm.query.shape import plain_compare, plain_like, plain_literal_compare
+
+    table = Table(
+        "t", MetaData(), Column("n", Integer()), Column("s", String(9)), Column("f", Float())
+    )
+
+    def same(made: Any, ref: Any) -> None:
+        assert type(made) is type(ref)
+        mine, theirs = dict(made.__dict__), dict(ref.__dict__)
+        bind, ref_bind = mine.pop("right"), theirs.pop("right")
+        assert mine.pop("_orig") == (made.left.__hash__(), bind.__hash__())
+        theirs.pop("_orig")
+        assert mine == theirs
+        b, r = dict(bind.__dict__), dict(ref_bind.__dict__)
+        assert b.pop("_anon_map_key") == f"{id(bind)} {r.pop('_anon_map_key').split(' ', 1)[1]}"
+        assert b.pop("key") == b.pop("_identifying_key") == f"%({id(bind)} {b['_orig_key']})s"
+        assert type(bind.key) is type(ref_bind.key) and bind.key.quote == ref_bind.key.quote
+        for k in ("key", "_identifying_key"):
+            r.pop(k)
+        assert b == r
+
+    for _ in range(2):  # the first call of a key and type makes SQLAlchemy's, later ones copy it
+        for col, values in ((table.c.n, (3, 2.5)), (table.c.s, ("x",)), (table.c.f, (1.5, 2))):
+            for value in values:
+                for op in (operator.eq, operator.ne, operator.lt, operator.ge):
+                    same(plain_compare(col, op, value), op(col, value))
+                    same(plain_literal_compare(col, op, value), op(col, literal(value, col.type)))
+        same(plain_like(table.c.s, "a%"), table.c.s.like("a%"))
+    one, two = plain_compare(table.c.n, operator.eq, 1), plain_compare(table.c.n, operator.eq, 2)
+    assert one is not None and two is not None
+    assert (one.right.value, two.right.value) == (1, 2)
+    assert one.right.key != two.right.key
+    first, second = plain_like(table.c.s, "a%"), plain_like(table.c.s, "b%")
+    assert first is not None and second is not None and first.modifiers is not second.modifiers
+    # (On the SQLAlchemy release installed, the comparisons were set up directly.)
+    assert shape._binary_direct is True
+
+
+def test_plain_comparisons_take_the_constructor_when_it_sets_other_attributes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SQLAlchemy release whose comparison constructor sets an attribute ``_binary`` does
+    not know: the first comparison finds it out, and every one is then SQLAlchemy's own."""
+    import operator
+
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.sql.elements import BinaryExpression
+
+    table = Table("t", MetaData(), Column("n", Integer()))
+    original = BinaryExpression.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.added_by_a_release = True
+
+    monkeypatch.setattr(BinaryExpression, "__init__", init)
+    monkeypatch.setattr(shape, "_binary_direct", None)
+    made = [shape.plain_compare(table.c.n, operator.eq, i) for i in range(3)]
+    assert shape._binary_direct is False
+    assert all(getattr(m, "added_by_a_release", False) for m in made)
 
 
 def test_order_constructs_are_shared_and_still_compile_alike() -> None:
