@@ -200,16 +200,9 @@ def upserted(
     whether it inserted the row of ``instances[i]`` (``None``: the database can't tell),
     ``generated[i]`` whether the database made its key, ``stamps[i]`` the stamped values.
     A rollback makes an inserted row's instance new again (as a create's undo) and leaves
-    the others persisted with an empty ``original``: every attribute dirty."""
-    record(
-        trx,
-        _Entry(
-            "upsert",
-            list(instances),
-            stamps=list(stamps),
-            generated=(pk, None if inserted is None else list(inserted), list(generated)),
-        ),
-    )
+    the others persisted with an empty ``original``: every attribute dirty. The sequences
+    are kept as they are (the caller's own lists: no copy of a large batch)."""
+    record(trx, _Entry("upsert", instances, stamps=stamps, generated=(pk, inserted, generated)))
 
 
 def deleted(trx: Any, instance: BaseModel) -> None:

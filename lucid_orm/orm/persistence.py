@@ -1340,8 +1340,8 @@ class _Upserts:
             flags: list[Any] | None = None
             if journal is not None and journal.inserted is not None:
                 # The last column says whether the row was inserted: not an attribute.
-                flags = [row[-1] for row in rows]
-                columns, rows = columns[:-1], [row[:-1] for row in rows]
+                flags = list(map(_last, rows))
+                columns, rows = columns[:-1], list(map(_but_last, rows))
             found = hydration.hydrate(model, columns, rows, bind_to)
             if len(found) != len(chosen):
                 raise LucidError(
@@ -1364,7 +1364,7 @@ class _Upserts:
                     if out[i] is None:
                         out[i] = first[keys[i]]
             if journal is not None:
-                journal.add(model, found, flags, [(i, out[i]) for i in chosen], merge_cols)
+                journal.add(model, found, flags, out, chosen, merge_cols)
         if journal is not None:
             journal.record(model, client)
         return [m for m in out if m is not None]
@@ -1402,9 +1402,14 @@ class _Upserts:
         return result.keys, result.rows
 
 
+_last = operator.itemgetter(-1)
+_but_last = operator.itemgetter(slice(None, -1))
+
+
 class _UpsertJournal:
     """The journal entry of one upsert call in the caller's transaction (journal.py's
-    ``upserted``), gathered statement by statement."""
+    ``upserted``), gathered statement by statement: C-level passes over the rows where the
+    model stamps no timestamps, since a commit (the usual end) discards it unread."""
 
     def __init__(
         self,
@@ -1416,41 +1421,51 @@ class _UpsertJournal:
         self.befores = befores  # each entry's stamp values before the upsert stamped them
         self.inserted = inserted  # ``Dialect.upsert_inserted``: None where it can't tell
         self.instances: list[BaseModel] = []
-        self.flags: list[bool] = []
+        self.flags: list[Any] = []
         self.generated: list[bool] = []
         self.stamps: list[dict[str, tuple[Any, Any]] | None] = []
 
     def add(
         self,
         model: type[BaseModel],
-        found: Sequence[BaseModel],
-        flags: Sequence[Any] | None,
-        written: Sequence[tuple[int, BaseModel]],
+        found: list[Any],
+        flags: list[Any] | None,
+        out: list[Any],
+        chosen: list[int],
         merge_cols: Sequence[str],
     ) -> None:
         """One statement's returned instances ``found`` (``flags``: per row of ``found``
-        whether it was inserted), as ``(payload index, instance)`` in ``written``."""
-        info = info_of(model)
-        pk = info.primary_key
-        by_id = None
+        whether it was inserted), written from the payload entries ``chosen`` (whose
+        instances ``out`` holds)."""
+        instances = list(map(out.__getitem__, chosen))
+        if flags is not None and not all(map(operator.is_, found, instances)):
+            # Matched by value, not in RETURNING order: the flags follow their instance.
+            by_id = dict(zip(map(id, found), flags, strict=True))
+            flags = [by_id[id(m)] for m in instances]
+        self.instances += instances
         if flags is not None:
-            by_id = {id(m): bool(f) for m, f in zip(found, flags, strict=True)}
+            self.flags += flags
+        pk = info_of(model).primary_key
+        attrs = self.attrs
+        if pk is None:
+            self.generated += [False] * len(chosen)  # a composite key is always given
+        elif pk not in attrs[chosen[0]]:
+            # A statement's rows set the same attributes: none gives its key.
+            self.generated += [True] * len(chosen)
+        else:
+            self.generated += [attrs[i][pk] is None for i in chosen]
         befores = self.befores
-        for i, inst in written:
-            flag = None if by_id is None else by_id[id(inst)]
-            self.instances.append(inst)
-            if flag is not None:
-                self.flags.append(flag)
-            self.generated.append(pk is not None and self.attrs[i].get(pk) is None)
-            if befores is None:
-                self.stamps.append(None)
-                continue
-            d = inst.__dict__
+        if befores is None:
+            self.stamps += [None] * len(chosen)
+            return
+        for pos, i in enumerate(chosen):
+            ins = flags is not None and flags[pos]
+            d = instances[pos].__dict__
             stamps: dict[str, tuple[Any, Any]] = {}
             for name, before in befores[i].items():
                 if before is not ABSENT and before is not None:
                     continue  # the payload's own value, not a stamp
-                if not flag and column_name(model, name) not in merge_cols:
+                if not ins and column_name(model, name) not in merge_cols:
                     continue  # an existing row keeps what it held there
                 stamps[name] = (before, d.get(name, ABSENT))
             self.stamps.append(stamps)
