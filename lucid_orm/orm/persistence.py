@@ -1071,10 +1071,11 @@ async def upsert_rows(
                 attrs = _column_dicts(columns, rows)
             else:
                 instances = hydration.new_many(model, rows)
-                if journal and info.timestamps:
+                stamped = [n for n, c in info.timestamps if c.auto_create or c.auto_update]
+                if journal and stamped:
                     # The stamps' values before the upsert sets them, for the journal.
                     befores = [
-                        {name: inst.__dict__.get(name, ABSENT) for name, _ in info.timestamps}
+                        {name: inst.__dict__.get(name, ABSENT) for name in stamped}
                         for inst in instances
                     ]
                 touch_all(model, instances, True)
