@@ -34,7 +34,7 @@ _journals: weakref.WeakKeyDictionary[Any, _Journal] = weakref.WeakKeyDictionary(
 
 class _Entry:
     """Undo information for one write of one instance (``instances`` has one element) or of
-    a batch of created or bulk-updated instances."""
+    a batch of created, bulk-updated or upserted instances."""
 
     __slots__ = ("generated", "instances", "kind", "original", "stamps")
 
@@ -51,9 +51,12 @@ class _Entry:
         # update: the ``original`` dict before the write (update_many: one per instance)
         self.original = original
         # attribute -> (value before the write or ABSENT, value the write set); for
-        # "update_many" one such dict (or None) per instance, or None
+        # "update_many" one such dict (or None) per instance, or None; for "upsert" one
+        # (or None) per instance
         self.stamps = stamps
-        # create: the key attribute and, per instance, whether the database made its key
+        # create: the key attribute and, per instance, whether the database made its key;
+        # upsert: the key attribute, per instance whether its row was inserted (None: the
+        # database can't tell) and whether the database made its key
         self.generated = generated
 
     def undo(self) -> None:
@@ -84,15 +87,38 @@ class _Entry:
                 if per_stamps is not None:
                     _restore(d, per_stamps[i])
             return
+        if self.kind == "upsert":
+            # Per instance: whether its row was inserted (``None``: unknown, as updated), the
+            # database made its key, its stamps.
+            pk, inserted, made = self.generated
+            for i, inst in enumerate(self.instances):
+                d = inst.__dict__
+                if inserted is not None and inserted[i]:
+                    _uncreate(d, pk, made[i])
+                else:
+                    # The row holds its values from before the upsert again (or is gone,
+                    # inserted where the database can't tell): which those are is unknown,
+                    # so every attribute reads as changed and a save writes them all.
+                    drop_row(d)
+                    d.pop(ROW_ATTRS, None)
+                    d[ORIGINAL] = {}
+                _restore(d, stamps[i])
+            return
         pk, made = self.generated
         for i, inst in enumerate(self.instances):
             d = inst.__dict__
-            d[PERSISTED] = False
-            d[ORIGINAL] = {}
-            d.pop(ROW, None)
-            if made[i]:
-                d.pop(pk, None)
+            _uncreate(d, pk, made[i])
             _restore(d, stamps)
+
+
+def _uncreate(d: dict[str, Any], pk: str, made: bool) -> None:
+    """Make the instance whose ``__dict__`` is ``d`` new again, without the key the database
+    made for it (``made``)."""
+    d[PERSISTED] = False
+    d[ORIGINAL] = {}
+    d.pop(ROW, None)
+    if made:
+        d.pop(pk, None)
 
 
 def _restore(d: dict[str, Any], stamps: dict[str, tuple[Any, Any]] | None) -> None:
@@ -160,6 +186,23 @@ def updated_batch(
     was the hydrated row, state.py's ``ROW``/``ROW_ATTRS``), ``stamps[i]`` its stamped values
     (``None``: no stamps)."""
     record(trx, _Entry("update_many", list(instances), original=list(originals), stamps=stamps))
+
+
+def upserted(
+    trx: Any,
+    instances: Sequence[BaseModel],
+    pk: str,
+    inserted: Sequence[bool] | None,
+    generated: Sequence[bool],
+    stamps: Sequence[dict[str, tuple[Any, Any]] | None],
+) -> None:
+    """Journal an upsert that returned ``instances`` (distinct) as one entry: ``inserted[i]``
+    whether it inserted the row of ``instances[i]`` (``None``: the database can't tell),
+    ``generated[i]`` whether the database made its key, ``stamps[i]`` the stamped values.
+    A rollback makes an inserted row's instance new again (as a create's undo) and leaves
+    the others persisted with an empty ``original``: every attribute dirty. The sequences
+    are kept as they are (the caller's own lists: no copy of a large batch)."""
+    record(trx, _Entry("upsert", instances, stamps=stamps, generated=(pk, inserted, generated)))
 
 
 def deleted(trx: Any, instance: BaseModel) -> None:

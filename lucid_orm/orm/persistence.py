@@ -37,7 +37,7 @@ from . import hydration
 from .binding import bind, bound_as, check_connection, default_connection, shard_connection
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
-from .journal import ABSENT, created, deleted, updated, updated_batch
+from .journal import ABSENT, created, deleted, updated, updated_batch, upserted
 from .model_info import (
     ModelInfo,
     check_component,
@@ -1053,6 +1053,10 @@ async def upsert_rows(
     assert table is not None
     columns = list(model.columns)
     instances: list[M] | None = None
+    # Inside the caller's transaction the returned instances are journaled (their rollback
+    # makes them follow the rows); a transaction opened here commits before they are returned.
+    journal = client.is_transaction
+    befores: list[dict[str, Any]] | None = None
     with hydration.gc_paused(len(rows)):
         grouped = _plain_groups(model, rows, conflict)
         if grouped is not None:
@@ -1067,6 +1071,13 @@ async def upsert_rows(
                 attrs = _column_dicts(columns, rows)
             else:
                 instances = hydration.new_many(model, rows)
+                stamped = [n for n, c in info.timestamps if c.auto_create or c.auto_update]
+                if journal and stamped:
+                    # The stamps' values before the upsert sets them, for the journal.
+                    befores = [
+                        {name: inst.__dict__.get(name, ABSENT) for name in stamped}
+                        for inst in instances
+                    ]
                 touch_all(model, instances, True)
                 attrs = hydration.set_columns(instances, columns)
             groups = _shape_groups(attrs)
@@ -1083,6 +1094,8 @@ async def upsert_rows(
     # when the caller has none (one statement is atomic anyway; a few when the rows set
     # different columns, all or nothing).
     fast = ops.upserts_fast(client)
+    # Whether each returned row was inserted, where the dialect tells and the journal needs it.
+    inserted = ops.upsert_inserted() if journal else None
     statements: list[_Upsert] = []
     for names, indexes in groups.items():
         # The last entry of a key wins (PostgreSQL refuses to update one row twice).
@@ -1114,13 +1127,15 @@ async def upsert_rows(
             continue
         statements.append(
             (
-                *_upsert_statement(model, params, conflict_cols, merge_cols, client),
+                *_upsert_statement(model, params, conflict_cols, merge_cols, client, inserted),
                 indexes,
                 chosen,
                 merge_cols,
             )
         )
     run = _Upserts(model, conflict, conflict_cols, keys, statements, out, client)
+    if journal:
+        run.journal = _UpsertJournal(attrs, befores, inserted)
     if (fast or len(statements) > 1) and not client.is_transaction:
         # Its BEGIN and the first statement may go to the driver in one trip (``implicit``).
         async with implicit(client) as trx:
@@ -1233,25 +1248,26 @@ def _upsert_statement(
     conflict_cols: list[str],
     merge_cols: list[str],
     client: Client,
+    inserted: Any = None,
 ) -> tuple[Any, list[dict[str, Any]] | None]:
-    """The SQLAlchemy upsert of ``params`` returning every column, and its parameter sets
-    (``None``: the rows are bound in the statement)."""
+    """The SQLAlchemy upsert of ``params`` returning every column (and ``inserted`` last,
+    when given: ``Dialect.upsert_inserted``), and its parameter sets (``None``: the rows are
+    bound in the statement)."""
     info = info_of(model)
     table = info.table
     assert table is not None
     ops = client.dialect_ops
+    returning = info.select_columns if inserted is None else [*info.select_columns, inserted]
     bound = ops.upsert_bound(table, params, conflict_cols, merge_cols, client.dialect)
     if bound is not None:
         # The rows as one parameter (json_each, JSON_TABLE): nothing per row for SQLAlchemy.
-        return bound.returning(*info.select_columns), None
+        return bound.returning(*returning), None
     # Else one bound parameter per column, the rows passed as parameter sets: SQLAlchemy
     # compiles this shape once (its statement cache) and sends the rows as multi-row
     # VALUES ("insertmanyvalues", as many rows per statement as the driver's parameter
     # limit allows), instead of a statement built and compiled anew for every call.
     template: dict[str, Any] = {name: bindparam(name) for name in params[0]}
-    stmt = ops.upsert_statement(table, template, conflict_cols, merge_cols).returning(
-        *info.select_columns
-    )
+    stmt = ops.upsert_statement(table, template, conflict_cols, merge_cols).returning(*returning)
     return stmt, params
 
 
@@ -1296,9 +1312,17 @@ class _Upserts:
         # The client the returned instances are bound to: the caller's (a transaction opened
         # here for the statements ends before they are returned).
         self.caller = caller
+        # Set when the caller's transaction journals the returned instances.
+        self.journal: _UpsertJournal | None = None
 
     async def __call__(self, client: Client) -> list[Any]:
-        model, conflict, keys, out = self.model, self.conflict, self.keys, self.out
+        model, conflict, keys, out, journal = (
+            self.model,
+            self.conflict,
+            self.keys,
+            self.out,
+            self.journal,
+        )
         for stmt, params, indexes, chosen, merge_cols in self.statements:
             try:
                 columns, rows = await self._execute(client, stmt, params, merge_cols)
@@ -1314,6 +1338,11 @@ class _Upserts:
             bind_to = (
                 self.caller if client.is_transaction and not self.caller.is_transaction else client
             )
+            flags: list[Any] | None = None
+            if journal is not None and journal.inserted is not None:
+                # The last column says whether the row was inserted: not an attribute.
+                flags = list(map(_last, rows))
+                columns, rows = columns[:-1], list(map(_but_last, rows))
             found = hydration.hydrate(model, columns, rows, bind_to)
             if len(found) != len(chosen):
                 raise LucidError(
@@ -1335,6 +1364,10 @@ class _Upserts:
                 for i in indexes:
                     if out[i] is None:
                         out[i] = first[keys[i]]
+            if journal is not None:
+                journal.add(model, found, flags, out, chosen, merge_cols)
+        if journal is not None:
+            journal.record(model, client)
         return [m for m in out if m is not None]
 
     async def _execute(
@@ -1351,20 +1384,103 @@ class _Upserts:
             assert params is not None and isinstance(client, TransactionClient)
             info = info_of(model)
             assert info.table is not None
+            inserted = self.journal.inserted if self.journal is not None else None
             fast = await client.dialect_ops.upsert_fast(
                 client,
                 info.table,
                 params,
                 self.conflict_cols,
                 merge_cols,
-                info.select_columns,
+                info.select_columns if inserted is None else [*info.select_columns, inserted],
                 model.__name__,
             )
             if fast is not None:
                 return fast
-            stmt, params = _upsert_statement(model, params, self.conflict_cols, merge_cols, client)
+            stmt, params = _upsert_statement(
+                model, params, self.conflict_cols, merge_cols, client, inserted
+            )
         result = await client.execute(stmt, write=True, model=model.__name__, params=params)
         return result.keys, result.rows
+
+
+_last = operator.itemgetter(-1)
+_but_last = operator.itemgetter(slice(None, -1))
+
+
+class _UpsertJournal:
+    """The journal entry of one upsert call in the caller's transaction (journal.py's
+    ``upserted``), gathered statement by statement: C-level passes over the rows where the
+    model stamps no timestamps, since a commit (the usual end) discards it unread."""
+
+    def __init__(
+        self,
+        attrs: Sequence[Mapping[str, Any]],
+        befores: list[dict[str, Any]] | None,
+        inserted: Any,
+    ) -> None:
+        self.attrs = attrs  # each payload entry's written values (did it give the key?)
+        self.befores = befores  # each entry's stamp values before the upsert stamped them
+        self.inserted = inserted  # ``Dialect.upsert_inserted``: None where it can't tell
+        self.instances: list[BaseModel] = []
+        self.flags: list[Any] = []
+        self.generated: list[bool] = []
+        self.stamps: list[dict[str, tuple[Any, Any]] | None] = []
+
+    def add(
+        self,
+        model: type[BaseModel],
+        found: list[Any],
+        flags: list[Any] | None,
+        out: list[Any],
+        chosen: list[int],
+        merge_cols: Sequence[str],
+    ) -> None:
+        """One statement's returned instances ``found`` (``flags``: per row of ``found``
+        whether it was inserted), written from the payload entries ``chosen`` (whose
+        instances ``out`` holds)."""
+        instances = list(map(out.__getitem__, chosen))
+        if flags is not None and not all(map(operator.is_, found, instances)):
+            # Matched by value, not in RETURNING order: the flags follow their instance.
+            by_id = dict(zip(map(id, found), flags, strict=True))
+            flags = [by_id[id(m)] for m in instances]
+        self.instances += instances
+        if flags is not None:
+            self.flags += flags
+        pk = info_of(model).primary_key
+        attrs = self.attrs
+        if pk is None:
+            self.generated += [False] * len(chosen)  # a composite key is always given
+        elif pk not in attrs[chosen[0]]:
+            # A statement's rows set the same attributes: none gives its key.
+            self.generated += [True] * len(chosen)
+        else:
+            self.generated += [attrs[i][pk] is None for i in chosen]
+        befores = self.befores
+        if befores is None:
+            self.stamps += [None] * len(chosen)
+            return
+        for pos, i in enumerate(chosen):
+            ins = flags is not None and flags[pos]
+            d = instances[pos].__dict__
+            stamps: dict[str, tuple[Any, Any]] = {}
+            for name, before in befores[i].items():
+                if before is not ABSENT and before is not None:
+                    continue  # the payload's own value, not a stamp
+                if not ins and column_name(model, name) not in merge_cols:
+                    continue  # an existing row keeps what it held there
+                stamps[name] = (before, d.get(name, ABSENT))
+            self.stamps.append(stamps)
+
+    def record(self, model: type[BaseModel], trx: Client) -> None:
+        info = info_of(model)
+        upserted(
+            trx,
+            self.instances,
+            info.primary_key or info.primary_keys[0],
+            None if self.inserted is None else self.flags,
+            self.generated,
+            self.stamps,
+        )
 
 
 # -- bulk update ----------------------------------------------------------------------------------

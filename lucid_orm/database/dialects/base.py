@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 # The parameter sets of a multi-row write, and the key column it returns.
 Rows = Sequence[Mapping[str, Any]]
 Key = ColumnElement[Any]
+# The label of ``upsert_inserted``'s returned column (last in the row).
+UPSERT_INSERTED = "lucid_upsert_inserted"
 # What an upsert sets on a duplicate: column names (from the inserted row), or column -> value.
 Merge = Sequence[str] | Mapping[str, Any]
 
@@ -327,6 +329,12 @@ class Dialect:
         as ``ExecResult`` would hold them, or ``None`` where the dialect has no such fast path
         (or it is off, ``LUCID_FAST_PATHS=0``): the caller runs the statement through
         SQLAlchemy instead."""
+        return None
+
+    def upsert_inserted(self) -> ColumnElement[Any] | None:
+        """An expression an upsert's ``RETURNING`` can add, true for a row the statement
+        inserted and false for one it updated, for the write journal (a rollback undoes the
+        two differently); ``None`` where the database cannot tell."""
         return None
 
     def upserts_fast(self, client: Client) -> bool:

@@ -53,6 +53,7 @@ from ..executor import (
     with_sql,
 )
 from .base import (
+    UPSERT_INSERTED,
     AdvisoryLock,
     ColumnRows,
     Dialect,
@@ -528,6 +529,12 @@ class PostgresqlDialect(Dialect):
         if not sets:
             sets = {conflict[0]: stmt.excluded[conflict[0]]}
         return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
+
+    def upsert_inserted(self) -> ColumnElement[Any]:
+        # A row the statement inserted has no deleting or locking transaction yet (xmax 0);
+        # ON CONFLICT DO UPDATE sets it on the row it updates. Unqualified: RETURNING sees
+        # only the target table's columns (system ones too), not the source rows.
+        return (sa.literal_column("xmax") == sa.literal_column("0")).label(UPSERT_INSERTED)
 
     def insert_for(self, table: sa.TableClause) -> Any:
         return postgresql.insert(table)
