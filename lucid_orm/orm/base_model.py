@@ -693,7 +693,9 @@ class BaseModel:
         """Insert ``values``, or update the row that has the same ``conflict`` attributes (a
         unique index) with the ``merge`` attributes (``None``: every given attribute but
         ``conflict`` and ``created_at``-style timestamps), in one statement; returns the row
-        as an instance with its key. No hooks run (one statement, as Eloquent's ``upsert``)."""
+        as an instance with its key. No hooks run (one statement, as Eloquent's ``upsert``).
+        Inside a transaction the instance follows a rollback (docs/upsert.md): new again if
+        the upsert inserted its row, else persisted with every attribute dirty."""
         rows = [values] if isinstance(values, Mapping) else values
         made = await cls.upsert_many(
             rows, conflict=conflict, merge=merge, client=client, connection=connection
