@@ -257,9 +257,10 @@ def transaction_bound(dicts: Sequence[dict[str, Any]]) -> bool:
 
 def bound_as(model: type[BaseModel], dicts: Sequence[dict[str, Any]], client: Client) -> bool:
     """Whether ``bind(instances, client, unseen=True)`` would change none of the instances
-    of ``model`` whose ``__dict__``s are ``dicts`` (``client`` a transaction they may join,
-    ``check_connection``): none is bound to an open transaction, and each already holds the
-    connection ``bind`` would store (none for the model's default)."""
+    of ``model`` whose ``__dict__``s are ``dicts``: none is bound to an open transaction, and
+    each already holds the connection ``bind`` would store (none for the model's default).
+    Persisted instances so bound are at home on ``client``'s connection: ``check_connection``
+    would pass them."""
     if transaction_bound(dicts):
         return False
     name = client.connection_name
@@ -273,12 +274,10 @@ def check_connection(
     instances: Sequence[BaseModel],
     trx: Client,
     dicts: Sequence[dict[str, Any]] | None = None,
-    persisted: bool = False,
 ) -> None:
     """``E_CROSS_SHARD`` unless every instance may join transaction ``trx``: the rows of
     persisted ones, and the shard keys of new ones, belong to its connection. ``dicts``: the
-    instances' ``__dict__`` when the caller has them; ``persisted``: it knows them all
-    persisted."""
+    instances' ``__dict__`` when the caller has them."""
     name = trx.connection_name
     model = type(instances[0])
     routed = model.shard_for is not None
@@ -287,7 +286,7 @@ def check_connection(
     default = default_connection(model)
     if dicts is None:
         dicts = list(map(_dict_of, instances))
-    if persisted or all(persisted_flags(dicts)):
+    if all(persisted_flags(dicts)):
         # All persisted (a bulk update): their homes are the few distinct connections they
         # were read with, checked at once (in C); the loop below names one that differs.
         homes = {conn or default for conn in set(map(dict.get, dicts, repeat(CONN)))}

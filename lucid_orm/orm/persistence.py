@@ -1787,35 +1787,34 @@ async def _update_many(
     user_code = any(hooks.get(h) for h in ("before:update", "before:save", *_AFTER_UPDATE))
     unseen = trx.parent is None and not user_code
     fast: _RowChanges[M] | None = None
-    checked = False
-    if unseen and not stamped:
+    # Without hooks (``unseen``) nothing but the binding changes an instance before the
+    # write, and the binding leaves its columns and row alone: the changes are computed
+    # once, here.
+    early = unseen and not stamped
+    if early:
         plain = _plain(model, dicts)
         with hydration.gc_paused(len(items)):  # a tuple per changed row, no cycles
             fast = _row_changes(model, items, dicts, exact, pk_attr, plain)
-        if fast is None:
-            pass
-        elif plain:
-            # Each holds its row and columns alone: no transaction or connection to bind
-            # it to, and its home is the model's default connection (``check_connection``).
-            if trx.connection_name != default_connection(model):
-                fast = None  # ``bind`` below raises E_CROSS_SHARD
-        elif bound_as(model, dicts, trx):
-            check_connection(items, trx, dicts, persisted=True)
-            checked = True
-        else:
-            fast = None
-        # Binding would change no instance, and the changes were computed before any
-        # changed: only the rows written change them, and the restore puts those back (no
-        # copy of each state). No journal entry either: this root transaction's commit
-        # would drop it, and on a failure the restore does what its undo would.
-        if fast is not None:
+        # Binding would change no instance (then it may join ``trx``: ``check_connection``
+        # finds each at home there): each of ``plain`` holds its row and columns alone (no
+        # transaction, no connection: the model's default), the others are checked.
+        if fast is not None and (
+            trx.connection_name == default_connection(model)
+            if plain
+            else bound_as(model, dicts, trx)
+        ):
+            # The changes were computed before any changed: only the rows written change
+            # the instances, and the restore puts those back (no copy of each state). No
+            # journal entry either: this root transaction's commit would drop it, and on a
+            # failure the restore does what its undo would.
             if fast[0]:  # (dirty, their dicts, their rows before, written, batches)
                 await _write_batches(model, info, fast[4], trx)
                 restore.append(partial(_consume_rows, fast[1], fast[2]))
                 _consume_rows(fast[1], fast[3])
             return
     restore.append(_states_kept(dicts))
-    bind(items, trx, unseen=unseen, checked=checked, dicts=dicts)
+    # (E_CROSS_SHARD here for instances that belong to another connection than ``trx``'s.)
+    bind(items, trx, unseen=unseen, dicts=dicts)
     if hooks.get("before:update") or hooks.get("before:save"):
         await begun(trx)  # user code runs inside a transaction that has begun
         await _run_each(hooks, "before:update", "before:save", items)
@@ -1825,7 +1824,8 @@ async def _update_many(
     dirty_dicts: list[dict[str, Any]] = []
     owns: list[dict[str, tuple[Any, Any]] | None] | None = None
     with hydration.gc_paused(len(items)):  # a dict per changed row, no cycles
-        fast = None if stamped else _row_changes(model, items, dicts, exact, pk_attr)
+        if not (early or stamped):
+            fast = _row_changes(model, items, dicts, exact, pk_attr)
         if fast is not None:
             dirty, dirty_dicts, before, written, batches = fast
             plan = _row_getter(model)
