@@ -755,8 +755,10 @@ async def fetch_sqlite(
     # (``asyncio.sleep(0)``: the mark and everything else that was ready run), then runs.
     held = _held
     loop = asyncio.get_running_loop()
-    # The size class of the bound values is computed only for a shape with a back-off pending.
-    if entry.inline_backoff is not None and _backing_off(entry, params):
+    # The size class of the bound values is computed only for a shape with a back-off pending,
+    # once (a read that yields may find one that another read set meanwhile).
+    size = None if entry.inline_backoff is None else _size_class(params)
+    if size is not None and _backing_off(entry, size):
         inline_stats.backed_off += 1
         alone = False
     else:
@@ -786,12 +788,12 @@ async def fetch_sqlite(
             rows = conn.execute(sql, params).fetchall()
             inline_stats.inline += 1
             if entry.inline_backoff is not None:
-                _fitted(entry, params)
+                _fitted(entry, _size_class(params) if size is None else size)
             return rows
         except sqlite3.OperationalError as exc:
             if budget.fired:
                 inline_stats.interrupted += 1
-                _ran_over(entry, params)
+                _ran_over(entry, _size_class(params) if size is None else size)
             elif exc.sqlite_errorcode & 0xFF == _SQLITE_BUSY:
                 inline_stats.busy += 1
             else:
@@ -822,20 +824,19 @@ def _size_class(params: list[Any]) -> int:
     return text.bit_length() | ints.bit_length() << 8
 
 
-def _backing_off(entry: Compiled, params: list[Any]) -> bool:
-    """Whether this read goes to the worker directly, its size class backing off (one run of
-    the back-off counted)."""
+def _backing_off(entry: Compiled, size: int) -> bool:
+    """Whether this read goes to the worker directly, its size class ``size`` backing off (one
+    run of the back-off counted)."""
     backoff = entry.inline_backoff
-    state = None if backoff is None else backoff.get(_size_class(params))
+    state = None if backoff is None else backoff.get(size)
     if state is None or not state[0]:
         return False
     state[0] -= 1
     return True
 
 
-def _ran_over(entry: Compiled, params: list[Any]) -> None:
-    """Back this read's size class off: it ran over the budget."""
-    size = _size_class(params)
+def _ran_over(entry: Compiled, size: int) -> None:
+    """Back this read's size class ``size`` off: it ran over the budget."""
     backoff = entry.inline_backoff
     if backoff is None:
         backoff = entry.inline_backoff = {}
@@ -844,13 +845,13 @@ def _ran_over(entry: Compiled, params: list[Any]) -> None:
     backoff[size] = [INLINE_BACKOFF << misses, min(misses + 1, INLINE_MAX_DOUBLINGS)]
 
 
-def _fitted(entry: Compiled, params: list[Any]) -> None:
-    """Forget the back-off of this read's size class: it fitted the budget, so the next run
-    over starts at ``INLINE_BACKOFF`` again; with no class backing off, the shape is back to
-    one attribute test per read."""
+def _fitted(entry: Compiled, size: int) -> None:
+    """Forget the back-off of this read's size class ``size``: it fitted the budget, so the
+    next run over starts at ``INLINE_BACKOFF`` again; with no class backing off, the shape is
+    back to one attribute test per read."""
     backoff = entry.inline_backoff
     if backoff is not None:
-        backoff.pop(_size_class(params), None)
+        backoff.pop(size, None)
         if not backoff:
             entry.inline_backoff = None
 
