@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -707,7 +707,9 @@ class QueryClient(ClientBase):
         if entry is None:
             entry = compile_static(build(), engines.dialect)
             connection.static_statements[key] = entry
-        params = _bind(entry, values)
+        # No processor to run and the count right: ``_bind`` would return them as they are.
+        bound = entry.bind_processors or len(values) != len(entry.positiontup)
+        params = _bind(entry, values) if bound else values
         return await self._run_lean(engines, entry, params, model)
 
     def lean_reads(self) -> bool:
@@ -733,20 +735,36 @@ class QueryClient(ClientBase):
             if entry is None:
                 return None
             cache.keep_shape(shape.key, entry)
-        slots: list[int] | None = entry.extra["slots"]
+        extra = entry.extra
+        slots: list[int] | None = extra["slots"]
         if slots is None:
             return None
         values = shape.values()
-        values += entry.extra["constants"]
-        params = _bind(entry, [values[i] for i in slots])
+        constants = extra["constants"]
+        if constants:
+            values += constants
+        params = [values[i] for i in slots]
+        if entry.bind_processors:
+            params = _bind(entry, params)
         engines = connection.read_engines() if not connection.routed else await self._read_side()
         return await self._run_lean(engines, entry, params, model)
 
-    async def _run_lean(
+    def _run_lean(
         self, engines: Engines, entry: Compiled, params: list[Any], model: str | None
-    ) -> ExecResult:
+    ) -> Awaitable[ExecResult]:
         """Run a compiled read on ``engines`` through the lean path (``executor.run``); a
         replica that cannot be reached is skipped for its cool-down for the write side."""
+        if engines.state is None:
+            # Not a replica (no fallback to take): the read itself, without a coroutine
+            # around it that would only pass its errors on.
+            return _lean_run(self._connection, engines, entry, params, model)
+        return self._run_replica(engines, entry, params, model)
+
+    async def _run_replica(
+        self, engines: Engines, entry: Compiled, params: list[Any], model: str | None
+    ) -> ExecResult:
+        """``_run_lean`` on a replica: one that cannot be reached is skipped for its
+        cool-down, and the read runs on the write side."""
         connection = self._connection
         try:
             found = await _lean_run(connection, engines, entry, params, model)

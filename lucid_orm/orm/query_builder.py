@@ -341,7 +341,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         if self._sideloaded is not None:
             for m in models:
                 set_sideloaded(m, dict(self._sideloaded))
-        await self._after_hydrate(models)
+        if self._preloader is not None:  # (``_after_hydrate``'s test, without its coroutine)
+            await self._after_hydrate(models)
         return models
 
     def _extras_are_keys(self) -> bool:
@@ -931,11 +932,14 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     async def first(self) -> M | None:
         """The first instance (``LIMIT 1``) or ``None``; runs the find hooks."""
         hooks = self._info.hooks
-        await run_hooks(hooks.get("before:find"), self)
+        # ``run_hooks`` only when there are hooks: a coroutine made and awaited for nothing
+        # costs more than the test, twice on every first().
+        if hooks:
+            await run_hooks(hooks.get("before:find"), self)
         self.state.limit = 1
         rows = await self._rows()
         row = rows[0] if rows else None
-        if row is not None:
+        if row is not None and hooks:
             await run_hooks(hooks.get("after:find"), row)
         return row
 

@@ -24,6 +24,8 @@ def fold(clauses: list[tuple[bool, ColumnElement[Any]]]) -> ColumnElement[Any] |
     """Combine ``(is_or, clause)`` pairs with SQL precedence: AND binds tighter than OR."""
     if not clauses:
         return None
+    if len(clauses) == 1:  # one condition (``where(pk, k)``): itself, whatever its joiner
+        return clauses[0][1]
     groups: list[list[ColumnElement[Any]]] = [[]]
     for is_or, clause in clauses:
         if is_or and groups[-1]:
