@@ -4,7 +4,15 @@ fetch/find/paginate hooks, scopes, ``pojo()``, ``sideload()``, row locks and pag
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import AsyncGenerator, Callable, Generator, Hashable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Generator,
+    Hashable,
+    Mapping,
+    Sequence,
+)
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, overload
 
@@ -358,26 +366,26 @@ class ModelQueryBuilder(Chainable, Generic[M]):
                 return False
         return True
 
-    async def _read(self) -> ExecResult:
+    def _read(self) -> Awaitable[ExecResult]:
         """Run this query's SELECT: by its shape when it has one and the lean path is open
-        (``query/shape.py``), else built and run as usual (its slow twin)."""
+        (``query/shape.py``), else built and run as usual (its slow twin). Returns the
+        coroutine that reads (no frame of its own around it)."""
         client = self.client
         model = self.model.__name__
         shape = self._statement_shape()
         if shape is None:
-            return await client.execute(self.to_core(), write=False, model=model)
+            return client.execute(self.to_core(), write=False, model=model)
         where = shape.where
 
         def build() -> Select[Any]:
             # Around the WHERE the shape was read from: the global scopes ran once.
             return self._finish(compile_select(self, where=where))
 
-        fetch_shaped = getattr(client, "fetch_shaped", None)
-        if fetch_shaped is not None:
-            found: ExecResult | None = await fetch_shaped(shape, build, model)
-            if found is not None:
-                return found
-        return await client.execute(build(), write=False, model=model)
+        read_shaped = getattr(client, "read_shaped", None)
+        if read_shaped is None:
+            return client.execute(build(), write=False, model=model)
+        found: Awaitable[ExecResult] = read_shaped(shape, build, model)
+        return found
 
     def _statement_shape(self) -> Shape | None:
         """This query's shape (``query/shape.py``), or ``None``: a builder of a subclass (a
