@@ -592,6 +592,15 @@ class Chainable(JsonConditions, CteMethods, RunSync):
         """Add a condition: ``where("id", 1)``, ``where("age", ">", 18)``,
         ``where({"a": 1, "b": 2})``, ``where(lambda q: q.where(...).or_where(...))`` (a group),
         or ``where(db.raw("..."))``. A ``None`` value compares with ``IS NULL``."""
+        if len(args) == 2:
+            name = args[0]
+            if type(name) is str and name in _PLAIN_NAMES:
+                # ``where(column, value)`` on a name checked before: ``_condition``'s
+                # ``compare(self, self._col(name), "=", value)`` when ``plain_compare`` takes
+                # it, without the three calls between.
+                plain = plain_compare(self._unqualified(name), operator.eq, args[1])
+                if plain is not None:
+                    return self._add_where(False, plain)
         return self._add_where(False, self._condition(args, "where"))
 
     and_where = where
