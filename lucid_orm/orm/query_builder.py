@@ -420,7 +420,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             columns = self._aggregate_columns_shape(selected, binds)
             if columns is None:
                 return None
-        order = order_shape(state.order_by)
+        order_by = state.order_by
+        order = order_shape(order_by) if order_by else ()
         if order is None:
             return None
         where = self._where_clause()

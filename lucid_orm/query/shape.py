@@ -113,21 +113,12 @@ def condition_shape(
             binds.extend(parameters)
             return key
     kind = type(element)
-    if kind is BooleanClauseList:
-        parts: list[Hashable] = [element.operator]
-        for clause in element.clauses:
-            shape = condition_shape(clause, binds, known)
-            if shape is None:
-                return None
-            parts.append(shape)
-        return tuple(parts)
-    if kind is Grouping:
-        inner = condition_shape(element.element, binds, known)
-        return None if inner is None else ("(", inner)
+    # A comparison first: the usual WHERE (``where(pk, k)``) is one.
     if kind is BinaryExpression:
-        left = _column_key(element.left)
-        if left is None:
+        column = element.left
+        if type(column) is not Column or column.table is None:
             return None
+        left = id(column)
         modifiers = element.modifiers
         mods: Hashable = ()
         if modifiers:
@@ -142,7 +133,7 @@ def condition_shape(
             if right.expanding or right.literal_execute or right.callable is not None:
                 return None
             type_ = right.type
-            if type_ is element.left.type:
+            if type_ is column.type:
                 type_key: Hashable = "column"
             elif id(type_) in _SHARED_TYPES:
                 type_key = id(type_)
@@ -156,6 +147,18 @@ def condition_shape(
         if right_column is not None:
             # Two table columns (a relation's correlation): no value, both by identity.
             return ("column", left, right_column, element.operator, element.negate, mods)
+        return None
+    if kind is BooleanClauseList:
+        parts: list[Hashable] = [element.operator]
+        for clause in element.clauses:
+            shape = condition_shape(clause, binds, known)
+            if shape is None:
+                return None
+            parts.append(shape)
+        return tuple(parts)
+    if kind is Grouping:
+        inner = condition_shape(element.element, binds, known)
+        return None if inner is None else ("(", inner)
     return None
 
 
