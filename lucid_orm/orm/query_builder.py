@@ -933,8 +933,11 @@ class ModelQueryBuilder(Chainable, Generic[M]):
     async def exec(self) -> list[M]:
         """Run the query and return model instances (dicts after ``pojo()``)."""
         hooks = self._info.hooks
+        if not hooks:  # (no coroutine of ``run_hooks`` made to find none: as in ``first``)
+            rows: list[M] = await self._rows()
+            return rows
         await run_hooks(hooks.get("before:fetch"), self)
-        rows: list[M] = await self._rows()
+        rows = await self._rows()
         await run_hooks(hooks.get("after:fetch"), rows)
         return rows
 
