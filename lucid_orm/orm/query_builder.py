@@ -341,16 +341,20 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     # -- execution -----------------------------------------------------------------------------
     async def _rows(self) -> Any:
-        client = self.client
         result = await self._read()
         if self._pojo:
             return result.dicts()
-        models = hydrate(self.model, result.keys, result.rows, client, self._extras_are_keys())
+        models = self._hydrated(result)
+        if self._preloader is not None:  # (``_after_hydrate``'s test, without its coroutine)
+            await self._after_hydrate(models)
+        return models
+
+    def _hydrated(self, result: ExecResult) -> list[M]:
+        """The instances of ``result``'s rows, sideloaded (``_rows`` without its preloads)."""
+        models = hydrate(self.model, result.keys, result.rows, self.client, self._extras_are_keys())
         if self._sideloaded is not None:
             for m in models:
                 set_sideloaded(m, dict(self._sideloaded))
-        if self._preloader is not None:  # (``_after_hydrate``'s test, without its coroutine)
-            await self._after_hydrate(models)
         return models
 
     def _extras_are_keys(self) -> bool:
@@ -949,7 +953,16 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         if hooks:
             await run_hooks(hooks.get("before:find"), self)
         self.state.limit = 1
-        rows = await self._rows()
+        rows: list[M]
+        if type(self) is ModelQueryBuilder and not self._pojo:
+            # ``_rows`` (not overridden: a model query's) and its ``_after_hydrate``, without
+            # their coroutines.
+            rows = self._hydrated(await self._read())
+            preloader = self._preloader
+            if preloader is not None and rows:
+                await preloader.process(rows, self.client, self._sideloaded)
+        else:
+            rows = await self._rows()
         row = rows[0] if rows else None
         if row is not None and hooks:
             await run_hooks(hooks.get("after:find"), row)
