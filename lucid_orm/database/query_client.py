@@ -759,9 +759,9 @@ class QueryClient(ClientBase):
         """The statement of ``shape`` on this connection (compiled by ``build`` for its first
         query) and the parameters of this query, bound; ``None`` when the lean path is off or
         the shape has no reusable statement."""
-        if not self.lean_reads():
-            return None
         connection = self._connection
+        if not connection.fast_reads or connection.ambient_transaction() is not None:
+            return None  # (``lean_reads()``, written out)
         cache = connection.statements
         entry = cache.shaped(shape.key)
         if entry is None:

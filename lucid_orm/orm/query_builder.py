@@ -30,6 +30,7 @@ from ..query.chainable import (
     compile_select,
     correlated,
     run_callback,
+    written_conditions,
 )
 from ..query.cursor import paginate_by_cursor
 from ..query.paginator import SimplePaginator
@@ -428,7 +429,9 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         order = order_shape(order_by) if order_by else ()
         if order is None:
             return None
-        where = self._where_clause()
+        # ``_where_clause()``, which for this class (a subclass has no shape) without global
+        # scopes is the written conditions: those, without the three calls to find no scope.
+        where = self._where_clause() if info.global_scopes else written_conditions(self)
         if where is None:
             condition: Any = ()
         else:
