@@ -352,7 +352,9 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     def _hydrated(self, result: ExecResult) -> list[M]:
         """The instances of ``result``'s rows, sideloaded (``_rows`` without its preloads)."""
-        models = hydrate(self.model, result.keys, result.rows, self.client, self._extras_are_keys())
+        # (No SELECT list of the user's: nothing but the model's columns, no call to say so.)
+        lazy = not self.state.columns or self._extras_are_keys()
+        models = hydrate(self.model, result.keys, result.rows, self.client, lazy)
         if self._sideloaded is not None:
             for m in models:
                 set_sideloaded(m, dict(self._sideloaded))
