@@ -311,6 +311,33 @@ class TestTransactions:
         assert found is not None and found.username == users[0].username
 
 
+async def test_the_shape_of_a_model_without_global_scopes_reads_its_where_clause(
+    users: list[User],
+) -> None:
+    """Without global scopes, a model query's shape takes its WHERE from the written
+    conditions directly (``_statement_shape``), not through ``_where_clause()``: it must stay
+    the condition ``_where_clause()`` makes (one condition, the condition itself)."""
+    from lucid_orm.orm.model_info import info_of
+
+    assert not info_of(User).global_scopes
+    one = User.query().where("id", users[0].id)
+    query = User.query().where("points", 1).or_where("id", ">", users[2].id)
+    with query.scoped():
+        query.where_not_null("username")
+    for built in (one, query):
+        found = built._statement_shape()
+        if found is None:  # the lean path is off: no shape
+            assert not lean()
+            continue
+        where = built._where_clause()
+        assert where is not None and found.where is not None
+        for dialect in (sqlite.dialect(), postgresql.dialect(), mysql.dialect()):
+            assert str(found.where.compile(dialect=dialect)) == str(where.compile(dialect=dialect))
+    if lean():
+        shaped = one._statement_shape()
+        assert shaped is not None and shaped.where is one.state.wheres[0][1]
+
+
 def test_plain_comparisons_are_sqlalchemys_own() -> None:
     """``plain_compare`` makes what SQLAlchemy's operators make (same construct, same SQL on
     each dialect, same negation), and declines the types it does not read (dates, booleans,
