@@ -295,6 +295,7 @@ _BINARY_ATTRIBUTES = frozenset(
     }
 )
 _binary_direct: bool | None = None
+_new_object = object.__new__
 
 
 def _binary(
@@ -309,12 +310,19 @@ def _binary(
         )
         if _binary_direct is None:
             # The first comparison says whether SQLAlchemy's constructor sets exactly the
-            # attributes set below: if a release sets others, every comparison takes it.
-            _binary_direct = made.__dict__.keys() == _BINARY_ATTRIBUTES
+            # attributes set below (its ``_orig``, the operands' ``__hash__()``, is what
+            # ``hash()`` gives: the default one, read without a method call): if a release
+            # sets others, every comparison takes it.
+            # And no ``__new__`` of its own: the object is made with ``object.__new__``.
+            _binary_direct = (
+                made.__dict__.keys() == _BINARY_ATTRIBUTES
+                and made._orig == (hash(column), hash(bind))
+                and BinaryExpression.__new__ is _new_object
+            )
         return made
-    expr: BinaryExpression[Any] = BinaryExpression.__new__(BinaryExpression)
+    expr: BinaryExpression[Any] = _new_object(BinaryExpression)
     expr.__dict__ = {
-        "_orig": (column.__hash__(), bind.__hash__()),
+        "_orig": (hash(column), hash(bind)),
         "_propagate_attrs": column._propagate_attrs or bind._propagate_attrs,
         "left": column,
         "right": bind,
@@ -337,7 +345,8 @@ def plain_compare(column: Any, op: Any, value: Any) -> ColumnElement[Any] | None
     if negate is None:
         return None
     type_ = column.type
-    if not _is_plain(type_):
+    plain = _plain_types.get(type(type_))  # (``_is_plain``'s memo, read here first)
+    if not (plain if plain is not None else _is_plain(type_)):
         return None
     bind_type = type_.coerce_compared_value(op, value)
     if bind_type._isnull:
