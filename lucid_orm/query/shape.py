@@ -2,7 +2,7 @@
 
 A model query whose shape was seen before on a connection skips building its SQLAlchemy
 statement, SQLAlchemy's cache key and its parameter extraction: the SQL compiled for the first
-query of that shape is run with this query's values (``QueryClient.fetch_shaped``). Its slow
+query of that shape is run with this query's values (``QueryClient.read_shaped``). Its slow
 twin is the statement built and run as usual (``to_core()`` + ``QueryClient.execute``): what
 runs when the lean read path is off, in a transaction, or when a query has no shape.
 
@@ -309,11 +309,10 @@ def _binary(
             column, bind, op, type_=sqltypes.BOOLEANTYPE, negate=negate, modifiers=modifiers
         )
         if _binary_direct is None:
-            # The first comparison says whether SQLAlchemy's constructor sets exactly the
-            # attributes set below (its ``_orig``, the operands' ``__hash__()``, is what
-            # ``hash()`` gives: the default one, read without a method call): if a release
-            # sets others, every comparison takes it.
-            # And no ``__new__`` of its own: the object is made with ``object.__new__``.
+            # The first comparison says whether SQLAlchemy's constructor makes what the
+            # direct path below does: exactly these attributes, an ``_orig`` (the operands'
+            # ``__hash__()``) that ``hash()`` gives as well (no method call), and no
+            # ``__new__`` of the class's own. If a release differs, every comparison takes it.
             _binary_direct = (
                 made.__dict__.keys() == _BINARY_ATTRIBUTES
                 and made._orig == (hash(column), hash(bind))
