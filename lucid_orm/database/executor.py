@@ -513,7 +513,14 @@ async def run(
     A connection the server dropped (restart, failover, idle kill) is invalidated with its
     whole generation and the read runs once more on a fresh one (``retry``)."""
     backend = engines.backend
-    raw, driver = await acquire(engines)
+    # An idle connection of the current generation is taken without a coroutine (``acquire``
+    # does the same first).
+    idle = engines.idle
+    if idle and _current(engines, idle[-1][0]):
+        raw, driver = idle.pop()
+        engines.busy += 1
+    else:
+        raw, driver = await acquire(engines)
     # The statement's own time, as SQLAlchemy's cursor events measure it (no checkout).
     started = time.perf_counter()
     try:
@@ -569,7 +576,8 @@ async def run(
         raise
     # Reads run in autocommit: the connection holds no state and goes to the next lean read
     # (a waiting one first, else kept idle), with no pool round trip and no greenlet hop.
-    await release(engines, raw, driver)
+    if not release_idle(engines, raw, driver):
+        await release(engines, raw, driver)
     # The instrumentation point (events.py); when nothing listens, one attribute and the
     # logger's cached level are all this costs.
     emitter = connection.emitter
@@ -1091,6 +1099,26 @@ lean_checkout: contextvars.ContextVar[bool] = contextvars.ContextVar(
 # read on another connection would prepare its statement again, one more round trip.
 _LEAN_RANK = "lucid_lean_rank"
 _lean_ranks = itertools.count()
+
+
+def release_idle(engines: Engines, raw: Any, driver: Any) -> bool:
+    """``release`` of a connection that goes to the idle ones (nothing waits, there is room:
+    the usual case), done without a coroutine; ``False``, with nothing done, in the other
+    cases, for ``release``."""
+    if engines.waiters or not engines.hold or not _current(engines, raw):
+        return False
+    idle = engines.idle
+    at = len(idle)
+    if at >= engines.hold or engines.pool_full():
+        return False
+    if at:
+        # ``_keep_or_checkin``'s place by rank.
+        rank = _rank(raw)
+        while at and _rank(idle[at - 1][0]) < rank:
+            at -= 1
+    engines.busy -= 1
+    idle.insert(at, (raw, driver))
+    return True
 
 
 async def release(engines: Engines, raw: Any, driver: Any) -> None:
