@@ -94,9 +94,11 @@ class Preloader:
         if not isinstance(path, str) or not path:
             raise LucidError(f"preload() expects a relation name, got {path!r}")
         name, _, rest = path.partition(".")
-        relation = self.model.get_relation(name)
-        relation.boot()
-        per_type = getattr(relation, "_per_type", False)
+        # (``get_relation`` for the error of an unknown name.)
+        relation = self.model.relations.get(name) or self.model.get_relation(name)
+        if not relation.booted:
+            relation.boot()
+        per_type = relation._per_type
         if callback is None:
             pass
         elif isinstance(callback, Mapping):
@@ -107,7 +109,7 @@ class Preloader:
                     code="E_INVALID_ARGUMENT",
                 )
             callback = PerType(callback)
-        elif callback is not None:
+        else:
             _reject_async(callback)
         callbacks = self.specs.setdefault(name, [])
         # A morph_to's path goes on in each type's query (checked there).
@@ -148,7 +150,7 @@ class Preloader:
         for name, callbacks in self.specs.items():
             # (``add`` checked the name: the model's relation of that name.)
             relation = relations.get(name) or self.model.get_relation(name)
-            if getattr(relation, "_per_type", False):  # morph_to: one query per type present
+            if relation._per_type:  # morph_to: one query per type present
                 await relation.preload_each_type(parents, client, callbacks, sideloaded)
                 continue
             if (
@@ -245,6 +247,8 @@ class _Static:
     def plain_form(
         self, relation: Relation[Any], count: int
     ) -> tuple[tuple[Any, str, Any], Callable[[], Select[Any]]]:
+        """The key on the connection and the builder of ``plain_statement(count)``, made
+        once per count."""
         found = self.plain.get(count)
         if found is None:
             found = self.plain[count] = (
@@ -446,7 +450,9 @@ def _static_statement(
         or info.table is None
     ):
         return None
-    static = _static_of(relation, info)
+    static: _Static | None = relation._static
+    if static is None or static.info is not info:
+        static = _static_of(relation, info)
     shape = static.shape
     if shape is None:
         return None
@@ -469,16 +475,16 @@ def _static_statement(
     # One key where the dialect's one-parameter form costs more: the plain form too, as the
     # query builder's preload binds it (``Relation._keys_in``).
     if not ops.keys_as_one_parameter(()) or (len(keys) == 1 and ops.plain_single_key):
-        size = len(keys)
+        count = size = len(keys)
         # Past the preload chunk size, the slow twin sends several statements.
         if size > _relations_base().PRELOAD_CHUNK:
             return None
-        count = size if size <= STATIC_PLAIN_KEYS else plain_key_slots(size)
-        if count > STATIC_PLAIN_KEYS and not _keep_spread(
-            client, relation, count, static.plain_statement
-        ):
-            return None
-        key, build = static.plain_form(relation, count)
+        if size > STATIC_PLAIN_KEYS:
+            count = plain_key_slots(size)
+            if not _keep_spread(client, relation, count, static.plain_statement):
+                return None
+        form = static.plain.get(count)
+        key, build = form if form is not None else static.plain_form(relation, count)
         # The slots past the keys repeat the last one: ``IN`` matches the same rows (the
         # statement and its bindings show the repeats).
         return static, key, build, keys if count == size else keys + [keys[-1]] * (count - size)
