@@ -576,7 +576,7 @@ async def run(
         raise
     # Reads run in autocommit: the connection holds no state and goes to the next lean read
     # (a waiting one first, else kept idle), with no pool round trip and no greenlet hop.
-    if not release_idle(engines, raw, driver):
+    if not release_now(engines, raw, driver):
         await release(engines, raw, driver)
     # The instrumentation point (events.py); when nothing listens, one attribute and the
     # logger's cached level are all this costs.
@@ -1101,11 +1101,20 @@ _LEAN_RANK = "lucid_lean_rank"
 _lean_ranks = itertools.count()
 
 
-def release_idle(engines: Engines, raw: Any, driver: Any) -> bool:
-    """``release`` of a connection that goes to the idle ones (nothing waits, there is room:
-    the usual case), done without a coroutine; ``False``, with nothing done, in the other
-    cases, for ``release``."""
-    if engines.waiters or not engines.hold or not _current(engines, raw):
+def release_now(engines: Engines, raw: Any, driver: Any) -> bool:
+    """``release`` of a connection that goes to a waiting read or to the idle ones (the usual
+    cases), done without a coroutine; ``False``, with nothing done but the waiters found
+    cancelled dropped (as ``release`` drops them), when ``release`` must run: the pool was
+    invalidated, or the connection goes back to the pool."""
+    if not _current(engines, raw):
+        return False
+    waiters = engines.waiters
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result((raw, driver))
+            return True
+    if not engines.hold:
         return False
     idle = engines.idle
     at = len(idle)
