@@ -297,8 +297,8 @@ def _converter(
             )
         else:
             parts.append(f"(p{i}(v{i}) if v{i} is not None else None)")
+    names["convert"] = eval(f"lambda r: ({', '.join(indexed)},)", names)
     if all(p is None or getattr(p, NAIVE_ONLY, False) for p in procs):
-        names["convert"] = eval(f"lambda r: ({', '.join(indexed)},)", names)
         # A scan that stops at the first row needing conversion, the rows given back as they
         # are when none does (the usual result: no ``infinity``): a list comprehension would
         # build a new list of the same rows, twice the cost of the scan on a 100-row page.
@@ -314,13 +314,21 @@ def _converter(
         exec("\n".join(lines), names)
         whole: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] = names["rows_of"]
         return whole
-    # Unpacking a row into locals costs less than indexing it once per column (a driver's
-    # rows hold exactly the result's columns, ``procs``).
+    # Unpacking a row into locals costs less than indexing it once per column. A driver's
+    # rows hold exactly the result's columns (``procs``); a row of another width (which
+    # unpacking refuses), or a processor's ValueError, takes the indexed form, which
+    # converts as before (a processor raising raises the same again there).
     values = ", ".join(f"v{i}" for i in range(len(procs)))
-    convert: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] = eval(
-        f"lambda rows: [({', '.join(parts)},) for {values}, in rows]", names
-    )
-    return convert
+    lines = [
+        "def rows_of(rows):",
+        " try:",
+        f"  return [({', '.join(parts)},) for {values}, in rows]",
+        " except ValueError:",
+        "  return [convert(r) for r in rows]",
+    ]
+    exec("\n".join(lines), names)
+    converted: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] = names["rows_of"]
+    return converted
 
 
 def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:

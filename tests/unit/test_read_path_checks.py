@@ -141,3 +141,19 @@ def test_written_out_naive_to_utc_is_the_processor(name: str) -> None:
     assert out == expected
     assert [type(r[1]) for r in out] == [type(r[1]) for r in expected]
     assert all(r[1] is None or r[1].tzinfo is UTC for r in out)
+
+
+def test_rows_of_another_width_convert_as_indexed() -> None:
+    # The unpacking comprehension refuses them; the indexed form converts them as before.
+    convert = _converter([None, str.upper])
+    assert convert([(1, "a", "extra"), (2, "b")]) == [(1, "A"), (2, "B")]
+    with pytest.raises(IndexError):
+        convert([(1,)])
+
+
+def test_a_processor_error_is_raised_as_is() -> None:
+    def refuse(value: Any) -> Any:
+        raise ValueError(f"bad {value}")
+
+    with pytest.raises(ValueError, match="bad b"):
+        _converter([None, refuse])([(1, "b")])
