@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.types import NullType, TypeEngine, UserDefinedType
 
-from ..database.executor import NAIVE_ONLY
+from ..database.executor import NAIVE_ONLY, NAIVE_TO_UTC
 from ..errors import UnstorableValueError
 from ..query.chainable import ColumnReference, utc_naive
 
@@ -168,6 +168,11 @@ class UTCDateTime(TypeDecorator[_dt.datetime]):
                 return value if tz is utc else value.astimezone(utc)
             return value
 
+        if dialect.name != "sqlite":
+            # The driver gives naive datetimes (SQLite's gives text): the lean read path's
+            # row converter does their ``combine`` itself, no call per value
+            # (executor._converter).
+            process.__dict__[NAIVE_TO_UTC] = True
         return process
 
 

@@ -230,10 +230,26 @@ def hydrate(
     state.py), not a dict. The extras a user selected (aggregates, computed columns) are read
     on every row: a dict each, filled with the row. Either way an instance reads and writes
     its extras the same."""
+    plan = info_of(model).plan(keys)
     if len(rows) < GC_PAUSE_ROWS:  # a find: no context manager to enter
-        return _hydrate_rows(model, keys, rows, client, lazy_extras)
+        return _hydrate_rows(model, plan, rows, client, lazy_extras)
     with gc_paused(len(rows)):
-        return _hydrate_rows(model, keys, rows, client, lazy_extras)
+        return _hydrate_rows(model, plan, rows, client, lazy_extras)
+
+
+def hydrate_planned(
+    model: type[M],
+    plan: HydrationPlan,
+    rows: Sequence[Sequence[Any]],
+    client: Client | None,
+    lazy_extras: bool = False,
+) -> list[M]:
+    """``hydrate`` with the plan of the rows' columns given (``info_of(model).plan(keys)``),
+    for a caller that keeps it per result shape (a preload's statement)."""
+    if len(rows) < GC_PAUSE_ROWS:
+        return _hydrate_rows(model, plan, rows, client, lazy_extras)
+    with gc_paused(len(rows)):
+        return _hydrate_rows(model, plan, rows, client, lazy_extras)
 
 
 def hydrate_each(
@@ -291,13 +307,12 @@ def stream_batch(
 
 def _hydrate_rows(
     model: type[M],
-    keys: Sequence[str],
+    plan: HydrationPlan,
     rows: Sequence[Sequence[Any]],
     client: Client | None,
     lazy_extras: bool = False,
 ) -> list[M]:
-    """One plan per result shape, one dict copy per row."""
-    plan = info_of(model).plan(keys)
+    """The rows through ``plan`` (one per result shape), one dict copy per row."""
     attrs = plan.attributes
     # The binding (persistence.py): rows read through another connection than the model's
     # default, or through a transaction, keep it for their own statements. Bound to a

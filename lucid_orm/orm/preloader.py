@@ -5,7 +5,7 @@ query's client, matched to the parents in one pass; and the lazy loads of one in
 from __future__ import annotations
 
 import dataclasses
-import weakref
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -14,10 +14,9 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.elements import ColumnClause
 
-from ..database.dialects import dialect_of
 from ..errors import LucidError
 from . import lazy_guard
-from .hydration import FAST_PATHS, hydrate
+from .hydration import FAST_PATHS, hydrate_planned
 from .model_info import info_of, pk_columns, relation_key
 from .persistence import pk_value, where_key
 from .state import set_sideloaded, sideloaded_of
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from ..database.executor import Compiled
     from ..database.query_client import Client
     from .base_model import BaseModel
+    from .hydration import HydrationPlan
     from .model_info import ModelInfo
     from .relations.base import Relation
 
@@ -88,15 +88,20 @@ class Preloader:
         path: str | Relation[Any],
         callback: Callable[[Any], Any] | Mapping[Any, Callable[[Any], Any]] | None = None,
     ) -> Preloader:
-        if getattr(path, "_lucid_relation", False):  # a relation attribute (Post.author)
-            path = relation_key(self.model, path)
+        # (A name is tested first: ``getattr`` on a str raises and swallows an AttributeError.)
+        if path.__class__ is not str and getattr(path, "_lucid_relation", False):
+            path = relation_key(self.model, path)  # a relation attribute (Post.author)
         if not isinstance(path, str) or not path:
             raise LucidError(f"preload() expects a relation name, got {path!r}")
         name, _, rest = path.partition(".")
-        relation = self.model.get_relation(name)
-        relation.boot()
-        per_type = getattr(relation, "_per_type", False)
-        if isinstance(callback, Mapping):
+        # (``get_relation`` for the error of an unknown name.)
+        relation = self.model.relations.get(name) or self.model.get_relation(name)
+        if not relation.booted:
+            relation.boot()
+        per_type = relation._per_type
+        if callback is None:
+            pass
+        elif isinstance(callback, Mapping):
             if not per_type:
                 raise LucidError(
                     f'preload("{path}") takes callbacks per model only for a morph_to '
@@ -104,7 +109,7 @@ class Preloader:
                     code="E_INVALID_ARGUMENT",
                 )
             callback = PerType(callback)
-        elif callback is not None:
+        else:
             _reject_async(callback)
         callbacks = self.specs.setdefault(name, [])
         # A morph_to's path goes on in each type's query (checked there).
@@ -141,14 +146,16 @@ class Preloader:
         values reach the related rows too, as in Lucid (set before the user's callbacks)."""
         if not parents:
             return
+        relations = self.model.relations
         for name, callbacks in self.specs.items():
-            relation = self.model.get_relation(name)
-            if getattr(relation, "_per_type", False):  # morph_to: one query per type present
+            # (``add`` checked the name: the model's relation of that name.)
+            relation = relations.get(name) or self.model.get_relation(name)
+            if relation._per_type:  # morph_to: one query per type present
                 await relation.preload_each_type(parents, client, callbacks, sideloaded)
                 continue
             if (
                 FAST_PATHS
-                and all(type(c) is _Nested for c in callbacks)
+                and (not callbacks or all(type(c) is _Nested for c in callbacks))
                 and await _process_static(relation, parents, client, callbacks, sideloaded)
             ):
                 continue
@@ -196,11 +203,68 @@ def plain_key_slots(count: int) -> int:
 
 
 _StaticShape = tuple[ColumnElement[Any], list[Any], FromClause | None]
-# ``_static_shape`` per relation (its declaration and the related model's columns don't change
-# once booted), with the related model's info it was read from.
-_SHAPES: weakref.WeakKeyDictionary[Relation[Any], tuple[ModelInfo, _StaticShape | None]] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+class _Static:
+    """What the static preload of one relation keeps between calls, on the relation
+    (``Relation._static``): what it reads of the related model's info (kept here, and
+    compared by identity each call: a model built again brings a new info, and with it a new
+    record) and of the relation's declaration, both fixed once the relation is booted.
+    ``shape``: ``_static_shape``; ``plain``: per number of keys bound one each, the
+    statement's key on the connection and its builder; ``read``: for the result columns
+    last read (``keys``, one list per compiled statement, held and compared by identity),
+    their hydration plan and the getter of the value rows are grouped by
+    (``_find_group_position``), set as one tuple (a concurrent read finds
+    the three of one shape). Nothing here depends on a call's values: each call made
+    without it reads the same things again."""
+
+    __slots__ = ("info", "one", "plain", "read", "shape")
+
+    def __init__(
+        self, relation: Relation[Any], info: ModelInfo, shape: _StaticShape | None
+    ) -> None:
+        self.info = info
+        self.shape = shape
+        self.plain: dict[int, tuple[tuple[Any, str, Any], Callable[[], Select[Any]]]] = {}
+        self.one: tuple[Any, str, Any] = (relation, "preload", "one")
+        self.read: tuple[Sequence[str], HydrationPlan, Callable[[Any], Any] | None] | None = None
+
+    def statement(self, clause: ColumnElement[Any]) -> Select[Any]:
+        assert self.shape is not None
+        _, columns, from_ = self.shape
+        stmt = select(*columns)
+        if from_ is not None:
+            stmt = stmt.select_from(from_)
+        return stmt.where(clause)
+
+    def plain_statement(self, count: int) -> Select[Any]:
+        """The statement binding ``count`` keys one parameter each."""
+        assert self.shape is not None
+        column = self.shape[0]
+        marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
+        return self.statement(column.in_(marks))
+
+    def plain_form(
+        self, relation: Relation[Any], count: int
+    ) -> tuple[tuple[Any, str, Any], Callable[[], Select[Any]]]:
+        """The key on the connection and the builder of ``plain_statement(count)``, made
+        once per count."""
+        found = self.plain.get(count)
+        if found is None:
+            found = self.plain[count] = (
+                (relation, "preload", count),
+                functools.partial(self.plain_statement, count),
+            )
+        return found
+
+
+def _static_of(relation: Relation[Any], info: ModelInfo) -> _Static:
+    """The relation's ``_Static`` for the related model's ``info`` (made when it has none,
+    or one of another info)."""
+    found: _Static | None = relation._static
+    if found is None or found.info is not info:
+        found = relation._static = _Static(relation, info, _static_shape(relation, info))
+    return found
 
 
 def _static_shape(
@@ -250,62 +314,72 @@ async def _process_static(
     paths' callbacks) through ``static_read``: the rows hydrated, sideloaded, their nested
     relations loaded on them, then set on ``parents``, as the query builder's path does (its
     slow twin). ``False`` (nothing run) when the query builder must run."""
+    related = relation.related_model()
     loader = None
     if nested:
         # Built before the query, as the query builder runs the callbacks before its query.
-        loader = Preloader(relation.related_model())
+        loader = Preloader(related)
         for callback in nested:
             loader.add(callback.path)
-    read = await static_read(relation, parents, client)
-    if read is None:
+    # ``static_read``, written out: one coroutine less per preload.
+    fetch = getattr(client, "fetch_compiled", None)
+    if fetch is None:  # a transaction
         return False
-    keys, rows = read
+    prepared = _static_statement(relation, related, parents, client)
+    if prepared is None:
+        return False
+    static, key, build, param = prepared
+    keys: Sequence[str] = ()
+    rows: Sequence[Sequence[Any]] = ()
+    if key is not None:
+        result = await fetch(key, build, param, related.__name__)
+        if result is None:
+            return False
+        keys, rows = result.keys, result.rows
+    if not rows:
+        relation.set_related_for_many(parents, [])
+        return True
+    # The plan and group position of these result columns, found once per statement.
+    known = static.read
+    if known is None or known[0] is not keys:
+        info = static.info
+        at = _find_group_position(relation, info, keys)
+        known = static.read = (
+            keys,
+            info.plan(keys),
+            None if at is None else itemgetter(at),
+        )
+    _, plan, group_value = known
     # Its only extras are the relation's pivot keys and columns (``_static_shape``).
-    found = hydrate(relation.related_model(), keys, rows, client, True) if rows else []
+    found = hydrate_planned(related, plan, rows, client, True)
     if sideloaded:
         for row in found:
             set_sideloaded(row, dict(sideloaded))
-    if loader is not None and found:
+    if loader is not None:
         await loader.process(found, client, sideloaded)
-    at = _group_position(relation, keys) if found else None
-    if at is not None:
-        groups = _relations_base().group_by_values(found, map(itemgetter(at), rows))
-        relation.give_groups(parents, groups)
-    else:
+    if group_value is None:
         relation.set_related_for_many(parents, found)
+        return True
+    if len(parents) == 1 and len(set(map(group_value, rows))) == 1:
+        # One parent and one key value in the rows (a find's or first()'s relation): the
+        # one group ``group_by_values`` would make, the list this call hydrated (no one
+        # else holds it), without its loop.
+        groups = {group_value(rows[0]): found}
+    else:
+        groups = _relations_base().group_by_values(found, map(group_value, rows))
+    relation.give_groups(parents, groups)
     return True
-
-
-def _group_position(relation: Relation[Any], keys: Sequence[str]) -> int | None:
-    """The result column holding the value ``set_related_for_many`` groups the related rows
-    by, when it gives each instance exactly that value (the plan hydration used: one column
-    to that attribute or extra, no ``consume`` function), for a relation grouping the base
-    way; else ``None`` (the rows are grouped from the instances). Found once per relation,
-    related model and result columns (``_POSITIONS``)."""
-    info = info_of(relation.related_model())
-    known = _POSITIONS.get(relation)
-    if known is None:
-        known = _POSITIONS[relation] = {}
-    key = tuple(keys)
-    found = known.get(key)
-    if found is not None and found[0] is info:
-        return found[1]
-    at = _find_group_position(relation, info, keys)
-    known[key] = (info, at)
-    return at
-
-
-# ``_group_position`` per relation and result columns, with the related model's info it was
-# read from: what it reads (the relation's class and declaration, the hydration plan of those
-# columns) is fixed once the relation is booted.
-_POSITIONS: weakref.WeakKeyDictionary[
-    Relation[Any], dict[tuple[str, ...], tuple[ModelInfo, int | None]]
-] = weakref.WeakKeyDictionary()
 
 
 def _find_group_position(
     relation: Relation[Any], info: ModelInfo, keys: Sequence[str]
 ) -> int | None:
+    """The result column holding the value ``set_related_for_many`` groups the related rows
+    by, when it gives each instance exactly that value (the plan hydration used: one column
+    to that attribute or extra, no ``consume`` function), for a relation grouping the base
+    way; else ``None`` (the rows are grouped from the instances). What it reads (the
+    relation's class and declaration, the hydration plan of ``keys``) is fixed once the
+    relation is booted: ``_Static.read`` keeps it."""
     base = _relations_base()
     if type(relation).set_related_for_many is not base.Relation.set_related_for_many:
         return None
@@ -333,14 +407,39 @@ async def static_read(
     relation with ``on_query`` or composite keys, a related model with global scopes (they may
     read context at call time), soft deletes, fetch hooks or a shard router, a transaction,
     the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
-    base = _relations_base()
     fetch = getattr(client, "fetch_compiled", None)
     if fetch is None:  # a transaction
         return None
-    relation.boot()
+    related = relation.related_model()
+    prepared = _static_statement(relation, related, parents, client)
+    if prepared is None:
+        return None
+    _, key, build, param = prepared
+    if key is None:
+        return (), ()  # as the slow twin: no query
+    result = await fetch(key, build, param, related.__name__)
+    if result is None:
+        return None
+    return result.keys, result.rows
+
+
+_Prepared = tuple[_Static, Any, Callable[[], Select[Any]] | None, list[Any]]
+
+
+def _static_statement(
+    relation: Relation[Any],
+    related: type[BaseModel],
+    parents: Sequence[BaseModel],
+    client: Client,
+) -> _Prepared | None:
+    """What ``static_read`` of ``relation`` (whose related model is ``related``) runs: the
+    relation's ``_Static``, the statement's key on the connection, its builder and the
+    values to bind (key ``None``: the parents have no key, no statement runs); ``None``
+    when the query builder must run (but for a transaction, which the caller checks)."""
+    if not relation.booted:
+        relation.boot()
     if relation.composite or relation.on_query is not None:
         return None
-    related = relation.related_model()
     info = info_of(related)
     if (
         info.global_scopes
@@ -351,21 +450,12 @@ async def static_read(
         or info.table is None
     ):
         return None
-    cached = _SHAPES.get(relation)
-    if cached is None or cached[0] is not info:
-        cached = (info, _static_shape(relation, info))
-        _SHAPES[relation] = cached
-    shape = cached[1]
+    static: _Static | None = relation._static
+    if static is None or static.info is not info:
+        static = _static_of(relation, info)
+    shape = static.shape
     if shape is None:
         return None
-    column, columns, from_ = shape
-
-    def statement(clause: ColumnElement[Any]) -> Select[Any]:
-        stmt = select(*columns)
-        if from_ is not None:
-            stmt = stmt.select_from(from_)
-        return stmt.where(clause)
-
     seen: dict[Any, None] = {}
     name = relation.parent_key
     try:
@@ -373,53 +463,43 @@ async def static_read(
             seen[parent.__dict__[name]] = None
     except KeyError:
         for parent in parents:  # the error naming the parent without the key
-            base.key_value(relation, parent, name, "preload")
+            _relations_base().key_value(relation, parent, name, "preload")
         raise
     seen.pop(None, None)  # NULL keys match nothing
     if not seen:
-        return (), ()  # as the slow twin: no query
+        return static, None, None, []
     keys = list(seen)
-    dialect = client.dialect
-    ops = dialect_of(dialect)
-    param: list[Any]
+    # (The connection's dialect operations: ``dialect_of(client.dialect)``'s, without
+    # looking up the SQLAlchemy dialect, which only the one-parameter form needs.)
+    ops = client.dialect_ops
     # One key where the dialect's one-parameter form costs more: the plain form too, as the
     # query builder's preload binds it (``Relation._keys_in``).
     if not ops.keys_as_one_parameter(()) or (len(keys) == 1 and ops.plain_single_key):
+        count = size = len(keys)
         # Past the preload chunk size, the slow twin sends several statements.
-        if len(keys) > base.PRELOAD_CHUNK:
+        if size > _relations_base().PRELOAD_CHUNK:
             return None
-        count = plain_key_slots(len(keys))
-        form: Any = count
-
-        def plain(count: int) -> Select[Any]:
-            marks = [bindparam(f"lucid_key_{i}", type_=column.type) for i in range(count)]
-            return statement(column.in_(marks))
-
-        if count > STATIC_PLAIN_KEYS and not _keep_spread(client, relation, count, plain):
-            return None
-
-        def build() -> Select[Any]:
-            return plain(count)
-
+        if size > STATIC_PLAIN_KEYS:
+            count = plain_key_slots(size)
+            if not _keep_spread(client, relation, count, static.plain_statement):
+                return None
+        form = static.plain.get(count)
+        key, build = form if form is not None else static.plain_form(relation, count)
         # The slots past the keys repeat the last one: ``IN`` matches the same rows (the
         # statement and its bindings show the repeats).
-        param = keys + [keys[-1]] * (count - len(keys))
-    else:
-        # The one parameter ``bind_keys`` binds the keys as (PostgreSQL: an array; SQLite: a
-        # JSON text of the keys as stored), given to the statement compiled for the first.
-        value = ops.key_parameter(column, keys, dialect)
-        if value is None:
-            return None
-        form = "one"
-        param = [value]
-
-        def build() -> Select[Any]:
-            return statement(ops.bind_keys(column, keys, dialect, False))
-
-    result = await fetch((relation, "preload", form), build, param, related.__name__)
-    if result is None:
+        return static, key, build, keys if count == size else keys + [keys[-1]] * (count - size)
+    # The one parameter ``bind_keys`` binds the keys as (PostgreSQL: an array; SQLite: a
+    # JSON text of the keys as stored), given to the statement compiled for the first.
+    column = shape[0]
+    dialect = client.dialect
+    value = ops.key_parameter(column, keys, dialect)
+    if value is None:
         return None
-    return result.keys, result.rows
+
+    def one() -> Select[Any]:
+        return static.statement(ops.bind_keys(column, keys, dialect, False))
+
+    return static, static.one, one, [value]
 
 
 def _keep_spread(

@@ -177,6 +177,24 @@ class TestCachedStatement:
             posts = await Post.query().preload("user")
         assert q.count == 1 and posts[0].user is None
 
+    async def test_the_kept_record_is_per_booted_relation(self, database: Database) -> None:
+        """What a relation's static preload keeps (``Relation._static``) is read from its
+        booted keys: a relation cloned for a subclass, which boots again, starts without it."""
+        virk, _, _ = await seed_users()
+        found = await User.query().where("id", virk.id).preload("posts").first()
+        assert found is not None and sorted(p.title or "" for p in found.posts) == ["v1", "v2"]
+        kept = User.posts._static
+        assert (kept is not None and kept.info is User.posts.related_model()._lucid) is (
+            hydration.FAST_PATHS
+        )
+
+        class Member(User):
+            table = "users"
+
+        clone = Member.get_relation("posts")
+        assert clone is not User.posts and clone._static is None
+        assert User.posts._static is kept
+
 
 class OwnedPost(BaseModel):
     table = "posts"

@@ -107,3 +107,53 @@ async def test_a_null_sort_value_is_refused() -> None:
     with pytest.raises(LucidError) as info:
         await paginate_by_cursor(page, 5, None, [page.column], _reader)
     assert info.value.code == "E_INVALID_ARGUMENT"
+
+
+class _Later(dt.datetime):
+    """A datetime subclass: the converter leaves it to the processor."""
+
+
+@pytest.mark.parametrize("name", ["mysql", "postgresql"])
+def test_written_out_naive_to_utc_is_the_processor(name: str) -> None:
+    # The converter writes out what a NAIVE_TO_UTC processor does to a naive datetime; every
+    # value must come out as the processor itself gives it.
+    from sqlalchemy.dialects import mysql, postgresql
+
+    from lucid_orm.database.executor import NAIVE_TO_UTC
+    from lucid_orm.orm.columns import UTCDateTime
+
+    dialect = mysql.dialect() if name == "mysql" else postgresql.dialect()
+    process = UTCDateTime().result_processor(dialect, 1114)
+    assert getattr(process, NAIVE_TO_UTC, False)
+    values: list[Any] = [
+        dt.datetime(2024, 1, 2, 3, 4, 5, 6),
+        dt.datetime.max,
+        dt.datetime(2024, 1, 2, tzinfo=UTC),
+        dt.datetime(2024, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        _Later(2024, 1, 2, 3),
+        "2024-01-02 03:04:05",
+        "2024-01-02T03:04:05+02:00",
+        None,
+    ]
+    rows = [(i, v) for i, v in enumerate(values)]
+    out = _converter([None, process])(rows)
+    expected = [(i, process(v) if v is not None else None) for i, v in rows]
+    assert out == expected
+    assert [type(r[1]) for r in out] == [type(r[1]) for r in expected]
+    assert all(r[1] is None or r[1].tzinfo is UTC for r in out)
+
+
+def test_rows_of_another_width_convert_as_indexed() -> None:
+    # The unpacking comprehension refuses them; the indexed form converts them as before.
+    convert = _converter([None, str.upper])
+    assert convert([(1, "a", "extra"), (2, "b")]) == [(1, "A"), (2, "B")]
+    with pytest.raises(IndexError):
+        convert([(1,)])
+
+
+def test_a_processor_error_is_raised_as_is() -> None:
+    def refuse(value: Any) -> Any:
+        raise ValueError(f"bad {value}")
+
+    with pytest.raises(ValueError, match="bad b"):
+        _converter([None, refuse])([(1, "b")])

@@ -206,6 +206,13 @@ class Relation(Generic[R]):
     # Many-relations: the key related rows are grouped by for matching (an attribute, or with
     # ``_group_in_extras`` the pivot/through key selected into their extras).
     _group_in_extras: ClassVar[bool] = False
+    # morph_to: the preloader hands it its parents whole (one query per type present). Declared
+    # here too so that reading it on any relation finds it (no AttributeError to swallow).
+    _per_type: ClassVar[bool] = False
+    # The static preload's record of this relation (preloader._Static), made on its first
+    # static preload; ``None`` again whenever the relation is to boot again (``attach``,
+    # ``clone_for``): it holds what booting resolves.
+    _static: Any = None
 
     def __init__(
         self,
@@ -267,11 +274,13 @@ class Relation(Generic[R]):
         self.model = model
         self.relation_name = name
         self.booted = False
+        self._static = None
 
     def clone_for(self, model: builtins.type[BaseModel]) -> Self:
         """A copy of this relation, with its options, for a subclass."""
         clone = copy.copy(self)
         clone.booted = False
+        clone._static = None
         setattr(model, self.relation_name, clone)
         return clone
 
