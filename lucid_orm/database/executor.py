@@ -19,7 +19,7 @@ fast path                   where                                         slow t
 ==========================  ============================================  =====================
 lean reads                  ``fetch``/``run`` here, called by             ``run_statement``
                             ``QueryClient.execute``                       (query_client.py)
-model query by shape        ``QueryClient.fetch_shaped`` (the statement   ``to_core()`` +
+model query by shape        ``QueryClient.read_shaped`` (the statement    ``to_core()`` +
                             compiled for the first query of a shape,      ``execute``
                             ``query/shape.py``)
 ``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()

@@ -718,26 +718,15 @@ class QueryClient(ClientBase):
         connection = self._connection
         return connection.fast_reads and connection.ambient_transaction() is None
 
-    async def fetch_shaped(
-        self, shape: Shape, build: Callable[[], Select[Any]], model: str | None
-    ) -> ExecResult | None:
-        """Run a model query by its shape (``query/shape.py``): the statement compiled for the
-        first query of that shape on this connection (``build`` makes it), with ``shape``'s
-        values. ``None`` when the lean path is off or the shape has no reusable statement:
-        the caller builds the statement and runs it (``execute``)."""
-        prepared = self._shaped(shape, build)
-        if prepared is None:
-            return None
-        connection = self._connection
-        engines = connection.read_engines() if not connection.routed else await self._read_side()
-        return await self._run_lean(engines, prepared[0], prepared[1], model)
-
     def read_shaped(
         self, shape: Shape, build: Callable[[], Select[Any]], model: str | None
     ) -> Awaitable[ExecResult]:
-        """``fetch_shaped``, else (``None``) the statement ``build`` makes run as usual
-        (``execute``): a model query's read (``ModelQueryBuilder._read``). Not a coroutine of
-        its own: it returns the one that reads (one frame less on every model query)."""
+        """Run a model query by its shape (``query/shape.py``): the statement compiled for the
+        first query of that shape on this connection (``build`` makes it), with ``shape``'s
+        values; when the lean path is off or the shape has no reusable statement, the statement
+        ``build`` makes, run as usual (``execute``). A model query's read
+        (``ModelQueryBuilder._read``). Not a coroutine of its own: it returns the one that
+        reads (one frame less on every model query)."""
         prepared = self._shaped(shape, build)
         if prepared is None:
             return self.execute(build(), write=False, model=model)
