@@ -10,6 +10,7 @@ import itertools
 import os
 import re
 import time
+from asyncio.events import _get_running_loop
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -256,7 +257,9 @@ class Connection:
         elif write.loop_bound:
             # asyncpg and asyncmy connections belong to the loop that opened them: another
             # loop (a second asyncio.run(), a test loop of another scope) gets engines of its own.
-            loop = running_loop()
+            # (``running_loop()``, without its frame and ``try``: asyncio's C getter gives
+            # ``None`` outside a loop; twice a find + preload, every read.)
+            loop = _get_running_loop()
             if loop is not write.loop and loop is not None:
                 return self._rebind(write, loop)
         return write
