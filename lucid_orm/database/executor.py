@@ -107,7 +107,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from ..errors import ConnectionLostError, QueryError, TransactionConflictError
+from ..errors import ConnectionLostError, LucidError, QueryError, TransactionConflictError
 from .events import DEBUG, enabled
 from .result import ExecResult
 
@@ -514,95 +514,108 @@ async def run(
     params: list[Any],
     model: str | None,
     retry: bool = True,
+    wrap: Callable[[Connection, Engines, Exception], Exception] | None = None,
 ) -> ExecResult:
     """Run a compiled SELECT with its positional values on a pooled driver connection, and
     report it (``QueryEmitter.record``) like SQLAlchemy's path does.
 
     A connection the server dropped (restart, failover, idle kill) is invalidated with its
-    whole generation and the read runs once more on a fresh one (``retry``)."""
-    backend = engines.backend
-    # An idle connection of the current generation is taken without a coroutine (``acquire``
-    # does the same first).
-    idle = engines.idle
-    if idle and _current(engines, idle[-1][0]):
-        raw, driver = idle.pop()
-        engines.busy += 1
-    elif not idle and engines.cap and engines.busy >= engines.cap:
-        # ``acquire``'s wait for a finishing read's connection, without its coroutine: the
-        # usual case under contention (every read of 200 concurrent tasks on 10 connections).
-        waiter: asyncio.Future[tuple[Any, Any] | None] = asyncio.get_running_loop().create_future()
-        engines.waiters.append(waiter)
-        try:
-            pair = await waiter
-        except asyncio.CancelledError:
-            await _cancelled_wait(engines, waiter)
-            raise
-        raw, driver = pair if pair is not None else await _checkout_place(engines)
-    else:
-        raw, driver = await acquire(engines)
-    # The statement's own time, as SQLAlchemy's cursor events measure it (no checkout).
-    started = time.perf_counter()
+    whole generation and the read runs once more on a fresh one (``retry``). ``wrap``, when
+    given, makes the error raised (from it) for an exception that escapes the read other than
+    a ``LucidError`` (a failed check-out: the lean path's guard, ``QueryClient``'s, without a
+    coroutine of its own around this one)."""
     try:
-        dialect = engines.dialect
-        if backend == "sqlite":
-            if entry.processors is None:
-                _resolve_processors(entry, dialect, [None] * len(entry.types))
-            rows: Sequence[Sequence[Any]]
-            if engines.inline_reads:
-                rows = await fetch_sqlite(driver, entry, sql, params, engines)
-            else:
-                rows = await driver.execute_fetchall(sql, params)
-        elif backend == "postgresql":
-            if entry.processors is None:
-                prepared_stmt = await driver.prepare(sql)
-                oids = [a.type.oid for a in prepared_stmt.get_attributes()]
-                _resolve_processors(entry, dialect, oids)
-                rows = await prepared_stmt.fetch(*params)
-            else:
-                rows = await driver.fetch(sql, *params)
+        backend = engines.backend
+        # An idle connection of the current generation is taken without a coroutine (``acquire``
+        # does the same first).
+        idle = engines.idle
+        if idle and _current(engines, idle[-1][0]):
+            raw, driver = idle.pop()
+            engines.busy += 1
+        elif not idle and engines.cap and engines.busy >= engines.cap:
+            # ``acquire``'s wait for a finishing read's connection, without its coroutine: the
+            # usual case under contention (every read of 200 concurrent tasks on 10 connections).
+            waiter: asyncio.Future[tuple[Any, Any] | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            engines.waiters.append(waiter)
+            try:
+                pair = await waiter
+            except asyncio.CancelledError:
+                await _cancelled_wait(engines, waiter)
+                raise
+            raw, driver = pair if pair is not None else await _checkout_place(engines)
         else:
-            # The connection is in autocommit mode while the lean path holds it
-            # (``acquire``): a SELECT that writes (a stored function) is committed and no
-            # snapshot outlives the statement, without a COMMIT round trip per read.
-            async with driver.cursor() as cursor:
-                await cursor.execute(sql, params)
-                rows = await cursor.fetchall()
+            raw, driver = await acquire(engines)
+        # The statement's own time, as SQLAlchemy's cursor events measure it (no checkout).
+        started = time.perf_counter()
+        try:
+            dialect = engines.dialect
+            if backend == "sqlite":
                 if entry.processors is None:
-                    _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
-    except Exception as exc:
+                    _resolve_processors(entry, dialect, [None] * len(entry.types))
+                rows: Sequence[Sequence[Any]]
+                if engines.inline_reads:
+                    rows = await fetch_sqlite(driver, entry, sql, params, engines)
+                else:
+                    rows = await driver.execute_fetchall(sql, params)
+            elif backend == "postgresql":
+                if entry.processors is None:
+                    prepared_stmt = await driver.prepare(sql)
+                    oids = [a.type.oid for a in prepared_stmt.get_attributes()]
+                    _resolve_processors(entry, dialect, oids)
+                    rows = await prepared_stmt.fetch(*params)
+                else:
+                    rows = await driver.fetch(sql, *params)
+            else:
+                # The connection is in autocommit mode while the lean path holds it
+                # (``acquire``): a SELECT that writes (a stored function) is committed and no
+                # snapshot outlives the statement, without a COMMIT round trip per read.
+                async with driver.cursor() as cursor:
+                    await cursor.execute(sql, params)
+                    rows = await cursor.fetchall()
+                    if entry.processors is None:
+                        _resolve_processors(entry, dialect, [d[1] for d in cursor.description])
+        except Exception as exc:
+            emitter = connection.emitter
+            if emitter.active or enabled(DEBUG):
+                emitter.record(engines.endpoint, sql, params, started, model, False, exc)
+            if engines.is_disconnect(exc, driver):
+                engines.dropped()
+                await engines.invalidate(raw, exc)
+                if retry:
+                    return await run(connection, engines, entry, sql, params, model, False)
+                raise connection_lost(exc, sql, params, "retried") from exc
+            await discard(engines, raw, driver)
+            # (imported here: the dialects import this module)
+            from .dialects import is_conflict
+
+            error = TransactionConflictError if is_conflict(exc) else QueryError
+            raise error(
+                with_sql(str(exc).strip() or type(exc).__name__, sql),
+                sql=sql,
+                bindings=params,
+                original=exc,
+            ) from exc
+        except BaseException:
+            await discard(engines, raw, driver)
+            raise
+        # Reads run in autocommit: the connection holds no state and goes to the next lean read
+        # (a waiting one first, else kept idle), with no pool round trip and no greenlet hop.
+        if not release_now(engines, raw, driver):
+            await release(engines, raw, driver)
+        # The instrumentation point (events.py); when nothing listens, one attribute and the
+        # logger's cached level are all this costs.
         emitter = connection.emitter
         if emitter.active or enabled(DEBUG):
-            emitter.record(engines.endpoint, sql, params, started, model, False, exc)
-        if engines.is_disconnect(exc, driver):
-            engines.dropped()
-            await engines.invalidate(raw, exc)
-            if retry:
-                return await run(connection, engines, entry, sql, params, model, False)
-            raise connection_lost(exc, sql, params, "retried") from exc
-        await discard(engines, raw, driver)
-        # (imported here: the dialects import this module)
-        from .dialects import is_conflict
-
-        error = TransactionConflictError if is_conflict(exc) else QueryError
-        raise error(
-            with_sql(str(exc).strip() or type(exc).__name__, sql),
-            sql=sql,
-            bindings=params,
-            original=exc,
-        ) from exc
-    except BaseException:
-        await discard(engines, raw, driver)
+            emitter.record(engines.endpoint, sql, params, started, model, False)
+        return ExecResult(_process(entry, rows), entry.keys, len(rows))
+    except LucidError:
         raise
-    # Reads run in autocommit: the connection holds no state and goes to the next lean read
-    # (a waiting one first, else kept idle), with no pool round trip and no greenlet hop.
-    if not release_now(engines, raw, driver):
-        await release(engines, raw, driver)
-    # The instrumentation point (events.py); when nothing listens, one attribute and the
-    # logger's cached level are all this costs.
-    emitter = connection.emitter
-    if emitter.active or enabled(DEBUG):
-        emitter.record(engines.endpoint, sql, params, started, model, False)
-    return ExecResult(_process(entry, rows), entry.keys, len(rows))
+    except Exception as exc:
+        if wrap is None:
+            raise
+        raise wrap(connection, engines, exc) from exc
 
 
 # -- SQLite inline reads ---------------------------------------------------------------------------

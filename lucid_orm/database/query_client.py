@@ -375,24 +375,16 @@ async def _lean_run(
     connection: Connection, engines: Engines, entry: Compiled, params: list[Any], model: str | None
 ) -> ExecResult:
     """``executor.run`` under the connection's guard, its checkout errors as ``connecting``
-    gives them (written out: a generator context manager per statement costs more than the
-    rest of this)."""
+    gives them (``run`` makes them: ``wrap``; written out: a generator context manager per
+    statement costs more than the rest of this)."""
     lock = connection.lock
     if lock is not None:  # the single in-memory SQLite connection (``Connection.guard``)
         async with lock:
-            try:
-                return await run(connection, engines, entry, entry.sql, params, model)
-            except LucidError:
-                raise
-            except Exception as exc:
-                raise _checkout_error(connection, engines, exc) from exc
+            return await run(
+                connection, engines, entry, entry.sql, params, model, True, _checkout_error
+            )
     # No guard to enter otherwise: not even ``guard()``'s null context, two coroutines a read.
-    try:
-        return await run(connection, engines, entry, entry.sql, params, model)
-    except LucidError:
-        raise
-    except Exception as exc:
-        raise _checkout_error(connection, engines, exc) from exc
+    return await run(connection, engines, entry, entry.sql, params, model, True, _checkout_error)
 
 
 def _checkout_error(connection: Connection, engines: Engines, exc: Exception) -> LucidError:
@@ -779,8 +771,14 @@ class QueryClient(ClientBase):
         replica that cannot be reached is skipped for its cool-down for the write side."""
         if engines.state is None:
             # Not a replica (no fallback to take): the read itself, without a coroutine
-            # around it that would only pass its errors on.
-            return _lean_run(self._connection, engines, entry, params, model)
+            # around it that would only pass its errors on; without ``_lean_run``'s either
+            # when there is no guard to enter (``run`` makes its check-out errors, ``wrap``).
+            connection = self._connection
+            if connection.lock is None:
+                return run(
+                    connection, engines, entry, entry.sql, params, model, True, _checkout_error
+                )
+            return _lean_run(connection, engines, entry, params, model)
         return self._run_replica(engines, entry, params, model)
 
     async def _run_replica(
