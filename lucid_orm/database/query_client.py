@@ -690,7 +690,11 @@ class QueryClient(ClientBase):
         """Run a statement shape compiled once per connection under ``key`` (``build`` makes
         it the first time) with positional ``values``; ``None`` when the lean path is off."""
         connection = self._connection
-        if not connection.fast_reads or connection.ambient_transaction() is not None:
+        # (No owner, no ambient transaction: ``ambient_transaction()`` asked only when there is
+        # one, as on every read outside ``db.global_transaction()``.)
+        if not connection.fast_reads or (
+            connection.owner is not None and connection.ambient_transaction() is not None
+        ):
             return None
         # Not routed (no replica): the read side is the connection's only engines, taken
         # without the coroutine ``_read_side`` is (the usual case, once per read).
@@ -708,7 +712,9 @@ class QueryClient(ClientBase):
         """Whether a read of this client may take the lean path now (``fast_reads`` on, no
         transaction this task's queries join)."""
         connection = self._connection
-        return connection.fast_reads and connection.ambient_transaction() is None
+        return connection.fast_reads and (
+            connection.owner is None or connection.ambient_transaction() is None
+        )
 
     def read_shaped(
         self, shape: Shape, build: Callable[[], Select[Any]], model: str | None
@@ -741,7 +747,11 @@ class QueryClient(ClientBase):
         query) and the parameters of this query, bound; ``None`` when the lean path is off or
         the shape has no reusable statement."""
         connection = self._connection
-        if not connection.fast_reads or connection.ambient_transaction() is not None:
+        # (No owner, no ambient transaction: ``ambient_transaction()`` asked only when there is
+        # one, as on every read outside ``db.global_transaction()``.)
+        if not connection.fast_reads or (
+            connection.owner is not None and connection.ambient_transaction() is not None
+        ):
             return None  # (``lean_reads()``, written out)
         cache = connection.statements
         entry = cache.shaped(shape.key)
