@@ -689,6 +689,14 @@ class QueryClient(ClientBase):
     ) -> ExecResult | None:
         """Run a statement shape compiled once per connection under ``key`` (``build`` makes
         it the first time) with positional ``values``; ``None`` when the lean path is off."""
+        reading = self.read_compiled(key, build, values, model)
+        return None if reading is None else await reading
+
+    def read_compiled(
+        self, key: Any, build: Callable[[], Select[Any]], values: list[Any], model: str | None
+    ) -> Awaitable[ExecResult] | None:
+        """``fetch_compiled`` without a coroutine of its own: the awaitable that reads, or
+        ``None`` when the lean path is off (a static preload's read, once per preload)."""
         connection = self._connection
         # (No owner, no ambient transaction: ``ambient_transaction()`` asked only when there is
         # one, as on every read outside ``db.global_transaction()``.)
@@ -696,17 +704,35 @@ class QueryClient(ClientBase):
             connection.owner is not None and connection.ambient_transaction() is not None
         ):
             return None
+        if connection.routed:
+            return self._read_compiled_routed(key, build, values, model)
         # Not routed (no replica): the read side is the connection's only engines, taken
         # without the coroutine ``_read_side`` is (the usual case, once per read).
-        engines = connection.read_engines() if not connection.routed else await self._read_side()
+        engines = connection.read_engines()
+        entry, params = self._static_entry(engines, key, build, values)
+        return self._run_lean(engines, entry, params, model)
+
+    async def _read_compiled_routed(
+        self, key: Any, build: Callable[[], Select[Any]], values: list[Any], model: str | None
+    ) -> ExecResult:
+        """``read_compiled`` on a connection with replicas: the read side picked, then run."""
+        engines = await self._read_side()
+        entry, params = self._static_entry(engines, key, build, values)
+        return await self._run_lean(engines, entry, params, model)
+
+    def _static_entry(
+        self, engines: Engines, key: Any, build: Callable[[], Select[Any]], values: list[Any]
+    ) -> tuple[Compiled, list[Any]]:
+        """The statement kept under ``key`` on this connection (compiled from ``build()`` the
+        first time) and ``values`` bound for it."""
+        connection = self._connection
         entry = connection.static_statements.get(key)
         if entry is None:
             entry = compile_static(build(), engines.dialect)
             connection.static_statements[key] = entry
         # No processor to run and the count right: ``_bind`` would return them as they are.
         bound = entry.bind_processors or len(values) != len(entry.positiontup)
-        params = _bind(entry, values) if bound else values
-        return await self._run_lean(engines, entry, params, model)
+        return entry, _bind(entry, values) if bound else values
 
     def lean_reads(self) -> bool:
         """Whether a read of this client may take the lean path now (``fast_reads`` on, no

@@ -321,9 +321,10 @@ async def _process_static(
         loader = Preloader(related)
         for callback in nested:
             loader.add(callback.path)
-    # ``static_read``, written out: one coroutine less per preload.
-    fetch = getattr(client, "fetch_compiled", None)
-    if fetch is None:  # a transaction
+    # ``static_read``, written out: one coroutine less per preload (and ``fetch_compiled``'s
+    # too: ``read_compiled`` gives the read to await, or ``None`` when it gives ``None``).
+    read = getattr(client, "read_compiled", None)
+    if read is None:  # a transaction
         return False
     prepared = _static_statement(relation, related, parents, client)
     if prepared is None:
@@ -332,9 +333,10 @@ async def _process_static(
     keys: Sequence[str] = ()
     rows: Sequence[Sequence[Any]] = ()
     if key is not None:
-        result = await fetch(key, build, param, related.__name__)
-        if result is None:
+        reading = read(key, build, param, related.__name__)
+        if reading is None:
             return False
+        result = await reading
         keys, rows = result.keys, result.rows
     if not rows:
         relation.set_related_for_many(parents, [])
