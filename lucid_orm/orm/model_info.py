@@ -77,6 +77,9 @@ class ModelInfo:
     annotations: dict[str, Any]
     table: TableClause | None = None
     by_column: dict[str, ColumnDef] = field(default_factory=dict)
+    # The table's column of each name in ``by_column`` (``column_for_db``: a dict read instead
+    # of ``table.c[name]``'s method call; set with them in ``build_table``).
+    db_columns: dict[str, ColumnElement[Any]] = field(default_factory=dict)
     select_columns: list[ColumnElement[Any]] = field(default_factory=list)
     # ``columns_shape`` of ``select_columns``: the SELECT list of every query that selects
     # nothing itself (query/shape.py), taken once per table.
@@ -219,6 +222,7 @@ class ModelInfo:
             (n, c) for n, c in self.columns.items() if c.kind in ("datetime", "date")
         ]
         self.json_attributes = [n for n, c in self.columns.items() if c.is_json]
+        self.db_columns = {name: table.c[name] for name in self.by_column}
         self.select_columns = [
             table.c[c.column_name] for c in self.columns.values() if c.column_name
         ]
@@ -229,9 +233,9 @@ class ModelInfo:
         self.composite_key_types = None
 
     def column_for_db(self, name: str) -> ColumnElement[Any] | None:
-        if self.table is None or name not in self.by_column:
-            return None
-        return self.table.c[name]
+        """The table's column named ``name`` among the model's; ``None`` for another name (or
+        before the table is built)."""
+        return self.db_columns.get(name)
 
     def plan(self, keys: Sequence[str]) -> HydrationPlan:
         """The hydration plan of result columns ``keys``, built once per shape."""
