@@ -197,7 +197,8 @@ def binding(model: type[BaseModel], client: Client | None) -> dict[str, Any] | N
     if client is None:
         return None
     out: dict[str, Any] | None = None
-    if client.connection_name != default_connection(model):
+    # (``default_connection(model)``, written out: once per hydration.)
+    if client.connection_name != (model.connection or db.primary_connection_name):
         out = {CONN: client.connection_name}
     if client.is_transaction:
         out = out or {}
