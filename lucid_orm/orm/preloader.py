@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from .state import set_sideloaded, sideloaded_of
 if TYPE_CHECKING:
     from ..database.executor import Compiled
     from ..database.query_client import Client
+    from ..database.result import ExecResult
     from .base_model import BaseModel
     from .hydration import HydrationPlan
     from .model_info import ModelInfo
@@ -136,6 +137,29 @@ class Preloader:
         other.specs = {k: list(v) for k, v in self.specs.items()}
         return other
 
+    def start(
+        self,
+        parents: Sequence[BaseModel],
+        client: Client,
+        sideloaded: Mapping[str, Any] | None = None,
+    ) -> Awaitable[None]:
+        """``process(parents, client, sideloaded)`` to await: for one relation the static path
+        reads (a find's or first()'s preload), that read's coroutine itself, without the
+        coroutine of ``process`` around it; else ``process``'s."""
+        specs = self.specs
+        if FAST_PATHS and parents and len(specs) == 1:
+            for name, callbacks in specs.items():
+                relation = self.model.relations.get(name)
+                if (
+                    relation is not None
+                    and not relation._per_type
+                    and (not callbacks or all(type(c) is _Nested for c in callbacks))
+                ):
+                    static = _static_start(relation, parents, client, callbacks, sideloaded)
+                    if static is not None:
+                        return static
+        return self.process(parents, client, sideloaded)
+
     async def process(
         self,
         parents: Sequence[BaseModel],
@@ -153,12 +177,11 @@ class Preloader:
             if relation._per_type:  # morph_to: one query per type present
                 await relation.preload_each_type(parents, client, callbacks, sideloaded)
                 continue
-            if (
-                FAST_PATHS
-                and (not callbacks or all(type(c) is _Nested for c in callbacks))
-                and await _process_static(relation, parents, client, callbacks, sideloaded)
-            ):
-                continue
+            if FAST_PATHS and (not callbacks or all(type(c) is _Nested for c in callbacks)):
+                static = _static_start(relation, parents, client, callbacks, sideloaded)
+                if static is not None:
+                    await static
+                    continue
             query = relation.eager_query(parents, client)
             if sideloaded:
                 query.sideload(sideloaded)
@@ -303,17 +326,18 @@ def _static_shape(
     return None
 
 
-async def _process_static(
+def _static_start(
     relation: Relation[Any],
     parents: Sequence[BaseModel],
     client: Client,
     nested: list[Any],
     sideloaded: Mapping[str, Any] | None,
-) -> bool:
+) -> Coroutine[Any, Any, None] | None:
     """``Preloader.process`` for one relation without user callback (``nested``: its nested
-    paths' callbacks) through ``static_read``: the rows hydrated, sideloaded, their nested
-    relations loaded on them, then set on ``parents``, as the query builder's path does (its
-    slow twin). ``False`` (nothing run) when the query builder must run."""
+    paths' callbacks) through ``static_read``: the coroutine that reads the rows, hydrates
+    and sideloads them, loads their nested relations on them and sets them on ``parents``,
+    as the query builder's path does (its slow twin); ``None`` (nothing run) when the query
+    builder must run. Everything that decides so is decided here, before the coroutine."""
     related = relation.related_model()
     loader = None
     if nested:
@@ -325,22 +349,39 @@ async def _process_static(
     # too: ``read_compiled`` gives the read to await, or ``None`` when it gives ``None``).
     read = getattr(client, "read_compiled", None)
     if read is None:  # a transaction
-        return False
+        return None
     prepared = _static_statement(relation, related, parents, client)
     if prepared is None:
-        return False
+        return None
     static, key, build, param = prepared
-    keys: Sequence[str] = ()
-    rows: Sequence[Sequence[Any]] = ()
+    reading = None
     if key is not None:
         reading = read(key, build, param, related.__name__)
         if reading is None:
-            return False
+            return None
+    return _static_finish(relation, related, parents, client, sideloaded, loader, static, reading)
+
+
+async def _static_finish(
+    relation: Relation[Any],
+    related: type[BaseModel],
+    parents: Sequence[BaseModel],
+    client: Client,
+    sideloaded: Mapping[str, Any] | None,
+    loader: Preloader | None,
+    static: _Static,
+    reading: Awaitable[ExecResult] | None,
+) -> None:
+    """``_static_start``'s coroutine: ``reading`` (``None``: no key, no query) awaited, its
+    rows on ``parents``."""
+    keys: Sequence[str] = ()
+    rows: Sequence[Sequence[Any]] = ()
+    if reading is not None:
         result = await reading
         keys, rows = result.keys, result.rows
     if not rows:
         relation.set_related_for_many(parents, [])
-        return True
+        return
     # The plan and group position of these result columns, found once per statement.
     known = static.read
     if known is None or known[0] is not keys:
@@ -361,7 +402,7 @@ async def _process_static(
         await loader.process(found, client, sideloaded)
     if group_value is None:
         relation.set_related_for_many(parents, found)
-        return True
+        return
     if len(parents) == 1 and len(set(map(group_value, rows))) == 1:
         # One parent and one key value in the rows (a find's or first()'s relation): the
         # one group ``group_by_values`` would make, the list this call hydrated (no one
@@ -370,7 +411,6 @@ async def _process_static(
     else:
         groups = _relations_base().group_by_values(found, map(group_value, rows))
     relation.give_groups(parents, groups)
-    return True
 
 
 def _find_group_position(

@@ -965,7 +965,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             rows = self._hydrated(await self._read())
             preloader = self._preloader
             if preloader is not None and rows:
-                await preloader.process(rows, self.client, self._sideloaded)
+                await preloader.start(rows, self.client, self._sideloaded)
         else:
             rows = await self._rows()
         row = rows[0] if rows else None
