@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from lucid_orm import LucidError, QueryError, column
+from lucid_orm import LucidError, QueryError, column, has_many
 from lucid_orm.database import Database
 from lucid_orm.database.connection import mask
+from lucid_orm.relations import HasMany
 from tests import models
 from tests.helpers import DialectConfig, count_queries
 
@@ -106,6 +107,10 @@ class TestForeignExceptionsAreWrapped:
 # -- passwords and replicas in messages ----------------------------------------------------------
 
 
+class LePoster(models.BaseUser):
+    posts: HasMany[models.Post] = has_many(lambda: models.Post, foreign_key="user_id")
+
+
 def _unreachable(dialect: str, tmp_path: Path, *, secret_in: str) -> str:
     """A URL of ``dialect`` that can't connect, carrying a password in ``userinfo`` or in the
     ``query`` string."""
@@ -138,6 +143,30 @@ class TestPasswordsAreMasked:
                 assert 'Cannot connect to "down"' in str(info.value)
                 assert "***" in str(info.value)
             assert "secret" not in repr(private.get_connection())
+        finally:
+            await private.close()
+
+    async def test_model_reads_report_the_connection_error(
+        self, dialect: str, tmp_path: Path
+    ) -> None:
+        # A model query's and a find's read (the lean path's check-out, when it is on) fail
+        # as the other queries do: a connection error, not a query error, password masked.
+        url = _unreachable(dialect, tmp_path, secret_in="userinfo")
+        private = Database()
+        private.configure(connection="down", connections={"down": {"url": url}})
+        client = private.connection()
+        try:
+            for attempt in (
+                lambda: models.User.query(client=client).where("id", 1).first(),
+                lambda: LePoster.query(client=client).where("id", 1).preload("posts").first(),
+                lambda: models.User.find(1, client=client),
+            ):
+                with pytest.raises(LucidError) as info:
+                    await attempt()
+                assert not isinstance(info.value, QueryError)
+                assert info.value.code == "E_CONNECTION_FAILED"
+                assert "secret" not in str(info.value)
+                assert 'Cannot connect to "down"' in str(info.value)
         finally:
             await private.close()
 
