@@ -532,7 +532,7 @@ class ModelQueryBuilder(Chainable, Generic[M]):
 
     async def _after_hydrate(self, models: list[M]) -> None:
         if self._preloader is not None and models:
-            await self._preloader.process(models, self.client, self._sideloaded)
+            await self._preloader.start(models, self.client, self._sideloaded)
 
     def clone(self) -> Self:
         copy = super().clone()
