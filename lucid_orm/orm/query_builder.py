@@ -1014,6 +1014,8 @@ class ModelQueryBuilder(Chainable, Generic[M]):
             self._cursor_reader,
             self.model.naming_strategy,
             self._cursor_nullable,
+            # What ``_cursor_reader`` and ``_cursor_nullable`` answer depends on these only.
+            (self.model, self._pojo),
         )
 
     def _own_column(self, key: OrderKey) -> ColumnDef | None:
@@ -1024,13 +1026,17 @@ class ModelQueryBuilder(Chainable, Generic[M]):
         table = getattr(key.column, "table", None)
         return found if table is None or table is info.table else None
 
-    def _cursor_nullable(self, key: OrderKey) -> bool:
+    def _cursor_nullable(self, key: OrderKey) -> bool | None:
         """Whether sort column ``key`` may hold NULL: a column of this model whose attribute
-        is annotated optional (``int | None``)."""
+        is annotated optional (``int | None``); ``None`` while its annotation names something
+        not defined yet (taken as no, and asked again next page)."""
         found = self._own_column(key)
         if found is None or found.is_primary:
             return False
-        return self._info.is_optional(found.attribute_name)
+        optional = self._info.is_optional(found.attribute_name)
+        if not optional and found.attribute_name not in self._info.optional:
+            return None
+        return optional
 
     def _cursor_reader(self, key: OrderKey) -> Callable[[Any], Any]:
         """The function reading sort value ``key`` back from a row of this query."""

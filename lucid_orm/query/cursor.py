@@ -33,7 +33,7 @@ import json
 import operator
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -48,7 +48,14 @@ from .chainable import check_page
 from .paginator import MetaKeysNaming, SnakeCaseMetaKeys
 from .shape import plain_literal_compare, plain_order
 
-__all__ = ["CursorPaginator", "OrderKey", "decode_cursor", "encode_cursor", "keyset_condition"]
+__all__ = [
+    "CursorPaginator",
+    "OrderKey",
+    "PagePlan",
+    "decode_cursor",
+    "encode_cursor",
+    "keyset_condition",
+]
 
 T = TypeVar("T")
 
@@ -178,9 +185,97 @@ def _qualified(column: Any) -> str:
     return f"{name}.{column.name}" if isinstance(name, str) else str(column.name)
 
 
+@dataclass(slots=True, frozen=True)
+class PagePlan:
+    """What every page of one query shape needs, whatever its cursor: the ``Ordering``'s
+    keys (``nullable`` set as the query says), checksum and ORDER BY, the reader of each sort
+    value, and the Python type a cursor value of each key must have (``_expected_type``)."""
+
+    keys: tuple[OrderKey, ...]
+    checksum: int
+    forward: tuple[ColumnElement[Any], ...]
+    backward: tuple[ColumnElement[Any], ...]
+    readers: tuple[Callable[[Any], Any], ...]
+    # (key, reader) of each key that must hold no NULL, checked on every row read
+    checked: tuple[tuple[OrderKey, Callable[[Any], Any]], ...]
+    expected: tuple[Any, ...]
+    # Whether a key may hold NULL (the keyset condition may then need the NULL-aware form).
+    nullable: bool
+
+
+def page_plan(
+    order_by: Sequence[ColumnElement[Any]],
+    tie_breakers: Sequence[ColumnElement[Any]],
+    reader_of: Callable[[OrderKey], Callable[[Any], Any]],
+    nullable: Callable[[OrderKey], bool | None] | None,
+    shape: Hashable | None = None,
+) -> PagePlan:
+    """The ``PagePlan`` of a query ordered by ``order_by`` (``ordering``: ``E_INVALID_ARGUMENT``
+    for what can't give a cursor value). ``reader_of`` and ``nullable`` as
+    ``paginate_by_cursor`` takes them; ``shape``: a value that stands for their answers (a
+    model query: its model and whether it reads dicts), under which the plan is kept with
+    the ordering's elements, so the next page of that query finds it instead of working it
+    out again. Kept only when every ``nullable`` answer was final (not ``None``)."""
+    if shape is None or not _REMEMBER:
+        return _page_plan(order_by, tie_breakers, reader_of, nullable)[0]
+    # The ORDER BY constructs of a table column are shared (query/shape.py's ``plain_order``)
+    # and, like the columns, immutable: keyed by them, as ``ordering`` is by its columns.
+    key = (tuple(order_by), tuple(tie_breakers), shape)
+    try:
+        found = _PLANS.get(key)
+    except TypeError:  # an unhashable ORDER BY element (a user's construct)
+        return _page_plan(order_by, tie_breakers, reader_of, nullable)[0]
+    if found is None:
+        found, final = _page_plan(order_by, tie_breakers, reader_of, nullable)
+        if final:
+            if len(_PLANS) >= _PLANS_MAX:
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                    del _PLANS[next(iter(_PLANS))]
+            _PLANS[key] = found
+    return found
+
+
+def _page_plan(
+    order_by: Sequence[ColumnElement[Any]],
+    tie_breakers: Sequence[ColumnElement[Any]],
+    reader_of: Callable[[OrderKey], Callable[[Any], Any]],
+    nullable: Callable[[OrderKey], bool | None] | None,
+) -> tuple[PagePlan, bool]:
+    """The plan, and whether every ``nullable`` answer was final."""
+    order = ordering(order_by, tie_breakers)
+    keys = order.keys
+    final = True
+    if nullable is not None:
+        flags = [nullable(k) for k in keys]
+        final = None not in flags
+        if any(flags):
+            keys = tuple(
+                OrderKey(k.column, k.desc, k.name, True) if flag else k
+                for k, flag in zip(keys, flags, strict=True)
+            )
+    readers = tuple(reader_of(k) for k in keys)
+    plan = PagePlan(
+        keys,
+        order.checksum,
+        order.forward,
+        order.backward,
+        readers,
+        tuple((k, r) for k, r in zip(keys, readers, strict=True) if not k.nullable),
+        tuple(_expected_type(k) for k in keys),
+        any(k.nullable for k in keys),
+    )
+    return plan, final
+
+
+# The page plans of recent model queries (``page_plan``), by ordering elements and shape.
+# Bounded as ``_ORDERINGS``.
+_PLANS: dict[tuple[Any, ...], PagePlan] = {}
+_PLANS_MAX = 256
+
+
 # -- the cursor token ------------------------------------------------------------------------------
 def _encode_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _PLAIN or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, dt.datetime):
         return {"t": "dt", "v": value.isoformat()}
@@ -267,42 +362,62 @@ def _pack(
     if checksum is None:
         checksum = signature(keys)
     d = "n" if direction == "next" else "p"
-    if all(type(v) is int for v in encoded):
+    ints = _ONLY_INTS(map(type, encoded))
+    if ints:
         # Integer keys (the usual primary key): the exact text ``_DUMPS`` writes for them,
         # without the encoder's generic walk (a third of a page's own cost on a short page).
         text = f'{{"d":"{d}","v":[{",".join(map(str, encoded))}],"o":{checksum}}}'
     else:
         text = _DUMPS({"d": d, "v": encoded, "o": checksum})
-    token = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+    # ``base64.urlsafe_b64encode`` without its two Python calls: the same steps.
+    token = (
+        binascii.b2a_base64(text.encode(), newline=False)
+        .translate(_TO_URLSAFE)
+        .rstrip(b"=")
+        .decode()
+    )
     if _REMEMBER and len(token) <= _MAX_TOKEN:
-        _remember(token, checksum, direction == "next", encoded)
+        # Integers decode as themselves: no value to look at.
+        values = tuple(encoded) if ints else _remembered(encoded)
+        if values is not None:
+            if len(_PACKED) >= _PACKED_MAX:
+                # Another thread may evict at the same time: one entry more or less is fine.
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                    del _PACKED[next(iter(_PACKED))]
+            _PACKED[token] = (checksum, direction == "next", values)
     return token
 
 
-def _remember(token: str, checksum: int, forward: bool, encoded: list[Any]) -> None:
+# ``all(type(v) is int for v in values)`` of ``map(type, values)``, in C.
+_ONLY_INTS = frozenset({int}).issuperset
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _remembered(encoded: list[Any]) -> tuple[Any, ...] | None:
+    """The values decoding ``encoded`` gives, ``None`` when it is not to be remembered."""
     values: list[Any] = []
     for value in encoded:
         if isinstance(value, dict):
             try:
                 value = _decode_value(value)
             except LucidError:
-                return  # decoded the long way (and refused) when it comes back
+                return None  # decoded the long way (and refused) when it comes back
         elif type(value) not in _PLAIN:
-            return
+            return None
         values.append(value)
-    if len(_PACKED) >= _PACKED_MAX:
-        # Another thread may evict at the same time: one entry more or less is fine.
-        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-            del _PACKED[next(iter(_PACKED))]
-    _PACKED[token] = (checksum, forward, tuple(values))
+    return tuple(values)
 
 
 def decode_cursor(
-    token: Any, keys: Sequence[OrderKey], checksum: int | None = None
+    token: Any,
+    keys: Sequence[OrderKey],
+    checksum: int | None = None,
+    expected: Sequence[Any] | None = None,
 ) -> tuple[bool, list[Any]]:
     """``(forward, values)`` of a token made by ``encode_cursor`` for the same ordering;
-    ``E_INVALID_CURSOR`` (status 400) for anything else. ``checksum``: ``signature(keys)``
-    when the caller has it."""
+    ``E_INVALID_CURSOR`` (status 400) for anything else. ``checksum``: ``signature(keys)``,
+    ``expected``: the ``_expected_type`` of each key, when the caller has them."""
     if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN:
         raise invalid_cursor("expected a cursor string")
     if checksum is None:
@@ -312,11 +427,14 @@ def decode_cursor(
         if packed[0] != checksum or len(packed[2]) != len(keys):
             raise invalid_cursor("it was made for another ordering of the query")
         decoded = list(packed[2])
-        for key, value in zip(keys, decoded, strict=True):
-            _check_type(key, value)
+        _check_types(keys, decoded, expected)
         return packed[1], decoded
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        # ``base64.urlsafe_b64decode`` without its three Python calls: the same steps.
+        raw = binascii.a2b_base64(
+            (token + "=" * (-len(token) % 4)).encode("ascii").translate(_FROM_URLSAFE),
+            strict_mode=False,
+        )
         doc = json.loads(raw)
     except (ValueError, binascii.Error) as exc:
         raise invalid_cursor("it does not decode") from exc
@@ -328,20 +446,33 @@ def decode_cursor(
     if doc["o"] != checksum or len(values) != len(keys):
         raise invalid_cursor("it was made for another ordering of the query")
     decoded = [_decode_value(v) for v in values]
-    for key, value in zip(keys, decoded, strict=True):
-        _check_type(key, value)
+    _check_types(keys, decoded, expected)
     return direction == "n", decoded
 
 
-def _check_type(key: OrderKey, value: Any) -> None:
-    """Refuse a value the column can't hold (a forged cursor), before the database does."""
+def _check_types(keys: Sequence[OrderKey], values: list[Any], expected: Any) -> None:
+    if expected is None:
+        for key, value in zip(keys, values, strict=True):
+            _check_type(key, value)
+    else:
+        for key, value, want in zip(keys, values, expected, strict=True):
+            if type(value) is not want:  # a value of exactly that type fits
+                _check_type(key, value, want)
+
+
+def _check_type(key: OrderKey, value: Any, expected: Any = None) -> None:
+    """Refuse a value the column can't hold (a forged cursor), before the database does.
+    ``expected``: ``_expected_type(key)`` when the caller has it."""
     if value is None:
         if key.nullable:
             return
         raise invalid_cursor("a sort value is missing")
-    try:
-        expected = key.column.type.python_type
-    except NotImplementedError:
+    if expected is None or expected is _ASK:
+        try:
+            expected = key.column.type.python_type
+        except NotImplementedError:
+            return
+    elif expected is _ANY:
         return
     if expected is float:
         ok = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
@@ -353,6 +484,23 @@ def _check_type(key: OrderKey, value: Any) -> None:
         ok = isinstance(value, expected)
     if not ok:
         raise invalid_cursor(f'a value does not fit column "{key.name}"')
+
+
+# ``_expected_type`` of a column type without a Python type (every value passes), and of one
+# whose ``python_type`` raised otherwise (asked again per value, to raise as before).
+_ANY = object()
+_ASK = object()
+
+
+def _expected_type(key: OrderKey) -> Any:
+    """The Python type ``_check_type`` holds the cursor values of ``key`` to: its column
+    type's ``python_type``, ``_ANY`` when it has none, ``_ASK`` when asking raised."""
+    try:
+        return key.column.type.python_type
+    except NotImplementedError:
+        return _ANY
+    except Exception:
+        return _ASK
 
 
 # -- the keyset condition --------------------------------------------------------------------------
@@ -569,45 +717,49 @@ async def paginate_by_cursor(
     tie_breakers: Sequence[ColumnElement[Any]],
     reader_of: Callable[[OrderKey], Callable[[Any], Any]],
     naming_strategy: MetaKeysNaming | None = None,
-    nullable: Callable[[OrderKey], bool] | None = None,
+    nullable: Callable[[OrderKey], bool | None] | None = None,
+    shape: Hashable | None = None,
 ) -> CursorPaginator[Any]:
     """Run one page of ``builder`` (a ``Chainable`` whose ``exec()`` returns rows):
     ``tie_breakers`` (the primary key) are appended to its ordering unless it has them;
     ``reader_of(key)`` is the function that reads that sort value back from a row (resolved
-    once per page, not per row); ``nullable(key)``: whether that sort column may hold NULL
-    (none may, without it)."""
-    check_page(1, per_page, "cursor_paginate")
-    order = ordering(builder.state.order_by, tie_breakers)
-    keys, checksum = order.keys, order.checksum
-    if nullable is not None and any(flags := [nullable(k) for k in keys]):
-        keys = tuple(
-            OrderKey(k.column, k.desc, k.name, True) if flag else k
-            for k, flag in zip(keys, flags, strict=True)
-        )
+    once per query shape or page, not per row); ``nullable(key)``: whether that sort column
+    may hold NULL (none may, without it; ``None``: not known yet, taken as no). ``shape``
+    stands for what ``reader_of`` and ``nullable`` answer: the plan of the page is then kept
+    for the next page of the same shape (``page_plan``)."""
+    if type(per_page) is not int or per_page < 1:
+        check_page(1, per_page, "cursor_paginate")
+    plan = page_plan(builder.state.order_by, tie_breakers, reader_of, nullable, shape)
+    keys = plan.keys
     forward = True
     page = builder.clone()
     state = page.state
     if cursor is not None:
-        forward, values = decode_cursor(cursor, keys, checksum)
+        forward, values = decode_cursor(cursor, keys, plan.checksum, plan.expected)
         # AND-ed around the user's conditions: an or_where can't escape the keyset.
-        nulls_high = builder.client.dialect_ops.nulls_sort_high
-        state.scoped.append(keyset_condition(keys, values, forward, nulls_high))
-    state.order_by = order.order_by(forward)
+        condition = None
+        if len(keys) == 1 and not plan.nullable:
+            # ``keyset_condition``'s one-key form, without its tests of the keys.
+            op = operator.gt if keys[0].desc != forward else operator.lt
+            condition = plain_literal_compare(keys[0].column, op, values[0])
+        if condition is None:
+            nulls_high = builder.client.dialect_ops.nulls_sort_high
+            condition = keyset_condition(keys, values, forward, nulls_high)
+        state.scoped.append(condition)
+    state.order_by = list(plan.forward if forward else plan.backward)
     state.limit = per_page + 1
     state.offset = None
     rows = list(await page.exec())
     # A NULL sort value would drop out of every later keyset comparison: refuse it as soon
     # as such a row is read (the extra row included), never skip rows silently.
-    readers = [reader_of(k) for k in keys]
-    for key, read in zip(keys, readers, strict=True):
-        if key.nullable:
-            continue
+    for key, read in plan.checked:
         # ``None in`` is the quick test (compared in C, identity first); a value that claims
         # equality with None is then told apart by identity, which is what counts.
         if None in map(read, rows) and any(map(_is_none, map(read, rows))):
             encode_check([None], [key])
     more = len(rows) > per_page
-    rows = rows[:per_page]
+    if more:
+        del rows[per_page:]
     if not forward:
         rows.reverse()
 
@@ -616,10 +768,11 @@ async def paginate_by_cursor(
         # Forward: a next page when the extra row came; a previous one when we came from one.
         # Backward: the mirror image. The values are read and encoded now (a value no token
         # can hold raises here); the token itself is packed when first read.
+        readers = plan.readers
         if more if forward else True:
             last = [_encode_value(r(rows[-1])) for r in readers]
-            page_of._boundaries["next"] = (last, keys, checksum)
+            page_of._boundaries["next"] = (last, keys, plan.checksum)
         if (cursor is not None) if forward else more:
             first = [_encode_value(r(rows[0])) for r in readers]
-            page_of._boundaries["prev"] = (first, keys, checksum)
+            page_of._boundaries["prev"] = (first, keys, plan.checksum)
     return page_of

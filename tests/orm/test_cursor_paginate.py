@@ -9,9 +9,26 @@ import base64
 import datetime as dt
 import enum
 import json
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Time,
+    Uuid,
+)
 
 from lucid_orm import CamelCaseNamingStrategy, LucidError, column, db, has_many, scope
 from lucid_orm.database import Database
@@ -451,6 +468,157 @@ class TestRememberedOrderings:
         assert len(cursor_module._ORDERINGS) <= cursor_module._ORDERINGS_MAX
         with pytest.raises(LucidError):
             cursor_module.ordering([table.c.id + 1], [table.c.id])
+
+
+class LatePost(models.Post):
+    """``posts`` whose ``score`` annotation names a type defined after the model (its column
+    type given): whether it is optional is not known until that name exists."""
+
+    table = "posts"
+    score: _LaterScore | None = column(type_=Integer())  # type: ignore[name-defined]  # noqa: F821
+
+
+class TestRememberedPagePlans:
+    """What every page of a model query needs of its ordering (keys, their nullability, the
+    sort value readers, the ORDER BY) is kept per ordering, model and dict-or-instance
+    reading (``cursor._PLANS``): a query of another shape never gets it."""
+
+    async def test_instances_and_dicts_of_one_ordering_stay_apart(self, posts: list[Post]) -> None:
+        for _ in range(2):  # the second round runs on remembered plans
+            models_walk = await walk(Post.query().order_by("score").order_by("title"), 3)
+            dicts_walk = await walk(Post.query().pojo().order_by("score").order_by("title"), 3)
+            assert [ids(p) for p in models_walk] == [[r["id"] for r in page] for page in dicts_walk]
+            assert all(isinstance(r, dict) for page in dicts_walk for r in page)
+            assert all(isinstance(r, Post) for page in models_walk for r in page)
+        assert (len(cursor_module._PLANS) >= 2) == REMEMBER
+
+    async def test_models_of_one_table_keep_their_own_nullability(self, posts: list[Post]) -> None:
+        await Post.query().where("id", posts[0].id).update({"score": None})
+        direction = "desc" if db.get_connection().dialect_name == "postgresql" else "asc"
+        for _ in range(2):
+            pages = await walk(Post.query().order_by("score", direction), 3)
+            assert sum(len(p) for p in pages) == len(ROWS)
+            with pytest.raises(LucidError) as info:
+                await walk(StrictPost.query().order_by("score", direction), 3)
+            assert info.value.code == "E_INVALID_ARGUMENT"
+
+    async def test_a_nullability_not_known_yet_is_asked_again(
+        self, posts: list[Post], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # As first loaded (a run on another dialect found the name).
+        monkeypatch.setattr(LatePost._lucid, "optional", {})
+        await Post.query().where("id", posts[0].id).update({"score": None})
+        direction = "desc" if db.get_connection().dialect_name == "postgresql" else "asc"
+        query = LatePost.query().order_by("score", direction)
+        # The annotation does not resolve: the column is taken as holding no NULLs.
+        with pytest.raises(LucidError) as info:
+            await walk(query, 3)
+        assert info.value.code == "E_INVALID_ARGUMENT"
+        monkeypatch.setitem(globals(), "_LaterScore", int)
+        pages = await walk(query, 3)
+        assert sum(len(p) for p in pages) == len(ROWS)
+
+    async def test_bounded(self, posts: list[Post]) -> None:
+        table = Post.query().order_by("id").state.order_by[0].element.table
+        order = [table.c.id.asc()]
+        for i in range(cursor_module._PLANS_MAX + 10):
+            cursor_module.page_plan(order, [table.c.id], lambda key: repr, None, ("shape", i))
+        assert len(cursor_module._PLANS) <= cursor_module._PLANS_MAX
+
+
+# Tokens written before the token code was last changed (the same text as ever): each must
+# still decode to the same position. (columns, descending, token, values); ``n`` may hold NULL.
+_TOKEN_TABLE = Table(
+    "tokens",
+    MetaData(),
+    Column("id", Integer),
+    Column("name", String),
+    Column("at", DateTime(timezone=True)),
+    Column("day", Date),
+    Column("tm", Time),
+    Column("price", Numeric),
+    Column("ratio", Float),
+    Column("flag", Boolean),
+    Column("blob", LargeBinary),
+    Column("ref", Uuid),
+    Column("n", Integer),
+)
+_OLD_TOKENS: list[tuple[list[str], list[bool], str, bool, list[Any]]] = [
+    (["id"], [False], "eyJkIjoibiIsInYiOls0Ml0sIm8iOjIxMDY1ODYwMzh9", True, [42]),
+    (["id"], [True], "eyJkIjoicCIsInYiOls3XSwibyI6MjMzMTEzNDAxfQ", False, [7]),
+    (
+        ["name", "id"],
+        [False, False],
+        "eyJkIjoibiIsInYiOlsiXHUwMGU5XCJ4IiwzXSwibyI6MjMyNDA4NTA3NH0",
+        True,
+        ['\u00e9"x', 3],
+    ),
+    (
+        ["at", "id"],
+        [True, False],
+        "eyJkIjoicCIsInYiOlt7InQiOiJkdCIsInYiOiIyMDI0LTAxLTAyVDAzOjA0OjA1LjAwMDAwNiswMDowMCJ9"
+        "LDldLCJvIjozMzQ5Njg2ODQwfQ",
+        False,
+        [dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC), 9],
+    ),
+    (
+        ["day", "tm", "id"],
+        [False, False, False],
+        "eyJkIjoibiIsInYiOlt7InQiOiJkIiwidiI6IjIwMjQtMDUtMDYifSx7InQiOiJ0bSIsInYiOiIwNzowODow"
+        "OSJ9LDFdLCJvIjozMTE1NTIzMTg5fQ",
+        True,
+        [dt.date(2024, 5, 6), dt.time(7, 8, 9), 1],
+    ),
+    (
+        ["price", "ratio", "flag", "id"],
+        [False, True, False, False],
+        "eyJkIjoibiIsInYiOlt7InQiOiJkZWMiLCJ2IjoiMTIuNTAifSwxLjUsdHJ1ZSwyXSwibyI6MjgwNDQ4NTA5M30",
+        True,
+        [Decimal("12.50"), 1.5, True, 2],
+    ),
+    (
+        ["blob", "ref", "id"],
+        [False, False, False],
+        "eyJkIjoicCIsInYiOlt7InQiOiJiIiwidiI6IkFQOWhZZz09In0seyJ0IjoidXVpZCIsInYiOiIxMjM0NTY3"
+        "OC0xMjM0LTU2NzgtMTIzNC01Njc4MTIzNDU2NzgifSw1XSwibyI6Mzk3ODI1NzAzOX0",
+        False,
+        [b"\x00\xffab", uuid.UUID("12345678-1234-5678-1234-567812345678"), 5],
+    ),
+    (
+        ["n", "id"],
+        [False, False],
+        "eyJkIjoibiIsInYiOltudWxsLDRdLCJvIjoyMjg4ODgyOTM2fQ",
+        True,
+        [None, 4],
+    ),
+    (
+        ["id"],
+        [False],
+        "eyJkIjoibiIsInYiOlsxMTgwNTkxNjIwNzE3NDExMzAzNDI0XSwibyI6MjEwNjU4NjAzOH0",
+        True,
+        [2**70],
+    ),
+]
+
+
+class TestOldTokens:
+    @pytest.mark.parametrize("case", _OLD_TOKENS, ids=lambda c: ",".join(c[0]))
+    def test_decode_to_the_same_position(
+        self, case: tuple[list[str], list[bool], str, bool, list[Any]]
+    ) -> None:
+        names, descs, token, forward, values = case
+        keys = [
+            cursor_module.OrderKey(_TOKEN_TABLE.c[n], d, n, n == "n")
+            for n, d in zip(names, descs, strict=True)
+        ]
+        cursor_module._PACKED.pop(token, None)  # the long way, as from another process
+        decoded = cursor_module.decode_cursor(token, keys)
+        assert decoded == (forward, values)
+        assert [type(v) for v in decoded[1]] == [type(v) for v in values]
+        # And the same values give the same token today (then decoded by look-up).
+        again = cursor_module.encode_cursor(values, "next" if forward else "prev", keys)
+        assert again == token
+        assert cursor_module.decode_cursor(again, keys) == (forward, values)
 
 
 def score_keys() -> list[cursor_module.OrderKey]:
