@@ -311,9 +311,7 @@ def _converter(
             "   return scan(rows)",
             " return rows",
         ]
-        exec("\n".join(lines), names)
-        whole: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] = names["rows_of"]
-        return whole
+        return _rows_of(lines, names)
     # Unpacking a row into locals costs less than indexing it once per column. A driver's
     # rows hold exactly the result's columns (``procs``); a row of another width (which
     # unpacking refuses), or a processor's ValueError, takes the indexed form, which
@@ -326,9 +324,16 @@ def _converter(
         " except ValueError:",
         "  return [convert(r) for r in rows]",
     ]
+    return _rows_of(lines, names)
+
+
+def _rows_of(
+    lines: list[str], names: dict[str, Any]
+) -> Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]]:
+    """The ``rows_of`` function ``lines`` define, with ``names`` as its globals."""
     exec("\n".join(lines), names)
-    converted: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] = names["rows_of"]
-    return converted
+    defined: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] = names["rows_of"]
+    return defined
 
 
 def _process(entry: Compiled, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:

@@ -230,11 +230,7 @@ def hydrate(
     state.py), not a dict. The extras a user selected (aggregates, computed columns) are read
     on every row: a dict each, filled with the row. Either way an instance reads and writes
     its extras the same."""
-    plan = info_of(model).plan(keys)
-    if len(rows) < GC_PAUSE_ROWS:  # a find: no context manager to enter
-        return _hydrate_rows(model, plan, rows, client, lazy_extras)
-    with gc_paused(len(rows)):
-        return _hydrate_rows(model, plan, rows, client, lazy_extras)
+    return hydrate_planned(model, info_of(model).plan(keys), rows, client, lazy_extras)
 
 
 def hydrate_planned(
@@ -246,7 +242,7 @@ def hydrate_planned(
 ) -> list[M]:
     """``hydrate`` with the plan of the rows' columns given (``info_of(model).plan(keys)``),
     for a caller that keeps it per result shape (a preload's statement)."""
-    if len(rows) < GC_PAUSE_ROWS:
+    if len(rows) < GC_PAUSE_ROWS:  # a find: no context manager to enter
         return _hydrate_rows(model, plan, rows, client, lazy_extras)
     with gc_paused(len(rows)):
         return _hydrate_rows(model, plan, rows, client, lazy_extras)
