@@ -608,7 +608,7 @@ async def run(
         # Reads run in autocommit: the connection holds no state and goes to the next lean read
         # (a waiting one first, else kept idle), with no pool round trip and no greenlet hop.
         if not release_now(engines, raw, driver):
-            await release(engines, raw, driver)
+            await _release_rest(engines, raw, driver)
         # The instrumentation point (events.py); when nothing listens, one attribute and the
         # logger's cached level are all this costs.
         emitter = connection.emitter
@@ -1150,9 +1150,9 @@ _lean_ranks = itertools.count()
 
 
 def release_now(engines: Engines, raw: Any, driver: Any) -> bool:
-    """``release`` of a connection that goes to a waiting read or to the idle ones (the usual
-    cases), done without a coroutine; ``False``, with nothing done but the waiters found
-    cancelled dropped (as ``release`` drops them), when ``release`` must run: the pool was
+    """``release``'s usual cases, done without a coroutine: the connection goes to a waiting
+    read or to the idle ones. ``False``, with nothing done but the waiters found cancelled
+    dropped, when the rest of ``release`` (``_release_rest``) must run: the pool was
     invalidated, or the connection goes back to the pool."""
     if not _current(engines, raw):
         return False
@@ -1165,33 +1165,29 @@ def release_now(engines: Engines, raw: Any, driver: Any) -> bool:
     if not engines.hold:
         return False
     idle = engines.idle
-    at = len(idle)
-    if at >= engines.hold or engines.pool_full():
+    if len(idle) >= engines.hold or engines.pool_full():
         return False
-    if at:
-        # ``_keep_or_checkin``'s place by rank.
-        rank = _rank(raw)
-        while at and _rank(idle[at - 1][0]) < rank:
-            at -= 1
     engines.busy -= 1
-    idle.insert(at, (raw, driver))
+    idle.insert(_idle_place(idle, raw) if idle else 0, (raw, driver))
     return True
 
 
 async def release(engines: Engines, raw: Any, driver: Any) -> None:
     """Give a healthy connection back after a lean read: to the first waiting read, else to
     the idle ones, else to the pool."""
+    if not release_now(engines, raw, driver):
+        await _release_rest(engines, raw, driver)
+
+
+async def _release_rest(engines: Engines, raw: Any, driver: Any) -> None:
+    """``release`` where ``release_now`` did nothing (no read waits any more): a connection
+    of an invalidated pool is dropped (its place handed on), else it goes back to the pool,
+    or to the idle ones in the place of the latest-ranked, which goes back instead."""
     if not _current(engines, raw):
         # The pool was invalidated while the read held it: its place, not it, is handed on.
         engines.dropped()
         await _drop_stale((raw, driver))
         return
-    waiters = engines.waiters
-    while waiters:
-        waiter = waiters.popleft()
-        if not waiter.done():
-            waiter.set_result((raw, driver))
-            return
     engines.busy -= 1
     await _keep_or_checkin(engines, raw, driver)
 
@@ -1200,11 +1196,7 @@ async def _keep_or_checkin(engines: Engines, raw: Any, driver: Any) -> None:
     # Kept idle unless the pool has nothing left: then someone may be waiting in its queue.
     if engines.hold and not engines.pool_full():
         idle = engines.idle
-        rank = _rank(raw)
-        # ``idle`` runs from the latest ranks to the earliest, its end popped first.
-        at = len(idle)
-        while at and _rank(idle[at - 1][0]) < rank:
-            at -= 1
+        at = _idle_place(idle, raw)
         if len(idle) < engines.hold:
             idle.insert(at, (raw, driver))
             return
@@ -1219,6 +1211,16 @@ async def _keep_or_checkin(engines: Engines, raw: Any, driver: Any) -> None:
         await checkin(raw, driver)
     finally:
         engines.returning -= 1
+
+
+def _idle_place(idle: list[tuple[Any, Any]], raw: Any) -> int:
+    """Where ``raw`` goes among the idle connections, which run from the latest ranks to
+    the earliest (their end popped first)."""
+    rank = _rank(raw)
+    at = len(idle)
+    while at and _rank(idle[at - 1][0]) < rank:
+        at -= 1
+    return at
 
 
 def _rank(raw: Any) -> int:
