@@ -697,13 +697,9 @@ class QueryClient(ClientBase):
     ) -> Awaitable[ExecResult] | None:
         """``fetch_compiled`` without a coroutine of its own: the awaitable that reads, or
         ``None`` when the lean path is off (a static preload's read, once per preload)."""
-        connection = self._connection
-        # (No owner, no ambient transaction: ``ambient_transaction()`` asked only when there is
-        # one, as on every read outside ``db.global_transaction()``.)
-        if not connection.fast_reads or (
-            connection.owner is not None and connection.ambient_transaction() is not None
-        ):
+        if not self.lean_reads():
             return None
+        connection = self._connection
         if connection.routed:
             return self._read_compiled_routed(key, build, values, model)
         # Not routed (no replica): the read side is the connection's only engines, taken
@@ -738,6 +734,8 @@ class QueryClient(ClientBase):
         """Whether a read of this client may take the lean path now (``fast_reads`` on, no
         transaction this task's queries join)."""
         connection = self._connection
+        # (No owner, no ambient transaction: ``ambient_transaction()`` asked only when there is
+        # one, as on every read outside ``db.global_transaction()``.)
         return connection.fast_reads and (
             connection.owner is None or connection.ambient_transaction() is None
         )
@@ -772,13 +770,9 @@ class QueryClient(ClientBase):
         """The statement of ``shape`` on this connection (compiled by ``build`` for its first
         query) and the parameters of this query, bound; ``None`` when the lean path is off or
         the shape has no reusable statement."""
+        if not self.lean_reads():
+            return None
         connection = self._connection
-        # (No owner, no ambient transaction: ``ambient_transaction()`` asked only when there is
-        # one, as on every read outside ``db.global_transaction()``.)
-        if not connection.fast_reads or (
-            connection.owner is not None and connection.ambient_transaction() is not None
-        ):
-            return None  # (``lean_reads()``, written out)
         cache = connection.statements
         entry = cache.shaped(shape.key)
         if entry is None:
