@@ -143,21 +143,13 @@ class Preloader:
         client: Client,
         sideloaded: Mapping[str, Any] | None = None,
     ) -> Awaitable[None]:
-        """``process(parents, client, sideloaded)`` to await: for one relation the static path
-        reads (a find's or first()'s preload), that read's coroutine itself, without the
-        coroutine of ``process`` around it; else ``process``'s."""
+        """``process(parents, client, sideloaded)`` to await: for one relation (a find's or
+        first()'s preload), that relation's load itself (``_load``: the static path's read
+        coroutine, when it applies), without the coroutine of ``process`` around it."""
         specs = self.specs
-        if FAST_PATHS and parents and len(specs) == 1:
-            for name, callbacks in specs.items():
-                relation = self.model.relations.get(name)
-                if (
-                    relation is not None
-                    and not relation._per_type
-                    and (not callbacks or all(type(c) is _Nested for c in callbacks))
-                ):
-                    static = _static_start(relation, parents, client, callbacks, sideloaded)
-                    if static is not None:
-                        return static
+        if parents and len(specs) == 1:
+            ((name, callbacks),) = specs.items()
+            return self._load(name, callbacks, parents, client, sideloaded)
         return self.process(parents, client, sideloaded)
 
     async def process(
@@ -170,25 +162,50 @@ class Preloader:
         values reach the related rows too, as in Lucid (set before the user's callbacks)."""
         if not parents:
             return
-        relations = self.model.relations
         for name, callbacks in self.specs.items():
-            # (``add`` checked the name: the model's relation of that name.)
-            relation = relations.get(name) or self.model.get_relation(name)
-            if relation._per_type:  # morph_to: one query per type present
-                await relation.preload_each_type(parents, client, callbacks, sideloaded)
-                continue
-            if FAST_PATHS and (not callbacks or all(type(c) is _Nested for c in callbacks)):
-                static = _static_start(relation, parents, client, callbacks, sideloaded)
-                if static is not None:
-                    await static
-                    continue
-            query = relation.eager_query(parents, client)
-            if sideloaded:
-                query.sideload(sideloaded)
-            for callback in callbacks:
-                callback(query)
-            related = await query.exec()
-            relation.set_related_for_many(parents, related)
+            await self._load(name, callbacks, parents, client, sideloaded)
+
+    def _load(
+        self,
+        name: str,
+        callbacks: list[Any],
+        parents: Sequence[BaseModel],
+        client: Client,
+        sideloaded: Mapping[str, Any] | None,
+    ) -> Awaitable[None]:
+        """The load of relation ``name`` onto ``parents``, to await: a morph_to's per type
+        present, the static path's (a relation without user callback), else the query
+        builder's (its slow twin)."""
+        # (``add`` checked the name: the model's relation of that name.)
+        relation = self.model.relations.get(name) or self.model.get_relation(name)
+        if relation._per_type:  # morph_to: one query per type present
+            per_type: Awaitable[None] = relation.preload_each_type(
+                parents, client, callbacks, sideloaded
+            )
+            return per_type
+        if FAST_PATHS and (not callbacks or all(type(c) is _Nested for c in callbacks)):
+            static = _static_start(relation, parents, client, callbacks, sideloaded)
+            if static is not None:
+                return static
+        return _query_load(relation, parents, client, callbacks, sideloaded)
+
+
+async def _query_load(
+    relation: Relation[Any],
+    parents: Sequence[BaseModel],
+    client: Client,
+    callbacks: list[Any],
+    sideloaded: Mapping[str, Any] | None,
+) -> None:
+    """``relation``'s related rows onto ``parents`` through its eager query, with the user's
+    callbacks applied."""
+    query = relation.eager_query(parents, client)
+    if sideloaded:
+        query.sideload(sideloaded)
+    for callback in callbacks:
+        callback(query)
+    related = await query.exec()
+    relation.set_related_for_many(parents, related)
 
 
 _RELATIONS_BASE: Any = None
