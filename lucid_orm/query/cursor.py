@@ -737,15 +737,9 @@ async def paginate_by_cursor(
     if cursor is not None:
         forward, values = decode_cursor(cursor, keys, plan.checksum, plan.expected)
         # AND-ed around the user's conditions: an or_where can't escape the keyset.
-        condition = None
-        if len(keys) == 1 and not plan.nullable:
-            # ``keyset_condition``'s one-key form, without its tests of the keys.
-            op = operator.gt if keys[0].desc != forward else operator.lt
-            condition = plain_literal_compare(keys[0].column, op, values[0])
-        if condition is None:
-            nulls_high = builder.client.dialect_ops.nulls_sort_high
-            condition = keyset_condition(keys, values, forward, nulls_high)
-        state.scoped.append(condition)
+        # (Where NULLs sort matters only when a key may hold one: the dialect asked then.)
+        nulls_high = plan.nullable and builder.client.dialect_ops.nulls_sort_high
+        state.scoped.append(keyset_condition(keys, values, forward, nulls_high))
     state.order_by = list(plan.forward if forward else plan.backward)
     state.limit = per_page + 1
     state.offset = None
