@@ -24,9 +24,9 @@ model query by shape        ``QueryClient.read_shaped`` (the statement    ``to_c
                             ``query/shape.py``)
 ``find`` by key             ``compile_static`` + ``QueryClient.           ``query().where()
                             fetch_compiled`` (static statement per model)  .first()``
-preload without callback    ``preloader.static_read`` (static             ``eager_query(...)
+preload without callback    ``preloader._static_start`` (static           ``eager_query(...)
 (belongs_to, has_one,       statement per relation and key form, through  .exec()``
-has_many)                   ``QueryClient.fetch_compiled``)
+has_many)                   ``QueryClient.read_compiled``)
 lean streams (PostgreSQL,   ``stream`` here (the driver's server-side     ``stream_statement``
 MySQL, SQLite files)        cursor), called by ``QueryClient.stream``     (query_client.py)
 SQLite multi-row INSERT     ``SqliteDialect.insert_many_returning``       insertmanyvalues

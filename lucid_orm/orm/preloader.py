@@ -350,11 +350,17 @@ def _static_start(
     nested: list[Any],
     sideloaded: Mapping[str, Any] | None,
 ) -> Coroutine[Any, Any, None] | None:
-    """``Preloader.process`` for one relation without user callback (``nested``: its nested
-    paths' callbacks) through ``static_read``: the coroutine that reads the rows, hydrates
-    and sideloads them, loads their nested relations on them and sets them on ``parents``,
-    as the query builder's path does (its slow twin); ``None`` (nothing run) when the query
-    builder must run. Everything that decides so is decided here, before the coroutine."""
+    """The load of a relation without user callback (``nested``: its nested paths'
+    callbacks) through a statement compiled once per (relation, key-binding form) and kept on
+    the connection like ``find``'s, each call binding the keys only (PostgreSQL: one array;
+    SQLite: one JSON text; MySQL: one parameter each, a statement per ``plain_key_slots``
+    count): the coroutine that reads the rows, hydrates and sideloads them, loads their
+    nested relations on them and sets them on ``parents``, as the query builder's path does
+    (its slow twin: ``eager_query(...).exec()``). ``None`` (nothing run) when the query
+    builder must run: a relation with ``on_query`` or composite keys, a related model with
+    global scopes (they may read context at call time), soft deletes, fetch hooks or a shard
+    router, a transaction, the lean read path off. Everything that decides so is decided
+    here, before the coroutine."""
     related = relation.related_model()
     loader = None
     if nested:
@@ -362,8 +368,8 @@ def _static_start(
         loader = Preloader(related)
         for callback in nested:
             loader.add(callback.path)
-    # ``static_read``, written out: one coroutine less per preload (and ``fetch_compiled``'s
-    # too: ``read_compiled`` gives the read to await, or ``None`` when it gives ``None``).
+    # ``read_compiled``: the read to await (``fetch_compiled`` without its coroutine), or
+    # ``None`` when the lean path is off.
     read = getattr(client, "read_compiled", None)
     if read is None:  # a transaction
         return None
@@ -456,32 +462,6 @@ def _find_group_position(
     return found[0] if len(found) == 1 else None
 
 
-async def static_read(
-    relation: Relation[Any], parents: Sequence[BaseModel], client: Client
-) -> tuple[Sequence[str], Sequence[Sequence[Any]]] | None:
-    """The related rows of a preload without callback through a statement compiled once per
-    (relation, key-binding form) and kept on the connection like ``find``'s: each call binds
-    the keys only (PostgreSQL: one array; SQLite: one JSON text; MySQL: one parameter each, a
-    statement per ``plain_key_slots`` count). ``None`` when the query builder must run: a
-    relation with ``on_query`` or composite keys, a related model with global scopes (they may
-    read context at call time), soft deletes, fetch hooks or a shard router, a transaction,
-    the lean read path off. Its slow twin: ``eager_query(...).exec()``."""
-    fetch = getattr(client, "fetch_compiled", None)
-    if fetch is None:  # a transaction
-        return None
-    related = relation.related_model()
-    prepared = _static_statement(relation, related, parents, client)
-    if prepared is None:
-        return None
-    _, key, build, param = prepared
-    if key is None:
-        return (), ()  # as the slow twin: no query
-    result = await fetch(key, build, param, related.__name__)
-    if result is None:
-        return None
-    return result.keys, result.rows
-
-
 _Prepared = tuple[_Static, Any, Callable[[], Select[Any]] | None, list[Any]]
 
 
@@ -491,7 +471,7 @@ def _static_statement(
     parents: Sequence[BaseModel],
     client: Client,
 ) -> _Prepared | None:
-    """What ``static_read`` of ``relation`` (whose related model is ``related``) runs: the
+    """What ``_static_start`` of ``relation`` (whose related model is ``related``) runs: the
     relation's ``_Static``, the statement's key on the connection, its builder and the
     values to bind (key ``None``: the parents have no key, no statement runs); ``None``
     when the query builder must run (but for a transaction, which the caller checks)."""

@@ -1,4 +1,4 @@
-"""Preloads through a statement compiled once per relation (``preloader.static_read``):
+"""Preloads through a statement compiled once per relation (``preloader._static_start``):
 the cached statement runs for a preload without callback (one statement, the same SQL and
 rows as the query builder's), and every condition that needs the query builder takes it — a
 callback, a related model's global scope (which reads its context at call time), a

@@ -673,7 +673,7 @@ class RelationQueryBuilder(ModelQueryBuilder[R]):
         compiled statement whatever the number of keys, no chunking; see query/keys.py).
         A single key where the dialect says that form costs more than the plain list
         (``Dialect.plain_single_key``): ``column IN (?)``, as the preload's cached statement
-        binds it (``preloader.static_read``)."""
+        binds it (``preloader._static_start``)."""
         keys = list(self._chunk or [])
         if len(keys) == 1 and self.client.dialect_ops.plain_single_key:
             return column.in_(keys)
