@@ -6,7 +6,9 @@ fast paths: lean reads and ``find`` in ``executor.py``, SQLite's multi-row INSER
 ``dialects/sqlite.py``) — ends in ``QueryEmitter.record``, once, after it ran or failed. From
 there it goes to:
 
-- the ``db.on_query`` listeners (a ``QueryEvent`` per successful statement);
+- the ``db.on_query`` listeners (a ``QueryEvent`` per successful statement); an exception a
+  listener or observer raises is logged on ``lucid_orm.query`` (ERROR, with its traceback)
+  and never reaches the statement's caller;
 - the ``lucid_orm.query`` logger (a DEBUG line per statement: connection, duration, SQL;
   values only with the connection option ``log_bindings``; ``debug: True`` logs at INFO with
   values);
@@ -170,13 +172,22 @@ class QueryEmitter:
         level = logging.INFO if endpoint.debug else DEBUG
         if enabled(level):
             _log(level, event, endpoint.log_bindings or endpoint.debug, error)
+        # A listener or observer that raises is reported on the logger and the others still
+        # run: the statement has already run (a write outside a transaction is committed), so
+        # its caller must get its outcome, not an error that would read as the statement's.
         if error is None:
             for listener in list(self.listeners):
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:
+                    logger.exception("[%s] a db.on_query listener raised", event.connection)
         if self.observers:
             statement = Statement(event, endpoint, error)
             for observer in list(self.observers):
-                observer(statement)
+                try:
+                    observer(statement)
+                except Exception:
+                    logger.exception("[%s] a query observer raised", event.connection)
 
 
 def driver_exception(exc: BaseException) -> BaseException:

@@ -529,6 +529,7 @@ async def run(
     given, makes the error raised (from it) for an exception that escapes the read other than
     a ``LucidError`` (a failed check-out: the lean path's guard, ``QueryClient``'s, without a
     coroutine of its own around this one)."""
+    started = 0.0  # set once the connection is taken
     try:
         backend = engines.backend
         # An idle connection of the current generation is taken without a coroutine (``acquire``
@@ -614,11 +615,23 @@ async def run(
         emitter = connection.emitter
         if emitter.active or enabled(DEBUG):
             emitter.record(engines.endpoint, sql, params, started, model, False)
-        return ExecResult(_process(entry, rows), entry.keys, len(rows))
+        try:
+            return ExecResult(_process(entry, rows), entry.keys, len(rows))
+        except Exception as exc:
+            # A result processor refused a stored value (text that is no datetime): the
+            # statement's error, as SQLAlchemy's result reports it on the slow twin.
+            raise QueryError(
+                with_sql(f"Cannot run the statement: {exc}", sql),
+                sql=sql,
+                bindings=params,
+                original=exc,
+            ) from exc
     except LucidError:
         raise
     except Exception as exc:
-        if wrap is None:
+        # ``wrap`` is for a failed check-out only: whatever fails once the statement has been
+        # sent is reported as it is.
+        if wrap is None or started:
             raise
         raise wrap(connection, engines, exc) from exc
 
