@@ -248,7 +248,13 @@ class TransactionClient(ClientBase):
 
     def _failed(self, exc: QueryError) -> None:
         root = self._root
-        if self._connection.dialect_ops.aborts_on_error:
+        # A value refused on this side (a bind or result processor, the driver's encoding of
+        # an argument: ValueError or TypeError, which no PostgreSQL server error is) never
+        # reached the server as an error: its transaction goes on, as SQLite's and MySQL's
+        # always do. Any other failure on a database that aborts on error aborts it.
+        if self._connection.dialect_ops.aborts_on_error and not isinstance(
+            exc.original, ValueError | TypeError
+        ):
             root._aborted = True
         if isinstance(exc, TransactionConflictError) and root._conflict is None:
             root._conflict = exc

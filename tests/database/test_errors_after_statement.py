@@ -136,3 +136,31 @@ class TestRaisingListener:
         assert len(seen) == 1
         assert any("query observer raised" in r.getMessage() for r in caplog.records)
         assert await database.from_("tags").select("name") == [{"name": "kept"}]
+
+
+class TestTransactionGoesOn:
+    """A value refused on the client's side is no failed statement on the server: the
+    transaction goes on and commits what it did (PostgreSQL, which aborts a transaction on a
+    server error, included), while a server error still aborts it there."""
+
+    async def test_after_a_refused_stored_value(self, database: Database) -> None:
+        await database.table("tags").insert({"name": "refused"})
+        async with database.transaction() as trx:
+            with pytest.raises(QueryError):
+                await PickyTag.query(client=trx)
+            await trx.table("tags").insert({"name": "after"})
+        names = await database.from_("tags").order_by("id").select("name")
+        assert names == [{"name": "refused"}, {"name": "after"}]
+
+    async def test_a_server_error_still_aborts_on_postgresql(
+        self, database: Database, dialect: str
+    ) -> None:
+        if dialect != "postgresql":
+            pytest.skip("only PostgreSQL aborts the transaction on a server error")
+        trx = await database.transaction()
+        await trx.table("tags").insert({"name": "lost"})
+        with pytest.raises(QueryError):
+            await trx.raw_query("select 1 / 0")
+        with pytest.raises(QueryError, match="aborted after a failed statement"):
+            await trx.commit()
+        assert await database.from_("tags").select("name") == []
