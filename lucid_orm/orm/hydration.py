@@ -191,6 +191,7 @@ def filler(
         "lazy": LazyExtras({k: i for i, k in extras}),
         "refs": getattr(sys, "getrefcount", None),
         "weak": getweakrefcount,
+        "recyclable": recyclable,
         # The keys the lines give a new instance's ``__dict__`` (``_recycling_stream``): a
         # repeated column name is one key, each line past the columns' one more.
         "size": len(set(names)) + len(lines) - column_lines,
@@ -240,7 +241,7 @@ def _recycling_stream(lines: list[str], counts: tuple[int, int]) -> list[str]:
     # ``obj``/``d``: the instance handed out last (the loop body may still hold it);
     # ``spare``/``sd``: the one handed out before it, each held by one variable here.
     unreachable = (
-        f"if refs(spare) == {counts[0]} and refs(sd) == {counts[1]}"
+        f"if refs(spare) == {counts[0]} and refs(sd) == {counts[1]} and fits"
         " and type(spare) is cls and not weak(spare):"
     )
 
@@ -269,6 +270,7 @@ def _recycling_stream(lines: list[str], counts: tuple[int, int]) -> list[str]:
     return [
         "async def stream(cls, batches):",
         "    obj = d = spare = sd = None",
+        "    fits = recyclable(cls)",
         "    try:",
         "        async for rows, stamp, ready in batches:",
         "            if ready is not None:",
@@ -318,6 +320,14 @@ class _Probe:
     a: int
 
 
+def recyclable(cls: type[Any]) -> bool:
+    """Whether ``_recycling_stream`` may fill instances of ``cls`` again: it has no
+    finalizer (``__del__``, which runs once per instance) and no slots of its own (values
+    outside the ``__dict__``, which a fill would leave as the last row's loop body set
+    them)."""
+    return getattr(cls, "__del__", None) is None and cls.__basicsize__ == _Probe.__basicsize__
+
+
 def recycles(counts: tuple[int, int]) -> bool:
     """Whether a loop generated with ``counts`` (``_recycling_stream``) gives a body that
     keeps every instance new ones and one that drops them two filled in turn."""
@@ -330,6 +340,7 @@ def recycles(counts: tuple[int, int]) -> bool:
     namespace: dict[str, Any] = {
         "refs": sys.getrefcount,
         "weak": getweakrefcount,
+        "recyclable": recyclable,
         "size": 2,
         "new": new,
     }

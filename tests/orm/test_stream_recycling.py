@@ -25,6 +25,19 @@ class OtherPost(models.Post):
     table = "posts"
 
 
+class FinalizedPost(models.Post):
+    table = "posts"
+    finalized: list[str] = []  # noqa: RUF012 - a class-level log __del__ appends to
+
+    def __del__(self) -> None:
+        FinalizedPost.finalized.append(self.__dict__.get("title") or "")
+
+
+class SlottedPost(models.Post):
+    __slots__ = ("note",)
+    table = "posts"
+
+
 async def make_posts(n: int) -> None:
     await db.table("posts").multi_insert([{"user_id": 1, "title": f"p{i:03d}"} for i in range(n)])
 
@@ -141,6 +154,26 @@ class TestRecycling:
             seen.append((post.title, post.is_dirty, post.original["title"]))
             post.title = "changed"
         assert seen == [(t, False, t) for t in titles(6)]
+
+    async def test_a_model_with_a_finalizer_finalizes_each_instance(
+        self, database: Database
+    ) -> None:
+        await make_posts(6)
+        FinalizedPost.finalized.clear()
+        seen = []
+        async for post in FinalizedPost.query().order_by("id").stream(batch_size=4):
+            seen.append(post.title)
+        del post
+        assert seen == titles(6)
+        assert sorted(FinalizedPost.finalized) == titles(6)
+
+    async def test_a_model_with_slots_gets_them_unset(self, database: Database) -> None:
+        await make_posts(6)
+        seen = []
+        async for post in SlottedPost.query().order_by("id").stream(batch_size=4):
+            seen.append((post.title, hasattr(post, "note")))
+            post.note = post.title
+        assert seen == [(t, False) for t in titles(6)]
 
 
 class TestWithoutRecycling:
