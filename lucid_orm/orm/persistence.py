@@ -548,7 +548,10 @@ async def _insert_tuples(
     if None not in keys:
         # Each row as written, its key in its column's place.
         if at == 0:
-            written = [(key, *row) for key, row in zip(keys, rows, strict=True)]
+            # ``(key,) + row`` in C: ``zip(keys)`` yields the one-value tuples.
+            if len(keys) != len(rows):
+                raise ValueError("one key per row expected")
+            written = list(map(operator.add, zip(keys), rows))
         else:
             written = [(*row[:at], key, *row[at:]) for key, row in zip(keys, rows, strict=True)]
     # The state keys set over the whole batch in C.
