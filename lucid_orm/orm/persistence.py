@@ -416,26 +416,38 @@ async def _run_each(
             await run_hooks(b, inst)
 
 
+_CREATE_HOOKS = ("before:create", "before:save", "after:create", "after:save")
+
+
 async def create_many(model: type[M], instances: list[M], client: Client) -> None:
     """``BaseModel.create_many``: ``insert_many`` in a transaction of its own (a savepoint
     inside the caller's), all rows or none. On SQLite its BEGIN IMMEDIATE is left running on
     the driver while the rows are prepared, and the first INSERT queues right behind it: one
     trip to aiosqlite's thread for both (``implicit``)."""
     async with implicit(client) as trx:
-        await insert_many(model, instances, trx)
+        await insert_many(model, instances, trx, own=trx.parent is None)
 
 
-async def insert_many(model: type[M], instances: list[M], trx: TransactionClient) -> None:
+async def insert_many(
+    model: type[M], instances: list[M], trx: TransactionClient, *, own: bool = False
+) -> None:
     """Insert ``instances`` (new, of ``model``) inside ``trx`` with their create/save hooks:
     consecutive instances that set the same columns share one multi-row INSERT … RETURNING.
     Journaled first: every caller runs this inside a transaction (or savepoint) of its own,
-    whose rollback then clears the keys already assigned."""
+    whose rollback then clears the keys already assigned.
+
+    ``own``: ``trx`` is a root transaction the caller opened for itself and ends before it
+    hands ``instances`` out, with no user code in it that can reach them but their hooks
+    (``bind``'s ``unseen``). Without hooks they are then not bound to it: the commit would
+    unbind them again, and nothing in between could see the binding."""
     info = info_of(model)
     if model.shard_for is not None:
         # New rows: only their shard keys can tie them to another connection.
         check_connection(instances, trx)
-    bind(instances, trx, checked=True)  # hooks see the transaction, as ``trx``
     hooks = info.hooks
+    unseen = own and not any(hooks.get(h) for h in _CREATE_HOOKS)
+    # Hooks see the transaction, as ``trx``.
+    bind(instances, trx, checked=True, unseen=unseen)
     if hooks.get("before:create") or hooks.get("before:save"):
         await begun(trx)  # user code runs inside a transaction that has begun
         await _run_each(hooks, "before:create", "before:save", instances)
@@ -492,19 +504,16 @@ def _tuple_plan(
     prepare = info.prepare_map
     if any(prepare[k] != (k, None) for k in names):
         return None
-    absent = [k for k in model.columns if k not in first]
-    get = operator.itemgetter(*names)
-    rows: list[tuple[Any, ...]] = []
-    add = rows.append
+    # Each check over the whole batch at once, in C (a loop per instance cost as much as
+    # the INSERT's own preparation).
+    if list(map(type, instances)).count(model) != len(instances):
+        return None  # a subclass among them: its own columns
+    dicts = list(map(_dict_of, instances))
+    for k in model.columns:
+        if k not in first and any(map(dict.__contains__, dicts, repeat(k))):
+            return None  # another set of columns (the general path batches them)
     try:
-        for inst in instances:
-            d = inst.__dict__
-            if type(inst) is not model:
-                return None
-            for k in absent:
-                if k in d:
-                    return None  # another set of columns (the general path batches them)
-            add(get(d))
+        rows: list[tuple[Any, ...]] = list(map(operator.itemgetter(*names), dicts))
     except KeyError:
         return None  # a column the first row sets is missing here
     return names, rows
@@ -533,17 +542,34 @@ async def _insert_tuples(
     # columns, which a later ``update_many`` compares in place (``_changes``).
     with_key = tuple(k for k in model.columns if k in names or k == pk_attr)
     at = with_key.index(pk_attr)
-    for inst, row, got in zip(instances, rows, returned, strict=True):
-        d = inst.__dict__
-        d[PERSISTED] = True
-        d.pop(ORIGINAL, None)
-        key = got[0]
-        if key is None:
-            d[ROW], d[ROW_ATTRS] = row, names
-            continue
-        d[pk_attr] = key
-        d[ROW] = (key, *row) if at == 0 else (*row[:at], key, *row[at:])
-        d[ROW_ATTRS] = with_key
+    dicts = list(map(_dict_of, instances))
+    keys = [got[0] for got in returned]
+    written = None
+    if None not in keys:
+        # Each row as written, its key in its column's place.
+        if at == 0:
+            # ``(key,) + row`` in C: ``zip(keys)`` yields the one-value tuples.
+            if len(keys) != len(rows):
+                raise ValueError("one key per row expected")
+            written = list(map(operator.add, zip(keys), rows))
+        else:
+            written = [(*row[:at], key, *row[at:]) for key, row in zip(keys, rows, strict=True)]
+    # The state keys set over the whole batch in C.
+    _consume(map(operator.setitem, dicts, repeat(PERSISTED), repeat(True)))
+    _consume(map(dict.pop, dicts, repeat(ORIGINAL), repeat(None)))
+    if written is not None:
+        _consume(map(operator.setitem, dicts, repeat(pk_attr), keys))
+        _consume(map(operator.setitem, dicts, repeat(ROW), written))
+        _consume(map(operator.setitem, dicts, repeat(ROW_ATTRS), repeat(with_key)))
+    else:
+        # A key came back NULL: that row keeps the columns it was written with.
+        for d, row, key in zip(dicts, rows, keys, strict=True):
+            if key is None:
+                d[ROW], d[ROW_ATTRS] = row, names
+                continue
+            d[pk_attr] = key
+            d[ROW] = (*row[:at], key, *row[at:])
+            d[ROW_ATTRS] = with_key
     await _run_each(info.hooks, "after:create", "after:save", instances)
 
 

@@ -17,6 +17,8 @@ from lucid_orm import (
     LucidError,
     ModelNotFoundError,
     RelationNotLoadedError,
+    after,
+    before,
     column,
     db,
     has_many,
@@ -50,6 +52,27 @@ class User(models.BaseUser):
 
     posts: HasMany[Post] = has_many(lambda: Post)
     tasks: HasMany[Task] = has_many(lambda: Task)
+
+
+# What the hooks of ``HookedPost`` saw: (which hook, the post's transaction, persisted).
+_hooked_seen: list[tuple[str, Any, bool]] = []
+
+
+class HookedPost(Post):
+    table = "posts"
+
+    @before("create")
+    def stamp(post: HookedPost) -> None:
+        _hooked_seen.append(("before", post.trx, post.is_persisted))
+
+    @after("save")
+    def saved(post: HookedPost) -> None:
+        _hooked_seen.append(("after", post.trx, post.is_persisted))
+
+
+class Writer(models.BaseUser):
+    posts: HasMany[Post] = has_many(lambda: Post, foreign_key="user_id")
+    hooked: HasMany[HookedPost] = has_many(lambda: HookedPost, foreign_key="user_id")
 
 
 class Owner(models.BaseUser):
@@ -1202,6 +1225,28 @@ class TestHasManySaveMany:
         assert user.trx is None
         assert all(t.trx is None for t in tasks)
 
+    async def test_hooks_see_the_rows_bound_to_its_own_transaction(
+        self, database: Database
+    ) -> None:
+        # With hooks (user code that can reach the rows) the rows are bound to the
+        # transaction create_many opened, while it lasts; without, they need no binding.
+        seen = _hooked_seen
+        seen.clear()
+        [virk] = await create_each(Writer, "virk")
+        posts = await virk.related("hooked").create_many([{"title": "a"}, {"title": "b"}])
+        trxs = {id(t) for _, t, _ in seen}
+        assert [(w, p) for w, _, p in seen] == [
+            ("before", False),
+            ("before", False),
+            ("after", True),
+            ("after", True),
+        ]
+        assert None not in [t for _, t, _ in seen] and len(trxs) == 1
+        assert [p.trx for p in posts] == [None, None]  # committed: unbound
+        plain = await virk.related("posts").create_many([{"title": "c"}, {"title": "d"}])
+        assert [p.trx for p in plain] == [None, None]
+        assert [r["title"] for r in await table_rows("posts", "title")] == ["a", "b", "c", "d"]
+
     async def test_uses_the_parent_transaction(self, database: Database) -> None:
         trx = await db.transaction()
         user = User(username="virk")
@@ -1350,6 +1395,28 @@ class TestHasManyCreateMany:
         assert [r["title"] for r in await table_rows("posts", "title")] == ["a", "b"]
         plain = await virk.related("posts").create_many([{"title": "c"}, {"title": "d"}])
         assert [p.trx for p in plain] == [None, None]  # its own transaction, committed
+
+    async def test_hooks_see_the_rows_bound_to_its_own_transaction(
+        self, database: Database
+    ) -> None:
+        # With hooks (user code that can reach the rows) the rows are bound to the
+        # transaction create_many opened, while it lasts; without, they need no binding.
+        seen = _hooked_seen
+        seen.clear()
+        [virk] = await create_each(Writer, "virk")
+        posts = await virk.related("hooked").create_many([{"title": "a"}, {"title": "b"}])
+        trxs = {id(t) for _, t, _ in seen}
+        assert [(w, p) for w, _, p in seen] == [
+            ("before", False),
+            ("before", False),
+            ("after", True),
+            ("after", True),
+        ]
+        assert None not in [t for _, t, _ in seen] and len(trxs) == 1
+        assert [p.trx for p in posts] == [None, None]  # committed: unbound
+        plain = await virk.related("posts").create_many([{"title": "c"}, {"title": "d"}])
+        assert [p.trx for p in plain] == [None, None]
+        assert [r["title"] for r in await table_rows("posts", "title")] == ["a", "b", "c", "d"]
 
     async def test_uses_the_parent_transaction(self, database: Database) -> None:
         trx = await db.transaction()

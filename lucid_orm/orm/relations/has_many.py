@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, Unpack, cast
 
 from ...errors import LucidError
+from ..binding import _consume, _dict_of
 from ..hydration import new_many
 from ..payload import as_mapping_list
 from ..persistence import insert_many
@@ -95,16 +97,20 @@ class HasManyQueryClient(HasOneQueryClient[P, R]):
         instances = new_many(model, as_mapping_list(values, "create_many"))
         if not instances:
             return []
+        # The new instances join the transaction in ``insert_many``, which binds them (or,
+        # in a root transaction of this call's own without hooks, leaves them unbound:
+        # nothing can reach them before it ends). Where a shard key routes a model, they
+        # are checked with the parent first, before the parent's save, as ever.
+        routed = model.shard_for is not None or type(self.parent).shard_for is not None
         # Its BEGIN may run on the driver while the rows are prepared (``implicit``).
-        async with managed(self, client, instances, pipelined=True) as trx:
+        async with managed(self, client, instances if routed else (), pipelined=True) as trx:
             await self.parent.save(client=trx)
             key: dict[str, Any] = {}
             rel.hydrate_for_persistence(self.parent, key)
-            for item in instances:
-                item.__dict__.update(key)
+            _consume(map(dict.update, map(_dict_of, instances), repeat(key)))
             # The model's bulk insert (what create_many runs) inside this transaction, the
             # foreign key already in the rows: one multi-row INSERT, hooks per instance.
-            await insert_many(model, instances, trx)
+            await insert_many(model, instances, trx, own=trx.parent is None)
         return instances
 
     def _predicate(self, predicate: str | Sequence[str] | None, method: str) -> list[str]:
