@@ -620,12 +620,7 @@ async def run(
         except Exception as exc:
             # A result processor refused a stored value (text that is no datetime): the
             # statement's error, as SQLAlchemy's result reports it on the slow twin.
-            raise QueryError(
-                with_sql(f"Cannot run the statement: {exc}", sql),
-                sql=sql,
-                bindings=params,
-                original=exc,
-            ) from exc
+            raise refused(exc, sql, params) from exc
     except LucidError:
         raise
     except Exception as exc:
@@ -1404,6 +1399,17 @@ async def _sqlite_batches(
 def with_sql(message: str, sql: str | None) -> str:
     """A driver message with the statement it refused (values stay in ``bindings``)."""
     return f"{message} [SQL: {sql}]" if sql else message
+
+
+def refused(exc: Exception, sql: str, bindings: list[Any]) -> QueryError:
+    """The ``QueryError`` SQLAlchemy's path gives (its ``StatementError``) for a value a bind
+    or result processor refused in ``sql``."""
+    return QueryError(
+        with_sql(f"Cannot run the statement: {exc}", sql),
+        sql=sql,
+        bindings=bindings,
+        original=exc,
+    )
 
 
 _LOST_ADVICE = {

@@ -1225,28 +1225,6 @@ class TestHasManySaveMany:
         assert user.trx is None
         assert all(t.trx is None for t in tasks)
 
-    async def test_hooks_see_the_rows_bound_to_its_own_transaction(
-        self, database: Database
-    ) -> None:
-        # With hooks (user code that can reach the rows) the rows are bound to the
-        # transaction create_many opened, while it lasts; without, they need no binding.
-        seen = _hooked_seen
-        seen.clear()
-        [virk] = await create_each(Writer, "virk")
-        posts = await virk.related("hooked").create_many([{"title": "a"}, {"title": "b"}])
-        trxs = {id(t) for _, t, _ in seen}
-        assert [(w, p) for w, _, p in seen] == [
-            ("before", False),
-            ("before", False),
-            ("after", True),
-            ("after", True),
-        ]
-        assert None not in [t for _, t, _ in seen] and len(trxs) == 1
-        assert [p.trx for p in posts] == [None, None]  # committed: unbound
-        plain = await virk.related("posts").create_many([{"title": "c"}, {"title": "d"}])
-        assert [p.trx for p in plain] == [None, None]
-        assert [r["title"] for r in await table_rows("posts", "title")] == ["a", "b", "c", "d"]
-
     async def test_uses_the_parent_transaction(self, database: Database) -> None:
         trx = await db.transaction()
         user = User(username="virk")

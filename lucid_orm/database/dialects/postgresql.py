@@ -48,9 +48,9 @@ from ..executor import (
     compile_returning,
     connection_lost,
     raw_connection,
+    refused,
     returned_rows,
     sorts_by_generated_key,
-    with_sql,
 )
 from .base import (
     UPSERT_INSERTED,
@@ -612,12 +612,7 @@ def _bind_arrays(processors: Sequence[Processor], arrays: list[list[Any]], sql: 
             if process is not None:
                 values[:] = [None if v is None else process(v) for v in values]
     except (TypeError, ValueError, ArithmeticError) as exc:
-        raise QueryError(
-            with_sql(f"Cannot run the statement: {exc}", sql),
-            sql=sql,
-            bindings=arrays,
-            original=exc,
-        ) from exc
+        raise refused(exc, sql, arrays) from exc
 
 
 def _affected(status: str) -> int:

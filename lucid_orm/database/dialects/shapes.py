@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 from sqlalchemy.sql import TableClause
 
-from ...errors import QueryError
-from ..executor import bind_processor, with_sql
+from ..executor import bind_processor, refused
 from .base import update_from
 
 
@@ -71,9 +70,4 @@ def bind_values(
             if process is not None:
                 values[i::width] = map(process, values[i::width])
     except (TypeError, ValueError, ArithmeticError) as exc:
-        raise QueryError(
-            with_sql(f"Cannot run the statement: {exc}", sql),
-            sql=sql,
-            bindings=values,
-            original=exc,
-        ) from exc
+        raise refused(exc, sql, values) from exc
