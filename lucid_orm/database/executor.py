@@ -596,13 +596,8 @@ async def run(
             # (imported here: the dialects import this module)
             from .dialects import is_conflict
 
-            error = TransactionConflictError if is_conflict(exc) else QueryError
-            raise error(
-                with_sql(str(exc).strip() or type(exc).__name__, sql),
-                sql=sql,
-                bindings=params,
-                original=exc,
-            ) from exc
+            kind = TransactionConflictError if is_conflict(exc) else QueryError
+            raise failed(exc, sql, params, kind) from exc
         except BaseException:
             await discard(engines, raw, driver)
             raise
@@ -1316,12 +1311,7 @@ async def stream(
             await engines.invalidate(raw, exc)
         else:
             await checkin(raw, driver, clean=False)
-        raise QueryError(
-            with_sql(str(exc).strip() or type(exc).__name__, sql),
-            sql=sql,
-            bindings=params,
-            original=exc,
-        ) from exc
+        raise failed(exc, sql, params) from exc
     except GeneratorExit:
         # Closed early (``break``): the cursor is closed and, on PostgreSQL, its transaction
         # rolled back (``batches.aclose()`` above): the connection is clean.
@@ -1399,6 +1389,19 @@ async def _sqlite_batches(
 def with_sql(message: str, sql: str | None) -> str:
     """A driver message with the statement it refused (values stay in ``bindings``)."""
     return f"{message} [SQL: {sql}]" if sql else message
+
+
+def failed(
+    exc: BaseException, sql: str, bindings: list[Any], kind: type[QueryError] = QueryError
+) -> QueryError:
+    """The ``kind`` error for statement ``sql`` that the driver (or the statement's own
+    handling of its rows) failed with ``exc``: its message, the statement after it."""
+    return kind(
+        with_sql(str(exc).strip() or type(exc).__name__, sql),
+        sql=sql,
+        bindings=bindings,
+        original=exc,
+    )
 
 
 def refused(exc: Exception, sql: str, bindings: list[Any]) -> QueryError:

@@ -33,11 +33,11 @@ from ..executor import (
     bind_processor,
     compile_insert,
     compile_returning,
+    failed,
     interrupt_sqlite,
     raw_connection,
     restore_busy_timeout,
     returned_rows,
-    with_sql,
 )
 from .base import (
     Dialect,
@@ -787,8 +787,7 @@ def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any])
     bits) as the ``QueryError`` SQLAlchemy's path raises for it."""
     if isinstance(exc, sqlite3.Error):
         return _driver_error(exc, sql, values)
-    message = with_sql(str(exc).strip() or type(exc).__name__, sql)
-    return QueryError(message, sql=sql, bindings=values, original=exc)
+    return failed(exc, sql, values)
 
 
 def _driver_of(trx: TransactionClient) -> Any:
