@@ -161,28 +161,28 @@ def filler(
     # No ``PERSISTED``: the ``ROW`` says a hydrated instance is persisted (state.py's
     # ``persisted_in``), one store less per row.
 
-    def loop(indent: str, tail: list[str]) -> list[str]:
-        # The stamp test is made once per call, not per row: one loop per case.
-        inner = ["obj = new(cls)", "d = obj.__dict__", *lines]
-        return [
-            f"{indent}if stamp is None:",
-            f"{indent}    for row in rows:",
-            *(f"{indent}        {line}" for line in [*inner, *tail]),
-            f"{indent}else:",
-            f"{indent}    for row in rows:",
-            *(f"{indent}        {line}" for line in [*inner, "d.update(stamp)", *tail]),
-        ]
+    def loop(tail: list[str]) -> list[str]:
+        # A new instance per row, then ``tail``; the stamp test is made once per call, not
+        # per row: one loop per case.
+        return _stamp_cases(
+            _new_each([*lines, *tail]), _new_each([*lines, "d.update(stamp)", *tail])
+        )
 
+    stream_source = (
+        _stream_source([], loop(["yield obj"]))
+        if RECYCLE is None
+        else _recycling_stream(lines, RECYCLE)
+    )
     source = "\n".join(
         [
             "def fill(cls, rows, stamp):",
             "    out = []",
             "    append = out.append",
-            *loop("    ", ["append(obj)"]),
+            *_indent(loop(["append(obj)"]), 1),
             "    return out",
             "def each(cls, rows, stamp):",
-            *loop("    ", ["yield obj"]),
-            *(_stream(lines) if RECYCLE is None else _recycling_stream(lines, RECYCLE)),
+            *_indent(loop(["yield obj"]), 1),
+            *stream_source,
         ]
     )
     namespace: dict[str, Any] = {
@@ -203,32 +203,43 @@ def filler(
     return fill, each, stream
 
 
-def _stream(lines: list[str]) -> list[str]:
-    """The source of ``filler``'s ``stream`` (``def stream(cls, batches)``), a new instance
-    per row. ``batches`` yields ``(rows, stamp, None)`` for rows of the shape to hydrate in
-    the loop, ``(None, None, instances)`` for a batch hydrated otherwise."""
-    inner = ["obj = new(cls)", "d = obj.__dict__", *lines]
+def _indent(lines: list[str], levels: int) -> list[str]:
+    return [f"{'    ' * levels}{line}" for line in lines]
+
+
+def _new_each(body: list[str]) -> list[str]:
+    """A loop over ``rows`` that builds a new instance per row (``obj``, its ``__dict__``
+    ``d``), then runs ``body``."""
+    return ["for row in rows:", *_indent(["obj = new(cls)", "d = obj.__dict__", *body], 1)]
+
+
+def _stamp_cases(plain: list[str], stamped: list[str]) -> list[str]:
+    """``plain`` for rows without a binding stamp, ``stamped`` for rows with one."""
+    return ["if stamp is None:", *_indent(plain, 1), "else:", *_indent(stamped, 1)]
+
+
+def _stream_source(start: list[str], rows: list[str]) -> list[str]:
+    """The source of ``filler``'s ``stream`` (``async def stream(cls, batches)``): ``start``
+    first, then ``rows`` for each batch of rows of the shape to hydrate in the loop.
+    ``batches`` yields ``(rows, stamp, None)`` for those, ``(None, None, instances)`` for a
+    batch hydrated otherwise."""
     return [
         "async def stream(cls, batches):",
+        *_indent(start, 1),
         "    try:",
         "        async for rows, stamp, ready in batches:",
         "            if ready is not None:",
-        "                for obj in ready:",
-        "                    yield obj",
+        "                for item in ready:",
+        "                    yield item",
         "                continue",
-        "            if stamp is None:",
-        "                for row in rows:",
-        *(f"                    {line}" for line in [*inner, "yield obj"]),
-        "            else:",
-        "                for row in rows:",
-        *(f"                    {line}" for line in [*inner, "d.update(stamp)", "yield obj"]),
+        *_indent(rows, 3),
         "    finally:",
         "        await batches.aclose()",
     ]
 
 
 def _recycling_stream(lines: list[str], counts: tuple[int, int]) -> list[str]:
-    """``_stream``, filling again in place an instance it built and handed out two rows
+    """``filler``'s ``stream``, filling again in place an instance it built and handed out two rows
     before once nothing else can reach it: the loop's own variables hold the only references
     to it and to its ``__dict__`` (``counts``: what ``getrefcount`` says of them then, see
     ``RECYCLE``), no weak reference points to it, its class is still the model's, and after
@@ -267,24 +278,13 @@ def _recycling_stream(lines: list[str], counts: tuple[int, int]) -> list[str]:
             "    yield obj",
         ]
 
-    return [
-        "async def stream(cls, batches):",
-        "    obj = d = spare = sd = None",
-        "    fits = recyclable(cls)",
-        "    try:",
-        "        async for rows, stamp, ready in batches:",
-        "            if ready is not None:",
-        "                for item in ready:",
-        "                    yield item",
-        "                continue",
-        "            if stamp is None:",
-        *(f"                {line}" for line in loop([], "size")),
-        "            else:",
-        "                stamped = size + len(stamp)",
-        *(f"                {line}" for line in loop(["d.update(stamp)"], "stamped")),
-        "    finally:",
-        "        await batches.aclose()",
-    ]
+    return _stream_source(
+        ["obj = d = spare = sd = None", "fits = recyclable(cls)"],
+        _stamp_cases(
+            loop([], "size"),
+            ["stamped = size + len(stamp)", *loop(["d.update(stamp)"], "stamped")],
+        ),
+    )
 
 
 def _recycle_counts() -> tuple[int, int] | None:
