@@ -8,8 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import unicodedata
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -34,7 +33,15 @@ from ..database.result import ExecResult
 from ..database.transaction import TransactionClient, begun, implicit
 from ..errors import IntegrityError, LucidError, ModelNotFoundError, QueryError, missing_attribute
 from . import hydration
-from .binding import bind, bound_as, check_connection, default_connection, shard_connection
+from .binding import (
+    _consume,
+    _dict_of,
+    bind,
+    bound_as,
+    check_connection,
+    default_connection,
+    shard_connection,
+)
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
 from .journal import ABSENT, created, deleted, updated, updated_batch, upserted
@@ -1564,9 +1571,6 @@ def _states_kept(dicts: list[dict[str, Any]]) -> Callable[[], None]:
 
 
 _MISSING: Any = object()
-_dict_of = operator.attrgetter("__dict__")
-# Runs an iterator to its end (the ``map`` of a C-level setter), keeping nothing.
-_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def _row_getter(model: type[BaseModel]) -> tuple[tuple[str, ...], Callable[[Any], Any]] | None:
