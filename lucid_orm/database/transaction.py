@@ -248,10 +248,11 @@ class TransactionClient(ClientBase):
 
     def _failed(self, exc: QueryError) -> None:
         root = self._root
-        # A value refused on this side (a bind or result processor, the driver's encoding of
-        # an argument: ValueError or TypeError, which no PostgreSQL server error is) never
-        # reached the server as an error: its transaction goes on, as SQLite's and MySQL's
-        # always do. Any other failure on a database that aborts on error aborts it.
+        # A value refused on this side (by a bind or result processor: ValueError or TypeError,
+        # which no PostgreSQL server error is) never reached the server as an error: its
+        # transaction goes on, as SQLite's and MySQL's always do. Any other failure on a
+        # database that aborts on error aborts it (asyncpg's refusal to encode an argument
+        # too: it comes mapped to its server-side DataError class, a safe over-caution).
         if self._connection.dialect_ops.aborts_on_error and not isinstance(
             exc.original, ValueError | TypeError
         ):
