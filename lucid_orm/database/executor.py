@@ -942,6 +942,131 @@ async def _on_worker_thread(
         engines.on_worker -= 1
 
 
+# -- SQLite writes of one statement outside a transaction ----------------------------------------
+#
+# A write that is one statement, outside any transaction, with no user code around it (an
+# upsert of one statement), needs no transaction of the caller's: SQLite applies one statement
+# whole or not at all. Through a transaction of its own it costs three trips to aiosqlite's
+# thread (BEGIN, the statement, COMMIT; BEGIN pipelined with the statement) plus SQLAlchemy's
+# check-out, begin, commit and check-in. ``write_sqlite`` runs it on a lean-path connection in
+# one trip instead: BEGIN IMMEDIATE, the statement, COMMIT, in one call on the connection's
+# worker thread. The explicit transaction is what keeps a cancellation honest: the call looks
+# at a flag before its COMMIT, so a task cancelled while its statement runs (the statement is
+# interrupted too) or waits in the queue leaves nothing written, as the transaction path's
+# rollback does; one cancelled during the COMMIT itself doesn't know the outcome, as before.
+
+
+class _WriteCall:
+    """The cancellation flag of one ``write_sqlite`` call, read on the worker thread."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def stopped(self) -> bool:
+        """Whether the task waiting for the call was cancelled (set from the loop's thread)."""
+        return self.cancelled
+
+
+# A write whose task was cancelled before its COMMIT: rolled back, nothing written.
+_ROLLED_BACK: Any = object()
+
+
+def _write_on_worker(
+    conn: sqlite3.Connection, call: _WriteCall, sql: str, params: list[Any], busy_ms: int | None
+) -> Any:
+    """On aiosqlite's thread: ``sql`` in a transaction of its own, its rows; rolled back on
+    an error or once ``call`` was cancelled. ``busy_ms``: the busy timeout to wait for the
+    write lock with (a connection the lean path holds has 0 while idle), restored after."""
+    if call.stopped():
+        return _ROLLED_BACK
+    if busy_ms is not None:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE").close()
+        try:
+            cursor = conn.execute(sql, params)
+            try:
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            if call.stopped():
+                conn.execute("ROLLBACK").close()
+                return _ROLLED_BACK
+            conn.execute("COMMIT").close()
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK").close()
+            raise
+        return rows
+    finally:
+        if busy_ms is not None:
+            conn.execute("PRAGMA busy_timeout = 0")
+
+
+async def write_sqlite(
+    connection: Connection,
+    engines: Engines,
+    sql: str,
+    params: list[Any],
+    model: str | None,
+    error_of: Callable[[sqlite3.Error | OverflowError, str, list[Any]], Exception],
+    wrap: Callable[[Connection, Engines, Exception], Exception],
+) -> Sequence[Sequence[Any]] | None:
+    """The rows of one write statement (``params`` bound already) run alone on a lean-path
+    connection of ``engines`` (SQLite, the write side): see above. Reported to the query
+    listeners as a statement outside a transaction; a driver error raised as ``error_of``
+    makes it (the statement rolled back, the connection healthy), a failed check-out as
+    ``wrap`` does (``run``'s). ``None`` when the lean path has no usable connection
+    (closed): the caller takes SQLAlchemy's path."""
+    try:
+        raw, driver = await acquire(engines)
+    except LucidError:
+        raise
+    except Exception as exc:
+        raise wrap(connection, engines, exc) from exc
+    conn: sqlite3.Connection | None = driver._connection
+    if conn is None or not driver._running:
+        await discard(engines, raw, driver)
+        return None
+    budget = getattr(driver, INLINE_ATTR, None)
+    busy_ms = budget.busy_ms if isinstance(budget, _Budget) else None
+    call = _WriteCall()
+    started = time.perf_counter()
+    emitter = connection.emitter
+    try:
+        rows = await _on_worker_thread(
+            engines, driver._execute(_write_on_worker, conn, call, sql, params, busy_ms)
+        )
+    except (sqlite3.Error, OverflowError) as exc:
+        # OverflowError: an integer sqlite3 can't bind (beyond 64 bits). Rolled back on the
+        # worker: the connection goes on.
+        if emitter.active or enabled(DEBUG):
+            emitter.record(engines.endpoint, sql, params, started, model, False, exc)
+        if conn.in_transaction:
+            # Its ROLLBACK failed too: not a connection for the next read.
+            await discard(engines, raw, driver)
+        else:
+            await release(engines, raw, driver)
+        raise error_of(exc, sql, params) from exc
+    except BaseException:
+        # Cancelled (or the worker failed): a write still queued or running is rolled back
+        # rather than committed (``_write_on_worker``); the connection goes back to the pool,
+        # where whatever uses it next queues behind that call.
+        call.cancelled = True
+        with contextlib.suppress(Exception):
+            conn.interrupt()
+        await discard(engines, raw, driver)
+        raise
+    if not release_now(engines, raw, driver):
+        await _release_rest(engines, raw, driver)
+    if emitter.active or enabled(DEBUG):
+        emitter.record(engines.endpoint, sql, params, started, model, False)
+    result: Sequence[Sequence[Any]] = rows
+    return result
+
+
 def _set_busy_timeout(conn: sqlite3.Connection, busy_ms: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
 

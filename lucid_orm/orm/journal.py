@@ -133,6 +133,14 @@ def _restore(d: dict[str, Any], stamps: dict[str, tuple[Any, Any]] | None) -> No
                 d[name] = before
 
 
+def unstamp(instances: Sequence[BaseModel], stamps: dict[str, tuple[Any, Any]] | None) -> None:
+    """Put back what ``touch_all`` stamped on ``instances`` (``stamps``, its answer) for a
+    write that did not happen, unless changed since."""
+    if stamps:
+        for inst in instances:
+            _restore(inst.__dict__, stamps)
+
+
 def record(trx: Any, entry: _Entry) -> None:
     """Keep ``entry`` to undo if ``trx`` (or a transaction enclosing it) rolls back."""
     journal = _journals.get(trx)

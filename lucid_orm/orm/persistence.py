@@ -41,10 +41,11 @@ from .binding import (
     check_connection,
     default_connection,
     shard_connection,
+    transaction_bound,
 )
 from .binding import client_for as client_for  # the resolver, also reachable from here
 from .hooks import run_hooks
-from .journal import ABSENT, created, deleted, updated, updated_batch, upserted
+from .journal import ABSENT, created, deleted, unstamp, updated, updated_batch, upserted
 from .model_info import (
     ModelInfo,
     check_component,
@@ -430,9 +431,66 @@ async def create_many(model: type[M], instances: list[M], client: Client) -> Non
     """``BaseModel.create_many``: ``insert_many`` in a transaction of its own (a savepoint
     inside the caller's), all rows or none. On SQLite its BEGIN IMMEDIATE is left running on
     the driver while the rows are prepared, and the first INSERT queues right behind it: one
-    trip to aiosqlite's thread for both (``implicit``)."""
+    trip to aiosqlite's thread for both (``implicit``). Outside a transaction, rows that are
+    one statement with no hook to run go without one where the dialect can (``create_alone``)."""
+    if not client.is_transaction and await create_alone(model, instances, client):
+        return
     async with implicit(client) as trx:
         await insert_many(model, instances, trx, own=trx.parent is None)
+
+
+def saves_nothing(instance: BaseModel) -> bool:
+    """Whether ``save()`` of ``instance`` would neither write nor run user code: persisted,
+    unchanged, and no before-update/before-save hook (those run even then, and may change
+    it)."""
+    hooks = info_of(type(instance)).hooks
+    return (
+        instance.is_persisted
+        and not instance.is_dirty
+        and not hooks.get("before:update")
+        and not hooks.get("before:save")
+    )
+
+
+async def create_alone(model: type[M], instances: list[M], client: Client) -> bool:
+    """``create_many`` as one multi-row INSERT outside any transaction (SQLite: one trip to
+    aiosqlite's thread, ``executor.write_sqlite``): one statement is all rows or none by
+    itself, and with no create/save hooks no user code runs between it and the end. Only
+    ``insert_many``'s lean form (``_tuple_plan``). ``False``, with the instances as they were,
+    when it does not apply or the statement could not tie the keys to the rows (the caller
+    then inserts in a transaction); an error of the statement is raised, nothing written."""
+    info = info_of(model)
+    hooks = info.hooks
+    if (
+        info.composite
+        or model.shard_for is not None
+        or any(hooks.get(h) for h in _CREATE_HOOKS)
+        or not client.dialect_ops.writes_alone(client, len(instances), len(model.columns))
+    ):
+        return False
+    dicts = list(map(_dict_of, instances))
+    if transaction_bound(dicts):
+        return False
+    stamps = touch_all(model, instances, True)
+    with hydration.gc_paused(len(instances)):
+        plan = _tuple_plan(model, instances)
+    keys: list[Any] | None = None
+    try:
+        if plan is not None:
+            table = info.table
+            assert table is not None
+            keys = await client.dialect_ops.insert_tuples_alone(
+                client, table, plan[0], plan[1], table.c[pk_column(model)], model.__name__
+            )
+    finally:
+        if keys is None:
+            # Not written: the stamps go again (the transaction's path sets its own).
+            unstamp(instances, stamps)
+    if keys is None or plan is None:
+        return False
+    _inserted_tuples(model, dicts, plan[0], plan[1], keys)
+    bind(instances, client, checked=True, dicts=dicts)
+    return True
 
 
 async def insert_many(
@@ -545,11 +603,25 @@ async def _insert_tuples(
     pk_col = table.c[pk_column(model)]
     ops = trx.dialect_ops
     returned = await ops.insert_tuples_returning(trx, table, names, rows, pk_col, model.__name__)
+    _inserted_tuples(model, list(map(_dict_of, instances)), names, rows, returned)
+    await _run_each(info.hooks, "after:create", "after:save", instances)
+
+
+def _inserted_tuples(
+    model: type[BaseModel],
+    dicts: list[dict[str, Any]],
+    names: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    returned: Sequence[Sequence[Any]],
+) -> None:
+    """The state of instances (their ``__dict__``s) whose ``_tuple_plan`` rows were inserted
+    and came back with these keys (``returned``, one row each, the key first)."""
+    pk_attr = info_of(model).primary_key
+    assert pk_attr is not None
     # The key in its column's place: with every column set, the names are the model's
     # columns, which a later ``update_many`` compares in place (``_changes``).
     with_key = tuple(k for k in model.columns if k in names or k == pk_attr)
     at = with_key.index(pk_attr)
-    dicts = list(map(_dict_of, instances))
     keys = [got[0] for got in returned]
     written = None
     if None not in keys:
@@ -577,7 +649,6 @@ async def _insert_tuples(
             d[pk_attr] = key
             d[ROW] = (*row[:at], key, *row[at:])
             d[ROW_ATTRS] = with_key
-    await _run_each(info.hooks, "after:create", "after:save", instances)
 
 
 async def _insert_many_composite(
@@ -1170,6 +1241,13 @@ async def upsert_rows(
     if journal:
         run.journal = _UpsertJournal(attrs, befores, inserted)
     if (fast or len(statements) > 1) and not client.is_transaction:
+        if fast and len(statements) == 1:
+            alone = statements[0][1]
+            assert alone is not None
+            if ops.writes_alone(client, len(alone), len(alone[0])):
+                # One statement, atomic by itself: run in one trip on the driver, without a
+                # transaction of its own (SQLite: ``executor.write_sqlite``).
+                return await run(client)
         # Its BEGIN and the first statement may go to the driver in one trip (``implicit``).
         async with implicit(client) as trx:
             return await run(trx)
@@ -1414,7 +1492,8 @@ class _Upserts:
         is ``None`` (SQLAlchemy's statement when the dialect declines it after all)."""
         model = self.model
         if stmt is None:
-            assert params is not None and isinstance(client, TransactionClient)
+            # A transaction, or the caller's client where ``writes_alone`` said so.
+            assert params is not None
             info = info_of(model)
             assert info.table is not None
             inserted = self.journal.inserted if self.journal is not None else None

@@ -316,7 +316,7 @@ class Dialect:
 
     async def upsert_fast(
         self,
-        trx: TransactionClient,
+        trx: Client,
         table: TableClause,
         rows: Rows,
         conflict: Sequence[str],
@@ -325,7 +325,8 @@ class Dialect:
         model: str | None,
     ) -> tuple[list[str], list[Sequence[Any]]] | None:
         """``upsert_statement`` of ``rows`` (dicts with the same keys, column name -> value)
-        ``RETURNING returning``, run on the driver connection of ``trx``: ``(keys, rows)``
+        ``RETURNING returning``, run on the driver connection of ``trx`` (a transaction, or
+        the caller's ``QueryClient`` where ``writes_alone`` said so): ``(keys, rows)``
         as ``ExecResult`` would hold them, or ``None`` where the dialect has no such fast path
         (or it is off, ``LUCID_FAST_PATHS=0``): the caller runs the statement through
         SQLAlchemy instead."""
@@ -341,6 +342,27 @@ class Dialect:
         """Whether ``upsert_fast`` runs for statements of ``client`` (checked before the
         caller opens the transaction it needs)."""
         return False
+
+    def writes_alone(self, client: Client, rows: int, width: int) -> bool:
+        """Whether a bulk write of one statement (``rows`` rows of ``width`` values) outside
+        a transaction runs without one, with no user code around it: the caller then passes
+        ``upsert_fast`` its ``QueryClient`` instead of opening a transaction for it, or calls
+        ``insert_tuples_alone``."""
+        return False
+
+    async def insert_tuples_alone(
+        self,
+        client: Client,
+        table: TableClause,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Key,
+        model: str | None,
+    ) -> list[Any] | None:
+        """``insert_tuples_returning`` as one statement outside a transaction, where
+        ``writes_alone`` said so: each row's key in ``rows`` order, or ``None`` when it can't
+        be done that way (nothing was written: the caller takes its transaction's path)."""
+        return None
 
     def bulk_update_statement(
         self, table: TableClause, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

@@ -344,7 +344,7 @@ class MysqlDialect(Dialect):
 
     async def upsert_fast(
         self,
-        trx: TransactionClient,
+        trx: Client,
         table: sa.TableClause,
         rows: Rows,
         conflict: Sequence[str],
@@ -359,7 +359,10 @@ class MysqlDialect(Dialect):
         query events are those of every other statement; ``None`` (the twin runs) with the
         fast paths off (``LUCID_FAST_PATHS=0``) or values ``upsert_bound`` does not bind."""
         from ..query_client import connection_of
+        from ..transaction import TransactionClient
 
+        if not isinstance(trx, TransactionClient):
+            return None  # ``writes_alone`` is false here: the caller opens a transaction
         connection = connection_of(trx)
         dialect = trx.dialect
         if not rows or not conflict or not connection.fast_reads or not _json_upserts(dialect):

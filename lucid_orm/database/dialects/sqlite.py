@@ -38,6 +38,7 @@ from ..executor import (
     raw_connection,
     restore_busy_timeout,
     returned_rows,
+    write_sqlite,
 )
 from .base import (
     Dialect,
@@ -439,6 +440,74 @@ class SqliteDialect(Dialect):
         bulk = _BulkInsert(self, trx, connection_of(trx), table, key, model)
         return await bulk.run(list(columns), rows)
 
+    async def insert_tuples_alone(
+        self,
+        client: Client,
+        table: TableClause,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Key,
+        model: str | None,
+    ) -> list[Any] | None:
+        """The multi-row INSERT of ``insert_tuples_returning`` (its order check included) as
+        one statement in one trip (``executor.write_sqlite``); ``None`` when the keys did not
+        ascend with the rows (the statement undid itself: the caller inserts in a transaction,
+        one row per statement) or the connection is closed."""
+        from ..query_client import QueryClient
+
+        if not RETURNING or len(rows) < 2 or not columns or not isinstance(client, QueryClient):
+            return None
+        names = list(columns)
+        connection = client._connection
+        if not connection.fast_reads or connection.lock is not None:
+            # The twin (and the shared in-memory connection): the same statement through
+            # SQLAlchemy, in autocommit.
+            stmt = insert(table).values([dict(zip(names, row, strict=True)) for row in rows])
+            try:
+                result = await client.execute(
+                    stmt.returning(_ordered_key(table, table.c[key.name])),
+                    write=True,
+                    model=model,
+                )
+            except QueryError as exc:
+                if str(exc.original) == _UNORDERED:
+                    return None
+                raise
+            keys = [tuple(row) for row in result.rows]
+            keys.sort()
+            return keys
+        shape = self.compiled_insert(client.dialect, table, names, key)
+        order = shape.order
+        width = len(order)
+        if order == names:
+            values = [value for row in rows for value in row]
+        else:
+            at = [names.index(c) for c in order]
+            values = [row[i] for row in rows for i in at]
+        sql = shape.sql(len(rows))
+        bind_values(shape.processors, values, width, sql)
+        from ..query_client import _checkout_error
+
+        try:
+            fetched = await write_sqlite(
+                connection,
+                connection.write_engines(),
+                sql,
+                values,
+                model,
+                _fast_error,
+                _checkout_error,
+            )
+        except QueryError as exc:
+            if str(exc.original) == _UNORDERED:
+                return None
+            raise
+        if fetched is None:
+            return None
+        returned: list[Any] = list(fetched)
+        returned.sort()
+        return returned
+
     def compiled_insert(
         self, dialect: SADialect, table: TableClause, columns: list[str], key: Key
     ) -> InsertShape:
@@ -503,9 +572,22 @@ class SqliteDialect(Dialect):
         found: Any = client  # a QueryClient or a TransactionClient
         return RETURNING and bool(connection_of(found).fast_reads)
 
+    def writes_alone(self, client: Client, rows: int, width: int) -> bool:
+        """One bulk write statement of ``rows`` rows of ``width`` values outside a transaction
+        (none this task's statements join) runs without one: on a lean-path connection in one
+        trip (``executor.write_sqlite``), or through SQLAlchemy in autocommit (the fast paths
+        off, or the one shared in-memory connection), as any single write. SQLite applies one
+        statement whole or not at all."""
+        from ..query_client import QueryClient
+
+        if not RETURNING or type(client) is not QueryClient or rows * width > MAX_PARAMS:
+            return False
+        connection = client._connection
+        return connection.owner is None or connection.ambient_transaction() is None
+
     async def upsert_fast(
         self,
-        trx: TransactionClient,
+        trx: Client,
         table: TableClause,
         rows: Rows,
         conflict: Sequence[str],
@@ -521,23 +603,50 @@ class SqliteDialect(Dialect):
         processors; errors and query events are those of every other statement. Its twin
         (``LUCID_FAST_PATHS=0``): the same statement through SQLAlchemy."""
         from ..query_client import connection_of
-        from ..transaction import open_connection
+        from ..transaction import TransactionClient, open_connection
 
-        connection = connection_of(trx)
+        found: Any = trx  # a TransactionClient, or a QueryClient (``writes_alone``)
+        connection = connection_of(found)
         if not RETURNING or not rows or not conflict or not connection.fast_reads:
             return None
         columns = list(rows[0])
         if not columns:
             return None
         shape = self._compiled_upsert(trx.dialect, table, columns, conflict, merge, returning)
+        order = shape.order
+        width = len(order)
+        per_statement = max(1, MAX_PARAMS // width)
+        if not isinstance(trx, TransactionClient):
+            # One statement outside a transaction (``writes_alone``): one trip, no
+            # transaction of the caller's (``executor.write_sqlite``). The shared in-memory
+            # connection has no lean path: SQLAlchemy's statement, in autocommit.
+            if len(rows) > per_statement or connection.lock is not None:
+                return None
+            from ..query_client import _checkout_error
+
+            sql = shape.sql(len(rows))
+            if order == columns:
+                values = [value for row in rows for value in row.values()]
+            else:
+                values = [row[c] for row in rows for c in order]
+            bind_values(shape.processors, values, width, sql)
+            alone = await write_sqlite(
+                connection,
+                connection.write_engines(),
+                sql,
+                values,
+                model,
+                _fast_error,
+                _checkout_error,
+            )
+            if alone is None:
+                return None
+            return list(shape.result.keys), list(returned_rows(shape.result, alone))
         raw = await raw_connection(open_connection(trx))
         driver: Any = raw.driver_connection
         if driver._connection is None:
             # Closed under the transaction: SQLAlchemy's path raises the error it maps.
             return None
-        order = shape.order
-        width = len(order)
-        per_statement = max(1, MAX_PARAMS // width)
         out: list[Sequence[Any]] = []
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]

@@ -12,7 +12,7 @@ from ...errors import LucidError
 from ..binding import _consume, _dict_of
 from ..hydration import new_many
 from ..payload import as_mapping_list
-from ..persistence import insert_many
+from ..persistence import create_alone, insert_many, saves_nothing
 from .base import (
     KeyOptions,
     ManyRelation,
@@ -21,6 +21,7 @@ from .base import (
     SubQueryBuilder,
     check_related,
     managed,
+    resolve,
 )
 from .has_one import HasOneQueryClient, HasRelation
 
@@ -102,12 +103,23 @@ class HasManyQueryClient(HasOneQueryClient[P, R]):
         # nothing can reach them before it ends). Where a shard key routes a model, they
         # are checked with the parent first, before the parent's save, as ever.
         routed = model.shard_for is not None or type(self.parent).shard_for is not None
+        if not routed and saves_nothing(self.parent):
+            # The parent's save would do nothing: outside a transaction, the insert may be
+            # one statement without one (``create_alone``; else the path below, the foreign
+            # key set again to the same value).
+            target = resolve(self, client)
+            if not target.is_transaction:
+                key: dict[str, Any] = {}
+                rel.hydrate_for_persistence(self.parent, key)
+                _consume(map(dict.update, map(_dict_of, instances), repeat(key)))
+                if await create_alone(model, instances, target):
+                    return instances
         # Its BEGIN may run on the driver while the rows are prepared (``implicit``).
         async with managed(self, client, instances if routed else (), pipelined=True) as trx:
             await self.parent.save(client=trx)
-            key: dict[str, Any] = {}
-            rel.hydrate_for_persistence(self.parent, key)
-            _consume(map(dict.update, map(_dict_of, instances), repeat(key)))
+            fk: dict[str, Any] = {}
+            rel.hydrate_for_persistence(self.parent, fk)
+            _consume(map(dict.update, map(_dict_of, instances), repeat(fk)))
             # The model's bulk insert (what create_many runs) inside this transaction, the
             # foreign key already in the rows: one multi-row INSERT, hooks per instance.
             await insert_many(model, instances, trx, own=trx.parent is None)
