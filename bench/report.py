@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .contenders import Contender
-from .run import FLOOR, NO_FEATURE, BackendResult, Cell, Failure
+from .run import FLOOR, NO_FEATURE, SHORT_MS, SHORT_ROUNDS, BackendResult, Cell, Failure
 from .workload import MEMORY_OPS, OPS, OPS_BY_KEY, Op, Sizes
 
 
@@ -98,7 +98,10 @@ def _reasons(result: BackendResult, names: list[str]) -> list[str]:
 def text(run: Run) -> str:
     names = run.names
     width = max(len(n) for n in names) + 2
-    out = [f"\nlucid_orm benchmark — {_sizes(run.sizes)}; median of {run.repeat} reps\n"]
+    out = [
+        f"\nlucid_orm benchmark — {_sizes(run.sizes)}; median of {run.repeat} reps "
+        f"({SHORT_ROUNDS} rounds a rep for operations under {SHORT_MS:.0f} ms on the floor)\n"
+    ]
     for result in run.results:
         out.append(f"== {result.backend.label}")
         if result.skipped:
@@ -193,7 +196,10 @@ def markdown(run: Run) -> str:
         f"- Method: one warm-up rep that also checks every answer against the bare driver's "
         "(a digest of sorted tuples; a mismatch fails the run) and counts statements; then "
         f"{run.repeat} timed reps, the contenders interleaved round-robin (their order rotated "
-        "each rep), `gc.collect()` before each timing; medians. Django and Peewee are sync and "
+        f"each rep; an operation the bare driver's warm-up ran in under {SHORT_MS:.0f} ms runs "
+        f"{SHORT_ROUNDS} such rounds per rep, {SHORT_ROUNDS * run.repeat} timings: a few "
+        "milliseconds of the shared machine's noise are as long as the operation itself), "
+        "`gc.collect()` before each timing; medians. Django and Peewee are sync and "
         "are called directly in the same process. Statements counted: SELECT/INSERT/UPDATE/"
         "DELETE, not BEGIN/COMMIT; an executemany over N rows counts N. Peak memory: the "
         "`tracemalloc` peak during one untimed run of op 1 (answer included) and of op 13 "

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from bench import report
 from bench.contenders import Contender, NoFeature
 from bench.contenders.bare import Bare
-from bench.run import FLOOR, NO_FEATURE, Runner, sqlite_backend
+from bench.run import FLOOR, NO_FEATURE, SHORT_MS, SHORT_ROUNDS, Runner, sqlite_backend
 from bench.workload import OPS, Sizes, generate
 from tests.helpers import MYSQL_URL, PG_URL
 
@@ -125,6 +125,11 @@ async def test_a_wrong_answer_fails_the_run_and_a_missing_feature_is_a_dash(
     assert set(others.values()) == {"ok"}, others
     assert all(result.cells[FLOOR, op.key].status == "ok" for op in OPS)
     assert [(f.contender, f.op) for f in runner.failures] == [("wrong page", "paginate + total")]
+    # Every operation of data this small is short: timed SHORT_ROUNDS times in the one rep.
+    floor = [result.cells[FLOOR, op.key] for op in OPS]
+    assert all(c.warmup_ms is not None and c.warmup_ms < SHORT_MS for c in floor)
+    assert [len(c.times_ms) for c in floor] == [SHORT_ROUNDS] * len(OPS)
+    assert len(cells["create_many"].times_ms) == SHORT_ROUNDS
     # The writing operations were undone after each run: the seeded rows are back.
     import aiosqlite
 
