@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, UniqueConstraint
 from sqlalchemy.dialects import mysql
 
-from lucid_orm import BaseModel, column, db
+from lucid_orm import BaseModel, column, db, has_many, has_one
 from lucid_orm.database import Database
+from lucid_orm.relations import HasMany, HasOne
 
 _DateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
@@ -88,6 +89,29 @@ class Stock(BaseModel):
     shop: str | None = column()
     sku: str | None = column()
     qty: int | None = column()
+
+
+class Badge(BaseModel):
+    table = "up_badges"
+    id: int = column(is_primary=True)
+    owner_id: int | None = column()
+    code: str | None = column()
+    level: int | None = column()
+
+
+class Card(BaseModel):
+    table = "up_cards"
+    id: int = column(is_primary=True)
+    owner_id: int | None = column()
+    label: str | None = column()
+
+
+class Owner(BaseModel):
+    table = "up_owners"
+    id: int = column(is_primary=True)
+    name: str | None = column()
+    badges: HasMany[Badge] = has_many(lambda: Badge)
+    card: HasOne[Card] = has_one(lambda: Card)
 
 
 class Note(BaseModel):

@@ -10,24 +10,42 @@ after a failed statement."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from lucid_orm import BaseModel, IntegrityError, LucidError, QueryError, after, column, db, has_many
+from lucid_orm import IntegrityError, LucidError, QueryError, after, db
 from lucid_orm.database import Database
-from lucid_orm.relations import HasMany
 from tests.helpers import DialectConfig, count_queries
-from tests.orm._upsert_schema import Account, rows, tables
+from tests.orm._upsert_schema import Account, Owner, rows, tables
 
 __all__ = ["tables"]
 
 
-async def _blocked(task: asyncio.Task[object]) -> None:
+async def _blocked(task: asyncio.Future[object]) -> None:
     """Let ``task`` run until it waits on the database (it must still be running)."""
     await asyncio.sleep(0.3)
     assert not task.done(), "the upsert did not wait for the lock"
+
+
+async def _cancelled_while_blocked(write: Callable[[], Awaitable[object]]) -> None:
+    """Run ``write`` (of the key "a@x") while another transaction holds an uncommitted row of
+    that unique key — PostgreSQL and MySQL make it wait on the unique index, SQLite on the
+    writer's lock — cancel it there, end the blocker, and let whatever the cancelled write
+    left running end."""
+    blocker = await db.transaction()
+    try:
+        await blocker.table("up_accounts").insert({"email": "a@x", "name": "blocker"})
+        task = asyncio.ensure_future(write())
+        await _blocked(task)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await blocker.rollback()
+    await asyncio.sleep(0.3)
 
 
 class TestUpsertOutsideATransaction:
@@ -79,25 +97,11 @@ class TestUpsertOutsideATransaction:
     async def test_a_cancelled_upsert_writes_nothing(
         self, tables: Database, dialect: str, fast_paths: bool
     ) -> None:
-        blocker = await db.transaction()
-        try:
-            # Uncommitted, the same unique key: PostgreSQL and MySQL make an upsert of it wait
-            # on the unique index; on SQLite the writer holds the write lock.
-            await blocker.table("up_accounts").insert({"email": "a@x", "name": "blocker"})
-            task = asyncio.create_task(
-                Account.upsert_many(
-                    [{"email": "b@x", "name": "B"}, {"email": "a@x", "name": "A"}],
-                    conflict="email",
-                )
+        await _cancelled_while_blocked(
+            lambda: Account.upsert_many(
+                [{"email": "b@x", "name": "B"}, {"email": "a@x", "name": "A"}], conflict="email"
             )
-            await _blocked(task)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        finally:
-            await blocker.rollback()
-        # Whatever the cancelled write left running has ended by now; nothing was written.
-        await asyncio.sleep(0.3)
+        )
         assert await rows("up_accounts", "email") == []
         # The connections go on.
         made = await Account.upsert_many([{"email": "c@x", "name": "C"}], conflict="email")
@@ -122,21 +126,6 @@ class TestUpsertOutsideATransaction:
         )
         assert [m.email for m in made] == ["b@x"] and found is not None
         assert await rows("up_accounts", "email") == [{"email": "a@x"}, {"email": "b@x"}]
-
-
-class Badge(BaseModel):
-    table = "up_badges"
-    id: int = column(is_primary=True)
-    owner_id: int | None = column()
-    code: str | None = column()
-    level: int | None = column()
-
-
-class Owner(BaseModel):
-    table = "up_owners"
-    id: int = column(is_primary=True)
-    name: str | None = column()
-    badges: HasMany[Badge] = has_many(lambda: Badge)
 
 
 class HookedAccount(Account):
@@ -185,18 +174,8 @@ class TestCreateManyOutsideATransaction:
     async def test_a_cancelled_create_many_writes_nothing(
         self, tables: Database, dialect: str, fast_paths: bool
     ) -> None:
-        blocker = await db.transaction()
         payload = [{"email": "b@x"}, {"email": "a@x"}]
-        try:
-            await blocker.table("up_accounts").insert({"email": "a@x", "name": "blocker"})
-            task = asyncio.create_task(Account.create_many(payload))
-            await _blocked(task)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        finally:
-            await blocker.rollback()
-        await asyncio.sleep(0.3)
+        await _cancelled_while_blocked(lambda: Account.create_many(payload))
         assert await rows("up_accounts", "email") == []
         made = await Account.create_many(payload)
         assert [m.email for m in made] == ["b@x", "a@x"]

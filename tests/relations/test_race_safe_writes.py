@@ -10,37 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from lucid_orm import BaseModel, column, db, has_many, has_one
+from lucid_orm import db
 from lucid_orm.database import Database
-from lucid_orm.relations import HasMany, HasOne
-from tests.orm._upsert_schema import rows, tables
+from tests.orm._upsert_schema import Owner, rows, tables
 
 __all__ = ["tables"]
 
 N = 10
-
-
-class Badge(BaseModel):
-    table = "up_badges"
-    id: int = column(is_primary=True)
-    owner_id: int | None = column()
-    code: str | None = column()
-    level: int | None = column()
-
-
-class Card(BaseModel):
-    table = "up_cards"
-    id: int = column(is_primary=True)
-    owner_id: int | None = column()
-    label: str | None = column()
-
-
-class Owner(BaseModel):
-    table = "up_owners"
-    id: int = column(is_primary=True)
-    name: str | None = column()
-    badges: HasMany[Badge] = has_many(lambda: Badge)
-    card: HasOne[Card] = has_one(lambda: Card)
 
 
 async def _concurrently(owner: Owner, relation: str, method: str, *args: Any) -> list[Any]:

@@ -486,18 +486,8 @@ class SqliteDialect(Dialect):
             values = [row[i] for row in rows for i in at]
         sql = shape.sql(len(rows))
         bind_values(shape.processors, values, width, sql)
-        from ..query_client import _checkout_error
-
         try:
-            fetched = await write_sqlite(
-                connection,
-                connection.write_engines(),
-                sql,
-                values,
-                model,
-                _fast_error,
-                _checkout_error,
-            )
+            fetched = await _write_alone(connection, sql, values, model)
         except QueryError as exc:
             if str(exc.original) == _UNORDERED:
                 return None
@@ -622,7 +612,6 @@ class SqliteDialect(Dialect):
             # connection has no lean path: SQLAlchemy's statement, in autocommit.
             if len(rows) > per_statement or connection.lock is not None:
                 return None
-            from ..query_client import _checkout_error
 
             sql = shape.sql(len(rows))
             if order == columns:
@@ -630,15 +619,7 @@ class SqliteDialect(Dialect):
             else:
                 values = [row[c] for row in rows for c in order]
             bind_values(shape.processors, values, width, sql)
-            alone = await write_sqlite(
-                connection,
-                connection.write_engines(),
-                sql,
-                values,
-                model,
-                _fast_error,
-                _checkout_error,
-            )
+            alone = await _write_alone(connection, sql, values, model)
             if alone is None:
                 return None
             return list(shape.result.keys), list(returned_rows(shape.result, alone))
@@ -897,6 +878,17 @@ def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any])
     if isinstance(exc, sqlite3.Error):
         return _driver_error(exc, sql, values)
     return failed(exc, sql, values)
+
+
+async def _write_alone(
+    connection: Connection, sql: str, values: list[Any], model: str | None
+) -> Sequence[Sequence[Any]] | None:
+    """``executor.write_sqlite`` on the write side of ``connection``: errors as every other
+    fast-path statement's (``_fast_error``), a failed check-out as a lean read's."""
+    from ..query_client import _checkout_error
+
+    engines = connection.write_engines()
+    return await write_sqlite(connection, engines, sql, values, model, _fast_error, _checkout_error)
 
 
 def _driver_of(trx: TransactionClient) -> Any:
