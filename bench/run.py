@@ -82,7 +82,7 @@ FLOOR = "bare driver"
 # An operation the bare driver's warm-up ran in under SHORT_MS is timed SHORT_ROUNDS times per
 # rep (each round all contenders, interleaved): a few milliseconds swing by as much as the
 # operation's own time on a shared machine, and a median of 7 such timings still does.
-SHORT_MS = 50.0
+SHORT_MS = 100.0
 SHORT_ROUNDS = 3
 
 
