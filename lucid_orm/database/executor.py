@@ -1059,12 +1059,10 @@ async def write_sqlite(
             conn.interrupt()
         await discard(engines, raw, driver)
         raise
-    if not release_now(engines, raw, driver):
-        await _release_rest(engines, raw, driver)
+    await release(engines, raw, driver)
     if emitter.active or enabled(DEBUG):
         emitter.record(engines.endpoint, sql, params, started, model, False)
-    result: Sequence[Sequence[Any]] = rows
-    return result
+    return rows
 
 
 def _set_busy_timeout(conn: sqlite3.Connection, busy_ms: int) -> None:

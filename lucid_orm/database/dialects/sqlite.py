@@ -470,7 +470,7 @@ class SqliteDialect(Dialect):
                     model=model,
                 )
             except QueryError as exc:
-                if str(exc.original) == _UNORDERED:
+                if _unordered(exc):
                     return None
                 raise
             keys = [tuple(row) for row in result.rows]
@@ -478,18 +478,13 @@ class SqliteDialect(Dialect):
             return keys
         shape = self.compiled_insert(client.dialect, table, names, key)
         order = shape.order
-        width = len(order)
-        if order == names:
-            values = [value for row in rows for value in row]
-        else:
-            at = [names.index(c) for c in order]
-            values = [row[i] for row in rows for i in at]
+        values = _flat_values(rows, names, order)
         sql = shape.sql(len(rows))
-        bind_values(shape.processors, values, width, sql)
+        bind_values(shape.processors, values, len(order), sql)
         try:
             fetched = await _write_alone(connection, sql, values, model)
         except QueryError as exc:
-            if str(exc.original) == _UNORDERED:
+            if _unordered(exc):
                 return None
             raise
         if fetched is None:
@@ -606,6 +601,7 @@ class SqliteDialect(Dialect):
         order = shape.order
         width = len(order)
         per_statement = max(1, MAX_PARAMS // width)
+        run: Callable[[str, list[Any]], Awaitable[Sequence[Sequence[Any]] | None]]
         if not isinstance(trx, TransactionClient):
             # One statement outside a transaction (``writes_alone``): one trip, no
             # transaction of the caller's (``executor.write_sqlite``). The shared in-memory
@@ -613,40 +609,31 @@ class SqliteDialect(Dialect):
             if len(rows) > per_statement or connection.lock is not None:
                 return None
 
-            sql = shape.sql(len(rows))
-            if order == columns:
-                values = [value for row in rows for value in row.values()]
-            else:
-                values = [row[c] for row in rows for c in order]
-            bind_values(shape.processors, values, width, sql)
-            alone = await _write_alone(connection, sql, values, model)
-            if alone is None:
+            def run(sql: str, values: list[Any]) -> Awaitable[Sequence[Sequence[Any]] | None]:
+                return _write_alone(connection, sql, values, model)
+
+        else:
+            client = trx  # (narrowed for the closure)
+            raw = await raw_connection(open_connection(client))
+            driver: Any = raw.driver_connection
+            if driver._connection is None:
+                # Closed under the transaction: SQLAlchemy's path raises the error it maps.
                 return None
-            return list(shape.result.keys), list(returned_rows(shape.result, alone))
-        raw = await raw_connection(open_connection(trx))
-        driver: Any = raw.driver_connection
-        if driver._connection is None:
-            # Closed under the transaction: SQLAlchemy's path raises the error it maps.
-            return None
+
+            def run(sql: str, values: list[Any]) -> Awaitable[Sequence[Sequence[Any]] | None]:
+                client._check_open()
+                call = _queued(client, driver, driver._execute_fetchall, sql, values)
+                return _run_on_driver(client, connection, sql, values, model, call)
+
         out: list[Sequence[Any]] = []
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             sql = shape.sql(len(chunk))
-            if order == columns:
-                # The rows set the same columns in the same order (the caller's groups).
-                values = [value for row in chunk for value in row.values()]
-            else:
-                values = [row[c] for row in chunk for c in order]
+            values = _flat_values(chunk, columns, order)
             bind_values(shape.processors, values, width, sql)
-            trx._check_open()
-            fetched: list[Any] = await _run_on_driver(
-                trx,
-                connection,
-                sql,
-                values,
-                model,
-                _queued(trx, driver, driver._execute_fetchall, sql, values),
-            )
+            fetched = await run(sql, values)
+            if fetched is None:
+                return None  # the lean path's connection was closed: nothing was written
             out.extend(fetched)
         return list(shape.result.keys), list(returned_rows(shape.result, out))
 
@@ -880,6 +867,26 @@ def _fast_error(exc: sqlite3.Error | OverflowError, sql: str, values: list[Any])
     return failed(exc, sql, values)
 
 
+def _flat_values(rows: Sequence[Any], columns: Sequence[str], order: Sequence[str]) -> list[Any]:
+    """The values of ``rows`` (dicts keyed by ``columns``, or tuples in ``columns`` order) as
+    one list, row after row, each row's in ``order`` (a compiled statement's parameters)."""
+    if rows and type(rows[0]) is tuple:
+        if order == columns:
+            return [value for row in rows for value in row]
+        at = [columns.index(c) for c in order]
+        return [row[i] for row in rows for i in at]
+    if order == columns:
+        # The rows set the same columns in the same order (the caller's groups).
+        return [value for row in rows for value in row.values()]
+    return [row[c] for row in rows for c in order]
+
+
+def _unordered(exc: QueryError) -> bool:
+    """Whether ``exc`` is ``_ordered_key``'s deliberate failure (the keys of a multi-row
+    INSERT did not ascend with its rows: the statement undid itself)."""
+    return str(exc.original) == _UNORDERED
+
+
 async def _write_alone(
     connection: Connection, sql: str, values: list[Any], model: str | None
 ) -> Sequence[Sequence[Any]] | None:
@@ -1057,16 +1064,7 @@ class _BulkInsert:
         shape = self.dialect.compiled_insert(sa_dialect, table, columns, self.key)
         order = shape.order
         width = len(order)
-        if tuples:
-            if order == columns:
-                values = [value for row in chunk for value in row]
-            else:
-                at = [columns.index(c) for c in order]
-                values = [row[i] for row in chunk for i in at]
-        elif order == columns:
-            values = [value for row in chunk for value in row.values()]
-        else:
-            values = [row[c] for row in chunk for c in order]
+        values = _flat_values(chunk, columns, order)
         for i, process in enumerate(shape.processors):
             if process is not None:
                 values[i::width] = map(process, values[i::width])
@@ -1085,7 +1083,7 @@ class _BulkInsert:
                 _queued(trx, driver, driver._execute_fetchall, sql, values),
             )
         except QueryError as exc:
-            if ordered and str(exc.original) == _UNORDERED:
+            if ordered and _unordered(exc):
                 raise _Unordered from exc
             raise
         return fetched
@@ -1097,7 +1095,7 @@ class _BulkInsert:
         try:
             result = await self.trx.execute(stmt, write=True, model=self.model)
         except QueryError as exc:
-            if ordered and str(exc.original) == _UNORDERED:
+            if ordered and _unordered(exc):
                 raise _Unordered from exc
             raise
         return [tuple(row) for row in result.rows]
